@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_TARGET_DIR
+RELEASE := $(CARGO_TARGET_DIR)/debug/release
+
+.PHONY: demo test tools build check-boundary
+
+## Packer from Debian and moto[server] from PyPI, each only when missing.
+tools:
+	@scripts/install-tools
+
+build:
+	cargo build -p release-cli
+
+## Runs every stage that exists against local AWS on 127.0.0.1:4566 (started, and reset, by this target).
+demo: tools build
+	@RELEASE=$(RELEASE) scripts/demo
+
+## The whole test suite: unit, conformance (in-memory and emulator) and end-to-end tests of the binary.
+test: tools check-boundary
+	cargo test --workspace --no-fail-fast
+
+## release-core must never depend on the AWS SDK (also asserted by a test, from Cargo.lock).
+check-boundary:
+	@if cargo tree -p release-core -e normal,build,dev --prefix none | grep -q '^aws-'; then \
+		echo "error: release-core depends on an aws crate; keep AWS in release-aws" >&2; exit 1; fi

@@ -1,0 +1,55 @@
+//! EC2: the Fleet port.
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::Filter;
+use release_core::ports::{Fleet, Network, Subnet};
+use release_core::{Error, Result};
+
+use crate::error::sdk;
+use crate::Aws;
+
+#[async_trait]
+impl Fleet for Aws {
+    async fn network(&self, subnets: &[String]) -> Result<Network> {
+        let req = self.ec2.describe_subnets();
+        let req = if subnets.is_empty() {
+            let vpcs = self
+                .ec2
+                .describe_vpcs()
+                .filters(Filter::builder().name("isDefault").values("true").build())
+                .send()
+                .await
+                .map_err(|e| sdk("ec2 DescribeVpcs", e))?;
+            let vpc = vpcs.vpcs().first().and_then(|v| v.vpc_id()).ok_or_else(|| {
+                Error::not_found("this account has no default VPC in the region; list subnets in [deploy] subnets")
+            })?;
+            req.filters(Filter::builder().name("vpc-id").values(vpc).build())
+        } else {
+            req.set_subnet_ids(Some(subnets.to_vec()))
+        };
+        let out = req.send().await.map_err(|e| {
+            let err = sdk("ec2 DescribeSubnets", e);
+            if err.message().contains("InvalidSubnetID") {
+                Error::not_found(format!("{}; fix [deploy] subnets", err.message()))
+            } else {
+                err
+            }
+        })?;
+        let mut vpc_id = None;
+        let mut found = Vec::new();
+        for s in out.subnets() {
+            let (Some(id), Some(az), Some(vpc)) = (s.subnet_id(), s.availability_zone(), s.vpc_id()) else { continue };
+            match &vpc_id {
+                None => vpc_id = Some(vpc.to_owned()),
+                Some(v) if v != vpc => {
+                    return Err(Error::input(format!("subnets span two VPCs ({v} and {vpc}); list subnets of one VPC")));
+                }
+                _ => {}
+            }
+            found.push(Subnet { id: id.to_owned(), availability_zone: az.to_owned() });
+        }
+        found.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone).then(a.id.cmp(&b.id)));
+        let vpc_id = vpc_id.ok_or_else(|| Error::not_found("no subnets found; list subnets in [deploy] subnets"))?;
+        Ok(Network { vpc_id, subnets: found })
+    }
+}

@@ -1,0 +1,125 @@
+//! The AWS side of the ports. Each module maps one service onto one port and translates SDK errors into
+//! `release-core` error kinds; nothing here decides what to do. This is the only crate that names SDK types.
+
+mod dynamodb;
+mod ec2;
+mod elb;
+mod error;
+mod route53;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use release_core::clock::{Clock, Timestamp};
+use release_core::ports::Cloud;
+use release_core::{Error, Result};
+
+pub use elb::classic_elb_zone_id;
+
+/// How to reach AWS: `None` everywhere means the standard aws-config chain (env, profile, IMDS).
+#[derive(Clone, Debug, Default)]
+pub struct AwsOptions {
+    /// One endpoint for every service (local AWS). `AWS_ENDPOINT_URL` is honoured by the chain when unset.
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// Clients for every service `release` uses, built from one shared config.
+#[derive(Clone, Debug)]
+pub struct Aws {
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    pub(crate) elb: aws_sdk_elasticloadbalancing::Client,
+    pub(crate) elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub(crate) route53: aws_sdk_route53::Client,
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
+    pub(crate) sts: aws_sdk_sts::Client,
+    region: String,
+    endpoint_url: Option<String>,
+}
+
+impl Aws {
+    /// Loads the config chain with `opts` on top. Fails with a clear error when no region is known.
+    pub async fn connect(opts: &AwsOptions) -> Result<Self> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            // A missing endpoint or bad credentials must fail within seconds, not hang.
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .read_timeout(Duration::from_secs(30))
+                    .operation_timeout(Duration::from_secs(120))
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(6).with_max_backoff(Duration::from_secs(5)));
+        if let Some(region) = &opts.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(profile) = &opts.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let config = loader.load().await;
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
+            Error::input("no AWS region is configured; pass --region, set `region` in the pipeline file, or set AWS_REGION")
+        })?;
+        let endpoint_url = config.endpoint_url().map(str::to_owned);
+        Ok(Self {
+            ec2: aws_sdk_ec2::Client::new(&config),
+            elb: aws_sdk_elasticloadbalancing::Client::new(&config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            route53: aws_sdk_route53::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            sts: aws_sdk_sts::Client::new(&config),
+            region,
+            endpoint_url,
+        })
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The endpoint override in force (flag or `AWS_ENDPOINT_URL`), if any.
+    pub fn endpoint_url(&self) -> Option<&str> {
+        self.endpoint_url.as_deref()
+    }
+
+    /// The ARN of the caller, for the ledger's actor.
+    pub async fn caller_arn(&self) -> Result<String> {
+        let out = self.sts.get_caller_identity().send().await.map_err(|e| error::sdk("sts GetCallerIdentity", e))?;
+        Ok(out.arn().unwrap_or("unknown").to_owned())
+    }
+
+    /// Every port backed by this connection, with the system clock.
+    pub fn cloud(self) -> Cloud {
+        let aws = Arc::new(self);
+        Cloud { fleet: aws.clone(), balancer: aws.clone(), dns: aws.clone(), ledger: aws, clock: Arc::new(SystemClock) }
+    }
+}
+
+/// Wall-clock time and tokio sleeps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl SystemClock {
+    pub(crate) fn now_millis(self) -> i64 {
+        self.now().millis()
+    }
+}
+
+#[async_trait::async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+
+    async fn sleep(&self, d: Duration) {
+        tokio::time::sleep(d).await
+    }
+}

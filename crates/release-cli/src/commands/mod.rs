@@ -1,0 +1,35 @@
+//! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
+
+mod provision;
+mod validate;
+
+use release_core::{Error, ErrorKind, Result};
+
+use crate::args::{Cli, Command};
+use crate::output::Output;
+
+pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Validate => validate::run(g, out),
+        Command::Provision { env, plan } => provision::run(g, out, env, *plan).await,
+        Command::Build { .. } => not_built("build", 3),
+        Command::Test { .. } => not_built("test", 3),
+        Command::Bake { .. } => not_built("bake", 3),
+        Command::Images => not_built("images", 3),
+        Command::Promote { .. } => not_built("promote", 4),
+        Command::Unlock { .. } => not_built("unlock", 4),
+        Command::Switch { .. } => not_built("switch", 5),
+        Command::Status { .. } => not_built("status", 5),
+        Command::Rollback { .. } => not_built("rollback", 5),
+        Command::History { .. } => not_built("history", 5),
+    }
+}
+
+/// Commands of the design that this version does not have yet: say so plainly, change nothing.
+fn not_built(command: &str, issue: u32) -> Result<()> {
+    Err(Error::new(
+        ErrorKind::NotImplemented,
+        format!("`release {command}` is not implemented in this version yet (tracked in issue {issue}); nothing was changed"),
+    ))
+}

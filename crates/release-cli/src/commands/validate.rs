@@ -1,0 +1,78 @@
+//! `release validate`: every selected pipeline file, every problem, each at file:line:col with a fix hint.
+
+use release_core::pipeline;
+use release_core::{Error, Result};
+use serde::Serialize;
+
+use crate::args::Global;
+use crate::context;
+use crate::output::Output;
+
+#[derive(Serialize)]
+struct FileReport {
+    file: String,
+    ok: bool,
+    app: Option<String>,
+    environments: Vec<String>,
+    clusters: Vec<String>,
+    problems: Vec<pipeline::Diagnostic>,
+}
+
+pub fn run(g: &Global, out: &Output) -> Result<()> {
+    let files = context::selected_files(g)?;
+    let mut reports = Vec::new();
+    for file in &files {
+        let report = match pipeline::load_file(file) {
+            Ok(p) => FileReport {
+                file: file.display().to_string(),
+                ok: true,
+                app: Some(p.app.to_string()),
+                environments: p.envs.iter().map(|e| e.name.to_string()).collect(),
+                clusters: p.envs.iter().flat_map(|e| e.clusters.iter().map(|c| c.name.to_string())).collect(),
+                problems: Vec::new(),
+            },
+            Err(problems) => FileReport {
+                file: file.display().to_string(),
+                ok: false,
+                app: None,
+                environments: Vec::new(),
+                clusters: Vec::new(),
+                problems,
+            },
+        };
+        reports.push(report);
+    }
+    let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
+    let bad_files = reports.iter().filter(|r| !r.ok).count();
+    if problems == 0 {
+        out.result(&serde_json::json!({ "ok": true, "files": reports }), || {
+            reports
+                .iter()
+                .map(|r| {
+                    format!(
+                        "ok {} (app {}: environments {}; clusters {})\n",
+                        r.file,
+                        r.app.as_deref().unwrap_or("?"),
+                        r.environments.join(", "),
+                        r.clusters.join(", ")
+                    )
+                })
+                .collect()
+        });
+        return Ok(());
+    }
+    if out.is_json() {
+        out.result(&serde_json::json!({ "ok": false, "files": reports }), String::new);
+    }
+    let details = if out.is_json() {
+        Vec::new()
+    } else {
+        reports.iter().flat_map(|r| r.problems.iter().map(ToString::to_string)).collect()
+    };
+    Err(Error::input(format!(
+        "{problems} problem{} in {bad_files} pipeline file{}",
+        if problems == 1 { "" } else { "s" },
+        if bad_files == 1 { "" } else { "s" }
+    ))
+    .with_details(details))
+}

@@ -1,0 +1,66 @@
+//! Text for people on stdout, or exactly one JSON document on stdout for programs. Logs and progress always go
+//! to stderr, so `--output json | jq` never sees them.
+
+use release_core::Error;
+use serde::Serialize;
+
+use crate::args::OutputFormat;
+
+pub struct Output {
+    format: OutputFormat,
+    /// Whether the one JSON document was printed already (a failing command may have reported first).
+    printed: std::cell::Cell<bool>,
+}
+
+impl Output {
+    pub fn new(format: OutputFormat) -> Self {
+        Self { format, printed: std::cell::Cell::new(false) }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// Prints a command's result: `text` in text mode, `value` as JSON otherwise.
+    pub fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        match self.format {
+            OutputFormat::Text => {
+                let t = text();
+                if !t.is_empty() {
+                    println!("{}", t.trim_end());
+                }
+            }
+            OutputFormat::Json => match serde_json::to_string_pretty(value) {
+                Ok(s) => {
+                    println!("{s}");
+                    self.printed.set(true);
+                }
+                Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
+            },
+        }
+    }
+
+    /// A progress or log line, always on stderr.
+    pub fn progress(&self, line: impl AsRef<str>) {
+        eprintln!("{}", line.as_ref());
+    }
+
+    pub fn error(&self, e: &Error) {
+        for d in e.details() {
+            eprintln!("{d}");
+        }
+        eprintln!("error: {}", e.message());
+        if self.is_json() && !self.printed.get() {
+            let doc = serde_json::json!({
+                "ok": false,
+                "error": {
+                    "kind": e.kind().as_str(),
+                    "message": e.message(),
+                    "details": e.details(),
+                    "exit_code": e.kind().exit_code(),
+                }
+            });
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The binary's own help: it documents every command of the design and the exit codes.
+//! (Being an integration test, it also makes cargo build `release` for the end-to-end tests in tests/.)
+
+use std::process::Command;
+
+#[test]
+fn help_lists_the_commands_and_exit_codes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_release")).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["validate", "provision", "build", "test", "bake", "images", "promote", "switch", "status", "rollback", "history", "unlock"] {
+        assert!(help.lines().any(|l| l.trim_start().starts_with(cmd)), "--help lacks {cmd}:\n{help}");
+    }
+    assert!(help.contains("5 lock held, 6 AWS failure"), "{help}");
+}
+
+#[test]
+fn bad_flags_are_usage_errors_with_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_release")).args(["provision"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--env <ENV>"), "{err}");
+}

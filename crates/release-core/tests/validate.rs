@@ -1,0 +1,241 @@
+//! One test per kind of pipeline problem, asserting the exact position and message a user sees.
+
+use std::path::Path;
+
+use release_core::pipeline::{parse, Diagnostic, LbTarget, Pipeline};
+
+const GOOD: &str = r#"app = "hello"
+region = "us-east-1"
+
+[build]
+command = "make dist"
+artifact = "dist/hello.tar.gz"
+
+[test]
+command = "make check"
+
+[bake]
+template = "packer-templates/app.pkr.hcl"
+base_ami = "al2023-ami-2023.*-x86_64"
+base_owners = ["amazon"]
+instance_type = "t3.micro"
+vars = { }
+
+[deploy]
+instance_type = "t3.micro"
+health_timeout = "10m"
+drain = "30s"
+subnets = []
+security_groups = []
+
+[env.staging]
+vars = { APP_ENV = "staging", DATABASE_URL = "ssm:/hello/staging/database-url" }
+[env.staging.clusters.staging]
+load_balancer = "hello-staging"
+count = 2
+
+[env.prod]
+vars = { APP_ENV = "production" }
+dns = { zone = "example.com.", record = "hello.example.com.", ttl = 60 }
+[env.prod.clusters.prod1]
+load_balancer = "hello-prod1"
+count = 4
+[env.prod.clusters.prod2]
+target_group = "hello-prod2"
+count = 4
+"#;
+
+struct Project(tempfile::TempDir);
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("packer-templates")).unwrap();
+        std::fs::write(dir.path().join("packer-templates/app.pkr.hcl"), "# template\n").unwrap();
+        Self(dir)
+    }
+
+    fn parse(&self, src: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+        parse(Path::new("pipelines/hello.toml"), self.0.path(), src, true)
+    }
+
+    /// The diagnostics of `src`, rendered as the CLI prints them, without the file name.
+    fn problems(&self, src: &str) -> Vec<String> {
+        match self.parse(src) {
+            Ok(_) => panic!("expected problems in:\n{src}"),
+            Err(d) => d.iter().map(|d| d.to_string().trim_start_matches("pipelines/hello.toml:").to_owned()).collect(),
+        }
+    }
+}
+
+fn replace(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from:?} is not in the good file");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn the_design_example_parses_into_typed_values() {
+    let p = Project::new().parse(GOOD).expect("valid");
+    assert_eq!(p.app.as_str(), "hello");
+    assert_eq!(p.envs.len(), 2);
+    let (env, prod2) = p.cluster("prod2").unwrap();
+    assert_eq!(env.name.as_str(), "prod");
+    assert_eq!(prod2.target, LbTarget::TargetGroup("hello-prod2".into()));
+    assert_eq!(prod2.count, 4);
+    assert_eq!(prod2.deploy.health_timeout.as_secs(), 600);
+    assert_eq!(p.env("staging").unwrap().vars["DATABASE_URL"], "ssm:/hello/staging/database-url");
+    assert_eq!(p.env("prod").unwrap().dns.as_ref().unwrap().record, "hello.example.com.");
+    assert_eq!(p.ledger_table, "release-ledger");
+}
+
+#[test]
+fn toml_syntax_error_points_at_the_position() {
+    let src = replace("count = 2", "count = = 2");
+    assert_eq!(Project::new().problems(&src), vec![
+        "29:9: invalid TOML: invalid string; expected `\"`, `'`; fix: fix the TOML syntax at this position"
+    ]);
+}
+
+#[test]
+fn unknown_key_suggests_the_closest_known_one() {
+    let src = replace("load_balancer = \"hello-staging\"", "lod_balancer = \"hello-staging\"");
+    let p = Project::new().problems(&src);
+    assert_eq!(p, vec![
+        "27:1: missing key `load_balancer` in [env.staging.clusters.staging]; fix: add load_balancer = \"<classic ELB name>\" or target_group = \"<target group name>\"",
+        "28:1: unknown key `lod_balancer` in [env.staging.clusters.staging]; fix: did you mean `load_balancer`?",
+    ]);
+}
+
+#[test]
+fn unknown_top_level_key_lists_the_allowed_ones() {
+    let src = format!("colour = \"blue\"\n{GOOD}");
+    assert_eq!(Project::new().problems(&src), vec![
+        "1:1: unknown key `colour` in [top level]; fix: remove it; allowed keys here: app, region, ledger_table, build, test, bake, deploy, env",
+    ]);
+}
+
+#[test]
+fn missing_key_names_the_table() {
+    let src = replace("artifact = \"dist/hello.tar.gz\"\n", "");
+    assert_eq!(Project::new().problems(&src), vec![
+        "4:1: missing key `artifact` in [build]; fix: add artifact = \"<path the build writes>\"",
+    ]);
+}
+
+#[test]
+fn missing_app() {
+    let src = replace("app = \"hello\"\n", "");
+    assert_eq!(Project::new().problems(&src), vec!["1:1: missing key `app` in [top level]; fix: add app = \"<name>\" at the top"]);
+}
+
+#[test]
+fn bad_app_name() {
+    let src = replace("app = \"hello\"", "app = \"Hello_World\"");
+    assert_eq!(Project::new().problems(&src), vec![
+        "1:7: app name `Hello_World` is invalid; fix: use 1-32 characters of a-z, 0-9 and `-`, not starting or ending with `-`",
+    ]);
+}
+
+#[test]
+fn duplicate_cluster_names_across_environments() {
+    let src = replace("[env.prod.clusters.prod2]", "[env.prod.clusters.staging]");
+    assert_eq!(Project::new().problems(&src), vec![
+        "37:20: cluster name `staging` is already used in [env.staging.clusters.staging]; fix: cluster names must be unique within an app; rename one",
+    ]);
+}
+
+#[test]
+fn dns_environment_needs_two_clusters() {
+    let src = replace("[env.prod.clusters.prod2]\ntarget_group = \"hello-prod2\"\ncount = 4\n", "");
+    assert_eq!(Project::new().problems(&src), vec![
+        "34:11: [env.prod] has dns but only one cluster; blue/green needs two or more; fix: add a second cluster under [env.prod.clusters], or remove dns to replace in place",
+    ]);
+}
+
+#[test]
+fn environment_without_dns_has_one_cluster() {
+    let src = replace("count = 2\n", "count = 2\n[env.staging.clusters.staging2]\nload_balancer = \"hello-staging2\"\ncount = 1\n");
+    assert_eq!(Project::new().problems(&src), vec![
+        "27:14: [env.staging] has 2 clusters but no dns; without dns there is one cluster, replaced in place; fix: add dns = { zone = ..., record = ... } to [env.staging], or keep one cluster",
+    ]);
+}
+
+#[test]
+fn bad_durations() {
+    let src = replace("health_timeout = \"10m\"", "health_timeout = \"ten minutes\"").replace("drain = \"30s\"", "drain = \"2h\"");
+    assert_eq!(Project::new().problems(&src), vec![
+        "20:18: `health_timeout` in [deploy]: `ten minutes` is not a duration; fix: write a duration like \"30s\", \"10m\", \"1h\" or \"1m30s\"",
+        "21:9: `drain` in [deploy] is 2h, outside 0s..1h; fix: pick a duration inside that range",
+    ]);
+}
+
+#[test]
+fn absurd_health_timeout() {
+    let src = replace("health_timeout = \"10m\"", "health_timeout = \"1s\"");
+    assert_eq!(Project::new().problems(&src), vec![
+        "20:18: `health_timeout` in [deploy] is 1s, outside 5s..6h; fix: pick a duration inside that range",
+    ]);
+}
+
+#[test]
+fn bad_counts() {
+    let src = replace("count = 2", "count = -1").replace("count = 4", "count = \"4\"");
+    assert_eq!(Project::new().problems(&src), vec![
+        "29:9: count -1 is outside 1..1000; fix: set how many instances the cluster runs, at least 1",
+        "36:9: `count` in [env.prod.clusters.prod1] must be an integer, not string; fix: write a whole number without quotes",
+        "39:9: `count` in [env.prod.clusters.prod2] must be an integer, not string; fix: write a whole number without quotes",
+    ]);
+}
+
+#[test]
+fn template_that_does_not_exist() {
+    let project = Project::new();
+    let src = replace("packer-templates/app.pkr.hcl", "packer-templates/missing.pkr.hcl");
+    let problems = project.problems(&src);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("12:12: template `packer-templates/missing.pkr.hcl` does not exist under "), "{problems:?}");
+    assert!(problems[0].ends_with("; fix: give a path relative to the directory that holds pipelines/"), "{problems:?}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let src = replace("app = \"hello\"", "app = \"-bad\"")
+        .replace("count = 2", "count = 0")
+        .replace("drain = \"30s\"", "drain = \"30\"")
+        .replace("load_balancer = \"hello-prod1\"", "load_balancer = \"hello-prod1\"\nloadbalancer = \"x\"");
+    let problems = Project::new().problems(&src);
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+}
+
+#[test]
+fn ssm_references_must_be_paths_and_names_must_be_env_vars() {
+    let src = replace("DATABASE_URL = \"ssm:/hello/staging/database-url\"", "DATABASE_URL = \"ssm:hello\", 1BAD = \"x\"");
+    assert_eq!(Project::new().problems(&src), vec![
+        "26:46: `DATABASE_URL` in [env.staging.vars] is not a valid SSM reference: `ssm:hello`; fix: write ssm:/path/to/parameter",
+        "26:59: `1BAD` in [env.staging.vars] is not a valid environment variable name; fix: use letters, digits and `_`, not starting with a digit",
+    ]);
+}
+
+#[test]
+fn name_filter_needs_owners() {
+    let src = replace("base_owners = [\"amazon\"]\n", "");
+    assert_eq!(Project::new().problems(&src), vec![
+        "13:12: base_ami `al2023-ami-2023.*-x86_64` is a name filter but [bake] has no base_owners; fix: add base_owners = [\"amazon\"] (or the account id you trust) so no stranger's image can match",
+    ]);
+}
+
+#[test]
+fn both_load_balancer_and_target_group() {
+    let src = replace("load_balancer = \"hello-prod1\"", "load_balancer = \"hello-prod1\"\ntarget_group = \"tg\"");
+    assert_eq!(Project::new().problems(&src), vec![
+        "36:16: [env.prod.clusters.prod1] names both load_balancer and target_group; fix: keep one of them",
+    ]);
+}
+
+#[test]
+fn record_outside_zone() {
+    let src = replace("record = \"hello.example.com.\"", "record = \"hello.example.org.\"");
+    assert_eq!(Project::new().problems(&src), vec![
+        "33:41: record `hello.example.org.` is not inside zone `example.com.`; fix: use a name that ends with the zone",
+    ]);
+}

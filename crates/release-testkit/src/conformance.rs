@@ -1,0 +1,92 @@
+//! The one suite of port behaviour. Every check runs against the in-memory cloud and against the emulator
+//! (`tests/conformance.rs` of this crate); a behaviour the engine relies on belongs here.
+
+use release_core::pipeline::LbTarget;
+use release_core::ports::{Cloud, LbSpec, RecordChange, WeightedAlias};
+use release_core::ErrorKind;
+
+fn spec() -> LbSpec {
+    LbSpec { port: 8080, health_path: "/health".into(), security_groups: Vec::new() }
+}
+
+/// Runs every check; panics with the failing behaviour's name.
+pub async fn run_all(cloud: &Cloud) {
+    fleet_network(cloud).await;
+    balancer_create_describe(cloud).await;
+    dns_zone_and_weighted_records(cloud).await;
+    ledger_table(cloud).await;
+}
+
+pub async fn fleet_network(cloud: &Cloud) {
+    let net = cloud.fleet.network(&[]).await.expect("default network");
+    assert!(net.vpc_id.starts_with("vpc-"), "fleet: default vpc id {:?}", net.vpc_id);
+    let mut zones: Vec<&str> = net.subnets.iter().map(|s| s.availability_zone.as_str()).collect();
+    zones.dedup();
+    assert!(zones.len() >= 2, "fleet: default VPC spans at least two zones, got {zones:?}");
+    let one = cloud.fleet.network(&[net.subnets[0].id.clone()]).await.expect("named subnet");
+    assert_eq!(one.subnets, vec![net.subnets[0].clone()], "fleet: a named subnet is returned as is");
+    let err = cloud.fleet.network(&["subnet-0000000000000dead".into()]).await.expect_err("unknown subnet");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "fleet: unknown subnet is not-found: {err}");
+}
+
+pub async fn balancer_create_describe(cloud: &Cloud) {
+    let classic = LbTarget::ClassicElb("conf-classic".into());
+    let tg = LbTarget::TargetGroup("conf-tg".into());
+    let both = [classic.clone(), tg.clone()];
+    assert!(cloud.balancer.describe(&both).await.unwrap().is_empty(), "balancer: nothing exists at first");
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    let a = cloud.balancer.create(&classic, &spec(), &net).await.expect("create classic ELB");
+    assert_eq!(a.target, classic);
+    assert!(!a.dns_name.is_empty() && !a.hosted_zone_id.is_empty(), "balancer: classic ELB has dns and zone: {a:?}");
+    let again = cloud.balancer.create(&classic, &spec(), &net).await.expect("create is idempotent");
+    assert_eq!(again, a, "balancer: creating twice returns the same load balancer");
+    let b = cloud.balancer.create(&tg, &spec(), &net).await.expect("create target group");
+    assert_eq!(b.target, tg);
+    assert!(!b.dns_name.is_empty() && !b.hosted_zone_id.is_empty(), "balancer: target group's ALB has dns and zone");
+    let mut got = cloud.balancer.describe(&both).await.unwrap();
+    got.sort_by(|x, y| x.target.cmp(&y.target));
+    assert_eq!(got.len(), 2, "balancer: both described");
+    let only = cloud.balancer.describe(std::slice::from_ref(&tg)).await.unwrap();
+    assert_eq!(only, vec![b], "balancer: describe returns only what was asked");
+}
+
+pub async fn dns_zone_and_weighted_records(cloud: &Cloud) {
+    assert_eq!(cloud.dns.find_zone("conformance.test.").await.unwrap(), None, "dns: zone absent at first");
+    let zone = cloud.dns.create_zone("conformance.test.").await.expect("create zone");
+    assert_eq!(cloud.dns.find_zone("conformance.test.").await.unwrap(), Some(zone.clone()), "dns: zone found by name");
+    assert_eq!(cloud.dns.find_zone("Conformance.Test").await.unwrap(), Some(zone.clone()), "dns: names compare case-insensitively");
+    let rec = |id: &str, weight: u8| WeightedAlias {
+        name: "app.conformance.test.".into(),
+        set_identifier: id.into(),
+        weight,
+        target_dns: format!("{id}-1.us-east-1.elb.amazonaws.com"),
+        target_zone_id: "Z35SXDOTRQ7X7K".into(),
+    };
+    let changes = [RecordChange::Upsert(rec("blue", 100)), RecordChange::Upsert(rec("green", 0))];
+    cloud.dns.apply(&zone, &changes, "conformance").await.expect("one batch of two upserts");
+    let mut got = cloud.dns.records(&zone, "app.conformance.test.").await.unwrap();
+    got.weighted.sort_by(|a, b| a.set_identifier.cmp(&b.set_identifier));
+    assert!(got.foreign.is_empty(), "dns: no foreign records");
+    assert_eq!(got.weighted.len(), 2, "dns: both weighted aliases: {got:?}");
+    assert_eq!((got.weighted[0].set_identifier.as_str(), got.weighted[0].weight), ("blue", 100));
+    assert_eq!((got.weighted[1].set_identifier.as_str(), got.weighted[1].weight), ("green", 0));
+    assert!(got.weighted[1].target_dns.starts_with("green-1."), "dns: alias target kept: {:?}", got.weighted[1]);
+    cloud
+        .dns
+        .apply(&zone, &[RecordChange::Upsert(rec("blue", 0)), RecordChange::Upsert(rec("green", 100))], "flip")
+        .await
+        .expect("upsert replaces");
+    let got = cloud.dns.records(&zone, "app.conformance.test.").await.unwrap();
+    let w = |id: &str| got.weighted.iter().find(|r| r.set_identifier == id).map(|r| r.weight);
+    assert_eq!((w("blue"), w("green"), got.weighted.len()), (Some(0), Some(100), 2), "dns: upsert changes weights in place");
+    let other = cloud.dns.records(&zone, "other.conformance.test.").await.unwrap();
+    assert!(other.weighted.is_empty() && other.foreign.is_empty(), "dns: records of another name are not returned");
+}
+
+pub async fn ledger_table(cloud: &Cloud) {
+    assert!(!cloud.ledger.table_exists("conformance-ledger").await.unwrap(), "ledger: table absent at first");
+    cloud.ledger.create_table("conformance-ledger").await.expect("create table");
+    assert!(cloud.ledger.table_exists("conformance-ledger").await.unwrap(), "ledger: table exists after create");
+    let err = cloud.ledger.create_table("conformance-ledger").await.expect_err("second create");
+    assert_eq!(err.kind(), ErrorKind::Aws, "ledger: creating an existing table is an AWS error: {err}");
+}

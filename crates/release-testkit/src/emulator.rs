@@ -1,0 +1,159 @@
+//! One moto server per test: a free port on 127.0.0.1, installed by `localstack/install` when missing,
+//! killed when the handle drops. Only loopback is ever contacted.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Emulator {
+    child: Child,
+    addr: SocketAddr,
+}
+
+/// The workspace root (the directory holding `localstack/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crate lives in crates/<name>").to_path_buf()
+}
+
+fn moto_server() -> PathBuf {
+    let root = workspace_root();
+    let bin = root.join("localstack/.venv/bin/moto_server");
+    if !bin.exists() {
+        let status = Command::new("bash")
+            .arg(root.join("localstack/install"))
+            .status()
+            .expect("run localstack/install");
+        assert!(status.success(), "localstack/install failed; see its output above");
+    }
+    bin
+}
+
+impl Emulator {
+    /// Starts a fresh, empty emulator. Panics with the server's log when it does not come up.
+    pub fn start() -> Self {
+        let bin = moto_server();
+        for _attempt in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn moto_server");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken in between: try another
+                }
+                if http(addr, "GET", "/moto-api/data.json").is_ok() {
+                    return Self { child, addr };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let mut log = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut log);
+            }
+            eprintln!("moto_server on port {port} did not come up: {log}");
+        }
+        panic!("could not start moto_server after 5 attempts");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Forgets every resource (POST /moto-api/reset).
+    pub fn reset(&self) {
+        http(self.addr, "POST", "/moto-api/reset").expect("reset emulator");
+    }
+
+    /// What the emulator holds of the services `release` uses, to compare before and after a command that must
+    /// change nothing. moto loads a service's backend on first use and lists every model of it, empty or not, so
+    /// only non-empty models count: the same world reads the same whether a backend was loaded or not.
+    pub fn state(&self) -> Snapshot {
+        let text = http(self.addr, "GET", "/moto-api/data.json").expect("read emulator state");
+        let doc: serde_json::Value = serde_json::from_str(&text).expect("data.json is JSON");
+        let mut models = BTreeMap::new();
+        for service in ["ec2", "elb", "elbv2", "route53", "dynamodb", "sts"] {
+            let Some(obj) = doc.get(service).and_then(|v| v.as_object()) else { continue };
+            for (model, items) in obj {
+                if items.as_array().is_some_and(|a| !a.is_empty()) {
+                    models.insert(format!("{service}.{model}"), items.to_string());
+                }
+            }
+        }
+        Snapshot(models)
+    }
+}
+
+/// The emulator's resources by `service.Model`, as JSON text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Snapshot(pub BTreeMap<String, String>);
+
+impl Snapshot {
+    /// The models that differ between two snapshots.
+    pub fn changed_models(&self, other: &Snapshot) -> Vec<String> {
+        let keys: std::collections::BTreeSet<&String> = self.0.keys().chain(other.0.keys()).collect();
+        keys.into_iter().filter(|k| self.0.get(*k) != other.0.get(*k)).cloned().collect()
+    }
+
+    /// Panics naming what changed, without dumping the whole world.
+    #[track_caller]
+    pub fn assert_same(&self, after: &Snapshot, what: &str) {
+        let changed = self.changed_models(after);
+        assert!(changed.is_empty(), "{what} changed AWS: {changed:?}");
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot({:?})", self.0.keys().collect::<Vec<_>>())
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 exchange, enough for moto's control API; returns the body of a 2xx answer.
+fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let ok = head.split_whitespace().nth(1).is_some_and(|c| c.starts_with('2'));
+    if !ok {
+        return Err(std::io::Error::other(format!("{method} {path}: {}", head.lines().next().unwrap_or(""))));
+    }
+    // moto answers data.json with chunked encoding at times; the tests only compare whole bodies, so dechunk.
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Ok(dechunk(body));
+    }
+    Ok(body.to_owned())
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,8 @@
+//! Test support for `release`:
+//! - [`emulator`]: starts moto's server on a free loopback port for one test and stops it on drop;
+//! - [`memory`]: the in-memory cloud (every port, shared state, simulated time) for what the emulator cannot do;
+//! - [`conformance`]: the one suite of port behaviour, run against both, so the in-memory cloud stays honest.
+
+pub mod conformance;
+pub mod emulator;
+pub mod memory;

@@ -1,0 +1,239 @@
+//! The in-memory cloud: every port over one shared state, with simulated time. It exists for what the emulator
+//! cannot do (time, faults); the conformance suite holds it to the emulator's behaviour.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use release_core::clock::{Clock, Timestamp};
+use release_core::pipeline::LbTarget;
+use release_core::ports::{
+    Balancer, Cloud, Dns, Fleet, ForeignRecord, LbInfo, LbSpec, Ledger, Network, RecordChange, RecordSet, Subnet,
+    WeightedAlias, ZoneId,
+};
+use release_core::{Error, ErrorKind, Result};
+
+/// Simulated time: `sleep` returns at once and moves the clock forward.
+#[derive(Clone, Debug)]
+pub struct SimClock {
+    now: Arc<Mutex<Timestamp>>,
+}
+
+impl SimClock {
+    pub fn new(start: Timestamp) -> Self {
+        Self { now: Arc::new(Mutex::new(start)) }
+    }
+
+    pub fn advance(&self, d: Duration) {
+        let mut now = self.now.lock().unwrap();
+        *now = now.add(d);
+    }
+}
+
+#[async_trait]
+impl Clock for SimClock {
+    fn now(&self) -> Timestamp {
+        *self.now.lock().unwrap()
+    }
+
+    async fn sleep(&self, d: Duration) {
+        self.advance(d);
+        tokio::task::yield_now().await;
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub vpc_id: String,
+    pub subnets: Vec<Subnet>,
+    pub load_balancers: BTreeMap<LbTarget, (LbInfo, LbSpec)>,
+    /// zone name (lowercase, trailing dot) → (id, records by (name, set identifier))
+    pub zones: BTreeMap<String, (ZoneId, BTreeMap<(String, String), WeightedAlias>)>,
+    /// Records release does not manage, by zone id.
+    pub foreign: BTreeMap<ZoneId, Vec<ForeignRecord>>,
+    pub tables: Vec<String>,
+    /// Calls made, by port operation name, to prove that call counts do not grow with the fleet.
+    pub calls: BTreeMap<&'static str, u64>,
+    next_id: u64,
+}
+
+impl State {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next_id += 1;
+        format!("{prefix}{:012x}", self.next_id)
+    }
+}
+
+/// Every port over one shared [`State`].
+#[derive(Clone)]
+pub struct MemoryCloud {
+    state: Arc<Mutex<State>>,
+    pub clock: SimClock,
+    region: String,
+}
+
+impl Default for MemoryCloud {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryCloud {
+    /// A region with a default VPC of three subnets in three zones, like a fresh AWS account.
+    pub fn new() -> Self {
+        let mut state = State::default();
+        state.vpc_id = state.id("vpc-");
+        for az in ["us-east-1a", "us-east-1b", "us-east-1c"] {
+            let id = state.id("subnet-");
+            state.subnets.push(Subnet { id, availability_zone: az.to_owned() });
+        }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)),
+            region: "us-east-1".into(),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn call(&self, op: &'static str) -> MutexGuard<'_, State> {
+        let mut s = self.state();
+        *s.calls.entry(op).or_default() += 1;
+        s
+    }
+
+    pub fn cloud(&self) -> Cloud {
+        let me = Arc::new(self.clone());
+        Cloud { fleet: me.clone(), balancer: me.clone(), dns: me.clone(), ledger: me, clock: Arc::new(self.clock.clone()) }
+    }
+
+    /// Plants a record that release does not manage (e.g. a hand-made CNAME).
+    pub fn add_foreign_record(&self, zone: &ZoneId, name: &str, record_type: &str) {
+        self.state().foreign.entry(zone.clone()).or_default().push(ForeignRecord {
+            name: normalize(name),
+            record_type: record_type.to_owned(),
+        });
+    }
+}
+
+fn normalize(name: &str) -> String {
+    let n = name.to_ascii_lowercase();
+    if n.ends_with('.') { n } else { format!("{n}.") }
+}
+
+#[async_trait]
+impl Fleet for MemoryCloud {
+    async fn network(&self, subnets: &[String]) -> Result<Network> {
+        let s = self.call("ec2:DescribeSubnets");
+        let found: Vec<Subnet> = if subnets.is_empty() {
+            s.subnets.clone()
+        } else {
+            let mut out = Vec::new();
+            for id in subnets {
+                match s.subnets.iter().find(|x| &x.id == id) {
+                    Some(x) => out.push(x.clone()),
+                    None => {
+                        return Err(Error::not_found(format!(
+                            "ec2 DescribeSubnets: InvalidSubnetID.NotFound: the subnet ID '{id}' does not exist; fix [deploy] subnets"
+                        )))
+                    }
+                }
+            }
+            out
+        };
+        Ok(Network { vpc_id: s.vpc_id.clone(), subnets: found })
+    }
+}
+
+#[async_trait]
+impl Balancer for MemoryCloud {
+    async fn describe(&self, targets: &[LbTarget]) -> Result<Vec<LbInfo>> {
+        let s = self.call("elb:Describe");
+        Ok(s.load_balancers.values().filter(|(i, _)| targets.contains(&i.target)).map(|(i, _)| i.clone()).collect())
+    }
+
+    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
+        let mut s = self.call("elb:Create");
+        if network.subnets.is_empty() {
+            return Err(Error::new(ErrorKind::Aws, "elb CreateLoadBalancer: no subnets given"));
+        }
+        let region = self.region.clone();
+        let info = s
+            .load_balancers
+            .entry(target.clone())
+            .or_insert_with(|| {
+                let info = LbInfo {
+                    target: target.clone(),
+                    dns_name: format!("{}-1234567890.{region}.elb.amazonaws.com", target.name()),
+                    hosted_zone_id: "Z35SXDOTRQ7X7K".into(),
+                };
+                (info, spec.clone())
+            })
+            .0
+            .clone();
+        Ok(info)
+    }
+}
+
+#[async_trait]
+impl Dns for MemoryCloud {
+    async fn find_zone(&self, zone: &str) -> Result<Option<ZoneId>> {
+        let s = self.call("route53:ListHostedZonesByName");
+        Ok(s.zones.get(&normalize(zone)).map(|(id, _)| id.clone()))
+    }
+
+    async fn create_zone(&self, zone: &str) -> Result<ZoneId> {
+        let mut s = self.call("route53:CreateHostedZone");
+        let id = ZoneId(s.id("Z").to_ascii_uppercase());
+        s.zones.entry(normalize(zone)).or_insert_with(|| (id, BTreeMap::new()));
+        Ok(s.zones[&normalize(zone)].0.clone())
+    }
+
+    async fn records(&self, zone: &ZoneId, name: &str) -> Result<RecordSet> {
+        let s = self.call("route53:ListResourceRecordSets");
+        let want = normalize(name);
+        let (_, records) = s
+            .zones
+            .values()
+            .find(|(id, _)| id == zone)
+            .ok_or_else(|| Error::aws(format!("route53 ListResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
+        let weighted = records.values().filter(|r| r.name == want).cloned().collect();
+        let foreign = s.foreign.get(zone).map(|f| f.iter().filter(|r| r.name == want).cloned().collect()).unwrap_or_default();
+        Ok(RecordSet { weighted, foreign })
+    }
+
+    async fn apply(&self, zone: &ZoneId, changes: &[RecordChange], _comment: &str) -> Result<()> {
+        let mut s = self.call("route53:ChangeResourceRecordSets");
+        let (_, records) = s
+            .zones
+            .values_mut()
+            .find(|(id, _)| id == zone)
+            .ok_or_else(|| Error::aws(format!("route53 ChangeResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
+        for c in changes {
+            let RecordChange::Upsert(r) = c;
+            let mut r = r.clone();
+            r.name = normalize(&r.name);
+            records.insert((r.name.clone(), r.set_identifier.clone()), r);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Ledger for MemoryCloud {
+    async fn table_exists(&self, table: &str) -> Result<bool> {
+        Ok(self.call("dynamodb:DescribeTable").tables.iter().any(|t| t == table))
+    }
+
+    async fn create_table(&self, table: &str) -> Result<()> {
+        let mut s = self.call("dynamodb:CreateTable");
+        if s.tables.iter().any(|t| t == table) {
+            return Err(Error::aws(format!("dynamodb CreateTable: ResourceInUseException: table already exists: {table}")));
+        }
+        s.tables.push(table.to_owned());
+        Ok(())
+    }
+}

@@ -1,0 +1,183 @@
+//! Harness for end-to-end tests: run the real `release` binary against a fresh emulator and look at AWS
+//! through the SDK.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use release_testkit::emulator::{workspace_root, Emulator};
+
+/// The `release` binary, next to this test in the same target directory. `cargo test -p release-e2e` alone does
+/// not rebuild another package's binary, so the first test of each process brings it up to date with
+/// `cargo build` (a no-op when it is); `RELEASE_BIN` names a binary to use instead.
+pub fn release_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("RELEASE_BIN") {
+            return PathBuf::from(p);
+        }
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").to_path_buf();
+        let target_dir = dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "release-cli", "--bin", "release"])
+            .current_dir(workspace_root())
+            .env("CARGO_TARGET_DIR", target_dir);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build -p release-cli failed");
+        let bin = dir.join("release");
+        assert!(bin.exists(), "{} is missing after cargo build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// The result of one `release` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", self.stdout))
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "release failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// The last `error: ...` line of stderr.
+    pub fn error_line(&self) -> &str {
+        self.stderr.lines().rev().find(|l| l.starts_with("error: ")).unwrap_or("")
+    }
+}
+
+/// Runs `release` in `cwd` with dummy credentials and, when given, the emulator's endpoint.
+pub fn release(cwd: &Path, endpoint: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = Command::new(release_bin());
+    cmd.current_dir(cwd)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        // Never let a test fall back to real AWS credentials or config files of the machine.
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    if let Some(url) = endpoint {
+        cmd.arg("--endpoint-url").arg(url);
+    }
+    let start = Instant::now();
+    let Output { status, stdout, stderr } = cmd.output().expect("run release");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
+}
+
+/// A throwaway project: `pipelines/<app>.toml` plus the repository's packer template and demo app.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(pipeline: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = workspace_root();
+        std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+        std::fs::create_dir_all(dir.path().join("packer-templates")).unwrap();
+        std::fs::copy(root.join("packer-templates/app.pkr.hcl"), dir.path().join("packer-templates/app.pkr.hcl")).unwrap();
+        let app = pipeline
+            .lines()
+            .find_map(|l| l.strip_prefix("app = \""))
+            .and_then(|l| l.split('"').next())
+            .unwrap_or("app");
+        std::fs::write(dir.path().join(format!("pipelines/{app}.toml")), pipeline).unwrap();
+        Self { dir }
+    }
+
+    /// A project holding the repository's own demo pipeline.
+    pub fn demo() -> Self {
+        let text = std::fs::read_to_string(workspace_root().join("pipelines/hello.toml")).expect("demo pipeline");
+        Self::new(&text)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn release(&self, emu: &Emulator, args: &[&str]) -> Run {
+        release(self.path(), Some(&emu.url()), args)
+    }
+}
+
+/// SDK clients pointed at the emulator: the tests' independent view of AWS.
+pub struct AwsView {
+    pub elb: aws_sdk_elasticloadbalancing::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub ec2: aws_sdk_ec2::Client,
+}
+
+impl AwsView {
+    pub async fn new(emu: &Emulator) -> Self {
+        let creds = aws_config::Region::new("us-east-1");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(creds)
+            .endpoint_url(emu.url())
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await;
+        Self {
+            elb: aws_sdk_elasticloadbalancing::Client::new(&config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            route53: aws_sdk_route53::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
+        }
+    }
+
+    /// Weighted records of `name`: (set identifier, weight, alias DNS name), sorted.
+    pub async fn weighted_records(&self, zone: &str, name: &str) -> Vec<(String, i64, String)> {
+        let zones = self.route53.list_hosted_zones_by_name().dns_name(zone).send().await.unwrap();
+        let zone = zones.hosted_zones().iter().find(|z| z.name() == zone).expect("zone exists");
+        let rrs = self.route53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
+        let mut out: Vec<(String, i64, String)> = rrs
+            .resource_record_sets()
+            .iter()
+            .filter(|r| r.name() == name)
+            .map(|r| {
+                (
+                    r.set_identifier().unwrap_or("").to_owned(),
+                    r.weight().unwrap_or(-1),
+                    r.alias_target().map(|a| a.dns_name().to_owned()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Classic ELB names.
+    pub async fn classic_elbs(&self) -> Vec<String> {
+        let out = self.elb.describe_load_balancers().send().await.unwrap();
+        let mut names: Vec<String> = out.load_balancer_descriptions().iter().filter_map(|l| l.load_balancer_name().map(String::from)).collect();
+        names.sort();
+        names
+    }
+}

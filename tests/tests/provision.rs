@@ -1,0 +1,169 @@
+//! `release provision` against the emulator: creates exactly what the file describes, once.
+
+use release_e2e::{AwsView, Emulator, Project};
+
+#[tokio::test]
+async fn provision_creates_what_the_demo_pipeline_needs_and_a_second_run_changes_nothing() {
+    let emu = Emulator::start();
+    let project = Project::demo();
+    let aws = AwsView::new(&emu).await;
+
+    let staging = project.release(&emu, &["provision", "--env", "staging", "--output", "json"]);
+    staging.assert_ok();
+    let doc = staging.json();
+    assert_eq!(doc["changed"], true);
+    let actions: Vec<&str> = doc["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["create-ledger-table", "create-load-balancer"]);
+
+    let prod = project.release(&emu, &["provision", "--env", "prod"]);
+    prod.assert_ok();
+    assert!(prod.stdout.contains("hello/prod: 5 actions (did):"), "{}", prod.stdout);
+
+    // The world: three classic ELBs forwarding 80 -> 8080 and health-checking /health.
+    assert_eq!(aws.classic_elbs().await, ["hello-prod1", "hello-prod2", "hello-staging"]);
+    let lbs = aws.elb.describe_load_balancers().load_balancer_names("hello-prod1").send().await.unwrap();
+    let lb = &lbs.load_balancer_descriptions()[0];
+    let listener = lb.listener_descriptions()[0].listener().unwrap();
+    assert_eq!((listener.load_balancer_port(), listener.instance_port()), (80, 8080));
+    assert_eq!(lb.health_check().map(|h| h.target()), Some("HTTP:8080/health"));
+    let prod1_dns = lb.dns_name().unwrap().to_owned();
+
+    // The ledger table, keyed for records and locks.
+    let table = aws.dynamodb.describe_table().table_name("release-ledger").send().await.unwrap();
+    let keys: Vec<String> =
+        table.table().unwrap().key_schema().iter().map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str())).collect();
+    assert_eq!(keys, ["pk:HASH", "sk:RANGE"]);
+
+    // The zone and the live name: one weighted alias per cluster, prod1 live.
+    let records = aws.weighted_records("example.com.", "hello.example.com.").await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!((records[0].0.as_str(), records[0].1), ("prod1", 100));
+    assert_eq!((records[1].0.as_str(), records[1].1), ("prod2", 0));
+    assert!(records[0].2.trim_end_matches('.').eq_ignore_ascii_case(&prod1_dns), "{records:?} vs {prod1_dns}");
+
+    // Idempotent: the second run reports nothing to do and the emulator's state is byte for byte the same.
+    let before = emu.state();
+    for env in ["staging", "prod"] {
+        let again = project.release(&emu, &["provision", "--env", env, "--output", "json"]);
+        again.assert_ok();
+        assert_eq!(again.json()["changed"], false, "{}", again.stdout);
+        assert_eq!(again.json()["actions"].as_array().unwrap().len(), 0);
+        let text = project.release(&emu, &["provision", "--env", env]);
+        assert_eq!(text.stdout.trim(), format!("hello/{env}: everything exists; nothing to do"));
+    }
+    before.assert_same(&emu.state(), "a second provision");
+}
+
+#[tokio::test]
+async fn plan_lists_the_actions_and_changes_nothing() {
+    let emu = Emulator::start();
+    let project = Project::demo();
+    let before = emu.state();
+    let run = project.release(&emu, &["provision", "--env", "prod", "--plan"]);
+    run.assert_ok();
+    assert_eq!(
+        run.stdout.trim(),
+        "hello/prod: 6 actions (would):\n  + create DynamoDB table release-ledger (ledger and locks)\n  \
+         + create classic ELB hello-prod1 for cluster prod1 (HTTP 80 -> 8080, health /health)\n  \
+         + create classic ELB hello-prod2 for cluster prod2 (HTTP 80 -> 8080, health /health)\n  \
+         + create Route53 hosted zone example.com.\n  \
+         + create weighted alias hello.example.com. [prod1] -> load balancer hello-prod1, weight 100\n  \
+         + create weighted alias hello.example.com. [prod2] -> load balancer hello-prod2, weight 0\n\
+         nothing was changed (--plan)"
+    );
+    before.assert_same(&emu.state(), "--plan");
+}
+
+const TG_PIPELINE: &str = r#"app = "shop"
+region = "us-east-1"
+ledger_table = "shop-ledger"
+[build]
+command = "true"
+artifact = "dist/shop.tar.gz"
+[bake]
+template = "packer-templates/app.pkr.hcl"
+base_ami = "ami-0123456789abcdef0"
+[deploy]
+port = 9000
+health_path = "/ready"
+[env.prod]
+dns = { zone = "shop.test.", record = "www.shop.test." }
+[env.prod.clusters.blue]
+target_group = "shop-blue"
+count = 2
+[env.prod.clusters.green]
+target_group = "shop-green"
+count = 2
+"#;
+
+#[tokio::test]
+async fn target_group_clusters_get_a_target_group_an_alb_and_a_listener() {
+    let emu = Emulator::start();
+    let project = Project::new(TG_PIPELINE);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["provision", "--env", "prod"]).assert_ok();
+
+    let tgs = aws.elbv2.describe_target_groups().send().await.unwrap();
+    let mut groups: Vec<(String, Option<i32>, Option<String>)> = tgs
+        .target_groups()
+        .iter()
+        .map(|t| (t.target_group_name().unwrap().to_owned(), t.port(), t.health_check_path().map(String::from)))
+        .collect();
+    groups.sort();
+    assert_eq!(groups, [
+        ("shop-blue".to_owned(), Some(9000), Some("/ready".to_owned())),
+        ("shop-green".to_owned(), Some(9000), Some("/ready".to_owned())),
+    ]);
+    let albs = aws.elbv2.describe_load_balancers().send().await.unwrap();
+    for tg in tgs.target_groups() {
+        let name = tg.target_group_name().unwrap();
+        let alb = albs.load_balancers().iter().find(|l| l.load_balancer_name() == Some(name)).expect("ALB named like its group");
+        let listeners = aws.elbv2.describe_listeners().load_balancer_arn(alb.load_balancer_arn().unwrap()).send().await.unwrap();
+        let l = &listeners.listeners()[0];
+        assert_eq!(l.port(), Some(80));
+        assert_eq!(l.default_actions()[0].target_group_arn(), tg.target_group_arn(), "listener forwards to {name}");
+    }
+    assert!(aws.dynamodb.describe_table().table_name("shop-ledger").send().await.is_ok(), "ledger_table is honoured");
+    let records = aws.weighted_records("shop.test.", "www.shop.test.").await;
+    let weights: Vec<(&str, i64)> = records.iter().map(|r| (r.0.as_str(), r.1)).collect();
+    assert_eq!(weights, [("blue", 100), ("green", 0)]);
+
+    let before = emu.state();
+    let again = project.release(&emu, &["provision", "--env", "prod", "--output", "json"]);
+    again.assert_ok();
+    assert_eq!(again.json()["changed"], false);
+    before.assert_same(&emu.state(), "a failed command");
+}
+
+#[tokio::test]
+async fn a_hand_made_record_on_the_live_name_is_refused_not_overwritten() {
+    let emu = Emulator::start();
+    let project = Project::new(TG_PIPELINE);
+    let aws = AwsView::new(&emu).await;
+    use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+    let zone = aws.route53.create_hosted_zone().name("shop.test.").caller_reference("hand").send().await.unwrap();
+    let zone_id = zone.hosted_zone().unwrap().id().to_owned();
+    let rrs = ResourceRecordSet::builder()
+        .name("www.shop.test.")
+        .r#type(RrType::Cname)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value("old.shop.test.").build().unwrap())
+        .build()
+        .unwrap();
+    let change = Change::builder().action(ChangeAction::Create).resource_record_set(rrs).build().unwrap();
+    aws.route53
+        .change_resource_record_sets()
+        .hosted_zone_id(&zone_id)
+        .change_batch(ChangeBatch::builder().changes(change).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let before = emu.state();
+    let run = project.release(&emu, &["provision", "--env", "prod"]);
+    assert_eq!(run.code, 4, "refused by a safety check: {}", run.stderr);
+    assert_eq!(
+        run.error_line(),
+        "error: www.shop.test. already exists as a CNAME record that release does not manage; delete it or choose another `record` for env prod"
+    );
+    before.assert_same(&emu.state(), "a refused provision");
+}
