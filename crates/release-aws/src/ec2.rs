@@ -2,7 +2,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
-use release_core::ports::{Fleet, Network, Subnet};
+use std::collections::BTreeMap;
+
+use release_core::ids::{AppName, InstanceId};
+use release_core::ports::{tags, Fleet, Instance, Network, Subnet};
 use release_core::{Error, Result};
 
 use crate::error::sdk;
@@ -51,5 +54,41 @@ impl Fleet for Aws {
         found.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone).then(a.id.cmp(&b.id)));
         let vpc_id = vpc_id.ok_or_else(|| Error::not_found("no subnets found; list subnets in [deploy] subnets"))?;
         Ok(Network { vpc_id, subnets: found })
+    }
+
+    async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ec2
+                .describe_instances()
+                .filters(Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build())
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .set_values(Some(["pending", "running", "stopping", "stopped"].map(String::from).to_vec()))
+                        .build(),
+                )
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk("ec2 DescribeInstances", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = i.instance_id().and_then(|id| InstanceId::parse(id).ok()) else { continue };
+                let tags: BTreeMap<String, String> =
+                    i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect();
+                out.push(Instance {
+                    id,
+                    ami: i.image_id().unwrap_or("").to_owned(),
+                    state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                    tags,
+                });
+            }
+            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
     }
 }

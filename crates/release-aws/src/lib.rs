@@ -5,6 +5,7 @@ mod dynamodb;
 mod ec2;
 mod elb;
 mod error;
+mod images;
 mod route53;
 
 use std::sync::Arc;
@@ -98,7 +99,7 @@ impl Aws {
     /// Every port backed by this connection, with the system clock.
     pub fn cloud(self) -> Cloud {
         let aws = Arc::new(self);
-        Cloud { fleet: aws.clone(), balancer: aws.clone(), dns: aws.clone(), ledger: aws, clock: Arc::new(SystemClock) }
+        Cloud { images: aws.clone(), fleet: aws.clone(), balancer: aws.clone(), dns: aws.clone(), ledger: aws, clock: Arc::new(SystemClock) }
     }
 }
 

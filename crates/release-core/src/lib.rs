@@ -10,3 +10,4 @@ pub mod pipeline;
 pub use error::{Error, ErrorKind, Result};
 pub mod ports;
 pub mod provision;
+pub mod bake;

@@ -30,6 +30,8 @@ pub trait Fleet: Send + Sync {
     /// The given subnets, or every default-for-AZ subnet of the default VPC when `subnets` is empty.
     /// Unknown subnet ids are a not-found error.
     async fn network(&self, subnets: &[String]) -> Result<Network>;
+    /// Every non-terminated instance tagged `release:app = app`, in one (paginated) describe.
+    async fn app_instances(&self, app: &crate::ids::AppName) -> Result<Vec<Instance>>;
 }
 
 /// What a load balancer is listening with, as `provision` creates it.
@@ -112,12 +114,118 @@ pub trait Ledger: Send + Sync {
     async fn create_table(&self, table: &str) -> Result<()>;
 }
 
-/// Every port, as the engine needs them together.
+/// Every cloud port, as the engine needs them together.
 #[derive(Clone)]
 pub struct Cloud {
+    pub images: Arc<dyn Images>,
     pub fleet: Arc<dyn Fleet>,
     pub balancer: Arc<dyn Balancer>,
     pub dns: Arc<dyn Dns>,
     pub ledger: Arc<dyn Ledger>,
     pub clock: Arc<dyn Clock>,
+}
+
+/// Tags that `release` writes (DESIGN §4).
+pub mod tags {
+    pub const APP: &str = "release:app";
+    pub const COMMIT: &str = "release:commit";
+    pub const BAKE_KEY: &str = "release:bake-key";
+    pub const ENV: &str = "release:env";
+    pub const CLUSTER: &str = "release:cluster";
+    pub const RELEASE_ID: &str = "release:release-id";
+    pub const CONFIG: &str = "release:config";
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageState {
+    Pending,
+    Available,
+    Failed,
+    Other,
+}
+
+/// An AMI as `release` sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Image {
+    pub id: crate::ids::AmiId,
+    pub name: String,
+    pub state: ImageState,
+    /// As AWS reports it (ISO 8601).
+    pub created: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub snapshots: Vec<String>,
+}
+
+impl Image {
+    /// A bake is complete only when the AMI is available and carries the bake key, which is written last.
+    pub fn is_complete_bake(&self) -> bool {
+        self.state == ImageState::Available && self.tags.contains_key(tags::BAKE_KEY)
+    }
+}
+
+/// AMIs.
+#[async_trait]
+pub trait Images: Send + Sync {
+    /// The newest available image matching the name filter and owners, or the given id when it exists.
+    async fn resolve_base(&self, base: &crate::pipeline::BaseAmi, owners: &[String]) -> Result<crate::ids::AmiId>;
+    /// Every image of this account tagged with `release:app = app`, in one (paginated) describe.
+    async fn app_images(&self, app: &crate::ids::AppName) -> Result<Vec<Image>>;
+    /// This account's image with exactly this name, if any.
+    async fn by_name(&self, name: &str) -> Result<Option<Image>>;
+    async fn describe(&self, ami: &crate::ids::AmiId) -> Result<Option<Image>>;
+    /// Tags the image and its snapshots in one call.
+    async fn tag(&self, ami: &crate::ids::AmiId, snapshots: &[String], tags: &[(String, String)]) -> Result<()>;
+    /// Deregisters the image and deletes its snapshots.
+    async fn deregister(&self, ami: &crate::ids::AmiId, snapshots: &[String]) -> Result<()>;
+}
+
+/// An instance as `release` sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub id: crate::ids::InstanceId,
+    pub ami: String,
+    pub state: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// Where the local side of a bake runs: git and the build/test commands.
+#[async_trait]
+pub trait Workspace: Send + Sync {
+    /// A full sha for a commit-ish (short sha, branch, tag); not-found when git does not know it.
+    async fn resolve(&self, rev: &str) -> Result<crate::ids::CommitSha>;
+    /// Exports exactly that commit (never the work tree) into a new temporary directory.
+    async fn export(&self, sha: &crate::ids::CommitSha) -> Result<Export>;
+    /// Runs a stage's shell command in `dir`, streaming its output; a failure carries the output's tail.
+    async fn run_stage(&self, stage: &str, command: &str, dir: &std::path::Path) -> Result<()>;
+}
+
+/// A temporary export of one commit; removed on drop.
+pub struct Export {
+    pub dir: std::path::PathBuf,
+    /// Keeps the directory alive; whatever guard the implementation uses.
+    pub guard: Box<dyn Send + Sync>,
+}
+
+/// What Packer is given for one bake.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BakeRequest {
+    pub template: std::path::PathBuf,
+    /// Packer's working directory (the export), so relative paths in the template resolve inside the commit.
+    pub workdir: std::path::PathBuf,
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// Build the emulator source (`communicator = "none"`) instead of the real-AWS one.
+    pub emulator: bool,
+}
+
+/// A sink for progress lines (stderr on a terminal, log lines otherwise).
+pub type ProgressFn = dyn Fn(&str) + Send + Sync;
+
+/// Packer.
+#[async_trait]
+pub trait Baker: Send + Sync {
+    /// The version string that goes into the bake key.
+    async fn version(&self) -> Result<String>;
+    /// Runs the build and returns the AMI id it reports. `progress` receives one line per Packer step.
+    async fn bake(&self, req: &BakeRequest, progress: &ProgressFn) -> Result<crate::ids::AmiId>;
 }

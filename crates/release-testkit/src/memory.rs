@@ -8,9 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use release_core::clock::{Clock, Timestamp};
 use release_core::pipeline::LbTarget;
+use release_core::ids::{AmiId, AppName};
+use release_core::pipeline::BaseAmi;
 use release_core::ports::{
-    Balancer, Cloud, Dns, Fleet, ForeignRecord, LbInfo, LbSpec, Ledger, Network, RecordChange, RecordSet, Subnet,
-    WeightedAlias, ZoneId,
+    tags, Balancer, Cloud, Dns, Fleet, ForeignRecord, Image, ImageState, Images, Instance, LbInfo, LbSpec, Ledger, Network,
+    RecordChange, RecordSet, Subnet, WeightedAlias, ZoneId,
 };
 use release_core::{Error, ErrorKind, Result};
 
@@ -53,6 +55,9 @@ pub struct State {
     /// Records release does not manage, by zone id.
     pub foreign: BTreeMap<ZoneId, Vec<ForeignRecord>>,
     pub tables: Vec<String>,
+    /// Images by id, with their owner (`amazon` for base images, `self` for ours).
+    pub images: BTreeMap<AmiId, (String, Image)>,
+    pub instances: Vec<Instance>,
     /// Calls made, by port operation name, to prove that call counts do not grow with the fleet.
     pub calls: BTreeMap<&'static str, u64>,
     next_id: u64,
@@ -88,6 +93,21 @@ impl MemoryCloud {
             let id = state.id("subnet-");
             state.subnets.push(Subnet { id, availability_zone: az.to_owned() });
         }
+        let base = AmiId::parse("ami-0a1b2c3d4e5f60718").expect("valid id");
+        state.images.insert(
+            base.clone(),
+            (
+                "amazon".into(),
+                Image {
+                    id: base,
+                    name: "al2023-ami-2023.12.20260930.0-kernel-6.1-x86_64".into(),
+                    state: ImageState::Available,
+                    created: "2026-10-01T00:00:00.000Z".into(),
+                    tags: BTreeMap::new(),
+                    snapshots: vec!["snap-0base".into()],
+                },
+            ),
+        );
         Self {
             state: Arc::new(Mutex::new(state)),
             clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)),
@@ -107,7 +127,7 @@ impl MemoryCloud {
 
     pub fn cloud(&self) -> Cloud {
         let me = Arc::new(self.clone());
-        Cloud { fleet: me.clone(), balancer: me.clone(), dns: me.clone(), ledger: me, clock: Arc::new(self.clock.clone()) }
+        Cloud { images: me.clone(), fleet: me.clone(), balancer: me.clone(), dns: me.clone(), ledger: me, clock: Arc::new(self.clock.clone()) }
     }
 
     /// Plants a record that release does not manage (e.g. a hand-made CNAME).
@@ -145,6 +165,90 @@ impl Fleet for MemoryCloud {
             out
         };
         Ok(Network { vpc_id: s.vpc_id.clone(), subnets: found })
+    }
+
+    async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
+        let s = self.call("ec2:DescribeInstances");
+        Ok(s.instances
+            .iter()
+            .filter(|i| i.state != "terminated" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str()))
+            .cloned()
+            .collect())
+    }
+}
+
+/// `*` matches any run of characters, as EC2's name filter does.
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..]))
+        }
+    }
+}
+
+#[async_trait]
+impl Images for MemoryCloud {
+    async fn resolve_base(&self, base: &BaseAmi, owners: &[String]) -> Result<AmiId> {
+        let s = self.call("ec2:DescribeImages");
+        match base {
+            BaseAmi::Id(id) => s
+                .images
+                .contains_key(id)
+                .then(|| id.clone())
+                .ok_or_else(|| Error::not_found(format!("base AMI {id} does not exist in region {}; fix [bake] base_ami", self.region))),
+            BaseAmi::NameFilter(f) => s
+                .images
+                .values()
+                .filter(|(owner, i)| owners.contains(owner) && glob(f, &i.name) && i.state == ImageState::Available)
+                .max_by(|a, b| a.1.created.cmp(&b.1.created))
+                .map(|(_, i)| i.id.clone())
+                .ok_or_else(|| Error::not_found(format!("no available AMI named like `{f}` owned by {}", owners.join(", ")))),
+        }
+    }
+
+    async fn app_images(&self, app: &AppName) -> Result<Vec<Image>> {
+        let s = self.call("ec2:DescribeImages");
+        Ok(s.images
+            .values()
+            .filter(|(owner, i)| owner == "self" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str()))
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
+
+    async fn by_name(&self, name: &str) -> Result<Option<Image>> {
+        let s = self.call("ec2:DescribeImages");
+        Ok(s.images.values().find(|(owner, i)| owner == "self" && i.name == name).map(|(_, i)| i.clone()))
+    }
+
+    async fn describe(&self, ami: &AmiId) -> Result<Option<Image>> {
+        Ok(self.call("ec2:DescribeImages").images.get(ami).map(|(_, i)| i.clone()))
+    }
+
+    async fn tag(&self, ami: &AmiId, _snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
+        let mut s = self.call("ec2:CreateTags");
+        let (_, image) = s.images.get_mut(ami).ok_or_else(|| Error::aws(format!("ec2 CreateTags: InvalidAMIID.NotFound: {ami}")))?;
+        image.tags.extend(new_tags.iter().cloned());
+        Ok(())
+    }
+
+    async fn deregister(&self, ami: &AmiId, _snapshots: &[String]) -> Result<()> {
+        let mut s = self.call("ec2:DeregisterImage");
+        s.images.remove(ami).map(|_| ()).ok_or_else(|| Error::aws(format!("ec2 DeregisterImage: InvalidAMIID.NotFound: {ami}")))
+    }
+}
+
+impl MemoryCloud {
+    /// Registers an image of ours, as Packer would leave it (no release tags).
+    pub fn register_image(&self, name: &str, state: ImageState) -> AmiId {
+        let mut s = self.state();
+        let id = AmiId::parse(&s.id("ami-")).expect("valid id");
+        let created = self.clock.now().to_string();
+        s.images.insert(
+            id.clone(),
+            ("self".into(), Image { id: id.clone(), name: name.into(), state, created, tags: BTreeMap::new(), snapshots: Vec::new() }),
+        );
+        id
     }
 }
 

@@ -1,6 +1,8 @@
 //! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
 
+mod bake;
 mod provision;
+mod stages;
 mod validate;
 
 use release_core::{Error, ErrorKind, Result};
@@ -13,10 +15,10 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
     match &cli.command {
         Command::Validate => validate::run(g, out),
         Command::Provision { env, plan } => provision::run(g, out, env, *plan).await,
-        Command::Build { .. } => not_built("build", 3),
-        Command::Test { .. } => not_built("test", 3),
-        Command::Bake { .. } => not_built("bake", 3),
-        Command::Images => not_built("images", 3),
+        Command::Build { sha } => stages::build(g, out, sha).await,
+        Command::Test { sha } => stages::test(g, out, sha).await,
+        Command::Bake { sha, force } => bake::run(g, out, sha, *force).await,
+        Command::Images => bake::images(g, out).await,
         Command::Promote { .. } => not_built("promote", 4),
         Command::Unlock { .. } => not_built("unlock", 4),
         Command::Switch { .. } => not_built("switch", 5),

@@ -1,0 +1,134 @@
+//! EC2 images: the Images port.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, Tag};
+use release_core::ids::{AmiId, AppName};
+use release_core::pipeline::BaseAmi;
+use release_core::ports::{tags, Image, ImageState, Images};
+use release_core::{Error, ErrorKind, Result};
+
+use crate::error::sdk;
+use crate::Aws;
+
+fn image(img: &aws_sdk_ec2::types::Image) -> Option<Image> {
+    let id = AmiId::parse(img.image_id()?).ok()?;
+    let state = match img.state().map(|s| s.as_str()) {
+        Some("available") => ImageState::Available,
+        Some("pending") => ImageState::Pending,
+        Some("failed") | Some("error") => ImageState::Failed,
+        _ => ImageState::Other,
+    };
+    let tags: BTreeMap<String, String> =
+        img.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect();
+    let snapshots = img.block_device_mappings().iter().filter_map(|b| b.ebs()?.snapshot_id().map(str::to_owned)).collect();
+    Some(Image {
+        id,
+        name: img.name().unwrap_or("").to_owned(),
+        state,
+        created: img.creation_date().unwrap_or("").to_owned(),
+        tags,
+        snapshots,
+    })
+}
+
+impl Aws {
+    async fn describe_images(&self, owners: &[String], filters: Vec<Filter>, ids: Option<Vec<String>>) -> Result<Vec<Image>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ec2
+                .describe_images()
+                .set_owners((!owners.is_empty()).then(|| owners.to_vec()))
+                .set_filters((!filters.is_empty()).then(|| filters.clone()))
+                .set_image_ids(ids.clone())
+                .set_next_token(token)
+                .send()
+                .await;
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    let err = sdk("ec2 DescribeImages", e);
+                    if err.message().contains("InvalidAMIID") {
+                        return Ok(Vec::new());
+                    }
+                    return Err(err);
+                }
+            };
+            out.extend(page.images().iter().filter_map(image));
+            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Images for Aws {
+    async fn resolve_base(&self, base: &BaseAmi, owners: &[String]) -> Result<AmiId> {
+        match base {
+            BaseAmi::Id(id) => {
+                let found = self.describe_images(&[], Vec::new(), Some(vec![id.to_string()])).await?;
+                found.into_iter().next().map(|i| i.id).ok_or_else(|| {
+                    Error::not_found(format!("base AMI {id} does not exist in region {}; fix [bake] base_ami", self.region))
+                })
+            }
+            BaseAmi::NameFilter(filter) => {
+                let filters = vec![
+                    Filter::builder().name("name").values(filter).build(),
+                    Filter::builder().name("state").values("available").build(),
+                ];
+                let found = self.describe_images(owners, filters, None).await?;
+                found.into_iter().max_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name))).map(|i| i.id).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no available AMI named like `{filter}` owned by {} in region {}; fix [bake] base_ami or base_owners",
+                            owners.join(", "),
+                            self.region
+                        ),
+                    )
+                })
+            }
+        }
+    }
+
+    async fn app_images(&self, app: &AppName) -> Result<Vec<Image>> {
+        let filters = vec![Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build()];
+        self.describe_images(&["self".to_owned()], filters, None).await
+    }
+
+    async fn by_name(&self, name: &str) -> Result<Option<Image>> {
+        let filters = vec![Filter::builder().name("name").values(name).build()];
+        Ok(self.describe_images(&["self".to_owned()], filters, None).await?.into_iter().find(|i| i.name == name))
+    }
+
+    async fn describe(&self, ami: &AmiId) -> Result<Option<Image>> {
+        Ok(self.describe_images(&[], Vec::new(), Some(vec![ami.to_string()])).await?.into_iter().next())
+    }
+
+    async fn tag(&self, ami: &AmiId, snapshots: &[String], tags: &[(String, String)]) -> Result<()> {
+        let mut resources = vec![ami.to_string()];
+        resources.extend(snapshots.iter().cloned());
+        let tags: Vec<Tag> = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        self.ec2
+            .create_tags()
+            .set_resources(Some(resources))
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|e| sdk("ec2 CreateTags", e))?;
+        Ok(())
+    }
+
+    async fn deregister(&self, ami: &AmiId, snapshots: &[String]) -> Result<()> {
+        self.ec2.deregister_image().image_id(ami.as_str()).send().await.map_err(|e| sdk("ec2 DeregisterImage", e))?;
+        for snap in snapshots {
+            self.ec2.delete_snapshot().snapshot_id(snap).send().await.map_err(|e| sdk("ec2 DeleteSnapshot", e))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,184 @@
+//! The Baker port over `packer build -machine-readable`: progress from the `ui` lines, the AMI id from the
+//! `artifact,0,id` line, the failure from the `error` lines.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use release_core::ids::AmiId;
+use release_core::ports::{BakeRequest, Baker, ProgressFn};
+use release_core::{Error, ErrorKind, Result};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::Tail;
+
+/// How to run Packer; `PACKER` in the environment names another binary.
+pub struct PackerBaker {
+    program: PathBuf,
+}
+
+impl Default for PackerBaker {
+    fn default() -> Self {
+        Self { program: std::env::var_os("PACKER").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("packer")) }
+    }
+}
+
+const INSTALL_HINT: &str = "install it with `apt-get install packer` (Debian), or from HashiCorp's releases, or set PACKER=/path/to/packer";
+
+impl PackerBaker {
+    pub fn new(program: PathBuf) -> Self {
+        Self { program }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        // Never phone home, and never ask questions.
+        cmd.env("CHECKPOINT_DISABLE", "1").env("PACKER_NO_COLOR", "1").stdin(Stdio::null());
+        cmd
+    }
+
+    fn not_installed(&self, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::not_found(format!("packer is not installed (no `{}` on PATH); {INSTALL_HINT}", self.program.display()))
+        } else {
+            Error::internal(format!("cannot run {}: {e}", self.program.display()))
+        }
+    }
+}
+
+/// One line of `-machine-readable` output: `timestamp,target,type,data...`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MachineLine {
+    pub target: String,
+    pub kind: String,
+    pub data: Vec<String>,
+}
+
+/// Parses one line, undoing Packer's escapes (`%!(PACKER_COMMA)`, literal `\n`).
+pub fn parse_machine_line(line: &str) -> Option<MachineLine> {
+    let mut fields = line.split(',');
+    let ts = fields.next()?;
+    if ts.is_empty() || !ts.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let target = fields.next()?.to_owned();
+    let kind = fields.next()?.to_owned();
+    let data = fields.map(|f| f.replace("%!(PACKER_COMMA)", ",").replace("\\n", "\n")).collect();
+    Some(MachineLine { target, kind, data })
+}
+
+/// The variables a template declares (`variable "name" {`), so that an undeclared one fails before Packer runs.
+fn declared_variables(template: &str) -> BTreeSet<String> {
+    template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("variable"))
+        .filter_map(|rest| rest.trim().strip_prefix('"'))
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[async_trait]
+impl Baker for PackerBaker {
+    async fn version(&self) -> Result<String> {
+        let out = self.command().arg("version").output().await.map_err(|e| self.not_installed(e))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next().unwrap_or("").trim();
+        match first.strip_prefix("Packer v") {
+            Some(v) if out.status.success() => Ok(v.trim().to_owned()),
+            _ => Err(Error::not_found(format!("`{} version` did not report a Packer version ({first}); {INSTALL_HINT}", self.program.display()))),
+        }
+    }
+
+    async fn bake(&self, req: &BakeRequest, progress: &ProgressFn) -> Result<AmiId> {
+        let text = std::fs::read_to_string(&req.template)
+            .map_err(|e| Error::input(format!("cannot read packer template {}: {e}", req.template.display())))?;
+        let declared = declared_variables(&text);
+        if let Some(var) = req.vars.keys().find(|k| !declared.contains(*k)) {
+            return Err(Error::input(format!(
+                "packer template {} does not declare variable `{var}`; declare it there or remove it from [bake] vars",
+                req.template.display()
+            )));
+        }
+        let source = if req.emulator { "amazon-ebs.emulator" } else { "amazon-ebs.aws" };
+        let mut cmd = self.command();
+        cmd.arg("build").arg("-machine-readable").arg(format!("-only={source}"));
+        for (k, v) in &req.vars {
+            cmd.arg("-var").arg(format!("{k}={v}"));
+        }
+        cmd.arg(&req.template).current_dir(&req.workdir).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| self.not_installed(e))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let mut ami = None;
+        let mut errors = Tail::new(8);
+        let (mut out_done, mut err_done) = (false, false);
+        while !(out_done && err_done) {
+            tokio::select! {
+                line = stdout.next_line(), if !out_done => match line {
+                    Ok(Some(l)) => {
+                        let Some(m) = parse_machine_line(&l) else { continue };
+                        match (m.kind.as_str(), m.data.as_slice()) {
+                            ("ui", [level, msg, ..]) => {
+                                let msg = msg.trim();
+                                if level == "error" {
+                                    errors.push(msg.to_owned());
+                                } else if !msg.is_empty() {
+                                    progress(&format!("packer: {}", msg.trim_start_matches("==> ")));
+                                }
+                            }
+                            ("artifact", [_, key, value, ..]) if key == "id" => {
+                                // `region:ami-...`, one per region.
+                                ami = value.split(',').next().and_then(|v| v.rsplit(':').next()).map(str::to_owned);
+                            }
+                            ("error", [msg, ..]) => errors.push(msg.trim().to_owned()),
+                            _ => {}
+                        }
+                    }
+                    _ => out_done = true,
+                },
+                line = stderr.next_line(), if !err_done => match line {
+                    Ok(Some(l)) => errors.push(l),
+                    _ => err_done = true,
+                },
+            }
+        }
+        let status = child.wait().await.map_err(|e| Error::internal(format!("waiting for packer: {e}")))?;
+        let errors = errors.into_vec();
+        if !status.success() {
+            let last = errors.last().map(|e| e.lines().next().unwrap_or("").to_owned()).unwrap_or_else(|| "no error output".into());
+            return Err(Error::new(
+                ErrorKind::StageFailed,
+                format!("packer build failed (exit code {}): {last}", status.code().unwrap_or(-1)),
+            )
+            .with_details(errors.iter().flat_map(|e| e.lines().map(|l| format!("[packer] {l}"))).collect()));
+        }
+        let ami = ami.ok_or_else(|| {
+            Error::new(ErrorKind::StageFailed, format!("packer build succeeded but reported no AMI; does the template define source {source}?"))
+        })?;
+        AmiId::parse(&ami).map_err(|_| Error::new(ErrorKind::StageFailed, format!("packer reported `{ami}`, which is not an AMI id")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_artifact_and_escapes() {
+        let l = parse_machine_line("1795320026,amazon-ebs.emulator,artifact,0,id,us-east-1:ami-2af30096aa2834469").unwrap();
+        assert_eq!((l.target.as_str(), l.kind.as_str()), ("amazon-ebs.emulator", "artifact"));
+        assert_eq!(l.data, ["0", "id", "us-east-1:ami-2af30096aa2834469"]);
+        let ui = parse_machine_line("1795320026,,ui,say,No volumes to clean up%!(PACKER_COMMA) skipping").unwrap();
+        assert_eq!(ui.data, ["say", "No volumes to clean up, skipping"]);
+        assert!(parse_machine_line("not machine readable").is_none());
+    }
+
+    #[test]
+    fn finds_declared_variables() {
+        let vars = declared_variables("variable \"app\" {\n}\n  variable \"exec_start\" {\n locals {}");
+        assert_eq!(vars.into_iter().collect::<Vec<_>>(), ["app", "exec_start"]);
+    }
+}
