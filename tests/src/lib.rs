@@ -65,7 +65,12 @@ impl Run {
 
 /// Runs `release` in `cwd` with dummy credentials and, when given, the emulator's endpoint.
 pub fn release(cwd: &Path, endpoint: Option<&str>, args: &[&str]) -> Run {
+    release_with(cwd, endpoint, &[], args)
+}
+
+pub fn release_with(cwd: &Path, endpoint: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(release_bin());
+    cmd.envs(env.iter().copied());
     cmd.current_dir(cwd)
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "test")
@@ -125,6 +130,55 @@ impl Project {
     }
 }
 
+impl Project {
+    /// The demo app (pipeline, service, template) in a fresh git repository with one commit.
+    pub fn demo_repo() -> Self {
+        let project = Self::demo();
+        let root = workspace_root();
+        for f in ["pipelines/hello/Makefile", "pipelines/hello/server.py", "pipelines/hello/test_server.py", "pipelines/hello/.gitignore"] {
+            let to = project.path().join(f);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root.join(f), to).unwrap();
+        }
+        project.git(&["init", "-q", "-b", "main"]);
+        project.commit("demo app");
+        project
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .current_dir(self.path())
+            .args(["-c", "user.name=test", "-c", "user.email=test@example.invalid"])
+            .args(args)
+            .output()
+            .expect("run git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Commits everything and returns the new full sha.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path().join(rel)).unwrap()
+    }
+
+    /// Runs `release` with extra environment variables.
+    pub fn release_env(&self, emu: &Emulator, env: &[(&str, &str)], args: &[&str]) -> Run {
+        release_with(self.path(), Some(&emu.url()), env, args)
+    }
+}
+
 /// SDK clients pointed at the emulator: the tests' independent view of AWS.
 pub struct AwsView {
     pub elb: aws_sdk_elasticloadbalancing::Client,
@@ -173,6 +227,30 @@ impl AwsView {
         out
     }
 
+    /// Images owned by this account: (id, name, state, tags sorted, snapshot ids).
+    pub async fn own_images(&self) -> Vec<OwnImage> {
+        let out = self.ec2.describe_images().owners("self").send().await.unwrap();
+        let mut images: Vec<OwnImage> = out
+            .images()
+            .iter()
+            .map(|i| OwnImage {
+                id: i.image_id().unwrap().to_owned(),
+                name: i.name().unwrap_or("").to_owned(),
+                state: i.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                tags: i.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect(),
+                snapshots: i.block_device_mappings().iter().filter_map(|b| b.ebs()?.snapshot_id().map(String::from)).collect(),
+            })
+            .collect();
+        images.sort_by(|a, b| a.name.cmp(&b.name));
+        images
+    }
+
+    /// Tags of one snapshot.
+    pub async fn snapshot_tags(&self, id: &str) -> std::collections::BTreeMap<String, String> {
+        let out = self.ec2.describe_snapshots().snapshot_ids(id).send().await.unwrap();
+        out.snapshots()[0].tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect()
+    }
+
     /// Classic ELB names.
     pub async fn classic_elbs(&self) -> Vec<String> {
         let out = self.elb.describe_load_balancers().send().await.unwrap();
@@ -180,4 +258,13 @@ impl AwsView {
         names.sort();
         names
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct OwnImage {
+    pub id: String,
+    pub name: String,
+    pub state: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub snapshots: Vec<String>,
 }

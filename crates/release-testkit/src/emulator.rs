@@ -51,7 +51,9 @@ impl Emulator {
                     break; // port taken in between: try another
                 }
                 if http(addr, "GET", "/moto-api/data.json").is_ok() {
-                    return Self { child, addr };
+                    let emu = Self { child, addr };
+                    emu.warm_up();
+                    return emu;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -63,6 +65,15 @@ impl Emulator {
             eprintln!("moto_server on port {port} did not come up: {log}");
         }
         panic!("could not start moto_server after 5 attempts");
+    }
+
+    /// moto creates an account's default VPC, subnets and public AMIs on the first EC2 call. Making that call now
+    /// keeps those defaults out of every before/after comparison a test makes.
+    fn warm_up(&self) {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
+        let body = "Action=DescribeVpcs&Version=2016-11-15";
+        request(self.addr, "POST", "/", &[("Authorization", auth), ("Content-Type", "application/x-www-form-urlencoded")], body)
+            .expect("warm up the emulator's EC2 backend");
     }
 
     pub fn url(&self) -> String {
@@ -125,11 +136,19 @@ impl Drop for Emulator {
     }
 }
 
-/// A minimal HTTP/1.1 exchange, enough for moto's control API; returns the body of a 2xx answer.
 fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<String> {
+    request(addr, method, path, &[], "")
+}
+
+/// A minimal HTTP/1.1 exchange, enough for moto's control API; returns the body of a 2xx answer.
+fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}")?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf);
