@@ -4,8 +4,10 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
 use std::collections::BTreeMap;
 
+use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use base64::Engine;
 use release_core::ids::{AppName, InstanceId};
-use release_core::ports::{tags, Fleet, Instance, Network, Subnet};
+use release_core::ports::{tags, Fleet, Instance, LaunchSpec, Network, Subnet};
 use release_core::{Error, Result};
 
 use crate::error::sdk;
@@ -90,5 +92,44 @@ impl Fleet for Aws {
                 return Ok(out);
             }
         }
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
+        let tags: Vec<Tag> = spec.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        let tag_spec = TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build();
+        // RunInstances wants user data base64-encoded, and the SDK does not do it.
+        let user_data = base64::engine::general_purpose::STANDARD.encode(spec.user_data.as_bytes());
+        let count = i32::try_from(spec.count).map_err(|_| Error::input(format!("cannot launch {} instances in one call", spec.count)))?;
+        let out = self
+            .ec2
+            .run_instances()
+            .image_id(spec.ami.as_str())
+            .instance_type(InstanceType::from(spec.instance_type.as_str()))
+            .min_count(count)
+            .max_count(count)
+            .subnet_id(&spec.subnet)
+            .set_security_group_ids((!spec.security_groups.is_empty()).then(|| spec.security_groups.clone()))
+            .user_data(user_data)
+            .client_token(&spec.client_token)
+            .tag_specifications(tag_spec)
+            .send()
+            .await
+            .map_err(|e| sdk("ec2 RunInstances", e))?;
+        out.instances()
+            .iter()
+            .map(|i| InstanceId::parse(i.instance_id().unwrap_or("")))
+            .collect::<Result<Vec<_>>>()
+    }
+
+    async fn terminate(&self, ids: &[InstanceId]) -> Result<()> {
+        for chunk in ids.chunks(1000) {
+            self.ec2
+                .terminate_instances()
+                .set_instance_ids(Some(chunk.iter().map(ToString::to_string).collect()))
+                .send()
+                .await
+                .map_err(|e| sdk("ec2 TerminateInstances", e))?;
+        }
+        Ok(())
     }
 }

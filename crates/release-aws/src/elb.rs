@@ -1,12 +1,14 @@
 //! Classic ELB and ELBv2 (ALB + target group): the Balancer port.
 
 use async_trait::async_trait;
-use aws_sdk_elasticloadbalancing::types::{HealthCheck, Listener};
+use aws_sdk_elasticloadbalancing::types::{HealthCheck, Instance as ElbInstance, Listener};
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetTypeEnum,
+    Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription,
+    TargetHealthStateEnum, TargetTypeEnum,
 };
+use release_core::ids::InstanceId;
 use release_core::pipeline::LbTarget;
-use release_core::ports::{Balancer, LbInfo, LbSpec, Network};
+use release_core::ports::{Balancer, HealthState, LbInfo, LbSpec, Network, TargetHealth};
 use release_core::{Error, Result};
 
 use crate::error::{build, sdk};
@@ -36,7 +38,39 @@ pub fn classic_elb_zone_id(region: &str) -> Option<&'static str> {
     })
 }
 
+fn missing(target: &LbTarget) -> Error {
+    Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first"))
+}
+
 impl Aws {
+    /// A target group's ARN by name, asked once per process.
+    async fn tg_arn(&self, name: &str) -> Result<String> {
+        if let Some(arn) = self.tg_arns.lock().unwrap().get(name) {
+            return Ok(arn.clone());
+        }
+        let out = self.elbv2.describe_target_groups().names(name).send().await.map_err(|e| {
+            let err = sdk("elbv2 DescribeTargetGroups", e);
+            if err.message().contains("TargetGroupNotFound") { missing(&LbTarget::TargetGroup(name.to_owned())) } else { err }
+        })?;
+        let arn = out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .ok_or_else(|| missing(&LbTarget::TargetGroup(name.to_owned())))?
+            .to_owned();
+        self.tg_arns.lock().unwrap().insert(name.to_owned(), arn.clone());
+        Ok(arn)
+    }
+
+    /// A missing load balancer is the user's to fix (provision), not an AWS failure.
+    fn elb_error(target: &LbTarget, err: Error) -> Error {
+        if err.message().contains("LoadBalancerNotFound") || err.message().contains("TargetGroupNotFound") {
+            missing(target)
+        } else {
+            err
+        }
+    }
+
     fn zone_or_fallback(&self, reported: Option<&str>, name: &str) -> Result<String> {
         match reported.filter(|z| !z.is_empty()) {
             Some(z) => Ok(z.to_owned()),
@@ -264,5 +298,114 @@ impl Balancer for Aws {
             .into_iter()
             .next()
             .ok_or_else(|| Error::aws(format!("{target} was created but cannot be described")))
+    }
+
+    async fn register(&self, target: &LbTarget, ids: &[InstanceId], port: u16) -> Result<()> {
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let instances = ids.iter().map(|i| ElbInstance::builder().instance_id(i.as_str()).build()).collect();
+                self.elb
+                    .register_instances_with_load_balancer()
+                    .load_balancer_name(name)
+                    .set_instances(Some(instances))
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb RegisterInstancesWithLoadBalancer", e)))?;
+            }
+            LbTarget::TargetGroup(name) => {
+                let arn = self.tg_arn(name).await?;
+                let targets = ids.iter().map(|i| TargetDescription::builder().id(i.as_str()).port(i32::from(port)).build()).collect();
+                self.elbv2
+                    .register_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(targets))
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 RegisterTargets", e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn deregister(&self, target: &LbTarget, ids: &[InstanceId]) -> Result<()> {
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let instances = ids.iter().map(|i| ElbInstance::builder().instance_id(i.as_str()).build()).collect();
+                self.elb
+                    .deregister_instances_from_load_balancer()
+                    .load_balancer_name(name)
+                    .set_instances(Some(instances))
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb DeregisterInstancesFromLoadBalancer", e)))?;
+            }
+            LbTarget::TargetGroup(name) => {
+                let arn = self.tg_arn(name).await?;
+                let targets = ids.iter().map(|i| TargetDescription::builder().id(i.as_str()).build()).collect();
+                self.elbv2
+                    .deregister_targets()
+                    .target_group_arn(arn)
+                    .set_targets(Some(targets))
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 DeregisterTargets", e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>> {
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let out = self
+                    .elb
+                    .describe_instance_health()
+                    .load_balancer_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb DescribeInstanceHealth", e)))?;
+                Ok(out
+                    .instance_states()
+                    .iter()
+                    .filter_map(|s| {
+                        let id = InstanceId::parse(s.instance_id()?).ok()?;
+                        let state = match s.state() {
+                            Some("InService") => HealthState::Healthy,
+                            Some("OutOfService") => HealthState::Unhealthy,
+                            _ => HealthState::Unknown,
+                        };
+                        let reason = s.description().filter(|d| !d.is_empty() && *d != "N/A").map(str::to_owned);
+                        Some(TargetHealth { id, state, reason })
+                    })
+                    .collect())
+            }
+            LbTarget::TargetGroup(name) => {
+                let arn = self.tg_arn(name).await?;
+                let out = self
+                    .elbv2
+                    .describe_target_health()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeTargetHealth", e)))?;
+                Ok(out
+                    .target_health_descriptions()
+                    .iter()
+                    .filter_map(|d| {
+                        let id = InstanceId::parse(d.target()?.id()?).ok()?;
+                        let h = d.target_health();
+                        let state = match h.and_then(|h| h.state()) {
+                            Some(TargetHealthStateEnum::Healthy) => HealthState::Healthy,
+                            Some(TargetHealthStateEnum::Unhealthy) => HealthState::Unhealthy,
+                            Some(TargetHealthStateEnum::Initial) => HealthState::Initial,
+                            Some(TargetHealthStateEnum::Draining) => HealthState::Draining,
+                            _ => HealthState::Unknown,
+                        };
+                        let reason = h.and_then(|h| h.description()).map(str::to_owned);
+                        Some(TargetHealth { id, state, reason })
+                    })
+                    .collect())
+            }
+        }
     }
 }

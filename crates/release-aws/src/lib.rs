@@ -1,6 +1,7 @@
 //! The AWS side of the ports. Each module maps one service onto one port and translates SDK errors into
 //! `release-core` error kinds; nothing here decides what to do. This is the only crate that names SDK types.
 
+mod calls;
 mod dynamodb;
 mod ec2;
 mod elb;
@@ -18,6 +19,7 @@ use release_core::clock::{Clock, Timestamp};
 use release_core::ports::Cloud;
 use release_core::{Error, Result};
 
+pub use calls::CallCounter;
 pub use elb::classic_elb_zone_id;
 
 /// How to reach AWS: `None` everywhere means the standard aws-config chain (env, profile, IMDS).
@@ -38,8 +40,11 @@ pub struct Aws {
     pub(crate) route53: aws_sdk_route53::Client,
     pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     pub(crate) sts: aws_sdk_sts::Client,
+    calls: CallCounter,
     region: String,
     endpoint_url: Option<String>,
+    /// Target group ARNs by name: looked up once, not once per call.
+    tg_arns: Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
 }
 
 impl Aws {
@@ -69,16 +74,29 @@ impl Aws {
             Error::input("no AWS region is configured; pass --region, set `region` in the pipeline file, or set AWS_REGION")
         })?;
         let endpoint_url = config.endpoint_url().map(str::to_owned);
+        let calls = CallCounter::default();
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf($sdk::config::Builder::from(&config).interceptor(calls.clone()).build())
+            };
+        }
         Ok(Self {
-            ec2: aws_sdk_ec2::Client::new(&config),
-            elb: aws_sdk_elasticloadbalancing::Client::new(&config),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-            route53: aws_sdk_route53::Client::new(&config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
+            ec2: client!(aws_sdk_ec2),
+            elb: client!(aws_sdk_elasticloadbalancing),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
+            route53: client!(aws_sdk_route53),
+            dynamodb: client!(aws_sdk_dynamodb),
+            sts: client!(aws_sdk_sts),
+            calls,
             region,
             endpoint_url,
+            tg_arns: Default::default(),
         })
+    }
+
+    /// The AWS calls made through this connection so far.
+    pub fn calls(&self) -> CallCounter {
+        self.calls.clone()
     }
 
     pub fn region(&self) -> &str {
@@ -99,7 +117,15 @@ impl Aws {
     /// Every port backed by this connection, with the system clock.
     pub fn cloud(self) -> Cloud {
         let aws = Arc::new(self);
-        Cloud { images: aws.clone(), fleet: aws.clone(), balancer: aws.clone(), dns: aws.clone(), ledger: aws, clock: Arc::new(SystemClock) }
+        Cloud {
+            images: aws.clone(),
+            fleet: aws.clone(),
+            balancer: aws.clone(),
+            dns: aws.clone(),
+            ledger: aws.clone(),
+            lock: aws,
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 

@@ -83,3 +83,85 @@ pub async fn connect(g: &Global, pipeline: &Pipeline) -> Result<Aws> {
     };
     Aws::connect(&opts).await
 }
+
+/// Who is acting: CI's actor variable, else the git user, else the OS user; plus the AWS caller identity.
+pub async fn actor(aws: &Aws) -> Result<release_core::ledger::Actor> {
+    let from_env = ["RELEASE_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "CIRCLE_USERNAME", "BUILD_USER_ID"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
+    let name = match from_env {
+        Some(n) => n,
+        None => std::process::Command::new("git")
+            .args(["config", "user.name"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into());
+    let caller = aws.caller_arn().await?;
+    Ok(release_core::ledger::Actor { name, caller, host })
+}
+
+/// A full sha: taken as is when it already is one, else resolved with git in the current checkout.
+pub async fn resolve_commit(rev: &str) -> Result<release_core::ids::CommitSha> {
+    if let Ok(sha) = release_core::ids::CommitSha::parse(rev) {
+        return Ok(sha);
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::internal(format!("cannot read the current directory: {e}")))?;
+    use release_core::ports::Workspace;
+    release_packer::GitWorkspace::discover(&cwd)?.resolve(rev).await
+}
+
+/// Asks on a terminal before changing production; `--yes`, or no terminal (CI), skips the question.
+pub fn confirm(g: &Global, question: &str) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if g.yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).ok();
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::new(ErrorKind::Refused, "not confirmed; nothing was changed (pass --yes to skip the question)"))
+    }
+}
+
+/// Ctrl-C and SIGTERM set the flag; the engine rolls back at its next step.
+pub fn cancellation() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f = flag.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        eprintln!("interrupted: rolling back at the next step (the lock is released after)");
+        f.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    flag
+}
+
+/// The test-only crash hook: `RELEASE_TEST_CRASH_AT=<step>` kills the process right there, as kill -9 would.
+pub fn crash_hook(step: &str) -> Result<()> {
+    if std::env::var("RELEASE_TEST_CRASH_AT").is_ok_and(|s| s == step) {
+        eprintln!("RELEASE_TEST_CRASH_AT={step}: dying now");
+        std::process::abort();
+    }
+    Ok(())
+}

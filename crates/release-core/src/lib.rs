@@ -11,3 +11,5 @@ pub use error::{Error, ErrorKind, Result};
 pub mod ports;
 pub mod provision;
 pub mod bake;
+pub mod ledger;
+pub mod promote;

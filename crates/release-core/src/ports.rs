@@ -32,6 +32,43 @@ pub trait Fleet: Send + Sync {
     async fn network(&self, subnets: &[String]) -> Result<Network>;
     /// Every non-terminated instance tagged `release:app = app`, in one (paginated) describe.
     async fn app_instances(&self, app: &crate::ids::AppName) -> Result<Vec<Instance>>;
+    /// Launches `spec.count` instances in one call (one RunInstances), tagged in the same call.
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<crate::ids::InstanceId>>;
+    /// Terminates the instances in as few calls as the API allows (1000 ids per call).
+    async fn terminate(&self, ids: &[crate::ids::InstanceId]) -> Result<()>;
+}
+
+/// One RunInstances call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LaunchSpec {
+    pub ami: crate::ids::AmiId,
+    pub instance_type: String,
+    pub subnet: String,
+    pub security_groups: Vec<String>,
+    pub count: u32,
+    /// The boot script, in clear; the implementation encodes it as the API wants.
+    pub user_data: String,
+    pub tags: Vec<(String, String)>,
+    /// Idempotency token: a retried call with the same token launches nothing new (on AWS).
+    pub client_token: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthState {
+    Healthy,
+    Unhealthy,
+    /// Registered, health checks not passed yet.
+    Initial,
+    Draining,
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetHealth {
+    pub id: crate::ids::InstanceId,
+    pub state: HealthState,
+    pub reason: Option<String>,
 }
 
 /// What a load balancer is listening with, as `provision` creates it.
@@ -60,6 +97,12 @@ pub trait Balancer: Send + Sync {
     /// Creates what is missing for `target` (for a target group: the group, an ALB of the same name and its
     /// listener) and returns it. Safe to call when parts exist already.
     async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo>;
+    /// Registers all instances in one call (`port` is the target port for target groups).
+    async fn register(&self, target: &LbTarget, ids: &[crate::ids::InstanceId], port: u16) -> Result<()>;
+    /// Deregisters all instances in one call.
+    async fn deregister(&self, target: &LbTarget, ids: &[crate::ids::InstanceId]) -> Result<()>;
+    /// The health of every registered instance, in one call. A missing load balancer is not-found.
+    async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -112,6 +155,23 @@ pub trait Ledger: Send + Sync {
     async fn table_exists(&self, table: &str) -> Result<bool>;
     /// Creates the table and waits until it is usable.
     async fn create_table(&self, table: &str) -> Result<()>;
+    /// Writes a record; a record with the same (app, env, started, release id) is replaced.
+    async fn put_record(&self, table: &str, record: &crate::ledger::Record) -> Result<()>;
+    /// The newest `limit` records of one environment, newest first.
+    async fn records(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName, limit: u32) -> Result<Vec<crate::ledger::Record>>;
+}
+
+/// One lock item per app and environment, in the ledger's table.
+#[async_trait]
+pub trait Lock: Send + Sync {
+    /// Takes the lock with a conditional write when it is free or its lease expired; otherwise returns the holder.
+    async fn acquire(&self, table: &str, lock: &crate::ledger::LockInfo, now: crate::clock::Timestamp) -> Result<Option<crate::ledger::LockInfo>>;
+    /// Extends the lease; false when the lock is no longer ours (broken or expired and taken).
+    async fn renew(&self, table: &str, lock: &crate::ledger::LockInfo) -> Result<bool>;
+    /// Releases the lock if it is still ours.
+    async fn release(&self, table: &str, lock: &crate::ledger::LockInfo) -> Result<()>;
+    /// Removes the lock whoever holds it; returns who did.
+    async fn break_lock(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName) -> Result<Option<crate::ledger::LockInfo>>;
 }
 
 /// Every cloud port, as the engine needs them together.
@@ -122,6 +182,7 @@ pub struct Cloud {
     pub balancer: Arc<dyn Balancer>,
     pub dns: Arc<dyn Dns>,
     pub ledger: Arc<dyn Ledger>,
+    pub lock: Arc<dyn Lock>,
     pub clock: Arc<dyn Clock>,
 }
 

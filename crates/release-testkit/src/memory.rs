@@ -8,11 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use release_core::clock::{Clock, Timestamp};
 use release_core::pipeline::LbTarget;
-use release_core::ids::{AmiId, AppName};
+use release_core::ids::{AmiId, AppName, EnvName, InstanceId};
+use release_core::ledger::{partition_key, LockInfo, Record};
 use release_core::pipeline::BaseAmi;
 use release_core::ports::{
-    tags, Balancer, Cloud, Dns, Fleet, ForeignRecord, Image, ImageState, Images, Instance, LbInfo, LbSpec, Ledger, Network,
-    RecordChange, RecordSet, Subnet, WeightedAlias, ZoneId,
+    tags, Balancer, Cloud, Dns, Fleet, ForeignRecord, HealthState, Image, ImageState, Images, Instance, LaunchSpec, LbInfo,
+    LbSpec, Ledger, Lock, Network, RecordChange, RecordSet, Subnet, TargetHealth, WeightedAlias, ZoneId,
 };
 use release_core::{Error, ErrorKind, Result};
 
@@ -58,8 +59,17 @@ pub struct State {
     /// Images by id, with their owner (`amazon` for base images, `self` for ours).
     pub images: BTreeMap<AmiId, (String, Image)>,
     pub instances: Vec<Instance>,
+    pub user_data: BTreeMap<InstanceId, String>,
     /// Calls made, by port operation name, to prove that call counts do not grow with the fleet.
     pub calls: BTreeMap<&'static str, u64>,
+    /// Scripted faults by operation: `n > 0` fails the next n calls, `-1` fails every call.
+    pub faults: BTreeMap<&'static str, i64>,
+    /// Registered instances per load balancer, with the time each was registered.
+    pub registered: BTreeMap<LbTarget, BTreeMap<InstanceId, Timestamp>>,
+    /// How long after registration an instance turns healthy; `None`: never.
+    pub healthy_after: Option<Duration>,
+    pub ledger: BTreeMap<String, BTreeMap<(String, String), Record>>,
+    pub locks: BTreeMap<String, BTreeMap<String, LockInfo>>,
     next_id: u64,
 }
 
@@ -108,6 +118,7 @@ impl MemoryCloud {
                 },
             ),
         );
+        state.healthy_after = Some(Duration::ZERO);
         Self {
             state: Arc::new(Mutex::new(state)),
             clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)),
@@ -119,15 +130,50 @@ impl MemoryCloud {
         self.state.lock().unwrap()
     }
 
-    fn call(&self, op: &'static str) -> MutexGuard<'_, State> {
+    fn call(&self, op: &'static str) -> Result<MutexGuard<'_, State>> {
         let mut s = self.state();
         *s.calls.entry(op).or_default() += 1;
-        s
+        match s.faults.get(op).copied() {
+            Some(-1) => return Err(Error::aws(format!("{op}: InternalError: injected fault"))),
+            Some(n) if n > 0 => {
+                s.faults.insert(op, n - 1);
+                return Err(Error::aws(format!("{op}: InternalError: injected fault")));
+            }
+            _ => {}
+        }
+        Ok(s)
+    }
+
+    /// Makes the next `n` calls of `op` fail (`-1`: every call).
+    pub fn fail(&self, op: &'static str, n: i64) {
+        self.state().faults.insert(op, n);
+    }
+
+    /// Total calls of all operations, and of one.
+    pub fn calls(&self, op: &str) -> u64 {
+        self.state().calls.get(op).copied().unwrap_or(0)
+    }
+
+    /// Live (not terminated) instances, by id.
+    pub fn live_instances(&self) -> Vec<Instance> {
+        self.state().instances.iter().filter(|i| i.state != "terminated").cloned().collect()
+    }
+
+    pub fn registered(&self, target: &LbTarget) -> Vec<InstanceId> {
+        self.state().registered.get(target).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 
     pub fn cloud(&self) -> Cloud {
         let me = Arc::new(self.clone());
-        Cloud { images: me.clone(), fleet: me.clone(), balancer: me.clone(), dns: me.clone(), ledger: me, clock: Arc::new(self.clock.clone()) }
+        Cloud {
+            images: me.clone(),
+            fleet: me.clone(),
+            balancer: me.clone(),
+            dns: me.clone(),
+            ledger: me.clone(),
+            lock: me,
+            clock: Arc::new(self.clock.clone()),
+        }
     }
 
     /// Plants a record that release does not manage (e.g. a hand-made CNAME).
@@ -147,7 +193,7 @@ fn normalize(name: &str) -> String {
 #[async_trait]
 impl Fleet for MemoryCloud {
     async fn network(&self, subnets: &[String]) -> Result<Network> {
-        let s = self.call("ec2:DescribeSubnets");
+        let s = self.call("ec2:DescribeSubnets")?;
         let found: Vec<Subnet> = if subnets.is_empty() {
             s.subnets.clone()
         } else {
@@ -168,12 +214,43 @@ impl Fleet for MemoryCloud {
     }
 
     async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
-        let s = self.call("ec2:DescribeInstances");
+        let s = self.call("ec2:DescribeInstances")?;
         Ok(s.instances
             .iter()
             .filter(|i| i.state != "terminated" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str()))
             .cloned()
             .collect())
+    }
+
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
+        let mut s = self.call("ec2:RunInstances")?;
+        if !s.images.contains_key(&spec.ami) {
+            return Err(Error::aws(format!("ec2 RunInstances: InvalidAMIID.NotFound: {}", spec.ami)));
+        }
+        if !s.subnets.iter().any(|x| x.id == spec.subnet) {
+            return Err(Error::aws(format!("ec2 RunInstances: InvalidSubnetID.NotFound: {}", spec.subnet)));
+        }
+        let mut ids = Vec::new();
+        for _ in 0..spec.count {
+            let id = InstanceId::parse(&s.id("i-")).expect("valid id");
+            let instance = Instance { id: id.clone(), ami: spec.ami.to_string(), state: "running".into(), tags: spec.tags.iter().cloned().collect() };
+            s.instances.push(instance);
+            s.user_data.insert(id.clone(), spec.user_data.clone());
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    async fn terminate(&self, ids: &[InstanceId]) -> Result<()> {
+        let mut s = self.call("ec2:TerminateInstances")?;
+        for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id)) {
+            i.state = "terminated".into();
+        }
+        // AWS removes terminated instances from their load balancers.
+        for members in s.registered.values_mut() {
+            members.retain(|id, _| !ids.contains(id));
+        }
+        Ok(())
     }
 }
 
@@ -190,7 +267,7 @@ fn glob(pattern: &str, text: &str) -> bool {
 #[async_trait]
 impl Images for MemoryCloud {
     async fn resolve_base(&self, base: &BaseAmi, owners: &[String]) -> Result<AmiId> {
-        let s = self.call("ec2:DescribeImages");
+        let s = self.call("ec2:DescribeImages")?;
         match base {
             BaseAmi::Id(id) => s
                 .images
@@ -208,7 +285,7 @@ impl Images for MemoryCloud {
     }
 
     async fn app_images(&self, app: &AppName) -> Result<Vec<Image>> {
-        let s = self.call("ec2:DescribeImages");
+        let s = self.call("ec2:DescribeImages")?;
         Ok(s.images
             .values()
             .filter(|(owner, i)| owner == "self" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str()))
@@ -217,23 +294,23 @@ impl Images for MemoryCloud {
     }
 
     async fn by_name(&self, name: &str) -> Result<Option<Image>> {
-        let s = self.call("ec2:DescribeImages");
+        let s = self.call("ec2:DescribeImages")?;
         Ok(s.images.values().find(|(owner, i)| owner == "self" && i.name == name).map(|(_, i)| i.clone()))
     }
 
     async fn describe(&self, ami: &AmiId) -> Result<Option<Image>> {
-        Ok(self.call("ec2:DescribeImages").images.get(ami).map(|(_, i)| i.clone()))
+        Ok(self.call("ec2:DescribeImages")?.images.get(ami).map(|(_, i)| i.clone()))
     }
 
     async fn tag(&self, ami: &AmiId, _snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
-        let mut s = self.call("ec2:CreateTags");
+        let mut s = self.call("ec2:CreateTags")?;
         let (_, image) = s.images.get_mut(ami).ok_or_else(|| Error::aws(format!("ec2 CreateTags: InvalidAMIID.NotFound: {ami}")))?;
         image.tags.extend(new_tags.iter().cloned());
         Ok(())
     }
 
     async fn deregister(&self, ami: &AmiId, _snapshots: &[String]) -> Result<()> {
-        let mut s = self.call("ec2:DeregisterImage");
+        let mut s = self.call("ec2:DeregisterImage")?;
         s.images.remove(ami).map(|_| ()).ok_or_else(|| Error::aws(format!("ec2 DeregisterImage: InvalidAMIID.NotFound: {ami}")))
     }
 }
@@ -255,12 +332,12 @@ impl MemoryCloud {
 #[async_trait]
 impl Balancer for MemoryCloud {
     async fn describe(&self, targets: &[LbTarget]) -> Result<Vec<LbInfo>> {
-        let s = self.call("elb:Describe");
+        let s = self.call("elb:Describe")?;
         Ok(s.load_balancers.values().filter(|(i, _)| targets.contains(&i.target)).map(|(i, _)| i.clone()).collect())
     }
 
     async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
-        let mut s = self.call("elb:Create");
+        let mut s = self.call("elb:Create")?;
         if network.subnets.is_empty() {
             return Err(Error::new(ErrorKind::Aws, "elb CreateLoadBalancer: no subnets given"));
         }
@@ -280,24 +357,67 @@ impl Balancer for MemoryCloud {
             .clone();
         Ok(info)
     }
+
+    async fn register(&self, target: &LbTarget, ids: &[InstanceId], _port: u16) -> Result<()> {
+        let mut s = self.call("elb:Register")?;
+        if !s.load_balancers.contains_key(target) {
+            return Err(Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first")));
+        }
+        let now = self.clock.now();
+        let members = s.registered.entry(target.clone()).or_default();
+        for id in ids {
+            members.entry(id.clone()).or_insert(now);
+        }
+        Ok(())
+    }
+
+    async fn deregister(&self, target: &LbTarget, ids: &[InstanceId]) -> Result<()> {
+        let mut s = self.call("elb:Deregister")?;
+        if let Some(members) = s.registered.get_mut(target) {
+            members.retain(|id, _| !ids.contains(id));
+        }
+        Ok(())
+    }
+
+    async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>> {
+        let s = self.call("elb:DescribeHealth")?;
+        if !s.load_balancers.contains_key(target) {
+            return Err(Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first")));
+        }
+        let now = self.clock.now();
+        let running: std::collections::BTreeSet<&InstanceId> =
+            s.instances.iter().filter(|i| i.state == "running").map(|i| &i.id).collect();
+        Ok(s.registered
+            .get(target)
+            .map(|m| {
+                m.iter()
+                    .map(|(id, since)| {
+                        let healthy = running.contains(id) && s.healthy_after.is_some_and(|d| now.since(*since) >= d);
+                        let state = if healthy { HealthState::Healthy } else if running.contains(id) { HealthState::Initial } else { HealthState::Unhealthy };
+                        TargetHealth { id: id.clone(), state, reason: None }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
 }
 
 #[async_trait]
 impl Dns for MemoryCloud {
     async fn find_zone(&self, zone: &str) -> Result<Option<ZoneId>> {
-        let s = self.call("route53:ListHostedZonesByName");
+        let s = self.call("route53:ListHostedZonesByName")?;
         Ok(s.zones.get(&normalize(zone)).map(|(id, _)| id.clone()))
     }
 
     async fn create_zone(&self, zone: &str) -> Result<ZoneId> {
-        let mut s = self.call("route53:CreateHostedZone");
+        let mut s = self.call("route53:CreateHostedZone")?;
         let id = ZoneId(s.id("Z").to_ascii_uppercase());
         s.zones.entry(normalize(zone)).or_insert_with(|| (id, BTreeMap::new()));
         Ok(s.zones[&normalize(zone)].0.clone())
     }
 
     async fn records(&self, zone: &ZoneId, name: &str) -> Result<RecordSet> {
-        let s = self.call("route53:ListResourceRecordSets");
+        let s = self.call("route53:ListResourceRecordSets")?;
         let want = normalize(name);
         let (_, records) = s
             .zones
@@ -310,7 +430,7 @@ impl Dns for MemoryCloud {
     }
 
     async fn apply(&self, zone: &ZoneId, changes: &[RecordChange], _comment: &str) -> Result<()> {
-        let mut s = self.call("route53:ChangeResourceRecordSets");
+        let mut s = self.call("route53:ChangeResourceRecordSets")?;
         let (_, records) = s
             .zones
             .values_mut()
@@ -329,15 +449,83 @@ impl Dns for MemoryCloud {
 #[async_trait]
 impl Ledger for MemoryCloud {
     async fn table_exists(&self, table: &str) -> Result<bool> {
-        Ok(self.call("dynamodb:DescribeTable").tables.iter().any(|t| t == table))
+        Ok(self.call("dynamodb:DescribeTable")?.tables.iter().any(|t| t == table))
     }
 
     async fn create_table(&self, table: &str) -> Result<()> {
-        let mut s = self.call("dynamodb:CreateTable");
+        let mut s = self.call("dynamodb:CreateTable")?;
         if s.tables.iter().any(|t| t == table) {
             return Err(Error::aws(format!("dynamodb CreateTable: ResourceInUseException: table already exists: {table}")));
         }
         s.tables.push(table.to_owned());
         Ok(())
+    }
+
+    async fn put_record(&self, table: &str, record: &Record) -> Result<()> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(Error::not_found(format!("ledger table {table} does not exist; run `release provision --env <env>` first")));
+        }
+        s.ledger
+            .entry(table.to_owned())
+            .or_default()
+            .insert((partition_key(&record.app, &record.env), record.sort_key()), record.clone());
+        Ok(())
+    }
+
+    async fn records(&self, table: &str, app: &AppName, env: &EnvName, limit: u32) -> Result<Vec<Record>> {
+        let s = self.call("dynamodb:Query")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(Error::not_found(format!("ledger table {table} does not exist; run `release provision --env <env>` first")));
+        }
+        let pk = partition_key(app, env);
+        Ok(s.ledger
+            .get(table)
+            .map(|t| t.iter().rev().filter(|((p, _), _)| *p == pk).take(limit as usize).map(|(_, r)| r.clone()).collect())
+            .unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Lock for MemoryCloud {
+    async fn acquire(&self, table: &str, lock: &LockInfo, now: Timestamp) -> Result<Option<LockInfo>> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        let locks = s.locks.entry(table.to_owned()).or_default();
+        let pk = partition_key(&lock.app, &lock.env);
+        match locks.get(&pk) {
+            Some(held) if held.expires >= now => Ok(Some(held.clone())),
+            _ => {
+                locks.insert(pk, lock.clone());
+                Ok(None)
+            }
+        }
+    }
+
+    async fn renew(&self, table: &str, lock: &LockInfo) -> Result<bool> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        let locks = s.locks.entry(table.to_owned()).or_default();
+        let pk = partition_key(&lock.app, &lock.env);
+        match locks.get(&pk) {
+            Some(held) if held.release_id == lock.release_id => {
+                locks.insert(pk, lock.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, table: &str, lock: &LockInfo) -> Result<()> {
+        let mut s = self.call("dynamodb:DeleteItem")?;
+        let locks = s.locks.entry(table.to_owned()).or_default();
+        let pk = partition_key(&lock.app, &lock.env);
+        if locks.get(&pk).is_some_and(|h| h.release_id == lock.release_id) {
+            locks.remove(&pk);
+        }
+        Ok(())
+    }
+
+    async fn break_lock(&self, table: &str, app: &AppName, env: &EnvName) -> Result<Option<LockInfo>> {
+        let mut s = self.call("dynamodb:DeleteItem")?;
+        Ok(s.locks.entry(table.to_owned()).or_default().remove(&partition_key(app, env)))
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
 
 mod bake;
+mod promote;
 mod provision;
 mod stages;
 mod validate;
@@ -19,8 +20,10 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Test { sha } => stages::test(g, out, sha).await,
         Command::Bake { sha, force } => bake::run(g, out, sha, *force).await,
         Command::Images => bake::images(g, out).await,
-        Command::Promote { .. } => not_built("promote", 4),
-        Command::Unlock { .. } => not_built("unlock", 4),
+        Command::Promote { sha, env, cluster, plan, batch } => {
+            promote::run(g, out, sha, env, cluster.as_deref(), *plan, *batch).await
+        }
+        Command::Unlock { env } => promote::unlock(g, out, env).await,
         Command::Switch { .. } => not_built("switch", 5),
         Command::Status { .. } => not_built("status", 5),
         Command::Rollback { .. } => not_built("rollback", 5),
