@@ -473,13 +473,20 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
     if converged {
         report.outcome = "noop".into();
         report.release_id = release_of(current[0]).to_owned();
-        (hooks.progress)(&format!(
-            "{} already runs {} with these settings, {}/{} healthy; nothing to do",
-            cluster.name,
-            commit.short(),
-            current.len(),
-            cluster.count
-        ));
+        // A run that died after retiring the old fleet left its record unfinished: the fleet it built is the one
+        // serving, so the record is closed now.
+        let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, 50).await?;
+        if let Some(r) = records.iter().find(|r| r.release_id == report.release_id && r.outcome == Outcome::Started) {
+            let lock = LockGuard::acquire(cloud, pipeline, env, &hooks.actor, &report.release_id).await?;
+            let mut r = r.clone();
+            r.outcome = Outcome::Succeeded;
+            r.finished = Some(cloud.clock.now());
+            r.detail = Some("completed by a re-run: the new fleet was serving and the old one retired".into());
+            r.new_instances = current.iter().map(|i| i.id.to_string()).collect();
+            cloud.ledger.put_record(&pipeline.ledger_table, &r).await?;
+            lock.release().await?;
+            report.outcome = "completed".into();
+        }
         return Ok(report);
     }
 
