@@ -251,6 +251,84 @@ impl AwsView {
         out.snapshots()[0].tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect()
     }
 
+    /// Instances tagged with the app, not terminated: (id, image, state, tags).
+    pub async fn app_instances(&self, app: &str) -> Vec<Ec2Instance> {
+        let out = self
+            .ec2
+            .describe_instances()
+            .filters(aws_sdk_ec2::types::Filter::builder().name("tag:release:app").values(app).build())
+            .send()
+            .await
+            .unwrap();
+        let mut v: Vec<Ec2Instance> = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| Ec2Instance {
+                id: i.instance_id().unwrap().to_owned(),
+                image: i.image_id().unwrap_or("").to_owned(),
+                state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                subnet: i.subnet_id().unwrap_or("").to_owned(),
+                tags: i.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub async fn running(&self, app: &str, cluster: &str) -> Vec<Ec2Instance> {
+        self.app_instances(app).await.into_iter().filter(|i| i.state == "running" && i.tags.get("release:cluster").map(String::as_str) == Some(cluster)).collect()
+    }
+
+    /// The instances registered with a classic ELB, sorted.
+    pub async fn elb_members(&self, name: &str) -> Vec<String> {
+        let out = self.elb.describe_load_balancers().load_balancer_names(name).send().await.unwrap();
+        let mut ids: Vec<String> = out.load_balancer_descriptions()[0].instances().iter().filter_map(|i| i.instance_id().map(String::from)).collect();
+        ids.sort();
+        ids
+    }
+
+    /// The decoded user data of an instance.
+    pub async fn user_data(&self, id: &str) -> String {
+        use base64::Engine;
+        let out = self
+            .ec2
+            .describe_instance_attribute()
+            .instance_id(id)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await
+            .unwrap();
+        let raw = out.user_data().and_then(|u| u.value()).unwrap_or("");
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).expect("user data is base64")).unwrap()
+    }
+
+    /// Every ledger record of the table, as JSON-ish maps of strings, newest first.
+    pub async fn ledger(&self, table: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+        let out = self.dynamodb.scan().table_name(table).send().await.unwrap();
+        let mut rows: Vec<std::collections::BTreeMap<String, String>> = out
+            .items()
+            .iter()
+            .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|s| s.starts_with("rec#")))
+            .map(|i| {
+                i.iter()
+                    .map(|(k, v)| {
+                        let text = match v {
+                            aws_sdk_dynamodb::types::AttributeValue::S(s) => s.clone(),
+                            aws_sdk_dynamodb::types::AttributeValue::N(n) => n.clone(),
+                            aws_sdk_dynamodb::types::AttributeValue::Bool(b) => b.to_string(),
+                            aws_sdk_dynamodb::types::AttributeValue::L(l) => format!("{} items", l.len()),
+                            _ => String::new(),
+                        };
+                        (k.clone(), text)
+                    })
+                    .collect()
+            })
+            .collect();
+        rows.sort_by(|a, b| b["sk"].cmp(&a["sk"]));
+        rows
+    }
+
     /// Classic ELB names.
     pub async fn classic_elbs(&self) -> Vec<String> {
         let out = self.elb.describe_load_balancers().send().await.unwrap();
@@ -267,4 +345,13 @@ pub struct OwnImage {
     pub state: String,
     pub tags: std::collections::BTreeMap<String, String>,
     pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ec2Instance {
+    pub id: String,
+    pub image: String,
+    pub state: String,
+    pub subnet: String,
+    pub tags: std::collections::BTreeMap<String, String>,
 }

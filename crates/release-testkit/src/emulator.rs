@@ -95,8 +95,11 @@ impl Emulator {
         for service in ["ec2", "elb", "elbv2", "route53", "dynamodb", "sts"] {
             let Some(obj) = doc.get(service).and_then(|v| v.as_object()) else { continue };
             for (model, items) in obj {
-                if items.as_array().is_some_and(|a| !a.is_empty()) {
-                    models.insert(format!("{service}.{model}"), items.to_string());
+                // Reads leave empty `{}` entries in some models (a DynamoDB Query does in Item): not state.
+                let Some(list) = items.as_array() else { continue };
+                let real: Vec<&serde_json::Value> = list.iter().filter(|v| v.as_object().is_none_or(|o| !o.is_empty())).collect();
+                if !real.is_empty() {
+                    models.insert(format!("{service}.{model}"), serde_json::to_string(&real).unwrap_or_default());
                 }
             }
         }
