@@ -70,13 +70,6 @@ fn unreachable_endpoint_fails_within_seconds_with_exit_6() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_exit_9() {
-    let run = release(&workspace_root(), None, &["status"]);
-    assert_eq!(run.code, 9);
-    assert!(run.error_line().contains("is not implemented in this version yet"), "{}", run.stderr);
-}
-
-#[test]
 fn release_core_never_depends_on_the_aws_sdk() {
     // Walk Cargo.lock from release-core through its dependencies (normal, build and dev alike).
     let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).expect("Cargo.lock is committed");

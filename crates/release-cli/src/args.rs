@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 production between two clusters with Route53. Pipelines live in pipelines/<app>.toml.\n\n\
 Exit codes: 0 ok, 1 internal error, 2 bad input or config, 3 not found, 4 refused by a safety check, \
 5 lock held, 6 AWS failure, 7 build/test/packer stage failed, 8 deploy failed and was rolled back, \
-9 not implemented in this version, 130 interrupted."
+130 interrupted."
 )]
 pub struct Cli {
     #[command(flatten)]

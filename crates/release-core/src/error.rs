@@ -22,8 +22,6 @@ pub mod exit {
     pub const STAGE_FAILED: i32 = 7;
     /// A deploy ran and failed; the environment was put back as it was.
     pub const DEPLOY_FAILED: i32 = 8;
-    /// The command exists in the design but is not implemented in this version.
-    pub const NOT_IMPLEMENTED: i32 = 9;
     /// Interrupted by Ctrl-C / SIGTERM after cleaning up.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -38,7 +36,6 @@ pub enum ErrorKind {
     Aws,
     StageFailed,
     DeployFailed,
-    NotImplemented,
     Interrupted,
 }
 
@@ -53,7 +50,6 @@ impl ErrorKind {
             ErrorKind::Aws => exit::AWS,
             ErrorKind::StageFailed => exit::STAGE_FAILED,
             ErrorKind::DeployFailed => exit::DEPLOY_FAILED,
-            ErrorKind::NotImplemented => exit::NOT_IMPLEMENTED,
             ErrorKind::Interrupted => exit::INTERRUPTED,
         }
     }
@@ -69,7 +65,6 @@ impl ErrorKind {
             ErrorKind::Aws => "aws",
             ErrorKind::StageFailed => "stage-failed",
             ErrorKind::DeployFailed => "deploy-failed",
-            ErrorKind::NotImplemented => "not-implemented",
             ErrorKind::Interrupted => "interrupted",
         }
     }

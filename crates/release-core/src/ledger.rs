@@ -68,6 +68,12 @@ pub struct Record {
     pub seconds: BTreeMap<String, f64>,
     #[serde(default)]
     pub forced: bool,
+    /// Switches: the weight sent to the target cluster.
+    #[serde(default)]
+    pub weight: Option<u8>,
+    /// Switches: the commit the previously live cluster ran, so that a rollback knows what to go back to.
+    #[serde(default)]
+    pub previous_commit: Option<String>,
 }
 
 impl Record {

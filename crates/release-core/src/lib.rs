@@ -13,3 +13,5 @@ pub mod provision;
 pub mod bake;
 pub mod ledger;
 pub mod promote;
+pub mod switch;
+pub mod status;

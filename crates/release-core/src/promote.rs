@@ -560,6 +560,8 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
             retired_instances: Vec::new(),
             seconds: BTreeMap::new(),
             forced: false,
+            weight: None,
+            previous_commit: None,
         },
     };
     report.release_id = record.release_id.clone();

@@ -4,9 +4,10 @@ mod bake;
 mod promote;
 mod provision;
 mod stages;
+mod switch;
 mod validate;
 
-use release_core::{Error, ErrorKind, Result};
+use release_core::Result;
 
 use crate::args::{Cli, Command};
 use crate::output::Output;
@@ -24,17 +25,9 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
             promote::run(g, out, sha, env, cluster.as_deref(), *plan, *batch).await
         }
         Command::Unlock { env } => promote::unlock(g, out, env).await,
-        Command::Switch { .. } => not_built("switch", 5),
-        Command::Status { .. } => not_built("status", 5),
-        Command::Rollback { .. } => not_built("rollback", 5),
-        Command::History { .. } => not_built("history", 5),
+        Command::Switch { cluster, weight, plan, force } => switch::switch(g, out, cluster, *weight, *plan, *force).await,
+        Command::Status { env } => switch::status(g, out, env.as_deref()).await,
+        Command::Rollback { env } => switch::rollback(g, out, env).await,
+        Command::History { env, limit } => switch::history(g, out, env.as_deref(), *limit).await,
     }
-}
-
-/// Commands of the design that this version does not have yet: say so plainly, change nothing.
-fn not_built(command: &str, issue: u32) -> Result<()> {
-    Err(Error::new(
-        ErrorKind::NotImplemented,
-        format!("`release {command}` is not implemented in this version yet (tracked in issue {issue}); nothing was changed"),
-    ))
 }

@@ -94,7 +94,7 @@ pub async fn unlock(g: &Global, out: &Output, env: &str) -> Result<()> {
 }
 
 /// How often waits poll AWS; `RELEASE_POLL_SECONDS` overrides (tests and the demo use short ones).
-fn poll_interval() -> Duration {
+pub fn poll_interval() -> Duration {
     std::env::var("RELEASE_POLL_SECONDS")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
@@ -103,7 +103,7 @@ fn poll_interval() -> Duration {
         .unwrap_or(Duration::from_secs(5))
 }
 
-fn entropy() -> u32 {
+pub fn entropy() -> u32 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     nanos ^ std::process::id().rotate_left(16)
 }

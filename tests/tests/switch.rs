@@ -1,0 +1,245 @@
+//! `release switch`, `status`, `rollback` and `history` against the emulator, reading Route53, ELB and the ledger back.
+
+use release_e2e::{AwsView, Emulator, Project, Run};
+
+/// Provisioned demo with two baked commits: (project, A, B).
+fn baked(emu: &Emulator) -> (Project, String, String) {
+    let project = Project::demo_repo();
+    for env in ["staging", "prod"] {
+        project.release(emu, &["provision", "--env", env]).assert_ok();
+    }
+    let a = project.git(&["rev-parse", "HEAD"]);
+    project.release(emu, &["bake", &a]).assert_ok();
+    let server = project.read("pipelines/hello/server.py");
+    project.write("pipelines/hello/server.py", &server.replace("\"app\": \"hello\"", "\"app\": \"hello\", \"v\": 2"));
+    let b = project.commit("v2");
+    project.release(emu, &["bake", &b]).assert_ok();
+    (project, a, b)
+}
+
+async fn weights(aws: &AwsView) -> Vec<(String, i64)> {
+    aws.weighted_records("example.com.", "hello.example.com.").await.into_iter().map(|(c, w, _)| (c, w)).collect()
+}
+
+fn w(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(c, w)| (c.to_string(), *w)).collect()
+}
+
+/// `status --output json` as (cluster, role, weight, commit, healthy/total) rows of prod.
+fn prod_status(project: &Project, emu: &Emulator) -> Vec<(String, String, Option<u64>, Option<String>, String)> {
+    let doc = project.release(emu, &["status", "--env", "prod", "--output", "json"]).json();
+    doc["environments"][0]["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cluster"].as_str().unwrap().to_owned(),
+                c["role"].as_str().unwrap().to_owned(),
+                c["weight"].as_u64(),
+                c["commit"].as_str().map(|s| s[..12].to_owned()),
+                format!("{}/{}", c["healthy"], c["total"]),
+            )
+        })
+        .collect()
+}
+
+fn one_change_batch(run: &Run) {
+    let doc = run.json();
+    assert_eq!(doc["api_calls"]["Route 53:ChangeResourceRecordSets"], 1, "{}", run.stdout);
+    assert_eq!(doc["changed"], true);
+}
+
+#[tokio::test]
+async fn flips_change_exactly_the_weights_in_one_batch_and_status_tells_the_truth() {
+    let emu = Emulator::start();
+    let (project, a, b) = baked(&emu);
+    let aws = AwsView::new(&emu).await;
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // -> prod2
+
+    let flip = project.release(&emu, &["switch", "prod2", "--yes", "--output", "json"]);
+    flip.assert_ok();
+    one_change_batch(&flip);
+    println!("switch prod1 -> prod2 on the emulator: {:.3}s wall, {} AWS calls: {}", flip.elapsed.as_secs_f64(), flip.json()["api_calls_total"], flip.json()["api_calls"]);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    let sa = a[..12].to_owned();
+    assert_eq!(prod_status(&project, &emu), vec![
+        ("prod1".into(), "idle".into(), Some(0), None, "0/0".into()),
+        ("prod2".into(), "live".into(), Some(100), Some(sa.clone()), "4/4".into()),
+    ]);
+
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok(); // -> prod1, now idle
+    let flip = project.release(&emu, &["switch", "prod1", "--yes", "--output", "json"]);
+    flip.assert_ok();
+    one_change_batch(&flip);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    assert_eq!(prod_status(&project, &emu), vec![
+        ("prod1".into(), "live".into(), Some(100), Some(b[..12].to_owned()), "4/4".into()),
+        ("prod2".into(), "idle".into(), Some(0), Some(sa.clone()), "4/4".into()),
+    ]);
+
+    let flip = project.release(&emu, &["switch", "prod2", "--yes", "--output", "json"]);
+    flip.assert_ok();
+    one_change_batch(&flip);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+
+    // To the live one: nothing to do, nothing changed.
+    let before = emu.state();
+    let again = project.release(&emu, &["switch", "prod2", "--yes", "--output", "json"]);
+    again.assert_ok();
+    assert_eq!(again.json()["changed"], false);
+    assert!(again.json()["api_calls"].get("Route 53:ChangeResourceRecordSets").is_none());
+    before.assert_same(&emu.state(), "a switch to the live cluster");
+
+    // status asks a bounded number of times: no call per instance.
+    let status = project.release(&emu, &["status", "--output", "json"]).json();
+    println!("status of 2 environments, 3 clusters: {} AWS calls: {}", status["api_calls_total"], status["api_calls"]);
+    assert_eq!(status["api_calls"]["EC2:DescribeInstances"], 1);
+    assert_eq!(status["api_calls"]["EC2:DescribeImages"], 1);
+
+    // The ledger: from -> to and who, for each switch.
+    let history = project.release(&emu, &["history", "--env", "prod", "--output", "json"]).json();
+    let switches: Vec<&serde_json::Value> = history["records"].as_array().unwrap().iter().filter(|r| r["action"] == "switch").collect();
+    assert_eq!(switches.len(), 3);
+    assert_eq!((switches[0]["from"].as_str(), switches[0]["to"].as_str()), (Some("prod1=100,prod2=0"), Some("prod1=0,prod2=100")));
+    assert_eq!(switches[0]["weight"], 100);
+    assert!(switches.iter().all(|s| s["outcome"] == "succeeded" && !s["actor"].as_str().unwrap().is_empty()));
+}
+
+#[tokio::test]
+async fn unready_targets_are_refused_unless_forced() {
+    let emu = Emulator::start();
+    let (project, a, _) = baked(&emu);
+    let aws = AwsView::new(&emu).await;
+    // No instances at all.
+    let before = emu.state();
+    let empty = project.release(&emu, &["switch", "prod2", "--yes"]);
+    assert_eq!(empty.code, 4, "{empty:?}");
+    assert_eq!(
+        empty.error_line(),
+        "error: cluster prod2 is not ready for traffic: cluster prod2 has no instances; promote a commit to it first; nothing was changed (--force to switch anyway)"
+    );
+    before.assert_same(&emu.state(), "a refused switch");
+
+    // A stopped instance: OutOfService.
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
+    let victim = aws.running("hello", "prod2").await[0].id.clone();
+    aws.ec2.stop_instances().instance_ids(&victim).send().await.unwrap();
+    let before = emu.state();
+    let stopped = project.release(&emu, &["switch", "prod2", "--yes"]);
+    assert_eq!(stopped.code, 4, "{stopped:?}");
+    assert!(stopped.error_line().contains(&format!("{victim} is Unhealthy in load balancer hello-prod2")), "{}", stopped.stderr);
+    assert!(stopped.error_line().contains("3 of 4 instances running"), "{}", stopped.stderr);
+    before.assert_same(&emu.state(), "a refused switch");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+
+    // --force goes through and the ledger says so.
+    let forced = project.release(&emu, &["switch", "prod2", "--force", "--yes", "--output", "json"]);
+    forced.assert_ok();
+    assert_eq!(forced.json()["forced"], true);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    let ledger = aws.ledger("release-ledger").await;
+    let sw = ledger.iter().find(|r| r["action"] == "switch").unwrap();
+    assert_eq!(sw["forced"], "true");
+    assert!(sw["detail"].contains("forced past"), "{sw:?}");
+}
+
+#[tokio::test]
+async fn a_gradual_shift_leaves_both_live_with_their_weights() {
+    let emu = Emulator::start();
+    let (project, a, _) = baked(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
+    let run = project.release(&emu, &["switch", "prod2", "--weight", "10", "--yes", "--output", "json"]);
+    run.assert_ok();
+    one_change_batch(&run);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 90), ("prod2", 10)]));
+    let status = prod_status(&project, &emu);
+    assert_eq!((status[0].1.as_str(), status[0].2), ("live", Some(90)));
+    assert_eq!((status[1].1.as_str(), status[1].2), ("live", Some(10)));
+    let text = project.release(&emu, &["status", "--env", "prod"]);
+    assert!(text.stdout.contains("prod2      live 10%"), "{}", text.stdout);
+    let bad = project.release(&emu, &["switch", "prod2", "--weight", "150", "--yes"]);
+    assert_eq!(bad.code, 2, "{bad:?}");
+}
+
+#[tokio::test]
+async fn rollback_flips_back_when_it_can_and_promotes_then_flips_when_it_must() {
+    let emu = Emulator::start();
+    let (project, a, b) = baked(&emu);
+    let aws = AwsView::new(&emu).await;
+    // prod2 runs A and goes live; prod1 gets B and goes live.
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
+    project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok();
+    project.release(&emu, &["switch", "prod1", "--yes"]).assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+
+    // Path 1: prod2 still runs A, healthy: flip back.
+    let back = project.release(&emu, &["rollback", "--env", "prod", "--yes", "--output", "json"]);
+    back.assert_ok();
+    assert_eq!(back.json()["path"], "switch-back");
+    assert_eq!(back.json()["commit"], a.as_str());
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+
+    // Path 2: the previous cluster (prod1, B) was since given A, so B must be promoted again, then flipped.
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // prod1 <- A
+    let again = project.release(&emu, &["rollback", "--env", "prod", "--yes", "--output", "json"]);
+    again.assert_ok();
+    let doc = again.json();
+    assert_eq!(doc["path"], "promote-then-switch", "{}", again.stdout);
+    assert_eq!(doc["commit"], b.as_str());
+    assert_eq!(doc["cluster"], "prod1");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let prod1 = aws.running("hello", "prod1").await;
+    assert_eq!(prod1.len(), 4);
+    assert!(prod1.iter().all(|i| i.tags["release:commit"] == b));
+
+    // The ledger shows each step.
+    let history = project.release(&emu, &["history", "--env", "prod", "--output", "json"]).json();
+    let steps: Vec<(String, String)> = history["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap().to_owned(), r["cluster"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(&steps[..3], &[("rollback".into(), "prod1".into()), ("promote".into(), "prod1".into()), ("promote".into(), "prod1".into())]);
+    assert!(steps.contains(&("rollback".into(), "prod2".into())));
+}
+
+#[tokio::test]
+async fn rollback_of_an_in_place_environment_promotes_the_previous_commit() {
+    let emu = Emulator::start();
+    let (project, a, b) = baked(&emu);
+    let aws = AwsView::new(&emu).await;
+    let nothing = project.release(&emu, &["rollback", "--env", "staging", "--yes"]);
+    assert_eq!(nothing.code, 3, "{nothing:?}");
+    assert_eq!(nothing.error_line(), "error: the ledger of env staging holds no earlier release to roll back to");
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "staging"]).assert_ok();
+    let run = project.release(&emu, &["rollback", "--env", "staging", "--yes", "--output", "json"]);
+    run.assert_ok();
+    assert_eq!(run.json()["path"], "promote");
+    let live = aws.running("hello", "staging").await;
+    assert_eq!(live.len(), 2);
+    assert!(live.iter().all(|i| i.tags["release:commit"] == a));
+    let text = project.release(&emu, &["history", "--env", "staging", "--limit", "2"]);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", text.stdout);
+    assert!(lines[1].contains(&format!("{} -> {}", &b[..12], &a[..12])) && lines[1].ends_with("succeeded"), "{}", text.stdout);
+}
+
+#[tokio::test]
+async fn switch_of_an_unknown_cluster_or_a_dnsless_env_is_bad_input() {
+    let emu = Emulator::start();
+    let (project, _, _) = baked(&emu);
+    let before = emu.state();
+    let unknown = project.release(&emu, &["switch", "prod3", "--yes"]);
+    assert_eq!(unknown.code, 3);
+    assert_eq!(unknown.error_line(), "error: no cluster `prod3` in pipelines/hello.toml; known: staging, prod1, prod2");
+    let staging = project.release(&emu, &["switch", "staging", "--yes"]);
+    assert_eq!(staging.code, 2);
+    assert!(staging.error_line().starts_with("error: env staging has no dns, so there is nothing to switch"), "{}", staging.stderr);
+    before.assert_same(&emu.state(), "bad switches");
+}
