@@ -70,9 +70,7 @@ pub fn release(cwd: &Path, endpoint: Option<&str>, args: &[&str]) -> Run {
 
 pub fn release_with(cwd: &Path, endpoint: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = Command::new(release_bin());
-    cmd.envs(env.iter().copied());
     cmd.current_dir(cwd)
-        .args(args)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env_remove("AWS_PROFILE")
@@ -80,10 +78,14 @@ pub fn release_with(cwd: &Path, endpoint: Option<&str>, env: &[(&str, &str)], ar
         // Never let a test fall back to real AWS credentials or config files of the machine.
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true");
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RELEASE_POLL_SECONDS", "0.2")
+        .envs(env.iter().copied());
+    // Global flags go first, so that `--` in a test's arguments keeps its meaning.
     if let Some(url) = endpoint {
         cmd.arg("--endpoint-url").arg(url);
     }
+    cmd.args(args);
     let start = Instant::now();
     let Output { status, stdout, stderr } = cmd.output().expect("run release");
     Run {

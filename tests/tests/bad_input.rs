@@ -1,0 +1,110 @@
+//! Bad input, tried on purpose: each case must exit with its documented code, say what is wrong and how to fix it
+//! on one line, and change nothing in AWS (the emulator's state is compared before and after).
+
+use release_e2e::{Emulator, Project};
+
+struct Case {
+    name: &'static str,
+    /// Edits the demo pipeline (from, to); empty: unchanged.
+    edit: (&'static str, &'static str),
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    code: i32,
+    says: &'static str,
+}
+
+const fn case(name: &'static str, edit: (&'static str, &'static str), args: &'static [&'static str], code: i32, says: &'static str) -> Case {
+    Case { name, edit, args, env: &[], code, says }
+}
+
+const NONE: (&str, &str) = ("", "");
+
+fn cases() -> Vec<Case> {
+    vec![
+        // Pipeline files.
+        case("malformed TOML", ("count = 2", "count = = 2"), &["provision", "--env", "staging"], 2, "invalid TOML"),
+        case("unknown key", ("count = 2", "count = 2\ncolour = \"blue\""), &["provision", "--env", "staging"], 2, "unknown key `colour`"),
+        case("misspelt key", ("load_balancer = \"hello-staging\"", "loadbalancer = \"hello-staging\""), &["validate"], 2, "did you mean `load_balancer`?"),
+        case("missing app", ("app = \"hello\"\n", ""), &["validate"], 2, "missing key `app`"),
+        case("bad app name", ("app = \"hello\"", "app = \"Hello World\""), &["validate"], 2, "app name `Hello World` is invalid"),
+        case("negative count", ("count = 2", "count = -2"), &["promote", "HEAD", "--env", "staging"], 2, "count -2 is outside 1..1000"),
+        case("zero count", ("count = 2", "count = 0"), &["validate"], 2, "count 0 is outside 1..1000"),
+        case("count as a string", ("count = 2", "count = \"2\""), &["validate"], 2, "must be an integer"),
+        case("absurd health timeout", ("health_timeout = \"10m\"", "health_timeout = \"30d\""), &["validate"], 2, "unknown unit `d`"),
+        case("too long health timeout", ("health_timeout = \"10m\"", "health_timeout = \"100h\""), &["validate"], 2, "outside 5s..6h"),
+        case("duration without unit", ("drain = \"2s\"", "drain = \"30\""), &["validate"], 2, "has no unit"),
+        case("duplicate cluster", ("[env.prod.clusters.prod2]", "[env.prod.clusters.staging]"), &["validate"], 2, "is already used"),
+        case("dns with one cluster", ("[env.prod.clusters.prod2]\nload_balancer = \"hello-prod2\"\ncount = 4\n", ""), &["validate"], 2, "blue/green needs two or more"),
+        case("record outside zone", ("record = \"hello.example.com.\"", "record = \"hello.example.org.\""), &["validate"], 2, "is not inside zone"),
+        case("zone without dot", ("zone = \"example.com.\"", "zone = \"example.com\""), &["validate"], 2, "with the trailing dot"),
+        case("missing template", ("packer-templates/app.pkr.hcl", "packer-templates/nope.pkr.hcl"), &["validate"], 2, "does not exist under"),
+        case("name filter without owners", ("base_owners = [\"amazon\"]\n", ""), &["validate"], 2, "has no base_owners"),
+        case("bad ssm reference", ("ssm:/hello/staging/database-url", "ssm:hello"), &["validate"], 2, "is not a valid SSM reference"),
+        case("bad subnet id", ("subnets = []", "subnets = [\"net-1\"]"), &["validate"], 2, "is not a subnet id"),
+        case("bad instance type", ("[deploy]\ninstance_type = \"t3.micro\"", "[deploy]\ninstance_type = \"large\""), &["validate"], 2, "is not an EC2 instance type"),
+        case("bad region", ("region = \"us-east-1\"", "region = \"mars\""), &["validate"], 2, "is not an AWS region name"),
+        case("both lb and target group", ("load_balancer = \"hello-staging\"", "load_balancer = \"hello-staging\"\ntarget_group = \"tg\""), &["validate"], 2, "names both load_balancer and target_group"),
+        // The command line.
+        case("unknown command", NONE, &["deploy"], 2, "unrecognized subcommand"),
+        case("missing --env", NONE, &["promote", "HEAD"], 2, "--env <ENV>"),
+        case("bad --output", NONE, &["status", "--output", "yaml"], 2, "invalid value 'yaml'"),
+        case("unknown env", NONE, &["provision", "--env", "qa"], 3, "no environment `qa`"),
+        case("unknown app", NONE, &["status", "--app", "nope"], 3, "no pipeline for app `nope`"),
+        case("unknown cluster", NONE, &["switch", "prod3", "--yes"], 3, "no cluster `prod3`"),
+        case("unknown sha", NONE, &["promote", "0123456789abc", "--env", "staging"], 3, "unknown commit `0123456789abc`"),
+        case("sha that looks like an option", NONE, &["bake", "--", "--exec=x"], 2, "is not a commit"),
+        case("no AMI for a sha", NONE, &["promote", "HEAD", "--env", "staging"], 3, "no AMI for"),
+        case("switch to an empty cluster", NONE, &["switch", "prod2", "--yes"], 4, "has no instances"),
+        case("switch an env without dns", NONE, &["switch", "staging", "--yes"], 2, "has no dns"),
+        case("promote to the live cluster", NONE, &["promote", "HEAD", "--env", "prod", "--cluster", "prod1", "--yes"], 3, "no AMI for"),
+        case("weight over 100", NONE, &["switch", "prod2", "--weight", "101", "--yes"], 2, "--weight is a percentage"),
+        case("batch of zero", NONE, &["promote", "HEAD", "--env", "staging", "--batch", "0"], 2, "--batch must be at least 1"),
+        case("rollback with no history", NONE, &["rollback", "--env", "prod", "--yes"], 3, "holds no earlier release"),
+        Case { name: "packer missing", edit: NONE, args: &["bake", "HEAD"], env: &[("PACKER", "/nonexistent/packer")], code: 3, says: "packer is not installed" },
+        Case { name: "unreachable endpoint", edit: NONE, args: &["status"], env: &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")], code: 6, says: "cannot reach AWS" },
+        case("pipeline file given does not exist", NONE, &["validate", "--pipeline", "pipelines/none.toml"], 2, "cannot read the pipeline file"),
+    ]
+}
+
+#[tokio::test]
+async fn every_bad_input_fails_clearly_with_its_code_and_changes_nothing() {
+    let emu = Emulator::start();
+    let project = Project::demo_repo();
+    for env in ["staging", "prod"] {
+        project.release(&emu, &["provision", "--env", env]).assert_ok();
+    }
+    let pristine = project.read("pipelines/hello.toml");
+    let cases = cases();
+    let mut changes = 0;
+    let mut failures = Vec::new();
+    let mut timings = Vec::new();
+    // One baseline for all cases (a snapshot costs half a second): any change shows up at the case that made it.
+    let before = emu.state();
+    for c in &cases {
+        let (from, to) = c.edit;
+        if !from.is_empty() {
+            assert!(pristine.contains(from), "{}: {from:?} not in the demo pipeline", c.name);
+            project.write("pipelines/hello.toml", &pristine.replacen(from, to, 1));
+        }
+        // The unreachable-endpoint case brings its own endpoint.
+        let endpoint = if c.env.iter().any(|(k, _)| *k == "AWS_ENDPOINT_URL") { None } else { Some(emu.url()) };
+        let run = release_e2e::release_with(project.path(), endpoint.as_deref(), c.env, c.args);
+        let after = emu.state();
+        project.write("pipelines/hello.toml", &pristine);
+        let changed = before.changed_models(&after);
+        timings.push(format!("{:>6.2}s  {}", run.elapsed.as_secs_f64(), c.name));
+        if !changed.is_empty() {
+            changes += 1;
+        }
+        let last = run.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let one_line = run.stderr.contains(c.says) && (last.starts_with("error: ") || last.starts_with("error:") || last.contains("Usage") || last.contains("--help"));
+        if run.code != c.code || !one_line || !changed.is_empty() {
+            failures.push(format!("{}: exit {} (want {}), changed {changed:?}, stderr:\n{}", c.name, run.code, c.code, run.stderr));
+        }
+    }
+    println!("{}", timings.join("\n"));
+    println!("bad inputs tried: {}, failed cases: {}, AWS changes on bad input: {changes}", cases.len(), failures.len());
+    assert!(cases.len() >= 30);
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+    assert_eq!(changes, 0);
+}
