@@ -243,3 +243,34 @@ async fn switch_of_an_unknown_cluster_or_a_dnsless_env_is_bad_input() {
     assert!(staging.error_line().starts_with("error: env staging has no dns, so there is nothing to switch"), "{}", staging.stderr);
     before.assert_same(&emu.state(), "bad switches");
 }
+
+#[tokio::test]
+async fn kill_9_at_every_step_of_a_switch_then_a_rerun_converges() {
+    let emu = Emulator::start();
+    let (project, a, _) = baked(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
+    let mut table = vec![format!("{:<10} {:>10} {:<28} {}", "crash at", "first exit", "weights after re-run", "ledger")];
+    let mut target = "prod2";
+    for step in ["locked", "recorded", "changed"] {
+        let crashed = project.release_env(&emu, &[("RELEASE_TEST_CRASH_AT", step)], &["switch", target, "--yes"]);
+        assert_ne!(crashed.code, 0, "{step}: {crashed:?}");
+        project.release(&emu, &["unlock", "--env", "prod"]).assert_ok();
+        project.release(&emu, &["switch", target, "--yes"]).assert_ok();
+        let got = weights(&aws).await;
+        let want = if target == "prod2" { w(&[("prod1", 0), ("prod2", 100)]) } else { w(&[("prod1", 100), ("prod2", 0)]) };
+        assert_eq!(got, want, "{step}");
+        let ledger = aws.ledger("release-ledger").await;
+        assert!(ledger.iter().all(|r| r["outcome"] != "started"), "{step}: {ledger:#?}");
+        let outcomes: Vec<String> = ledger.iter().filter(|r| r["action"] == "switch").take(2).map(|r| r["outcome"].clone()).collect();
+        table.push(format!("{step:<10} {:>10} {:<28} {}", crashed.code, format!("{got:?}"), outcomes.join(", ")));
+        // Flip the other way next time, so that every step is tried on a real change (prod1 needs instances).
+        if target == "prod2" {
+            project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
+            target = "prod1";
+        } else {
+            target = "prod2";
+        }
+    }
+    println!("switch kill -9 points tried: 3\n{}", table.join("\n"));
+}

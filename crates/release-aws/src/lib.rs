@@ -59,7 +59,12 @@ impl Aws {
                     .operation_timeout(Duration::from_secs(120))
                     .build(),
             )
-            .retry_config(RetryConfig::standard().with_max_attempts(6).with_max_backoff(Duration::from_secs(5)));
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(6)
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(5)),
+            );
         if let Some(region) = &opts.region {
             loader = loader.region(Region::new(region.clone()));
         }

@@ -45,6 +45,8 @@ pub struct EnvStatus {
     pub record: Option<String>,
     pub clusters: Vec<ClusterStatus>,
     pub last: Option<LastAction>,
+    /// What is missing for this environment (not provisioned yet, say).
+    pub note: Option<String>,
 }
 
 pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<EnvStatus>> {
@@ -55,10 +57,21 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
     let (images, instances) = tokio_join(cloud, pipeline).await?;
     let mut out = Vec::new();
     for env in envs {
-        let weights = live_weights(cloud, env).await?;
+        let mut note = None;
+        let weights = match live_weights(cloud, env).await {
+            Ok(w) => w,
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                note = Some(e.message().to_owned());
+                Default::default()
+            }
+            Err(e) => return Err(e),
+        };
         let records: Vec<Record> = match cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, 1).await {
             Ok(r) => r,
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => Vec::new(),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                note = Some(e.message().to_owned());
+                Vec::new()
+            }
             Err(e) => return Err(e),
         };
         let mut clusters = Vec::new();
@@ -71,7 +84,18 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
                         && i.state != "terminated"
                 })
                 .collect();
-            let health = if mine.is_empty() { Vec::new() } else { cloud.balancer.health(&c.target).await? };
+            let health = if mine.is_empty() {
+                Vec::new()
+            } else {
+                match cloud.balancer.health(&c.target).await {
+                    Ok(h) => h,
+                    Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                        note = Some(e.message().to_owned());
+                        Vec::new()
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
             let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
             let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();
@@ -106,7 +130,7 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
             commit: r.commit.clone(),
             cluster: r.cluster.clone(),
         });
-        out.push(EnvStatus { env: env.name.to_string(), record: env.dns.as_ref().map(|d| d.record.clone()), clusters, last });
+        out.push(EnvStatus { env: env.name.to_string(), record: env.dns.as_ref().map(|d| d.record.clone()), clusters, last, note });
     }
     Ok(out)
 }

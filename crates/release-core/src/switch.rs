@@ -146,6 +146,7 @@ pub async fn switch(cloud: &Cloud, pipeline: &Pipeline, cluster_name: &str, opts
             env.name
         )));
     }
+    settle_unfinished(cloud, pipeline, env, &current, hooks).await?;
     if target == current {
         return Ok(report);
     }
@@ -236,6 +237,33 @@ pub async fn switch(cloud: &Cloud, pipeline: &Pipeline, cluster_name: &str, opts
             Err(e.context(format!("switching {} to {}", dns.record, cluster.name)))
         }
     }
+}
+
+/// Switches whose process died leave `started` records. The weights say how each ended: applied (its `to` is what
+/// Route53 holds now) or not. Either way the record is closed, under the lock, so the ledger tells the story.
+async fn settle_unfinished(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, current: &BTreeMap<String, u8>, hooks: &Hooks<'_>) -> Result<()> {
+    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, 50).await?;
+    let stale: Vec<&Record> =
+        records.iter().filter(|r| r.outcome == Outcome::Started && matches!(r.action.as_str(), "switch" | "rollback")).collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let id = ReleaseId::new(cloud.clock.now(), hooks.entropy).to_string();
+    let lock = LockGuard::acquire(cloud, pipeline, env, &hooks.actor, &id).await?;
+    let now_weights = describe(current);
+    for r in stale {
+        let mut r = r.clone();
+        let applied = r.to.as_deref() == Some(now_weights.as_str());
+        r.outcome = if applied { Outcome::Succeeded } else { Outcome::Abandoned };
+        r.finished = Some(cloud.clock.now());
+        r.detail = Some(if applied {
+            "its process died after Route53 took the change; closed by a later run".into()
+        } else {
+            "its process died before Route53 took the change; closed by a later run".into()
+        });
+        cloud.ledger.put_record(&pipeline.ledger_table, &r).await?;
+    }
+    lock.release().await
 }
 
 fn describe(weights: &BTreeMap<String, u8>) -> String {

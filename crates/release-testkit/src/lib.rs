@@ -6,3 +6,4 @@
 pub mod conformance;
 pub mod emulator;
 pub mod memory;
+pub mod proxy;

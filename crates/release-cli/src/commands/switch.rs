@@ -109,6 +109,9 @@ pub async fn status(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
                     format!("{}/{}", c.healthy, c.total)
                 ));
             }
+            if let Some(n) = &e.note {
+                s.push_str(&format!("{:<10} note: {n}\n", ""));
+            }
             if let Some(l) = &e.last {
                 s.push_str(&format!(
                     "{:<10} last: {} {} by {} at {} ({})\n",
