@@ -18,8 +18,9 @@ demo: tools build
 	@RELEASE=$(RELEASE) scripts/demo
 
 ## The whole test suite: unit, conformance (in-memory and emulator) and end-to-end tests of the binary.
+## --nocapture shows what the reliability suites count: faults injected, crash points, bad inputs, leaks, changes.
 test: tools check-boundary
-	cargo test --workspace --no-fail-fast
+	cargo test --workspace --no-fail-fast -- --nocapture
 
 ## release-core must never depend on the AWS SDK (also asserted by a test, from Cargo.lock).
 check-boundary:

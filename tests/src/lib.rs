@@ -192,11 +192,15 @@ pub struct AwsView {
 
 impl AwsView {
     pub async fn new(emu: &Emulator) -> Self {
-        let creds = aws_config::Region::new("us-east-1");
+        Self::with_keys(emu, "test", "test").await
+    }
+
+    /// With an IAM user's keys, for an emulator that enforces IAM.
+    pub async fn with_keys(emu: &Emulator, key: &str, secret: &str) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(creds)
+            .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(emu.url())
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "tests"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(key, secret, None, None, "tests"))
             .load()
             .await;
         Self {
@@ -356,4 +360,19 @@ pub struct Ec2Instance {
     pub state: String,
     pub subnet: String,
     pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// Runs a Python snippet with boto3 from the emulator's venv (for services the tests have no Rust SDK for:
+/// IAM, SSM). `ENDPOINT` is set to the emulator's URL; returns stdout.
+pub fn boto3(emu: &Emulator, script: &str) -> String {
+    let python = workspace_root().join("localstack/.venv/bin/python");
+    let prelude = "import boto3, json, os\nE = os.environ['ENDPOINT']\ndef client(s, key='test', secret='test'):\n    return boto3.client(s, endpoint_url=E, region_name='us-east-1', aws_access_key_id=key, aws_secret_access_key=secret)\n";
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .env("ENDPOINT", emu.url())
+        .output()
+        .expect("run the venv's python");
+    assert!(out.status.success(), "boto3 script failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -65,7 +65,13 @@ async fn with_a_fifth_of_all_calls_throttled_or_failing_everything_still_converg
     let (a2, b2) = life(&project, &proxy.url());
     let stats = proxy.stats();
     let got = summary(&AwsView::new(&emu).await, &a2, &b2).await;
-    println!("faults injected: {} of {} requests: {:#?}", stats.total_injected(), stats.requests, stats.injected);
+    println!(
+        "faults injected: {} of {} requests, leaks found: {}: {:#?}",
+        stats.total_injected(),
+        stats.requests,
+        got["not terminated"].parse::<i32>().unwrap_or(-1) - 10,
+        stats.injected
+    );
     assert!(stats.total_injected() * 100 / stats.requests.max(1) >= 10, "too few faults to mean anything: {stats:?}");
     assert_eq!(got, expected, "the world differs from a run without faults");
     assert_eq!(got["not terminated"], "10", "nothing leaked: 2 staging + 4 + 4 prod");

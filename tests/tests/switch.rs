@@ -272,5 +272,5 @@ async fn kill_9_at_every_step_of_a_switch_then_a_rerun_converges() {
             target = "prod2";
         }
     }
-    println!("switch kill -9 points tried: 3\n{}", table.join("\n"));
+    println!("switch kill -9 points tried on the emulator: 3\n{}", table.join("\n"));
 }

@@ -1,13 +1,13 @@
 //! SDK errors into one-line core errors: which call, which AWS error code, what AWS said.
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use release_core::{Error, ErrorKind};
 
-pub(crate) fn sdk<E, R>(op: &str, err: SdkError<E, R>) -> Error
+pub(crate) fn sdk<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let message = match &err {
         SdkError::DispatchFailure(d) if d.is_timeout() => {
@@ -18,10 +18,16 @@ where
             root_cause(&err)
         ),
         SdkError::TimeoutError(_) => format!("{op}: AWS did not answer in time"),
-        SdkError::ServiceError(_) => match (err.code(), err.message()) {
+        SdkError::ServiceError(ctx) => match (err.code(), err.message()) {
             (Some(code), Some(msg)) => format!("{op}: {code}: {msg}"),
             (Some(code), None) => format!("{op}: {code}"),
-            _ => format!("{op}: {}", DisplayErrorContext(&err)),
+            // An answer the SDK could not read (an emulator's error page, a proxy): its HTTP status says enough.
+            _ => match ctx.raw().status().as_u16() {
+                code @ (401 | 403) => {
+                    format!("{op}: AccessDenied (HTTP {code}); check the credentials and the IAM policy (`release iam-policy`)")
+                }
+                code => format!("{op}: HTTP {code} with an unreadable error body"),
+            },
         },
         _ => format!("{op}: {}", DisplayErrorContext(&err)),
     };

@@ -6,6 +6,7 @@ mod dynamodb;
 mod ec2;
 mod elb;
 mod error;
+pub mod iam;
 mod images;
 mod route53;
 

@@ -121,6 +121,8 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Print the least-privilege IAM policy release (and Packer) need for this pipeline
+    IamPolicy,
     /// Break a stale lock (prints who held it)
     Unlock {
         #[arg(long)]

@@ -34,12 +34,18 @@ fn moto_server() -> PathBuf {
 impl Emulator {
     /// Starts a fresh, empty emulator. Panics with the server's log when it does not come up.
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts one with extra environment for moto (e.g. `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let bin = moto_server();
         for _attempt in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let mut child = Command::new(&bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

@@ -25,6 +25,14 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
             promote::run(g, out, sha, env, cluster.as_deref(), *plan, *batch).await
         }
         Command::Unlock { env } => promote::unlock(g, out, env).await,
+        Command::IamPolicy => {
+            let pipeline = crate::context::load_pipeline(g)?;
+            let policy = release_aws::iam::policy(&pipeline);
+            out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policy": policy }), || {
+                serde_json::to_string_pretty(&policy).unwrap_or_default()
+            });
+            Ok(())
+        }
         Command::Switch { cluster, weight, plan, force } => switch::switch(g, out, cluster, *weight, *plan, *force).await,
         Command::Status { env } => switch::status(g, out, env.as_deref()).await,
         Command::Rollback { env } => switch::rollback(g, out, env).await,

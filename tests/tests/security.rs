@@ -1,0 +1,120 @@
+//! Secrets stay references, and the printed IAM policy is exactly enough.
+
+use release_e2e::{boto3, AwsView, Emulator, Project};
+
+const SECRET: &str = "pl4nted-s3cret-value-7c1e";
+
+#[tokio::test]
+async fn a_planted_secret_never_appears_in_output_logs_arguments_user_data_or_the_ledger() {
+    let emu = Emulator::start();
+    boto3(&emu, &format!("client('ssm').put_parameter(Name='/hello/staging/database-url', Value='{SECRET}', Type='SecureString')"));
+    // The secret is really there to be found: the grep below could fail.
+    let stored = boto3(&emu, "print(client('ssm').get_parameter(Name='/hello/staging/database-url', WithDecryption=True)['Parameter']['Value'])");
+    assert_eq!(stored.trim(), SECRET);
+
+    let project = Project::demo_repo();
+    let tools = tempfile::tempdir().unwrap();
+    let args_log = tools.path().join("packer-args.log");
+    let wrapper = tools.path().join("packer");
+    std::fs::write(&wrapper, format!("#!/bin/sh\necho \"$@\" >> {}\nexec packer \"$@\"\n", args_log.display())).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env = [("PACKER", wrapper.to_str().unwrap()), ("RELEASE_LOG", "trace")];
+    let sha = project.git(&["rev-parse", "HEAD"]);
+    let mut seen = String::new();
+    for args in [
+        vec!["provision", "--env", "staging", "-vv"],
+        vec!["bake", &sha, "-vv", "--output", "json"],
+        vec!["promote", &sha, "--env", "staging", "-vv", "--output", "json"],
+        vec!["status", "-vv", "--output", "json"],
+        vec!["history", "-vv", "--output", "json"],
+        vec!["images", "-vv"],
+    ] {
+        let run = project.release_env(&emu, &env, &args);
+        run.assert_ok();
+        seen.push_str(&run.stdout);
+        seen.push_str(&run.stderr);
+    }
+    let aws = AwsView::new(&emu).await;
+    let instances = aws.app_instances("hello").await;
+    assert_eq!(instances.len(), 2);
+    let mut user_data = String::new();
+    for i in &instances {
+        user_data.push_str(&aws.user_data(&i.id).await);
+    }
+    assert!(user_data.contains("--name '/hello/staging/database-url'"), "the reference is there, resolved at boot");
+    let ledger = format!("{:?}", aws.ledger("release-ledger").await);
+    let packer_args = std::fs::read_to_string(&args_log).unwrap();
+    assert!(packer_args.contains("-var"), "packer ran: {packer_args}");
+    let mut found = 0;
+    for (what, text) in [("output and logs", &seen), ("user data", &user_data), ("ledger", &ledger), ("packer arguments", &packer_args)] {
+        if text.contains(SECRET) {
+            found += 1;
+            eprintln!("the secret leaked into {what}");
+        }
+    }
+    println!("planted secret searched in output, logs, user data, ledger and packer arguments: found {found} times");
+    assert_eq!(found, 0);
+}
+
+#[tokio::test]
+async fn the_printed_policy_is_enough_and_removing_a_permission_fails_clearly() {
+    // moto enforces IAM after the first 7 requests: its own warm-up, then the 6 IAM calls below.
+    let emu = Emulator::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "7")]);
+    let project = Project::demo_repo();
+    let policy = release_e2e::release(project.path(), None, &["iam-policy"]);
+    policy.assert_ok();
+    // moto authorises every action against resource "*" and evaluates no conditions (see its iam/access_control.py),
+    // so here each statement's resource becomes "*" and conditions go: what this proves is that the printed actions
+    // are enough and each matters; the resource scoping only real AWS can check.
+    let mut doc: serde_json::Value = serde_json::from_str(&policy.stdout).unwrap();
+    for st in doc["Statement"].as_array_mut().unwrap() {
+        st["Resource"] = "*".into();
+        st.as_object_mut().unwrap().remove("Condition");
+    }
+    let policy_file = project.path().join("policy.json");
+    std::fs::write(&policy_file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    let keys = boto3(
+        &emu,
+        &format!(
+            "iam = client('iam')\n\
+             out = {{}}\n\
+             for user, doc in [('admin', json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}}]}})), ('deployer', open('{}').read())]:\n\
+             \x20   iam.create_user(UserName=user)\n\
+             \x20   k = iam.create_access_key(UserName=user)['AccessKey']\n\
+             \x20   iam.put_user_policy(UserName=user, PolicyName='release', PolicyDocument=doc)\n\
+             \x20   out[user] = [k['AccessKeyId'], k['SecretAccessKey']]\n\
+             print(json.dumps(out))",
+            policy_file.display()
+        ),
+    );
+    let keys: serde_json::Value = serde_json::from_str(keys.trim()).unwrap();
+    let key = |u: &str, i: usize| keys[u][i].as_str().unwrap().to_owned();
+    let (dk, ds) = (key("deployer", 0), key("deployer", 1));
+    let deployer = [("AWS_ACCESS_KEY_ID", dk.as_str()), ("AWS_SECRET_ACCESS_KEY", ds.as_str())];
+    let admin = AwsView::with_keys(&emu, &key("admin", 0), &key("admin", 1)).await;
+
+    // Unknown credentials are refused: enforcement is on.
+    let stranger = project.release(&emu, &["provision", "--env", "staging"]);
+    assert_eq!(stranger.code, 6, "{stranger:?}");
+
+    // With exactly the printed policy: provision, bake (Packer included), promote.
+    let sha = project.git(&["rev-parse", "HEAD"]);
+    project.release_env(&emu, &deployer, &["provision", "--env", "staging"]).assert_ok();
+    project.release_env(&emu, &deployer, &["bake", &sha]).assert_ok();
+    project.release_env(&emu, &deployer, &["promote", &sha, "--env", "staging"]).assert_ok();
+    let old = admin.elb_members("hello-staging").await;
+    assert_eq!(old.len(), 2);
+
+    // Without one permission: the promote stops with AccessDenied and puts everything back.
+    let doc = std::fs::read_to_string(&policy_file).unwrap().replace("\"elasticloadbalancing:RegisterInstancesWithLoadBalancer\",", "");
+    std::fs::write(&policy_file, &doc).unwrap();
+    let (ak, asec) = (key("admin", 0), key("admin", 1));
+    boto3(&emu, &format!("client('iam', '{ak}', '{asec}').put_user_policy(UserName='deployer', PolicyName='release', PolicyDocument=open('{}').read())", policy_file.display()));
+    let pipeline = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &pipeline.replace("APP_ENV = \"staging\"", "APP_ENV = \"staging-2\""));
+    let denied = project.release_env(&emu, &deployer, &["promote", &sha, "--env", "staging"]);
+    assert_eq!(denied.code, 8, "{denied:?}");
+    assert!(denied.error_line().contains("elb RegisterInstancesWithLoadBalancer: AccessDenied"), "{}", denied.stderr);
+    assert_eq!(admin.elb_members("hello-staging").await, old, "the old fleet still serves");
+    println!("IAM enforcement: provision, bake and promote passed with the printed policy; without RegisterInstancesWithLoadBalancer: {}", denied.error_line());
+}
