@@ -165,3 +165,10 @@ pub fn crash_hook(step: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Adds the AWS calls this command made, by operation, to its JSON result.
+pub fn add_calls(doc: &mut serde_json::Value, calls: &release_aws::CallCounter) {
+    let snapshot = calls.snapshot();
+    doc["api_calls_total"] = snapshot.values().sum::<u64>().into();
+    doc["api_calls"] = serde_json::to_value(&snapshot).unwrap_or_default();
+}

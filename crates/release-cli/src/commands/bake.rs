@@ -19,6 +19,7 @@ pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()>
     if let Some(url) = &opts.emulator_endpoint {
         out.progress(format!("endpoint {url} set: baking packer's emulator source"));
     }
+    let calls = aws.calls();
     let cloud = aws.cloud();
     let baker = PackerBaker::default();
     let progress = |line: &str| eprintln!("bake: {line}");
@@ -29,6 +30,7 @@ pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()>
     let mut doc = serde_json::to_value(&outcome).unwrap_or_default();
     doc["ok"] = true.into();
     doc["seconds"]["total"] = total.into();
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         if outcome.reused {
             format!("{} (reused: {} at {} already has bake key {})", outcome.ami, outcome.name, outcome.commit.short(), outcome.bake_key.short())
@@ -41,7 +43,9 @@ pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()>
 
 pub async fn images(g: &Global, out: &Output) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
-    let cloud = context::connect(g, &pipeline).await?.cloud();
+    let aws = context::connect(g, &pipeline).await?;
+    let calls = aws.calls();
+    let cloud = aws.cloud();
     let (images, instances) = tokio::try_join!(cloud.images.app_images(&pipeline.app), cloud.fleet.app_instances(&pipeline.app))?;
     let mut complete: Vec<_> = images.into_iter().filter(|i| i.is_complete_bake()).collect();
     complete.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
@@ -60,7 +64,8 @@ pub async fn images(g: &Global, out: &Output) -> Result<()> {
             })
         })
         .collect();
-    let doc = serde_json::json!({ "ok": true, "app": pipeline.app, "images": rows });
+    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "images": rows });
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         if rows.is_empty() {
             return format!("no baked images of {} yet; run `release bake <sha>`", pipeline.app);

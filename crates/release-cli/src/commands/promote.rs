@@ -34,12 +34,10 @@ pub async fn run(g: &Global, out: &Output, rev: &str, env: &str, cluster: Option
     };
     let opts = PromoteOptions { cluster: cluster.map(str::to_owned), plan, batch, poll: poll_interval(), region };
     let report = promote::promote(&cloud, &pipeline, environment, &commit, &opts, &hooks).await?;
-    let api_calls = calls.snapshot();
-    let total: u64 = api_calls.values().sum();
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
-    doc["api_calls"] = serde_json::to_value(&api_calls).unwrap_or_default();
-    doc["api_calls_total"] = total.into();
+    context::add_calls(&mut doc, &calls);
+    let total = doc["api_calls_total"].as_u64().unwrap_or(0);
     out.result(&doc, || match report.outcome.as_str() {
         "planned" => {
             let mut s = format!(
@@ -80,9 +78,12 @@ pub async fn run(g: &Global, out: &Output, rev: &str, env: &str, cluster: Option
 pub async fn unlock(g: &Global, out: &Output, env: &str) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     let environment = pipeline.env(env)?;
-    let cloud = context::connect(g, &pipeline).await?.cloud();
+    let aws = context::connect(g, &pipeline).await?;
+    let calls = aws.calls();
+    let cloud = aws.cloud();
     let held = cloud.lock.break_lock(&pipeline.ledger_table, &pipeline.app, &environment.name).await?;
-    let doc = serde_json::json!({ "ok": true, "app": pipeline.app, "env": environment.name, "was_held_by": held });
+    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "env": environment.name, "was_held_by": held });
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || match &held {
         Some(l) => format!(
             "unlocked env {}: it was held by {} since {} (release {}, host {}, lease until {})",

@@ -12,6 +12,7 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool) -> Result
     let environment = pipeline.env(env)?;
     let aws = context::connect(g, &pipeline).await?;
     let region = aws.region().to_owned();
+    let calls = aws.calls();
     let cloud = aws.cloud();
     let plan = provision::plan(&cloud, &pipeline, environment).await?;
     let label = format!("{}/{}", pipeline.app, environment.name);
@@ -22,7 +23,7 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool) -> Result
         provision::apply(&cloud, &pipeline, environment, &plan).await?;
     }
     let changed = !plan_only && !plan.actions.is_empty();
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "ok": true,
         "app": pipeline.app,
         "env": environment.name,
@@ -31,6 +32,7 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool) -> Result
         "changed": changed,
         "actions": plan.actions,
     });
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         if plan.actions.is_empty() {
             return format!("{label}: everything exists; nothing to do");

@@ -26,12 +26,10 @@ pub async fn switch(g: &Global, out: &Output, cluster: &str, weight: Option<u8>,
     let opts = SwitchOptions { weight, force, plan, action: "switch" };
     let start = std::time::Instant::now();
     let report = switch::switch(&cloud, &pipeline, cluster, &opts, &hooks).await?;
-    let api_calls = calls.snapshot();
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
     doc["wall_seconds"] = start.elapsed().as_secs_f64().into();
-    doc["api_calls_total"] = api_calls.values().sum::<u64>().into();
-    doc["api_calls"] = serde_json::to_value(&api_calls).unwrap_or_default();
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         let w = |m: &BTreeMap<String, u8>| m.iter().map(|(c, w)| format!("{c} {w}%")).collect::<Vec<_>>().join(", ");
         if report.planned {
@@ -61,6 +59,7 @@ pub async fn rollback(g: &Global, out: &Output, env: &str) -> Result<()> {
     let environment = pipeline.env(env)?;
     let aws = context::connect(g, &pipeline).await?;
     let region = aws.region().to_owned();
+    let calls = aws.calls();
     let actor = context::actor(&aws).await?;
     let cloud = aws.cloud();
     context::confirm(g, &format!("roll {} back to its previous release?", environment.name))?;
@@ -70,6 +69,7 @@ pub async fn rollback(g: &Global, out: &Output, env: &str) -> Result<()> {
     let report = switch::rollback(&cloud, &pipeline, environment, &hooks, &opts).await?;
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || format!("rolled {} back to {} on {} ({})", report.env, &report.commit[..12], report.cluster, report.path));
     Ok(())
 }
@@ -80,11 +80,8 @@ pub async fn status(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
     let calls = aws.calls();
     let cloud = aws.cloud();
     let envs = status::status(&cloud, &pipeline, env).await?;
-    let api_calls = calls.snapshot();
-    let doc = serde_json::json!({
-        "ok": true, "app": pipeline.app, "environments": envs,
-        "api_calls_total": api_calls.values().sum::<u64>(), "api_calls": api_calls,
-    });
+    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "environments": envs });
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         let mut s = format!("{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n", "ENV", "CLUSTER", "ROLE", "COMMIT", "AMI", "BAKED", "HEALTHY");
         for e in &envs {
@@ -135,14 +132,17 @@ pub async fn history(g: &Global, out: &Output, env: Option<&str>, limit: u32) ->
         Some(e) => vec![pipeline.env(e)?.name.clone()],
         None => pipeline.envs.iter().map(|e| e.name.clone()).collect(),
     };
-    let cloud = context::connect(g, &pipeline).await?.cloud();
+    let aws = context::connect(g, &pipeline).await?;
+    let calls = aws.calls();
+    let cloud = aws.cloud();
     let mut records = Vec::new();
     for e in &envs {
         records.extend(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, e, limit).await?);
     }
     records.sort_by(|a, b| b.started.cmp(&a.started).then(b.release_id.cmp(&a.release_id)));
     records.truncate(limit as usize);
-    let doc = serde_json::json!({ "ok": true, "app": pipeline.app, "records": records });
+    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "records": records });
+    context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         if records.is_empty() {
             return format!("no ledger records for {} yet", pipeline.app);
