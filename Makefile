@@ -4,7 +4,7 @@ CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 RELEASE := $(CARGO_TARGET_DIR)/debug/release
 
-.PHONY: demo test tools build check-boundary
+.PHONY: demo test bench tools build check-boundary
 
 ## Packer from Debian and moto[server] from PyPI, each only when missing.
 tools:
@@ -26,3 +26,7 @@ test: tools check-boundary
 check-boundary:
 	@if cargo tree -p release-core -e normal,build,dev --prefix none | grep -q '^aws-'; then \
 		echo "error: release-core depends on an aws crate; keep AWS in release-aws" >&2; exit 1; fi
+
+## The benchmark (release build, its own emulator, the boto3 baseline): bench/results/, docs/PERFORMANCE.md.
+bench:
+	bench/run

@@ -62,11 +62,16 @@ pub fn load_pipeline(g: &Global) -> Result<Pipeline> {
         let dir = files[0].parent().unwrap_or(Path::new("."));
         return Err(Error::input(format!("there are several pipelines ({}); pass --app NAME", known_apps(dir))));
     }
-    pipeline::load_file(&files[0]).map_err(|diags| {
+    load_file(&files[0])
+}
+
+/// One pipeline file, its problems as one error (with every diagnostic above it).
+pub fn load_file(file: &Path) -> Result<Pipeline> {
+    pipeline::load_file(file).map_err(|diags| {
         let n = diags.len();
         Error::input(format!(
             "{} has {n} problem{}; run `release validate` and fix {}",
-            files[0].display(),
+            file.display(),
             if n == 1 { "" } else { "s" },
             if n == 1 { "it" } else { "them" }
         ))

@@ -75,55 +75,82 @@ pub async fn rollback(g: &Global, out: &Output, env: &str) -> Result<()> {
 }
 
 pub async fn status(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
-    let pipeline = context::load_pipeline(g)?;
-    let aws = context::connect(g, &pipeline).await?;
+    // Every pipeline when none is named and there are several: one view of all apps.
+    let pipelines = if g.app.is_none() && g.pipeline.is_none() && env.is_none() {
+        let files = context::selected_files(g)?;
+        files.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()?
+    } else {
+        vec![context::load_pipeline(g)?]
+    };
+    let aws = context::connect(g, &pipelines[0]).await?;
     let calls = aws.calls();
     let cloud = aws.cloud();
-    let envs = status::status(&cloud, &pipeline, env).await?;
-    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "environments": envs });
+    let mut apps = Vec::new();
+    for pipeline in &pipelines {
+        apps.push((pipeline.app.to_string(), status::status(&cloud, pipeline, env).await?));
+    }
+    let mut doc = serde_json::json!({
+        "ok": true,
+        "apps": apps.iter().map(|(app, envs)| serde_json::json!({ "app": app, "environments": envs })).collect::<Vec<_>>(),
+    });
+    if let [(app, envs)] = apps.as_slice() {
+        doc["app"] = app.clone().into();
+        doc["environments"] = serde_json::to_value(envs).unwrap_or_default();
+    }
     context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
-        let mut s = format!("{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n", "ENV", "CLUSTER", "ROLE", "COMMIT", "AMI", "BAKED", "HEALTHY");
-        for e in &envs {
-            for c in &e.clusters {
-                let role = match c.weight {
-                    Some(w) if c.role == "live" && w < 100 => format!("live {w}%"),
-                    _ => c.role.clone(),
-                };
-                let commit = match (&c.commit, c.commits.len()) {
-                    (Some(sha), _) => sha[..12].to_owned(),
-                    (None, 0) => "-".into(),
-                    (None, n) => format!("{n} commits"),
-                };
-                s.push_str(&format!(
-                    "{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n",
-                    e.env,
-                    c.cluster,
-                    role,
-                    commit,
-                    c.ami.as_deref().unwrap_or("-"),
-                    c.baked.as_deref().map(|b| b.get(..19).unwrap_or(b)).unwrap_or("-"),
-                    format!("{}/{}", c.healthy, c.total)
-                ));
+        let mut s = String::new();
+        for (app, envs) in &apps {
+            if apps.len() > 1 {
+                s.push_str(&format!("{app}\n"));
             }
-            if let Some(n) = &e.note {
-                s.push_str(&format!("{:<10} note: {n}\n", ""));
-            }
-            if let Some(l) = &e.last {
-                s.push_str(&format!(
-                    "{:<10} last: {} {} by {} at {} ({})\n",
-                    "",
-                    l.action,
-                    l.commit.as_deref().map(|c| &c[..12.min(c.len())]).unwrap_or("-"),
-                    l.actor,
-                    l.started,
-                    l.outcome
-                ));
-            }
+            s.push_str(&status_table(envs));
         }
         s
     });
     Ok(())
+}
+
+fn status_table(envs: &[status::EnvStatus]) -> String {
+    let mut s = format!("{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n", "ENV", "CLUSTER", "ROLE", "COMMIT", "AMI", "BAKED", "HEALTHY");
+    for e in envs {
+        for c in &e.clusters {
+            let role = match c.weight {
+                Some(w) if c.role == "live" && w < 100 => format!("live {w}%"),
+                _ => c.role.clone(),
+            };
+            let commit = match (&c.commit, c.commits.len()) {
+                (Some(sha), _) => sha[..12].to_owned(),
+                (None, 0) => "-".into(),
+                (None, n) => format!("{n} commits"),
+            };
+            s.push_str(&format!(
+                "{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n",
+                e.env,
+                c.cluster,
+                role,
+                commit,
+                c.ami.as_deref().unwrap_or("-"),
+                c.baked.as_deref().map(|b| b.get(..19).unwrap_or(b)).unwrap_or("-"),
+                format!("{}/{}", c.healthy, c.total)
+            ));
+        }
+        if let Some(n) = &e.note {
+            s.push_str(&format!("{:<10} note: {n}\n", ""));
+        }
+        if let Some(l) = &e.last {
+            s.push_str(&format!(
+                "{:<10} last: {} {} by {} at {} ({})\n",
+                "",
+                l.action,
+                l.commit.as_deref().map(|c| &c[..12.min(c.len())]).unwrap_or("-"),
+                l.actor,
+                l.started,
+                l.outcome
+            ));
+        }
+    }
+    s
 }
 
 pub async fn history(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Result<()> {
