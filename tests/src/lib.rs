@@ -147,6 +147,21 @@ impl Project {
         project
     }
 
+    /// The demo, provisioned (staging and prod) on `emu`, with two baked commits: (project, sha A, sha B).
+    pub fn baked_demo(emu: &Emulator) -> (Self, String, String) {
+        let project = Self::demo_repo();
+        for env in ["staging", "prod"] {
+            project.release(emu, &["provision", "--env", env]).assert_ok();
+        }
+        let a = project.git(&["rev-parse", "HEAD"]);
+        project.release(emu, &["bake", &a]).assert_ok();
+        let server = project.read("pipelines/hello/server.py");
+        project.write("pipelines/hello/server.py", &server.replace("\"app\": \"hello\"", "\"app\": \"hello\", \"v\": 2"));
+        let b = project.commit("v2");
+        project.release(emu, &["bake", &b]).assert_ok();
+        (project, a, b)
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
             .current_dir(self.path())

@@ -2,21 +2,6 @@
 
 use release_e2e::{AwsView, Emulator, Project};
 
-/// A provisioned demo project with two baked commits: (project, sha A, sha B).
-fn baked_demo(emu: &Emulator) -> (Project, String, String) {
-    let project = Project::demo_repo();
-    for env in ["staging", "prod"] {
-        project.release(emu, &["provision", "--env", env]).assert_ok();
-    }
-    let a = project.git(&["rev-parse", "HEAD"]);
-    project.release(emu, &["bake", &a]).assert_ok();
-    let server = project.read("pipelines/hello/server.py");
-    project.write("pipelines/hello/server.py", &server.replace("\"app\": \"hello\"", "\"app\": \"hello\", \"v\": 2"));
-    let b = project.commit("v2");
-    project.release(emu, &["bake", &b]).assert_ok();
-    (project, a, b)
-}
-
 fn ami_of(project: &Project, emu: &Emulator, sha: &str) -> String {
     let images = project.release(emu, &["images", "--output", "json"]).json();
     images["images"].as_array().unwrap().iter().find(|i| i["commit"] == sha).unwrap()["ami"].as_str().unwrap().to_owned()
@@ -25,7 +10,7 @@ fn ami_of(project: &Project, emu: &Emulator, sha: &str) -> String {
 #[tokio::test]
 async fn staging_is_replaced_in_place_behind_its_load_balancer() {
     let emu = Emulator::start();
-    let (project, a, b) = baked_demo(&emu);
+    let (project, a, b) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
 
     let first = project.release(&emu, &["promote", &a[..10], "--env", "staging", "--output", "json"]);
@@ -96,7 +81,7 @@ async fn staging_is_replaced_in_place_behind_its_load_balancer() {
 #[tokio::test]
 async fn prod_goes_to_the_idle_cluster_and_the_live_one_is_untouched() {
     let emu = Emulator::start();
-    let (project, a, _) = baked_demo(&emu);
+    let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     let records_before = aws.weighted_records("example.com.", "hello.example.com.").await;
     let plan_before = emu.state();
@@ -170,7 +155,7 @@ async fn target_group_clusters_get_their_targets_registered() {
 #[tokio::test]
 async fn a_held_lock_refuses_at_once_and_unlock_says_whose_it_was() {
     let emu = Emulator::start();
-    let (project, a, _) = baked_demo(&emu);
+    let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     let far = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 3_600_000).to_string();
@@ -276,7 +261,7 @@ fn regex_free_count(text: &str, n: usize) -> String {
 #[tokio::test]
 async fn kill_9_at_every_step_boundary_then_a_rerun_converges() {
     let emu = Emulator::start();
-    let (project, a, b) = baked_demo(&emu);
+    let (project, a, b) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
     let steps = ["locked", "recorded", "launched", "running", "registered", "healthy", "deregistered-old", "drained", "terminated-old", "finished"];

@@ -2,21 +2,6 @@
 
 use release_e2e::{AwsView, Emulator, Project, Run};
 
-/// Provisioned demo with two baked commits: (project, A, B).
-fn baked(emu: &Emulator) -> (Project, String, String) {
-    let project = Project::demo_repo();
-    for env in ["staging", "prod"] {
-        project.release(emu, &["provision", "--env", env]).assert_ok();
-    }
-    let a = project.git(&["rev-parse", "HEAD"]);
-    project.release(emu, &["bake", &a]).assert_ok();
-    let server = project.read("pipelines/hello/server.py");
-    project.write("pipelines/hello/server.py", &server.replace("\"app\": \"hello\"", "\"app\": \"hello\", \"v\": 2"));
-    let b = project.commit("v2");
-    project.release(emu, &["bake", &b]).assert_ok();
-    (project, a, b)
-}
-
 async fn weights(aws: &AwsView) -> Vec<(String, i64)> {
     aws.weighted_records("example.com.", "hello.example.com.").await.into_iter().map(|(c, w, _)| (c, w)).collect()
 }
@@ -53,7 +38,7 @@ fn one_change_batch(run: &Run) {
 #[tokio::test]
 async fn flips_change_exactly_the_weights_in_one_batch_and_status_tells_the_truth() {
     let emu = Emulator::start();
-    let (project, a, b) = baked(&emu);
+    let (project, a, b) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
     project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // -> prod2
@@ -110,7 +95,7 @@ async fn flips_change_exactly_the_weights_in_one_batch_and_status_tells_the_trut
 #[tokio::test]
 async fn unready_targets_are_refused_unless_forced() {
     let emu = Emulator::start();
-    let (project, a, _) = baked(&emu);
+    let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     // No instances at all.
     let before = emu.state();
@@ -148,7 +133,7 @@ async fn unready_targets_are_refused_unless_forced() {
 #[tokio::test]
 async fn a_gradual_shift_leaves_both_live_with_their_weights() {
     let emu = Emulator::start();
-    let (project, a, _) = baked(&emu);
+    let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
     let run = project.release(&emu, &["switch", "prod2", "--weight", "10", "--yes", "--output", "json"]);
@@ -167,7 +152,7 @@ async fn a_gradual_shift_leaves_both_live_with_their_weights() {
 #[tokio::test]
 async fn rollback_flips_back_when_it_can_and_promotes_then_flips_when_it_must() {
     let emu = Emulator::start();
-    let (project, a, b) = baked(&emu);
+    let (project, a, b) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     // prod2 runs A and goes live; prod1 gets B and goes live.
     project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
@@ -211,7 +196,7 @@ async fn rollback_flips_back_when_it_can_and_promotes_then_flips_when_it_must() 
 #[tokio::test]
 async fn rollback_of_an_in_place_environment_promotes_the_previous_commit() {
     let emu = Emulator::start();
-    let (project, a, b) = baked(&emu);
+    let (project, a, b) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     let nothing = project.release(&emu, &["rollback", "--env", "staging", "--yes"]);
     assert_eq!(nothing.code, 3, "{nothing:?}");
@@ -233,7 +218,7 @@ async fn rollback_of_an_in_place_environment_promotes_the_previous_commit() {
 #[tokio::test]
 async fn switch_of_an_unknown_cluster_or_a_dnsless_env_is_bad_input() {
     let emu = Emulator::start();
-    let (project, _, _) = baked(&emu);
+    let (project, _, _) = Project::baked_demo(&emu);
     let before = emu.state();
     let unknown = project.release(&emu, &["switch", "prod3", "--yes"]);
     assert_eq!(unknown.code, 3);
@@ -247,7 +232,7 @@ async fn switch_of_an_unknown_cluster_or_a_dnsless_env_is_bad_input() {
 #[tokio::test]
 async fn kill_9_at_every_step_of_a_switch_then_a_rerun_converges() {
     let emu = Emulator::start();
-    let (project, a, _) = baked(&emu);
+    let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
     let mut table = vec![format!("{:<10} {:>10} {:<28} {}", "crash at", "first exit", "weights after re-run", "ledger")];

@@ -143,52 +143,16 @@ fn map_err(table: &str, err: Error) -> Error {
     }
 }
 
-#[async_trait]
-impl release_core::ports::Lock for Aws {
-    async fn acquire(&self, table: &str, lock: &LockInfo, now: Timestamp) -> Result<Option<LockInfo>> {
-        let item = to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?;
+impl Aws {
+    /// Puts `item` if `condition` holds; false when it did not (someone else's lock).
+    async fn conditional_put(&self, table: &str, item: HashMap<String, AttributeValue>, condition: &str, value: (&str, AttributeValue)) -> Result<bool> {
         let put = self
             .dynamodb
             .put_item()
             .table_name(table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR expires < :now")
-            .expression_attribute_values(":now", AttributeValue::N(now.millis().to_string()))
-            .send()
-            .await
-            .map_err(|e| sdk("dynamodb PutItem", e));
-        match put {
-            Ok(_) => Ok(None),
-            Err(e) if is_conditional_failure(&e) => {
-                let got = self
-                    .dynamodb
-                    .get_item()
-                    .table_name(table)
-                    .key("pk", AttributeValue::S(partition_key(&lock.app, &lock.env)))
-                    .key("sk", AttributeValue::S(LOCK_SK.into()))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(|e| map_err(table, sdk("dynamodb GetItem", e)))?;
-                match got.item() {
-                    Some(item) => Ok(Some(from_item(item)?)),
-                    // Released between the two calls: try once more.
-                    None => Box::pin(self.acquire(table, lock, now)).await,
-                }
-            }
-            Err(e) => Err(map_err(table, e)),
-        }
-    }
-
-    async fn renew(&self, table: &str, lock: &LockInfo) -> Result<bool> {
-        let item = to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?;
-        let put = self
-            .dynamodb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .condition_expression("release_id = :r")
-            .expression_attribute_values(":r", AttributeValue::S(lock.release_id.clone()))
+            .condition_expression(condition)
+            .expression_attribute_values(value.0, value.1)
             .send()
             .await
             .map_err(|e| sdk("dynamodb PutItem", e));
@@ -198,14 +162,50 @@ impl release_core::ports::Lock for Aws {
             Err(e) => Err(map_err(table, e)),
         }
     }
+}
+
+fn lock_key(app: &AppName, env: &EnvName) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(partition_key(app, env))),
+        ("sk".to_owned(), AttributeValue::S(LOCK_SK.into())),
+    ])
+}
+
+#[async_trait]
+impl release_core::ports::Lock for Aws {
+    async fn acquire(&self, table: &str, lock: &LockInfo, now: Timestamp) -> Result<Option<LockInfo>> {
+        let item = to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?;
+        let now_value = AttributeValue::N(now.millis().to_string());
+        if self.conditional_put(table, item, "attribute_not_exists(pk) OR expires < :now", (":now", now_value)).await? {
+            return Ok(None);
+        }
+        let got = self
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(lock_key(&lock.app, &lock.env)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| map_err(table, sdk("dynamodb GetItem", e)))?;
+        match got.item() {
+            Some(item) => Ok(Some(from_item(item)?)),
+            // Released between the two calls: try once more.
+            None => Box::pin(self.acquire(table, lock, now)).await,
+        }
+    }
+
+    async fn renew(&self, table: &str, lock: &LockInfo) -> Result<bool> {
+        let item = to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?;
+        self.conditional_put(table, item, "release_id = :r", (":r", AttributeValue::S(lock.release_id.clone()))).await
+    }
 
     async fn release(&self, table: &str, lock: &LockInfo) -> Result<()> {
         let del = self
             .dynamodb
             .delete_item()
             .table_name(table)
-            .key("pk", AttributeValue::S(partition_key(&lock.app, &lock.env)))
-            .key("sk", AttributeValue::S(LOCK_SK.into()))
+            .set_key(Some(lock_key(&lock.app, &lock.env)))
             .condition_expression("release_id = :r")
             .expression_attribute_values(":r", AttributeValue::S(lock.release_id.clone()))
             .send()
@@ -223,8 +223,7 @@ impl release_core::ports::Lock for Aws {
             .dynamodb
             .delete_item()
             .table_name(table)
-            .key("pk", AttributeValue::S(partition_key(app, env)))
-            .key("sk", AttributeValue::S(LOCK_SK.into()))
+            .set_key(Some(lock_key(app, env)))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
