@@ -344,27 +344,29 @@ def markdown(r):
     m = r["machine"]
     lines = [
         "# Benchmark results", "",
-        f"Measured {r['started']} on {m['cpus']} cores, {m['memory_gb']} GiB, kernel {m['kernel']}; {m['release']}, "
-        f"{m['rustc']}, moto {m['moto']}, boto3 {m['boto3']}, {m['packer']}. Medians; the emulator is moto's server on 127.0.0.1.", "",
+        "Measured %s on %s cores, %s GiB, kernel %s; %s, %s, moto %s, boto3 %s, %s. Medians; the emulator is moto's server on 127.0.0.1." % (
+            r["started"], m["cpus"], m["memory_gb"], m["kernel"], m["release"], m["rustc"], m["moto"], m["boto3"], m["packer"]), "",
         "| scenario | reps | wall (s) | release CPU (s) | peak RSS (MB) | AWS calls | calls excl. polls | baseline wall (s) | baseline calls | speed-up |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in r["scenarios"]:
         b = s.get("baseline")
-        lines.append(
-            f"| {s['scenario']} | {s['reps']} | {s['wall_s']:.3f} | {s['cpu_s']:.3f} | {s['peak_mb']:.1f} | {s['api_calls_total']} | "
-            f"{s.get('api_calls_excluding_polls', '')} | {f'{b['wall_s']:.2f}' if b else ''} | {b['api_calls_total'] if b else ''} | "
-            f"{f'{s['speedup']:.1f}x' if b else ''} |")
+        base_wall = "%.2f" % b["wall_s"] if b else ""
+        base_calls = str(b["api_calls_total"]) if b else ""
+        speedup = "%.1fx" % s["speedup"] if b else ""
+        lines.append("| %s | %d | %.3f | %.3f | %.1f | %d | %s | %s | %s | %s |" % (
+            s["scenario"], s["reps"], s["wall_s"], s["cpu_s"], s["peak_mb"], s["api_calls_total"],
+            s.get("api_calls_excluding_polls", ""), base_wall, base_calls, speedup))
     lines += ["", "AWS calls by operation:", ""]
     for s in r["scenarios"]:
-        lines.append(f"- {s['scenario']}: " + ", ".join(f"{k} {v}" for k, v in sorted(s["api_calls"].items())))
+        lines.append("- %s: %s" % (s["scenario"], ", ".join("%s %d" % kv for kv in sorted(s["api_calls"].items()))))
         if s.get("baseline"):
-            lines.append(f"  - baseline: " + ", ".join(f"{k} {v}" for k, v in sorted(s["baseline"]["api_calls"].items())))
+            lines.append("  - baseline: " + ", ".join("%s %d" % kv for kv in sorted(s["baseline"]["api_calls"].items())))
     for s in r["scenarios"]:
         if "fresh_bake_wall_s" in s:
-            lines.append(f"\nA fresh bake (build, test, Packer, tags) took {s['fresh_bake_wall_s']:.2f} s; the reused bake above is the no-op path.")
+            lines.append("\nA fresh bake (build, test, Packer, tags) took %.2f s; the reused bake above is the no-op path." % s["fresh_bake_wall_s"])
         if "instances" in s:
-            lines.append(f"\nThe status scenario had {s['instances']} instances running.")
+            lines.append("\nThe status scenario had %d instances running." % s["instances"])
     return "\n".join(lines) + "\n"
 
 

@@ -1,10 +1,9 @@
 //! EC2: the Fleet port.
 
-use async_trait::async_trait;
-use aws_sdk_ec2::types::Filter;
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Tag, TagSpecification};
 use base64::Engine;
 use release_core::ids::{AppName, InstanceId};
 use release_core::ports::{tags, Fleet, Instance, LaunchSpec, Network, Subnet};
@@ -12,6 +11,39 @@ use release_core::{Error, Result};
 
 use crate::error::sdk;
 use crate::Aws;
+
+impl Aws {
+    /// Every instance matching `filters`, all pages.
+    async fn describe_instances(&self, filters: Vec<Filter>) -> Result<Vec<Instance>> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ec2
+                .describe_instances()
+                .set_filters(Some(filters.clone()))
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk("ec2 DescribeInstances", e))?;
+            for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                let Some(id) = i.instance_id().and_then(|id| InstanceId::parse(id).ok()) else { continue };
+                let tags: BTreeMap<String, String> =
+                    i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect();
+                out.push(Instance {
+                    id,
+                    ami: i.image_id().unwrap_or("").to_owned(),
+                    state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                    tags,
+                });
+            }
+            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+}
 
 #[async_trait]
 impl Fleet for Aws {
@@ -59,39 +91,23 @@ impl Fleet for Aws {
     }
 
     async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .ec2
-                .describe_instances()
-                .filters(Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build())
-                .filters(
-                    Filter::builder()
-                        .name("instance-state-name")
-                        .set_values(Some(["pending", "running", "stopping", "stopped"].map(String::from).to_vec()))
-                        .build(),
-                )
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| sdk("ec2 DescribeInstances", e))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = i.instance_id().and_then(|id| InstanceId::parse(id).ok()) else { continue };
-                let tags: BTreeMap<String, String> =
-                    i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect();
-                out.push(Instance {
-                    id,
-                    ami: i.image_id().unwrap_or("").to_owned(),
-                    state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
-                    tags,
-                });
-            }
-            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+        self.describe_instances(vec![
+            Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(["pending", "running", "stopping", "stopped"].map(String::from).to_vec()))
+                .build(),
+        ])
+        .await
+    }
+
+    async fn release_instances_in(&self, app: &AppName, release_id: &str, states: &[&str]) -> Result<Vec<Instance>> {
+        self.describe_instances(vec![
+            Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build(),
+            Filter::builder().name(format!("tag:{}", tags::RELEASE_ID)).values(release_id).build(),
+            Filter::builder().name("instance-state-name").set_values(Some(states.iter().map(|s| s.to_string()).collect())).build(),
+        ])
+        .await
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {

@@ -333,21 +333,24 @@ impl Run<'_, '_> {
         Ok(ids)
     }
 
-    /// Polls until every instance in `ids` is running.
+    /// Polls until every instance in `ids` is running. Each poll asks only for this release's instances that are
+    /// not running (yet): an empty answer means done, and the answer never grows with the fleet.
     async fn wait_running(&mut self, ids: &[InstanceId]) -> Result<()> {
+        const NOT_RUNNING: &[&str] = &["pending", "stopping", "stopped", "shutting-down", "terminated"];
         let deadline = self.cloud.clock.now().add(self.cluster.deploy.health_timeout);
         let want: BTreeSet<&InstanceId> = ids.iter().collect();
         let mut last = usize::MAX;
         loop {
             self.check_cancelled()?;
             self.lock.keep().await?;
-            let all = self.cloud.fleet.app_instances(&self.pipeline.app).await?;
-            let running = all.iter().filter(|i| want.contains(&i.id) && i.state == "running").count();
-            if running == want.len() {
-                return Ok(());
-            }
-            if let Some(bad) = all.iter().find(|i| want.contains(&i.id) && matches!(i.state.as_str(), "stopping" | "stopped")) {
+            let waiting = self.cloud.fleet.release_instances_in(&self.pipeline.app, &self.record.release_id, NOT_RUNNING).await?;
+            let waiting: Vec<&Instance> = waiting.iter().filter(|i| want.contains(&i.id)).collect();
+            if let Some(bad) = waiting.iter().find(|i| i.state != "pending") {
                 return Err(Error::new(ErrorKind::DeployFailed, format!("instance {} is {} instead of running", bad.id, bad.state)));
+            }
+            let running = want.len() - waiting.len();
+            if waiting.is_empty() {
+                return Ok(());
             }
             if running != last {
                 (self.hooks.progress)(&format!("running {running}/{}", want.len()));

@@ -1,8 +1,9 @@
 //! The one suite of port behaviour. Every check runs against the in-memory cloud and against the emulator
 //! (`tests/conformance.rs` of this crate); a behaviour the engine relies on belongs here.
 
-use release_core::pipeline::LbTarget;
-use release_core::ports::{Cloud, LbSpec, RecordChange, WeightedAlias};
+use release_core::ids::AppName;
+use release_core::pipeline::{BaseAmi, LbTarget};
+use release_core::ports::{tags, Cloud, LaunchSpec, LbSpec, RecordChange, WeightedAlias};
 use release_core::ErrorKind;
 
 fn spec() -> LbSpec {
@@ -12,6 +13,7 @@ fn spec() -> LbSpec {
 /// Runs every check; panics with the failing behaviour's name.
 pub async fn run_all(cloud: &Cloud) {
     fleet_network(cloud).await;
+    fleet_launch_states_terminate(cloud).await;
     balancer_create_describe(cloud).await;
     dns_zone_and_weighted_records(cloud).await;
     ledger_table(cloud).await;
@@ -27,6 +29,40 @@ pub async fn fleet_network(cloud: &Cloud) {
     assert_eq!(one.subnets, vec![net.subnets[0].clone()], "fleet: a named subnet is returned as is");
     let err = cloud.fleet.network(&["subnet-0000000000000dead".into()]).await.expect_err("unknown subnet");
     assert_eq!(err.kind(), ErrorKind::NotFound, "fleet: unknown subnet is not-found: {err}");
+}
+
+pub async fn fleet_launch_states_terminate(cloud: &Cloud) {
+    let app = AppName::parse("conf-app").unwrap();
+    let base = cloud
+        .images
+        .resolve_base(&BaseAmi::NameFilter("al2023-ami-2023.*-x86_64".into()), &["amazon".into()])
+        .await
+        .expect("a base image to launch");
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let spec = LaunchSpec {
+        ami: base,
+        instance_type: "t3.micro".into(),
+        subnet: net.subnets[0].id.clone(),
+        security_groups: Vec::new(),
+        count: 3,
+        user_data: "#!/bin/bash\ntrue\n".into(),
+        tags: vec![t(tags::APP, "conf-app"), t(tags::RELEASE_ID, "r1")],
+        client_token: "conformance-r1".into(),
+    };
+    let ids = cloud.fleet.launch(&spec).await.expect("launch");
+    assert_eq!(ids.len(), 3, "fleet: one call launches count instances");
+    let mine = cloud.fleet.app_instances(&app).await.unwrap();
+    assert_eq!(mine.len(), 3, "fleet: instances are found by the app tag");
+    assert!(mine.iter().all(|i| i.tags.get(tags::RELEASE_ID).map(String::as_str) == Some("r1")), "fleet: tags applied at launch");
+    let pending = cloud.fleet.release_instances_in(&app, "r1", &["pending", "stopped"]).await.unwrap();
+    let running = cloud.fleet.release_instances_in(&app, "r1", &["running"]).await.unwrap();
+    assert_eq!(pending.len() + running.len(), 3, "fleet: state filters partition the release");
+    assert!(cloud.fleet.release_instances_in(&app, "r2", &["pending", "running"]).await.unwrap().is_empty(), "fleet: other releases excluded");
+    cloud.fleet.terminate(&ids).await.expect("terminate");
+    assert!(cloud.fleet.app_instances(&app).await.unwrap().is_empty(), "fleet: terminated instances are not app instances");
+    let gone = cloud.fleet.release_instances_in(&app, "r1", &["shutting-down", "terminated"]).await.unwrap();
+    assert_eq!(gone.len(), 3, "fleet: terminated instances are found by state");
 }
 
 pub async fn balancer_create_describe(cloud: &Cloud) {
