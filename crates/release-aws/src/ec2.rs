@@ -15,12 +15,17 @@ use crate::Aws;
 impl Aws {
     /// Every instance matching `filters`, all pages.
     async fn describe_instances(&self, filters: Vec<Filter>) -> Result<Vec<Instance>> {
+        self.describe_instances_by(None, filters).await
+    }
+
+    async fn describe_instances_by(&self, ids: Option<Vec<String>>, filters: Vec<Filter>) -> Result<Vec<Instance>> {
         let mut out = Vec::new();
         let mut token = None;
         loop {
             let page = self
                 .ec2
                 .describe_instances()
+                .set_instance_ids(ids.clone())
                 .set_filters(Some(filters.clone()))
                 .set_next_token(token)
                 .send()
@@ -101,13 +106,18 @@ impl Fleet for Aws {
         .await
     }
 
-    async fn release_instances_in(&self, app: &AppName, release_id: &str, states: &[&str]) -> Result<Vec<Instance>> {
-        self.describe_instances(vec![
-            Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build(),
-            Filter::builder().name(format!("tag:{}", tags::RELEASE_ID)).values(release_id).build(),
-            Filter::builder().name("instance-state-name").set_values(Some(states.iter().map(|s| s.to_string()).collect())).build(),
-        ])
-        .await
+    async fn instances_in(&self, ids: &[InstanceId], states: &[&str]) -> Result<Vec<Instance>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(1000) {
+            let mut page = self
+                .describe_instances_by(
+                    Some(chunk.iter().map(ToString::to_string).collect()),
+                    vec![Filter::builder().name("instance-state-name").set_values(Some(states.iter().map(|s| s.to_string()).collect())).build()],
+                )
+                .await?;
+            out.append(&mut page);
+        }
+        Ok(out)
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {

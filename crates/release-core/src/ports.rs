@@ -32,9 +32,9 @@ pub trait Fleet: Send + Sync {
     async fn network(&self, subnets: &[String]) -> Result<Network>;
     /// Every non-terminated instance tagged `release:app = app`, in one (paginated) describe.
     async fn app_instances(&self, app: &crate::ids::AppName) -> Result<Vec<Instance>>;
-    /// The instances of one release that are in one of `states` (e.g. not yet running), in one describe: waits poll
-    /// for what is still pending rather than re-reading the whole fleet.
-    async fn release_instances_in(&self, app: &crate::ids::AppName, release_id: &str, states: &[&str]) -> Result<Vec<Instance>>;
+    /// Those of `ids` that are in one of `states` (e.g. not yet running), one describe per 1000 ids: waits poll for
+    /// what is still pending by id rather than re-reading (and tag-filtering) the whole fleet.
+    async fn instances_in(&self, ids: &[crate::ids::InstanceId], states: &[&str]) -> Result<Vec<Instance>>;
     /// Launches `spec.count` instances in one call (one RunInstances), tagged in the same call.
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<crate::ids::InstanceId>>;
     /// Terminates the instances in as few calls as the API allows (1000 ids per call).

@@ -333,8 +333,8 @@ impl Run<'_, '_> {
         Ok(ids)
     }
 
-    /// Polls until every instance in `ids` is running. Each poll asks only for this release's instances that are
-    /// not running (yet): an empty answer means done, and the answer never grows with the fleet.
+    /// Polls until every instance in `ids` is running. Each poll asks, by id, which of them are not running (yet):
+    /// an empty answer means done, and neither the question nor the answer grows with the rest of the fleet.
     async fn wait_running(&mut self, ids: &[InstanceId]) -> Result<()> {
         const NOT_RUNNING: &[&str] = &["pending", "stopping", "stopped", "shutting-down", "terminated"];
         let deadline = self.cloud.clock.now().add(self.cluster.deploy.health_timeout);
@@ -343,7 +343,7 @@ impl Run<'_, '_> {
         loop {
             self.check_cancelled()?;
             self.lock.keep().await?;
-            let waiting = self.cloud.fleet.release_instances_in(&self.pipeline.app, &self.record.release_id, NOT_RUNNING).await?;
+            let waiting = self.cloud.fleet.instances_in(ids, NOT_RUNNING).await?;
             let waiting: Vec<&Instance> = waiting.iter().filter(|i| want.contains(&i.id)).collect();
             if let Some(bad) = waiting.iter().find(|i| i.state != "pending") {
                 return Err(Error::new(ErrorKind::DeployFailed, format!("instance {} is {} instead of running", bad.id, bad.state)));

@@ -55,13 +55,13 @@ pub async fn fleet_launch_states_terminate(cloud: &Cloud) {
     let mine = cloud.fleet.app_instances(&app).await.unwrap();
     assert_eq!(mine.len(), 3, "fleet: instances are found by the app tag");
     assert!(mine.iter().all(|i| i.tags.get(tags::RELEASE_ID).map(String::as_str) == Some("r1")), "fleet: tags applied at launch");
-    let pending = cloud.fleet.release_instances_in(&app, "r1", &["pending", "stopped"]).await.unwrap();
-    let running = cloud.fleet.release_instances_in(&app, "r1", &["running"]).await.unwrap();
-    assert_eq!(pending.len() + running.len(), 3, "fleet: state filters partition the release");
-    assert!(cloud.fleet.release_instances_in(&app, "r2", &["pending", "running"]).await.unwrap().is_empty(), "fleet: other releases excluded");
+    let pending = cloud.fleet.instances_in(&ids, &["pending", "stopped"]).await.unwrap();
+    let running = cloud.fleet.instances_in(&ids, &["running"]).await.unwrap();
+    assert_eq!(pending.len() + running.len(), 3, "fleet: state filters partition the instances");
+    assert_eq!(cloud.fleet.instances_in(&ids[..1], &["pending", "running"]).await.unwrap().len(), 1, "fleet: only the ids asked");
     cloud.fleet.terminate(&ids).await.expect("terminate");
     assert!(cloud.fleet.app_instances(&app).await.unwrap().is_empty(), "fleet: terminated instances are not app instances");
-    let gone = cloud.fleet.release_instances_in(&app, "r1", &["shutting-down", "terminated"]).await.unwrap();
+    let gone = cloud.fleet.instances_in(&ids, &["shutting-down", "terminated"]).await.unwrap();
     assert_eq!(gone.len(), 3, "fleet: terminated instances are found by state");
 }
 

@@ -222,17 +222,9 @@ impl Fleet for MemoryCloud {
             .collect())
     }
 
-    async fn release_instances_in(&self, app: &AppName, release_id: &str, states: &[&str]) -> Result<Vec<Instance>> {
+    async fn instances_in(&self, ids: &[InstanceId], states: &[&str]) -> Result<Vec<Instance>> {
         let s = self.call("ec2:DescribeInstances")?;
-        Ok(s.instances
-            .iter()
-            .filter(|i| {
-                states.contains(&i.state.as_str())
-                    && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str())
-                    && i.tags.get(tags::RELEASE_ID).map(String::as_str) == Some(release_id)
-            })
-            .cloned()
-            .collect())
+        Ok(s.instances.iter().filter(|i| ids.contains(&i.id) && states.contains(&i.state.as_str())).cloned().collect())
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
