@@ -152,6 +152,7 @@ count = {n}
         "wall_s": median_of(samples, "wall_s"), "cpu_s": median_of(samples, "cpu_s"), "peak_mb": median_of(samples, "peak_mb"),
         "api_calls": calls, "api_calls_total": sum(calls.values()),
         "api_calls_excluding_polls": sum(calls_without_polls(calls).values()),
+        "phases_s": samples[-1]["doc"].get("seconds", {}),
     }
     # The baseline, in the same run, on the same emulator state shape: N old instances behind the ELB.
     reps = 1 if n == max(SIZES) else min(ARGS.reps, 3)
@@ -357,6 +358,10 @@ def markdown(r):
         lines.append("| %s | %d | %.3f | %.3f | %.1f | %d | %s | %s | %s | %s |" % (
             s["scenario"], s["reps"], s["wall_s"], s["cpu_s"], s["peak_mb"], s["api_calls_total"],
             s.get("api_calls_excluding_polls", ""), base_wall, base_calls, speedup))
+    lines += ["", "Where a promote's wall time goes (last run, seconds per phase):", ""]
+    for s in r["scenarios"]:
+        if s.get("phases_s"):
+            lines.append("- %s: %s" % (s["scenario"], ", ".join("%s %.2f" % kv for kv in sorted(s["phases_s"].items()))))
     lines += ["", "AWS calls by operation:", ""]
     for s in r["scenarios"]:
         lines.append("- %s: %s" % (s["scenario"], ", ".join("%s %d" % kv for kv in sorted(s["api_calls"].items()))))

@@ -96,12 +96,13 @@ impl Fleet for Aws {
     }
 
     async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
+        // The state filter first: the emulator evaluates filters in order, and tags are its costly ones.
         self.describe_instances(vec![
-            Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build(),
             Filter::builder()
                 .name("instance-state-name")
                 .set_values(Some(["pending", "running", "stopping", "stopped"].map(String::from).to_vec()))
                 .build(),
+            Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build(),
         ])
         .await
     }

@@ -354,6 +354,28 @@ impl Balancer for Aws {
         Ok(())
     }
 
+    async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let out = self
+                    .elb
+                    .describe_load_balancers()
+                    .load_balancer_names(name)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb DescribeLoadBalancers", e)))?;
+                Ok(out
+                    .load_balancer_descriptions()
+                    .iter()
+                    .flat_map(|d| d.instances())
+                    .filter_map(|i| InstanceId::parse(i.instance_id()?).ok())
+                    .collect())
+            }
+            // Target groups have no cheaper listing than their health.
+            LbTarget::TargetGroup(_) => Ok(self.health(target).await?.into_iter().map(|h| h.id).collect()),
+        }
+    }
+
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>> {
         match target {
             LbTarget::ClassicElb(name) => {

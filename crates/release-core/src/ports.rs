@@ -104,6 +104,8 @@ pub trait Balancer: Send + Sync {
     async fn register(&self, target: &LbTarget, ids: &[crate::ids::InstanceId], port: u16) -> Result<()>;
     /// Deregisters all instances in one call.
     async fn deregister(&self, target: &LbTarget, ids: &[crate::ids::InstanceId]) -> Result<()>;
+    /// The instances registered, without their health (cheaper than `health`), in one call.
+    async fn members(&self, target: &LbTarget) -> Result<Vec<crate::ids::InstanceId>>;
     /// The health of every registered instance, in one call. A missing load balancer is not-found.
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>>;
 }

@@ -445,8 +445,6 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
     let config = config_hash(pipeline, env, cluster);
     let all = cloud.fleet.app_instances(&pipeline.app).await?;
     let current = cluster_instances(&all, env, cluster);
-    let health = cloud.balancer.health(&cluster.target).await?;
-    let healthy: BTreeSet<&InstanceId> = health.iter().filter(|h| h.state == HealthState::Healthy).map(|h| &h.id).collect();
     let from_commit = current.iter().find_map(|i| i.tags.get(tags::COMMIT)).cloned();
     let mut report = PromoteReport {
         release_id: String::new(),
@@ -465,14 +463,17 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
         seconds: BTreeMap::new(),
     };
 
-    let converged = current.len() == cluster.count as usize
+    // Health is asked only when the tags already say converged: it is the costly read.
+    let tags_converged = current.len() == cluster.count as usize
         && current.iter().all(|i| {
-            i.tags.get(tags::COMMIT) == Some(&commit.to_string())
-                && i.tags.get(tags::CONFIG) == Some(&config)
-                && i.state == "running"
-                && healthy.contains(&i.id)
+            i.tags.get(tags::COMMIT) == Some(&commit.to_string()) && i.tags.get(tags::CONFIG) == Some(&config) && i.state == "running"
         })
         && current.iter().map(|i| release_of(i)).collect::<BTreeSet<_>>().len() == 1;
+    let converged = tags_converged && {
+        let health = cloud.balancer.health(&cluster.target).await?;
+        let healthy: BTreeSet<&InstanceId> = health.iter().filter(|h| h.state == HealthState::Healthy).map(|h| &h.id).collect();
+        current.iter().all(|i| healthy.contains(&i.id))
+    };
     if converged {
         report.outcome = "noop".into();
         report.release_id = release_of(current[0]).to_owned();
@@ -568,6 +569,7 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
         },
     };
     report.release_id = record.release_id.clone();
+    let observed = cloud.clock.now();
     let mut run = Run {
         cloud,
         pipeline,
@@ -581,8 +583,9 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
         commit: commit.clone(),
         config,
         started,
-        phase_start: started,
-        seconds: BTreeMap::new(),
+        phase_start: observed,
+        // Reading the world and taking the lock, before anything changes.
+        seconds: BTreeMap::from([("observe".to_owned(), observed.since(started).as_secs_f64())]),
         retiring: false,
     };
 
@@ -654,7 +657,7 @@ async fn run_promote(run: &mut Run<'_, '_>, all: &[Instance], leftovers: &[Insta
     }
     if !leftovers.is_empty() {
         (run.hooks.progress)(&format!("cleaning up {} instance(s) left by unfinished or failed releases", leftovers.len()));
-        let registered: BTreeSet<InstanceId> = cloud.balancer.health(&run.cluster.target).await?.into_iter().map(|h| h.id).collect();
+        let registered: BTreeSet<InstanceId> = cloud.balancer.members(&run.cluster.target).await?.into_iter().collect();
         let reg: Vec<InstanceId> = leftovers.iter().filter(|i| registered.contains(*i)).cloned().collect();
         if !reg.is_empty() {
             cloud.balancer.deregister(&run.cluster.target, &reg).await?;
@@ -674,7 +677,7 @@ async fn run_promote(run: &mut Run<'_, '_>, all: &[Instance], leftovers: &[Insta
         .map(|i| i.id.clone())
         .collect();
     report.adopted = adopted.clone();
-    let old_registered: BTreeSet<InstanceId> = cloud.balancer.health(&run.cluster.target).await?.into_iter().map(|h| h.id).collect();
+    let old_registered: BTreeSet<InstanceId> = cloud.balancer.members(&run.cluster.target).await?.into_iter().collect();
 
     let count = run.cluster.count;
     let batch = run.opts.batch.unwrap_or(count).clamp(1, count);
@@ -707,7 +710,7 @@ async fn run_promote(run: &mut Run<'_, '_>, all: &[Instance], leftovers: &[Insta
             if !rollback.is_empty() {
                 (run.hooks.progress)(&format!("rolling back: removing {} new instance(s)", rollback.len()));
                 let registered: BTreeSet<InstanceId> =
-                    cloud.balancer.health(&run.cluster.target).await.map(|h| h.into_iter().map(|h| h.id).collect()).unwrap_or_default();
+                    cloud.balancer.members(&run.cluster.target).await.map(|m| m.into_iter().collect()).unwrap_or_default();
                 let reg: Vec<InstanceId> = rollback.iter().filter(|i| registered.contains(*i)).cloned().collect();
                 if !reg.is_empty() {
                     cloud.balancer.deregister(&run.cluster.target, &reg).await?;
@@ -752,7 +755,7 @@ async fn round(
     run.wait_running(&pending).await?;
     run.lap("wait-running");
     run.step("running")?;
-    let registered: BTreeSet<InstanceId> = cloud.balancer.health(&run.cluster.target).await?.into_iter().map(|h| h.id).collect();
+    let registered: BTreeSet<InstanceId> = cloud.balancer.members(&run.cluster.target).await?.into_iter().collect();
     let to_register: Vec<InstanceId> = pending.iter().filter(|i| !registered.contains(*i)).cloned().collect();
     if !to_register.is_empty() {
         cloud.balancer.register(&run.cluster.target, &to_register, run.cluster.deploy.port).await?;

@@ -15,6 +15,7 @@ pub async fn run_all(cloud: &Cloud) {
     fleet_network(cloud).await;
     fleet_launch_states_terminate(cloud).await;
     balancer_create_describe(cloud).await;
+    balancer_membership(cloud).await;
     dns_zone_and_weighted_records(cloud).await;
     ledger_table(cloud).await;
 }
@@ -84,6 +85,38 @@ pub async fn balancer_create_describe(cloud: &Cloud) {
     assert_eq!(got.len(), 2, "balancer: both described");
     let only = cloud.balancer.describe(std::slice::from_ref(&tg)).await.unwrap();
     assert_eq!(only, vec![b], "balancer: describe returns only what was asked");
+}
+
+pub async fn balancer_membership(cloud: &Cloud) {
+    let classic = LbTarget::ClassicElb("conf-classic".into());
+    let base = cloud.images.resolve_base(&BaseAmi::NameFilter("al2023-ami-2023.*-x86_64".into()), &["amazon".into()]).await.unwrap();
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    let spec = LaunchSpec {
+        ami: base,
+        instance_type: "t3.micro".into(),
+        subnet: net.subnets[0].id.clone(),
+        security_groups: Vec::new(),
+        count: 2,
+        user_data: String::new(),
+        tags: vec![(tags::APP.to_owned(), "conf-members".to_owned())],
+        client_token: "conformance-members".into(),
+    };
+    let ids = cloud.fleet.launch(&spec).await.unwrap();
+    assert!(cloud.balancer.members(&classic).await.unwrap().is_empty(), "balancer: no members at first");
+    cloud.balancer.register(&classic, &ids, 8080).await.expect("register");
+    let mut members = cloud.balancer.members(&classic).await.unwrap();
+    members.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(members, want, "balancer: registered instances are members");
+    let health = cloud.balancer.health(&classic).await.unwrap();
+    assert_eq!(health.len(), 2, "balancer: health of every member");
+    cloud.balancer.deregister(&classic, &ids[..1]).await.expect("deregister");
+    assert_eq!(cloud.balancer.members(&classic).await.unwrap(), vec![ids[1].clone()], "balancer: deregistered ones leave");
+    let missing = LbTarget::ClassicElb("conf-missing".into());
+    let err = cloud.balancer.members(&missing).await.expect_err("missing load balancer");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "balancer: a missing load balancer is not-found: {err}");
+    cloud.fleet.terminate(&ids).await.unwrap();
 }
 
 pub async fn dns_zone_and_weighted_records(cloud: &Cloud) {

@@ -384,6 +384,14 @@ impl Balancer for MemoryCloud {
         Ok(())
     }
 
+    async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {
+        let s = self.call("elb:DescribeLoadBalancers")?;
+        if !s.load_balancers.contains_key(target) {
+            return Err(Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first")));
+        }
+        Ok(s.registered.get(target).map(|m| m.keys().cloned().collect()).unwrap_or_default())
+    }
+
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>> {
         let s = self.call("elb:DescribeHealth")?;
         if !s.load_balancers.contains_key(target) {
