@@ -53,19 +53,10 @@ impl Aws {
 #[async_trait]
 impl Fleet for Aws {
     async fn network(&self, subnets: &[String]) -> Result<Network> {
+        // The default VPC's subnets are exactly the default-for-AZ ones: one call, no VPC lookup.
         let req = self.ec2.describe_subnets();
         let req = if subnets.is_empty() {
-            let vpcs = self
-                .ec2
-                .describe_vpcs()
-                .filters(Filter::builder().name("isDefault").values("true").build())
-                .send()
-                .await
-                .map_err(|e| sdk("ec2 DescribeVpcs", e))?;
-            let vpc = vpcs.vpcs().first().and_then(|v| v.vpc_id()).ok_or_else(|| {
-                Error::not_found("this account has no default VPC in the region; list subnets in [deploy] subnets")
-            })?;
-            req.filters(Filter::builder().name("vpc-id").values(vpc).build())
+            req.filters(Filter::builder().name("default-for-az").values("true").build())
         } else {
             req.set_subnet_ids(Some(subnets.to_vec()))
         };
@@ -91,7 +82,9 @@ impl Fleet for Aws {
             found.push(Subnet { id: id.to_owned(), availability_zone: az.to_owned() });
         }
         found.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone).then(a.id.cmp(&b.id)));
-        let vpc_id = vpc_id.ok_or_else(|| Error::not_found("no subnets found; list subnets in [deploy] subnets"))?;
+        let vpc_id = vpc_id.ok_or_else(|| {
+            Error::not_found("this account has no default VPC subnets in the region; list subnets in [deploy] subnets")
+        })?;
         Ok(Network { vpc_id, subnets: found })
     }
 

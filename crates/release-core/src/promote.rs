@@ -152,6 +152,8 @@ pub struct PromoteReport {
     pub cleaned: Vec<InstanceId>,
     pub launches: Vec<PlannedLaunch>,
     pub seconds: BTreeMap<String, f64>,
+    /// AWS calls made by the waits (running, healthy): bounded by timeout / poll interval, not by the fleet.
+    pub polls: u32,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -279,6 +281,9 @@ struct Run<'a, 'c> {
     /// Set once the round under way has started retiring old capacity: from then on its new instances are the
     /// ones serving, and a failure must not remove them.
     retiring: bool,
+    /// Who is registered with the cluster's load balancer: read once, then kept up to date with what we do.
+    members: BTreeSet<InstanceId>,
+    polls: u32,
 }
 
 impl Run<'_, '_> {
@@ -343,6 +348,7 @@ impl Run<'_, '_> {
         loop {
             self.check_cancelled()?;
             self.lock.keep().await?;
+            self.polls += 1;
             let waiting = self.cloud.fleet.instances_in(ids, NOT_RUNNING).await?;
             let waiting: Vec<&Instance> = waiting.iter().filter(|i| want.contains(&i.id)).collect();
             if let Some(bad) = waiting.iter().find(|i| i.state != "pending") {
@@ -374,6 +380,7 @@ impl Run<'_, '_> {
         loop {
             self.check_cancelled()?;
             self.lock.keep().await?;
+            self.polls += 1;
             let health = self.cloud.balancer.health(&self.cluster.target).await?;
             let healthy: Vec<&InstanceId> =
                 health.iter().filter(|h| want.contains(&h.id) && h.state == HealthState::Healthy).map(|h| &h.id).collect();
@@ -415,6 +422,9 @@ impl Run<'_, '_> {
         }
         if registered {
             self.cloud.balancer.deregister(&self.cluster.target, ids).await?;
+            for id in ids {
+                self.members.remove(id);
+            }
             self.step("deregistered-old")?;
             if !self.cluster.deploy.drain.is_zero() {
                 (self.hooks.progress)(&format!("draining {} instance(s) for {}", ids.len(), format_duration(self.cluster.deploy.drain)));
@@ -461,6 +471,7 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
         cleaned: Vec::new(),
         launches: Vec::new(),
         seconds: BTreeMap::new(),
+        polls: 0,
     };
 
     // Health is asked only when the tags already say converged: it is the costly read.
@@ -587,6 +598,8 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
         // Reading the world and taking the lock, before anything changes.
         seconds: BTreeMap::from([("observe".to_owned(), observed.since(started).as_secs_f64())]),
         retiring: false,
+        members: BTreeSet::new(),
+        polls: 0,
     };
 
     let result = run_promote(&mut run, &all, &leftovers, &cleaned_records, &mut report).await;
@@ -598,6 +611,7 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
             run.record.outcome = Outcome::Succeeded;
             run.save().await?;
             report.outcome = "succeeded".into();
+            report.polls = run.polls;
             report.seconds = run.seconds.clone();
             report.seconds.insert("total".into(), finished.since(run.started).as_secs_f64());
             (hooks.checkpoint)("finished")?;
@@ -677,7 +691,8 @@ async fn run_promote(run: &mut Run<'_, '_>, all: &[Instance], leftovers: &[Insta
         .map(|i| i.id.clone())
         .collect();
     report.adopted = adopted.clone();
-    let old_registered: BTreeSet<InstanceId> = cloud.balancer.members(&run.cluster.target).await?.into_iter().collect();
+    run.members = cloud.balancer.members(&run.cluster.target).await?.into_iter().collect();
+    let old_registered = run.members.clone();
 
     let count = run.cluster.count;
     let batch = run.opts.batch.unwrap_or(count).clamp(1, count);
@@ -709,9 +724,7 @@ async fn run_promote(run: &mut Run<'_, '_>, all: &[Instance], leftovers: &[Insta
             let rollback = if run.opts.batch.is_some() { this_round } else { new_ids.clone() };
             if !rollback.is_empty() {
                 (run.hooks.progress)(&format!("rolling back: removing {} new instance(s)", rollback.len()));
-                let registered: BTreeSet<InstanceId> =
-                    cloud.balancer.members(&run.cluster.target).await.map(|m| m.into_iter().collect()).unwrap_or_default();
-                let reg: Vec<InstanceId> = rollback.iter().filter(|i| registered.contains(*i)).cloned().collect();
+                let reg: Vec<InstanceId> = rollback.iter().filter(|i| run.members.contains(*i)).cloned().collect();
                 if !reg.is_empty() {
                     cloud.balancer.deregister(&run.cluster.target, &reg).await?;
                 }
@@ -720,6 +733,10 @@ async fn run_promote(run: &mut Run<'_, '_>, all: &[Instance], leftovers: &[Insta
                 run.record.new_instances = new_ids.iter().map(ToString::to_string).collect();
             }
             return Err(e);
+        }
+        if new_ids.len() as u32 >= count && remaining_old.is_empty() {
+            // The last round: the outcome is saved next, no need to save twice.
+            break;
         }
         run.save().await?;
     }
@@ -755,10 +772,10 @@ async fn round(
     run.wait_running(&pending).await?;
     run.lap("wait-running");
     run.step("running")?;
-    let registered: BTreeSet<InstanceId> = cloud.balancer.members(&run.cluster.target).await?.into_iter().collect();
-    let to_register: Vec<InstanceId> = pending.iter().filter(|i| !registered.contains(*i)).cloned().collect();
+    let to_register: Vec<InstanceId> = pending.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
     if !to_register.is_empty() {
         cloud.balancer.register(&run.cluster.target, &to_register, run.cluster.deploy.port).await?;
+        run.members.extend(to_register.iter().cloned());
         (run.hooks.progress)(&format!("registered {} instance(s) with {}", to_register.len(), run.cluster.target));
     }
     run.lap("register");
