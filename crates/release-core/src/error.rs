@@ -37,6 +37,8 @@ pub enum ErrorKind {
     StageFailed,
     DeployFailed,
     Interrupted,
+    /// A checkpoint hook stopped the engine where a crash would (tests only): nothing may be cleaned up.
+    Crash,
 }
 
 impl ErrorKind {
@@ -51,6 +53,7 @@ impl ErrorKind {
             ErrorKind::StageFailed => exit::STAGE_FAILED,
             ErrorKind::DeployFailed => exit::DEPLOY_FAILED,
             ErrorKind::Interrupted => exit::INTERRUPTED,
+            ErrorKind::Crash => exit::INTERNAL,
         }
     }
 
@@ -66,6 +69,7 @@ impl ErrorKind {
             ErrorKind::StageFailed => "stage-failed",
             ErrorKind::DeployFailed => "deploy-failed",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Crash => "crash",
         }
     }
 }

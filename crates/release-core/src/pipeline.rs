@@ -193,14 +193,6 @@ impl Pipeline {
             })
     }
 
-    pub fn template_path(&self) -> PathBuf {
-        self.root.join(&self.bake.template)
-    }
-
-    /// The effective region: the file's, else the caller's default.
-    pub fn region_or<'a>(&'a self, default: &'a str) -> &'a str {
-        self.region.as_deref().unwrap_or(default)
-    }
 }
 
 /// The project root for a pipeline file: the parent of its `pipelines/` directory, else the file's own directory.

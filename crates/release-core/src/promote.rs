@@ -343,29 +343,27 @@ impl Run<'_, '_> {
     async fn wait_running(&mut self, ids: &[InstanceId]) -> Result<()> {
         const NOT_RUNNING: &[&str] = &["pending", "stopping", "stopped", "shutting-down", "terminated"];
         let deadline = self.cloud.clock.now().add(self.cluster.deploy.health_timeout);
-        let want: BTreeSet<&InstanceId> = ids.iter().collect();
         let mut last = usize::MAX;
         loop {
             self.check_cancelled()?;
             self.lock.keep().await?;
             self.polls += 1;
             let waiting = self.cloud.fleet.instances_in(ids, NOT_RUNNING).await?;
-            let waiting: Vec<&Instance> = waiting.iter().filter(|i| want.contains(&i.id)).collect();
             if let Some(bad) = waiting.iter().find(|i| i.state != "pending") {
                 return Err(Error::new(ErrorKind::DeployFailed, format!("instance {} is {} instead of running", bad.id, bad.state)));
             }
-            let running = want.len() - waiting.len();
+            let running = ids.len() - waiting.len();
             if waiting.is_empty() {
                 return Ok(());
             }
             if running != last {
-                (self.hooks.progress)(&format!("running {running}/{}", want.len()));
+                (self.hooks.progress)(&format!("running {running}/{}", ids.len()));
                 last = running;
             }
             if self.cloud.clock.now() >= deadline {
                 return Err(Error::new(
                     ErrorKind::DeployFailed,
-                    format!("only {running} of {} instances running after {}", want.len(), format_duration(self.cluster.deploy.health_timeout)),
+                    format!("only {running} of {} instances running after {}", ids.len(), format_duration(self.cluster.deploy.health_timeout)),
                 ));
             }
             self.cloud.clock.sleep(self.opts.poll).await;
@@ -618,7 +616,7 @@ pub async fn promote(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, comm
             run.lock.release().await?;
             Ok(report)
         }
-        Err(e) if e.kind() == ErrorKind::Internal && e.message().starts_with("crash at ") => Err(e),
+        Err(e) if e.kind() == ErrorKind::Crash => Err(e),
         Err(e) => {
             // Past the point of no return the record stays unfinished, so that a re-run adopts the serving instances.
             run.record.outcome = if run.retiring {
@@ -711,7 +709,7 @@ async fn run_promote(run: &mut Run<'_, '_>, all: &[Instance], leftovers: &[Insta
         run.record.new_instances = new_ids.iter().map(ToString::to_string).collect();
         run.record.retired_instances = retired.iter().map(ToString::to_string).collect();
         if let Err(e) = result {
-            if e.kind() == ErrorKind::Internal && e.message().starts_with("crash at ") {
+            if e.kind() == ErrorKind::Crash {
                 return Err(e);
             }
             if run.retiring {

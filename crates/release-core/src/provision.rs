@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, ResultExt};
 use crate::pipeline::{Cluster, Environment, LbTarget, Pipeline};
 use crate::ports::{Cloud, LbInfo, LbSpec, RecordChange, WeightedAlias, ZoneId};
 
@@ -102,7 +102,7 @@ pub async fn apply(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, plan: 
     for action in &plan.actions {
         match action {
             Action::CreateLedgerTable { table } => {
-                cloud.ledger.create_table(table).await.map_err(|e| e.context(format!("creating table {table}")))?;
+                cloud.ledger.create_table(table).await.context(format!("creating table {table}"))?;
             }
             Action::CreateLoadBalancer { cluster, target, .. } => {
                 let c = cluster_of(env, cluster)?;
@@ -112,10 +112,10 @@ pub async fn apply(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, plan: 
                     health_path: c.deploy.health_path.clone(),
                     security_groups: c.deploy.security_groups.clone(),
                 };
-                cloud.balancer.create(target, &spec, &network).await.map_err(|e| e.context(format!("creating {target}")))?;
+                cloud.balancer.create(target, &spec, &network).await.context(format!("creating {target}"))?;
             }
             Action::CreateHostedZone { zone } => {
-                cloud.dns.create_zone(zone).await.map_err(|e| e.context(format!("creating hosted zone {zone}")))?;
+                cloud.dns.create_zone(zone).await.context(format!("creating hosted zone {zone}"))?;
             }
             Action::CreateLiveRecord { .. } => {}
         }
@@ -152,7 +152,7 @@ pub async fn apply(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, plan: 
         .dns
         .apply(&zone, &changes, &format!("release provision {} {}", pipeline.app, env.name))
         .await
-        .map_err(|e| e.context(format!("creating records {}", dns.record)))
+        .context(format!("creating records {}", dns.record))
 }
 
 fn cluster_of<'e>(env: &'e Environment, name: &str) -> Result<&'e Cluster> {

@@ -54,7 +54,7 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
         Some(name) => vec![pipeline.env(name)?],
         None => pipeline.envs.iter().collect(),
     };
-    let (images, instances) = tokio_join(cloud, pipeline).await?;
+    let (images, instances) = images_and_instances(cloud, pipeline).await?;
     let mut out = Vec::new();
     for env in envs {
         let mut note = None;
@@ -135,7 +135,8 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
     Ok(out)
 }
 
-async fn tokio_join(cloud: &Cloud, pipeline: &Pipeline) -> Result<(Vec<crate::ports::Image>, Vec<crate::ports::Instance>)> {
+/// The app's images and instances, asked at the same time.
+async fn images_and_instances(cloud: &Cloud, pipeline: &Pipeline) -> Result<(Vec<crate::ports::Image>, Vec<crate::ports::Instance>)> {
     let images = cloud.images.app_images(&pipeline.app);
     let instances = cloud.fleet.app_instances(&pipeline.app);
     let (a, b) = futures_join(images, instances).await;

@@ -227,7 +227,7 @@ pub async fn switch(cloud: &Cloud, pipeline: &Pipeline, cluster_name: &str, opts
             report.seconds = finished.since(started).as_secs_f64();
             Ok(report)
         }
-        Err(e) if e.kind() == ErrorKind::Internal && e.message().starts_with("crash at ") => Err(e),
+        Err(e) if e.kind() == ErrorKind::Crash => Err(e),
         Err(e) => {
             record.outcome = Outcome::Failed;
             record.detail = Some(e.message().to_owned());

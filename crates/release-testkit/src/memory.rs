@@ -12,7 +12,7 @@ use release_core::ids::{AmiId, AppName, EnvName, InstanceId};
 use release_core::ledger::{partition_key, LockInfo, Record};
 use release_core::pipeline::BaseAmi;
 use release_core::ports::{
-    tags, Balancer, Cloud, Dns, Fleet, ForeignRecord, HealthState, Image, ImageState, Images, Instance, LaunchSpec, LbInfo,
+    tags, Balancer, Cloud, Dns, Fleet, HealthState, Image, ImageState, Images, Instance, LaunchSpec, LbInfo,
     LbSpec, Ledger, Lock, Network, RecordChange, RecordSet, Subnet, TargetHealth, WeightedAlias, ZoneId,
 };
 use release_core::{Error, ErrorKind, Result};
@@ -53,8 +53,6 @@ pub struct State {
     pub load_balancers: BTreeMap<LbTarget, (LbInfo, LbSpec)>,
     /// zone name (lowercase, trailing dot) → (id, records by (name, set identifier))
     pub zones: BTreeMap<String, (ZoneId, BTreeMap<(String, String), WeightedAlias>)>,
-    /// Records release does not manage, by zone id.
-    pub foreign: BTreeMap<ZoneId, Vec<ForeignRecord>>,
     pub tables: Vec<String>,
     /// Images by id, with their owner (`amazon` for base images, `self` for ours).
     pub images: BTreeMap<AmiId, (String, Image)>,
@@ -149,11 +147,6 @@ impl MemoryCloud {
         self.state().faults.insert(op, n);
     }
 
-    /// Total calls of all operations, and of one.
-    pub fn calls(&self, op: &str) -> u64 {
-        self.state().calls.get(op).copied().unwrap_or(0)
-    }
-
     /// Live (not terminated) instances, by id.
     pub fn live_instances(&self) -> Vec<Instance> {
         self.state().instances.iter().filter(|i| i.state != "terminated").cloned().collect()
@@ -176,13 +169,6 @@ impl MemoryCloud {
         }
     }
 
-    /// Plants a record that release does not manage (e.g. a hand-made CNAME).
-    pub fn add_foreign_record(&self, zone: &ZoneId, name: &str, record_type: &str) {
-        self.state().foreign.entry(zone.clone()).or_default().push(ForeignRecord {
-            name: normalize(name),
-            record_type: record_type.to_owned(),
-        });
-    }
 }
 
 fn normalize(name: &str) -> String {
@@ -438,8 +424,8 @@ impl Dns for MemoryCloud {
             .find(|(id, _)| id == zone)
             .ok_or_else(|| Error::aws(format!("route53 ListResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
         let weighted = records.values().filter(|r| r.name == want).cloned().collect();
-        let foreign = s.foreign.get(zone).map(|f| f.iter().filter(|r| r.name == want).cloned().collect()).unwrap_or_default();
-        Ok(RecordSet { weighted, foreign })
+        // Only release writes records here, so there are never records it does not manage.
+        Ok(RecordSet { weighted, foreign: Vec::new() })
     }
 
     async fn apply(&self, zone: &ZoneId, changes: &[RecordChange], _comment: &str) -> Result<()> {

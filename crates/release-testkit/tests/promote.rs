@@ -236,7 +236,7 @@ async fn a_crash_at_every_step_boundary_then_a_rerun_converges_with_nothing_leak
         let a = bake(&m, 'a').await;
         let b = bake(&m, 'b').await;
         run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-        let crash = move |s: &str| if s == step { Err(release_core::Error::internal(format!("crash at {s}"))) } else { Ok(()) };
+        let crash = move |s: &str| if s == step { Err(release_core::Error::new(ErrorKind::Crash, format!("crash at {s}"))) } else { Ok(()) };
         let first = run(&m, &p, "staging", &b, &opts(), &crash).await;
         let first_text = match &first {
             Ok(r) => r.outcome.clone(),
