@@ -21,7 +21,7 @@ async fn summary(aws: &AwsView, a: &str, b: &str) -> BTreeMap<String, String> {
     }
     out.insert("images".into(), aws.own_images().await.len().to_string());
     out.insert("not terminated".into(), aws.app_instances("hello").await.iter().filter(|i| i.state != "terminated").count().to_string());
-    let ledger: Vec<String> = aws.ledger("release-ledger").await.iter().map(|r| format!("{} {} {}", r["action"], r["cluster"], r["outcome"])).collect();
+    let ledger: Vec<String> = aws.ledger("release-ledger").await.iter().map(|r| format!("{} {} {}", r["action"], r.get("cluster").map_or("-", String::as_str), r["outcome"])).collect();
     out.insert("ledger".into(), ledger.join("; "));
     out
 }
@@ -94,8 +94,11 @@ async fn a_call_failing_for_good_rolls_back_and_the_old_fleet_still_serves() {
     project.write("pipelines/hello.toml", &pipeline.replace("APP_ENV = \"staging\"", "APP_ENV = \"staging-2\""));
     proxy.add(Rule::new(Fault::Status(500), When::Always).operation("RegisterInstancesWithLoadBalancer"));
     let failed = run(&["promote", &a, "--env", "staging"]);
-    assert_eq!(failed.code, 8, "{failed:?}");
-    assert!(failed.error_line().contains("the new instances were removed and staging serves what it served before"), "{}", failed.stderr);
+    // An AWS failure keeps its kind: exit 6, and the environment was put back.
+    assert_eq!(failed.code, 6, "{failed:?}");
+    assert!(failed.error_line().contains("the 2 new instance(s) were removed and staging serves what it served before"), "{}", failed.stderr);
+    let json = run(&["promote", &a, "--env", "staging", "--output", "json"]);
+    assert_eq!((json.code, json.json()["error"]["rolled_back"].as_bool(), json.json()["error"]["kind"].as_str()), (6, Some(true), Some("aws")), "{json:?}");
     assert!(failed.error_line().contains("elb RegisterInstancesWithLoadBalancer: InternalFailure"), "{}", failed.stderr);
     assert_eq!(aws.elb_members("hello-staging").await, old, "the old fleet is still registered");
     let running: Vec<String> = aws.running("hello", "staging").await.iter().map(|i| i.id.clone()).collect();
@@ -109,7 +112,7 @@ async fn a_call_failing_for_good_rolls_back_and_the_old_fleet_still_serves() {
     assert!(lock.item().is_none(), "the lock is released");
     let stats = proxy.stats();
     println!("faults injected: {:?}", stats.injected);
-    assert_eq!(stats.injected.values().sum::<u64>(), 6, "the SDK tried 6 times before giving up");
+    assert_eq!(stats.injected.values().sum::<u64>(), 12, "the SDK tried 6 times before giving up, twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +126,7 @@ async fn bad_credentials_fail_within_seconds_with_a_clear_error() {
     assert_eq!(run.code, 6, "{run:?}");
     assert_eq!(
         run.error_line(),
-        "error: dynamodb DescribeTable: UnrecognizedClientException: The security token included in the request is invalid."
+        "error: sts GetCallerIdentity: InvalidClientTokenId: The security token included in the request is invalid.; check the credentials and the IAM policy (`release iam-policy`)"
     );
     assert!(run.elapsed.as_secs() < 5, "took {:?}", run.elapsed);
     let status = release_e2e::release_with(project.path(), Some(&proxy.url()), &[], &["status"]);

@@ -59,14 +59,16 @@ async fn staging_is_replaced_in_place_behind_its_load_balancer() {
     assert_eq!(doc["api_calls"]["Elastic Load Balancing:DeregisterInstancesFromLoadBalancer"], 1);
     assert_eq!(doc["api_calls"]["EC2:TerminateInstances"], 1);
 
-    // The ledger: two promotes, newest first.
-    let ledger = aws.ledger("release-ledger").await;
+    // The ledger: two promotes, newest first (after the provision record).
+    let ledger: Vec<_> = aws.ledger("release-ledger").await.into_iter().filter(|r| r["action"] == "promote").collect();
     assert_eq!(ledger.len(), 2, "{ledger:#?}");
     let r = &ledger[0];
     assert_eq!((r["action"].as_str(), r["outcome"].as_str(), r["env"].as_str()), ("promote", "succeeded", "staging"));
-    assert_eq!((r["commit"].as_str(), r["from"].as_str(), r["to"].as_str()), (b.as_str(), a.as_str(), b.as_str()));
+    assert_eq!((r["commit"].as_str(), r["from"].as_str()), (b.as_str(), a.as_str()));
     assert_eq!(r["ami"], ami_b);
     assert_eq!(r["cluster"], "staging");
+    assert_eq!(r["holder"], r["release_id"], "opened by this run, not adopted");
+    assert_eq!(r["new_instances"], "2 items");
     assert!(r["caller"].starts_with("arn:aws:"), "{r:?}");
     assert!(!r["actor"].is_empty() && r.contains_key("finished"));
 
@@ -158,7 +160,9 @@ async fn a_held_lock_refuses_at_once_and_unlock_says_whose_it_was() {
     let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     use aws_sdk_dynamodb::types::AttributeValue::{N, S};
-    let far = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 3_600_000).to_string();
+    // A live lock of someone else's: its lease runs to 2030.
+    let far = "1893456000000".to_owned();
+    let expires_text = "2030-01-01T00:00:00Z";
     aws.dynamodb
         .put_item()
         .table_name("release-ledger")
@@ -179,11 +183,17 @@ async fn a_held_lock_refuses_at_once_and_unlock_says_whose_it_was() {
     assert_eq!(run.code, 5, "{run:?}");
     assert_eq!(
         run.error_line(),
-        "error: environment staging is locked by bob since 2026-11-22T00:00:00Z (release r20261122T000000Z-000001, host laptop); wait for it, or `release unlock --env staging` if it is stale"
+        format!("error: environment staging is locked by bob since 2026-11-22T00:00:00Z (release r20261122T000000Z-000001, host laptop); wait for it (--wait), or if its holder died, `release unlock --env staging` once its lease runs out at {}", expires_text)
     );
     before.assert_same(&emu.state(), "a promote refused by the lock");
 
-    let unlock = project.release(&emu, &["unlock", "--env", "staging"]);
+    // A live lock is not broken without --force.
+    let refused = project.release(&emu, &["unlock", "--env", "staging"]);
+    assert_eq!(refused.code, 5, "{refused:?}");
+    assert!(refused.error_line().starts_with("error: the lock of env staging is alive: bob holds it (release r20261122T000000Z-000001, host laptop) since "), "{}", refused.stderr);
+    assert!(refused.error_line().ends_with("`release unlock --env staging --force` (it then stops at its next step)"), "{}", refused.stderr);
+    before.assert_same(&emu.state(), "a refused unlock");
+    let unlock = project.release(&emu, &["unlock", "--env", "staging", "--force"]);
     unlock.assert_ok();
     assert!(unlock.stdout.starts_with("unlocked env staging: it was held by bob since 2026-11-22T00:00:00Z (release r20261122T000000Z-000001, host laptop"), "{}", unlock.stdout);
     project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();

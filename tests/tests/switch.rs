@@ -87,8 +87,8 @@ async fn flips_change_exactly_the_weights_in_one_batch_and_status_tells_the_trut
     let history = project.release(&emu, &["history", "--env", "prod", "--output", "json"]).json();
     let switches: Vec<&serde_json::Value> = history["records"].as_array().unwrap().iter().filter(|r| r["action"] == "switch").collect();
     assert_eq!(switches.len(), 3);
-    assert_eq!((switches[0]["from"].as_str(), switches[0]["to"].as_str()), (Some("prod1=100,prod2=0"), Some("prod1=0,prod2=100")));
-    assert_eq!(switches[0]["weight"], 100);
+    assert_eq!((switches[0]["from"].clone(), switches[0]["to"].clone()), (serde_json::json!({"prod1": 100, "prod2": 0}), serde_json::json!({"prod1": 0, "prod2": 100})));
+    assert_eq!(switches[0]["previous"]["cluster"], "prod1", "what was live before is recorded for rollback");
     assert!(switches.iter().all(|s| s["outcome"] == "succeeded" && !s["actor"].as_str().unwrap().is_empty()));
 }
 
@@ -150,47 +150,58 @@ async fn a_gradual_shift_leaves_both_live_with_their_weights() {
 }
 
 #[tokio::test]
-async fn rollback_flips_back_when_it_can_and_promotes_then_flips_when_it_must() {
+async fn rollback_flips_back_when_it_can_never_toggles_and_promotes_then_flips_when_it_must() {
     let emu = Emulator::start();
     let (project, a, b) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
     // prod2 runs A and goes live; prod1 gets B and goes live.
     project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
     project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
-    project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes", "--force"]).assert_ok();
     project.release(&emu, &["switch", "prod1", "--yes"]).assert_ok();
     assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
 
-    // Path 1: prod2 still runs A, healthy: flip back.
+    // Path 1: prod2 still runs A, healthy: flip back. The plan names where it goes and changes nothing.
+    let before = emu.state();
+    let plan = project.release(&emu, &["rollback", "--env", "prod", "--plan"]);
+    plan.assert_ok();
+    assert!(plan.stdout.starts_with(&format!("plan: roll prod back from {} on prod1 to {} on prod2 (it still runs there, healthy: one switch)", &b[..12], &a[..12])), "{}", plan.stdout);
+    before.assert_same(&emu.state(), "rollback --plan");
     let back = project.release(&emu, &["rollback", "--env", "prod", "--yes", "--output", "json"]);
     back.assert_ok();
     assert_eq!(back.json()["path"], "switch-back");
-    assert_eq!(back.json()["commit"], a.as_str());
+    assert_eq!(back.json()["to_commit"], a.as_str());
     assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
 
-    // Path 2: the previous cluster (prod1, B) was since given A, so B must be promoted again, then flipped.
-    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // prod1 <- A
+    // A second rollback never goes back to B, the release just rolled away from: there is nothing before A.
+    let before = emu.state();
+    let toggle = project.release(&emu, &["rollback", "--env", "prod", "--yes"]);
+    assert_eq!(toggle.code, 3, "{toggle:?}");
+    assert_eq!(toggle.error_line(), format!("error: nothing to roll back to in env prod: the ledger holds no release live before {} on prod2", &a[..12]));
+    before.assert_same(&emu.state(), "a refused rollback");
+
+    // Path 2: B goes live again by hand, prod2 is given B too; rolling back to A now needs a promote, then a flip.
+    project.release(&emu, &["switch", "prod1", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes", "--force"]).assert_ok(); // prod2 <- B
     let again = project.release(&emu, &["rollback", "--env", "prod", "--yes", "--output", "json"]);
     again.assert_ok();
     let doc = again.json();
     assert_eq!(doc["path"], "promote-then-switch", "{}", again.stdout);
-    assert_eq!(doc["commit"], b.as_str());
-    assert_eq!(doc["cluster"], "prod1");
-    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
-    let prod1 = aws.running("hello", "prod1").await;
-    assert_eq!(prod1.len(), 4);
-    assert!(prod1.iter().all(|i| i.tags["release:commit"] == b));
+    assert_eq!(doc["to_commit"], a.as_str());
+    assert_eq!(doc["cluster"], "prod2");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    let prod2 = aws.running("hello", "prod2").await;
+    assert_eq!(prod2.len(), 4);
+    assert!(prod2.iter().all(|i| i.tags["release:commit"] == a));
 
-    // The ledger shows each step.
+    // The ledger: each rollback is one record, its promote inside it.
     let history = project.release(&emu, &["history", "--env", "prod", "--output", "json"]).json();
-    let steps: Vec<(String, String)> = history["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["action"].as_str().unwrap().to_owned(), r["cluster"].as_str().unwrap_or("").to_owned()))
-        .collect();
-    assert_eq!(&steps[..3], &[("rollback".into(), "prod1".into()), ("promote".into(), "prod1".into()), ("promote".into(), "prod1".into())]);
-    assert!(steps.contains(&("rollback".into(), "prod2".into())));
+    let records = history["records"].as_array().unwrap();
+    let steps: Vec<(String, String)> = records.iter().map(|r| (r["action"].as_str().unwrap().to_owned(), r["cluster"].as_str().unwrap_or("").to_owned())).collect();
+    assert_eq!(&steps[..2], &[("rollback".into(), "prod2".into()), ("promote".into(), "prod2".into())]);
+    assert_eq!(records[0]["path"], "promote-then-switch");
+    assert_eq!(records[0]["promote"]["new_instances"].as_array().map(Vec::len), Some(4));
+    assert!(records.iter().all(|r| r["outcome"] == "succeeded"), "{history}");
 }
 
 #[tokio::test]
@@ -200,19 +211,19 @@ async fn rollback_of_an_in_place_environment_promotes_the_previous_commit() {
     let aws = AwsView::new(&emu).await;
     let nothing = project.release(&emu, &["rollback", "--env", "staging", "--yes"]);
     assert_eq!(nothing.code, 3, "{nothing:?}");
-    assert_eq!(nothing.error_line(), "error: the ledger of env staging holds no earlier release to roll back to");
+    assert_eq!(nothing.error_line(), "error: nothing to roll back to in env staging: no release is live yet (cluster staging runs nothing)");
     project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
     project.release(&emu, &["promote", &b, "--env", "staging"]).assert_ok();
     let run = project.release(&emu, &["rollback", "--env", "staging", "--yes", "--output", "json"]);
     run.assert_ok();
-    assert_eq!(run.json()["path"], "promote");
+    assert_eq!(run.json()["path"], "in-place");
     let live = aws.running("hello", "staging").await;
     assert_eq!(live.len(), 2);
     assert!(live.iter().all(|i| i.tags["release:commit"] == a));
     let text = project.release(&emu, &["history", "--env", "staging", "--limit", "2"]);
     let lines: Vec<&str> = text.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", text.stdout);
-    assert!(lines[1].contains(&format!("{} -> {}", &b[..12], &a[..12])) && lines[1].ends_with("succeeded"), "{}", text.stdout);
+    assert!(lines[1].contains("rollback") && lines[1].contains(&format!("{} -> {}", &b[..12], &a[..12])) && lines[1].ends_with("succeeded"), "recorded as a rollback: {}", text.stdout);
 }
 
 #[tokio::test]

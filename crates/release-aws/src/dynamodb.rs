@@ -1,24 +1,25 @@
-//! DynamoDB: the Ledger port. One table holds ledger records and locks, keyed by pk (app#env) and sk.
+//! DynamoDB: the Ledger and Lock ports. One table holds ledger records (`sk = rec#…`), locks (`sk = lock`),
+//! queue tickets (`sk = queue#…`) and each app's index of environments (`pk = index#<app>`), keyed by pk and sk.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType, TableStatus,
 };
 use release_core::clock::Timestamp;
-use release_core::ids::{AppName, EnvName};
-use release_core::ledger::{partition_key, LockInfo, Record};
-use release_core::ports::Ledger;
+use release_core::error::Cause;
+use release_core::ids::{AppName, EnvName, ReleaseId};
+use release_core::ledger::{index_key, partition_key, LockInfo, Record};
+use release_core::ports::{Expect, Ledger};
 use release_core::{Error, Result};
-
-/// The sort key of an environment's lock item.
-const LOCK_SK: &str = "lock";
 
 use crate::error::{build, sdk};
 use crate::Aws;
+
+/// The sort key of an environment's lock item.
+const LOCK_SK: &str = "lock";
 
 impl Aws {
     async fn table_status(&self, table: &str) -> Result<Option<TableStatus>> {
@@ -27,6 +28,16 @@ impl Aws {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(None),
             Err(e) => Err(sdk("dynamodb DescribeTable", e)),
         }
+    }
+}
+
+/// A missing table is the user's to fix (provision), not an AWS failure.
+fn table_error(table: &str, err: Error) -> Error {
+    if err.is(Cause::Missing) {
+        Error::not_found(format!("ledger table {table} does not exist; run `release provision --env <env>` of this app first"))
+            .with_cause(Cause::Missing)
+    } else {
+        err
     }
 }
 
@@ -59,20 +70,23 @@ impl Ledger for Aws {
         Err(Error::aws(format!("dynamodb table {table} was created but is not ACTIVE after 60s")))
     }
 
-    async fn put_record(&self, table: &str, record: &Record) -> Result<()> {
+    async fn put_record(&self, table: &str, record: &Record, expect: Expect) -> Result<bool> {
         let item = to_item(record, partition_key(&record.app, &record.env), record.sort_key())?;
-        self.dynamodb
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| map_err(table, sdk("dynamodb PutItem", e)))?;
-        Ok(())
+        let put = self.dynamodb.put_item().table_name(table).set_item(Some(item));
+        let put = match expect {
+            Expect::Any => put,
+            Expect::New => put.condition_expression("attribute_not_exists(pk)"),
+            Expect::Holder(h) => put.condition_expression("holder = :h").expression_attribute_values(":h", AttributeValue::S(h.to_string())),
+        };
+        match put.send().await.map_err(|e| sdk("dynamodb PutItem", e)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is(Cause::ConditionFailed) => Ok(false),
+            Err(e) => Err(table_error(table, e)),
+        }
     }
 
-    async fn records(&self, table: &str, app: &AppName, env: &EnvName, limit: u32) -> Result<Vec<Record>> {
-        let out = self
+    async fn records(&self, table: &str, app: &AppName, env: &EnvName, limit: Option<u32>) -> Result<Vec<Record>> {
+        let query = self
             .dynamodb
             .query()
             .table_name(table)
@@ -80,11 +94,44 @@ impl Ledger for Aws {
             .expression_attribute_values(":pk", AttributeValue::S(partition_key(app, env)))
             .expression_attribute_values(":rec", AttributeValue::S("rec#".into()))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            // A record written a moment ago (by this run or another) must be seen.
+            .consistent_read(true)
+            .set_limit(limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)));
+        let mut items = query.into_paginator().items().send();
+        let mut out = Vec::new();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| table_error(table, sdk("dynamodb Query", e)))?;
+            out.push(from_item(&item)?);
+            if limit.is_some_and(|l| out.len() >= l as usize) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn index_env(&self, table: &str, app: &AppName, env: &EnvName) -> Result<()> {
+        self.dynamodb
+            .put_item()
+            .table_name(table)
+            .item("pk", AttributeValue::S(index_key(app)))
+            .item("sk", AttributeValue::S(format!("env#{env}")))
+            .item("env", AttributeValue::S(env.to_string()))
             .send()
             .await
-            .map_err(|e| map_err(table, sdk("dynamodb Query", e)))?;
-        out.items().iter().map(from_item).collect()
+            .map_err(|e| table_error(table, sdk("dynamodb PutItem", e)))?;
+        Ok(())
+    }
+
+    async fn indexed_envs(&self, table: &str, app: &AppName) -> Result<Vec<EnvName>> {
+        let query = self
+            .dynamodb
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(index_key(app)))
+            .consistent_read(true);
+        let items = query.into_paginator().items().send().try_collect().await.map_err(|e| table_error(table, sdk("dynamodb Query", e)))?;
+        Ok(items.iter().filter_map(|i| i.get("env")?.as_s().ok()).filter_map(|e| EnvName::parse(e).ok()).collect())
     }
 }
 
@@ -126,23 +173,6 @@ fn from_item<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeVal
     serde_json::from_value(obj.into()).map_err(|e| Error::aws(format!("a ledger item is not in the expected shape: {e}")))
 }
 
-fn table_missing(table: &str) -> Error {
-    Error::not_found(format!("ledger table {table} does not exist; run `release provision --env <env>` first"))
-}
-
-fn is_conditional_failure(err: &Error) -> bool {
-    err.message().contains("ConditionalCheckFailed")
-}
-
-/// A missing table is the user's to fix (provision), not an AWS failure.
-fn map_err(table: &str, err: Error) -> Error {
-    if err.message().contains("ResourceNotFoundException") {
-        table_missing(table)
-    } else {
-        err
-    }
-}
-
 impl Aws {
     /// Puts `item` if `condition` holds; false when it did not (someone else's lock).
     async fn conditional_put(&self, table: &str, item: HashMap<String, AttributeValue>, condition: &str, value: (&str, AttributeValue)) -> Result<bool> {
@@ -158,17 +188,14 @@ impl Aws {
             .map_err(|e| sdk("dynamodb PutItem", e));
         match put {
             Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(map_err(table, e)),
+            Err(e) if e.is(Cause::ConditionFailed) => Ok(false),
+            Err(e) => Err(table_error(table, e)),
         }
     }
 }
 
 fn lock_key(app: &AppName, env: &EnvName) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(partition_key(app, env))),
-        ("sk".to_owned(), AttributeValue::S(LOCK_SK.into())),
-    ])
+    HashMap::from([("pk".to_owned(), AttributeValue::S(partition_key(app, env))), ("sk".to_owned(), AttributeValue::S(LOCK_SK.into()))])
 }
 
 #[async_trait]
@@ -179,17 +206,8 @@ impl release_core::ports::Lock for Aws {
         if self.conditional_put(table, item, "attribute_not_exists(pk) OR expires < :now", (":now", now_value)).await? {
             return Ok(None);
         }
-        let got = self
-            .dynamodb
-            .get_item()
-            .table_name(table)
-            .set_key(Some(lock_key(&lock.app, &lock.env)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| map_err(table, sdk("dynamodb GetItem", e)))?;
-        match got.item() {
-            Some(item) => Ok(Some(from_item(item)?)),
+        match self.holder(table, &lock.app, &lock.env).await? {
+            Some(held) => Ok(Some(held)),
             // Released between the two calls: try once more.
             None => Box::pin(self.acquire(table, lock, now)).await,
         }
@@ -197,7 +215,7 @@ impl release_core::ports::Lock for Aws {
 
     async fn renew(&self, table: &str, lock: &LockInfo) -> Result<bool> {
         let item = to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?;
-        self.conditional_put(table, item, "release_id = :r", (":r", AttributeValue::S(lock.release_id.clone()))).await
+        self.conditional_put(table, item, "release_id = :r", (":r", AttributeValue::S(lock.release_id.to_string()))).await
     }
 
     async fn release(&self, table: &str, lock: &LockInfo) -> Result<()> {
@@ -207,27 +225,46 @@ impl release_core::ports::Lock for Aws {
             .table_name(table)
             .set_key(Some(lock_key(&lock.app, &lock.env)))
             .condition_expression("release_id = :r")
-            .expression_attribute_values(":r", AttributeValue::S(lock.release_id.clone()))
+            .expression_attribute_values(":r", AttributeValue::S(lock.release_id.to_string()))
             .send()
             .await
             .map_err(|e| sdk("dynamodb DeleteItem", e));
         match del {
             Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(map_err(table, e)),
+            Err(e) if e.is(Cause::ConditionFailed) => Ok(()),
+            Err(e) => Err(table_error(table, e)),
         }
     }
 
-    async fn break_lock(&self, table: &str, app: &AppName, env: &EnvName) -> Result<Option<LockInfo>> {
-        let out = self
+    async fn holder(&self, table: &str, app: &AppName, env: &EnvName) -> Result<Option<LockInfo>> {
+        let got = self
+            .dynamodb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(lock_key(app, env)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| table_error(table, sdk("dynamodb GetItem", e)))?;
+        got.item().map(from_item).transpose()
+    }
+
+    async fn break_lock(&self, table: &str, app: &AppName, env: &EnvName, seen: &ReleaseId) -> Result<bool> {
+        let del = self
             .dynamodb
             .delete_item()
             .table_name(table)
             .set_key(Some(lock_key(app, env)))
+            .condition_expression("release_id = :r")
+            .expression_attribute_values(":r", AttributeValue::S(seen.to_string()))
             .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| map_err(table, sdk("dynamodb DeleteItem", e)))?;
-        out.attributes().map(from_item).transpose()
+            .map_err(|e| sdk("dynamodb DeleteItem", e));
+        match del {
+            Ok(_) => Ok(true),
+            Err(e) if e.is(Cause::ConditionFailed) => Ok(false),
+            Err(e) => Err(table_error(table, e)),
+        }
     }
 }

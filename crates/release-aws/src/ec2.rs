@@ -7,46 +7,37 @@ use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Tag, TagSpecificati
 use base64::Engine;
 use release_core::ids::{AppName, InstanceId};
 use release_core::ports::{tags, Fleet, Instance, LaunchSpec, Network, Subnet};
+use release_core::error::Cause;
 use release_core::{Error, Result};
 
 use crate::error::sdk;
 use crate::Aws;
 
-impl Aws {
-    /// Every instance matching `filters`, all pages.
-    async fn describe_instances(&self, filters: Vec<Filter>) -> Result<Vec<Instance>> {
-        self.describe_instances_by(None, filters).await
-    }
+fn instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
+    let id = i.instance_id().and_then(|id| InstanceId::parse(id).ok())?;
+    let tags: BTreeMap<String, String> = i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect();
+    Some(Instance {
+        id,
+        ami: i.image_id().unwrap_or("").to_owned(),
+        state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+        tags,
+    })
+}
 
+impl Aws {
+    /// Every instance matching `ids` and `filters`, all pages.
     async fn describe_instances_by(&self, ids: Option<Vec<String>>, filters: Vec<Filter>) -> Result<Vec<Instance>> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .ec2
-                .describe_instances()
-                .set_instance_ids(ids.clone())
-                .set_filters(Some(filters.clone()))
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| sdk("ec2 DescribeInstances", e))?;
-            for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                let Some(id) = i.instance_id().and_then(|id| InstanceId::parse(id).ok()) else { continue };
-                let tags: BTreeMap<String, String> =
-                    i.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect();
-                out.push(Instance {
-                    id,
-                    ami: i.image_id().unwrap_or("").to_owned(),
-                    state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
-                    tags,
-                });
-            }
-            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
-            }
-        }
+        let pages = self
+            .ec2
+            .describe_instances()
+            .set_instance_ids(ids)
+            .set_filters(Some(filters))
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk("ec2 DescribeInstances", e))?;
+        Ok(pages.iter().flat_map(|p| p.reservations()).flat_map(|r| r.instances()).filter_map(instance).collect())
     }
 }
 
@@ -62,8 +53,9 @@ impl Fleet for Aws {
         };
         let out = req.send().await.map_err(|e| {
             let err = sdk("ec2 DescribeSubnets", e);
-            if err.message().contains("InvalidSubnetID") {
-                Error::not_found(format!("{}; fix [deploy] subnets", err.message()))
+            if err.is(Cause::Missing) {
+                let msg = format!("{}; fix [deploy] subnets", err.message());
+                err.reword(msg)
             } else {
                 err
             }
@@ -90,7 +82,7 @@ impl Fleet for Aws {
 
     async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
         // The state filter first: the emulator evaluates filters in order, and tags are its costly ones.
-        self.describe_instances(vec![
+        self.describe_instances_by(None, vec![
             Filter::builder()
                 .name("instance-state-name")
                 .set_values(Some(["pending", "running", "stopping", "stopped"].map(String::from).to_vec()))

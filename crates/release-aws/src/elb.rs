@@ -9,6 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use release_core::ids::InstanceId;
 use release_core::pipeline::LbTarget;
 use release_core::ports::{Balancer, HealthState, LbInfo, LbSpec, Network, TargetHealth};
+use release_core::error::Cause;
 use release_core::{Error, Result};
 
 use crate::error::{build, sdk};
@@ -39,7 +40,7 @@ pub fn classic_elb_zone_id(region: &str) -> Option<&'static str> {
 }
 
 fn missing(target: &LbTarget) -> Error {
-    Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first"))
+    Error::not_found(format!("{target} does not exist")).with_cause(Cause::Missing)
 }
 
 impl Aws {
@@ -50,7 +51,7 @@ impl Aws {
         }
         let out = self.elbv2.describe_target_groups().names(name).send().await.map_err(|e| {
             let err = sdk("elbv2 DescribeTargetGroups", e);
-            if err.message().contains("TargetGroupNotFound") { missing(&LbTarget::TargetGroup(name.to_owned())) } else { err }
+            if err.is(Cause::Missing) { missing(&LbTarget::TargetGroup(name.to_owned())) } else { err }
         })?;
         let arn = out
             .target_groups()
@@ -64,7 +65,7 @@ impl Aws {
 
     /// A missing load balancer is the user's to fix (provision), not an AWS failure.
     fn elb_error(target: &LbTarget, err: Error) -> Error {
-        if err.message().contains("LoadBalancerNotFound") || err.message().contains("TargetGroupNotFound") {
+        if err.is(Cause::Missing) {
             missing(target)
         } else {
             err
@@ -81,74 +82,34 @@ impl Aws {
     }
 
     async fn classic_elbs(&self) -> Result<Vec<(String, String, Option<String>)>> {
-        let mut out = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = self
-                .elb
-                .describe_load_balancers()
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| sdk("elb DescribeLoadBalancers", e))?;
-            for lb in page.load_balancer_descriptions() {
-                if let (Some(name), Some(dns)) = (lb.load_balancer_name(), lb.dns_name()) {
-                    out.push((name.to_owned(), dns.to_owned(), lb.canonical_hosted_zone_name_id().map(str::to_owned)));
-                }
-            }
-            marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
-            if marker.is_none() {
-                return Ok(out);
-            }
-        }
+        let pages = self.elb.describe_load_balancers().into_paginator().send().try_collect().await.map_err(|e| sdk("elb DescribeLoadBalancers", e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.load_balancer_descriptions())
+            .filter_map(|lb| Some((lb.load_balancer_name()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_name_id().map(str::to_owned))))
+            .collect())
     }
 
     /// (name, arn) of every target group.
     async fn target_groups(&self) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = self
-                .elbv2
-                .describe_target_groups()
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| sdk("elbv2 DescribeTargetGroups", e))?;
-            for tg in page.target_groups() {
-                if let (Some(name), Some(arn)) = (tg.target_group_name(), tg.target_group_arn()) {
-                    out.push((name.to_owned(), arn.to_owned()));
-                }
-            }
-            marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
-            if marker.is_none() {
-                return Ok(out);
-            }
-        }
+        let pages = self.elbv2.describe_target_groups().into_paginator().send().try_collect().await.map_err(|e| sdk("elbv2 DescribeTargetGroups", e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.target_groups())
+            .filter_map(|tg| Some((tg.target_group_name()?.to_owned(), tg.target_group_arn()?.to_owned())))
+            .collect())
     }
 
     /// (name, arn, dns, zone) of every ELBv2 load balancer.
     async fn albs(&self) -> Result<Vec<(String, String, String, Option<String>)>> {
-        let mut out = Vec::new();
-        let mut marker = None;
-        loop {
-            let page = self
-                .elbv2
-                .describe_load_balancers()
-                .set_marker(marker)
-                .send()
-                .await
-                .map_err(|e| sdk("elbv2 DescribeLoadBalancers", e))?;
-            for lb in page.load_balancers() {
-                if let (Some(name), Some(arn), Some(dns)) = (lb.load_balancer_name(), lb.load_balancer_arn(), lb.dns_name()) {
-                    out.push((name.to_owned(), arn.to_owned(), dns.to_owned(), lb.canonical_hosted_zone_id().map(str::to_owned)));
-                }
-            }
-            marker = page.next_marker().filter(|m| !m.is_empty()).map(str::to_owned);
-            if marker.is_none() {
-                return Ok(out);
-            }
-        }
+        let pages = self.elbv2.describe_load_balancers().into_paginator().send().try_collect().await.map_err(|e| sdk("elbv2 DescribeLoadBalancers", e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.load_balancers())
+            .filter_map(|lb| {
+                Some((lb.load_balancer_name()?.to_owned(), lb.load_balancer_arn()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_id().map(str::to_owned)))
+            })
+            .collect())
     }
 }
 

@@ -61,7 +61,7 @@ const READS: &[&str] = &[
 pub fn policy(pipeline: &Pipeline) -> Value {
     let table = format!("arn:aws:dynamodb:*:*:table/{}", pipeline.ledger_table);
     let mut lbs = Vec::new();
-    for c in pipeline.envs.iter().flat_map(|e| e.clusters.iter()) {
+    for c in pipeline.envs.iter().flat_map(|e| e.clusters().iter()) {
         match &c.target {
             LbTarget::ClassicElb(n) => lbs.push(format!("arn:aws:elasticloadbalancing:*:*:loadbalancer/{n}")),
             LbTarget::TargetGroup(n) => {

@@ -7,6 +7,7 @@ use aws_sdk_ec2::types::{Filter, Tag};
 use release_core::ids::{AmiId, AppName};
 use release_core::pipeline::BaseAmi;
 use release_core::ports::{tags, Image, ImageState, Images};
+use release_core::error::Cause;
 use release_core::{Error, ErrorKind, Result};
 
 use crate::error::sdk;
@@ -35,32 +36,26 @@ fn image(img: &aws_sdk_ec2::types::Image) -> Option<Image> {
 
 impl Aws {
     async fn describe_images(&self, owners: &[String], filters: Vec<Filter>, ids: Option<Vec<String>>) -> Result<Vec<Image>> {
-        let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .ec2
-                .describe_images()
-                .set_owners((!owners.is_empty()).then(|| owners.to_vec()))
-                .set_filters((!filters.is_empty()).then(|| filters.clone()))
-                .set_image_ids(ids.clone())
-                .set_next_token(token)
-                .send()
-                .await;
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => {
-                    let err = sdk("ec2 DescribeImages", e);
-                    if err.message().contains("InvalidAMIID") {
-                        return Ok(Vec::new());
-                    }
-                    return Err(err);
+        let pages = self
+            .ec2
+            .describe_images()
+            .set_owners((!owners.is_empty()).then(|| owners.to_vec()))
+            .set_filters((!filters.is_empty()).then(|| filters.clone()))
+            .set_image_ids(ids)
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await;
+        match pages {
+            Ok(pages) => Ok(pages.iter().flat_map(|p| p.images()).filter_map(image).collect()),
+            Err(e) => {
+                let err = sdk("ec2 DescribeImages", e);
+                // Asking for an id that does not exist (any more) is an empty answer, not a failure.
+                if err.is(Cause::Missing) {
+                    Ok(Vec::new())
+                } else {
+                    Err(err)
                 }
-            };
-            out.extend(page.images().iter().filter_map(image));
-            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
-            if token.is_none() {
-                return Ok(out);
             }
         }
     }

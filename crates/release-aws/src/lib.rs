@@ -30,6 +30,8 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,
     pub profile: Option<String>,
+    /// Static credentials (key, secret) instead of the chain's: for tests against the emulator.
+    pub credentials: Option<(String, String)>,
 }
 
 /// Clients for every service `release` uses, built from one shared config.
@@ -74,6 +76,9 @@ impl Aws {
         }
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some((key, secret)) = &opts.credentials {
+            loader = loader.credentials_provider(aws_sdk_sts::config::Credentials::new(key, secret, None, None, "static"));
         }
         let config = loader.load().await;
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {

@@ -1,10 +1,9 @@
 //! Route53: the Dns port. Record names are compared in lowercase with the trailing dot, as Route53 returns them.
-
-use std::time::Duration;
+//! Waiting for a change to be INSYNC is the engine's (through its clock); this only submits and asks.
 
 use async_trait::async_trait;
-use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecordSet, RrType};
-use release_core::ports::{Dns, ForeignRecord, RecordChange, RecordSet, WeightedAlias, ZoneId};
+use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus as SdkStatus, ResourceRecordSet, RrType};
+use release_core::ports::{ChangeId, ChangeStatus, Dns, ForeignRecord, RecordChange, RecordSet, WeightedAlias, Zone, ZoneId};
 use release_core::{Error, Result};
 
 use crate::error::{build, sdk};
@@ -12,29 +11,59 @@ use crate::Aws;
 
 fn normalize(name: &str) -> String {
     let n = name.to_ascii_lowercase();
-    if n.ends_with('.') { n } else { format!("{n}.") }
+    if n.ends_with('.') {
+        n
+    } else {
+        format!("{n}.")
+    }
+}
+
+fn zone_id(id: &str) -> ZoneId {
+    ZoneId(id.trim_start_matches("/hostedzone/").to_owned())
 }
 
 #[async_trait]
 impl Dns for Aws {
     async fn find_zone(&self, zone: &str) -> Result<Option<ZoneId>> {
         let want = normalize(zone);
-        let out = self
-            .route53
-            .list_hosted_zones_by_name()
-            .dns_name(&want)
-            .max_items(1)
-            .send()
-            .await
-            .map_err(|e| sdk("route53 ListHostedZonesByName", e))?;
-        Ok(out
-            .hosted_zones()
-            .iter()
-            .find(|z| normalize(z.name()) == want && !z.config().is_some_and(|c| c.private_zone()))
-            .map(|z| ZoneId(z.id().trim_start_matches("/hostedzone/").to_owned())))
+        // Zones are listed by name from `want` on: every zone of that name comes first, public and private alike.
+        let mut public = Vec::new();
+        let mut start: Option<(String, Option<String>)> = Some((want.clone(), None));
+        'pages: while let Some((name, id)) = start.take() {
+            let out = self
+                .route53
+                .list_hosted_zones_by_name()
+                .dns_name(&name)
+                .set_hosted_zone_id(id)
+                .send()
+                .await
+                .map_err(|e| sdk("route53 ListHostedZonesByName", e))?;
+            for z in out.hosted_zones() {
+                if normalize(z.name()) != want {
+                    break 'pages;
+                }
+                if !z.config().is_some_and(|c| c.private_zone()) {
+                    public.push(zone_id(z.id()));
+                }
+            }
+            if out.is_truncated() {
+                if let Some(next) = out.next_dns_name() {
+                    start = Some((next.to_owned(), out.next_hosted_zone_id().map(str::to_owned)));
+                }
+            }
+        }
+        match public.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.clone())),
+            several => Err(Error::input(format!(
+                "there are {} public hosted zones named {want} ({}); delete the one you do not use, so that the live name is written where the domain is delegated",
+                several.len(),
+                several.iter().map(|z| z.0.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 
-    async fn create_zone(&self, zone: &str) -> Result<ZoneId> {
+    async fn create_zone(&self, zone: &str) -> Result<Zone> {
         let reference = format!("release-{}-{}", normalize(zone), crate::SystemClock.now_millis());
         let out = self
             .route53
@@ -44,8 +73,9 @@ impl Dns for Aws {
             .send()
             .await
             .map_err(|e| sdk("route53 CreateHostedZone", e))?;
-        let id = out.hosted_zone().map(|z| z.id().trim_start_matches("/hostedzone/").to_owned());
-        id.map(ZoneId).ok_or_else(|| Error::aws("route53 CreateHostedZone returned no zone"))
+        let id = out.hosted_zone().map(|z| zone_id(z.id())).ok_or_else(|| Error::aws("route53 CreateHostedZone returned no zone"))?;
+        let name_servers = out.delegation_set().map(|d| d.name_servers().to_vec()).unwrap_or_default();
+        Ok(Zone { id, name_servers })
     }
 
     async fn records(&self, zone: &ZoneId, name: &str) -> Result<RecordSet> {
@@ -92,17 +122,16 @@ impl Dns for Aws {
         Ok(set)
     }
 
-    async fn apply(&self, zone: &ZoneId, changes: &[RecordChange], comment: &str) -> Result<()> {
+    async fn submit(&self, zone: &ZoneId, changes: &[RecordChange], comment: &str) -> Result<ChangeId> {
         let mut batch = Vec::new();
         for c in changes {
-            let RecordChange::Upsert(r) = c;
+            let (action, r) = match c {
+                RecordChange::Upsert(r) => (ChangeAction::Upsert, r),
+                RecordChange::Delete(r) => (ChangeAction::Delete, r),
+            };
             let alias = build(
                 "alias target",
-                AliasTarget::builder()
-                    .dns_name(&r.target_dns)
-                    .hosted_zone_id(&r.target_zone_id)
-                    .evaluate_target_health(true)
-                    .build(),
+                AliasTarget::builder().dns_name(&r.target_dns).hosted_zone_id(&r.target_zone_id).evaluate_target_health(true).build(),
             )?;
             let rrs = build(
                 "record set",
@@ -114,7 +143,7 @@ impl Dns for Aws {
                     .alias_target(alias)
                     .build(),
             )?;
-            batch.push(build("change", Change::builder().action(ChangeAction::Upsert).resource_record_set(rrs).build())?);
+            batch.push(build("change", Change::builder().action(action).resource_record_set(rrs).build())?);
         }
         let batch = build("change batch", ChangeBatch::builder().comment(comment).set_changes(Some(batch)).build())?;
         let out = self
@@ -125,19 +154,15 @@ impl Dns for Aws {
             .send()
             .await
             .map_err(|e| sdk("route53 ChangeResourceRecordSets", e))?;
-        let Some(info) = out.change_info() else { return Ok(()) };
-        let mut status = info.status().clone();
-        let id = info.id().to_owned();
-        let mut waited = Duration::ZERO;
-        while status != ChangeStatus::Insync {
-            if waited > Duration::from_secs(300) {
-                return Err(Error::aws(format!("route53 change {id} not in sync after 5 minutes")));
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            waited += Duration::from_secs(2);
-            let got = self.route53.get_change().id(&id).send().await.map_err(|e| sdk("route53 GetChange", e))?;
-            status = got.change_info().map(|c| c.status().clone()).unwrap_or(ChangeStatus::Insync);
-        }
-        Ok(())
+        let id = out.change_info().map(|i| i.id().to_owned()).ok_or_else(|| Error::aws("route53 ChangeResourceRecordSets returned no change id"))?;
+        Ok(ChangeId(id))
+    }
+
+    async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus> {
+        let got = self.route53.get_change().id(&change.0).send().await.map_err(|e| sdk("route53 GetChange", e))?;
+        Ok(match got.change_info().map(|c| c.status()) {
+            Some(SdkStatus::Pending) => ChangeStatus::Pending,
+            _ => ChangeStatus::InSync,
+        })
     }
 }

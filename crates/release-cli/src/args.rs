@@ -12,8 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "Bake every commit into an AMI once, promote the same AMI through environments, and flip \
 production between two clusters with Route53. Pipelines live in pipelines/<app>.toml.\n\n\
 Exit codes: 0 ok, 1 internal error, 2 bad input or config, 3 not found, 4 refused by a safety check, \
-5 lock held, 6 AWS failure, 7 build/test/packer stage failed, 8 deploy failed and was rolled back, \
-130 interrupted."
+5 lock held (or lost), 6 AWS failure, 7 build/test/packer stage failed, 8 deploy failed, 130 interrupted."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -39,7 +38,7 @@ pub struct Global {
     /// AWS profile from ~/.aws/config
     #[arg(long, global = true, value_name = "PROFILE")]
     pub profile: Option<String>,
-    /// text for people, json for programs: one JSON document on stdout, logs on stderr
+    /// text for people, json for programs: one JSON document on stdout (errors too), logs on stderr
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// More logs on stderr (-v, -vv); RELEASE_LOG=<filter> overrides
@@ -70,62 +69,92 @@ pub enum Command {
         plan: bool,
     },
     /// Run the build stage on a clean export of a commit (never the dirty work tree)
-    Build { sha: String },
+    Build {
+        /// The commit: a full or short sha, a branch or a tag
+        sha: String,
+    },
     /// Run the test stage on a clean export of a commit
-    Test { sha: String },
+    Test {
+        /// The commit: a full or short sha, a branch or a tag
+        sha: String,
+    },
     /// Build, test and bake a commit into an AMI; a no-op when an AMI with the same bake key exists
     Bake {
+        /// The commit: a full or short sha, a branch or a tag
         sha: String,
-        /// Bake again even when an AMI with the same bake key exists
+        /// Bake again even when an AMI with the same bake key exists (the old AMI is kept)
         #[arg(long)]
         force: bool,
     },
     /// The app's baked AMIs: commit, AMI, created, bake key, where each runs now
     Images,
-    /// Deploy a baked commit to an environment (the idle cluster of a blue/green environment)
+    /// Deploy a baked commit to an environment (its only cluster, or the idle cluster of a blue/green environment)
     Promote {
+        /// The commit: a full or short sha, a branch or a tag (it must be baked)
         sha: String,
+        /// The environment, as named under [env.NAME]
         #[arg(long)]
         env: String,
-        #[arg(long)]
+        /// The cluster to replace; default: the only one, or the idle one (naming a live cluster is refused)
+        #[arg(long, value_name = "CLUSTER")]
         cluster: Option<String>,
+        /// Show what would be launched and retired, and change nothing
         #[arg(long)]
         plan: bool,
+        /// Replace N instances at a time (launch N, wait healthy, retire N), so capacity never drops below count
         #[arg(long, value_name = "N")]
         batch: Option<u32>,
-    },
-    /// Send live traffic to a cluster with one Route53 change
-    Switch {
-        cluster: String,
-        #[arg(long, value_name = "PCT")]
-        weight: Option<u8>,
-        #[arg(long)]
-        plan: bool,
+        /// Do not wait for a cluster that took live traffic less than `settle` ago (resolvers may still send it some)
         #[arg(long)]
         force: bool,
     },
-    /// Per environment and cluster: live or idle, commit, AMI, instances healthy/total
+    /// Send live traffic to a cluster with one Route53 change
+    Switch {
+        /// The cluster to send traffic to (cluster names are unique in an app, so no --env)
+        cluster: String,
+        /// Send only PCT percent to the cluster, the rest to the cluster live now (a gradual shift)
+        #[arg(long, value_name = "PCT")]
+        weight: Option<u8>,
+        /// Show the weights before and after, and change nothing
+        #[arg(long)]
+        plan: bool,
+        /// Switch even when the cluster is not fully healthy or serves strays (recorded as forced)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Per environment and cluster: live or idle (share of traffic), commit, AMI, healthy/count, strays, lock
     Status {
+        /// Only this environment
         #[arg(long)]
         env: Option<String>,
     },
-    /// Back to the previous live release
+    /// One step back through what was live: the release before the current one (never a toggle)
     Rollback {
+        /// The environment
         #[arg(long)]
         env: String,
+        /// Show where it would go, and change nothing
+        #[arg(long)]
+        plan: bool,
     },
     /// The ledger: who, what, when, from -> to, outcome
     History {
+        /// Only this environment (environments no longer in the pipeline file are accepted too)
         #[arg(long)]
         env: Option<String>,
+        /// At most this many records, newest first
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
     /// Print the least-privilege IAM policy release (and Packer) need for this pipeline
     IamPolicy,
-    /// Break a stale lock (prints who held it)
+    /// Break a lock whose holder stopped renewing it (prints who held it)
     Unlock {
+        /// The environment
         #[arg(long)]
         env: String,
+        /// Break it even though its holder is still renewing it (that holder then stops at its next step)
+        #[arg(long)]
+        force: bool,
     },
 }

@@ -1,10 +1,15 @@
-//! Finding the pipeline file and connecting to AWS, shared by every command.
+//! Finding the pipeline file, connecting to AWS, and building the engine's session, shared by every command.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use release_aws::{Aws, AwsOptions};
+use release_core::ids::CommitSha;
+use release_core::ledger::Actor;
 use release_core::pipeline::{self, Pipeline};
-use release_core::{Error, ErrorKind, Result};
+use release_core::runner::{Session, Signals};
+use release_core::{Error, ErrorKind, Release, Result};
 
 use crate::args::Global;
 
@@ -29,12 +34,21 @@ pub fn selected_files(g: &Global) -> Result<Vec<PathBuf>> {
     if let Some(app) = &g.app {
         return Ok(vec![app_file(&dir, app)?]);
     }
-    let files = pipeline::pipeline_files(&dir)
-        .map_err(|e| Error::internal(format!("cannot list {}: {e}", dir.display())))?;
+    let files = pipeline::pipeline_files(&dir).map_err(|e| Error::internal(format!("cannot list {}: {e}", dir.display())))?;
     if files.is_empty() {
         return Err(Error::input(format!("{} holds no pipeline files; create {}/<app>.toml", dir.display(), dir.display())));
     }
     Ok(files)
+}
+
+/// Every pipeline file of the directory `file` is in (for checks across apps), `file` itself when alone.
+pub fn siblings(file: &Path) -> Vec<PathBuf> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut files = if dir.file_name().is_some_and(|n| n == "pipelines") { pipeline::pipeline_files(dir).unwrap_or_default() } else { Vec::new() };
+    if !files.iter().any(|f| f == file) {
+        files.push(file.to_path_buf());
+    }
+    files
 }
 
 fn app_file(dir: &Path, app: &str) -> Result<PathBuf> {
@@ -47,12 +61,13 @@ fn app_file(dir: &Path, app: &str) -> Result<PathBuf> {
 }
 
 fn known_apps(dir: &Path) -> String {
-    let names: Vec<String> = pipeline::pipeline_files(dir)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .collect();
-    if names.is_empty() { "none".into() } else { names.join(", ") }
+    let names: Vec<String> =
+        pipeline::pipeline_files(dir).unwrap_or_default().iter().filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// The one pipeline a command works on.
@@ -65,9 +80,12 @@ pub fn load_pipeline(g: &Global) -> Result<Pipeline> {
     load_file(&files[0])
 }
 
-/// One pipeline file, its problems as one error (with every diagnostic above it).
+/// One pipeline file, checked against the other files of its directory too (a load balancer owned by two apps'
+/// clusters); its problems as one error (with every diagnostic above it).
 pub fn load_file(file: &Path) -> Result<Pipeline> {
-    pipeline::load_file(file).map_err(|diags| {
+    let all = siblings(file);
+    let result = pipeline::load_dir(&all).into_iter().find(|(f, _)| f == file).map(|(_, r)| r).unwrap_or_else(|| pipeline::load_file(file));
+    result.map_err(|diags| {
         let n = diags.len();
         Error::input(format!(
             "{} has {n} problem{}; run `release validate` and fix {}",
@@ -81,16 +99,13 @@ pub fn load_file(file: &Path) -> Result<Pipeline> {
 
 /// Connects to AWS with the command line on top of the pipeline's region and the config chain.
 pub async fn connect(g: &Global, pipeline: &Pipeline) -> Result<Aws> {
-    let opts = AwsOptions {
-        endpoint_url: g.endpoint_url.clone(),
-        region: g.region.clone().or_else(|| pipeline.region.clone()),
-        profile: g.profile.clone(),
-    };
+    let opts = AwsOptions { endpoint_url: g.endpoint_url.clone(), region: g.region.clone().or_else(|| pipeline.region.clone()), profile: g.profile.clone(), credentials: None };
     Aws::connect(&opts).await
 }
 
-/// Who is acting: CI's actor variable, else the git user, else the OS user; plus the AWS caller identity.
-pub async fn actor(aws: &Aws) -> Result<release_core::ledger::Actor> {
+/// Who is acting: CI's actor variable, else the git user, else the OS user; plus the AWS caller identity when
+/// `caller` (commands that write the ledger; read-only ones spare the call).
+pub async fn actor(aws: &Aws, caller: bool) -> Result<Actor> {
     let from_env = ["RELEASE_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "CIRCLE_USERNAME", "BUILD_USER_ID"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
@@ -112,18 +127,127 @@ pub async fn actor(aws: &Aws) -> Result<release_core::ledger::Actor> {
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown".into());
-    let caller = aws.caller_arn().await?;
-    Ok(release_core::ledger::Actor { name, caller, host })
+    let caller = if caller { aws.caller_arn().await? } else { String::new() };
+    Ok(Actor { name, caller, host, pid: Some(std::process::id()) })
 }
 
-/// A full sha: taken as is when it already is one, else resolved with git in the current checkout.
-pub async fn resolve_commit(rev: &str) -> Result<release_core::ids::CommitSha> {
-    if let Ok(sha) = release_core::ids::CommitSha::parse(rev) {
-        return Ok(sha);
+/// How often waits poll AWS; `RELEASE_POLL_SECONDS` overrides (tests and the demo use short ones).
+pub fn poll_interval() -> Duration {
+    std::env::var("RELEASE_POLL_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0 && *s <= 60.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(5))
+}
+
+fn entropy() -> u32 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+/// A connected pipeline: the engine's facade, the region, and the call counter for the JSON report.
+pub struct Connected {
+    pub release: Release,
+    pub region: String,
+    pub calls: release_aws::CallCounter,
+}
+
+/// Whether a command writes the ledger (and so records the AWS caller identity).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    Ledger,
+    Nothing,
+}
+
+/// Loads the pipeline, connects, and builds the session: progress on stderr prefixed with `label`, Ctrl-C/SIGTERM
+/// counted for the engine (and, outside an operation, ending the process at once), the test-only crash hook.
+pub async fn connected(g: &Global, pipeline: Pipeline, label: &'static str, writes: Writes) -> Result<Connected> {
+    let aws = connect(g, &pipeline).await?;
+    let calls = aws.calls();
+    let region = aws.region().to_owned();
+    let actor = actor(&aws, writes == Writes::Ledger).await?;
+    let cloud = aws.cloud();
+    let mut session = Session::new(cloud, actor);
+    session.reporter = Arc::new(move |line: &str| eprintln!("{label}: {line}"));
+    session.signals = signals();
+    session.checkpoint = Arc::new(crash_hook);
+    session.entropy = entropy();
+    session.poll = poll_interval();
+    Ok(Connected { release: Release::new(session, pipeline), region, calls })
+}
+
+/// Counts Ctrl-C and SIGTERM for the engine. While no operation claims them nothing is half done, so the process
+/// ends at once (exit 130).
+fn signals() -> Signals {
+    let (tx, rx) = Signals::channel();
+    let watched = rx.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
+        loop {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+            if !watched.is_claimed() {
+                eprintln!("interrupted; nothing was changed");
+                std::process::exit(release_core::error::exit::INTERRUPTED);
+            }
+            tx.signal();
+        }
+    });
+    rx
+}
+
+/// The test-only crash hook: `RELEASE_TEST_CRASH_AT=<step>` kills the process right there, as kill -9 would.
+pub fn crash_hook(step: &str) -> Result<()> {
+    if std::env::var("RELEASE_TEST_CRASH_AT").is_ok_and(|s| s == step) {
+        eprintln!("RELEASE_TEST_CRASH_AT={step}: dying now");
+        std::process::abort();
     }
-    let cwd = std::env::current_dir().map_err(|e| Error::internal(format!("cannot read the current directory: {e}")))?;
+    Ok(())
+}
+
+/// Whether the lock's holder is a process of this machine that no longer exists.
+pub fn holder_gone(lock: &release_core::ledger::LockInfo) -> bool {
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    match lock.pid {
+        Some(pid) if !here.is_empty() && lock.host == here => !Path::new(&format!("/proc/{pid}")).exists(),
+        _ => false,
+    }
+}
+
+/// A full sha for `rev`, resolved with git in the current checkout. A full sha git does not know (a shallow CI
+/// clone) is accepted only when it has an AMI; anything else git does not know is not found.
+pub async fn resolve_commit(rev: &str, release: Option<&Release>) -> Result<CommitSha> {
     use release_core::ports::Workspace;
-    release_packer::GitWorkspace::discover(&cwd)?.resolve(rev).await
+    let cwd = std::env::current_dir().map_err(|e| Error::internal(format!("cannot read the current directory: {e}")))?;
+    let git = release_packer::GitWorkspace::discover(&cwd);
+    let known = match &git {
+        Ok(ws) => ws.resolve(rev).await,
+        Err(e) => Err(Error::not_found(e.message().to_owned())),
+    };
+    match (known, CommitSha::parse(rev)) {
+        (Ok(sha), _) => Ok(sha),
+        (Err(e), Ok(full)) => {
+            if let Some(r) = release {
+                let images = r.session.cloud.images.app_images(&r.pipeline.app).await?;
+                if release_core::promote::find_ami(&images, &full).is_some() {
+                    eprintln!("note: commit {} is not in this checkout (a shallow clone?); its AMI exists, so it is used", full.short());
+                    return Ok(full);
+                }
+            }
+            Err(Error::not_found(format!("commit {rev} is not in this repository and has no AMI; check the sha (git log), or fetch it")).with_source(e))
+        }
+        (Err(e), Err(_)) => Err(e),
+    }
+}
+
+/// Whether [`confirm`] would ask (a terminal, no `--yes`).
+pub fn will_ask(g: &Global) -> bool {
+    use std::io::IsTerminal;
+    !g.yes && std::io::stdin().is_terminal()
 }
 
 /// Asks on a terminal before changing production; `--yes`, or no terminal (CI), skips the question.
@@ -141,34 +265,6 @@ pub fn confirm(g: &Global, question: &str) -> Result<()> {
     } else {
         Err(Error::new(ErrorKind::Refused, "not confirmed; nothing was changed (pass --yes to skip the question)"))
     }
-}
-
-/// Ctrl-C and SIGTERM set the flag; the engine rolls back at its next step.
-pub fn cancellation() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let f = flag.clone();
-    tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-        eprintln!("interrupted: rolling back at the next step (the lock is released after)");
-        f.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    flag
-}
-
-/// The test-only crash hook: `RELEASE_TEST_CRASH_AT=<step>` kills the process right there, as kill -9 would.
-pub fn crash_hook(step: &str) -> Result<()> {
-    if std::env::var("RELEASE_TEST_CRASH_AT").is_ok_and(|s| s == step) {
-        eprintln!("RELEASE_TEST_CRASH_AT={step}: dying now");
-        std::process::abort();
-    }
-    Ok(())
 }
 
 /// Adds the AWS calls this command made, by operation, to its JSON result.

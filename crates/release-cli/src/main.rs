@@ -10,11 +10,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::args::Cli;
+use crate::args::{Cli, OutputFormat};
 use crate::output::Output;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.global.verbose);
     let out = Output::new(cli.global.output);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -25,6 +28,8 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(commands::run(&cli, &out));
+    // Whatever a command left running (the signal handler, a hook) must not keep the process alive.
+    runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -34,14 +39,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// clap's own errors: help and version as clap prints them; usage errors as one JSON document too when
+/// `--output json` was asked for, exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.windows(2).any(|w| w[0] == "--output" && w[1] == "json") || args.iter().any(|a| a == "--output=json");
+    let rendered = e.render().to_string();
+    let message = rendered.lines().find(|l| l.starts_with("error: ")).map(|l| l.trim_start_matches("error: ").to_owned()).unwrap_or_else(|| rendered.trim().to_owned());
+    let _ = e.print();
+    if json {
+        let out = Output::new(OutputFormat::Json);
+        out.json_error_only(&release_core::Error::input(format!("{message}; see `release --help`")));
+    }
+    ExitCode::from(release_core::error::exit::INPUT as u8)
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn,release=info",
         1 => "info,release=debug",
         _ => "debug,release=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RELEASE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RELEASE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -50,17 +50,27 @@ impl Output {
             eprintln!("{d}");
         }
         eprintln!("error: {}", e.message());
-        if self.is_json() && !self.printed.get() {
-            let doc = serde_json::json!({
-                "ok": false,
-                "error": {
-                    "kind": e.kind().as_str(),
-                    "message": e.message(),
-                    "details": e.details(),
-                    "exit_code": e.kind().exit_code(),
-                }
-            });
-            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        self.json_error_only(e);
+    }
+
+    /// The JSON error document alone (when the message was already printed, or for usage errors).
+    pub fn json_error_only(&self, e: &Error) {
+        if !self.is_json() || self.printed.get() {
+            return;
         }
+        let mut error = serde_json::json!({
+            "kind": e.kind().as_str(),
+            "message": e.message(),
+            "details": e.details(),
+            "exit_code": e.kind().exit_code(),
+        });
+        if let Some(code) = e.code() {
+            error["aws_code"] = code.into();
+        }
+        if let Some(rb) = e.rolled_back() {
+            error["rolled_back"] = rb.into();
+        }
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": false, "error": error })).unwrap_or_default());
+        self.printed.set(true);
     }
 }

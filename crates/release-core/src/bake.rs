@@ -62,22 +62,33 @@ pub fn ami_name(app: &AppName, commit: &CommitSha, key: &BakeKey) -> String {
     format!("{app}-{}-{}", commit.short(), key.short())
 }
 
+/// How a bake is asked for.
 #[derive(Clone, Debug)]
 pub struct BakeOptions {
+    /// Bake again even when a bake with the same key exists.
     pub force: bool,
     /// Build Packer's emulator source, pointed at this EC2 endpoint.
     pub emulator_endpoint: Option<String>,
+    /// The region Packer bakes in.
     pub region: String,
 }
 
+/// What a bake did.
 #[derive(Clone, Debug, Serialize)]
 pub struct BakeOutcome {
+    /// The app.
     pub app: AppName,
+    /// The commit.
     pub commit: CommitSha,
+    /// The AMI (new or reused).
     pub ami: AmiId,
+    /// Its name.
     pub name: String,
+    /// The bake key.
     pub bake_key: BakeKey,
+    /// The resolved base image.
     pub base_ami: AmiId,
+    /// Whether an existing bake with the same key was reused.
     pub reused: bool,
     /// AMIs of earlier failed bakes with this name, removed before baking.
     pub cleaned: Vec<AmiId>,
@@ -94,10 +105,15 @@ pub fn find_complete(images: &[Image], key: &BakeKey) -> Option<Image> {
         .cloned()
 }
 
+/// What a bake needs: the cloud, git and the stages, Packer, and where progress goes.
 pub struct BakeContext<'a> {
+    /// The cloud.
     pub cloud: &'a Cloud,
+    /// git and the build/test stages.
     pub workspace: &'a dyn Workspace,
+    /// Packer.
     pub baker: &'a dyn Baker,
+    /// Progress lines.
     pub progress: &'a ProgressFn,
 }
 
@@ -190,7 +206,14 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
     // Tag app and commit first, the bake key only once the AMI is available: a bake killed before that point
     // leaves an AMI that no lookup takes for a good one.
     let image = wait_available(ctx, &ami).await?;
-    let first = vec![(tags::APP.to_owned(), pipeline.app.to_string()), (tags::COMMIT.to_owned(), commit.to_string())];
+    let mut first = vec![(tags::APP.to_owned(), pipeline.app.to_string()), (tags::COMMIT.to_owned(), commit.to_string())];
+    if let Ok(subject) = ctx.workspace.subject(commit).await {
+        // Tag values hold at most 256 characters.
+        let subject: String = subject.chars().take(255).collect();
+        if !subject.trim().is_empty() {
+            first.push((tags::SUBJECT.to_owned(), subject));
+        }
+    }
     ctx.cloud.images.tag(&ami, &image.snapshots, &first).await?;
     ctx.cloud.images.tag(&ami, &image.snapshots, &[(tags::BAKE_KEY.to_owned(), key.to_string())]).await?;
     let verified = ctx.cloud.images.describe(&ami).await?.ok_or_else(|| Error::aws(format!("{ami} vanished after tagging")))?;

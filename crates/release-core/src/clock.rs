@@ -12,18 +12,22 @@ use serde::{Deserialize, Serialize};
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// From milliseconds since the epoch.
     pub fn from_millis(ms: i64) -> Self {
         Self(ms)
     }
 
+    /// Milliseconds since the epoch.
     pub fn millis(self) -> i64 {
         self.0
     }
 
+    /// `d` later.
     pub fn add(self, d: Duration) -> Self {
         Self(self.0 + d.as_millis() as i64)
     }
 
+    /// How long after `earlier` (zero when before it).
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis((self.0 - earlier.0).max(0) as u64)
     }
@@ -60,9 +64,12 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Time: the system clock in production, simulated time in tests. Every wait of the engine goes through it.
 #[async_trait::async_trait]
 pub trait Clock: Send + Sync {
+    /// Now.
     fn now(&self) -> Timestamp;
+    /// Waits `d`.
     async fn sleep(&self, d: Duration);
 }
 

@@ -1,10 +1,14 @@
 //! Errors as context + kind: every failure says what went wrong in one lowercase line and carries a kind that
 //! decides the process exit code. The codes are a contract (README "Exit codes").
+//!
+//! AWS errors are classified once, at the boundary (`release-aws`), by their error code into a [`Cause`]; the
+//! engine decides on causes and never searches message text.
 
 use std::fmt;
 
 /// Exit codes of the `release` binary; documented in the README.
 pub mod exit {
+    /// Success, including "nothing to do".
     pub const OK: i32 = 0;
     /// Anything unexpected: a bug, an I/O failure on this machine.
     pub const INTERNAL: i32 = 1;
@@ -14,34 +18,45 @@ pub mod exit {
     pub const NOT_FOUND: i32 = 3;
     /// A safety check refused the action (e.g. promoting the live cluster, switching to an unhealthy one).
     pub const REFUSED: i32 = 4;
-    /// Another operator holds the environment's lock.
+    /// Another operator holds the environment's lock, or this run lost it.
     pub const LOCK_HELD: i32 = 5;
     /// AWS (or the emulator) failed, could not be reached, or denied the call.
     pub const AWS: i32 = 6;
     /// A build, test or Packer stage ran and failed.
     pub const STAGE_FAILED: i32 = 7;
-    /// A deploy ran and failed; the environment was put back as it was.
+    /// A deploy ran and failed (health timeout, an alarm, a failing hook).
     pub const DEPLOY_FAILED: i32 = 8;
-    /// Interrupted by Ctrl-C / SIGTERM after cleaning up.
+    /// Interrupted by Ctrl-C / SIGTERM.
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// What kind of failure an error is; decides the exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// A bug or a local failure.
     Internal,
+    /// Bad input.
     Input,
+    /// Something named does not exist.
     NotFound,
+    /// A safety check said no.
     Refused,
+    /// The lock is someone else's.
     LockHeld,
+    /// AWS failed.
     Aws,
+    /// build, test or packer failed.
     StageFailed,
+    /// A deploy failed.
     DeployFailed,
+    /// Ctrl-C / SIGTERM.
     Interrupted,
     /// A checkpoint hook stopped the engine where a crash would (tests only): nothing may be cleaned up.
     Crash,
 }
 
 impl ErrorKind {
+    /// The process exit code for this kind (README "Exit codes").
     pub fn exit_code(self) -> i32 {
         match self {
             ErrorKind::Internal => exit::INTERNAL,
@@ -74,29 +89,85 @@ impl ErrorKind {
     }
 }
 
+/// Why a cloud call failed, as the engine needs to know it. Set by the port implementations from the service's
+/// error code; `None` when the failure needs no special handling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The named resource does not exist (load balancer, subnet, table, zone, image).
+    Missing,
+    /// A conditional write found the item in another state: someone else holds the lock or the record.
+    ConditionFailed,
+    /// An id created moments ago is not visible yet (EC2 eventual consistency: `InvalidInstanceID.NotFound`).
+    NotYetVisible,
+    /// No capacity for the instance type in that zone right now (`InsufficientInstanceCapacity`).
+    Capacity,
+    /// The instance type is not offered in that zone (`Unsupported`).
+    Unsupported,
+    /// Credentials or permissions refused the call.
+    Denied,
+    /// Throttled, and the retries ran out.
+    Throttled,
+    /// The resource is still in use (a snapshot of an image being deregistered, a group with members).
+    InUse,
+}
+
+/// An error: a kind (exit code), a one-line message, optional detail lines and a classified cause.
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     /// Extra lines shown under the message (diagnostics of a pipeline file, the tail of a failed stage).
     details: Vec<String>,
+    cause: Option<Cause>,
+    /// The service's error code, for messages and JSON (`LoadBalancerNotFound`).
+    code: Option<String>,
+    /// For a failed deploy: whether the environment was put back as it was.
+    rolled_back: Option<bool>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
+/// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `kind` with a one-line message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), details: Vec::new(), source: None }
+        Self { kind, message: message.into(), details: Vec::new(), cause: None, code: None, rolled_back: None, source: None }
     }
 
+    /// Keeps the underlying error for `-vv` output.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self
     }
 
+    /// Lines shown under the message.
     pub fn with_details(mut self, details: Vec<String>) -> Self {
         self.details = details;
+        self
+    }
+
+    /// Classifies the error (ports do this from the service's error code).
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+
+    /// The service's error code.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Says whether a failed deploy put the environment back.
+    pub fn with_rolled_back(mut self, rolled_back: bool) -> Self {
+        self.rolled_back = Some(rolled_back);
+        self
+    }
+
+    /// Changes the kind, keeping everything else.
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
         self
     }
 
@@ -106,32 +177,75 @@ impl Error {
         self
     }
 
+    /// Replaces the message (the engine rewording an adapter's error with what it knows).
+    pub fn reword(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
+    }
+
+    /// The kind.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The one-line message.
     pub fn message(&self) -> &str {
         &self.message
     }
 
+    /// Detail lines.
     pub fn details(&self) -> &[String] {
         &self.details
     }
 
+    /// The classified cause, if any.
+    pub fn cause(&self) -> Option<Cause> {
+        self.cause
+    }
+
+    /// Whether the cause is `cause`.
+    pub fn is(&self, cause: Cause) -> bool {
+        self.cause == Some(cause)
+    }
+
+    /// The service's error code, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// For a failed deploy: whether the environment was put back.
+    pub fn rolled_back(&self) -> Option<bool> {
+        self.rolled_back
+    }
+
+    /// Bad input.
     pub fn input(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Input, message)
     }
 
+    /// Not found.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
 
+    /// A bug or local failure.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
 
+    /// An AWS failure.
     pub fn aws(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Aws, message)
+    }
+
+    /// A safety check said no.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Refused, message)
+    }
+
+    /// A deploy failed.
+    pub fn deploy_failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::DeployFailed, message)
     }
 }
 
@@ -149,6 +263,7 @@ impl std::error::Error for Error {
 
 /// Adds context to any fallible result whose error is ours.
 pub trait ResultExt<T> {
+    /// Prefixes the error's message with `what`.
     fn context(self, what: impl fmt::Display) -> Result<T>;
 }
 

@@ -14,6 +14,7 @@ macro_rules! id_type {
         pub struct $name(String);
 
         impl $name {
+            /// The identifier as text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -66,6 +67,19 @@ id_type!(
     BakeKey
 );
 
+/// The first `n` characters of an identifier, never panicking on short or non-ASCII text.
+pub fn short(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The first 12 characters of a commit sha as shown to people; any text is accepted.
+pub fn short_sha(s: &str) -> &str {
+    short(s, 12)
+}
+
 fn is_lower_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
@@ -80,6 +94,7 @@ pub(crate) fn is_slug(s: &str, max: usize) -> bool {
 }
 
 impl CommitSha {
+    /// A full 40-character lowercase sha, or an input error.
     pub fn parse(s: &str) -> Result<Self, Error> {
         if s.len() == 40 && is_lower_hex(s) {
             Ok(Self(s.to_owned()))
@@ -93,11 +108,12 @@ impl CommitSha {
 
     /// The first 12 characters, as used in AMI names.
     pub fn short(&self) -> &str {
-        &self.0[..12]
+        short(&self.0, 12)
     }
 }
 
 impl AmiId {
+    /// `ami-` followed by hex, or an input error.
     pub fn parse(s: &str) -> Result<Self, Error> {
         match s.strip_prefix("ami-") {
             Some(rest) if is_lower_hex(rest) => Ok(Self(s.to_owned())),
@@ -107,6 +123,7 @@ impl AmiId {
 }
 
 impl InstanceId {
+    /// `i-` followed by hex, or an input error.
     pub fn parse(s: &str) -> Result<Self, Error> {
         match s.strip_prefix("i-") {
             Some(rest) if is_lower_hex(rest) => Ok(Self(s.to_owned())),
@@ -116,8 +133,10 @@ impl InstanceId {
 }
 
 impl AppName {
+    /// Longest allowed name.
     pub const MAX_LEN: usize = 32;
 
+    /// A slug of at most 32 characters, or an input error.
     pub fn parse(s: &str) -> Result<Self, Error> {
         if is_slug(s, Self::MAX_LEN) {
             Ok(Self(s.to_owned()))
@@ -133,8 +152,10 @@ impl AppName {
 macro_rules! slug_name {
     ($name:ident, $what:literal) => {
         impl $name {
+            /// Longest allowed name.
             pub const MAX_LEN: usize = 32;
 
+            /// A slug of at most 32 characters, or an input error.
             pub fn parse(s: &str) -> Result<Self, Error> {
                 if is_slug(s, Self::MAX_LEN) {
                     Ok(Self(s.to_owned()))
@@ -157,19 +178,21 @@ impl ReleaseId {
         Self(format!("r{}-{:06x}", now.compact(), entropy & 0xff_ffff))
     }
 
+    /// A release id as stored (tags, ledger); not validated, since older ids may have other shapes.
     pub fn from_string(s: String) -> Self {
         Self(s)
     }
 }
 
 impl BakeKey {
+    /// Wraps a hex digest.
     pub fn from_digest(hex: String) -> Self {
         Self(hex)
     }
 
     /// The first 8 characters, as used in AMI names.
     pub fn short(&self) -> &str {
-        &self.0[..8.min(self.0.len())]
+        short(&self.0, 8)
     }
 }
 
@@ -192,6 +215,13 @@ mod tests {
         for bad in ["", "Hello", "-a", "a-", "a_b", &"a".repeat(33)] {
             assert!(AppName::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn short_never_panics() {
+        assert_eq!(short_sha("abc"), "abc");
+        assert_eq!(short("ééééé", 2), "éé");
+        assert_eq!(short_sha(&"a".repeat(40)).len(), 12);
     }
 
     #[test]

@@ -1,17 +1,222 @@
-//! The domain of `release`: identifiers, pipeline files, the bake key and the engine, written against port
-//! traits so that the same engine drives AWS (`release-aws`) and the in-memory cloud (`release-testkit`).
-//! This crate never names an AWS SDK type; a test in `tests/` keeps it that way.
+//! The domain and engine of `release`: pipeline files, the bake key, and bake / promote / switch / rollback /
+//! status written against port traits, so that the same engine drives AWS (`release-aws`) and the in-memory cloud
+//! (`release-testkit`). This crate never names an AWS SDK type; a test in `tests/` keeps it that way.
+//!
+//! # Entry point
+//!
+//! [`Release`] is the library's face (the CLI uses it too): a pipeline plus a [`runner::Session`] (the cloud, who
+//! acts, where progress goes, signals). Each command is *observe -> plan -> apply*: `plan_*` reads the world and
+//! returns a plain value that writes nothing; the command itself takes the environment's lock, plans again under
+//! it (refusing when that differs from a plan the user confirmed) and applies it inside the operation runner.
+//!
+//! ```
+//! use release_core::{Release, pipeline};
+//! # fn session() -> release_core::runner::Session { unimplemented!() }
+//! let text = r#"
+//! app = "shop"
+//! [build]
+//! command = "make dist"
+//! artifact = "dist/shop.tgz"
+//! [bake]
+//! template = "app.pkr.hcl"
+//! base_ami = "ami-0123456789abcdef0"
+//! [env.staging.clusters.staging]
+//! load_balancer = "shop-staging"
+//! count = 2
+//! "#;
+//! let pipeline = pipeline::parse("pipelines/shop.toml".as_ref(), ".".as_ref(), text, false).unwrap();
+//! assert_eq!(pipeline.env("staging").unwrap().clusters()[0].count, 2);
+//! // With a session (AWS: `release_aws::Aws::connect(..).cloud()`; tests: `MemoryCloud::cloud()`):
+//! // let release = Release::new(session(), pipeline);
+//! // let report = release.promote("staging", &sha, &Default::default(), None).await?;
+//! ```
+//!
+//! A complete program that promotes and switches on the in-memory cloud is `crates/release-testkit/examples/`.
+#![warn(missing_docs)]
 
+pub mod bake;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod ledger;
 pub mod pipeline;
+pub mod ports;
+pub mod promote;
+pub mod provision;
+pub mod rollback;
+pub mod runner;
+pub mod status;
+pub mod switch;
+pub mod weights;
+pub mod world;
 
 pub use error::{Error, ErrorKind, Result};
-pub mod ports;
-pub mod provision;
-pub mod bake;
-pub mod ledger;
-pub mod promote;
-pub mod switch;
-pub mod status;
+
+use crate::ids::{CommitSha, EnvName};
+use crate::ledger::{LockInfo, Record};
+use crate::pipeline::Pipeline;
+use crate::promote::{PromoteOptions, PromotePlan, PromoteReport};
+use crate::rollback::{RollbackPlan, RollbackReport};
+use crate::runner::{Op, OpSpec, Session};
+use crate::switch::{SwitchOptions, SwitchPlan, SwitchReport};
+
+/// One pipeline and a session: everything a program needs to drive `release`.
+#[derive(Clone)]
+pub struct Release {
+    /// The cloud, the actor, progress and signals.
+    pub session: Session,
+    /// The pipeline.
+    pub pipeline: Pipeline,
+}
+
+/// What `unlock` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UnlockReport {
+    /// The environment.
+    pub env: EnvName,
+    /// The lock as it was, if held.
+    pub was_held_by: Option<LockInfo>,
+    /// Whether it was broken.
+    pub broken: bool,
+    /// How long ago its holder last renewed it, in seconds.
+    pub silent_for: Option<f64>,
+}
+
+impl Release {
+    /// A pipeline driven through `session`.
+    pub fn new(session: Session, pipeline: Pipeline) -> Self {
+        Self { session, pipeline }
+    }
+
+    /// What a promote would do; writes nothing.
+    pub async fn plan_promote(&self, env: &str, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromotePlan> {
+        let env = self.pipeline.env(env)?;
+        promote::plan(&self.session, &self.pipeline, env, commit, opts).await
+    }
+
+    /// Promotes `commit` to `env` (its only cluster, or the idle one). `confirmed`: the plan shown to the user;
+    /// the promote refuses when the plan made under the lock goes elsewhere.
+    pub async fn promote(&self, env: &str, commit: &CommitSha, opts: &PromoteOptions, confirmed: Option<&PromotePlan>) -> Result<PromoteReport> {
+        let environment = self.pipeline.env(env)?;
+        let pipeline = &self.pipeline;
+        let spec = OpSpec { doing: format!("promote {} to {}", ids::short_sha(commit.as_str()), environment.name) };
+        runner::run(&self.session, pipeline, environment, spec, async |op: &mut Op<'_>| {
+            let world = promote::observe(op.session(), pipeline, environment, commit, opts).await?;
+            let plan = promote::plan_from(pipeline, environment, commit, opts, &world, "promote")?;
+            if let Some(c) = confirmed {
+                if c.cluster != plan.cluster {
+                    return Err(Error::refused(format!(
+                        "the idle cluster changed since the plan was shown ({} then, {} now); nothing was changed, run the promote again",
+                        c.cluster, plan.cluster
+                    )));
+                }
+            }
+            promote::apply(op, &plan, opts).await
+        })
+        .await
+    }
+
+    /// What a switch would do; writes nothing.
+    pub async fn plan_switch(&self, cluster: &str, opts: &SwitchOptions) -> Result<SwitchPlan> {
+        switch::plan(&self.session, &self.pipeline, cluster, opts).await
+    }
+
+    /// Sends the live name's traffic to `cluster`.
+    pub async fn switch(&self, cluster: &str, opts: &SwitchOptions, confirmed: Option<&SwitchPlan>) -> Result<SwitchReport> {
+        switch::switch(&self.session, &self.pipeline, cluster, opts, confirmed).await
+    }
+
+    /// What a rollback would do; writes nothing.
+    pub async fn plan_rollback(&self, env: &str, opts: &PromoteOptions) -> Result<RollbackPlan> {
+        let env = self.pipeline.env(env)?;
+        rollback::plan(&self.session, &self.pipeline, env, opts).await
+    }
+
+    /// One step back through what was live.
+    pub async fn rollback(&self, env: &str, opts: &PromoteOptions, confirmed: Option<&RollbackPlan>) -> Result<RollbackReport> {
+        let env = self.pipeline.env(env)?;
+        rollback::rollback(&self.session, &self.pipeline, env, opts, confirmed).await
+    }
+
+    /// What provision would create; writes nothing.
+    pub async fn plan_provision(&self, env: &str) -> Result<provision::Plan> {
+        let env = self.pipeline.env(env)?;
+        provision::plan(&self.session.cloud, &self.pipeline, env).await
+    }
+
+    /// Creates what `env` needs.
+    pub async fn provision(&self, env: &str) -> Result<provision::Plan> {
+        let env = self.pipeline.env(env)?;
+        provision::provision(&self.session, &self.pipeline, env).await
+    }
+
+    /// Status of one environment or all.
+    pub async fn status(&self, env: Option<&str>) -> Result<Vec<status::EnvStatus>> {
+        status::status(&self.session.cloud, &self.pipeline, env).await
+    }
+
+    /// The ledger of one environment, or of every environment the ledger knows (including ones no longer in the
+    /// pipeline file), newest first, at most `limit` records.
+    pub async fn history(&self, env: Option<&str>, limit: u32) -> Result<Vec<Record>> {
+        if limit == 0 {
+            return Err(Error::input("--limit must be at least 1"));
+        }
+        let cloud = &self.session.cloud;
+        let p = &self.pipeline;
+        let envs: Vec<EnvName> = match env {
+            Some(e) => vec![EnvName::parse(e)?],
+            None => {
+                let mut envs: Vec<EnvName> = p.envs.iter().map(|e| e.name.clone()).collect();
+                for e in cloud.ledger.indexed_envs(&p.ledger_table, &p.app).await? {
+                    if !envs.contains(&e) {
+                        envs.push(e);
+                    }
+                }
+                envs
+            }
+        };
+        let mut records = Vec::new();
+        for e in &envs {
+            records.extend(cloud.ledger.records(&p.ledger_table, &p.app, e, Some(limit)).await?);
+        }
+        records.sort_by(|a, b| b.started.cmp(&a.started).then(b.release_id.cmp(&a.release_id)));
+        records.truncate(limit as usize);
+        Ok(records)
+    }
+
+    /// Breaks the lock of `env` when its holder stopped renewing it (its lease ran out: presumed dead) or is known
+    /// to be gone (`gone`: e.g. its process no longer exists on this machine); a live lock is refused (exit 5)
+    /// unless `force`.
+    pub async fn unlock(&self, env: &str, force: bool, gone: &dyn Fn(&LockInfo) -> bool) -> Result<UnlockReport> {
+        let env = self.pipeline.env(env)?;
+        let cloud = &self.session.cloud;
+        let table = &self.pipeline.ledger_table;
+        let now = cloud.clock.now();
+        let Some(held) = cloud.lock.holder(table, &self.pipeline.app, &env.name).await? else {
+            return Ok(UnlockReport { env: env.name.clone(), was_held_by: None, broken: false, silent_for: None });
+        };
+        let last = held.renewed.unwrap_or(held.acquired);
+        let silent = now.since(last).as_secs_f64();
+        if !held.is_stale(now) && !force && !gone(&held) {
+            let age = now.since(held.acquired).as_secs();
+            return Err(Error::new(
+                ErrorKind::LockHeld,
+                format!(
+                    "the lock of env {} is alive: {} holds it (release {}, host {}{}) since {}m{:02}s and renewed it {:.0}s ago; it is not broken. \
+                     Wait for it, or if you are sure its process is gone, `release unlock --env {} --force` (it then stops at its next step)",
+                    env.name,
+                    held.holder,
+                    held.release_id,
+                    held.host,
+                    if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) },
+                    age / 60,
+                    age % 60,
+                    silent,
+                    env.name
+                ),
+            ));
+        }
+        let broken = cloud.lock.break_lock(table, &self.pipeline.app, &env.name, &held.release_id).await?;
+        Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent) })
+    }
+}

@@ -14,13 +14,18 @@ use crate::pipeline::LbTarget;
 /// Where instances and load balancers live.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Network {
+    /// The VPC.
     pub vpc_id: String,
+    /// Its subnets used, sorted by zone.
     pub subnets: Vec<Subnet>,
 }
 
+/// A subnet and its availability zone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Subnet {
+    /// `subnet-...`.
     pub id: String,
+    /// `us-east-1a`.
     pub availability_zone: String,
 }
 
@@ -44,33 +49,48 @@ pub trait Fleet: Send + Sync {
 /// One RunInstances call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LaunchSpec {
+    /// The image.
     pub ami: crate::ids::AmiId,
+    /// The instance type.
     pub instance_type: String,
+    /// The subnet.
     pub subnet: String,
+    /// Security groups of the instances.
     pub security_groups: Vec<String>,
+    /// How many.
     pub count: u32,
     /// The boot script, in clear; the implementation encodes it as the API wants.
     pub user_data: String,
+    /// Tags written in the same call.
     pub tags: Vec<(String, String)>,
     /// Idempotency token: a retried call with the same token launches nothing new (on AWS).
     pub client_token: String,
 }
 
+/// An instance's health in a load balancer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HealthState {
+    /// Passing health checks: takes traffic.
     Healthy,
+    /// Failing them (classic ELB: OutOfService).
     Unhealthy,
     /// Registered, health checks not passed yet.
     Initial,
+    /// Deregistered, finishing in-flight requests.
     Draining,
+    /// Anything else.
     Unknown,
 }
 
+/// One registered instance and its health.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TargetHealth {
+    /// The instance.
     pub id: crate::ids::InstanceId,
+    /// Its health.
     pub state: HealthState,
+    /// Why, as the load balancer says it.
     pub reason: Option<String>,
 }
 
@@ -79,14 +99,18 @@ pub struct TargetHealth {
 pub struct LbSpec {
     /// The instance port traffic is forwarded to and health-checked on.
     pub port: u16,
+    /// The health check path.
     pub health_path: String,
+    /// Security groups of the load balancer.
     pub security_groups: Vec<String>,
 }
 
 /// A load balancer as Route53 alias records need it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LbInfo {
+    /// Which.
     pub target: LbTarget,
+    /// Its DNS name.
     pub dns_name: String,
     /// The hosted zone of the load balancer's DNS name (alias target zone).
     pub hosted_zone_id: String,
@@ -110,6 +134,7 @@ pub trait Balancer: Send + Sync {
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>>;
 }
 
+/// A Route53 hosted zone id (without the `/hostedzone/` prefix).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct ZoneId(pub String);
@@ -117,53 +142,112 @@ pub struct ZoneId(pub String);
 /// One weighted alias record of the live name: one per cluster, told apart by `set_identifier` (the cluster name).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct WeightedAlias {
+    /// The live name.
     pub name: String,
+    /// The cluster's name.
     pub set_identifier: String,
+    /// Its weight.
     pub weight: u8,
+    /// The load balancer's DNS name.
     pub target_dns: String,
+    /// The load balancer's hosted zone.
     pub target_zone_id: String,
 }
 
 /// A record of the live name that release does not manage (plain A/CNAME, or an alias without weight).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ForeignRecord {
+    /// Its name.
     pub name: String,
+    /// `A`, `CNAME`, ...
     pub record_type: String,
 }
 
+/// The records of one name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RecordSet {
+    /// Weighted aliases (release's).
     pub weighted: Vec<WeightedAlias>,
+    /// Everything else.
     pub foreign: Vec<ForeignRecord>,
 }
 
+/// One change of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum RecordChange {
     /// Create or replace the weighted alias with this set identifier.
     Upsert(WeightedAlias),
+    /// Delete exactly this weighted alias (all its values must match, as Route53 requires).
+    Delete(WeightedAlias),
+}
+
+/// A submitted Route53 change batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct ChangeId(pub String);
+
+/// Whether a change has reached every Route53 name server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ChangeStatus {
+    /// Not yet everywhere.
+    Pending,
+    /// Everywhere.
+    InSync,
+}
+
+/// A hosted zone as `find_zone` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Zone {
+    /// Its id.
+    pub id: ZoneId,
+    /// The name servers to delegate to (known for a zone just created; empty when not asked).
+    pub name_servers: Vec<String>,
 }
 
 /// Route53.
 #[async_trait]
 pub trait Dns: Send + Sync {
+    /// The public hosted zone named exactly `zone`, among all zones of that name (a private zone of the same name
+    /// is ignored). Two public zones of that name are an input error naming both.
     async fn find_zone(&self, zone: &str) -> Result<Option<ZoneId>>;
-    async fn create_zone(&self, zone: &str) -> Result<ZoneId>;
+    /// Creates a public hosted zone; returns it with its name servers.
+    async fn create_zone(&self, zone: &str) -> Result<Zone>;
     /// The records named exactly `name` (A records: weighted aliases and anything else).
     async fn records(&self, zone: &ZoneId, name: &str) -> Result<RecordSet>;
-    /// Applies all changes in ONE change batch and waits until it is in sync.
-    async fn apply(&self, zone: &ZoneId, changes: &[RecordChange], comment: &str) -> Result<()>;
+    /// Submits all changes in ONE change batch; returns at once (the engine waits for it through its clock).
+    async fn submit(&self, zone: &ZoneId, changes: &[RecordChange], comment: &str) -> Result<ChangeId>;
+    /// Where a submitted change stands.
+    async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus>;
 }
 
-/// The DynamoDB table of ledger records and locks.
+/// What a conditional ledger write expects to find.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// No record with this key yet (opening a record).
+    New,
+    /// The record is held by this run (every later write of the run that opened or adopted it).
+    Holder(crate::ids::ReleaseId),
+    /// No condition (closing records of runs known to be dead is done under the lock with `Holder` too; this is
+    /// for the environment index).
+    Any,
+}
+
+/// The DynamoDB table of ledger records, locks and queue tickets.
 #[async_trait]
 pub trait Ledger: Send + Sync {
+    /// Whether the table exists.
     async fn table_exists(&self, table: &str) -> Result<bool>;
     /// Creates the table and waits until it is usable.
     async fn create_table(&self, table: &str) -> Result<()>;
-    /// Writes a record; a record with the same (app, env, started, release id) is replaced.
-    async fn put_record(&self, table: &str, record: &crate::ledger::Record) -> Result<()>;
-    /// The newest `limit` records of one environment, newest first.
-    async fn records(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName, limit: u32) -> Result<Vec<crate::ledger::Record>>;
+    /// Writes a record if `expect` holds; `Ok(false)` when it does not (another run holds the record).
+    async fn put_record(&self, table: &str, record: &crate::ledger::Record, expect: Expect) -> Result<bool>;
+    /// The newest `limit` records of one environment (all when `None`), newest first; strongly consistent and
+    /// paginated, so nothing written before the call is missed.
+    async fn records(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName, limit: Option<u32>) -> Result<Vec<crate::ledger::Record>>;
+    /// Notes that `env` of `app` has a ledger (so `history` finds environments no longer in the pipeline file).
+    async fn index_env(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName) -> Result<()>;
+    /// Every environment of `app` noted by `index_env`.
+    async fn indexed_envs(&self, table: &str, app: &crate::ids::AppName) -> Result<Vec<crate::ids::EnvName>>;
 }
 
 /// One lock item per app and environment, in the ledger's table.
@@ -171,55 +255,84 @@ pub trait Ledger: Send + Sync {
 pub trait Lock: Send + Sync {
     /// Takes the lock with a conditional write when it is free or its lease expired; otherwise returns the holder.
     async fn acquire(&self, table: &str, lock: &crate::ledger::LockInfo, now: crate::clock::Timestamp) -> Result<Option<crate::ledger::LockInfo>>;
-    /// Extends the lease; false when the lock is no longer ours (broken or expired and taken).
+    /// Extends the lease; false when the lock is no longer ours (broken, or expired and taken).
     async fn renew(&self, table: &str, lock: &crate::ledger::LockInfo) -> Result<bool>;
     /// Releases the lock if it is still ours.
     async fn release(&self, table: &str, lock: &crate::ledger::LockInfo) -> Result<()>;
-    /// Removes the lock whoever holds it; returns who did.
-    async fn break_lock(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName) -> Result<Option<crate::ledger::LockInfo>>;
+    /// The lock as it is now, if held (expired or not).
+    async fn holder(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName) -> Result<Option<crate::ledger::LockInfo>>;
+    /// Removes the lock if it is still the one seen (`seen` = its token), so that a lock renewed or retaken since
+    /// it was looked at is not broken by mistake; returns whether it was removed.
+    async fn break_lock(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName, seen: &crate::ids::ReleaseId) -> Result<bool>;
 }
 
 /// Every cloud port, as the engine needs them together.
 #[derive(Clone)]
 pub struct Cloud {
+    /// AMIs.
     pub images: Arc<dyn Images>,
+    /// Instances and the network.
     pub fleet: Arc<dyn Fleet>,
+    /// Load balancers.
     pub balancer: Arc<dyn Balancer>,
+    /// Route53.
     pub dns: Arc<dyn Dns>,
+    /// The ledger.
     pub ledger: Arc<dyn Ledger>,
+    /// Locks.
     pub lock: Arc<dyn Lock>,
+    /// Time.
     pub clock: Arc<dyn Clock>,
 }
 
 /// Tags that `release` writes (DESIGN §4).
 pub mod tags {
+    /// The app (AMIs, snapshots, instances).
     pub const APP: &str = "release:app";
+    /// The full commit sha.
     pub const COMMIT: &str = "release:commit";
+    /// The bake key, written last: only an AMI carrying it is a bake.
     pub const BAKE_KEY: &str = "release:bake-key";
+    /// The environment (instances).
     pub const ENV: &str = "release:env";
+    /// The cluster (instances).
     pub const CLUSTER: &str = "release:cluster";
+    /// The release that launched an instance.
     pub const RELEASE_ID: &str = "release:release-id";
+    /// Hash of the environment's resolved settings.
     pub const CONFIG: &str = "release:config";
+    /// The subject line of the commit an AMI was baked from (for people: status, dashboard, events).
+    pub const SUBJECT: &str = "release:subject";
 }
 
+/// An AMI's state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageState {
+    /// Being created.
     Pending,
+    /// Usable.
     Available,
+    /// Failed.
     Failed,
+    /// Anything else (deregistered, ...).
     Other,
 }
 
 /// An AMI as `release` sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Image {
+    /// Its id.
     pub id: crate::ids::AmiId,
+    /// Its name.
     pub name: String,
+    /// Its state.
     pub state: ImageState,
     /// As AWS reports it (ISO 8601).
     pub created: String,
+    /// Its tags.
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Its EBS snapshots.
     pub snapshots: Vec<String>,
 }
 
@@ -239,6 +352,7 @@ pub trait Images: Send + Sync {
     async fn app_images(&self, app: &crate::ids::AppName) -> Result<Vec<Image>>;
     /// This account's image with exactly this name, if any.
     async fn by_name(&self, name: &str) -> Result<Option<Image>>;
+    /// One image by id, if it exists.
     async fn describe(&self, ami: &crate::ids::AmiId) -> Result<Option<Image>>;
     /// Tags the image and its snapshots in one call.
     async fn tag(&self, ami: &crate::ids::AmiId, snapshots: &[String], tags: &[(String, String)]) -> Result<()>;
@@ -249,9 +363,13 @@ pub trait Images: Send + Sync {
 /// An instance as `release` sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Instance {
+    /// Its id.
     pub id: crate::ids::InstanceId,
+    /// The image it runs.
     pub ami: String,
+    /// `pending`, `running`, `stopped`, `terminated`, ...
     pub state: String,
+    /// Its tags.
     pub tags: std::collections::BTreeMap<String, String>,
 }
 
@@ -262,12 +380,15 @@ pub trait Workspace: Send + Sync {
     async fn resolve(&self, rev: &str) -> Result<crate::ids::CommitSha>;
     /// Exports exactly that commit (never the work tree) into a new temporary directory.
     async fn export(&self, sha: &crate::ids::CommitSha) -> Result<Export>;
+    /// The commit's subject line.
+    async fn subject(&self, sha: &crate::ids::CommitSha) -> Result<String>;
     /// Runs a stage's shell command in `dir`, streaming its output; a failure carries the output's tail.
     async fn run_stage(&self, stage: &str, command: &str, dir: &std::path::Path) -> Result<()>;
 }
 
 /// A temporary export of one commit; removed on drop.
 pub struct Export {
+    /// Where the commit was exported.
     pub dir: std::path::PathBuf,
     /// Keeps the directory alive; whatever guard the implementation uses.
     pub guard: Box<dyn Send + Sync>,
@@ -276,9 +397,11 @@ pub struct Export {
 /// What Packer is given for one bake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BakeRequest {
+    /// The template, inside the export.
     pub template: std::path::PathBuf,
     /// Packer's working directory (the export), so relative paths in the template resolve inside the commit.
     pub workdir: std::path::PathBuf,
+    /// `-var` values.
     pub vars: std::collections::BTreeMap<String, String>,
     /// Build the emulator source (`communicator = "none"`) instead of the real-AWS one.
     pub emulator: bool,

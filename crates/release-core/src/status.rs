@@ -1,167 +1,233 @@
-//! `release status`: per environment and cluster, what runs and whether it takes traffic. It asks AWS a bounded
-//! number of times: one describe of images, one of instances, per environment one ledger query and (with dns) one
-//! zone lookup and one record listing, and one health query per load balancer; never one call per instance.
+//! `release status`: per environment and cluster, what runs and whether it takes traffic, strays, who holds the
+//! lock and what an operation under way is doing. It asks AWS a bounded number of times: one describe of images
+//! and one of instances per app; per environment one ledger query, one lock read and (with dns) one zone lookup
+//! and one record listing; one health query per cluster; never one call per instance.
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::error::Result;
-use crate::ledger::Record;
+use crate::clock::Timestamp;
+use crate::error::{Cause, Result};
+use crate::ids::{short_sha, EnvName};
+use crate::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::pipeline::Pipeline;
-use crate::ports::{tags, Cloud, HealthState};
-use crate::promote::live_weights;
+use crate::ports::{tags, Cloud, HealthState, Image, Instance};
+use crate::world::{self, Stray};
 
+/// One cluster as status shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClusterStatus {
+    /// Its name.
     pub cluster: String,
+    /// Its load balancer.
     pub target: String,
     /// `live`, `idle`, or `in-place` (an environment without dns).
     pub role: String,
+    /// Its share of the live name's traffic, in percent (weight / sum of weights).
+    pub share: Option<u8>,
+    /// The raw Route53 weight.
     pub weight: Option<u8>,
+    /// The commit it runs, when exactly one.
     pub commit: Option<String>,
-    /// More than one when a promote is under way or was cut short.
+    /// The commit's subject line, when the AMI carries it.
+    pub subject: Option<String>,
+    /// Every commit its instances run (more than one while a promote is under way or was cut short).
     pub commits: Vec<String>,
+    /// The AMI, when exactly one.
     pub ami: Option<String>,
+    /// When it was baked.
     pub baked: Option<String>,
+    /// Healthy instances of the cluster in its load balancer.
     pub healthy: usize,
+    /// The cluster's instances (not terminated).
     pub total: usize,
+    /// How many it should run.
     pub count: u32,
+    /// Instances in its load balancer that are not its current ones.
+    pub strays: Vec<Stray>,
 }
 
+/// The environment's lock as status shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockStatus {
+    /// The lock item.
+    #[serde(flatten)]
+    pub lock: LockInfo,
+    /// Its lease ran out: its holder stopped renewing it.
+    pub stale: bool,
+}
+
+/// An operation under way (its record is `started`).
+#[derive(Clone, Debug, Serialize)]
+pub struct OperationStatus {
+    /// `promote`, `switch`, ...
+    pub action: String,
+    /// Its release.
+    pub release_id: String,
+    /// Who runs it.
+    pub actor: String,
+    /// Since when.
+    pub started: Timestamp,
+    /// Its cluster.
+    pub cluster: Option<String>,
+    /// Its commit.
+    pub commit: Option<String>,
+    /// What it does now.
+    pub progress: Option<Progress>,
+    /// Whether a process holds the environment's lock for it (false: its process died; a re-run finishes it).
+    pub alive: bool,
+}
+
+/// The newest record, in short.
 #[derive(Clone, Debug, Serialize)]
 pub struct LastAction {
+    /// `promote`, ...
     pub action: String,
+    /// Who.
     pub actor: String,
+    /// How it ended.
     pub outcome: String,
+    /// When.
     pub started: String,
+    /// Its commit.
     pub commit: Option<String>,
+    /// Its cluster.
     pub cluster: Option<String>,
 }
 
+/// One environment.
 #[derive(Clone, Debug, Serialize)]
 pub struct EnvStatus {
+    /// Its name.
     pub env: String,
+    /// `in-place` or `blue-green`.
+    pub kind: String,
+    /// The live name.
     pub record: Option<String>,
+    /// Its clusters.
     pub clusters: Vec<ClusterStatus>,
+    /// The lock, when held.
+    pub lock: Option<LockStatus>,
+    /// An operation under way.
+    pub operation: Option<OperationStatus>,
+    /// The newest record.
     pub last: Option<LastAction>,
     /// What is missing for this environment (not provisioned yet, say).
     pub note: Option<String>,
 }
 
+/// Status of `only` (an environment) or of every environment.
 pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<EnvStatus>> {
     let envs: Vec<_> = match only {
         Some(name) => vec![pipeline.env(name)?],
         None => pipeline.envs.iter().collect(),
     };
-    let (images, instances) = images_and_instances(cloud, pipeline).await?;
+    let (images, instances) = tokio::try_join!(cloud.images.app_images(&pipeline.app), cloud.fleet.app_instances(&pipeline.app))?;
     let mut out = Vec::new();
     for env in envs {
-        let mut note = None;
-        let weights = match live_weights(cloud, env).await {
-            Ok(w) => w,
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
-                note = Some(e.message().to_owned());
-                Default::default()
-            }
-            Err(e) => return Err(e),
-        };
-        let records: Vec<Record> = match cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, 1).await {
-            Ok(r) => r,
-            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
-                note = Some(e.message().to_owned());
-                Vec::new()
-            }
-            Err(e) => return Err(e),
-        };
-        let mut clusters = Vec::new();
-        for c in &env.clusters {
-            let mine: Vec<_> = instances
-                .iter()
-                .filter(|i| {
-                    i.tags.get(tags::ENV).map(String::as_str) == Some(env.name.as_str())
-                        && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(c.name.as_str())
-                        && i.state != "terminated"
-                })
-                .collect();
-            let health = if mine.is_empty() {
-                Vec::new()
-            } else {
-                match cloud.balancer.health(&c.target).await {
-                    Ok(h) => h,
-                    Err(e) if e.kind() == crate::ErrorKind::NotFound => {
-                        note = Some(e.message().to_owned());
-                        Vec::new()
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
-            let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
-            let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();
-            let amis: BTreeSet<&str> = mine.iter().map(|i| i.ami.as_str()).collect();
-            let ami = (amis.len() == 1).then(|| amis.iter().next().map(|a| a.to_string())).flatten();
-            let baked = ami.as_ref().and_then(|a| images.iter().find(|i| i.id.as_str() == a).map(|i| i.created.clone()));
-            let weight = weights.get(c.name.as_str()).copied();
-            let role = match (&env.dns, weight) {
-                (None, _) => "in-place",
-                (Some(_), Some(w)) if w > 0 => "live",
-                _ => "idle",
-            };
-            clusters.push(ClusterStatus {
-                cluster: c.name.to_string(),
-                target: c.target.to_string(),
-                role: role.into(),
-                weight,
-                commit: (commits.len() == 1).then(|| commits.iter().next().cloned()).flatten(),
-                commits: commits.into_iter().collect(),
-                ami,
-                baked,
-                healthy,
-                total: mine.len(),
-                count: c.count,
-            });
-        }
-        let last = records.first().map(|r| LastAction {
-            action: r.action.clone(),
-            actor: r.actor.clone(),
-            outcome: r.outcome.as_str().into(),
-            started: r.started.to_string(),
-            commit: r.commit.clone(),
-            cluster: r.cluster.clone(),
-        });
-        out.push(EnvStatus { env: env.name.to_string(), record: env.dns.as_ref().map(|d| d.record.clone()), clusters, last, note });
+        out.push(env_status(cloud, pipeline, &env.name, &images, &instances).await?);
     }
     Ok(out)
 }
 
-/// The app's images and instances, asked at the same time.
-async fn images_and_instances(cloud: &Cloud, pipeline: &Pipeline) -> Result<(Vec<crate::ports::Image>, Vec<crate::ports::Instance>)> {
-    let images = cloud.images.app_images(&pipeline.app);
-    let instances = cloud.fleet.app_instances(&pipeline.app);
-    let (a, b) = futures_join(images, instances).await;
-    Ok((a?, b?))
+fn missing<T: Default>(r: Result<T>, note: &mut Option<String>) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if e.is(Cause::Missing) || e.kind() == crate::ErrorKind::NotFound => {
+            note.get_or_insert_with(|| e.message().to_owned());
+            Ok(T::default())
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Both futures at once, without pulling in a futures crate for one join.
-async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    let mut ra = None;
-    let mut rb = None;
-    std::future::poll_fn(|cx| {
-        if ra.is_none() {
-            if let std::task::Poll::Ready(v) = a.as_mut().poll(cx) {
-                ra = Some(v);
+async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: &[Image], instances: &[Instance]) -> Result<EnvStatus> {
+    let env = pipeline.env(name.as_str())?;
+    let mut note = None;
+    let live = missing(world::live_name(cloud, env).await.map(|l| l.map(Box::new)), &mut note)?;
+    let records: Vec<Record> = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(1)).await, &mut note)?;
+    let lock = missing(cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?;
+    let now = cloud.clock.now();
+    let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || records.first().is_some_and(|r| r.outcome == Outcome::Started);
+    let mut clusters = Vec::new();
+    for c in env.clusters() {
+        let mine = world::cluster_instances(instances, env, c);
+        let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut note)?;
+        let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
+        let others = world::describe_others(cloud, &members, instances).await?;
+        // While an operation is under way two releases are in the load balancer on purpose.
+        let strays = world::strays(env, c, &members, instances, &others, !busy);
+        let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
+        let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
+        let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();
+        let amis: BTreeSet<&str> = mine.iter().map(|i| i.ami.as_str()).collect();
+        let ami = (amis.len() == 1).then(|| amis.iter().next().map(|a| a.to_string())).flatten();
+        let image = ami.as_ref().and_then(|a| images.iter().find(|i| i.id.as_str() == a));
+        let (role, share, weight) = match &live {
+            None => ("in-place", None, None),
+            Some(l) => {
+                let w = l.weights.weight(&c.name);
+                let role = if l.weights.is_live(&c.name) { "live" } else { "idle" };
+                (role, Some(l.weights.percent(&c.name)), l.weights.has(&c.name).then_some(w))
             }
-        }
-        if rb.is_none() {
-            if let std::task::Poll::Ready(v) = b.as_mut().poll(cx) {
-                rb = Some(v);
-            }
-        }
-        if ra.is_some() && rb.is_some() { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+        };
+        clusters.push(ClusterStatus {
+            cluster: c.name.to_string(),
+            target: c.target.to_string(),
+            role: role.into(),
+            share,
+            weight,
+            commit: (commits.len() == 1).then(|| commits.iter().next().cloned()).flatten(),
+            subject: image.and_then(|i| i.tags.get(tags::SUBJECT).cloned()),
+            commits: commits.into_iter().collect(),
+            ami,
+            baked: image.map(|i| i.created.clone()),
+            healthy,
+            total: mine.len(),
+            count: c.count,
+            strays,
+        });
+    }
+    let operation = records.first().filter(|r| r.outcome == Outcome::Started).map(|r| OperationStatus {
+        action: r.action_name().into(),
+        release_id: r.release_id.to_string(),
+        actor: r.actor.clone(),
+        started: r.started,
+        cluster: r.cluster().map(ToString::to_string),
+        commit: r.commit().map(ToString::to_string),
+        progress: r.progress.clone(),
+        alive: lock.as_ref().is_some_and(|l| !l.is_stale(now) && (l.release_id == r.holder)),
+    });
+    let last = records.first().map(|r| LastAction {
+        action: r.action_name().into(),
+        actor: r.actor.clone(),
+        outcome: r.outcome.as_str().into(),
+        started: r.started.to_string(),
+        commit: r.commit().map(ToString::to_string),
+        cluster: r.cluster().map(ToString::to_string),
+    });
+    Ok(EnvStatus {
+        env: env.name.to_string(),
+        kind: if env.is_blue_green() { "blue-green" } else { "in-place" }.into(),
+        record: env.dns().map(|d| d.record.clone()),
+        clusters,
+        lock: lock.map(|l| LockStatus { stale: l.is_stale(now), lock: l }),
+        operation,
+        last,
+        note,
     })
-    .await;
-    (ra.unwrap(), rb.unwrap())
+}
+
+/// `promote in progress: healthy 37/50 (release r…, by alice, 1m12s)` for text output.
+pub fn describe_operation(op: &OperationStatus, now: Timestamp) -> String {
+    let what = op.progress.as_ref().and_then(|p| p.waiting_for.clone().or_else(|| Some(p.phase.clone()))).unwrap_or_else(|| "starting".into());
+    let target = match (&op.commit, &op.cluster) {
+        (Some(c), Some(cl)) => format!(" of {} to {cl}", short_sha(c)),
+        (None, Some(cl)) => format!(" to {cl}"),
+        _ => String::new(),
+    };
+    let secs = now.since(op.started).as_secs();
+    let dead = if op.alive { "" } else { "; its process is gone: run the same command again to finish it" };
+    format!("{}{target} in progress: {what} (release {}, by {}, {}m{:02}s){dead}", op.action, op.release_id, op.actor, secs / 60, secs % 60)
 }

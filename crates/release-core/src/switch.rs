@@ -1,63 +1,82 @@
-//! `release switch <cluster>` and `release rollback --env ENV`: blue/green on Route53 that is safe to press.
-//! A switch is one change batch of the weighted records, refused unless the target cluster is fully healthy.
+//! `release switch <cluster>`: send the live name's traffic to a cluster with ONE Route53 change batch, refused
+//! unless the cluster is fully healthy and serves nothing stray (or `--force`), under the environment's lock.
+//!
+//! Where the change is made: [`change_weights`] (also used by rollback). The wait for Route53 to apply it runs
+//! here, through the clock: bounded, cancellable, with the lock renewed meanwhile; a wait that times out re-reads
+//! the records and records what actually holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{CommitSha, ReleaseId};
-use crate::ledger::{Outcome, Record};
+use crate::clock::format_duration;
+use crate::error::{Error, Result};
+use crate::ids::{short_sha, AppName, ClusterName, CommitSha, EnvName, InstanceId, ReleaseId};
+use crate::ledger::{Action, LiveRelease, Outcome, Record, SwitchDetails};
 use crate::pipeline::{Cluster, Environment, Pipeline};
-use crate::ports::{tags, Cloud, HealthState, RecordChange, WeightedAlias};
-use crate::promote::{self, Hooks, LockGuard, PromoteOptions};
+use crate::ports::{ChangeStatus, Cloud, Expect, HealthState, Instance, RecordChange, TargetHealth, WeightedAlias};
+use crate::runner::{self, Op, OpSpec, Session};
+use crate::weights::Weights;
+use crate::world::{self, LiveName, Stray};
 
-#[derive(Clone, Debug, Serialize)]
-pub struct SwitchReport {
-    pub release_id: String,
-    pub env: String,
-    pub cluster: String,
-    /// Weights per cluster before and after.
-    pub from: BTreeMap<String, u8>,
-    pub to: BTreeMap<String, u8>,
-    /// The commit the target cluster runs.
-    pub commit: Option<String>,
-    pub changed: bool,
-    pub forced: bool,
-    pub planned: bool,
-    /// What the pre-flight found wrong (empty when the target is fully healthy).
-    pub problems: Vec<String>,
-    pub seconds: f64,
+/// How long a switch waits for Route53 to report a change INSYNC (it usually takes under a minute).
+pub const INSYNC_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often it asks.
+pub const INSYNC_POLL: Duration = Duration::from_secs(3);
+
+/// How a switch is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct SwitchOptions {
+    /// The target's percentage (100 when not given).
+    pub weight: Option<u8>,
+    /// Past the readiness and stray checks.
+    pub force: bool,
 }
 
-/// Why a cluster is not ready for traffic, if it is not: count instances running one commit, all healthy.
-pub async fn readiness(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, cluster: &Cluster) -> Result<(Option<String>, Vec<String>)> {
-    let all = cloud.fleet.app_instances(&pipeline.app).await?;
-    let mine: Vec<_> = all
-        .iter()
-        .filter(|i| {
-            i.tags.get(tags::ENV).map(String::as_str) == Some(env.name.as_str())
-                && i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster.name.as_str())
-        })
-        .collect();
-    let health = cloud.balancer.health(&cluster.target).await?;
+/// Whether a cluster can take traffic: `count` instances of one commit, running, healthy, nothing stray.
+#[derive(Clone, Debug, Serialize)]
+pub struct Readiness {
+    /// The commit it runs, when it runs exactly one.
+    pub commit: Option<CommitSha>,
+    /// What is wrong (empty: ready).
+    pub problems: Vec<String>,
+    /// Strays in its load balancer.
+    pub strays: Vec<Stray>,
+    /// Healthy instances of the cluster.
+    pub healthy: usize,
+}
+
+impl Readiness {
+    /// Ready for traffic.
+    pub fn is_ready(&self) -> bool {
+        self.problems.is_empty() && self.strays.is_empty()
+    }
+}
+
+/// Judges a cluster from its tagged instances and its load balancer's health (whose ids are its members).
+pub fn readiness(env: &Environment, cluster: &Cluster, app_instances: &[Instance], health: &[TargetHealth], others: &[Instance]) -> Readiness {
+    let mine = world::cluster_instances(app_instances, env, cluster);
+    let members: Vec<InstanceId> = health.iter().map(|h| h.id.clone()).collect();
+    let strays = world::strays(env, cluster, &members, app_instances, others, true);
     let mut problems = Vec::new();
     if mine.is_empty() {
         problems.push(format!("cluster {} has no instances; promote a commit to it first", cluster.name));
-        return Ok((None, problems));
+        return Readiness { commit: None, problems, strays, healthy: 0 };
     }
-    let commits: BTreeSet<&str> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).map(String::as_str)).collect();
+    let commits: BTreeSet<&str> = mine.iter().filter_map(|i| i.tags.get(crate::ports::tags::COMMIT).map(String::as_str)).collect();
     if commits.len() > 1 {
-        let short: Vec<&str> = commits.iter().map(|c| &c[..12.min(c.len())]).collect();
+        let short: Vec<&str> = commits.iter().map(|c| short_sha(c)).collect();
         problems.push(format!("cluster {} runs several commits ({})", cluster.name, short.join(", ")));
     }
     let running = mine.iter().filter(|i| i.state == "running").count();
     if running != cluster.count as usize {
         problems.push(format!("{running} of {} instances running", cluster.count));
     }
+    let mut healthy = 0;
     for i in &mine {
         match health.iter().find(|h| h.id == i.id) {
-            Some(h) if h.state == HealthState::Healthy => {}
+            Some(h) if h.state == HealthState::Healthy => healthy += 1,
             Some(h) => problems.push(format!(
                 "{} is {:?} in {}{}",
                 i.id,
@@ -68,287 +87,305 @@ pub async fn readiness(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, cl
             None => problems.push(format!("{} ({}) is not registered in {}", i.id, i.state, cluster.target)),
         }
     }
-    let commit = (commits.len() == 1).then(|| commits.iter().next().map(|c| c.to_string())).flatten();
-    Ok((commit, problems))
+    let commit = if commits.len() == 1 { commits.iter().next().and_then(|c| CommitSha::parse(c).ok()) } else { None };
+    Readiness { commit, problems, strays, healthy }
 }
 
-/// The weights after sending `weight` percent to `target` (100 when not given); the rest goes to the cluster that
-/// was live.
-pub fn new_weights(env: &Environment, current: &BTreeMap<String, u8>, target: &str, weight: Option<u8>) -> BTreeMap<String, u8> {
-    let w = weight.unwrap_or(100);
-    let previous = current
+/// The commit a cluster runs, from tags, when it runs exactly one.
+pub fn commit_of(env: &Environment, cluster: &Cluster, app_instances: &[Instance]) -> Option<CommitSha> {
+    let commits: BTreeSet<&str> = world::cluster_instances(app_instances, env, cluster)
         .iter()
-        .filter(|(c, v)| c.as_str() != target && **v > 0)
-        .max_by_key(|(_, v)| **v)
-        .map(|(c, _)| c.clone());
-    env.clusters
+        .filter(|i| i.state == "running")
+        .filter_map(|i| i.tags.get(crate::ports::tags::COMMIT).map(String::as_str))
+        .collect();
+    if commits.len() == 1 {
+        commits.iter().next().and_then(|c| CommitSha::parse(c).ok())
+    } else {
+        None
+    }
+}
+
+/// What a switch reads before deciding.
+#[derive(Clone, Debug)]
+pub struct SwitchWorld {
+    /// The live name.
+    pub live: LiveName,
+    /// The app's instances.
+    pub instances: Vec<Instance>,
+    /// The target's load balancer health (its members).
+    pub health: Vec<TargetHealth>,
+    /// Members of the target's load balancer that are not the app's.
+    pub others: Vec<Instance>,
+    /// Recent records (for unfinished switches).
+    pub records: Vec<Record>,
+}
+
+/// What a switch will do. A plain value: `--plan` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct SwitchPlan {
+    /// The app.
+    pub app: AppName,
+    /// The environment.
+    pub env: EnvName,
+    /// The target cluster.
+    pub cluster: ClusterName,
+    /// Weights now.
+    pub from: Weights,
+    /// Weights after.
+    pub to: Weights,
+    /// The commit the target runs.
+    pub commit: Option<CommitSha>,
+    /// What is live now (the primary and its commit).
+    pub previous: Option<LiveRelease>,
+    /// Why the target is not ready (empty: ready).
+    pub problems: Vec<String>,
+    /// Strays in the target's load balancer.
+    pub strays: Vec<Stray>,
+    /// --force.
+    pub forced: bool,
+    /// Whether anything changes.
+    pub changes: bool,
+    /// Unfinished switches of dead runs: (release, whether Route53 holds what they asked for).
+    pub unfinished: Vec<(ReleaseId, bool)>,
+}
+
+/// What a switch did.
+#[derive(Clone, Debug, Serialize)]
+pub struct SwitchReport {
+    /// The release (empty when nothing changed).
+    pub release_id: String,
+    /// The plan it carried out.
+    #[serde(flatten)]
+    pub plan: SwitchPlan,
+    /// Whether Route53 was changed.
+    pub changed: bool,
+    /// Whether the plan was only shown.
+    pub planned: bool,
+    /// Whether Route53 reported the change INSYNC (false: it timed out, and the records were read back).
+    pub in_sync: bool,
+    /// Seconds taken.
+    pub seconds: f64,
+}
+
+/// Reads what a switch to `cluster` decides on.
+pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, cluster: &Cluster) -> Result<SwitchWorld> {
+    let live = world::live_name(cloud, env).await?.ok_or_else(|| no_dns(env))?;
+    world::require_records(env, &live)?;
+    let instances = cloud.fleet.app_instances(&pipeline.app).await?;
+    let health = cloud.balancer.health(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
+    let members: Vec<InstanceId> = health.iter().map(|h| h.id.clone()).collect();
+    let others = world::describe_others(cloud, &members, &instances).await?;
+    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::promote::plan::RECENT_RECORDS)).await?;
+    Ok(SwitchWorld { live, instances, health, others, records })
+}
+
+fn no_dns(env: &Environment) -> Error {
+    Error::input(format!(
+        "env {} has no dns, so there is nothing to switch; promote to it instead (`release promote <sha> --env {}`)",
+        env.name, env.name
+    ))
+}
+
+/// What is live now: the primary cluster and the commit it runs.
+pub fn previous(env: &Environment, weights: &Weights, instances: &[Instance]) -> Option<LiveRelease> {
+    let primary = weights.primary().filter(|p| weights.is_live(p))?;
+    let cluster = env.cluster(primary.as_str()).ok()?;
+    let commit = commit_of(env, cluster, instances)?;
+    Some(LiveRelease { commit, cluster: Some(primary.clone()), release_id: None })
+}
+
+/// Decides a switch from what [`observe`] read.
+pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, w: &SwitchWorld) -> Result<SwitchPlan> {
+    let from = w.live.weights.clone();
+    let to = from.after_switch(&cluster.name, opts.weight)?;
+    let ready = readiness(env, cluster, &w.instances, &w.health, &w.others);
+    let changes = to != from;
+    let takes_traffic = to.is_live(&cluster.name);
+    if changes && takes_traffic && !opts.force {
+        if !ready.strays.is_empty() {
+            let list: Vec<String> = ready.strays.iter().map(Stray::describe).collect();
+            return Err(Error::refused(format!(
+                "{} of cluster {} serves instances that are not its current ones: {}; promote to it again to retire them (this app's), deregister them by hand, or --force; nothing was changed",
+                cluster.target,
+                cluster.name,
+                list.join(", ")
+            )));
+        }
+        if !ready.problems.is_empty() {
+            return Err(Error::refused(format!(
+                "cluster {} is not ready for traffic: {}; nothing was changed (--force to switch anyway)",
+                cluster.name,
+                ready.problems.join("; ")
+            )));
+        }
+    }
+    let current = w.live.weights.describe();
+    let unfinished = w
+        .records
         .iter()
-        .map(|c| {
-            let name = c.name.to_string();
-            let v = if name == target {
-                w
-            } else if Some(&name) == previous.as_ref() {
-                100 - w
-            } else {
-                0
-            };
-            (name, v)
+        .filter(|r| r.outcome == Outcome::Started)
+        .filter_map(|r| match &r.action {
+            Action::Switch(s) => Some((r.release_id.clone(), s.to.describe() == current)),
+            _ => None,
         })
-        .collect()
-}
-
-pub struct SwitchOptions {
-    pub weight: Option<u8>,
-    pub force: bool,
-    pub plan: bool,
-    /// `switch`, or `rollback` when a rollback switches back.
-    pub action: &'static str,
-}
-
-pub async fn switch(cloud: &Cloud, pipeline: &Pipeline, cluster_name: &str, opts: &SwitchOptions, hooks: &Hooks<'_>) -> Result<SwitchReport> {
-    let started = cloud.clock.now();
-    let (env, cluster) = pipeline.cluster(cluster_name)?;
-    let Some(dns) = &env.dns else {
-        return Err(Error::input(format!(
-            "env {} has no dns, so there is nothing to switch; promote to it instead (`release promote <sha> --env {}`)",
-            env.name, env.name
-        )));
-    };
-    if opts.weight.is_some_and(|w| w > 100) {
-        return Err(Error::input("--weight is a percentage: give 0 to 100"));
-    }
-    let zone = cloud.dns.find_zone(&dns.zone).await?.ok_or_else(|| {
-        Error::not_found(format!("hosted zone {} does not exist; run `release provision --env {}`", dns.zone, env.name))
-    })?;
-    let records = cloud.dns.records(&zone, &dns.record).await?;
-    let current: BTreeMap<String, u8> = records.weighted.iter().map(|r| (r.set_identifier.clone(), r.weight)).collect();
-    let target = new_weights(env, &current, cluster_name, opts.weight);
-    let mut report = SwitchReport {
-        release_id: String::new(),
-        env: env.name.to_string(),
-        cluster: cluster.name.to_string(),
-        from: current.clone(),
-        to: target.clone(),
-        commit: None,
-        changed: false,
-        forced: opts.force,
-        planned: opts.plan,
-        problems: Vec::new(),
-        seconds: 0.0,
-    };
-    let missing: Vec<&str> =
-        env.clusters.iter().map(|c| c.name.as_str()).filter(|c| !records.weighted.iter().any(|r| r.set_identifier == *c)).collect();
-    if !missing.is_empty() {
-        return Err(Error::not_found(format!(
-            "{} has no weighted record for {}; run `release provision --env {}`",
-            dns.record,
-            missing.join(", "),
-            env.name
-        )));
-    }
-    settle_unfinished(cloud, pipeline, env, &current, hooks).await?;
-    if target == current {
-        return Ok(report);
-    }
-    let (commit, problems) = readiness(cloud, pipeline, env, cluster).await?;
-    report.commit = commit.clone();
-    report.problems = problems.clone();
-    if !problems.is_empty() && !opts.force && target.get(cluster_name).copied().unwrap_or(0) > 0 {
-        return Err(Error::new(
-            ErrorKind::Refused,
-            format!("cluster {} is not ready for traffic: {}; nothing was changed (--force to switch anyway)", cluster.name, problems.join("; ")),
-        ));
-    }
-    if opts.plan {
-        return Ok(report);
-    }
-
-    let release_id = ReleaseId::new(started, hooks.entropy).to_string();
-    report.release_id = release_id.clone();
-    let lock = LockGuard::acquire(cloud, pipeline, env, &hooks.actor, &release_id).await?;
-    (hooks.checkpoint)("locked")?;
-    let previous = current.iter().filter(|(c, w)| **w > 0 && c.as_str() != cluster_name).max_by_key(|(_, w)| **w).map(|(c, _)| c.clone());
-    let previous_commit = match &previous {
-        Some(p) => match pipeline.cluster(p) {
-            Ok((_, pc)) => readiness(cloud, pipeline, env, pc).await?.0,
-            Err(_) => None,
-        },
-        None => None,
-    };
-    let mut record = Record {
+        .collect();
+    Ok(SwitchPlan {
         app: pipeline.app.clone(),
         env: env.name.clone(),
-        release_id,
-        action: opts.action.to_owned(),
-        cluster: Some(cluster.name.to_string()),
-        commit: commit.clone(),
-        ami: None,
-        from: Some(describe(&current)),
-        to: Some(describe(&target)),
-        actor: hooks.actor.name.clone(),
-        caller: hooks.actor.caller.clone(),
-        host: hooks.actor.host.clone(),
-        started,
-        finished: None,
-        outcome: Outcome::Started,
-        detail: (!problems.is_empty()).then(|| format!("forced past: {}", problems.join("; "))),
-        config_hash: None,
-        new_instances: Vec::new(),
-        retired_instances: Vec::new(),
-        seconds: BTreeMap::new(),
+        cluster: cluster.name.clone(),
+        from: from.clone(),
+        to,
+        commit: ready.commit.clone(),
+        previous: previous(env, &from, &w.instances),
+        problems: ready.problems,
+        strays: ready.strays,
         forced: opts.force,
-        weight: Some(target.get(cluster_name).copied().unwrap_or(0)),
-        previous_commit,
-    };
-    let result = async {
-        cloud.ledger.put_record(&pipeline.ledger_table, &record).await?;
-        (hooks.checkpoint)("recorded")?;
-        let changes: Vec<RecordChange> = records
-            .weighted
-            .iter()
-            .filter(|r| target.contains_key(&r.set_identifier))
-            .map(|r| RecordChange::Upsert(WeightedAlias { weight: target[&r.set_identifier], ..r.clone() }))
-            .collect();
-        (hooks.progress)(&format!("route53: one change batch for {}: {} -> {}; waiting until INSYNC", dns.record, describe(&current), describe(&target)));
-        cloud.dns.apply(&zone, &changes, &format!("release {} {} {}", opts.action, pipeline.app, cluster.name)).await?;
-        (hooks.checkpoint)("changed")?;
-        Ok::<(), Error>(())
-    }
-    .await;
-    let finished = cloud.clock.now();
-    record.finished = Some(finished);
-    record.seconds.insert("total".into(), finished.since(started).as_secs_f64());
-    match result {
-        Ok(()) => {
-            record.outcome = Outcome::Succeeded;
-            cloud.ledger.put_record(&pipeline.ledger_table, &record).await?;
-            lock.release().await?;
-            report.changed = true;
-            report.seconds = finished.since(started).as_secs_f64();
-            Ok(report)
-        }
-        Err(e) if e.kind() == ErrorKind::Crash => Err(e),
-        Err(e) => {
-            record.outcome = Outcome::Failed;
-            record.detail = Some(e.message().to_owned());
-            let saved = cloud.ledger.put_record(&pipeline.ledger_table, &record).await;
-            lock.release().await?;
-            saved?;
-            Err(e.context(format!("switching {} to {}", dns.record, cluster.name)))
-        }
-    }
+        changes,
+        unfinished,
+    })
 }
 
-/// Switches whose process died leave `started` records. The weights say how each ended: applied (its `to` is what
-/// Route53 holds now) or not. Either way the record is closed, under the lock, so the ledger tells the story.
-async fn settle_unfinished(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, current: &BTreeMap<String, u8>, hooks: &Hooks<'_>) -> Result<()> {
-    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, 50).await?;
-    let stale: Vec<&Record> =
-        records.iter().filter(|r| r.outcome == Outcome::Started && matches!(r.action.as_str(), "switch" | "rollback")).collect();
-    if stale.is_empty() {
-        return Ok(());
+/// Observes and plans.
+pub async fn plan(session: &Session, pipeline: &Pipeline, cluster_name: &str, opts: &SwitchOptions) -> Result<SwitchPlan> {
+    let (env, cluster) = pipeline.cluster(cluster_name)?;
+    if env.dns().is_none() {
+        return Err(no_dns(env));
     }
-    let id = ReleaseId::new(cloud.clock.now(), hooks.entropy).to_string();
-    let lock = LockGuard::acquire(cloud, pipeline, env, &hooks.actor, &id).await?;
-    let now_weights = describe(current);
-    for r in stale {
+    if opts.weight.is_some_and(|w| w > 100) {
+        return Err(Error::input(format!("--weight is a percentage: give 0 to 100, not {}", opts.weight.unwrap_or(0))));
+    }
+    let w = observe(&session.cloud, pipeline, env, cluster).await?;
+    plan_from(pipeline, env, cluster, opts, &w)
+}
+
+/// Switches: under the lock, observes and plans again (refusing when the plan differs from the `confirmed` one),
+/// closes unfinished switches of dead runs, and makes the one change.
+pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, opts: &SwitchOptions, confirmed: Option<&SwitchPlan>) -> Result<SwitchReport> {
+    let (env, cluster) = pipeline.cluster(cluster_name)?;
+    if env.dns().is_none() {
+        return Err(no_dns(env));
+    }
+    let started = session.cloud.clock.now();
+    let spec = OpSpec { doing: format!("switch {} to {}", env.name, cluster.name) };
+    runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
+        let w = observe(op.cloud(), pipeline, env, cluster).await?;
+        let plan = plan_from(pipeline, env, cluster, opts, &w)?;
+        if let Some(c) = confirmed {
+            if c.from != plan.from || c.to != plan.to {
+                return Err(Error::refused(format!(
+                    "the weights changed since the plan was shown ({} -> {} then, {} -> {} now); nothing was changed, run the switch again",
+                    c.from, c.to, plan.from, plan.to
+                )));
+            }
+        }
+        close_unfinished(op, &w.records, &w.live.weights).await?;
+        let mut report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: false, in_sync: true, seconds: 0.0 };
+        if !plan.changes {
+            return Ok(report);
+        }
+        let details = SwitchDetails {
+            cluster: plan.cluster.clone(),
+            from: plan.from.clone(),
+            to: plan.to.clone(),
+            commit: plan.commit.clone(),
+            previous: plan.previous.clone(),
+        };
+        let mut record = op.draft(Action::Switch(details));
+        record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
+        if record.forced {
+            let mut why = plan.problems.clone();
+            why.extend(plan.strays.iter().map(|s| format!("stray {}", s.describe())));
+            record.detail = Some(format!("forced past: {}", why.join("; ")));
+        }
+        report.release_id = record.release_id.to_string();
+        op.open(record).await?;
+        op.step("recorded")?;
+        let comment = format!("release switch {} {}", pipeline.app, cluster.name);
+        report.in_sync = change_weights(op, &w.live, &plan.to, &comment).await?;
+        report.changed = true;
+        report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
+        Ok(report)
+    })
+    .await
+}
+
+/// Closes the records of switches whose process died: applied (Route53 holds what they asked for) or abandoned.
+pub async fn close_unfinished(op: &mut Op<'_>, records: &[Record], now_weights: &Weights) -> Result<()> {
+    let table = op.pipeline().ledger_table.clone();
+    let current = now_weights.describe();
+    for r in records.iter().filter(|r| r.outcome == Outcome::Started) {
+        let Action::Switch(s) = &r.action else { continue };
+        let applied = s.to.describe() == current;
         let mut r = r.clone();
-        let applied = r.to.as_deref() == Some(now_weights.as_str());
+        let holder = r.holder.clone();
         r.outcome = if applied { Outcome::Succeeded } else { Outcome::Abandoned };
-        r.finished = Some(cloud.clock.now());
+        r.finished = Some(op.cloud().clock.now());
         r.detail = Some(if applied {
             "its process died after Route53 took the change; closed by a later run".into()
         } else {
             "its process died before Route53 took the change; closed by a later run".into()
         });
-        cloud.ledger.put_record(&pipeline.ledger_table, &r).await?;
+        r.rolled_back = Some(!applied);
+        op.cloud().ledger.put_record(&table, &r, Expect::Holder(holder)).await?;
     }
-    lock.release().await
+    Ok(())
 }
 
-fn describe(weights: &BTreeMap<String, u8>) -> String {
-    weights.iter().map(|(c, w)| format!("{c}={w}")).collect::<Vec<_>>().join(",")
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct RollbackReport {
-    pub env: String,
-    /// `switch-back`, or `promote-then-switch`, or `promote` (environments without dns).
-    pub path: String,
-    pub commit: String,
-    pub cluster: String,
-    pub promote: Option<promote::PromoteReport>,
-    pub switch: Option<SwitchReport>,
-}
-
-/// Back to the previous live release of `env`, as the ledger tells it.
-pub async fn rollback(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, hooks: &Hooks<'_>, promote_opts: &PromoteOptions) -> Result<RollbackReport> {
-    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, 200).await?;
-    let nothing = || Error::not_found(format!("the ledger of env {} holds no earlier release to roll back to", env.name));
-    if env.dns.is_none() {
-        // Replaced in place: the commit before the newest successful promote.
-        let last = records.iter().find(|r| r.action == "promote" && r.outcome == Outcome::Succeeded).ok_or_else(nothing)?;
-        let previous = last.from.clone().ok_or_else(nothing)?;
-        let sha = CommitSha::parse(&previous)?;
-        (hooks.progress)(&format!("rolling {} back to {} (it ran before {})", env.name, sha.short(), last.release_id));
-        let report = promote::promote(cloud, pipeline, env, &sha, promote_opts, hooks).await?;
-        return Ok(RollbackReport {
-            env: env.name.to_string(),
-            path: "promote".into(),
-            commit: sha.to_string(),
-            cluster: report.cluster.clone(),
-            promote: Some(report),
-            switch: None,
-        });
-    }
-    // Blue/green: the cluster that was live before the newest successful switch, and what it ran then.
-    let weights = promote::live_weights(cloud, env).await?;
-    let live = weights.iter().filter(|(_, w)| **w > 0).max_by_key(|(_, w)| **w).map(|(c, _)| c.clone()).ok_or_else(nothing)?;
-    let last = records
+/// Sends `to` as ONE change batch, then waits (through the clock) until Route53 has it everywhere. Returns
+/// whether it reported INSYNC; on a timeout the records are read back: holding `to` is a success (`false`),
+/// anything else an error. The change is the point of no return.
+pub async fn change_weights(op: &mut Op<'_>, live: &LiveName, to: &Weights, comment: &str) -> Result<bool> {
+    let changes: Vec<RecordChange> = live
+        .records
+        .weighted
         .iter()
-        .find(|r| matches!(r.action.as_str(), "switch" | "rollback") && r.outcome == Outcome::Succeeded && r.cluster.as_deref() == Some(live.as_str()))
-        .ok_or_else(nothing)?;
-    let from = last.from.as_deref().unwrap_or("");
-    let previous_cluster = from
-        .split(',')
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(c, w)| *c != live && *w != "0")
-        .map(|(c, _)| c.to_owned())
-        .next()
-        .ok_or_else(nothing)?;
-    let previous_commit = last.previous_commit.clone().ok_or_else(nothing)?;
-    let sha = CommitSha::parse(&previous_commit)?;
-    let (_, cluster) = pipeline.cluster(&previous_cluster)?;
-    let (runs, problems) = readiness(cloud, pipeline, env, cluster).await?;
-    let switch_opts = SwitchOptions { weight: None, force: false, plan: false, action: "rollback" };
-    if runs.as_deref() == Some(sha.as_str()) && problems.is_empty() {
-        (hooks.progress)(&format!("{} still runs {} and is healthy: switching back", previous_cluster, sha.short()));
-        let s = switch(cloud, pipeline, &previous_cluster, &switch_opts, hooks).await?;
-        return Ok(RollbackReport {
-            env: env.name.to_string(),
-            path: "switch-back".into(),
-            commit: sha.to_string(),
-            cluster: previous_cluster,
-            promote: None,
-            switch: Some(s),
-        });
+        .filter(|r| to.clusters().any(|c| c.as_str() == r.set_identifier))
+        .filter_map(|r| {
+            let c = ClusterName::parse(&r.set_identifier).ok()?;
+            let w = to.weight(&c);
+            (w != r.weight).then(|| RecordChange::Upsert(WeightedAlias { weight: w, ..r.clone() }))
+        })
+        .collect();
+    if changes.is_empty() {
+        return Ok(true);
     }
-    (hooks.progress)(&format!(
-        "{} no longer runs {} healthy ({}): promoting {} to it, then switching",
-        previous_cluster,
-        sha.short(),
-        if problems.is_empty() { format!("it runs {}", runs.as_deref().map_or("?", |r| &r[..12.min(r.len())])) } else { problems.join("; ") },
-        sha.short()
-    ));
-    let opts = PromoteOptions { cluster: Some(previous_cluster.clone()), ..promote_opts.clone() };
-    let p = promote::promote(cloud, pipeline, env, &sha, &opts, hooks).await?;
-    let s = switch(cloud, pipeline, &previous_cluster, &switch_opts, hooks).await?;
-    Ok(RollbackReport {
-        env: env.name.to_string(),
-        path: "promote-then-switch".into(),
-        commit: sha.to_string(),
-        cluster: previous_cluster,
-        promote: Some(p),
-        switch: Some(s),
-    })
+    op.guard().await?;
+    let dns = op.env().dns().map(|d| d.record.clone()).unwrap_or_default();
+    op.progress(&format!("route53: one change batch for {dns}: {} -> {}", live.weights.describe_shares(), to.describe_shares()));
+    let change = op.cloud().dns.submit(&live.zone, &changes, comment).await?;
+    op.point_of_no_return("Route53 has the change");
+    op.step("changed")?;
+    let deadline = op.cloud().clock.now().add(INSYNC_TIMEOUT);
+    let mut announced = false;
+    loop {
+        match op.cloud().dns.change_status(&change).await? {
+            ChangeStatus::InSync => return Ok(true),
+            ChangeStatus::Pending => {}
+        }
+        if op.cloud().clock.now() >= deadline {
+            let set = op.cloud().dns.records(&live.zone, &dns).await?;
+            let holds = set.weighted.iter().all(|r| ClusterName::parse(&r.set_identifier).map_or(true, |c| !to.has(&c) || to.weight(&c) == r.weight));
+            if holds {
+                op.progress(&format!(
+                    "route53 has not reported change {} INSYNC after {}, but the records hold the new weights",
+                    change.0,
+                    format_duration(INSYNC_TIMEOUT)
+                ));
+                if let Ok(r) = op.record_mut() {
+                    r.detail = Some(format!("Route53 did not report INSYNC within {}; the records hold the new weights", format_duration(INSYNC_TIMEOUT)));
+                }
+                return Ok(false);
+            }
+            return Err(Error::aws(format!(
+                "route53 change {} is not in sync after {} and the records do not hold the new weights",
+                change.0,
+                format_duration(INSYNC_TIMEOUT)
+            )));
+        }
+        if !announced {
+            op.progress("waiting until Route53 reports the change INSYNC");
+            announced = true;
+        }
+        op.pause(INSYNC_POLL).await?;
+    }
 }

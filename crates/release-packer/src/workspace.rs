@@ -65,6 +65,14 @@ impl Workspace for GitWorkspace {
         CommitSha::parse(String::from_utf8_lossy(&out.stdout).trim())
     }
 
+    async fn subject(&self, sha: &CommitSha) -> Result<String> {
+        let out = self.git(&["log", "-1", "--format=%s", sha.as_str()]).await?;
+        if !out.status.success() {
+            return Err(Error::not_found(format!("git does not know commit {}", sha.short())));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
     async fn export(&self, sha: &CommitSha) -> Result<Export> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("release-{}-", sha.short()))

@@ -1,26 +1,63 @@
-//! The one suite of port behaviour. Every check runs against the in-memory cloud and against the emulator
-//! (`tests/conformance.rs` of this crate); a behaviour the engine relies on belongs here.
+//! The one suite of port behaviour. Every behaviour the engine relies on is a function here, and
+//! `tests/conformance.rs` of this crate runs each one as a test of its own against the in-memory cloud and against
+//! the emulator ([`conformance_tests!`]), so the fast fake cannot drift from the real thing.
 
-use release_core::ids::AppName;
+use std::time::Duration;
+
+use release_core::clock::Timestamp;
+use release_core::error::Cause;
+use release_core::ids::{AmiId, AppName, ClusterName, CommitSha, EnvName, ReleaseId};
+use release_core::ledger::{Action, LockInfo, Outcome, PromoteDetails, Record};
 use release_core::pipeline::{BaseAmi, LbTarget};
-use release_core::ports::{tags, Cloud, LaunchSpec, LbSpec, RecordChange, WeightedAlias};
+use release_core::ports::{tags, ChangeStatus, Cloud, Expect, LaunchSpec, LbSpec, RecordChange, WeightedAlias, ZoneId};
 use release_core::ErrorKind;
+
+/// What a backend offers the suite besides its ports: the things only Packer or a person does.
+#[async_trait::async_trait]
+pub trait Harness: Send + Sync {
+    /// The ports.
+    fn cloud(&self) -> Cloud;
+    /// An image of this account as Packer leaves it (no release tags).
+    async fn make_image(&self, name: &str, base: &AmiId) -> AmiId;
+    /// A record of `name` that release does not manage (a CNAME made by hand).
+    async fn plant_cname(&self, zone: &ZoneId, name: &str);
+    /// Lets the backend's time pass (simulated, or real for the emulator).
+    async fn wait(&self, d: Duration);
+}
+
+/// Generates one `#[tokio::test]` per behaviour: `conformance_tests!((tokio test args), harness expression)`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($attrs:tt, $harness:expr) => {
+        $crate::conformance_tests!(@each $attrs; $harness;
+            fleet_network, fleet_launch_states_terminate, balancer_create_describe, balancer_membership,
+            dns_zone_lookup_is_exact, dns_weighted_records_in_one_batch, dns_foreign_records, dns_change_reaches_insync,
+            ledger_table, ledger_order_and_limit, ledger_writes_are_conditional_on_the_holder, ledger_environment_index,
+            lock_acquire_free_held_expired, lock_renew_and_release_only_ones_own, lock_break_only_what_was_seen,
+            images_completeness_and_tags);
+    };
+    (@each $attrs:tt; $harness:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test $attrs]
+            async fn $name() {
+                let h = $harness;
+                $crate::conformance::$name(&h).await;
+            }
+        )*
+    };
+}
 
 fn spec() -> LbSpec {
     LbSpec { port: 8080, health_path: "/health".into(), security_groups: Vec::new() }
 }
 
-/// Runs every check; panics with the failing behaviour's name.
-pub async fn run_all(cloud: &Cloud) {
-    fleet_network(cloud).await;
-    fleet_launch_states_terminate(cloud).await;
-    balancer_create_describe(cloud).await;
-    balancer_membership(cloud).await;
-    dns_zone_and_weighted_records(cloud).await;
-    ledger_table(cloud).await;
+async fn base(cloud: &Cloud) -> AmiId {
+    cloud.images.resolve_base(&BaseAmi::NameFilter("al2023-ami-2023.*-x86_64".into()), &["amazon".into()]).await.expect("a base image to launch")
 }
 
-pub async fn fleet_network(cloud: &Cloud) {
+/// The network: the default VPC's subnets, a named one, an unknown one.
+pub async fn fleet_network(h: &dyn Harness) {
+    let cloud = h.cloud();
     let net = cloud.fleet.network(&[]).await.expect("default network");
     assert!(net.vpc_id.starts_with("vpc-"), "fleet: default vpc id {:?}", net.vpc_id);
     let mut zones: Vec<&str> = net.subnets.iter().map(|s| s.availability_zone.as_str()).collect();
@@ -29,20 +66,17 @@ pub async fn fleet_network(cloud: &Cloud) {
     let one = cloud.fleet.network(&[net.subnets[0].id.clone()]).await.expect("named subnet");
     assert_eq!(one.subnets, vec![net.subnets[0].clone()], "fleet: a named subnet is returned as is");
     let err = cloud.fleet.network(&["subnet-0000000000000dead".into()]).await.expect_err("unknown subnet");
-    assert_eq!(err.kind(), ErrorKind::NotFound, "fleet: unknown subnet is not-found: {err}");
+    assert_eq!((err.kind(), err.cause()), (ErrorKind::NotFound, Some(Cause::Missing)), "fleet: unknown subnet is missing: {err}");
 }
 
-pub async fn fleet_launch_states_terminate(cloud: &Cloud) {
+/// Launch with tags, find by app tag and by id and state, terminate.
+pub async fn fleet_launch_states_terminate(h: &dyn Harness) {
+    let cloud = h.cloud();
     let app = AppName::parse("conf-app").unwrap();
-    let base = cloud
-        .images
-        .resolve_base(&BaseAmi::NameFilter("al2023-ami-2023.*-x86_64".into()), &["amazon".into()])
-        .await
-        .expect("a base image to launch");
     let net = cloud.fleet.network(&[]).await.unwrap();
     let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
     let spec = LaunchSpec {
-        ami: base,
+        ami: base(&cloud).await,
         instance_type: "t3.micro".into(),
         subnet: net.subnets[0].id.clone(),
         security_groups: Vec::new(),
@@ -66,7 +100,9 @@ pub async fn fleet_launch_states_terminate(cloud: &Cloud) {
     assert_eq!(gone.len(), 3, "fleet: terminated instances are found by state");
 }
 
-pub async fn balancer_create_describe(cloud: &Cloud) {
+/// Create (idempotent) and describe classic ELBs and target groups.
+pub async fn balancer_create_describe(h: &dyn Harness) {
+    let cloud = h.cloud();
     let classic = LbTarget::ClassicElb("conf-classic".into());
     let tg = LbTarget::TargetGroup("conf-tg".into());
     let both = [classic.clone(), tg.clone()];
@@ -80,19 +116,19 @@ pub async fn balancer_create_describe(cloud: &Cloud) {
     let b = cloud.balancer.create(&tg, &spec(), &net).await.expect("create target group");
     assert_eq!(b.target, tg);
     assert!(!b.dns_name.is_empty() && !b.hosted_zone_id.is_empty(), "balancer: target group's ALB has dns and zone");
-    let mut got = cloud.balancer.describe(&both).await.unwrap();
-    got.sort_by(|x, y| x.target.cmp(&y.target));
-    assert_eq!(got.len(), 2, "balancer: both described");
+    assert_eq!(cloud.balancer.describe(&both).await.unwrap().len(), 2, "balancer: both described");
     let only = cloud.balancer.describe(std::slice::from_ref(&tg)).await.unwrap();
     assert_eq!(only, vec![b], "balancer: describe returns only what was asked");
 }
 
-pub async fn balancer_membership(cloud: &Cloud) {
-    let classic = LbTarget::ClassicElb("conf-classic".into());
-    let base = cloud.images.resolve_base(&BaseAmi::NameFilter("al2023-ami-2023.*-x86_64".into()), &["amazon".into()]).await.unwrap();
+/// Register, members, health, deregister; a missing load balancer is `Missing`.
+pub async fn balancer_membership(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let classic = LbTarget::ClassicElb("conf-members".into());
     let net = cloud.fleet.network(&[]).await.unwrap();
+    cloud.balancer.create(&classic, &spec(), &net).await.unwrap();
     let spec = LaunchSpec {
-        ami: base,
+        ami: base(&cloud).await,
         instance_type: "t3.micro".into(),
         subnet: net.subnets[0].id.clone(),
         security_groups: Vec::new(),
@@ -110,52 +146,267 @@ pub async fn balancer_membership(cloud: &Cloud) {
     want.sort();
     assert_eq!(members, want, "balancer: registered instances are members");
     let health = cloud.balancer.health(&classic).await.unwrap();
-    assert_eq!(health.len(), 2, "balancer: health of every member");
+    let mut health_ids: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
+    health_ids.sort();
+    assert_eq!(health_ids, want, "balancer: health lists every member (status reads membership from it)");
     cloud.balancer.deregister(&classic, &ids[..1]).await.expect("deregister");
     assert_eq!(cloud.balancer.members(&classic).await.unwrap(), vec![ids[1].clone()], "balancer: deregistered ones leave");
     let missing = LbTarget::ClassicElb("conf-missing".into());
-    let err = cloud.balancer.members(&missing).await.expect_err("missing load balancer");
-    assert_eq!(err.kind(), ErrorKind::NotFound, "balancer: a missing load balancer is not-found: {err}");
+    for err in [cloud.balancer.members(&missing).await.expect_err("members"), cloud.balancer.health(&missing).await.expect_err("health")] {
+        assert_eq!((err.kind(), err.cause()), (ErrorKind::NotFound, Some(Cause::Missing)), "balancer: a missing load balancer is missing: {err}");
+    }
     cloud.fleet.terminate(&ids).await.unwrap();
 }
 
-pub async fn dns_zone_and_weighted_records(cloud: &Cloud) {
+/// Zones are found by their exact name, case-insensitively; a zone created returns its name servers.
+pub async fn dns_zone_lookup_is_exact(h: &dyn Harness) {
+    let cloud = h.cloud();
     assert_eq!(cloud.dns.find_zone("conformance.test.").await.unwrap(), None, "dns: zone absent at first");
+    let sub = cloud.dns.create_zone("sub.conformance.test.").await.expect("create sub zone");
+    assert_eq!(cloud.dns.find_zone("conformance.test.").await.unwrap(), None, "dns: a zone of another name is not it");
     let zone = cloud.dns.create_zone("conformance.test.").await.expect("create zone");
-    assert_eq!(cloud.dns.find_zone("conformance.test.").await.unwrap(), Some(zone.clone()), "dns: zone found by name");
-    assert_eq!(cloud.dns.find_zone("Conformance.Test").await.unwrap(), Some(zone.clone()), "dns: names compare case-insensitively");
-    let rec = |id: &str, weight: u8| WeightedAlias {
+    assert!(!zone.name_servers.is_empty(), "dns: a new zone's name servers are returned");
+    assert_eq!(cloud.dns.find_zone("conformance.test.").await.unwrap(), Some(zone.id.clone()), "dns: zone found by name");
+    assert_eq!(cloud.dns.find_zone("Conformance.Test").await.unwrap(), Some(zone.id.clone()), "dns: names compare case-insensitively");
+    assert_eq!(cloud.dns.find_zone("sub.conformance.test.").await.unwrap(), Some(sub.id), "dns: the sub zone by its own name");
+}
+
+fn alias(id: &str, weight: u8) -> WeightedAlias {
+    WeightedAlias {
         name: "app.conformance.test.".into(),
         set_identifier: id.into(),
         weight,
         target_dns: format!("{id}-1.us-east-1.elb.amazonaws.com"),
         target_zone_id: "Z35SXDOTRQ7X7K".into(),
-    };
-    let changes = [RecordChange::Upsert(rec("blue", 100)), RecordChange::Upsert(rec("green", 0))];
-    cloud.dns.apply(&zone, &changes, "conformance").await.expect("one batch of two upserts");
-    let mut got = cloud.dns.records(&zone, "app.conformance.test.").await.unwrap();
+    }
+}
+
+/// Upserts in one batch create, then change weights in place; a delete removes exactly one record.
+pub async fn dns_weighted_records_in_one_batch(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let zone = cloud.dns.create_zone("weights.test.").await.unwrap().id;
+    let name = "app.conformance.test.".replace("conformance", "weights");
+    let rec = |id: &str, w: u8| WeightedAlias { name: name.clone(), ..alias(id, w) };
+    cloud.dns.submit(&zone, &[RecordChange::Upsert(rec("blue", 100)), RecordChange::Upsert(rec("green", 0))], "conformance").await.expect("one batch");
+    let mut got = cloud.dns.records(&zone, &name).await.unwrap();
     got.weighted.sort_by(|a, b| a.set_identifier.cmp(&b.set_identifier));
     assert!(got.foreign.is_empty(), "dns: no foreign records");
-    assert_eq!(got.weighted.len(), 2, "dns: both weighted aliases: {got:?}");
-    assert_eq!((got.weighted[0].set_identifier.as_str(), got.weighted[0].weight), ("blue", 100));
-    assert_eq!((got.weighted[1].set_identifier.as_str(), got.weighted[1].weight), ("green", 0));
+    assert_eq!(got.weighted.iter().map(|r| (r.set_identifier.as_str(), r.weight)).collect::<Vec<_>>(), vec![("blue", 100), ("green", 0)]);
     assert!(got.weighted[1].target_dns.starts_with("green-1."), "dns: alias target kept: {:?}", got.weighted[1]);
-    cloud
-        .dns
-        .apply(&zone, &[RecordChange::Upsert(rec("blue", 0)), RecordChange::Upsert(rec("green", 100))], "flip")
-        .await
-        .expect("upsert replaces");
-    let got = cloud.dns.records(&zone, "app.conformance.test.").await.unwrap();
+    cloud.dns.submit(&zone, &[RecordChange::Upsert(rec("blue", 0)), RecordChange::Upsert(rec("green", 100))], "flip").await.expect("upsert");
+    let got = cloud.dns.records(&zone, &name).await.unwrap();
     let w = |id: &str| got.weighted.iter().find(|r| r.set_identifier == id).map(|r| r.weight);
     assert_eq!((w("blue"), w("green"), got.weighted.len()), (Some(0), Some(100), 2), "dns: upsert changes weights in place");
-    let other = cloud.dns.records(&zone, "other.conformance.test.").await.unwrap();
+    cloud.dns.submit(&zone, &[RecordChange::Delete(rec("blue", 0))], "remove").await.expect("delete");
+    let got = cloud.dns.records(&zone, &name).await.unwrap();
+    assert_eq!(got.weighted.iter().map(|r| r.set_identifier.as_str()).collect::<Vec<_>>(), vec!["green"], "dns: delete removes one record");
+    let other = cloud.dns.records(&zone, &format!("other.{name}")).await.unwrap();
     assert!(other.weighted.is_empty() && other.foreign.is_empty(), "dns: records of another name are not returned");
 }
 
-pub async fn ledger_table(cloud: &Cloud) {
+/// A record of the live name that release does not manage is reported as foreign, never as weighted.
+pub async fn dns_foreign_records(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let zone = cloud.dns.create_zone("foreign.test.").await.unwrap().id;
+    h.plant_cname(&zone, "app.foreign.test.").await;
+    let got = cloud.dns.records(&zone, "app.foreign.test.").await.unwrap();
+    assert!(got.weighted.is_empty(), "dns: a CNAME is not a weighted alias: {got:?}");
+    assert_eq!(got.foreign.iter().map(|f| f.record_type.as_str()).collect::<Vec<_>>(), vec!["CNAME"], "dns: the CNAME is foreign");
+}
+
+/// A submitted change reports INSYNC eventually (at once in the emulator; after its propagation time in memory).
+pub async fn dns_change_reaches_insync(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let zone = cloud.dns.create_zone("sync.test.").await.unwrap().id;
+    let change = cloud.dns.submit(&zone, &[RecordChange::Upsert(WeightedAlias { name: "app.sync.test.".into(), ..alias("blue", 100) })], "sync").await.unwrap();
+    let mut status = cloud.dns.change_status(&change).await.unwrap();
+    for _ in 0..120 {
+        if status == ChangeStatus::InSync {
+            break;
+        }
+        h.wait(Duration::from_secs(1)).await;
+        status = cloud.dns.change_status(&change).await.unwrap();
+    }
+    assert_eq!(status, ChangeStatus::InSync, "dns: a change reaches INSYNC");
+}
+
+/// The ledger table: absent, created, exists; creating it twice is an AWS error.
+pub async fn ledger_table(h: &dyn Harness) {
+    let cloud = h.cloud();
     assert!(!cloud.ledger.table_exists("conformance-ledger").await.unwrap(), "ledger: table absent at first");
+    let err = cloud.ledger.records("conformance-ledger", &AppName::parse("a").unwrap(), &EnvName::parse("e").unwrap(), Some(1)).await.expect_err("no table");
+    assert_eq!((err.kind(), err.cause()), (ErrorKind::NotFound, Some(Cause::Missing)), "ledger: reading a missing table is missing: {err}");
     cloud.ledger.create_table("conformance-ledger").await.expect("create table");
     assert!(cloud.ledger.table_exists("conformance-ledger").await.unwrap(), "ledger: table exists after create");
     let err = cloud.ledger.create_table("conformance-ledger").await.expect_err("second create");
     assert_eq!(err.kind(), ErrorKind::Aws, "ledger: creating an existing table is an AWS error: {err}");
+}
+
+fn record(env: &str, started: i64, id: &str) -> Record {
+    let sha = CommitSha::parse(&"a".repeat(40)).unwrap();
+    Record {
+        app: AppName::parse("conf").unwrap(),
+        env: EnvName::parse(env).unwrap(),
+        release_id: ReleaseId::from_string(id.into()),
+        holder: ReleaseId::from_string(id.into()),
+        actor: "ci".into(),
+        caller: "arn:aws:iam::123456789012:user/ci".into(),
+        host: "h".into(),
+        started: Timestamp::from_millis(started),
+        finished: None,
+        outcome: Outcome::Started,
+        detail: None,
+        forced: false,
+        rolled_back: None,
+        seconds: Default::default(),
+        progress: None,
+        action: Action::Promote(PromoteDetails {
+            cluster: ClusterName::parse("c").unwrap(),
+            commit: sha,
+            ami: AmiId::parse("ami-1").unwrap(),
+            from: None,
+            config_hash: "x".into(),
+            in_place: true,
+            new_instances: Vec::new(),
+            retired_instances: Vec::new(),
+            strays_retired: Vec::new(),
+            batches_done: 0,
+        }),
+    }
+}
+
+async fn table(cloud: &Cloud, name: &str) {
+    if !cloud.ledger.table_exists(name).await.unwrap() {
+        cloud.ledger.create_table(name).await.unwrap();
+    }
+}
+
+/// Records of one environment come newest first, `limit` at most, typed as written; other environments' not.
+pub async fn ledger_order_and_limit(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-order").await;
+    for (i, t) in [3_000i64, 1_000, 5_000, 2_000, 4_000].into_iter().enumerate() {
+        cloud.ledger.put_record("conf-order", &record("prod", t, &format!("r{i}")), Expect::New).await.unwrap();
+    }
+    cloud.ledger.put_record("conf-order", &record("staging", 9_000, "other"), Expect::New).await.unwrap();
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    let all = cloud.ledger.records("conf-order", &app, &prod, None).await.unwrap();
+    let starts: Vec<i64> = all.iter().map(|r| r.started.millis()).collect();
+    assert_eq!(starts, vec![5_000, 4_000, 3_000, 2_000, 1_000], "ledger: newest first, only this environment");
+    assert_eq!(all[0], record("prod", 5_000, "r2"), "ledger: a record reads back as written");
+    let two = cloud.ledger.records("conf-order", &app, &prod, Some(2)).await.unwrap();
+    assert_eq!(two.iter().map(|r| r.started.millis()).collect::<Vec<_>>(), vec![5_000, 4_000], "ledger: limit keeps the newest");
+}
+
+/// Opening a record twice fails; later writes succeed only for its holder; adoption moves the holder.
+pub async fn ledger_writes_are_conditional_on_the_holder(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-cond").await;
+    let mut r = record("prod", 1_000, "r1");
+    assert!(cloud.ledger.put_record("conf-cond", &r, Expect::New).await.unwrap(), "ledger: a new record opens");
+    assert!(!cloud.ledger.put_record("conf-cond", &r, Expect::New).await.unwrap(), "ledger: it cannot be opened twice");
+    r.outcome = Outcome::Succeeded;
+    assert!(!cloud.ledger.put_record("conf-cond", &r, Expect::Holder(ReleaseId::from_string("intruder".into()))).await.unwrap(), "ledger: another run cannot write it");
+    let mut adopted = r.clone();
+    adopted.holder = ReleaseId::from_string("r2".into());
+    assert!(cloud.ledger.put_record("conf-cond", &adopted, Expect::Holder(ReleaseId::from_string("r1".into()))).await.unwrap(), "ledger: adoption from the holder");
+    assert!(!cloud.ledger.put_record("conf-cond", &r, Expect::Holder(ReleaseId::from_string("r1".into()))).await.unwrap(), "ledger: the old holder is locked out");
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    let got = cloud.ledger.records("conf-cond", &app, &prod, None).await.unwrap();
+    assert_eq!(got, vec![adopted], "ledger: exactly the adopter's write holds");
+}
+
+/// The index of environments per app.
+pub async fn ledger_environment_index(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-index").await;
+    let app = AppName::parse("conf").unwrap();
+    assert!(cloud.ledger.indexed_envs("conf-index", &app).await.unwrap().is_empty());
+    for e in ["staging", "prod", "prod"] {
+        cloud.ledger.index_env("conf-index", &app, &EnvName::parse(e).unwrap()).await.unwrap();
+    }
+    cloud.ledger.index_env("conf-index", &AppName::parse("other").unwrap(), &EnvName::parse("qa").unwrap()).await.unwrap();
+    let mut envs: Vec<String> = cloud.ledger.indexed_envs("conf-index", &app).await.unwrap().iter().map(ToString::to_string).collect();
+    envs.sort();
+    assert_eq!(envs, vec!["prod", "staging"], "ledger: each environment once, only this app's");
+}
+
+fn lock(id: &str, now: i64, lease_ms: i64) -> LockInfo {
+    LockInfo {
+        app: AppName::parse("conf").unwrap(),
+        env: EnvName::parse("prod").unwrap(),
+        holder: format!("holder-{id}"),
+        release_id: ReleaseId::from_string(id.into()),
+        doing: "conformance".into(),
+        host: "h".into(),
+        pid: None,
+        acquired: Timestamp::from_millis(now),
+        renewed: Some(Timestamp::from_millis(now)),
+        expires: Timestamp::from_millis(now + lease_ms),
+    }
+}
+
+/// A free lock is taken; a held one returns its holder; an expired one is taken over.
+pub async fn lock_acquire_free_held_expired(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-lock").await;
+    let t = |ms| Timestamp::from_millis(ms);
+    assert_eq!(cloud.lock.acquire("conf-lock", &lock("a", 1_000, 60_000), t(1_000)).await.unwrap(), None, "lock: free is taken");
+    let held = cloud.lock.acquire("conf-lock", &lock("b", 2_000, 60_000), t(2_000)).await.unwrap();
+    assert_eq!(held, Some(lock("a", 1_000, 60_000)), "lock: held returns the holder");
+    assert_eq!(cloud.lock.acquire("conf-lock", &lock("b", 70_000, 60_000), t(70_000)).await.unwrap(), None, "lock: expired is taken over");
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    assert_eq!(cloud.lock.holder("conf-lock", &app, &prod).await.unwrap(), Some(lock("b", 70_000, 60_000)), "lock: holder reads it back");
+}
+
+/// Renew and release work only for the holder.
+pub async fn lock_renew_and_release_only_ones_own(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-renew").await;
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    cloud.lock.acquire("conf-renew", &lock("a", 1_000, 60_000), Timestamp::from_millis(1_000)).await.unwrap();
+    assert!(!cloud.lock.renew("conf-renew", &lock("b", 2_000, 60_000)).await.unwrap(), "lock: others cannot renew it");
+    assert!(cloud.lock.renew("conf-renew", &lock("a", 30_000, 60_000)).await.unwrap(), "lock: its holder renews it");
+    assert_eq!(cloud.lock.holder("conf-renew", &app, &prod).await.unwrap().map(|l| l.expires.millis()), Some(90_000), "lock: renewal extends");
+    cloud.lock.release("conf-renew", &lock("b", 0, 0)).await.unwrap();
+    assert!(cloud.lock.holder("conf-renew", &app, &prod).await.unwrap().is_some(), "lock: others cannot release it");
+    cloud.lock.release("conf-renew", &lock("a", 0, 0)).await.unwrap();
+    assert_eq!(cloud.lock.holder("conf-renew", &app, &prod).await.unwrap(), None, "lock: its holder releases it");
+    assert!(!cloud.lock.renew("conf-renew", &lock("a", 40_000, 60_000)).await.unwrap(), "lock: a released lock cannot be renewed");
+}
+
+/// Break removes the lock only if it is still the one seen.
+pub async fn lock_break_only_what_was_seen(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-break").await;
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    cloud.lock.acquire("conf-break", &lock("a", 1_000, 60_000), Timestamp::from_millis(1_000)).await.unwrap();
+    assert!(!cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("z".into())).await.unwrap(), "lock: a lock not seen is not broken");
+    assert!(cloud.lock.holder("conf-break", &app, &prod).await.unwrap().is_some());
+    assert!(cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("a".into())).await.unwrap(), "lock: the lock seen is broken");
+    assert_eq!(cloud.lock.holder("conf-break", &app, &prod).await.unwrap(), None);
+    assert!(!cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("a".into())).await.unwrap(), "lock: nothing to break");
+}
+
+/// Images are the app's by tag; complete only once available and carrying the bake key; by name; deregister.
+pub async fn images_completeness_and_tags(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let app = AppName::parse("conf-img").unwrap();
+    let b = base(&cloud).await;
+    let ami = h.make_image("conf-img-1", &b).await;
+    assert!(cloud.images.app_images(&app).await.unwrap().is_empty(), "images: an untagged image is not the app's");
+    let found = cloud.images.by_name("conf-img-1").await.unwrap().expect("by name");
+    assert_eq!(found.id, ami, "images: found by exact name");
+    assert!(cloud.images.by_name("conf-img").await.unwrap().is_none(), "images: names match exactly");
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    cloud.images.tag(&ami, &found.snapshots, &[t(tags::APP, "conf-img"), t(tags::COMMIT, &"a".repeat(40))]).await.unwrap();
+    let mine = cloud.images.app_images(&app).await.unwrap();
+    assert_eq!(mine.len(), 1, "images: tagged with the app, it is the app's");
+    assert!(!mine[0].is_complete_bake(), "images: without the bake key it is no bake");
+    cloud.images.tag(&ami, &found.snapshots, &[t(tags::BAKE_KEY, "k")]).await.unwrap();
+    let mine = cloud.images.app_images(&app).await.unwrap();
+    assert!(mine[0].is_complete_bake(), "images: available with the key, it is a bake: {:?}", mine[0]);
+    cloud.images.deregister(&ami, &mine[0].snapshots).await.expect("deregister");
+    assert!(cloud.images.app_images(&app).await.unwrap().is_empty(), "images: deregistered images are gone");
+    assert!(cloud.images.describe(&ami).await.unwrap().is_none_or(|i| !i.is_complete_bake()), "images: describe does not find it as a bake");
 }

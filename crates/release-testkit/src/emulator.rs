@@ -82,6 +82,38 @@ impl Emulator {
             .expect("warm up the emulator's EC2 backend");
     }
 
+    /// Sends one EC2 Query API request (moto does not check signatures) and returns the XML answer.
+    pub fn ec2_query(&self, params: &[(&str, &str)]) -> String {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
+        let mut body = String::from("Version=2016-11-15");
+        for (k, v) in params {
+            body.push_str(&format!("&{k}={}", encode(v)));
+        }
+        request(self.addr, "POST", "/", &[("Authorization", auth), ("Content-Type", "application/x-www-form-urlencoded")], &body)
+            .unwrap_or_else(|e| panic!("EC2 {params:?}: {e}"))
+    }
+
+    /// An AMI of this account made as Packer makes one (run an instance of `base`, image it), without release's
+    /// tags; returns its id.
+    pub fn create_image(&self, name: &str, base: &str) -> String {
+        let run = self.ec2_query(&[("Action", "RunInstances"), ("ImageId", base), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "t3.micro")]);
+        let instance = between(&run, "<instanceId>", "</instanceId>").expect("RunInstances answers an instance id");
+        let image = self.ec2_query(&[("Action", "CreateImage"), ("InstanceId", &instance), ("Name", name)]);
+        let id = between(&image, "<imageId>", "</imageId>").expect("CreateImage answers an image id");
+        self.ec2_query(&[("Action", "TerminateInstances"), ("InstanceId.1", &instance)]);
+        id
+    }
+
+    /// Writes a record of `name` that release does not manage (a plain CNAME), through Route53's REST API.
+    pub fn plant_cname(&self, zone_id: &str, name: &str, value: &str) {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/route53/aws4_request, SignedHeaders=host, Signature=0";
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ChangeResourceRecordSetsRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeBatch><Changes><Change><Action>CREATE</Action><ResourceRecordSet><Name>{name}</Name><Type>CNAME</Type><TTL>60</TTL><ResourceRecords><ResourceRecord><Value>{value}</Value></ResourceRecord></ResourceRecords></ResourceRecordSet></Change></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>"
+        );
+        request(self.addr, "POST", &format!("/2013-04-01/hostedzone/{zone_id}/rrset/"), &[("Authorization", auth), ("Content-Type", "text/xml")], &body)
+            .unwrap_or_else(|e| panic!("route53 CNAME {name}: {e}"));
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -171,6 +203,18 @@ fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)],
         return Ok(dechunk(body));
     }
     Ok(body.to_owned())
+}
+
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let i = text.find(start)? + start.len();
+    let j = text[i..].find(end)? + i;
+    Some(text[i..j].to_owned())
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -5,5 +5,6 @@
 
 pub mod conformance;
 pub mod emulator;
+pub mod fixtures;
 pub mod memory;
 pub mod proxy;

@@ -1,5 +1,11 @@
 //! The in-memory cloud: every port over one shared state, with simulated time. It exists for what the emulator
-//! cannot do (time, faults); the conformance suite holds it to the emulator's behaviour.
+//! cannot do (time, faults, slow health, Route53 propagation); the conformance suite holds it to the emulator's
+//! behaviour.
+//!
+//! Time is tokio's paused clock: tests run with `#[tokio::test(start_paused = true)]`, every `sleep` of every task
+//! (the operation runner's lock renewal as well as the engine's waits) is served in order of its deadline, and
+//! the clock jumps ahead whenever all tasks wait. A ten-minute health timeout takes microseconds, and concurrent
+//! tasks interleave as they would in real time.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,56 +13,77 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use release_core::clock::{Clock, Timestamp};
-use release_core::pipeline::LbTarget;
-use release_core::ids::{AmiId, AppName, EnvName, InstanceId};
-use release_core::ledger::{partition_key, LockInfo, Record};
-use release_core::pipeline::BaseAmi;
+use release_core::error::Cause;
+use release_core::ids::{AmiId, AppName, EnvName, InstanceId, ReleaseId};
+use release_core::ledger::{index_key, partition_key, LockInfo, Record};
+use release_core::pipeline::{BaseAmi, LbTarget};
 use release_core::ports::{
-    tags, Balancer, Cloud, Dns, Fleet, HealthState, Image, ImageState, Images, Instance, LaunchSpec, LbInfo,
-    LbSpec, Ledger, Lock, Network, RecordChange, RecordSet, Subnet, TargetHealth, WeightedAlias, ZoneId,
+    tags, Balancer, ChangeId, ChangeStatus, Cloud, Dns, Expect, Fleet, HealthState, Image, ImageState, Images, Instance,
+    LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, RecordChange, RecordSet, Subnet, TargetHealth, WeightedAlias, Zone,
+    ZoneId,
 };
-use release_core::{Error, ErrorKind, Result};
+use release_core::{Error, Result};
 
-/// Simulated time: `sleep` returns at once and moves the clock forward.
+/// Simulated time on tokio's paused clock, plus jumps (`advance`) that move "now" without waking anyone, as a
+/// machine that was asleep would see it.
 #[derive(Clone, Debug)]
 pub struct SimClock {
-    now: Arc<Mutex<Timestamp>>,
+    base: Timestamp,
+    start: tokio::time::Instant,
+    jumped: Arc<Mutex<Duration>>,
 }
 
 impl SimClock {
+    /// A clock reading `start` now.
     pub fn new(start: Timestamp) -> Self {
-        Self { now: Arc::new(Mutex::new(start)) }
+        Self { base: start, start: tokio::time::Instant::now(), jumped: Arc::new(Mutex::new(Duration::ZERO)) }
     }
 
+    /// Moves "now" forward at once (sleepers are not woken early: they wait their own durations).
     pub fn advance(&self, d: Duration) {
-        let mut now = self.now.lock().unwrap();
-        *now = now.add(d);
+        *self.jumped.lock().unwrap() += d;
     }
 }
 
 #[async_trait]
 impl Clock for SimClock {
     fn now(&self) -> Timestamp {
-        *self.now.lock().unwrap()
+        // Every reading moves time on by a millisecond, as real calls take time: records opened one after the
+        // other never share a start time (they sort by it).
+        let mut jumped = self.jumped.lock().unwrap();
+        *jumped += Duration::from_millis(1);
+        self.base.add(tokio::time::Instant::now().duration_since(self.start) + *jumped)
     }
 
     async fn sleep(&self, d: Duration) {
-        self.advance(d);
-        tokio::task::yield_now().await;
+        tokio::time::sleep(d).await;
     }
 }
 
+/// Everything the in-memory cloud holds.
 #[derive(Debug, Default)]
 pub struct State {
+    /// The default VPC.
     pub vpc_id: String,
+    /// Its subnets.
     pub subnets: Vec<Subnet>,
+    /// Load balancers with what they were created with.
     pub load_balancers: BTreeMap<LbTarget, (LbInfo, LbSpec)>,
-    /// zone name (lowercase, trailing dot) → (id, records by (name, set identifier))
+    /// zone name (lowercase, trailing dot) → (id, records by (name, set identifier)).
     pub zones: BTreeMap<String, (ZoneId, BTreeMap<(String, String), WeightedAlias>)>,
+    /// Records release does not manage: (zone, name, type).
+    pub foreign: Vec<(ZoneId, String, String)>,
+    /// Route53 changes: id → when it is in sync.
+    pub changes: BTreeMap<String, Timestamp>,
+    /// How long a Route53 change takes to be INSYNC.
+    pub insync_after: Duration,
+    /// DynamoDB tables.
     pub tables: Vec<String>,
     /// Images by id, with their owner (`amazon` for base images, `self` for ours).
     pub images: BTreeMap<AmiId, (String, Image)>,
+    /// Every instance ever launched.
     pub instances: Vec<Instance>,
+    /// User data by instance.
     pub user_data: BTreeMap<InstanceId, String>,
     /// Calls made, by port operation name, to prove that call counts do not grow with the fleet.
     pub calls: BTreeMap<&'static str, u64>,
@@ -66,7 +93,13 @@ pub struct State {
     pub registered: BTreeMap<LbTarget, BTreeMap<InstanceId, Timestamp>>,
     /// How long after registration an instance turns healthy; `None`: never.
     pub healthy_after: Option<Duration>,
+    /// Instances that never turn healthy.
+    pub sick: Vec<InstanceId>,
+    /// Ledger items: table → (pk, sk) → record.
     pub ledger: BTreeMap<String, BTreeMap<(String, String), Record>>,
+    /// Environment index: table → (pk, env).
+    pub index: BTreeMap<String, std::collections::BTreeSet<(String, String)>>,
+    /// Locks: table → pk → lock.
     pub locks: BTreeMap<String, BTreeMap<String, LockInfo>>,
     next_id: u64,
 }
@@ -82,6 +115,7 @@ impl State {
 #[derive(Clone)]
 pub struct MemoryCloud {
     state: Arc<Mutex<State>>,
+    /// Simulated time.
     pub clock: SimClock,
     region: String,
 }
@@ -90,6 +124,10 @@ impl Default for MemoryCloud {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn missing(message: String) -> Error {
+    Error::not_found(message).with_cause(Cause::Missing)
 }
 
 impl MemoryCloud {
@@ -117,13 +155,10 @@ impl MemoryCloud {
             ),
         );
         state.healthy_after = Some(Duration::ZERO);
-        Self {
-            state: Arc::new(Mutex::new(state)),
-            clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)),
-            region: "us-east-1".into(),
-        }
+        Self { state: Arc::new(Mutex::new(state)), clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)), region: "us-east-1".into() }
     }
 
+    /// The state, to look at or script.
     pub fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap()
     }
@@ -147,33 +182,44 @@ impl MemoryCloud {
         self.state().faults.insert(op, n);
     }
 
-    /// Live (not terminated) instances, by id.
+    /// Live (not terminated) instances.
     pub fn live_instances(&self) -> Vec<Instance> {
         self.state().instances.iter().filter(|i| i.state != "terminated").cloned().collect()
     }
 
+    /// Who is registered with a load balancer.
     pub fn registered(&self, target: &LbTarget) -> Vec<InstanceId> {
         self.state().registered.get(target).map(|m| m.keys().cloned().collect()).unwrap_or_default()
     }
 
+    /// Every port of this cloud.
     pub fn cloud(&self) -> Cloud {
         let me = Arc::new(self.clone());
-        Cloud {
-            images: me.clone(),
-            fleet: me.clone(),
-            balancer: me.clone(),
-            dns: me.clone(),
-            ledger: me.clone(),
-            lock: me,
-            clock: Arc::new(self.clock.clone()),
-        }
+        Cloud { images: me.clone(), fleet: me.clone(), balancer: me.clone(), dns: me.clone(), ledger: me.clone(), lock: me, clock: Arc::new(self.clock.clone()) }
     }
 
+    /// Writes a record release does not manage (a plain CNAME).
+    pub fn plant_cname(&self, zone: &ZoneId, name: &str) {
+        self.state().foreign.push((zone.clone(), normalize(name), "CNAME".into()));
+    }
+
+    /// Registers an image of ours, as Packer would leave it (no release tags).
+    pub fn register_image(&self, name: &str, state: ImageState) -> AmiId {
+        let mut s = self.state();
+        let id = AmiId::parse(&s.id("ami-")).expect("valid id");
+        let created = self.clock.now().to_string();
+        s.images.insert(id.clone(), ("self".into(), Image { id: id.clone(), name: name.into(), state, created, tags: BTreeMap::new(), snapshots: Vec::new() }));
+        id
+    }
 }
 
 fn normalize(name: &str) -> String {
     let n = name.to_ascii_lowercase();
-    if n.ends_with('.') { n } else { format!("{n}.") }
+    if n.ends_with('.') {
+        n
+    } else {
+        format!("{n}.")
+    }
 }
 
 #[async_trait]
@@ -187,11 +233,7 @@ impl Fleet for MemoryCloud {
             for id in subnets {
                 match s.subnets.iter().find(|x| &x.id == id) {
                     Some(x) => out.push(x.clone()),
-                    None => {
-                        return Err(Error::not_found(format!(
-                            "ec2 DescribeSubnets: InvalidSubnetID.NotFound: the subnet ID '{id}' does not exist; fix [deploy] subnets"
-                        )))
-                    }
+                    None => return Err(missing(format!("ec2 DescribeSubnets: InvalidSubnetID.NotFound: the subnet ID '{id}' does not exist"))),
                 }
             }
             out
@@ -201,11 +243,7 @@ impl Fleet for MemoryCloud {
 
     async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
         let s = self.call("ec2:DescribeInstances")?;
-        Ok(s.instances
-            .iter()
-            .filter(|i| i.state != "terminated" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str()))
-            .cloned()
-            .collect())
+        Ok(s.instances.iter().filter(|i| i.state != "terminated" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str())).cloned().collect())
     }
 
     async fn instances_in(&self, ids: &[InstanceId], states: &[&str]) -> Result<Vec<Instance>> {
@@ -216,16 +254,15 @@ impl Fleet for MemoryCloud {
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
         let mut s = self.call("ec2:RunInstances")?;
         if !s.images.contains_key(&spec.ami) {
-            return Err(Error::aws(format!("ec2 RunInstances: InvalidAMIID.NotFound: {}", spec.ami)));
+            return Err(missing(format!("ec2 RunInstances: InvalidAMIID.NotFound: {}", spec.ami)));
         }
         if !s.subnets.iter().any(|x| x.id == spec.subnet) {
-            return Err(Error::aws(format!("ec2 RunInstances: InvalidSubnetID.NotFound: {}", spec.subnet)));
+            return Err(missing(format!("ec2 RunInstances: InvalidSubnetID.NotFound: {}", spec.subnet)));
         }
         let mut ids = Vec::new();
         for _ in 0..spec.count {
             let id = InstanceId::parse(&s.id("i-")).expect("valid id");
-            let instance = Instance { id: id.clone(), ami: spec.ami.to_string(), state: "running".into(), tags: spec.tags.iter().cloned().collect() };
-            s.instances.push(instance);
+            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: "running".into(), tags: spec.tags.iter().cloned().collect() });
             s.user_data.insert(id.clone(), spec.user_data.clone());
             ids.push(id);
         }
@@ -249,9 +286,7 @@ impl Fleet for MemoryCloud {
 fn glob(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
-        Some((head, rest)) => {
-            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..]))
-        }
+        Some((head, rest)) => text.starts_with(head) && (0..=text.len() - head.len()).any(|i| glob(rest, &text[head.len() + i..])),
     }
 }
 
@@ -264,24 +299,20 @@ impl Images for MemoryCloud {
                 .images
                 .contains_key(id)
                 .then(|| id.clone())
-                .ok_or_else(|| Error::not_found(format!("base AMI {id} does not exist in region {}; fix [bake] base_ami", self.region))),
+                .ok_or_else(|| missing(format!("base AMI {id} does not exist in region {}; fix [bake] base_ami", self.region))),
             BaseAmi::NameFilter(f) => s
                 .images
                 .values()
                 .filter(|(owner, i)| owners.contains(owner) && glob(f, &i.name) && i.state == ImageState::Available)
                 .max_by(|a, b| a.1.created.cmp(&b.1.created))
                 .map(|(_, i)| i.id.clone())
-                .ok_or_else(|| Error::not_found(format!("no available AMI named like `{f}` owned by {}", owners.join(", ")))),
+                .ok_or_else(|| missing(format!("no available AMI named like `{f}` owned by {}", owners.join(", ")))),
         }
     }
 
     async fn app_images(&self, app: &AppName) -> Result<Vec<Image>> {
         let s = self.call("ec2:DescribeImages")?;
-        Ok(s.images
-            .values()
-            .filter(|(owner, i)| owner == "self" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str()))
-            .map(|(_, i)| i.clone())
-            .collect())
+        Ok(s.images.values().filter(|(owner, i)| owner == "self" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str())).map(|(_, i)| i.clone()).collect())
     }
 
     async fn by_name(&self, name: &str) -> Result<Option<Image>> {
@@ -295,29 +326,19 @@ impl Images for MemoryCloud {
 
     async fn tag(&self, ami: &AmiId, _snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
         let mut s = self.call("ec2:CreateTags")?;
-        let (_, image) = s.images.get_mut(ami).ok_or_else(|| Error::aws(format!("ec2 CreateTags: InvalidAMIID.NotFound: {ami}")))?;
+        let (_, image) = s.images.get_mut(ami).ok_or_else(|| missing(format!("ec2 CreateTags: InvalidAMIID.NotFound: {ami}")))?;
         image.tags.extend(new_tags.iter().cloned());
         Ok(())
     }
 
     async fn deregister(&self, ami: &AmiId, _snapshots: &[String]) -> Result<()> {
         let mut s = self.call("ec2:DeregisterImage")?;
-        s.images.remove(ami).map(|_| ()).ok_or_else(|| Error::aws(format!("ec2 DeregisterImage: InvalidAMIID.NotFound: {ami}")))
+        s.images.remove(ami).map(|_| ()).ok_or_else(|| missing(format!("ec2 DeregisterImage: InvalidAMIID.NotFound: {ami}")))
     }
 }
 
-impl MemoryCloud {
-    /// Registers an image of ours, as Packer would leave it (no release tags).
-    pub fn register_image(&self, name: &str, state: ImageState) -> AmiId {
-        let mut s = self.state();
-        let id = AmiId::parse(&s.id("ami-")).expect("valid id");
-        let created = self.clock.now().to_string();
-        s.images.insert(
-            id.clone(),
-            ("self".into(), Image { id: id.clone(), name: name.into(), state, created, tags: BTreeMap::new(), snapshots: Vec::new() }),
-        );
-        id
-    }
+fn lb_missing(target: &LbTarget) -> Error {
+    missing(format!("{target} does not exist"))
 }
 
 #[async_trait]
@@ -330,7 +351,7 @@ impl Balancer for MemoryCloud {
     async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
         let mut s = self.call("elb:Create")?;
         if network.subnets.is_empty() {
-            return Err(Error::new(ErrorKind::Aws, "elb CreateLoadBalancer: no subnets given"));
+            return Err(Error::aws("elb CreateLoadBalancer: no subnets given"));
         }
         let region = self.region.clone();
         let info = s
@@ -352,7 +373,7 @@ impl Balancer for MemoryCloud {
     async fn register(&self, target: &LbTarget, ids: &[InstanceId], _port: u16) -> Result<()> {
         let mut s = self.call("elb:Register")?;
         if !s.load_balancers.contains_key(target) {
-            return Err(Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first")));
+            return Err(lb_missing(target));
         }
         let now = self.clock.now();
         let members = s.registered.entry(target.clone()).or_default();
@@ -364,6 +385,9 @@ impl Balancer for MemoryCloud {
 
     async fn deregister(&self, target: &LbTarget, ids: &[InstanceId]) -> Result<()> {
         let mut s = self.call("elb:Deregister")?;
+        if !s.load_balancers.contains_key(target) {
+            return Err(lb_missing(target));
+        }
         if let Some(members) = s.registered.get_mut(target) {
             members.retain(|id, _| !ids.contains(id));
         }
@@ -373,7 +397,7 @@ impl Balancer for MemoryCloud {
     async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {
         let s = self.call("elb:DescribeLoadBalancers")?;
         if !s.load_balancers.contains_key(target) {
-            return Err(Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first")));
+            return Err(lb_missing(target));
         }
         Ok(s.registered.get(target).map(|m| m.keys().cloned().collect()).unwrap_or_default())
     }
@@ -381,18 +405,23 @@ impl Balancer for MemoryCloud {
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>> {
         let s = self.call("elb:DescribeHealth")?;
         if !s.load_balancers.contains_key(target) {
-            return Err(Error::not_found(format!("{target} does not exist; run `release provision --env <env>` first")));
+            return Err(lb_missing(target));
         }
         let now = self.clock.now();
-        let running: std::collections::BTreeSet<&InstanceId> =
-            s.instances.iter().filter(|i| i.state == "running").map(|i| &i.id).collect();
+        let running: std::collections::BTreeSet<&InstanceId> = s.instances.iter().filter(|i| i.state == "running").map(|i| &i.id).collect();
         Ok(s.registered
             .get(target)
             .map(|m| {
                 m.iter()
                     .map(|(id, since)| {
-                        let healthy = running.contains(id) && s.healthy_after.is_some_and(|d| now.since(*since) >= d);
-                        let state = if healthy { HealthState::Healthy } else if running.contains(id) { HealthState::Initial } else { HealthState::Unhealthy };
+                        let healthy = running.contains(id) && !s.sick.contains(id) && s.healthy_after.is_some_and(|d| now.since(*since) >= d);
+                        let state = if healthy {
+                            HealthState::Healthy
+                        } else if running.contains(id) {
+                            HealthState::Initial
+                        } else {
+                            HealthState::Unhealthy
+                        };
                         TargetHealth { id: id.clone(), state, reason: None }
                     })
                     .collect()
@@ -408,41 +437,69 @@ impl Dns for MemoryCloud {
         Ok(s.zones.get(&normalize(zone)).map(|(id, _)| id.clone()))
     }
 
-    async fn create_zone(&self, zone: &str) -> Result<ZoneId> {
+    async fn create_zone(&self, zone: &str) -> Result<Zone> {
         let mut s = self.call("route53:CreateHostedZone")?;
         let id = ZoneId(s.id("Z").to_ascii_uppercase());
         s.zones.entry(normalize(zone)).or_insert_with(|| (id, BTreeMap::new()));
-        Ok(s.zones[&normalize(zone)].0.clone())
+        let id = s.zones[&normalize(zone)].0.clone();
+        Ok(Zone { id, name_servers: vec!["ns-1.awsdns-00.com".into(), "ns-2.awsdns-00.net".into()] })
     }
 
     async fn records(&self, zone: &ZoneId, name: &str) -> Result<RecordSet> {
         let s = self.call("route53:ListResourceRecordSets")?;
         let want = normalize(name);
-        let (_, records) = s
-            .zones
-            .values()
-            .find(|(id, _)| id == zone)
-            .ok_or_else(|| Error::aws(format!("route53 ListResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
+        let (_, records) =
+            s.zones.values().find(|(id, _)| id == zone).ok_or_else(|| missing(format!("route53 ListResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
         let weighted = records.values().filter(|r| r.name == want).cloned().collect();
-        // Only release writes records here, so there are never records it does not manage.
-        Ok(RecordSet { weighted, foreign: Vec::new() })
+        let foreign = s
+            .foreign
+            .iter()
+            .filter(|(z, n, _)| z == zone && *n == want)
+            .map(|(_, n, t)| release_core::ports::ForeignRecord { name: n.clone(), record_type: t.clone() })
+            .collect();
+        Ok(RecordSet { weighted, foreign })
     }
 
-    async fn apply(&self, zone: &ZoneId, changes: &[RecordChange], _comment: &str) -> Result<()> {
+    async fn submit(&self, zone: &ZoneId, changes: &[RecordChange], _comment: &str) -> Result<ChangeId> {
         let mut s = self.call("route53:ChangeResourceRecordSets")?;
+        let insync = self.clock.now().add(s.insync_after);
+        let id = s.id("C").to_ascii_uppercase();
         let (_, records) = s
             .zones
             .values_mut()
             .find(|(id, _)| id == zone)
-            .ok_or_else(|| Error::aws(format!("route53 ChangeResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
+            .ok_or_else(|| missing(format!("route53 ChangeResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
         for c in changes {
-            let RecordChange::Upsert(r) = c;
-            let mut r = r.clone();
-            r.name = normalize(&r.name);
-            records.insert((r.name.clone(), r.set_identifier.clone()), r);
+            match c {
+                RecordChange::Upsert(r) => {
+                    let mut r = r.clone();
+                    r.name = normalize(&r.name);
+                    records.insert((r.name.clone(), r.set_identifier.clone()), r);
+                }
+                RecordChange::Delete(r) => {
+                    let key = (normalize(&r.name), r.set_identifier.clone());
+                    match records.get(&key) {
+                        Some(have) if have.weight == r.weight => {
+                            records.remove(&key);
+                        }
+                        _ => return Err(Error::aws(format!("route53 ChangeResourceRecordSets: InvalidChangeBatch: no record {} [{}] with those values", r.name, r.set_identifier))),
+                    }
+                }
+            }
         }
-        Ok(())
+        s.changes.insert(id.clone(), insync);
+        Ok(ChangeId(id))
     }
+
+    async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus> {
+        let s = self.call("route53:GetChange")?;
+        let at = s.changes.get(&change.0).copied().ok_or_else(|| missing(format!("route53 GetChange: NoSuchChange: {}", change.0)))?;
+        Ok(if self.clock.now() >= at { ChangeStatus::InSync } else { ChangeStatus::Pending })
+    }
+}
+
+fn table_missing(table: &str) -> Error {
+    missing(format!("ledger table {table} does not exist"))
 }
 
 #[async_trait]
@@ -460,28 +517,53 @@ impl Ledger for MemoryCloud {
         Ok(())
     }
 
-    async fn put_record(&self, table: &str, record: &Record) -> Result<()> {
+    async fn put_record(&self, table: &str, record: &Record, expect: Expect) -> Result<bool> {
         let mut s = self.call("dynamodb:PutItem")?;
         if !s.tables.iter().any(|t| t == table) {
-            return Err(Error::not_found(format!("ledger table {table} does not exist; run `release provision --env <env>` first")));
+            return Err(table_missing(table));
         }
-        s.ledger
-            .entry(table.to_owned())
-            .or_default()
-            .insert((partition_key(&record.app, &record.env), record.sort_key()), record.clone());
-        Ok(())
+        let key = (partition_key(&record.app, &record.env), record.sort_key());
+        let items = s.ledger.entry(table.to_owned()).or_default();
+        let ok = match (&expect, items.get(&key)) {
+            (Expect::Any, _) => true,
+            (Expect::New, existing) => existing.is_none(),
+            (Expect::Holder(h), Some(existing)) => &existing.holder == h,
+            (Expect::Holder(_), None) => false,
+        };
+        if ok {
+            items.insert(key, record.clone());
+        }
+        Ok(ok)
     }
 
-    async fn records(&self, table: &str, app: &AppName, env: &EnvName, limit: u32) -> Result<Vec<Record>> {
+    async fn records(&self, table: &str, app: &AppName, env: &EnvName, limit: Option<u32>) -> Result<Vec<Record>> {
         let s = self.call("dynamodb:Query")?;
         if !s.tables.iter().any(|t| t == table) {
-            return Err(Error::not_found(format!("ledger table {table} does not exist; run `release provision --env <env>` first")));
+            return Err(table_missing(table));
         }
         let pk = partition_key(app, env);
         Ok(s.ledger
             .get(table)
-            .map(|t| t.iter().rev().filter(|((p, _), _)| *p == pk).take(limit as usize).map(|(_, r)| r.clone()).collect())
+            .map(|t| t.iter().rev().filter(|((p, _), _)| *p == pk).take(limit.map_or(usize::MAX, |l| l as usize)).map(|(_, r)| r.clone()).collect())
             .unwrap_or_default())
+    }
+
+    async fn index_env(&self, table: &str, app: &AppName, env: &EnvName) -> Result<()> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(table_missing(table));
+        }
+        s.index.entry(table.to_owned()).or_default().insert((index_key(app), env.to_string()));
+        Ok(())
+    }
+
+    async fn indexed_envs(&self, table: &str, app: &AppName) -> Result<Vec<EnvName>> {
+        let s = self.call("dynamodb:Query")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(table_missing(table));
+        }
+        let pk = index_key(app);
+        Ok(s.index.get(table).map(|i| i.iter().filter(|(p, _)| *p == pk).filter_map(|(_, e)| EnvName::parse(e).ok()).collect()).unwrap_or_default())
     }
 }
 
@@ -489,6 +571,9 @@ impl Ledger for MemoryCloud {
 impl Lock for MemoryCloud {
     async fn acquire(&self, table: &str, lock: &LockInfo, now: Timestamp) -> Result<Option<LockInfo>> {
         let mut s = self.call("dynamodb:PutItem")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(table_missing(table));
+        }
         let locks = s.locks.entry(table.to_owned()).or_default();
         let pk = partition_key(&lock.app, &lock.env);
         match locks.get(&pk) {
@@ -523,8 +608,22 @@ impl Lock for MemoryCloud {
         Ok(())
     }
 
-    async fn break_lock(&self, table: &str, app: &AppName, env: &EnvName) -> Result<Option<LockInfo>> {
+    async fn holder(&self, table: &str, app: &AppName, env: &EnvName) -> Result<Option<LockInfo>> {
+        let s = self.call("dynamodb:GetItem")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(table_missing(table));
+        }
+        Ok(s.locks.get(table).and_then(|l| l.get(&partition_key(app, env))).cloned())
+    }
+
+    async fn break_lock(&self, table: &str, app: &AppName, env: &EnvName, seen: &ReleaseId) -> Result<bool> {
         let mut s = self.call("dynamodb:DeleteItem")?;
-        Ok(s.locks.entry(table.to_owned()).or_default().remove(&partition_key(app, env)))
+        let locks = s.locks.entry(table.to_owned()).or_default();
+        let pk = partition_key(app, env);
+        if locks.get(&pk).is_some_and(|h| &h.release_id == seen) {
+            locks.remove(&pk);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }

@@ -2,359 +2,470 @@
 //! the invariants of DESIGN §5 that the emulator cannot exercise.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use release_core::clock::Clock;
+use release_core::error::Cause;
 use release_core::ids::CommitSha;
-use release_core::ledger::{Actor, Outcome};
-use release_core::pipeline::{parse, LbTarget, Pipeline};
-use release_core::ports::{tags, HealthState, ImageState};
-use release_core::promote::{promote, Hooks, PromoteOptions, PromoteReport, LOCK_LEASE};
-use release_core::{provision, ErrorKind, Result};
-use release_testkit::memory::MemoryCloud;
+use release_core::ledger::{Action, Outcome};
+use release_core::pipeline::LbTarget;
+use release_core::ports::{tags, HealthState};
+use release_core::promote::PromoteOptions;
+use release_core::runner::LOCK_LEASE;
+use release_core::ErrorKind;
+use release_testkit::fixtures::World;
 
-fn pipeline(count: u32) -> Pipeline {
-    let src = format!(
-        r#"app = "shop"
-[build]
-command = "true"
-artifact = "a.tgz"
-[bake]
-template = "t.pkr.hcl"
-base_ami = "ami-0a1b2c3d4e5f60718"
-[deploy]
-health_timeout = "10m"
-drain = "30s"
-[env.staging]
-vars = {{ APP_ENV = "staging", SECRET = "ssm:/shop/secret" }}
-[env.staging.clusters.staging]
-load_balancer = "shop-staging"
-count = {count}
-[env.prod]
-dns = {{ zone = "shop.test.", record = "www.shop.test." }}
-[env.prod.clusters.blue]
-target_group = "shop-blue"
-count = {count}
-[env.prod.clusters.green]
-target_group = "shop-green"
-count = {count}
-"#
-    );
-    parse(Path::new("pipelines/shop.toml"), Path::new("."), &src, false).expect("valid pipeline")
+fn staging_target() -> LbTarget {
+    LbTarget::ClassicElb("shop-staging".into())
 }
 
-async fn world(count: u32) -> (MemoryCloud, Pipeline) {
-    let m = MemoryCloud::new();
-    let p = pipeline(count);
-    let cloud = m.cloud();
-    for env in &p.envs {
-        let plan = provision::plan(&cloud, &p, env).await.unwrap();
-        provision::apply(&cloud, &p, env, &plan).await.unwrap();
-    }
-    (m, p)
+fn ids(w: &World, cluster: &str) -> BTreeSet<String> {
+    w.instances(cluster).into_iter().map(|i| i.id.to_string()).collect()
 }
 
-/// Registers a complete bake of `n` (a commit made of that digit).
-async fn bake(m: &MemoryCloud, n: char) -> CommitSha {
-    let sha = CommitSha::parse(&n.to_string().repeat(40)).unwrap();
-    let ami = m.register_image(&format!("shop-{}", sha.short()), ImageState::Available);
-    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-    m.cloud()
-        .images
-        .tag(&ami, &[], &[t(tags::APP, "shop"), t(tags::COMMIT, sha.as_str()), t(tags::BAKE_KEY, &format!("key{n}"))])
-        .await
-        .unwrap();
-    sha
-}
-
-fn opts() -> PromoteOptions {
-    PromoteOptions { cluster: None, plan: false, batch: None, poll: Duration::from_secs(5), region: "us-east-1".into() }
-}
-
-static ENTROPY: AtomicU32 = AtomicU32::new(1);
-
-fn actor(name: &str) -> Actor {
-    Actor { name: name.into(), caller: "arn:aws:iam::123456789012:user/test".into(), host: "test-host".into() }
-}
-
-async fn run(m: &MemoryCloud, p: &Pipeline, env: &str, sha: &CommitSha, o: &PromoteOptions, check: &(dyn Fn(&str) -> Result<()> + Send + Sync)) -> Result<PromoteReport> {
-    let progress = |_: &str| {};
-    let hooks = Hooks {
-        actor: actor("alice"),
-        progress: &progress,
-        cancelled: Arc::new(AtomicBool::new(false)),
-        checkpoint: check,
-        entropy: ENTROPY.fetch_add(1, Ordering::SeqCst),
-    };
-    promote(&m.cloud(), p, p.env(env).unwrap(), sha, o, &hooks).await
-}
-
-fn no_check(_: &str) -> Result<()> {
-    Ok(())
-}
-
-/// Live instances of a cluster: (id, commit).
-fn cluster_instances(m: &MemoryCloud, cluster: &str) -> Vec<(String, String)> {
-    m.live_instances()
-        .into_iter()
-        .filter(|i| i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster))
-        .map(|i| (i.id.to_string(), i.tags[tags::COMMIT].clone()))
-        .collect()
-}
-
-fn healthy_registered(m: &MemoryCloud, target: &LbTarget) -> usize {
-    let s = m.state();
+fn healthy_registered(w: &World, target: &LbTarget) -> usize {
+    let s = w.cloud.state();
     let running: BTreeSet<String> = s.instances.iter().filter(|i| i.state == "running").map(|i| i.id.to_string()).collect();
-    let now = m.clock.now();
+    let now = w.cloud.clock.now();
     s.registered
         .get(target)
         .map(|r| r.iter().filter(|(id, since)| running.contains(id.as_str()) && s.healthy_after.is_some_and(|d| now.since(**since) >= d)).count())
         .unwrap_or(0)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn in_place_replacement_never_drops_below_full_healthy_capacity() {
-    let (m, p) = world(3).await;
-    let a = bake(&m, 'a').await;
-    let b = bake(&m, 'b').await;
-    run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-    m.state().healthy_after = Some(Duration::from_secs(60));
-    m.clock.advance(Duration::from_secs(120));
-    let target = LbTarget::ClassicElb("shop-staging".into());
+    let w = World::new(3).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    w.cloud.state().healthy_after = Some(Duration::from_secs(60));
+    w.cloud.clock.advance(Duration::from_secs(120));
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (mm, s2, t2) = (m.clone(), seen.clone(), target.clone());
-    let check = move |step: &str| {
-        let healthy = healthy_registered(&mm, &t2);
-        // Everything registered is running: traffic never reaches an instance that is not up.
-        let s = mm.state();
+    let (mut release, _) = w.release_with("alice", None);
+    let (m, s2) = (w.cloud.clone(), seen.clone());
+    let probe = World { cloud: m, pipeline: w.pipeline.clone(), lines: Default::default() };
+    release.session.checkpoint = Arc::new(move |step: &str| {
+        let healthy = healthy_registered(&probe, &staging_target());
+        let s = probe.cloud.state();
         let running: BTreeSet<String> = s.instances.iter().filter(|i| i.state == "running").map(|i| i.id.to_string()).collect();
-        let registered_not_running = s.registered.get(&t2).map(|r| r.keys().filter(|id| !running.contains(id.as_str())).count()).unwrap_or(0);
-        s2.lock().unwrap().push((step.to_owned(), healthy, registered_not_running));
+        let bad = s.registered.get(&staging_target()).map(|r| r.keys().filter(|id| !running.contains(id.as_str())).count()).unwrap_or(0);
+        s2.lock().unwrap().push((step.to_owned(), healthy, bad));
         Ok(())
-    };
-    let report = run(&m, &p, "staging", &b, &opts(), &check).await.unwrap();
-    assert_eq!(report.outcome, "succeeded");
-    assert_eq!(report.new_instances.len(), 3);
-    assert_eq!(report.retired_instances.len(), 3);
-    for (step, healthy, bad) in seen.lock().unwrap().iter() {
+    });
+    let report = release.promote("staging", &b, &Default::default(), None).await.unwrap();
+    assert_eq!((report.outcome.as_str(), report.new_instances.len(), report.retired_instances.len()), ("succeeded", 3, 3));
+    let seen = seen.lock().unwrap();
+    assert!(seen.len() >= 8, "every step was observed: {seen:?}");
+    for (step, healthy, bad) in seen.iter() {
         assert!(*healthy >= 3, "capacity fell to {healthy} healthy at {step}");
         assert_eq!(*bad, 0, "a registered instance was not running at {step}");
     }
-    let live = cluster_instances(&m, "staging");
-    assert_eq!(live.len(), 3);
-    assert!(live.iter().all(|(_, c)| c == b.as_str()), "{live:?}");
-    let registered: BTreeSet<String> = m.registered(&target).iter().map(ToString::to_string).collect();
-    assert_eq!(registered, live.iter().map(|(id, _)| id.clone()).collect::<BTreeSet<_>>());
-    // The ledger: two promotes, newest first, both succeeded; from -> to.
-    let records = m.cloud().ledger.records("release-ledger", &p.app, &p.envs[0].name, 10).await.unwrap();
+    assert_eq!(w.commits("staging"), vec![b.to_string()]);
+    let registered: BTreeSet<String> = w.cloud.registered(&staging_target()).iter().map(ToString::to_string).collect();
+    assert_eq!(registered, ids(&w, "staging"));
+    let records: Vec<_> = w.records("staging").await.into_iter().filter(|r| r.action_name() == "promote").collect();
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].outcome, Outcome::Succeeded);
-    assert_eq!((records[0].from.as_deref(), records[0].to.as_deref()), (Some(a.as_str()), Some(b.as_str())));
-    assert_eq!(records[0].new_instances.len(), 3);
-    assert_eq!(records[0].retired_instances.len(), 3);
-    assert!(m.state().locks.values().all(|l| l.is_empty()), "lock released");
+    let Action::Promote(p) = &records[0].action else { panic!("a promote record") };
+    assert_eq!((p.from.as_ref(), &p.commit, p.new_instances.len(), p.retired_instances.len()), (Some(&a), &b, 3, 3));
+    assert!(!w.locked(), "lock released");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn health_that_never_arrives_times_out_and_rolls_back_with_old_capacity_untouched() {
-    let (m, p) = world(3).await;
-    let a = bake(&m, 'a').await;
-    let b = bake(&m, 'b').await;
-    run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-    let old: BTreeSet<String> = cluster_instances(&m, "staging").into_iter().map(|(id, _)| id).collect();
-    m.state().healthy_after = None;
-    let start = m.clock.now();
-    let err = run(&m, &p, "staging", &b, &opts(), &no_check).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::DeployFailed);
-    assert!(err.message().contains("only 0 of 3 new instances healthy in load balancer shop-staging after 10m"), "{err}");
-    assert!(err.message().ends_with("the new instances were removed and staging serves what it served before"), "{err}");
-    assert!(m.clock.now().since(start) >= Duration::from_secs(600), "waited the whole health_timeout");
-    let live: BTreeSet<String> = cluster_instances(&m, "staging").into_iter().map(|(id, _)| id).collect();
-    assert_eq!(live, old, "exactly the old fleet is left");
-    let registered: BTreeSet<String> = m.registered(&LbTarget::ClassicElb("shop-staging".into())).iter().map(ToString::to_string).collect();
-    assert_eq!(registered, old, "the old fleet is still registered");
-    let records = m.cloud().ledger.records("release-ledger", &p.app, &p.envs[0].name, 1).await.unwrap();
-    assert_eq!(records[0].outcome, Outcome::Failed);
-    assert!(records[0].detail.as_deref().unwrap_or("").contains("healthy"), "{:?}", records[0].detail);
-    assert!(m.state().locks.values().all(|l| l.is_empty()), "lock released");
-}
-
-#[tokio::test]
-async fn a_call_failing_for_good_rolls_back_and_releases_the_lock() {
-    let (m, p) = world(2).await;
-    let a = bake(&m, 'a').await;
-    let b = bake(&m, 'b').await;
-    run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-    let old: BTreeSet<String> = cluster_instances(&m, "staging").into_iter().map(|(id, _)| id).collect();
-    m.fail("elb:Register", -1);
-    let err = run(&m, &p, "staging", &b, &opts(), &no_check).await.unwrap_err();
+    let w = World::new(3).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let old = ids(&w, "staging");
+    w.cloud.state().healthy_after = None;
+    let start = w.cloud.clock.now();
+    let err = w.promote("staging", &b).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DeployFailed, "{err}");
-    let live: BTreeSet<String> = cluster_instances(&m, "staging").into_iter().map(|(id, _)| id).collect();
-    assert_eq!(live, old);
-    let records = m.cloud().ledger.records("release-ledger", &p.app, &p.envs[0].name, 1).await.unwrap();
-    assert_eq!(records[0].outcome, Outcome::Failed);
-    assert!(m.state().locks.values().all(|l| l.is_empty()), "lock released");
+    assert_eq!(err.rolled_back(), Some(true));
+    assert!(err.message().contains("only 0 of 3 new instances healthy in load balancer shop-staging after 10m"), "{err}");
+    assert!(err.message().ends_with("the 3 new instance(s) were removed and staging serves what it served before"), "{err}");
+    assert!(w.cloud.clock.now().since(start) >= Duration::from_secs(600), "waited the whole health_timeout");
+    assert_eq!(ids(&w, "staging"), old, "exactly the old fleet is left");
+    let registered: BTreeSet<String> = w.cloud.registered(&staging_target()).iter().map(ToString::to_string).collect();
+    assert_eq!(registered, old, "the old fleet is still registered");
+    let r = &w.records("staging").await[0];
+    assert_eq!((r.outcome, r.rolled_back), (Outcome::Failed, Some(true)));
+    assert!(r.detail.as_deref().unwrap_or("").contains("healthy"), "{:?}", r.detail);
+    assert!(!w.locked(), "lock released");
 }
 
-#[tokio::test]
-async fn interruption_rolls_back() {
-    let (m, p) = world(2).await;
-    let a = bake(&m, 'a').await;
-    let b = bake(&m, 'b').await;
-    run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-    let old: BTreeSet<String> = cluster_instances(&m, "staging").into_iter().map(|(id, _)| id).collect();
-    m.state().healthy_after = Some(Duration::from_secs(60));
-    m.clock.advance(Duration::from_secs(1));
-    let cancelled = Arc::new(AtomicBool::new(false));
-    let c2 = cancelled.clone();
-    let check = move |step: &str| {
-        if step == "registered" {
-            c2.store(true, Ordering::SeqCst);
-        }
-        Ok(())
+#[tokio::test(start_paused = true)]
+async fn a_call_failing_for_good_keeps_its_kind_rolls_back_and_releases_the_lock() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let old = ids(&w, "staging");
+    w.cloud.fail("elb:Register", -1);
+    let err = w.promote("staging", &b).await.unwrap_err();
+    // An AWS failure stays an AWS failure (exit 6), not a generic deploy failure.
+    assert_eq!((err.kind(), err.rolled_back()), (ErrorKind::Aws, Some(true)), "{err}");
+    assert!(err.message().contains("the 2 new instance(s) were removed"), "{err}");
+    assert_eq!(ids(&w, "staging"), old);
+    assert_eq!(w.records("staging").await[0].outcome, Outcome::Failed);
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_launch_failing_before_anything_runs_says_nothing_was_launched() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    w.cloud.fail("ec2:RunInstances", -1);
+    let err = w.promote("staging", &b).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Aws);
+    assert!(err.message().contains("nothing was launched"), "it does not claim to have removed anything: {err}");
+    assert!(!err.message().contains("were removed"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_load_balancer_is_not_found_naming_the_environment_to_provision() {
+    let w = World::new(2).await;
+    let a = w.bake('a').await;
+    w.cloud.state().load_balancers.remove(&staging_target());
+    let err = w.promote("staging", &a).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.message(), "load balancer shop-staging of cluster staging does not exist; run `release provision --env staging`");
+    assert!(w.cloud.live_instances().is_empty(), "nothing launched");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_signal_before_the_point_of_no_return_rolls_back() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let old = ids(&w, "staging");
+    w.cloud.state().healthy_after = Some(Duration::from_secs(60));
+    w.cloud.clock.advance(Duration::from_secs(1));
+    let (release, signals) = w.release_with("alice", None);
+    let opts = PromoteOptions::default();
+    let run = release.promote("staging", &b, &opts, None);
+    let interrupt = async {
+        // While it waits for health (simulated time), Ctrl-C.
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        signals.signal();
     };
-    let progress = |_: &str| {};
-    let hooks = Hooks { actor: actor("alice"), progress: &progress, cancelled, checkpoint: &check, entropy: 7 };
-    let err = promote(&m.cloud(), &p, p.env("staging").unwrap(), &b, &opts(), &hooks).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Interrupted);
-    let live: BTreeSet<String> = cluster_instances(&m, "staging").into_iter().map(|(id, _)| id).collect();
-    assert_eq!(live, old);
-    let records = m.cloud().ledger.records("release-ledger", &p.app, &p.envs[0].name, 1).await.unwrap();
-    assert_eq!(records[0].outcome, Outcome::Interrupted);
+    let (result, ()) = tokio::join!(run, interrupt);
+    let err = result.unwrap_err();
+    assert_eq!((err.kind(), err.rolled_back()), (ErrorKind::Interrupted, Some(true)), "{err}");
+    assert_eq!(ids(&w, "staging"), old);
+    assert_eq!(w.records("staging").await[0].outcome, Outcome::Interrupted);
+    let lines = w.lines.lock().unwrap().join("\n");
+    assert!(lines.contains("interrupted: stopping promote"), "{lines}");
+    assert!(!w.locked());
 }
 
-const STEPS: &[&str] = &["locked", "recorded", "launched", "running", "registered", "healthy", "deregistered-old", "drained", "terminated-old", "finished"];
+#[tokio::test(start_paused = true)]
+async fn after_the_point_of_no_return_one_signal_finishes_and_a_second_stops_at_once_resumably() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    // Finish after one signal: the drain (30 s) runs to its end and the promote succeeds.
+    let (release, signals) = w.release_with("alice", None);
+    let opts = PromoteOptions::default();
+    let (result, ()) = tokio::join!(release.promote("staging", &b, &opts, None), async {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        signals.signal();
+    });
+    result.expect("one signal past the point of no return lets it finish");
+    let lines = w.lines.lock().unwrap().join("\n");
+    assert!(lines.contains("the old fleet is already leaving: finishing; Ctrl-C again stops at once"), "{lines}");
+    assert_eq!(w.commits("staging"), vec![b.to_string()]);
 
-#[tokio::test]
+    // Two signals: it stops in the drain, the record stays open, the old instances stay deregistered but alive;
+    // a re-run finishes.
+    let c = w.bake('c').await;
+    let (release, signals) = w.release_with("alice", None);
+    let (result, ()) = tokio::join!(release.promote("staging", &c, &opts, None), async {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        signals.signal();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        signals.signal();
+    });
+    let err = result.unwrap_err();
+    assert_eq!((err.kind(), err.rolled_back()), (ErrorKind::Interrupted, Some(false)), "{err}");
+    let r = &w.records("staging").await[0];
+    assert_eq!(r.outcome, Outcome::Started, "resumable");
+    assert_eq!(w.instances("staging").len(), 4, "new serving, old not yet terminated");
+    assert!(!w.locked(), "the lock is released even so");
+    let again = w.promote("staging", &c).await.expect("a re-run finishes");
+    assert_eq!(again.release_id, r.release_id.to_string(), "it adopted the interrupted release");
+    assert_eq!(w.commits("staging"), vec![c.to_string()]);
+    assert_eq!(w.instances("staging").len(), 2);
+    assert_eq!(w.records("staging").await[0].outcome, Outcome::Succeeded);
+}
+
+const STEPS: &[&str] = &["locked", "recorded", "launched", "running", "registered", "healthy", "deregistered-old", "drained", "terminated-old"];
+
+#[tokio::test(start_paused = true)]
 async fn a_crash_at_every_step_boundary_then_a_rerun_converges_with_nothing_leaked() {
     let mut table = vec![format!("{:<18} {:<28} {:<10} {:>6} {:>7} {:>6}", "crash at", "first run", "re-run", "live", "leaked", "dupes")];
     for step in STEPS.iter().copied() {
-        let (m, p) = world(3).await;
-        let a = bake(&m, 'a').await;
-        let b = bake(&m, 'b').await;
-        run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-        let crash = move |s: &str| if s == step { Err(release_core::Error::new(ErrorKind::Crash, format!("crash at {s}"))) } else { Ok(()) };
-        let first = run(&m, &p, "staging", &b, &opts(), &crash).await;
+        let w = World::new(3).await;
+        let (a, b) = (w.bake('a').await, w.bake('b').await);
+        w.promote("staging", &a).await.unwrap();
+        let (release, _) = w.release_with("alice", Some(step));
+        let first = release.promote("staging", &b, &Default::default(), None).await;
         let first_text = match &first {
             Ok(r) => r.outcome.clone(),
             Err(e) => e.message().to_owned(),
         };
         // A killed process keeps its lock until the lease runs out.
-        m.clock.advance(LOCK_LEASE + Duration::from_secs(1));
-        let rerun = run(&m, &p, "staging", &b, &opts(), &no_check).await.unwrap_or_else(|e| panic!("re-run after a crash at {step}: {e}"));
-        let live = cluster_instances(&m, "staging");
-        let registered: BTreeSet<String> = m.registered(&LbTarget::ClassicElb("shop-staging".into())).iter().map(ToString::to_string).collect();
-        let leaked = live.iter().filter(|(id, _)| !registered.contains(id)).count() + live.iter().filter(|(_, c)| c != b.as_str()).count();
-        let releases: BTreeSet<String> =
-            m.live_instances().iter().filter_map(|i| i.tags.get(tags::RELEASE_ID).cloned()).collect();
+        w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+        let rerun = w.promote("staging", &b).await.unwrap_or_else(|e| panic!("re-run after a crash at {step}: {e}"));
+        let live = w.instances("staging");
+        let registered: BTreeSet<String> = w.cloud.registered(&staging_target()).iter().map(ToString::to_string).collect();
+        let leaked = live.iter().filter(|i| !registered.contains(i.id.as_str())).count() + live.iter().filter(|i| i.tags[tags::COMMIT] != b.as_str()).count();
+        let releases: BTreeSet<String> = w.cloud.live_instances().iter().filter_map(|i| i.tags.get(tags::RELEASE_ID).cloned()).collect();
         table.push(format!("{step:<18} {first_text:<28} {:<10} {:>6} {:>7} {:>6}", rerun.outcome, live.len(), leaked, releases.len() - 1));
         assert_eq!(live.len(), 3, "crash at {step}: {live:?}");
         assert_eq!(leaked, 0, "crash at {step}: leaked {live:?} vs registered {registered:?}");
         assert_eq!(releases.len(), 1, "crash at {step}: one fleet, not several: {releases:?}");
-        let records = m.cloud().ledger.records("release-ledger", &p.app, &p.envs[0].name, 10).await.unwrap();
-        let of_b: Vec<_> = records.iter().filter(|r| r.commit.as_deref() == Some(b.as_str())).collect();
+        let records = w.records("staging").await;
+        let of_b: Vec<_> = records.iter().filter(|r| r.commit() == Some(&b)).collect();
         assert!(of_b.iter().any(|r| r.outcome == Outcome::Succeeded), "crash at {step}: the ledger tells the story: {of_b:#?}");
         assert!(of_b.iter().all(|r| r.outcome != Outcome::Started), "crash at {step}: nothing left unfinished");
+        assert!(!w.locked());
     }
     println!("promote crash points tried in memory: {}, leaks found: 0\n{}", STEPS.len(), table.join("\n"));
 }
 
-#[tokio::test]
-async fn two_concurrent_promotes_exactly_one_proceeds() {
-    let (m, p) = world(2).await;
-    let a = bake(&m, 'a').await;
-    let b = bake(&m, 'b').await;
-    m.state().healthy_after = Some(Duration::from_secs(30));
-    let o = opts();
-    let (first, second) = tokio::join!(run(&m, &p, "staging", &a, &o, &no_check), run(&m, &p, "staging", &b, &o, &no_check));
-    let results = [first, second];
-    let ok = results.iter().filter(|r| r.is_ok()).count();
-    let held: Vec<&release_core::Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert_eq!(ok, 1, "{results:?}");
-    assert_eq!(held.len(), 1);
-    assert_eq!(held[0].kind(), ErrorKind::LockHeld);
-    assert!(held[0].message().starts_with("environment staging is locked by alice since "), "{}", held[0]);
-    assert_eq!(cluster_instances(&m, "staging").len(), 2, "one fleet");
+#[tokio::test(start_paused = true)]
+async fn after_a_crash_the_commit_already_running_is_not_replaced_and_leftovers_are_cleaned() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let serving = ids(&w, "staging");
+    // A promote of b dies after launching its instances.
+    let (release, _) = w.release_with("alice", Some("launched"));
+    release.promote("staging", &b, &Default::default(), None).await.unwrap_err();
+    w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+    assert_eq!(w.instances("staging").len(), 4);
+    // Now a promote of a, which staging still runs healthy: nothing is replaced; b's instances go.
+    let r = w.promote("staging", &a).await.unwrap();
+    assert_eq!(r.outcome, "noop", "{r:?}");
+    assert_eq!(r.cleaned.len(), 2);
+    assert_eq!(ids(&w, "staging"), serving, "the healthy fleet of a is untouched");
+    assert_eq!(w.records("staging").await.iter().find(|r| r.commit() == Some(&b)).map(|r| r.outcome), Some(Outcome::Abandoned));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn two_concurrent_promotes_exactly_one_proceeds() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.cloud.state().healthy_after = Some(Duration::from_secs(30));
+    let (first, second) = tokio::join!(w.promote("staging", &a), w.promote("staging", &b));
+    let results = [first, second];
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let held: Vec<&release_core::Error> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(held[0].kind(), ErrorKind::LockHeld);
+    assert!(held[0].message().starts_with("environment staging is locked by alice since "), "{}", held[0]);
+    assert_eq!(w.instances("staging").len(), 2, "one fleet");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_is_renewed_while_a_long_wait_goes_on() {
+    let w = World::new(2).await;
+    let a = w.bake('a').await;
+    // Health takes 9 minutes: far longer than the 2-minute lease.
+    w.cloud.state().healthy_after = Some(Duration::from_secs(540));
+    let (promote, intruder) = tokio::join!(w.promote("staging", &a), async {
+        for minute in 1..=8u64 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let err = w.promote("staging", &a).await.expect_err("the lock is alive");
+            assert_eq!(err.kind(), ErrorKind::LockHeld, "minute {minute}: {err}");
+        }
+    });
+    promote.expect("the long promote finishes under its lock");
+    let _ = intruder;
+    let renewals = w.cloud.state().calls.get("dynamodb:PutItem").copied().unwrap_or(0);
+    assert!(renewals >= 16, "renewed from its own task, about every 30 s: {renewals} puts");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_lock_is_noticed_the_holder_cleans_up_records_lost_lock_and_exits_5() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let old = ids(&w, "staging");
+    w.cloud.state().healthy_after = Some(Duration::from_secs(300));
+    let bob = w.release("bob");
+    let (first, refused, broken) = tokio::join!(w.promote("staging", &b), async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        // A live lock is not broken without --force.
+        bob.unlock("staging", false, &|_| false).await
+    }, async {
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        bob.unlock("staging", true, &|_| false).await
+    });
+    let refused = refused.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::LockHeld);
+    assert!(refused.message().contains("the lock of env staging is alive: alice holds it"), "{refused}");
+    assert!(broken.unwrap().broken);
+    let err = first.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockHeld, "{err}");
+    assert!(err.message().contains("lost the lock of env staging: it was broken"), "{err}");
+    assert_eq!(ids(&w, "staging"), old, "its new instances were removed, the old ones serve");
+    let r = &w.records("staging").await[0];
+    assert_eq!(r.outcome, Outcome::LostLock, "{r:?}");
+    assert!(r.detail.as_deref().unwrap_or("").contains("lost the lock"), "{r:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn blue_green_goes_to_the_idle_cluster_and_refuses_the_live_one() {
-    let (m, p) = world(2).await;
-    let a = bake(&m, 'a').await;
-    let report = run(&m, &p, "prod", &a, &opts(), &no_check).await.unwrap();
-    assert_eq!(report.cluster, "green", "blue is live after provision");
-    assert!(cluster_instances(&m, "blue").is_empty(), "the live cluster is untouched");
-    let o = PromoteOptions { cluster: Some("blue".into()), ..opts() };
-    let err = run(&m, &p, "prod", &a, &o, &no_check).await.unwrap_err();
+    let w = World::new(2).await;
+    let a = w.bake('a').await;
+    let report = w.promote("prod", &a).await.unwrap();
+    assert_eq!(report.cluster.as_str(), "green", "blue is live after provision");
+    assert!(w.instances("blue").is_empty(), "the live cluster is untouched");
+    let o = PromoteOptions { cluster: Some("blue".into()), ..Default::default() };
+    let err = w.release("alice").promote("prod", &a, &o, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused);
     assert!(err.message().starts_with("cluster blue is live"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
+async fn a_cluster_switched_away_from_moments_ago_is_replaced_only_after_settle() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.deploy_prod(&a).await; // green live
+    let before = w.cloud.clock.now();
+    // blue was live until now (the switch): a promote to it waits settle (2m) first.
+    let r = w.promote("prod", &b).await.unwrap();
+    assert_eq!(r.cluster.as_str(), "blue");
+    let records = w.records("prod").await;
+    let started = records[0].started;
+    assert!(started.since(before) >= Duration::from_secs(0));
+    let launched_after = w.cloud.clock.now().since(before);
+    assert!(launched_after >= Duration::from_secs(120), "waited settle: {launched_after:?}");
+    let lines = w.lines.lock().unwrap().join("\n");
+    assert!(lines.contains("blue stopped taking traffic moments ago"), "{lines}");
+    // With --force it does not wait, and the record says so.
+    let c = w.bake('c').await;
+    w.release("alice").switch("blue", &Default::default(), None).await.unwrap();
+    let t0 = w.cloud.clock.now();
+    let o = PromoteOptions { force: true, ..Default::default() };
+    let r = w.release("alice").promote("prod", &c, &o, None).await.unwrap();
+    assert_eq!(r.cluster.as_str(), "green");
+    assert!(r.forced);
+    assert!(w.cloud.clock.now().since(t0) < Duration::from_secs(60), "did not wait");
+    assert!(w.records("prod").await[0].forced);
+}
+
+#[tokio::test(start_paused = true)]
 async fn batches_replace_n_at_a_time_without_losing_capacity() {
-    let (m, p) = world(4).await;
-    let a = bake(&m, 'a').await;
-    let b = bake(&m, 'b').await;
-    run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-    let target = LbTarget::ClassicElb("shop-staging".into());
+    let w = World::new(4).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
     let peak = Arc::new(Mutex::new((usize::MAX, 0usize)));
-    let (mm, pk, t2) = (m.clone(), peak.clone(), target.clone());
-    let check = move |_: &str| {
-        let healthy = healthy_registered(&mm, &t2);
-        let live = mm.live_instances().len();
+    let (mut release, _) = w.release_with("alice", None);
+    let probe = World { cloud: w.cloud.clone(), pipeline: w.pipeline.clone(), lines: Default::default() };
+    let pk = peak.clone();
+    release.session.checkpoint = Arc::new(move |_: &str| {
+        let healthy = healthy_registered(&probe, &staging_target());
+        let live = probe.cloud.live_instances().len();
         let mut p = pk.lock().unwrap();
         *p = (p.0.min(healthy), p.1.max(live));
         Ok(())
-    };
-    let o = PromoteOptions { batch: Some(2), ..opts() };
-    let report = run(&m, &p, "staging", &b, &o, &check).await.unwrap();
+    });
+    let o = PromoteOptions { batch: Some(2), ..Default::default() };
+    let report = release.promote("staging", &b, &o, None).await.unwrap();
     assert_eq!((report.new_instances.len(), report.retired_instances.len()), (4, 4));
     let (min_healthy, max_live) = *peak.lock().unwrap();
     assert!(min_healthy >= 4, "capacity fell to {min_healthy}");
     assert_eq!(max_live, 6, "at most count + batch instances at once");
-    let health = m.cloud().balancer.health(&target).await.unwrap();
+    let health = w.cloud.cloud().balancer.health(&staging_target()).await.unwrap();
     assert!(health.iter().all(|h| h.state == HealthState::Healthy) && health.len() == 4);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn calls_do_not_grow_with_the_fleet() {
     let mut counts = Vec::new();
     for n in [10u32, 200] {
-        let (m, p) = world(n).await;
-        let a = bake(&m, 'a').await;
-        let b = bake(&m, 'b').await;
-        run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-        m.state().calls.clear();
-        run(&m, &p, "staging", &b, &opts(), &no_check).await.unwrap();
-        let calls = m.state().calls.clone();
+        let w = World::new(n).await;
+        let (a, b) = (w.bake('a').await, w.bake('b').await);
+        w.promote("staging", &a).await.unwrap();
+        w.cloud.state().calls.clear();
+        w.promote("staging", &b).await.unwrap();
+        let calls = w.cloud.state().calls.clone();
         counts.push((n, calls.values().sum::<u64>(), calls));
     }
     println!("port calls of a promote replacing N instances: {counts:#?}");
     assert_eq!(counts[0].1, counts[1].1, "calls grew with N: {counts:#?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_ami_for_the_commit_is_not_found_and_changes_nothing() {
-    let (m, p) = world(2).await;
+    let w = World::new(2).await;
     let sha = CommitSha::parse(&"c".repeat(40)).unwrap();
-    let err = run(&m, &p, "staging", &sha, &opts(), &no_check).await.unwrap_err();
+    let err = w.promote("staging", &sha).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(err.message(), format!("no AMI for cccccccccccc; run `release bake {sha}`"));
-    assert!(m.live_instances().is_empty());
+    assert!(w.cloud.live_instances().is_empty());
+    assert!(w.records("staging").await.iter().all(|r| r.action_name() != "promote"), "no record for a promote that never started");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn user_data_carries_the_variables_and_only_references_to_secrets() {
-    let (m, p) = world(1).await;
-    let a = bake(&m, 'a').await;
-    run(&m, &p, "staging", &a, &opts(), &no_check).await.unwrap();
-    let s = m.state();
+    let w = World::new(1).await;
+    let a = w.bake('a').await;
+    w.promote("staging", &a).await.unwrap();
+    let s = w.cloud.state();
     let ud = s.user_data.values().next().unwrap();
     assert!(ud.contains("APP_ENV=\"staging\""), "{ud}");
     assert!(ud.contains(&format!("RELEASE_COMMIT=\"{a}\"")), "{ud}");
     assert!(ud.contains("--name '/shop/secret'"), "the ssm reference is resolved at boot: {ud}");
     assert!(!ud.contains("ssm:/shop/secret"), "{ud}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_is_written_into_the_record_at_each_poll_not_per_instance() {
+    let w = World::new(50).await;
+    let a = w.bake('a').await;
+    w.cloud.state().healthy_after = Some(Duration::from_secs(30));
+    let (promote, seen) = tokio::join!(w.promote("staging", &a), async {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        w.records("staging").await.into_iter().next()
+    });
+    promote.unwrap();
+    let r = seen.expect("a record while it runs");
+    assert_eq!(r.outcome, Outcome::Started);
+    let p = r.progress.expect("progress in the record");
+    assert_eq!(p.phase, "waiting-healthy");
+    assert_eq!(p.instances.len(), 50, "each instance's state");
+    assert!(p.instances.values().all(|s| s == "registered"), "{:?}", p.instances);
+    assert_eq!(p.waiting_for.as_deref(), Some("healthy 0/50"));
+    // The finished record carries no stale progress.
+    assert!(w.records("staging").await[0].progress.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stray_of_another_app_in_the_load_balancer_is_refused() {
+    let w = World::new(2).await;
+    let a = w.bake('a').await;
+    let cloud = w.cloud.cloud();
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    let base = release_core::ids::AmiId::parse("ami-0a1b2c3d4e5f60718").unwrap();
+    let spec = release_core::ports::LaunchSpec {
+        ami: base,
+        instance_type: "t3.micro".into(),
+        subnet: net.subnets[0].id.clone(),
+        security_groups: vec![],
+        count: 1,
+        user_data: String::new(),
+        tags: vec![(tags::APP.into(), "other".into())],
+        client_token: "x".into(),
+    };
+    let foreign = cloud.fleet.launch(&spec).await.unwrap();
+    cloud.balancer.register(&staging_target(), &foreign, 8080).await.unwrap();
+    let err = w.promote("staging", &a).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(err.message().contains(&format!("serves instances that are not shop's: {} (app other)", foreign[0])), "{err}");
+    assert!(w.instances("staging").is_empty(), "nothing launched");
+    let _ = Cause::Missing;
 }

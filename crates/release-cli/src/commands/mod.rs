@@ -1,10 +1,14 @@
 //! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
 
 mod bake;
+mod history;
 mod promote;
 mod provision;
+mod rollback;
 mod stages;
+mod status;
 mod switch;
+mod unlock;
 mod validate;
 
 use release_core::Result;
@@ -21,21 +25,19 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Test { sha } => stages::test(g, out, sha).await,
         Command::Bake { sha, force } => bake::run(g, out, sha, *force).await,
         Command::Images => bake::images(g, out).await,
-        Command::Promote { sha, env, cluster, plan, batch } => {
-            promote::run(g, out, sha, env, cluster.as_deref(), *plan, *batch).await
+        Command::Promote { sha, env, cluster, plan, batch, force } => {
+            promote::run(g, out, promote::Args { rev: sha, env, cluster: cluster.as_deref(), plan: *plan, batch: *batch, force: *force }).await
         }
-        Command::Unlock { env } => promote::unlock(g, out, env).await,
+        Command::Unlock { env, force } => unlock::run(g, out, env, *force).await,
         Command::IamPolicy => {
             let pipeline = crate::context::load_pipeline(g)?;
             let policy = release_aws::iam::policy(&pipeline);
-            out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policy": policy }), || {
-                serde_json::to_string_pretty(&policy).unwrap_or_default()
-            });
+            out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policy": policy }), || serde_json::to_string_pretty(&policy).unwrap_or_default());
             Ok(())
         }
-        Command::Switch { cluster, weight, plan, force } => switch::switch(g, out, cluster, *weight, *plan, *force).await,
-        Command::Status { env } => switch::status(g, out, env.as_deref()).await,
-        Command::Rollback { env } => switch::rollback(g, out, env).await,
-        Command::History { env, limit } => switch::history(g, out, env.as_deref(), *limit).await,
+        Command::Switch { cluster, weight, plan, force } => switch::run(g, out, cluster, *weight, *plan, *force).await,
+        Command::Status { env } => status::run(g, out, env.as_deref()).await,
+        Command::Rollback { env, plan } => rollback::run(g, out, env, *plan).await,
+        Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
     }
 }

@@ -1,110 +1,106 @@
-//! `release promote <sha> --env ENV [--cluster C] [--plan] [--batch N]` and `release unlock --env ENV`.
+//! `release promote <sha> --env ENV [--cluster C] [--plan] [--batch N] [--force]`.
 
-use std::time::Duration;
-
-use release_core::promote::{self, Hooks, PromoteOptions};
+use release_core::ids::short_sha;
+use release_core::promote::plan::PlanKind;
+use release_core::promote::{PromoteOptions, PromotePlan, PromoteReport};
 use release_core::{Error, Result};
 
 use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
-pub async fn run(g: &Global, out: &Output, rev: &str, env: &str, cluster: Option<&str>, plan: bool, batch: Option<u32>) -> Result<()> {
-    if batch == Some(0) {
+pub struct Args<'a> {
+    pub rev: &'a str,
+    pub env: &'a str,
+    pub cluster: Option<&'a str>,
+    pub plan: bool,
+    pub batch: Option<u32>,
+    pub force: bool,
+}
+
+pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
+    if a.batch == Some(0) {
         return Err(Error::input("--batch must be at least 1"));
     }
     let pipeline = context::load_pipeline(g)?;
-    let environment = pipeline.env(env)?;
-    let commit = context::resolve_commit(rev).await?;
-    let aws = context::connect(g, &pipeline).await?;
-    let calls = aws.calls();
-    let region = aws.region().to_owned();
-    let actor = context::actor(&aws).await?;
-    let cloud = aws.cloud();
-    if !plan && environment.dns.is_some() {
-        context::confirm(g, &format!("promote {} to the idle cluster of {}?", commit.short(), environment.name))?;
+    let environment = pipeline.env(a.env)?.clone();
+    let c = context::connected(g, pipeline, "promote", context::Writes::Ledger).await?;
+    let commit = context::resolve_commit(a.rev, Some(&c.release)).await?;
+    let opts = PromoteOptions { cluster: a.cluster.map(str::to_owned), batch: a.batch, force: a.force, region: c.region.clone() };
+    if a.plan {
+        let plan = c.release.plan_promote(a.env, &commit, &opts).await?;
+        let mut report = release_core::promote::apply::report(&plan, "planned");
+        report.retired_instances = plan.retire.clone();
+        let mut doc = serde_json::to_value(&report).unwrap_or_default();
+        doc["ok"] = true.into();
+        doc["plan"] = serde_json::to_value(&plan).unwrap_or_default();
+        context::add_calls(&mut doc, &c.calls);
+        out.result(&doc, || plan_text(&plan));
+        return Ok(());
     }
-    let progress = |line: &str| eprintln!("promote: {line}");
-    let hooks = Hooks {
-        actor,
-        progress: &progress,
-        cancelled: context::cancellation(),
-        checkpoint: &context::crash_hook,
-        entropy: entropy(),
+    // The plan applied is always made again under the lock; one made before is only for the question.
+    let shown = if environment.is_blue_green() && context::will_ask(g) {
+        let plan = c.release.plan_promote(a.env, &commit, &opts).await?;
+        if plan.kind == PlanKind::Deploy {
+            context::confirm(g, &format!("{}?", plan.summary))?;
+        }
+        Some(plan)
+    } else {
+        None
     };
-    let opts = PromoteOptions { cluster: cluster.map(str::to_owned), plan, batch, poll: poll_interval(), region };
-    let report = promote::promote(&cloud, &pipeline, environment, &commit, &opts, &hooks).await?;
+    let report = c.release.promote(a.env, &commit, &opts, shown.as_ref()).await?;
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
-    context::add_calls(&mut doc, &calls);
+    context::add_calls(&mut doc, &c.calls);
     let total = doc["api_calls_total"].as_u64().unwrap_or(0);
-    out.result(&doc, || match report.outcome.as_str() {
-        "planned" => {
-            let mut s = format!(
-                "plan: promote {} ({}) to {}/{}: launch {} instance(s) in {} subnet(s)",
-                report.commit.short(),
-                report.ami,
-                report.env,
-                report.cluster,
-                report.launches.iter().map(|l| l.count).sum::<u32>(),
-                report.launches.len()
-            );
-            for l in &report.launches {
-                s.push_str(&format!("\n  + {} x{} ({})", l.subnet, l.count, l.availability_zone));
-            }
-            s.push_str(&format!(
-                "\n  then register them in the load balancer, wait until healthy, and retire {} old instance(s)\nnothing was changed (--plan)",
-                report.retired_instances.len()
-            ));
-            s
-        }
-        "noop" => format!("{}/{} already runs {}; nothing to do", report.env, report.cluster, report.commit.short()),
+    out.result(&doc, || report_text(&report, total));
+    Ok(())
+}
+
+fn plan_text(plan: &PromotePlan) -> String {
+    let mut s = format!("plan: {}", plan.summary);
+    for l in &plan.launches {
+        s.push_str(&format!("\n  + {} x{} ({})", l.subnet, l.count, l.availability_zone));
+    }
+    for i in &plan.retire {
+        s.push_str(&format!("\n  - {i} (old)"));
+    }
+    for st in &plan.strays {
+        s.push_str(&format!("\n  - {} (stray)", st.describe()));
+    }
+    for i in &plan.cleanup {
+        s.push_str(&format!("\n  x {i} (left by a failed or unfinished release)"));
+    }
+    if let Some(t) = plan.settle_until {
+        s.push_str(&format!("\n  waits until {t}: {} took live traffic until recently (settle; --force skips)", plan.cluster));
+    }
+    s.push_str("\nnothing was changed (--plan)");
+    s
+}
+
+fn report_text(r: &PromoteReport, calls: u64) -> String {
+    match r.outcome.as_str() {
+        "noop" if r.cleaned.is_empty() => format!("{}/{} already runs {}; nothing to do", r.env, r.cluster, short_sha(r.commit.as_str())),
+        "noop" => format!("{}/{} already runs {}; removed {} leftover instance(s)", r.env, r.cluster, short_sha(r.commit.as_str()), r.cleaned.len()),
+        "completed" => format!(
+            "{}/{} already runs {}: closed the record of unfinished release {} (its fleet was serving)",
+            r.env,
+            r.cluster,
+            short_sha(r.commit.as_str()),
+            r.release_id
+        ),
         _ => format!(
-            "promoted {} ({}) to {}/{} in {:.1}s: {} new, {} retired (release {}, {} AWS calls)",
-            report.commit.short(),
-            report.ami,
-            report.env,
-            report.cluster,
-            report.seconds.get("total").copied().unwrap_or_default(),
-            report.new_instances.len(),
-            report.retired_instances.len(),
-            report.release_id,
-            total
+            "promoted {} ({}) to {}/{} in {:.1}s: {} new, {} retired{} (release {}, {} AWS calls)",
+            short_sha(r.commit.as_str()),
+            r.ami,
+            r.env,
+            r.cluster,
+            r.seconds.get("total").copied().unwrap_or_default(),
+            r.new_instances.len(),
+            r.retired_instances.len(),
+            if r.strays_retired.is_empty() { String::new() } else { format!(", {} stray(s) retired", r.strays_retired.len()) },
+            r.release_id,
+            calls
         ),
-    });
-    Ok(())
-}
-
-pub async fn unlock(g: &Global, out: &Output, env: &str) -> Result<()> {
-    let pipeline = context::load_pipeline(g)?;
-    let environment = pipeline.env(env)?;
-    let aws = context::connect(g, &pipeline).await?;
-    let calls = aws.calls();
-    let cloud = aws.cloud();
-    let held = cloud.lock.break_lock(&pipeline.ledger_table, &pipeline.app, &environment.name).await?;
-    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "env": environment.name, "was_held_by": held });
-    context::add_calls(&mut doc, &calls);
-    out.result(&doc, || match &held {
-        Some(l) => format!(
-            "unlocked env {}: it was held by {} since {} (release {}, host {}, lease until {})",
-            l.env, l.holder, l.acquired, l.release_id, l.host, l.expires
-        ),
-        None => format!("env {} was not locked; nothing to do", environment.name),
-    });
-    Ok(())
-}
-
-/// How often waits poll AWS; `RELEASE_POLL_SECONDS` overrides (tests and the demo use short ones).
-pub fn poll_interval() -> Duration {
-    std::env::var("RELEASE_POLL_SECONDS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0 && *s <= 60.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(5))
-}
-
-pub fn entropy() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    nanos ^ std::process::id().rotate_left(16)
+    }
 }

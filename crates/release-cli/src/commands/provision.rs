@@ -1,6 +1,5 @@
-//! `release provision --env ENV [--plan]`: create what the environment needs, idempotently.
+//! `release provision --env ENV [--plan]`: create what the environment needs, idempotently, under its lock.
 
-use release_core::provision;
 use release_core::Result;
 
 use crate::args::Global;
@@ -9,38 +8,39 @@ use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
-    let environment = pipeline.env(env)?;
-    let aws = context::connect(g, &pipeline).await?;
-    let region = aws.region().to_owned();
-    let calls = aws.calls();
-    let cloud = aws.cloud();
-    let plan = provision::plan(&cloud, &pipeline, environment).await?;
-    let label = format!("{}/{}", pipeline.app, environment.name);
-    if !plan_only && !plan.actions.is_empty() {
-        for a in &plan.actions {
-            out.progress(format!("{label}: {a}"));
-        }
-        provision::apply(&cloud, &pipeline, environment, &plan).await?;
-    }
+    let environment = pipeline.env(env)?.clone();
+    let c = context::connected(g, pipeline, "provision", context::Writes::Ledger).await?;
+    let label = format!("{}/{}", c.release.pipeline.app, environment.name);
+    let plan = if plan_only { c.release.plan_provision(env).await? } else { c.release.provision(env).await? };
     let changed = !plan_only && !plan.actions.is_empty();
     let mut doc = serde_json::json!({
         "ok": true,
-        "app": pipeline.app,
+        "app": c.release.pipeline.app,
         "env": environment.name,
-        "region": region,
+        "region": c.region,
         "plan": plan_only,
         "changed": changed,
         "actions": plan.actions,
+        "notes": plan.notes,
+        "name_servers": plan.name_servers,
     });
-    context::add_calls(&mut doc, &calls);
+    context::add_calls(&mut doc, &c.calls);
     out.result(&doc, || {
-        if plan.actions.is_empty() {
-            return format!("{label}: everything exists; nothing to do");
+        let mut s = if plan.actions.is_empty() {
+            format!("{label}: everything exists; nothing to do\n")
+        } else {
+            let verb = if plan_only { "would" } else { "did" };
+            let mut s = format!("{label}: {} action{} ({verb}):\n", plan.actions.len(), if plan.actions.len() == 1 { "" } else { "s" });
+            for a in &plan.actions {
+                s.push_str(&format!("  + {a}\n"));
+            }
+            s
+        };
+        for n in &plan.notes {
+            s.push_str(&format!("  note: {n}\n"));
         }
-        let verb = if plan_only { "would" } else { "did" };
-        let mut s = format!("{label}: {} action{} ({verb}):\n", plan.actions.len(), if plan.actions.len() == 1 { "" } else { "s" });
-        for a in &plan.actions {
-            s.push_str(&format!("  + {a}\n"));
+        if !plan.name_servers.is_empty() {
+            s.push_str(&format!("  the new hosted zone's name servers (delegate the domain to them): {}\n", plan.name_servers.join(", ")));
         }
         if plan_only {
             s.push_str("nothing was changed (--plan)\n");

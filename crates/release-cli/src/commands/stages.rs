@@ -41,7 +41,7 @@ pub async fn export_commit(g: &Global, out: &Output, rev: &str) -> Result<Commit
     if !in_export.is_file() {
         return Err(Error::not_found(format!("{} does not exist at commit {}; commit it first", rel.display(), sha.short())));
     }
-    let pipeline = pipeline::load_file(&in_export).map_err(|diags| {
+    let pipeline = pipeline::load_for_bake(&in_export).map_err(|diags| {
         Error::input(format!("{} at commit {} is not valid; fix it in a new commit", rel.display(), sha.short()))
             .with_details(diags.iter().map(|d| d.to_string().replace(&export.dir.display().to_string(), "<commit>")).collect())
     })?;

@@ -20,15 +20,20 @@ struct FileReport {
 
 pub fn run(g: &Global, out: &Output) -> Result<()> {
     let files = context::selected_files(g)?;
+    // Check across the directory (a load balancer used by two apps), reporting on the selected files.
+    let mut all: Vec<std::path::PathBuf> = files.iter().flat_map(|f| context::siblings(f)).collect();
+    all.sort();
+    all.dedup();
+    let loaded = pipeline::load_dir(&all);
     let mut reports = Vec::new();
-    for file in &files {
-        let report = match pipeline::load_file(file) {
+    for (file, result) in loaded.into_iter().filter(|(f, _)| files.contains(f)) {
+        let report = match result {
             Ok(p) => FileReport {
                 file: file.display().to_string(),
                 ok: true,
                 app: Some(p.app.to_string()),
                 environments: p.envs.iter().map(|e| e.name.to_string()).collect(),
-                clusters: p.envs.iter().flat_map(|e| e.clusters.iter().map(|c| c.name.to_string())).collect(),
+                clusters: p.envs.iter().flat_map(|e| e.clusters().iter().map(|c| c.name.to_string())).collect(),
                 problems: Vec::new(),
             },
             Err(problems) => FileReport {

@@ -1,240 +1,43 @@
-//! Pipeline files (`pipelines/<app>.toml`, DESIGN §3): parsed with spans so that every problem is reported at its
-//! file:line:col with a fix hint, all of them at once rather than the first only.
+//! The pipeline file parser: `toml_edit` with spans, so that every problem is reported at its file:line:col with a
+//! fix hint, all of them at once rather than the first only. It builds the model of the parent module.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
 use toml_edit::{ImDocument, Item, Table, TableLike};
 
+use super::{
+    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget, Pipeline,
+    TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
+};
 use crate::clock::{format_duration, parse_duration};
-use crate::error::{Error, ErrorKind};
 use crate::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
 
-pub const DEFAULT_LEDGER_TABLE: &str = "release-ledger";
-pub const MAX_COUNT: i64 = 1000;
 const HEALTH_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(6 * 3600));
 const DRAIN_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
-
-/// One problem in a pipeline file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Diagnostic {
-    pub file: PathBuf,
-    pub line: usize,
-    pub col: usize,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
-        if let Some(hint) = &self.hint {
-            write!(f, "; fix: {hint}")?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Pipeline {
-    /// The file this was read from.
-    pub file: PathBuf,
-    /// Relative paths in the file (template, artifact) are relative to this directory: the one holding `pipelines/`.
-    pub root: PathBuf,
-    pub app: AppName,
-    pub region: Option<String>,
-    /// The DynamoDB table holding the ledger and the locks; `release-ledger` unless set.
-    pub ledger_table: String,
-    pub build: BuildStage,
-    pub test: Option<TestStage>,
-    pub bake: BakeSpec,
-    pub deploy: DeploySettings,
-    pub envs: Vec<Environment>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BuildStage {
-    pub command: String,
-    pub artifact: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TestStage {
-    pub command: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
-pub enum BaseAmi {
-    Id(AmiId),
-    NameFilter(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BakeSpec {
-    pub template: String,
-    pub base_ami: BaseAmi,
-    pub base_owners: Vec<String>,
-    pub instance_type: String,
-    pub vars: BTreeMap<String, String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DeploySettings {
-    pub instance_type: String,
-    #[serde(serialize_with = "ser_duration")]
-    pub health_timeout: Duration,
-    #[serde(serialize_with = "ser_duration")]
-    pub drain: Duration,
-    pub subnets: Vec<String>,
-    pub security_groups: Vec<String>,
-    /// The port the service listens on; load balancers forward to it and health-check it.
-    pub port: u16,
-    /// The HTTP path the load balancer health-checks.
-    pub health_path: String,
-}
-
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_duration(*d))
-}
-
-impl Default for DeploySettings {
-    fn default() -> Self {
-        Self {
-            instance_type: "t3.micro".into(),
-            health_timeout: Duration::from_secs(600),
-            drain: Duration::from_secs(30),
-            subnets: Vec::new(),
-            security_groups: Vec::new(),
-            port: 8080,
-            health_path: "/health".into(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Environment {
-    pub name: EnvName,
-    pub vars: BTreeMap<String, String>,
-    pub dns: Option<DnsSettings>,
-    pub clusters: Vec<Cluster>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct DnsSettings {
-    pub zone: String,
-    pub record: String,
-    pub ttl: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Cluster {
-    pub name: ClusterName,
-    pub target: LbTarget,
-    pub count: u32,
-    /// `[deploy]` with this cluster's overrides applied.
-    pub deploy: DeploySettings,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
-pub enum LbTarget {
-    /// A classic ELB, by name.
-    ClassicElb(String),
-    /// An ELBv2 target group, by name (provision creates an ALB and listener of the same name in front of it).
-    TargetGroup(String),
-}
-
-impl LbTarget {
-    pub fn name(&self) -> &str {
-        match self {
-            LbTarget::ClassicElb(n) | LbTarget::TargetGroup(n) => n,
-        }
-    }
-}
-
-impl fmt::Display for LbTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LbTarget::ClassicElb(n) => write!(f, "load balancer {n}"),
-            LbTarget::TargetGroup(n) => write!(f, "target group {n}"),
-        }
-    }
-}
-
-impl Pipeline {
-    pub fn env(&self, name: &str) -> Result<&Environment, Error> {
-        self.envs.iter().find(|e| e.name.as_str() == name).ok_or_else(|| {
-            let known: Vec<&str> = self.envs.iter().map(|e| e.name.as_str()).collect();
-            Error::new(
-                ErrorKind::NotFound,
-                format!("no environment `{name}` in {}; known: {}", self.file.display(), known.join(", ")),
-            )
-        })
-    }
-
-    /// The environment owning a cluster; cluster names are unique within an app.
-    pub fn cluster(&self, name: &str) -> Result<(&Environment, &Cluster), Error> {
-        self.envs
-            .iter()
-            .flat_map(|e| e.clusters.iter().map(move |c| (e, c)))
-            .find(|(_, c)| c.name.as_str() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> =
-                    self.envs.iter().flat_map(|e| e.clusters.iter().map(|c| c.name.as_str())).collect();
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!("no cluster `{name}` in {}; known: {}", self.file.display(), known.join(", ")),
-                )
-            })
-    }
-
-}
-
-/// The project root for a pipeline file: the parent of its `pipelines/` directory, else the file's own directory.
-pub fn project_root(file: &Path) -> PathBuf {
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    if dir.file_name().is_some_and(|n| n == "pipelines") {
-        match dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
-    } else {
-        dir
-    }
-}
-
-/// Reads and validates one pipeline file. Relative paths are checked against [`project_root`].
-pub fn load_file(file: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
-    let src = std::fs::read_to_string(file).map_err(|e| {
-        vec![Diagnostic {
-            file: file.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read the pipeline file: {e}"),
-            hint: Some("pass an existing file with --pipeline, or create pipelines/<app>.toml".into()),
-        }]
-    })?;
-    parse(file, &project_root(file), &src, true)
-}
-
-/// Every `*.toml` in `dir`, sorted by name.
-pub fn pipeline_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
+const SETTLE_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
 
 /// Parses pipeline text. `check_files` also checks that the template exists under `root`.
 pub fn parse(file: &Path, root: &Path, src: &str, check_files: bool) -> Result<Pipeline, Vec<Diagnostic>> {
+    parse_scoped(file, root, src, check_files, Scope::Whole)
+}
+
+/// Parses only what a bake reads from the commit it bakes (app, `[build]`, `[test]`, `[bake]`): the environment
+/// settings always come from the current checkout, so an older commit whose `[env]` or `[deploy]` no longer
+/// validates can still be baked. The result has no environments.
+pub fn parse_for_bake(file: &Path, root: &Path, src: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+    parse_scoped(file, root, src, true, Scope::Bake)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Whole,
+    Bake,
+}
+
+fn parse_scoped(file: &Path, root: &Path, src: &str, check_files: bool, scope: Scope) -> Result<Pipeline, Vec<Diagnostic>> {
     let mut w = Walker { file, src, diags: Vec::new() };
     let doc = match ImDocument::parse(src.to_owned()) {
         Ok(doc) => doc,
@@ -247,7 +50,7 @@ pub fn parse(file: &Path, root: &Path, src: &str, check_files: bool) -> Result<P
         }
     };
     let top = doc.as_table();
-    let pipeline = w.pipeline(top, root, check_files);
+    let pipeline = w.pipeline(top, root, check_files, scope);
     if w.diags.is_empty() {
         Ok(pipeline.expect("a pipeline without diagnostics is complete"))
     } else {
@@ -271,6 +74,13 @@ struct Tbl<'a> {
     /// `[env.prod]` style path for messages.
     name: String,
     anchor: Option<Range<usize>>,
+}
+
+/// Names already taken within one file: clusters (unique in the app) and load balancers (one cluster each).
+#[derive(Default)]
+struct Seen {
+    clusters: BTreeMap<String, String>,
+    targets: BTreeMap<String, String>,
 }
 
 struct Walker<'a> {
@@ -316,6 +126,12 @@ impl<'a> Walker<'a> {
             };
             self.error(span, format!("unknown key `{key}` in [{}]", tbl.name), Some(&hint));
         }
+    }
+
+    /// Like [`Self::unknown_keys`], but `reported` keys were already reported with a message of their own.
+    fn unknown_keys_except(&mut self, tbl: &Tbl<'_>, allowed: &[&str], reported: &[&str]) {
+        let all: Vec<&str> = allowed.iter().chain(reported.iter()).copied().collect();
+        self.unknown_keys(tbl, &all);
     }
 
     fn missing(&mut self, tbl: &Tbl<'_>, key: &str, hint: &str) {
@@ -524,9 +340,11 @@ impl<'a> Walker<'a> {
         out
     }
 
-    fn pipeline(&mut self, top: &Table, root: &Path, check_files: bool) -> Option<Pipeline> {
+    fn pipeline(&mut self, top: &Table, root: &Path, check_files: bool, scope: Scope) -> Option<Pipeline> {
         let top = &Tbl { t: top, name: "top level".into(), anchor: Some(0..0) };
-        self.unknown_keys(&top, &["app", "region", "ledger_table", "build", "test", "bake", "deploy", "env"]);
+        if scope == Scope::Whole {
+            self.unknown_keys(top, TOP_KEYS);
+        }
 
         let app = self.required_str(&top, "app", "add app = \"<name>\" at the top").and_then(|(s, span)| {
             AppName::parse(&s)
@@ -559,6 +377,20 @@ impl<'a> Walker<'a> {
         let build = self.build(&top);
         let test = self.test(&top);
         let bake = self.bake(&top, root, check_files);
+        if scope == Scope::Bake {
+            return Some(Pipeline {
+                file: self.file.to_path_buf(),
+                root: root.to_path_buf(),
+                app: app?,
+                region,
+                ledger_table: ledger_table?,
+                build: build?,
+                test,
+                bake: bake?,
+                deploy: DeploySettings::default(),
+                envs: Vec::new(),
+            });
+        }
         let deploy = match self.sub_table(&top, "deploy", "deploy") {
             Some(t) => {
                 self.unknown_keys(&t, DEPLOY_KEYS);
@@ -671,14 +503,15 @@ impl<'a> Walker<'a> {
 
     fn envs(&mut self, top: &Tbl<'_>, deploy: &DeploySettings) -> Option<Vec<Environment>> {
         if top.t.get("env").is_none() {
-            self.missing(&top, "env", "add at least one environment, e.g. [env.staging.clusters.staging]");
+            self.missing(top, "env", "add at least one environment, e.g. [env.staging.clusters.staging]");
             return None;
         }
-        let envs_tbl = self.sub_table(&top, "env", "env")?;
+        let envs_tbl = self.sub_table(top, "env", "env")?;
         let mut envs = Vec::new();
         let mut ok = true;
-        // Cluster names are unique within the app, so `switch prod2` needs no --env.
-        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        // Cluster names are unique within the app, so `switch prod2` needs no --env; a load balancer belongs to one
+        // cluster only, across environments.
+        let mut seen = Seen::default();
         let names: Vec<String> = envs_tbl.t.iter().map(|(k, _)| k.to_owned()).collect();
         for env_name in names {
             let kspan = self.key_span(&envs_tbl, &env_name);
@@ -695,7 +528,7 @@ impl<'a> Walker<'a> {
                 }
             };
             match (name, self.environment(&env_tbl, &label, deploy, &mut seen)) {
-                (Some(name), Some((vars, dns, clusters))) => envs.push(Environment { name, vars, dns, clusters }),
+                (Some(name), Some((vars, topology))) => envs.push(Environment { name, vars, topology }),
                 _ => ok = false,
             }
         }
@@ -706,32 +539,31 @@ impl<'a> Walker<'a> {
         ok.then_some(envs)
     }
 
-    #[allow(clippy::type_complexity)]
     fn environment(
         &mut self,
         t: &Tbl<'_>,
         label: &str,
         deploy: &DeploySettings,
-        seen: &mut BTreeMap<String, String>,
-    ) -> Option<(BTreeMap<String, String>, Option<DnsSettings>, Vec<Cluster>)> {
-        self.unknown_keys(&t, &["vars", "dns", "clusters"]);
-        let vars = self.string_map(&t, "vars", format!("{label}.vars"), true);
+        seen: &mut Seen,
+    ) -> Option<(BTreeMap<String, String>, Topology)> {
+        self.unknown_keys(t, &["vars", "dns", "clusters"]);
+        let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
         let dns = match t.t.get("dns") {
-            Some(_) => Some(self.dns(&t, label)),
+            Some(_) => Some(self.dns(t, label)),
             None => None,
         };
         if t.t.get("clusters").is_none() {
-            self.missing(&t, "clusters", &format!("add a [{label}.clusters.<name>] section with load_balancer and count"));
+            self.missing(t, "clusters", &format!("add a [{label}.clusters.<name>] section with load_balancer and count"));
             return None;
         }
-        let ct = self.sub_table(&t, "clusters", format!("{label}.clusters"))?;
+        let ct = self.sub_table(t, "clusters", format!("{label}.clusters"))?;
         let mut clusters = Vec::new();
         let mut ok = true;
         let names: Vec<String> = ct.t.iter().map(|(k, _)| k.to_owned()).collect();
         for cname in &names {
             let kspan = self.key_span(&ct, cname);
             let clabel = format!("{label}.clusters.{cname}");
-            if let Some(other) = seen.get(cname) {
+            if let Some(other) = seen.clusters.get(cname) {
                 self.error(
                     kspan.clone(),
                     format!("cluster name `{cname}` is already used in [{other}]"),
@@ -739,8 +571,8 @@ impl<'a> Walker<'a> {
                 );
                 ok = false;
             }
-            seen.insert(cname.clone(), clabel.to_owned());
-            let Some(cl) = self.sub_table(&ct, cname, clabel) else {
+            seen.clusters.insert(cname.clone(), clabel.to_owned());
+            let Some(cl) = self.sub_table(&ct, cname, clabel.clone()) else {
                 ok = false;
                 continue;
             };
@@ -748,11 +580,23 @@ impl<'a> Walker<'a> {
                 self.error(kspan.clone(), format!("cluster name `{cname}` is invalid"), Some("use 1-32 characters of a-z, 0-9 and `-`"))
             });
             match (name, self.cluster(&cl, deploy)) {
-                (Ok(name), Some((target, count, deploy))) => clusters.push(Cluster { name, target, count, deploy }),
+                (Ok(name), Some((target, target_span, count, deploy))) => {
+                    if let Some(other) = seen.targets.get(target.name()) {
+                        self.error(
+                            target_span.clone(),
+                            format!("{target} is already the load balancer of [{other}]"),
+                            Some("a load balancer belongs to one cluster only; give each cluster its own"),
+                        );
+                        ok = false;
+                    }
+                    seen.targets.insert(target.name().to_owned(), clabel);
+                    let target_at = line_col(self.src, target_span.start);
+                    clusters.push(Cluster { name, target, count, deploy, target_at });
+                }
                 _ => ok = false,
             }
         }
-        let anchor = self.key_span(&t, "clusters");
+        let anchor = self.key_span(t, "clusters");
         match (&dns, names.len()) {
             (_, 0) => {
                 self.error(anchor, format!("[{label}] has no clusters"), Some(&format!("add [{label}.clusters.<name>]")));
@@ -776,17 +620,28 @@ impl<'a> Walker<'a> {
             }
             _ => {}
         }
-        let dns = match dns {
-            Some(Some(d)) => Some(d),
+        if !ok {
+            return None;
+        }
+        let topology = match dns {
+            Some(Some(dns)) => Topology::BlueGreen { dns, clusters },
             Some(None) => return None,
-            None => None,
+            None => Topology::InPlace { cluster: clusters.into_iter().next()? },
         };
-        ok.then_some((vars, dns, clusters))
+        Some((vars, topology))
     }
 
     fn dns(&mut self, env: &Tbl<'_>, label: &str) -> Option<DnsSettings> {
-        let t = self.sub_table(&env, "dns", format!("{label}.dns"))?;
-        self.unknown_keys(&t, &["zone", "record", "ttl"]);
+        let t = self.sub_table(env, "dns", format!("{label}.dns"))?;
+        if t.t.contains_key("ttl") {
+            let span = self.key_span(&t, "ttl");
+            self.error(
+                span,
+                format!("`ttl` in [{label}.dns] has no effect: the live name is an alias, which takes the load balancer's TTL (60 s)"),
+                Some("remove it; `settle` says how long a cluster keeps traffic after a switch away from it"),
+            );
+        }
+        self.unknown_keys_except(&t, &["zone", "record", "settle"], &["ttl"]);
         let zone = self.required_str(&t, "zone", "add zone = \"example.com.\"").and_then(|(z, span)| {
             if is_dns_name(&z) {
                 Some(z)
@@ -808,51 +663,48 @@ impl<'a> Walker<'a> {
             }
             Some(r)
         });
-        let ttl = match self.int(&t, "ttl") {
-            Some((n, span)) if !(1..=172_800).contains(&n) => {
-                self.error(span, format!("ttl {n} is outside 1..172800 seconds"), Some("60 is a good ttl for a blue/green record"));
-                None
-            }
-            Some((n, _)) => Some(n as u32),
-            None => Some(60),
-        };
-        Some(DnsSettings { zone: zone?, record: record?, ttl: ttl? })
+        let settle = if t.t.contains_key("settle") { self.duration(&t, "settle", SETTLE_RANGE) } else { Some(DEFAULT_SETTLE) };
+        if t.t.contains_key("ttl") {
+            return None;
+        }
+        Some(DnsSettings { zone: zone?, record: record?, settle: settle? })
     }
 
-    fn cluster(&mut self, t: &Tbl<'_>, deploy: &DeploySettings) -> Option<(LbTarget, u32, DeploySettings)> {
+    fn cluster(&mut self, t: &Tbl<'_>, deploy: &DeploySettings) -> Option<(LbTarget, Range<usize>, u32, DeploySettings)> {
         let mut allowed = vec!["load_balancer", "target_group", "count"];
         allowed.extend_from_slice(DEPLOY_KEYS);
-        self.unknown_keys(&t, &allowed);
-        let lb = self.str(&t, "load_balancer");
-        let tg = self.str(&t, "target_group");
+        self.unknown_keys(t, &allowed);
+        let lb = self.str(t, "load_balancer");
+        let tg = self.str(t, "target_group");
         let target = match (lb, tg) {
             (Some(_), Some((_, span))) => {
                 self.error(span, format!("[{}] names both load_balancer and target_group", t.name), Some("keep one of them"));
                 None
             }
-            (Some((n, span)), None) => self.lb_name(n, span, "load balancer").map(LbTarget::ClassicElb),
-            (None, Some((n, span))) => self.lb_name(n, span, "target group").map(LbTarget::TargetGroup),
+            (Some((n, span)), None) => self.lb_name(n, span.clone(), "load balancer").map(|n| (LbTarget::ClassicElb(n), span)),
+            (None, Some((n, span))) => self.lb_name(n, span.clone(), "target group").map(|n| (LbTarget::TargetGroup(n), span)),
             (None, None) => {
                 if !t.t.contains_key("load_balancer") && !t.t.contains_key("target_group") {
-                    self.missing(&t, "load_balancer", "add load_balancer = \"<classic ELB name>\" or target_group = \"<target group name>\"");
+                    self.missing(t, "load_balancer", "add load_balancer = \"<classic ELB name>\" or target_group = \"<target group name>\"");
                 }
                 None
             }
         };
-        let count = match self.int(&t, "count") {
+        let count = match self.int(t, "count") {
             Some((n, span)) if !(1..=MAX_COUNT).contains(&n) => {
                 self.error(span, format!("count {n} is outside 1..{MAX_COUNT}"), Some("set how many instances the cluster runs, at least 1"));
                 None
             }
             Some((n, _)) => Some(n as u32),
             None if !t.t.contains_key("count") => {
-                self.missing(&t, "count", "add count = <number of instances>");
+                self.missing(t, "count", "add count = <number of instances>");
                 None
             }
             None => None,
         };
-        let settings = self.deploy_settings(&t, deploy);
-        Some((target?, count?, settings))
+        let settings = self.deploy_settings(t, deploy);
+        let (target, span) = target?;
+        Some((target, span, count?, settings))
     }
 
     fn lb_name(&mut self, n: String, span: Range<usize>, what: &str) -> Option<String> {
@@ -869,6 +721,8 @@ impl<'a> Walker<'a> {
         }
     }
 }
+
+const TOP_KEYS: &[&str] = &["app", "region", "ledger_table", "build", "test", "bake", "deploy", "env"];
 
 const DEPLOY_KEYS: &[&str] = &["instance_type", "health_timeout", "drain", "subnets", "security_groups", "port", "health_path"];
 

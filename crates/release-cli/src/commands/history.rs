@@ -1,0 +1,47 @@
+//! `release history [--env ENV] [--limit N]`: the ledger, newest first, including environments no longer in the
+//! pipeline file.
+
+use release_core::ids::short_sha;
+use release_core::{Error, Result};
+
+use crate::args::Global;
+use crate::context;
+use crate::output::Output;
+
+pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Result<()> {
+    if limit == 0 {
+        return Err(Error::input("--limit must be at least 1"));
+    }
+    let pipeline = context::load_pipeline(g)?;
+    if let Some(e) = env {
+        release_core::ids::EnvName::parse(e)?;
+    }
+    let c = context::connected(g, pipeline, "history", context::Writes::Nothing).await?;
+    let records = c.release.history(env, limit).await?;
+    let app = c.release.pipeline.app.clone();
+    let mut doc = serde_json::json!({ "ok": true, "app": app, "records": records });
+    context::add_calls(&mut doc, &c.calls);
+    out.result(&doc, || {
+        if records.is_empty() {
+            return format!("no ledger records for {app}{} yet", env.map(|e| format!(" in env {e}")).unwrap_or_default());
+        }
+        let mut s = format!("{:<20} {:<16} {:<9} {:<8} {:<8} {:<12} {:<34} {}\n", "TIME", "ACTOR", "ACTION", "ENV", "CLUSTER", "COMMIT", "FROM -> TO", "OUTCOME");
+        for r in &records {
+            let (from, to) = r.from_to();
+            s.push_str(&format!(
+                "{:<20} {:<16} {:<9} {:<8} {:<8} {:<12} {:<34} {}{}\n",
+                r.started.to_string(),
+                r.actor,
+                r.action_name(),
+                r.env,
+                r.cluster().map(|c| c.as_str()).unwrap_or("-"),
+                r.commit().map(|c| short_sha(c.as_str())).unwrap_or("-"),
+                format!("{from} -> {to}"),
+                r.outcome.as_str(),
+                if r.forced { " (forced)" } else { "" }
+            ));
+        }
+        s
+    });
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! `release rollback --env ENV [--plan]`: one step back; the prompt and the plan name where it goes.
+
+use release_core::ids::short_sha;
+use release_core::promote::PromoteOptions;
+use release_core::rollback::RollbackPlan;
+use release_core::Result;
+
+use crate::args::Global;
+use crate::context;
+use crate::output::Output;
+
+pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool) -> Result<()> {
+    let pipeline = context::load_pipeline(g)?;
+    pipeline.env(env)?;
+    let c = context::connected(g, pipeline, "rollback", context::Writes::Ledger).await?;
+    let opts = PromoteOptions { region: c.region.clone(), ..Default::default() };
+    
+    if plan_only {
+        let plan = c.release.plan_rollback(env, &opts).await?;
+        let mut doc = serde_json::json!({ "ok": true, "planned": true, "plan": plan });
+        context::add_calls(&mut doc, &c.calls);
+        out.result(&doc, || plan_text(&plan) + "\nnothing was changed (--plan)");
+        return Ok(());
+    }
+    // The plan applied is always made again under the lock; one made before is only for the question.
+    let shown = if context::will_ask(g) {
+        let plan = c.release.plan_rollback(env, &opts).await?;
+        context::confirm(g, &format!("{}?", plan.summary))?;
+        Some(plan)
+    } else {
+        None
+    };
+    let report = c.release.rollback(env, &opts, shown.as_ref()).await?;
+    let mut doc = serde_json::to_value(&report).unwrap_or_default();
+    doc["ok"] = true.into();
+    context::add_calls(&mut doc, &c.calls);
+    out.result(&doc, || {
+        let p = &report.plan;
+        format!(
+            "rolled {} back to {} on {} ({}; release {}){}",
+            p.env,
+            short_sha(p.to_commit.as_str()),
+            p.cluster,
+            p.path.as_str(),
+            report.release_id,
+            match p.history.first() {
+                Some(next) => format!("; a further rollback would go to {}", short_sha(next.commit.as_str())),
+                None => "; the ledger holds nothing earlier".into(),
+            }
+        )
+    });
+    Ok(())
+}
+
+fn plan_text(p: &RollbackPlan) -> String {
+    let mut s = format!("plan: {}", p.summary);
+    if let Some(pp) = &p.promote {
+        s.push_str(&format!("\n  first: {}", pp.summary));
+    }
+    if !p.history.is_empty() {
+        let h: Vec<&str> = p.history.iter().map(|r| short_sha(r.commit.as_str())).collect();
+        s.push_str(&format!("\n  live before, newest first: {}", h.join(", ")));
+    }
+    s
+}

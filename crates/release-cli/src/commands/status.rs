@@ -1,0 +1,112 @@
+//! `release status [--env ENV]`: every app's when there are several pipelines and no --app.
+
+use release_core::ids::short_sha;
+use release_core::status::{self, EnvStatus};
+use release_core::Result;
+
+use crate::args::Global;
+use crate::context;
+use crate::output::Output;
+
+pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
+    // Every pipeline when none is named and there are several: one view of all apps.
+    let pipelines = if g.app.is_none() && g.pipeline.is_none() && env.is_none() {
+        let files = context::selected_files(g)?;
+        files.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()?
+    } else {
+        vec![context::load_pipeline(g)?]
+    };
+    let first = pipelines[0].clone();
+    let c = context::connected(g, first, "status", context::Writes::Nothing).await?;
+    let cloud = c.release.session.cloud.clone();
+    let now = cloud.clock.now();
+    let mut apps = Vec::new();
+    for pipeline in &pipelines {
+        apps.push((pipeline.app.to_string(), status::status(&cloud, pipeline, env).await?));
+    }
+    let mut doc = serde_json::json!({
+        "ok": true,
+        "apps": apps.iter().map(|(app, envs)| serde_json::json!({ "app": app, "environments": envs })).collect::<Vec<_>>(),
+    });
+    if let [(app, envs)] = apps.as_slice() {
+        doc["app"] = app.clone().into();
+        doc["environments"] = serde_json::to_value(envs).unwrap_or_default();
+    }
+    context::add_calls(&mut doc, &c.calls);
+    out.result(&doc, || {
+        let mut s = String::new();
+        for (app, envs) in &apps {
+            if apps.len() > 1 {
+                s.push_str(&format!("{app}\n"));
+            }
+            s.push_str(&table(envs, now));
+        }
+        s
+    });
+    Ok(())
+}
+
+fn table(envs: &[EnvStatus], now: release_core::clock::Timestamp) -> String {
+    let mut s = format!("{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n", "ENV", "CLUSTER", "ROLE", "COMMIT", "AMI", "BAKED", "HEALTHY");
+    for e in envs {
+        for c in &e.clusters {
+            let role = match c.share {
+                Some(p) if c.role == "live" && p < 100 => format!("live {p}%"),
+                _ => c.role.clone(),
+            };
+            let commit = match (&c.commit, c.commits.len()) {
+                (Some(sha), _) => short_sha(sha).to_owned(),
+                (None, 0) => "-".into(),
+                (None, n) => format!("{n} commits"),
+            };
+            // healthy of the count the cluster should run; the instances it has when that differs.
+            let health = if c.total as u32 == c.count || c.total == 0 && c.healthy == 0 {
+                format!("{}/{}", c.healthy, c.count)
+            } else {
+                format!("{}/{} ({} up)", c.healthy, c.count, c.total)
+            };
+            s.push_str(&format!(
+                "{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n",
+                e.env,
+                c.cluster,
+                role,
+                commit,
+                c.ami.as_deref().unwrap_or("-"),
+                c.baked.as_deref().map(|b| b.get(..19).unwrap_or(b)).unwrap_or("-"),
+                health
+            ));
+            for st in &c.strays {
+                s.push_str(&format!("{:<10} stray in {}: {}\n", "", c.target, st.describe()));
+            }
+        }
+        if let Some(op) = &e.operation {
+            s.push_str(&format!("{:<10} {}\n", "", status::describe_operation(op, now)));
+        }
+        if let Some(l) = &e.lock {
+            s.push_str(&format!(
+                "{:<10} locked by {} ({}{}) since {}{}\n",
+                "",
+                l.lock.holder,
+                l.lock.host,
+                if l.lock.doing.is_empty() { String::new() } else { format!(", {}", l.lock.doing) },
+                l.lock.acquired,
+                if l.stale { "; its lease ran out (holder gone): `release unlock` breaks it" } else { "" }
+            ));
+        }
+        if let Some(n) = &e.note {
+            s.push_str(&format!("{:<10} note: {n}\n", ""));
+        }
+        if let Some(l) = &e.last {
+            s.push_str(&format!(
+                "{:<10} last: {} {} by {} at {} ({})\n",
+                "",
+                l.action,
+                l.commit.as_deref().map(short_sha).unwrap_or("-"),
+                l.actor,
+                l.started,
+                l.outcome
+            ));
+        }
+    }
+    s
+}

@@ -1,0 +1,403 @@
+//! Pipeline files (`pipelines/<app>.toml`, DESIGN §3). This module is the *model*: what a pipeline says, as types
+//! the engine uses. [`parse`] turns a file into it, reporting every problem at its file:line:col with a fix hint;
+//! [`load_dir`] also checks what only a whole directory shows (a load balancer owned by two apps' clusters).
+
+mod parse;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use parse::{parse, parse_for_bake};
+
+use crate::clock::format_duration;
+use crate::error::{Error, ErrorKind};
+use crate::ids::{AmiId, AppName, ClusterName, EnvName};
+
+/// The ledger table unless `ledger_table` says otherwise.
+pub const DEFAULT_LEDGER_TABLE: &str = "release-ledger";
+/// The largest `count` of a cluster.
+pub const MAX_COUNT: i64 = 1000;
+
+/// One problem in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "; fix: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pipeline {
+    /// The file this was read from.
+    pub file: PathBuf,
+    /// Relative paths in the file (template, artifact) are relative to this directory: the one holding `pipelines/`.
+    pub root: PathBuf,
+    /// The app's name.
+    pub app: AppName,
+    /// The AWS region, if the file names one.
+    pub region: Option<String>,
+    /// The DynamoDB table holding the ledger and the locks; `release-ledger` unless set.
+    pub ledger_table: String,
+    /// `[build]`.
+    pub build: BuildStage,
+    /// `[test]`, if any.
+    pub test: Option<TestStage>,
+    /// `[bake]`.
+    pub bake: BakeSpec,
+    /// `[deploy]`: the defaults every cluster inherits.
+    pub deploy: DeploySettings,
+    /// `[env.NAME]`, in file order.
+    pub envs: Vec<Environment>,
+}
+
+/// `[build]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BuildStage {
+    /// Run in a clean export of the commit.
+    pub command: String,
+    /// What the build writes, relative to the export; handed to Packer.
+    pub artifact: String,
+}
+
+/// `[test]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TestStage {
+    /// Run in the export after the build.
+    pub command: String,
+}
+
+/// The image a bake starts from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
+pub enum BaseAmi {
+    /// A fixed image.
+    Id(AmiId),
+    /// The newest available image whose name matches, owned by `base_owners`.
+    NameFilter(String),
+}
+
+/// `[bake]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BakeSpec {
+    /// The Packer template, relative to the project root.
+    pub template: String,
+    /// The base image.
+    pub base_ami: BaseAmi,
+    /// Owners trusted for a name-filter base.
+    pub base_owners: Vec<String>,
+    /// The builder's instance type.
+    pub instance_type: String,
+    /// Extra Packer variables.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// `[deploy]`, and each cluster's overrides of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeploySettings {
+    /// EC2 instance type of the fleet.
+    pub instance_type: String,
+    /// How long new instances may take to be healthy.
+    #[serde(serialize_with = "ser_duration")]
+    pub health_timeout: Duration,
+    /// Deregistration wait before old instances are terminated.
+    #[serde(serialize_with = "ser_duration")]
+    pub drain: Duration,
+    /// Instances' subnets; empty: the default VPC's.
+    pub subnets: Vec<String>,
+    /// Extra security groups for the instances.
+    pub security_groups: Vec<String>,
+    /// The port the service listens on; load balancers forward to it and health-check it.
+    pub port: u16,
+    /// The HTTP path the load balancer health-checks.
+    pub health_path: String,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        Self {
+            instance_type: "t3.micro".into(),
+            health_timeout: Duration::from_secs(600),
+            drain: Duration::from_secs(30),
+            subnets: Vec::new(),
+            security_groups: Vec::new(),
+            port: 8080,
+            health_path: "/health".into(),
+        }
+    }
+}
+
+/// `[env.NAME]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Environment {
+    /// Its name.
+    pub name: EnvName,
+    /// Variables handed to the instances (`ssm:` values are references, resolved at boot).
+    pub vars: BTreeMap<String, String>,
+    /// How traffic reaches it.
+    pub topology: Topology,
+}
+
+/// How an environment takes traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Topology {
+    /// One cluster behind its load balancer, replaced in place by each promote.
+    InPlace {
+        /// The cluster.
+        cluster: Cluster,
+    },
+    /// Two or more clusters and a live name whose weighted records decide which takes traffic.
+    BlueGreen {
+        /// The live name.
+        dns: DnsSettings,
+        /// The clusters.
+        clusters: Vec<Cluster>,
+    },
+}
+
+impl Environment {
+    /// Every cluster of the environment.
+    pub fn clusters(&self) -> &[Cluster] {
+        match &self.topology {
+            Topology::InPlace { cluster } => std::slice::from_ref(cluster),
+            Topology::BlueGreen { clusters, .. } => clusters,
+        }
+    }
+
+    /// The live name of a blue/green environment.
+    pub fn dns(&self) -> Option<&DnsSettings> {
+        match &self.topology {
+            Topology::InPlace { .. } => None,
+            Topology::BlueGreen { dns, .. } => Some(dns),
+        }
+    }
+
+    /// Whether the environment flips between clusters with Route53.
+    pub fn is_blue_green(&self) -> bool {
+        matches!(self.topology, Topology::BlueGreen { .. })
+    }
+
+    /// The cluster of that name in this environment.
+    pub fn cluster(&self, name: &str) -> Result<&Cluster, Error> {
+        self.clusters().iter().find(|c| c.name.as_str() == name).ok_or_else(|| {
+            let names: Vec<&str> = self.clusters().iter().map(|c| c.name.as_str()).collect();
+            Error::not_found(format!("env {} has no cluster {name}; its clusters: {}", self.name, names.join(", ")))
+        })
+    }
+}
+
+/// The live name of a blue/green environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DnsSettings {
+    /// The public hosted zone (`example.com.`).
+    pub zone: String,
+    /// The live name (`app.example.com.`), one weighted alias record per cluster.
+    pub record: String,
+    /// How long a cluster keeps getting traffic after a switch away from it (resolvers cache the alias for the
+    /// load balancer's TTL, 60 s): a promote does not replace a cluster that was live less than this ago.
+    #[serde(serialize_with = "ser_duration")]
+    pub settle: Duration,
+}
+
+/// The default `settle`: the 60 s alias TTL plus a margin.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(120);
+
+/// `[env.NAME.clusters.CLUSTER]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cluster {
+    /// Its name, unique within the app.
+    pub name: ClusterName,
+    /// Its load balancer or target group; owned by this cluster only.
+    pub target: LbTarget,
+    /// How many instances it runs.
+    pub count: u32,
+    /// `[deploy]` with this cluster's overrides applied.
+    pub deploy: DeploySettings,
+    /// Where `load_balancer`/`target_group` is written (line, column), for diagnostics across files.
+    #[serde(skip)]
+    pub target_at: (usize, usize),
+}
+
+/// A cluster's load balancer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+pub enum LbTarget {
+    /// A classic ELB, by name.
+    ClassicElb(String),
+    /// An ELBv2 target group, by name (provision creates an ALB and listener of the same name in front of it).
+    TargetGroup(String),
+}
+
+impl LbTarget {
+    /// The load balancer's or target group's name.
+    pub fn name(&self) -> &str {
+        match self {
+            LbTarget::ClassicElb(n) | LbTarget::TargetGroup(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for LbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LbTarget::ClassicElb(n) => write!(f, "load balancer {n}"),
+            LbTarget::TargetGroup(n) => write!(f, "target group {n}"),
+        }
+    }
+}
+
+impl Pipeline {
+    /// The environment of that name, or not-found naming the known ones.
+    pub fn env(&self, name: &str) -> Result<&Environment, Error> {
+        self.envs.iter().find(|e| e.name.as_str() == name).ok_or_else(|| {
+            let known: Vec<&str> = self.envs.iter().map(|e| e.name.as_str()).collect();
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no environment `{name}` in {}; known: {}", self.file.display(), known.join(", ")),
+            )
+        })
+    }
+
+    /// The environment owning a cluster; cluster names are unique within an app.
+    pub fn cluster(&self, name: &str) -> Result<(&Environment, &Cluster), Error> {
+        self.envs
+            .iter()
+            .flat_map(|e| e.clusters().iter().map(move |c| (e, c)))
+            .find(|(_, c)| c.name.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.envs.iter().flat_map(|e| e.clusters().iter().map(|c| c.name.as_str())).collect();
+                Error::new(ErrorKind::NotFound, format!("no cluster `{name}` in {}; known: {}", self.file.display(), known.join(", ")))
+            })
+    }
+
+    /// Every (environment, cluster).
+    pub fn clusters(&self) -> impl Iterator<Item = (&Environment, &Cluster)> {
+        self.envs.iter().flat_map(|e| e.clusters().iter().map(move |c| (e, c)))
+    }
+}
+
+/// The project root for a pipeline file: the parent of its `pipelines/` directory, else the file's own directory.
+pub fn project_root(file: &Path) -> PathBuf {
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    if dir.file_name().is_some_and(|n| n == "pipelines") {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    } else {
+        dir
+    }
+}
+
+/// Reads and validates one pipeline file. Relative paths are checked against [`project_root`].
+pub fn load_file(file: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
+    let src = std::fs::read_to_string(file).map_err(|e| {
+        vec![Diagnostic {
+            file: file.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the pipeline file: {e}"),
+            hint: Some("pass an existing file with --pipeline, or create pipelines/<app>.toml".into()),
+        }]
+    })?;
+    parse(file, &project_root(file), &src, true)
+}
+
+/// Reads one pipeline file for a bake: only app, `[build]`, `[test]` and `[bake]` (see [`parse_for_bake`]).
+pub fn load_for_bake(file: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
+    let src = std::fs::read_to_string(file).map_err(|e| {
+        vec![Diagnostic { file: file.to_path_buf(), line: 1, col: 1, message: format!("cannot read the pipeline file: {e}"), hint: None }]
+    })?;
+    parse_for_bake(file, &project_root(file), &src)
+}
+
+/// Every `*.toml` in `dir`, sorted by name.
+pub fn pipeline_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads several pipeline files (one directory's) and checks what only all of them together show: a load
+/// balancer or target group may belong to one cluster only, across environments and across apps, and two files
+/// may not name the same app. Returns each file's result; cross-file problems are added to the files involved.
+pub fn load_dir(files: &[PathBuf]) -> Vec<(PathBuf, Result<Pipeline, Vec<Diagnostic>>)> {
+    let mut results: Vec<(PathBuf, Result<Pipeline, Vec<Diagnostic>>)> = files.iter().map(|f| (f.clone(), load_file(f))).collect();
+    let mut owners: BTreeMap<String, (PathBuf, String, (usize, usize))> = BTreeMap::new();
+    let mut apps: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut extra: Vec<(usize, Diagnostic)> = Vec::new();
+    for (i, (file, result)) in results.iter().enumerate() {
+        let Ok(p) = result else { continue };
+        if let Some(other) = apps.get(p.app.as_str()) {
+            extra.push((
+                i,
+                Diagnostic {
+                    file: file.clone(),
+                    line: 1,
+                    col: 1,
+                    message: format!("app `{}` is also defined by {}", p.app, other.display()),
+                    hint: Some("each app has one pipeline file; rename one app".into()),
+                },
+            ));
+        }
+        apps.insert(p.app.to_string(), file.clone());
+        for (env, c) in p.clusters() {
+            let key = c.target.name().to_owned();
+            let label = format!("{}/{}/{}", p.app, env.name, c.name);
+            if let Some((ofile, olabel, _)) = owners.get(&key) {
+                if ofile != file {
+                    extra.push((
+                        i,
+                        Diagnostic {
+                            file: file.clone(),
+                            line: c.target_at.0,
+                            col: c.target_at.1,
+                            message: format!("{} of cluster {label} is also used by cluster {olabel} in {}", c.target, ofile.display()),
+                            hint: Some("a load balancer belongs to one cluster only; give each cluster its own".into()),
+                        },
+                    ));
+                }
+            } else {
+                owners.insert(key, (file.clone(), label, c.target_at));
+            }
+        }
+    }
+    for (i, d) in extra {
+        let (_, result) = &mut results[i];
+        match result {
+            Ok(_) => *result = Err(vec![d]),
+            Err(diags) => diags.push(d),
+        }
+    }
+    results
+}

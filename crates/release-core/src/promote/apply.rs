@@ -1,0 +1,560 @@
+//! Carry out a promote plan inside the operation runner: settle, clean up what dead runs left, open (or adopt)
+//! the record, then rounds of launch -> running -> register -> healthy -> (point of no return) deregister -> drain
+//! -> terminate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::plan::{settle_left, PlanKind, PromotePlan};
+use super::{spread, user_data, PromoteOptions, PromoteReport};
+use crate::clock::format_duration;
+use crate::error::{Cause, Error, ErrorKind, Result};
+use crate::ids::{short_sha, InstanceId};
+use crate::ledger::{Action, Outcome, Progress, PromoteDetails, Record};
+use crate::pipeline::Cluster;
+use crate::ports::{tags, Expect, HealthState, LaunchSpec};
+use crate::runner::Op;
+
+
+/// The details a promote record starts with.
+pub fn details(plan: &PromotePlan) -> PromoteDetails {
+    PromoteDetails {
+        cluster: plan.cluster.clone(),
+        commit: plan.commit.clone(),
+        ami: plan.ami.clone(),
+        from: plan.from_commit.clone(),
+        config_hash: plan.config_hash.clone(),
+        in_place: plan.in_place,
+        new_instances: Vec::new(),
+        retired_instances: Vec::new(),
+        strays_retired: Vec::new(),
+        batches_done: 0,
+    }
+}
+
+/// An empty report for a plan.
+pub fn report(plan: &PromotePlan, outcome: &str) -> PromoteReport {
+    PromoteReport {
+        release_id: plan.resume.as_ref().map(ToString::to_string).unwrap_or_default(),
+        app: plan.app.clone(),
+        env: plan.env.clone(),
+        cluster: plan.cluster.clone(),
+        commit: plan.commit.clone(),
+        ami: plan.ami.clone(),
+        from_commit: plan.from_commit.clone(),
+        outcome: outcome.to_owned(),
+        new_instances: Vec::new(),
+        retired_instances: Vec::new(),
+        strays_retired: Vec::new(),
+        adopted: plan.adopted.clone(),
+        cleaned: Vec::new(),
+        launches: plan.launches.clone(),
+        seconds: BTreeMap::new(),
+        polls: 0,
+        forced: false,
+    }
+}
+
+/// The whole promote under the lock: the plan must have been made under the same lock.
+pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -> Result<PromoteReport> {
+    let mut rep = report(plan, "succeeded");
+    settle(op, plan).await?;
+    rep.forced = plan.forced && plan.settle_until.is_some();
+    prelude(op, plan, &mut rep).await?;
+    match plan.kind {
+        PlanKind::Nothing => {
+            rep.outcome = "noop".into();
+            return Ok(rep);
+        }
+        PlanKind::Cleanup => {
+            rep.outcome = "noop".into();
+            if let Some(id) = &plan.complete {
+                // The fleet of a run that died after retiring the old one serves: close its record.
+                let records = op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(super::plan::RECENT_RECORDS)).await?;
+                if let Some(r) = records.into_iter().find(|r| &r.release_id == id && r.outcome == Outcome::Started) {
+                    op.adopt(r, "completed by a re-run: its new fleet was serving and the old one retired".into()).await?;
+                    rep.release_id = id.to_string();
+                    rep.outcome = "completed".into();
+                }
+            }
+            return Ok(rep);
+        }
+        PlanKind::Deploy => {}
+    }
+    match &plan.resume {
+        Some(id) => {
+            let records = op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(super::plan::RECENT_RECORDS)).await?;
+            let r = records
+                .into_iter()
+                .find(|r| &r.release_id == id)
+                .ok_or_else(|| Error::internal(format!("the unfinished record {id} vanished")))?;
+            op.progress(&format!("resuming unfinished release {id} of {} to {}", short_sha(plan.commit.as_str()), plan.cluster));
+            let detail = format!("resumed by run {} after an interruption", op.run_id());
+            op.adopt(r, detail).await?;
+        }
+        None => {
+            let mut record = op.draft(Action::Promote(details(plan)));
+            record.forced = rep.forced;
+            op.open(record).await?;
+        }
+    }
+    rep.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
+    op.step("recorded")?;
+    let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
+    let result = deploy(op, plan, &mut d, &mut rep, opts).await;
+    if let Ok(r) = op.record_mut() {
+        r.set_promote_details(&d);
+    }
+    rep.new_instances = d.new_instances.clone();
+    rep.retired_instances = d.retired_instances.clone();
+    rep.strays_retired = d.strays_retired.clone();
+    if let Some(r) = op.record() {
+        rep.seconds = r.seconds.clone();
+        rep.seconds.insert("total".into(), op.cloud().clock.now().since(r.started).as_secs_f64());
+    }
+    result.map(|()| rep)
+}
+
+/// Waits out `settle` for a cluster that was live moments ago (resolvers still send it traffic), with a countdown.
+pub async fn settle(op: &mut Op<'_>, plan: &PromotePlan) -> Result<()> {
+    let now = op.cloud().clock.now();
+    let Some(left) = settle_left(plan, now) else { return Ok(()) };
+    if plan.forced {
+        op.progress(&format!(
+            "{} was live until {}s ago; --force: not waiting the {} left of settle (resolvers may still send it traffic)",
+            plan.cluster,
+            plan.settle_until.map(|t| t.since(now).as_secs()).unwrap_or(0),
+            format_duration(std::time::Duration::from_secs(left.as_secs()))
+        ));
+        return Ok(());
+    }
+    let until = plan.settle_until.expect("left is some");
+    loop {
+        let now = op.cloud().clock.now();
+        if now >= until {
+            return Ok(());
+        }
+        let left = until.since(now);
+        op.progress(&format!(
+            "{} stopped taking traffic moments ago and resolvers may still send it some: waiting {} before replacing it (--force skips this)",
+            plan.cluster,
+            format_duration(std::time::Duration::from_secs(left.as_secs().max(1)))
+        ));
+        op.pause(left.min(std::time::Duration::from_secs(15))).await?;
+    }
+}
+
+/// Closes the records of dead runs and removes what failed ones left (before anything new is launched).
+pub async fn prelude(op: &mut Op<'_>, plan: &PromotePlan, rep: &mut PromoteReport) -> Result<()> {
+    if !plan.abandon.is_empty() {
+        let table = op.pipeline().ledger_table.clone();
+        let records = op.cloud().ledger.records(&table, &op.pipeline().app, &op.env().name, Some(super::plan::RECENT_RECORDS)).await?;
+        for r in records.into_iter().filter(|r| plan.abandon.contains(&r.release_id) && r.outcome == Outcome::Started) {
+            let holder = r.holder.clone();
+            let mut r = r;
+            r.outcome = Outcome::Abandoned;
+            r.finished = Some(op.cloud().clock.now());
+            r.rolled_back = Some(true);
+            r.detail = Some(format!("unfinished; cleaned up by run {}", op.run_id()));
+            op.cloud().ledger.put_record(&table, &r, Expect::Holder(holder)).await?;
+        }
+    }
+    if !plan.cleanup.is_empty() {
+        op.progress(&format!("cleaning up {} instance(s) left by unfinished or failed releases", plan.cleanup.len()));
+        op.guard().await?;
+        let cluster = op.env().cluster(plan.cluster.as_str())?;
+        let members: BTreeSet<InstanceId> = op.cloud().balancer.members(&cluster.target).await?.into_iter().collect();
+        let reg: Vec<InstanceId> = plan.cleanup.iter().filter(|i| members.contains(*i)).cloned().collect();
+        if !reg.is_empty() {
+            op.cloud().balancer.deregister(&cluster.target, &reg).await?;
+        }
+        terminate(op, &plan.cleanup).await?;
+        rep.cleaned = plan.cleanup.clone();
+    }
+    Ok(())
+}
+
+/// Terminates, treating ids EC2 does not know yet (eventual consistency) as still to be terminated by a retry.
+async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()> {
+    op.cloud().fleet.terminate(ids).await
+}
+
+/// The launch, swap and retire rounds of a promote; `d` is kept up to date (and saved into the record) as it goes.
+/// On error it has already removed every instance it launched that was not yet serving in place of an old one.
+pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails, rep: &mut PromoteReport, opts: &PromoteOptions) -> Result<()> {
+    let cluster = op.env().cluster(plan.cluster.as_str())?.clone();
+    let mut run = Rounds {
+        cluster,
+        // Read under this lock by the plan; kept up to date with what this run does.
+        members: plan.members.iter().cloned().collect(),
+        polls: 0,
+        states: BTreeMap::new(),
+    };
+    let old_registered = run.members.clone();
+    let count = run.cluster.count;
+    let batch = plan.batch.unwrap_or(count).clamp(1, count);
+    let mut new_ids: Vec<InstanceId> = plan.adopted.clone();
+    let mut remaining_old: Vec<InstanceId> = plan.retire.clone();
+    let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).collect();
+    loop {
+        let have = new_ids.len() as u32;
+        if have >= count && remaining_old.is_empty() && strays.is_empty() {
+            break;
+        }
+        let round_new = count.saturating_sub(have).min(batch);
+        let before = new_ids.len();
+        let result = round(op, plan, &mut run, d, &mut new_ids, round_new, &mut remaining_old, &mut strays, &old_registered, batch, opts).await;
+        d.new_instances = new_ids.clone();
+        rep.polls = run.polls;
+        if let Err(e) = result {
+            if e.kind() == ErrorKind::Crash {
+                return Err(e);
+            }
+            if op.past_no_return() {
+                // New capacity is healthy and serving, old capacity partly gone: keep the new; a re-run retires
+                // what is left of the old.
+                return Err(e.context(format!(
+                    "retiring the old instances of {} (the new ones are healthy and serving; run the same command again to finish)",
+                    plan.cluster
+                )));
+            }
+            // Roll back this round's instances (all new ones when not batching): they never replaced old capacity.
+            let this_round: Vec<InstanceId> = new_ids[before..].to_vec();
+            let undo = if plan.batch.is_some() { this_round } else { new_ids.clone() };
+            let e = compensate(op, plan, &mut run, &undo, e).await;
+            new_ids.retain(|i| !undo.contains(i));
+            d.new_instances = new_ids.clone();
+            return Err(e);
+        }
+        d.batches_done += 1;
+        if new_ids.len() as u32 >= count && remaining_old.is_empty() && strays.is_empty() {
+            break;
+        }
+        op.record_mut()?.set_promote_details(d);
+        op.save().await?;
+    }
+    op.record_mut()?.set_promote_details(d);
+    rep.polls = run.polls;
+    Ok(())
+}
+
+/// Removes `undo` (never serving in place of old capacity) after a failure, and rewords the error with what
+/// happened. After a lost lock it first claims the record, so a run that adopted it keeps what it adopted.
+async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo: &[InstanceId], e: Error) -> Error {
+    let what = match e.kind() {
+        ErrorKind::Interrupted => "interrupted".to_owned(),
+        _ => e.message().to_owned(),
+    };
+    if undo.is_empty() {
+        let msg = format!(
+            "promote of {} to {} failed: {what}; nothing was launched and {} serves what it served before",
+            short_sha(plan.commit.as_str()),
+            plan.cluster,
+            plan.cluster
+        );
+        return e.reword(msg).with_rolled_back(true);
+    }
+    match op.claim_for_cleanup().await {
+        Ok(true) => {}
+        Ok(false) => {
+            return e
+                .reword(format!("{what}; the run that took over release {} keeps its instances", op.record().map(|r| r.release_id.as_str()).unwrap_or("")))
+                .with_rolled_back(false);
+        }
+        Err(claim) => return e.reword(format!("{what}; and claiming the record to clean up failed: {claim}")).with_rolled_back(false),
+    }
+    op.progress(&format!("rolling back: removing {} new instance(s)", undo.len()));
+    let cleanup = async {
+        let reg: Vec<InstanceId> = undo.iter().filter(|i| run.members.contains(*i)).cloned().collect();
+        if !reg.is_empty() {
+            op.cloud().balancer.deregister(&plan.target, &reg).await?;
+        }
+        terminate(op, undo).await
+    }
+    .await;
+    match cleanup {
+        Ok(()) => {
+            for i in undo {
+                run.members.remove(i);
+            }
+            e.reword(format!(
+                "promote of {} to {} failed: {what}; the {} new instance(s) were removed and {} serves what it served before",
+                short_sha(plan.commit.as_str()),
+                plan.cluster,
+                undo.len(),
+                plan.cluster
+            ))
+            .with_rolled_back(true)
+        }
+        Err(c) => e
+            .reword(format!(
+                "promote of {} to {} failed: {what}; {} still serves what it served before, but removing the {} new instance(s) failed ({c}); run the promote again to clean them up",
+                short_sha(plan.commit.as_str()),
+                plan.cluster,
+                plan.cluster,
+                undo.len()
+            ))
+            .with_rolled_back(true),
+    }
+}
+
+struct Rounds {
+    cluster: Cluster,
+    /// Who is registered with the cluster's load balancer: read once, then kept up to date with what we do.
+    members: BTreeSet<InstanceId>,
+    polls: u32,
+    /// Instance -> state, for the progress written into the record.
+    states: BTreeMap<String, String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn round(
+    op: &mut Op<'_>,
+    plan: &PromotePlan,
+    run: &mut Rounds,
+    d: &mut PromoteDetails,
+    new_ids: &mut Vec<InstanceId>,
+    n: u32,
+    remaining_old: &mut Vec<InstanceId>,
+    strays: &mut Vec<InstanceId>,
+    old_registered: &BTreeSet<InstanceId>,
+    batch: u32,
+    opts: &PromoteOptions,
+) -> Result<()> {
+    if n > 0 {
+        op.check()?;
+        let (launched, failed) = launch(op, plan, run, d, n, opts).await;
+        // What was launched is the rollback's to remove, whether or not every call succeeded.
+        new_ids.extend(launched.iter().cloned());
+        for id in &launched {
+            run.states.insert(id.to_string(), "pending".into());
+        }
+        d.new_instances = new_ids.clone();
+        op.record_mut()?.set_promote_details(d);
+        if let Some(e) = failed {
+            let _ = op.save().await;
+            return Err(e);
+        }
+        op.save().await?;
+        op.lap("launch");
+        op.step("launched")?;
+    }
+    // Adopted instances may not be running or registered yet either: check them all.
+    let pending: Vec<InstanceId> = new_ids.clone();
+    wait_running(op, run, &pending).await?;
+    op.lap("wait-running");
+    op.step("running")?;
+    let to_register: Vec<InstanceId> = pending.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
+    if !to_register.is_empty() {
+        op.check()?;
+        op.cloud().balancer.register(&plan.target, &to_register, run.cluster.deploy.port).await?;
+        run.members.extend(to_register.iter().cloned());
+        for id in &to_register {
+            run.states.insert(id.to_string(), "registered".into());
+        }
+        op.progress(&format!("registered {} instance(s) with {}", to_register.len(), plan.target));
+    }
+    op.lap("register");
+    op.step("registered")?;
+    wait_healthy(op, run, &pending).await?;
+    op.lap("wait-healthy");
+    op.step("healthy")?;
+    // From here on old capacity goes away; new capacity is healthy, so the promote finishes whatever happens.
+    let full = new_ids.len() as u32 >= run.cluster.count;
+    let take = if full { remaining_old.len() } else { (batch as usize).min(remaining_old.len()) };
+    let mut going: Vec<InstanceId> = remaining_old.drain(..take).collect();
+    let stray_ids: Vec<InstanceId> = if full { std::mem::take(strays) } else { Vec::new() };
+    going.extend(stray_ids.iter().cloned());
+    if going.is_empty() {
+        return Ok(());
+    }
+    op.guard().await?;
+    op.point_of_no_return("the new instances are healthy and the old fleet is already leaving");
+    let registered: Vec<InstanceId> = going.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    retire(op, plan, run, &going, &registered).await?;
+    d.retired_instances.extend(going.iter().filter(|i| !stray_ids.contains(i)).cloned());
+    d.strays_retired.extend(stray_ids);
+    op.lap("retire");
+    Ok(())
+}
+
+/// Launches `count` instances, one call per subnet; returns what was launched, and the error that stopped it.
+async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDetails, count: u32, opts: &PromoteOptions) -> (Vec<InstanceId>, Option<Error>) {
+    let pipeline = op.pipeline();
+    let env = op.env();
+    let cluster = &run.cluster;
+    let launches = spread(count, &plan.network.subnets);
+    let Some(record) = op.record() else { return (Vec::new(), Some(Error::internal("launch before the record was opened"))) };
+    let release = record.release_id.clone();
+    let ud = user_data(pipeline, env, cluster, &plan.commit, &release, &opts.region);
+    let tags = vec![
+        (tags::APP.to_owned(), pipeline.app.to_string()),
+        (tags::COMMIT.to_owned(), plan.commit.to_string()),
+        (tags::ENV.to_owned(), env.name.to_string()),
+        (tags::CLUSTER.to_owned(), cluster.name.to_string()),
+        (tags::RELEASE_ID.to_owned(), release.to_string()),
+        (tags::CONFIG.to_owned(), plan.config_hash.clone()),
+        ("Name".to_owned(), format!("{}-{}-{}", pipeline.app, cluster.name, short_sha(plan.commit.as_str()))),
+    ];
+    op.progress(&format!("launching {count} instance(s) of {} in {} subnet(s)", plan.ami, launches.len()));
+    let round = d.batches_done;
+    let mut ids = Vec::new();
+    for p in &launches {
+        let spec = LaunchSpec {
+            ami: plan.ami.clone(),
+            instance_type: cluster.deploy.instance_type.clone(),
+            subnet: p.subnet.clone(),
+            security_groups: cluster.deploy.security_groups.clone(),
+            count: p.count,
+            user_data: ud.clone(),
+            tags: tags.clone(),
+            client_token: format!("{}-{}-{round}", release, p.subnet),
+        };
+        match op.cloud().fleet.launch(&spec).await {
+            Ok(mut launched) => ids.append(&mut launched),
+            Err(e) => return (ids, Some(e)),
+        }
+    }
+    (ids, None)
+}
+
+/// Polls until every instance in `ids` is running. Each poll asks, by id, which of them are not running (yet):
+/// an empty answer means done, and neither the question nor the answer grows with the rest of the fleet.
+async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> Result<()> {
+    const NOT_RUNNING: &[&str] = &["pending", "stopping", "stopped", "shutting-down", "terminated"];
+    let timeout = run.cluster.deploy.health_timeout;
+    let deadline = op.cloud().clock.now().add(timeout);
+    let mut last = usize::MAX;
+    loop {
+        op.check()?;
+        run.polls += 1;
+        let waiting = match op.cloud().fleet.instances_in(ids, NOT_RUNNING).await {
+            Ok(w) => w,
+            // Right after RunInstances EC2 may not know the ids yet: they are pending.
+            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: "pending".into(), tags: Default::default() }).collect(),
+            Err(e) => return Err(e),
+        };
+        if let Some(bad) = waiting.iter().find(|i| i.state != "pending") {
+            return Err(Error::deploy_failed(format!("instance {} is {} instead of running", bad.id, bad.state)));
+        }
+        let waiting_ids: BTreeSet<&InstanceId> = waiting.iter().map(|i| &i.id).collect();
+        for id in ids {
+            let s = run.states.entry(id.to_string()).or_insert_with(|| "pending".into());
+            if !waiting_ids.contains(id) && s == "pending" {
+                *s = "running".into();
+            }
+        }
+        let running = ids.len() - waiting.len();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if running != last {
+            op.progress(&format!("running {running}/{}", ids.len()));
+            last = running;
+            // Written only while it still waits: the next phase writes its own.
+            let progress = Progress {
+                phase: "waiting-running".into(),
+                waiting_for: Some(format!("running {running}/{}", ids.len())),
+                phase_started: None,
+                instances: run.states.clone(),
+                updated: None,
+            };
+            op.report(progress).await?;
+        }
+        if op.cloud().clock.now() >= deadline {
+            return Err(Error::deploy_failed(format!("only {running} of {} instances running after {}", ids.len(), format_duration(timeout))));
+        }
+        op.pause(op.session().poll).await?;
+    }
+}
+
+/// Polls until every instance in `ids` is healthy in the load balancer, up to `health_timeout`.
+async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> Result<()> {
+    let timeout = run.cluster.deploy.health_timeout;
+    let deadline = op.cloud().clock.now().add(timeout);
+    let want: BTreeSet<&InstanceId> = ids.iter().collect();
+    let mut last = usize::MAX;
+    let target = run.cluster.target.clone();
+    loop {
+        op.check()?;
+        run.polls += 1;
+        let health = op.cloud().balancer.health(&target).await?;
+        let healthy: Vec<&InstanceId> = health.iter().filter(|h| want.contains(&h.id) && h.state == HealthState::Healthy).map(|h| &h.id).collect();
+        for h in health.iter().filter(|h| want.contains(&h.id)) {
+            let s = match h.state {
+                HealthState::Healthy => "healthy",
+                HealthState::Unhealthy => "unhealthy",
+                _ => "registered",
+            };
+            run.states.insert(h.id.to_string(), s.into());
+        }
+        if healthy.len() == want.len() {
+            op.progress(&format!("healthy {}/{}", healthy.len(), want.len()));
+            return Ok(());
+        }
+        if healthy.len() != last {
+            op.progress(&format!("healthy {}/{}", healthy.len(), want.len()));
+            last = healthy.len();
+            let progress = Progress {
+                phase: "waiting-healthy".into(),
+                waiting_for: Some(format!("healthy {}/{}", healthy.len(), want.len())),
+                phase_started: None,
+                instances: run.states.clone(),
+                updated: None,
+            };
+            op.report(progress).await?;
+        }
+        if op.cloud().clock.now() >= deadline {
+            let sick: Vec<String> = health
+                .iter()
+                .filter(|h| want.contains(&h.id) && h.state != HealthState::Healthy)
+                .take(5)
+                .map(|h| format!("{} {:?}{}", h.id, h.state, h.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()))
+                .collect();
+            let missing = want.len() - health.iter().filter(|h| want.contains(&h.id)).count();
+            return Err(Error::deploy_failed(format!(
+                "only {} of {} new instances healthy in {} after {}{}{}",
+                healthy.len(),
+                want.len(),
+                target,
+                format_duration(timeout),
+                if sick.is_empty() { String::new() } else { format!(": {}", sick.join(", ")) },
+                if missing > 0 { format!(" ({missing} not registered)") } else { String::new() }
+            )));
+        }
+        op.pause(op.session().poll).await?;
+    }
+}
+
+/// Deregisters, drains and terminates `ids` (the ones in `registered` are deregistered first).
+async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, ids: &[InstanceId], registered: &[InstanceId]) -> Result<()> {
+    if !registered.is_empty() {
+        op.cloud().balancer.deregister(&plan.target, registered).await?;
+        for id in registered {
+            run.members.remove(id);
+            run.states.insert(id.to_string(), "draining".into());
+        }
+        op.step("deregistered-old")?;
+        let drain = run.cluster.deploy.drain;
+        if !drain.is_zero() {
+            op.progress(&format!("draining {} instance(s) for {}", registered.len(), format_duration(drain)));
+            let progress = Progress {
+                phase: "draining".into(),
+                waiting_for: Some(format!("draining {} for {}", registered.len(), format_duration(drain))),
+                phase_started: Some(op.cloud().clock.now()),
+                instances: run.states.clone(),
+                updated: None,
+            };
+            op.report(progress).await?;
+            op.pause(drain).await?;
+        }
+        op.step("drained")?;
+    }
+    op.guard().await?;
+    terminate(op, ids).await?;
+    for id in ids {
+        run.states.insert(id.to_string(), "terminated".into());
+    }
+    op.progress(&format!("terminated {} old instance(s)", ids.len()));
+    op.step("terminated-old")
+}
+

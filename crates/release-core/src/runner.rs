@@ -1,0 +1,658 @@
+//! The operation runner: every command that changes AWS runs its *apply* inside [`run`], the way kube-rs wraps a
+//! reconcile in `finalizer()`, so that the bookkeeping cannot be skipped:
+//!
+//! - it takes the environment's lock (refusing at once, or queueing for it) and renews it from a task of its own,
+//!   independent of what the body is doing or waiting for;
+//! - it owns the ledger record: the body opens it (or adopts an unfinished one), saves it at each step, and the
+//!   runner closes it with the outcome; every write is conditional on the record's holder, so a run that lost its
+//!   lock can never overwrite the run that took over;
+//! - before each destructive step the body calls [`Op::guard`], which confirms with AWS that the lock is still
+//!   this run's; a run that lost it stops, records `lost-lock` naming who took it, and exits 5;
+//! - Ctrl-C / SIGTERM: before the point of no return the first signal stops the body at its next check and it puts
+//!   the environment back; after it, the first signal is acknowledged and the work finishes, a second stops at once
+//!   leaving the record open for a re-run to finish;
+//! - every wait goes through [`Op::pause`]: the `Clock` port (simulated in tests), cancellable, bounded by the body;
+//! - the lock is released on every exit except a simulated crash (`ErrorKind::Crash`), which must look like death.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock::Timestamp;
+use crate::error::{Cause, Error, ErrorKind, Result};
+use crate::ids::{short_sha, ReleaseId};
+use crate::ledger::{Actor, LockInfo, Outcome, Progress, Record};
+use crate::pipeline::{Environment, Pipeline};
+use crate::ports::{Cloud, Expect};
+
+/// How long a lock lives without renewal: a dead holder blocks an environment for at most this long.
+pub const LOCK_LEASE: Duration = Duration::from_secs(120);
+/// How often the runner renews a lock it holds.
+pub const RENEW_EVERY: Duration = Duration::from_secs(30);
+
+/// Where progress lines and events go (stderr for the CLI; nowhere, or a buffer, in tests).
+pub trait Reporter: Send + Sync {
+    /// One line of progress for a person.
+    fn progress(&self, line: &str);
+}
+
+/// A reporter that drops everything.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn progress(&self, _line: &str) {}
+}
+
+impl<F: Fn(&str) + Send + Sync> Reporter for F {
+    fn progress(&self, line: &str) {
+        self(line)
+    }
+}
+
+/// Ctrl-C / SIGTERM as a count, so that the first and the second signal can mean different things. While an
+/// operation runs it *claims* the signals (they are its to handle); outside one, the receiver of signals (the CLI)
+/// may simply exit, since nothing is half done.
+#[derive(Clone, Debug)]
+pub struct Signals(watch::Receiver<u32>, Arc<std::sync::atomic::AtomicUsize>);
+
+/// Held while an operation handles the signals.
+pub struct Claim(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The sending side of [`Signals`]: the CLI's signal handler, or a test.
+#[derive(Clone, Debug)]
+pub struct SignalSender(Arc<watch::Sender<u32>>);
+
+impl Signals {
+    /// A pair: give the sender to whatever receives signals.
+    pub fn channel() -> (SignalSender, Signals) {
+        let (tx, rx) = watch::channel(0);
+        (SignalSender(Arc::new(tx)), Signals(rx, Default::default()))
+    }
+
+    /// Signals that never come.
+    pub fn never() -> Signals {
+        let (tx, rx) = watch::channel(0);
+        // The receiver keeps working after the sender is gone: `changed` then never resolves.
+        std::mem::forget(tx);
+        Signals(rx, Default::default())
+    }
+
+    /// Marks the signals as handled by an operation until the claim is dropped.
+    pub fn claim(&self) -> Claim {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Claim(self.1.clone())
+    }
+
+    /// Whether an operation handles the signals now.
+    pub fn is_claimed(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// How many signals arrived so far.
+    pub fn count(&self) -> u32 {
+        *self.0.borrow()
+    }
+
+    async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl SignalSender {
+    /// One more signal.
+    pub fn signal(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+}
+
+/// What every engine command gets besides the cloud and the pipeline: who acts, where progress goes, signals,
+/// the test-only crash hook, randomness for ids, and how often waits poll.
+#[derive(Clone)]
+pub struct Session {
+    /// The cloud.
+    pub cloud: Cloud,
+    /// Who acts.
+    pub actor: Actor,
+    /// Progress lines.
+    pub reporter: Arc<dyn Reporter>,
+    /// Ctrl-C / SIGTERM.
+    pub signals: Signals,
+    /// Called at each step boundary with the step's name; an error of kind `Crash` stops right there, as a crash
+    /// would (tests: `RELEASE_TEST_CRASH_AT`).
+    pub checkpoint: Arc<dyn Fn(&str) -> Result<()> + Send + Sync>,
+    /// Random bits for release ids.
+    pub entropy: u32,
+    /// How often waits poll AWS.
+    pub poll: Duration,
+}
+
+impl Session {
+    /// A session with no signals, no crash hook and silent progress.
+    pub fn new(cloud: Cloud, actor: Actor) -> Self {
+        Self {
+            cloud,
+            actor,
+            reporter: Arc::new(Silent),
+            signals: Signals::never(),
+            checkpoint: Arc::new(|_| Ok(())),
+            entropy: 0,
+            poll: Duration::from_secs(5),
+        }
+    }
+
+    /// A new release id (time-ordered).
+    pub fn new_release_id(&self) -> ReleaseId {
+        let n = self.entropy.wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_mul(0x9e37_79b9));
+        ReleaseId::new(self.cloud.clock.now(), n)
+    }
+
+    /// Prints a progress line.
+    pub fn progress(&self, line: &str) {
+        self.reporter.progress(line);
+    }
+
+    /// Runs the crash hook for `step`.
+    pub fn checkpoint(&self, step: &str) -> Result<()> {
+        (self.checkpoint)(step)
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Who took the lock from a run, found when its renewal or guard failed.
+#[derive(Clone, Debug)]
+pub struct LostLock {
+    /// The lock as it is now, if anyone holds it.
+    pub now_held_by: Option<LockInfo>,
+}
+
+impl LostLock {
+    fn message(&self, env: &Environment) -> String {
+        match &self.now_held_by {
+            Some(l) => format!(
+                "lost the lock of env {}: {} took it (release {}, host {}); stopped",
+                env.name, l.holder, l.release_id, l.host
+            ),
+            None => format!("lost the lock of env {}: it was broken (`release unlock --force`); stopped", env.name),
+        }
+    }
+}
+
+struct Shared {
+    lock: Mutex<LockInfo>,
+    lost: watch::Sender<Option<LostLock>>,
+    /// Set once the body passed its point of no return.
+    no_return: Mutex<Option<String>>,
+    /// How many signals were answered with a message (each is answered once, by whichever side sees it first).
+    announced: Mutex<u32>,
+    doing: String,
+}
+
+/// Tells what the `n`th signal does, once.
+fn announce(session: &Session, env: &Environment, shared: &Shared, n: u32) {
+    {
+        let mut done = shared.announced.lock().unwrap();
+        if n <= *done {
+            return;
+        }
+        *done = n;
+    }
+    let no_return = shared.no_return.lock().unwrap().clone();
+    let line = match (no_return, n) {
+        (None, 1) => format!("interrupted: stopping {} and putting env {} back as it was (Ctrl-C again to stop at once)", shared.doing, env.name),
+        (Some(note), 1) => format!("interrupted, but {note}: finishing; Ctrl-C again stops at once (the record stays open and a re-run finishes it)"),
+        _ => "stopping at once: the record stays open; run the same command again to finish".to_owned(),
+    };
+    session.progress(&line);
+}
+
+/// What a command tells the runner about itself.
+pub struct OpSpec {
+    /// For the lock and messages: `promote 3f2a… to prod2`.
+    pub doing: String,
+}
+
+/// The scope of one operation under the lock: the body's handle on the record, the lock and time.
+pub struct Op<'s> {
+    session: &'s Session,
+    pipeline: &'s Pipeline,
+    env: &'s Environment,
+    shared: &'s Shared,
+    signals: Signals,
+    lost_rx: watch::Receiver<Option<LostLock>>,
+    run_id: ReleaseId,
+    /// The record, once opened or adopted.
+    record: Option<Record>,
+    started: Timestamp,
+    phase_start: Timestamp,
+    /// Set by the body when it ends with another outcome than `succeeded` but without an error (e.g. a rollout
+    /// that rolled back is an error; a promote that found nothing to do writes nothing).
+    outcome: Option<Outcome>,
+}
+
+impl<'s> Op<'s> {
+    /// This run's id: the lock token, and the release id of a record it opens.
+    pub fn run_id(&self) -> &ReleaseId {
+        &self.run_id
+    }
+
+    /// The session.
+    pub fn session(&self) -> &'s Session {
+        self.session
+    }
+
+    /// The cloud.
+    pub fn cloud(&self) -> &'s Cloud {
+        &self.session.cloud
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &'s Pipeline {
+        self.pipeline
+    }
+
+    /// The environment.
+    pub fn env(&self) -> &'s Environment {
+        self.env
+    }
+
+    /// A progress line.
+    pub fn progress(&self, line: &str) {
+        self.session.progress(line);
+    }
+
+    /// The crash hook (tests).
+    pub fn step(&self, name: &str) -> Result<()> {
+        self.session.checkpoint(name)
+    }
+
+    /// A fresh record for this run, not yet written: the body fills in the action and calls [`Op::open`].
+    pub fn draft(&self, action: crate::ledger::Action) -> Record {
+        let a = &self.session.actor;
+        Record {
+            app: self.pipeline.app.clone(),
+            env: self.env.name.clone(),
+            release_id: self.run_id.clone(),
+            holder: self.run_id.clone(),
+            actor: a.name.clone(),
+            caller: a.caller.clone(),
+            host: a.host.clone(),
+            started: self.started,
+            finished: None,
+            outcome: Outcome::Started,
+            detail: None,
+            forced: false,
+            rolled_back: None,
+            seconds: Default::default(),
+            progress: None,
+            action,
+        }
+    }
+
+    /// Writes a new record (it must not exist).
+    pub async fn open(&mut self, record: Record) -> Result<()> {
+        let table = &self.pipeline.ledger_table;
+        if !self.cloud().ledger.put_record(table, &record, Expect::New).await? {
+            return Err(Error::internal(format!("ledger record {} exists already", record.release_id)));
+        }
+        self.record = Some(record);
+        Ok(())
+    }
+
+    /// Takes over the unfinished record of a run that died: from now on this run is its holder. Fails (lock
+    /// lost) when another run took it first.
+    pub async fn adopt(&mut self, mut record: Record, detail: String) -> Result<()> {
+        let previous = record.holder.clone();
+        record.holder = self.run_id.clone();
+        record.detail = Some(detail);
+        let table = &self.pipeline.ledger_table;
+        if !self.cloud().ledger.put_record(table, &record, Expect::Holder(previous)).await? {
+            return Err(Error::new(
+                ErrorKind::LockHeld,
+                format!("release {} was taken over by another run meanwhile; stopped", record.release_id),
+            ));
+        }
+        self.record = Some(record);
+        Ok(())
+    }
+
+    /// The record (after open/adopt).
+    pub fn record(&self) -> Option<&Record> {
+        self.record.as_ref()
+    }
+
+    /// The record, to change before the next [`Op::save`].
+    pub fn record_mut(&mut self) -> Result<&mut Record> {
+        self.record.as_mut().ok_or_else(|| Error::internal("the ledger record was changed before it was opened"))
+    }
+
+    /// Writes the record (conditional on this run holding it).
+    pub async fn save(&mut self) -> Result<()> {
+        let Some(record) = &self.record else { return Ok(()) };
+        let table = &self.pipeline.ledger_table;
+        if !self.session.cloud.ledger.put_record(table, record, Expect::Holder(self.run_id.clone())).await? {
+            return Err(Error::new(
+                ErrorKind::LockHeld,
+                format!("release {} is held by another run now; stopped", record.release_id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the record with this progress (one write per poll, never one per instance).
+    pub async fn report(&mut self, mut progress: Progress) -> Result<()> {
+        progress.updated = Some(self.session.cloud.clock.now());
+        if let Some(r) = &mut self.record {
+            if r.progress.as_ref().map(|p| (&p.phase, &p.waiting_for, &p.instances)) == Some((&progress.phase, &progress.waiting_for, &progress.instances)) {
+                // Nothing new to tell: no write.
+                return Ok(());
+            }
+            r.progress = Some(progress);
+        }
+        self.save().await
+    }
+
+    /// Ends the phase under way: adds its seconds to the record.
+    pub fn lap(&mut self, phase: &str) {
+        let now = self.session.cloud.clock.now();
+        let secs = now.since(self.phase_start).as_secs_f64();
+        self.phase_start = now;
+        if let Some(r) = &mut self.record {
+            *r.seconds.entry(phase.to_owned()).or_default() += secs;
+        }
+    }
+
+    /// Marks the point of no return: from here on old capacity goes away (or traffic moved), so a failure must
+    /// not undo what was done, and the first Ctrl-C no longer stops the work. `note` says why, for that message.
+    pub fn point_of_no_return(&mut self, note: &str) {
+        *self.shared.no_return.lock().unwrap() = Some(note.to_owned());
+    }
+
+    /// Whether the point of no return was passed.
+    pub fn past_no_return(&self) -> bool {
+        self.shared.no_return.lock().unwrap().is_some()
+    }
+
+    /// Makes the run end with this outcome (when it returns `Ok`).
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+    }
+
+    /// Errors when the run must stop now: its lock is gone, or a signal asks it to.
+    pub fn check(&self) -> Result<()> {
+        if let Some(lost) = self.lost_rx.borrow().clone() {
+            return Err(Error::new(ErrorKind::LockHeld, lost.message(self.env)).with_cause(Cause::ConditionFailed));
+        }
+        let n = self.signals.count();
+        if n > 0 {
+            announce(self.session, self.env, self.shared, n);
+        }
+        let limit = if self.past_no_return() { 2 } else { 1 };
+        if n >= limit {
+            return Err(Error::new(ErrorKind::Interrupted, "interrupted"));
+        }
+        Ok(())
+    }
+
+    /// Waits `d` through the clock, or less when the run must stop (then errors as [`Op::check`]).
+    pub async fn pause(&mut self, d: Duration) -> Result<()> {
+        let clock = self.session.cloud.clock.clone();
+        let deadline = clock.now().add(d);
+        let mut signals = self.signals.clone();
+        let mut lost = self.lost_rx.clone();
+        loop {
+            self.check()?;
+            let now = clock.now();
+            if now >= deadline {
+                return Ok(());
+            }
+            // A signal that does not stop the run (the first one past the point of no return) only wakes it.
+            tokio::select! {
+                _ = clock.sleep(deadline.since(now)) => {}
+                _ = signals.changed() => {}
+                _ = lost.changed() => {}
+            }
+        }
+    }
+
+    /// Confirms with AWS, right before a destructive step, that the lock is still this run's (and extends it).
+    pub async fn guard(&mut self) -> Result<()> {
+        self.check()?;
+        renew(self.session, self.pipeline, self.env, self.shared).await;
+        self.check()
+    }
+
+    /// Whether the lock was lost (the body may then only clean up what it owns, after claiming its record).
+    pub fn lock_lost(&self) -> bool {
+        self.lost_rx.borrow().is_some()
+    }
+
+    /// Before undoing its own work after losing the lock: claims the record (outcome `lost-lock`) so that a run
+    /// that adopted it meanwhile keeps what it adopted. True when this run still owns the record.
+    pub async fn claim_for_cleanup(&mut self) -> Result<bool> {
+        if !self.lock_lost() {
+            return Ok(true);
+        }
+        let Some(mut record) = self.record.clone() else { return Ok(true) };
+        let lost = self.lost_rx.borrow().clone();
+        record.outcome = Outcome::LostLock;
+        record.finished = Some(self.session.cloud.clock.now());
+        record.detail = lost.map(|l| l.message(self.env));
+        let table = &self.pipeline.ledger_table;
+        let mine = self.session.cloud.ledger.put_record(table, &record, Expect::Holder(self.run_id.clone())).await?;
+        if mine {
+            self.record = Some(record);
+        }
+        Ok(mine)
+    }
+}
+
+/// Renews the lease now; marks the lock lost when it is not ours any more. A failing call is only logged: the
+/// next renewal (or guard) tells, and a lease that lapsed and was taken is found then.
+async fn renew(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) {
+    if shared.lost.borrow().is_some() {
+        return;
+    }
+    let now = session.cloud.clock.now();
+    let current = shared.lock.lock().unwrap().clone();
+    let next = LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..current };
+    match session.cloud.lock.renew(&pipeline.ledger_table, &next).await {
+        Ok(true) => *shared.lock.lock().unwrap() = next,
+        Ok(false) => {
+            let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await.ok().flatten();
+            shared.lost.send_replace(Some(LostLock { now_held_by }));
+        }
+        Err(e) => tracing::warn!("renewing the lock of env {} failed (retrying): {e}", env.name),
+    }
+}
+
+/// Renews the lock every [`RENEW_EVERY`] and answers signals with what they will do; never returns.
+async fn watcher(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) -> std::convert::Infallible {
+    let mut signals = session.signals.clone();
+    loop {
+        let clock = session.cloud.clock.clone();
+        tokio::select! {
+            _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, env, shared).await,
+            _ = signals.changed() => announce(session, env, shared, signals.count()),
+        }
+    }
+}
+
+/// Takes the environment's lock for `run_id` or says who holds it.
+pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> Result<LockInfo> {
+    let now = session.cloud.clock.now();
+    let info = LockInfo {
+        app: pipeline.app.clone(),
+        env: env.name.clone(),
+        holder: session.actor.name.clone(),
+        release_id: run_id.clone(),
+        doing: doing.to_owned(),
+        host: session.actor.host.clone(),
+        pid: session.actor.pid,
+        acquired: now,
+        renewed: Some(now),
+        expires: now.add(LOCK_LEASE),
+    };
+    match session.cloud.lock.acquire(&pipeline.ledger_table, &info, now).await? {
+        None => Ok(info),
+        Some(held) => Err(lock_held(env, &held, now)),
+    }
+}
+
+/// The error for a lock held by someone else.
+pub fn lock_held(env: &Environment, held: &LockInfo, now: Timestamp) -> Error {
+    let doing = if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) };
+    Error::new(
+        ErrorKind::LockHeld,
+        format!(
+            "environment {} is locked by {} since {} (release {}, host {}{doing}); wait for it (--wait), or if its holder died, \
+             `release unlock --env {}` once its lease runs out at {}",
+            env.name,
+            held.holder,
+            held.acquired,
+            held.release_id,
+            held.host,
+            env.name,
+            if held.expires < now { "an earlier time (it already has)".to_owned() } else { held.expires.to_string() }
+        ),
+    )
+}
+
+/// Runs `body` under the environment's lock, with the record bookkeeping, signals and renewal described above.
+/// The body opens (or adopts) the record; an operation that found nothing to do may return without one.
+pub async fn run<T>(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    spec: OpSpec,
+    body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
+) -> Result<T> {
+    // Taking the lock is a write: a signal now must not kill the process between it and the runner.
+    let _claim = session.signals.claim();
+    let run_id = session.new_release_id();
+    let info = acquire(session, pipeline, env, &run_id, &spec.doing).await?;
+    session.checkpoint("locked")?;
+    run_locked(session, pipeline, env, spec, run_id, info, body).await
+}
+
+/// [`run`] with the lock already taken (the queue takes it after waiting its turn).
+pub async fn run_locked<T>(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    spec: OpSpec,
+    run_id: ReleaseId,
+    info: LockInfo,
+    body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
+) -> Result<T> {
+    let _claim = session.signals.claim();
+    let (lost_tx, lost_rx) = watch::channel(None);
+    let shared = Shared { lock: Mutex::new(info), lost: lost_tx, no_return: Mutex::new(None), announced: Mutex::new(0), doing: spec.doing.clone() };
+    let started = session.cloud.clock.now();
+    let mut op = Op {
+        session,
+        pipeline,
+        env,
+        shared: &shared,
+        signals: session.signals.clone(),
+        lost_rx,
+        run_id,
+        record: None,
+        started,
+        phase_start: started,
+        outcome: None,
+    };
+    let result = {
+        let work = body(&mut op);
+        let watch = watcher(session, pipeline, env, &shared);
+        tokio::select! {
+            r = work => r,
+            never = watch => match never {},
+        }
+    };
+    finish(&mut op, result).await
+}
+
+/// Closes the record with the outcome and releases the lock; a simulated crash does neither.
+async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
+    if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
+        return result;
+    }
+    let cloud = op.cloud();
+    let table = op.pipeline.ledger_table.clone();
+    let now = cloud.clock.now();
+    let lost = op.lost_rx.borrow().clone();
+    let past = op.past_no_return();
+    let outcome = match &result {
+        Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
+        Err(_) if lost.is_some() => Outcome::LostLock,
+        // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
+        Err(_) if past => Outcome::Started,
+        Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,
+        Err(_) => Outcome::Failed,
+    };
+    let mut write_err = None;
+    if let Some(record) = &mut op.record {
+        if record.outcome == Outcome::LostLock {
+            // claim_for_cleanup already closed it.
+        } else {
+            record.outcome = outcome;
+            record.progress = None;
+            if outcome.is_final() {
+                record.finished = Some(now);
+            }
+            let total = now.since(record.started).as_secs_f64();
+            record.seconds.insert("total".into(), total);
+            if let Err(e) = &result {
+                record.detail = Some(match (&lost, e.kind()) {
+                    (Some(l), _) => l.message(op.env),
+                    _ => e.message().to_owned(),
+                });
+                record.rolled_back = Some(!past);
+            }
+            match cloud.ledger.put_record(&table, record, Expect::Holder(op.run_id.clone())).await {
+                Ok(true) => {}
+                Ok(false) => {}
+                Err(e) => write_err = Some(e),
+            }
+        }
+    }
+    if result.is_ok() {
+        // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
+        op.session.checkpoint("finished")?;
+    }
+    if lost.is_none() {
+        let info = op.shared.lock.lock().unwrap().clone();
+        if let Err(e) = cloud.lock.release(&table, &info).await {
+            write_err.get_or_insert(e);
+        }
+    }
+    match result {
+        Ok(v) => match write_err {
+            Some(e) => Err(e.context("closing the ledger record")),
+            None => Ok(v),
+        },
+        Err(e) => {
+            let e = match lost {
+                Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message(op.env)),
+                _ => e,
+            };
+            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!past) } else { e };
+            Err(e)
+        }
+    }
+}
+
+/// `3f2a1b2c3d4e` for messages.
+pub fn short(commit: &crate::ids::CommitSha) -> &str {
+    short_sha(commit.as_str())
+}
