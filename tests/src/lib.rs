@@ -162,6 +162,15 @@ impl Project {
         (project, a, b)
     }
 
+    /// Commits a change of the demo service (`label` in its answer) and bakes it; returns the sha.
+    pub fn bake_new(&self, emu: &Emulator, label: &str) -> String {
+        let server = self.read("pipelines/hello/server.py");
+        self.write("pipelines/hello/server.py", &server.replace("\"app\": \"hello\"", &format!("\"app\": \"hello\", \"{label}\": 1")));
+        let sha = self.commit(label);
+        self.release(emu, &["bake", &sha]).assert_ok();
+        sha
+    }
+
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
             .current_dir(self.path())
@@ -390,4 +399,90 @@ pub fn boto3(emu: &Emulator, script: &str) -> String {
         .expect("run the venv's python");
     assert!(out.status.success(), "boto3 script failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A `release` process running in the background, its stderr captured to a file so a test can wait for a line.
+pub struct Background {
+    pub child: std::process::Child,
+    stderr_path: PathBuf,
+    stdout_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Background {
+    /// Starts `release` like [`release_with`], without waiting.
+    pub fn start(cwd: &Path, endpoint: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let stderr_path = dir.path().join("stderr");
+        let stdout_path = dir.path().join("stdout");
+        let mut cmd = Command::new(release_bin());
+        cmd.current_dir(cwd)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RELEASE_POLL_SECONDS", "0.2")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap());
+        if let Some(url) = endpoint {
+            cmd.arg("--endpoint-url").arg(url);
+        }
+        cmd.args(args);
+        let child = cmd.spawn().expect("start release");
+        Self { child, stderr_path, stdout_path, _dir: dir }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Waits until stderr holds `needle` (panics after `timeout`, showing stderr).
+    pub fn wait_for(&self, needle: &str, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.stderr().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no `{needle}` on stderr within {timeout:?}:\n{}", self.stderr());
+    }
+
+    /// Sends a signal (SIGINT, SIGTERM) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for it to end.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Run {
+                    code: status.code().unwrap_or(-1),
+                    stdout: std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+                    stderr: self.stderr(),
+                    elapsed: start.elapsed(),
+                };
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                panic!("release did not end within {timeout:?}:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Project {
+    /// Starts `release` in the background against `endpoint`.
+    pub fn background(&self, endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Background {
+        Background::start(self.path(), Some(endpoint), env, args)
+    }
 }

@@ -270,3 +270,45 @@ async fn kill_9_at_every_step_of_a_switch_then_a_rerun_converges() {
     }
     println!("switch kill -9 points tried on the emulator: 3\n{}", table.join("\n"));
 }
+
+#[tokio::test]
+async fn in_place_rollbacks_walk_back_v3_v2_v1_and_stop() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let c = project.bake_new(&emu, "v3");
+    let aws = AwsView::new(&emu).await;
+    for sha in [&a, &b, &c] {
+        project.release(&emu, &["promote", sha, "--env", "staging"]).assert_ok();
+    }
+    for want in [&b, &a] {
+        let run = project.release(&emu, &["rollback", "--env", "staging", "--yes"]);
+        run.assert_ok();
+        let live = aws.running("hello", "staging").await;
+        assert!(live.len() == 2 && live.iter().all(|i| &i.tags["release:commit"] == want), "{}", run.stdout);
+    }
+    let end = project.release(&emu, &["rollback", "--env", "staging", "--yes"]);
+    assert_eq!(end.code, 3, "{end:?}");
+    assert!(end.error_line().contains(&format!("no release live before {}", &a[..12])), "{}", end.stderr);
+}
+
+#[tokio::test]
+async fn rollback_during_a_gradual_shift_restores_the_weights_and_touches_no_instance() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok();
+    project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes", "--force"]).assert_ok();
+    project.release(&emu, &["switch", "prod1", "--weight", "10", "--yes"]).assert_ok();
+    project.release(&emu, &["switch", "prod1", "--weight", "50", "--yes"]).assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 50), ("prod2", 50)]));
+    let instances = aws.app_instances("hello").await;
+    let run = project.release(&emu, &["rollback", "--env", "prod", "--yes", "--output", "json"]);
+    run.assert_ok();
+    assert_eq!(run.json()["path"], "restore-weights");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]), "the weights from before the shift");
+    assert_eq!(aws.app_instances("hello").await.iter().map(|i| (&i.id, &i.state)).collect::<Vec<_>>(), instances.iter().map(|i| (&i.id, &i.state)).collect::<Vec<_>>(), "no instance touched");
+    let calls = &run.json()["api_calls"];
+    assert_eq!(calls["Route 53:ChangeResourceRecordSets"], 1);
+    assert!(calls.get("EC2:RunInstances").is_none() && calls.get("EC2:TerminateInstances").is_none(), "{calls}");
+}

@@ -34,7 +34,7 @@ impl Aws {
 /// A missing table is the user's to fix (provision), not an AWS failure.
 fn table_error(table: &str, err: Error) -> Error {
     if err.is(Cause::Missing) {
-        Error::not_found(format!("ledger table {table} does not exist; run `release provision --env <env>` of this app first"))
+        Error::not_found(format!("ledger table {table} does not exist; `release provision` an environment of this app first (it creates the table)"))
             .with_cause(Cause::Missing)
     } else {
         err

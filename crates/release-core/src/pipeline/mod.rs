@@ -111,6 +111,10 @@ pub struct BakeSpec {
     pub instance_type: String,
     /// Extra Packer variables.
     pub vars: BTreeMap<String, String>,
+    /// Regions the AMI is copied to after the bake (each copy tagged like the original).
+    pub regions: Vec<String>,
+    /// Account ids the AMI (and its snapshots) is shared with.
+    pub accounts: Vec<String>,
 }
 
 /// `[deploy]`, and each cluster's overrides of it.
@@ -121,17 +125,98 @@ pub struct DeploySettings {
     /// How long new instances may take to be healthy.
     #[serde(serialize_with = "ser_duration")]
     pub health_timeout: Duration,
-    /// Deregistration wait before old instances are terminated.
+    /// Deregistration wait before old instances are terminated (classic ELB connection draining timeout; target
+    /// group deregistration delay).
     #[serde(serialize_with = "ser_duration")]
     pub drain: Duration,
     /// Instances' subnets; empty: the default VPC's.
     pub subnets: Vec<String>,
-    /// Extra security groups for the instances.
+    /// Load balancers' subnets (public ones, when instances are private); empty: the same as `subnets`.
+    pub lb_subnets: Vec<String>,
+    /// Extra security groups for the instances (release makes one per cluster for them, and one for the load
+    /// balancer).
     pub security_groups: Vec<String>,
+    /// CIDRs that may reach the load balancer's listener.
+    pub allow: Vec<String>,
     /// The port the service listens on; load balancers forward to it and health-check it.
     pub port: u16,
     /// The HTTP path the load balancer health-checks.
     pub health_path: String,
+    /// The load balancer's health check.
+    pub health: HealthCheck,
+    /// The instance profile (needed for `ssm:` values).
+    pub instance_profile: Option<String>,
+    /// An EC2 key pair for SSH, if any.
+    pub key_name: Option<String>,
+    /// IMDSv2 (`required`, the default) or not (`optional`).
+    pub metadata_tokens: MetadataTokens,
+    /// The root volume; none: the AMI's.
+    pub root_volume: Option<RootVolume>,
+    /// How many instances a load balancer may hold (AWS's quota is 1000 unless raised): a swap needs 2 × count.
+    pub max_targets: u32,
+}
+
+/// How the load balancer checks an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    /// Between checks.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// For one check.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Passed checks in a row to become healthy.
+    pub healthy: u32,
+    /// Failed checks in a row to become unhealthy.
+    pub unhealthy: u32,
+}
+
+impl HealthCheck {
+    /// The least time a freshly registered instance needs to be healthy: its checks, after some boot time.
+    pub fn least_time(&self) -> Duration {
+        BOOT_ALLOWANCE + self.interval * self.healthy
+    }
+}
+
+/// What a new instance takes to boot and start its service before the first check can pass (a rough floor).
+pub const BOOT_ALLOWANCE: Duration = Duration::from_secs(30);
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(10), timeout: Duration::from_secs(5), healthy: 2, unhealthy: 2 }
+    }
+}
+
+/// Whether instances must use IMDSv2 tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataTokens {
+    /// IMDSv2 only.
+    Required,
+    /// IMDSv1 allowed.
+    Optional,
+}
+
+impl MetadataTokens {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataTokens::Required => "required",
+            MetadataTokens::Optional => "optional",
+        }
+    }
+}
+
+/// The instances' root volume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RootVolume {
+    /// Size in GiB.
+    pub size_gb: u32,
+    /// `gp3`, `gp2`, `io1`, `io2`, `st1`, `sc1`, `standard`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Encrypted with the account's default EBS key.
+    pub encrypted: bool,
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -145,9 +230,28 @@ impl Default for DeploySettings {
             health_timeout: Duration::from_secs(600),
             drain: Duration::from_secs(30),
             subnets: Vec::new(),
+            lb_subnets: Vec::new(),
             security_groups: Vec::new(),
+            allow: vec!["0.0.0.0/0".into()],
             port: 8080,
             health_path: "/health".into(),
+            health: HealthCheck::default(),
+            instance_profile: None,
+            key_name: None,
+            metadata_tokens: MetadataTokens::Required,
+            root_volume: None,
+            max_targets: 1000,
+        }
+    }
+}
+
+impl DeploySettings {
+    /// The load balancer's subnets.
+    pub fn lb_subnets(&self) -> &[String] {
+        if self.lb_subnets.is_empty() {
+            &self.subnets
+        } else {
+            &self.lb_subnets
         }
     }
 }
@@ -300,6 +404,18 @@ impl Pipeline {
     pub fn clusters(&self) -> impl Iterator<Item = (&Environment, &Cluster)> {
         self.envs.iter().flat_map(|e| e.clusters().iter().map(move |c| (e, c)))
     }
+}
+
+/// EC2's limit on user data, in bytes (before base64).
+pub const USER_DATA_LIMIT: usize = 16 * 1024;
+
+/// The size of the user data an environment's variables make, for the longest app name and ids.
+pub fn user_data_size(vars: &BTreeMap<String, String>, cluster: &Cluster) -> usize {
+    let app = AppName::parse(&"a".repeat(AppName::MAX_LEN)).expect("a valid name");
+    let env = EnvName::parse(&"e".repeat(EnvName::MAX_LEN)).expect("a valid name");
+    let commit = crate::ids::CommitSha::parse(&"0".repeat(40)).expect("a valid sha");
+    let release = crate::ids::ReleaseId::from_string("r20261122T034950Z-3f9a1c".into());
+    crate::promote::user_data(&app, &env, vars, cluster, &commit, &release, "ap-southeast-2").len()
 }
 
 /// The project root for a pipeline file: the parent of its `pipelines/` directory, else the file's own directory.

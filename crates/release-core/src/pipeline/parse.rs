@@ -9,8 +9,8 @@ use std::time::Duration;
 use toml_edit::{ImDocument, Item, Table, TableLike};
 
 use super::{
-    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget, Pipeline,
-    TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
+    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget,
+    MetadataTokens, Pipeline, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
 };
 use crate::clock::{format_duration, parse_duration};
 use crate::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
@@ -309,20 +309,112 @@ impl<'a> Walker<'a> {
         if let Some(list) = self.str_list(&tbl, "subnets") {
             d.subnets = self.ids_with_prefix(list, "subnet-", "a subnet id");
         }
-        if let Some(list) = self.str_list(&tbl, "security_groups") {
+        if let Some(list) = self.str_list(tbl, "lb_subnets") {
+            d.lb_subnets = self.ids_with_prefix(list, "subnet-", "a subnet id");
+        }
+        if let Some(list) = self.str_list(tbl, "security_groups") {
             d.security_groups = self.ids_with_prefix(list, "sg-", "a security group id");
         }
-        if let Some((n, span)) = self.int(&tbl, "port") {
+        if let Some(list) = self.str_list(tbl, "allow") {
+            let mut cidrs = Vec::new();
+            for (c, span) in list {
+                if is_cidr(&c) {
+                    cidrs.push(c);
+                } else {
+                    self.error(span, format!("`{c}` in `allow` is not an IPv4 CIDR"), Some("write a block like \"203.0.113.0/24\", or \"0.0.0.0/0\" for everyone"));
+                }
+            }
+            if cidrs.is_empty() {
+                let span = self.span_of(tbl, "allow");
+                self.error(span, "`allow` is empty: nobody could reach the load balancer", Some("list who may, e.g. [\"0.0.0.0/0\"]"));
+            }
+            d.allow = cidrs;
+        }
+        if let Some((n, span)) = self.int(tbl, "port") {
             match u16::try_from(n) {
                 Ok(p) if p > 0 => d.port = p,
                 _ => self.error(span, format!("port {n} is outside 1..65535"), Some("use the port the service listens on")),
             }
         }
-        if let Some((p, span)) = self.str(&tbl, "health_path") {
+        if let Some((p, span)) = self.str(tbl, "health_path") {
             if p.starts_with('/') && !p.contains(char::is_whitespace) {
                 d.health_path = p;
             } else {
                 self.error(span, format!("health_path `{p}` must start with `/`"), Some("write a path like \"/health\""));
+            }
+        }
+        if let Some(h) = self.sub_table(tbl, "health", format!("{}.health", tbl.name)) {
+            self.unknown_keys(&h, &["interval", "timeout", "healthy", "unhealthy"]);
+            if let Some(v) = self.duration(&h, "interval", (Duration::from_secs(5), Duration::from_secs(300))) {
+                d.health.interval = v;
+            }
+            if let Some(v) = self.duration(&h, "timeout", (Duration::from_secs(2), Duration::from_secs(120))) {
+                d.health.timeout = v;
+            }
+            for (key, slot) in [("healthy", &mut d.health.healthy), ("unhealthy", &mut d.health.unhealthy)] {
+                if let Some((n, span)) = self.int(&h, key) {
+                    if (2..=10).contains(&n) {
+                        *slot = n as u32;
+                    } else {
+                        self.error(span, format!("`{key}` threshold {n} is outside 2..10"), Some("load balancers count 2 to 10 checks in a row"));
+                    }
+                }
+            }
+            if d.health.timeout >= d.health.interval {
+                let span = self.span_of(&h, "timeout");
+                self.error(span, format!("health check timeout {} is not shorter than its interval {}", format_duration(d.health.timeout), format_duration(d.health.interval)), Some("make timeout shorter than interval"));
+            }
+        }
+        if let Some((p, span)) = self.str(tbl, "instance_profile") {
+            if !p.is_empty() && p.len() <= 128 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b)) {
+                d.instance_profile = Some(p);
+            } else {
+                self.error(span, format!("`{p}` is not an instance profile name"), Some("give the name of the IAM instance profile (not its ARN)"));
+            }
+        }
+        if let Some((k, _)) = self.str(tbl, "key_name") {
+            d.key_name = (!k.is_empty()).then_some(k);
+        }
+        if let Some((m, span)) = self.str(tbl, "metadata_tokens") {
+            match m.as_str() {
+                "required" => d.metadata_tokens = MetadataTokens::Required,
+                "optional" => d.metadata_tokens = MetadataTokens::Optional,
+                _ => self.error(span, format!("metadata_tokens `{m}` is neither \"required\" nor \"optional\""), Some("keep \"required\" (IMDSv2)")),
+            }
+        }
+        if let Some(v) = self.sub_table(tbl, "root_volume", format!("{}.root_volume", tbl.name)) {
+            self.unknown_keys(&v, &["size_gb", "type", "encrypted"]);
+            let mut rv = base.root_volume.clone().unwrap_or(RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true });
+            if let Some((n, span)) = self.int(&v, "size_gb") {
+                if (1..=16384).contains(&n) {
+                    rv.size_gb = n as u32;
+                } else {
+                    self.error(span, format!("root volume size {n} GiB is outside 1..16384"), Some("give the size in GiB"));
+                }
+            }
+            if let Some((t, span)) = self.str(&v, "type") {
+                if ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"].contains(&t.as_str()) {
+                    rv.kind = t;
+                } else {
+                    self.error(span, format!("`{t}` is not an EBS volume type"), Some("use gp3, gp2, io1, io2, st1, sc1 or standard"));
+                }
+            }
+            if let Some(item) = v.t.get("encrypted") {
+                match item.as_bool() {
+                    Some(b) => rv.encrypted = b,
+                    None => {
+                        let span = self.span_of(&v, "encrypted");
+                        self.error(span, "`encrypted` must be true or false", Some("write encrypted = true"));
+                    }
+                }
+            }
+            d.root_volume = Some(rv);
+        }
+        if let Some((n, span)) = self.int(tbl, "max_targets") {
+            if (1..=100_000).contains(&n) {
+                d.max_targets = n as u32;
+            } else {
+                self.error(span, format!("max_targets {n} is outside 1..100000"), Some("set it to your load balancer's raised quota"));
             }
         }
         d
@@ -445,7 +537,7 @@ impl<'a> Walker<'a> {
             return None;
         }
         let t = self.sub_table(&top, "bake", "bake")?;
-        self.unknown_keys(&t, &["template", "base_ami", "base_owners", "instance_type", "vars"]);
+        self.unknown_keys(&t, &["template", "base_ami", "base_owners", "instance_type", "vars", "regions", "accounts"]);
         let template = self.required_str(&t, "template", "add template = \"packer-templates/app.pkr.hcl\"").and_then(
             |(tpl, span)| {
                 if check_files && !root.join(&tpl).is_file() {
@@ -492,7 +584,25 @@ impl<'a> Walker<'a> {
             None => Some("t3.micro".to_owned()),
         };
         let vars = self.string_map(&t, "vars", "bake.vars".into(), false);
+        let mut regions = Vec::new();
+        for (r, span) in self.str_list(&t, "regions").unwrap_or_default() {
+            if is_region(&r) {
+                regions.push(r);
+            } else {
+                self.error(span, format!("`{r}` in [bake] regions is not an AWS region name"), Some("write regions like \"eu-west-1\""));
+            }
+        }
+        let mut accounts = Vec::new();
+        for (a, span) in self.str_list(&t, "accounts").unwrap_or_default() {
+            if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+                accounts.push(a);
+            } else {
+                self.error(span, format!("`{a}` in [bake] accounts is not an AWS account id"), Some("write the 12-digit account id"));
+            }
+        }
         Some(BakeSpec {
+            regions,
+            accounts,
             template: template?,
             base_ami: base_ami?,
             base_owners: owners.unwrap_or_default(),
@@ -620,6 +730,31 @@ impl<'a> Walker<'a> {
             }
             _ => {}
         }
+        let ssm: Vec<&String> = vars.iter().filter(|(_, v)| v.starts_with("ssm:")).map(|(k, _)| k).collect();
+        if let (Some(k), Some(c)) = (ssm.first(), clusters.iter().find(|c| c.deploy.instance_profile.is_none())) {
+            let span = self.key_span(t, "vars");
+            self.error(
+                span,
+                format!(
+                    "`{k}` in [{label}.vars] is an ssm: reference, but cluster {} has no instance_profile, so its instances cannot read SSM at boot",
+                    c.name
+                ),
+                Some("set instance_profile in [deploy] (or the cluster) to a profile whose role may ssm:GetParameter them"),
+            );
+            ok = false;
+        }
+        if let Some(c) = clusters.first() {
+            let size = super::user_data_size(&vars, c);
+            if size > super::USER_DATA_LIMIT {
+                let span = self.key_span(t, "vars");
+                self.error(
+                    span,
+                    format!("the variables of [{label}] make {size} bytes of user data, over EC2's {} byte limit", super::USER_DATA_LIMIT),
+                    Some("move large values to SSM (ssm:/path) and keep the variables small"),
+                );
+                ok = false;
+            }
+        }
         if !ok {
             return None;
         }
@@ -703,6 +838,47 @@ impl<'a> Walker<'a> {
             None => None,
         };
         let settings = self.deploy_settings(t, deploy);
+        let least = settings.health.least_time();
+        if settings.health_timeout < least {
+            let span = if t.t.contains_key("health_timeout") { self.span_of(t, "health_timeout") } else { t.anchor.clone().unwrap_or(0..0) };
+            self.error(
+                span,
+                format!(
+                    "health_timeout {} of [{}] is shorter than a new instance needs to pass its health check: about {} to boot + {} checks x {} = {}",
+                    format_duration(settings.health_timeout),
+                    t.name,
+                    format_duration(super::BOOT_ALLOWANCE),
+                    settings.health.healthy,
+                    format_duration(settings.health.interval),
+                    format_duration(least)
+                ),
+                Some(&format!("raise health_timeout to {} or more (10m is usual)", format_duration(least))),
+            );
+        }
+        if let Some(n) = count {
+            if u64::from(n) * 2 > u64::from(settings.max_targets) {
+                let span = self.span_of(t, "count");
+                self.error(
+                    span,
+                    format!(
+                        "count {n} cannot be swapped: old and new instances sit in the load balancer together, 2 x {n} = {} > {} targets it may hold",
+                        n * 2,
+                        settings.max_targets
+                    ),
+                    Some("lower count to half the quota, or set max_targets if your load balancer's quota was raised"),
+                );
+            }
+        }
+        if let Some((LbTarget::TargetGroup(_), span)) = &target {
+            let subnets = settings.lb_subnets();
+            if subnets.len() == 1 {
+                self.error(
+                    span.clone(),
+                    format!("[{}] puts an application load balancer in one subnet; an ALB needs subnets in at least two zones", t.name),
+                    Some("list two or more lb_subnets (or subnets) in different zones, or leave them empty for the default VPC's"),
+                );
+            }
+        }
         let (target, span) = target?;
         Some((target, span, count?, settings))
     }
@@ -724,7 +900,23 @@ impl<'a> Walker<'a> {
 
 const TOP_KEYS: &[&str] = &["app", "region", "ledger_table", "build", "test", "bake", "deploy", "env"];
 
-const DEPLOY_KEYS: &[&str] = &["instance_type", "health_timeout", "drain", "subnets", "security_groups", "port", "health_path"];
+const DEPLOY_KEYS: &[&str] = &[
+    "instance_type",
+    "health_timeout",
+    "drain",
+    "subnets",
+    "lb_subnets",
+    "security_groups",
+    "allow",
+    "port",
+    "health_path",
+    "health",
+    "instance_profile",
+    "key_name",
+    "metadata_tokens",
+    "root_volume",
+    "max_targets",
+];
 
 
 fn item_span(item: &Item) -> Option<Range<usize>> {
@@ -781,6 +973,11 @@ fn is_instance_type(s: &str) -> bool {
         }
         None => false,
     }
+}
+
+fn is_cidr(s: &str) -> bool {
+    let Some((ip, bits)) = s.split_once('/') else { return false };
+    ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
 }
 
 fn is_region(s: &str) -> bool {

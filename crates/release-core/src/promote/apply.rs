@@ -385,7 +385,7 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
     let launches = spread(count, &plan.network.subnets);
     let Some(record) = op.record() else { return (Vec::new(), Some(Error::internal("launch before the record was opened"))) };
     let release = record.release_id.clone();
-    let ud = user_data(pipeline, env, cluster, &plan.commit, &release, &opts.region);
+    let ud = user_data(&pipeline.app, &env.name, &env.vars, cluster, &plan.commit, &release, &opts.region);
     let tags = vec![
         (tags::APP.to_owned(), pipeline.app.to_string()),
         (tags::COMMIT.to_owned(), plan.commit.to_string()),

@@ -116,17 +116,17 @@ pub fn config_hash(pipeline: &Pipeline, env: &Environment, cluster: &Cluster) ->
 
 /// The boot script: writes the environment's variables to `/etc/<app>/env` and restarts the service.
 /// `ssm:` values are fetched on the instance at boot; their values never appear here.
-pub fn user_data(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, commit: &CommitSha, release: &ReleaseId, region: &str) -> String {
-    let app = pipeline.app.as_str();
+pub fn user_data(app: &AppName, env_name: &EnvName, vars: &BTreeMap<String, String>, cluster: &Cluster, commit: &CommitSha, release: &ReleaseId, region: &str) -> String {
+    let app = app.as_str();
     let mut plain = BTreeMap::new();
     plain.insert("RELEASE_APP".to_owned(), app.to_owned());
-    plain.insert("RELEASE_ENV".to_owned(), env.name.to_string());
+    plain.insert("RELEASE_ENV".to_owned(), env_name.to_string());
     plain.insert("RELEASE_CLUSTER".to_owned(), cluster.name.to_string());
     plain.insert("RELEASE_COMMIT".to_owned(), commit.to_string());
     plain.insert("RELEASE_ID".to_owned(), release.to_string());
     plain.insert("PORT".to_owned(), cluster.deploy.port.to_string());
     let mut ssm = Vec::new();
-    for (k, v) in &env.vars {
+    for (k, v) in vars {
         match v.strip_prefix("ssm:") {
             Some(path) => ssm.push((k.clone(), path.to_owned())),
             None => {
