@@ -15,5 +15,5 @@ case "$MOTO_HOST" in
 esac
 
 moto_answers() {
-  curl -fsS -m 2 -o /dev/null "$MOTO_URL/moto-api/data.json" 2>/dev/null
+  curl -fsS -m 2 -o /dev/null "$MOTO_URL/moto-api/" 2>/dev/null
 }

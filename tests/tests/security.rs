@@ -58,8 +58,9 @@ async fn a_planted_secret_never_appears_in_output_logs_arguments_user_data_or_th
 
 #[tokio::test]
 async fn the_printed_policy_is_enough_and_removing_a_permission_fails_clearly() {
-    // moto enforces IAM after the first 7 requests: its own warm-up, then the 6 IAM calls below.
-    let emu = Emulator::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "7")]);
+    // moto enforces IAM after the harness's warm-up requests and the 6 IAM calls below.
+    let free = (Emulator::WARM_UP_REQUESTS + 6).to_string();
+    let emu = Emulator::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", free.as_str())]);
     let project = Project::demo_repo();
     // moto's signature check under IAM enforcement rejects a Rust SDK request whose form body holds a space (a
     // tag value, here the commit subject that bake writes); real AWS does not. A subject without one avoids it.

@@ -80,7 +80,21 @@ impl Emulator {
         let body = "Action=DescribeVpcs&Version=2016-11-15";
         request(self.addr, "POST", "/", &[("Authorization", auth), ("Content-Type", "application/x-www-form-urlencoded")], body)
             .expect("warm up the emulator's EC2 backend");
+        // The demo pipeline's instance profile (its ssm: values need one, and EC2 checks that it exists). IAM is the
+        // account owner's to set up, not release's: here the harness plays the owner.
+        for body in [
+            "Action=CreateRole&RoleName=hello-app&AssumeRolePolicyDocument=%7B%7D&Version=2010-05-08",
+            "Action=CreateInstanceProfile&InstanceProfileName=hello-app&Version=2010-05-08",
+            "Action=AddRoleToInstanceProfile&InstanceProfileName=hello-app&RoleName=hello-app&Version=2010-05-08",
+        ] {
+            let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0";
+            request(self.addr, "POST", "/", &[("Authorization", auth), ("Content-Type", "application/x-www-form-urlencoded")], body)
+                .expect("create the demo's instance profile");
+        }
     }
+
+    /// Requests the harness makes when it starts (moto counts them against `INITIAL_NO_AUTH_ACTION_COUNT`).
+    pub const WARM_UP_REQUESTS: u32 = 4;
 
     /// Sends one EC2 Query API request (moto does not check signatures) and returns the XML answer.
     pub fn ec2_query(&self, params: &[(&str, &str)]) -> String {
