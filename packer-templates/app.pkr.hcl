@@ -1,14 +1,20 @@
-# Bakes one AMI for one app at one commit.
+# Bakes one AMI for one app at one commit. Two files, so that both Packer generations work:
 #
-# Real AWS:  packer build -only=amazon-ebs.aws      -var app=... app.pkr.hcl
+#   app.pkr.hcl  (this file) variables, locals and the emulator source: read by every Packer,
+#                Debian's 1.6.6 included (`release` hands 1.6 this file alone).
+#   aws.pkr.hcl  the real-AWS source: `required_plugins`, IMDSv2, encryption, a restricted SSH rule,
+#                copies and shares. Packer 1.6 rejects all of that, so only Packer >= 1.7 reads it:
+#                `release` runs `packer init <dir>` then `packer build <dir>` (the whole folder).
+#
+# Real AWS:  packer init . && packer build -only=amazon-ebs.aws -var app=... .
 # Emulator:  packer build -only=amazon-ebs.emulator -var ec2_endpoint=http://127.0.0.1:4566 ... app.pkr.hcl
 #
-# Always pass -only: without it both sources run, and amazon-ebs.aws goes to real AWS.
+# Always pass -only: in a folder build without it both sources run, and amazon-ebs.aws goes to real AWS.
 # An -only that matches no source (e.g. -only=emulator) builds nothing and exits 0.
 # The emulator source has no communicator, so no provisioner runs there: it only
 # exercises RunInstances -> StopInstances -> CreateImage -> TerminateInstances.
-# Packer 1.6.6 rejects a -var whose variable is not declared here
-# ("Undefined -var variable"), so the caller must pass only the variables below.
+# Packer rejects a -var whose variable is not declared ("Undefined -var variable"),
+# so the caller passes only the variables below; every variable lives in this file.
 # Credentials come from the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
 
 variable "app" {
@@ -76,6 +82,36 @@ variable "exec_start" {
   description = "Command line of the service; empty means /opt/<app>/bin/<app>."
 }
 
+variable "ami_regions" {
+  type        = list(string)
+  default     = []
+  description = "Other regions to copy the AMI to ([bake] regions); the copies carry the same tags."
+}
+
+variable "ami_users" {
+  type        = list(string)
+  default     = []
+  description = "Accounts the AMI and its snapshots are shared with ([bake] accounts)."
+}
+
+variable "ssh_cidrs" {
+  type        = list(string)
+  default     = []
+  description = "Who may reach the builder's temporary SSH port; empty means only the public IP of the machine running Packer."
+}
+
+variable "kms_key_id" {
+  type        = string
+  default     = ""
+  description = "KMS key for the encrypted AMI; empty means the account's default EBS key."
+}
+
+variable "release_tags" {
+  type        = map(string)
+  default     = {}
+  description = "release:* tags for the AMI copies in other regions (release tags the AMI of this region itself, bake key last)."
+}
+
 locals {
   app_dir    = "/opt/${var.app}"
   env_file   = "/etc/${var.app}/env"
@@ -90,19 +126,6 @@ locals {
     app    = var.app
     commit = var.commit
   }
-}
-
-source "amazon-ebs" "aws" {
-  region        = var.region
-  source_ami    = var.base_ami
-  instance_type = var.instance_type
-  ami_name      = var.ami_name
-  communicator  = "ssh"
-  ssh_username  = var.ssh_username
-  subnet_id     = var.subnet_id
-  tags          = local.tags
-  snapshot_tags = local.tags
-  run_tags      = local.run_tags
 }
 
 source "amazon-ebs" "emulator" {
@@ -124,26 +147,5 @@ source "amazon-ebs" "emulator" {
 }
 
 build {
-  sources = ["source.amazon-ebs.aws", "source.amazon-ebs.emulator"]
-
-  provisioner "file" {
-    only        = ["amazon-ebs.aws"]
-    source      = var.artifact
-    destination = "/tmp/${var.app}.tar.gz"
-  }
-
-  provisioner "shell" {
-    only = ["amazon-ebs.aws"]
-    inline = [
-      "set -eu",
-      "id -u ${var.app} >/dev/null 2>&1 || sudo useradd --system --no-create-home --home-dir ${local.app_dir} --shell /sbin/nologin ${var.app}",
-      "sudo mkdir -p ${local.app_dir} /etc/${var.app}",
-      "sudo tar -xzf /tmp/${var.app}.tar.gz --no-same-owner -C ${local.app_dir}",
-      "rm -f /tmp/${var.app}.tar.gz",
-      "echo '${var.commit}' | sudo tee ${local.app_dir}/COMMIT >/dev/null",
-      "printf '%s\\n' '[Unit]' 'Description=${var.app} (${var.commit})' 'After=network-online.target' 'Wants=network-online.target' 'ConditionPathExists=${local.env_file}' '' '[Service]' 'User=${var.app}' 'AmbientCapabilities=CAP_NET_BIND_SERVICE' 'EnvironmentFile=${local.env_file}' 'WorkingDirectory=${local.app_dir}' 'ExecStart=${local.exec_start}' 'Restart=always' 'RestartSec=2' '' '[Install]' 'WantedBy=multi-user.target' | sudo tee /etc/systemd/system/${var.app}.service >/dev/null",
-      "sudo systemctl daemon-reload",
-      "sudo systemctl enable ${var.app}.service",
-    ]
-  }
+  sources = ["source.amazon-ebs.emulator"]
 }

@@ -211,9 +211,59 @@ fn build_and_test_run_on_a_clean_export_not_the_work_tree() {
     assert!(test.stdout.starts_with("test of "), "{}", test.stdout);
 }
 
+/// A `packer` that says it is a current version (1.11): it logs every call and runs Debian's 1.6.6 on the folder's
+/// app.pkr.hcl, since 1.6.6 cannot read the folder (its aws.pkr.hcl is for 1.7+).
+fn modern_packer(dir: &Path) -> (String, std::path::PathBuf) {
+    let log = dir.join("packer-calls.log");
+    let script = dir.join("packer");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/bash\necho \"$*\" >> {log}\ncase \"$1\" in\n  version) echo 'Packer v1.11.2'; exit 0;;\n  init) test -d \"$2\" || exit 9; exit 0;;\n  build) args=(\"$@\"); last=\"${{args[-1]}}\"; unset 'args[-1]'; test -d \"$last\" || exit 9; exec packer \"${{args[@]}}\" \"$last/app.pkr.hcl\";;\nesac\nexit 3\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (script.to_string_lossy().into_owned(), log)
+}
+
+#[tokio::test]
+async fn current_packer_is_initialised_first_and_builds_the_template_folder() {
+    let emu = Emulator::start();
+    let project = Project::demo_repo();
+    let aws = AwsView::new(&emu).await;
+    let tools = tempfile::tempdir().unwrap();
+    let (packer, log) = modern_packer(tools.path());
+    let sha = project.git(&["rev-parse", "HEAD"]);
+    let run = project.release_env(&emu, &[("PACKER", &packer)], &["bake", &sha, "--output", "json"]);
+    run.assert_ok();
+    let calls: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_owned).collect();
+    let verbs: Vec<&str> = calls.iter().filter_map(|c| c.split_whitespace().next()).filter(|v| *v != "version").collect();
+    assert_eq!(verbs, ["init", "build"], "{calls:?}");
+    let init = &calls.iter().find(|c| c.starts_with("init")).unwrap()[5..];
+    assert!(init.ends_with("/packer-templates"), "init is given the template's folder: {init}");
+    let build = calls.iter().find(|c| c.starts_with("build")).unwrap();
+    assert!(build.ends_with(init), "build is given the same folder: {build}");
+    assert!(build.contains("-only=amazon-ebs.emulator"), "{build}");
+    let images = aws.own_images().await;
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0].id, run.json()["ami"].as_str().unwrap());
+    assert_eq!(images[0].tags.get("release:bake-key").map(String::as_str), run.json()["bake_key"].as_str());
+}
+
 #[test]
-fn the_template_is_formatted_and_valid() {
-    let template = release_e2e::workspace_root().join("packer-templates/app.pkr.hcl");
+fn the_templates_are_formatted_and_valid() {
+    let root = release_e2e::workspace_root();
+    let aws = root.join("packer-templates/aws.pkr.hcl");
+    let text = std::fs::read_to_string(&aws).unwrap();
+    // What the real-AWS source must say; 1.6.6 cannot validate it, so its settings are checked as text.
+    for needle in ["required_plugins", "http_tokens                 = \"required\"", "imds_support = \"v2.0\"", "encrypt_boot = true", "temporary_security_group_source_public_ip = length(var.ssh_cidrs) == 0", "ami_regions    = var.ami_regions", "ami_users      = var.ami_users"] {
+        assert!(text.contains(needle), "aws.pkr.hcl lacks `{needle}`");
+    }
+    let fmt = std::process::Command::new("packer").args(["fmt", "-check"]).arg(&aws).env("CHECKPOINT_DISABLE", "1").output().unwrap();
+    assert!(fmt.status.success(), "packer fmt -check aws.pkr.hcl: {}", String::from_utf8_lossy(&fmt.stdout));
+    let template = root.join("packer-templates/app.pkr.hcl");
     let fmt = std::process::Command::new("packer").args(["fmt", "-check"]).arg(&template).env("CHECKPOINT_DISABLE", "1").output().unwrap();
     assert!(fmt.status.success(), "packer fmt -check: {}", String::from_utf8_lossy(&fmt.stdout));
     // The file provisioner checks that the artifact exists.

@@ -150,6 +150,8 @@ async fn a_renamed_cluster_sees_the_old_instances_as_strays_and_its_promote_reti
     project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
     let old = aws.elb_members("hello-staging").await;
     set(&project, "[env.staging.clusters.staging]", "[env.staging.clusters.stage]");
+    // A new cluster name means new security groups (same load balancer, which moves into the new one).
+    project.release(&emu, &["provision", "--env", "staging"]).assert_ok();
 
     let status = project.release(&emu, &["status", "--env", "staging", "--output", "json"]).json();
     let strays = status["environments"][0]["clusters"][0]["strays"].as_array().unwrap().clone();
@@ -209,8 +211,9 @@ async fn validate_refuses_a_load_balancer_used_by_two_apps() {
     project.write("pipelines/other.toml", &other);
     let run = release_e2e::release(project.path(), None, &["validate"]);
     assert_eq!(run.code, 2, "{run:?}");
+    let line = other.lines().position(|l| l.starts_with("load_balancer = \"hello-staging\"")).unwrap() + 1;
     assert!(
-        run.stderr.contains("pipelines/other.toml:30:17: load balancer hello-staging of cluster other/staging/staging is also used by cluster hello/staging/staging in pipelines/hello.toml"),
+        run.stderr.contains(&format!("pipelines/other.toml:{line}:17: load balancer hello-staging of cluster other/staging/staging is also used by cluster hello/staging/staging in pipelines/hello.toml")),
         "{}",
         run.stderr
     );

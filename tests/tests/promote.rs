@@ -46,6 +46,20 @@ async fn staging_is_replaced_in_place_behind_its_load_balancer() {
         let state = &all.iter().find(|i| &i.id == id).unwrap().state;
         assert!(state == "terminated" || state == "shutting-down", "old {id} is {state}");
     }
+    // Launched as the pipeline says: IMDSv2 only, the instance profile, the cluster's instance group, the root
+    // volume sized, typed, encrypted and tagged like the instance.
+    let described = aws.ec2.describe_instances().set_instance_ids(Some(new_ids.clone())).send().await.unwrap();
+    let groups = aws.ec2.describe_security_groups().filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("hello-staging-instances").build()).send().await.unwrap();
+    let group = groups.security_groups()[0].group_id().unwrap().to_owned();
+    for i in described.reservations().iter().flat_map(|r| r.instances()) {
+        assert_eq!(i.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str()), Some("required"), "IMDSv2");
+        assert!(i.iam_instance_profile().and_then(|p| p.arn()).is_some_and(|a| a.ends_with(":instance-profile/hello-app")), "{:?}", i.iam_instance_profile());
+        assert_eq!(i.security_groups().iter().filter_map(|g| g.group_id()).collect::<Vec<_>>(), vec![group.as_str()]);
+        let volumes = aws.ec2.describe_volumes().filters(aws_sdk_ec2::types::Filter::builder().name("attachment.instance-id").values(i.instance_id().unwrap()).build()).send().await.unwrap();
+        let v = &volumes.volumes()[0];
+        assert_eq!((v.size(), v.volume_type().map(|t| t.as_str()), v.encrypted()), (Some(16), Some("gp3"), Some(true)));
+        assert!(v.tags().iter().any(|t| t.key() == Some("release:app") && t.value() == Some("hello")), "volumes are tagged: {:?}", v.tags());
+    }
     // User data: the variables, the ssm reference resolved at boot, no secret value.
     let ud = aws.user_data(&new_ids[0]).await;
     assert!(ud.contains("APP_ENV=\"staging\""), "{ud}");

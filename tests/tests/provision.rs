@@ -13,11 +13,29 @@ async fn provision_creates_what_the_demo_pipeline_needs_and_a_second_run_changes
     let doc = staging.json();
     assert_eq!(doc["changed"], true);
     let actions: Vec<&str> = doc["actions"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
-    assert_eq!(actions, ["create-ledger-table", "create-load-balancer"]);
+    assert_eq!(actions, ["create-ledger-table", "create-security-group", "allow-ingress", "create-security-group", "allow-ingress", "create-load-balancer"]);
 
     let prod = project.release(&emu, &["provision", "--env", "prod"]);
     prod.assert_ok();
-    assert!(prod.stdout.contains("hello/prod: 5 actions (did):"), "{}", prod.stdout);
+    assert!(prod.stdout.contains("hello/prod: 13 actions (did):"), "{}", prod.stdout);
+
+    // Two security groups per cluster: the load balancer's open on 80 to `allow`, the instances' open on the app
+    // port to the load balancer's group only.
+    let groups = aws.ec2.describe_security_groups().filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("hello-prod1-lb").values("hello-prod1-instances").build()).send().await.unwrap();
+    let by_name = |n: &str| groups.security_groups().iter().find(|g| g.group_name() == Some(n)).cloned().unwrap_or_else(|| panic!("no group {n}"));
+    let (lb_group, inst_group) = (by_name("hello-prod1-lb"), by_name("hello-prod1-instances"));
+    let rules = |g: &aws_sdk_ec2::types::SecurityGroup| -> Vec<String> {
+        g.ip_permissions()
+            .iter()
+            .flat_map(|p| {
+                let port = p.from_port().unwrap_or(-1);
+                p.ip_ranges().iter().map(move |r| format!("{port} from {}", r.cidr_ip().unwrap_or(""))).chain(p.user_id_group_pairs().iter().map(move |u| format!("{port} from {}", u.group_id().unwrap_or(""))))
+            })
+            .collect()
+    };
+    assert_eq!(rules(&lb_group), vec!["80 from 0.0.0.0/0".to_owned()]);
+    assert_eq!(rules(&inst_group), vec![format!("8080 from {}", lb_group.group_id().unwrap())]);
+    assert!(lb_group.tags().iter().any(|t| t.key() == Some("release:app") && t.value() == Some("hello")), "{lb_group:?}");
 
     // The world: three classic ELBs forwarding 80 -> 8080 and health-checking /health.
     assert_eq!(aws.classic_elbs().await, ["hello-prod1", "hello-prod2", "hello-staging"]);
@@ -26,7 +44,13 @@ async fn provision_creates_what_the_demo_pipeline_needs_and_a_second_run_changes
     let listener = lb.listener_descriptions()[0].listener().unwrap();
     assert_eq!((listener.load_balancer_port(), listener.instance_port()), (80, 8080));
     assert_eq!(lb.health_check().map(|h| h.target()), Some("HTTP:8080/health"));
+    assert_eq!(lb.security_groups(), [lb_group.group_id().unwrap().to_owned()], "the load balancer sits in its own group");
     let prod1_dns = lb.dns_name().unwrap().to_owned();
+    // Connection draining for `drain` (2s in the demo) and cross-zone balancing.
+    let attrs = aws.elb.describe_load_balancer_attributes().load_balancer_name("hello-prod1").send().await.unwrap();
+    let attrs = attrs.load_balancer_attributes().unwrap();
+    assert_eq!(attrs.connection_draining().map(|d| (d.enabled(), d.timeout())), Some((true, Some(2))));
+    assert_eq!(attrs.cross_zone_load_balancing().map(|c| c.enabled()), Some(true));
 
     // The ledger table, keyed for records and locks.
     let table = aws.dynamodb.describe_table().table_name("release-ledger").send().await.unwrap();
@@ -63,7 +87,15 @@ async fn plan_lists_the_actions_and_changes_nothing() {
     run.assert_ok();
     assert_eq!(
         run.stdout.trim(),
-        "hello/prod: 6 actions (would):\n  + create DynamoDB table release-ledger (ledger and locks)\n  \
+        "hello/prod: 14 actions (would):\n  + create DynamoDB table release-ledger (ledger and locks)\n  \
+         + create security group hello-prod1-lb for cluster prod1's load balancer\n  \
+         + allow tcp/80 from 0.0.0.0/0 into hello-prod1-lb\n  \
+         + create security group hello-prod1-instances for cluster prod1's instances\n  \
+         + allow tcp/8080 from group hello-prod1-lb into hello-prod1-instances\n  \
+         + create security group hello-prod2-lb for cluster prod2's load balancer\n  \
+         + allow tcp/80 from 0.0.0.0/0 into hello-prod2-lb\n  \
+         + create security group hello-prod2-instances for cluster prod2's instances\n  \
+         + allow tcp/8080 from group hello-prod2-lb into hello-prod2-instances\n  \
          + create classic ELB hello-prod1 for cluster prod1 (HTTP 80 -> 8080, health /health)\n  \
          + create classic ELB hello-prod2 for cluster prod2 (HTTP 80 -> 8080, health /health)\n  \
          + create Route53 hosted zone example.com.\n  \
@@ -166,4 +198,77 @@ async fn a_hand_made_record_on_the_live_name_is_refused_not_overwritten() {
         "error: www.shop.test. already exists as a CNAME record that release does not manage; delete it or choose another `record` for env prod"
     );
     before.assert_same(&emu.state(), "a refused provision");
+}
+
+#[tokio::test]
+async fn provision_converges_existing_load_balancers_and_groups_to_the_pipeline() {
+    let emu = Emulator::start();
+    let project = Project::demo();
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["provision", "--env", "staging"]).assert_ok();
+    let pipeline = project.read("pipelines/hello.toml");
+    let changed = pipeline
+        .replace("[deploy]\n", "[deploy]\nhealth_path = \"/ready\"\nhealth = { interval = \"15s\", timeout = \"4s\", healthy = 3, unhealthy = 4 }\nallow = [\"203.0.113.0/24\"]\n")
+        .replace("drain = \"2s\"", "drain = \"20s\"");
+    project.write("pipelines/hello.toml", &changed);
+    let before = emu.state();
+    let plan = project.release(&emu, &["provision", "--env", "staging", "--plan"]);
+    plan.assert_ok();
+    before.assert_same(&emu.state(), "provision --plan");
+    for line in [
+        "+ allow tcp/80 from 203.0.113.0/24 into hello-staging-lb",
+        "+ revoke tcp/80 from 0.0.0.0/0 from hello-staging-lb (no longer in the pipeline)",
+        "+ configure load balancer hello-staging of cluster staging: health path /health -> /ready; health check every 10s timeout 5s healthy 2 unhealthy 2 -> every 15s timeout 4s healthy 3 unhealthy 4; drain 2s -> 20s",
+    ] {
+        assert!(plan.stdout.contains(line), "missing {line:?} in:\n{}", plan.stdout);
+    }
+    project.release(&emu, &["provision", "--env", "staging"]).assert_ok();
+    let lbs = aws.elb.describe_load_balancers().load_balancer_names("hello-staging").send().await.unwrap();
+    let hc = lbs.load_balancer_descriptions()[0].health_check().unwrap().clone();
+    assert_eq!((hc.target(), hc.interval(), hc.timeout(), hc.healthy_threshold(), hc.unhealthy_threshold()), ("HTTP:8080/ready", 15, 4, 3, 4));
+    let attrs = aws.elb.describe_load_balancer_attributes().load_balancer_name("hello-staging").send().await.unwrap();
+    assert_eq!(attrs.load_balancer_attributes().unwrap().connection_draining().and_then(|d| d.timeout()), Some(20));
+    let groups = aws.ec2.describe_security_groups().filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("hello-staging-lb").build()).send().await.unwrap();
+    let cidrs: Vec<&str> = groups.security_groups()[0].ip_permissions().iter().flat_map(|p| p.ip_ranges()).filter_map(|r| r.cidr_ip()).collect();
+    assert_eq!(cidrs, ["203.0.113.0/24"]);
+    let again = project.release(&emu, &["provision", "--env", "staging"]);
+    assert_eq!(again.stdout.trim(), "hello/staging: everything exists; nothing to do");
+}
+
+const DRAINING_TG_PIPELINE: &str = r#"app = "hello"
+region = "us-east-1"
+[build]
+command = "true"
+artifact = "x"
+[bake]
+template = "packer-templates/app.pkr.hcl"
+base_ami = "ami-0123456789abcdef0"
+[deploy]
+drain = "45s"
+[env.prod]
+dns = { zone = "example.com.", record = "hello.example.com." }
+[env.prod.clusters.blue]
+target_group = "hello-blue"
+count = 2
+[env.prod.clusters.green]
+target_group = "hello-green"
+count = 2
+"#;
+
+#[tokio::test]
+async fn target_groups_deregister_with_a_delay_of_drain_and_albs_sit_in_their_group() {
+    let emu = Emulator::start();
+    let project = Project::new(DRAINING_TG_PIPELINE);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["provision", "--env", "prod"]).assert_ok();
+    let tgs = aws.elbv2.describe_target_groups().names("hello-blue").send().await.unwrap();
+    let arn = tgs.target_groups()[0].target_group_arn().unwrap();
+    let attrs = aws.elbv2.describe_target_group_attributes().target_group_arn(arn).send().await.unwrap();
+    let delay = attrs.attributes().iter().find(|a| a.key() == Some("deregistration_delay.timeout_seconds")).and_then(|a| a.value());
+    assert_eq!(delay, Some("45"));
+    let albs = aws.elbv2.describe_load_balancers().names("hello-blue").send().await.unwrap();
+    let groups = aws.ec2.describe_security_groups().filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values("hello-blue-lb").build()).send().await.unwrap();
+    assert_eq!(albs.load_balancers()[0].security_groups(), [groups.security_groups()[0].group_id().unwrap().to_owned()]);
+    let again = project.release(&emu, &["provision", "--env", "prod", "--output", "json"]);
+    assert_eq!(again.json()["changed"], false, "{}", again.stdout);
 }

@@ -1,13 +1,17 @@
 //! EC2: the Fleet port.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{Filter, InstanceType, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification, InstanceMetadataOptionsRequest, InstanceType,
+    LocationType, ResourceType, Tag, TagSpecification, VolumeType,
+};
 use base64::Engine;
 use release_core::ids::{AppName, InstanceId};
 use release_core::ports::{tags, Fleet, Instance, LaunchSpec, Network, Subnet};
 use release_core::error::Cause;
+use release_core::pipeline::MetadataTokens;
 use release_core::{Error, Result};
 
 use crate::error::sdk;
@@ -108,10 +112,33 @@ impl Fleet for Aws {
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
         let tags: Vec<Tag> = spec.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-        let tag_spec = TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build();
+        // The instances, their volumes and their network interfaces carry the same tags (cost reports, SCPs).
+        let tag_specs: Option<Vec<TagSpecification>> = (!tags.is_empty()).then(|| {
+            [ResourceType::Instance, ResourceType::Volume, ResourceType::NetworkInterface]
+                .into_iter()
+                .map(|t| TagSpecification::builder().resource_type(t).set_tags(Some(tags.clone())).build())
+                .collect()
+        });
         // RunInstances wants user data base64-encoded, and the SDK does not do it.
         let user_data = base64::engine::general_purpose::STANDARD.encode(spec.user_data.as_bytes());
         let count = i32::try_from(spec.count).map_err(|_| Error::input(format!("cannot launch {} instances in one call", spec.count)))?;
+        let tokens = match spec.metadata_tokens {
+            MetadataTokens::Required => HttpTokensState::Required,
+            MetadataTokens::Optional => HttpTokensState::Optional,
+        };
+        let root = spec.root_volume.as_ref().map(|(device, v)| {
+            BlockDeviceMapping::builder()
+                .device_name(device)
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .volume_size(i32::try_from(v.size_gb).unwrap_or(i32::MAX))
+                        .volume_type(VolumeType::from(v.kind.as_str()))
+                        .encrypted(v.encrypted)
+                        .delete_on_termination(true)
+                        .build(),
+                )
+                .build()
+        });
         let out = self
             .ec2
             .run_instances()
@@ -123,14 +150,29 @@ impl Fleet for Aws {
             .set_security_group_ids((!spec.security_groups.is_empty()).then(|| spec.security_groups.clone()))
             .user_data(user_data)
             .client_token(&spec.client_token)
-            .tag_specifications(tag_spec)
+            .set_tag_specifications(tag_specs)
+            .set_iam_instance_profile(spec.instance_profile.as_ref().map(|p| IamInstanceProfileSpecification::builder().name(p).build()))
+            .set_key_name(spec.key_name.clone())
+            .metadata_options(InstanceMetadataOptionsRequest::builder().http_tokens(tokens).http_endpoint(aws_sdk_ec2::types::InstanceMetadataEndpointState::Enabled).build())
+            .set_block_device_mappings(root.map(|r| vec![r]))
             .send()
             .await
             .map_err(|e| sdk("ec2 RunInstances", e))?;
-        out.instances()
-            .iter()
-            .map(|i| InstanceId::parse(i.instance_id().unwrap_or("")))
-            .collect::<Result<Vec<_>>>()
+        out.instances().iter().map(|i| InstanceId::parse(i.instance_id().unwrap_or(""))).collect::<Result<Vec<_>>>()
+    }
+
+    async fn offered_zones(&self, instance_type: &str) -> Result<BTreeSet<String>> {
+        let pages = self
+            .ec2
+            .describe_instance_type_offerings()
+            .location_type(LocationType::AvailabilityZone)
+            .filters(Filter::builder().name("instance-type").values(instance_type).build())
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk("ec2 DescribeInstanceTypeOfferings", e))?;
+        Ok(pages.iter().flat_map(|p| p.instance_type_offerings()).filter_map(|o| o.location().map(str::to_owned)).collect())
     }
 
     async fn terminate(&self, ids: &[InstanceId]) -> Result<()> {

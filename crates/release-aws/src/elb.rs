@@ -1,11 +1,17 @@
 //! Classic ELB and ELBv2 (ALB + target group): the Balancer port.
 
 use async_trait::async_trait;
-use aws_sdk_elasticloadbalancing::types::{HealthCheck, Instance as ElbInstance, Listener};
+use std::time::Duration;
+
+use aws_sdk_elasticloadbalancing::types::{
+    ConnectionDraining, CrossZoneLoadBalancing, HealthCheck as HealthCheck_, Instance as ElbInstance, Listener, LoadBalancerAttributes,
+};
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription,
+    Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription, TargetGroupAttribute,
     TargetHealthStateEnum, TargetTypeEnum,
 };
+use release_core::pipeline::HealthCheck;
+use release_core::provision::LISTENER_PORT;
 use release_core::ids::InstanceId;
 use release_core::pipeline::LbTarget;
 use release_core::ports::{Balancer, HealthState, LbInfo, LbSpec, Network, TargetHealth};
@@ -37,6 +43,28 @@ pub fn classic_elb_zone_id(region: &str) -> Option<&'static str> {
         "sa-east-1" => "Z2P70J7HTTTPLU",
         _ => return None,
     })
+}
+
+fn secs(d: Duration) -> i32 {
+    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+fn classic_listener(instance_port: u16) -> Result<Listener> {
+    build(
+        "listener",
+        Listener::builder()
+            .protocol("HTTP")
+            .load_balancer_port(i32::from(LISTENER_PORT))
+            .instance_protocol("HTTP")
+            .instance_port(i32::from(instance_port))
+            .build(),
+    )
 }
 
 fn missing(target: &LbTarget) -> Error {
@@ -150,47 +178,22 @@ impl Balancer for Aws {
         match target {
             LbTarget::ClassicElb(name) => {
                 if !self.classic_elbs().await?.iter().any(|(n, ..)| n == name) {
-                    let listener = build(
-                        "listener",
-                        Listener::builder()
-                            .protocol("HTTP")
-                            .load_balancer_port(80)
-                            .instance_protocol("HTTP")
-                            .instance_port(i32::from(spec.port))
-                            .build(),
-                    )?;
                     self.elb
                         .create_load_balancer()
                         .load_balancer_name(name)
-                        .listeners(listener)
+                        .listeners(classic_listener(spec.port)?)
                         .set_subnets(Some(subnets))
                         .set_security_groups(sgs)
                         .send()
                         .await
                         .map_err(|e| sdk("elb CreateLoadBalancer", e))?;
                 }
-                let check = build(
-                    "health check",
-                    HealthCheck::builder()
-                        .target(format!("HTTP:{}{}", spec.port, spec.health_path))
-                        .interval(10)
-                        .timeout(5)
-                        .healthy_threshold(2)
-                        .unhealthy_threshold(2)
-                        .build(),
-                )?;
-                self.elb
-                    .configure_health_check()
-                    .load_balancer_name(name)
-                    .health_check(check)
-                    .send()
-                    .await
-                    .map_err(|e| sdk("elb ConfigureHealthCheck", e))?;
             }
             LbTarget::TargetGroup(name) => {
                 let tg_arn = match self.target_groups().await?.into_iter().find(|(n, _)| n == name) {
                     Some((_, arn)) => arn,
                     None => {
+                        let h = &spec.health;
                         let out = self
                             .elbv2
                             .create_target_group()
@@ -200,9 +203,10 @@ impl Balancer for Aws {
                             .vpc_id(&network.vpc_id)
                             .target_type(TargetTypeEnum::Instance)
                             .health_check_path(&spec.health_path)
-                            .health_check_interval_seconds(10)
-                            .healthy_threshold_count(2)
-                            .unhealthy_threshold_count(2)
+                            .health_check_interval_seconds(secs(h.interval))
+                            .health_check_timeout_seconds(secs(h.timeout))
+                            .healthy_threshold_count(h.healthy as i32)
+                            .unhealthy_threshold_count(h.unhealthy as i32)
                             .send()
                             .await
                             .map_err(|e| sdk("elbv2 CreateTargetGroup", e))?;
@@ -234,19 +238,14 @@ impl Balancer for Aws {
                             .to_owned()
                     }
                 };
-                let listeners = self
-                    .elbv2
-                    .describe_listeners()
-                    .load_balancer_arn(&lb_arn)
-                    .send()
-                    .await
-                    .map_err(|e| sdk("elbv2 DescribeListeners", e))?;
-                if !listeners.listeners().iter().any(|l| l.port() == Some(80)) {
+                let listeners =
+                    self.elbv2.describe_listeners().load_balancer_arn(&lb_arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
+                if !listeners.listeners().iter().any(|l| l.port() == Some(i32::from(LISTENER_PORT))) {
                     self.elbv2
                         .create_listener()
                         .load_balancer_arn(&lb_arn)
                         .protocol(ProtocolEnum::Http)
-                        .port(80)
+                        .port(i32::from(LISTENER_PORT))
                         .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg_arn).build())
                         .send()
                         .await
@@ -254,11 +253,188 @@ impl Balancer for Aws {
                 }
             }
         }
+        // Health check, draining and balancing as the spec says, also on a load balancer that existed half-made.
+        self.configure(target, spec).await?;
         self.describe(std::slice::from_ref(target))
             .await?
             .into_iter()
             .next()
             .ok_or_else(|| Error::aws(format!("{target} was created but cannot be described")))
+    }
+
+    async fn config(&self, target: &LbTarget) -> Result<LbSpec> {
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let out = self
+                    .elb
+                    .describe_load_balancers()
+                    .load_balancer_names(name)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb DescribeLoadBalancers", e)))?;
+                let d = out.load_balancer_descriptions().first().ok_or_else(|| missing(target))?;
+                let port = d
+                    .listener_descriptions()
+                    .iter()
+                    .filter_map(|l| l.listener())
+                    .find(|l| l.load_balancer_port() == i32::from(LISTENER_PORT))
+                    .and_then(|l| u16::try_from(l.instance_port()).ok())
+                    .unwrap_or(0);
+                let hc = d.health_check();
+                // `HTTP:8080/health`
+                let path = hc.and_then(|h| h.target().split_once('/').map(|(_, p)| format!("/{p}"))).unwrap_or_default();
+                let health = HealthCheck {
+                    interval: Duration::from_secs(hc.map_or(0, |h| h.interval()) as u64),
+                    timeout: Duration::from_secs(hc.map_or(0, |h| h.timeout()) as u64),
+                    healthy: hc.map_or(0, |h| h.healthy_threshold()) as u32,
+                    unhealthy: hc.map_or(0, |h| h.unhealthy_threshold()) as u32,
+                };
+                let attrs = self
+                    .elb
+                    .describe_load_balancer_attributes()
+                    .load_balancer_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb DescribeLoadBalancerAttributes", e)))?;
+                let a = attrs.load_balancer_attributes();
+                let draining = a.and_then(|a| a.connection_draining()).filter(|c| c.enabled()).map_or(0, |c| c.timeout().unwrap_or(0));
+                let cross_zone = a.and_then(|a| a.cross_zone_load_balancing()).is_some_and(|c| c.enabled());
+                let mut security_groups: Vec<String> = d.security_groups().to_vec();
+                security_groups.sort();
+                Ok(LbSpec { port, health_path: path, health, drain: Duration::from_secs(draining as u64), cross_zone, security_groups })
+            }
+            LbTarget::TargetGroup(name) => {
+                let out = self.elbv2.describe_target_groups().names(name).send().await.map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeTargetGroups", e)))?;
+                let tg = out.target_groups().first().ok_or_else(|| missing(target))?;
+                let arn = tg.target_group_arn().unwrap_or_default();
+                let health = HealthCheck {
+                    interval: Duration::from_secs(tg.health_check_interval_seconds().unwrap_or(0) as u64),
+                    timeout: Duration::from_secs(tg.health_check_timeout_seconds().unwrap_or(0) as u64),
+                    healthy: tg.healthy_threshold_count().unwrap_or(0) as u32,
+                    unhealthy: tg.unhealthy_threshold_count().unwrap_or(0) as u32,
+                };
+                let attrs = self
+                    .elbv2
+                    .describe_target_group_attributes()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeTargetGroupAttributes", e)))?;
+                let delay = attrs
+                    .attributes()
+                    .iter()
+                    .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+                    .and_then(|a| a.value())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(300);
+                let albs = self.elbv2.describe_load_balancers().names(name).send().await.map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeLoadBalancers", e)))?;
+                let mut security_groups: Vec<String> = albs.load_balancers().first().map(|l| l.security_groups().to_vec()).unwrap_or_default();
+                security_groups.sort();
+                Ok(LbSpec {
+                    port: tg.port().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+                    health_path: tg.health_check_path().unwrap_or("/").to_owned(),
+                    health,
+                    drain: Duration::from_secs(delay),
+                    // An ALB always balances across zones.
+                    cross_zone: true,
+                    security_groups,
+                })
+            }
+        }
+    }
+
+    async fn configure(&self, target: &LbTarget, spec: &LbSpec) -> Result<()> {
+        let h = &spec.health;
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let check = build(
+                    "health check",
+                    HealthCheck_::builder()
+                        .target(format!("HTTP:{}{}", spec.port, spec.health_path))
+                        .interval(secs(h.interval))
+                        .timeout(secs(h.timeout))
+                        .healthy_threshold(h.healthy as i32)
+                        .unhealthy_threshold(h.unhealthy as i32)
+                        .build(),
+                )?;
+                self.elb
+                    .configure_health_check()
+                    .load_balancer_name(name)
+                    .health_check(check)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb ConfigureHealthCheck", e)))?;
+                let draining = ConnectionDraining::builder().enabled(!spec.drain.is_zero()).timeout(secs(spec.drain).max(1)).build();
+                let cross = CrossZoneLoadBalancing::builder().enabled(spec.cross_zone).build();
+                self.elb
+                    .modify_load_balancer_attributes()
+                    .load_balancer_name(name)
+                    .load_balancer_attributes(LoadBalancerAttributes::builder().connection_draining(draining).cross_zone_load_balancing(cross).build())
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elb ModifyLoadBalancerAttributes", e)))?;
+                let now = self.config(target).await?;
+                if !spec.security_groups.is_empty() && now.security_groups != sorted(&spec.security_groups) {
+                    self.elb
+                        .apply_security_groups_to_load_balancer()
+                        .load_balancer_name(name)
+                        .set_security_groups(Some(spec.security_groups.clone()))
+                        .send()
+                        .await
+                        .map_err(|e| Self::elb_error(target, sdk("elb ApplySecurityGroupsToLoadBalancer", e)))?;
+                }
+                if now.port != spec.port {
+                    // A listener's instance port cannot be changed in place: replace the listener.
+                    self.elb
+                        .delete_load_balancer_listeners()
+                        .load_balancer_name(name)
+                        .load_balancer_ports(i32::from(LISTENER_PORT))
+                        .send()
+                        .await
+                        .map_err(|e| Self::elb_error(target, sdk("elb DeleteLoadBalancerListeners", e)))?;
+                    self.elb
+                        .create_load_balancer_listeners()
+                        .load_balancer_name(name)
+                        .listeners(classic_listener(spec.port)?)
+                        .send()
+                        .await
+                        .map_err(|e| Self::elb_error(target, sdk("elb CreateLoadBalancerListeners", e)))?;
+                }
+            }
+            LbTarget::TargetGroup(name) => {
+                let arn = self.tg_arn(name).await?;
+                self.elbv2
+                    .modify_target_group()
+                    .target_group_arn(&arn)
+                    .health_check_path(&spec.health_path)
+                    .health_check_interval_seconds(secs(h.interval))
+                    .health_check_timeout_seconds(secs(h.timeout))
+                    .healthy_threshold_count(h.healthy as i32)
+                    .unhealthy_threshold_count(h.unhealthy as i32)
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroup", e)))?;
+                self.elbv2
+                    .modify_target_group_attributes()
+                    .target_group_arn(&arn)
+                    .attributes(TargetGroupAttribute::builder().key("deregistration_delay.timeout_seconds").value(secs(spec.drain).to_string()).build())
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroupAttributes", e)))?;
+                if !spec.security_groups.is_empty() {
+                    if let Some((_, lb_arn, ..)) = self.albs().await?.into_iter().find(|a| &a.0 == name) {
+                        self.elbv2
+                            .set_security_groups()
+                            .load_balancer_arn(lb_arn)
+                            .set_security_groups(Some(spec.security_groups.clone()))
+                            .send()
+                            .await
+                            .map_err(|e| Self::elb_error(target, sdk("elbv2 SetSecurityGroups", e)))?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn register(&self, target: &LbTarget, ids: &[InstanceId], port: u16) -> Result<()> {

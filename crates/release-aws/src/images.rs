@@ -31,6 +31,7 @@ fn image(img: &aws_sdk_ec2::types::Image) -> Option<Image> {
         created: img.creation_date().unwrap_or("").to_owned(),
         tags,
         snapshots,
+        root_device: img.root_device_name().map(str::to_owned),
     })
 }
 
@@ -119,11 +120,13 @@ impl Images for Aws {
         Ok(())
     }
 
-    async fn deregister(&self, ami: &AmiId, snapshots: &[String]) -> Result<()> {
+    async fn deregister(&self, ami: &AmiId) -> Result<()> {
         self.ec2.deregister_image().image_id(ami.as_str()).send().await.map_err(|e| sdk("ec2 DeregisterImage", e))?;
-        for snap in snapshots {
-            self.ec2.delete_snapshot().snapshot_id(snap).send().await.map_err(|e| sdk("ec2 DeleteSnapshot", e))?;
-        }
+        Ok(())
+    }
+
+    async fn delete_snapshot(&self, snapshot: &str) -> Result<()> {
+        self.ec2.delete_snapshot().snapshot_id(snapshot).send().await.map_err(|e| sdk("ec2 DeleteSnapshot", e))?;
         Ok(())
     }
 }

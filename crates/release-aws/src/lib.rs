@@ -6,6 +6,7 @@ mod dynamodb;
 mod ec2;
 mod elb;
 mod error;
+mod firewall;
 pub mod iam;
 mod images;
 mod route53;
@@ -134,6 +135,7 @@ impl Aws {
             balancer: aws.clone(),
             dns: aws.clone(),
             ledger: aws.clone(),
+            firewall: aws.clone(),
             lock: aws,
             clock: Arc::new(SystemClock),
         }

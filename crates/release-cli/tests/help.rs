@@ -11,7 +11,7 @@ fn help_lists_the_commands_and_exit_codes() {
     for cmd in ["validate", "provision", "build", "test", "bake", "images", "promote", "switch", "status", "rollback", "history", "unlock"] {
         assert!(help.lines().any(|l| l.trim_start().starts_with(cmd)), "--help lacks {cmd}:\n{help}");
     }
-    assert!(help.contains("5 lock held, 6 AWS failure"), "{help}");
+    assert!(help.contains("5 lock held (or lost), 6 AWS failure"), "{help}");
 }
 
 #[test]

@@ -178,7 +178,7 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
             name = format!("{name}-{}", clock.now().compact().to_ascii_lowercase());
         } else {
             (ctx.progress)(&format!("removing {} left by a failed bake ({})", old.id, old.name));
-            ctx.cloud.images.deregister(&old.id, &old.snapshots).await?;
+            remove_image(ctx.cloud, &old).await?;
             cleaned.push(old.id);
         }
     }
@@ -193,6 +193,13 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
     vars.insert("ami_name".into(), name.clone());
     if let Some(endpoint) = &opts.emulator_endpoint {
         vars.insert("ec2_endpoint".into(), endpoint.clone());
+    } else {
+        // The aws source copies and shares the AMI; the copies carry the release tags so that each region's
+        // `images` and `promote` find them by tag (this region's AMI is tagged below, the bake key last).
+        vars.insert("ami_regions".into(), hcl_list(&pipeline.bake.regions));
+        vars.insert("ami_users".into(), hcl_list(&pipeline.bake.accounts));
+        let release_tags = [(tags::APP, pipeline.app.to_string()), (tags::COMMIT, commit.to_string()), (tags::BAKE_KEY, key.to_string())];
+        vars.insert("release_tags".into(), format!("{{{}}}", release_tags.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"")).collect::<Vec<_>>().join(", ")));
     }
     let request = BakeRequest {
         template: export.join(&pipeline.bake.template),
@@ -222,6 +229,34 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
     }
     lap("tag", &mut seconds, clock.now());
     Ok(BakeOutcome { app: pipeline.app.clone(), commit: commit.clone(), ami, name, bake_key: key, base_ami, reused: false, cleaned, seconds })
+}
+
+/// An HCL list of strings for `-var` (`["eu-west-1", "eu-central-1"]`); the values are validated names and ids.
+fn hcl_list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", "))
+}
+
+/// How long a snapshot may stay in use after its image was deregistered before giving up.
+pub const SNAPSHOT_IN_USE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Deregisters an image, then deletes its snapshots, waiting (through the clock) while EC2 still reports a snapshot
+/// in use by the image just deregistered. Safe to call again after a crash: a re-run finds what is left.
+pub async fn remove_image(cloud: &Cloud, image: &Image) -> Result<()> {
+    cloud.images.deregister(&image.id).await.or_else(|e| if e.is(crate::error::Cause::Missing) { Ok(()) } else { Err(e) })?;
+    for snap in &image.snapshots {
+        let start = cloud.clock.now();
+        loop {
+            match cloud.images.delete_snapshot(snap).await {
+                Ok(()) => break,
+                Err(e) if e.is(crate::error::Cause::Missing) => break,
+                Err(e) if e.is(crate::error::Cause::InUse) && cloud.clock.now().since(start) < SNAPSHOT_IN_USE_TIMEOUT => {
+                    cloud.clock.sleep(Duration::from_secs(5)).await;
+                }
+                Err(e) => return Err(e.context(format!("deleting snapshot {snap} of {}", image.id))),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn wait_available(ctx: &BakeContext<'_>, ami: &AmiId) -> Result<Image> {

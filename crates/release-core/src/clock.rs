@@ -104,6 +104,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Serializes a duration in its shortest readable form (`30s`).
+pub fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
 /// The shortest readable form of a duration: `10m`, `1m30s`, `250ms`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();

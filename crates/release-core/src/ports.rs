@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::pipeline::LbTarget;
+use crate::pipeline::{HealthCheck, LbTarget, MetadataTokens, RootVolume};
 
 /// Where instances and load balancers live.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -40,8 +40,11 @@ pub trait Fleet: Send + Sync {
     /// Those of `ids` that are in one of `states` (e.g. not yet running), one describe per 1000 ids: waits poll for
     /// what is still pending by id rather than re-reading (and tag-filtering) the whole fleet.
     async fn instances_in(&self, ids: &[crate::ids::InstanceId], states: &[&str]) -> Result<Vec<Instance>>;
-    /// Launches `spec.count` instances in one call (one RunInstances), tagged in the same call.
+    /// Launches `spec.count` instances in one call (one RunInstances), tagged in the same call (instances, their
+    /// volumes and network interfaces).
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<crate::ids::InstanceId>>;
+    /// The availability zones of this region that offer `instance_type`.
+    async fn offered_zones(&self, instance_type: &str) -> Result<std::collections::BTreeSet<String>>;
     /// Terminates the instances in as few calls as the API allows (1000 ids per call).
     async fn terminate(&self, ids: &[crate::ids::InstanceId]) -> Result<()>;
 }
@@ -65,6 +68,14 @@ pub struct LaunchSpec {
     pub tags: Vec<(String, String)>,
     /// Idempotency token: a retried call with the same token launches nothing new (on AWS).
     pub client_token: String,
+    /// The IAM instance profile, by name.
+    pub instance_profile: Option<String>,
+    /// An EC2 key pair.
+    pub key_name: Option<String>,
+    /// IMDSv2 required or not.
+    pub metadata_tokens: MetadataTokens,
+    /// The root volume and the AMI's root device name it applies to.
+    pub root_volume: Option<(String, RootVolume)>,
 }
 
 /// An instance's health in a load balancer.
@@ -94,15 +105,60 @@ pub struct TargetHealth {
     pub reason: Option<String>,
 }
 
-/// What a load balancer is listening with, as `provision` creates it.
+/// How a load balancer is configured: what `provision` creates and converges, and reads back to compare.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LbSpec {
     /// The instance port traffic is forwarded to and health-checked on.
     pub port: u16,
     /// The health check path.
     pub health_path: String,
+    /// The health check's timing and thresholds.
+    pub health: HealthCheck,
+    /// Classic ELB connection draining timeout, or the target group's deregistration delay.
+    #[serde(serialize_with = "crate::clock::ser_duration")]
+    pub drain: std::time::Duration,
+    /// Balancing across zones (a classic ELB's setting; an ALB always does).
+    pub cross_zone: bool,
     /// Security groups of the load balancer.
     pub security_groups: Vec<String>,
+}
+
+impl LbSpec {
+    /// What differs from `actual`, in words (`health check HTTP:8080/health -> HTTP:8080/ready`).
+    pub fn differences(&self, actual: &LbSpec) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.port != actual.port {
+            out.push(format!("instance port {} -> {}", actual.port, self.port));
+        }
+        if self.health_path != actual.health_path {
+            out.push(format!("health path {} -> {}", actual.health_path, self.health_path));
+        }
+        if self.health != actual.health {
+            let h = |h: &HealthCheck| {
+                format!(
+                    "every {} timeout {} healthy {} unhealthy {}",
+                    crate::clock::format_duration(h.interval),
+                    crate::clock::format_duration(h.timeout),
+                    h.healthy,
+                    h.unhealthy
+                )
+            };
+            out.push(format!("health check {} -> {}", h(&actual.health), h(&self.health)));
+        }
+        if self.drain != actual.drain {
+            out.push(format!("drain {} -> {}", crate::clock::format_duration(actual.drain), crate::clock::format_duration(self.drain)));
+        }
+        if self.cross_zone != actual.cross_zone {
+            out.push(format!("cross-zone balancing {} -> {}", if actual.cross_zone { "on" } else { "off" }, if self.cross_zone { "on" } else { "off" }));
+        }
+        let (mut a, mut b) = (actual.security_groups.clone(), self.security_groups.clone());
+        a.sort();
+        b.sort();
+        if a != b {
+            out.push(format!("security groups {} -> {}", a.join(","), b.join(",")));
+        }
+        out
+    }
 }
 
 /// A load balancer as Route53 alias records need it.
@@ -122,16 +178,65 @@ pub trait Balancer: Send + Sync {
     /// The subset of `targets` that exists, in one describe per kind of load balancer.
     async fn describe(&self, targets: &[LbTarget]) -> Result<Vec<LbInfo>>;
     /// Creates what is missing for `target` (for a target group: the group, an ALB of the same name and its
-    /// listener) and returns it. Safe to call when parts exist already.
+    /// listener) in the `network`'s subnets, configured as `spec`, and returns it. Safe to call when parts exist.
     async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo>;
+    /// How an existing load balancer is configured now (a few calls: its health check, attributes, groups).
+    async fn config(&self, target: &LbTarget) -> Result<LbSpec>;
+    /// Makes an existing load balancer's configuration `spec` (health check, listener port, draining, cross-zone
+    /// balancing, security groups), touching only what differs.
+    async fn configure(&self, target: &LbTarget, spec: &LbSpec) -> Result<()>;
     /// Registers all instances in one call (`port` is the target port for target groups).
     async fn register(&self, target: &LbTarget, ids: &[crate::ids::InstanceId], port: u16) -> Result<()>;
     /// Deregisters all instances in one call.
     async fn deregister(&self, target: &LbTarget, ids: &[crate::ids::InstanceId]) -> Result<()>;
     /// The instances registered, without their health (cheaper than `health`), in one call.
     async fn members(&self, target: &LbTarget) -> Result<Vec<crate::ids::InstanceId>>;
-    /// The health of every registered instance, in one call. A missing load balancer is not-found.
+    /// The health of every registered instance (and, for target groups, of deregistered ones still draining),
+    /// in one call. A missing load balancer is not-found.
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>>;
+}
+
+/// Where traffic may come from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleSource {
+    /// An IPv4 block.
+    Cidr(String),
+    /// Members of a security group (by id).
+    Group(String),
+}
+
+/// One TCP ingress rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct IngressRule {
+    /// The TCP port.
+    pub port: u16,
+    /// From where.
+    pub source: RuleSource,
+}
+
+/// A security group as `release` manages it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SecurityGroup {
+    /// `sg-...`.
+    pub id: String,
+    /// Its name (unique in its VPC).
+    pub name: String,
+    /// Its TCP ingress rules.
+    pub ingress: Vec<IngressRule>,
+}
+
+/// Security groups.
+#[async_trait]
+pub trait Firewall: Send + Sync {
+    /// The groups of `vpc` with these names, in one describe.
+    async fn groups(&self, vpc: &str, names: &[String]) -> Result<Vec<SecurityGroup>>;
+    /// Creates a group, tagged; returns its id.
+    async fn create_group(&self, vpc: &str, name: &str, description: &str, tags: &[(String, String)]) -> Result<String>;
+    /// Adds ingress rules.
+    async fn authorize(&self, group: &str, rules: &[IngressRule]) -> Result<()>;
+    /// Removes ingress rules.
+    async fn revoke(&self, group: &str, rules: &[IngressRule]) -> Result<()>;
 }
 
 /// A Route53 hosted zone id (without the `/hostedzone/` prefix).
@@ -281,6 +386,8 @@ pub struct Cloud {
     pub ledger: Arc<dyn Ledger>,
     /// Locks.
     pub lock: Arc<dyn Lock>,
+    /// Security groups.
+    pub firewall: Arc<dyn Firewall>,
     /// Time.
     pub clock: Arc<dyn Clock>,
 }
@@ -334,6 +441,8 @@ pub struct Image {
     pub tags: std::collections::BTreeMap<String, String>,
     /// Its EBS snapshots.
     pub snapshots: Vec<String>,
+    /// The device name of its root volume (`/dev/xvda`), to size or encrypt it at launch.
+    pub root_device: Option<String>,
 }
 
 impl Image {
@@ -356,8 +465,10 @@ pub trait Images: Send + Sync {
     async fn describe(&self, ami: &crate::ids::AmiId) -> Result<Option<Image>>;
     /// Tags the image and its snapshots in one call.
     async fn tag(&self, ami: &crate::ids::AmiId, snapshots: &[String], tags: &[(String, String)]) -> Result<()>;
-    /// Deregisters the image and deletes its snapshots.
-    async fn deregister(&self, ami: &crate::ids::AmiId, snapshots: &[String]) -> Result<()>;
+    /// Deregisters the image (its snapshots stay until [`Images::delete_snapshot`]).
+    async fn deregister(&self, ami: &crate::ids::AmiId) -> Result<()>;
+    /// Deletes a snapshot; `Cause::InUse` while an image being deregistered still holds it (retry later).
+    async fn delete_snapshot(&self, snapshot: &str) -> Result<()>;
 }
 
 /// An instance as `release` sees it.

@@ -1,14 +1,77 @@
-//! `release provision`: observe what an environment needs in the cloud, plan what is missing or stale, apply it
+//! `release provision`: observe what an environment needs in the cloud, plan what is missing or differs, apply it
 //! under the environment's lock. Re-running is always safe: every action is decided from a fresh observation, and
 //! a second run plans nothing.
+//!
+//! Per cluster it owns two security groups: `<app>-<cluster>-lb` (the listener port, 80, from `[deploy] allow`) for
+//! the load balancer, and `<app>-<cluster>-instances` (the app port from the load balancer's group only) for the
+//! instances; `[deploy] security_groups` are added to the instances at launch. Existing load balancers are
+//! converged to the pipeline: health check, instance port, draining / deregistration delay, cross-zone balancing,
+//! security groups.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use crate::error::{Error, Result, ResultExt};
 use crate::ledger::{Action as RecordAction, ProvisionDetails};
 use crate::pipeline::{Cluster, Environment, LbTarget, Pipeline};
-use crate::ports::{Cloud, LbInfo, LbSpec, RecordChange, WeightedAlias, ZoneId};
+use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
 use crate::runner::{self, Op, OpSpec, Session};
+
+/// The port load balancers listen on.
+pub const LISTENER_PORT: u16 = 80;
+
+/// Which of a cluster's two groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupRole {
+    /// The load balancer's.
+    Lb,
+    /// The instances'.
+    Instances,
+}
+
+impl GroupRole {
+    fn as_str(self) -> &'static str {
+        match self {
+            GroupRole::Lb => "lb",
+            GroupRole::Instances => "instances",
+        }
+    }
+}
+
+/// The name of a cluster's security group.
+pub fn group_name(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole) -> String {
+    format!("{}-{}-{}", pipeline.app, cluster.name, role.as_str())
+}
+
+/// Where a planned rule's traffic comes from: a CIDR, or a group by name (it may not exist yet).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum From {
+    /// An IPv4 block.
+    Cidr(String),
+    /// A security group of this plan, by name.
+    Group(String),
+}
+
+/// One ingress rule as planned.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PlannedRule {
+    /// The TCP port.
+    pub port: u16,
+    /// From where.
+    pub from: From,
+}
+
+impl std::fmt::Display for PlannedRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.from {
+            From::Cidr(c) => write!(f, "tcp/{} from {c}", self.port),
+            From::Group(g) => write!(f, "tcp/{} from group {g}", self.port),
+        }
+    }
+}
 
 /// One change provision makes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -18,6 +81,29 @@ pub enum Action {
     CreateLedgerTable {
         /// Its name.
         table: String,
+    },
+    /// A security group of a cluster.
+    CreateSecurityGroup {
+        /// The cluster.
+        cluster: String,
+        /// Whose.
+        role: GroupRole,
+        /// Its name.
+        name: String,
+    },
+    /// Ingress rules a group lacks.
+    AllowIngress {
+        /// The group, by name.
+        group: String,
+        /// The rules.
+        rules: Vec<PlannedRule>,
+    },
+    /// Ingress rules a group has but the pipeline no longer wants.
+    RevokeIngress {
+        /// The group, by name.
+        group: String,
+        /// The rules.
+        rules: Vec<PlannedRule>,
     },
     /// A cluster's load balancer or target group (with its ALB and listener).
     CreateLoadBalancer {
@@ -29,6 +115,15 @@ pub enum Action {
         port: u16,
         /// The health check path.
         health_path: String,
+    },
+    /// An existing load balancer whose settings differ from the pipeline's.
+    ConfigureLoadBalancer {
+        /// The cluster.
+        cluster: String,
+        /// What.
+        target: LbTarget,
+        /// What changes, in words.
+        changes: Vec<String>,
     },
     /// The public hosted zone.
     CreateHostedZone {
@@ -57,18 +152,23 @@ pub enum Action {
 
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rules = |r: &[PlannedRule]| r.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
         match self {
             Action::CreateLedgerTable { table } => write!(f, "create DynamoDB table {table} (ledger and locks)"),
+            Action::CreateSecurityGroup { cluster, role, name } => {
+                write!(f, "create security group {name} for cluster {cluster}'s {}", if *role == GroupRole::Lb { "load balancer" } else { "instances" })
+            }
+            Action::AllowIngress { group, rules: r } => write!(f, "allow {} into {group}", rules(r)),
+            Action::RevokeIngress { group, rules: r } => write!(f, "revoke {} from {group} (no longer in the pipeline)", rules(r)),
             Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path } => {
-                write!(f, "create classic ELB {n} for cluster {cluster} (HTTP 80 -> {port}, health {health_path})")
+                write!(f, "create classic ELB {n} for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
             }
             Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path } => {
-                write!(f, "create target group {n} with an ALB and listener for cluster {cluster} (HTTP 80 -> {port}, health {health_path})")
+                write!(f, "create target group {n} with an ALB and listener for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
             }
+            Action::ConfigureLoadBalancer { cluster, target, changes } => write!(f, "configure {target} of cluster {cluster}: {}", changes.join("; ")),
             Action::CreateHostedZone { zone } => write!(f, "create Route53 hosted zone {zone}"),
-            Action::CreateLiveRecord { record, cluster, target, weight } => {
-                write!(f, "create weighted alias {record} [{cluster}] -> {target}, weight {weight}")
-            }
+            Action::CreateLiveRecord { record, cluster, target, weight } => write!(f, "create weighted alias {record} [{cluster}] -> {target}, weight {weight}"),
             Action::RemoveLiveRecord { record, cluster } => {
                 write!(f, "remove weighted alias {record} [{cluster}] (cluster {cluster} is no longer in the pipeline; weight 0)")
             }
@@ -91,12 +191,98 @@ pub struct Plan {
     pub name_servers: Vec<String>,
 }
 
+/// The rules a cluster's groups should have.
+fn wanted_rules(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole) -> Vec<PlannedRule> {
+    match role {
+        GroupRole::Lb => cluster.deploy.allow.iter().map(|c| PlannedRule { port: LISTENER_PORT, from: From::Cidr(c.clone()) }).collect(),
+        GroupRole::Instances => vec![PlannedRule { port: cluster.deploy.port, from: From::Group(group_name(pipeline, cluster, GroupRole::Lb)) }],
+    }
+}
+
+/// The planned form of an existing rule (a group source by name when it is one of `groups`).
+fn planned(rule: &IngressRule, groups: &[SecurityGroup]) -> PlannedRule {
+    let from = match &rule.source {
+        RuleSource::Cidr(c) => From::Cidr(c.clone()),
+        RuleSource::Group(id) => From::Group(groups.iter().find(|g| &g.id == id).map_or_else(|| id.clone(), |g| g.name.clone())),
+    };
+    PlannedRule { port: rule.port, from }
+}
+
+/// The load balancer configuration the pipeline asks for (`lb_group`: its security group's id, when it exists).
+pub fn lb_spec(cluster: &Cluster, lb_group: Option<&str>) -> LbSpec {
+    LbSpec {
+        port: cluster.deploy.port,
+        health_path: cluster.deploy.health_path.clone(),
+        health: cluster.deploy.health.clone(),
+        drain: cluster.deploy.drain,
+        cross_zone: true,
+        security_groups: lb_group.map(|g| vec![g.to_owned()]).unwrap_or_default(),
+    }
+}
+
+/// The networks of a cluster: (instances', load balancer's).
+async fn networks(cloud: &Cloud, cluster: &Cluster, cache: &mut BTreeMap<Vec<String>, Network>) -> Result<(Network, Network)> {
+    let mut get = async |subnets: &[String]| -> Result<Network> {
+        if let Some(n) = cache.get(subnets) {
+            return Ok(n.clone());
+        }
+        let n = cloud.fleet.network(subnets).await?;
+        cache.insert(subnets.to_vec(), n.clone());
+        Ok(n)
+    };
+    let inst = get(&cluster.deploy.subnets).await?;
+    let lb = get(cluster.deploy.lb_subnets()).await?;
+    Ok((inst, lb))
+}
+
 /// Observes the cloud and returns what `env` still needs.
 pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Result<Plan> {
     let mut actions = Vec::new();
     let mut notes = Vec::new();
     if !cloud.ledger.table_exists(&pipeline.ledger_table).await? {
         actions.push(Action::CreateLedgerTable { table: pipeline.ledger_table.clone() });
+    }
+    // Security groups, per VPC in one describe.
+    let mut cache = BTreeMap::new();
+    let mut by_vpc: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in env.clusters() {
+        let (inst, lb) = networks(cloud, c, &mut cache).await?;
+        if inst.vpc_id != lb.vpc_id {
+            return Err(Error::input(format!("cluster {}'s subnets and lb_subnets are in two VPCs ({} and {}); use one VPC", c.name, inst.vpc_id, lb.vpc_id)));
+        }
+        if c.target_is_alb() && lb.subnets.iter().map(|s| &s.availability_zone).collect::<std::collections::BTreeSet<_>>().len() < 2 {
+            return Err(Error::input(format!("cluster {}'s load balancer subnets span one zone; an ALB needs two or more; fix lb_subnets", c.name)));
+        }
+        let names = by_vpc.entry(inst.vpc_id.clone()).or_default();
+        names.push(group_name(pipeline, c, GroupRole::Lb));
+        names.push(group_name(pipeline, c, GroupRole::Instances));
+    }
+    let mut groups: Vec<SecurityGroup> = Vec::new();
+    for (vpc, names) in &by_vpc {
+        groups.extend(cloud.firewall.groups(vpc, names).await?);
+    }
+    for c in env.clusters() {
+        for role in [GroupRole::Lb, GroupRole::Instances] {
+            let name = group_name(pipeline, c, role);
+            let want = wanted_rules(pipeline, c, role);
+            match groups.iter().find(|g| g.name == name) {
+                None => {
+                    actions.push(Action::CreateSecurityGroup { cluster: c.name.to_string(), role, name: name.clone() });
+                    actions.push(Action::AllowIngress { group: name, rules: want });
+                }
+                Some(g) => {
+                    let have: Vec<PlannedRule> = g.ingress.iter().map(|r| planned(r, &groups)).collect();
+                    let missing: Vec<PlannedRule> = want.iter().filter(|r| !have.contains(r)).cloned().collect();
+                    let extra: Vec<PlannedRule> = have.iter().filter(|r| !want.contains(r)).cloned().collect();
+                    if !missing.is_empty() {
+                        actions.push(Action::AllowIngress { group: name.clone(), rules: missing });
+                    }
+                    if !extra.is_empty() {
+                        actions.push(Action::RevokeIngress { group: name, rules: extra });
+                    }
+                }
+            }
+        }
     }
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
     let existing = cloud.balancer.describe(&targets).await?;
@@ -108,6 +294,24 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
                 port: c.deploy.port,
                 health_path: c.deploy.health_path.clone(),
             });
+            continue;
+        }
+        let lb_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
+        let mut actual = cloud.balancer.config(&c.target).await?;
+        let mut want = lb_spec(c, lb_group);
+        if c.target_is_alb() && actual.port != want.port {
+            // A target group's port is fixed at creation; targets are registered with the app port, which the
+            // health check follows (traffic-port), so a new port needs no new group.
+            notes.push(format!("target group {} was created for port {}; instances are registered on port {} (its health check follows them)", c.target.name(), actual.port, want.port));
+            actual.port = want.port;
+        }
+        if lb_group.is_none() {
+            // The group is created by this plan: its id is known only then.
+            want.security_groups = vec![format!("{} (new)", group_name(pipeline, c, GroupRole::Lb))];
+        }
+        let changes = want.differences(&actual);
+        if !changes.is_empty() {
+            actions.push(Action::ConfigureLoadBalancer { cluster: c.name.to_string(), target: c.target.clone(), changes });
         }
     }
     if let Some(dns) = env.dns() {
@@ -153,15 +357,17 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
 /// plan made again under it.
 pub async fn provision(session: &Session, pipeline: &Pipeline, env: &Environment) -> Result<Plan> {
     let cloud = &session.cloud;
-    let first = plan(cloud, pipeline, env).await?;
+    let table = &pipeline.ledger_table;
     let mut done = Vec::new();
+    // A plan first, without the lock: what it refuses (a record release does not manage) is refused before
+    // anything is created, the table included.
+    let first = plan(cloud, pipeline, env).await?;
     if first.actions.iter().any(|a| matches!(a, Action::CreateLedgerTable { .. })) {
-        let table = &pipeline.ledger_table;
         session.progress(&format!("{}/{}: {}", pipeline.app, env.name, Action::CreateLedgerTable { table: table.clone() }));
         cloud.ledger.create_table(table).await.context(format!("creating table {table}"))?;
         done.push(Action::CreateLedgerTable { table: table.clone() });
     }
-    cloud.ledger.index_env(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
+    cloud.ledger.index_env(table, &pipeline.app, &env.name).await?;
     let spec = OpSpec { doing: format!("provision of {}", env.name) };
     let mut result = runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
         let plan = plan(op.cloud(), pipeline, env).await?;
@@ -181,26 +387,88 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
     }
     let pipeline = op.pipeline();
     let env = op.env();
+    let cloud = op.cloud();
     let label = format!("{}/{}", pipeline.app, env.name);
     let changes: Vec<String> = plan.actions.iter().map(ToString::to_string).collect();
     let record = op.draft(RecordAction::Provision(ProvisionDetails { changes }));
     op.open(record).await?;
+    op.guard().await?;
+    let mut cache = BTreeMap::new();
+    // Group ids by name: the existing ones, then those created here.
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut vpcs: BTreeMap<String, String> = BTreeMap::new();
+    for c in env.clusters() {
+        let (inst, _) = networks(cloud, c, &mut cache).await?;
+        for role in [GroupRole::Lb, GroupRole::Instances] {
+            vpcs.insert(group_name(pipeline, c, role), inst.vpc_id.clone());
+        }
+    }
+    for (vpc, names) in vpcs.iter().fold(BTreeMap::<&String, Vec<String>>::new(), |mut m, (n, v)| {
+        m.entry(v).or_default().push(n.clone());
+        m
+    }) {
+        for g in cloud.firewall.groups(vpc, &names).await? {
+            ids.insert(g.name, g.id);
+        }
+    }
+    let resolve = |ids: &BTreeMap<String, String>, rules: &[PlannedRule]| -> Result<Vec<IngressRule>> {
+        rules
+            .iter()
+            .map(|r| {
+                let source = match &r.from {
+                    From::Cidr(c) => RuleSource::Cidr(c.clone()),
+                    From::Group(name) => RuleSource::Group(ids.get(name).cloned().unwrap_or_else(|| name.clone())),
+                };
+                Ok(IngressRule { port: r.port, source })
+            })
+            .collect()
+    };
     let mut name_servers = Vec::new();
     for action in &plan.actions {
         op.progress(&format!("{label}: {action}"));
         match action {
-            Action::CreateLedgerTable { .. } => {}
+            Action::CreateLedgerTable { .. } | Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } => {}
+            Action::CreateSecurityGroup { cluster, role, name } => {
+                let vpc = vpcs.get(name).cloned().ok_or_else(|| Error::internal(format!("no vpc for group {name}")))?;
+                let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+                let tags = vec![
+                    t(tags::APP, pipeline.app.as_str()),
+                    t(tags::ENV, env.name.as_str()),
+                    t(tags::CLUSTER, cluster),
+                    t("Name", name),
+                ];
+                let what = if *role == GroupRole::Lb { "load balancer" } else { "instances" };
+                let id = cloud
+                    .firewall
+                    .create_group(&vpc, name, &format!("release: {} {}/{} {what}", pipeline.app, env.name, cluster), &tags)
+                    .await
+                    .context(format!("creating security group {name}"))?;
+                ids.insert(name.clone(), id);
+            }
+            Action::AllowIngress { group, rules } => {
+                let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+                cloud.firewall.authorize(&id, &resolve(&ids, rules)?).await.context(format!("allowing traffic into {group}"))?;
+            }
+            Action::RevokeIngress { group, rules } => {
+                let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+                cloud.firewall.revoke(&id, &resolve(&ids, rules)?).await.context(format!("revoking rules of {group}"))?;
+            }
             Action::CreateLoadBalancer { cluster, target, .. } => {
                 let c = cluster_of(env, cluster)?;
-                let network = op.cloud().fleet.network(&c.deploy.subnets).await?;
-                let spec = LbSpec { port: c.deploy.port, health_path: c.deploy.health_path.clone(), security_groups: c.deploy.security_groups.clone() };
-                op.cloud().balancer.create(target, &spec, &network).await.context(format!("creating {target}"))?;
+                let (_, lb_net) = networks(cloud, c, &mut cache).await?;
+                let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
+                let spec = lb_spec(c, lb_group);
+                cloud.balancer.create(target, &spec, &lb_net).await.context(format!("creating {target}"))?;
+            }
+            Action::ConfigureLoadBalancer { cluster, target, .. } => {
+                let c = cluster_of(env, cluster)?;
+                let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
+                cloud.balancer.configure(target, &lb_spec(c, lb_group)).await.context(format!("configuring {target}"))?;
             }
             Action::CreateHostedZone { zone } => {
-                let z = op.cloud().dns.create_zone(zone).await.context(format!("creating hosted zone {zone}"))?;
+                let z = cloud.dns.create_zone(zone).await.context(format!("creating hosted zone {zone}"))?;
                 name_servers = z.name_servers;
             }
-            Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } => {}
         }
     }
     let records: Vec<&Action> = plan.actions.iter().filter(|a| matches!(a, Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. })).collect();
@@ -208,22 +476,18 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
         return Ok(name_servers);
     }
     let dns = env.dns().ok_or_else(|| Error::internal("record actions planned for an environment without dns"))?;
-    let zone: ZoneId = op
-        .cloud()
-        .dns
-        .find_zone(&dns.zone)
-        .await?
-        .ok_or_else(|| Error::not_found(format!("hosted zone {} vanished while provisioning", dns.zone)))?;
+    let zone: ZoneId = cloud.dns.find_zone(&dns.zone).await?.ok_or_else(|| Error::not_found(format!("hosted zone {} vanished while provisioning", dns.zone)))?;
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
-    let lbs = op.cloud().balancer.describe(&targets).await?;
-    let present = op.cloud().dns.records(&zone, &dns.record).await?;
+    let lbs = cloud.balancer.describe(&targets).await?;
+    let present = cloud.dns.records(&zone, &dns.record).await?;
     let mut changes = Vec::new();
     for action in records {
         match action {
             Action::CreateLiveRecord { record, cluster, target, weight } => {
-                let lb: &LbInfo = lbs.iter().find(|lb| &lb.target == target).ok_or_else(|| {
-                    Error::not_found(format!("{target} for cluster {cluster} does not exist; run `release provision --env {}`", env.name))
-                })?;
+                let lb: &LbInfo = lbs
+                    .iter()
+                    .find(|lb| &lb.target == target)
+                    .ok_or_else(|| Error::not_found(format!("{target} for cluster {cluster} does not exist; run `release provision --env {}`", env.name)))?;
                 changes.push(RecordChange::Upsert(WeightedAlias {
                     name: record.clone(),
                     set_identifier: cluster.clone(),
@@ -244,17 +508,10 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
         return Ok(name_servers);
     }
     op.guard().await?;
-    op.cloud()
-        .dns
-        .submit(&zone, &changes, &format!("release provision {} {}", pipeline.app, env.name))
-        .await
-        .context(format!("changing records {}", dns.record))?;
+    cloud.dns.submit(&zone, &changes, &format!("release provision {} {}", pipeline.app, env.name)).await.context(format!("changing records {}", dns.record))?;
     Ok(name_servers)
 }
 
 fn cluster_of<'e>(env: &'e Environment, name: &str) -> Result<&'e Cluster> {
-    env.clusters()
-        .iter()
-        .find(|c| c.name.as_str() == name)
-        .ok_or_else(|| Error::internal(format!("planned cluster {name} is not in env {}", env.name)))
+    env.clusters().iter().find(|c| c.name.as_str() == name).ok_or_else(|| Error::internal(format!("planned cluster {name} is not in env {}", env.name)))
 }

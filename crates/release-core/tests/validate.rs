@@ -25,8 +25,8 @@ vars = { }
 instance_type = "t3.micro"
 health_timeout = "10m"
 drain = "30s"
-subnets = []
 security_groups = []
+instance_profile = "hello-app"
 
 [env.staging]
 vars = { APP_ENV = "staging", DATABASE_URL = "ssm:/hello/staging/database-url" }
@@ -36,7 +36,7 @@ count = 2
 
 [env.prod]
 vars = { APP_ENV = "production" }
-dns = { zone = "example.com.", record = "hello.example.com.", ttl = 60 }
+dns = { zone = "example.com.", record = "hello.example.com." }
 [env.prod.clusters.prod1]
 load_balancer = "hello-prod1"
 count = 4
@@ -84,7 +84,7 @@ fn the_design_example_parses_into_typed_values() {
     assert_eq!(prod2.count, 4);
     assert_eq!(prod2.deploy.health_timeout.as_secs(), 600);
     assert_eq!(p.env("staging").unwrap().vars["DATABASE_URL"], "ssm:/hello/staging/database-url");
-    assert_eq!(p.env("prod").unwrap().dns.as_ref().unwrap().record, "hello.example.com.");
+    assert_eq!(p.env("prod").unwrap().dns().unwrap().record, "hello.example.com.");
     assert_eq!(p.ledger_table, "release-ledger");
 }
 

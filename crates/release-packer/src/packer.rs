@@ -2,7 +2,7 @@
 //! `artifact,0,id` line, the failure from the `error` lines.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
@@ -80,6 +80,28 @@ fn declared_variables(template: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Whether a Packer version reads plugins and `required_plugins` (1.7 and later): then the template's folder is
+/// built as a whole, after `packer init`; 1.6 is handed the template file alone.
+pub fn reads_plugins(version: &str) -> bool {
+    let mut parts = version.split(|c: char| !c.is_ascii_digit()).filter(|p| !p.is_empty()).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (1, 7)
+}
+
+/// The `.pkr.hcl` files Packer reads for `target`: the file, or every one in the folder.
+fn template_files(target: &Path) -> Result<Vec<PathBuf>> {
+    if target.is_file() {
+        return Ok(vec![target.to_path_buf()]);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(target)
+        .map_err(|e| Error::input(format!("cannot read packer template folder {}: {e}", target.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".pkr.hcl"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 #[async_trait]
 impl Baker for PackerBaker {
     async fn version(&self) -> Result<String> {
@@ -93,14 +115,37 @@ impl Baker for PackerBaker {
     }
 
     async fn bake(&self, req: &BakeRequest, progress: &ProgressFn) -> Result<AmiId> {
-        let text = std::fs::read_to_string(&req.template)
-            .map_err(|e| Error::input(format!("cannot read packer template {}: {e}", req.template.display())))?;
-        let declared = declared_variables(&text);
+        let version = self.version().await?;
+        let modern = reads_plugins(&version);
+        if !modern && !req.emulator {
+            return Err(Error::input(format!(
+                "packer {version} cannot bake for AWS: the template's aws source (IMDSv2, encryption, required_plugins) needs Packer 1.7 or later; install a current Packer or set PACKER=/path/to/packer"
+            )));
+        }
+        // Packer 1.7+ builds the template's folder (the aws source lives beside app.pkr.hcl); 1.6 the file alone.
+        let target = if modern { req.template.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")) } else { req.template.clone() };
+        let mut declared = BTreeSet::new();
+        for file in template_files(&target)? {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::input(format!("cannot read packer template {}: {e}", file.display())))?;
+            declared.extend(declared_variables(&text));
+        }
         if let Some(var) = req.vars.keys().find(|k| !declared.contains(*k)) {
             return Err(Error::input(format!(
                 "packer template {} does not declare variable `{var}`; declare it there or remove it from [bake] vars",
                 req.template.display()
             )));
+        }
+        if modern {
+            // Since 1.10 the amazon plugin is not bundled: `init` installs what `required_plugins` names.
+            progress(&format!("packer: init {} (packer {version})", target.display()));
+            let out = self.command().arg("init").arg(&target).current_dir(&req.workdir).output().await.map_err(|e| self.not_installed(e))?;
+            if !out.status.success() {
+                let text = String::from_utf8_lossy(&out.stderr).trim().to_owned() + String::from_utf8_lossy(&out.stdout).trim();
+                let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("no error output").to_owned();
+                return Err(Error::new(ErrorKind::StageFailed, format!("packer init failed (exit code {}): {first}", out.status.code().unwrap_or(-1)))
+                    .with_details(text.lines().map(|l| format!("[packer] {l}")).collect()));
+            }
         }
         let source = if req.emulator { "amazon-ebs.emulator" } else { "amazon-ebs.aws" };
         let mut cmd = self.command();
@@ -108,7 +153,7 @@ impl Baker for PackerBaker {
         for (k, v) in &req.vars {
             cmd.arg("-var").arg(format!("{k}={v}"));
         }
-        cmd.arg(&req.template).current_dir(&req.workdir).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.arg(&target).current_dir(&req.workdir).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| self.not_installed(e))?;
         let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
         let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
@@ -174,6 +219,29 @@ mod tests {
         let ui = parse_machine_line("1795320026,,ui,say,No volumes to clean up%!(PACKER_COMMA) skipping").unwrap();
         assert_eq!(ui.data, ["say", "No volumes to clean up, skipping"]);
         assert!(parse_machine_line("not machine readable").is_none());
+    }
+
+    #[tokio::test]
+    async fn packer_1_6_refuses_a_real_aws_bake_before_building_anything() {
+        // Debian's 1.6.6 (the only Packer here); nothing is built, so nothing can reach AWS.
+        let baker = PackerBaker::default();
+        if baker.version().await.map(|v| reads_plugins(&v)).unwrap_or(true) {
+            panic!("this test needs Packer 1.6 on PATH (make tools installs Debian's 1.6.6)");
+        }
+        let dir = std::env::temp_dir();
+        let req = BakeRequest { template: dir.join("none.pkr.hcl"), workdir: dir, vars: Default::default(), emulator: false };
+        let err = baker.bake(&req, &|_: &str| {}).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Input, "{err}");
+        assert!(err.to_string().contains("needs Packer 1.7 or later"), "{err}");
+    }
+
+    #[test]
+    fn plugins_are_read_from_1_7_on() {
+        assert!(!reads_plugins("1.6.6"));
+        assert!(reads_plugins("1.7.0"));
+        assert!(reads_plugins("1.11.2"));
+        assert!(reads_plugins("2.0.0-dev"));
+        assert!(!reads_plugins("0.12.3"));
     }
 
     #[test]

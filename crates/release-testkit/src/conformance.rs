@@ -8,8 +8,8 @@ use release_core::clock::Timestamp;
 use release_core::error::Cause;
 use release_core::ids::{AmiId, AppName, ClusterName, CommitSha, EnvName, ReleaseId};
 use release_core::ledger::{Action, LockInfo, Outcome, PromoteDetails, Record};
-use release_core::pipeline::{BaseAmi, LbTarget};
-use release_core::ports::{tags, ChangeStatus, Cloud, Expect, LaunchSpec, LbSpec, RecordChange, WeightedAlias, ZoneId};
+use release_core::pipeline::{BaseAmi, HealthCheck, LbTarget, MetadataTokens, RootVolume};
+use release_core::ports::{tags, ChangeStatus, Cloud, Expect, IngressRule, LaunchSpec, LbSpec, RecordChange, RuleSource, WeightedAlias, ZoneId};
 use release_core::ErrorKind;
 
 /// What a backend offers the suite besides its ports: the things only Packer or a person does.
@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@each $attrs; $harness;
             fleet_network, fleet_launch_states_terminate, balancer_create_describe, balancer_membership,
             dns_zone_lookup_is_exact, dns_weighted_records_in_one_batch, dns_foreign_records, dns_change_reaches_insync,
+            fleet_offered_zones, firewall_groups_and_rules, balancer_config_round_trips,
             ledger_table, ledger_order_and_limit, ledger_writes_are_conditional_on_the_holder, ledger_environment_index,
             lock_acquire_free_held_expired, lock_renew_and_release_only_ones_own, lock_break_only_what_was_seen,
             images_completeness_and_tags);
@@ -48,7 +49,19 @@ macro_rules! conformance_tests {
 }
 
 fn spec() -> LbSpec {
-    LbSpec { port: 8080, health_path: "/health".into(), security_groups: Vec::new() }
+    LbSpec {
+        port: 8080,
+        health_path: "/health".into(),
+        health: HealthCheck::default(),
+        drain: Duration::from_secs(30),
+        cross_zone: true,
+        security_groups: Vec::new(),
+    }
+}
+
+fn launch_settings() -> (Option<String>, Option<String>, MetadataTokens, Option<(String, RootVolume)>) {
+    // The demo's instance profile (the emulator harness creates it; EC2 refuses a profile that does not exist).
+    (Some("hello-app".into()), None, MetadataTokens::Required, Some(("/dev/xvda".into(), RootVolume { size_gb: 16, kind: "gp3".into(), encrypted: true })))
 }
 
 async fn base(cloud: &Cloud) -> AmiId {
@@ -84,6 +97,10 @@ pub async fn fleet_launch_states_terminate(h: &dyn Harness) {
         user_data: "#!/bin/bash\ntrue\n".into(),
         tags: vec![t(tags::APP, "conf-app"), t(tags::RELEASE_ID, "r1")],
         client_token: "conformance-r1".into(),
+        instance_profile: launch_settings().0,
+        key_name: launch_settings().1,
+        metadata_tokens: launch_settings().2,
+        root_volume: launch_settings().3,
     };
     let ids = cloud.fleet.launch(&spec).await.expect("launch");
     assert_eq!(ids.len(), 3, "fleet: one call launches count instances");
@@ -136,6 +153,10 @@ pub async fn balancer_membership(h: &dyn Harness) {
         user_data: String::new(),
         tags: vec![(tags::APP.to_owned(), "conf-members".to_owned())],
         client_token: "conformance-members".into(),
+        instance_profile: None,
+        key_name: None,
+        metadata_tokens: MetadataTokens::Required,
+        root_volume: None,
     };
     let ids = cloud.fleet.launch(&spec).await.unwrap();
     assert!(cloud.balancer.members(&classic).await.unwrap().is_empty(), "balancer: no members at first");
@@ -406,7 +427,76 @@ pub async fn images_completeness_and_tags(h: &dyn Harness) {
     cloud.images.tag(&ami, &found.snapshots, &[t(tags::BAKE_KEY, "k")]).await.unwrap();
     let mine = cloud.images.app_images(&app).await.unwrap();
     assert!(mine[0].is_complete_bake(), "images: available with the key, it is a bake: {:?}", mine[0]);
-    cloud.images.deregister(&ami, &mine[0].snapshots).await.expect("deregister");
+    let snapshots = mine[0].snapshots.clone();
+    assert!(!snapshots.is_empty(), "images: an image has its snapshots: {:?}", mine[0]);
+    assert!(mine[0].root_device.is_some(), "images: the root device name is known: {:?}", mine[0]);
+    cloud.images.deregister(&ami).await.expect("deregister");
+    for snap in &snapshots {
+        cloud.images.delete_snapshot(snap).await.expect("delete the snapshot of a deregistered image");
+        let again = cloud.images.delete_snapshot(snap).await.expect_err("deleted twice");
+        assert_eq!(again.cause(), Some(Cause::Missing), "images: a deleted snapshot is missing: {again}");
+    }
     assert!(cloud.images.app_images(&app).await.unwrap().is_empty(), "images: deregistered images are gone");
     assert!(cloud.images.describe(&ami).await.unwrap().is_none_or(|i| !i.is_complete_bake()), "images: describe does not find it as a bake");
+}
+
+/// The zones offering an instance type are some of the region's; an unknown type is offered nowhere.
+pub async fn fleet_offered_zones(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    let zones: std::collections::BTreeSet<String> = net.subnets.iter().map(|s| s.availability_zone.clone()).collect();
+    let offered = cloud.fleet.offered_zones("t3.micro").await.expect("offerings");
+    assert!(!offered.is_empty() && offered.is_subset(&zones), "fleet: t3.micro offered in {offered:?} of {zones:?}");
+    assert!(cloud.fleet.offered_zones("x9.nonexistent").await.unwrap().is_empty(), "fleet: an unknown type is offered nowhere");
+}
+
+/// Groups are created, found by name in their VPC, and their TCP rules read back (CIDR and group sources).
+pub async fn firewall_groups_and_rules(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let vpc = cloud.fleet.network(&[]).await.unwrap().vpc_id;
+    let names = ["conf-lb".to_owned(), "conf-instances".to_owned()];
+    assert!(cloud.firewall.groups(&vpc, &names).await.unwrap().is_empty(), "firewall: none at first");
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let lb = cloud.firewall.create_group(&vpc, "conf-lb", "conformance lb", &[t(tags::APP, "conf")]).await.expect("create lb group");
+    let inst = cloud.firewall.create_group(&vpc, "conf-instances", "conformance instances", &[t(tags::APP, "conf")]).await.expect("create");
+    let web = IngressRule { port: 80, source: RuleSource::Cidr("0.0.0.0/0".into()) };
+    let office = IngressRule { port: 80, source: RuleSource::Cidr("203.0.113.0/24".into()) };
+    let from_lb = IngressRule { port: 8080, source: RuleSource::Group(lb.clone()) };
+    cloud.firewall.authorize(&lb, &[web.clone(), office.clone()]).await.expect("authorize cidrs");
+    cloud.firewall.authorize(&inst, std::slice::from_ref(&from_lb)).await.expect("authorize a group");
+    let mut got = cloud.firewall.groups(&vpc, &names).await.unwrap();
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(got.iter().map(|g| (g.name.as_str(), g.id.as_str())).collect::<Vec<_>>(), vec![("conf-instances", inst.as_str()), ("conf-lb", lb.as_str())]);
+    let mut want_lb = vec![web.clone(), office.clone()];
+    want_lb.sort();
+    assert_eq!(got[1].ingress, want_lb, "firewall: cidr rules read back");
+    assert_eq!(got[0].ingress, vec![from_lb], "firewall: a group source reads back as the group's id");
+    cloud.firewall.revoke(&lb, std::slice::from_ref(&office)).await.expect("revoke");
+    let after = cloud.firewall.groups(&vpc, &["conf-lb".to_owned()]).await.unwrap();
+    assert_eq!(after.len(), 1, "firewall: only the group asked for");
+    assert_eq!(after[0].ingress, vec![web], "firewall: the revoked rule is gone, the other stays");
+}
+
+/// A load balancer is created as the spec says, reads back equal, and converges to a changed spec.
+pub async fn balancer_config_round_trips(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    let group = cloud.firewall.create_group(&net.vpc_id, "conf-lb-config", "conformance", &[]).await.unwrap();
+    for target in [LbTarget::ClassicElb("conf-cfg".into()), LbTarget::TargetGroup("conf-cfg-tg".into())] {
+        let mut want = spec();
+        want.security_groups = vec![group.clone()];
+        cloud.balancer.create(&target, &want, &net).await.expect("create");
+        assert_eq!(cloud.balancer.config(&target).await.unwrap(), want, "balancer: {target} reads back as created");
+        let changed = LbSpec {
+            health_path: "/ready".into(),
+            health: HealthCheck { interval: Duration::from_secs(15), timeout: Duration::from_secs(4), healthy: 3, unhealthy: 4 },
+            drain: Duration::from_secs(45),
+            ..want.clone()
+        };
+        cloud.balancer.configure(&target, &changed).await.expect("configure");
+        let got = cloud.balancer.config(&target).await.unwrap();
+        assert_eq!(got, changed, "balancer: {target} converged: {:?}", changed.differences(&got));
+    }
+    let err = cloud.balancer.config(&LbTarget::ClassicElb("conf-none".into())).await.expect_err("missing");
+    assert_eq!(err.cause(), Some(Cause::Missing), "balancer: config of a missing load balancer: {err}");
 }

@@ -28,6 +28,7 @@ base_ami = "ami-0a1b2c3d4e5f60718"
 [deploy]
 health_timeout = "10m"
 drain = "30s"
+instance_profile = "shop-app"
 [env.staging]
 vars = {{ APP_ENV = "staging", SECRET = "ssm:/shop/secret" }}
 [env.staging.clusters.staging]

@@ -18,9 +18,9 @@ use release_core::ids::{AmiId, AppName, EnvName, InstanceId, ReleaseId};
 use release_core::ledger::{index_key, partition_key, LockInfo, Record};
 use release_core::pipeline::{BaseAmi, LbTarget};
 use release_core::ports::{
-    tags, Balancer, ChangeId, ChangeStatus, Cloud, Dns, Expect, Fleet, HealthState, Image, ImageState, Images, Instance,
-    LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, RecordChange, RecordSet, Subnet, TargetHealth, WeightedAlias, Zone,
-    ZoneId,
+    tags, Balancer, ChangeId, ChangeStatus, Cloud, Dns, Expect, Firewall, Fleet, HealthState, Image, ImageState, Images, IngressRule,
+    Instance, LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, RecordChange, RecordSet, SecurityGroup, Subnet, TargetHealth,
+    WeightedAlias, Zone, ZoneId,
 };
 use release_core::{Error, Result};
 
@@ -89,12 +89,34 @@ pub struct State {
     pub calls: BTreeMap<&'static str, u64>,
     /// Scripted faults by operation: `n > 0` fails the next n calls, `-1` fails every call.
     pub faults: BTreeMap<&'static str, i64>,
+    /// Scripted faults by operation: let this many calls through, then fail the next one.
+    pub fail_after: BTreeMap<&'static str, u64>,
     /// Registered instances per load balancer, with the time each was registered.
     pub registered: BTreeMap<LbTarget, BTreeMap<InstanceId, Timestamp>>,
     /// How long after registration an instance turns healthy; `None`: never.
     pub healthy_after: Option<Duration>,
     /// Instances that never turn healthy.
     pub sick: Vec<InstanceId>,
+    /// Deregistered targets of target groups, draining until the time given.
+    pub draining: BTreeMap<LbTarget, BTreeMap<InstanceId, Timestamp>>,
+    /// Every launch, as asked (to check what was launched with).
+    pub launches: Vec<LaunchSpec>,
+    /// When each instance was launched (for eventual consistency).
+    pub launched_at: BTreeMap<InstanceId, Timestamp>,
+    /// Realism: how long a fresh instance id is unknown to EC2 (`InvalidInstanceID.NotFound`).
+    pub not_visible_for: Duration,
+    /// Realism: zones out of capacity (`InsufficientInstanceCapacity`).
+    pub capacity_out: std::collections::BTreeSet<String>,
+    /// Realism: (zone, instance type) not offered (`Unsupported`).
+    pub not_offered: std::collections::BTreeSet<(String, String)>,
+    /// Realism: (zone, instance type) that DescribeInstanceTypeOfferings lists but RunInstances refuses (`Unsupported`).
+    pub refused_at_launch: std::collections::BTreeSet<(String, String)>,
+    /// Snapshots that exist.
+    pub snapshots: std::collections::BTreeSet<String>,
+    /// Snapshots EC2 still reports in use (by an image being deregistered), for so many more delete attempts.
+    pub snapshot_busy: BTreeMap<String, u32>,
+    /// Security groups by id: (vpc, group).
+    pub groups: BTreeMap<String, (String, SecurityGroup)>,
     /// Ledger items: table → (pk, sk) → record.
     pub ledger: BTreeMap<String, BTreeMap<(String, String), Record>>,
     /// Environment index: table → (pk, env).
@@ -151,6 +173,7 @@ impl MemoryCloud {
                     created: "2026-10-01T00:00:00.000Z".into(),
                     tags: BTreeMap::new(),
                     snapshots: vec!["snap-0base".into()],
+                    root_device: Some("/dev/xvda".into()),
                 },
             ),
         );
@@ -166,6 +189,13 @@ impl MemoryCloud {
     fn call(&self, op: &'static str) -> Result<MutexGuard<'_, State>> {
         let mut s = self.state();
         *s.calls.entry(op).or_default() += 1;
+        if let Some(n) = s.fail_after.get_mut(op) {
+            if *n == 0 {
+                s.fail_after.remove(op);
+                return Err(Error::aws(format!("{op}: InternalError: injected fault")));
+            }
+            *n -= 1;
+        }
         match s.faults.get(op).copied() {
             Some(-1) => return Err(Error::aws(format!("{op}: InternalError: injected fault"))),
             Some(n) if n > 0 => {
@@ -175,6 +205,17 @@ impl MemoryCloud {
             _ => {}
         }
         Ok(s)
+    }
+
+    /// EC2's eventual consistency: ids launched less than `not_visible_for` ago are unknown.
+    fn visible(&self, s: &State, ids: &[InstanceId]) -> Result<()> {
+        let now = self.clock.now();
+        if let Some(id) = ids.iter().find(|id| s.launched_at.get(*id).is_some_and(|t| now.since(*t) < s.not_visible_for)) {
+            return Err(Error::aws(format!("InvalidInstanceID.NotFound: The instance ID '{id}' does not exist"))
+                .with_cause(Cause::NotYetVisible)
+                .with_code("InvalidInstanceID.NotFound"));
+        }
+        Ok(())
     }
 
     /// Makes the next `n` calls of `op` fail (`-1`: every call).
@@ -195,7 +236,16 @@ impl MemoryCloud {
     /// Every port of this cloud.
     pub fn cloud(&self) -> Cloud {
         let me = Arc::new(self.clone());
-        Cloud { images: me.clone(), fleet: me.clone(), balancer: me.clone(), dns: me.clone(), ledger: me.clone(), lock: me, clock: Arc::new(self.clock.clone()) }
+        Cloud {
+            images: me.clone(),
+            fleet: me.clone(),
+            balancer: me.clone(),
+            dns: me.clone(),
+            ledger: me.clone(),
+            firewall: me.clone(),
+            lock: me,
+            clock: Arc::new(self.clock.clone()),
+        }
     }
 
     /// Writes a record release does not manage (a plain CNAME).
@@ -208,7 +258,12 @@ impl MemoryCloud {
         let mut s = self.state();
         let id = AmiId::parse(&s.id("ami-")).expect("valid id");
         let created = self.clock.now().to_string();
-        s.images.insert(id.clone(), ("self".into(), Image { id: id.clone(), name: name.into(), state, created, tags: BTreeMap::new(), snapshots: Vec::new() }));
+        let snapshot = s.id("snap-");
+        s.images.insert(
+            id.clone(),
+            ("self".into(), Image { id: id.clone(), name: name.into(), state, created, tags: BTreeMap::new(), snapshots: vec![snapshot.clone()], root_device: Some("/dev/xvda".into()) }),
+        );
+        s.snapshots.insert(snapshot);
         id
     }
 }
@@ -248,6 +303,7 @@ impl Fleet for MemoryCloud {
 
     async fn instances_in(&self, ids: &[InstanceId], states: &[&str]) -> Result<Vec<Instance>> {
         let s = self.call("ec2:DescribeInstances")?;
+        self.visible(&s, ids)?;
         Ok(s.instances.iter().filter(|i| ids.contains(&i.id) && states.contains(&i.state.as_str())).cloned().collect())
     }
 
@@ -259,18 +315,55 @@ impl Fleet for MemoryCloud {
         if !s.subnets.iter().any(|x| x.id == spec.subnet) {
             return Err(missing(format!("ec2 RunInstances: InvalidSubnetID.NotFound: {}", spec.subnet)));
         }
+        let zone = s.subnets.iter().find(|x| x.id == spec.subnet).map(|x| x.availability_zone.clone()).unwrap_or_default();
+        let key = (zone.clone(), spec.instance_type.clone());
+        if s.not_offered.contains(&key) || s.refused_at_launch.contains(&key) {
+            return Err(Error::aws(format!(
+                "ec2 RunInstances: Unsupported: Your requested instance type ({}) is not supported in your requested Availability Zone ({zone}).",
+                spec.instance_type
+            ))
+            .with_cause(Cause::Unsupported)
+            .with_code("Unsupported"));
+        }
+        if s.capacity_out.contains(&zone) {
+            return Err(Error::aws(format!(
+                "ec2 RunInstances: InsufficientInstanceCapacity: We currently do not have sufficient {} capacity in the Availability Zone you requested ({zone}).",
+                spec.instance_type
+            ))
+            .with_cause(Cause::Capacity)
+            .with_code("InsufficientInstanceCapacity"));
+        }
+        for g in &spec.security_groups {
+            if !s.groups.contains_key(g) {
+                return Err(missing(format!("ec2 RunInstances: InvalidGroup.NotFound: The security group '{g}' does not exist")));
+            }
+        }
+        let now = self.clock.now();
         let mut ids = Vec::new();
         for _ in 0..spec.count {
             let id = InstanceId::parse(&s.id("i-")).expect("valid id");
             s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: "running".into(), tags: spec.tags.iter().cloned().collect() });
             s.user_data.insert(id.clone(), spec.user_data.clone());
+            s.launched_at.insert(id.clone(), now);
             ids.push(id);
         }
+        s.launches.push(spec.clone());
         Ok(ids)
+    }
+
+    async fn offered_zones(&self, instance_type: &str) -> Result<std::collections::BTreeSet<String>> {
+        let s = self.call("ec2:DescribeInstanceTypeOfferings")?;
+        // The families this region knows; a made-up type is offered nowhere, as in EC2.
+        let known = ["t2.", "t3.", "t3a.", "m5.", "m6i.", "m7i.", "c5.", "c6i.", "c7i.", "r5.", "r6i."];
+        if !known.iter().any(|f| instance_type.starts_with(f)) {
+            return Ok(Default::default());
+        }
+        Ok(s.subnets.iter().map(|x| x.availability_zone.clone()).filter(|z| !s.not_offered.contains(&(z.clone(), instance_type.to_owned()))).collect())
     }
 
     async fn terminate(&self, ids: &[InstanceId]) -> Result<()> {
         let mut s = self.call("ec2:TerminateInstances")?;
+        self.visible(&s, ids)?;
         for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id)) {
             i.state = "terminated".into();
         }
@@ -331,9 +424,23 @@ impl Images for MemoryCloud {
         Ok(())
     }
 
-    async fn deregister(&self, ami: &AmiId, _snapshots: &[String]) -> Result<()> {
+    async fn deregister(&self, ami: &AmiId) -> Result<()> {
         let mut s = self.call("ec2:DeregisterImage")?;
         s.images.remove(ami).map(|_| ()).ok_or_else(|| missing(format!("ec2 DeregisterImage: InvalidAMIID.NotFound: {ami}")))
+    }
+
+    async fn delete_snapshot(&self, snapshot: &str) -> Result<()> {
+        let mut s = self.call("ec2:DeleteSnapshot")?;
+        if let Some(n) = s.snapshot_busy.get_mut(snapshot).filter(|n| **n > 0) {
+            *n -= 1;
+            return Err(Error::aws(format!("ec2 DeleteSnapshot: InvalidSnapshot.InUse: The snapshot {snapshot} is currently in use"))
+                .with_cause(Cause::InUse)
+                .with_code("InvalidSnapshot.InUse"));
+        }
+        if !s.snapshots.remove(snapshot) {
+            return Err(missing(format!("ec2 DeleteSnapshot: InvalidSnapshot.NotFound: {snapshot}")));
+        }
+        Ok(())
     }
 }
 
@@ -370,11 +477,24 @@ impl Balancer for MemoryCloud {
         Ok(info)
     }
 
+    async fn config(&self, target: &LbTarget) -> Result<LbSpec> {
+        let s = self.call("elb:DescribeConfig")?;
+        s.load_balancers.get(target).map(|(_, spec)| spec.clone()).ok_or_else(|| lb_missing(target))
+    }
+
+    async fn configure(&self, target: &LbTarget, spec: &LbSpec) -> Result<()> {
+        let mut s = self.call("elb:Configure")?;
+        let (_, have) = s.load_balancers.get_mut(target).ok_or_else(|| lb_missing(target))?;
+        *have = spec.clone();
+        Ok(())
+    }
+
     async fn register(&self, target: &LbTarget, ids: &[InstanceId], _port: u16) -> Result<()> {
         let mut s = self.call("elb:Register")?;
         if !s.load_balancers.contains_key(target) {
             return Err(lb_missing(target));
         }
+        self.visible(&s, ids)?;
         let now = self.clock.now();
         let members = s.registered.entry(target.clone()).or_default();
         for id in ids {
@@ -390,6 +510,14 @@ impl Balancer for MemoryCloud {
         }
         if let Some(members) = s.registered.get_mut(target) {
             members.retain(|id, _| !ids.contains(id));
+        }
+        // Target groups keep deregistered targets `draining` for their deregistration delay.
+        if matches!(target, LbTarget::TargetGroup(_)) {
+            let until = self.clock.now().add(s.load_balancers[target].1.drain);
+            let draining = s.draining.entry(target.clone()).or_default();
+            for id in ids {
+                draining.insert(id.clone(), until);
+            }
         }
         Ok(())
     }
@@ -409,6 +537,11 @@ impl Balancer for MemoryCloud {
         }
         let now = self.clock.now();
         let running: std::collections::BTreeSet<&InstanceId> = s.instances.iter().filter(|i| i.state == "running").map(|i| &i.id).collect();
+        let draining = s
+            .draining
+            .get(target)
+            .map(|d| d.iter().filter(|(_, until)| **until > now).map(|(id, _)| TargetHealth { id: id.clone(), state: HealthState::Draining, reason: Some("Target.DeregistrationInProgress".into()) }).collect::<Vec<_>>())
+            .unwrap_or_default();
         Ok(s.registered
             .get(target)
             .map(|m| {
@@ -424,9 +557,12 @@ impl Balancer for MemoryCloud {
                         };
                         TargetHealth { id: id.clone(), state, reason: None }
                     })
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(draining)
+            .collect())
     }
 }
 
@@ -625,5 +761,43 @@ impl Lock for MemoryCloud {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+#[async_trait]
+impl Firewall for MemoryCloud {
+    async fn groups(&self, vpc: &str, names: &[String]) -> Result<Vec<SecurityGroup>> {
+        let s = self.call("ec2:DescribeSecurityGroups")?;
+        Ok(s.groups.values().filter(|(v, g)| v == vpc && names.contains(&g.name)).map(|(_, g)| g.clone()).collect())
+    }
+
+    async fn create_group(&self, vpc: &str, name: &str, _description: &str, _tags: &[(String, String)]) -> Result<String> {
+        let mut s = self.call("ec2:CreateSecurityGroup")?;
+        if s.groups.values().any(|(v, g)| v == vpc && g.name == name) {
+            return Err(Error::aws(format!("ec2 CreateSecurityGroup: InvalidGroup.Duplicate: The security group '{name}' already exists")));
+        }
+        let id = s.id("sg-");
+        s.groups.insert(id.clone(), (vpc.to_owned(), SecurityGroup { id: id.clone(), name: name.to_owned(), ingress: Vec::new() }));
+        Ok(id)
+    }
+
+    async fn authorize(&self, group: &str, rules: &[IngressRule]) -> Result<()> {
+        let mut s = self.call("ec2:AuthorizeSecurityGroupIngress")?;
+        let (_, g) = s.groups.get_mut(group).ok_or_else(|| missing(format!("InvalidGroup.NotFound: {group}")))?;
+        for r in rules {
+            if g.ingress.contains(r) {
+                return Err(Error::aws(format!("ec2 AuthorizeSecurityGroupIngress: InvalidPermission.Duplicate: {r:?}")));
+            }
+            g.ingress.push(r.clone());
+        }
+        g.ingress.sort();
+        Ok(())
+    }
+
+    async fn revoke(&self, group: &str, rules: &[IngressRule]) -> Result<()> {
+        let mut s = self.call("ec2:RevokeSecurityGroupIngress")?;
+        let (_, g) = s.groups.get_mut(group).ok_or_else(|| missing(format!("InvalidGroup.NotFound: {group}")))?;
+        g.ingress.retain(|r| !rules.contains(r));
+        Ok(())
     }
 }

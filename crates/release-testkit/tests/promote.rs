@@ -460,6 +460,10 @@ async fn a_stray_of_another_app_in_the_load_balancer_is_refused() {
         user_data: String::new(),
         tags: vec![(tags::APP.into(), "other".into())],
         client_token: "x".into(),
+        instance_profile: None,
+        key_name: None,
+        metadata_tokens: release_core::pipeline::MetadataTokens::Required,
+        root_volume: None,
     };
     let foreign = cloud.fleet.launch(&spec).await.unwrap();
     cloud.balancer.register(&staging_target(), &foreign, 8080).await.unwrap();

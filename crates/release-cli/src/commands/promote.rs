@@ -68,6 +68,9 @@ fn plan_text(plan: &PromotePlan) -> String {
     for st in &plan.strays {
         s.push_str(&format!("\n  - {} (stray)", st.describe()));
     }
+    for z in &plan.skipped {
+        s.push_str(&format!("\n  skipped {z}"));
+    }
     for i in &plan.cleanup {
         s.push_str(&format!("\n  x {i} (left by a failed or unfinished release)"));
     }

@@ -348,6 +348,13 @@ pub struct Cluster {
     pub target_at: (usize, usize),
 }
 
+impl Cluster {
+    /// Whether its load balancer is an ALB (a target group's).
+    pub fn target_is_alb(&self) -> bool {
+        matches!(self.target, LbTarget::TargetGroup(_))
+    }
+}
+
 /// A cluster's load balancer.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(tag = "kind", content = "name", rename_all = "kebab-case")]

@@ -173,11 +173,6 @@ pub async fn prelude(op: &mut Op<'_>, plan: &PromotePlan, rep: &mut PromoteRepor
     Ok(())
 }
 
-/// Terminates, treating ids EC2 does not know yet (eventual consistency) as still to be terminated by a retry.
-async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()> {
-    op.cloud().fleet.terminate(ids).await
-}
-
 /// The launch, swap and retire rounds of a promote; `d` is kept up to date (and saved into the record) as it goes.
 /// On error it has already removed every instance it launched that was not yet serving in place of an old one.
 pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails, rep: &mut PromoteReport, opts: &PromoteOptions) -> Result<()> {
@@ -346,7 +341,7 @@ async fn round(
     let to_register: Vec<InstanceId> = pending.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
     if !to_register.is_empty() {
         op.check()?;
-        op.cloud().balancer.register(&plan.target, &to_register, run.cluster.deploy.port).await?;
+        register(op, &plan.target, &to_register, run.cluster.deploy.port).await?;
         run.members.extend(to_register.iter().cloned());
         for id in &to_register {
             run.states.insert(id.to_string(), "registered".into());
@@ -377,12 +372,13 @@ async fn round(
     Ok(())
 }
 
-/// Launches `count` instances, one call per subnet; returns what was launched, and the error that stopped it.
+/// Launches `count` instances, one call per subnet, spread over the plan's subnets. A zone out of capacity for the
+/// instance type (or not offering it) is left out and its share launched in the other zones. Returns what was
+/// launched, and the error that stopped it.
 async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDetails, count: u32, opts: &PromoteOptions) -> (Vec<InstanceId>, Option<Error>) {
     let pipeline = op.pipeline();
     let env = op.env();
     let cluster = &run.cluster;
-    let launches = spread(count, &plan.network.subnets);
     let Some(record) = op.record() else { return (Vec::new(), Some(Error::internal("launch before the record was opened"))) };
     let release = record.release_id.clone();
     let ud = user_data(&pipeline.app, &env.name, &env.vars, cluster, &plan.commit, &release, &opts.region);
@@ -395,26 +391,93 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
         (tags::CONFIG.to_owned(), plan.config_hash.clone()),
         ("Name".to_owned(), format!("{}-{}-{}", pipeline.app, cluster.name, short_sha(plan.commit.as_str()))),
     ];
+    let mut groups = vec![plan.instance_group.clone()];
+    groups.extend(cluster.deploy.security_groups.iter().cloned());
+    let root_volume = match (&cluster.deploy.root_volume, &plan.root_device) {
+        (Some(v), Some(dev)) => Some((dev.clone(), v.clone())),
+        _ => None,
+    };
+    let mut subnets = plan.network.subnets.clone();
+    let mut launches = spread(count, &subnets);
     op.progress(&format!("launching {count} instance(s) of {} in {} subnet(s)", plan.ami, launches.len()));
     let round = d.batches_done;
     let mut ids = Vec::new();
-    for p in &launches {
-        let spec = LaunchSpec {
-            ami: plan.ami.clone(),
-            instance_type: cluster.deploy.instance_type.clone(),
-            subnet: p.subnet.clone(),
-            security_groups: cluster.deploy.security_groups.clone(),
-            count: p.count,
-            user_data: ud.clone(),
-            tags: tags.clone(),
-            client_token: format!("{}-{}-{round}", release, p.subnet),
-        };
-        match op.cloud().fleet.launch(&spec).await {
-            Ok(mut launched) => ids.append(&mut launched),
-            Err(e) => return (ids, Some(e)),
+    let mut short: Vec<String> = Vec::new();
+    for attempt in 0.. {
+        let mut shortfall = 0;
+        for p in &launches {
+            let spec = LaunchSpec {
+                ami: plan.ami.clone(),
+                instance_type: cluster.deploy.instance_type.clone(),
+                subnet: p.subnet.clone(),
+                security_groups: groups.clone(),
+                count: p.count,
+                user_data: ud.clone(),
+                tags: tags.clone(),
+                // A retry of the same call must not launch twice; a new attempt elsewhere is a new call.
+                client_token: format!("{}-{}-{round}-{attempt}", release, p.subnet),
+                instance_profile: cluster.deploy.instance_profile.clone(),
+                key_name: cluster.deploy.key_name.clone(),
+                metadata_tokens: cluster.deploy.metadata_tokens,
+                root_volume: root_volume.clone(),
+            };
+            match op.cloud().fleet.launch(&spec).await {
+                Ok(mut launched) => ids.append(&mut launched),
+                Err(e) if e.is(Cause::Capacity) || e.is(Cause::Unsupported) => {
+                    op.progress(&format!("{} ({}) cannot take {} x {} now: {}; launching them in other zones", p.subnet, p.availability_zone, p.count, cluster.deploy.instance_type, e.code().unwrap_or("no capacity")));
+                    short.push(format!("{}: {}", p.availability_zone, e.code().unwrap_or("no capacity")));
+                    subnets.retain(|s| s.availability_zone != p.availability_zone);
+                    shortfall += p.count;
+                }
+                Err(e) => return (ids, Some(e)),
+            }
         }
+        if shortfall == 0 {
+            break;
+        }
+        if subnets.is_empty() || attempt >= 8 {
+            let e = Error::aws(format!("no zone could launch {shortfall} more {}: {}", cluster.deploy.instance_type, short.join(", ")))
+                .with_cause(Cause::Capacity);
+            return (ids, Some(e));
+        }
+        launches = spread(shortfall, &subnets);
     }
     (ids, None)
+}
+
+/// How long an id created moments ago may stay invisible (EC2 eventual consistency) before that is an error.
+const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Registers, retrying while EC2 does not know the fresh ids yet.
+async fn register(op: &mut Op<'_>, target: &crate::pipeline::LbTarget, ids: &[InstanceId], port: u16) -> Result<()> {
+    let start = op.cloud().clock.now();
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match op.cloud().balancer.register(target, ids, port).await {
+            Err(e) if e.is(Cause::NotYetVisible) && op.cloud().clock.now().since(start) < VISIBLE_WITHIN => {
+                op.pause(wait).await?;
+                wait = (wait * 2).min(std::time::Duration::from_secs(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Terminates, retrying while EC2 does not know fresh ids yet: a rollback right after a launch must not leave
+/// the new instances running.
+async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()> {
+    let start = op.cloud().clock.now();
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        match op.cloud().fleet.terminate(ids).await {
+            Err(e) if e.is(Cause::NotYetVisible) && op.cloud().clock.now().since(start) < VISIBLE_WITHIN => {
+                // Cleaning up is not stopped by a first Ctrl-C; the clock still serves the wait.
+                op.cloud().clock.sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Polls until every instance in `ids` is running. Each poll asks, by id, which of them are not running (yet):
@@ -525,6 +588,24 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
     }
 }
 
+/// Target groups report deregistered targets `draining` for their deregistration delay: after waiting `drain`,
+/// wait (a bounded while) until none of `ids` is still draining, so that in-flight requests finish.
+async fn wait_drained(op: &mut Op<'_>, target: &crate::pipeline::LbTarget, ids: &[InstanceId], drain: std::time::Duration) -> Result<()> {
+    let deadline = op.cloud().clock.now().add(drain + std::time::Duration::from_secs(60));
+    loop {
+        let health = op.cloud().balancer.health(target).await?;
+        let draining = health.iter().filter(|h| ids.contains(&h.id) && h.state == HealthState::Draining).count();
+        if draining == 0 {
+            return Ok(());
+        }
+        if op.cloud().clock.now() >= deadline {
+            op.progress(&format!("{draining} instance(s) still draining after {} + 60s; terminating them anyway", format_duration(drain)));
+            return Ok(());
+        }
+        op.pause(op.session().poll).await?;
+    }
+}
+
 /// Deregisters, drains and terminates `ids` (the ones in `registered` are deregistered first).
 async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, ids: &[InstanceId], registered: &[InstanceId]) -> Result<()> {
     if !registered.is_empty() {
@@ -546,6 +627,9 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, ids: &[In
             };
             op.report(progress).await?;
             op.pause(drain).await?;
+            if run.cluster.target_is_alb() {
+                wait_drained(op, &plan.target, registered, drain).await?;
+            }
         }
         op.step("drained")?;
     }

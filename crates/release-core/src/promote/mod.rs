@@ -104,9 +104,23 @@ pub fn find_ami(images: &[Image], commit: &CommitSha) -> Option<Image> {
 /// A hash of the environment's resolved settings for one cluster: what user data and launch settings come from.
 pub fn config_hash(pipeline: &Pipeline, env: &Environment, cluster: &Cluster) -> String {
     let d = &cluster.deploy;
+    // Only what decides the instances: load balancer settings are converged by provision without new instances.
     let mut text = format!(
-        "release config v1\napp {}\nenv {}\ncluster {}\ntarget {:?}\ncount {}\ntype {}\nport {}\nhealth {}\nsubnets {:?}\nsgs {:?}\n",
-        pipeline.app, env.name, cluster.name, cluster.target, cluster.count, d.instance_type, d.port, d.health_path, d.subnets, d.security_groups
+        "release config v2\napp {}\nenv {}\ncluster {}\ntarget {:?}\ncount {}\ntype {}\nport {}\nhealth {}\nsubnets {:?}\nsgs {:?}\nprofile {:?}\nkey {:?}\nimds {}\nroot {:?}\n",
+        pipeline.app,
+        env.name,
+        cluster.name,
+        cluster.target,
+        cluster.count,
+        d.instance_type,
+        d.port,
+        d.health_path,
+        d.subnets,
+        d.security_groups,
+        d.instance_profile,
+        d.key_name,
+        d.metadata_tokens.as_str(),
+        d.root_volume
     );
     for (k, v) in &env.vars {
         text.push_str(&format!("var {k}={v}\n"));

@@ -42,6 +42,10 @@ pub struct PromoteWorld {
     pub healthy: Option<BTreeSet<InstanceId>>,
     /// Where instances go.
     pub network: Network,
+    /// The zones of the region that offer the cluster's instance type.
+    pub offered: BTreeSet<String>,
+    /// The cluster's instance security group (made by provision).
+    pub instance_group: String,
     /// The environment's recent ledger records, newest first.
     pub records: Vec<Record>,
 }
@@ -93,8 +97,14 @@ pub struct PromotePlan {
     pub forced: bool,
     /// Why, in words, for `--plan` and the prompt.
     pub summary: String,
-    /// Where instances go (as observed).
+    /// Where instances go (as observed), without subnets whose zone does not offer the instance type.
     pub network: Network,
+    /// Subnets left out, and why (`subnet-… (us-east-1e): t3.micro is not offered there`).
+    pub skipped: Vec<String>,
+    /// The cluster's instance security group.
+    pub instance_group: String,
+    /// The AMI's root device name, for `root_volume`.
+    pub root_device: Option<String>,
     /// The cluster's load balancer members (as observed).
     pub members: Vec<InstanceId>,
 }
@@ -163,6 +173,12 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let others = world::describe_others(cloud, &members, &instances).await?;
     let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(RECENT_RECORDS)).await?;
     let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
+    let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
+    let group = crate::provision::group_name(pipeline, cluster, crate::provision::GroupRole::Instances);
+    let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
+        Error::not_found(format!("security group {group} of cluster {} does not exist; run `release provision --env {}`", cluster.name, env.name))
+            .with_cause(crate::error::Cause::Missing)
+    })?;
     let config = config_hash(pipeline, env, cluster);
     let current = world::cluster_instances(&instances, env, cluster);
     // Health is asked only when the tags already say converged: it is the costly read.
@@ -184,6 +200,8 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
         others,
         healthy,
         network,
+        offered,
+        instance_group,
         records,
     })
 }
@@ -290,7 +308,25 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         _ => None,
     };
     let to_launch = (cluster.count as usize).saturating_sub(adopted.len()) as u32;
-    let launches = if kind == PlanKind::Deploy { spread(to_launch, &world.network.subnets) } else { Vec::new() };
+    // Subnets in zones that do not offer the instance type would fail at launch (`Unsupported`): left out.
+    let mut network = world.network.clone();
+    let mut skipped = Vec::new();
+    network.subnets.retain(|s| {
+        let ok = world.offered.contains(&s.availability_zone);
+        if !ok {
+            skipped.push(format!("{} ({}): {} is not offered there", s.id, s.availability_zone, cluster.deploy.instance_type));
+        }
+        ok
+    });
+    if network.subnets.is_empty() && kind == PlanKind::Deploy {
+        return Err(Error::refused(format!(
+            "no subnet of cluster {} is in a zone that offers {}: {}; choose another instance_type or subnets",
+            cluster.name,
+            cluster.deploy.instance_type,
+            skipped.join("; ")
+        )));
+    }
+    let launches = if kind == PlanKind::Deploy { spread(to_launch, &network.subnets) } else { Vec::new() };
     let retire: Vec<InstanceId> = if kind == PlanKind::Deploy { serving.iter().map(|i| i.id.clone()).collect() } else { Vec::new() };
     let summary = match kind {
         PlanKind::Nothing => format!("{}/{} already runs {} with these settings, all healthy; nothing to do", env.name, cluster.name, short_sha(commit.as_str())),
@@ -338,7 +374,10 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         settle_until: if kind == PlanKind::Deploy { settle_until } else { None },
         forced: opts.force,
         summary,
-        network: world.network.clone(),
+        network,
+        skipped,
+        instance_group: world.instance_group.clone(),
+        root_device: world.ami.root_device.clone(),
         members: world.members.clone(),
     })
 }

@@ -1,0 +1,171 @@
+//! What a real AWS account does to a launch, on the in-memory cloud with simulated time: ids invisible right after
+//! RunInstances, zones without the instance type or without capacity, a call failing half way, health that takes
+//! its time, targets that drain. Each promote must end with `count` healthy instances and nothing leaked, or fail
+//! having removed everything it launched.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use release_core::clock::Clock;
+use release_core::ports::tags;
+use release_core::ErrorKind;
+use release_testkit::fixtures::{shop, World};
+
+/// Every instance of the app that is not terminated is one of the cluster's registered, healthy instances.
+async fn nothing_leaked(w: &World, cluster: &str, target: &release_core::pipeline::LbTarget, count: usize) {
+    let live = w.cloud.live_instances();
+    let health = w.cloud.cloud().balancer.health(target).await.unwrap();
+    let healthy: BTreeSet<String> = health.iter().filter(|h| h.state == release_core::ports::HealthState::Healthy).map(|h| h.id.to_string()).collect();
+    let mine: Vec<_> = live.iter().filter(|i| i.tags.get(tags::CLUSTER).map(String::as_str) == Some(cluster)).collect();
+    assert_eq!(mine.len(), count, "{cluster}: {mine:?}");
+    assert!(mine.iter().all(|i| healthy.contains(i.id.as_str())), "{cluster}: every instance healthy: {health:?}");
+}
+
+fn classic(name: &str) -> release_core::pipeline::LbTarget {
+    release_core::pipeline::LbTarget::ClassicElb(name.into())
+}
+
+fn zones(w: &World) -> Vec<String> {
+    w.cloud.state().subnets.iter().map(|s| s.availability_zone.clone()).collect()
+}
+
+fn launched_zones(w: &World) -> BTreeSet<String> {
+    let s = w.cloud.state();
+    s.launches.iter().filter_map(|l| s.subnets.iter().find(|x| x.id == l.subnet).map(|x| x.availability_zone.clone())).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promote_succeeds_through_ids_that_ec2_does_not_know_yet() {
+    let w = World::new(3).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    // Fresh ids are unknown to Describe, Register and Terminate for 20 s.
+    w.cloud.state().not_visible_for = Duration::from_secs(20);
+    let r = w.promote("staging", &b).await.expect("promote through eventual consistency");
+    assert_eq!(r.new_instances.len(), 3);
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 3).await;
+    assert_eq!(w.commits("staging"), vec![b.to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_right_after_a_launch_terminates_what_ec2_does_not_know_yet() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let old: BTreeSet<String> = w.instances("staging").iter().map(|i| i.id.to_string()).collect();
+    w.cloud.state().not_visible_for = Duration::from_secs(20);
+    // The second subnet's RunInstances fails: the first subnet's instance, seconds old and unknown to
+    // TerminateInstances, must still be terminated.
+    w.cloud.state().fail_after.insert("ec2:RunInstances", 1);
+    let terminates = w.cloud.state().calls.get("ec2:TerminateInstances").copied().unwrap_or(0);
+    let err = w.promote("staging", &b).await.unwrap_err();
+    assert_eq!(err.rolled_back(), Some(true), "{err}");
+    assert!(err.message().contains("the 1 new instance(s) were removed"), "{err}");
+    let now: BTreeSet<String> = w.instances("staging").iter().map(|i| i.id.to_string()).collect();
+    assert_eq!(now, old, "the new instance was terminated even though EC2 did not know it at first");
+    let tries = w.cloud.state().calls["ec2:TerminateInstances"] - terminates;
+    assert!(tries > 1, "TerminateInstances was retried while the id was not visible: {tries} call(s)");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zone_without_the_instance_type_is_left_out_and_the_plan_says_so() {
+    let mut w = World::new(3).await;
+    let a = w.bake('a').await;
+    let zs = zones(&w);
+    w.cloud.state().not_offered.insert((zs[1].clone(), "t3.micro".into()));
+    let plan = w.release("alice").plan_promote("staging", &a, &Default::default()).await.unwrap();
+    assert_eq!(plan.skipped.len(), 1, "{:?}", plan.skipped);
+    assert!(plan.skipped[0].contains(&format!("({}): t3.micro is not offered there", zs[1])), "{:?}", plan.skipped);
+    assert_eq!(plan.launches.iter().map(|l| l.count).sum::<u32>(), 3);
+    assert!(plan.launches.iter().all(|l| l.availability_zone != zs[1]));
+    w.promote("staging", &a).await.expect("promote avoiding the zone");
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 3).await;
+    assert!(!launched_zones(&w).contains(&zs[1]));
+    // A zone whose offerings answer says yes but whose RunInstances says `Unsupported`: its share goes elsewhere.
+    w.pipeline = shop(3, "");
+    let b = w.bake('b').await;
+    let launches_before = w.cloud.state().launches.len();
+    w.cloud.state().not_offered.clear();
+    w.cloud.state().refused_at_launch.insert((zs[2].clone(), "t3.micro".into()));
+    let plan = w.release("alice").plan_promote("staging", &b, &Default::default()).await.unwrap();
+    assert!(plan.launches.iter().any(|l| l.availability_zone == zs[2]), "the plan cannot know: {:?}", plan.launches);
+    w.promote("staging", &b).await.expect("the shortfall went to the other zones");
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 3).await;
+    let s = w.cloud.state();
+    let new: Vec<String> = s.launches[launches_before..].iter().filter_map(|l| s.subnets.iter().find(|x| x.id == l.subnet)).map(|x| x.availability_zone.clone()).collect();
+    assert!(!new.contains(&zs[2]) && new.len() >= 2, "{new:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zone_out_of_capacity_has_its_share_launched_in_the_others() {
+    let w = World::new(4).await;
+    let a = w.bake('a').await;
+    let zs = zones(&w);
+    w.cloud.state().capacity_out.insert(zs[0].clone());
+    let r = w.promote("staging", &a).await.expect("promote through a capacity error");
+    assert_eq!(r.new_instances.len(), 4);
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 4).await;
+    let lines = w.lines.lock().unwrap().join("\n");
+    assert!(lines.contains(&format!("({}) cannot take", zs[0])) && lines.contains("InsufficientInstanceCapacity; launching them in other zones"), "{lines}");
+    // Every zone out: the promote fails and leaves nothing.
+    let b = w.bake('b').await;
+    for z in &zs {
+        w.cloud.state().capacity_out.insert(z.clone());
+    }
+    let before: BTreeSet<String> = w.instances("staging").iter().map(|i| i.id.to_string()).collect();
+    let err = w.promote("staging", &b).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Aws, "{err}");
+    assert!(err.message().contains("no zone could launch 4 more t3.micro"), "{err}");
+    let after: BTreeSet<String> = w.instances("staging").iter().map(|i| i.id.to_string()).collect();
+    assert_eq!(before, after);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_launch_failing_in_the_third_subnet_leaves_no_instance() {
+    let w = World::new(3).await;
+    let a = w.bake('a').await;
+    // Two RunInstances go through, the third fails (not a capacity error).
+    w.cloud.state().fail_after.insert("ec2:RunInstances", 2);
+    let err = w.promote("staging", &a).await.unwrap_err();
+    assert_eq!((err.kind(), err.rolled_back()), (ErrorKind::Aws, Some(true)), "{err}");
+    assert!(err.message().contains("the 2 new instance(s) were removed"), "it removed what the first two calls launched: {err}");
+    assert!(w.cloud.live_instances().is_empty(), "no instance left: {:?}", w.cloud.live_instances());
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_that_arrives_after_30s_is_waited_for_and_target_groups_drain_for_their_delay() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.deploy_prod(&a).await; // green runs a
+    w.cloud.clock.advance(Duration::from_secs(600));
+    w.promote("prod", &a).await.unwrap(); // blue runs a too
+    w.cloud.state().healthy_after = Some(Duration::from_secs(30));
+    let t0 = w.cloud.clock.now();
+    // blue is idle: replacing it deregisters its old targets, which drain for 30 s (the pipeline's drain).
+    let r = w.promote("prod", &b).await.expect("promote");
+    assert_eq!(r.cluster.as_str(), "blue");
+    let took = w.cloud.clock.now().since(t0);
+    assert!(took >= Duration::from_secs(60), "waited 30 s of health and 30 s of draining: {took:?}");
+    let health = w.cloud.cloud().balancer.health(&release_core::pipeline::LbTarget::TargetGroup("shop-blue".into())).await.unwrap();
+    assert!(health.iter().all(|h| h.state == release_core::ports::HealthState::Healthy), "the drained targets are gone: {health:?}");
+    let seconds = &w.records("prod").await[0].seconds;
+    assert!(seconds["wait-healthy"] >= 30.0, "{seconds:?}");
+    assert!(seconds["retire"] >= 30.0, "{seconds:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn instances_are_launched_with_the_pipelines_settings_and_the_clusters_group() {
+    let w = World::new(1).await;
+    let a = w.bake('a').await;
+    w.promote("staging", &a).await.unwrap();
+    let s = w.cloud.state();
+    let spec = s.launches.last().unwrap();
+    assert_eq!(spec.instance_profile.as_deref(), Some("shop-app"));
+    assert_eq!(spec.metadata_tokens, release_core::pipeline::MetadataTokens::Required);
+    let group = s.groups.values().find(|(_, g)| g.name == "shop-staging-instances").map(|(_, g)| g.id.clone()).expect("provision made it");
+    assert_eq!(spec.security_groups, vec![group.clone()], "the cluster's instance group");
+    let lb_group = s.groups.values().find(|(_, g)| g.name == "shop-staging-lb").map(|(_, g)| g.clone()).unwrap();
+    let inst_group = &s.groups[&group].1;
+    assert_eq!(lb_group.ingress, vec![release_core::ports::IngressRule { port: 80, source: release_core::ports::RuleSource::Cidr("0.0.0.0/0".into()) }]);
+    assert_eq!(inst_group.ingress, vec![release_core::ports::IngressRule { port: 8080, source: release_core::ports::RuleSource::Group(lb_group.id.clone()) }]);
+}
