@@ -169,3 +169,29 @@ async fn instances_are_launched_with_the_pipelines_settings_and_the_clusters_gro
     assert_eq!(lb_group.ingress, vec![release_core::ports::IngressRule { port: 80, source: release_core::ports::RuleSource::Cidr("0.0.0.0/0".into()) }]);
     assert_eq!(inst_group.ingress, vec![release_core::ports::IngressRule { port: 8080, source: release_core::ports::RuleSource::Group(lb_group.id.clone()) }]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_still_in_use_after_deregistering_is_deleted_once_ec2_lets_go() {
+    let w = World::new(1).await;
+    let cloud = w.cloud.cloud();
+    let ami = w.cloud.register_image("shop-leftover", release_core::ports::ImageState::Available);
+    let image = cloud.images.describe(&ami).await.unwrap().expect("registered");
+    let snap = image.snapshots[0].clone();
+    // EC2 answers InvalidSnapshot.InUse three times right after DeregisterImage.
+    w.cloud.state().snapshot_busy.insert(snap.clone(), 3);
+    let start = cloud.clock.now();
+    release_core::bake::remove_image(&cloud, &image).await.expect("removed despite InUse");
+    assert!(!w.cloud.state().snapshots.contains(&snap), "the snapshot is gone");
+    assert!(w.cloud.state().images.get(&ami).is_none(), "the image is gone");
+    assert_eq!(w.cloud.state().calls.get("ec2:DeleteSnapshot").copied(), Some(4), "three refusals, then the delete");
+    let waited = cloud.clock.now().since(start);
+    assert!(waited >= Duration::from_secs(2 + 4 + 8) && waited < Duration::from_secs(15), "it backed off 2 s, 4 s, 8 s (simulated time): {waited:?}");
+
+    // Still in use past the timeout: the error says which snapshot, and keeps its kind.
+    let ami = w.cloud.register_image("shop-stuck", release_core::ports::ImageState::Available);
+    let image = cloud.images.describe(&ami).await.unwrap().unwrap();
+    w.cloud.state().snapshot_busy.insert(image.snapshots[0].clone(), u32::MAX);
+    let err = release_core::bake::remove_image(&cloud, &image).await.expect_err("stuck for good");
+    assert_eq!(err.kind(), ErrorKind::Aws, "{err}");
+    assert!(err.to_string().contains(&image.snapshots[0]), "{err}");
+}
