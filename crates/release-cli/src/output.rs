@@ -74,3 +74,29 @@ impl Output {
         self.printed.set(true);
     }
 }
+
+/// A text table whose columns are as wide as their widest cell (actor names and environments vary in length).
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (i, cell) in cells.enumerate() {
+            if i + 1 < widths.len() {
+                l.push_str(&format!("{cell:<w$} ", w = widths[i]));
+            } else {
+                l.push_str(cell);
+            }
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(&mut header.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}

@@ -41,8 +41,10 @@ pub struct RollbackPlan {
     pub to_weights: Option<Weights>,
     /// The promote it makes first, if any.
     pub promote: Option<PromotePlan>,
-    /// The releases live before, newest first (what further rollbacks would go to).
+    /// The releases live before the current one, newest first (the first is where this rollback goes).
     pub history: Vec<LiveRelease>,
+    /// Where a further rollback would go after this one, if the ledger holds anything earlier.
+    pub next: Option<CommitSha>,
     /// `roll prod back from 3f2a… on green to 9c1d… on blue`.
     pub summary: String,
 }
@@ -101,6 +103,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
             from_weights: None,
             to_weights: None,
             promote: Some(p),
+            next: below(&stack, &current).get(1).map(|r| r.commit.clone()),
             history: below(&stack, &current),
             summary,
         });
@@ -130,6 +133,8 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
             sha(&to_commit),
             back_to
         );
+        // Restoring the weights puts `to_commit` back in front: a further rollback steps back from there.
+        let next = below(&stack, &to_commit).first().map(|r| r.commit.clone());
         return Ok(RollbackPlan {
             env: env.name.clone(),
             path: RollbackPath::RestoreWeights,
@@ -140,6 +145,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
             from_weights: Some(weights.clone()),
             to_weights: Some(restore),
             promote: None,
+            next,
             history: Vec::new(),
             summary,
         });
@@ -189,6 +195,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
                 from_weights: Some(weights),
                 to_weights: Some(to),
                 promote: None,
+                next: history.get(1).map(|r| r.commit.clone()),
                 history,
                 summary,
             });
@@ -219,6 +226,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
         from_weights: Some(weights),
         to_weights: Some(to),
         promote: Some(p),
+        next: history.get(1).map(|r| r.commit.clone()),
         history,
         summary,
     })

@@ -30,6 +30,7 @@ async fn blue_green_rollbacks_walk_v3_v2_v1_and_never_come_back_to_v3() {
     let first = w.release("alice").plan_rollback("prod", &o).await.unwrap();
     assert_eq!(first.summary, format!("roll prod back from {} on green to {} on blue (it still runs there, healthy: one switch)", &v3.as_str()[..12], &v2.as_str()[..12]));
     assert_eq!(first.path, RollbackPath::SwitchBack);
+    assert_eq!(first.next.as_ref(), Some(&v1), "after this one, a further rollback goes to v1");
     w.cloud.clock.advance(Duration::from_secs(600));
     let r = w.release("alice").rollback("prod", &o, Some(&first)).await.unwrap();
     assert_eq!((r.plan.to_commit.clone(), r.plan.cluster.as_str()), (v2.clone(), "blue"));
@@ -39,6 +40,7 @@ async fn blue_green_rollbacks_walk_v3_v2_v1_and_never_come_back_to_v3() {
     w.cloud.clock.advance(Duration::from_secs(600));
     let second = w.release("alice").plan_rollback("prod", &o).await.unwrap();
     assert_eq!((second.to_commit.clone(), second.path), (v1.clone(), RollbackPath::PromoteThenSwitch));
+    assert_eq!(second.next, None, "nothing before v1");
     assert!(second.summary.contains(&format!("to {} on green (promoting it there first", &v1.as_str()[..12])), "{}", second.summary);
     w.release("alice").rollback("prod", &o, Some(&second)).await.unwrap();
     assert_eq!(live(&w.weights().await), "blue=0,green=100");

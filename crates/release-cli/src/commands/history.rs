@@ -25,23 +25,23 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Res
         if records.is_empty() {
             return format!("no ledger records for {app}{} yet", env.map(|e| format!(" in env {e}")).unwrap_or_default());
         }
-        let mut s = format!("{:<20} {:<16} {:<9} {:<8} {:<8} {:<12} {:<34} {}\n", "TIME", "ACTOR", "ACTION", "ENV", "CLUSTER", "COMMIT", "FROM -> TO", "OUTCOME");
-        for r in &records {
-            let (from, to) = r.from_to();
-            s.push_str(&format!(
-                "{:<20} {:<16} {:<9} {:<8} {:<8} {:<12} {:<34} {}{}\n",
-                r.started.to_string(),
-                r.actor,
-                r.action_name(),
-                r.env,
-                r.cluster().map(|c| c.as_str()).unwrap_or("-"),
-                r.commit().map(|c| short_sha(c.as_str())).unwrap_or("-"),
-                format!("{from} -> {to}"),
-                r.outcome.as_str(),
-                if r.forced { " (forced)" } else { "" }
-            ));
-        }
-        s
+        let rows: Vec<Vec<String>> = records
+            .iter()
+            .map(|r| {
+                let (from, to) = r.from_to();
+                vec![
+                    r.started.to_string(),
+                    r.actor.to_string(),
+                    r.action_name().to_string(),
+                    r.env.to_string(),
+                    r.cluster().map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    r.commit().map(|c| short_sha(c.as_str()).to_owned()).unwrap_or_else(|| "-".into()),
+                    format!("{from} -> {to}"),
+                    format!("{}{}", r.outcome.as_str(), if r.forced { " (forced)" } else { "" }),
+                ]
+            })
+            .collect();
+        crate::output::table(&["TIME", "ACTOR", "ACTION", "ENV", "CLUSTER", "COMMIT", "FROM -> TO", "OUTCOME"], &rows)
     });
     Ok(())
 }

@@ -43,8 +43,8 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool) -> Result
             p.cluster,
             p.path.as_str(),
             report.release_id,
-            match p.history.first() {
-                Some(next) => format!("; a further rollback would go to {}", short_sha(next.commit.as_str())),
+            match &p.next {
+                Some(next) => format!("; a further rollback would go to {}", short_sha(next.as_str())),
                 None => "; the ledger holds nothing earlier".into(),
             }
         )
