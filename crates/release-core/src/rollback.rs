@@ -175,7 +175,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
         let health = cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e))?;
         let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
         let others = world::describe_others(cloud, &members, &instances).await?;
-        if readiness(env, c, &instances, &health, &others).is_ready() {
+        if readiness(&pipeline.app, env, c, &instances, &health, &others).is_ready() {
             let to = weights.all_to(&c.name);
             let summary = format!(
                 "roll {} back from {} on {} to {} on {} (it still runs there, healthy: one switch)",
@@ -325,7 +325,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
             let health = op.cloud().balancer.health(&cluster.target).await?;
             let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
             let others = world::describe_others(op.cloud(), &members, &instances).await?;
-            let ready = readiness(op.env(), cluster, &instances, &health, &others);
+            let ready = readiness(&op.pipeline().app, op.env(), cluster, &instances, &health, &others);
             if !ready.is_ready() {
                 let mut why = ready.problems.clone();
                 why.extend(ready.strays.iter().map(|s| format!("stray {}", s.describe())));

@@ -157,7 +157,7 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
         let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
         let others = world::describe_others(cloud, &members, instances).await?;
         // While an operation is under way two releases are in the load balancer on purpose.
-        let strays = world::strays(env, c, &members, instances, &others, !busy);
+        let strays = world::strays(&pipeline.app, env, c, &members, instances, &others, !busy);
         let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
         let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
         let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();

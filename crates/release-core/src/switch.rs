@@ -55,10 +55,10 @@ impl Readiness {
 }
 
 /// Judges a cluster from its tagged instances and its load balancer's health (whose ids are its members).
-pub fn readiness(env: &Environment, cluster: &Cluster, app_instances: &[Instance], health: &[TargetHealth], others: &[Instance]) -> Readiness {
+pub fn readiness(app: &crate::ids::AppName, env: &Environment, cluster: &Cluster, app_instances: &[Instance], health: &[TargetHealth], others: &[Instance]) -> Readiness {
     let mine = world::cluster_instances(app_instances, env, cluster);
     let members: Vec<InstanceId> = health.iter().map(|h| h.id.clone()).collect();
-    let strays = world::strays(env, cluster, &members, app_instances, others, true);
+    let strays = world::strays(app, env, cluster, &members, app_instances, others, true);
     let mut problems = Vec::new();
     if mine.is_empty() {
         problems.push(format!("cluster {} has no instances; promote a commit to it first", cluster.name));
@@ -198,7 +198,7 @@ pub fn previous(env: &Environment, weights: &Weights, instances: &[Instance]) ->
 pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, w: &SwitchWorld) -> Result<SwitchPlan> {
     let from = w.live.weights.clone();
     let to = from.after_switch(&cluster.name, opts.weight)?;
-    let ready = readiness(env, cluster, &w.instances, &w.health, &w.others);
+    let ready = readiness(&pipeline.app, env, cluster, &w.instances, &w.health, &w.others);
     let changes = to != from;
     let takes_traffic = to.is_live(&cluster.name);
     if changes && takes_traffic && !opts.force {

@@ -106,8 +106,11 @@ impl Stray {
 
 /// The strays of `cluster` given its load balancer's `members`: members that are not this cluster's instances;
 /// with `old_releases`, also this cluster's instances of a release older than its newest. `app_instances` are the
-/// app's instances; `others` describes members that are not (another app's, untagged) as far as EC2 knows them.
+/// app's instances; `others` describes members that are not (another app's, untagged, or terminated) as far as EC2
+/// knows them. A stray is `app`'s when it carries the app's tag, whatever its state (one terminated by hand stays
+/// registered until someone deregisters it).
 pub fn strays(
+    app: &crate::ids::AppName,
     env: &Environment,
     cluster: &Cluster,
     members: &[InstanceId],
@@ -135,7 +138,7 @@ pub fn strays(
         let tag = |k: &str| inst.and_then(|i| i.tags.get(k).cloned());
         out.push(Stray {
             id: m.clone(),
-            this_app: app_ids.contains(m),
+            this_app: app_ids.contains(m) || tag(tags::APP).as_deref() == Some(app.as_str()),
             app: tag(tags::APP),
             env: tag(tags::ENV),
             cluster: tag(tags::CLUSTER),

@@ -254,6 +254,39 @@ async fn after_a_crash_the_commit_already_running_is_not_replaced_and_leftovers_
     assert_eq!(w.records("staging").await.iter().find(|r| r.commit() == Some(&b)).map(|r| r.outcome), Some(Outcome::Abandoned));
 }
 
+/// A user found this: a promote of b dies past its point of no return (b serves, a is deregistered but running);
+/// a promote of another commit must keep b serving until its own fleet is healthy, not clean b up first.
+#[tokio::test(start_paused = true)]
+async fn after_a_crash_past_the_point_of_no_return_a_promote_of_another_commit_keeps_capacity() {
+    for step in ["deregistered-old", "drained"] {
+        let w = World::new(2).await;
+        let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+        w.promote("staging", &a).await.unwrap();
+        let (release, _) = w.release_with("alice", Some(step));
+        release.promote("staging", &b, &Default::default(), None).await.unwrap_err();
+        w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+        w.cloud.state().healthy_after = Some(Duration::from_secs(30));
+        w.cloud.clock.advance(Duration::from_secs(60));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (mut release, _) = w.release_with("bob", None);
+        let (m, s2) = (w.cloud.clone(), seen.clone());
+        let probe = World { cloud: m, pipeline: w.pipeline.clone(), lines: Default::default() };
+        release.session.checkpoint = Arc::new(move |step: &str| {
+            s2.lock().unwrap().push((step.to_owned(), healthy_registered(&probe, &staging_target())));
+            Ok(())
+        });
+        let r = release.promote("staging", &c, &Default::default(), None).await.unwrap_or_else(|e| panic!("after a crash at {step}: {e}"));
+        assert!(r.cleaned.is_empty(), "after a crash at {step}: the serving fleet was cleaned up first: {:?}", r.cleaned);
+        for (at, healthy) in seen.lock().unwrap().iter() {
+            assert!(*healthy >= 2, "after a crash at {step}: capacity fell to {healthy} healthy at {at}");
+        }
+        assert_eq!(w.commits("staging"), vec![c.to_string()], "after a crash at {step}");
+        assert_eq!(w.instances("staging").len(), 2, "after a crash at {step}: a's and b's fleets are both retired");
+        let registered: BTreeSet<String> = w.cloud.registered(&staging_target()).iter().map(ToString::to_string).collect();
+        assert_eq!(registered, ids(&w, "staging"));
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn two_concurrent_promotes_exactly_one_proceeds() {
     let w = World::new(2).await;
@@ -472,4 +505,25 @@ async fn a_stray_of_another_app_in_the_load_balancer_is_refused() {
     assert!(err.message().contains(&format!("serves instances that are not shop's: {} (app other)", foreign[0])), "{err}");
     assert!(w.instances("staging").is_empty(), "nothing launched");
     let _ = Cause::Missing;
+}
+
+/// A user found this: an instance terminated by hand stays registered; it is still this app's (by its tag), so a
+/// promote retires it once the new fleet is healthy instead of refusing it as another app's.
+#[tokio::test(start_paused = true)]
+async fn an_instance_terminated_by_hand_is_this_apps_stray_and_a_promote_heals_the_cluster() {
+    let w = World::new(2).await;
+    let a = w.bake('a').await;
+    w.promote("staging", &a).await.unwrap();
+    let dead = w.instances("staging")[0].id.clone();
+    w.cloud.state().instances.iter_mut().find(|i| i.id == dead).unwrap().state = "terminated".into();
+    assert!(w.cloud.registered(&staging_target()).contains(&dead), "still registered, as a hand-terminated instance is");
+    let status = w.release("alice").status(Some("staging")).await.unwrap();
+    let strays = &status[0].clusters[0].strays;
+    assert_eq!(strays.iter().map(|s| (s.id.clone(), s.this_app)).collect::<Vec<_>>(), vec![(dead.clone(), true)], "{strays:?}");
+    let r = w.promote("staging", &a).await.expect("the cluster is healed");
+    assert_eq!(r.outcome, "succeeded", "{r:?}");
+    let registered: BTreeSet<String> = w.cloud.registered(&staging_target()).iter().map(ToString::to_string).collect();
+    assert!(!registered.contains(dead.as_str()), "the dead instance was deregistered");
+    assert_eq!(registered, ids(&w, "staging"));
+    assert_eq!(registered.len(), 2);
 }

@@ -231,7 +231,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     let cluster = env.cluster(world.cluster.as_str())?;
     let config = config_hash(pipeline, env, cluster);
     let current = world::cluster_instances(&world.instances, env, cluster);
-    let strays = world::strays(env, cluster, &world.members, &world.instances, &world.others, false);
+    let strays = world::strays(&pipeline.app, env, cluster, &world.members, &world.instances, &world.others, false);
     let foreign: Vec<&Stray> = strays.iter().filter(|s| !s.this_app).collect();
     if !foreign.is_empty() {
         let list: Vec<String> = foreign.iter().map(|s| s.describe()).collect();
@@ -267,12 +267,18 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         .map(|r| r.release_id.as_str())
         .chain(abandon.iter().map(|r| r.release_id.as_str()))
         .collect();
-    let cleanup: Vec<InstanceId> = current.iter().filter(|i| dead.contains(release_of(i))).map(|i| i.id.clone()).collect();
+    // What the load balancer serves is retired only once the new fleet is healthy, whoever launched it: a run
+    // that died past its point of no return leaves its fleet as the only one serving.
+    let member = |i: &Instance| world.members.contains(&i.id);
+    let cleanup: Vec<InstanceId> = current.iter().filter(|i| dead.contains(release_of(i)) && !member(i)).map(|i| i.id.clone()).collect();
     let resume_id = resume.map(|r| r.release_id.as_str());
     let adopted: Vec<InstanceId> =
         current.iter().filter(|i| Some(release_of(i)) == resume_id && i.state != "stopped").map(|i| i.id.clone()).collect();
-    let serving: Vec<&Instance> =
-        current.iter().copied().filter(|i| !dead.contains(release_of(i)) && Some(release_of(i)) != resume_id).collect();
+    let serving: Vec<&Instance> = current
+        .iter()
+        .copied()
+        .filter(|i| (!dead.contains(release_of(i)) || member(i)) && Some(release_of(i)) != resume_id)
+        .collect();
 
     let from_commit = resume
         .and_then(|r| r.promote_details().and_then(|p| p.from.clone()))
