@@ -221,9 +221,15 @@ impl AwsView {
 
     /// With an IAM user's keys, for an emulator that enforces IAM.
     pub async fn with_keys(emu: &Emulator, key: &str, secret: &str) -> Self {
+        Self::at(&emu.url(), key, secret).await
+    }
+
+    /// Clients of another loopback endpoint (a proxy in front of the emulator, to see what `release` sees).
+    pub async fn at(url: &str, key: &str, secret: &str) -> Self {
+        assert!(url.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {url}");
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(emu.url())
+            .endpoint_url(url)
             .credentials_provider(aws_sdk_ec2::config::Credentials::new(key, secret, None, None, "tests"))
             .load()
             .await;
@@ -485,4 +491,45 @@ impl Project {
     pub fn background(&self, endpoint: &str, env: &[(&str, &str)], args: &[&str]) -> Background {
         Background::start(self.path(), Some(endpoint), env, args)
     }
+}
+
+/// What the demo's world looks like after [`life`], without the ids that differ from run to run (`a`, `b`: the
+/// two commits, shown as A and B).
+pub async fn summary(aws: &AwsView, a: &str, b: &str) -> std::collections::BTreeMap<String, String> {
+    let label = |c: &str| if c == a { "A" } else if c == b { "B" } else { "?" }.to_owned();
+    let mut out = std::collections::BTreeMap::new();
+    out.insert("weights".into(), format!("{:?}", aws.weighted_records("example.com.", "hello.example.com.").await.iter().map(|r| (r.0.clone(), r.1)).collect::<Vec<_>>()));
+    for cluster in ["staging", "prod1", "prod2"] {
+        let mut commits: Vec<String> = aws.running("hello", cluster).await.iter().map(|i| label(&i.tags["release:commit"])).collect();
+        commits.sort();
+        out.insert(format!("running {cluster}"), commits.join(","));
+        let lb = format!("hello-{cluster}");
+        out.insert(format!("members {lb}"), aws.elb_members(&lb).await.len().to_string());
+    }
+    out.insert("images".into(), aws.own_images().await.len().to_string());
+    out.insert("not terminated".into(), aws.app_instances("hello").await.iter().filter(|i| i.state != "terminated").count().to_string());
+    let ledger: Vec<String> = aws.ledger("release-ledger").await.iter().map(|r| format!("{} {} {}", r["action"], r.get("cluster").map_or("-", String::as_str), r["outcome"])).collect();
+    out.insert("ledger".into(), ledger.join("; "));
+    out
+}
+
+/// The demo's whole life: provision, bake two commits, promote, switch, promote, switch, rollback.
+pub fn life(project: &Project, endpoint: &str) -> (String, String) {
+    let run = |args: &[&str]| release_with(project.path(), Some(endpoint), &[], args).assert_ok().stdout.clone();
+    run(&["provision", "--env", "staging"]);
+    run(&["provision", "--env", "prod"]);
+    let a = project.git(&["rev-parse", "HEAD"]);
+    run(&["bake", &a]);
+    let server = project.read("pipelines/hello/server.py");
+    project.write("pipelines/hello/server.py", &server.replace("\"app\": \"hello\"", "\"app\": \"hello\", \"v\": 2"));
+    let b = project.commit("v2");
+    run(&["bake", &b]);
+    run(&["promote", &a, "--env", "staging"]);
+    run(&["promote", &b, "--env", "staging"]);
+    run(&["promote", &a, "--env", "prod", "--yes"]);
+    run(&["switch", "prod2", "--yes"]);
+    run(&["promote", &b, "--env", "prod", "--yes"]);
+    run(&["switch", "prod1", "--yes"]);
+    run(&["rollback", "--env", "prod", "--yes"]);
+    (a, b)
 }

@@ -2,50 +2,8 @@
 //! fails for good, bad credentials. The commands must converge to the same world as without faults, or fail
 //! cleanly with the environment as it was.
 
-use std::collections::BTreeMap;
-
-use release_e2e::{AwsView, Emulator, Project};
+use release_e2e::{life, summary, AwsView, Emulator, Project};
 use release_testkit::proxy::{Fault, FaultProxy, Rule, When};
-
-/// What the world looks like, without the ids that differ from run to run.
-async fn summary(aws: &AwsView, a: &str, b: &str) -> BTreeMap<String, String> {
-    let label = |c: &str| if c == a { "A" } else if c == b { "B" } else { "?" }.to_owned();
-    let mut out = BTreeMap::new();
-    out.insert("weights".into(), format!("{:?}", aws.weighted_records("example.com.", "hello.example.com.").await.iter().map(|r| (r.0.clone(), r.1)).collect::<Vec<_>>()));
-    for cluster in ["staging", "prod1", "prod2"] {
-        let mut commits: Vec<String> = aws.running("hello", cluster).await.iter().map(|i| label(&i.tags["release:commit"])).collect();
-        commits.sort();
-        out.insert(format!("running {cluster}"), commits.join(","));
-        let lb = format!("hello-{cluster}");
-        out.insert(format!("members {lb}"), aws.elb_members(&lb).await.len().to_string());
-    }
-    out.insert("images".into(), aws.own_images().await.len().to_string());
-    out.insert("not terminated".into(), aws.app_instances("hello").await.iter().filter(|i| i.state != "terminated").count().to_string());
-    let ledger: Vec<String> = aws.ledger("release-ledger").await.iter().map(|r| format!("{} {} {}", r["action"], r.get("cluster").map_or("-", String::as_str), r["outcome"])).collect();
-    out.insert("ledger".into(), ledger.join("; "));
-    out
-}
-
-/// The demo's whole life: provision, bake two commits, promote, switch, promote, switch, rollback.
-fn life(project: &Project, endpoint: &str) -> (String, String) {
-    let run = |args: &[&str]| release_e2e::release_with(project.path(), Some(endpoint), &[], args).assert_ok().stdout.clone();
-    run(&["provision", "--env", "staging"]);
-    run(&["provision", "--env", "prod"]);
-    let a = project.git(&["rev-parse", "HEAD"]);
-    run(&["bake", &a]);
-    let server = project.read("pipelines/hello/server.py");
-    project.write("pipelines/hello/server.py", &server.replace("\"app\": \"hello\"", "\"app\": \"hello\", \"v\": 2"));
-    let b = project.commit("v2");
-    run(&["bake", &b]);
-    run(&["promote", &a, "--env", "staging"]);
-    run(&["promote", &b, "--env", "staging"]);
-    run(&["promote", &a, "--env", "prod", "--yes"]);
-    run(&["switch", "prod2", "--yes"]);
-    run(&["promote", &b, "--env", "prod", "--yes"]);
-    run(&["switch", "prod1", "--yes"]);
-    run(&["rollback", "--env", "prod", "--yes"]);
-    (a, b)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_fifth_of_all_calls_throttled_or_failing_everything_still_converges() {

@@ -1,5 +1,6 @@
 //! SDK errors into one-line core errors: which call, which AWS error code, what AWS said; classified once, here,
-//! by the error code (never by the message text) into a kind (exit code) and a [`Cause`] the engine decides on.
+//! by the error code into a kind (exit code) and a [`Cause`] the engine decides on. The message text is read only
+//! where one code means several things (ELB's `InvalidInstance`/`InvalidTarget`: unknown id, or not running).
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -28,6 +29,14 @@ pub(crate) fn classify(code: &str) -> (ErrorKind, Option<Cause>) {
         "InvalidSnapshot.InUse" | "DependencyViolation" | "ResourceInUse" | "ResourceInUseException" => (ErrorKind::Aws, Some(Cause::InUse)),
         _ => (ErrorKind::Aws, None),
     }
+}
+
+/// The load balancers answer an instance id EC2 does not know (yet) with a code they also use for an instance
+/// that is not running or in another VPC; only the message says which: "Could not find EC2 instance i-…" (ELB),
+/// "The specified target does not exist, …" (ELBv2).
+fn unknown_instance(code: &str, message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    matches!(code, "InvalidInstance" | "InvalidTarget") && (m.contains("could not find") || m.contains("does not exist") || m.contains("not found"))
 }
 
 pub(crate) fn sdk<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
@@ -64,7 +73,10 @@ where
         _ => format!("{op}: {}", DisplayErrorContext(&err)),
     };
     let message = message.replace('\n', " ");
-    let (kind, cause) = code.as_deref().map(classify).unwrap_or((ErrorKind::Aws, None));
+    let (kind, mut cause) = code.as_deref().map(classify).unwrap_or((ErrorKind::Aws, None));
+    if code.as_deref().is_some_and(|c| unknown_instance(c, err.message().unwrap_or(""))) {
+        cause = Some(Cause::NotYetVisible);
+    }
     let message = if cause == Some(Cause::Denied) && !message.contains("release iam-policy") {
         format!("{message}; check the credentials and the IAM policy (`release iam-policy`)")
     } else {
@@ -91,4 +103,18 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 /// Builders of SDK shapes fail only when a required field is missing: a bug here, not the user's.
 pub(crate) fn build<T>(what: &str, r: Result<T, aws_smithy_types::error::operation::BuildError>) -> Result<T, Error> {
     r.map_err(|e| Error::internal(format!("building {what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unknown_instance;
+
+    #[test]
+    fn only_an_unknown_id_is_not_yet_visible() {
+        assert!(unknown_instance("InvalidInstance", "Could not find EC2 instance i-0123456789abcdef0."));
+        assert!(unknown_instance("InvalidTarget", "The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type."));
+        assert!(!unknown_instance("InvalidTarget", "The following targets are not in a running state and cannot be registered: 'i-0123456789abcdef0'"));
+        assert!(!unknown_instance("InvalidInstance", "EC2 instance i-0123456789abcdef0 is not in running state."));
+        assert!(!unknown_instance("ValidationError", "Instance ID 'x' does not exist"));
+    }
 }
