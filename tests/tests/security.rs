@@ -60,7 +60,8 @@ async fn a_planted_secret_never_appears_in_output_logs_arguments_user_data_or_th
 async fn the_printed_policy_is_enough_and_removing_a_permission_fails_clearly() {
     // moto enforces IAM after the harness's warm-up requests and the 6 IAM calls below.
     let free = (Emulator::WARM_UP_REQUESTS + 6).to_string();
-    let emu = Emulator::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", free.as_str())]);
+    let shim = rust_sdk_signature_shim();
+    let emu = Emulator::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", free.as_str()), ("PYTHONPATH", shim.path().to_str().unwrap())]);
     let project = Project::demo_repo();
     // moto's signature check under IAM enforcement rejects a Rust SDK request whose form body holds a space (a
     // tag value, here the commit subject that bake writes); real AWS does not. A subject without one avoids it.
@@ -123,6 +124,28 @@ async fn the_printed_policy_is_enough_and_removing_a_permission_fails_clearly() 
     assert!(denied.error_line().contains("the 2 new instance(s) were removed and staging serves what it served before"), "{}", denied.stderr);
     assert_eq!(admin.elb_members("hello-staging").await, old, "the old fleet still serves");
     println!("IAM enforcement: provision, bake and promote passed with the printed policy; without RegisterInstancesWithLoadBalancer: {}", denied.error_line());
+}
+
+/// A `sitecustomize` for moto_server (on its PYTHONPATH): moto checks a signature over the form body it re-encodes
+/// from the parsed form as botocore does, spaces as `+`, where the Rust SDK sent `%20` (both are valid; real AWS
+/// checks the bytes sent). For the Rust SDK's requests it re-encodes the SDK's way, so that a value holding a
+/// space (a security group's description) verifies as it does on AWS. Other clients (boto3, Packer) are untouched.
+fn rust_sdk_signature_shim() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sitecustomize.py"),
+        "import urllib.parse\n\
+         from moto.iam import access_control as _ac\n\
+         _create = _ac.IAMRequestBase._create_aws_request\n\
+         def _create_as_sent(self):\n\
+         \x20   if not self._body and self._data and 'aws-sdk-rust' in (self._headers.get('User-Agent') or ''):\n\
+         \x20       pairs = [(k, v) for k, vs in self._data.items() for v in (vs if isinstance(vs, list) else [vs])]\n\
+         \x20       self._body = urllib.parse.urlencode(pairs, safe='', quote_via=urllib.parse.quote).encode()\n\
+         \x20   return _create(self)\n\
+         _ac.IAMRequestBase._create_aws_request = _create_as_sent\n",
+    )
+    .unwrap();
+    dir
 }
 
 /// IAM action names for the operations the call counter saw (`Route 53:ChangeResourceRecordSets`, ...).

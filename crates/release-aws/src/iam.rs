@@ -1,25 +1,43 @@
 //! The least-privilege IAM policy `release` (and the Packer it runs) needs for one pipeline.
+//!
+//! Every action is scoped to exactly the resource types the AWS Service Authorization Reference lists for it (the
+//! transcribed table and the check are in `crates/release-aws/tests/iam_reference.rs`), narrowed to this app's
+//! resources by name (load balancers, target groups, the ledger table and its keys, live records) or by tag where
+//! names are not known in advance:
+//!
+//! - `release:app = <app>`: release tags its instances, their volumes and interfaces and its security groups at
+//!   creation, and its AMIs and their snapshots; terminating, deregistering, deleting, changing rules and
+//!   re-tagging need it on the resource, creating needs it in the request;
+//! - `app = <app>` ([`PACKER_APP_TAG`]): the Packer template's `run_tags` (and `run_volume_tags`), which the
+//!   Amazon plugin puts at creation on the builder instance, its volume and interface, the temporary key pair and
+//!   security group and the AMIs and snapshots it creates, and its `tags`/`snapshot_tags`, which it puts on the
+//!   final AMIs: Packer's stop, terminate, rules and clean-ups need it, and release may claim a bake carrying it.
+//!
+//! Actions that support no resource-level permission get `"Resource": "*"`, in statements holding only such
+//! actions. What the pipeline does not use (target groups, classic ELBs, a live name, key pairs, instance
+//! profiles, sharing, a KMS key) is left out. The statements whose Sid starts with `PackerBake` are Packer's:
+//! the Amazon builders' documented minimal policy, scoped; they stand on their own (Packer run by another
+//! principal needs only them), and they and the others each fit in a managed policy if the document must be split.
 
-use release_core::pipeline::{LbTarget, Pipeline};
-use serde_json::{json, Value};
+use std::collections::BTreeSet;
 
-/// Actions Packer's amazon-ebs builder needs (its documented minimal policy), for `bake`.
-const PACKER: &[&str] = &[
-    "ec2:AttachVolume",
-    "ec2:AuthorizeSecurityGroupIngress",
-    "ec2:CopyImage",
-    "ec2:CreateImage",
-    "ec2:CreateKeyPair",
-    "ec2:CreateSecurityGroup",
-    "ec2:CreateSnapshot",
-    "ec2:CreateTags",
-    "ec2:CreateVolume",
-    "ec2:DeleteKeyPair",
-    "ec2:DeleteSecurityGroup",
-    "ec2:DeleteSnapshot",
-    "ec2:DeleteVolume",
-    "ec2:DeregisterImage",
-    "ec2:DescribeImageAttribute",
+use release_core::ids::EnvName;
+use release_core::ledger::{index_key, partition_key};
+use release_core::pipeline::{BaseAmi, LbTarget, Pipeline};
+use release_core::ports::tags;
+use serde_json::{json, Map, Value};
+
+/// The tag key the Packer template sets to the app (run_tags, tags, snapshot_tags).
+pub const PACKER_APP_TAG: &str = "app";
+
+/// The names Packer gives its temporary key pair (`packer_<uuid>`).
+const PACKER_KEY_PAIR: &str = "packer_*";
+
+/// The ELB service-linked role: created by the first load balancer of an account.
+const ELB_SERVICE: &str = "elasticloadbalancing.amazonaws.com";
+
+/// Packer's reads (all without resource-level permissions).
+const PACKER_READS: &[&str] = &[
     "ec2:DescribeImages",
     "ec2:DescribeInstances",
     "ec2:DescribeInstanceStatus",
@@ -29,93 +47,386 @@ const PACKER: &[&str] = &[
     "ec2:DescribeSubnets",
     "ec2:DescribeTags",
     "ec2:DescribeVolumes",
-    "ec2:DescribeVpcs",
-    "ec2:DetachVolume",
-    "ec2:GetPasswordData",
-    "ec2:ModifyImageAttribute",
-    "ec2:ModifyInstanceAttribute",
-    "ec2:ModifySnapshotAttribute",
-    "ec2:RegisterImage",
-    "ec2:RunInstances",
-    "ec2:StopInstances",
-    "ec2:TerminateInstances",
 ];
 
-/// Reads that cannot be scoped to resources in IAM.
-const READS: &[&str] = &[
-    "ec2:DescribeImages",
-    "ec2:DescribeInstances",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeVpcs",
-    "elasticloadbalancing:DescribeLoadBalancers",
-    "elasticloadbalancing:DescribeInstanceHealth",
-    "elasticloadbalancing:DescribeTargetGroups",
-    "elasticloadbalancing:DescribeTargetHealth",
-    "elasticloadbalancing:DescribeListeners",
-    "route53:ListHostedZonesByName",
-    "route53:GetChange",
-    "sts:GetCallerIdentity",
-];
+/// The partition of `region`'s ARNs.
+fn partition(region: Option<&str>) -> &'static str {
+    match region {
+        Some(r) if r.starts_with("cn-") => "aws-cn",
+        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
+    }
+}
 
-/// The policy document for `pipeline`: ledger table, load balancers and instances scoped to the app where IAM allows.
-pub fn policy(pipeline: &Pipeline) -> Value {
-    let table = format!("arn:aws:dynamodb:*:*:table/{}", pipeline.ledger_table);
-    let mut lbs = Vec::new();
-    for c in pipeline.envs.iter().flat_map(|e| e.clusters().iter()) {
-        match &c.target {
-            LbTarget::ClassicElb(n) => lbs.push(format!("arn:aws:elasticloadbalancing:*:*:loadbalancer/{n}")),
-            LbTarget::TargetGroup(n) => {
-                lbs.push(format!("arn:aws:elasticloadbalancing:*:*:targetgroup/{n}/*"));
-                lbs.push(format!("arn:aws:elasticloadbalancing:*:*:loadbalancer/app/{n}/*"));
-                lbs.push(format!("arn:aws:elasticloadbalancing:*:*:listener/app/{n}/*"));
-            }
+/// A DNS name as Route53's `ChangeResourceRecordSetsNormalizedRecordNames` condition key holds it: lowercase, no
+/// trailing dot, characters other than a-z, 0-9, `-`, `_` and `.` as `\` and three octal digits.
+pub fn normalized_record_name(name: &str) -> String {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let mut out = String::new();
+    for b in name.bytes() {
+        match b {
+            b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),
+            other => out.push_str(&format!("\\{other:03o}")),
         }
     }
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            { "Sid": "ReadWhatCannotBeScoped", "Effect": "Allow", "Action": READS, "Resource": "*" },
-            {
-                "Sid": "LedgerAndLocks",
-                "Effect": "Allow",
-                "Action": ["dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:Query"],
-                "Resource": table,
-            },
-            {
-                "Sid": "LoadBalancersOfThisApp",
-                "Effect": "Allow",
-                "Action": [
-                    "elasticloadbalancing:CreateLoadBalancer",
-                    "elasticloadbalancing:ConfigureHealthCheck",
-                    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
-                    "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
-                    "elasticloadbalancing:CreateTargetGroup",
-                    "elasticloadbalancing:RegisterTargets",
-                    "elasticloadbalancing:DeregisterTargets",
-                    "elasticloadbalancing:CreateListener",
-                ],
-                "Resource": lbs,
-            },
-            {
-                "Sid": "LiveRecords",
-                "Effect": "Allow",
-                "Action": ["route53:CreateHostedZone", "route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
-                "Resource": "arn:aws:route53:::hostedzone/*",
-            },
-            {
-                "Sid": "LaunchTaggedInstances",
-                "Effect": "Allow",
-                "Action": ["ec2:RunInstances", "ec2:CreateTags"],
-                "Resource": "*",
-            },
-            {
-                "Sid": "TerminateOnlyThisAppsInstances",
-                "Effect": "Allow",
-                "Action": ["ec2:TerminateInstances"],
-                "Resource": "arn:aws:ec2:*:*:instance/*",
-                "Condition": { "StringEquals": { "ec2:ResourceTag/release:app": pipeline.app.as_str() } },
-            },
-            { "Sid": "PackerBake", "Effect": "Allow", "Action": PACKER, "Resource": "*" },
-        ]
-    })
+    out
+}
+
+/// Statements under construction.
+struct Statements {
+    list: Vec<Value>,
+    p: &'static str,
+}
+
+impl Statements {
+    fn allow(&mut self, sid: &str, actions: &[&str], resources: Vec<String>, condition: Option<Value>) {
+        if actions.is_empty() || resources.is_empty() {
+            return;
+        }
+        let mut st = Map::new();
+        st.insert("Sid".into(), sid.into());
+        st.insert("Effect".into(), "Allow".into());
+        st.insert("Action".into(), json!(actions));
+        st.insert("Resource".into(), if resources.len() == 1 { json!(resources[0]) } else { json!(resources) });
+        if let Some(c) = condition {
+            st.insert("Condition".into(), c);
+        }
+        self.list.push(Value::Object(st));
+    }
+
+    /// EC2 resources of this account, any region.
+    fn ec2(&self, what: &str) -> String {
+        format!("arn:{}:ec2:*:*:{what}", self.p)
+    }
+
+    /// Images and snapshots: their ARNs carry no account.
+    fn ec2_no_account(&self, what: &str) -> String {
+        format!("arn:{}:ec2:*::{what}", self.p)
+    }
+}
+
+fn tagged(key: &str, value: &str) -> Value {
+    json!({ "StringEquals": { format!("aws:ResourceTag/{key}"): value } })
+}
+
+fn requested(key: &str, value: &str) -> Value {
+    json!({ "StringEquals": { format!("aws:RequestTag/{key}"): value } })
+}
+
+/// The policy document for `pipeline`.
+pub fn policy(pipeline: &Pipeline) -> Value {
+    let app = pipeline.app.as_str();
+    let p = partition(pipeline.region.as_deref());
+    let mut s = Statements { list: Vec::new(), p };
+    let clusters: Vec<_> = pipeline.envs.iter().flat_map(|e| e.clusters().iter()).collect();
+    let classic: BTreeSet<&str> = clusters
+        .iter()
+        .filter_map(|c| match &c.target {
+            LbTarget::ClassicElb(n) => Some(n.as_str()),
+            LbTarget::TargetGroup(_) => None,
+        })
+        .collect();
+    let groups: BTreeSet<&str> = clusters
+        .iter()
+        .filter_map(|c| match &c.target {
+            LbTarget::TargetGroup(n) => Some(n.as_str()),
+            LbTarget::ClassicElb(_) => None,
+        })
+        .collect();
+    let live: BTreeSet<String> = pipeline.envs.iter().filter_map(|e| e.dns()).map(|d| normalized_record_name(&d.record)).collect();
+    let profiles: BTreeSet<&str> = clusters.iter().filter_map(|c| c.deploy.instance_profile.as_deref()).collect();
+    let key_pairs: BTreeSet<&str> = clusters.iter().filter_map(|c| c.deploy.key_name.as_deref()).collect();
+    let images = s.ec2_no_account("image/*");
+    let snapshots = s.ec2_no_account("snapshot/*");
+    let bakes = vec![images.clone(), snapshots.clone()];
+
+    // ---- release ----
+
+    // No resource-level permission: reads, and creating the live name's zone (found by name, any zone).
+    let mut unscoped = vec![
+        "ec2:DescribeImages",
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceTypeOfferings",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "sts:GetCallerIdentity",
+    ];
+    if !classic.is_empty() || !groups.is_empty() {
+        unscoped.push("elasticloadbalancing:DescribeLoadBalancers");
+    }
+    if !classic.is_empty() {
+        unscoped.extend(["elasticloadbalancing:DescribeLoadBalancerAttributes", "elasticloadbalancing:DescribeInstanceHealth"]);
+    }
+    if !groups.is_empty() {
+        unscoped.extend([
+            "elasticloadbalancing:DescribeListeners",
+            "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:DescribeTargetGroupAttributes",
+            "elasticloadbalancing:DescribeTargetHealth",
+        ]);
+    }
+    if !live.is_empty() {
+        unscoped.extend(["route53:ListHostedZonesByName", "route53:CreateHostedZone"]);
+    }
+    s.allow("Unscoped", &unscoped, vec!["*".into()], None);
+
+    // The ledger and locks: one table, maybe shared with other apps; this app's items are keyed `<app>#<env>`
+    // and `index#<app>`.
+    let table = format!("arn:{p}:dynamodb:*:*:table/{}", pipeline.ledger_table);
+    s.allow("LedgerTable", &["dynamodb:CreateTable", "dynamodb:DescribeTable"], vec![table.clone()], None);
+    let some_env = EnvName::parse("env").expect("a valid environment name");
+    let env_keys = format!("{}*", partition_key(&pipeline.app, &some_env).strip_suffix("env").expect("partition keys end with the environment"));
+    s.allow(
+        "LedgerItems",
+        &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+        vec![table],
+        Some(json!({ "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [env_keys, index_key(&pipeline.app)] } })),
+    );
+
+    // Load balancers and target groups, by name; each target group's ALB has its name, and CreateListener is
+    // authorised on the load balancer.
+    s.allow(
+        "ClassicElbs",
+        &[
+            "elasticloadbalancing:CreateLoadBalancer",
+            "elasticloadbalancing:CreateLoadBalancerListeners",
+            "elasticloadbalancing:DeleteLoadBalancerListeners",
+            "elasticloadbalancing:ConfigureHealthCheck",
+            "elasticloadbalancing:ModifyLoadBalancerAttributes",
+            "elasticloadbalancing:ApplySecurityGroupsToLoadBalancer",
+            "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+            "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+        ],
+        classic.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:loadbalancer/{n}")).collect(),
+        None,
+    );
+    s.allow(
+        "TargetGroups",
+        &[
+            "elasticloadbalancing:CreateTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroup",
+            "elasticloadbalancing:ModifyTargetGroupAttributes",
+            "elasticloadbalancing:RegisterTargets",
+            "elasticloadbalancing:DeregisterTargets",
+        ],
+        groups.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:targetgroup/{n}/*")).collect(),
+        None,
+    );
+    s.allow(
+        "Albs",
+        &["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateListener", "elasticloadbalancing:SetSecurityGroups"],
+        groups.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:loadbalancer/app/{n}/*")).collect(),
+        None,
+    );
+    if !classic.is_empty() || !groups.is_empty() {
+        s.allow(
+            "ElbServiceRole",
+            &["iam:CreateServiceLinkedRole"],
+            vec![format!("arn:{p}:iam::*:role/aws-service-role/{ELB_SERVICE}/AWSServiceRoleForElasticLoadBalancing")],
+            Some(json!({ "StringEquals": { "iam:AWSServiceName": ELB_SERVICE } })),
+        );
+    }
+
+    // The live name: in any zone (zones are found by name), only this app's records, as A aliases.
+    if !live.is_empty() {
+        let zones = format!("arn:{p}:route53:::hostedzone/*");
+        s.allow("LiveZones", &["route53:ListResourceRecordSets"], vec![zones.clone()], None);
+        s.allow(
+            "LiveRecords",
+            &["route53:ChangeResourceRecordSets"],
+            vec![zones],
+            Some(json!({ "ForAllValues:StringEquals": {
+                "route53:ChangeResourceRecordSetsNormalizedRecordNames": live,
+                "route53:ChangeResourceRecordSetsRecordTypes": ["A"],
+                "route53:ChangeResourceRecordSetsActions": ["UPSERT", "DELETE"],
+            } })),
+        );
+        s.allow("DnsChanges", &["route53:GetChange"], vec![format!("arn:{p}:route53:::change/*")], None);
+    }
+
+    // Security groups: created tagged, their rules changed only when tagged.
+    s.allow("NewGroups", &["ec2:CreateSecurityGroup"], vec![s.ec2("security-group/*")], Some(requested(tags::APP, app)));
+    s.allow("NewGroupsVpc", &["ec2:CreateSecurityGroup"], vec![s.ec2("vpc/*")], None);
+    s.allow(
+        "GroupRules",
+        &["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+        vec![s.ec2("security-group/*")],
+        Some(tagged(tags::APP, app)),
+    );
+
+    // Instances: launched tagged (instance, volumes, interfaces), from this app's images, into the pipeline's
+    // subnets (when every cluster names them) with its key pairs; only this app's are terminated.
+    s.allow("Launch", &["ec2:RunInstances"], vec![s.ec2("instance/*"), s.ec2("volume/*"), s.ec2("network-interface/*")], Some(requested(tags::APP, app)));
+    let mut network = Vec::new();
+    if !clusters.is_empty() && clusters.iter().all(|c| !c.deploy.subnets.is_empty()) {
+        let ids: BTreeSet<&String> = clusters.iter().flat_map(|c| c.deploy.subnets.iter()).collect();
+        network.extend(ids.iter().map(|id| s.ec2(&format!("subnet/{id}"))));
+    } else {
+        network.push(s.ec2("subnet/*"));
+    }
+    network.push(s.ec2("security-group/*"));
+    network.extend(key_pairs.iter().map(|k| s.ec2(&format!("key-pair/{k}"))));
+    s.allow("LaunchNetwork", &["ec2:RunInstances"], network, None);
+    // RunInstances names the instance profile, IAM checks passing the role in it. Release knows only the profile:
+    // the role is taken to have its name, as roles made in the console do.
+    s.allow(
+        "PassRole",
+        &["iam:PassRole"],
+        profiles.iter().map(|r| format!("arn:{p}:iam::*:role/{r}")).collect(),
+        Some(json!({ "StringEquals": { "iam:PassedToService": "ec2.amazonaws.com" } })),
+    );
+    s.allow(
+        "TagAtCreation",
+        &["ec2:CreateTags"],
+        vec![s.ec2("instance/*"), s.ec2("volume/*"), s.ec2("network-interface/*"), s.ec2("security-group/*")],
+        Some(json!({ "StringEquals": { "ec2:CreateAction": ["RunInstances", "CreateSecurityGroup"] } })),
+    );
+    s.allow("Terminate", &["ec2:TerminateInstances"], vec![s.ec2("instance/*")], Some(tagged(tags::APP, app)));
+
+    // AMIs: release marks a bake Packer tagged `app` as this app's, then adds the bake key; launches and
+    // removes only this app's.
+    s.allow(
+        "TagNewBakes",
+        &["ec2:CreateTags"],
+        bakes.clone(),
+        Some(json!({
+            "StringEquals": { format!("aws:ResourceTag/{PACKER_APP_TAG}"): app, format!("aws:RequestTag/{}", tags::APP): app },
+            "ForAllValues:StringLike": { "aws:TagKeys": ["release:*"] },
+        })),
+    );
+    s.allow(
+        "TagBakes",
+        &["ec2:CreateTags"],
+        bakes.clone(),
+        Some(json!({
+            "StringEquals": { format!("aws:ResourceTag/{}", tags::APP): app },
+            "StringEqualsIfExists": { format!("aws:RequestTag/{}", tags::APP): app },
+            "ForAllValues:StringLike": { "aws:TagKeys": ["release:*"] },
+        })),
+    );
+    s.allow("Images", &["ec2:RunInstances", "ec2:DeregisterImage"], vec![images.clone()], Some(tagged(tags::APP, app)));
+    s.allow("Snapshots", &["ec2:DeleteSnapshot"], vec![snapshots.clone()], Some(tagged(tags::APP, app)));
+
+    // ---- Packer ----
+    //
+    // The real-AWS source (packer-templates/aws.pkr.hcl, Amazon plugin) tags with run_tags at creation; its
+    // encrypt_boot makes the first AMI an intermediary, copied encrypted with its tags, then removed; the final
+    // AMIs get `tags` last. In the China and GovCloud partitions the plugin tags nothing at creation: there the
+    // resources Packer creates and removes cannot be told by tag, and it tags after creation.
+    let at_creation = p == "aws";
+    let packer_tagged = || at_creation.then(|| tagged(PACKER_APP_TAG, app));
+    let packer_requested = || at_creation.then(|| requested(PACKER_APP_TAG, app));
+    let key_pair = s.ec2(&format!("key-pair/{PACKER_KEY_PAIR}"));
+    s.allow("PackerBakeRead", PACKER_READS, vec!["*".into()], None);
+    s.allow(
+        "PackerBakeLaunch",
+        &["ec2:RunInstances"],
+        vec![s.ec2("instance/*"), s.ec2("volume/*"), s.ec2("network-interface/*")],
+        packer_requested(),
+    );
+    // From the base image: the one id, or images of the trusted owners.
+    let owners: Vec<&str> = pipeline.bake.base_owners.iter().map(String::as_str).collect();
+    let (base, base_condition) = match &pipeline.bake.base_ami {
+        BaseAmi::Id(id) => (s.ec2_no_account(&format!("image/{id}")), None),
+        BaseAmi::NameFilter(_) if !owners.is_empty() && !owners.contains(&"self") => {
+            (images.clone(), Some(json!({ "StringEquals": { "ec2:Owner": owners } })))
+        }
+        BaseAmi::NameFilter(_) => (images.clone(), None),
+    };
+    s.allow("PackerBakeBase", &["ec2:RunInstances"], vec![base], base_condition);
+    let subnet = match pipeline.bake.vars.get("subnet_id").filter(|v| !v.is_empty()) {
+        Some(id) => s.ec2(&format!("subnet/{id}")),
+        None => s.ec2("subnet/*"),
+    };
+    s.allow("PackerBakeSubnet", &["ec2:RunInstances"], vec![subnet], None);
+    // The temporary key pair and security group.
+    s.allow("PackerBakeNewKey", &["ec2:CreateKeyPair"], vec![key_pair.clone()], packer_requested());
+    s.allow("PackerBakeKey", &["ec2:RunInstances", "ec2:DeleteKeyPair"], vec![key_pair.clone()], packer_tagged());
+    s.allow("PackerBakeNewGroup", &["ec2:CreateSecurityGroup"], vec![s.ec2("security-group/*")], packer_requested());
+    s.allow("PackerBakeNewGroupVpc", &["ec2:CreateSecurityGroup"], vec![s.ec2("vpc/*")], None);
+    s.allow(
+        "PackerBakeGroup",
+        &["ec2:RunInstances", "ec2:AuthorizeSecurityGroupIngress", "ec2:DeleteSecurityGroup"],
+        vec![s.ec2("security-group/*")],
+        packer_tagged(),
+    );
+    if at_creation {
+        s.allow(
+            "PackerBakeTagAtCreation",
+            &["ec2:CreateTags"],
+            vec![
+                s.ec2("instance/*"),
+                s.ec2("volume/*"),
+                s.ec2("network-interface/*"),
+                key_pair,
+                s.ec2("security-group/*"),
+                images.clone(),
+                snapshots.clone(),
+            ],
+            Some(json!({ "StringEquals": { "ec2:CreateAction": ["RunInstances", "CreateKeyPair", "CreateSecurityGroup", "CreateImage", "CopyImage"] } })),
+        );
+    }
+    // Tags after creation (the final AMIs' `tags`; everything, where nothing is tagged at creation): with the
+    // app's tag in the request, never on what another app's tag marks.
+    let mut tagged_later = vec![images.clone(), snapshots.clone()];
+    if !at_creation {
+        tagged_later.splice(0..0, [s.ec2("instance/*"), s.ec2("volume/*"), s.ec2("network-interface/*")]);
+    }
+    s.allow(
+        "PackerBakeTag",
+        &["ec2:CreateTags"],
+        tagged_later,
+        Some(json!({
+            "StringEquals": { format!("aws:RequestTag/{PACKER_APP_TAG}"): app },
+            "StringEqualsIfExists": { format!("aws:ResourceTag/{PACKER_APP_TAG}"): app },
+        })),
+    );
+    // The builder instance (tagged at launch, or right after it) and its volumes.
+    s.allow(
+        "PackerBakeInstance",
+        &["ec2:StopInstances", "ec2:TerminateInstances", "ec2:CreateImage", "ec2:ModifyInstanceAttribute", "ec2:GetPasswordData"],
+        vec![s.ec2("instance/*")],
+        Some(tagged(PACKER_APP_TAG, app)),
+    );
+    s.allow("PackerBakeVolumes", &["ec2:AttachVolume", "ec2:DetachVolume"], vec![s.ec2("instance/*"), s.ec2("volume/*")], Some(tagged(PACKER_APP_TAG, app)));
+    s.allow("PackerBakeDelVolume", &["ec2:DeleteVolume"], vec![s.ec2("volume/*")], packer_tagged());
+    s.allow("PackerBakeNewVolume", &["ec2:CreateVolume", "ec2:CreateSnapshot"], vec![s.ec2("volume/*"), snapshots.clone()], None);
+    // Its AMIs: created tagged; copies (encryption, other regions) carry their source's tags, but as a copy,
+    // not as requested tags; attributes (imds_support, ami_users) are set and intermediaries removed when tagged.
+    s.allow("PackerBakeNewImage", &["ec2:CreateImage"], bakes.clone(), packer_requested());
+    s.allow("PackerBakeCopy", &["ec2:CopyImage", "ec2:RegisterImage"], bakes, None);
+    s.allow("PackerBakeImage", &["ec2:DescribeImageAttribute", "ec2:ModifyImageAttribute", "ec2:DeregisterImage"], vec![images], packer_tagged());
+    s.allow("PackerBakeSnapshot", &["ec2:DeleteSnapshot"], vec![snapshots.clone()], packer_tagged());
+    if !pipeline.bake.accounts.is_empty() {
+        // snapshot_users: a copy's snapshots are untagged when Packer shares them; with these accounts only.
+        s.allow(
+            "PackerBakeShare",
+            &["ec2:ModifySnapshotAttribute"],
+            vec![snapshots],
+            Some(json!({
+                "ForAllValues:StringEquals": { "ec2:Add/userId": pipeline.bake.accounts },
+                "Null": { "ec2:Add/group": "true" },
+            })),
+        );
+    }
+    // A customer-managed key for the encrypted AMI (`[bake] vars` kms_key_id); the default EBS key needs none.
+    if let Some(key) = pipeline.bake.vars.get("kms_key_id").filter(|k| !k.is_empty()) {
+        let key = if key.starts_with("arn:") && key.contains(":key/") {
+            key.clone()
+        } else if key.starts_with("alias/") || key.contains(":alias/") {
+            // Permissions are checked on the key an alias names, which the pipeline does not say.
+            format!("arn:{p}:kms:*:*:key/*")
+        } else {
+            format!("arn:{p}:kms:*:*:key/{key}")
+        };
+        s.allow(
+            "PackerBakeKms",
+            &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+            vec![key.clone()],
+            Some(json!({ "StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
+        );
+        s.allow("PackerBakeKmsGrant", &["kms:CreateGrant"], vec![key], Some(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })));
+    }
+
+    json!({ "Version": "2012-10-17", "Statement": s.list })
 }
