@@ -11,10 +11,12 @@ struct Case {
     env: &'static [(&'static str, &'static str)],
     code: i32,
     says: &'static str,
+    /// Under `--output json`: what the one JSON document's error message must say (empty: not checked).
+    json: &'static str,
 }
 
 const fn case(name: &'static str, edit: (&'static str, &'static str), args: &'static [&'static str], code: i32, says: &'static str) -> Case {
-    Case { name, edit, args, env: &[], code, says }
+    Case { name, edit, args, env: &[], code, says, json: "" }
 }
 
 const NONE: (&str, &str) = ("", "");
@@ -66,9 +68,10 @@ fn cases() -> Vec<Case> {
         case("ttl on an alias record", ("record = \"hello.example.com.\"", "record = \"hello.example.com.\", ttl = 60"), &["validate"], 2, "`ttl` in [env.prod.dns] has no effect"),
         case("one load balancer for two environments", ("load_balancer = \"hello-prod2\"", "load_balancer = \"hello-staging\""), &["validate"], 2, "is already the load balancer of [env.staging.clusters.staging]"),
         case("live cluster to weight 0", NONE, &["switch", "prod1", "--weight", "0", "--yes"], 4, "every cluster at weight 0"),
-        case("usage error under json", NONE, &["promote", "--output", "json"], 2, "required arguments were not provided"),
-        Case { name: "packer missing", edit: NONE, args: &["bake", "HEAD"], env: &[("PACKER", "/nonexistent/packer")], code: 3, says: "packer is not installed" },
-        Case { name: "unreachable endpoint", edit: NONE, args: &["status"], env: &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")], code: 6, says: "cannot reach AWS" },
+        Case { json: "not provided: --env <ENV>, <SHA>; see `release promote --help`", ..case("usage error under json", NONE, &["promote", "--output", "json"], 2, "required arguments were not provided") },
+        Case { json: "not provided: --env <ENV>; see `release promote --help`", ..case("missing --env under json", NONE, &["promote", "HEAD", "--output", "json"], 2, "--env <ENV>") },
+        Case { name: "packer missing", edit: NONE, args: &["bake", "HEAD"], env: &[("PACKER", "/nonexistent/packer")], code: 3, says: "packer is not installed", json: "" },
+        Case { name: "unreachable endpoint", edit: NONE, args: &["status"], env: &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")], code: 6, says: "cannot reach AWS", json: "" },
         case("pipeline file given does not exist", NONE, &["validate", "--pipeline", "pipelines/none.toml"], 2, "cannot read the pipeline file"),
     ]
 }
@@ -107,6 +110,13 @@ async fn every_bad_input_fails_clearly_with_its_code_and_changes_nothing() {
         let one_line = run.stderr.contains(c.says) && (last.starts_with("error: ") || last.starts_with("error:") || last.contains("Usage") || last.contains("--help"));
         if run.code != c.code || !one_line || !changed.is_empty() {
             failures.push(format!("{}: exit {} (want {}), changed {changed:?}, stderr:\n{}", c.name, run.code, c.code, run.stderr));
+        }
+        if !c.json.is_empty() {
+            // Exactly one JSON document on stdout, whose message names what is wrong.
+            match serde_json::from_str::<serde_json::Value>(&run.stdout) {
+                Ok(doc) if doc["ok"] == false && doc["error"]["message"].as_str().is_some_and(|m| m.contains(c.json)) => {}
+                _ => failures.push(format!("{}: stdout is not one JSON document whose message says {:?}:\n{}", c.name, c.json, run.stdout)),
+            }
         }
     }
     println!("{}", timings.join("\n"));

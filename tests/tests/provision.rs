@@ -272,3 +272,104 @@ async fn target_groups_deregister_with_a_delay_of_drain_and_albs_sit_in_their_gr
     let again = project.release(&emu, &["provision", "--env", "prod", "--output", "json"]);
     assert_eq!(again.json()["changed"], false, "{}", again.stdout);
 }
+
+/// Points `cluster`'s weighted record of `name` at `dns` with the SDK, keeping its weight and alias zone (what is
+/// left after a load balancer is deleted and created again: the new one has a new DNS name).
+async fn repoint_by_hand(aws: &AwsView, zone: &str, name: &str, cluster: &str, dns: &str) {
+    use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch};
+    let zones = aws.route53.list_hosted_zones_by_name().dns_name(zone).send().await.unwrap();
+    let zone_id = zones.hosted_zones().iter().find(|z| z.name() == zone).expect("zone").id().to_owned();
+    let rrs = aws.route53.list_resource_record_sets().hosted_zone_id(&zone_id).send().await.unwrap();
+    let r = rrs.resource_record_sets().iter().find(|r| r.name() == name && r.set_identifier() == Some(cluster)).expect("record").clone();
+    let alias = r.alias_target().unwrap();
+    let moved = AliasTarget::builder().dns_name(dns).hosted_zone_id(alias.hosted_zone_id()).evaluate_target_health(alias.evaluate_target_health()).build().unwrap();
+    let mut rrs = r.clone();
+    rrs.alias_target = Some(moved);
+    let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(rrs).build().unwrap();
+    aws.route53.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(ChangeBatch::builder().changes(change).build().unwrap()).send().await.unwrap();
+}
+
+/// The DNS name of the ALB in front of a target group.
+async fn alb_dns(aws: &AwsView, name: &str) -> String {
+    let albs = aws.elbv2.describe_load_balancers().names(name).send().await.unwrap();
+    albs.load_balancers()[0].dns_name().unwrap().to_owned()
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+#[tokio::test]
+async fn a_record_left_on_an_old_load_balancer_name_is_planned_refused_by_switch_and_repointed() {
+    let emu = Emulator::start();
+    let project = Project::new(TG_PIPELINE);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["provision", "--env", "prod"]).assert_ok();
+    let (blue, green) = (alb_dns(&aws, "shop-blue").await, alb_dns(&aws, "shop-green").await);
+    // Both load balancers "deleted and created again": the live one (blue, 100) and the idle one (green, 0).
+    let (old_blue, old_green) = ("shop-blue-OLD-123.us-east-1.elb.amazonaws.com.", "shop-green-OLD-456.us-east-1.elb.amazonaws.com.");
+    repoint_by_hand(&aws, "shop.test.", "www.shop.test.", "blue", old_blue).await;
+    repoint_by_hand(&aws, "shop.test.", "www.shop.test.", "green", old_green).await;
+    let records = aws.weighted_records("shop.test.", "www.shop.test.").await;
+    assert_eq!(records, [("blue".to_owned(), 100, old_blue.to_owned()), ("green".to_owned(), 0, old_green.to_owned())]);
+
+    // --plan shows both, each with its weight kept, and writes nothing.
+    let before = emu.state();
+    let plan = project.release(&emu, &["provision", "--env", "prod", "--plan"]);
+    plan.assert_ok();
+    assert_eq!(
+        plan.stdout.trim(),
+        format!(
+            "shop/prod: 2 actions (would):\n  \
+             + repoint weighted alias www.shop.test. [blue] from {old_blue} to {blue} (target group shop-blue; weight 100 kept)\n  \
+             + repoint weighted alias www.shop.test. [green] from {old_green} to {green} (target group shop-green; weight 0 kept)\n\
+             nothing was changed (--plan)"
+        )
+    );
+    before.assert_same(&emu.state(), "provision --plan");
+
+    // status points at both clusters.
+    let status = project.release(&emu, &["status", "--env", "prod", "--output", "json"]).json();
+    let notes: Vec<String> = status["environments"][0]["clusters"].as_array().unwrap().iter().map(|c| c["note"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(notes[0].starts_with(&format!("www.shop.test. [blue] points to {old_blue}, not to target group shop-blue of cluster blue ({blue})")), "{notes:?}");
+    assert!(notes[1].contains(&format!("[green] points to {old_green}")) && notes[1].contains("release provision --env prod"), "{notes:?}");
+    let text = project.release(&emu, &["status", "--env", "prod"]);
+    assert!(text.stdout.contains(&format!("note: www.shop.test. [green] points to {old_green}")), "{}", text.stdout);
+
+    // A switch to green would send all of prod to a name that does not exist: refused, --force or not, and
+    // Route53 is not touched.
+    for args in [&["switch", "green", "--yes"][..], &["switch", "green", "--force", "--yes"], &["switch", "green", "--plan"]] {
+        let refused = project.release(&emu, args);
+        assert_eq!(refused.code, 4, "{args:?}: {refused:?}");
+        assert_eq!(
+            refused.error_line(),
+            format!(
+                "error: www.shop.test. [green] points to {old_green}, not to target group shop-green of cluster green ({green}); switching would send traffic there; run `release provision --env prod` to point it at the load balancer, then switch again (--force does not skip this); nothing was changed"
+            ),
+            "{args:?}"
+        );
+    }
+    before.assert_same(&emu.state(), "a refused switch");
+
+    // provision repoints both in one change batch, keeping the weights.
+    let fixed = project.release(&emu, &["provision", "--env", "prod", "--output", "json"]);
+    fixed.assert_ok();
+    let doc = fixed.json();
+    assert_eq!(doc["changed"], true);
+    let actions: Vec<(&str, &str)> = doc["actions"].as_array().unwrap().iter().map(|a| (a["action"].as_str().unwrap(), a["cluster"].as_str().unwrap())).collect();
+    assert_eq!(actions, [("repoint-live-record", "blue"), ("repoint-live-record", "green")]);
+    assert_eq!(doc["api_calls"]["Route 53:ChangeResourceRecordSets"], 1, "{}", fixed.stdout);
+    let records = aws.weighted_records("shop.test.", "www.shop.test.").await;
+    assert_eq!(records.iter().map(|r| (r.0.as_str(), r.1)).collect::<Vec<_>>(), [("blue", 100), ("green", 0)]);
+    assert!(same_name(&records[0].2, &blue), "{records:?} vs {blue}");
+    assert!(same_name(&records[1].2, &green), "{records:?} vs {green}");
+    let again = project.release(&emu, &["provision", "--env", "prod"]);
+    assert_eq!(again.stdout.trim(), "shop/prod: everything exists; nothing to do");
+    let status = project.release(&emu, &["status", "--env", "prod", "--output", "json"]).json();
+    assert!(status["environments"][0]["clusters"].as_array().unwrap().iter().all(|c| c.get("note").is_none()), "{status}");
+
+    // The refusal was about the record only: now a forced switch to the empty cluster goes through.
+    project.release(&emu, &["switch", "green", "--force", "--yes"]).assert_ok();
+    let weights: Vec<(String, i64)> = aws.weighted_records("shop.test.", "www.shop.test.").await.into_iter().map(|r| (r.0, r.1)).collect();
+    assert_eq!(weights, [("blue".to_owned(), 0), ("green".to_owned(), 100)]);
+}

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 use release_core::clock::Timestamp;
 use release_core::error::Cause;
 use release_core::ids::{AppName, EnvName, ReleaseId};
-use release_core::ledger::{index_key, partition_key, LockInfo, Record};
+use release_core::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
 use release_core::ports::{Expect, Ledger};
 use release_core::{Error, Result};
 
@@ -262,6 +262,72 @@ impl release_core::ports::Lock for Aws {
             .await
             .map_err(|e| sdk("dynamodb DeleteItem", e));
         match del {
+            Ok(_) => Ok(true),
+            Err(e) if e.is(Cause::ConditionFailed) => Ok(false),
+            Err(e) => Err(table_error(table, e)),
+        }
+    }
+}
+
+fn ticket_key(ticket: &Ticket) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(partition_key(&ticket.app, &ticket.env))),
+        ("sk".to_owned(), AttributeValue::S(ticket.sort_key())),
+    ])
+}
+
+#[async_trait]
+impl release_core::ports::Queue for Aws {
+    async fn enqueue(&self, table: &str, ticket: &Ticket) -> Result<()> {
+        let item = to_item(ticket, partition_key(&ticket.app, &ticket.env), ticket.sort_key())?;
+        let put = self.dynamodb.put_item().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send().await;
+        match put.map_err(|e| sdk("dynamodb PutItem", e)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is(Cause::ConditionFailed) => Err(Error::internal(format!("queue ticket {} exists already", ticket.id))),
+            Err(e) => Err(table_error(table, e)),
+        }
+    }
+
+    async fn tickets(&self, table: &str, app: &AppName, env: &EnvName) -> Result<Vec<Ticket>> {
+        let query = self
+            .dynamodb
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :q)")
+            .expression_attribute_values(":pk", AttributeValue::S(partition_key(app, env)))
+            .expression_attribute_values(":q", AttributeValue::S("queue#".into()))
+            .consistent_read(true);
+        let items = query.into_paginator().items().send().try_collect().await.map_err(|e| table_error(table, sdk("dynamodb Query", e)))?;
+        items.iter().map(from_item).collect()
+    }
+
+    async fn update_ticket(&self, table: &str, ticket: &Ticket) -> Result<bool> {
+        let item = to_item(ticket, partition_key(&ticket.app, &ticket.env), ticket.sort_key())?;
+        let put = self
+            .dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match put.map_err(|e| sdk("dynamodb PutItem", e)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is(Cause::ConditionFailed) => Ok(false),
+            Err(e) => Err(table_error(table, e)),
+        }
+    }
+
+    async fn remove_ticket(&self, table: &str, ticket: &Ticket) -> Result<bool> {
+        let del = self
+            .dynamodb
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(ticket_key(ticket)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match del.map_err(|e| sdk("dynamodb DeleteItem", e)) {
             Ok(_) => Ok(true),
             Err(e) if e.is(Cause::ConditionFailed) => Ok(false),
             Err(e) => Err(table_error(table, e)),

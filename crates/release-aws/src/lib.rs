@@ -136,6 +136,7 @@ impl Aws {
             dns: aws.clone(),
             ledger: aws.clone(),
             firewall: aws.clone(),
+            queue: aws.clone(),
             lock: aws,
             clock: Arc::new(SystemClock),
         }

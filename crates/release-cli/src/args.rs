@@ -107,6 +107,10 @@ pub enum Command {
         /// Do not wait for a cluster that took live traffic less than `settle` ago (resolvers may still send it some)
         #[arg(long)]
         force: bool,
+        /// Queue behind a held lock, in order of arrival, at most DUR (`--wait` alone: no limit; `--wait 0`: refuse
+        /// at once, exit 5, as without the flag); Ctrl-C while waiting leaves the queue
+        #[arg(long, value_name = "DUR", num_args = 0..=1, default_missing_value = "forever")]
+        wait: Option<String>,
     },
     /// Send live traffic to a cluster with one Route53 change
     Switch {
@@ -121,6 +125,10 @@ pub enum Command {
         /// Switch even when the cluster is not fully healthy or serves strays (recorded as forced)
         #[arg(long)]
         force: bool,
+        /// Queue behind a held lock, in order of arrival, at most DUR (`--wait` alone: no limit; `--wait 0`: refuse
+        /// at once, exit 5, as without the flag); Ctrl-C while waiting leaves the queue
+        #[arg(long, value_name = "DUR", num_args = 0..=1, default_missing_value = "forever")]
+        wait: Option<String>,
     },
     /// Per environment and cluster: live or idle (share of traffic), commit, AMI, healthy/count, strays, lock
     Status {
@@ -136,6 +144,10 @@ pub enum Command {
         /// Show where it would go, and change nothing
         #[arg(long)]
         plan: bool,
+        /// Queue behind a held lock, in order of arrival, at most DUR (`--wait` alone: no limit; `--wait 0`: refuse
+        /// at once, exit 5, as without the flag); Ctrl-C while waiting leaves the queue
+        #[arg(long, value_name = "DUR", num_args = 0..=1, default_missing_value = "forever")]
+        wait: Option<String>,
     },
     /// The ledger: who, what, when, from -> to, outcome
     History {
@@ -148,6 +160,15 @@ pub enum Command {
     },
     /// Print the least-privilege IAM policy release (and Packer) need for this pipeline
     IamPolicy,
+    /// The lock holder and the commands waiting for each environment's lock (`--wait`), in order; `queue cancel ID`
+    /// removes a waiting command's ticket
+    Queue {
+        /// Only this environment
+        #[arg(long)]
+        env: Option<String>,
+        #[command(subcommand)]
+        action: Option<QueueAction>,
+    },
     /// Break a lock whose holder stopped renewing it (prints who held it)
     Unlock {
         /// The environment
@@ -156,5 +177,14 @@ pub enum Command {
         /// Break it even though its holder is still renewing it (that holder then stops at its next step)
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueAction {
+    /// Remove a waiting command's ticket (its command then exits 5 without doing anything)
+    Cancel {
+        /// The ticket, as `release queue` lists it (r20261129T171442Z-ffbfe0)
+        ticket: String,
     },
 }

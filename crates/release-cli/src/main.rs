@@ -32,6 +32,11 @@ fn main() -> ExitCode {
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A waiting command that a newer one made moot did nothing wrong: its message is the result.
+        Err(e) if e.kind() == release_core::ErrorKind::Superseded => {
+            out.result(&serde_json::json!({ "ok": true, "superseded": true, "message": e.message() }), || e.message().to_owned());
+            ExitCode::from(e.kind().exit_code() as u8)
+        }
         Err(e) => {
             out.error(&e);
             ExitCode::from(e.kind().exit_code() as u8)
@@ -49,14 +54,44 @@ fn usage_error(e: clap::Error) -> ExitCode {
     }
     let args: Vec<String> = std::env::args().collect();
     let json = args.windows(2).any(|w| w[0] == "--output" && w[1] == "json") || args.iter().any(|a| a == "--output=json");
-    let rendered = e.render().to_string();
-    let message = rendered.lines().find(|l| l.starts_with("error: ")).map(|l| l.trim_start_matches("error: ").to_owned()).unwrap_or_else(|| rendered.trim().to_owned());
+    let (message, command) = one_line(&e.render().to_string());
     let _ = e.print();
     if json {
         let out = Output::new(OutputFormat::Json);
-        out.json_error_only(&release_core::Error::input(format!("{message}; see `release --help`")));
+        out.json_error_only(&release_core::Error::input(format!("{message}; see `{command} --help`")));
     }
     ExitCode::from(release_core::error::exit::INPUT as u8)
+}
+
+/// clap's rendered error as one line, with the lines under its first one (what is missing, the values allowed):
+/// `the following required arguments were not provided: --env <ENV>, <SHA>`; and the command it is about, from the
+/// usage line (`release promote`).
+fn one_line(rendered: &str) -> (String, String) {
+    let mut lines = rendered.lines().skip_while(|l| !l.starts_with("error:"));
+    let first = lines.next().map(|l| l.trim_start_matches("error:").trim().to_owned()).unwrap_or_else(|| rendered.trim().to_owned());
+    let mut under = Vec::new();
+    let mut command = "release".to_owned();
+    for l in lines {
+        if let Some(usage) = l.trim().strip_prefix("Usage:") {
+            let words: Vec<&str> = usage.split_whitespace().take_while(|w| !w.starts_with(['[', '<', '-'])).collect();
+            if !words.is_empty() {
+                command = words.join(" ");
+            }
+            break;
+        }
+        if l.trim().starts_with("For more information") {
+            break;
+        }
+        if !l.trim().is_empty() {
+            under.push(l.trim());
+        }
+    }
+    let message = match (under.is_empty(), first.ends_with(':')) {
+        (true, _) => first,
+        (false, true) => format!("{first} {}", under.join(", ")),
+        (false, false) => format!("{first}; {}", under.join("; ")),
+    };
+    (message, command)
 }
 
 fn init_logging(verbose: u8) {

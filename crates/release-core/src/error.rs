@@ -53,6 +53,8 @@ pub enum ErrorKind {
     Interrupted,
     /// A checkpoint hook stopped the engine where a crash would (tests only): nothing may be cleaned up.
     Crash,
+    /// A waiting command left the queue because a newer one makes it moot (`queue = "latest"`): not a failure.
+    Superseded,
 }
 
 impl ErrorKind {
@@ -69,6 +71,7 @@ impl ErrorKind {
             ErrorKind::DeployFailed => exit::DEPLOY_FAILED,
             ErrorKind::Interrupted => exit::INTERRUPTED,
             ErrorKind::Crash => exit::INTERNAL,
+            ErrorKind::Superseded => exit::OK,
         }
     }
 
@@ -85,6 +88,7 @@ impl ErrorKind {
             ErrorKind::DeployFailed => "deploy-failed",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Crash => "crash",
+            ErrorKind::Superseded => "superseded",
         }
     }
 }

@@ -33,6 +33,10 @@ pub enum Outcome {
     LostLock,
     /// A rollout that went back by itself (an alarm, lost health, a failing hook).
     RolledBack,
+    /// A waiting command that never ran: a newer waiting promote took its place (`queue = "latest"`).
+    Superseded,
+    /// A waiting command that never ran: its ticket was cancelled (`release queue cancel`).
+    Cancelled,
 }
 
 impl Outcome {
@@ -46,6 +50,8 @@ impl Outcome {
             Outcome::Abandoned => "abandoned",
             Outcome::LostLock => "lost-lock",
             Outcome::RolledBack => "rolled-back",
+            Outcome::Superseded => "superseded",
+            Outcome::Cancelled => "cancelled",
         }
     }
 
@@ -163,17 +169,103 @@ pub enum Action {
     Rollback(RollbackDetails),
     /// `release provision`.
     Provision(ProvisionDetails),
+    /// A `--wait` command that left the queue without running (superseded or cancelled).
+    Queued(QueuedDetails),
 }
 
 impl Action {
-    /// `promote`, `switch`, `rollback`, `provision`.
+    /// `promote`, `switch`, `rollback`, `provision`; a queued command's own action.
     pub fn name(&self) -> &'static str {
         match self {
             Action::Promote(_) => "promote",
             Action::Switch(_) => "switch",
             Action::Rollback(_) => "rollback",
             Action::Provision(_) => "provision",
+            Action::Queued(q) => q.command.as_str(),
         }
+    }
+}
+
+/// What a command waiting in the queue is about to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TicketAction {
+    /// `release promote --wait`.
+    Promote,
+    /// `release switch --wait`.
+    Switch,
+    /// `release rollback --wait`.
+    Rollback,
+}
+
+impl TicketAction {
+    /// `promote`, `switch`, `rollback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketAction::Promote => "promote",
+            TicketAction::Switch => "switch",
+            TicketAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// A command that waited in the queue and left it without running.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueuedDetails {
+    /// What it was going to do (not named `action`: that is the record's own tag).
+    pub command: TicketAction,
+    /// The commit it was going to deploy, if any.
+    #[serde(default)]
+    pub commit: Option<CommitSha>,
+    /// The cluster it named, if any (switch).
+    #[serde(default)]
+    pub cluster: Option<ClusterName>,
+    /// The ticket that superseded it.
+    #[serde(default)]
+    pub superseded_by: Option<ReleaseId>,
+    /// How long it waited, in seconds.
+    pub waited: f64,
+}
+
+/// A command waiting for an environment's lock (`--wait`): one item per waiter (`sk = queue#<arrival>#<id>`),
+/// leased like the lock and renewed while it waits, so that a waiter that died leaves the queue by itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The app.
+    pub app: AppName,
+    /// The environment.
+    pub env: EnvName,
+    /// The waiting run's id: the ticket's name (`release queue cancel <id>`) and the release id it runs as.
+    pub id: ReleaseId,
+    /// When it joined the queue: tickets are served in this order.
+    pub arrival: Timestamp,
+    /// Who waits (actor name).
+    pub holder: String,
+    /// The waiter's machine.
+    pub host: String,
+    /// The waiter's process id on that machine.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// What it will do.
+    pub action: TicketAction,
+    /// The commit it will deploy, if any.
+    #[serde(default)]
+    pub commit: Option<CommitSha>,
+    /// In words: `promote 3f2a… to prod`.
+    pub doing: String,
+    /// The lease: a ticket not renewed by then is ignored (its waiter is presumed dead).
+    pub expires: Timestamp,
+}
+
+impl Ticket {
+    /// The ticket's sort key: arrival order, then id.
+    pub fn sort_key(&self) -> String {
+        format!("queue#{:015}#{}", self.arrival.millis(), self.id)
+    }
+
+    /// Whether its waiter is alive at `now` (it renewed the lease).
+    pub fn is_waiting(&self, now: Timestamp) -> bool {
+        self.expires >= now
     }
 }
 
@@ -272,6 +364,7 @@ impl Record {
             Action::Switch(s) => Some(&s.cluster),
             Action::Rollback(r) => Some(&r.cluster),
             Action::Provision(_) => None,
+            Action::Queued(q) => q.cluster.as_ref(),
         }
     }
 
@@ -282,6 +375,7 @@ impl Record {
             Action::Switch(s) => s.commit.as_ref(),
             Action::Rollback(r) => Some(&r.to),
             Action::Provision(_) => None,
+            Action::Queued(q) => q.commit.as_ref(),
         }
     }
 
@@ -293,6 +387,7 @@ impl Record {
             Action::Switch(s) => (s.from.describe(), s.to.describe()),
             Action::Rollback(r) => (sha(r.from.as_ref()), sha(Some(&r.to))),
             Action::Provision(p) => ("-".into(), format!("{} change(s)", p.changes.len())),
+            Action::Queued(q) => ("-".into(), q.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).or_else(|| q.cluster.as_ref().map(|c| c.to_string())).unwrap_or_else(|| "-".into())),
         }
     }
 }
@@ -506,6 +601,25 @@ mod tests {
             seconds: BTreeMap::new(),
             progress: None,
             action,
+        }
+    }
+
+    /// Records are stored field by field (DynamoDB attributes): no field of an action may collide with the
+    /// record's own (the `action` tag first of all), or the record reads back as something else.
+    #[test]
+    fn every_kind_of_record_reads_back_as_written() {
+        let queued = rec(
+            1,
+            Action::Queued(QueuedDetails { command: TicketAction::Promote, commit: Some(sha('a')), cluster: None, superseded_by: Some(ReleaseId::from_string("r9".into())), waited: 2.5 }),
+        );
+        let provision = rec(2, Action::Provision(ProvisionDetails { changes: vec!["create x".into()] }));
+        for r in [queued, provision, switch(3, "blue", 'b', w(&[("blue", 0), ("green", 100)]), w(&[("blue", 100), ("green", 0)]), Some(("green", 'a')))] {
+            let json = serde_json::to_value(&r).unwrap();
+            let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(text.matches("\"action\":").count(), 1, "one `action` key: {text}");
+            let back: Record = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{e}: {keys:?}"));
+            assert_eq!(back, r);
         }
     }
 

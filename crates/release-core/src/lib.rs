@@ -43,6 +43,7 @@ pub mod pipeline;
 pub mod ports;
 pub mod promote;
 pub mod provision;
+pub mod queue;
 pub mod rollback;
 pub mod runner;
 pub mod status;
@@ -99,7 +100,10 @@ impl Release {
     pub async fn promote(&self, env: &str, commit: &CommitSha, opts: &PromoteOptions, confirmed: Option<&PromotePlan>) -> Result<PromoteReport> {
         let environment = self.pipeline.env(env)?;
         let pipeline = &self.pipeline;
-        let spec = OpSpec { doing: format!("promote {} to {}", ids::short_sha(commit.as_str()), environment.name) };
+        let spec = OpSpec::new(format!("promote {} to {}", ids::short_sha(commit.as_str()), environment.name)).waiting(
+            opts.wait,
+            queue::TicketSpec { action: ledger::TicketAction::Promote, commit: Some(commit.clone()), cluster: None },
+        );
         runner::run(&self.session, pipeline, environment, spec, async |op: &mut Op<'_>| {
             let world = promote::observe(op.session(), pipeline, environment, commit, opts).await?;
             let plan = promote::plan_from(pipeline, environment, commit, opts, &world, "promote")?;
@@ -182,6 +186,24 @@ impl Release {
         records.sort_by(|a, b| b.started.cmp(&a.started).then(b.release_id.cmp(&a.release_id)));
         records.truncate(limit as usize);
         Ok(records)
+    }
+
+    /// The lock holder and the waiting commands of one environment, or of every environment of the pipeline.
+    pub async fn queue(&self, env: Option<&str>) -> Result<Vec<queue::QueueView>> {
+        let envs: Vec<&pipeline::Environment> = match env {
+            Some(e) => vec![self.pipeline.env(e)?],
+            None => self.pipeline.envs.iter().collect(),
+        };
+        let mut out = Vec::new();
+        for e in envs {
+            out.push(queue::view(&self.session, &self.pipeline, e).await?);
+        }
+        Ok(out)
+    }
+
+    /// Removes a waiting command's ticket (`release queue cancel`); its command then leaves the queue.
+    pub async fn cancel_ticket(&self, id: &str) -> Result<ledger::Ticket> {
+        queue::cancel(&self.session, &self.pipeline, id).await
     }
 
     /// Breaks the lock of `env` when its holder stopped renewing it (its lease ran out: presumed dead) or is known

@@ -371,6 +371,19 @@ pub trait Lock: Send + Sync {
     async fn break_lock(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName, seen: &crate::ids::ReleaseId) -> Result<bool>;
 }
 
+/// The queue of commands waiting for an environment's lock (`--wait`), in the ledger table beside the lock.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Adds a ticket with a conditional write (a ticket is never overwritten).
+    async fn enqueue(&self, table: &str, ticket: &crate::ledger::Ticket) -> Result<()>;
+    /// The environment's tickets in order of arrival, expired and superseded ones included, read consistently.
+    async fn tickets(&self, table: &str, app: &crate::ids::AppName, env: &crate::ids::EnvName) -> Result<Vec<crate::ledger::Ticket>>;
+    /// Rewrites a ticket that still exists (its renewal); false when it is gone (cancelled).
+    async fn update_ticket(&self, table: &str, ticket: &crate::ledger::Ticket) -> Result<bool>;
+    /// Removes a ticket; false when it was gone already.
+    async fn remove_ticket(&self, table: &str, ticket: &crate::ledger::Ticket) -> Result<bool>;
+}
+
 /// Every cloud port, as the engine needs them together.
 #[derive(Clone)]
 pub struct Cloud {
@@ -386,6 +399,8 @@ pub struct Cloud {
     pub ledger: Arc<dyn Ledger>,
     /// Locks.
     pub lock: Arc<dyn Lock>,
+    /// Queue tickets.
+    pub queue: Arc<dyn Queue>,
     /// Security groups.
     pub firewall: Arc<dyn Firewall>,
     /// Time.

@@ -7,6 +7,11 @@
 //! instances; `[deploy] security_groups` are added to the instances at launch. Existing load balancers are
 //! converged to the pipeline: health check, instance port, draining / deregistration delay, cross-zone balancing,
 //! security groups.
+//!
+//! Each cluster's weighted record must alias the cluster's load balancer as it is now: a load balancer deleted and
+//! created again has a new DNS name, and a record left on the old one sends its traffic to a name that no longer
+//! answers. Provision repoints such a record (keeping its weight); switch refuses to send traffic through one;
+//! status points it out ([`misdirected`]).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +20,7 @@ use serde::Serialize;
 use crate::error::{Error, Result, ResultExt};
 use crate::ledger::{Action as RecordAction, ProvisionDetails};
 use crate::pipeline::{Cluster, Environment, LbTarget, Pipeline};
-use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
+use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
 use crate::runner::{self, Op, OpSpec, Session};
 
 /// The port load balancers listen on.
@@ -148,6 +153,22 @@ pub enum Action {
         /// The cluster it was for.
         cluster: String,
     },
+    /// A cluster's weighted alias that points elsewhere than the cluster's load balancer, pointed at it again with
+    /// its weight kept.
+    RepointLiveRecord {
+        /// The live name.
+        record: String,
+        /// The cluster.
+        cluster: String,
+        /// Its load balancer.
+        target: LbTarget,
+        /// Where the record points now.
+        from: String,
+        /// The load balancer's DNS name (none: the load balancer is created by this plan).
+        to: Option<String>,
+        /// Its weight, kept.
+        weight: u8,
+    },
 }
 
 impl std::fmt::Display for Action {
@@ -172,6 +193,10 @@ impl std::fmt::Display for Action {
             Action::RemoveLiveRecord { record, cluster } => {
                 write!(f, "remove weighted alias {record} [{cluster}] (cluster {cluster} is no longer in the pipeline; weight 0)")
             }
+            Action::RepointLiveRecord { record, cluster, target, from, to, weight } => match to {
+                Some(to) => write!(f, "repoint weighted alias {record} [{cluster}] from {from} to {to} ({target}; weight {weight} kept)"),
+                None => write!(f, "repoint weighted alias {record} [{cluster}] from {from} to the new {target} (weight {weight} kept)"),
+            },
         }
     }
 }
@@ -189,6 +214,70 @@ pub struct Plan {
     pub notes: Vec<String>,
     /// Name servers of a hosted zone it created (delegate the domain to them).
     pub name_servers: Vec<String>,
+}
+
+/// A DNS name as Route53 and ELB may spell the same one: lowercase, without the trailing dot and without the
+/// `dualstack.` prefix the console puts in front of a load balancer's name.
+fn dns_key(name: &str) -> String {
+    let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    n.strip_prefix("dualstack.").map(str::to_owned).unwrap_or(n)
+}
+
+/// Whether a weighted alias targets this load balancer: the DNS names compared without case, trailing dot or
+/// `dualstack.` prefix; the hosted zone ids too when both are known.
+pub fn aims_at(record: &WeightedAlias, lb: &LbInfo) -> bool {
+    let zone_known = !record.target_zone_id.is_empty() && !lb.hosted_zone_id.is_empty();
+    dns_key(&record.target_dns) == dns_key(&lb.dns_name) && (!zone_known || record.target_zone_id.eq_ignore_ascii_case(&lb.hosted_zone_id))
+}
+
+/// A cluster's weighted record whose alias target is not the cluster's load balancer as it is now (deleted and
+/// created again with a new name, or pointed elsewhere by hand).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Misdirected {
+    /// The live name.
+    pub record: String,
+    /// The cluster (the record's set identifier).
+    pub cluster: String,
+    /// The cluster's load balancer.
+    pub target: LbTarget,
+    /// Where the record points (its alias target's DNS name, and zone when only the zone differs).
+    pub points_to: String,
+    /// Where it should point: the load balancer's DNS name; none when the load balancer does not exist.
+    pub should: Option<String>,
+    /// The record's weight.
+    pub weight: u8,
+}
+
+impl Misdirected {
+    /// `www.shop.test. [blue] points to X, not to target group shop-blue of cluster blue (Y)`.
+    pub fn describe(&self) -> String {
+        match &self.should {
+            Some(s) => format!("{} [{}] points to {}, not to {} of cluster {} ({s})", self.record, self.cluster, self.points_to, self.target, self.cluster),
+            None => format!("{} [{}] points to {}, and {} of cluster {} does not exist", self.record, self.cluster, self.points_to, self.target, self.cluster),
+        }
+    }
+}
+
+/// The records of `env`'s clusters in `records` that do not alias their cluster's load balancer among `lbs` (a
+/// cluster whose load balancer is missing from `lbs` counts: its record points at nothing of the pipeline's).
+pub fn misdirected(env: &Environment, records: &RecordSet, lbs: &[LbInfo]) -> Vec<Misdirected> {
+    let mut out = Vec::new();
+    for c in env.clusters() {
+        let Some(r) = records.weighted.iter().find(|r| r.set_identifier == c.name.as_str()) else { continue };
+        let lb = lbs.iter().find(|lb| lb.target == c.target);
+        if lb.is_some_and(|lb| aims_at(r, lb)) {
+            continue;
+        }
+        // Only the zone differs: say so, or the two names would read the same.
+        let zone_only = lb.is_some_and(|lb| dns_key(&r.target_dns) == dns_key(&lb.dns_name));
+        let (points_to, should) = match lb {
+            Some(lb) if zone_only => (format!("{} (zone {})", r.target_dns, r.target_zone_id), Some(format!("{} (zone {})", lb.dns_name, lb.hosted_zone_id))),
+            Some(lb) => (r.target_dns.clone(), Some(lb.dns_name.clone())),
+            None => (r.target_dns.clone(), None),
+        };
+        out.push(Misdirected { record: r.name.clone(), cluster: c.name.to_string(), target: c.target.clone(), points_to, should, weight: r.weight });
+    }
+    out
 }
 
 /// The rules a cluster's groups should have.
@@ -339,6 +428,12 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
                 actions.push(Action::CreateLiveRecord { record: dns.record.clone(), cluster: c.name.to_string(), target: c.target.clone(), weight });
             }
         }
+        // Records aliasing something else than their cluster's load balancer as it is now (a load balancer
+        // created by this plan will have a name of its own, so its record is repointed too).
+        let set = RecordSet { weighted: present.clone(), foreign: Vec::new() };
+        for m in misdirected(env, &set, &existing) {
+            actions.push(Action::RepointLiveRecord { record: dns.record.clone(), cluster: m.cluster, target: m.target, from: m.points_to, to: m.should, weight: m.weight });
+        }
         for r in present.iter().filter(|r| !env.clusters().iter().any(|c| c.name.as_str() == r.set_identifier)) {
             if r.weight == 0 {
                 actions.push(Action::RemoveLiveRecord { record: dns.record.clone(), cluster: r.set_identifier.clone() });
@@ -368,7 +463,7 @@ pub async fn provision(session: &Session, pipeline: &Pipeline, env: &Environment
         done.push(Action::CreateLedgerTable { table: table.clone() });
     }
     cloud.ledger.index_env(table, &pipeline.app, &env.name).await?;
-    let spec = OpSpec { doing: format!("provision of {}", env.name) };
+    let spec = OpSpec::new(format!("provision of {}", env.name));
     let mut result = runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
         let plan = plan(op.cloud(), pipeline, env).await?;
         let name_servers = apply(op, &plan).await?;
@@ -427,7 +522,7 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
     for action in &plan.actions {
         op.progress(&format!("{label}: {action}"));
         match action {
-            Action::CreateLedgerTable { .. } | Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } => {}
+            Action::CreateLedgerTable { .. } | Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. } => {}
             Action::CreateSecurityGroup { cluster, role, name } => {
                 let vpc = vpcs.get(name).cloned().ok_or_else(|| Error::internal(format!("no vpc for group {name}")))?;
                 let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
@@ -471,7 +566,11 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
             }
         }
     }
-    let records: Vec<&Action> = plan.actions.iter().filter(|a| matches!(a, Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. })).collect();
+    let records: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. }))
+        .collect();
     if records.is_empty() {
         return Ok(name_servers);
     }
@@ -499,6 +598,16 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
             Action::RemoveLiveRecord { cluster, .. } => {
                 if let Some(r) = present.weighted.iter().find(|r| &r.set_identifier == cluster && r.weight == 0) {
                     changes.push(RecordChange::Delete(r.clone()));
+                }
+            }
+            Action::RepointLiveRecord { cluster, target, .. } => {
+                let lb: &LbInfo = lbs
+                    .iter()
+                    .find(|lb| &lb.target == target)
+                    .ok_or_else(|| Error::not_found(format!("{target} for cluster {cluster} does not exist; run `release provision --env {}`", env.name)))?;
+                // The record as it is now: its weight is kept, only its alias target changes.
+                if let Some(r) = present.weighted.iter().find(|r| &r.set_identifier == cluster).filter(|r| !aims_at(r, lb)) {
+                    changes.push(RecordChange::Upsert(WeightedAlias { target_dns: lb.dns_name.clone(), target_zone_id: lb.hosted_zone_id.clone(), ..r.clone() }));
                 }
             }
             _ => {}

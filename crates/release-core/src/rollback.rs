@@ -255,7 +255,8 @@ async fn require_ami(session: &Session, pipeline: &Pipeline, commit: &CommitSha)
 /// Rolls back under one lock: plans again under it (refusing when the target differs from the `confirmed` plan),
 /// then restores the weights, switches back, or promotes and switches, recording one `rollback`.
 pub async fn rollback(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions, confirmed: Option<&RollbackPlan>) -> Result<RollbackReport> {
-    let spec = OpSpec { doing: format!("rollback of {}", env.name) };
+    let spec = OpSpec::new(format!("rollback of {}", env.name))
+        .waiting(opts.wait, crate::queue::TicketSpec { action: crate::ledger::TicketAction::Rollback, commit: None, cluster: None });
     runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
         let plan = plan(op.session(), pipeline, env, opts).await?;
         if let Some(c) = confirmed {
@@ -265,6 +266,9 @@ pub async fn rollback(session: &Session, pipeline: &Pipeline, env: &Environment,
                     c.summary, plan.summary
                 )));
             }
+        }
+        if let Some(to) = &plan.to_weights {
+            switch::check_records(op.cloud(), env, to).await?;
         }
         apply(op, &plan, opts).await
     })

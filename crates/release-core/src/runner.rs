@@ -100,7 +100,7 @@ impl Signals {
         *self.0.borrow()
     }
 
-    async fn changed(&mut self) {
+    pub(crate) async fn changed(&mut self) {
         if self.0.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
@@ -219,6 +219,24 @@ fn announce(session: &Session, env: &Environment, shared: &Shared, n: u32) {
 pub struct OpSpec {
     /// For the lock and messages: `promote 3f2a… to prod2`.
     pub doing: String,
+    /// Whether it waits in the queue for a held lock (`--wait`).
+    pub wait: crate::queue::Wait,
+    /// What its ticket says while it waits (commands that cannot wait have none).
+    pub ticket: Option<crate::queue::TicketSpec>,
+}
+
+impl OpSpec {
+    /// A command that does not wait for a held lock.
+    pub fn new(doing: String) -> Self {
+        Self { doing, wait: crate::queue::Wait::No, ticket: None }
+    }
+
+    /// A command that waits in the queue as `wait` says.
+    pub fn waiting(mut self, wait: crate::queue::Wait, ticket: crate::queue::TicketSpec) -> Self {
+        self.wait = wait;
+        self.ticket = Some(ticket);
+        self
+    }
 }
 
 /// The scope of one operation under the lock: the body's handle on the record, the lock and time.
@@ -237,6 +255,8 @@ pub struct Op<'s> {
     /// Set by the body when it ends with another outcome than `succeeded` but without an error (e.g. a rollout
     /// that rolled back is an error; a promote that found nothing to do writes nothing).
     outcome: Option<Outcome>,
+    /// How long the command waited in the queue before it got the lock.
+    queued: Duration,
 }
 
 impl<'s> Op<'s> {
@@ -292,7 +312,7 @@ impl<'s> Op<'s> {
             detail: None,
             forced: false,
             rolled_back: None,
-            seconds: Default::default(),
+            seconds: if self.queued.is_zero() { Default::default() } else { [("queued".to_owned(), self.queued.as_secs_f64())].into_iter().collect() },
             progress: None,
             action,
         }
@@ -487,10 +507,10 @@ async fn watcher(session: &Session, pipeline: &Pipeline, env: &Environment, shar
     }
 }
 
-/// Takes the environment's lock for `run_id` or says who holds it.
-pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> Result<LockInfo> {
+/// The lock item a run of `session` writes to hold `env`.
+pub fn lock_info(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> LockInfo {
     let now = session.cloud.clock.now();
-    let info = LockInfo {
+    LockInfo {
         app: pipeline.app.clone(),
         env: env.name.clone(),
         holder: session.actor.name.clone(),
@@ -501,10 +521,15 @@ pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, 
         acquired: now,
         renewed: Some(now),
         expires: now.add(LOCK_LEASE),
-    };
-    match session.cloud.lock.acquire(&pipeline.ledger_table, &info, now).await? {
+    }
+}
+
+/// Takes the environment's lock for `run_id` or says who holds it.
+pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> Result<LockInfo> {
+    let info = lock_info(session, pipeline, env, run_id, doing);
+    match session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? {
         None => Ok(info),
-        Some(held) => Err(lock_held(env, &held, now)),
+        Some(held) => Err(lock_held(env, &held, info.acquired)),
     }
 }
 
@@ -539,19 +564,21 @@ pub async fn run<T>(
     // Taking the lock is a write: a signal now must not kill the process between it and the runner.
     let _claim = session.signals.claim();
     let run_id = session.new_release_id();
-    let info = acquire(session, pipeline, env, &run_id, &spec.doing).await?;
+    let (info, queued) = crate::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref()).await?;
     session.checkpoint("locked")?;
-    run_locked(session, pipeline, env, spec, run_id, info, body).await
+    run_locked(session, pipeline, env, spec, run_id, info, queued, body).await
 }
 
-/// [`run`] with the lock already taken (the queue takes it after waiting its turn).
-pub async fn run_locked<T>(
+/// [`run`] with the lock already taken (after `queued` in the queue).
+#[allow(clippy::too_many_arguments)]
+async fn run_locked<T>(
     session: &Session,
     pipeline: &Pipeline,
     env: &Environment,
     spec: OpSpec,
     run_id: ReleaseId,
     info: LockInfo,
+    queued: Duration,
     body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
 ) -> Result<T> {
     let _claim = session.signals.claim();
@@ -570,6 +597,7 @@ pub async fn run_locked<T>(
         started,
         phase_start: started,
         outcome: None,
+        queued,
     };
     let result = {
         let work = body(&mut op);

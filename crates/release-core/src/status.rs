@@ -1,7 +1,8 @@
 //! `release status`: per environment and cluster, what runs and whether it takes traffic, strays, who holds the
 //! lock and what an operation under way is doing. It asks AWS a bounded number of times: one describe of images
 //! and one of instances per app; per environment one ledger query, one lock read and (with dns) one zone lookup
-//! and one record listing; one health query per cluster; never one call per instance.
+//! and one record listing; one health query per cluster; one describe of load balancers per kind (where the live
+//! names' records should point); never one call per instance.
 
 use std::collections::BTreeSet;
 
@@ -11,8 +12,8 @@ use crate::clock::Timestamp;
 use crate::error::{Cause, Result};
 use crate::ids::{short_sha, EnvName};
 use crate::ledger::{LockInfo, Outcome, Progress, Record};
-use crate::pipeline::Pipeline;
-use crate::ports::{tags, Cloud, HealthState, Image, Instance};
+use crate::pipeline::{LbTarget, Pipeline};
+use crate::ports::{tags, Cloud, HealthState, Image, Instance, LbInfo};
 use crate::world::{self, Stray};
 
 /// One cluster as status shows it.
@@ -46,6 +47,9 @@ pub struct ClusterStatus {
     pub count: u32,
     /// Instances in its load balancer that are not its current ones.
     pub strays: Vec<Stray>,
+    /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// The environment's lock as status shows it.
@@ -124,9 +128,12 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
         None => pipeline.envs.iter().collect(),
     };
     let (images, instances) = tokio::try_join!(cloud.images.app_images(&pipeline.app), cloud.fleet.app_instances(&pipeline.app))?;
+    // Where the live names' records should point: one describe for every environment with dns.
+    let targets: Vec<LbTarget> = envs.iter().filter(|e| e.dns().is_some()).flat_map(|e| e.clusters().iter().map(|c| c.target.clone())).collect();
+    let lbs = if targets.is_empty() { Vec::new() } else { cloud.balancer.describe(&targets).await? };
     let mut out = Vec::new();
     for env in envs {
-        out.push(env_status(cloud, pipeline, &env.name, &images, &instances).await?);
+        out.push(env_status(cloud, pipeline, &env.name, &images, &instances, &lbs).await?);
     }
     Ok(out)
 }
@@ -142,7 +149,7 @@ fn missing<T: Default>(r: Result<T>, note: &mut Option<String>) -> Result<T> {
     }
 }
 
-async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: &[Image], instances: &[Instance]) -> Result<EnvStatus> {
+async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: &[Image], instances: &[Instance], lbs: &[LbInfo]) -> Result<EnvStatus> {
     let env = pipeline.env(name.as_str())?;
     let mut note = None;
     let live = missing(world::live_name(cloud, env).await.map(|l| l.map(Box::new)), &mut note)?;
@@ -150,6 +157,7 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
     let lock = missing(cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?;
     let now = cloud.clock.now();
     let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || records.first().is_some_and(|r| r.outcome == Outcome::Started);
+    let wrong = live.as_ref().map(|l| crate::provision::misdirected(env, &l.records, lbs)).unwrap_or_default();
     let mut clusters = Vec::new();
     for c in env.clusters() {
         let mine = world::cluster_instances(instances, env, c);
@@ -187,6 +195,9 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
             total: mine.len(),
             count: c.count,
             strays,
+            note: wrong.iter().find(|m| m.cluster == c.name.as_str()).map(|m| {
+                format!("{}; switch refuses to send it traffic until `release provision --env {}` repoints it", m.describe(), env.name)
+            }),
         });
     }
     let operation = records.first().filter(|r| r.outcome == Outcome::Started).map(|r| OperationStatus {

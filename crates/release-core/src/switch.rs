@@ -1,6 +1,10 @@
 //! `release switch <cluster>`: send the live name's traffic to a cluster with ONE Route53 change batch, refused
 //! unless the cluster is fully healthy and serves nothing stray (or `--force`), under the environment's lock.
 //!
+//! A switch never sends traffic through a record that does not alias its cluster's load balancer as it is now
+//! (one deleted and created again has a new DNS name): it refuses, `--force` or not, and says to provision, which
+//! repoints the record. Lowering such a record to weight 0 is allowed: that takes traffic away from it.
+//!
 //! Where the change is made: [`change_weights`] (also used by rollback). The wait for Route53 to apply it runs
 //! here, through the clock: bounded, cancellable, with the lock renewed meanwhile; a wait that times out re-reads
 //! the records and records what actually holds.
@@ -14,8 +18,9 @@ use crate::clock::format_duration;
 use crate::error::{Error, Result};
 use crate::ids::{short_sha, AppName, ClusterName, CommitSha, EnvName, InstanceId, ReleaseId};
 use crate::ledger::{Action, LiveRelease, Outcome, Record, SwitchDetails};
-use crate::pipeline::{Cluster, Environment, Pipeline};
-use crate::ports::{ChangeStatus, Cloud, Expect, HealthState, Instance, RecordChange, TargetHealth, WeightedAlias};
+use crate::pipeline::{Cluster, Environment, LbTarget, Pipeline};
+use crate::ports::{ChangeStatus, Cloud, Expect, HealthState, Instance, LbInfo, RecordChange, TargetHealth, WeightedAlias};
+use crate::provision::{self, Misdirected};
 use crate::runner::{self, Op, OpSpec, Session};
 use crate::weights::Weights;
 use crate::world::{self, LiveName, Stray};
@@ -32,6 +37,8 @@ pub struct SwitchOptions {
     pub weight: Option<u8>,
     /// Past the readiness and stray checks.
     pub force: bool,
+    /// Whether to wait in the queue for a held lock (`--wait`).
+    pub wait: crate::queue::Wait,
 }
 
 /// Whether a cluster can take traffic: `count` instances of one commit, running, healthy, nothing stray.
@@ -118,6 +125,8 @@ pub struct SwitchWorld {
     pub others: Vec<Instance>,
     /// Recent records (for unfinished switches).
     pub records: Vec<Record>,
+    /// The environment's load balancers that exist (where its records should point).
+    pub lbs: Vec<LbInfo>,
 }
 
 /// What a switch will do. A plain value: `--plan` prints it.
@@ -176,7 +185,46 @@ pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, clus
     let members: Vec<InstanceId> = health.iter().map(|h| h.id.clone()).collect();
     let others = world::describe_others(cloud, &members, &instances).await?;
     let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::promote::plan::RECENT_RECORDS)).await?;
-    Ok(SwitchWorld { live, instances, health, others, records })
+    let lbs = env_lbs(cloud, env).await?;
+    Ok(SwitchWorld { live, instances, health, others, records, lbs })
+}
+
+/// The environment's load balancers that exist, in one describe per kind.
+async fn env_lbs(cloud: &Cloud, env: &Environment) -> Result<Vec<LbInfo>> {
+    let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
+    cloud.balancer.describe(&targets).await
+}
+
+/// The records a change to `to` would send traffic through that do not alias their cluster's load balancer: those
+/// it changes that take traffic after it. A record it lowers to 0 is not one: that takes traffic away from it (the
+/// way out when the live cluster's record is the one pointing at a dead name).
+pub fn misdirected_for(env: &Environment, live: &LiveName, to: &Weights, lbs: &[LbInfo]) -> Vec<Misdirected> {
+    provision::misdirected(env, &live.records, lbs)
+        .into_iter()
+        .filter(|m| ClusterName::parse(&m.cluster).is_ok_and(|c| to.has(&c) && to.is_live(&c) && to.weight(&c) != m.weight))
+        .collect()
+}
+
+/// Refuses, from a fresh look at the live name and the load balancers, when weights `to` would send traffic
+/// through a misdirected record (rollback asks before it promotes anything).
+pub async fn check_records(cloud: &Cloud, env: &Environment, to: &Weights) -> Result<()> {
+    let Some(live) = world::live_name(cloud, env).await? else { return Ok(()) };
+    let lbs = env_lbs(cloud, env).await?;
+    refuse_misdirected(env, &misdirected_for(env, &live, to, &lbs))
+}
+
+/// Refuses a change that would send traffic through misdirected records, naming each and the fix. `--force` does
+/// not skip this: the name a record points at may not exist any more, and provision repoints it safely.
+pub fn refuse_misdirected(env: &Environment, list: &[Misdirected]) -> Result<()> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    let what: Vec<String> = list.iter().map(Misdirected::describe).collect();
+    Err(Error::refused(format!(
+        "{}; switching would send traffic there; run `release provision --env {}` to point it at the load balancer, then switch again (--force does not skip this); nothing was changed",
+        what.join("; "),
+        env.name
+    )))
 }
 
 fn no_dns(env: &Environment) -> Error {
@@ -201,6 +249,9 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts
     let ready = readiness(&pipeline.app, env, cluster, &w.instances, &w.health, &w.others);
     let changes = to != from;
     let takes_traffic = to.is_live(&cluster.name);
+    if changes {
+        refuse_misdirected(env, &misdirected_for(env, &w.live, &to, &w.lbs))?;
+    }
     if changes && takes_traffic && !opts.force {
         if !ready.strays.is_empty() {
             let list: Vec<String> = ready.strays.iter().map(Stray::describe).collect();
@@ -266,7 +317,10 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
         return Err(no_dns(env));
     }
     let started = session.cloud.clock.now();
-    let spec = OpSpec { doing: format!("switch {} to {}", env.name, cluster.name) };
+    let spec = OpSpec::new(format!("switch {} to {}", env.name, cluster.name)).waiting(
+        opts.wait,
+        crate::queue::TicketSpec { action: crate::ledger::TicketAction::Switch, commit: None, cluster: Some(cluster.name.clone()) },
+    );
     runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
         let w = observe(op.cloud(), pipeline, env, cluster).await?;
         let plan = plan_from(pipeline, env, cluster, opts, &w)?;
@@ -348,6 +402,12 @@ pub async fn change_weights(op: &mut Op<'_>, live: &LiveName, to: &Weights, comm
         .collect();
     if changes.is_empty() {
         return Ok(true);
+    }
+    // From a fresh look at the load balancers: never send traffic through a record that points elsewhere.
+    let lbs = env_lbs(op.cloud(), op.env()).await?;
+    refuse_misdirected(op.env(), &misdirected_for(op.env(), live, to, &lbs))?;
+    for m in provision::misdirected(op.env(), &live.records, &lbs) {
+        op.progress(&format!("note: {}; `release provision --env {}` points it there", m.describe(), op.env().name));
     }
     op.guard().await?;
     let dns = op.env().dns().map(|d| d.record.clone()).unwrap_or_default();

@@ -35,6 +35,7 @@ macro_rules! conformance_tests {
             fleet_offered_zones, firewall_groups_and_rules, balancer_config_round_trips,
             ledger_table, ledger_order_and_limit, ledger_writes_are_conditional_on_the_holder, ledger_environment_index,
             lock_acquire_free_held_expired, lock_renew_and_release_only_ones_own, lock_break_only_what_was_seen,
+            queue_tickets_in_order_of_arrival, queue_update_and_remove_only_what_exists,
             images_completeness_and_tags);
     };
     (@each $attrs:tt; $harness:expr; $($name:ident),*) => {
@@ -407,6 +408,57 @@ pub async fn lock_break_only_what_was_seen(h: &dyn Harness) {
     assert!(cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("a".into())).await.unwrap(), "lock: the lock seen is broken");
     assert_eq!(cloud.lock.holder("conf-break", &app, &prod).await.unwrap(), None);
     assert!(!cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("a".into())).await.unwrap(), "lock: nothing to break");
+}
+
+fn ticket(id: &str, arrival: i64) -> release_core::ledger::Ticket {
+    release_core::ledger::Ticket {
+        app: AppName::parse("conf").unwrap(),
+        env: EnvName::parse("prod").unwrap(),
+        id: ReleaseId::from_string(id.into()),
+        arrival: Timestamp::from_millis(arrival),
+        holder: format!("holder-{id}"),
+        host: "h".into(),
+        pid: Some(7),
+        action: release_core::ledger::TicketAction::Promote,
+        commit: Some(release_core::ids::CommitSha::parse(&"c".repeat(40)).unwrap()),
+        doing: format!("promote {id}"),
+        expires: Timestamp::from_millis(arrival + 120_000),
+    }
+}
+
+/// Tickets come back in order of arrival whatever order they were written in, separate from records and the lock;
+/// one id is never enqueued twice.
+pub async fn queue_tickets_in_order_of_arrival(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-queue").await;
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    assert!(cloud.queue.tickets("conf-queue", &app, &prod).await.unwrap().is_empty(), "queue: empty at first");
+    for (id, at) in [("c", 3_000), ("a", 1_000), ("b", 2_000)] {
+        cloud.queue.enqueue("conf-queue", &ticket(id, at)).await.unwrap();
+    }
+    cloud.lock.acquire("conf-queue", &lock("holder", 500, 60_000), Timestamp::from_millis(500)).await.unwrap();
+    let got = cloud.queue.tickets("conf-queue", &app, &prod).await.unwrap();
+    assert_eq!(got, vec![ticket("a", 1_000), ticket("b", 2_000), ticket("c", 3_000)], "queue: in order of arrival, read back whole");
+    assert!(cloud.queue.enqueue("conf-queue", &ticket("a", 1_000)).await.is_err(), "queue: a ticket is never overwritten");
+    let other = EnvName::parse("staging").unwrap();
+    assert!(cloud.queue.tickets("conf-queue", &app, &other).await.unwrap().is_empty(), "queue: per environment");
+    assert!(cloud.ledger.records("conf-queue", &app, &prod, None).await.unwrap().is_empty(), "queue: tickets are not records");
+}
+
+/// A ticket is renewed only while it exists (a cancelled one stays gone); remove says whether it was there.
+pub async fn queue_update_and_remove_only_what_exists(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-ticket").await;
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    cloud.queue.enqueue("conf-ticket", &ticket("a", 1_000)).await.unwrap();
+    let mut renewed = ticket("a", 1_000);
+    renewed.expires = Timestamp::from_millis(500_000);
+    assert!(cloud.queue.update_ticket("conf-ticket", &renewed).await.unwrap(), "queue: its waiter renews it");
+    assert_eq!(cloud.queue.tickets("conf-ticket", &app, &prod).await.unwrap(), vec![renewed.clone()], "queue: renewal extends the lease");
+    assert!(cloud.queue.remove_ticket("conf-ticket", &renewed).await.unwrap(), "queue: removed");
+    assert!(!cloud.queue.remove_ticket("conf-ticket", &renewed).await.unwrap(), "queue: removing twice says it was gone");
+    assert!(!cloud.queue.update_ticket("conf-ticket", &renewed).await.unwrap(), "queue: a cancelled ticket is not brought back by a renewal");
+    assert!(cloud.queue.tickets("conf-ticket", &app, &prod).await.unwrap().is_empty());
 }
 
 /// Images are the app's by tag; complete only once available and carrying the bake key; by name; deregister.

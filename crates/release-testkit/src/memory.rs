@@ -15,11 +15,11 @@ use async_trait::async_trait;
 use release_core::clock::{Clock, Timestamp};
 use release_core::error::Cause;
 use release_core::ids::{AmiId, AppName, EnvName, InstanceId, ReleaseId};
-use release_core::ledger::{index_key, partition_key, LockInfo, Record};
+use release_core::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
 use release_core::pipeline::{BaseAmi, LbTarget};
 use release_core::ports::{
     tags, Balancer, ChangeId, ChangeStatus, Cloud, Dns, Expect, Firewall, Fleet, HealthState, Image, ImageState, Images, IngressRule,
-    Instance, LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, RecordChange, RecordSet, SecurityGroup, Subnet, TargetHealth,
+    Instance, LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, Queue, RecordChange, RecordSet, SecurityGroup, Subnet, TargetHealth,
     WeightedAlias, Zone, ZoneId,
 };
 use release_core::{Error, Result};
@@ -123,6 +123,8 @@ pub struct State {
     pub index: BTreeMap<String, std::collections::BTreeSet<(String, String)>>,
     /// Locks: table → pk → lock.
     pub locks: BTreeMap<String, BTreeMap<String, LockInfo>>,
+    /// Queue tickets: table → (pk, sk) → ticket.
+    pub tickets: BTreeMap<String, BTreeMap<(String, String), Ticket>>,
     next_id: u64,
 }
 
@@ -243,6 +245,7 @@ impl MemoryCloud {
             dns: me.clone(),
             ledger: me.clone(),
             firewall: me.clone(),
+            queue: me.clone(),
             lock: me,
             clock: Arc::new(self.clock.clone()),
         }
@@ -761,6 +764,50 @@ impl Lock for MemoryCloud {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryCloud {
+    async fn enqueue(&self, table: &str, ticket: &Ticket) -> Result<()> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(table_missing(table));
+        }
+        let key = (partition_key(&ticket.app, &ticket.env), ticket.sort_key());
+        let tickets = s.tickets.entry(table.to_owned()).or_default();
+        if tickets.contains_key(&key) {
+            return Err(Error::internal(format!("queue ticket {} exists already", ticket.id)));
+        }
+        tickets.insert(key, ticket.clone());
+        Ok(())
+    }
+
+    async fn tickets(&self, table: &str, app: &AppName, env: &EnvName) -> Result<Vec<Ticket>> {
+        let s = self.call("dynamodb:Query")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(table_missing(table));
+        }
+        let pk = partition_key(app, env);
+        Ok(s.tickets.get(table).map(|t| t.iter().filter(|((p, _), _)| *p == pk).map(|(_, t)| t.clone()).collect()).unwrap_or_default())
+    }
+
+    async fn update_ticket(&self, table: &str, ticket: &Ticket) -> Result<bool> {
+        let mut s = self.call("dynamodb:PutItem")?;
+        let key = (partition_key(&ticket.app, &ticket.env), ticket.sort_key());
+        match s.tickets.entry(table.to_owned()).or_default().get_mut(&key) {
+            Some(t) => {
+                *t = ticket.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn remove_ticket(&self, table: &str, ticket: &Ticket) -> Result<bool> {
+        let mut s = self.call("dynamodb:DeleteItem")?;
+        let key = (partition_key(&ticket.app, &ticket.env), ticket.sort_key());
+        Ok(s.tickets.entry(table.to_owned()).or_default().remove(&key).is_some())
     }
 }
 

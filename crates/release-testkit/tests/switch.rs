@@ -105,7 +105,7 @@ async fn rollback_during_a_shift_restores_the_weights_from_before_it_and_touches
     w.cloud.clock.advance(Duration::from_secs(600));
     w.promote("prod", &v2).await.unwrap(); // blue idle, runs v2
     for pct in [10, 50] {
-        w.release("alice").switch("blue", &SwitchOptions { weight: Some(pct), force: false }, None).await.unwrap();
+        w.release("alice").switch("blue", &SwitchOptions { weight: Some(pct), force: false, ..Default::default() }, None).await.unwrap();
     }
     assert_eq!(live(&w.weights().await), "blue=50,green=50");
     let before: BTreeSet<String> = ids(&w, "blue").union(&ids(&w, "green")).cloned().collect();
@@ -159,7 +159,7 @@ async fn switching_the_live_cluster_to_zero_is_refused_and_shares_are_weight_ove
     let w = World::new(2).await;
     let v1 = w.bake('1').await;
     w.deploy_prod(&v1).await; // green
-    let err = w.release("alice").switch("green", &SwitchOptions { weight: Some(0), force: false }, None).await.unwrap_err();
+    let err = w.release("alice").switch("green", &SwitchOptions { weight: Some(0), force: false, ..Default::default() }, None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused);
     assert!(err.message().contains("every cluster at weight 0"), "{err}");
     assert_eq!(live(&w.weights().await), "blue=0,green=100", "nothing changed");
@@ -184,7 +184,7 @@ async fn a_switch_under_a_running_promote_waits_for_nobody_it_is_refused() {
     w.cloud.state().healthy_after = Some(Duration::from_secs(120));
     let (promote, switch) = tokio::join!(w.promote("prod", &v2), async {
         tokio::time::sleep(Duration::from_secs(30)).await;
-        w.release("bob").switch("blue", &SwitchOptions { weight: None, force: true }, None).await
+        w.release("bob").switch("blue", &SwitchOptions { weight: None, force: true, ..Default::default() }, None).await
     });
     promote.unwrap();
     let err = switch.unwrap_err();
@@ -202,9 +202,9 @@ async fn unfinished_switches_of_dead_runs_are_closed_under_the_lock() {
     assert_eq!(w.records("prod").await[0].outcome, Outcome::Started);
     w.cloud.clock.advance(Duration::from_secs(200));
     // A plan writes nothing, even with an unfinished record around.
-    w.release("bob").plan_switch("blue", &SwitchOptions { weight: None, force: true }).await.unwrap();
+    w.release("bob").plan_switch("blue", &SwitchOptions { weight: None, force: true, ..Default::default() }).await.unwrap();
     assert_eq!(w.records("prod").await[0].outcome, Outcome::Started, "--plan wrote nothing");
-    w.release("bob").switch("blue", &SwitchOptions { weight: Some(100), force: true }, None).await.unwrap();
+    w.release("bob").switch("blue", &SwitchOptions { weight: Some(100), force: true, ..Default::default() }, None).await.unwrap();
     let records = w.records("prod").await;
     let dead = records.iter().find(|r| r.action_name() == "switch" && r.actor == "alice").unwrap();
     assert_eq!(dead.outcome, Outcome::Succeeded, "its change had landed: {dead:?}");

@@ -18,14 +18,34 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Res
     }
     let c = context::connected(g, pipeline, "history", context::Writes::Nothing).await?;
     let records = c.release.history(env, limit).await?;
+    // Commands waiting in the queue come first: they are what happens next.
+    let in_file = env.is_none_or(|e| c.release.pipeline.env(e).is_ok());
+    let waiting: Vec<release_core::ledger::Ticket> = if in_file {
+        let now = c.release.session.cloud.clock.now();
+        c.release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.expired).map(|t| t.ticket).filter(|t| t.is_waiting(now)).collect()
+    } else {
+        Vec::new()
+    };
     let app = c.release.pipeline.app.clone();
-    let mut doc = serde_json::json!({ "ok": true, "app": app, "records": records });
+    let mut doc = serde_json::json!({ "ok": true, "app": app, "queued": waiting, "records": records });
     context::add_calls(&mut doc, &c.calls);
     out.result(&doc, || {
-        if records.is_empty() {
+        if records.is_empty() && waiting.is_empty() {
             return format!("no ledger records for {app}{} yet", env.map(|e| format!(" in env {e}")).unwrap_or_default());
         }
-        let rows: Vec<Vec<String>> = records
+        let queued = waiting.iter().rev().map(|t| {
+            vec![
+                t.arrival.to_string(),
+                t.holder.clone(),
+                t.action.as_str().to_owned(),
+                t.env.to_string(),
+                "-".into(),
+                t.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).unwrap_or_else(|| "-".into()),
+                "-".into(),
+                format!("queued ({})", t.id),
+            ]
+        });
+        let rows: Vec<Vec<String>> = queued.chain(records
             .iter()
             .map(|r| {
                 let (from, to) = r.from_to();
@@ -39,7 +59,7 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Res
                     format!("{from} -> {to}"),
                     format!("{}{}", r.outcome.as_str(), if r.forced { " (forced)" } else { "" }),
                 ]
-            })
+            }))
             .collect();
         crate::output::table(&["TIME", "ACTOR", "ACTION", "ENV", "CLUSTER", "COMMIT", "FROM -> TO", "OUTCOME"], &rows)
     });

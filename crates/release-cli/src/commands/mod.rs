@@ -3,6 +3,7 @@
 mod bake;
 mod history;
 mod promote;
+mod queue;
 mod provision;
 mod rollback;
 mod stages;
@@ -25,9 +26,11 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Test { sha } => stages::test(g, out, sha).await,
         Command::Bake { sha, force } => bake::run(g, out, sha, *force).await,
         Command::Images => bake::images(g, out).await,
-        Command::Promote { sha, env, cluster, plan, batch, force } => {
-            promote::run(g, out, promote::Args { rev: sha, env, cluster: cluster.as_deref(), plan: *plan, batch: *batch, force: *force }).await
+        Command::Promote { sha, env, cluster, plan, batch, force, wait } => {
+            let wait = queue::wait(wait.as_deref())?;
+            promote::run(g, out, promote::Args { rev: sha, env, cluster: cluster.as_deref(), plan: *plan, batch: *batch, force: *force, wait }).await
         }
+        Command::Queue { env, action } => queue::run(g, out, env.as_deref(), action.as_ref()).await,
         Command::Unlock { env, force } => unlock::run(g, out, env, *force).await,
         Command::IamPolicy => {
             let pipeline = crate::context::load_pipeline(g)?;
@@ -35,9 +38,9 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
             out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policy": policy }), || serde_json::to_string_pretty(&policy).unwrap_or_default());
             Ok(())
         }
-        Command::Switch { cluster, weight, plan, force } => switch::run(g, out, cluster, *weight, *plan, *force).await,
+        Command::Switch { cluster, weight, plan, force, wait } => switch::run(g, out, cluster, *weight, *plan, *force, queue::wait(wait.as_deref())?).await,
         Command::Status { env } => status::run(g, out, env.as_deref()).await,
-        Command::Rollback { env, plan } => rollback::run(g, out, env, *plan).await,
+        Command::Rollback { env, plan, wait } => rollback::run(g, out, env, *plan, queue::wait(wait.as_deref())?).await,
         Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
     }
 }

@@ -78,6 +78,9 @@ fn table(envs: &[EnvStatus], now: release_core::clock::Timestamp) -> String {
             for st in &c.strays {
                 s.push_str(&format!("{:<10} stray in {}: {}\n", "", c.target, st.describe()));
             }
+            if let Some(n) = &c.note {
+                s.push_str(&format!("{:<10} note: {n}\n", ""));
+            }
         }
         if let Some(op) = &e.operation {
             s.push_str(&format!("{:<10} {}\n", "", status::describe_operation(op, now)));

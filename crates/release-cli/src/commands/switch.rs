@@ -1,4 +1,4 @@
-//! `release switch <cluster> [--weight PCT] [--plan] [--force]`.
+//! `release switch <cluster> [--weight PCT] [--plan] [--force] [--wait [DUR]]`.
 
 use release_core::ids::short_sha;
 use release_core::switch::{SwitchOptions, SwitchPlan, SwitchReport};
@@ -8,13 +8,12 @@ use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
-pub async fn run(g: &Global, out: &Output, cluster: &str, weight: Option<u8>, plan_only: bool, force: bool) -> Result<()> {
+pub async fn run(g: &Global, out: &Output, cluster: &str, weight: Option<u8>, plan_only: bool, force: bool, wait: release_core::queue::Wait) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.cluster(cluster)?;
     let c = context::connected(g, pipeline, "switch", context::Writes::Ledger).await?;
-    let opts = SwitchOptions { weight, force };
+    let opts = SwitchOptions { weight, force, wait };
     let start = std::time::Instant::now();
-    
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;
         let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0 };

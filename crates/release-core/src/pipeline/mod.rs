@@ -265,6 +265,30 @@ pub struct Environment {
     pub vars: BTreeMap<String, String>,
     /// How traffic reaches it.
     pub topology: Topology,
+    /// How commands waiting for its lock (`--wait`) are served.
+    pub queue: QueueMode,
+}
+
+/// How an environment's queue serves waiting commands (`queue = "fifo" | "latest"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueMode {
+    /// In order of arrival, each exactly once.
+    #[default]
+    Fifo,
+    /// A newer waiting promote supersedes the older waiting promotes: CI deploying every merge ends on the newest
+    /// commit without deploying each one.
+    Latest,
+}
+
+impl QueueMode {
+    /// `fifo` or `latest`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueMode::Fifo => "fifo",
+            QueueMode::Latest => "latest",
+        }
+    }
 }
 
 /// How an environment takes traffic.

@@ -10,7 +10,7 @@ use toml_edit::{ImDocument, Item, Table, TableLike};
 
 use super::{
     BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget,
-    MetadataTokens, Pipeline, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
+    MetadataTokens, Pipeline, QueueMode, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
 };
 use crate::clock::{format_duration, parse_duration};
 use crate::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
@@ -638,7 +638,7 @@ impl<'a> Walker<'a> {
                 }
             };
             match (name, self.environment(&env_tbl, &label, deploy, &mut seen)) {
-                (Some(name), Some((vars, topology))) => envs.push(Environment { name, vars, topology }),
+                (Some(name), Some((vars, topology, queue))) => envs.push(Environment { name, vars, topology, queue }),
                 _ => ok = false,
             }
         }
@@ -655,9 +655,21 @@ impl<'a> Walker<'a> {
         label: &str,
         deploy: &DeploySettings,
         seen: &mut Seen,
-    ) -> Option<(BTreeMap<String, String>, Topology)> {
-        self.unknown_keys(t, &["vars", "dns", "clusters"]);
+    ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
+        self.unknown_keys(t, &["vars", "dns", "clusters", "queue"]);
         let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
+        let mut queue = QueueMode::Fifo;
+        if let Some((q, span)) = self.str(t, "queue") {
+            match q.as_str() {
+                "fifo" => queue = QueueMode::Fifo,
+                "latest" => queue = QueueMode::Latest,
+                _ => self.error(
+                    span,
+                    format!("queue `{q}` in [{label}] is neither \"fifo\" nor \"latest\""),
+                    Some("\"fifo\" serves waiting commands in order of arrival; \"latest\" lets a newer waiting promote supersede older ones"),
+                ),
+            }
+        }
         let dns = match t.t.get("dns") {
             Some(_) => Some(self.dns(t, label)),
             None => None,
@@ -763,7 +775,7 @@ impl<'a> Walker<'a> {
             Some(None) => return None,
             None => Topology::InPlace { cluster: clusters.into_iter().next()? },
         };
-        Some((vars, topology))
+        Some((vars, topology, queue))
     }
 
     fn dns(&mut self, env: &Tbl<'_>, label: &str) -> Option<DnsSettings> {

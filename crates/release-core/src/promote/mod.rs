@@ -39,6 +39,8 @@ pub struct PromoteOptions {
     pub force: bool,
     /// The region (for `ssm:` lookups in user data).
     pub region: String,
+    /// Whether to wait in the queue for a held lock (`--wait`).
+    pub wait: crate::queue::Wait,
 }
 
 /// What a promote will do or did.
