@@ -206,7 +206,7 @@ def bench_switch():
     d = tempfile.mkdtemp(prefix="bench-switch-")
     write_pipeline(d, "bench", '''[env.prod]
 vars = { APP_ENV = "production" }
-dns = { zone = "example.com.", record = "bench.example.com.", ttl = 60 }
+dns = { zone = "example.com.", record = "bench.example.com." }
 [env.prod.clusters.prod1]
 load_balancer = "bench-prod1"
 count = 4
@@ -218,7 +218,7 @@ count = 4
     register_ami("bench", SHA_A)
     run_release(d, "promote", SHA_A, "--env", "prod")  # prod2
     run_release(d, "switch", "prod2")
-    run_release(d, "promote", SHA_A, "--env", "prod")  # prod1
+    run_release(d, "promote", SHA_A, "--env", "prod", "--force")  # prod1, without waiting `settle` after the switch
     samples = []
     for i in range(max(ARGS.reps, 5)):
         target = "prod1" if i % 2 == 0 else "prod2"
@@ -249,7 +249,7 @@ load_balancer = "{app}-staging"
 count = 2
 [env.prod]
 vars = {{ APP_ENV = "production" }}
-dns = {{ zone = "example.com.", record = "{app}.example.com.", ttl = 60 }}
+dns = {{ zone = "example.com.", record = "{app}.example.com." }}
 [env.prod.clusters.{app}-blue]
 load_balancer = "{app}-blue"
 count = 2

@@ -88,6 +88,9 @@ pub struct PromoteDetails {
     /// Batches completed (`--batch`).
     #[serde(default)]
     pub batches_done: u32,
+    /// The commit's subject line, when the AMI carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// What a switch did to the live name.
@@ -307,6 +310,9 @@ pub struct Record {
     /// What the action does now, written at each poll so that any machine can show it (status, dashboard).
     #[serde(default)]
     pub progress: Option<Progress>,
+    /// Events that no sink of `[notify]` took (after its retries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify_failures: Vec<crate::notify::NotifyFailure>,
     /// The action and what only it has.
     #[serde(flatten)]
     pub action: Action,
@@ -479,7 +485,7 @@ pub struct LiveRelease {
 /// #     release_id: ReleaseId::from_string(format!("r{t}")), holder: ReleaseId::from_string(format!("r{t}")),
 /// #     actor: "ci".into(), caller: String::new(), host: String::new(), started: Timestamp::from_millis(t),
 /// #     finished: None, outcome: Outcome::Succeeded, detail: None, forced: false, rolled_back: None,
-/// #     seconds: Default::default(), progress: None,
+/// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(),
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
 /// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], batches_done: 0 }) };
@@ -600,6 +606,7 @@ mod tests {
             rolled_back: None,
             seconds: BTreeMap::new(),
             progress: None,
+            notify_failures: Vec::new(),
             action,
         }
     }

@@ -39,6 +39,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod ledger;
+pub mod notify;
 pub mod pipeline;
 pub mod ports;
 pub mod promote;

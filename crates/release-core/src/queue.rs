@@ -18,6 +18,7 @@ use crate::clock::{format_duration, Timestamp};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::{short_sha, ClusterName, CommitSha, ReleaseId};
 use crate::ledger::{Action, LockInfo, Outcome, QueuedDetails, Record, Ticket, TicketAction};
+use crate::notify::{Event, EventKind};
 use crate::pipeline::{Environment, Pipeline, QueueMode};
 use crate::runner::{self, Session, LOCK_LEASE, RENEW_EVERY};
 
@@ -132,6 +133,7 @@ pub async fn take_turn(
     doing: &str,
     wait: Wait,
     spec: Option<&TicketSpec>,
+    events: &crate::notify::Delivery,
 ) -> Result<(LockInfo, Duration)> {
     let cloud = &session.cloud;
     let table = &pipeline.ledger_table;
@@ -175,6 +177,8 @@ pub async fn take_turn(
     // Waiting is this command's to stop: Ctrl-C removes the ticket rather than killing the process.
     let _claim = session.signals.claim();
     cloud.queue.enqueue(table, &ticket).await?;
+    let queued = ticket_record(session, pipeline, env, &ticket, spec, Outcome::Started, None);
+    events.send(Event::of(EventKind::Queued, &queued, events.link(), now));
     let deadline = limit.map(|d| now.add(d));
     let mut renewed = now;
     let mut said = String::new();
@@ -187,7 +191,7 @@ pub async fn take_turn(
         }
         let all = cloud.queue.tickets(table, &pipeline.app, &env.name).await?;
         if !all.iter().any(|t| t.id == ticket.id) {
-            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None).await?;
+            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, events).await?;
             return Err(Error::new(
                 ErrorKind::LockHeld,
                 format!("{} left the queue of env {}: its ticket {} was cancelled (`release queue cancel`); nothing was done", ticket.doing, env.name, ticket.id),
@@ -204,7 +208,7 @@ pub async fn take_turn(
             if let Some(newer) = newer {
                 let by = (*newer).clone();
                 cloud.queue.remove_ticket(table, &ticket).await?;
-                record_left(session, pipeline, env, &ticket, spec, Outcome::Superseded, Some(by.id.clone())).await?;
+                record_left(session, pipeline, env, &ticket, spec, Outcome::Superseded, Some(by.id.clone()), events).await?;
                 return Err(Error::new(
                     ErrorKind::Superseded,
                     format!(
@@ -300,7 +304,8 @@ fn tell(session: &Session, said: &mut String, said_at: &mut Timestamp, now: Time
     }
 }
 
-/// Writes the ledger record of a waiter that left the queue without running.
+/// Writes the ledger record of a waiter that left the queue without running, and tells the sinks.
+#[allow(clippy::too_many_arguments)]
 async fn record_left(
     session: &Session,
     pipeline: &Pipeline,
@@ -309,10 +314,31 @@ async fn record_left(
     spec: &TicketSpec,
     outcome: Outcome,
     superseded_by: Option<ReleaseId>,
+    events: &crate::notify::Delivery,
 ) -> Result<()> {
+    let mut record = ticket_record(session, pipeline, env, ticket, spec, outcome, superseded_by);
+    let failures = {
+        events.send(Event::of(Event::closing_kind(&record), &record, events.link(), session.cloud.clock.now()));
+        events.settle(crate::notify::SINK_TIMEOUT).await
+    };
+    record.notify_failures = failures;
+    session.cloud.ledger.put_record(&pipeline.ledger_table, &record, crate::ports::Expect::New).await?;
+    Ok(())
+}
+
+/// The record of a waiting command: `outcome` `Started` while it waits (for the `queued` event), or how it left.
+fn ticket_record(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    ticket: &Ticket,
+    spec: &TicketSpec,
+    outcome: Outcome,
+    superseded_by: Option<ReleaseId>,
+) -> Record {
     let now = session.cloud.clock.now();
     let a = &session.actor;
-    let record = Record {
+    Record {
         app: pipeline.app.clone(),
         env: env.name.clone(),
         release_id: ticket.id.clone(),
@@ -321,17 +347,19 @@ async fn record_left(
         caller: a.caller.clone(),
         host: a.host.clone(),
         started: ticket.arrival,
-        finished: Some(now),
+        finished: outcome.is_final().then_some(now),
         outcome,
-        detail: Some(match (&superseded_by, &spec.commit) {
-            (Some(by), _) => format!("superseded by {by} while waiting"),
-            (None, Some(c)) => format!("cancelled while waiting to deploy {}", short_sha(c.as_str())),
-            (None, None) => "cancelled while waiting".to_owned(),
-        }),
+        detail: match (outcome, &superseded_by, &spec.commit) {
+            (Outcome::Started, _, _) => None,
+            (_, Some(by), _) => Some(format!("superseded by {by} while waiting")),
+            (_, None, Some(c)) => Some(format!("cancelled while waiting to deploy {}", short_sha(c.as_str()))),
+            (_, None, None) => Some("cancelled while waiting".to_owned()),
+        },
         forced: false,
         rolled_back: None,
         seconds: [("queued".to_owned(), now.since(ticket.arrival).as_secs_f64())].into_iter().collect(),
         progress: None,
+        notify_failures: Vec::new(),
         action: Action::Queued(QueuedDetails {
             command: spec.action,
             commit: spec.commit.clone(),
@@ -339,9 +367,7 @@ async fn record_left(
             superseded_by,
             waited: now.since(ticket.arrival).as_secs_f64(),
         }),
-    };
-    session.cloud.ledger.put_record(&pipeline.ledger_table, &record, crate::ports::Expect::New).await?;
-    Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -133,6 +133,8 @@ pub struct Session {
     pub entropy: u32,
     /// How often waits poll AWS.
     pub poll: Duration,
+    /// Where deploy events go (the sinks of the pipeline's `[notify]`).
+    pub notifier: Arc<dyn crate::notify::Notifier>,
 }
 
 impl Session {
@@ -146,7 +148,14 @@ impl Session {
             checkpoint: Arc::new(|_| Ok(())),
             entropy: 0,
             poll: Duration::from_secs(5),
+            notifier: Arc::new(crate::notify::NoNotifier),
         }
+    }
+
+    /// The delivery of events of one operation on `pipeline`.
+    pub fn delivery(&self, pipeline: &Pipeline) -> crate::notify::Delivery {
+        let reporter = self.reporter.clone();
+        crate::notify::Delivery::new(self.notifier.clone(), self.cloud.clock.clone(), pipeline.notify.clone(), Arc::new(move |l: &str| reporter.progress(l)))
     }
 
     /// A new release id (time-ordered).
@@ -257,6 +266,8 @@ pub struct Op<'s> {
     outcome: Option<Outcome>,
     /// How long the command waited in the queue before it got the lock.
     queued: Duration,
+    /// Deploy events on their way to the sinks.
+    events: crate::notify::Delivery,
 }
 
 impl<'s> Op<'s> {
@@ -290,9 +301,17 @@ impl<'s> Op<'s> {
         self.session.progress(line);
     }
 
-    /// The crash hook (tests).
+    /// A step boundary: the crash hook (tests), and a `step` event for the sinks that take them.
     pub fn step(&self, name: &str) -> Result<()> {
-        self.session.checkpoint(name)
+        self.session.checkpoint(name)?;
+        if !matches!(name, "locked" | "recorded" | "finished") {
+            if let Some(r) = &self.record {
+                let mut e = crate::notify::Event::of(crate::notify::EventKind::Step, r, self.events.link(), self.session.cloud.clock.now());
+                e.step = Some(name.to_owned());
+                self.events.send(e);
+            }
+        }
+        Ok(())
     }
 
     /// A fresh record for this run, not yet written: the body fills in the action and calls [`Op::open`].
@@ -314,6 +333,7 @@ impl<'s> Op<'s> {
             rolled_back: None,
             seconds: if self.queued.is_zero() { Default::default() } else { [("queued".to_owned(), self.queued.as_secs_f64())].into_iter().collect() },
             progress: None,
+            notify_failures: Vec::new(),
             action,
         }
     }
@@ -324,6 +344,7 @@ impl<'s> Op<'s> {
         if !self.cloud().ledger.put_record(table, &record, Expect::New).await? {
             return Err(Error::internal(format!("ledger record {} exists already", record.release_id)));
         }
+        self.events.send(crate::notify::Event::of(crate::notify::EventKind::Started, &record, self.events.link(), self.session.cloud.clock.now()));
         self.record = Some(record);
         Ok(())
     }
@@ -564,9 +585,10 @@ pub async fn run<T>(
     // Taking the lock is a write: a signal now must not kill the process between it and the runner.
     let _claim = session.signals.claim();
     let run_id = session.new_release_id();
-    let (info, queued) = crate::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref()).await?;
+    let events = session.delivery(pipeline);
+    let (info, queued) = crate::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
     session.checkpoint("locked")?;
-    run_locked(session, pipeline, env, spec, run_id, info, queued, body).await
+    run_locked(session, pipeline, env, spec, run_id, (info, queued), events, body).await
 }
 
 /// [`run`] with the lock already taken (after `queued` in the queue).
@@ -577,8 +599,8 @@ async fn run_locked<T>(
     env: &Environment,
     spec: OpSpec,
     run_id: ReleaseId,
-    info: LockInfo,
-    queued: Duration,
+    (info, queued): (LockInfo, Duration),
+    events: crate::notify::Delivery,
     body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
 ) -> Result<T> {
     let _claim = session.signals.claim();
@@ -598,6 +620,7 @@ async fn run_locked<T>(
         phase_start: started,
         outcome: None,
         queued,
+        events,
     };
     let result = {
         let work = body(&mut op);
@@ -657,6 +680,18 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
     if result.is_ok() {
         // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
         op.session.checkpoint("finished")?;
+    }
+    // The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout.
+    if let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) {
+        op.events.send(crate::notify::Event::of(crate::notify::Event::closing_kind(&record), &record, op.events.link(), now));
+        let failures = op.events.settle(crate::notify::SINK_TIMEOUT).await;
+        if !failures.is_empty() {
+            let mut noted = record;
+            noted.notify_failures = failures;
+            if lost.is_none() && cloud.ledger.put_record(&table, &noted, Expect::Holder(op.run_id.clone())).await.unwrap_or(false) {
+                op.record = Some(noted);
+            }
+        }
     }
     if lost.is_none() {
         let info = op.shared.lock.lock().unwrap().clone();

@@ -110,7 +110,7 @@ fn unknown_key_suggests_the_closest_known_one() {
 fn unknown_top_level_key_lists_the_allowed_ones() {
     let src = format!("colour = \"blue\"\n{GOOD}");
     assert_eq!(Project::new().problems(&src), vec![
-        "1:1: unknown key `colour` in [top level]; fix: remove it; allowed keys here: app, region, ledger_table, build, test, bake, deploy, env",
+        "1:1: unknown key `colour` in [top level]; fix: remove it; allowed keys here: app, region, ledger_table, build, test, bake, deploy, env, notify",
     ]);
 }
 
@@ -238,4 +238,59 @@ fn record_outside_zone() {
     assert_eq!(Project::new().problems(&src), vec![
         "33:41: record `hello.example.org.` is not inside zone `example.com.`; fix: use a name that ends with the zone",
     ]);
+}
+
+const SINKS: &str = r#"
+[notify]
+link = "http://deploys.internal:8080"
+[[notify.sinks]]
+kind = "webhook"
+url = "https://hooks.example.com/release"
+secret = "env:RELEASE_WEBHOOK_SECRET"
+on = ["started", "succeeded", "failed", "rolled-back"]
+[[notify.sinks]]
+kind = "sns"
+topic = "arn:aws:sns:us-east-1:123456789012:deploys"
+[[notify.sinks]]
+kind = "slack"
+url = "https://hooks.slack.com/services/T000/B000/XXXX"
+[[notify.sinks]]
+kind = "command"
+command = "./change-ticket"
+on = ["failed"]
+"#;
+
+#[test]
+fn notify_sinks_parse_with_their_filters_and_labels_that_hide_secrets() {
+    use release_core::notify::EventKind;
+    use release_core::pipeline::{SecretRef, SinkKind};
+    let p = Project::new().parse(&format!("{GOOD}{SINKS}")).expect("valid");
+    assert_eq!(p.notify.link.as_deref(), Some("http://deploys.internal:8080"));
+    let labels: Vec<&str> = p.notify.sinks.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["webhook https://hooks.example.com/release", "sns arn:aws:sns:us-east-1:123456789012:deploys", "slack https://hooks.slack.com/services/…", "command `./change-ticket`"]);
+    assert_eq!(p.notify.sinks[0].kind, SinkKind::Webhook { url: "https://hooks.example.com/release".into(), secret: Some(SecretRef::Env("RELEASE_WEBHOOK_SECRET".into())) });
+    assert_eq!(p.notify.sinks[1].on, EventKind::DEFAULT.into_iter().collect(), "default filter");
+    assert_eq!(p.notify.sinks[3].on, [EventKind::Failed].into_iter().collect());
+}
+
+#[test]
+fn bad_notify_sinks_say_what_is_wrong() {
+    let bad = SINKS
+        .replace("secret = \"env:RELEASE_WEBHOOK_SECRET\"", "secret = \"hunter2\"")
+        .replace("topic = \"arn:aws:sns:us-east-1:123456789012:deploys\"", "topic = \"deploys\"")
+        .replace("on = [\"failed\"]", "on = [\"exploded\"]")
+        .replace("kind = \"slack\"", "kind = \"pager\"");
+    let problems = Project::new().problems(&format!("{GOOD}{bad}"));
+    let text = problems.join("\n");
+    for want in [
+        "`secret` of a webhook sink must be a reference, env:NAME or ssm:/path; fix: never write the secret itself in the pipeline file",
+        "topic `deploys` is not an SNS topic ARN; fix: write arn:aws:sns:<region>:<account>:<name>",
+        "sink kind `pager` is unknown; fix: use webhook, slack, sns or command",
+        "event `exploded` is unknown; fix: use some of: queued, started, step, succeeded, failed, rolled-back, lost-lock, superseded, cancelled, interrupted",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("hunter2"), "the secret is not repeated: {text}");
+    assert_eq!(problems.len(), 4, "{text}");
+    assert!(problems.iter().all(|p| p.split(':').next().unwrap().parse::<u32>().unwrap() > 40), "each at its line: {text}");
 }

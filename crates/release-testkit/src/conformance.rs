@@ -282,6 +282,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
         rolled_back: None,
         seconds: Default::default(),
         progress: None,
+        notify_failures: Vec::new(),
         action: Action::Promote(PromoteDetails {
             cluster: ClusterName::parse("c").unwrap(),
             commit: sha,
@@ -293,6 +294,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
             retired_instances: Vec::new(),
             strays_retired: Vec::new(),
             batches_done: 0,
+            subject: None,
         }),
     }
 }

@@ -8,3 +8,4 @@ pub mod emulator;
 pub mod fixtures;
 pub mod memory;
 pub mod proxy;
+pub mod sinks;

@@ -70,6 +70,66 @@ pub struct Pipeline {
     pub deploy: DeploySettings,
     /// `[env.NAME]`, in file order.
     pub envs: Vec<Environment>,
+    /// `[notify]`: where deploy events go.
+    pub notify: NotifySettings,
+}
+
+/// `[notify]`: where deploy events go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NotifySettings {
+    /// Put into every event (e.g. the dashboard's address).
+    pub link: Option<String>,
+    /// `[[notify.sinks]]`, in file order.
+    pub sinks: Vec<Sink>,
+}
+
+/// One `[[notify.sinks]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sink {
+    /// Where it delivers.
+    pub kind: SinkKind,
+    /// The events it takes (`on`; default: started, succeeded, failed, rolled-back).
+    pub on: std::collections::BTreeSet<crate::notify::EventKind>,
+    /// For messages and the ledger: `webhook https://hooks.example.com/release` (never a secret).
+    pub label: String,
+}
+
+/// Where a sink delivers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SinkKind {
+    /// A JSON POST of the event, signed with HMAC-SHA256 when a secret is set (`X-Release-Signature: sha256=…`).
+    Webhook {
+        /// http(s) URL.
+        url: String,
+        /// The HMAC key.
+        secret: Option<SecretRef>,
+    },
+    /// A Slack incoming webhook: a message readable at a glance.
+    Slack {
+        /// The incoming webhook's URL.
+        url: String,
+    },
+    /// An SNS topic (message attributes app, env, outcome).
+    Sns {
+        /// The topic's ARN.
+        topic: String,
+    },
+    /// A local command, run with `bash -c`, the event as JSON on its stdin.
+    Command {
+        /// The command line.
+        command: String,
+    },
+}
+
+/// A secret named in the pipeline file, never written there in clear.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "name", rename_all = "kebab-case")]
+pub enum SecretRef {
+    /// `env:NAME`: an environment variable of the machine running `release`.
+    Env(String),
+    /// `ssm:/path`: an SSM parameter (SecureString), read when the event is sent.
+    Ssm(String),
 }
 
 /// `[build]`.

@@ -10,9 +10,10 @@ use toml_edit::{ImDocument, Item, Table, TableLike};
 
 use super::{
     BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget,
-    MetadataTokens, Pipeline, QueueMode, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
+    MetadataTokens, NotifySettings, Pipeline, QueueMode, SecretRef, Sink, SinkKind, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
 };
 use crate::clock::{format_duration, parse_duration};
+use crate::notify::EventKind;
 use crate::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
 
 const HEALTH_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(6 * 3600));
@@ -481,6 +482,7 @@ impl<'a> Walker<'a> {
                 bake: bake?,
                 deploy: DeploySettings::default(),
                 envs: Vec::new(),
+                notify: NotifySettings::default(),
             });
         }
         let deploy = match self.sub_table(&top, "deploy", "deploy") {
@@ -491,6 +493,7 @@ impl<'a> Walker<'a> {
             None => DeploySettings::default(),
         };
         let envs = self.envs(&top, &deploy);
+        let notify = self.notify(&top);
         Some(Pipeline {
             file: self.file.to_path_buf(),
             root: root.to_path_buf(),
@@ -502,7 +505,111 @@ impl<'a> Walker<'a> {
             bake: bake?,
             deploy,
             envs: envs?,
+            notify: notify?,
         })
+    }
+
+    fn notify(&mut self, top: &Tbl<'_>) -> Option<NotifySettings> {
+        let Some(t) = self.sub_table(top, "notify", "notify") else { return Some(NotifySettings::default()) };
+        self.unknown_keys(&t, &["link", "sinks"]);
+        let mut ok = true;
+        let link = match self.str(&t, "link") {
+            Some((l, span)) if !(l.starts_with("http://") || l.starts_with("https://")) => {
+                self.error(span, format!("link `{l}` in [notify] is not an http(s) URL"), Some("write the address people open, e.g. http://deploys.internal:8080"));
+                ok = false;
+                None
+            }
+            Some((l, _)) => Some(l),
+            None => None,
+        };
+        let mut sinks = Vec::new();
+        if let Some((k, item)) = t.t.get_key_value("sinks") {
+            let span = item_span(item).or_else(|| k.span()).unwrap_or(0..0);
+            let tables: Vec<&Table> = match item {
+                Item::ArrayOfTables(a) => a.iter().collect(),
+                _ => {
+                    self.error(span, "`sinks` in [notify] must be an array of tables", Some("write each sink as a [[notify.sinks]] section"));
+                    return None;
+                }
+            };
+            for (i, st) in tables.into_iter().enumerate() {
+                let anchor = st.span().or_else(|| Some(span.clone()));
+                let tbl = Tbl { t: st, name: format!("notify.sinks #{}", i + 1), anchor };
+                match self.sink(&tbl) {
+                    Some(s) => sinks.push(s),
+                    None => ok = false,
+                }
+            }
+        }
+        ok.then_some(NotifySettings { link, sinks })
+    }
+
+    fn sink(&mut self, t: &Tbl<'_>) -> Option<Sink> {
+        let (kind, kspan) = self.required_str(t, "kind", "add kind = \"webhook\" (or slack, sns, command)")?;
+        let url = |p: &mut Self, what: &str| -> Option<String> {
+            let (u, span) = p.required_str(t, "url", &format!("add url = \"https://...\", the {what}'s address"))?;
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                p.error(span, format!("url `{u}` of a {what} sink is not an http(s) URL"), Some("write the full https:// address"));
+                return None;
+            }
+            Some(u)
+        };
+        let (kind, allowed, label) = match kind.as_str() {
+            "webhook" => {
+                let u = url(self, "webhook");
+                let secret = match self.str(t, "secret") {
+                    Some((s, span)) => match (s.strip_prefix("env:"), s.strip_prefix("ssm:")) {
+                        (Some(name), _) if is_env_var_name(name) => Some(SecretRef::Env(name.to_owned())),
+                        (_, Some(path)) if path.starts_with('/') && path.len() > 1 => Some(SecretRef::Ssm(path.to_owned())),
+                        _ => {
+                            self.error(span, "`secret` of a webhook sink must be a reference, env:NAME or ssm:/path", Some("never write the secret itself in the pipeline file"));
+                            return None;
+                        }
+                    },
+                    None => None,
+                };
+                let u = u?;
+                (SinkKind::Webhook { url: u.clone(), secret }, &["kind", "url", "secret", "on"][..], format!("webhook {}", redact(&u)))
+            }
+            "slack" => {
+                let u = url(self, "slack")?;
+                (SinkKind::Slack { url: u.clone() }, &["kind", "url", "on"][..], format!("slack {}", redact(&u)))
+            }
+            "sns" => {
+                let (topic, span) = self.required_str(t, "topic", "add topic = \"arn:aws:sns:<region>:<account>:<name>\"")?;
+                if !(topic.starts_with("arn:aws") && topic.split(':').nth(2) == Some("sns") && topic.split(':').count() == 6) {
+                    self.error(span, format!("topic `{topic}` is not an SNS topic ARN"), Some("write arn:aws:sns:<region>:<account>:<name>"));
+                    return None;
+                }
+                (SinkKind::Sns { topic: topic.clone() }, &["kind", "topic", "on"][..], format!("sns {topic}"))
+            }
+            "command" => {
+                let (command, _) = self.required_str(t, "command", "add command = \"./notify.sh\" (the event comes as JSON on its stdin)")?;
+                (SinkKind::Command { command: command.clone() }, &["kind", "command", "on"][..], format!("command `{command}`"))
+            }
+            other => {
+                self.error(kspan, format!("sink kind `{other}` is unknown"), Some("use webhook, slack, sns or command"));
+                return None;
+            }
+        };
+        self.unknown_keys(t, allowed);
+        let mut on: std::collections::BTreeSet<EventKind> = EventKind::DEFAULT.into_iter().collect();
+        if let Some(list) = self.str_list(t, "on") {
+            on.clear();
+            for (name, span) in list {
+                match EventKind::parse(&name) {
+                    Some(k) => {
+                        on.insert(k);
+                    }
+                    None => {
+                        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                        self.error(span, format!("event `{name}` is unknown"), Some(&format!("use some of: {}", names.join(", "))));
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(Sink { kind, on, label })
     }
 
     fn build(&mut self, top: &Tbl<'_>) -> Option<BuildStage> {
@@ -910,7 +1017,7 @@ impl<'a> Walker<'a> {
     }
 }
 
-const TOP_KEYS: &[&str] = &["app", "region", "ledger_table", "build", "test", "bake", "deploy", "env"];
+const TOP_KEYS: &[&str] = &["app", "region", "ledger_table", "build", "test", "bake", "deploy", "env", "notify"];
 
 const DEPLOY_KEYS: &[&str] = &[
     "instance_type",
@@ -930,6 +1037,18 @@ const DEPLOY_KEYS: &[&str] = &[
     "max_targets",
 ];
 
+
+/// An URL for messages: scheme, host and the first path segment; the rest (tokens of Slack's hook URLs) is cut.
+fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let mut parts = rest.splitn(3, '/');
+    let host = parts.next().unwrap_or("");
+    match (parts.next(), parts.next()) {
+        (Some(first), Some(_)) => format!("{scheme}://{host}/{first}/…"),
+        (Some(first), None) => format!("{scheme}://{host}/{first}"),
+        _ => format!("{scheme}://{host}"),
+    }
+}
 
 fn item_span(item: &Item) -> Option<Range<usize>> {
     match item {

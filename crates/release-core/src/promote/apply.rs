@@ -28,6 +28,7 @@ pub fn details(plan: &PromotePlan) -> PromoteDetails {
         retired_instances: Vec::new(),
         strays_retired: Vec::new(),
         batches_done: 0,
+        subject: plan.subject.clone(),
     }
 }
 

@@ -65,6 +65,8 @@ pub struct PromotePlan {
     pub commit: CommitSha,
     /// Its AMI.
     pub ami: AmiId,
+    /// The commit's subject line, as the bake tagged it on the AMI.
+    pub subject: Option<String>,
     /// What the cluster runs now.
     pub from_commit: Option<CommitSha>,
     /// Hash of the resolved settings.
@@ -363,6 +365,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         cluster: cluster.name.clone(),
         target: cluster.target.clone(),
         commit: commit.clone(),
+        subject: world.ami.tags.get(tags::SUBJECT).cloned(),
         ami: world.ami.id.clone(),
         from_commit,
         config_hash: config,

@@ -1,0 +1,332 @@
+//! Deploy events and their delivery to the sinks of `[notify]` (webhook, slack, sns, command).
+//!
+//! Every transition of a ledger record is an [`Event`]: queued, started, a step (launched, healthy, switched, ...),
+//! succeeded, failed, rolled back, lost-lock, superseded, cancelled, interrupted. The runner and the queue emit
+//! them; [`Delivery`] hands each to every sink whose `on` filter takes it, through the [`Notifier`] port.
+//!
+//! Delivery never blocks or fails a deploy: each event goes out on a task of its own, with a timeout per attempt
+//! and a bounded number of retries; the operation waits for what is still in flight only once, at its end, and
+//! at most [`SINK_TIMEOUT`]. A failed delivery is logged and noted on the ledger record (`notify_failures`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, Timestamp};
+use crate::error::{Error, Result};
+use crate::ids::short_sha;
+use crate::ledger::{Outcome, Record};
+use crate::pipeline::{NotifySettings, Sink};
+
+/// How long one delivery attempt may take.
+pub const SINK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per event and sink (the first and the retries).
+pub const ATTEMPTS: u32 = 3;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A command joined the queue (`--wait`).
+    Queued,
+    /// An action took the lock and began.
+    Started,
+    /// A step of a running action: launched, healthy, switched, ...
+    Step,
+    /// Done as asked.
+    Succeeded,
+    /// Failed (`rolled_back` says whether the environment was put back).
+    Failed,
+    /// The environment went back: a `release rollback`, or a rollout that undid itself.
+    RolledBack,
+    /// Stopped because another run took the lock.
+    LostLock,
+    /// A waiting command made moot by a newer one (`queue = "latest"`).
+    Superseded,
+    /// A waiting command whose ticket was cancelled.
+    Cancelled,
+    /// Stopped by Ctrl-C / SIGTERM.
+    Interrupted,
+}
+
+impl EventKind {
+    /// Every kind, for validation messages.
+    pub const ALL: [EventKind; 10] = [
+        EventKind::Queued,
+        EventKind::Started,
+        EventKind::Step,
+        EventKind::Succeeded,
+        EventKind::Failed,
+        EventKind::RolledBack,
+        EventKind::LostLock,
+        EventKind::Superseded,
+        EventKind::Cancelled,
+        EventKind::Interrupted,
+    ];
+
+    /// What a sink gets when its `on` is not given.
+    pub const DEFAULT: [EventKind; 4] = [EventKind::Started, EventKind::Succeeded, EventKind::Failed, EventKind::RolledBack];
+
+    /// `rolled-back`, as in the pipeline file and the payload.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Queued => "queued",
+            EventKind::Started => "started",
+            EventKind::Step => "step",
+            EventKind::Succeeded => "succeeded",
+            EventKind::Failed => "failed",
+            EventKind::RolledBack => "rolled-back",
+            EventKind::LostLock => "lost-lock",
+            EventKind::Superseded => "superseded",
+            EventKind::Cancelled => "cancelled",
+            EventKind::Interrupted => "interrupted",
+        }
+    }
+
+    /// The kind named `s` in a pipeline file.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One deploy event, as every sink receives it (the webhook's JSON body, the command's stdin, the SNS message).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// What happened.
+    pub event: EventKind,
+    /// For `step` events: which step (`launched`, `healthy`, `switched`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// When.
+    pub at: Timestamp,
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// The cluster, when the action is about one.
+    pub cluster: Option<String>,
+    /// `promote`, `switch`, `rollback`, `provision`.
+    pub action: String,
+    /// The full commit, when the action deploys or routes one.
+    pub commit: Option<String>,
+    /// Its first 12 characters.
+    pub commit_short: Option<String>,
+    /// The commit's subject line, when known (the AMI's tag).
+    pub subject: Option<String>,
+    /// The AMI.
+    pub ami: Option<String>,
+    /// What was there before (a commit, or weights).
+    pub from: String,
+    /// What is there after.
+    pub to: String,
+    /// Who acts (CI's actor, the git user, the OS user).
+    pub actor: String,
+    /// The AWS caller identity (ARN).
+    pub caller: String,
+    /// The machine.
+    pub host: String,
+    /// The release id.
+    pub release_id: String,
+    /// The record's outcome so far.
+    pub outcome: String,
+    /// Why it failed: the error's one-line message.
+    pub reason: Option<String>,
+    /// Whether a failed action put the environment back as it was.
+    pub rolled_back: Option<bool>,
+    /// Seconds per phase.
+    pub seconds: BTreeMap<String, f64>,
+    /// Instances launched and retired.
+    pub instances: InstanceCounts,
+    /// `[notify] link`, when set (e.g. the dashboard).
+    pub link: Option<String>,
+}
+
+/// How many instances an action launched and retired.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceCounts {
+    /// Launched.
+    pub launched: usize,
+    /// Retired.
+    pub retired: usize,
+}
+
+impl Event {
+    /// The event of `record` as it stands: `kind` says which transition.
+    pub fn of(kind: EventKind, record: &Record, link: Option<&str>, at: Timestamp) -> Event {
+        let (from, to) = record.from_to();
+        let promote = record.promote_details();
+        let commit = record.commit().map(|c| c.to_string());
+        Event {
+            event: kind,
+            step: None,
+            at,
+            app: record.app.to_string(),
+            env: record.env.to_string(),
+            cluster: record.cluster().map(|c| c.to_string()),
+            action: record.action_name().to_owned(),
+            commit_short: commit.as_deref().map(|c| short_sha(c).to_owned()),
+            commit,
+            subject: promote.and_then(|p| p.subject.clone()),
+            ami: promote.map(|p| p.ami.to_string()),
+            from,
+            to,
+            actor: record.actor.clone(),
+            caller: record.caller.clone(),
+            host: record.host.clone(),
+            release_id: record.release_id.to_string(),
+            outcome: record.outcome.as_str().to_owned(),
+            reason: if matches!(record.outcome, Outcome::Succeeded | Outcome::Started) { None } else { record.detail.clone() },
+            rolled_back: record.rolled_back,
+            seconds: record.seconds.clone(),
+            instances: InstanceCounts {
+                launched: promote.map(|p| p.new_instances.len()).unwrap_or(0),
+                retired: promote.map(|p| p.retired_instances.len()).unwrap_or(0),
+            },
+            link: link.map(str::to_owned),
+        }
+    }
+
+    /// The kind of event a record closed with `outcome` makes.
+    pub fn closing_kind(record: &Record) -> EventKind {
+        match record.outcome {
+            Outcome::Succeeded if record.action_name() == "rollback" => EventKind::RolledBack,
+            Outcome::Succeeded | Outcome::Abandoned => EventKind::Succeeded,
+            Outcome::RolledBack => EventKind::RolledBack,
+            Outcome::LostLock => EventKind::LostLock,
+            Outcome::Interrupted => EventKind::Interrupted,
+            Outcome::Superseded => EventKind::Superseded,
+            Outcome::Cancelled => EventKind::Cancelled,
+            Outcome::Failed | Outcome::Started => EventKind::Failed,
+        }
+    }
+
+    /// One line for people (slack, logs): `hello/prod: promote 3f2a1b2c3d4e to prod2 failed (alice): reason`.
+    pub fn headline(&self) -> String {
+        let what = match (&self.commit_short, &self.cluster) {
+            (Some(c), Some(cl)) => format!("{} {c} on {cl}", self.action),
+            (Some(c), None) => format!("{} {c}", self.action),
+            (None, Some(cl)) => format!("{} {cl}", self.action),
+            (None, None) => self.action.clone(),
+        };
+        let kind = match (&self.step, self.event) {
+            (Some(step), _) => format!("step {step}"),
+            (None, k) => k.as_str().to_owned(),
+        };
+        let mut line = format!("{}/{}: {what} {kind} ({})", self.app, self.env, self.actor);
+        if let Some(r) = &self.reason {
+            line.push_str(&format!(": {r}"));
+        }
+        line
+    }
+}
+
+/// Delivers events to sinks: the adapters (HTTP for webhook and slack, SNS, a local command) live outside core.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers `event` to `sink`, once; the caller bounds the time and retries.
+    async fn deliver(&self, sink: &Sink, event: &Event) -> Result<()>;
+}
+
+/// A notifier for sessions without sinks: delivers nothing.
+pub struct NoNotifier;
+
+#[async_trait]
+impl Notifier for NoNotifier {
+    async fn deliver(&self, _sink: &Sink, _event: &Event) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A delivery that failed for good, as noted on the ledger record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyFailure {
+    /// The sink (`webhook https://hooks.example.com/…`; never a secret).
+    pub sink: String,
+    /// The event.
+    pub event: String,
+    /// The last error.
+    pub error: String,
+}
+
+/// The events of one operation on their way out: started now, waited for once at its end.
+#[derive(Clone)]
+pub struct Delivery {
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    settings: NotifySettings,
+    /// (sink label, event kind, its delivery task).
+    in_flight: Arc<Mutex<Vec<(String, EventKind, tokio::task::JoinHandle<Option<NotifyFailure>>)>>>,
+    failures: Arc<Mutex<Vec<NotifyFailure>>>,
+    progress: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Delivery {
+    /// Deliveries for the sinks of `settings`.
+    pub fn new(notifier: Arc<dyn Notifier>, clock: Arc<dyn Clock>, settings: NotifySettings, progress: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
+        Self { notifier, clock, settings, in_flight: Default::default(), failures: Default::default(), progress }
+    }
+
+    /// The `[notify] link`.
+    pub fn link(&self) -> Option<&str> {
+        self.settings.link.as_deref()
+    }
+
+    /// Starts delivering `event` to every sink that takes its kind; returns at once.
+    pub fn send(&self, event: Event) {
+        for sink in self.settings.sinks.iter().filter(|s| s.on.contains(&event.event)) {
+            let (label, kind) = (sink.label.clone(), event.event);
+            let (notifier, clock, sink, event, progress) = (self.notifier.clone(), self.clock.clone(), sink.clone(), event.clone(), self.progress.clone());
+            let task = tokio::spawn(async move {
+                let mut last = None;
+                for attempt in 0..ATTEMPTS {
+                    if attempt > 0 {
+                        clock.sleep(Duration::from_secs(1 << (attempt - 1))).await;
+                    }
+                    let outcome = tokio::select! {
+                        r = notifier.deliver(&sink, &event) => r,
+                        _ = clock.sleep(SINK_TIMEOUT) => Err(Error::aws(format!("no answer within {}s", SINK_TIMEOUT.as_secs()))),
+                    };
+                    match outcome {
+                        Ok(()) => return None,
+                        Err(e) => last = Some(e.message().to_owned()),
+                    }
+                }
+                let error = last.unwrap_or_default();
+                progress(&format!("notify: {} did not take the {} event after {ATTEMPTS} attempts: {error}", sink.label, event.event.as_str()));
+                Some(NotifyFailure { sink: sink.label.clone(), event: event.event.as_str().to_owned(), error })
+            });
+            self.in_flight.lock().unwrap().push((label, kind, task));
+        }
+    }
+
+    /// Waits for the deliveries still in flight, at most `limit` in all, and returns every failure so far (a
+    /// delivery still running then is abandoned and counted as failed).
+    pub async fn settle(&self, limit: Duration) -> Vec<NotifyFailure> {
+        let tasks: Vec<_> = std::mem::take(&mut *self.in_flight.lock().unwrap());
+        let deadline = self.clock.now().add(limit);
+        for (sink, kind, mut t) in tasks {
+            let left = deadline.since(self.clock.now());
+            let done = tokio::select! {
+                // A delivery that is done counts as done, even once the time is up.
+                biased;
+                r = &mut t => r.ok().flatten(),
+                _ = self.clock.sleep(left) => {
+                    t.abort();
+                    Some(NotifyFailure { sink, event: kind.as_str().to_owned(), error: "still delivering when the command ended".into() })
+                }
+            };
+            if let Some(f) = done {
+                self.failures.lock().unwrap().push(f);
+            }
+        }
+        self.failures.lock().unwrap().clone()
+    }
+}
+
+/// The sinks that take `kind`, by label (for `notify test` and messages).
+pub fn sinks_for(settings: &NotifySettings, kind: EventKind) -> BTreeSet<String> {
+    settings.sinks.iter().filter(|s| s.on.contains(&kind)).map(|s| s.label.clone()).collect()
+}

@@ -1,0 +1,59 @@
+//! A notifier for engine tests: records every delivery attempt, and answers per sink as scripted (deliver, fail,
+//! or never answer), so that events, retries and the bound on a hanging sink can be checked in simulated time.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use release_core::notify::{Event, Notifier};
+use release_core::pipeline::Sink;
+use release_core::{Error, Result};
+
+/// How a scripted sink answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Takes the event.
+    Ok,
+    /// Refuses it (as an HTTP 500 would).
+    Fail,
+    /// Never answers.
+    Hang,
+}
+
+/// Every attempt, in order: (sink label, event); and how each sink answers (by label; default `Ok`).
+#[derive(Clone, Default)]
+pub struct RecordingNotifier {
+    /// Attempts, in order.
+    pub attempts: Arc<Mutex<Vec<(String, Event)>>>,
+    /// Answers by sink label.
+    pub answers: Arc<Mutex<BTreeMap<String, Answer>>>,
+}
+
+impl RecordingNotifier {
+    /// The events delivered to `sink` (attempts that it took), in order.
+    pub fn delivered(&self, sink: &str) -> Vec<Event> {
+        let answer = self.answers.lock().unwrap().get(sink).copied().unwrap_or(Answer::Ok);
+        if answer != Answer::Ok {
+            return Vec::new();
+        }
+        self.attempts.lock().unwrap().iter().filter(|(s, _)| s == sink).map(|(_, e)| e.clone()).collect()
+    }
+
+    /// How many attempts `sink` got.
+    pub fn attempts_at(&self, sink: &str) -> usize {
+        self.attempts.lock().unwrap().iter().filter(|(s, _)| s == sink).count()
+    }
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn deliver(&self, sink: &Sink, event: &Event) -> Result<()> {
+        self.attempts.lock().unwrap().push((sink.label.clone(), event.clone()));
+        let answer = self.answers.lock().unwrap().get(&sink.label).copied().unwrap_or(Answer::Ok);
+        match answer {
+            Answer::Ok => Ok(()),
+            Answer::Fail => Err(Error::aws(format!("{}: HTTP 500", sink.label))),
+            Answer::Hang => std::future::pending().await,
+        }
+    }
+}

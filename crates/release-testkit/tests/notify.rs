@@ -1,0 +1,169 @@
+//! Deploy events in simulated time: what each sink receives for a promote, a failed promote, a switch, a rollback
+//! and the queue; `on` filters; retries of a failing sink noted on the ledger record; a sink that never answers
+//! costs a promote at most one timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use release_core::clock::Clock;
+use release_core::notify::{EventKind, SINK_TIMEOUT};
+use release_core::promote::PromoteOptions;
+use release_core::queue::Wait;
+use release_core::{ErrorKind, Release};
+use release_testkit::fixtures::{shop, World};
+use release_testkit::sinks::{Answer, RecordingNotifier};
+
+const SINKS: &str = r#"
+[notify]
+link = "http://deploys.internal:8080"
+[[notify.sinks]]
+kind = "webhook"
+url = "https://hooks.example.com/release/abc"
+secret = "env:HOOK_SECRET"
+[[notify.sinks]]
+kind = "command"
+command = "./notify.sh"
+on = ["step", "failed", "queued", "superseded"]
+"#;
+
+const HOOK: &str = "webhook https://hooks.example.com/release/…";
+const CMD: &str = "command `./notify.sh`";
+
+async fn world() -> (World, RecordingNotifier) {
+    let w = World::with(shop(2, SINKS)).await;
+    (w, RecordingNotifier::default())
+}
+
+fn release(w: &World, n: &RecordingNotifier, actor: &str) -> Release {
+    let mut r = w.release(actor);
+    r.session.notifier = Arc::new(n.clone());
+    r
+}
+
+fn kinds(events: &[release_core::notify::Event]) -> Vec<String> {
+    events.iter().map(|e| e.step.clone().map_or_else(|| e.event.as_str().to_owned(), |s| format!("step {s}"))).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promote_tells_each_sink_what_its_filter_takes_with_everything_a_reader_needs() {
+    let (w, n) = world().await;
+    let a = w.bake('a').await;
+    let report = release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap();
+    assert_eq!(kinds(&n.delivered(HOOK)), ["started", "succeeded"], "the webhook takes the default events");
+    assert_eq!(
+        kinds(&n.delivered(CMD)),
+        ["step launched", "step running", "step registered", "step healthy"],
+        "the command takes steps only (a first promote retires nothing)"
+    );
+    let done = &n.delivered(HOOK)[1];
+    assert_eq!((done.app.as_str(), done.env.as_str(), done.cluster.as_deref(), done.action.as_str()), ("shop", "staging", Some("staging"), "promote"));
+    assert_eq!(done.commit.as_deref(), Some(a.as_str()));
+    assert_eq!(done.commit_short.as_deref(), Some(&a.as_str()[..12]));
+    assert_eq!(done.subject.as_deref(), Some("commit a"), "the subject line from the AMI's tag");
+    assert_eq!(done.ami.as_deref(), Some(report.ami.as_str()));
+    assert_eq!((done.actor.as_str(), done.release_id.as_str(), done.outcome.as_str()), ("alice", report.release_id.as_str(), "succeeded"));
+    assert_eq!(done.instances.launched, 2);
+    assert_eq!(done.link.as_deref(), Some("http://deploys.internal:8080"));
+    assert!(done.seconds.contains_key("total"), "{:?}", done.seconds);
+    assert_eq!(done.reason, None);
+    assert!(w.records("staging").await[0].notify_failures.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_promote_sends_one_failed_event_whose_reason_is_the_error() {
+    let (w, n) = world().await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap();
+    w.cloud.state().healthy_after = None;
+    let err = release(&w, &n, "alice").promote("staging", &b, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeployFailed);
+    let failed: Vec<_> = n.delivered(HOOK).into_iter().filter(|e| e.event == EventKind::Failed).collect();
+    assert_eq!(failed.len(), 1, "one failed event");
+    assert_eq!(failed[0].reason.as_deref(), Some(err.message()), "its reason is the error's one line");
+    assert_eq!(failed[0].rolled_back, Some(true));
+    assert_eq!(failed[0].commit.as_deref(), Some(b.as_str()));
+    assert_eq!(n.delivered(CMD).iter().filter(|e| e.event == EventKind::Failed).count(), 1, "the command takes failures too");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_fails_is_retried_and_noted_and_one_that_hangs_costs_at_most_one_timeout() {
+    let (w, n) = world().await;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap();
+    // The baseline: how long the same kind of promote (launch, swap, drain, retire) takes with sinks that answer.
+    let start = w.cloud.clock.now();
+    release(&w, &n, "alice").promote("staging", &c, &Default::default(), None).await.unwrap();
+    let base = w.cloud.clock.now().since(start);
+
+    n.answers.lock().unwrap().insert(HOOK.into(), Answer::Fail);
+    n.answers.lock().unwrap().insert(CMD.into(), Answer::Hang);
+    n.attempts.lock().unwrap().clear();
+    let start = w.cloud.clock.now();
+    let r = release(&w, &n, "alice").promote("staging", &b, &Default::default(), None).await.expect("sinks never fail a deploy");
+    assert_eq!(r.outcome, "succeeded");
+    let slower = w.cloud.clock.now().since(start).saturating_sub(base);
+    println!("promote with a failing and a hanging sink: {slower:?} slower (simulated) than with answering sinks");
+    assert!(slower <= SINK_TIMEOUT, "a hanging sink cost {slower:?}, more than one timeout");
+    assert_eq!(n.attempts_at(HOOK), 2 * 3, "started and succeeded, three attempts each");
+    let record = &w.records("staging").await[0];
+    let noted: Vec<(String, String)> = record.notify_failures.iter().map(|f| (f.sink.clone(), f.event.clone())).collect();
+    assert!(noted.contains(&(HOOK.to_owned(), "started".to_owned())) && noted.contains(&(HOOK.to_owned(), "succeeded".to_owned())), "{noted:?}");
+    assert!(record.notify_failures.iter().all(|f| !f.error.contains("abc")), "no secret part of the URL on the record");
+    let lines = w.lines.lock().unwrap().clone();
+    assert!(lines.iter().any(|l| l.starts_with(&format!("notify: {HOOK} did not take the started event after 3 attempts"))), "{lines:#?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn switch_rollback_and_the_queue_are_events_too() {
+    let (w, n) = world().await;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let blue_or_green = release(&w, &n, "alice").promote("prod", &a, &Default::default(), None).await.unwrap().cluster;
+    release(&w, &n, "alice").switch(blue_or_green.as_str(), &Default::default(), None).await.unwrap();
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let other = release(&w, &n, "alice").promote("prod", &b, &Default::default(), None).await.unwrap().cluster;
+    release(&w, &n, "alice").switch(other.as_str(), &Default::default(), None).await.unwrap();
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release(&w, &n, "alice").rollback("prod", &Default::default(), None).await.unwrap();
+    let prod: Vec<_> = n.delivered(HOOK).into_iter().filter(|e| e.env == "prod").collect();
+    let seen: Vec<(String, String)> = prod.iter().map(|e| (e.action.clone(), e.event.as_str().to_owned())).collect();
+    let want: Vec<(String, String)> = [
+        ("promote", "started"), ("promote", "succeeded"), ("switch", "started"), ("switch", "succeeded"),
+        ("promote", "started"), ("promote", "succeeded"), ("switch", "started"), ("switch", "succeeded"),
+        ("rollback", "started"), ("rollback", "rolled-back"),
+    ]
+    .iter()
+    .map(|(a, k)| (a.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(seen, want);
+    let switched = &prod[3];
+    assert!(switched.to.contains(&format!("{blue_or_green}=100")), "a switch says the weights: {} -> {}", switched.from, switched.to);
+
+    // The queue: queued and superseded reach the command sink (its filter takes them).
+    let mut latest = w.pipeline.clone();
+    latest.envs.iter_mut().find(|e| e.name.as_str() == "staging").unwrap().queue = release_core::pipeline::QueueMode::Latest;
+    w.cloud.state().healthy_after = Some(Duration::from_secs(60));
+    let mk = |actor: &str| {
+        let mut r = Release::new(w.session(actor), latest.clone());
+        r.session.notifier = Arc::new(n.clone());
+        r
+    };
+    let (r0, r1, r2) = (mk("ci0"), mk("ci1"), mk("ci2"));
+    let (a0, b1, c2) = (a.clone(), b.clone(), c.clone());
+    let t0 = tokio::spawn(async move { r0.promote("staging", &a0, &Default::default(), None).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t1 = tokio::spawn(async move { r1.promote("staging", &b1, &PromoteOptions { wait: Wait::Forever, ..Default::default() }, None).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t2 = tokio::spawn(async move { r2.promote("staging", &c2, &PromoteOptions { wait: Wait::Forever, ..Default::default() }, None).await });
+    t0.await.unwrap().unwrap();
+    assert_eq!(t1.await.unwrap().unwrap_err().kind(), ErrorKind::Superseded);
+    t2.await.unwrap().unwrap();
+    let queue_events: Vec<(String, Option<String>)> =
+        n.delivered(CMD).into_iter().filter(|e| matches!(e.event, EventKind::Queued | EventKind::Superseded)).map(|e| (e.event.as_str().to_owned(), e.commit_short)).collect();
+    let short = |s: &release_core::ids::CommitSha| Some(s.as_str()[..12].to_owned());
+    assert_eq!(
+        queue_events,
+        vec![("queued".to_owned(), short(&b)), ("queued".to_owned(), short(&c)), ("superseded".to_owned(), short(&b))],
+        "each waiter says it queued; the superseded one says so"
+    );
+}
