@@ -91,6 +91,15 @@ impl Aws {
         Ok(arn)
     }
 
+    /// One classic ELB, described by name.
+    async fn classic(
+        &self,
+        target: &LbTarget,
+        name: &str,
+    ) -> Result<aws_sdk_elasticloadbalancing::operation::describe_load_balancers::DescribeLoadBalancersOutput> {
+        self.elb.describe_load_balancers().load_balancer_names(name).send().await.map_err(|e| Self::elb_error(target, sdk("elb DescribeLoadBalancers", e)))
+    }
+
     /// A missing load balancer is the user's to fix (provision), not an AWS failure.
     fn elb_error(target: &LbTarget, err: Error) -> Error {
         if err.is(Cause::Missing) {
@@ -265,13 +274,7 @@ impl Balancer for Aws {
     async fn config(&self, target: &LbTarget) -> Result<LbSpec> {
         match target {
             LbTarget::ClassicElb(name) => {
-                let out = self
-                    .elb
-                    .describe_load_balancers()
-                    .load_balancer_names(name)
-                    .send()
-                    .await
-                    .map_err(|e| Self::elb_error(target, sdk("elb DescribeLoadBalancers", e)))?;
+                let out = self.classic(target, name).await?;
                 let d = out.load_balancer_descriptions().first().ok_or_else(|| missing(target))?;
                 let port = d
                     .listener_descriptions()
@@ -494,13 +497,7 @@ impl Balancer for Aws {
     async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {
         match target {
             LbTarget::ClassicElb(name) => {
-                let out = self
-                    .elb
-                    .describe_load_balancers()
-                    .load_balancer_names(name)
-                    .send()
-                    .await
-                    .map_err(|e| Self::elb_error(target, sdk("elb DescribeLoadBalancers", e)))?;
+                let out = self.classic(target, name).await?;
                 Ok(out
                     .load_balancer_descriptions()
                     .iter()
