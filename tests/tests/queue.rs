@@ -124,6 +124,8 @@ async fn a_waiter_cancelled_from_another_shell_leaves_without_running_and_a_non_
     waiter.wait_for("queued:", LONG);
     let queue = project.release(&emu, &["queue", "--env", "staging", "--output", "json"]);
     let id = queue.json()["queues"][0]["tickets"][0]["id"].as_str().unwrap().to_owned();
+    let status = project.release(&emu, &["status", "--env", "staging"]);
+    assert!(status.stdout.contains(&format!("waiting #1: ")) && status.stdout.contains(&format!("promote {} to staging (ticket {id}", &a[..12])), "status shows the queue:\n{}", status.stdout);
     // Without --wait, and with someone waiting, a promote is refused at once naming the line.
     let jumper = project.release(&emu, &["promote", &a, "--env", "staging"]);
     assert_eq!(jumper.code, 5, "{jumper:?}");

@@ -115,6 +115,8 @@ pub struct EnvStatus {
     pub lock: Option<LockStatus>,
     /// An operation under way.
     pub operation: Option<OperationStatus>,
+    /// Commands waiting for the lock (`--wait`), in the order they will run.
+    pub queue: Vec<crate::ledger::Ticket>,
     /// The newest record.
     pub last: Option<LastAction>,
     /// What is missing for this environment (not provisioned yet, say).
@@ -157,6 +159,12 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
     let lock = missing(cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?;
     let now = cloud.clock.now();
     let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || records.first().is_some_and(|r| r.outcome == Outcome::Started);
+    // A queue forms only behind a held lock: read it then, and status costs nothing more otherwise.
+    let queue = if lock.is_some() {
+        missing(cloud.queue.tickets(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?.into_iter().filter(|t| t.is_waiting(now)).collect()
+    } else {
+        Vec::new()
+    };
     let wrong = live.as_ref().map(|l| crate::provision::misdirected(env, &l.records, lbs)).unwrap_or_default();
     let mut clusters = Vec::new();
     for c in env.clusters() {
@@ -225,6 +233,7 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
         clusters,
         lock: lock.map(|l| LockStatus { stale: l.is_stale(now), lock: l }),
         operation,
+        queue,
         last,
         note,
     })

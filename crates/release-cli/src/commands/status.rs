@@ -96,6 +96,9 @@ fn table(envs: &[EnvStatus], now: release_core::clock::Timestamp) -> String {
                 if l.stale { "; its lease ran out (holder gone): `release unlock` breaks it" } else { "" }
             ));
         }
+        for (i, t) in e.queue.iter().enumerate() {
+            s.push_str(&format!("{:<10} waiting #{}: {} {} (ticket {}, since {})\n", "", i + 1, t.holder, t.doing, t.id, t.arrival));
+        }
         if let Some(n) = &e.note {
             s.push_str(&format!("{:<10} note: {n}\n", ""));
         }
