@@ -14,18 +14,22 @@ pub(crate) fn classify(code: &str) -> (ErrorKind, Option<Cause>) {
         // A named resource does not exist.
         "LoadBalancerNotFound" | "AccessPointNotFound" | "TargetGroupNotFound" | "ResourceNotFoundException" | "NoSuchHostedZone"
         | "InvalidSubnetID.NotFound" | "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" | "InvalidGroup.NotFound"
-        | "InvalidVpcID.NotFound" | "NoSuchChange" | "InvalidSnapshot.NotFound" => (ErrorKind::NotFound, Some(Cause::Missing)),
+        | "InvalidVpcID.NotFound" | "NoSuchChange" | "InvalidSnapshot.NotFound"
+        // SNS: no such topic; SSM: no such parameter (or version).
+        | "NotFound" | "ParameterNotFound" | "ParameterVersionNotFound" => (ErrorKind::NotFound, Some(Cause::Missing)),
         // EC2's eventual consistency: an id created moments ago is not visible yet everywhere.
         "InvalidInstanceID.NotFound" => (ErrorKind::Aws, Some(Cause::NotYetVisible)),
         "ConditionalCheckFailedException" | "TransactionCanceledException" => (ErrorKind::Aws, Some(Cause::ConditionFailed)),
         "InsufficientInstanceCapacity" | "InsufficientCapacity" => (ErrorKind::Aws, Some(Cause::Capacity)),
         "Unsupported" => (ErrorKind::Aws, Some(Cause::Unsupported)),
         "AuthFailure" | "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" | "UnrecognizedClientException"
-        | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "ExpiredTokenException" | "InvalidAccessKeyId" => {
+        | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "ExpiredTokenException" | "InvalidAccessKeyId"
+        // SNS: the caller may not publish, or may not use the topic's KMS key.
+        | "AuthorizationError" | "KMSAccessDenied" => {
             (ErrorKind::Aws, Some(Cause::Denied))
         }
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "ProvisionedThroughputExceededException"
-        | "PriorRequestNotComplete" => (ErrorKind::Aws, Some(Cause::Throttled)),
+        | "PriorRequestNotComplete" | "Throttled" | "KMSThrottling" => (ErrorKind::Aws, Some(Cause::Throttled)),
         "InvalidSnapshot.InUse" | "DependencyViolation" | "ResourceInUse" | "ResourceInUseException" => (ErrorKind::Aws, Some(Cause::InUse)),
         _ => (ErrorKind::Aws, None),
     }

@@ -15,15 +15,17 @@
 //!
 //! Actions that support no resource-level permission get `"Resource": "*"`, in statements holding only such
 //! actions. What the pipeline does not use (target groups, classic ELBs, a live name, key pairs, instance
-//! profiles, sharing, a KMS key) is left out. The statements whose Sid starts with `PackerBake` are Packer's:
-//! the Amazon builders' documented minimal policy, scoped; they stand on their own (Packer run by another
-//! principal needs only them), and they and the others each fit in a managed policy if the document must be split.
+//! profiles, sharing, a KMS key, SNS topics and `ssm:` webhook secrets of `[notify]`) is left out. Not derivable,
+//! so not granted: KMS permissions for customer-managed keys encrypting a notification topic or an `ssm:` secret.
+//! The statements whose Sid starts with `PackerBake` are Packer's: the Amazon builders' documented minimal policy,
+//! scoped; they stand on their own (Packer run by another principal needs only them), and they and the others each
+//! fit in a managed policy if the document must be split.
 
 use std::collections::BTreeSet;
 
 use release_core::ids::EnvName;
 use release_core::ledger::{index_key, partition_key};
-use release_core::pipeline::{BaseAmi, LbTarget, Pipeline};
+use release_core::pipeline::{BaseAmi, LbTarget, Pipeline, SecretRef, SinkKind};
 use release_core::ports::tags;
 use serde_json::{json, Map, Value};
 
@@ -282,6 +284,32 @@ pub fn policy(pipeline: &Pipeline) -> Value {
         Some(json!({ "StringEquals": { "ec2:CreateAction": ["RunInstances", "CreateSecurityGroup"] } })),
     );
     s.allow("Terminate", &["ec2:TerminateInstances"], vec![s.ec2("instance/*")], Some(tagged(tags::APP, app)));
+
+    // Notifications: publishing to each `sns` sink's topic (its ARN as written), reading each webhook's `ssm:`
+    // secret. Not granted, because the pipeline does not name the key: kms:Decrypt on a customer-managed key that
+    // encrypts such a SecureString (the default aws/ssm key needs none), and kms:GenerateDataKey and kms:Decrypt
+    // on a customer-managed key of an encrypted topic; add them for that key.
+    let topics: BTreeSet<String> = pipeline
+        .notify
+        .sinks
+        .iter()
+        .filter_map(|sink| match &sink.kind {
+            SinkKind::Sns { topic } => Some(topic.clone()),
+            _ => None,
+        })
+        .collect();
+    s.allow("NotifyTopics", &["sns:Publish"], topics.into_iter().collect(), None);
+    let secrets: BTreeSet<String> = pipeline
+        .notify
+        .sinks
+        .iter()
+        .filter_map(|sink| match &sink.kind {
+            // The parameter's ARN holds its name without the leading slash.
+            SinkKind::Webhook { secret: Some(SecretRef::Ssm(name)), .. } => Some(format!("arn:{p}:ssm:*:*:parameter/{}", name.trim_start_matches('/'))),
+            _ => None,
+        })
+        .collect();
+    s.allow("NotifySecrets", &["ssm:GetParameter"], secrets.into_iter().collect(), None);
 
     // AMIs: release marks a bake Packer tagged `app` as this app's, then adds the bake key; launches and
     // removes only this app's.

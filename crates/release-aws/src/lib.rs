@@ -1,5 +1,6 @@
 //! The AWS side of the ports. Each module maps one service onto one port and translates SDK errors into
 //! `release-core` error kinds; nothing here decides what to do. This is the only crate that names SDK types.
+//! Besides the ports: SNS and SSM for the notification sinks (`notify`).
 
 mod calls;
 mod dynamodb;
@@ -9,6 +10,7 @@ mod error;
 mod firewall;
 pub mod iam;
 mod images;
+mod notify;
 mod route53;
 
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use release_core::{Error, Result};
 
 pub use calls::CallCounter;
 pub use elb::classic_elb_zone_id;
+pub use notify::sns_subject;
 
 /// How to reach AWS: `None` everywhere means the standard aws-config chain (env, profile, IMDS).
 #[derive(Clone, Debug, Default)]
@@ -44,6 +47,8 @@ pub struct Aws {
     pub(crate) route53: aws_sdk_route53::Client,
     pub(crate) dynamodb: aws_sdk_dynamodb::Client,
     pub(crate) sts: aws_sdk_sts::Client,
+    pub(crate) sns: aws_sdk_sns::Client,
+    pub(crate) ssm: aws_sdk_ssm::Client,
     calls: CallCounter,
     region: String,
     endpoint_url: Option<String>,
@@ -99,6 +104,8 @@ impl Aws {
             route53: client!(aws_sdk_route53),
             dynamodb: client!(aws_sdk_dynamodb),
             sts: client!(aws_sdk_sts),
+            sns: client!(aws_sdk_sns),
+            ssm: client!(aws_sdk_ssm),
             calls,
             region,
             endpoint_url,

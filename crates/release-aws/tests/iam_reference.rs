@@ -22,6 +22,10 @@
 //!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awskeymanagementservice.html
 //! - "Actions, resources, and condition keys for AWS Identity and Access Management (IAM)"
 //!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+//! - "Actions, resources, and condition keys for Amazon SNS" (notification topics)
+//!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html
+//! - "Actions, resources, and condition keys for AWS Systems Manager" (`ssm:` webhook secrets)
+//!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
 //!
 //! Only the actions this policy can hold are transcribed; of each action's condition keys only those in `KEYS`
 //! (the ones the policy uses); of `ec2:CreateTags`'s hundred resource types only those release or Packer create.
@@ -101,6 +105,10 @@ const RESOURCE_TYPES: &[(&str, &str, &str)] = &[
     ("kms", "key", "arn:${Partition}:kms:${Region}:${Account}:key/${KeyId}"),
     // Actions, resources, and condition keys for AWS Identity and Access Management (IAM)
     ("iam", "role", "arn:${Partition}:iam::${Account}:role/${RoleNameWithPath}"),
+    // Actions, resources, and condition keys for Amazon SNS
+    ("sns", "topic", "arn:${Partition}:sns:${Region}:${Account}:${TopicName}"),
+    // Actions, resources, and condition keys for AWS Systems Manager
+    ("ssm", "parameter", "arn:${Partition}:ssm:${Region}:${Account}:parameter/${ParameterNameWithoutLeadingSlash}"),
 ];
 
 /// Actions, from each page's Actions table (an action on two pages, as ELB's and ELBv2's CreateLoadBalancer, is
@@ -204,6 +212,13 @@ const ACTIONS: &[Action] = &[
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
     ("iam:CreateServiceLinkedRole", &[("role*", &[])], &["iam:AWSServiceName"]),
     ("iam:PassRole", &[("role*", &[])], &["iam:PassedToService"]),
+    // Actions, resources, and condition keys for Amazon SNS
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html
+    ("sns:Publish", &[("topic*", &["aws:ResourceTag/${TagKey}"])], &[]),
+    // Actions, resources, and condition keys for AWS Systems Manager
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
+    // (its other key, ssm:resourceTag/tag-key, is not transcribed: the policy does not use it)
+    ("ssm:GetParameter", &[("parameter*", &["aws:ResourceTag/${TagKey}"])], &[]),
 ];
 
 /// Packer's documented minimal policy for its Amazon builders (see the header).
@@ -275,7 +290,8 @@ fn demo() -> Pipeline {
 }
 
 /// A pipeline using everything a policy can hold: classic ELBs and target groups, a live name, named subnets, key
-/// pairs, two instance profiles, AMI copies and sharing, a KMS key, a fixed base AMI, another ledger table.
+/// pairs, two instance profiles, AMI copies and sharing, a KMS key, a fixed base AMI, another ledger table, an SNS
+/// topic and an `ssm:` webhook secret to notify.
 const FULL: &str = r#"
 app = "shop"
 region = "us-west-2"
@@ -310,6 +326,22 @@ instance_profile = "shop-prod"
 [env.prod.clusters.green]
 target_group = "shop-green"
 count = 2
+
+[notify]
+[[notify.sinks]]
+kind = "webhook"
+url = "https://hooks.example.com/release"
+secret = "ssm:/shop/notify/webhook-secret"
+[[notify.sinks]]
+kind = "webhook"
+url = "https://other.example.com/release"
+secret = "env:SHOP_WEBHOOK_SECRET"
+[[notify.sinks]]
+kind = "sns"
+topic = "arn:aws:sns:us-west-2:123456789012:deploys"
+[[notify.sinks]]
+kind = "command"
+command = "./notify.sh"
 "#;
 
 /// The full pipeline in the China partition, where Packer tags nothing at creation.
@@ -358,13 +390,15 @@ fn condition_keys(st: &Value) -> BTreeSet<String> {
 
 /// Whether the policy's `arn` fits the reference's `pattern`: literal parts equal, `${Partition}` a partition,
 /// `${Region}` a region or `*`, `${Account}` an account id or `*`, any other variable one or more characters
-/// without `:` (nor `/`, unless the variable is a path). A `*` in the policy stands only for a variable.
+/// without `:` (nor `/`, unless the variable is a path: `…WithPath`, SSM's `ParameterNameWithoutLeadingSlash`). A
+/// `*` in the policy stands only for a variable.
 fn fits(arn: &str, pattern: &str) -> bool {
     fn var_ok(name: &str, s: &str) -> bool {
         match name {
             "Partition" => ["aws", "aws-cn", "aws-us-gov"].contains(&s),
             "Region" => s == "*" || (!s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')),
             "Account" => s == "*" || (s.len() == 12 && s.chars().all(|c| c.is_ascii_digit())),
+            _ if name.ends_with("WithoutLeadingSlash") => !s.is_empty() && !s.contains(':') && !s.starts_with('/'),
             _ => !s.is_empty() && !s.contains(':') && (name.ends_with("WithPath") || !s.contains('/')),
         }
     }
@@ -493,7 +527,7 @@ fn called_actions() -> BTreeSet<String> {
         let text = std::fs::read_to_string(&path).unwrap();
         let src: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         for (client, prefix) in
-            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts")]
+            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts"), ("sns", "sns"), ("ssm", "ssm")]
         {
             let needle = format!("self.{client}.");
             for (i, _) in src.match_indices(&needle) {
@@ -516,6 +550,8 @@ fn called_actions() -> BTreeSet<String> {
                 "route53" => "route53",
                 "dynamodb" => "dynamodb",
                 "sts" => "sts",
+                "sns" => "sns",
+                "ssm" => "ssm",
                 other => panic!("unknown service in sdk label `{label}` ({other})"),
             };
             out.insert(format!("{prefix}:{}", label.rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap()));
@@ -565,6 +601,9 @@ fn the_check_catches_what_real_iam_would_refuse_or_widen() {
         (r#"{"Sid":"A","Effect":"Allow","Action":["dynamodb:CreateTable"],"Resource":"arn:aws:dynamodb:*:*:table/t","Condition":{"ForAllValues:StringLike":{"dynamodb:LeadingKeys":["x"]}}}"#, "takes no condition key dynamodb:LeadingKeys"),
         (r#"{"Sid":"A","Effect":"Allow","Action":["ec2:TerminateInstance"],"Resource":"*"}"#, "not in the transcribed reference"),
         (r#"{"Sid":"A-1","Effect":"Allow","Action":["sts:GetCallerIdentity"],"Resource":"*"}"#, "not alphanumeric"),
+        (r#"{"Sid":"A","Effect":"Allow","Action":["sns:Publish"],"Resource":"*"}"#, "none of the resource types"),
+        // An SSM parameter's ARN drops the leading slash of its name: `parameter//x` matches no parameter.
+        (r#"{"Sid":"A","Effect":"Allow","Action":["ssm:GetParameter"],"Resource":"arn:aws:ssm:*:*:parameter//shop/x"}"#, "none of the resource types"),
     ];
     for (st, want) in cases {
         let doc: Value = serde_json::from_str(&format!(r#"{{"Version":"2012-10-17","Statement":[{st}]}}"#)).unwrap();
@@ -669,6 +708,11 @@ fn scoping_follows_the_app() {
     assert_eq!(fcond("PackerBakeShare")["ForAllValues:StringEquals"]["ec2:Add/userId"], serde_json::json!(["123456789012"]));
     assert_eq!(resources_of(statement(&full, "PackerBakeKms")), ["arn:aws:kms:*:*:key/1234abcd-12ab-34cd-56ef-1234567890ab"]);
     assert_eq!(fcond("PackerBakeKmsGrant")["Bool"]["kms:GrantIsForAWSResource"], "true");
+    // Notifications: the one topic, the one ssm: secret (its ARN without the name's leading slash); an env:
+    // secret, a command and the demo's lack of [notify] grant nothing.
+    assert_eq!(resources_of(statement(&full, "NotifyTopics")), ["arn:aws:sns:us-west-2:123456789012:deploys"]);
+    assert_eq!(resources_of(statement(&full, "NotifySecrets")), ["arn:aws:ssm:*:*:parameter/shop/notify/webhook-secret"]);
+    assert!(!all.contains("sns:Publish") && !all.contains("ssm:GetParameter"), "the demo notifies nobody");
     // Where Packer tags nothing at creation, its creations and clean-ups cannot require its tag; tagging then
     // needs it in the request.
     let cn = policy(&china());

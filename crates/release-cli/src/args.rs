@@ -169,6 +169,11 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<QueueAction>,
     },
+    /// Deploy notifications: `notify test --env ENV` sends a test event to every sink of [notify]
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Break a lock whose holder stopped renewing it (prints who held it)
     Unlock {
         /// The environment
@@ -186,5 +191,22 @@ pub enum QueueAction {
     Cancel {
         /// The ticket, as `release queue` lists it (r20261129T171442Z-ffbfe0)
         ticket: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyAction {
+    /// Send a test event to every sink of [notify], whatever its `on` says: one attempt each, at most 5 s
+    #[command(long_about = "Send a test event to every sink of the pipeline's [notify], whatever its `on` says, \
+one attempt each with the same 5 s timeout as a deploy's deliveries; nothing is deployed or written to the ledger.\n\n\
+The event is a `started` event of action `notify-test` for the environment (app, env, actor, host, link as a \
+deploy's would be; no commit), so receivers can be checked end to end: webhook signatures (secret env:NAME or \
+ssm:/path), Slack rendering, SNS subscriptions and filter policies, a command's handling of its stdin.\n\n\
+Prints one line per sink (ok, or its error); --output json prints one document with a result per sink. \
+Exit 0 when every sink took the event, 6 when any did not.")]
+    Test {
+        /// The environment the test event is about, as named under [env.NAME]
+        #[arg(long)]
+        env: String,
     },
 }

@@ -161,14 +161,20 @@ pub enum Writes {
 }
 
 /// Loads the pipeline, connects, and builds the session: progress on stderr prefixed with `label`, Ctrl-C/SIGTERM
-/// counted for the engine (and, outside an operation, ending the process at once), the test-only crash hook.
+/// counted for the engine (and, outside an operation, ending the process at once), the test-only crash hook, and
+/// the notifier delivering events to the sinks of `[notify]`.
 pub async fn connected(g: &Global, pipeline: Pipeline, label: &'static str, writes: Writes) -> Result<Connected> {
     let aws = connect(g, &pipeline).await?;
     let calls = aws.calls();
     let region = aws.region().to_owned();
     let actor = actor(&aws, writes == Writes::Ledger).await?;
+    // The sinks of [notify]; a pipeline without any keeps the session's NoNotifier.
+    let notifier = (!pipeline.notify.sinks.is_empty()).then(|| Arc::new(crate::notifier::CliNotifier::new(aws.clone())));
     let cloud = aws.cloud();
     let mut session = Session::new(cloud, actor);
+    if let Some(n) = notifier {
+        session.notifier = n;
+    }
     session.reporter = Arc::new(move |line: &str| eprintln!("{label}: {line}"));
     session.signals = signals();
     session.checkpoint = Arc::new(crash_hook);

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod context;
+mod notifier;
 mod output;
 
 use std::process::ExitCode;

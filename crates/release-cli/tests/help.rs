@@ -8,10 +8,20 @@ fn help_lists_the_commands_and_exit_codes() {
     let out = Command::new(env!("CARGO_BIN_EXE_release")).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for cmd in ["validate", "provision", "build", "test", "bake", "images", "promote", "switch", "status", "rollback", "history", "unlock"] {
+    for cmd in ["validate", "provision", "build", "test", "bake", "images", "promote", "switch", "status", "rollback", "history", "unlock", "notify"] {
         assert!(help.lines().any(|l| l.trim_start().starts_with(cmd)), "--help lacks {cmd}:\n{help}");
     }
     assert!(help.contains("5 lock held (or lost), 6 AWS failure"), "{help}");
+}
+
+#[test]
+fn notify_test_explains_itself() {
+    let out = Command::new(env!("CARGO_BIN_EXE_release")).args(["notify", "test", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for want in ["every sink", "whatever its `on` says", "5 s", "--env <ENV>", "6 when any did not", "notify-test"] {
+        assert!(help.contains(want), "notify test --help lacks `{want}`:\n{help}");
+    }
 }
 
 #[test]

@@ -268,6 +268,8 @@ pub struct Op<'s> {
     queued: Duration,
     /// Deploy events on their way to the sinks.
     events: crate::notify::Delivery,
+    /// What the command is about (for the event of a failure before its record is opened).
+    ticket: Option<crate::queue::TicketSpec>,
 }
 
 impl<'s> Op<'s> {
@@ -621,6 +623,7 @@ async fn run_locked<T>(
         outcome: None,
         queued,
         events,
+        ticket: spec.ticket.clone(),
     };
     let result = {
         let work = body(&mut op);
@@ -680,6 +683,24 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
     if result.is_ok() {
         // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
         op.session.checkpoint("finished")?;
+    }
+    // A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
+    // sinks, from a record drafted for the event alone (the ledger has nothing to close).
+    if let (None, Err(e), Some(t)) = (&op.record, &result, &op.ticket) {
+        if !matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
+            let mut draft = op.draft(crate::ledger::Action::Queued(crate::ledger::QueuedDetails {
+                command: t.action,
+                commit: t.commit.clone(),
+                cluster: t.cluster.clone(),
+                superseded_by: None,
+                waited: op.queued.as_secs_f64(),
+            }));
+            draft.outcome = if e.kind() == ErrorKind::Interrupted { Outcome::Interrupted } else { Outcome::Failed };
+            draft.detail = Some(e.message().to_owned());
+            draft.rolled_back = Some(true);
+            op.events.send(crate::notify::Event::of(crate::notify::Event::closing_kind(&draft), &draft, op.events.link(), now));
+            op.events.settle(crate::notify::SINK_TIMEOUT).await;
+        }
     }
     // The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout.
     if let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) {

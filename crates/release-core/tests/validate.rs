@@ -294,3 +294,11 @@ fn bad_notify_sinks_say_what_is_wrong() {
     assert_eq!(problems.len(), 4, "{text}");
     assert!(problems.iter().all(|p| p.split(':').next().unwrap().parse::<u32>().unwrap() > 40), "each at its line: {text}");
 }
+
+#[test]
+fn sink_labels_never_carry_credentials_tokens_or_queries() {
+    let src = format!("{GOOD}\n[notify]\n[[notify.sinks]]\nkind = \"webhook\"\nurl = \"https://bot:pw@hooks.example.com/hook?token=s3cr3t#x\"\n[[notify.sinks]]\nkind = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/XyZ\"\n");
+    let p = Project::new().parse(&src).expect("valid");
+    let labels: Vec<&str> = p.notify.sinks.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["webhook https://hooks.example.com/hook", "slack https://hooks.slack.com/services/…"]);
+}

@@ -167,3 +167,18 @@ async fn switch_rollback_and_the_queue_are_events_too() {
         "each waiter says it queued; the superseded one says so"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_promote_that_fails_before_its_record_opens_still_tells_the_sinks_why() {
+    let (w, n) = world().await;
+    let a = w.bake('a').await;
+    // A load balancer deleted by hand: the promote stops while it observes, before it writes anything.
+    w.cloud.state().load_balancers.retain(|t, _| t.name() != "shop-staging");
+    let err = release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let events = n.delivered(HOOK);
+    assert_eq!(kinds(&events), ["failed"], "no started (nothing started), one failed");
+    assert_eq!(events[0].reason.as_deref(), Some(err.message()));
+    assert_eq!((events[0].action.as_str(), events[0].commit.as_deref()), ("promote", Some(a.as_str())));
+    assert!(w.records("staging").await.iter().all(|r| r.action_name() != "promote"), "the ledger has no promote to close");
+}

@@ -2,6 +2,7 @@
 
 mod bake;
 mod history;
+mod notify;
 mod promote;
 mod queue;
 mod provision;
@@ -14,7 +15,7 @@ mod validate;
 
 use release_core::Result;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, NotifyAction};
 use crate::output::Output;
 
 pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
@@ -32,6 +33,7 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         }
         Command::Queue { env, action } => queue::run(g, out, env.as_deref(), action.as_ref()).await,
         Command::Unlock { env, force } => unlock::run(g, out, env, *force).await,
+        Command::Notify { action: NotifyAction::Test { env } } => notify::test(g, out, env).await,
         Command::IamPolicy => {
             let pipeline = crate::context::load_pipeline(g)?;
             let policy = release_aws::iam::policy(&pipeline);

@@ -1038,11 +1038,14 @@ const DEPLOY_KEYS: &[&str] = &[
 ];
 
 
-/// An URL for messages: scheme, host and the first path segment; the rest (tokens of Slack's hook URLs) is cut.
+/// An URL for messages: scheme, host and the first path segment; the rest (tokens of Slack's hook URLs), a query,
+/// a fragment and `user:password@` are cut.
 fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
     let mut parts = rest.splitn(3, '/');
     let host = parts.next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     match (parts.next(), parts.next()) {
         (Some(first), Some(_)) => format!("{scheme}://{host}/{first}/…"),
         (Some(first), None) => format!("{scheme}://{host}/{first}"),
