@@ -488,7 +488,7 @@ pub struct LiveRelease {
 /// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(),
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
-/// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], batches_done: 0 }) };
+/// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], batches_done: 0, subject: None }) };
 /// let records = vec![promote(1, 'a'), promote(2, 'b'), promote(3, 'c'), promote(4, 'b')];
 /// let stack = live_history(&records);
 /// // c was rolled away from (b is live again): the next rollback goes to a.
