@@ -129,6 +129,8 @@ async fn a_waiter_cancelled_from_another_shell_leaves_without_running_and_a_non_
     // Without --wait, and with someone waiting, a promote is refused at once naming the line.
     let jumper = project.release(&emu, &["promote", &a, "--env", "staging"]);
     assert_eq!(jumper.code, 5, "{jumper:?}");
+    let zero = project.release(&emu, &["promote", &a, "--env", "staging", "--wait", "0"]);
+    assert_eq!(zero.code, 5, "--wait 0 is the same as no --wait: {zero:?}");
     let cancel = project.release(&emu, &["queue", "cancel", &id]);
     cancel.assert_ok();
     assert!(cancel.stdout.starts_with(&format!("cancelled ticket {id} of env staging")), "{}", cancel.stdout);

@@ -258,6 +258,10 @@ pub struct Ticket {
     pub doing: String,
     /// The lease: a ticket not renewed by then is ignored (its waiter is presumed dead).
     pub expires: Timestamp,
+    /// Set when its command took the lock: it no longer waits, and older promotes of a `latest` queue that yielded
+    /// to it leave. Removed when the command ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Timestamp>,
 }
 
 impl Ticket {
@@ -266,9 +270,9 @@ impl Ticket {
         format!("queue#{:015}#{}", self.arrival.millis(), self.id)
     }
 
-    /// Whether its waiter is alive at `now` (it renewed the lease).
+    /// Whether it still waits at `now`: its waiter renews it and its command has not started.
     pub fn is_waiting(&self, now: Timestamp) -> bool {
-        self.expires >= now
+        self.expires >= now && self.started.is_none()
     }
 }
 

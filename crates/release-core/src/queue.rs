@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::clock::{format_duration, Timestamp};
 use crate::error::{Error, ErrorKind, Result};
-use crate::ids::{short_sha, ClusterName, CommitSha, ReleaseId};
+use crate::ids::{ClusterName, CommitSha, ReleaseId};
 use crate::ledger::{Action, LockInfo, Outcome, QueuedDetails, Record, Ticket, TicketAction};
 use crate::notify::{Event, EventKind};
 use crate::pipeline::{Environment, Pipeline, QueueMode};
@@ -40,6 +40,7 @@ impl Wait {
         match flag {
             None => Ok(Wait::No),
             Some(None) => Ok(Wait::Forever),
+            Some(Some("0")) => Ok(Wait::No),
             Some(Some(text)) => {
                 let d = crate::clock::parse_duration(text)?;
                 Ok(if d.is_zero() { Wait::No } else { Wait::For(d) })
@@ -95,6 +96,8 @@ pub async fn view(session: &Session, pipeline: &Pipeline, env: &Environment) -> 
         .tickets(&pipeline.ledger_table, &pipeline.app, &env.name)
         .await?
         .into_iter()
+        // A started ticket's command holds the lock: it is the holder, not a waiter.
+        .filter(|t| t.started.is_none())
         .map(|t| {
             let expired = !t.is_waiting(now);
             let position = (!expired).then(|| {
@@ -124,7 +127,8 @@ pub async fn cancel(session: &Session, pipeline: &Pipeline, id: &str) -> Result<
 }
 
 /// Takes the environment's lock for `run_id`: at once when `wait` is `No` (refusing when it is held or others
-/// wait), else through the queue. Returns the lock and how long it waited.
+/// wait), else through the queue. Returns the lock, how long it waited, and its ticket (marked started; the
+/// caller removes it when the command ends).
 pub async fn take_turn(
     session: &Session,
     pipeline: &Pipeline,
@@ -134,7 +138,7 @@ pub async fn take_turn(
     wait: Wait,
     spec: Option<&TicketSpec>,
     events: &crate::notify::Delivery,
-) -> Result<(LockInfo, Duration)> {
+) -> Result<(LockInfo, Duration, Option<Ticket>)> {
     let cloud = &session.cloud;
     let table = &pipeline.ledger_table;
     let now = cloud.clock.now();
@@ -154,7 +158,7 @@ pub async fn take_turn(
                     ),
                 ));
             }
-            return Ok((runner::acquire(session, pipeline, env, run_id, doing).await?, Duration::ZERO));
+            return Ok((runner::acquire(session, pipeline, env, run_id, doing).await?, Duration::ZERO, None));
         }
         (Wait::For(d), Some(s)) => (s, Some(d)),
         (Wait::Forever, Some(s)) => (s, None),
@@ -173,6 +177,7 @@ pub async fn take_turn(
         commit: spec.commit.clone(),
         doing: doing.to_owned(),
         expires: now.add(LOCK_LEASE),
+        started: None,
     };
     // Waiting is this command's to stop: Ctrl-C removes the ticket rather than killing the process.
     let _claim = session.signals.claim();
@@ -187,28 +192,26 @@ pub async fn take_turn(
     let outcome: Result<LockInfo> = loop {
         let now = cloud.clock.now();
         if session.signals.count() > 0 {
+            record_left(session, pipeline, env, &ticket, spec, Outcome::Interrupted, None, "interrupted while waiting".to_owned(), events).await?;
             break Err(Error::new(ErrorKind::Interrupted, format!("interrupted while waiting in the queue of env {}; its ticket was removed, nothing was done", env.name)));
         }
         let all = cloud.queue.tickets(table, &pipeline.app, &env.name).await?;
         if !all.iter().any(|t| t.id == ticket.id) {
-            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, events).await?;
+            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, "cancelled while waiting (`release queue cancel`)".to_owned(), events).await?;
             return Err(Error::new(
                 ErrorKind::LockHeld,
                 format!("{} left the queue of env {}: its ticket {} was cancelled (`release queue cancel`); nothing was done", ticket.doing, env.name, ticket.id),
             ));
         }
         let waiting: Vec<&Ticket> = all.iter().filter(|t| t.is_waiting(now) || t.id == ticket.id).collect();
-        if env.queue == QueueMode::Latest && spec.action == TicketAction::Promote {
-            // The newest waiting promote is the one that will run (those between go too).
-            let newer = waiting
-                .iter()
-                .filter(|t| t.arrival > ticket.arrival || (t.arrival == ticket.arrival && t.id > ticket.id))
-                .filter(|t| t.action == TicketAction::Promote)
-                .last();
-            if let Some(newer) = newer {
-                let by = (*newer).clone();
+        let newer = |t: &&Ticket| t.action == TicketAction::Promote && (t.arrival > ticket.arrival || (t.arrival == ticket.arrival && t.id > ticket.id));
+        // `latest`: a promote yields its turn to any newer waiting promote, and leaves only once a newer one has
+        // started (taken the lock), never before: a newer one that gives up or is cancelled leaves it in line.
+        let latest = env.queue == QueueMode::Latest && spec.action == TicketAction::Promote;
+        if latest {
+            if let Some(by) = all.iter().filter(|t| t.started.is_some()).filter(newer).last().cloned() {
                 cloud.queue.remove_ticket(table, &ticket).await?;
-                record_left(session, pipeline, env, &ticket, spec, Outcome::Superseded, Some(by.id.clone()), events).await?;
+                record_left(session, pipeline, env, &ticket, spec, Outcome::Superseded, Some(by.id.clone()), format!("superseded by {} while waiting", by.id), events).await?;
                 return Err(Error::new(
                     ErrorKind::Superseded,
                     format!(
@@ -221,11 +224,28 @@ pub async fn take_turn(
                 ));
             }
         }
-        let ahead: Vec<&Ticket> = waiting.iter().copied().take_while(|t| t.id != ticket.id).collect();
-        if ahead.is_empty() {
+        let yields = latest && waiting.iter().any(newer);
+        // Older promotes of a `latest` queue yield to this one: they are not ahead of it.
+        let ahead: Vec<&Ticket> = waiting
+            .iter()
+            .copied()
+            .take_while(|t| t.id != ticket.id)
+            .filter(|t| !(latest && t.action == TicketAction::Promote))
+            .collect();
+        if yields {
+            let line = format!("queued: yielding to a newer promote of {} (queue = \"latest\"); leaving once it starts", env.name);
+            tell(session, &mut said, &mut said_at, now, line);
+        } else if ahead.is_empty() {
             match cloud.lock.acquire(table, &runner::lock_info(session, pipeline, env, run_id, doing), now).await? {
                 None => {
-                    cloud.queue.remove_ticket(table, &ticket).await?;
+                    // The ticket stays, marked started, until the command ends: older promotes that yielded to it
+                    // see that it started (and leave); nobody counts it as waiting any more.
+                    ticket.started = Some(now);
+                    if !cloud.queue.update_ticket(table, &ticket).await? {
+                        // Cancelled at the last moment: give the lock back and say so.
+                        cloud.lock.release(table, &runner::lock_info(session, pipeline, env, run_id, doing)).await?;
+                        continue;
+                    }
                     break Ok(runner::lock_info(session, pipeline, env, run_id, doing));
                 }
                 Some(held) => {
@@ -244,6 +264,8 @@ pub async fn take_turn(
             tell(session, &mut said, &mut said_at, now, line);
         }
         if deadline.is_some_and(|d| now >= d) {
+            let gave_up = format!("gave up after waiting {}", format_duration(limit.unwrap_or_default()));
+            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, gave_up, events).await?;
             break Err(Error::new(
                 ErrorKind::LockHeld,
                 format!(
@@ -267,7 +289,7 @@ pub async fn take_turn(
         }
     };
     match outcome {
-        Ok(info) => Ok((info, cloud.clock.now().since(ticket.arrival))),
+        Ok(info) => Ok((info, cloud.clock.now().since(ticket.arrival), Some(ticket))),
         Err(e) => {
             // A failure to remove is only a ticket that expires with its lease.
             let _ = cloud.queue.remove_ticket(table, &ticket).await;
@@ -314,9 +336,11 @@ async fn record_left(
     spec: &TicketSpec,
     outcome: Outcome,
     superseded_by: Option<ReleaseId>,
+    detail: String,
     events: &crate::notify::Delivery,
 ) -> Result<()> {
     let mut record = ticket_record(session, pipeline, env, ticket, spec, outcome, superseded_by);
+    record.detail = Some(detail);
     let failures = {
         events.send(Event::of(Event::closing_kind(&record), &record, events.link(), session.cloud.clock.now()));
         events.settle(crate::notify::SINK_TIMEOUT).await
@@ -349,12 +373,7 @@ fn ticket_record(
         started: ticket.arrival,
         finished: outcome.is_final().then_some(now),
         outcome,
-        detail: match (outcome, &superseded_by, &spec.commit) {
-            (Outcome::Started, _, _) => None,
-            (_, Some(by), _) => Some(format!("superseded by {by} while waiting")),
-            (_, None, Some(c)) => Some(format!("cancelled while waiting to deploy {}", short_sha(c.as_str()))),
-            (_, None, None) => Some("cancelled while waiting".to_owned()),
-        },
+        detail: None,
         forced: false,
         rolled_back: None,
         seconds: [("queued".to_owned(), now.since(ticket.arrival).as_secs_f64())].into_iter().collect(),

@@ -588,9 +588,16 @@ pub async fn run<T>(
     let _claim = session.signals.claim();
     let run_id = session.new_release_id();
     let events = session.delivery(pipeline);
-    let (info, queued) = crate::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
-    session.checkpoint("locked")?;
-    run_locked(session, pipeline, env, spec, run_id, (info, queued), events, body).await
+    let (info, queued, ticket) = crate::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
+    let result = match session.checkpoint("locked") {
+        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (info, queued), events, body).await,
+        Err(e) => Err(e),
+    };
+    // The started ticket goes with the command (a crash leaves it, like the lock: its lease runs out).
+    if let Some(t) = ticket.filter(|_| !matches!(&result, Err(e) if e.kind() == ErrorKind::Crash)) {
+        let _ = session.cloud.queue.remove_ticket(&pipeline.ledger_table, &t).await;
+    }
+    result
 }
 
 /// [`run`] with the lock already taken (after `queued` in the queue).

@@ -190,7 +190,7 @@ pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, clus
 }
 
 /// The environment's load balancers that exist, in one describe per kind.
-async fn env_lbs(cloud: &Cloud, env: &Environment) -> Result<Vec<LbInfo>> {
+pub(crate) async fn env_lbs(cloud: &Cloud, env: &Environment) -> Result<Vec<LbInfo>> {
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
     cloud.balancer.describe(&targets).await
 }

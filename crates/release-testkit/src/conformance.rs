@@ -425,6 +425,7 @@ fn ticket(id: &str, arrival: i64) -> release_core::ledger::Ticket {
         commit: Some(release_core::ids::CommitSha::parse(&"c".repeat(40)).unwrap()),
         doing: format!("promote {id}"),
         expires: Timestamp::from_millis(arrival + 120_000),
+        started: None,
     }
 }
 

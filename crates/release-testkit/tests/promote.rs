@@ -527,3 +527,24 @@ async fn an_instance_terminated_by_hand_is_this_apps_stray_and_a_promote_heals_t
     assert_eq!(registered, ids(&w, "staging"));
     assert_eq!(registered.len(), 2);
 }
+
+/// A user found this: with the load balancer gone mid-promote, the rollback's deregister fails; the new instances
+/// must still be terminated (and a removal that does fail must not claim the environment was put back).
+#[tokio::test(start_paused = true)]
+async fn a_rollback_whose_deregister_fails_still_terminates_and_says_so_when_it_cannot() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let old = ids(&w, "staging");
+    w.cloud.state().healthy_after = None;
+    w.cloud.fail("elb:Deregister", -1);
+    let err = w.promote("staging", &b).await.unwrap_err();
+    assert_eq!(err.rolled_back(), Some(true), "{err}");
+    assert!(err.message().contains("the 2 new instance(s) were removed"), "{err}");
+    assert_eq!(ids(&w, "staging"), old, "the new instances were terminated although deregistering failed");
+
+    w.cloud.fail("ec2:TerminateInstances", -1);
+    let err = w.promote("staging", &b).await.unwrap_err();
+    assert_eq!(err.rolled_back(), Some(false), "{err}");
+    assert!(err.message().contains("removing the 2 new instance(s) failed") && err.message().contains("so they still run"), "{err}");
+}

@@ -171,6 +171,7 @@ async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
         commit: Some(a.clone()),
         doing: "promote aaaaaaaaaaaa to staging".into(),
         expires: now.add(release_core::runner::LOCK_LEASE),
+        started: None,
     };
     w.cloud.cloud().queue.enqueue(&w.pipeline.ledger_table, &dead).await.unwrap();
     let err = w.promote("staging", &b).await.unwrap_err();
@@ -180,4 +181,55 @@ async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
     let r = w.release("alive").promote("staging", &b, &waiting(Wait::Forever), None).await.expect("served after the lease");
     assert_eq!(r.commit, b);
     assert!(w.cloud.clock.now().since(now) >= release_core::runner::LOCK_LEASE);
+}
+
+/// A user found this: with `latest`, older promotes left "superseded" at once, by a newer one that then gave up
+/// waiting, and nothing was deployed. They now yield to it and leave only once it has started.
+#[tokio::test(start_paused = true)]
+async fn with_latest_a_newer_promote_that_gives_up_leaves_the_older_one_in_line() {
+    let mut w = World::new(2).await;
+    w.pipeline.envs.iter_mut().find(|e| e.name.as_str() == "staging").unwrap().queue = QueueMode::Latest;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    w.cloud.state().healthy_after = Some(Duration::from_secs(60));
+    let holder = w.release("holder");
+    let a2 = a.clone();
+    let running = tokio::spawn(async move { holder.promote("staging", &a2, &Default::default(), None).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let older = w.release("ci-old");
+    let b2 = b.clone();
+    let waiter = tokio::spawn(async move { older.promote("staging", &b2, &waiting(Wait::Forever), None).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The newer one gives up after 20 s, long before the holder is done.
+    let err = w.release("ci-new").promote("staging", &c, &waiting(Wait::For(Duration::from_secs(20))), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockHeld, "{err}");
+    running.await.unwrap().unwrap();
+    let r = waiter.await.unwrap().expect("the older promote was not superseded by one that never ran");
+    assert_eq!(r.commit, b);
+    assert_eq!(w.commits("staging"), vec![b.to_string()]);
+    let records = w.records("staging").await;
+    let gave_up = records.iter().find(|r| r.commit() == Some(&c)).expect("the newer one's record");
+    assert_eq!(gave_up.outcome, Outcome::Cancelled);
+    assert!(gave_up.detail.as_deref().unwrap_or("").starts_with("gave up after waiting 20s"), "{gave_up:?}");
+    assert!(records.iter().all(|r| r.outcome != Outcome::Superseded), "nobody was superseded");
+    assert!(w.cloud.state().tickets.values().all(|t| t.is_empty()), "the started tickets went with their commands");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_stopped_by_ctrl_c_is_in_the_ledger_as_interrupted() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.cloud.state().healthy_after = Some(Duration::from_secs(60));
+    let holder = w.release("holder");
+    let running = tokio::spawn(async move { holder.promote("staging", &a, &Default::default(), None).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (r, signals) = w.release_with("nervous", None);
+    let b2 = b.clone();
+    let waiter = tokio::spawn(async move { r.promote("staging", &b2, &waiting(Wait::Forever), None).await });
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    signals.signal();
+    assert_eq!(waiter.await.unwrap().unwrap_err().kind(), ErrorKind::Interrupted);
+    running.await.unwrap().unwrap();
+    let records = w.records("staging").await;
+    let left = records.iter().find(|r| r.commit() == Some(&b)).expect("a record of the waiter");
+    assert_eq!((left.outcome, left.action_name()), (Outcome::Interrupted, "promote"));
 }

@@ -186,3 +186,26 @@ async fn a_load_balancer_created_again_under_a_new_name_or_in_another_zone_gets_
     assert_eq!(record(&w, "green").await, (0, lb_dns(&w, "shop-green")));
     assert!(w.release("ops").plan_provision("prod").await.unwrap().actions.is_empty());
 }
+
+/// A user found this: the live record pointed by hand at the idle cluster's load balancer made a promote replace
+/// the instances that took all the traffic. A promote now refuses while a record taking traffic points elsewhere.
+#[tokio::test(start_paused = true)]
+async fn a_promote_refuses_while_a_record_taking_traffic_points_at_another_load_balancer() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    let live = w.deploy_prod(&a).await;
+    let idle = if live.as_str() == "blue" { "green" } else { "blue" };
+    let idle_tg = format!("shop-{idle}");
+    point(&w, live.as_str(), &lb_dns(&w, &idle_tg), None).await;
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let before = w.instances(idle).iter().map(|i| i.id.to_string()).collect::<Vec<_>>();
+    for plan_only in [true, false] {
+        let r = w.release("alice");
+        let err = if plan_only { r.plan_promote("prod", &b, &Default::default()).await.unwrap_err() } else { r.promote("prod", &b, &Default::default(), None).await.unwrap_err() };
+        assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+        assert!(err.message().contains(&format!("[{live}] points to {}", lb_dns(&w, &idle_tg))) && err.message().contains("run `release provision --env prod`"), "{err}");
+    }
+    assert_eq!(w.instances(idle).iter().map(|i| i.id.to_string()).collect::<Vec<_>>(), before, "nothing replaced");
+    w.release("ops").provision("prod").await.unwrap();
+    w.release("alice").promote("prod", &b, &Default::default(), None).await.expect("after provision repointed it");
+}

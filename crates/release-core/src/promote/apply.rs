@@ -259,14 +259,15 @@ async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo:
         Err(claim) => return e.reword(format!("{what}; and claiming the record to clean up failed: {claim}")).with_rolled_back(false),
     }
     op.progress(&format!("rolling back: removing {} new instance(s)", undo.len()));
-    let cleanup = async {
-        let reg: Vec<InstanceId> = undo.iter().filter(|i| run.members.contains(*i)).cloned().collect();
-        if !reg.is_empty() {
-            op.cloud().balancer.deregister(&plan.target, &reg).await?;
+    // Terminating is what removes them: a deregistration that fails (the load balancer deleted meanwhile, say) is
+    // only noted, since the load balancer drops terminated instances by itself.
+    let reg: Vec<InstanceId> = undo.iter().filter(|i| run.members.contains(*i)).cloned().collect();
+    if !reg.is_empty() {
+        if let Err(d) = op.cloud().balancer.deregister(&plan.target, &reg).await {
+            op.progress(&format!("rolling back: deregistering from {} failed ({d}); terminating the new instances anyway", plan.target));
         }
-        terminate(op, undo).await
     }
-    .await;
+    let cleanup = terminate(op, undo).await;
     match cleanup {
         Ok(()) => {
             for i in undo {
@@ -283,13 +284,12 @@ async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo:
         }
         Err(c) => e
             .reword(format!(
-                "promote of {} to {} failed: {what}; {} still serves what it served before, but removing the {} new instance(s) failed ({c}); run the promote again to clean them up",
+                "promote of {} to {} failed: {what}; removing the {} new instance(s) failed ({c}), so they still run; run the promote again to clean them up",
                 short_sha(plan.commit.as_str()),
-                plan.cluster,
                 plan.cluster,
                 undo.len()
             ))
-            .with_rolled_back(true),
+            .with_rolled_back(false),
     }
 }
 

@@ -168,6 +168,18 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let live = world::live_name(cloud, env).await?;
     if let Some(l) = &live {
         world::require_records(env, l)?;
+        // Which cluster is idle is read from the weights; that holds only while each record aliases its own
+        // cluster's load balancer. A record taking traffic that points elsewhere (at the idle cluster's, say) would
+        // make this promote replace instances that serve.
+        let lbs = crate::switch::env_lbs(cloud, env).await?;
+        let wrong: Vec<String> = crate::provision::misdirected(env, &l.records, &lbs).iter().filter(|m| m.weight > 0).map(|m| m.describe()).collect();
+        if !wrong.is_empty() {
+            return Err(Error::refused(format!(
+                "{}; which cluster takes traffic cannot be told from the weights; run `release provision --env {}` to point each record at its cluster's load balancer, then promote again; nothing was changed",
+                wrong.join("; "),
+                env.name
+            )));
+        }
     }
     let cluster = choose_cluster(env, live.as_ref().map(|l| &l.weights), opts.cluster.as_deref())?;
     let instances = cloud.fleet.app_instances(&pipeline.app).await?;
