@@ -496,6 +496,7 @@ topic = "arn:aws:sns:us-east-1:123456789012:nobody-made-this"
     println!("{doc:#}");
     assert_eq!(doc["ok"], false);
     assert_eq!(doc["failed"], 4);
+    assert_eq!((doc["ok"].as_bool(), doc["error"]["exit_code"].as_i64()), (Some(false), Some(6)), "the failure in the documented shape: {doc:#}");
     let sinks = doc["sinks"].as_array().unwrap();
     assert_eq!(sinks.len(), 6, "one result per sink");
     let result = |label: &str| sinks.iter().find(|s| s["sink"] == label).unwrap_or_else(|| panic!("no result for {label}: {doc:#}")).clone();

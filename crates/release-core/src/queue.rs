@@ -146,10 +146,12 @@ pub async fn take_turn(
         (Wait::No, _) | (_, None) => {
             let waiting: Vec<Ticket> = cloud.queue.tickets(table, &pipeline.app, &env.name).await?.into_iter().filter(|t| t.is_waiting(now)).collect();
             if let Some(first) = waiting.first() {
+                let holder = cloud.lock.holder(table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
+                let running = holder.map(|h| format!("{} runs {}; ", h.holder, h.doing)).unwrap_or_default();
                 return Err(Error::new(
                     ErrorKind::LockHeld,
                     format!(
-                        "env {} has {} command(s) waiting in its queue (first: {} {}); queue behind them with --wait, or see `release queue --env {}`",
+                        "env {} is busy: {running}{} command(s) wait in its queue (first: {} {}); queue behind them with --wait, or see `release queue --env {}`",
                         env.name,
                         waiting.len(),
                         first.holder,
@@ -260,7 +262,7 @@ pub async fn take_turn(
                 parts.push(format!("{} {} (running {})", h.holder, h.doing, since(now, h.acquired)));
             }
             parts.extend(ahead.iter().map(|t| format!("{} {} (waiting)", t.holder, t.doing)));
-            let line = format!("queued: {} ahead: {}", ahead.len(), parts.join(", "));
+            let line = format!("queued: {} ahead: {}", parts.len(), parts.join(", "));
             tell(session, &mut said, &mut said_at, now, line);
         }
         if deadline.is_some_and(|d| now >= d) {
@@ -269,7 +271,7 @@ pub async fn take_turn(
             break Err(Error::new(
                 ErrorKind::LockHeld,
                 format!(
-                    "waited {} in the queue of env {} and it is still not this command's turn ({} ahead); its ticket was removed, nothing was done",
+                    "waited {} in the queue of env {} and it is still not this command's turn ({} waiting ahead of it, besides the lock's holder); its ticket was removed, nothing was done",
                     format_duration(limit.unwrap_or_default()),
                     env.name,
                     ahead.len()

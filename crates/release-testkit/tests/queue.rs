@@ -176,7 +176,7 @@ async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
     w.cloud.cloud().queue.enqueue(&w.pipeline.ledger_table, &dead).await.unwrap();
     let err = w.promote("staging", &b).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LockHeld);
-    assert!(err.message().contains("1 command(s) waiting in its queue (first: ghost promote aaaaaaaaaaaa to staging)"), "{err}");
+    assert!(err.message().contains("1 command(s) wait in its queue (first: ghost promote aaaaaaaaaaaa to staging)"), "{err}");
     // A waiter behind it gets its turn once the ghost's lease ran out.
     let r = w.release("alive").promote("staging", &b, &waiting(Wait::Forever), None).await.expect("served after the lease");
     assert_eq!(r.commit, b);

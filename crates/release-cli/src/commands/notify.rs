@@ -92,6 +92,11 @@ pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
         })).collect::<Vec<_>>(),
     });
     let mut doc = doc;
+    let failure = (failed > 0).then(|| Error::aws(format!("{failed} of {} sink(s) did not take the test event", results.len())));
+    if let Some(e) = &failure {
+        // The one JSON document carries the error in the documented shape too.
+        doc["error"] = serde_json::json!({ "kind": e.kind().as_str(), "message": e.message(), "details": [], "exit_code": e.kind().exit_code() });
+    }
     context::add_calls(&mut doc, &c.calls);
     out.result(&doc, || {
         results
@@ -103,9 +108,9 @@ pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
             .collect::<Vec<_>>()
             .join("\n")
     });
-    match failed {
-        0 => Ok(()),
-        n => Err(Error::aws(format!("{n} of {} sink(s) did not take the test event", results.len()))),
+    match failure {
+        None => Ok(()),
+        Some(e) => Err(e),
     }
 }
 
