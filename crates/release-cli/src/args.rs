@@ -144,6 +144,10 @@ pub enum Command {
         /// Show where it would go, and change nothing
         #[arg(long)]
         plan: bool,
+        /// When it must promote the previous release first: do not wait for a cluster that took live traffic less
+        /// than `settle` ago (resolvers may still send it some); the ledger marks it forced
+        #[arg(long)]
+        force: bool,
         /// Queue behind a held lock, in order of arrival, at most DUR (`--wait` alone: no limit; `--wait 0`: refuse
         /// at once, exit 5, as without the flag); Ctrl-C while waiting leaves the queue
         #[arg(long, value_name = "DUR", num_args = 0..=1, default_missing_value = "forever")]

@@ -209,3 +209,23 @@ async fn unfinished_switches_of_dead_runs_are_closed_under_the_lock() {
     let dead = records.iter().find(|r| r.action_name() == "switch" && r.actor == "alice").unwrap();
     assert_eq!(dead.outcome, Outcome::Succeeded, "its change had landed: {dead:?}");
 }
+
+/// An operator rolling back in an emergency need not wait `settle` before the idle cluster is replaced.
+#[tokio::test(start_paused = true)]
+async fn a_forced_rollback_that_must_promote_does_not_wait_settle() {
+    let w = World::new(2).await;
+    let (v1, v2, v3) = (w.bake('1').await, w.bake('2').await, w.bake('3').await);
+    w.deploy_prod(&v1).await;
+    w.deploy_prod(&v2).await;
+    w.deploy_prod(&v3).await;
+    // The first rollback switches back to v2 (its cluster still runs it); the second must promote v1 into the
+    // cluster that stopped taking traffic a moment ago, which settle would make it wait for.
+    w.release("alice").rollback("prod", &Default::default(), None).await.unwrap();
+    let t0 = w.cloud.clock.now();
+    let forced = release_core::promote::PromoteOptions { force: true, ..Default::default() };
+    let r = w.release("alice").rollback("prod", &forced, None).await.unwrap();
+    assert_eq!(r.plan.to_commit, v1);
+    assert!(w.cloud.clock.now().since(t0) < Duration::from_secs(60), "did not wait settle: {:?}", w.cloud.clock.now().since(t0));
+    let lines = w.lines.lock().unwrap().join("\n");
+    assert!(lines.contains("--force: not waiting"), "{lines}");
+}

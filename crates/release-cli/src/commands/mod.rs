@@ -42,7 +42,7 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         }
         Command::Switch { cluster, weight, plan, force, wait } => switch::run(g, out, cluster, *weight, *plan, *force, queue::wait(wait.as_deref())?).await,
         Command::Status { env } => status::run(g, out, env.as_deref()).await,
-        Command::Rollback { env, plan, wait } => rollback::run(g, out, env, *plan, queue::wait(wait.as_deref())?).await,
+        Command::Rollback { env, plan, force, wait } => rollback::run(g, out, env, *plan, *force, queue::wait(wait.as_deref())?).await,
         Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
     }
 }

@@ -1,4 +1,4 @@
-//! `release rollback --env ENV [--plan] [--wait [DUR]]`: one step back; the prompt and the plan name where it goes.
+//! `release rollback --env ENV [--plan] [--force] [--wait [DUR]]`: one step back; the prompt and the plan name where it goes.
 
 use release_core::ids::short_sha;
 use release_core::promote::PromoteOptions;
@@ -9,11 +9,11 @@ use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
-pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, wait: release_core::queue::Wait) -> Result<()> {
+pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bool, wait: release_core::queue::Wait) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.env(env)?;
     let c = context::connected(g, pipeline, "rollback", context::Writes::Ledger).await?;
-    let opts = PromoteOptions { region: c.region.clone(), wait, ..Default::default() };
+    let opts = PromoteOptions { region: c.region.clone(), wait, force, ..Default::default() };
     if plan_only {
         let plan = c.release.plan_rollback(env, &opts).await?;
         let mut doc = serde_json::json!({ "ok": true, "planned": true, "plan": plan });
