@@ -298,7 +298,9 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
             op.adopt(r, detail).await?;
         }
         None => {
-            let record = op.draft(Action::Rollback(details));
+            let mut record = op.draft(Action::Rollback(details));
+            // Forced only when it skips a settle wait it would have made.
+            record.forced = plan.promote.as_ref().is_some_and(|p| p.forced && p.settle_until.is_some());
             op.open(record).await?;
         }
     }

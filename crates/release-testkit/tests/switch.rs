@@ -228,4 +228,5 @@ async fn a_forced_rollback_that_must_promote_does_not_wait_settle() {
     assert!(w.cloud.clock.now().since(t0) < Duration::from_secs(60), "did not wait settle: {:?}", w.cloud.clock.now().since(t0));
     let lines = w.lines.lock().unwrap().join("\n");
     assert!(lines.contains("--force: not waiting"), "{lines}");
+    assert!(w.records("prod").await[0].forced, "the ledger marks it forced");
 }
