@@ -3,7 +3,7 @@
 //! records, SQS messages) and what the ledger says, not only exit codes.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,26 +83,9 @@ impl Receiver {
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<Hit> {
-    let mut r = BufReader::new(stream);
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-    }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(Hit { method, path, headers, body, at: Instant::now() })
+    let r = release_testkit::http::read_request(stream)?;
+    let headers = r.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    Some(Hit { method: r.method, path: r.path, headers, body: r.body, at: Instant::now() })
 }
 
 /// `sha256=<hex>` computed here, independently of the code under test.

@@ -2,7 +2,7 @@
 //! arrives (method, headers, body, signature), one-line errors that never hold the URL, and a command killed with
 //! everything it started when its attempt is abandoned.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +10,7 @@ use std::time::Duration;
 use release_core::clock::Timestamp;
 use release_core::notify::{Event, EventKind, InstanceCounts};
 use release_notify::{signature, LocalSinks, SIGNATURE_HEADER, USER_AGENT};
+use release_testkit::http::{read_request, Request as Seen};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -41,43 +42,6 @@ fn event() -> Event {
     }
 }
 
-/// One request as the server read it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Seen {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-fn read_request(stream: &mut impl Read) -> Option<Seen> {
-    let mut r = BufReader::new(stream);
-    let mut line = String::new();
-    r.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
-    let len: usize = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some(Seen { method, path, headers, body })
-}
 
 /// A loopback HTTP server answering every request with `status` and `answer`; what it received.
 fn server(status: u16, answer: &'static str) -> (String, Arc<Mutex<Vec<Seen>>>) {
