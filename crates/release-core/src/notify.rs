@@ -8,7 +8,7 @@
 //! and a bounded number of retries; the operation waits for what is still in flight only once, at its end, and
 //! at most [`SINK_TIMEOUT`]. A failed delivery is logged and noted on the ledger record (`notify_failures`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -324,9 +324,4 @@ impl Delivery {
         }
         self.failures.lock().unwrap().clone()
     }
-}
-
-/// The sinks that take `kind`, by label (for `notify test` and messages).
-pub fn sinks_for(settings: &NotifySettings, kind: EventKind) -> BTreeSet<String> {
-    settings.sinks.iter().filter(|s| s.on.contains(&kind)).map(|s| s.label.clone()).collect()
 }

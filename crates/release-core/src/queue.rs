@@ -238,17 +238,18 @@ pub async fn take_turn(
             let line = format!("queued: yielding to a newer promote of {} (queue = \"latest\"); leaving once it starts", env.name);
             tell(session, &mut said, &mut said_at, now, line);
         } else if ahead.is_empty() {
-            match cloud.lock.acquire(table, &runner::lock_info(session, pipeline, env, run_id, doing), now).await? {
+            let info = runner::lock_info(session, pipeline, env, run_id, doing);
+            match cloud.lock.acquire(table, &info, now).await? {
                 None => {
                     // The ticket stays, marked started, until the command ends: older promotes that yielded to it
                     // see that it started (and leave); nobody counts it as waiting any more.
                     ticket.started = Some(now);
                     if !cloud.queue.update_ticket(table, &ticket).await? {
                         // Cancelled at the last moment: give the lock back and say so.
-                        cloud.lock.release(table, &runner::lock_info(session, pipeline, env, run_id, doing)).await?;
+                        cloud.lock.release(table, &info).await?;
                         continue;
                     }
-                    break Ok(runner::lock_info(session, pipeline, env, run_id, doing));
+                    break Ok(info);
                 }
                 Some(held) => {
                     let line = format!("queued: first in line; waiting for {} {} (running {})", held.holder, held.doing, since(now, held.acquired));
@@ -287,7 +288,7 @@ pub async fn take_turn(
         let nap = deadline.map_or(session.poll, |d| session.poll.min(d.since(now).max(Duration::from_millis(1))));
         tokio::select! {
             _ = cloud.clock.sleep(nap) => {}
-            _ = signals_changed(&mut signals) => {}
+            _ = signals.changed() => {}
         }
     };
     match outcome {
@@ -298,10 +299,6 @@ pub async fn take_turn(
             Err(e)
         }
     }
-}
-
-async fn signals_changed(signals: &mut runner::Signals) {
-    signals.changed().await
 }
 
 fn since(now: Timestamp, then: Timestamp) -> String {
