@@ -21,8 +21,7 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Res
     // Commands waiting in the queue come first: they are what happens next.
     let in_file = env.is_none_or(|e| c.release.pipeline.env(e).is_ok());
     let waiting: Vec<release_core::ledger::Ticket> = if in_file {
-        let now = c.release.session.cloud.clock.now();
-        c.release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.expired).map(|t| t.ticket).filter(|t| t.is_waiting(now)).collect()
+        c.release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.expired).map(|t| t.ticket).collect()
     } else {
         Vec::new()
     };
