@@ -30,6 +30,8 @@ def parse_args():
     p.add_argument("--reps", type=int, default=3, help="repetitions of each measurement (median reported)")
     p.add_argument("--baseline-reps", type=int, default=1, help="repetitions of the baseline for the largest N")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    p.add_argument("--only", default="", help="comma-separated scenario groups to run (promote,switch,status,bake,...); "
+                   "default: all. A partial run writes to --out like a full one, so point --out elsewhere")
     return p.parse_args()
 
 
@@ -319,17 +321,26 @@ def machine():
 SIZES = [int(s) for s in ARGS.sizes.split(",")]
 
 
+def wanted(group):
+    return not ARGS.only or group in ARGS.only.split(",")
+
+
 def main():
     results = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "scenarios": []}
-    for n in SIZES:
-        print(f"bench: promote N={n}", file=sys.stderr, flush=True)
-        results["scenarios"].append(bench_promote(n))
-    print("bench: switch", file=sys.stderr, flush=True)
-    results["scenarios"].append(bench_switch())
-    print("bench: status 9x3", file=sys.stderr, flush=True)
-    results["scenarios"].append(bench_status())
-    print("bench: reused bake", file=sys.stderr, flush=True)
-    results["scenarios"].append(bench_reused_bake())
+    if wanted("promote"):
+        for n in SIZES:
+            print(f"bench: promote N={n}", file=sys.stderr, flush=True)
+            results["scenarios"].append(bench_promote(n))
+    if wanted("switch"):
+        print("bench: switch", file=sys.stderr, flush=True)
+        results["scenarios"].append(bench_switch())
+    if wanted("status"):
+        print("bench: status 9x3", file=sys.stderr, flush=True)
+        results["scenarios"].append(bench_status())
+    if wanted("bake"):
+        print("bench: reused bake", file=sys.stderr, flush=True)
+        results["scenarios"].append(bench_reused_bake())
+    # New scenario groups go here, each behind wanted("<group>").
     os.makedirs(ARGS.out, exist_ok=True)
     with open(os.path.join(ARGS.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
