@@ -12,6 +12,7 @@ pub mod iam;
 mod images;
 mod notify;
 mod route53;
+mod cloudwatch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,7 @@ pub struct Aws {
     pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
+    pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     calls: CallCounter,
     region: String,
     endpoint_url: Option<String>,
@@ -106,6 +108,7 @@ impl Aws {
             sts: client!(aws_sdk_sts),
             sns: client!(aws_sdk_sns),
             ssm: client!(aws_sdk_ssm),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             calls,
             region,
             endpoint_url,
@@ -144,6 +147,7 @@ impl Aws {
             ledger: aws.clone(),
             firewall: aws.clone(),
             queue: aws.clone(),
+            alarms: aws.clone(),
             lock: aws,
             clock: Arc::new(SystemClock),
         }

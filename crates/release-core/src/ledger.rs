@@ -106,6 +106,9 @@ pub struct SwitchDetails {
     pub commit: Option<CommitSha>,
     /// What was live before (primary cluster and its commit), so history knows what a rollback goes back to.
     pub previous: Option<LiveRelease>,
+    /// A switch in steps (a rollout): its plan and how far it got, the journal a re-run resumes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutState>,
 }
 
 /// How a rollback went back.
@@ -174,6 +177,8 @@ pub enum Action {
     Provision(ProvisionDetails),
     /// A `--wait` command that left the queue without running (superseded or cancelled).
     Queued(QueuedDetails),
+    /// `release rollout continue` or `release rollback` asking the run that holds a rollout to go on or go back.
+    RolloutRequest(RolloutRequestDetails),
 }
 
 impl Action {
@@ -185,6 +190,7 @@ impl Action {
             Action::Rollback(_) => "rollback",
             Action::Provision(_) => "provision",
             Action::Queued(q) => q.command.as_str(),
+            Action::RolloutRequest(_) => "rollout",
         }
     }
 }
@@ -375,6 +381,7 @@ impl Record {
             Action::Rollback(r) => Some(&r.cluster),
             Action::Provision(_) => None,
             Action::Queued(q) => q.cluster.as_ref(),
+            Action::RolloutRequest(r) => Some(&r.cluster),
         }
     }
 
@@ -386,6 +393,7 @@ impl Record {
             Action::Rollback(r) => Some(&r.to),
             Action::Provision(_) => None,
             Action::Queued(q) => q.commit.as_ref(),
+            Action::RolloutRequest(_) => None,
         }
     }
 
@@ -398,6 +406,7 @@ impl Record {
             Action::Rollback(r) => (sha(r.from.as_ref()), sha(Some(&r.to))),
             Action::Provision(p) => ("-".into(), format!("{} change(s)", p.changes.len())),
             Action::Queued(q) => ("-".into(), q.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).or_else(|| q.cluster.as_ref().map(|c| c.to_string())).unwrap_or_else(|| "-".into())),
+            Action::RolloutRequest(r) => (r.rollout.to_string(), r.request.as_str().to_owned()),
         }
     }
 }
@@ -577,6 +586,64 @@ pub fn weights_before_shift(records: &[Record], current: &Weights) -> Option<Wei
     None
 }
 
+/// How far a rollout got: the journal in its switch record. Every step's weights are derived from `from` (the
+/// weights before the rollout) by [`Weights::after_switch`], so a re-run recomputes them and never restarts lower.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// The steps, as planned.
+    pub steps: Vec<crate::pipeline::RolloutStep>,
+    /// Seconds each step is watched.
+    pub pause: f64,
+    /// CloudWatch alarms watched.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+    /// The index of the step reached (its weights are in Route53, or it is the hold waited at); `None` before the
+    /// first change.
+    #[serde(default)]
+    pub step: Option<usize>,
+    /// When the watch of that step began (`rollout status` counts the time left from it).
+    #[serde(default)]
+    pub since: Option<Timestamp>,
+    /// Waiting at a `"hold"` for `rollout continue` or `rollback`.
+    #[serde(default)]
+    pub holding: bool,
+    /// Why it went back (`alarm acme-5xx went to ALARM at step 50%`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a rollout request asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RolloutRequestKind {
+    /// Go past the hold.
+    Continue,
+    /// Go back to the weights from before the rollout.
+    Rollback,
+}
+
+impl RolloutRequestKind {
+    /// `continue` or `rollback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutRequestKind::Continue => "continue",
+            RolloutRequestKind::Rollback => "rollback",
+        }
+    }
+}
+
+/// A request to the run holding a rollout (which has the lock, so others cannot write its record): a record of its
+/// own, which that run looks for at each poll and which stays in the history as who asked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRequestDetails {
+    /// The rollout's release id.
+    pub rollout: ReleaseId,
+    /// What is asked.
+    pub request: RolloutRequestKind,
+    /// The rollout's target cluster.
+    pub cluster: ClusterName,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,6 +710,7 @@ mod tests {
                 to: weights,
                 commit: Some(sha(commit)),
                 previous: prev.map(|(c, s)| LiveRelease { commit: sha(s), cluster: Some(cl(c)), release_id: None }),
+                rollout: None,
             }),
         )
     }

@@ -46,6 +46,7 @@ pub mod promote;
 pub mod provision;
 pub mod queue;
 pub mod rollback;
+pub mod rollout;
 pub mod runner;
 pub mod status;
 pub mod switch;
@@ -241,5 +242,26 @@ impl Release {
         }
         let broken = cloud.lock.break_lock(table, &self.pipeline.app, &env.name, &held.release_id).await?;
         Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent) })
+    }
+}
+
+/// Rollouts (`release rollout ...`, and `rollback` during one).
+impl Release {
+    /// Where the rollout of `env` stands.
+    pub async fn rollout_status(&self, env: &str) -> Result<rollout::RolloutStatus> {
+        let env = self.pipeline.env(env)?;
+        rollout::status(&self.session, &self.pipeline, env).await
+    }
+
+    /// Goes past the hold of the rollout of `env` (asking the run that holds it, or resuming it here).
+    pub async fn rollout_continue(&self, env: &str, wait: queue::Wait) -> Result<rollout::RequestReport> {
+        let env = self.pipeline.env(env)?;
+        rollout::continue_rollout(&self.session, &self.pipeline, env, wait).await
+    }
+
+    /// During a rollout held by a live run: asks it to go back and waits until it did; `None` otherwise.
+    pub async fn rollout_rollback(&self, env: &str) -> Result<Option<rollout::RequestReport>> {
+        let env = self.pipeline.env(env)?;
+        rollout::rollback_request(&self.session, &self.pipeline, env).await
     }
 }

@@ -405,6 +405,8 @@ pub struct Cloud {
     pub firewall: Arc<dyn Firewall>,
     /// Time.
     pub clock: Arc<dyn Clock>,
+    /// CloudWatch alarms (watched during rollouts).
+    pub alarms: Arc<dyn Alarms>,
 }
 
 /// Tags that `release` writes (DESIGN §4).
@@ -543,4 +545,46 @@ pub trait Baker: Send + Sync {
     async fn version(&self) -> Result<String>;
     /// Runs the build and returns the AMI id it reports. `progress` receives one line per Packer step.
     async fn bake(&self, req: &BakeRequest, progress: &ProgressFn) -> Result<crate::ids::AmiId>;
+}
+
+/// A CloudWatch alarm's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    /// Within its threshold.
+    Ok,
+    /// Breaching: a rollout watching it goes back.
+    Alarm,
+    /// Not enough data to decide (a fresh alarm, a metric nobody emits yet): not a breach.
+    InsufficientData,
+}
+
+impl AlarmState {
+    /// `OK`, `ALARM`, `INSUFFICIENT_DATA`, as CloudWatch names them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// One alarm as DescribeAlarms reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AlarmStatus {
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub state: AlarmState,
+    /// CloudWatch's reason for the state, if any.
+    pub reason: Option<String>,
+}
+
+/// CloudWatch alarms, read only.
+#[async_trait]
+pub trait Alarms: Send + Sync {
+    /// The states of the named alarms (metric and composite) in ONE DescribeAlarms call (at most 100 names);
+    /// a name that does not exist is absent from the answer.
+    async fn states(&self, names: &[String]) -> Result<Vec<AlarmStatus>>;
 }

@@ -112,7 +112,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
     let weights = live.weights.clone();
 
     if weights.is_partial() {
-        let restore = weights_before_shift(&records, &weights).ok_or_else(|| {
+        let restore = weights_before_shift(&records, &weights).or_else(|| crate::rollout::weights_before(&records)).ok_or_else(|| {
             Error::not_found(format!(
                 "traffic of env {} is split ({}) and the ledger does not tell the weights from before the shift; choose with `release switch <cluster>`",
                 env.name,
@@ -270,7 +270,11 @@ pub async fn rollback(session: &Session, pipeline: &Pipeline, env: &Environment,
         if let Some(to) = &plan.to_weights {
             switch::check_records(op.cloud(), env, to).await?;
         }
-        apply(op, &plan, opts).await
+        let report = apply(op, &plan, opts).await?;
+        // A rollout whose process died is over: this rollback went back from it.
+        let records = op.cloud().ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(promote::plan::RECENT_RECORDS)).await?;
+        crate::rollout::close_dead(op, &records).await?;
+        Ok(report)
     })
     .await
 }

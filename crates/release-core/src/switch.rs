@@ -39,6 +39,11 @@ pub struct SwitchOptions {
     pub force: bool,
     /// Whether to wait in the queue for a held lock (`--wait`).
     pub wait: crate::queue::Wait,
+    /// `--steps`: a rollout in these steps, over `[env.NAME.rollout]` (which applies when neither this nor
+    /// `weight` is given).
+    pub steps: Option<Vec<crate::pipeline::RolloutStep>>,
+    /// `--pause`: how long each step is watched, over the file's.
+    pub pause: Option<Duration>,
 }
 
 /// Whether a cluster can take traffic: `count` instances of one commit, running, healthy, nothing stray.
@@ -156,6 +161,9 @@ pub struct SwitchPlan {
     pub changes: bool,
     /// Unfinished switches of dead runs: (release, whether Route53 holds what they asked for).
     pub unfinished: Vec<(ReleaseId, bool)>,
+    /// A switch in steps: the steps, the weights of each, the pause and the alarms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::RolloutPlan>,
 }
 
 /// What a switch did.
@@ -174,6 +182,9 @@ pub struct SwitchReport {
     pub in_sync: bool,
     /// Seconds taken.
     pub seconds: f64,
+    /// A switch in steps: how far it went, and why it went back if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::RolloutOutcome>,
 }
 
 /// Reads what a switch to `cluster` decides on.
@@ -293,6 +304,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts
         forced: opts.force,
         changes,
         unfinished,
+        rollout: None,
     })
 }
 
@@ -306,6 +318,9 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, cluster_name: &str, op
         return Err(Error::input(format!("--weight is a percentage: give 0 to 100, not {}", opts.weight.unwrap_or(0))));
     }
     let w = observe(&session.cloud, pipeline, env, cluster).await?;
+    if let Some(r) = crate::rollout::wanted(env, opts)? {
+        return crate::rollout::plan_from(session, pipeline, env, cluster, opts, &r, &w).await;
+    }
     plan_from(pipeline, env, cluster, opts, &w)
 }
 
@@ -315,6 +330,9 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
     let (env, cluster) = pipeline.cluster(cluster_name)?;
     if env.dns().is_none() {
         return Err(no_dns(env));
+    }
+    if crate::rollout::applies(session, pipeline, env, opts).await? {
+        return crate::rollout::run(session, pipeline, env, cluster, opts, confirmed).await;
     }
     let started = session.cloud.clock.now();
     let spec = OpSpec::new(format!("switch {} to {}", env.name, cluster.name)).waiting(
@@ -333,7 +351,7 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
             }
         }
         close_unfinished(op, &w.records, &w.live.weights).await?;
-        let mut report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: false, in_sync: true, seconds: 0.0 };
+        let mut report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None };
         if !plan.changes {
             return Ok(report);
         }
@@ -343,6 +361,7 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
             to: plan.to.clone(),
             commit: plan.commit.clone(),
             previous: plan.previous.clone(),
+            rollout: None,
         };
         let mut record = op.draft(Action::Switch(details));
         record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());

@@ -125,6 +125,8 @@ pub struct State {
     pub locks: BTreeMap<String, BTreeMap<String, LockInfo>>,
     /// Queue tickets: table → (pk, sk) → ticket.
     pub tickets: BTreeMap<String, BTreeMap<(String, String), Ticket>>,
+    /// CloudWatch alarms by name: their state, and scripted changes (when, state) applied once their time comes.
+    pub alarms: BTreeMap<String, (release_core::ports::AlarmState, Vec<(Timestamp, release_core::ports::AlarmState)>)>,
     next_id: u64,
 }
 
@@ -246,6 +248,7 @@ impl MemoryCloud {
             ledger: me.clone(),
             firewall: me.clone(),
             queue: me.clone(),
+            alarms: me.clone(),
             lock: me,
             clock: Arc::new(self.clock.clone()),
         }
@@ -846,5 +849,52 @@ impl Firewall for MemoryCloud {
         let (_, g) = s.groups.get_mut(group).ok_or_else(|| missing(format!("InvalidGroup.NotFound: {group}")))?;
         g.ingress.retain(|r| !rules.contains(r));
         Ok(())
+    }
+}
+
+/// Alarms: scripted by tests ([`MemoryCloud::put_alarm`], [`MemoryCloud::set_alarm_at`]).
+impl MemoryCloud {
+    /// Creates an alarm (state `INSUFFICIENT_DATA`, as CloudWatch creates them) or leaves an existing one.
+    pub fn put_alarm(&self, name: &str) {
+        self.state().alarms.entry(name.to_owned()).or_insert((release_core::ports::AlarmState::InsufficientData, Vec::new()));
+    }
+
+    /// Sets an alarm's state now.
+    pub fn set_alarm(&self, name: &str, state: release_core::ports::AlarmState) {
+        self.state().alarms.entry(name.to_owned()).or_insert((state, Vec::new())).0 = state;
+    }
+
+    /// Sets an alarm's state once `after` of simulated time has passed from now.
+    pub fn set_alarm_at(&self, name: &str, state: release_core::ports::AlarmState, after: Duration) {
+        let at = self.clock.now().add(after);
+        self.state().alarms.entry(name.to_owned()).or_insert((release_core::ports::AlarmState::InsufficientData, Vec::new())).1.push((at, state));
+    }
+
+    /// Deletes an alarm.
+    pub fn delete_alarm(&self, name: &str) {
+        self.state().alarms.remove(name);
+    }
+}
+
+#[async_trait]
+impl release_core::ports::Alarms for MemoryCloud {
+    async fn states(&self, names: &[String]) -> Result<Vec<release_core::ports::AlarmStatus>> {
+        if names.len() > 100 {
+            return Err(Error::input("cloudwatch DescribeAlarms: ValidationError: at most 100 alarm names"));
+        }
+        let now = self.clock.now();
+        let mut s = self.call("cloudwatch:DescribeAlarms")?;
+        let mut out = Vec::new();
+        for n in names {
+            let Some((state, script)) = s.alarms.get_mut(n) else { continue };
+            script.sort_by_key(|(t, _)| *t);
+            while script.first().is_some_and(|(t, _)| *t <= now) {
+                *state = script.remove(0).1;
+            }
+            if !out.iter().any(|a: &release_core::ports::AlarmStatus| &a.name == n) {
+                out.push(release_core::ports::AlarmStatus { name: n.clone(), state: *state, reason: None });
+            }
+        }
+        Ok(out)
     }
 }

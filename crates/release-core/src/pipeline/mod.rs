@@ -327,6 +327,9 @@ pub struct Environment {
     pub topology: Topology,
     /// How commands waiting for its lock (`--wait`) are served.
     pub queue: QueueMode,
+    /// `[env.NAME.rollout]`: weighted steps watched by alarms and health (blue/green), or the pause and alarms
+    /// between the batches of an in-place `promote --batch N`.
+    pub rollout: Option<Rollout>,
 }
 
 /// How an environment's queue serves waiting commands (`queue = "fifo" | "latest"`).
@@ -607,4 +610,121 @@ pub fn load_dir(files: &[PathBuf]) -> Vec<(PathBuf, Result<Pipeline, Vec<Diagnos
         }
     }
     results
+}
+
+/// The pause of a rollout step when `pause` is not given.
+pub const DEFAULT_ROLLOUT_PAUSE: Duration = Duration::from_secs(300);
+/// The longest pause a step may have (a longer wait is a `"hold"`).
+pub const MAX_ROLLOUT_PAUSE: Duration = Duration::from_secs(24 * 3600);
+/// The most alarms one rollout watches: DescribeAlarms takes 100 names per call, and one call per poll is the rule.
+pub const MAX_ROLLOUT_ALARMS: usize = 100;
+
+/// `[env.NAME.rollout]` (or `rollout = { ... }`).
+///
+/// With `dns`: `steps` are the target cluster's shares, one Route53 change each, each watched for `pause`. Without
+/// `dns` (in place) there are no steps: `pause` and `alarms` apply between the batches of `promote --batch N`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rollout {
+    /// The target's share at each step (blue/green); empty in place.
+    pub steps: Vec<RolloutStep>,
+    /// How long each step (or batch) is watched before the next.
+    #[serde(serialize_with = "crate::clock::ser_duration")]
+    pub pause: Duration,
+    /// CloudWatch alarms watched during each pause: one in ALARM rolls back.
+    pub alarms: Vec<String>,
+}
+
+/// One step of a rollout: a share of the traffic for the target, or a hold until someone says go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolloutStep {
+    /// The target's share, 1..=100.
+    Percent(u8),
+    /// Wait for `release rollout continue` (or `release rollback`), keeping the lock.
+    Hold,
+}
+
+impl fmt::Display for RolloutStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RolloutStep::Percent(p) => write!(f, "{p}%"),
+            RolloutStep::Hold => f.write_str("hold"),
+        }
+    }
+}
+
+impl Serialize for RolloutStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            RolloutStep::Percent(p) => s.serialize_u8(*p),
+            RolloutStep::Hold => s.serialize_str("hold"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RolloutStep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            F(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if (1..=100).contains(&n) => Ok(RolloutStep::Percent(n as u8)),
+            // DynamoDB numbers read back through JSON may come as floats.
+            Raw::F(f) if f.fract() == 0.0 && (1.0..=100.0).contains(&f) => Ok(RolloutStep::Percent(f as u8)),
+            Raw::S(s) if s == "hold" => Ok(RolloutStep::Hold),
+            _ => Err(serde::de::Error::custom("a rollout step is 1..100 or \"hold\"")),
+        }
+    }
+}
+
+/// What is wrong with a list of steps: (index of the offending step, message, fix).
+pub fn check_steps(steps: &[RolloutStep]) -> Result<(), (usize, String, String)> {
+    if steps.is_empty() {
+        return Err((0, "a rollout needs at least one step".into(), "write steps = [10, 50, 100]".into()));
+    }
+    let mut last: Option<u8> = None;
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            RolloutStep::Percent(p) => {
+                if !(1..=100).contains(p) {
+                    return Err((i, format!("step {p} is not a share of 1 to 100 percent"), "use whole percentages from 1 to 100".into()));
+                }
+                if let Some(l) = last.filter(|l| p <= l) {
+                    return Err((i, format!("step {p}% does not increase on the step before it ({l}%)"), "list the shares in increasing order, e.g. [10, 50, 100]".into()));
+                }
+                last = Some(*p);
+            }
+            RolloutStep::Hold if last.is_none() => {
+                return Err((i, "a rollout cannot begin with \"hold\": nothing would be watched yet".into(), "put \"hold\" after the share you want to look at, e.g. [10, \"hold\", 100]".into()));
+            }
+            RolloutStep::Hold if matches!(steps.get(i.wrapping_sub(1)), Some(RolloutStep::Hold)) => {
+                return Err((i, "two \"hold\" steps in a row".into(), "keep one".into()));
+            }
+            RolloutStep::Hold => {}
+        }
+    }
+    if steps.last() != Some(&RolloutStep::Percent(100)) {
+        return Err((steps.len() - 1, "the last step of a rollout must be 100".into(), "end the steps with 100, e.g. [10, 50, 100]".into()));
+    }
+    Ok(())
+}
+
+/// Parses `10,50,hold,100` (the `--steps` flag) and checks it as the file's steps are checked.
+pub fn parse_steps(s: &str) -> Result<Vec<RolloutStep>, Error> {
+    let mut steps = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part == "hold" {
+            steps.push(RolloutStep::Hold);
+            continue;
+        }
+        match part.trim_end_matches('%').parse::<u8>() {
+            Ok(p) => steps.push(RolloutStep::Percent(p)),
+            Err(_) => return Err(Error::input(format!("--steps: `{part}` is neither a percentage nor \"hold\"; give e.g. --steps 10,50,100"))),
+        }
+    }
+    check_steps(&steps).map_err(|(_, m, hint)| Error::input(format!("--steps: {m}; {hint}")))?;
+    Ok(steps)
 }

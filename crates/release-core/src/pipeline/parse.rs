@@ -12,6 +12,7 @@ use super::{
     BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget,
     MetadataTokens, NotifySettings, Pipeline, QueueMode, SecretRef, Sink, SinkKind, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
 };
+use super::{check_steps, Rollout, RolloutStep, DEFAULT_ROLLOUT_PAUSE, MAX_ROLLOUT_ALARMS, MAX_ROLLOUT_PAUSE};
 use crate::clock::{format_duration, parse_duration};
 use crate::notify::EventKind;
 use crate::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
@@ -744,8 +745,22 @@ impl<'a> Walker<'a> {
                     None
                 }
             };
-            match (name, self.environment(&env_tbl, &label, deploy, &mut seen)) {
-                (Some(name), Some((vars, topology, queue))) => envs.push(Environment { name, vars, topology, queue }),
+            let shape = self.environment(&env_tbl, &label, deploy, &mut seen);
+            let rollout = self.rollout(&env_tbl, &label);
+            match (name, shape, rollout) {
+                (Some(name), Some((vars, topology, queue)), Ok(rollout)) => {
+                    if let Some(r) = rollout.as_ref().filter(|r| !r.steps.is_empty() && !matches!(topology, Topology::BlueGreen { .. })) {
+                        let span = self.key_span(&env_tbl, "rollout");
+                        self.error(
+                            span,
+                            format!("[{label}.rollout] has steps ({}), but {label} has no dns: traffic cannot be shifted in steps", r.steps.len()),
+                            Some("remove `steps`; in place, `pause` and `alarms` apply between the batches of `release promote --batch N`"),
+                        );
+                        ok = false;
+                    } else {
+                        envs.push(Environment { name, vars, topology, queue, rollout });
+                    }
+                }
                 _ => ok = false,
             }
         }
@@ -763,7 +778,7 @@ impl<'a> Walker<'a> {
         deploy: &DeploySettings,
         seen: &mut Seen,
     ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
-        self.unknown_keys(t, &["vars", "dns", "clusters", "queue"]);
+        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout"]);
         let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
         let mut queue = QueueMode::Fifo;
         if let Some((q, span)) = self.str(t, "queue") {
@@ -1135,3 +1150,63 @@ fn is_dns_name(s: &str) -> bool {
         })
 }
 
+
+impl Walker<'_> {
+    /// `[env.NAME.rollout]`: `steps` (blue/green only; checked by the caller, which knows the topology), `pause`,
+    /// `alarms`. `Err` when it has a problem (reported).
+    fn rollout(&mut self, env: &Tbl<'_>, label: &str) -> Result<Option<Rollout>, ()> {
+        if env.t.get("rollout").is_none() {
+            return Ok(None);
+        }
+        let name = format!("{label}.rollout");
+        let Some(t) = self.sub_table(env, "rollout", name.clone()) else { return Err(()) };
+        let before = self.diags.len();
+        self.unknown_keys(&t, &["steps", "pause", "alarms"]);
+        let mut steps = Vec::new();
+        if let Some(item) = t.t.get("steps") {
+            let span = self.span_of(&t, "steps");
+            match item.as_array() {
+                None => self.error(span, format!("`steps` in [{name}] must be an array, not {}", item.type_name()), Some("write steps = [10, 50, 100]")),
+                Some(arr) => {
+                    let mut spans = Vec::new();
+                    for v in arr.iter() {
+                        let vspan = v.span().unwrap_or_else(|| span.clone());
+                        match (v.as_integer(), v.as_str()) {
+                            (Some(n), _) if (1..=100).contains(&n) => steps.push(RolloutStep::Percent(n as u8)),
+                            (Some(n), _) => self.error(vspan.clone(), format!("step {n} in [{name}] is not a share of 1 to 100 percent"), Some("use whole percentages from 1 to 100")),
+                            (None, Some("hold")) => steps.push(RolloutStep::Hold),
+                            _ => self.error(vspan.clone(), format!("step `{v}` in [{name}] is neither a percentage nor \"hold\"", v = v.to_string().trim()), Some("write a whole number from 1 to 100, or \"hold\"")),
+                        }
+                        spans.push(vspan);
+                    }
+                    if self.diags.len() == before {
+                        if let Err((i, message, hint)) = check_steps(&steps) {
+                            let at = spans.get(i).cloned().unwrap_or(span);
+                            self.error(at, format!("{message} in [{name}]"), Some(&hint));
+                        }
+                    }
+                }
+            }
+        }
+        let pause = if t.t.contains_key("pause") { self.duration(&t, "pause", (Duration::ZERO, MAX_ROLLOUT_PAUSE)) } else { Some(DEFAULT_ROLLOUT_PAUSE) };
+        let mut alarms: Vec<String> = Vec::new();
+        for (a, span) in self.str_list(&t, "alarms").unwrap_or_default() {
+            // CloudWatch alarm names: 1-255 characters, no control characters.
+            if a.trim().is_empty() || a.len() > 255 || a.chars().any(char::is_control) {
+                self.error(span, format!("alarm name `{a}` in [{name}] is not a CloudWatch alarm name"), Some("give the alarm's exact name (1-255 characters)"));
+            } else if alarms.contains(&a) {
+                self.error(span, format!("alarm `{a}` is listed twice in [{name}]"), Some("list each alarm once"));
+            } else {
+                alarms.push(a);
+            }
+        }
+        if alarms.len() > MAX_ROLLOUT_ALARMS {
+            let span = self.span_of(&t, "alarms");
+            self.error(span, format!("[{name}] lists {} alarms, more than {MAX_ROLLOUT_ALARMS}", alarms.len()), Some("combine them into composite alarms"));
+        }
+        if self.diags.len() > before {
+            return Err(());
+        }
+        Ok(Some(Rollout { steps, pause: pause.ok_or(())?, alarms }))
+    }
+}
