@@ -119,6 +119,13 @@ pub enum Command {
         /// Send only PCT percent to the cluster, the rest to the cluster live now (a gradual shift)
         #[arg(long, value_name = "PCT")]
         weight: Option<u8>,
+        /// A rollout in steps over [env.NAME.rollout]: the cluster's share at each step, e.g. 10,50,100 or
+        /// 10,hold,100; each step is one Route53 change, watched for --pause (alarms, health) before the next
+        #[arg(long, value_name = "STEPS", conflicts_with = "weight")]
+        steps: Option<String>,
+        /// How long each step of a rollout is watched before the next (e.g. 30s, 5m), over the file's `pause`
+        #[arg(long, value_name = "DUR", conflicts_with = "weight")]
+        pause: Option<String>,
         /// Show the weights before and after, and change nothing
         #[arg(long)]
         plan: bool,
@@ -187,6 +194,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// A rollout in steps (`switch` with [env.NAME.rollout] or --steps): `rollout status` shows the step, the time
+    /// left, alarms and health; `rollout continue` goes past a "hold"
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutAction,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,5 +225,25 @@ Exit 0 when every sink took the event, 6 when any did not.")]
         /// The environment the test event is about, as named under [env.NAME]
         #[arg(long)]
         env: String,
+    },
+}
+
+/// `release rollout ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum RolloutAction {
+    /// Where the environment's rollout stands: step, time left in its pause, alarms, the target's health, holder
+    Status {
+        /// The environment
+        #[arg(long)]
+        env: String,
+    },
+    /// Go past the "hold" of the environment's rollout (asks the run holding it; resumes it here when that run died)
+    Continue {
+        /// The environment
+        #[arg(long)]
+        env: String,
+        /// When it resumes a rollout whose run died: queue behind a held lock, at most DUR (as `switch --wait`)
+        #[arg(long, value_name = "DUR", num_args = 0..=1, default_missing_value = "forever")]
+        wait: Option<String>,
     },
 }

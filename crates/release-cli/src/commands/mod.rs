@@ -12,6 +12,7 @@ mod status;
 mod switch;
 mod unlock;
 mod validate;
+mod rollout;
 
 use release_core::Result;
 
@@ -40,9 +41,13 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
             out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policy": policy }), || serde_json::to_string_pretty(&policy).unwrap_or_default());
             Ok(())
         }
-        Command::Switch { cluster, weight, plan, force, wait } => switch::run(g, out, cluster, *weight, *plan, *force, queue::wait(wait.as_deref())?).await,
+        Command::Switch { cluster, weight, steps, pause, plan, force, wait } => {
+            let rollout = rollout::options(steps.as_deref(), pause.as_deref())?;
+            switch::run(g, out, cluster, *weight, rollout, *plan, *force, queue::wait(wait.as_deref())?).await
+        }
         Command::Status { env } => status::run(g, out, env.as_deref()).await,
         Command::Rollback { env, plan, force, wait } => rollback::run(g, out, env, *plan, *force, queue::wait(wait.as_deref())?).await,
         Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
+        Command::Rollout { action } => rollout::run(g, out, action).await,
     }
 }

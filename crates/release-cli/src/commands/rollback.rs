@@ -14,6 +14,10 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bo
     pipeline.env(env)?;
     let c = context::connected(g, pipeline, "rollback", context::Writes::Ledger).await?;
     let opts = PromoteOptions { region: c.region.clone(), wait, force, ..Default::default() };
+    // A rollout held by a live run (its lock): that run goes back, asked through the ledger.
+    if !plan_only && super::rollout::rollback_during_rollout(out, &c, env).await? {
+        return Ok(());
+    }
     if plan_only {
         let plan = c.release.plan_rollback(env, &opts).await?;
         let mut doc = serde_json::json!({ "ok": true, "planned": true, "plan": plan });

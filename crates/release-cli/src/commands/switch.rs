@@ -1,4 +1,4 @@
-//! `release switch <cluster> [--weight PCT] [--plan] [--force] [--wait [DUR]]`.
+//! `release switch <cluster> [--weight PCT | --steps 10,50,100 --pause DUR] [--plan] [--force] [--wait [DUR]]`.
 
 use release_core::ids::short_sha;
 use release_core::switch::{SwitchOptions, SwitchPlan, SwitchReport};
@@ -8,19 +8,29 @@ use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
-pub async fn run(g: &Global, out: &Output, cluster: &str, weight: Option<u8>, plan_only: bool, force: bool, wait: release_core::queue::Wait) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    g: &Global,
+    out: &Output,
+    cluster: &str,
+    weight: Option<u8>,
+    rollout: super::rollout::StepOptions,
+    plan_only: bool,
+    force: bool,
+    wait: release_core::queue::Wait,
+) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.cluster(cluster)?;
     let c = context::connected(g, pipeline, "switch", context::Writes::Ledger).await?;
-    let opts = SwitchOptions { weight, force, wait };
+    let opts = SwitchOptions { weight, force, wait, steps: rollout.steps, pause: rollout.pause };
     let start = std::time::Instant::now();
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;
-        let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0 };
+        let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0, rollout: None };
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         context::add_calls(&mut doc, &c.calls);
-        out.result(&doc, || plan_text(&plan) + "\nnothing was changed (--plan)");
+        out.result(&doc, || plan_text(&plan) + &super::rollout::plan_text(&plan) + "\nnothing was changed (--plan)");
         return Ok(());
     }
     // The plan applied is always made again under the lock; one made before is only for the question.
@@ -34,6 +44,9 @@ pub async fn run(g: &Global, out: &Output, cluster: &str, weight: Option<u8>, pl
         None
     };
     let report = c.release.switch(cluster, &opts, shown.as_ref()).await?;
+    if report.rollout.is_some() {
+        return super::rollout::finish(out, &report, &c.calls, start);
+    }
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
     doc["wall_seconds"] = start.elapsed().as_secs_f64().into();
