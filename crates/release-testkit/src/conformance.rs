@@ -23,6 +23,10 @@ pub trait Harness: Send + Sync {
     async fn plant_cname(&self, zone: &ZoneId, name: &str);
     /// Lets the backend's time pass (simulated, or real for the emulator).
     async fn wait(&self, d: Duration);
+    /// A CloudWatch metric alarm, made by the account owner (INSUFFICIENT_DATA at first).
+    async fn put_alarm(&self, name: &str);
+    /// Sets an alarm's state, as its metric would.
+    async fn set_alarm_state(&self, name: &str, state: release_core::ports::AlarmState);
 }
 
 /// Generates one `#[tokio::test]` per behaviour: `conformance_tests!((tokio test args), harness expression)`.
@@ -36,7 +40,7 @@ macro_rules! conformance_tests {
             ledger_table, ledger_order_and_limit, ledger_writes_are_conditional_on_the_holder, ledger_environment_index,
             lock_acquire_free_held_expired, lock_renew_and_release_only_ones_own, lock_break_only_what_was_seen,
             queue_tickets_in_order_of_arrival, queue_update_and_remove_only_what_exists,
-            images_completeness_and_tags);
+            images_completeness_and_tags, alarms_states_in_one_call);
     };
     (@each $attrs:tt; $harness:expr; $($name:ident),*) => {
         $(
@@ -554,4 +558,30 @@ pub async fn balancer_config_round_trips(h: &dyn Harness) {
     }
     let err = cloud.balancer.config(&LbTarget::ClassicElb("conf-none".into())).await.expect_err("missing");
     assert_eq!(err.cause(), Some(Cause::Missing), "balancer: config of a missing load balancer: {err}");
+}
+
+/// Alarms: one call answers every named alarm with its state; names that do not exist are absent (the engine
+/// turns that into a not-found error before a rollout starts).
+pub async fn alarms_states_in_one_call<H: Harness>(h: &H) {
+    use release_core::ports::AlarmState;
+    let cloud = h.cloud();
+    let names: Vec<String> = ["conf-5xx", "conf-p99", "conf-missing"].iter().map(|s| s.to_string()).collect();
+    assert!(cloud.alarms.states(&names).await.unwrap().is_empty(), "alarms: none at first");
+    h.put_alarm("conf-5xx").await;
+    h.put_alarm("conf-p99").await;
+    let mut got = cloud.alarms.states(&names).await.unwrap();
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    let names_got: Vec<&str> = got.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names_got, ["conf-5xx", "conf-p99"], "alarms: the missing one is absent");
+    // CloudWatch starts an alarm in INSUFFICIENT_DATA, moto in OK: the engine relies only on "not ALARM".
+    assert!(got.iter().all(|a| a.state != AlarmState::Alarm), "alarms: a new alarm is not in ALARM: {got:?}");
+    h.set_alarm_state("conf-p99", AlarmState::Alarm).await;
+    h.set_alarm_state("conf-5xx", AlarmState::Ok).await;
+    let mut got = cloud.alarms.states(&names[..2]).await.unwrap();
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    let states: Vec<(&str, AlarmState)> = got.iter().map(|a| (a.name.as_str(), a.state)).collect();
+    assert_eq!(states, [("conf-5xx", AlarmState::Ok), ("conf-p99", AlarmState::Alarm)], "alarms: states read back");
+    let only: Vec<String> = vec!["conf-p99".into()];
+    let got = cloud.alarms.states(&only).await.unwrap();
+    assert_eq!(got.len(), 1, "alarms: only the names asked for: {got:?}");
 }

@@ -128,6 +128,37 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("route53 CNAME {name}: {e}"));
     }
 
+    /// Sends one CloudWatch Query API request and returns the answer.
+    pub fn cloudwatch_query(&self, params: &[(&str, &str)]) -> String {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/monitoring/aws4_request, SignedHeaders=host, Signature=0";
+        let mut body = String::from("Version=2010-08-01");
+        for (k, v) in params {
+            body.push_str(&format!("&{k}={}", encode(v)));
+        }
+        request(self.addr, "POST", "/", &[("Authorization", auth), ("Content-Type", "application/x-www-form-urlencoded")], &body)
+            .unwrap_or_else(|e| panic!("CloudWatch {params:?}: {e}"))
+    }
+
+    /// A metric alarm (as the account owner makes one); CloudWatch starts it in INSUFFICIENT_DATA.
+    pub fn put_metric_alarm(&self, name: &str) {
+        self.cloudwatch_query(&[
+            ("Action", "PutMetricAlarm"),
+            ("AlarmName", name),
+            ("Namespace", "App"),
+            ("MetricName", "Errors5xx"),
+            ("Statistic", "Sum"),
+            ("Period", "60"),
+            ("EvaluationPeriods", "1"),
+            ("Threshold", "1"),
+            ("ComparisonOperator", "GreaterThanOrEqualToThreshold"),
+        ]);
+    }
+
+    /// Sets an alarm's state (`OK`, `ALARM`, `INSUFFICIENT_DATA`), as its metric would.
+    pub fn set_alarm_state(&self, name: &str, state: &str) {
+        self.cloudwatch_query(&[("Action", "SetAlarmState"), ("AlarmName", name), ("StateValue", state), ("StateReason", "set by a test")]);
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -25,6 +25,12 @@ impl Harness for Memory {
     async fn wait(&self, d: Duration) {
         tokio::time::sleep(d).await;
     }
+    async fn put_alarm(&self, name: &str) {
+        self.0.put_alarm(name);
+    }
+    async fn set_alarm_state(&self, name: &str, state: release_core::ports::AlarmState) {
+        self.0.set_alarm(name, state);
+    }
 }
 
 struct Emu {
@@ -45,6 +51,12 @@ impl Harness for Emu {
     }
     async fn wait(&self, d: Duration) {
         tokio::time::sleep(d).await;
+    }
+    async fn put_alarm(&self, name: &str) {
+        self.emu.put_metric_alarm(name);
+    }
+    async fn set_alarm_state(&self, name: &str, state: release_core::ports::AlarmState) {
+        self.emu.set_alarm_state(name, state.as_str());
     }
 }
 
