@@ -1,0 +1,144 @@
+//! Rollouts of the real binary against the emulator: CloudWatch alarms through moto (`put_metric_alarm`,
+//! `set_alarm_state`), Route53 weights and the ledger read back, a hold ended from a second process, and a
+//! `kill -9` in the middle resumed by a re-run.
+
+use std::time::Duration;
+
+use release_e2e::{AwsView, Emulator, Project};
+
+async fn weights(aws: &AwsView) -> Vec<(String, i64)> {
+    aws.weighted_records("example.com.", "hello.example.com.").await.into_iter().map(|(c, w, _)| (c, w)).collect()
+}
+
+fn w(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(c, w)| (c.to_string(), *w)).collect()
+}
+
+/// The baked demo with a rollout section: prod2 serves A (100 %), prod1 runs B healthy and idle.
+async fn ready(emu: &Emulator, rollout: &str) -> (Project, AwsView) {
+    let (project, a, b) = Project::baked_demo(emu);
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &format!("{text}\n[env.prod.rollout]\n{rollout}"));
+    emu.put_metric_alarm("hello-5xx");
+    emu.set_alarm_state("hello-5xx", "OK");
+    project.release(emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // -> prod2
+    project.release(emu, &["switch", "prod2", "--weight", "100", "--yes"]).assert_ok();
+    project.release(emu, &["promote", &b, "--env", "prod", "--yes", "--force"]).assert_ok(); // -> prod1
+    let aws = AwsView::new(emu).await;
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    (project, aws)
+}
+
+fn rollout_records(ledger: &[std::collections::BTreeMap<String, String>]) -> Vec<&std::collections::BTreeMap<String, String>> {
+    ledger.iter().filter(|r| r["action"] == "switch" && r.contains_key("rollout")).collect()
+}
+
+#[tokio::test]
+async fn an_alarm_at_step_two_rolls_back_with_one_route53_change_per_step_plus_one() {
+    let emu = Emulator::start();
+    let (project, aws) = ready(&emu, "steps = [10, 50, 100]\npause = \"3s\"\nalarms = [\"hello-5xx\"]\n").await;
+    let run = project.background(&emu.url(), &[], &["switch", "prod1", "--yes", "--output", "json"]);
+    run.wait_for("step 2/3: 50% to prod1", Duration::from_secs(60));
+    emu.set_alarm_state("hello-5xx", "ALARM");
+    let run = run.finish(Duration::from_secs(60));
+    assert_eq!(run.code, 8, "a rollout that went back is a failed deploy: {run:?}");
+    let doc = run.json();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["error"]["kind"], "deploy-failed");
+    assert_eq!(doc["error"]["rolled_back"], true);
+    assert_eq!(doc["rollout"]["reason"], "alarm hello-5xx went to ALARM at step 50%");
+    assert_eq!(doc["api_calls"]["Route 53:ChangeResourceRecordSets"], 3, "10 %, 50 %, and one change back: {}", run.stdout);
+    assert_eq!(doc["rollout"]["route53_changes"], 3);
+    let polls = doc["api_calls"]["CloudWatch:DescribeAlarms"].as_u64().unwrap_or(0);
+    assert!(polls >= 2, "the alarms are polled: {}", doc["api_calls"]);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]), "Route53 holds the weights from before the rollout");
+    let ledger = aws.ledger("release-ledger").await;
+    let rec = rollout_records(&ledger)[0];
+    assert_eq!(rec["outcome"], "rolled-back", "{rec:?}");
+    assert_eq!(rec["detail"], "alarm hello-5xx went to ALARM at step 50%");
+    assert!(run.stderr.contains("rolling back: alarm hello-5xx went to ALARM at step 50%"), "{}", run.stderr);
+    println!(
+        "rollout rolled back by an alarm on the emulator: {} Route53 changes, {polls} DescribeAlarms calls, {:.1}s wall",
+        doc["api_calls"]["Route 53:ChangeResourceRecordSets"],
+        run.elapsed.as_secs_f64()
+    );
+    // The lock was released: the next rollout (alarm OK again) goes to 100 % in three changes.
+    emu.set_alarm_state("hello-5xx", "OK");
+    let ok = project.release(&emu, &["switch", "prod1", "--yes", "--output", "json"]);
+    ok.assert_ok();
+    assert_eq!(ok.json()["api_calls"]["Route 53:ChangeResourceRecordSets"], 3);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let ledger = aws.ledger("release-ledger").await;
+    assert_eq!(rollout_records(&ledger)[0]["outcome"], "succeeded");
+}
+
+#[tokio::test]
+async fn a_missing_alarm_is_refused_before_anything_changes() {
+    let emu = Emulator::start();
+    let (project, aws) = ready(&emu, "steps = [10, 100]\npause = \"1s\"\nalarms = [\"hello-5xx\", \"hello-nope\"]\n").await;
+    let before = emu.state();
+    let run = project.release(&emu, &["switch", "prod1", "--yes", "--output", "json"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.error_line().contains("alarm hello-nope of env prod's rollout does not exist in CloudWatch"), "{}", run.stderr);
+    assert_eq!(run.json()["error"]["kind"], "not-found");
+    before.assert_same(&emu.state(), "a rollout with a missing alarm");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+}
+
+#[tokio::test]
+async fn a_hold_is_continued_from_a_second_process_and_status_shows_it() {
+    let emu = Emulator::start();
+    let (project, aws) = ready(&emu, "steps = [10, \"hold\", 100]\npause = \"1s\"\nalarms = [\"hello-5xx\"]\n").await;
+    let holder = project.background(&emu.url(), &[], &["switch", "prod1", "--yes", "--output", "json"]);
+    holder.wait_for("holding at 10%", Duration::from_secs(60));
+    assert_eq!(weights(&aws).await, w(&[("prod1", 10), ("prod2", 90)]));
+    let st = project.release(&emu, &["rollout", "status", "--env", "prod", "--output", "json"]);
+    st.assert_ok();
+    let doc = st.json();
+    assert_eq!((doc["in_progress"].as_bool(), doc["holding"].as_bool(), doc["running"].as_bool()), (Some(true), Some(true), Some(true)), "{doc}");
+    assert_eq!(doc["alarms"][0]["state"], "OK");
+    assert_eq!(doc["healthy"], serde_json::json!([4, 4]));
+    let text = project.release(&emu, &["rollout", "status", "--env", "prod"]);
+    assert!(text.stdout.contains("holding: `release rollout continue --env prod` goes on"), "{}", text.stdout);
+    // Another process cannot take the lock, but it can ask the holder to go on.
+    let cont = project.release(&emu, &["rollout", "continue", "--env", "prod", "--output", "json"]);
+    cont.assert_ok();
+    assert!(cont.json()["request_id"].is_string(), "{}", cont.stdout);
+    let done = holder.finish(Duration::from_secs(60));
+    assert_eq!(done.code, 0, "{done:?}");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let ledger = aws.ledger("release-ledger").await;
+    assert_eq!(rollout_records(&ledger)[0]["outcome"], "succeeded");
+    assert!(ledger.iter().any(|r| r["action"] == "rollout-request" && r["request"] == "continue"), "the request is in the ledger");
+}
+
+#[tokio::test]
+async fn rollback_during_a_hold_is_done_by_the_holder_and_kill_9_mid_rollout_resumes() {
+    let emu = Emulator::start();
+    let (project, aws) = ready(&emu, "steps = [10, \"hold\", 100]\npause = \"1s\"\n").await;
+    let holder = project.background(&emu.url(), &[], &["switch", "prod1", "--yes"]);
+    holder.wait_for("holding at 10%", Duration::from_secs(60));
+    let rb = project.release(&emu, &["rollback", "--env", "prod", "--yes", "--output", "json"]);
+    rb.assert_ok();
+    assert_eq!(rb.json()["outcome"], "rolled-back", "{}", rb.stdout);
+    let done = holder.finish(Duration::from_secs(60));
+    assert_eq!(done.code, 8, "{done:?}");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+
+    // kill -9 at the 10 % step (Route53 has it, the record too), then a re-run with the steps on the command line
+    // ignored: it resumes the recorded rollout past... its hold is still to be waited, so `rollout continue` resumes.
+    let crashed = project.release_env(&emu, &[("RELEASE_TEST_CRASH_AT", "step-10")], &["switch", "prod1", "--yes"]);
+    assert_ne!(crashed.code, 0);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 10), ("prod2", 90)]));
+    project.release(&emu, &["unlock", "--env", "prod"]).assert_ok();
+    let st = project.release(&emu, &["rollout", "status", "--env", "prod", "--output", "json"]).json();
+    assert_eq!((st["in_progress"].as_bool(), st["running"].as_bool()), (Some(true), Some(false)), "{st}");
+    let cont = project.release(&emu, &["rollout", "continue", "--env", "prod", "--output", "json"]);
+    cont.assert_ok();
+    let doc = cont.json();
+    assert_eq!(doc["rollout"]["resumed"], true, "{doc}");
+    assert_eq!(doc["api_calls"]["Route 53:ChangeResourceRecordSets"], 1, "only the 100 % step is left: {doc}");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let ledger = aws.ledger("release-ledger").await;
+    assert!(ledger.iter().all(|r| r["outcome"] != "started"), "{ledger:#?}");
+}
