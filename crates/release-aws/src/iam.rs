@@ -285,6 +285,9 @@ pub fn policy(pipeline: &Pipeline) -> Value {
     );
     s.allow("Terminate", &["ec2:TerminateInstances"], vec![s.ec2("instance/*")], Some(tagged(tags::APP, app)));
 
+    // Rollouts: reading the state of the alarms they watch, by name, in any region of the account.
+    rollout_alarms(&mut s, pipeline);
+
     // Notifications: publishing to each `sns` sink's topic (its ARN as written), reading each webhook's `ssm:`
     // secret. Not granted, because the pipeline does not name the key: kms:Decrypt on a customer-managed key that
     // encrypts such a SecureString (the default aws/ssm key needs none), and kms:GenerateDataKey and kms:Decrypt
@@ -457,4 +460,18 @@ pub fn policy(pipeline: &Pipeline) -> Value {
     }
 
     json!({ "Version": "2012-10-17", "Statement": s.list })
+}
+
+/// `cloudwatch:DescribeAlarms` on the alarms the pipeline's rollouts watch (DescribeAlarms takes resource-level
+/// permissions on each named alarm).
+fn rollout_alarms(s: &mut Statements, pipeline: &Pipeline) {
+    let p = s.p;
+    let alarms: BTreeSet<String> = pipeline
+        .envs
+        .iter()
+        .filter_map(|e| e.rollout.as_ref())
+        .flat_map(|r| r.alarms.iter())
+        .map(|a| format!("arn:{p}:cloudwatch:*:*:alarm:{a}"))
+        .collect();
+    s.allow("RolloutAlarms", &["cloudwatch:DescribeAlarms"], alarms.into_iter().collect(), None);
 }

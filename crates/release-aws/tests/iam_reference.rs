@@ -107,6 +107,8 @@ const RESOURCE_TYPES: &[(&str, &str, &str)] = &[
     ("iam", "role", "arn:${Partition}:iam::${Account}:role/${RoleNameWithPath}"),
     // Actions, resources, and condition keys for Amazon SNS
     ("sns", "topic", "arn:${Partition}:sns:${Region}:${Account}:${TopicName}"),
+    // Actions, resources, and condition keys for Amazon CloudWatch
+    ("cloudwatch", "alarm", "arn:${Partition}:cloudwatch:${Region}:${Account}:alarm:${AlarmName}"),
     // Actions, resources, and condition keys for AWS Systems Manager
     ("ssm", "parameter", "arn:${Partition}:ssm:${Region}:${Account}:parameter/${ParameterNameWithoutLeadingSlash}"),
 ];
@@ -215,6 +217,9 @@ const ACTIONS: &[Action] = &[
     // Actions, resources, and condition keys for Amazon SNS
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html
     ("sns:Publish", &[("topic*", &["aws:ResourceTag/${TagKey}"])], &[]),
+    // Actions, resources, and condition keys for Amazon CloudWatch
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html
+    ("cloudwatch:DescribeAlarms", &[("alarm*", &["aws:ResourceTag/${TagKey}"])], &[]),
     // Actions, resources, and condition keys for AWS Systems Manager
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
     // (its other key, ssm:resourceTag/tag-key, is not transcribed: the policy does not use it)
@@ -527,7 +532,7 @@ fn called_actions() -> BTreeSet<String> {
         let text = std::fs::read_to_string(&path).unwrap();
         let src: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         for (client, prefix) in
-            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts"), ("sns", "sns"), ("ssm", "ssm")]
+            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts"), ("sns", "sns"), ("ssm", "ssm"), ("cloudwatch", "cloudwatch")]
         {
             let needle = format!("self.{client}.");
             for (i, _) in src.match_indices(&needle) {
@@ -552,6 +557,7 @@ fn called_actions() -> BTreeSet<String> {
                 "sts" => "sts",
                 "sns" => "sns",
                 "ssm" => "ssm",
+                "cloudwatch" => "cloudwatch",
                 other => panic!("unknown service in sdk label `{label}` ({other})"),
             };
             out.insert(format!("{prefix}:{}", label.rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap()));
@@ -618,7 +624,7 @@ fn the_check_catches_what_real_iam_would_refuse_or_widen() {
 fn every_aws_call_the_code_makes_is_in_release_s_own_statements() {
     let called = called_actions();
     assert!(called.len() >= 40 && called.contains("ec2:RunInstances") && called.contains("elasticloadbalancing:SetSecurityGroups"), "the source scan found too little: {called:?}");
-    let doc = policy(&load(FULL));
+    let doc = policy(&full_with_rollout());
     let own = action_set(&doc, |sid| !is_packer(sid));
     let missing: Vec<&String> = called.iter().filter(|a| !own.contains(*a)).collect();
     let implied_missing: Vec<&&str> = IMPLIED.iter().filter(|a| !own.contains(**a)).collect();
@@ -791,4 +797,19 @@ fn the_tag_the_packer_statements_rely_on_is_the_one_the_templates_set() {
         let found = template_tags(&dir, "aws", attribute);
         assert!(found.iter().any(|e| want.contains(e)), "source aws {attribute}: {found:?} has no `{}`", want[0]);
     }
+}
+
+#[test]
+fn rollout_alarms_are_described_by_name_and_only_when_a_rollout_watches_some() {
+    let doc = policy(&full_with_rollout());
+    let st = statement(&doc, "RolloutAlarms");
+    assert_eq!(actions_of(st), ["cloudwatch:DescribeAlarms"]);
+    assert_eq!(resources_of(st), ["arn:aws:cloudwatch:*:*:alarm:shop-5xx", "arn:aws:cloudwatch:*:*:alarm:shop-p99"]);
+    assert!(!action_set(&policy(&demo()), |_| true).contains("cloudwatch:DescribeAlarms"), "the demo watches no alarm: not granted");
+}
+
+/// FULL with a rollout watching two alarms. Kept apart from FULL: FULL's release statements are within ~30
+/// characters of a managed policy's 6,144, and the alarm statement (~170) would push them over.
+fn full_with_rollout() -> Pipeline {
+    load(&format!("{FULL}\n[env.prod.rollout]\nsteps = [10, 50, 100]\npause = \"5m\"\nalarms = [\"shop-5xx\", \"shop-p99\"]\n"))
 }
