@@ -302,3 +302,49 @@ fn sink_labels_never_carry_credentials_tokens_or_queries() {
     let labels: Vec<&str> = p.notify.sinks.iter().map(|s| s.label.as_str()).collect();
     assert_eq!(labels, ["webhook https://hooks.example.com/hook", "slack https://hooks.slack.com/services/…"]);
 }
+
+#[test]
+fn a_rollout_parses_inline_or_as_a_table_and_in_place_takes_pause_and_alarms_only() {
+    use release_core::pipeline::RolloutStep::{Hold, Percent};
+    let src = replace(
+        "dns = { zone = \"example.com.\", record = \"hello.example.com.\" }",
+        "dns = { zone = \"example.com.\", record = \"hello.example.com.\" }\nrollout = { steps = [10, \"hold\", 50, 100], pause = \"2m\", alarms = [\"hello-5xx\", \"hello-p99\"] }",
+    );
+    let p = Project::new().parse(&src).expect("valid");
+    let r = p.env("prod").unwrap().rollout.clone().unwrap();
+    assert_eq!(r.steps, vec![Percent(10), Hold, Percent(50), Percent(100)]);
+    assert_eq!((r.pause.as_secs(), r.alarms.len()), (120, 2));
+    let src = format!("{GOOD}[env.staging.rollout]\npause = \"30s\"\nalarms = [\"hello-staging-5xx\"]\n");
+    let p = Project::new().parse(&src).expect("valid");
+    let r = p.env("staging").unwrap().rollout.clone().unwrap();
+    assert!(r.steps.is_empty());
+    assert_eq!((r.pause.as_secs(), r.alarms.clone()), (30, vec!["hello-staging-5xx".to_owned()]));
+    assert!(p.env("prod").unwrap().rollout.is_none());
+}
+
+#[test]
+fn bad_rollouts_are_reported_at_the_step_with_a_fix() {
+    let src = format!(
+        "{GOOD}[env.prod.rollout]\nsteps = [10, 5, 100]\npause = \"25h\"\nalarms = [\"a\", \"a\"]\ncolour = 1\n[env.staging.rollout]\nsteps = [50, 100]\n"
+    );
+    assert_eq!(Project::new().problems(&src), vec![
+        "41:14: step 5% does not increase on the step before it (10%) in [env.prod.rollout]; fix: list the shares in increasing order, e.g. [10, 50, 100]",
+        "42:9: `pause` in [env.prod.rollout] is 25h, outside 0s..24h; fix: pick a duration inside that range",
+        "43:16: alarm `a` is listed twice in [env.prod.rollout]; fix: list each alarm once",
+        "44:1: unknown key `colour` in [env.prod.rollout]; fix: remove it; allowed keys here: steps, pause, alarms",
+        "45:14: [env.staging.rollout] has steps (2), but env.staging has no dns: traffic cannot be shifted in steps; fix: remove `steps`; in place, `pause` and `alarms` apply between the batches of `release promote --batch N`",
+    ]);
+    for (steps, want) in [
+        ("[10, 50]", "the last step of a rollout must be 100"),
+        ("[\"hold\", 100]", "a rollout cannot begin with \"hold\""),
+        ("[10, \"hold\", \"hold\", 100]", "two \"hold\" steps in a row"),
+        ("[0, 100]", "step 0 in [env.prod.rollout] is not a share of 1 to 100 percent"),
+        ("[10, \"later\", 100]", "step `\"later\"` in [env.prod.rollout] is neither a percentage nor \"hold\""),
+        ("[]", "a rollout needs at least one step"),
+        ("\"10,100\"", "`steps` in [env.prod.rollout] must be an array, not string"),
+    ] {
+        let src = format!("{GOOD}[env.prod.rollout]\nsteps = {steps}\n");
+        let got = Project::new().problems(&src);
+        assert!(got.len() == 1 && got[0].contains(want), "{steps}: {got:?}");
+    }
+}

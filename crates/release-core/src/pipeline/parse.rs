@@ -1163,6 +1163,7 @@ impl Walker<'_> {
         let before = self.diags.len();
         self.unknown_keys(&t, &["steps", "pause", "alarms"]);
         let mut steps = Vec::new();
+        let before_steps = self.diags.len();
         if let Some(item) = t.t.get("steps") {
             let span = self.span_of(&t, "steps");
             match item.as_array() {
@@ -1179,7 +1180,7 @@ impl Walker<'_> {
                         }
                         spans.push(vspan);
                     }
-                    if self.diags.len() == before {
+                    if self.diags.len() == before_steps {
                         if let Err((i, message, hint)) = check_steps(&steps) {
                             let at = spans.get(i).cloned().unwrap_or(span);
                             self.error(at, format!("{message} in [{name}]"), Some(&hint));
