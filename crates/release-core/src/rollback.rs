@@ -78,16 +78,25 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
     let Some(live) = world::live_name(cloud, env).await? else {
         // In place: the previous commit, promoted again.
         let cluster = &env.clusters()[0];
-        let current = commit_of(env, cluster, &instances).ok_or_else(|| {
-            if world::cluster_instances(&instances, env, cluster).is_empty() {
-                nothing(format!("no release is live yet (cluster {} runs nothing)", cluster.name))
-            } else {
-                nothing(format!("cluster {} runs no single commit", cluster.name))
-            }
-        })?;
-        let target = rollback_target(&stack, &current)
-            .ok_or_else(|| nothing(format!("the ledger holds no release live before {}", sha(&current))))?
-            .clone();
+        // A promote stopped between batches (an alarm) leaves two commits serving: going back is to the one live
+        // before it, the top of the history (the stopped promote is not in it).
+        let stopped = crate::rollout::stopped_between_batches(&records).filter(|_| commit_of(env, cluster, &instances).is_none());
+        let current = match &stopped {
+            Some(c) => c.clone(),
+            None => commit_of(env, cluster, &instances).ok_or_else(|| {
+                if world::cluster_instances(&instances, env, cluster).is_empty() {
+                    nothing(format!("no release is live yet (cluster {} runs nothing)", cluster.name))
+                } else {
+                    nothing(format!("cluster {} runs no single commit", cluster.name))
+                }
+            })?,
+        };
+        let target = match &stopped {
+            Some(_) => stack.last(),
+            None => rollback_target(&stack, &current),
+        }
+        .ok_or_else(|| nothing(format!("the ledger holds no release live before {}", sha(&current))))?
+        .clone();
         let popts = PromoteOptions { cluster: Some(cluster.name.to_string()), ..opts.clone() };
         require_ami(session, pipeline, &target.commit).await?;
         let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;

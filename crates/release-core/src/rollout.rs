@@ -897,3 +897,68 @@ pub async fn close_dead(op: &mut Op<'_>, records: &[Record]) -> Result<()> {
     }
     Ok(())
 }
+
+/// In place with `promote --batch N`: refuses, before anything is launched, alarms of `[env.NAME.rollout]` that do
+/// not exist.
+pub async fn check_batch_alarms(op: &mut Op<'_>) -> Result<()> {
+    let Some(r) = op.env().rollout.as_ref().filter(|_| !op.env().is_blue_green()) else { return Ok(()) };
+    check_alarms(op.cloud(), op.env(), &r.alarms).await.map(|_| ())
+}
+
+/// In place with `promote --batch N`, after batch `done` of `total`: watches `[env.NAME.rollout]`'s alarms for its
+/// `pause` (one DescribeAlarms call per poll; each batch already waited for its instances to be healthy). An alarm in ALARM (or
+/// gone) stops the promote: the record closes `failed` with the batches done, the cluster keeps serving (every
+/// member is healthy: the batch was), exit 8; `release rollback` then promotes the previous commit.
+pub async fn between_batches(op: &mut Op<'_>, cluster: &Cluster, done: u32, total: u32) -> Result<()> {
+    let Some(r) = op.env().rollout.clone().filter(|_| !op.env().is_blue_green()) else { return Ok(()) };
+    if r.alarms.is_empty() && r.pause.is_zero() {
+        return Ok(());
+    }
+    let clock = op.cloud().clock.clone();
+    let until = clock.now().add(r.pause);
+    op.progress(&format!(
+        "batch {done}/{total} done; watching {} for {}{}",
+        cluster.name,
+        format_duration(r.pause),
+        if r.alarms.is_empty() { String::new() } else { format!(" (alarms: {})", r.alarms.join(", ")) }
+    ));
+    loop {
+        let mut why = None;
+        if !r.alarms.is_empty() {
+            let states = op.cloud().alarms.states(&r.alarms).await?;
+            for a in &r.alarms {
+                match states.iter().find(|s| &s.name == a) {
+                    None => why = Some(format!("alarm {a} no longer exists")),
+                    Some(s) if s.state == AlarmState::Alarm => why = Some(format!("alarm {a} went to ALARM")),
+                    _ => {}
+                }
+                if why.is_some() {
+                    break;
+                }
+            }
+        }
+        if let Some(why) = why {
+            op.set_outcome(Outcome::Failed);
+            let env = op.env().name.clone();
+            return Err(Error::deploy_failed(format!(
+                "{why} after batch {done} of {total}: the promote stopped with {done} batch(es) done and env {env} serving (healthy, old and new instances together); `release rollback --env {env}` promotes the previous commit"
+            ))
+            .with_rolled_back(false));
+        }
+        let now = clock.now();
+        if now >= until {
+            return Ok(());
+        }
+        let wait = until.since(now).min(op.session().poll);
+        op.report(Progress { phase: "between-batches".into(), waiting_for: Some(format!("batch {done}/{total} done; watching alarms")), ..Default::default() }).await?;
+        op.pause(wait).await?;
+    }
+}
+
+/// The commit of the newest in-place promote when it was stopped between batches (closed `failed`, not put back,
+/// with batches done): the environment serves it together with the commit before it.
+pub fn stopped_between_batches(records: &[Record]) -> Option<crate::ids::CommitSha> {
+    let newest = records.iter().filter(|r| matches!(r.action, Action::Promote(_) | Action::Rollback(_))).max_by_key(|r| r.started)?;
+    let d = newest.promote_details()?;
+    (d.in_place && newest.outcome == Outcome::Failed && newest.rolled_back == Some(false) && d.batches_done > 0).then(|| d.commit.clone())
+}

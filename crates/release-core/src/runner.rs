@@ -425,7 +425,8 @@ impl<'s> Op<'s> {
         self.shared.no_return.lock().unwrap().is_some()
     }
 
-    /// Makes the run end with this outcome (when it returns `Ok`).
+    /// Makes the run end with this outcome: when it returns `Ok`, and also on an error (which then closes the
+    /// record with it instead of leaving it open past the point of no return).
     pub fn set_outcome(&mut self, outcome: Outcome) {
         self.outcome = Some(outcome);
     }
@@ -656,6 +657,8 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
     let outcome = match &result {
         Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
         Err(_) if lost.is_some() => Outcome::LostLock,
+        // The body decided how it ends (e.g. a promote stopped by an alarm between batches: `failed`, not open).
+        Err(_) if op.outcome.is_some() => op.outcome.unwrap_or(Outcome::Failed),
         // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
         Err(_) if past => Outcome::Started,
         Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,

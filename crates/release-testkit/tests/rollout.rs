@@ -319,3 +319,57 @@ async fn command_line_steps_override_the_file_and_weight_stays_one_step() {
     let r = w.release("alice").switch("green", &SwitchOptions { weight: None, ..Default::default() }, None).await.unwrap();
     assert!(r.rollout.is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_between_in_place_batches_stops_the_promote_serving_and_rollback_promotes_the_previous_commit() {
+    let w = World::with(shop(3, "[env.staging.rollout]\npause = \"2m\"\nalarms = [\"shop-staging-5xx\"]\n")).await;
+    w.cloud.put_alarm("shop-staging-5xx");
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    w.promote("staging", &v1).await.unwrap();
+    let opts = release_core::promote::PromoteOptions { batch: Some(1), ..Default::default() };
+    // A missing alarm is refused before anything is launched.
+    w.cloud.delete_alarm("shop-staging-5xx");
+    let launched = w.cloud.state().launches.len();
+    let err = w.release("alice").promote("staging", &v2, &opts, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assert_eq!(w.cloud.state().launches.len(), launched, "nothing launched");
+    w.cloud.put_alarm("shop-staging-5xx");
+    // The alarm fires during the watch after the first batch (each batch takes well under a minute here).
+    let release = w.release("alice");
+    let run = release.promote("staging", &v2, &opts, None);
+    let cloud = w.cloud.clone();
+    let fire = async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if cloud.live_instances().iter().filter(|i| i.tags.get("release:commit").map(String::as_str) == Some(v2_str())).count() >= 1 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        cloud.set_alarm("shop-staging-5xx", AlarmState::Alarm);
+    };
+    let (r, ()) = tokio::join!(run, fire);
+    let err = r.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeployFailed, "{err}");
+    assert_eq!(err.rolled_back(), Some(false));
+    assert!(err.message().starts_with("alarm shop-staging-5xx went to ALARM after batch 1 of 3"), "{err}");
+    let registered = w.cloud.registered(&release_core::pipeline::LbTarget::ClassicElb("shop-staging".into()));
+    assert_eq!(registered.len(), 3, "the environment still serves at full capacity");
+    let mut commits = w.commits("staging");
+    commits.sort();
+    assert_eq!(commits, vec![v1.to_string(), v2.to_string()], "one batch of v2, the rest v1");
+    let records = w.records("staging").await;
+    let rec = &records[0];
+    assert_eq!(rec.outcome, Outcome::Failed, "closed, not left open for a re-run to finish: {rec:?}");
+    assert_eq!(rec.promote_details().map(|d| d.batches_done), Some(1), "the ledger says which batches were done");
+    assert!(!w.locked());
+    // rollback promotes the previous commit: v1 everywhere again.
+    w.cloud.set_alarm("shop-staging-5xx", AlarmState::Ok);
+    let rb = w.release("alice").rollback("staging", &Default::default(), None).await.unwrap();
+    assert_eq!(rb.plan.to_commit, v1);
+    assert_eq!(w.commits("staging"), vec![v1.to_string()]);
+}
+
+fn v2_str() -> &'static str {
+    "2222222222222222222222222222222222222222"
+}

@@ -191,6 +191,10 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
     let mut new_ids: Vec<InstanceId> = plan.adopted.clone();
     let mut remaining_old: Vec<InstanceId> = plan.retire.clone();
     let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).collect();
+    // In place with --batch, [env.NAME.rollout] alarms are watched between batches: they must exist first.
+    if plan.batch.is_some() {
+        crate::rollout::check_batch_alarms(op).await?;
+    }
     loop {
         let have = new_ids.len() as u32;
         if have >= count && remaining_old.is_empty() && strays.is_empty() {
@@ -227,6 +231,9 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
         }
         op.record_mut()?.set_promote_details(d);
         op.save().await?;
+        if plan.batch.is_some() {
+            crate::rollout::between_batches(op, &run.cluster, d.batches_done, count.div_ceil(batch)).await?;
+        }
     }
     op.record_mut()?.set_promote_details(d);
     rep.polls = run.polls;
