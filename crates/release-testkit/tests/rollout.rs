@@ -373,3 +373,36 @@ async fn an_alarm_between_in_place_batches_stops_the_promote_serving_and_rollbac
 fn v2_str() -> &'static str {
     "2222222222222222222222222222222222222222"
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rolled_back_rollout_is_an_event_with_its_reason() {
+    let extra = format!("{ROLLOUT}\n[notify]\n[[notify.sinks]]\nkind = \"webhook\"\nurl = \"https://hooks.example.com/release\"\n");
+    let (w, _) = ready(&extra).await;
+    let n = release_testkit::sinks::RecordingNotifier::default();
+    let mut release = w.release("alice");
+    release.session.notifier = std::sync::Arc::new(n.clone());
+    w.cloud.set_alarm_at("shop-5xx", AlarmState::Alarm, Duration::from_secs(60));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap();
+    let events = n.delivered("webhook https://hooks.example.com/release");
+    let last = events.last().expect("events were sent");
+    assert_eq!(last.event.as_str(), "rolled-back", "{events:#?}");
+    assert_eq!(last.reason.as_deref(), Some("alarm shop-5xx went to ALARM at step 10%"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn weights_changed_by_hand_or_a_switch_elsewhere_during_a_dead_rollout_are_refused() {
+    let (w, _) = ready(ROLLOUT).await;
+    let (release, _) = w.release_with("alice", Some("step-10"));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+    let err = w.release("bob").switch("green", &SwitchOptions { weight: None, ..Default::default() }, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(err.message().contains("is unfinished (its process died at 10%); resume it with `release switch blue` or go back with `release rollback --env prod`"), "{err}");
+    w.set_weights(&[("blue", 30), ("green", 70)]).await;
+    let before = changes(&w);
+    let err = w.release("bob").switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(err.message().contains("the live name's weights (blue 30%, green 70%) are none of the rollout's steps"), "{err}");
+    assert_eq!(changes(&w), before, "nothing changed");
+    assert!(!w.locked());
+}
