@@ -399,9 +399,13 @@ async fn run_inner(
             Err(e) => {
                 // Ctrl-C, or a call that failed for good: go back before saying so.
                 let why = if e.kind() == ErrorKind::Interrupted { "interrupted".to_owned() } else { e.message().to_owned() };
-                op.progress(&format!("putting env {} back to the weights from before the rollout ({})", op.env().name, ctx.from.describe_shares()));
+                let back = ctx.from.describe_shares();
+                op.progress(&format!("putting env {} back to the weights from before the rollout ({back})", op.env().name));
+                let at = step_name(&ctx.state.steps, ctx.state.step);
                 match revert(op, &mut ctx, &mut live, &why).await {
-                    Ok(()) => Err(e.with_rolled_back(true)),
+                    Ok(()) => Err(e
+                        .reword(format!("rollout of {} to {} stopped at step {at}: {why}; the weights from before it were put back ({back})", op.env().name, ctx.cluster.name))
+                        .with_rolled_back(true)),
                     Err(re) => Err(e.context(format!("and going back failed too ({})", re.message())).with_rolled_back(false)),
                 }
             }
@@ -496,6 +500,11 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
         Some(RolloutStep::Hold) => share_before(&ctx.state.steps, ctx.state.step.unwrap_or(0)),
         _ => at.clone(),
     };
+    // Where it stands, for a reason: `at step 50%`, `during the hold at 10%`.
+    let place = match ctx.state.step.and_then(|i| ctx.state.steps.get(i)) {
+        Some(RolloutStep::Hold) => format!("during the hold at {at_share}"),
+        _ => format!("at step {at}"),
+    };
     let table = op.pipeline().ledger_table.clone();
     let mut last_line = String::new();
     let mut last_shown: Option<Timestamp> = None;
@@ -505,8 +514,8 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
             let states = op.cloud().alarms.states(&ctx.state.alarms).await?;
             for a in &ctx.state.alarms {
                 match states.iter().find(|s| &s.name == a) {
-                    None => return Ok(Watched::Revert(format!("alarm {a} no longer exists at step {at_share}"))),
-                    Some(s) if s.state == AlarmState::Alarm => return Ok(Watched::Revert(format!("alarm {a} went to ALARM at step {at_share}"))),
+                    None => return Ok(Watched::Revert(format!("alarm {a} no longer exists {place}"))),
+                    Some(s) if s.state == AlarmState::Alarm => return Ok(Watched::Revert(format!("alarm {a} went to ALARM {place}"))),
                     _ => {}
                 }
             }
@@ -516,7 +525,7 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
         let sick: Vec<String> = health.iter().filter(|h| h.state != HealthState::Healthy).map(|h| format!("{} is {:?}", h.id, h.state)).collect();
         if !sick.is_empty() || healthy < ctx.cluster.count as usize {
             let what = if sick.is_empty() { format!("{healthy} of {} instances healthy", ctx.cluster.count) } else { sick.join(", ") };
-            return Ok(Watched::Revert(format!("cluster {} lost health at step {at_share}: {what}", ctx.cluster.name)));
+            return Ok(Watched::Revert(format!("cluster {} lost health {place}: {what}", ctx.cluster.name)));
         }
         let records = op.cloud().ledger.records(&table, &op.pipeline().app, &op.env().name, Some(crate::promote::plan::RECENT_RECORDS)).await?;
         for r in &records {
@@ -525,7 +534,7 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
                 continue;
             }
             match q.request {
-                RolloutRequestKind::Rollback => return Ok(Watched::Revert(format!("rolled back by {} (`release rollback`) at step {at}", r.actor))),
+                RolloutRequestKind::Rollback => return Ok(Watched::Revert(format!("rolled back by {} (`release rollback`) {place}", r.actor))),
                 RolloutRequestKind::Continue if ctx.state.since.is_none_or(|s| r.started >= s) => {
                     op.progress(&format!("{} asked to go on (`release rollout continue`)", r.actor));
                     return Ok(Watched::Passed);
@@ -794,7 +803,13 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
         action: Action::RolloutRequest(RolloutRequestDetails { rollout: rollout.release_id.clone(), request: kind, cluster: s.cluster.clone() }),
     };
     cloud.ledger.put_record(&pipeline.ledger_table, &record, Expect::New).await?;
-    session.progress(&format!("asked the run holding rollout {} ({} on {}) to {}; waiting for it", rollout.release_id, rollout.actor, rollout.host, kind.as_str()));
+    session.progress(&format!(
+        "asked the run holding rollout {} ({} on {}) to {}; waiting for it",
+        rollout.release_id,
+        rollout.actor,
+        rollout.host,
+        if kind == RolloutRequestKind::Continue { "go on" } else { "go back" }
+    ));
     let deadline = now.add(REQUEST_WAIT);
     loop {
         cloud.clock.sleep(session.poll.min(Duration::from_secs(2))).await;

@@ -206,7 +206,7 @@ async fn rollback_during_a_hold_is_carried_out_by_the_holder() {
     let (r, asked) = tokio::join!(run, operator);
     let r = r.unwrap();
     assert_eq!(asked.unwrap().outcome, "rolled-back");
-    assert_eq!(rollout_of(&r).reason.as_deref(), Some("rolled back by bob (`release rollback`) at step hold at 10%"));
+    assert_eq!(rollout_of(&r).reason.as_deref(), Some("rolled back by bob (`release rollback`) during the hold at 10%"));
     assert_eq!(changes(&w) - before, 2, "10 %, then one change back");
     assert_eq!(w.weights().await.describe(), "blue=0,green=100");
     assert_eq!(r_ref(&w.records("prod").await, &r).outcome, Outcome::RolledBack);

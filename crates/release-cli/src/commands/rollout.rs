@@ -55,7 +55,10 @@ pub async fn run(g: &Global, out: &Output, action: &RolloutAction) -> Result<()>
 }
 
 fn request_text(r: &RequestReport) -> String {
-    format!("rollout {}: asked to {}; it is at {} ({})", r.rollout, r.request.as_str(), r.step, r.outcome)
+    match r.outcome.as_str() {
+        "started" => format!("rollout {} went on past its hold: it is at {} now", r.rollout, r.step),
+        outcome => format!("rollout {} was asked to {}; it ended {outcome} at {}", r.rollout, r.request.as_str(), r.step),
+    }
 }
 
 async fn status(g: &Global, out: &Output, env: &str) -> Result<()> {
@@ -154,6 +157,7 @@ pub fn finish(out: &Output, report: &SwitchReport, calls: &release_aws::CallCoun
         doc["error"] = serde_json::json!({
             "kind": e.kind().as_str(),
             "message": e.message(),
+            "details": e.details(),
             "exit_code": e.kind().exit_code(),
             "rolled_back": true,
         });
@@ -181,6 +185,6 @@ pub async fn rollback_during_rollout(out: &Output, c: &context::Connected, env: 
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
     context::add_calls(&mut doc, &c.calls);
-    out.result(&doc, || format!("rollout {} went back at {} (asked by this rollback; its run restored the weights from before it)", report.rollout, report.step));
+    out.result(&doc, || format!("rollout {} went back from {} (asked by this rollback; its run restored the weights from before it)", report.rollout, report.step));
     Ok(true)
 }
