@@ -108,17 +108,10 @@ pub fn wanted(env: &Environment, opts: &SwitchOptions) -> Result<Option<RolloutS
     Ok(Some(RolloutSpec { steps, pause, alarms }))
 }
 
-/// Whether a switch runs as a rollout: one is asked for, or one of a dead run is unfinished (it is resumed, or
-/// refused when it went to another cluster).
-pub async fn applies(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &SwitchOptions) -> Result<bool> {
-    if wanted(env, opts)?.is_some() {
-        return Ok(true);
-    }
-    if opts.weight.is_some() {
-        return Ok(false);
-    }
-    let records = session.cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::promote::plan::RECENT_RECORDS)).await?;
-    Ok(unfinished(&records).is_some())
+/// Whether a switch runs as a rollout from the start (an unfinished rollout of a dead run is found by the plain
+/// switch under the lock, which hands it to [`body`]).
+pub fn applies(env: &Environment, opts: &SwitchOptions) -> Result<bool> {
+    Ok(wanted(env, opts)?.is_some())
 }
 
 /// The unfinished rollout record among `records` (newest first), with its details.
@@ -271,147 +264,164 @@ async fn run_inner(
         .waiting(opts.wait, crate::queue::TicketSpec { action: crate::ledger::TicketAction::Switch, commit: None, cluster: Some(cluster.name.clone()) });
     runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
         let w = switch::observe(op.cloud(), pipeline, env, cluster).await?;
-        let current = w.live.weights.clone();
-        let (mut ctx, mut plan, start, resumed) = match unfinished(&w.records) {
-            Some((r, s, st)) => {
-                if s.cluster != cluster.name {
-                    return Err(Error::refused(format!(
-                        "the rollout {} of env {} to cluster {} is unfinished (its process died at {}); resume it with `release switch {}` or go back with `release rollback --env {}`; nothing was changed",
-                        r.release_id,
-                        env.name,
-                        s.cluster,
-                        step_name(&st.steps, st.step),
-                        s.cluster,
-                        env.name
-                    )));
-                }
-                let at = resume_point(&s.from, &cluster.name, st, &current)?;
-                let mut state = st.clone();
-                let same = at == st.step;
-                state.step = at;
-                if !same {
-                    // Route53 took a step whose record was not saved: its watch starts now.
-                    state.since = Some(op.cloud().clock.now());
-                    state.holding = false;
-                }
-                let (record, details) = (r.clone(), s.clone());
-                let detail = format!("resumed at step {} by run {} after its process died", step_name(&state.steps, at), op.run_id());
-                op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));
-                let spec = RolloutSpec { steps: state.steps.clone(), pause: Duration::from_secs_f64(state.pause), alarms: state.alarms.clone() };
-                let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
-                let mut plan = plan_with(pipeline, env, cluster, &SwitchOptions { force: true, ..opts.clone() }, &spec, &w, alarms)?;
-                plan.from = details.from.clone();
-                plan.to = details.to.clone();
-                plan.changes = true;
-                if let Some(rp) = plan.rollout.as_mut() {
-                    rp.resumes = Some((record.release_id.clone(), step_name(&state.steps, at)));
-                }
-                op.adopt(record.clone(), detail).await?;
-                if let Ok(rec) = op.record_mut() {
-                    if let Action::Switch(d) = &mut rec.action {
-                        d.rollout = Some(state.clone());
-                    }
-                }
-                op.save().await?;
-                let ctx = Ctx { cluster, from: details.from.clone(), state, record_started: record.started, release_id: record.release_id.clone(), changes: 0 };
-                let start = match at {
-                    Some(i) => i,
-                    None => 0,
-                };
-                (ctx, plan, (at.is_none(), start), true)
-            }
-            None => {
-                let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
-                let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
-                let plan = plan_with(pipeline, env, cluster, opts, &spec, &w, alarms)?;
-                if let Some(c) = confirmed {
-                    if c.from != plan.from || c.to != plan.to {
-                        return Err(Error::refused(format!(
-                            "the weights changed since the plan was shown ({} -> {} then, {} -> {} now); nothing was changed, run the switch again",
-                            c.from, c.to, plan.from, plan.to
-                        )));
-                    }
-                }
-                switch::close_unfinished(op, &w.records, &current).await?;
-                if !plan.changes {
-                    return Ok(SwitchReport { release_id: String::new(), plan, changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None });
-                }
-                let state = RolloutState { steps: spec.steps.clone(), pause: spec.pause.as_secs_f64(), alarms: spec.alarms.clone(), step: None, since: None, holding: false, reason: None };
-                let details = SwitchDetails {
-                    cluster: plan.cluster.clone(),
-                    from: plan.from.clone(),
-                    to: plan.to.clone(),
-                    commit: plan.commit.clone(),
-                    previous: plan.previous.clone(),
-                    rollout: Some(state.clone()),
-                };
-                let mut record = op.draft(Action::Switch(details));
-                record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
-                let (rid, rstarted) = (record.release_id.clone(), record.started);
-                op.open(record).await?;
-                op.step("recorded")?;
-                let ctx = Ctx { cluster, from: plan.from.clone(), state, record_started: rstarted, release_id: rid, changes: 0 };
-                (ctx, plan, (true, 0), false)
-            }
-        };
-        plan.forced = opts.force;
-        let mut live = w.live.clone();
-        let result = steps(op, &mut ctx, &mut live, start, past_hold).await;
-        let mut report = SwitchReport {
-            release_id: ctx.release_id.to_string(),
-            plan,
-            changed: true,
-            planned: false,
-            in_sync: true,
-            seconds: 0.0,
-            rollout: None,
-        };
-        let outcome = |ctx: &Ctx<'_>, rolled_back: bool, reason: Option<String>| RolloutOutcome {
-            reached: step_name(&ctx.state.steps, ctx.state.step),
-            route53_changes: ctx.changes,
-            rolled_back,
-            reason,
-            resumed,
-        };
-        match result {
-            Ok(Watched::Passed) => {
-                report.rollout = Some(outcome(&ctx, false, None));
-                report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
-                Ok(report)
-            }
-            Ok(Watched::Revert(reason)) => {
-                op.progress(&format!("rolling back: {reason}"));
-                revert(op, &mut ctx, &mut live, &reason).await?;
-                ctx.state.reason = Some(reason.clone());
-                if let Ok(r) = op.record_mut() {
-                    r.detail = Some(reason.clone());
-                    r.rolled_back = Some(true);
-                    if let Action::Switch(d) = &mut r.action {
-                        d.rollout = Some(ctx.state.clone());
-                    }
-                }
-                op.set_outcome(Outcome::RolledBack);
-                report.rollout = Some(outcome(&ctx, true, Some(reason)));
-                report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
-                Ok(report)
-            }
-            Err(e) if matches!(e.kind(), ErrorKind::Crash) || op.lock_lost() || op.past_no_return() => Err(e),
-            Err(e) => {
-                // Ctrl-C, or a call that failed for good: go back before saying so.
-                let why = if e.kind() == ErrorKind::Interrupted { "interrupted".to_owned() } else { e.message().to_owned() };
-                let back = ctx.from.describe_shares();
-                op.progress(&format!("putting env {} back to the weights from before the rollout ({back})", op.env().name));
-                let at = step_name(&ctx.state.steps, ctx.state.step);
-                match revert(op, &mut ctx, &mut live, &why).await {
-                    Ok(()) => Err(e
-                        .reword(format!("rollout of {} to {} stopped at step {at}: {why}; the weights from before it were put back ({back})", op.env().name, ctx.cluster.name))
-                        .with_rolled_back(true)),
-                    Err(re) => Err(e.context(format!("and going back failed too ({})", re.message())).with_rolled_back(false)),
-                }
-            }
-        }
+        body(op, cluster, opts, confirmed, past_hold, started, w).await
     })
     .await
+}
+
+/// The rollout under the lock, from what `switch::observe` read: resumes the unfinished rollout of a dead run, or
+/// starts one as `opts` asks. A plain switch calls it too when it finds an unfinished rollout (resumed, or refused
+/// when it went to another cluster).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn body(
+    op: &mut Op<'_>,
+    cluster: &Cluster,
+    opts: &SwitchOptions,
+    confirmed: Option<&SwitchPlan>,
+    past_hold: bool,
+    started: Timestamp,
+    w: SwitchWorld,
+) -> Result<SwitchReport> {
+    let (pipeline, env) = (op.pipeline(), op.env());
+    let current = w.live.weights.clone();
+    let (mut ctx, mut plan, start, resumed) = match unfinished(&w.records) {
+        Some((r, s, st)) => {
+            if s.cluster != cluster.name {
+                return Err(Error::refused(format!(
+                    "the rollout {} of env {} to cluster {} is unfinished (its process died at {}); resume it with `release switch {}` or go back with `release rollback --env {}`; nothing was changed",
+                    r.release_id,
+                    env.name,
+                    s.cluster,
+                    step_name(&st.steps, st.step),
+                    s.cluster,
+                    env.name
+                )));
+            }
+            let at = resume_point(&s.from, &cluster.name, st, &current)?;
+            let mut state = st.clone();
+            let same = at == st.step;
+            state.step = at;
+            if !same {
+                // Route53 took a step whose record was not saved: its watch starts now.
+                state.since = Some(op.cloud().clock.now());
+                state.holding = false;
+            }
+            let (record, details) = (r.clone(), s.clone());
+            let detail = format!("resumed at step {} by run {} after its process died", step_name(&state.steps, at), op.run_id());
+            op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));
+            let spec = RolloutSpec { steps: state.steps.clone(), pause: Duration::from_secs_f64(state.pause), alarms: state.alarms.clone() };
+            let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
+            let mut plan = plan_with(pipeline, env, cluster, &SwitchOptions { force: true, ..opts.clone() }, &spec, &w, alarms)?;
+            plan.from = details.from.clone();
+            plan.to = details.to.clone();
+            plan.changes = true;
+            if let Some(rp) = plan.rollout.as_mut() {
+                rp.resumes = Some((record.release_id.clone(), step_name(&state.steps, at)));
+            }
+            op.adopt(record.clone(), detail).await?;
+            if let Ok(rec) = op.record_mut() {
+                if let Action::Switch(d) = &mut rec.action {
+                    d.rollout = Some(state.clone());
+                }
+            }
+            op.save().await?;
+            let ctx = Ctx { cluster, from: details.from.clone(), state, record_started: record.started, release_id: record.release_id.clone(), changes: 0 };
+            let start = match at {
+                Some(i) => i,
+                None => 0,
+            };
+            (ctx, plan, (at.is_none(), start), true)
+        }
+        None => {
+            let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
+            let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
+            let plan = plan_with(pipeline, env, cluster, opts, &spec, &w, alarms)?;
+            if let Some(c) = confirmed {
+                if c.from != plan.from || c.to != plan.to {
+                    return Err(Error::refused(format!(
+                        "the weights changed since the plan was shown ({} -> {} then, {} -> {} now); nothing was changed, run the switch again",
+                        c.from, c.to, plan.from, plan.to
+                    )));
+                }
+            }
+            switch::close_unfinished(op, &w.records, &current).await?;
+            if !plan.changes {
+                return Ok(SwitchReport { release_id: String::new(), plan, changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None });
+            }
+            let state = RolloutState { steps: spec.steps.clone(), pause: spec.pause.as_secs_f64(), alarms: spec.alarms.clone(), step: None, since: None, holding: false, reason: None };
+            let details = SwitchDetails {
+                cluster: plan.cluster.clone(),
+                from: plan.from.clone(),
+                to: plan.to.clone(),
+                commit: plan.commit.clone(),
+                previous: plan.previous.clone(),
+                rollout: Some(state.clone()),
+            };
+            let mut record = op.draft(Action::Switch(details));
+            record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
+            let (rid, rstarted) = (record.release_id.clone(), record.started);
+            op.open(record).await?;
+            op.step("recorded")?;
+            let ctx = Ctx { cluster, from: plan.from.clone(), state, record_started: rstarted, release_id: rid, changes: 0 };
+            (ctx, plan, (true, 0), false)
+        }
+    };
+    plan.forced = opts.force;
+    let mut live = w.live.clone();
+    let result = steps(op, &mut ctx, &mut live, start, past_hold).await;
+    let mut report = SwitchReport {
+        release_id: ctx.release_id.to_string(),
+        plan,
+        changed: true,
+        planned: false,
+        in_sync: true,
+        seconds: 0.0,
+        rollout: None,
+    };
+    let outcome = |ctx: &Ctx<'_>, rolled_back: bool, reason: Option<String>| RolloutOutcome {
+        reached: step_name(&ctx.state.steps, ctx.state.step),
+        route53_changes: ctx.changes,
+        rolled_back,
+        reason,
+        resumed,
+    };
+    match result {
+        Ok(Watched::Passed) => {
+            report.rollout = Some(outcome(&ctx, false, None));
+            report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
+            Ok(report)
+        }
+        Ok(Watched::Revert(reason)) => {
+            op.progress(&format!("rolling back: {reason}"));
+            revert(op, &mut ctx, &mut live, &reason).await?;
+            ctx.state.reason = Some(reason.clone());
+            if let Ok(r) = op.record_mut() {
+                r.detail = Some(reason.clone());
+                r.rolled_back = Some(true);
+                if let Action::Switch(d) = &mut r.action {
+                    d.rollout = Some(ctx.state.clone());
+                }
+            }
+            op.set_outcome(Outcome::RolledBack);
+            report.rollout = Some(outcome(&ctx, true, Some(reason)));
+            report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
+            Ok(report)
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::Crash) || op.lock_lost() || op.past_no_return() => Err(e),
+        Err(e) => {
+            // Ctrl-C, or a call that failed for good: go back before saying so.
+            let why = if e.kind() == ErrorKind::Interrupted { "interrupted".to_owned() } else { e.message().to_owned() };
+            let back = ctx.from.describe_shares();
+            op.progress(&format!("putting env {} back to the weights from before the rollout ({back})", op.env().name));
+            let at = step_name(&ctx.state.steps, ctx.state.step);
+            match revert(op, &mut ctx, &mut live, &why).await {
+                Ok(()) => Err(e
+                    .reword(format!("rollout of {} to {} stopped at step {at}: {why}; the weights from before it were put back ({back})", op.env().name, ctx.cluster.name))
+                    .with_rolled_back(true)),
+                Err(re) => Err(e.context(format!("and going back failed too ({})", re.message())).with_rolled_back(false)),
+            }
+        }
+    }
 }
 
 /// The steps from `start` on. `(fresh, start)`: `fresh` when no step was taken yet.

@@ -331,7 +331,7 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
     if env.dns().is_none() {
         return Err(no_dns(env));
     }
-    if crate::rollout::applies(session, pipeline, env, opts).await? {
+    if crate::rollout::applies(env, opts)? {
         return crate::rollout::run(session, pipeline, env, cluster, opts, confirmed).await;
     }
     let started = session.cloud.clock.now();
@@ -341,6 +341,10 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
     );
     runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
         let w = observe(op.cloud(), pipeline, env, cluster).await?;
+        // A rollout whose process died is resumed (or, to another cluster, refused), never closed as abandoned.
+        if opts.weight.is_none() && crate::rollout::unfinished(&w.records).is_some() {
+            return crate::rollout::body(op, cluster, opts, confirmed, false, started, w).await;
+        }
         let plan = plan_from(pipeline, env, cluster, opts, &w)?;
         if let Some(c) = confirmed {
             if c.from != plan.from || c.to != plan.to {
