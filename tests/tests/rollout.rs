@@ -142,3 +142,36 @@ async fn rollback_during_a_hold_is_done_by_the_holder_and_kill_9_mid_rollout_res
     let ledger = aws.ledger("release-ledger").await;
     assert!(ledger.iter().all(|r| r["outcome"] != "started"), "{ledger:#?}");
 }
+
+#[tokio::test]
+async fn bad_rollout_input_is_one_line_with_its_exit_code_and_changes_nothing() {
+    let emu = Emulator::start();
+    let project = Project::demo();
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &format!("{text}\n[env.prod.rollout]\nsteps = [10, 100]\npause = \"1s\"\n"));
+    project.release(&emu, &["provision", "--env", "prod"]).assert_ok();
+    let before = emu.state();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["switch", "prod2", "--weight", "10", "--steps", "10,100"], 2, "cannot be used with"),
+        (&["switch", "prod2", "--steps", "10,5,100"], 2, "--steps: step 5% does not increase on the step before it (10%)"),
+        (&["switch", "prod2", "--steps", "10,50"], 2, "--steps: the last step of a rollout must be 100"),
+        (&["switch", "prod2", "--steps", "hold,100"], 2, "--steps: a rollout cannot begin with \"hold\""),
+        (&["switch", "prod2", "--steps", "10,later,100"], 2, "--steps: `later` is neither a percentage nor \"hold\""),
+        (&["switch", "prod2", "--steps", "10,100", "--pause", "2x"], 2, "--pause 2x: `2x` has an unknown unit `x`"),
+        (&["switch", "prod2", "--steps", "10,100", "--pause", "25h"], 2, "--pause is at most 24h"),
+        (&["switch", "staging", "--steps", "10,100"], 2, "env staging has no dns"),
+        (&["rollout", "continue", "--env", "prod"], 3, "env prod has no rollout under way"),
+        (&["rollout", "status", "--env", "nope"], 3, "no environment `nope`"),
+    ];
+    for (args, code, want) in cases {
+        let mut full: Vec<&str> = args.to_vec();
+        full.extend(["--yes", "--output", "json"]);
+        let run = project.release(&emu, &full);
+        assert_eq!(run.code, *code, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(want), "{args:?}: {}", run.stderr);
+        let doc = run.json();
+        assert_eq!(doc["ok"], false, "{args:?}: one JSON document, also for failures: {}", run.stdout);
+    }
+    before.assert_same(&emu.state(), "bad rollout input");
+    println!("bad rollout inputs tried on the emulator: {}, AWS changes: 0", cases.len());
+}
