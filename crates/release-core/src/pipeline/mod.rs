@@ -327,6 +327,8 @@ pub struct Environment {
     pub topology: Topology,
     /// How commands waiting for its lock (`--wait`) are served.
     pub queue: QueueMode,
+    /// Lifecycle hooks (`[env.NAME.hooks]`).
+    pub hooks: crate::hooks::HookSettings,
 }
 
 /// How an environment's queue serves waiting commands (`queue = "fifo" | "latest"`).

@@ -744,8 +744,9 @@ impl<'a> Walker<'a> {
                     None
                 }
             };
-            match (name, self.environment(&env_tbl, &label, deploy, &mut seen)) {
-                (Some(name), Some((vars, topology, queue))) => envs.push(Environment { name, vars, topology, queue }),
+            let hooks = self.hooks(&env_tbl, &label);
+            match (name, self.environment(&env_tbl, &label, deploy, &mut seen), hooks) {
+                (Some(name), Some((vars, topology, queue)), Some(hooks)) => envs.push(Environment { name, vars, topology, queue, hooks }),
                 _ => ok = false,
             }
         }
@@ -763,7 +764,7 @@ impl<'a> Walker<'a> {
         deploy: &DeploySettings,
         seen: &mut Seen,
     ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
-        self.unknown_keys(t, &["vars", "dns", "clusters", "queue"]);
+        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "hooks"]);
         let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
         let mut queue = QueueMode::Fifo;
         if let Some((q, span)) = self.str(t, "queue") {
@@ -1135,3 +1136,48 @@ fn is_dns_name(s: &str) -> bool {
         })
 }
 
+
+/// `[env.NAME.hooks]`.
+impl Walker<'_> {
+    fn hooks(&mut self, env: &Tbl<'_>, label: &str) -> Option<crate::hooks::HookSettings> {
+        let mut out = crate::hooks::HookSettings::default();
+        if env.t.get("hooks").is_none() {
+            return Some(out);
+        }
+        let t = self.sub_table(env, "hooks", format!("{label}.hooks"))?;
+        let before = self.diags.len();
+        self.unknown_keys(&t, &["before_promote", "before_traffic", "after_traffic", "hook_timeout", "rollback_on_hook_failure"]);
+        for key in ["before_promote", "before_traffic", "after_traffic"] {
+            let Some((cmd, span)) = self.str(&t, key) else { continue };
+            if cmd.contains('\n') || cmd.contains('\0') {
+                self.error(span, format!("`{key}` in [{label}.hooks] must be one line"), Some("put a longer hook in a script and run that, e.g. \"./scripts/smoke\""));
+                continue;
+            }
+            let cmd = (!cmd.trim().is_empty()).then_some(cmd);
+            match key {
+                "before_promote" => out.before_promote = cmd,
+                "before_traffic" => out.before_traffic = cmd,
+                _ => out.after_traffic = cmd,
+            }
+        }
+        if t.t.get("hook_timeout").is_some() {
+            if let Some(d) = self.duration(&t, "hook_timeout", (Duration::from_secs(1), Duration::from_secs(6 * 3600))) {
+                out.timeout = d;
+            }
+        }
+        if let Some(item) = t.t.get("rollback_on_hook_failure") {
+            match item.as_bool() {
+                Some(b) => out.rollback_on_failure = Some(b),
+                None => {
+                    let span = self.span_of(&t, "rollback_on_hook_failure");
+                    self.error(
+                        span,
+                        format!("`rollback_on_hook_failure` in [{label}.hooks] must be true or false, not {}", item.type_name()),
+                        Some("write true or false without quotes"),
+                    );
+                }
+            }
+        }
+        (self.diags.len() == before).then_some(out)
+    }
+}
