@@ -16,7 +16,7 @@ pub async fn run(g: &Global, out: &Output, cluster: &str, weight: Option<u8>, pl
     let start = std::time::Instant::now();
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;
-        let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0 };
+        let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0, hooks: Vec::new() };
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         context::add_calls(&mut doc, &c.calls);
