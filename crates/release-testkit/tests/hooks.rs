@@ -166,3 +166,26 @@ async fn a_failing_after_traffic_hook_restores_the_weights_in_one_route53_change
     // A later rollback is not fooled: green (b's promote left it idle) is still what is live.
     assert_eq!(release_core::ledger::live_history(&w.records("prod").await).last().map(|l| l.commit.clone()), Some(a));
 }
+
+#[tokio::test(start_paused = true)]
+async fn sinks_hear_that_a_hook_failed_and_what_it_did() {
+    let sinks = "[notify]\n[[notify.sinks]]\nkind = \"command\"\ncommand = \"./notify.sh\"\non = [\"step\", \"failed\", \"rolled-back\"]\n";
+    let w = World::with(shop(2, &format!("{HOOKS}{sinks}"))).await;
+    let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
+    let n = release_testkit::sinks::RecordingNotifier::default();
+    let mut release = with_hooks(w.release("alice"), &hooks);
+    release.session.notifier = Arc::new(n.clone());
+    let a = w.bake('a').await;
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &a, &Default::default(), None).await.unwrap();
+    hooks.script(HookName::AfterTraffic, Script::exits(1, Duration::from_secs(2), &["checkout is broken"]));
+    release.switch("green", &Default::default(), None).await.unwrap_err();
+    let events = n.delivered("command `./notify.sh`");
+    let steps: Vec<String> = events.iter().filter_map(|e| e.step.clone()).filter(|s| s.starts_with("hook-")).collect();
+    assert_eq!(steps, vec!["hook-before-promote", "hook-before-traffic", "hook-after-traffic-failed"]);
+    let last = events.last().unwrap();
+    assert_eq!(last.event.as_str(), "rolled-back");
+    assert!(last.reason.as_deref().unwrap_or("").contains("hook after_traffic (`./smoke $RELEASE_LIVE_NAME`) failed with exit status 1 after 2.0s: checkout is broken"), "{:?}", last.reason);
+    assert_eq!(last.hooks.iter().map(|h| (h.name, h.status)).collect::<Vec<_>>(), vec![(HookName::AfterTraffic, HookStatus::Failed)]);
+    assert!(last.hooks[0].output_tail.is_empty(), "the output stays in the ledger");
+}
