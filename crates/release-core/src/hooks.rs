@@ -546,12 +546,13 @@ pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOpt
 
 /// Notes a failed `after_traffic` hook on the record, as a warning or as what the rollback that follows is for.
 fn warn(op: &mut Op<'_>, r: &HookResult, rolling_back: bool) {
-    let note = if rolling_back {
-        format!("{}; rolling back (rollback_on_hook_failure = true)", r.describe())
+    let (line, note) = if rolling_back {
+        ("rolling back (rollback_on_hook_failure = true)".to_owned(), format!("{}; rolling back (rollback_on_hook_failure = true)", r.describe()))
     } else {
-        format!("warning: {}; the new release stays live (rollback_on_hook_failure = false)", r.describe())
+        let note = format!("warning: {}; the new release stays live (rollback_on_hook_failure = false)", r.describe());
+        (note.clone(), note)
     };
-    op.progress(&note);
+    op.progress(&line);
     if let Ok(rec) = op.record_mut() {
         rec.detail = Some(note);
     }

@@ -18,6 +18,10 @@ pub struct LocalHooks;
 #[async_trait]
 impl HookRunner for LocalHooks {
     async fn start(&self, cmd: &HookCommand, output: Arc<ProgressFn>) -> Result<Box<dyn RunningHook>> {
+        // stdout and stderr share one pipe, so that its lines keep the order the hook wrote them in (the last line
+        // is often why it failed).
+        let (read, write) = pipe().map_err(|e| Error::internal(format!("cannot make a pipe for hook {}: {e}", cmd.name)))?;
+        let write2 = write.try_clone().map_err(|e| Error::internal(format!("cannot make a pipe for hook {}: {e}", cmd.name)))?;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&cmd.command)
@@ -25,19 +29,35 @@ impl HookRunner for LocalHooks {
             .envs(&cmd.vars)
             .stdin(Stdio::null())
             // Our stdout is the command's result (one JSON document with --output json): the hook's goes to stderr.
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::from(write2))
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| Error::internal(format!("cannot run sh for hook {} in {}: {e}", cmd.name, cmd.dir.display())))?;
         let pgid = child.id().and_then(|id| i32::try_from(id).ok());
-        let readers = vec![
-            reader(child.stdout.take().expect("stdout is piped"), output.clone()),
-            reader(child.stderr.take().expect("stderr is piped"), output),
-        ];
+        let read = tokio::net::unix::pipe::Receiver::from_owned_fd(read).map_err(|e| Error::internal(format!("reading hook {}'s output: {e}", cmd.name)));
+        let readers = match read {
+            Ok(r) => vec![reader(r, output)],
+            Err(e) => {
+                let _ = child.start_kill();
+                return Err(e);
+            }
+        };
         Ok(Box::new(Local { child, pgid, readers }))
     }
+}
+
+/// An anonymous pipe, both ends close-on-exec (the child gets its own copies of the write end).
+fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array, which we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) })
 }
 
 fn reader(pipe: impl AsyncRead + Unpin + Send + 'static, output: Arc<ProgressFn>) -> JoinHandle<()> {
