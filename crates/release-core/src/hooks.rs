@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::format_duration;
 use crate::error::{Error, ErrorKind, Result};
+use crate::ids::InstanceId;
+use crate::ledger::PromoteDetails;
+use crate::promote::{PromoteOptions, PromotePlan};
 use crate::ports::{HookCommand, HookExit};
 use crate::runner::Op;
 
@@ -393,42 +396,7 @@ pub fn live_name(env: &crate::pipeline::Environment, lb_dns: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_tail_keeps_the_newest_lines_within_both_bounds() {
-        let mut t = Tail::default();
-        for i in 0..100 {
-            t.push(&format!("line {i}"));
-        }
-        assert_eq!(t.lines.len(), TAIL_LINES);
-        assert_eq!(t.lines.back().map(String::as_str), Some("line 99"));
-        let mut t = Tail::default();
-        for _ in 0..10 {
-            t.push(&"x".repeat(1000));
-        }
-        assert!(t.bytes <= TAIL_BYTES && t.lines.len() == 4, "{} lines, {} bytes", t.lines.len(), t.bytes);
-    }
-
-    #[test]
-    fn empty_commands_are_no_hooks_and_rollback_defaults_to_blue_green() {
-        let s = HookSettings { before_traffic: Some("  ".into()), after_traffic: Some("./smoke".into()), ..Default::default() };
-        assert_eq!(s.command(HookName::BeforeTraffic), None);
-        assert_eq!(s.command(HookName::AfterTraffic), Some("./smoke"));
-        assert!(s.rollback_on_failure(true));
-        assert!(!s.rollback_on_failure(false));
-        let s = HookSettings { rollback_on_failure: Some(false), ..Default::default() };
-        assert!(!s.rollback_on_failure(true));
-    }
-}
-
 // Where the engine calls the hooks. Each is one call at a clear point of promote/apply.rs or switch.rs.
-
-use crate::ids::InstanceId;
-use crate::ledger::PromoteDetails;
-use crate::promote::{PromoteOptions, PromotePlan};
 
 /// The variables of a promote's hooks; `ids` is the new fleet (empty before launching).
 async fn promote_context(op: &Op<'_>, plan: &PromotePlan, ids: &[InstanceId]) -> HookContext {
@@ -617,5 +585,36 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> 
         Err(e) => Err(failed(&r)
             .reword(format!("{}; switching the traffic back failed ({e}); run `release rollback --env {}`", r.describe(), plan.env))
             .with_rolled_back(false)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_keeps_the_newest_lines_within_both_bounds() {
+        let mut t = Tail::default();
+        for i in 0..100 {
+            t.push(&format!("line {i}"));
+        }
+        assert_eq!(t.lines.len(), TAIL_LINES);
+        assert_eq!(t.lines.back().map(String::as_str), Some("line 99"));
+        let mut t = Tail::default();
+        for _ in 0..10 {
+            t.push(&"x".repeat(1000));
+        }
+        assert!(t.bytes <= TAIL_BYTES && t.lines.len() == 4, "{} lines, {} bytes", t.lines.len(), t.bytes);
+    }
+
+    #[test]
+    fn empty_commands_are_no_hooks_and_rollback_defaults_to_blue_green() {
+        let s = HookSettings { before_traffic: Some("  ".into()), after_traffic: Some("./smoke".into()), ..Default::default() };
+        assert_eq!(s.command(HookName::BeforeTraffic), None);
+        assert_eq!(s.command(HookName::AfterTraffic), Some("./smoke"));
+        assert!(s.rollback_on_failure(true));
+        assert!(!s.rollback_on_failure(false));
+        let s = HookSettings { rollback_on_failure: Some(false), ..Default::default() };
+        assert!(!s.rollback_on_failure(true));
     }
 }

@@ -46,8 +46,8 @@ async fn each_hook_runs_once_in_order_with_the_release_variables() {
     release.switch("green", &Default::default(), None).await.unwrap();
     assert_eq!(hooks.started(), vec![HookName::BeforePromote, HookName::BeforeTraffic, HookName::AfterTraffic]);
 
-    let seen = hooks.seen.lock().unwrap();
-    let bt = &seen.started[1];
+    let started = hooks.seen.lock().unwrap().started.clone();
+    let bt = &started[1];
     assert_eq!(bt.command, "./smoke $RELEASE_LB_DNS");
     assert_eq!(bt.dir, w.pipeline.root);
     let mut ids: Vec<String> = report.new_instances.iter().map(ToString::to_string).collect();
@@ -60,9 +60,8 @@ async fn each_hook_runs_once_in_order_with_the_release_variables() {
     assert_eq!(bt.vars["RELEASE_LIVE_NAME"], "www.shop.test");
     assert_eq!(bt.vars["RELEASE_ID"], report.release_id);
     assert_eq!(bt.vars["RELEASE_AMI"], report.ami.to_string());
-    assert_eq!(seen.started[0].vars["RELEASE_INSTANCE_IDS"], "");
-    assert_eq!(seen.started[2].vars["RELEASE_CLUSTER"], "green");
-    drop(seen);
+    assert_eq!(started[0].vars["RELEASE_INSTANCE_IDS"], "");
+    assert_eq!(started[2].vars["RELEASE_CLUSTER"], "green");
 
     let records = w.records("prod").await;
     let promote = records.iter().find(|r| r.release_id.to_string() == report.release_id).unwrap();
