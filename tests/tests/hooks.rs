@@ -319,7 +319,7 @@ async fn a_hook_past_its_timeout_is_killed_with_everything_it_started() {
     let emu = Emulator::start();
     let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
-    hooks(&project, "staging", "before_promote = \"echo started; sleep 300 & echo $! > sleeper.pid; wait\"\nhook_timeout = \"2s\"");
+    hooks(&project, "staging", "before_promote = \"sleep 300 & echo $! > sleeper.pid; echo started; wait\"\nhook_timeout = \"2s\"");
     let run = project.release(&emu, &["promote", &a, "--env", "staging", "--output", "json"]);
     assert_eq!(run.code, 8, "{}", run.stderr);
     assert!(run.json()["error"]["message"].as_str().unwrap().contains("timed out"), "{}", run.stdout);
@@ -337,9 +337,9 @@ async fn ctrl_c_during_before_traffic_kills_the_hook_and_removes_the_new_fleet()
     let emu = Emulator::start();
     let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
-    hooks(&project, "prod", "before_traffic = \"echo smoke starting; sleep 300 & echo $! > sleeper.pid; wait\"");
+    hooks(&project, "prod", "before_traffic = \"sleep 300 & echo $! > sleeper.pid; echo smoke starting; wait\"");
     let bg = project.background(&emu.url(), &[], &["promote", &a, "--env", "prod", "--yes", "--output", "json"]);
-    bg.wait_for("smoke starting", Duration::from_secs(120));
+    bg.wait_for("[hook before_traffic] smoke starting", Duration::from_secs(120));
     bg.signal("INT");
     let run = bg.finish(Duration::from_secs(60));
     assert_eq!(run.code, 130, "{}", run.stderr);

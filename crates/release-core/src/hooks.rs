@@ -296,7 +296,10 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
     let started = clock.now();
     let deadline = started.add(settings.timeout);
     let mut signals = op.session().signals.clone();
+    // Signals so far are the runner's to judge: one that stops the run stops it before the hook starts; one it
+    // only acknowledged (past the point of no return) lets the hook run. Any signal after this stops the hook.
     let signals_before = signals.count();
+    op.check()?;
     let mut stop: Option<Error> = None;
     let (status, exit_code, signal) = match op.session().hooks.start(&cmd, output).await {
         Err(e) => {

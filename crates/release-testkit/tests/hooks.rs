@@ -188,3 +188,26 @@ async fn sinks_hear_that_a_hook_failed_and_what_it_did() {
     assert_eq!(last.hooks.iter().map(|h| (h.name, h.status)).collect::<Vec<_>>(), vec![(HookName::AfterTraffic, HookStatus::Failed)]);
     assert!(last.hooks[0].output_tail.is_empty(), "the output stays in the ledger");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_just_before_a_hook_stops_the_run_instead_of_waiting_for_the_hook() {
+    let (w, hooks) = world().await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    with_hooks(w.release("alice"), &hooks).promote("staging", &a, &Default::default(), None).await.unwrap();
+    let old = w.instances("staging");
+    hooks.script(HookName::BeforeTraffic, Script::hangs(&[]));
+    let (mut release, tx) = w.release_with("alice", None);
+    // Ctrl-C lands between the new instances running and the hook starting.
+    release.session.checkpoint = Arc::new(move |step: &str| {
+        if step == "running" {
+            tx.signal();
+        }
+        Ok(())
+    });
+    let release = with_hooks(release, &hooks);
+    let err = release.promote("staging", &b, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert_eq!(hooks.started(), vec![HookName::BeforePromote, HookName::BeforeTraffic, HookName::BeforePromote], "the second before_traffic never started");
+    assert_eq!(w.instances("staging"), old);
+    assert_eq!(w.records("staging").await[0].outcome, Outcome::Interrupted);
+}
