@@ -73,6 +73,8 @@ fn cases() -> Vec<Case> {
         Case { name: "packer missing", edit: NONE, args: &["bake", "HEAD"], env: &[("PACKER", "/nonexistent/packer")], code: 3, says: "packer is not installed", json: "" },
         Case { name: "unreachable endpoint", edit: NONE, args: &["status"], env: &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")], code: 6, says: "cannot reach AWS", json: "" },
         case("pipeline file given does not exist", NONE, &["validate", "--pipeline", "pipelines/none.toml"], 2, "cannot read the pipeline file"),
+        case("unknown hook key", ("[env.prod.clusters.prod1]", "hooks = { before_trafic = \"./smoke\" }\n[env.prod.clusters.prod1]"), &["promote", "HEAD", "--env", "prod", "--yes"], 2, "unknown key `before_trafic` in [env.prod.hooks]"),
+        case("hook timeout out of range", ("[env.prod.clusters.prod1]", "hooks = { before_traffic = \"./smoke\", hook_timeout = \"7h\" }\n[env.prod.clusters.prod1]"), &["validate"], 2, "`hook_timeout` in [env.prod.hooks] is 7h, outside 1s..6h"),
     ]
 }
 

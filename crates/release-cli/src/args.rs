@@ -58,6 +58,9 @@ pub enum OutputFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check every pipeline file; each problem is reported with file:line:col and a fix hint
+    #[command(long_about = "Check every pipeline file; each problem is reported with file:line:col and a fix hint. \
+        Also checks [env.NAME.hooks] (before_promote, before_traffic, after_traffic, hook_timeout, \
+        rollback_on_hook_failure) and lists the hooks each environment runs.")]
     Validate,
     /// Create what an environment needs if missing: load balancers or target groups, DNS records, the ledger table
     Provision {
@@ -89,6 +92,10 @@ pub enum Command {
     /// The app's baked AMIs: commit, AMI, created, bake key, where each runs now
     Images,
     /// Deploy a baked commit to an environment (its only cluster, or the idle cluster of a blue/green environment)
+    #[command(long_about = "Deploy a baked commit to an environment (its only cluster, or the idle cluster of a \
+        blue/green environment). Runs the environment's hooks ([env.NAME.hooks], sh -c in the directory holding \
+        pipelines/, RELEASE_* variables): before_promote before launching; before_traffic once the new fleet is up \
+        and takes no traffic (a failure removes it, exit 8); in place, after_traffic after the swap.")]
     Promote {
         /// The commit: a full or short sha, a branch or a tag (it must be baked)
         sha: String,
@@ -113,6 +120,9 @@ pub enum Command {
         wait: Option<String>,
     },
     /// Send live traffic to a cluster with one Route53 change
+    #[command(long_about = "Send live traffic to a cluster with one Route53 change. Once the cluster takes all the \
+        traffic, the environment's after_traffic hook runs ([env.NAME.hooks]); if it fails, the weights from before \
+        the switch are restored in one more Route53 change (exit 8), unless rollback_on_hook_failure = false.")]
     Switch {
         /// The cluster to send traffic to (cluster names are unique in an app, so no --env)
         cluster: String,

@@ -180,6 +180,7 @@ pub async fn connected(g: &Global, pipeline: Pipeline, label: &'static str, writ
     session.checkpoint = Arc::new(crash_hook);
     session.entropy = entropy();
     session.poll = poll_interval();
+    session.hooks = Arc::new(release_packer::LocalHooks);
     Ok(Connected { release: Release::new(session, pipeline), region, calls })
 }
 

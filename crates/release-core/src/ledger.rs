@@ -323,6 +323,9 @@ pub struct Record {
     /// Events that no sink of `[notify]` took (after its retries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify_failures: Vec<crate::notify::NotifyFailure>,
+    /// The lifecycle hooks this action ran, in order (`[env.NAME.hooks]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::HookResult>,
     /// The action and what only it has.
     #[serde(flatten)]
     pub action: Action,
@@ -498,7 +501,7 @@ pub struct LiveRelease {
 /// #     release_id: ReleaseId::from_string(format!("r{t}")), holder: ReleaseId::from_string(format!("r{t}")),
 /// #     actor: "ci".into(), caller: String::new(), host: String::new(), started: Timestamp::from_millis(t),
 /// #     finished: None, outcome: Outcome::Succeeded, detail: None, forced: false, rolled_back: None,
-/// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(),
+/// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(), hooks: Vec::new(),
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
 /// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], batches_done: 0, subject: None }) };
@@ -678,6 +681,7 @@ mod tests {
             seconds: BTreeMap::new(),
             progress: None,
             notify_failures: Vec::new(),
+            hooks: Vec::new(),
             action,
         }
     }

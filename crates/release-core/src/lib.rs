@@ -37,6 +37,7 @@
 pub mod bake;
 pub mod clock;
 pub mod error;
+pub mod hooks;
 pub mod ids;
 pub mod ledger;
 pub mod notify;
@@ -106,7 +107,7 @@ impl Release {
             opts.wait,
             queue::TicketSpec { action: ledger::TicketAction::Promote, commit: Some(commit.clone()), cluster: None },
         );
-        runner::run(&self.session, pipeline, environment, spec, async |op: &mut Op<'_>| {
+        let report = runner::run(&self.session, pipeline, environment, spec, async |op: &mut Op<'_>| {
             let world = promote::observe(op.session(), pipeline, environment, commit, opts).await?;
             let plan = promote::plan_from(pipeline, environment, commit, opts, &world, "promote")?;
             if let Some(c) = confirmed {
@@ -120,6 +121,24 @@ impl Release {
             promote::apply(op, &plan, opts).await
         })
         .await
+        .map(|rep| (hooks::wants_rollback(environment, &rep.hooks), rep))?;
+        match report {
+            (Some(hook), _) if !environment.is_blue_green() => self.roll_back_after_hook(env, &hook, opts).await,
+            (_, rep) => Ok(rep),
+        }
+    }
+
+    /// In place, a failed `after_traffic` hook with `rollback_on_hook_failure = true`: the promote is done (its
+    /// record says so, with the hook), and a rollback promotes the previous commit, in its own record.
+    async fn roll_back_after_hook(&self, env: &str, hook: &hooks::HookResult, opts: &PromoteOptions) -> Result<PromoteReport> {
+        self.session.progress(&format!("{}; rolling back", hook.describe()));
+        match self.rollback(env, opts, None).await {
+            Ok(rb) => Err(Error::deploy_failed(format!("{}; rolled back: {}", hook.describe(), rb.plan.summary)).with_rolled_back(true)),
+            Err(e) => {
+                let msg = format!("{}; the automatic rollback failed: {}", hook.describe(), e.message());
+                Err(e.reword(msg).with_rolled_back(false))
+            }
+        }
     }
 
     /// What a switch would do; writes nothing.

@@ -142,6 +142,10 @@ pub struct Event {
     pub instances: InstanceCounts,
     /// `[notify] link`, when set (e.g. the dashboard).
     pub link: Option<String>,
+    /// The lifecycle hooks the action ran so far: name, status, exit code, seconds (their output stays in the
+    /// ledger record). A failed hook is also the `reason` of a `failed` or `rolled-back` event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::HookResult>,
 }
 
 /// How many instances an action launched and retired.
@@ -186,6 +190,7 @@ impl Event {
                 retired: promote.map(|p| p.retired_instances.len()).unwrap_or(0),
             },
             link: link.map(str::to_owned),
+            hooks: record.hooks.iter().map(|h| crate::hooks::HookResult { output_tail: Vec::new(), ..h.clone() }).collect(),
         }
     }
 

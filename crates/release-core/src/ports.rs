@@ -587,4 +587,43 @@ pub trait Alarms: Send + Sync {
     /// The states of the named alarms (metric and composite) in ONE DescribeAlarms call (at most 100 names);
     /// a name that does not exist is absent from the answer.
     async fn states(&self, names: &[String]) -> Result<Vec<AlarmStatus>>;
+
+/// One hook to run: `sh -c <command>` in `dir` with `vars` added to the environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HookCommand {
+    /// Which hook point (for messages).
+    pub name: crate::hooks::HookName,
+    /// The shell command, as written in the pipeline file.
+    pub command: String,
+    /// Where it runs: the directory that holds `pipelines/`.
+    pub dir: std::path::PathBuf,
+    /// The `RELEASE_*` variables.
+    pub vars: std::collections::BTreeMap<String, String>,
+}
+
+/// How a hook's process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct HookExit {
+    /// Its exit status, when it exited.
+    pub code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+}
+
+/// Running local commands for lifecycle hooks (the CLI: `sh -c` in a process group of its own; tests: a scripted
+/// runner on simulated time). The engine bounds the wait (timeout, signals) through its clock and calls `kill`.
+#[async_trait]
+pub trait HookRunner: Send + Sync {
+    /// Starts the command; each line of its output (stdout and stderr) goes to `output` as it comes.
+    async fn start(&self, cmd: &HookCommand, output: Arc<ProgressFn>) -> Result<Box<dyn RunningHook>>;
+}
+
+/// A started hook.
+#[async_trait]
+pub trait RunningHook: Send {
+    /// Waits until it ends (with its output read). Cancel-safe: the engine drops this future to look at the clock
+    /// and the signals, then calls it again.
+    async fn wait(&mut self) -> Result<HookExit>;
+    /// Kills it and everything it started (its process group), and reaps it.
+    async fn kill(&mut self);
 }

@@ -378,6 +378,7 @@ fn ticket_record(
         seconds: [("queued".to_owned(), now.since(ticket.arrival).as_secs_f64())].into_iter().collect(),
         progress: None,
         notify_failures: Vec::new(),
+        hooks: Vec::new(),
         action: Action::Queued(QueuedDetails {
             command: spec.action,
             commit: spec.commit.clone(),

@@ -325,6 +325,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         promote::apply::prelude(op, p, &mut rep).await?;
         if p.kind == promote::plan::PlanKind::Deploy {
             let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| promote::apply::details(p));
+            let opts = &PromoteOptions { skip_hooks: true, ..opts.clone() };
             let result = promote::deploy(op, p, &mut d, &mut rep, opts).await;
             if let Ok(r) = op.record_mut() {
                 r.set_promote_details(&d);

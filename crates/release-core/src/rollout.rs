@@ -346,7 +346,7 @@ pub(crate) async fn body(
             }
             switch::close_unfinished(op, &w.records, &current).await?;
             if !plan.changes {
-                return Ok(SwitchReport { release_id: String::new(), plan, changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None });
+                return Ok(SwitchReport { release_id: String::new(), plan, changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() });
             }
             let state = RolloutState { steps: spec.steps.clone(), pause: spec.pause.as_secs_f64(), alarms: spec.alarms.clone(), step: None, since: None, holding: false, reason: None };
             let details = SwitchDetails {
@@ -377,6 +377,7 @@ pub(crate) async fn body(
         in_sync: true,
         seconds: 0.0,
         rollout: None,
+        hooks: Vec::new(),
     };
     let outcome = |ctx: &Ctx<'_>, rolled_back: bool, reason: Option<String>| RolloutOutcome {
         reached: step_name(&ctx.state.steps, ctx.state.step),
@@ -388,6 +389,10 @@ pub(crate) async fn body(
     match result {
         Ok(Watched::Passed) => {
             report.rollout = Some(outcome(&ctx, false, None));
+            // The target takes all the traffic now: the same `after_traffic` as a one-step switch (a failure goes
+            // back to the weights from before the rollout, `report.plan.from`, in one Route53 change).
+            crate::hooks::after_switch(op, &report.plan).await?;
+            report.hooks = op.record().map(|r| r.hooks.clone()).unwrap_or_default();
             report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
             Ok(report)
         }

@@ -135,6 +135,8 @@ pub struct Session {
     pub poll: Duration,
     /// Where deploy events go (the sinks of the pipeline's `[notify]`).
     pub notifier: Arc<dyn crate::notify::Notifier>,
+    /// Runs the environment's lifecycle hooks (`[env.NAME.hooks]`); none by default.
+    pub hooks: Arc<dyn crate::ports::HookRunner>,
 }
 
 impl Session {
@@ -149,6 +151,7 @@ impl Session {
             entropy: 0,
             poll: Duration::from_secs(5),
             notifier: Arc::new(crate::notify::NoNotifier),
+            hooks: Arc::new(crate::hooks::NoHooks),
         }
     }
 
@@ -336,6 +339,7 @@ impl<'s> Op<'s> {
             seconds: if self.queued.is_zero() { Default::default() } else { [("queued".to_owned(), self.queued.as_secs_f64())].into_iter().collect() },
             progress: None,
             notify_failures: Vec::new(),
+            hooks: Vec::new(),
             action,
         }
     }
@@ -425,8 +429,15 @@ impl<'s> Op<'s> {
         self.shared.no_return.lock().unwrap().is_some()
     }
 
+    /// Undoes [`Op::point_of_no_return`] once what was done past it has been undone (traffic switched back, the
+    /// new fleet removed): a failure then closes the record instead of leaving it for a re-run to finish.
+    pub fn back_before_no_return(&mut self) {
+        *self.shared.no_return.lock().unwrap() = None;
+    }
+
     /// Makes the run end with this outcome: when it returns `Ok`, and also on an error (which then closes the
-    /// record with it instead of leaving it open past the point of no return).
+    /// record with it instead of leaving it open past the point of no return: a rollout gone back, a promote stopped
+    /// by an alarm between batches, a failing hook that put the environment back).
     pub fn set_outcome(&mut self, outcome: Outcome) {
         self.outcome = Some(outcome);
     }

@@ -185,6 +185,8 @@ pub struct SwitchReport {
     /// A switch in steps: how far it went, and why it went back if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<crate::rollout::RolloutOutcome>,
+    /// The hooks it ran (`after_traffic`).
+    pub hooks: Vec<crate::hooks::HookResult>,
 }
 
 /// Reads what a switch to `cluster` decides on.
@@ -355,7 +357,7 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
             }
         }
         close_unfinished(op, &w.records, &w.live.weights).await?;
-        let mut report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None };
+        let mut report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() };
         if !plan.changes {
             return Ok(report);
         }
@@ -380,6 +382,8 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
         let comment = format!("release switch {} {}", pipeline.app, cluster.name);
         report.in_sync = change_weights(op, &w.live, &plan.to, &comment).await?;
         report.changed = true;
+        crate::hooks::after_switch(op, &plan).await?;
+        report.hooks = op.record().map(|r| r.hooks.clone()).unwrap_or_default();
         report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
         Ok(report)
     })

@@ -348,3 +348,41 @@ fn bad_rollouts_are_reported_at_the_step_with_a_fix() {
         assert!(got.len() == 1 && got[0].contains(want), "{steps}: {got:?}");
     }
 }
+
+#[test]
+fn hooks_parse_as_a_section_or_inline_with_their_defaults() {
+    use release_core::hooks::HookName;
+    let src = replace(
+        "[env.staging.clusters.staging]",
+        "hooks = { before_promote = \"\", before_traffic = \"./smoke $RELEASE_LB_DNS\" }\n[env.staging.clusters.staging]",
+    );
+    let src = format!("{src}[env.prod.hooks]\nafter_traffic = \"./smoke https://$RELEASE_LIVE_NAME\"\nhook_timeout = \"90s\"\n");
+    let p = Project::new().parse(&src).expect("valid");
+    let staging = &p.env("staging").unwrap().hooks;
+    assert_eq!(staging.command(HookName::BeforePromote), None, "an empty command is no hook");
+    assert_eq!(staging.command(HookName::BeforeTraffic), Some("./smoke $RELEASE_LB_DNS"));
+    assert_eq!(staging.timeout.as_secs(), 600, "hook_timeout defaults to 10m");
+    assert!(!staging.rollback_on_failure(false), "in place: no automatic rollback by default");
+    let prod = &p.env("prod").unwrap().hooks;
+    assert_eq!(prod.command(HookName::AfterTraffic), Some("./smoke https://$RELEASE_LIVE_NAME"));
+    assert_eq!(prod.timeout.as_secs(), 90);
+    assert!(prod.rollback_on_failure(true), "blue/green: rollback by default");
+    assert!(!Project::new().parse(GOOD).unwrap().env("prod").unwrap().hooks.any());
+}
+
+#[test]
+fn bad_hooks_say_what_is_wrong_each_at_its_position() {
+    let src = format!(
+        "{GOOD}[env.prod.hooks]\nbefore_trafic = \"./smoke\"\nafter_traffic = 3\nhook_timeout = \"0s\"\nrollback_on_hook_failure = \"yes\"\n"
+    );
+    assert_eq!(Project::new().problems(&src), vec![
+        "41:1: unknown key `before_trafic` in [env.prod.hooks]; fix: did you mean `before_traffic`?",
+        "42:17: `after_traffic` in [env.prod.hooks] must be a string, not integer; fix: quote the value",
+        "43:16: `hook_timeout` in [env.prod.hooks] is 0s, outside 1s..6h; fix: pick a duration inside that range",
+        "44:28: `rollback_on_hook_failure` in [env.prod.hooks] must be true or false, not string; fix: write true or false without quotes",
+    ]);
+    let src = replace("[env.staging.clusters.staging]", "hooks = \"./smoke\"\n[env.staging.clusters.staging]");
+    assert_eq!(Project::new().problems(&src), vec![
+        "27:9: `hooks` in [env.staging] must be a table, not string; fix: write it as a [env.staging.hooks] section or an inline table { ... }",
+    ]);
+}

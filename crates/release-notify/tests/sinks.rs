@@ -39,6 +39,7 @@ fn event() -> Event {
         seconds: [("total".to_owned(), 12.5)].into_iter().collect(),
         instances: InstanceCounts { launched: 2, retired: 0 },
         link: Some("http://deploys.internal:8080".into()),
+        hooks: Vec::new(),
     }
 }
 

@@ -1,8 +1,12 @@
 //! The local side of a bake: [`GitWorkspace`] (resolve a commit, export exactly it, run the build and test
-//! commands there) and [`PackerBaker`] (the Baker port over `packer build -machine-readable`).
+//! commands there) and [`PackerBaker`] (the Baker port over `packer build -machine-readable`); and
+//! [`LocalHooks`], the HookRunner port (lifecycle hooks run with `sh -c` on this machine).
 
+mod hooks;
 mod packer;
 mod workspace;
+
+pub use hooks::LocalHooks;
 
 pub use packer::{parse_machine_line, MachineLine, PackerBaker};
 pub use workspace::GitWorkspace;

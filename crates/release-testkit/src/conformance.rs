@@ -287,6 +287,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
         seconds: Default::default(),
         progress: None,
         notify_failures: Vec::new(),
+        hooks: Vec::new(),
         action: Action::Promote(PromoteDetails {
             cluster: ClusterName::parse("c").unwrap(),
             commit: sha,

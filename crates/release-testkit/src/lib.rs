@@ -6,6 +6,7 @@
 pub mod conformance;
 pub mod emulator;
 pub mod fixtures;
+pub mod hooks;
 pub mod http;
 pub mod memory;
 pub mod proxy;

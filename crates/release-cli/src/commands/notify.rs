@@ -53,6 +53,7 @@ pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
         seconds: Default::default(),
         instances: InstanceCounts::default(),
         link: pipeline.notify.link.clone(),
+        hooks: Vec::new(),
     };
     // Every sink at once, whatever its `on`: one attempt, bounded like a deploy's.
     let notifier = session.notifier.clone();

@@ -27,7 +27,7 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
     let environment = pipeline.env(a.env)?.clone();
     let c = context::connected(g, pipeline, "promote", context::Writes::Ledger).await?;
     let commit = context::resolve_commit(a.rev, Some(&c.release)).await?;
-    let opts = PromoteOptions { cluster: a.cluster.map(str::to_owned), batch: a.batch, force: a.force, region: c.region.clone(), wait: a.wait };
+    let opts = PromoteOptions { cluster: a.cluster.map(str::to_owned), batch: a.batch, force: a.force, region: c.region.clone(), wait: a.wait, ..Default::default() };
     if a.plan {
         let plan = c.release.plan_promote(a.env, &commit, &opts).await?;
         let mut report = release_core::promote::apply::report(&plan, "planned");

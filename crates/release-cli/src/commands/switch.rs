@@ -26,7 +26,7 @@ pub async fn run(
     let start = std::time::Instant::now();
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;
-        let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0, rollout: None };
+        let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() };
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         context::add_calls(&mut doc, &c.calls);

@@ -16,6 +16,25 @@ struct FileReport {
     environments: Vec<String>,
     clusters: Vec<String>,
     problems: Vec<pipeline::Diagnostic>,
+    /// `prod: before_traffic, after_traffic` per environment with hooks.
+    hooks: Vec<String>,
+}
+
+/// The hooks each environment runs, in words.
+fn hooks_of(p: &pipeline::Pipeline) -> Vec<String> {
+    use release_core::hooks::HookName;
+    p.envs
+        .iter()
+        .filter(|e| e.hooks.any())
+        .map(|e| {
+            let names: Vec<&str> = [HookName::BeforePromote, HookName::BeforeTraffic, HookName::AfterTraffic]
+                .into_iter()
+                .filter(|n| e.hooks.command(*n).is_some())
+                .map(HookName::as_str)
+                .collect();
+            format!("{}: {}", e.name, names.join(", "))
+        })
+        .collect()
 }
 
 pub fn run(g: &Global, out: &Output) -> Result<()> {
@@ -35,6 +54,7 @@ pub fn run(g: &Global, out: &Output) -> Result<()> {
                 environments: p.envs.iter().map(|e| e.name.to_string()).collect(),
                 clusters: p.envs.iter().flat_map(|e| e.clusters().iter().map(|c| c.name.to_string())).collect(),
                 problems: Vec::new(),
+                hooks: hooks_of(&p),
             },
             Err(problems) => FileReport {
                 file: file.display().to_string(),
@@ -43,6 +63,7 @@ pub fn run(g: &Global, out: &Output) -> Result<()> {
                 environments: Vec::new(),
                 clusters: Vec::new(),
                 problems,
+                hooks: Vec::new(),
             },
         };
         reports.push(report);
@@ -55,11 +76,12 @@ pub fn run(g: &Global, out: &Output) -> Result<()> {
                 .iter()
                 .map(|r| {
                     format!(
-                        "ok {} (app {}: environments {}; clusters {})\n",
+                        "ok {} (app {}: environments {}; clusters {}{})\n",
                         r.file,
                         r.app.as_deref().unwrap_or("?"),
                         r.environments.join(", "),
-                        r.clusters.join(", ")
+                        r.clusters.join(", "),
+                        if r.hooks.is_empty() { String::new() } else { format!("; hooks {}", r.hooks.join("; ")) }
                     )
                 })
                 .collect()

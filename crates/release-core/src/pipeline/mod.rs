@@ -330,6 +330,8 @@ pub struct Environment {
     /// `[env.NAME.rollout]`: weighted steps watched by alarms and health (blue/green), or the pause and alarms
     /// between the batches of an in-place `promote --batch N`.
     pub rollout: Option<Rollout>,
+    /// Lifecycle hooks (`[env.NAME.hooks]`).
+    pub hooks: crate::hooks::HookSettings,
 }
 
 /// How an environment's queue serves waiting commands (`queue = "fifo" | "latest"`).

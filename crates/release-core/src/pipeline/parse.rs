@@ -747,8 +747,9 @@ impl<'a> Walker<'a> {
             };
             let shape = self.environment(&env_tbl, &label, deploy, &mut seen);
             let rollout = self.rollout(&env_tbl, &label);
-            match (name, shape, rollout) {
-                (Some(name), Some((vars, topology, queue)), Ok(rollout)) => {
+            let hooks = self.hooks(&env_tbl, &label);
+            match (name, shape, rollout, hooks) {
+                (Some(name), Some((vars, topology, queue)), Ok(rollout), Some(hooks)) => {
                     if let Some(r) = rollout.as_ref().filter(|r| !r.steps.is_empty() && !matches!(topology, Topology::BlueGreen { .. })) {
                         let span = self.key_span(&env_tbl, "rollout");
                         self.error(
@@ -758,7 +759,7 @@ impl<'a> Walker<'a> {
                         );
                         ok = false;
                     } else {
-                        envs.push(Environment { name, vars, topology, queue, rollout });
+                        envs.push(Environment { name, vars, topology, queue, rollout, hooks });
                     }
                 }
                 _ => ok = false,
@@ -778,7 +779,7 @@ impl<'a> Walker<'a> {
         deploy: &DeploySettings,
         seen: &mut Seen,
     ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
-        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout"]);
+        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks"]);
         let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
         let mut queue = QueueMode::Fifo;
         if let Some((q, span)) = self.str(t, "queue") {
@@ -1209,5 +1210,50 @@ impl Walker<'_> {
             return Err(());
         }
         Ok(Some(Rollout { steps, pause: pause.ok_or(())?, alarms }))
+    }
+}
+
+/// `[env.NAME.hooks]`.
+impl Walker<'_> {
+    fn hooks(&mut self, env: &Tbl<'_>, label: &str) -> Option<crate::hooks::HookSettings> {
+        let mut out = crate::hooks::HookSettings::default();
+        if env.t.get("hooks").is_none() {
+            return Some(out);
+        }
+        let t = self.sub_table(env, "hooks", format!("{label}.hooks"))?;
+        let before = self.diags.len();
+        self.unknown_keys(&t, &["before_promote", "before_traffic", "after_traffic", "hook_timeout", "rollback_on_hook_failure"]);
+        for key in ["before_promote", "before_traffic", "after_traffic"] {
+            let Some((cmd, span)) = self.str(&t, key) else { continue };
+            if cmd.contains('\n') || cmd.contains('\0') {
+                self.error(span, format!("`{key}` in [{label}.hooks] must be one line"), Some("put a longer hook in a script and run that, e.g. \"./scripts/smoke\""));
+                continue;
+            }
+            let cmd = (!cmd.trim().is_empty()).then_some(cmd);
+            match key {
+                "before_promote" => out.before_promote = cmd,
+                "before_traffic" => out.before_traffic = cmd,
+                _ => out.after_traffic = cmd,
+            }
+        }
+        if t.t.get("hook_timeout").is_some() {
+            if let Some(d) = self.duration(&t, "hook_timeout", (Duration::from_secs(1), Duration::from_secs(6 * 3600))) {
+                out.timeout = d;
+            }
+        }
+        if let Some(item) = t.t.get("rollback_on_hook_failure") {
+            match item.as_bool() {
+                Some(b) => out.rollback_on_failure = Some(b),
+                None => {
+                    let span = self.span_of(&t, "rollback_on_hook_failure");
+                    self.error(
+                        span,
+                        format!("`rollback_on_hook_failure` in [{label}.hooks] must be true or false, not {}", item.type_name()),
+                        Some("write true or false without quotes"),
+                    );
+                }
+            }
+        }
+        (self.diags.len() == before).then_some(out)
     }
 }

@@ -52,6 +52,7 @@ pub fn report(plan: &PromotePlan, outcome: &str) -> PromoteReport {
         seconds: BTreeMap::new(),
         polls: 0,
         forced: false,
+        hooks: Vec::new(),
     }
 }
 
@@ -101,7 +102,12 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     rep.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
     op.step("recorded")?;
     let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
+    crate::hooks::before_promote(op, plan, opts).await?;
     let result = deploy(op, plan, &mut d, &mut rep, opts).await;
+    let result = match result {
+        Ok(()) => crate::hooks::after_deploy(op, plan, opts, &mut d).await,
+        e => e,
+    };
     if let Ok(r) = op.record_mut() {
         r.set_promote_details(&d);
     }
@@ -111,6 +117,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     if let Some(r) = op.record() {
         rep.seconds = r.seconds.clone();
         rep.seconds.insert("total".into(), op.cloud().clock.now().since(r.started).as_secs_f64());
+        rep.hooks = r.hooks.clone();
     }
     result.map(|()| rep)
 }
@@ -348,6 +355,7 @@ async fn round(
     op.step("running")?;
     let to_register: Vec<InstanceId> = pending.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
     if !to_register.is_empty() {
+        crate::hooks::before_registering(op, plan, opts, &pending).await?;
         op.check()?;
         register(op, &plan.target, &to_register, run.cluster.deploy.port).await?;
         run.members.extend(to_register.iter().cloned());
@@ -473,7 +481,7 @@ async fn register(op: &mut Op<'_>, target: &crate::pipeline::LbTarget, ids: &[In
 
 /// Terminates, retrying while EC2 does not know fresh ids yet: a rollback right after a launch must not leave
 /// the new instances running.
-async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()> {
+pub(crate) async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()> {
     let start = op.cloud().clock.now();
     let mut wait = std::time::Duration::from_secs(1);
     loop {

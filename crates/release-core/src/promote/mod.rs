@@ -41,6 +41,9 @@ pub struct PromoteOptions {
     pub region: String,
     /// Whether to wait in the queue for a held lock (`--wait`).
     pub wait: crate::queue::Wait,
+    /// Run no `[env.NAME.hooks]` (a rollback's promote: going back must not depend on the smoke tests of the
+    /// release it leaves).
+    pub skip_hooks: bool,
 }
 
 /// What a promote will do or did.
@@ -81,6 +84,8 @@ pub struct PromoteReport {
     pub polls: u32,
     /// Whether the settle wait was skipped with --force.
     pub forced: bool,
+    /// The hooks it ran (`[env.NAME.hooks]`), in order.
+    pub hooks: Vec<crate::hooks::HookResult>,
 }
 
 /// One RunInstances call of a plan.

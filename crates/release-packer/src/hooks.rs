@@ -1,0 +1,123 @@
+//! The `HookRunner` port over local processes: `sh -c <command>` in a process group of its own, so that a timeout
+//! or a Ctrl-C kills it and everything it started, and so that the terminal's Ctrl-C reaches `release` (which
+//! decides) rather than the hook directly.
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use release_core::ports::{HookCommand, HookExit, HookRunner, ProgressFn, RunningHook};
+use release_core::{Error, Result};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+/// Runs hooks on this machine.
+pub struct LocalHooks;
+
+#[async_trait]
+impl HookRunner for LocalHooks {
+    async fn start(&self, cmd: &HookCommand, output: Arc<ProgressFn>) -> Result<Box<dyn RunningHook>> {
+        // stdout and stderr share one pipe, so that its lines keep the order the hook wrote them in (the last line
+        // is often why it failed).
+        let (read, write) = pipe().map_err(|e| Error::internal(format!("cannot make a pipe for hook {}: {e}", cmd.name)))?;
+        let write2 = write.try_clone().map_err(|e| Error::internal(format!("cannot make a pipe for hook {}: {e}", cmd.name)))?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&cmd.command)
+            .current_dir(&cmd.dir)
+            .envs(&cmd.vars)
+            .stdin(Stdio::null())
+            // Our stdout is the command's result (one JSON document with --output json): the hook's goes to stderr.
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::from(write2))
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::internal(format!("cannot run sh for hook {} in {}: {e}", cmd.name, cmd.dir.display())))?;
+        let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+        let read = tokio::net::unix::pipe::Receiver::from_owned_fd(read).map_err(|e| Error::internal(format!("reading hook {}'s output: {e}", cmd.name)));
+        let readers = match read {
+            Ok(r) => vec![reader(r, output)],
+            Err(e) => {
+                let _ = child.start_kill();
+                return Err(e);
+            }
+        };
+        Ok(Box::new(Local { child, pgid, readers }))
+    }
+}
+
+/// An anonymous pipe, both ends close-on-exec (the child gets its own copies of the write end).
+fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two new descriptors into the array, which we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned by nothing else.
+    Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn reader(pipe: impl AsyncRead + Unpin + Send + 'static, output: Arc<ProgressFn>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            output(&line);
+        }
+    })
+}
+
+struct Local {
+    child: Child,
+    /// Its process group while it may still be running; `None` once reaped by itself.
+    pgid: Option<i32>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Local {
+    fn kill_group(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// The output read so far is in; a background process still holding the pipes is not waited for.
+    async fn drain(&mut self) {
+        for r in self.readers.drain(..) {
+            let abort = r.abort_handle();
+            if tokio::time::timeout(std::time::Duration::from_millis(300), r).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RunningHook for Local {
+    async fn wait(&mut self) -> Result<HookExit> {
+        let status = self.child.wait().await.map_err(|e| Error::internal(format!("waiting for a hook: {e}")))?;
+        // It ended by itself: what it left running in the background is its own business (as for CI steps).
+        self.pgid = None;
+        self.drain().await;
+        Ok(HookExit { code: status.code(), signal: std::os::unix::process::ExitStatusExt::signal(&status) })
+    }
+
+    async fn kill(&mut self) {
+        self.kill_group();
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        self.drain().await;
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // Dropped while running (the process is ending): the hook and its children do not outlive it.
+        self.kill_group();
+    }
+}

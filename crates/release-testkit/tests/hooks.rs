@@ -1,0 +1,213 @@
+//! Lifecycle hooks on the in-memory cloud with a scripted hook runner and simulated time: what the emulator tests
+//! cannot show cheaply (a hook that never ends, a signal in the middle of one, a crash right after one).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use release_core::hooks::{HookName, HookStatus};
+use release_core::ledger::Outcome;
+use release_core::pipeline::LbTarget;
+use release_core::runner::LOCK_LEASE;
+use release_core::{ErrorKind, Release};
+use release_testkit::fixtures::{shop, World};
+use release_testkit::hooks::{Script, ScriptedHooks};
+
+const HOOKS: &str = r#"
+[env.staging.hooks]
+before_promote = "./migrate"
+before_traffic = "./smoke $RELEASE_LB_DNS"
+[env.prod.hooks]
+before_promote = "./migrate"
+before_traffic = "./smoke $RELEASE_LB_DNS"
+after_traffic = "./smoke $RELEASE_LIVE_NAME"
+hook_timeout = "15m"
+"#;
+
+async fn world() -> (World, ScriptedHooks) {
+    let w = World::with(shop(2, HOOKS)).await;
+    let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
+    (w, hooks)
+}
+
+fn with_hooks(mut r: Release, hooks: &ScriptedHooks) -> Release {
+    r.session.hooks = Arc::new(hooks.clone());
+    r
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_hook_runs_once_in_order_with_the_release_variables() {
+    let (w, hooks) = world().await;
+    let a = w.bake('a').await;
+    hooks.script(HookName::BeforeTraffic, Script::exits(0, Duration::from_secs(30), &["smoke ok"]));
+    let release = with_hooks(w.release("alice"), &hooks);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let report = release.promote("prod", &a, &Default::default(), None).await.unwrap();
+    assert_eq!(report.cluster.as_str(), "green");
+    release.switch("green", &Default::default(), None).await.unwrap();
+    assert_eq!(hooks.started(), vec![HookName::BeforePromote, HookName::BeforeTraffic, HookName::AfterTraffic]);
+
+    let started = hooks.seen.lock().unwrap().started.clone();
+    let bt = &started[1];
+    assert_eq!(bt.command, "./smoke $RELEASE_LB_DNS");
+    assert_eq!(bt.dir, w.pipeline.root);
+    let mut ids: Vec<String> = report.new_instances.iter().map(ToString::to_string).collect();
+    ids.sort();
+    let mut got: Vec<String> = bt.vars["RELEASE_INSTANCE_IDS"].split(' ').map(str::to_owned).collect();
+    got.sort();
+    assert_eq!(got, ids);
+    let green = w.cloud.state().load_balancers[&LbTarget::TargetGroup("shop-green".into())].0.dns_name.clone();
+    assert_eq!(bt.vars["RELEASE_LB_DNS"], green);
+    assert_eq!(bt.vars["RELEASE_LIVE_NAME"], "www.shop.test");
+    assert_eq!(bt.vars["RELEASE_ID"], report.release_id);
+    assert_eq!(bt.vars["RELEASE_AMI"], report.ami.to_string());
+    assert_eq!(started[0].vars["RELEASE_INSTANCE_IDS"], "");
+    assert_eq!(started[2].vars["RELEASE_CLUSTER"], "green");
+
+    let records = w.records("prod").await;
+    let promote = records.iter().find(|r| r.release_id.to_string() == report.release_id).unwrap();
+    assert_eq!(promote.hooks.len(), 2);
+    assert_eq!(promote.hooks[1].status, HookStatus::Succeeded);
+    assert_eq!(promote.hooks[1].seconds.round(), 30.0, "simulated seconds");
+    assert_eq!(promote.hooks[1].output_tail, vec!["smoke ok".to_owned()]);
+    assert_eq!(promote.seconds.get("hook-before_traffic").map(|s| s.round()), Some(30.0));
+    assert!(w.lines.lock().unwrap().iter().any(|l| l == "[hook before_traffic] smoke ok"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_that_never_ends_is_killed_at_hook_timeout_and_the_new_fleet_removed() {
+    let (w, hooks) = world().await;
+    let a = w.bake('a').await;
+    hooks.script(HookName::BeforeTraffic, Script::hangs(&["waiting for the database"]));
+    let release = with_hooks(w.release("alice"), &hooks);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let before = w.weights().await;
+    let err = release.promote("prod", &a, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeployFailed, "{err}");
+    assert!(err.message().contains("timed out"), "{err}");
+    assert_eq!(err.rolled_back(), Some(true));
+    assert_eq!(hooks.seen.lock().unwrap().killed, vec![HookName::BeforeTraffic]);
+    assert!(w.instances("green").is_empty(), "the new fleet is gone");
+    assert!(w.cloud.registered(&LbTarget::TargetGroup("shop-green".into())).is_empty());
+    assert_eq!(w.weights().await, before, "no traffic moved");
+    let r = &w.records("prod").await[0];
+    assert_eq!((r.outcome, r.rolled_back), (Outcome::Failed, Some(true)));
+    assert_eq!(r.hooks[1].status, HookStatus::TimedOut);
+    assert!((900.0..960.0).contains(&r.hooks[1].seconds), "killed at hook_timeout (15m), not later: {}", r.hooks[1].seconds);
+    assert_eq!(r.hooks[1].output_tail, vec!["waiting for the database".to_owned()]);
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_during_a_hook_kills_it_and_puts_the_environment_back() {
+    let (w, hooks) = world().await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    let release = with_hooks(w.release("alice"), &hooks);
+    release.promote("staging", &a, &Default::default(), None).await.unwrap();
+    let old = w.instances("staging");
+    hooks.script(HookName::BeforeTraffic, Script::hangs(&[]));
+    let (release, tx) = w.release_with("alice", None);
+    let release = with_hooks(release, &hooks);
+    let run = tokio::spawn(async move { release.promote("staging", &b, &Default::default(), None).await });
+    while hooks.started().len() < 4 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    tx.signal();
+    let err = run.await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert_eq!(hooks.seen.lock().unwrap().killed, vec![HookName::BeforeTraffic]);
+    assert_eq!(w.instances("staging"), old, "only the old fleet runs");
+    let r = &w.records("staging").await[0];
+    assert_eq!(r.outcome, Outcome::Interrupted);
+    assert_eq!(r.hooks.last().map(|h| h.status), Some(HookStatus::Interrupted));
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_right_after_before_promote_is_resumed_without_running_it_again() {
+    let (w, hooks) = world().await;
+    let a = w.bake('a').await;
+    let (release, _) = w.release_with("alice", Some("hook-before-promote"));
+    let release = with_hooks(release, &hooks);
+    let first = release.promote("staging", &a, &Default::default(), None).await.unwrap_err();
+    assert_eq!(first.kind(), ErrorKind::Crash);
+    w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+    let release = with_hooks(w.release("alice"), &hooks);
+    let report = release.promote("staging", &a, &Default::default(), None).await.unwrap();
+    assert_eq!(report.outcome, "succeeded");
+    assert_eq!(hooks.started(), vec![HookName::BeforePromote, HookName::BeforeTraffic], "the migration ran once");
+    let records: Vec<_> = w.records("staging").await.into_iter().filter(|r| r.action_name() == "promote").collect();
+    let summary: Vec<_> = records.iter().map(|r| (r.outcome, r.detail.clone(), r.hooks.len())).collect();
+    assert_eq!(records.len(), 1, "the re-run adopted the record: {summary:?}");
+    assert_eq!(records[0].hooks.iter().map(|h| h.name).collect::<Vec<_>>(), vec![HookName::BeforePromote, HookName::BeforeTraffic]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_after_traffic_hook_restores_the_weights_in_one_route53_change() {
+    let (w, hooks) = world().await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    let release = with_hooks(w.release("alice"), &hooks);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &a, &Default::default(), None).await.unwrap();
+    release.switch("green", &Default::default(), None).await.unwrap();
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &b, &Default::default(), None).await.unwrap();
+    let before = w.weights().await;
+    let changes = w.cloud.state().calls.get("route53:ChangeResourceRecordSets").copied().unwrap_or(0);
+    hooks.script(HookName::AfterTraffic, Script::exits(7, Duration::from_secs(5), &["500 from /health"]));
+    let err = release.switch("blue", &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeployFailed);
+    assert_eq!(w.weights().await, before, "back to the weights from before the switch");
+    assert_eq!(w.cloud.state().calls.get("route53:ChangeResourceRecordSets").copied().unwrap_or(0) - changes, 2, "the switch and its revert");
+    let r = &w.records("prod").await[0];
+    assert_eq!((r.outcome, r.rolled_back), (Outcome::RolledBack, Some(true)));
+    assert_eq!(r.hooks[0].exit_code, Some(7));
+    // A later rollback is not fooled: green (b's promote left it idle) is still what is live.
+    assert_eq!(release_core::ledger::live_history(&w.records("prod").await).last().map(|l| l.commit.clone()), Some(a));
+}
+
+#[tokio::test(start_paused = true)]
+async fn sinks_hear_that_a_hook_failed_and_what_it_did() {
+    let sinks = "[notify]\n[[notify.sinks]]\nkind = \"command\"\ncommand = \"./notify.sh\"\non = [\"step\", \"failed\", \"rolled-back\"]\n";
+    let w = World::with(shop(2, &format!("{HOOKS}{sinks}"))).await;
+    let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
+    let n = release_testkit::sinks::RecordingNotifier::default();
+    let mut release = with_hooks(w.release("alice"), &hooks);
+    release.session.notifier = Arc::new(n.clone());
+    let a = w.bake('a').await;
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &a, &Default::default(), None).await.unwrap();
+    hooks.script(HookName::AfterTraffic, Script::exits(1, Duration::from_secs(2), &["checkout is broken"]));
+    release.switch("green", &Default::default(), None).await.unwrap_err();
+    let events = n.delivered("command `./notify.sh`");
+    let steps: Vec<String> = events.iter().filter_map(|e| e.step.clone()).filter(|s| s.starts_with("hook-")).collect();
+    assert_eq!(steps, vec!["hook-before-promote", "hook-before-traffic", "hook-after-traffic-failed"]);
+    let last = events.last().unwrap();
+    assert_eq!(last.event.as_str(), "rolled-back");
+    assert!(last.reason.as_deref().unwrap_or("").contains("hook after_traffic (`./smoke $RELEASE_LIVE_NAME`) failed with exit status 1 after 2.0s: checkout is broken"), "{:?}", last.reason);
+    assert_eq!(last.hooks.iter().map(|h| (h.name, h.status)).collect::<Vec<_>>(), vec![(HookName::AfterTraffic, HookStatus::Failed)]);
+    assert!(last.hooks[0].output_tail.is_empty(), "the output stays in the ledger");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_just_before_a_hook_stops_the_run_instead_of_waiting_for_the_hook() {
+    let (w, hooks) = world().await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    with_hooks(w.release("alice"), &hooks).promote("staging", &a, &Default::default(), None).await.unwrap();
+    let old = w.instances("staging");
+    hooks.script(HookName::BeforeTraffic, Script::hangs(&[]));
+    let (mut release, tx) = w.release_with("alice", None);
+    // Ctrl-C lands between the new instances running and the hook starting.
+    release.session.checkpoint = Arc::new(move |step: &str| {
+        if step == "running" {
+            tx.signal();
+        }
+        Ok(())
+    });
+    let release = with_hooks(release, &hooks);
+    let err = release.promote("staging", &b, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Interrupted, "{err}");
+    assert_eq!(hooks.started(), vec![HookName::BeforePromote, HookName::BeforeTraffic, HookName::BeforePromote], "the second before_traffic never started");
+    assert_eq!(w.instances("staging"), old);
+    assert_eq!(w.records("staging").await[0].outcome, Outcome::Interrupted);
+}

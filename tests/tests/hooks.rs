@@ -1,0 +1,355 @@
+//! Lifecycle hooks (`[env.NAME.hooks]`) against the emulator: what each hook sees, and what a failing, timed-out
+//! or interrupted hook does to the world (instances, load balancer members, Route53 weights, the ledger), read
+//! back from AWS with the SDK.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use release_e2e::{AwsView, Emulator, Project};
+
+/// Appends a hooks section to the demo pipeline (promote and switch read the file of the checkout).
+fn hooks(project: &Project, env: &str, body: &str) {
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &format!("{text}\n[env.{env}.hooks]\n{body}\n"));
+}
+
+/// `env | grep ^RELEASE_` of a hook, written by it to `<name>.env` in the project.
+fn seen(project: &Project, name: &str) -> BTreeMap<String, String> {
+    project
+        .read(&format!("{name}.env"))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn dump(name: &str) -> String {
+    format!("env | grep ^RELEASE_ | sort > {name}.env; echo {name} says hello")
+}
+
+async fn weights(aws: &AwsView) -> Vec<(String, i64)> {
+    aws.weighted_records("example.com.", "hello.example.com.").await.into_iter().map(|(c, w, _)| (c, w)).collect()
+}
+
+fn w(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    pairs.iter().map(|(c, w)| (c.to_string(), *w)).collect()
+}
+
+async fn lb_dns(aws: &AwsView, name: &str) -> String {
+    let out = aws.elb.describe_load_balancers().load_balancer_names(name).send().await.unwrap();
+    out.load_balancer_descriptions()[0].dns_name().unwrap().to_owned()
+}
+
+fn json(a: &aws_sdk_dynamodb::types::AttributeValue) -> serde_json::Value {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match a {
+        A::S(s) => s.clone().into(),
+        A::N(n) => n.parse::<f64>().map(serde_json::Value::from).unwrap_or_default(),
+        A::Bool(b) => (*b).into(),
+        A::L(l) => l.iter().map(json).collect(),
+        A::M(m) => m.iter().map(|(k, v)| (k.clone(), json(v))).collect::<serde_json::Map<_, _>>().into(),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// The newest ledger record of an environment, read from DynamoDB directly.
+async fn last_record(aws: &AwsView, env: &str) -> serde_json::Value {
+    let out = aws.dynamodb.scan().table_name("release-ledger").send().await.unwrap();
+    let mut rows: Vec<serde_json::Value> = out
+        .items()
+        .iter()
+        .filter(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|s| s.starts_with("rec#")))
+        .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|s| s == &format!("hello#{env}")))
+        .map(|i| i.iter().map(|(k, v)| (k.clone(), json(v))).collect::<serde_json::Map<_, _>>().into())
+        .collect();
+    rows.sort_by(|a: &serde_json::Value, b| b["sk"].as_str().cmp(&a["sk"].as_str()));
+    rows.into_iter().next().expect("a ledger record")
+}
+
+fn hook_rows(record: &serde_json::Value) -> Vec<(String, String)> {
+    record["hooks"].as_array().map(|a| a.iter().map(|h| (h["name"].as_str().unwrap().to_owned(), h["status"].as_str().unwrap().to_owned())).collect()).unwrap_or_default()
+}
+
+fn ids(v: &[release_e2e::Ec2Instance]) -> Vec<String> {
+    v.iter().map(|i| i.id.clone()).collect()
+}
+
+fn sorted(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+fn ami_of(project: &Project, emu: &Emulator, sha: &str) -> String {
+    let images = project.release(emu, &["images", "--output", "json"]).json();
+    images["images"].as_array().unwrap().iter().find(|i| i["commit"] == sha).unwrap()["ami"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn blue_green_hooks_run_in_order_and_see_what_aws_holds() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    hooks(&project, "prod", &format!(
+        "before_promote = \"{}\"\nbefore_traffic = \"{}\"\nafter_traffic = \"{}\"",
+        dump("before_promote"), dump("before_traffic"), dump("after_traffic")
+    ));
+    project.release(&emu, &["validate"]).assert_ok();
+
+    let run = project.release(&emu, &["promote", &a, "--env", "prod", "--yes", "--output", "json"]);
+    run.assert_ok();
+    let doc = run.json();
+    let release_id = doc["release_id"].as_str().unwrap().to_owned();
+    let prod2 = aws.running("hello", "prod2").await;
+    assert_eq!(prod2.len(), 4);
+    let dns2 = lb_dns(&aws, "hello-prod2").await;
+    let ami_a = ami_of(&project, &emu, &a);
+
+    let before = seen(&project, "before_promote");
+    assert_eq!(before["RELEASE_APP"], "hello");
+    assert_eq!(before["RELEASE_ENV"], "prod");
+    assert_eq!(before["RELEASE_CLUSTER"], "prod2");
+    assert_eq!(before["RELEASE_COMMIT"], a);
+    assert_eq!(before["RELEASE_AMI"], ami_a);
+    assert_eq!(before["RELEASE_ID"], release_id);
+    assert_eq!(before["RELEASE_INSTANCE_IDS"], "", "nothing is launched before before_promote");
+    assert_eq!(before["RELEASE_PREVIOUS_COMMIT"], "", "nothing was live");
+
+    let bt = seen(&project, "before_traffic");
+    assert_eq!(sorted(&bt["RELEASE_INSTANCE_IDS"]), ids(&prod2), "the new fleet");
+    for i in &prod2 {
+        assert_eq!(i.image, bt["RELEASE_AMI"]);
+    }
+    assert_eq!(bt["RELEASE_LB_DNS"], dns2, "the idle cluster's load balancer");
+    assert_eq!(bt["RELEASE_LIVE_NAME"], "hello.example.com");
+    assert_eq!(aws.elb_members("hello-prod2").await, ids(&prod2), "before_traffic ran with only the new fleet behind its load balancer");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]), "a promote moves no traffic");
+    assert!(!project.path().join("after_traffic.env").exists(), "after_traffic waits for the switch");
+
+    let record = last_record(&aws, "prod").await;
+    assert_eq!(record["release_id"], release_id.as_str());
+    assert_eq!(hook_rows(&record), vec![("before_promote".into(), "succeeded".into()), ("before_traffic".into(), "succeeded".into())]);
+    assert_eq!(record["hooks"][1]["exit_code"], 0.0);
+    assert_eq!(record["hooks"][1]["output_tail"], serde_json::json!(["before_traffic says hello"]));
+    assert!(run.stderr.contains("[hook before_traffic] before_traffic says hello"), "{}", run.stderr);
+    assert_eq!(doc["hooks"].as_array().unwrap().len(), 2, "{}", run.stdout);
+
+    let flip = project.release(&emu, &["switch", "prod2", "--yes", "--output", "json"]);
+    flip.assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    let at = seen(&project, "after_traffic");
+    assert_eq!(at["RELEASE_CLUSTER"], "prod2");
+    assert_eq!(at["RELEASE_COMMIT"], a);
+    assert_eq!(at["RELEASE_LB_DNS"], dns2);
+    assert_eq!(at["RELEASE_AMI"], ami_a);
+    assert_eq!(sorted(&at["RELEASE_INSTANCE_IDS"]), ids(&prod2));
+    assert_eq!(at["RELEASE_ID"], flip.json()["release_id"].as_str().unwrap());
+    assert_eq!(hook_rows(&last_record(&aws, "prod").await), vec![("after_traffic".into(), "succeeded".into())]);
+
+    // The next release goes to prod1; the commit live before it is a, on prod2.
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok();
+    let bt = seen(&project, "before_traffic");
+    assert_eq!(bt["RELEASE_CLUSTER"], "prod1");
+    assert_eq!(bt["RELEASE_COMMIT"], b);
+    assert_eq!(bt["RELEASE_PREVIOUS_COMMIT"], a);
+    assert_eq!(bt["RELEASE_LB_DNS"], lb_dns(&aws, "hello-prod1").await);
+    assert_eq!(sorted(&bt["RELEASE_INSTANCE_IDS"]), ids(&aws.running("hello", "prod1").await));
+
+    // A rollback runs no hooks: going back must not depend on the smoke tests of the release it leaves.
+    std::fs::remove_file(project.path().join("after_traffic.env")).unwrap();
+    project.release(&emu, &["switch", "prod1", "--yes"]).assert_ok();
+    std::fs::remove_file(project.path().join("after_traffic.env")).unwrap();
+    project.release(&emu, &["rollback", "--env", "prod", "--yes"]).assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    assert!(!project.path().join("after_traffic.env").exists());
+}
+
+#[tokio::test]
+async fn a_failing_before_traffic_hook_removes_the_new_fleet_and_moves_no_traffic() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // prod2, idle
+    project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
+    let live = ids(&aws.running("hello", "prod2").await);
+    hooks(&project, "prod", "before_traffic = \"echo checking $RELEASE_LB_DNS; echo smoke test failed >&2; exit 3\"");
+
+    let run = project.release(&emu, &["promote", &b, "--env", "prod", "--yes", "--output", "json"]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    let err = run.json();
+    assert_eq!(err["ok"], false);
+    assert_eq!(err["error"]["exit_code"], 8);
+    assert_eq!(err["error"]["rolled_back"], true, "{}", run.stdout);
+    let msg = err["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("hook before_traffic") && msg.contains("exit status 3") && msg.contains("smoke test failed"), "{msg}");
+    assert_eq!(run.error_line().matches('\n').count(), 0);
+
+    // The new fleet is gone, prod1's load balancer is empty, the live cluster untouched, no traffic moved.
+    assert!(aws.running("hello", "prod1").await.is_empty());
+    let all = aws.app_instances("hello").await;
+    assert!(all.iter().filter(|i| i.tags["release:commit"] == b).all(|i| i.state == "terminated" || i.state == "shutting-down"));
+    assert_eq!(aws.elb_members("hello-prod1").await, Vec::<String>::new());
+    assert_eq!(aws.elb_members("hello-prod2").await, live);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+
+    let record = last_record(&aws, "prod").await;
+    assert_eq!(record["outcome"], "failed");
+    assert_eq!(record["rolled_back"], true);
+    assert!(record["detail"].as_str().unwrap().contains("hook before_traffic"), "{record}");
+    assert_eq!(hook_rows(&record), vec![("before_traffic".into(), "failed".into())]);
+    assert_eq!(record["hooks"][0]["exit_code"], 3.0);
+    let tail = &record["hooks"][0]["output_tail"];
+    assert!(tail.as_array().unwrap().iter().any(|l| l == "smoke test failed"), "{tail}");
+    assert!(tail[0].as_str().unwrap().starts_with("checking hello-prod1"), "{tail}");
+
+    // The environment still works: without the hook the same promote succeeds.
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &text.replace("exit 3", "exit 0"));
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok();
+    assert_eq!(aws.running("hello", "prod1").await.len(), 4);
+}
+
+#[tokio::test]
+async fn in_place_before_hooks_stop_before_any_traffic_moves() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    let old = ids(&aws.running("hello", "staging").await);
+
+    // before_promote fails: nothing is launched.
+    hooks(&project, "staging", "before_promote = \"echo migration failed; exit 1\"\nbefore_traffic = \"env | grep ^RELEASE_ | sort > before_traffic.env; exit 4\"");
+    let run = project.release(&emu, &["promote", &b, "--env", "staging", "--output", "json"]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("nothing was launched"), "{}", run.stdout);
+    assert!(aws.app_instances("hello").await.iter().all(|i| i.tags["release:commit"] != b), "nothing of b was launched");
+    assert_eq!(aws.elb_members("hello-staging").await, old);
+    let record = last_record(&aws, "staging").await;
+    assert_eq!((record["outcome"].as_str(), record["rolled_back"].as_bool()), (Some("failed"), Some(true)));
+    assert_eq!(hook_rows(&record), vec![("before_promote".into(), "failed".into())]);
+    assert_eq!(record["hooks"][0]["output_tail"], serde_json::json!(["migration failed"]));
+
+    // before_traffic fails: the new instances ran but never joined the load balancer, and are gone.
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &text.replace("exit 1", "exit 0"));
+    let run = project.release(&emu, &["promote", &b, "--env", "staging", "--output", "json"]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    let bt = seen(&project, "before_traffic");
+    let launched = sorted(&bt["RELEASE_INSTANCE_IDS"]);
+    assert_eq!(launched.len(), 2);
+    assert_eq!(bt["RELEASE_LB_DNS"], lb_dns(&aws, "hello-staging").await, "in place: the environment's load balancer, still serving the old fleet");
+    assert_eq!(bt["RELEASE_PREVIOUS_COMMIT"], a);
+    assert_eq!(bt["RELEASE_LIVE_NAME"], bt["RELEASE_LB_DNS"]);
+    let all = aws.app_instances("hello").await;
+    for id in &launched {
+        let i = all.iter().find(|i| &i.id == id).unwrap();
+        assert_eq!(i.tags["release:commit"], b);
+        assert!(i.state == "terminated" || i.state == "shutting-down", "{id} is {}", i.state);
+    }
+    assert_eq!(aws.elb_members("hello-staging").await, old, "the load balancer never held the new instances at the end, and still holds the old");
+    assert_eq!(ids(&aws.running("hello", "staging").await), old);
+    let record = last_record(&aws, "staging").await;
+    assert_eq!(hook_rows(&record), vec![("before_promote".into(), "succeeded".into()), ("before_traffic".into(), "failed".into())]);
+    assert_eq!((record["outcome"].as_str(), record["rolled_back"].as_bool()), (Some("failed"), Some(true)));
+}
+
+#[tokio::test]
+async fn a_failing_after_traffic_hook_switches_back_in_one_change_or_only_warns() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // prod2
+    project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok(); // prod1
+    hooks(&project, "prod", "after_traffic = \"test -z \\\"$RELEASE_LIVE_NAME\\\" || { echo $RELEASE_LIVE_NAME is not answering; exit 22; }\"");
+
+    // Default for blue/green: back to the weights from before the switch.
+    let run = project.release(&emu, &["switch", "prod1", "--yes", "--output", "json"]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    let err = run.json();
+    assert_eq!(err["error"]["rolled_back"], true);
+    assert!(err["error"]["message"].as_str().unwrap().contains("traffic went back"), "{}", run.stdout);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]), "Route53 holds the weights from before the switch");
+    let record = last_record(&aws, "prod").await;
+    assert_eq!(record["action"], "switch");
+    assert_eq!(record["outcome"], "rolled-back");
+    assert_eq!(record["rolled_back"], true);
+    assert_eq!(hook_rows(&record), vec![("after_traffic".into(), "failed".into())]);
+    assert_eq!(record["hooks"][0]["output_tail"], serde_json::json!(["hello.example.com is not answering"]));
+    // It was not live: a rollback from prod2 does not go "back" to prod1.
+    let status = project.release(&emu, &["status", "--env", "prod", "--output", "json"]).json();
+    let live: Vec<&str> = status["environments"][0]["clusters"].as_array().unwrap().iter().filter(|c| c["role"] == "live").map(|c| c["cluster"].as_str().unwrap()).collect();
+    assert_eq!(live, vec!["prod2"]);
+
+    // rollback_on_hook_failure = false: a warning on the record, exit 0, the switch stays.
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &format!("{text}rollback_on_hook_failure = false\n"));
+    let run = project.release(&emu, &["switch", "prod1", "--yes", "--output", "json"]);
+    run.assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let record = last_record(&aws, "prod").await;
+    assert_eq!(record["outcome"], "succeeded");
+    assert!(record["detail"].as_str().unwrap().starts_with("warning: hook after_traffic"), "{record}");
+    assert!(run.stderr.contains("warning: hook after_traffic"), "{}", run.stderr);
+    assert_eq!(run.json()["hooks"][0]["status"], "failed");
+}
+
+#[tokio::test]
+async fn in_place_after_traffic_failing_with_rollback_promotes_the_previous_commit() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    hooks(&project, "staging", "after_traffic = \"echo $RELEASE_COMMIT is broken; exit 1\"\nrollback_on_hook_failure = true");
+    let run = project.release(&emu, &["promote", &b, "--env", "staging", "--output", "json"]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("rolled back"), "{}", run.stdout);
+    let running = aws.running("hello", "staging").await;
+    assert_eq!(running.len(), 2);
+    assert!(running.iter().all(|i| i.tags["release:commit"] == a), "the previous commit serves again");
+    assert_eq!(aws.elb_members("hello-staging").await, ids(&running));
+    let record = last_record(&aws, "staging").await;
+    assert_eq!(record["action"], "rollback");
+    assert_eq!(record["outcome"], "succeeded");
+    assert!(record["hooks"].is_null(), "a rollback runs no hooks");
+}
+
+#[tokio::test]
+async fn a_hook_past_its_timeout_is_killed_with_everything_it_started() {
+    let emu = Emulator::start();
+    let (project, a, _) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    hooks(&project, "staging", "before_promote = \"sleep 300 & echo $! > sleeper.pid; echo started; wait\"\nhook_timeout = \"2s\"");
+    let run = project.release(&emu, &["promote", &a, "--env", "staging", "--output", "json"]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    assert!(run.json()["error"]["message"].as_str().unwrap().contains("timed out"), "{}", run.stdout);
+    let pid = project.read("sleeper.pid").trim().to_owned();
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z "), "the hook's child {pid} still runs");
+    assert!(aws.app_instances("hello").await.is_empty(), "nothing launched");
+    let record = last_record(&aws, "staging").await;
+    assert_eq!(hook_rows(&record), vec![("before_promote".into(), "timed-out".into())]);
+    assert_eq!(record["hooks"][0]["output_tail"], serde_json::json!(["started"]));
+    assert!(record["hooks"][0]["seconds"].as_f64().unwrap() >= 2.0);
+}
+
+#[tokio::test]
+async fn ctrl_c_during_before_traffic_kills_the_hook_and_removes_the_new_fleet() {
+    let emu = Emulator::start();
+    let (project, a, _) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    hooks(&project, "prod", "before_traffic = \"sleep 300 & echo $! > sleeper.pid; echo smoke starting; wait\"");
+    let bg = project.background(&emu.url(), &[], &["promote", &a, "--env", "prod", "--yes", "--output", "json"]);
+    bg.wait_for("[hook before_traffic] smoke starting", Duration::from_secs(120));
+    bg.signal("INT");
+    let run = bg.finish(Duration::from_secs(60));
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert_eq!(run.json()["error"]["rolled_back"], true, "{}", run.stdout);
+    let pid = project.read("sleeper.pid").trim().to_owned();
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z "), "the hook's child {pid} still runs");
+    assert!(aws.running("hello", "prod2").await.is_empty(), "the new fleet was removed");
+    assert_eq!(aws.elb_members("hello-prod2").await, Vec::<String>::new());
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let record = last_record(&aws, "prod").await;
+    assert_eq!(record["outcome"], "interrupted");
+    assert_eq!(hook_rows(&record), vec![("before_traffic".into(), "interrupted".into())]);
+}
