@@ -587,6 +587,7 @@ pub trait Alarms: Send + Sync {
     /// The states of the named alarms (metric and composite) in ONE DescribeAlarms call (at most 100 names);
     /// a name that does not exist is absent from the answer.
     async fn states(&self, names: &[String]) -> Result<Vec<AlarmStatus>>;
+}
 
 /// One hook to run: `sh -c <command>` in `dir` with `vars` added to the environment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -815,6 +815,7 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
         seconds: Default::default(),
         progress: None,
         notify_failures: Vec::new(),
+        hooks: Vec::new(),
         action: Action::RolloutRequest(RolloutRequestDetails { rollout: rollout.release_id.clone(), request: kind, cluster: s.cluster.clone() }),
     };
     cloud.ledger.put_record(&pipeline.ledger_table, &record, Expect::New).await?;
