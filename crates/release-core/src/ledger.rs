@@ -174,6 +174,8 @@ pub enum Action {
     Provision(ProvisionDetails),
     /// A `--wait` command that left the queue without running (superseded or cancelled).
     Queued(QueuedDetails),
+    /// `release gc`: what it removed (recorded in the first environment of the app, holding every one's lock).
+    Gc(GcDetails),
 }
 
 impl Action {
@@ -185,6 +187,7 @@ impl Action {
             Action::Rollback(_) => "rollback",
             Action::Provision(_) => "provision",
             Action::Queued(q) => q.command.as_str(),
+            Action::Gc(_) => "gc",
         }
     }
 }
@@ -375,6 +378,7 @@ impl Record {
             Action::Rollback(r) => Some(&r.cluster),
             Action::Provision(_) => None,
             Action::Queued(q) => q.cluster.as_ref(),
+            Action::Gc(_) => None,
         }
     }
 
@@ -386,6 +390,7 @@ impl Record {
             Action::Rollback(r) => Some(&r.to),
             Action::Provision(_) => None,
             Action::Queued(q) => q.commit.as_ref(),
+            Action::Gc(_) => None,
         }
     }
 
@@ -398,6 +403,7 @@ impl Record {
             Action::Rollback(r) => (sha(r.from.as_ref()), sha(Some(&r.to))),
             Action::Provision(p) => ("-".into(), format!("{} change(s)", p.changes.len())),
             Action::Queued(q) => ("-".into(), q.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).or_else(|| q.cluster.as_ref().map(|c| c.to_string())).unwrap_or_else(|| "-".into())),
+            Action::Gc(g) => (format!("{} image(s)", g.planned_images.len()), format!("{} removed", g.removed_images.len())),
         }
     }
 }
@@ -575,6 +581,31 @@ pub fn weights_before_shift(records: &[Record], current: &Weights) -> Option<Wei
         want = s.from.clone();
     }
     None
+}
+
+/// What `release gc` removed, written before each deletion and after it, so a run that dies leaves a record
+/// saying what it was about to remove (a re-run finishes it: deregistered images' snapshots are found by tag).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GcDetails {
+    /// `--keep`.
+    pub keep: u32,
+    /// `--older-than`, as given.
+    pub older_than: String,
+    /// Every environment whose lock the run held (the record lives in the first).
+    #[serde(default)]
+    pub envs: Vec<EnvName>,
+    /// Images the plan removes.
+    #[serde(default)]
+    pub planned_images: Vec<AmiId>,
+    /// Images deregistered, with their snapshots deleted.
+    #[serde(default)]
+    pub removed_images: Vec<AmiId>,
+    /// Snapshots deleted (of the images above, and ones whose image was already gone).
+    #[serde(default)]
+    pub removed_snapshots: Vec<String>,
+    /// Orphan instances terminated.
+    #[serde(default)]
+    pub terminated: Vec<InstanceId>,
 }
 
 #[cfg(test)]

@@ -484,6 +484,20 @@ pub trait Images: Send + Sync {
     async fn deregister(&self, ami: &crate::ids::AmiId) -> Result<()>;
     /// Deletes a snapshot; `Cause::InUse` while an image being deregistered still holds it (retry later).
     async fn delete_snapshot(&self, snapshot: &str) -> Result<()>;
+    /// Every snapshot of this account tagged `release:app = app` (bakes tag their AMI's snapshots), in one
+    /// (paginated) describe: how gc finds the snapshots of an image deregistered by a run that then died.
+    async fn app_snapshots(&self, app: &crate::ids::AppName) -> Result<Vec<Snapshot>>;
+}
+
+/// An EBS snapshot as gc sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// `snap-...`.
+    pub id: String,
+    /// Its tags.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Its size in GiB (what it costs).
+    pub size_gb: Option<u32>,
 }
 
 /// An instance as `release` sees it.

@@ -125,6 +125,8 @@ pub struct State {
     pub locks: BTreeMap<String, BTreeMap<String, LockInfo>>,
     /// Queue tickets: table → (pk, sk) → ticket.
     pub tickets: BTreeMap<String, BTreeMap<(String, String), Ticket>>,
+    /// Tags of snapshots (bakes tag the snapshots of their AMI with it): snapshot -> tags.
+    pub snapshot_tags: BTreeMap<String, BTreeMap<String, String>>,
     next_id: u64,
 }
 
@@ -420,10 +422,13 @@ impl Images for MemoryCloud {
         Ok(self.call("ec2:DescribeImages")?.images.get(ami).map(|(_, i)| i.clone()))
     }
 
-    async fn tag(&self, ami: &AmiId, _snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
+    async fn tag(&self, ami: &AmiId, snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
         let mut s = self.call("ec2:CreateTags")?;
         let (_, image) = s.images.get_mut(ami).ok_or_else(|| missing(format!("ec2 CreateTags: InvalidAMIID.NotFound: {ami}")))?;
         image.tags.extend(new_tags.iter().cloned());
+        for snap in snapshots {
+            s.snapshot_tags.entry(snap.clone()).or_default().extend(new_tags.iter().cloned());
+        }
         Ok(())
     }
 
@@ -443,7 +448,19 @@ impl Images for MemoryCloud {
         if !s.snapshots.remove(snapshot) {
             return Err(missing(format!("ec2 DeleteSnapshot: InvalidSnapshot.NotFound: {snapshot}")));
         }
+        s.snapshot_tags.remove(snapshot);
         Ok(())
+    }
+
+    async fn app_snapshots(&self, app: &AppName) -> Result<Vec<release_core::ports::Snapshot>> {
+        let s = self.call("ec2:DescribeSnapshots")?;
+        Ok(s.snapshots
+            .iter()
+            .filter_map(|id| {
+                let tags = s.snapshot_tags.get(id)?;
+                (tags.get(tags::APP).map(String::as_str) == Some(app.as_str())).then(|| release_core::ports::Snapshot { id: id.clone(), tags: tags.clone(), size_gb: Some(8) })
+            })
+            .collect())
     }
 }
 
