@@ -1,0 +1,231 @@
+//! `release gc` against the emulator: what it removes and keeps is read back from EC2 (images, snapshots,
+//! instances) and the ledger; rollback still works afterwards; `--plan` changes nothing; a crash mid-way converges.
+
+use std::collections::BTreeSet;
+
+use release_e2e::{AwsView, Emulator, Project};
+
+/// Every snapshot of this account: (id, tags).
+async fn snapshots(aws: &AwsView) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
+    let out = aws.ec2.describe_snapshots().owner_ids("self").send().await.unwrap();
+    let mut v: Vec<_> = out
+        .snapshots()
+        .iter()
+        .map(|s| (s.snapshot_id().unwrap().to_owned(), s.tags().iter().map(|t| (t.key().unwrap().to_owned(), t.value().unwrap().to_owned())).collect()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The app's images by commit: commit -> (ami, snapshots).
+async fn images_by_commit(aws: &AwsView) -> std::collections::BTreeMap<String, (String, Vec<String>)> {
+    aws.own_images()
+        .await
+        .into_iter()
+        .filter(|i| i.tags.iter().any(|(k, v)| k == "release:app" && v == "hello"))
+        .map(|i| (i.tags.iter().find(|(k, _)| *k == "release:commit").map(|(_, v)| v.clone()).unwrap_or_default(), (i.id, i.snapshots)))
+        .collect()
+}
+
+fn commit_of(i: &release_e2e::Ec2Instance) -> String {
+    i.tags["release:commit"].clone()
+}
+
+#[tokio::test]
+async fn gc_keep_2_after_8_bakes_removes_exactly_what_nothing_needs_and_rollback_still_works_twice() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    // Eight real bakes through Packer: a..h.
+    let mut shas = vec![a.clone(), b.clone()];
+    for label in ["v3", "v4", "v5", "v6", "v7", "v8"] {
+        shas.push(project.bake_new(&emu, label));
+    }
+    let [a, b, c, d, e, f, g, h] = <[String; 8]>::try_from(shas.clone()).unwrap();
+    let ok = |args: &[&str]| {
+        project.release(&emu, args).assert_ok();
+    };
+    // staging (in place): a, b, c, e live in turn, then a rollback back to c. Live history: a b c.
+    for sha in [&a, &b, &c, &e] {
+        ok(&["promote", sha, "--env", "staging"]);
+    }
+    ok(&["rollback", "--env", "staging", "--yes"]);
+    // prod (blue/green): c on prod2, switched to; d on prod1, switched to; f on prod2, switched to, rolled back
+    // (a switch back to d on prod1). Live history: c d; prod2 still runs f.
+    ok(&["promote", &c, "--env", "prod", "--yes"]);
+    ok(&["switch", "prod2", "--yes"]);
+    ok(&["promote", &d, "--env", "prod", "--yes", "--force"]);
+    ok(&["switch", "prod1", "--yes"]);
+    ok(&["promote", &f, "--env", "prod", "--yes", "--force"]);
+    ok(&["switch", "prod2", "--yes"]);
+    ok(&["rollback", "--env", "prod", "--yes"]);
+    let running: BTreeSet<String> = aws.app_instances("hello").await.iter().filter(|i| i.state == "running").map(commit_of).collect();
+    assert_eq!(running, [c.clone(), d.clone(), f.clone()].into_iter().collect::<BTreeSet<_>>(), "staging runs c, prod1 d, prod2 f");
+
+    // An orphan: the app's tag, in no load balancer, of no release, of no operation.
+    let base = aws.own_images().await.into_iter().find(|i| i.tags.iter().any(|(k, v)| k == "release:commit" && *v == a)).unwrap().id;
+    let orphan = aws
+        .ec2
+        .run_instances()
+        .image_id(&base)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(aws_sdk_ec2::types::Tag::builder().key("release:app").value("hello").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_owned();
+
+    // With the default --older-than (14d) every image is young: nothing would go, and the plan says why each stays.
+    let young = project.release(&emu, &["gc", "--keep", "2", "--plan", "--output", "json"]).assert_ok().json();
+    assert_eq!(young["plan"]["images"].as_array().unwrap().len(), 0, "{young}");
+    assert_eq!(young["plan"]["kept"].as_array().unwrap().len(), 8);
+
+    // With --older-than 0s only the keep rules decide.
+    let before = emu.state();
+    let before_images = images_by_commit(&aws).await;
+    let plan = project.release(&emu, &["gc", "--keep", "2", "--older-than", "0s", "--plan", "--output", "json"]);
+    plan.assert_ok();
+    before.assert_same(&emu.state(), "gc --plan");
+    let doc = plan.json();
+    let p = &doc["plan"];
+    let removed: BTreeSet<String> = p["images"].as_array().unwrap().iter().map(|i| i["commit"].as_str().unwrap().to_owned()).collect();
+    // Kept: running c (staging), d (prod1), f (prod2); staging's rollback targets b, a (live c); prod's target c
+    // (live d); the 2 commits baked last g, h. Collectable: e only (rolled away from in staging, runs nowhere).
+    assert_eq!(removed, [e.clone()].into_iter().collect::<BTreeSet<_>>(), "{}", serde_json::to_string_pretty(p).unwrap());
+    let reasons = |sha: &str| -> Vec<String> {
+        p["kept"].as_array().unwrap().iter().find(|k| k["commit"] == sha).map(|k| k["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    };
+    assert!(reasons(&a).contains(&"rollback target of staging (2nd previous)".to_owned()), "{:?}", reasons(&a));
+    assert!(reasons(&b).contains(&"rollback target of staging (previous)".to_owned()), "{:?}", reasons(&b));
+    assert!(reasons(&c).contains(&"running in staging/staging".to_owned()) && reasons(&c).contains(&"rollback target of prod (previous)".to_owned()), "{:?}", reasons(&c));
+    assert!(reasons(&d).contains(&"running in prod/prod1".to_owned()) && reasons(&d).contains(&"live in prod".to_owned()), "{:?}", reasons(&d));
+    assert!(reasons(&f).contains(&"running in prod/prod2".to_owned()), "{:?}", reasons(&f));
+    assert!(reasons(&g).iter().any(|r| r.starts_with("newest bake of the 2nd commit baked last")), "{:?}", reasons(&g));
+    assert!(reasons(&h).iter().any(|r| r.starts_with("newest bake of the 1st commit baked last")), "{:?}", reasons(&h));
+    assert_eq!(p["instances"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect::<Vec<_>>(), vec![orphan.as_str()]);
+    // Bounded: one describe each of snapshots, images and instances, whatever the number of images.
+    let calls = &doc["api_calls"];
+    assert_eq!(calls["EC2:DescribeImages"], 1, "{calls}");
+    assert_eq!(calls["EC2:DescribeSnapshots"], 1, "{calls}");
+    assert_eq!(calls["EC2:DescribeInstances"], 1, "{calls}");
+    let text = project.release(&emu, &["gc", "--keep", "2", "--older-than", "0s", "--plan"]).assert_ok().stdout.clone();
+    assert!(text.contains(&format!("rollback target of staging (2nd previous)")) && text.ends_with("nothing was changed (--plan)\n"), "{text}");
+
+    let rows_before = aws.ledger("release-ledger").await.len();
+    // Apply, without --yes (no terminal): images go, the orphan instance is only listed.
+    let run = project.release(&emu, &["gc", "--keep", "2", "--older-than", "0s", "--output", "json"]);
+    run.assert_ok();
+    let report = run.json();
+    assert_eq!(report["removed_images"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["instances_left"][0], orphan.as_str());
+    let after = images_by_commit(&aws).await;
+    let gone: BTreeSet<&String> = before_images.keys().filter(|k| !after.contains_key(*k)).collect();
+    assert_eq!(gone, [&e].into_iter().collect::<BTreeSet<_>>(), "exactly e's AMI is gone");
+    let snaps: BTreeSet<String> = snapshots(&aws).await.into_iter().map(|s| s.0).collect();
+    for (commit, (ami, s)) in &before_images {
+        for snap in s {
+            assert_eq!(snaps.contains(snap), commit != &e, "snapshot {snap} of {ami} ({commit})");
+        }
+    }
+    assert!(!before_images[&e].1.is_empty(), "e's AMI had snapshots to delete");
+    assert!(aws.app_instances("hello").await.iter().any(|i| i.id == orphan && i.state == "running"), "the orphan is left without --yes");
+    // The ledger: one gc record naming what it removed; every earlier record is still there.
+    let ledger = aws.ledger("release-ledger").await;
+    let gc: Vec<_> = ledger.iter().filter(|r| r["action"] == "gc").collect();
+    assert_eq!(gc.len(), 1, "{ledger:#?}");
+    assert_eq!(gc[0]["outcome"], "succeeded");
+    assert_eq!(gc[0]["removed_images"], "1 items", "{:?}", gc[0]);
+    assert_eq!(ledger.len(), rows_before + 1, "gc adds its record and deletes no ledger row");
+    let history = project.release(&emu, &["history", "--env", "prod", "--limit", "1", "--output", "json"]).assert_ok().json();
+    assert_eq!(history["records"][0]["action"], "gc", "{history}");
+    assert_eq!(history["records"][0]["removed_images"][0], before_images[&e].0.as_str(), "{history}");
+
+    // With --yes the orphan goes too; a second gc then finds nothing to do.
+    let yes = project.release(&emu, &["gc", "--keep", "2", "--older-than", "0s", "--yes", "--output", "json"]).assert_ok().json();
+    assert_eq!(yes["terminated"][0], orphan.as_str(), "{yes}");
+    assert!(aws.app_instances("hello").await.iter().any(|i| i.id == orphan && i.state == "terminated"));
+    let again = project.release(&emu, &["gc", "--keep", "2", "--older-than", "0s", "--yes"]).assert_ok().stdout.clone();
+    assert!(again.contains("removed 0 image(s)") && again.contains("nothing to remove"), "{again}");
+
+    // Rollback works twice in staging (to b, then a) and once more in prod (to c), all from kept images.
+    for want in [&b, &a] {
+        ok(&["rollback", "--env", "staging", "--yes"]);
+        let live = aws.running("hello", "staging").await;
+        assert!(live.len() == 2 && live.iter().all(|i| &commit_of(i) == want));
+    }
+    ok(&["rollback", "--env", "prod", "--yes", "--force"]);
+    assert!(aws.running("hello", "prod2").await.iter().all(|i| commit_of(i) == c), "prod rolled back to c, promoted from its kept AMI");
+}
+
+#[tokio::test]
+async fn kill_9_in_the_middle_of_gc_then_a_rerun_converges_with_no_orphan_snapshot() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let c = project.bake_new(&emu, "v3");
+    let d = project.bake_new(&emu, "v4");
+    let aws = AwsView::new(&emu).await;
+    let before = images_by_commit(&aws).await;
+    // keep 1: only d (baked last) stays; a, b, c go. The process dies right after deregistering the first.
+    let crashed = project.release_env(&emu, &[("RELEASE_TEST_CRASH_AT", "deregistered")], &["gc", "--keep", "1", "--older-than", "0s"]);
+    assert_ne!(crashed.code, 0, "{crashed:?}");
+    let mid = images_by_commit(&aws).await;
+    assert_eq!(mid.len(), 3, "one image deregistered before the crash");
+    let held: BTreeSet<String> = mid.values().flat_map(|(_, s)| s.clone()).collect();
+    let app_snaps: Vec<String> = snapshots(&aws).await.into_iter().filter(|(_, t)| t.get("release:app").map(String::as_str) == Some("hello")).map(|s| s.0).collect();
+    let orphans: Vec<&String> = app_snaps.iter().filter(|s| !held.contains(*s)).collect();
+    assert!(!orphans.is_empty(), "the crash left the deregistered image's snapshots");
+    // The dead run's locks: held until their lease runs out, or broken by `unlock` (its process is gone).
+    let locked = project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s"]);
+    assert_eq!(locked.code, 5, "{locked:?}");
+    for env in ["prod", "staging"] {
+        project.release(&emu, &["unlock", "--env", env]).assert_ok();
+    }
+    let plan = project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s", "--plan", "--output", "json"]).assert_ok().json();
+    assert_eq!(plan["plan"]["snapshots"].as_array().unwrap().len(), orphans.len(), "{plan}");
+    project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s"]).assert_ok();
+    let end = images_by_commit(&aws).await;
+    assert_eq!(end.keys().collect::<Vec<_>>(), vec![&d]);
+    let left: Vec<String> = snapshots(&aws).await.into_iter().filter(|(_, t)| t.get("release:app").map(String::as_str) == Some("hello")).map(|s| s.0).collect();
+    assert_eq!(left.iter().collect::<BTreeSet<_>>(), end[&d].1.iter().collect::<BTreeSet<_>>(), "no orphan snapshot");
+    for (commit, (_, s)) in &before {
+        if commit != &d {
+            assert!(s.iter().all(|x| !left.contains(x)), "{commit}");
+        }
+    }
+    let ledger = aws.ledger("release-ledger").await;
+    let outcomes: Vec<&str> = ledger.iter().filter(|r| r["action"] == "gc").map(|r| r["outcome"].as_str()).collect();
+    assert_eq!(outcomes.len(), 2, "{ledger:#?}");
+    assert!(outcomes.contains(&"abandoned") && outcomes.contains(&"succeeded"), "{outcomes:?}");
+    let _ = (a, b, c);
+    println!("gc kill -9 points tried on the emulator: 1 (after the first deregistration); orphan snapshots found and deleted: {}", orphans.len());
+}
+
+#[tokio::test]
+async fn gc_bad_input_is_refused_with_no_change() {
+    let emu = Emulator::start();
+    let (project, _, _) = Project::baked_demo(&emu);
+    let before = emu.state();
+    for (args, code, line) in [
+        (vec!["gc", "--keep", "0"], 2, "error: --keep must be at least 1 (the target of the next rollback); the default is 3"),
+        (vec!["gc", "--older-than", "two weeks"], 2, "error: --older-than: `two weeks` is not a duration; give a duration like 14d, 36h or 0s"),
+        (vec!["gc", "--app", "nope"], 3, ""),
+    ] {
+        let run = project.release(&emu, &args);
+        assert_eq!(run.code, code, "{args:?}: {run:?}");
+        if !line.is_empty() {
+            assert_eq!(run.error_line(), line);
+        }
+        let json = project.release(&emu, &[args.clone(), vec!["--output", "json"]].concat());
+        assert_eq!(json.json()["ok"], false, "{args:?}");
+    }
+    before.assert_same(&emu.state(), "bad gc input");
+}
