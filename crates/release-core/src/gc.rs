@@ -374,7 +374,7 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
     let mut newest: Vec<&Image> = newest_by_commit.values().copied().collect();
     newest.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
     for (n, img) in newest.iter().take(opts.keep as usize).enumerate() {
-        keep(&img.id, format!("newest bake of the {} commit baked last", if n == 0 { "1st".into() } else { ordinal_plain(n + 1) }));
+        keep(&img.id, format!("newest bake of one of the {} commits baked last (#{})", opts.keep, n + 1));
     }
 
     // Young images, pending ones, and incomplete bakes that may still be baking.
@@ -501,14 +501,6 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         kept.len()
     );
     Plan { app: pipeline.app.clone(), keep: opts.keep, older_than: format_age(opts.older_than), kept, images, snapshots, instances, envs, summary }
-}
-
-fn ordinal_plain(n: usize) -> String {
-    match n {
-        2 => "2nd".into(),
-        3 => "3rd".into(),
-        n => format!("{n}th"),
-    }
 }
 
 /// Observes and plans; writes nothing.
