@@ -27,7 +27,9 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
     let mut docs = Vec::new();
     let mut texts = Vec::new();
     for pipeline in pipelines {
-        let c = context::connected(g, pipeline, "gc", context::Writes::Ledger).await?;
+        // A plan writes nothing, so it spares the caller-identity call the ledger record needs.
+        let writes = if plan_only { context::Writes::Nothing } else { context::Writes::Ledger };
+        let c = context::connected(g, pipeline, "gc", writes).await?;
         let plan = c.release.plan_gc(&base).await?;
         if plan_only {
             let mut doc = serde_json::json!({ "ok": true, "planned": true, "app": plan.app, "plan": plan });
