@@ -89,6 +89,14 @@ async fn gc_keep_2_after_8_bakes_removes_exactly_what_nothing_needs_and_rollback
     assert_eq!(young["plan"]["images"].as_array().unwrap().len(), 0, "{young}");
     assert_eq!(young["plan"]["kept"].as_array().unwrap().len(), 8);
 
+    // `images` says why each image stays (gc's defaults: --keep 3, --older-than 14d).
+    let images = project.release(&emu, &["images", "--output", "json"]).assert_ok().json();
+    let verdict = |sha: &str| images["images"].as_array().unwrap().iter().find(|i| i["commit"] == sha).unwrap()["gc"].as_str().unwrap().to_owned();
+    assert!(verdict(&d).starts_with("kept: running in prod/prod1; live in prod"), "{}", verdict(&d));
+    assert!(verdict(&e).starts_with("kept: younger than 14d"), "{}", verdict(&e));
+    let table = project.release(&emu, &["images"]).assert_ok().stdout.clone();
+    assert!(table.lines().next().unwrap().ends_with("GC") && table.contains("rollback target of staging (2nd previous)"), "{table}");
+
     // With --older-than 0s only the keep rules decide.
     let before = emu.state();
     let before_images = images_by_commit(&aws).await;

@@ -318,11 +318,11 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
     // its owner may still want to relaunch it like it).
     for i in w.instances.iter().filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down")) {
         if let Some(img) = w.images.iter().find(|img| img.id.as_str() == i.ami) {
-            let at = match (i.tags.get(tags::ENV), i.tags.get(tags::CLUSTER)) {
-                (Some(e), Some(c)) => format!("{e}/{c}"),
-                _ => i.id.to_string(),
+            let why = match (i.tags.get(tags::ENV), i.tags.get(tags::CLUSTER)) {
+                (Some(e), Some(c)) => format!("running in {e}/{c}"),
+                _ => format!("run by instance {} (of no cluster)", i.id),
             };
-            keep(&img.id, format!("running in {at}"));
+            keep(&img.id, why);
         }
     }
 
