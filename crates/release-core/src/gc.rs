@@ -233,7 +233,13 @@ pub async fn observe(session: &Session, pipeline: &Pipeline) -> Result<World> {
     let mut live = BTreeMap::new();
     let mut members = BTreeSet::new();
     for env in &pipeline.envs {
-        records.push((env.name.clone(), cloud.ledger.records(&pipeline.ledger_table, app, &env.name, None).await?));
+        let recs = match cloud.ledger.records(&pipeline.ledger_table, app, &env.name, None).await {
+            Ok(r) => r,
+            // No ledger table yet (nothing provisioned): no history, nothing deployed through release.
+            Err(e) if e.is(Cause::Missing) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        records.push((env.name.clone(), recs));
         live.insert(env.name.clone(), live_commits(session, env, &instances).await?);
         for c in env.clusters() {
             match cloud.balancer.members(&c.target).await {
