@@ -130,6 +130,10 @@ impl Images for Aws {
         Ok(())
     }
 
+    async fn in_region(&self, region: &str) -> Result<std::sync::Arc<dyn Images>> {
+        Ok(std::sync::Arc::new(self.regional(region)))
+    }
+
     async fn app_snapshots(&self, app: &AppName) -> Result<Vec<Snapshot>> {
         let pages = self
             .ec2

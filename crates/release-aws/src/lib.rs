@@ -114,6 +114,16 @@ impl Aws {
     }
 
     /// The AWS calls made through this connection so far.
+    /// The same connection with EC2 in another region (bake copies; gc): same credentials, endpoint and call
+    /// counter. Only EC2 is regional here; the other clients stay as they are.
+    pub fn regional(&self, region: &str) -> Aws {
+        if region == self.region {
+            return self.clone();
+        }
+        let conf = self.ec2.config().to_builder().region(Region::new(region.to_owned())).build();
+        Aws { ec2: aws_sdk_ec2::Client::from_conf(conf), region: region.to_owned(), ..self.clone() }
+    }
+
     pub fn calls(&self) -> CallCounter {
         self.calls.clone()
     }

@@ -86,6 +86,9 @@ pub fn format_age(d: Duration) -> String {
 /// An image that stays, and every reason it does.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeptImage {
+    /// The region, for a bake's copy in another region (`[bake] regions`); none for this region's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The AMI.
     pub ami: AmiId,
     /// Its name.
@@ -101,6 +104,9 @@ pub struct KeptImage {
 /// An image that goes, with its snapshots.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CollectImage {
+    /// The region, for a bake's copy in another region (`[bake] regions`); none for this region's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// The AMI.
     pub ami: AmiId,
     /// Its name.
@@ -120,6 +126,9 @@ pub struct CollectImage {
 /// A snapshot of the app whose image is gone (a deregistration whose run died before deleting it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct OrphanSnapshot {
+    /// The region, for a bake's copy in another region (`[bake] regions`); none for this region's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// `snap-...`.
     pub id: String,
     /// Its commit tag.
@@ -219,6 +228,21 @@ pub struct World {
     pub members: BTreeSet<InstanceId>,
     /// Now.
     pub now: Timestamp,
+    /// The bake copies in the other regions of `[bake] regions`.
+    pub copies: Vec<RegionCopies>,
+}
+
+/// What one other region holds of the app: the copies bakes made there, their snapshots, instances running them.
+#[derive(Clone, Debug)]
+pub struct RegionCopies {
+    /// The region.
+    pub region: String,
+    /// The app's images there.
+    pub images: Vec<Image>,
+    /// The app's tagged snapshots there.
+    pub snapshots: Vec<Snapshot>,
+    /// The app's instances there.
+    pub instances: Vec<Instance>,
 }
 
 /// Reads what gc decides from. Snapshots are listed *before* images: a bake tags its AMI and snapshots in one call,
@@ -250,7 +274,14 @@ pub async fn observe(session: &Session, pipeline: &Pipeline) -> Result<World> {
             }
         }
     }
-    Ok(World { images, snapshots, instances, records, live, members, now: cloud.clock.now() })
+    let mut copies = Vec::new();
+    for region in &pipeline.bake.regions {
+        let (imgs, fleet) = (cloud.images.in_region(region).await?, cloud.fleet.in_region(region).await?);
+        let snapshots = imgs.app_snapshots(app).await?;
+        let (images, instances) = tokio::try_join!(imgs.app_images(app), fleet.app_instances(app))?;
+        copies.push(RegionCopies { region: region.clone(), images, snapshots, instances });
+    }
+    Ok(World { images, snapshots, instances, records, live, members, now: cloud.clock.now(), copies })
 }
 
 /// The commits live in `env` now: its only cluster's, or those of the clusters with weight (the live name's).
@@ -403,12 +434,13 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
 
     let mut kept = Vec::new();
     let mut images = Vec::new();
+    let (mut kept_copies, mut images_copies) = (Vec::new(), Vec::new());
     let mut sorted: Vec<&Image> = w.images.iter().collect();
     sorted.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
     for i in sorted {
         let commit = i.tags.get(tags::COMMIT).cloned();
         if let Some(r) = reasons.remove(&i.id) {
-            kept.push(KeptImage { ami: i.id.clone(), name: i.name.clone(), commit, created: i.created.clone(), reasons: r });
+            kept.push(KeptImage { region: None, ami: i.id.clone(), name: i.name.clone(), commit, created: i.created.clone(), reasons: r });
             continue;
         }
         let old = age(i).map(format_age).unwrap_or_default();
@@ -429,7 +461,7 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
                 ),
             }
         };
-        images.push(CollectImage { ami: i.id.clone(), name: i.name.clone(), commit, created: i.created.clone(), snapshots: i.snapshots.clone(), incomplete, reason });
+        images.push(CollectImage { region: None, ami: i.id.clone(), name: i.name.clone(), commit, created: i.created.clone(), snapshots: i.snapshots.clone(), incomplete, reason });
     }
 
     // Snapshots tagged with the app that no image (in any state) holds any more.
@@ -441,6 +473,7 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         .map(|s| {
             let commit = s.tags.get(tags::COMMIT).cloned();
             OrphanSnapshot {
+                region: None,
                 id: s.id.clone(),
                 reason: format!("its image is gone (a baked image of {} deregistered earlier)", commit.as_deref().map(short_sha).unwrap_or("an unknown commit")),
                 commit,
@@ -448,6 +481,9 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
             }
         })
         .collect();
+
+    let mut snapshots = snapshots;
+    copies_plan(w, opts, &kept, &images, &mut kept_copies, &mut images_copies, &mut snapshots);
 
     // Orphan instances: the app's, serving nowhere, of no cluster's current release, of no unfinished operation.
     let mut current: BTreeSet<&str> = BTreeSet::new();
@@ -493,6 +529,10 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         })
         .collect();
 
+    // Copies are removed before their source (a run that dies in between leaves copies whose source still goes).
+    images_copies.extend(images);
+    let images = images_copies;
+    kept.extend(kept_copies);
     let mut envs: Vec<EnvName> = pipeline.envs.iter().map(|e| e.name.clone()).collect();
     envs.sort();
     let gb: u32 = snapshots.iter().filter_map(|s| s.size_gb).sum();
@@ -507,6 +547,79 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         kept.len()
     );
     Plan { app: pipeline.app.clone(), keep: opts.keep, older_than: format_age(opts.older_than), kept, images, snapshots, instances, envs, summary }
+}
+
+/// Copies in other regions follow their source (same commit and bake key in this region): kept while it is,
+/// removed when it goes or is gone; whatever the source, a copy that runs there, or is young, stays.
+fn copies_plan(
+    w: &World,
+    opts: &GcOptions,
+    kept: &[KeptImage],
+    collected: &[CollectImage],
+    kept_copies: &mut Vec<KeptImage>,
+    images_copies: &mut Vec<CollectImage>,
+    orphans: &mut Vec<OrphanSnapshot>,
+) {
+    let home_ids: BTreeSet<&AmiId> = w.images.iter().map(|i| &i.id).collect();
+    let key = |i: &Image| (i.tags.get(tags::COMMIT).cloned(), i.tags.get(tags::BAKE_KEY).cloned());
+    for rc in &w.copies {
+        let region = &rc.region;
+        let mine: Vec<&Image> = rc.images.iter().filter(|i| !home_ids.contains(&i.id)).collect();
+        for img in &mine {
+            let mut reasons = Vec::new();
+            let running = rc.instances.iter().filter(|i| i.ami == img.id.as_str() && !matches!(i.state.as_str(), "terminated" | "shutting-down")).count();
+            if running > 0 {
+                reasons.push(format!("running in {region} ({running} instance(s))"));
+            }
+            let source = w.images.iter().find(|s| key(s) == key(img) && key(s).1.is_some());
+            if let Some(src) = source {
+                if kept.iter().any(|k| k.ami == src.id) {
+                    reasons.push(format!("copy of {}, which is kept", src.id));
+                }
+            }
+            let age = parse_created(&img.created).map(|t| w.now.since(t));
+            match age {
+                None => reasons.push(format!("creation time unknown ({:?})", img.created)),
+                Some(a) if a < opts.older_than => reasons.push(format!("younger than {} ({} old)", format_age(opts.older_than), format_age(a))),
+                Some(a) if !img.is_complete_bake() && a < INCOMPLETE_AFTER => reasons.push(format!("incomplete copy younger than 1h ({} old)", format_age(a))),
+                _ => {}
+            }
+            if img.state == ImageState::Pending {
+                reasons.push("pending (being copied)".into());
+            }
+            let commit = img.tags.get(tags::COMMIT).cloned();
+            if !reasons.is_empty() {
+                kept_copies.push(KeptImage { region: Some(region.clone()), ami: img.id.clone(), name: img.name.clone(), commit, created: img.created.clone(), reasons });
+                continue;
+            }
+            let reason = match source {
+                Some(src) if collected.iter().any(|c| c.ami == src.id) => format!("copy of {}, which goes", src.id),
+                Some(src) => format!("copy of {}", src.id),
+                None => "a copy whose source is gone".to_owned(),
+            };
+            images_copies.push(CollectImage {
+                region: Some(region.clone()),
+                ami: img.id.clone(),
+                name: img.name.clone(),
+                commit,
+                created: img.created.clone(),
+                snapshots: img.snapshots.clone(),
+                incomplete: !img.is_complete_bake(),
+                reason,
+            });
+        }
+        let held: BTreeSet<&str> = rc.images.iter().flat_map(|i| i.snapshots.iter().map(String::as_str)).collect();
+        for sn in rc.snapshots.iter().filter(|s| !held.contains(s.id.as_str())) {
+            let commit = sn.tags.get(tags::COMMIT).cloned();
+            orphans.push(OrphanSnapshot {
+                region: Some(region.clone()),
+                id: sn.id.clone(),
+                reason: format!("its image in {region} is gone (a copy of {} deregistered earlier)", commit.as_deref().map(short_sha).unwrap_or("an unknown commit")),
+                commit,
+                size_gb: sn.size_gb,
+            });
+        }
+    }
 }
 
 /// Observes and plans; writes nothing.
@@ -628,24 +741,29 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
     op.step("recorded")?;
     op.point_of_no_return("a deregistered image cannot be brought back");
 
-    let tagged: BTreeSet<&str> = w.snapshots.iter().map(|s| s.id.as_str()).collect();
+    let tagged: BTreeSet<&str> = w.snapshots.iter().chain(w.copies.iter().flat_map(|c| c.snapshots.iter())).map(|s| s.id.as_str()).collect();
     let n = plan.images.len();
     for (k, img) in plan.images.iter().enumerate() {
         op.guard().await?;
         renew_extra(session, pipeline, held).await?;
         // Snapshots must be findable after the image is gone: tag the ones a bake did not (incomplete bakes).
+        let images = match &img.region {
+            Some(r) => session.cloud.images.in_region(r).await?,
+            None => session.cloud.images.clone(),
+        };
         let untagged: Vec<String> = img.snapshots.iter().filter(|s| !tagged.contains(s.as_str())).cloned().collect();
         if !untagged.is_empty() {
             let mut t = vec![(tags::APP.to_owned(), pipeline.app.to_string())];
             if let Some(c) = &img.commit {
                 t.push((tags::COMMIT.to_owned(), c.clone()));
             }
-            session.cloud.images.tag(&img.ami, &untagged, &t).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
+            images.tag(&img.ami, &untagged, &t).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
         }
-        op.progress(&format!("[{}/{n}] deregistering {} ({}): {}", k + 1, img.ami, img.name, img.reason));
-        session.cloud.images.deregister(&img.ami).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
+        let in_region = img.region.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
+        op.progress(&format!("[{}/{n}] deregistering {}{in_region} ({}): {}", k + 1, img.ami, img.name, img.reason));
+        images.deregister(&img.ami).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
         op.step("deregistered")?;
-        delete_snapshots(op, &img.snapshots).await?;
+        delete_snapshots(op, &*images, &img.snapshots).await?;
         report.removed_images.push(img.ami.clone());
         report.removed_snapshots.extend(img.snapshots.iter().cloned());
         if let Action::Gc(d) = &mut op.record_mut()?.action {
@@ -658,7 +776,13 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
         op.guard().await?;
         let ids: Vec<String> = plan.snapshots.iter().map(|s| s.id.clone()).collect();
         op.progress(&format!("deleting {} snapshot(s) whose image is gone", ids.len()));
-        delete_snapshots(op, &ids).await?;
+        for sn in &plan.snapshots {
+            let images = match &sn.region {
+                Some(r) => session.cloud.images.in_region(r).await?,
+                None => session.cloud.images.clone(),
+            };
+            delete_snapshots(op, &*images, std::slice::from_ref(&sn.id)).await?;
+        }
         report.removed_snapshots.extend(ids.iter().cloned());
         if let Action::Gc(d) = &mut op.record_mut()?.action {
             d.removed_snapshots.extend(ids);
@@ -681,13 +805,13 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
 
 /// Deletes snapshots whose image is deregistered, waiting (through the clock, 2 s to 30 s apart, at most
 /// [`crate::bake::SNAPSHOT_IN_USE_TIMEOUT`]) while EC2 still says one is in use by the image just deregistered.
-async fn delete_snapshots(op: &mut Op<'_>, ids: &[String]) -> Result<()> {
+async fn delete_snapshots(op: &mut Op<'_>, images: &dyn crate::ports::Images, ids: &[String]) -> Result<()> {
     let cloud = op.cloud();
     for snap in ids {
         let start = cloud.clock.now();
         let mut wait = Duration::from_secs(2);
         loop {
-            match cloud.images.delete_snapshot(snap).await {
+            match images.delete_snapshot(snap).await {
                 Ok(()) => break,
                 Err(e) if e.is(Cause::Missing) => break,
                 Err(e) if e.is(Cause::InUse) && cloud.clock.now().since(start) < crate::bake::SNAPSHOT_IN_USE_TIMEOUT => {

@@ -36,7 +36,7 @@ macro_rules! conformance_tests {
             ledger_table, ledger_order_and_limit, ledger_writes_are_conditional_on_the_holder, ledger_environment_index,
             lock_acquire_free_held_expired, lock_renew_and_release_only_ones_own, lock_break_only_what_was_seen,
             queue_tickets_in_order_of_arrival, queue_update_and_remove_only_what_exists,
-            images_completeness_and_tags, images_snapshots_by_tag_outlive_their_image);
+            images_completeness_and_tags, images_snapshots_by_tag_outlive_their_image, images_and_fleet_of_another_region);
     };
     (@each $attrs:tt; $harness:expr; $($name:ident),*) => {
         $(
@@ -585,4 +585,24 @@ pub async fn images_snapshots_by_tag_outlive_their_image(h: &dyn Harness) {
         cloud.images.delete_snapshot(snap).await.expect("delete");
     }
     assert!(cloud.images.app_snapshots(&app).await.unwrap().is_empty(), "snapshots: deleted ones are not listed");
+}
+
+/// gc follows bake copies into `[bake] regions`: another region's ports see that region only.
+pub async fn images_and_fleet_of_another_region(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let app = AppName::parse("conf-region").unwrap();
+    let b = base(&cloud).await;
+    let ami = h.make_image("conf-region-1", &b).await;
+    let found = cloud.images.describe(&ami).await.unwrap().expect("describe");
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    cloud.images.tag(&ami, &found.snapshots, &[t(tags::APP, "conf-region")]).await.unwrap();
+    let other = cloud.images.in_region("eu-west-1").await.expect("another region");
+    assert!(other.app_images(&app).await.unwrap().is_empty(), "regions: this region's image is not listed there");
+    assert!(other.app_snapshots(&app).await.unwrap().is_empty(), "regions: nor its snapshots");
+    assert!(other.describe(&ami).await.unwrap().is_none(), "regions: an id of this region is unknown there");
+    let err = other.deregister(&ami).await.expect_err("deregistering an id of another region");
+    assert_eq!(err.cause(), Some(Cause::Missing), "regions: {err}");
+    assert!(cloud.fleet.in_region("eu-west-1").await.unwrap().app_instances(&app).await.unwrap().is_empty(), "regions: no instances there");
+    let same = cloud.images.in_region("us-east-1").await.unwrap();
+    assert_eq!(same.app_images(&app).await.unwrap().len(), 1, "regions: this region's own name is this region");
 }

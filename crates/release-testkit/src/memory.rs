@@ -144,6 +144,8 @@ pub struct MemoryCloud {
     /// Simulated time.
     pub clock: SimClock,
     region: String,
+    /// The account's other regions (bake copies), made on first use, shared by every clone.
+    regions: Arc<Mutex<BTreeMap<String, MemoryCloud>>>,
 }
 
 impl Default for MemoryCloud {
@@ -182,7 +184,29 @@ impl MemoryCloud {
             ),
         );
         state.healthy_after = Some(Duration::ZERO);
-        Self { state: Arc::new(Mutex::new(state)), clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)), region: "us-east-1".into() }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)),
+            region: "us-east-1".into(),
+            regions: Default::default(),
+        }
+    }
+
+    /// Another region of the same account: its own state (a fresh default VPC and the base image), the same clock.
+    pub fn other_region(&self, region: &str) -> MemoryCloud {
+        if region == self.region {
+            return self.clone();
+        }
+        let mut all = self.regions.lock().unwrap();
+        all.entry(region.to_owned())
+            .or_insert_with(|| {
+                let mut r = MemoryCloud::new();
+                r.clock = self.clock.clone();
+                r.region = region.to_owned();
+                r.regions = self.regions.clone();
+                r
+            })
+            .clone()
     }
 
     /// The state, to look at or script.
@@ -378,6 +402,10 @@ impl Fleet for MemoryCloud {
         }
         Ok(())
     }
+
+    async fn in_region(&self, region: &str) -> Result<Arc<dyn Fleet>> {
+        Ok(Arc::new(self.other_region(region)))
+    }
 }
 
 /// `*` matches any run of characters, as EC2's name filter does.
@@ -450,6 +478,10 @@ impl Images for MemoryCloud {
         }
         s.snapshot_tags.remove(snapshot);
         Ok(())
+    }
+
+    async fn in_region(&self, region: &str) -> Result<Arc<dyn Images>> {
+        Ok(Arc::new(self.other_region(region)))
     }
 
     async fn app_snapshots(&self, app: &AppName) -> Result<Vec<release_core::ports::Snapshot>> {

@@ -131,3 +131,44 @@ async fn a_held_lock_of_any_environment_refuses_gc_and_it_leaves_no_lock_behind(
     let held: Vec<&String> = s.locks.values().flat_map(|m| m.keys()).collect();
     assert_eq!(held, vec!["shop#staging"], "gc released prod's lock: {held:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn copies_in_other_regions_follow_their_source() {
+    let mut pipeline = release_testkit::fixtures::shop(1, "");
+    pipeline.bake.regions = vec!["eu-west-1".into()];
+    let w = World::with(pipeline).await;
+    let other = w.cloud.other_region("eu-west-1");
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let mut copies = std::collections::BTreeMap::new();
+    for c in ['a', 'b', 'c'] {
+        let sha = w.bake(c).await;
+        w.cloud.clock.advance(Duration::from_secs(1));
+        if c == 'b' {
+            continue;
+        }
+        let copy = other.register_image(&format!("shop-{c}-copy"), ImageState::Available);
+        let snaps = other.cloud().images.describe(&copy).await.unwrap().unwrap().snapshots;
+        other.cloud().images.tag(&copy, &snaps, &[t(tags::APP, "shop"), t(tags::COMMIT, sha.as_str()), t(tags::BAKE_KEY, &format!("key{c}"))]).await.unwrap();
+        copies.insert(c, (copy, snaps));
+    }
+    // A copy whose source was removed by hand.
+    let stray = other.register_image("shop-z-copy", ImageState::Available);
+    other.cloud().images.tag(&stray, &[], &[t(tags::APP, "shop"), t(tags::COMMIT, &"f".repeat(40)), t(tags::BAKE_KEY, "keyz")]).await.unwrap();
+    w.cloud.clock.advance(DAY);
+
+    let r = w.release("ops");
+    let plan = r.plan_gc(&opts(1, Duration::ZERO)).await.unwrap();
+    let why = |ami: &release_core::ids::AmiId| plan.verdict(ami).unwrap_or_default();
+    assert!(why(&copies[&'c'].0).starts_with("kept: copy of ") && why(&copies[&'c'].0).ends_with("which is kept"), "{}", why(&copies[&'c'].0));
+    assert!(why(&copies[&'a'].0).starts_with("collectable: copy of ") && why(&copies[&'a'].0).ends_with("which goes"), "{}", why(&copies[&'a'].0));
+    assert_eq!(why(&stray), "collectable: a copy whose source is gone");
+    assert_eq!(plan.images.iter().filter(|i| i.region.as_deref() == Some("eu-west-1")).count(), 2, "{plan:#?}");
+    assert_eq!(plan.images.iter().position(|i| i.region.is_none()), Some(2), "copies go before their sources");
+
+    r.gc(&opts(1, Duration::ZERO), None).await.unwrap();
+    let left: Vec<_> = other.cloud().images.app_images(&w.pipeline.app).await.unwrap().into_iter().map(|i| i.id).collect();
+    assert_eq!(left, vec![copies[&'c'].0.clone()], "only the copy of the kept source is left in eu-west-1");
+    let s = other.state();
+    assert!(copies[&'a'].1.iter().all(|x| !s.snapshots.contains(x)), "the removed copy's snapshots are gone");
+    assert!(copies[&'c'].1.iter().all(|x| s.snapshots.contains(x)), "the kept copy's snapshots stay");
+}

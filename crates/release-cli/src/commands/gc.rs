@@ -100,16 +100,20 @@ pub fn plan_text(p: &Plan) -> String {
     let mut s = format!("plan: {}", p.summary);
     s.push_str(&format!("\n  locks: {} (keep {}, older than {})", p.envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "), p.keep, p.older_than));
     for i in &p.images {
-        s.push_str(&format!("\n  remove {} {} ({} snapshot(s)): {}", i.ami, commit(&i.commit), i.snapshots.len(), i.reason));
+        s.push_str(&format!("\n  remove {}{} {} ({} snapshot(s)): {}", i.ami, region(&i.region), commit(&i.commit), i.snapshots.len(), i.reason));
     }
     for sn in &p.snapshots {
-        s.push_str(&format!("\n  remove {} {}: {}", sn.id, commit(&sn.commit), sn.reason));
+        s.push_str(&format!("\n  remove {}{} {}: {}", sn.id, region(&sn.region), commit(&sn.commit), sn.reason));
     }
     for i in &p.instances {
         s.push_str(&format!("\n  terminate {} ({}, {} {}, {}; only with --yes or when confirmed): {}", i.id, i.launched_as, i.ami, commit(&i.commit), i.state, i.reason));
     }
     for k in &p.kept {
-        s.push_str(&format!("\n  keep   {} {}: {}", k.ami, commit(&k.commit), k.reasons.join("; ")));
+        s.push_str(&format!("\n  keep   {}{} {}: {}", k.ami, region(&k.region), commit(&k.commit), k.reasons.join("; ")));
     }
     s
+}
+
+fn region(r: &Option<String>) -> String {
+    r.as_deref().map(|r| format!(" (in {r})")).unwrap_or_default()
 }
