@@ -237,3 +237,43 @@ async fn gc_bad_input_is_refused_with_no_change() {
     }
     before.assert_same(&emu.state(), "bad gc input");
 }
+
+#[tokio::test]
+async fn copies_in_other_regions_follow_their_source_on_the_emulator() {
+    let emu = Emulator::start();
+    let project = Project::demo_repo();
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &text.replace("[deploy]", "regions = [\"eu-west-1\"]\n\n[deploy]"));
+    project.commit("copy bakes to eu-west-1");
+    let a = project.git(&["rev-parse", "HEAD"]);
+    project.release(&emu, &["provision", "--env", "staging"]).assert_ok();
+    project.release(&emu, &["bake", &a]).assert_ok();
+    let b = project.bake_new(&emu, "v2");
+    // What the real-AWS source does (ami_regions, tags copied): a tagged copy of each bake in eu-west-1.
+    let copies = release_e2e::boto3(
+        &emu,
+        "src = client('ec2'); dst = boto3.client('ec2', endpoint_url=E, region_name='eu-west-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
+         out = {}\n\
+         for i in src.describe_images(Owners=['self'], Filters=[{'Name': 'tag:release:app', 'Values': ['hello']}])['Images']:\n\
+         \x20   c = dst.copy_image(SourceImageId=i['ImageId'], SourceRegion='us-east-1', Name=i['Name'])['ImageId']\n\
+         \x20   dst.create_tags(Resources=[c], Tags=[t for t in i['Tags'] if t['Key'].startswith('release:')])\n\
+         \x20   out[[t['Value'] for t in i['Tags'] if t['Key'] == 'release:commit'][0]] = c\n\
+         print(json.dumps(out))",
+    );
+    let copies: std::collections::BTreeMap<String, String> = serde_json::from_str(copies.trim()).unwrap();
+    assert_eq!(copies.len(), 2);
+    let plan = project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s", "--plan"]).assert_ok().stdout.clone();
+    assert!(plan.contains(&format!("remove {} (in eu-west-1) {}", copies[&a], &a[..12])), "{plan}");
+    assert!(plan.contains(&format!("keep   {} (in eu-west-1) {}", copies[&b], &b[..12])), "{plan}");
+    let run = project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s", "--output", "json"]).assert_ok().json();
+    assert_eq!(run["removed_images"].as_array().unwrap().len(), 2, "a and its copy: {run}");
+    assert_eq!(run["api_calls"]["EC2:DescribeImages"], 2, "one describe per region, under the locks: {}", run["api_calls"]);
+    let left = release_e2e::boto3(
+        &emu,
+        "dst = boto3.client('ec2', endpoint_url=E, region_name='eu-west-1', aws_access_key_id='test', aws_secret_access_key='test')\n\
+         print(json.dumps(sorted(i['ImageId'] for i in dst.describe_images(Owners=['self'])['Images'])))",
+    );
+    assert_eq!(serde_json::from_str::<Vec<String>>(left.trim()).unwrap(), vec![copies[&b].clone()], "only b's copy is left in eu-west-1");
+    let home: Vec<String> = images_by_commit(&AwsView::new(&emu).await).await.into_keys().collect();
+    assert_eq!(home, vec![b.clone()]);
+}

@@ -30,8 +30,8 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
         // A plan writes nothing, so it spares the caller-identity call the ledger record needs.
         let writes = if plan_only { context::Writes::Nothing } else { context::Writes::Ledger };
         let c = context::connected(g, pipeline, "gc", writes).await?;
-        let plan = c.release.plan_gc(&base).await?;
         if plan_only {
+            let plan = c.release.plan_gc(&base).await?;
             let mut doc = serde_json::json!({ "ok": true, "planned": true, "app": plan.app, "plan": plan });
             context::add_calls(&mut doc, &c.calls);
             texts.push(plan_text(&plan) + "\nnothing was changed (--plan)");
@@ -40,7 +40,9 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
         }
         let mut opts = base.clone();
         opts.terminate_orphans = g.yes;
+        // The plan applied is always made again under the locks; one made before is only for the questions.
         let shown = if context::will_ask(g) {
+            let plan = c.release.plan_gc(&base).await?;
             eprintln!("{}", plan_text(&plan));
             if plan.images.is_empty() && plan.snapshots.is_empty() && plan.instances.is_empty() {
                 None
