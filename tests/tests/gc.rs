@@ -126,7 +126,7 @@ async fn gc_keep_2_after_8_bakes_removes_exactly_what_nothing_needs_and_rollback
     assert_eq!(calls["EC2:DescribeSnapshots"], 1, "{calls}");
     assert_eq!(calls["EC2:DescribeInstances"], 1, "{calls}");
     let text = project.release(&emu, &["gc", "--keep", "2", "--older-than", "0s", "--plan"]).assert_ok().stdout.clone();
-    assert!(text.contains(&format!("rollback target of staging (2nd previous)")) && text.ends_with("nothing was changed (--plan)\n"), "{text}");
+    assert!(text.contains("rollback target of staging (2nd previous)") && text.ends_with("nothing was changed (--plan)\n"), "{text}");
 
     let rows_before = aws.ledger("release-ledger").await.len();
     // Apply, without --yes (no terminal): images go, the orphan instance is only listed.

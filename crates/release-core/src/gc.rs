@@ -685,7 +685,7 @@ pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confir
     .await
 }
 
-async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>, held: &mut Vec<LockInfo>) -> Result<Report> {
+async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>, held: &mut [LockInfo]) -> Result<Report> {
     let session = op.session();
     op.step("locked-all")?;
     let w = observe(session, pipeline).await?;

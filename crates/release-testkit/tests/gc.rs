@@ -46,10 +46,11 @@ async fn incomplete_bakes_go_after_an_hour_and_complete_ones_only_after_older_th
     assert_eq!(plan.kept[0].reasons, vec!["newest bake of one of the 1 commits baked last (#1)".to_owned()]);
     let report = r.gc(&opts(1, 14 * DAY), Some(&plan)).await.unwrap();
     assert_eq!(report.removed_images.len(), 3);
-    let s = w.cloud.state();
-    assert_eq!(s.images.values().filter(|(o, _)| o == "self").count(), 1, "one image of ours left");
-    assert!(half_snap.iter().all(|x| !s.snapshots.contains(x)), "the incomplete bake's snapshot went with it");
-    drop(s);
+    {
+        let s = w.cloud.state();
+        assert_eq!(s.images.values().filter(|(o, _)| o == "self").count(), 1, "one image of ours left");
+        assert!(half_snap.iter().all(|x| !s.snapshots.contains(x)), "the incomplete bake's snapshot went with it");
+    }
     assert!(!w.locked(), "every lock released");
     let records = w.records("prod").await;
     assert_eq!(records[0].action_name(), "gc", "recorded in the first environment by name");
