@@ -277,3 +277,44 @@ async fn copies_in_other_regions_follow_their_source_on_the_emulator() {
     let home: Vec<String> = images_by_commit(&AwsView::new(&emu).await).await.into_keys().collect();
     assert_eq!(home, vec![b.clone()]);
 }
+
+#[tokio::test]
+async fn a_real_kill_9_while_gc_deletes_then_a_rerun_leaves_no_orphan_snapshot() {
+    let emu = Emulator::start();
+    let (project, _, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    // Volume where a real bake is not the point: 40 more bakes registered directly, tagged (snapshots too) as bakes
+    // leave them, after the real bakes a and b: the last of them is the one --keep 1 keeps.
+    release_e2e::boto3(
+        &emu,
+        "ec2 = client('ec2')\n\
+         base = ec2.describe_images(Owners=['amazon'], Filters=[{'Name': 'name', 'Values': ['al2023-ami-2023.*-x86_64']}])['Images'][0]['ImageId']\n\
+         for k in range(40):\n\
+         \x20   i = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)['Instances'][0]['InstanceId']\n\
+         \x20   a = ec2.create_image(InstanceId=i, Name='hello-old-%d' % k)['ImageId']\n\
+         \x20   ec2.terminate_instances(InstanceIds=[i])\n\
+         \x20   snaps = [m['Ebs']['SnapshotId'] for m in ec2.describe_images(ImageIds=[a])['Images'][0]['BlockDeviceMappings'] if 'Ebs' in m]\n\
+         \x20   ec2.create_tags(Resources=[a] + snaps, Tags=[{'Key': 'release:app', 'Value': 'hello'}, {'Key': 'release:commit', 'Value': '%040x' % (k + 1)}, {'Key': 'release:bake-key', 'Value': 'old%d' % k}])",
+    );
+    let with_snaps = |imgs: &[release_e2e::OwnImage]| -> BTreeSet<String> { imgs.iter().flat_map(|i| i.snapshots.clone()).collect() };
+    let all = aws.own_images().await;
+    assert_eq!(all.len(), 42);
+    // SIGKILL in the middle of the deletions (where exactly varies; the test above kills at the worst point).
+    let bg = project.background(&emu.url(), &[], &["gc", "--keep", "1", "--older-than", "0s"]);
+    bg.wait_for("[5/", std::time::Duration::from_secs(60));
+    bg.signal("KILL");
+    let killed = bg.finish(std::time::Duration::from_secs(10));
+    assert_ne!(killed.code, 0, "{killed:?}");
+    let mid = aws.own_images().await;
+    assert!(mid.len() < 42 && mid.len() > 1, "killed in the middle: {} images left", mid.len());
+    for env in ["prod", "staging"] {
+        project.release(&emu, &["unlock", "--env", env]).assert_ok();
+    }
+    project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s"]).assert_ok();
+    let end = aws.own_images().await;
+    assert_eq!(end.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), vec!["hello-old-39"], "only the bake made last is left");
+    assert!(all.iter().any(|i| i.tags.iter().any(|(k, v)| k == "release:commit" && *v == b)), "b was there to remove");
+    let snaps: BTreeSet<String> = snapshots(&aws).await.into_iter().filter(|(_, t)| t.get("release:app").map(String::as_str) == Some("hello")).map(|s| s.0).collect();
+    assert_eq!(snaps, with_snaps(&end), "no snapshot of the app without its image");
+    println!("gc killed with SIGKILL after {} of 41 deletions; the re-run removed the rest, orphan snapshots left: 0", 42 - mid.len());
+}
