@@ -303,6 +303,49 @@ def bench_reused_bake():
             "api_calls": calls, "api_calls_total": sum(calls.values())}
 
 
+def bench_gc(n):
+    """`gc --plan` over n baked images (registered directly, their snapshots tagged as bakes leave them), with an
+    in-place staging and a blue/green prod: the number of AWS calls must not grow with n (apart from pagination)."""
+    reset()
+    d = tempfile.mkdtemp(prefix=f"bench-gc-{n}-")
+    write_pipeline(d, "gcapp", """[env.staging.clusters.gcapp-staging]
+load_balancer = "gcapp-staging"
+count = 1
+[env.prod]
+dns = { zone = "example.com.", record = "gcapp.example.com." }
+[env.prod.clusters.gcapp-blue]
+load_balancer = "gcapp-blue"
+count = 1
+[env.prod.clusters.gcapp-green]
+load_balancer = "gcapp-green"
+count = 1
+""")
+    ec2 = client("ec2")
+    shas = ["%040x" % (k + 1) for k in range(n)]
+    for sha in shas:
+        ami = register_ami("gcapp", sha)
+        image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+        snaps = [b["Ebs"]["SnapshotId"] for b in image.get("BlockDeviceMappings", []) if "Ebs" in b and "SnapshotId" in b["Ebs"]]
+        if snaps:
+            ec2.create_tags(Resources=snaps, Tags=[{"Key": "release:app", "Value": "gcapp"}, {"Key": "release:commit", "Value": sha}])
+    for env in ("staging", "prod"):
+        run_release(d, "provision", "--env", env)
+    run_release(d, "promote", shas[0], "--env", "staging")
+    run_release(d, "promote", shas[1], "--env", "staging")
+    samples = []
+    for _ in range(max(ARGS.reps, 5)):
+        s = measured(d, "gc", "--plan", "--keep", "3", "--older-than", "0s")
+        assert len(s["doc"]["plan"]["images"]) + len(s["doc"]["plan"]["kept"]) == n, s["doc"]["plan"]["summary"]
+        samples.append(s)
+    doc = samples[-1]["doc"]
+    calls = doc["api_calls"]
+    shutil.rmtree(d, ignore_errors=True)
+    return {"scenario": f"gc --plan of {n} images", "reps": len(samples), "images": n,
+            "collectable": len(doc["plan"]["images"]), "kept": len(doc["plan"]["kept"]),
+            "wall_s": median_of(samples, "wall_s"), "cpu_s": median_of(samples, "cpu_s"), "peak_mb": median_of(samples, "peak_mb"),
+            "api_calls": calls, "api_calls_total": sum(calls.values())}
+
+
 def machine():
     def version(cmd):
         try:
@@ -341,6 +384,10 @@ def main():
         print("bench: reused bake", file=sys.stderr, flush=True)
         results["scenarios"].append(bench_reused_bake())
     # New scenario groups go here, each behind wanted("<group>").
+    if wanted("gc"):
+        for n in (20, 200):
+            print(f"bench: gc --plan of {n} images", file=sys.stderr, flush=True)
+            results["scenarios"].append(bench_gc(n))
     os.makedirs(ARGS.out, exist_ok=True)
     with open(os.path.join(ARGS.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

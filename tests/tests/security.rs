@@ -179,6 +179,11 @@ async fn every_call_any_command_makes_is_in_the_policy() {
     let a = project.git(&["rev-parse", "HEAD"]);
     project.write("pipelines/hello/VERSION", "2\n");
     let b = project.commit("v2");
+    // Two more bakes, so that gc --keep 1 removes one (c: it runs nowhere, d was baked after it).
+    project.write("pipelines/hello/VERSION", "3\n");
+    let c = project.commit("v3");
+    project.write("pipelines/hello/VERSION", "4\n");
+    let d = project.commit("v4");
     let mut seen = std::collections::BTreeSet::new();
     for args in [
         vec!["provision", "--env", "staging"],
@@ -194,6 +199,10 @@ async fn every_call_any_command_makes_is_in_the_policy() {
         vec!["status"],
         vec!["history"],
         vec!["images"],
+        vec!["bake", &c],
+        vec!["bake", &d],
+        vec!["gc", "--plan"],
+        vec!["gc", "--keep", "1", "--older-than", "0s", "--yes"],
         vec!["unlock", "--env", "prod"],
     ] {
         let mut args = args.clone();
@@ -207,5 +216,6 @@ async fn every_call_any_command_makes_is_in_the_policy() {
     let missing: Vec<&String> = seen.iter().filter(|a| !allowed.contains(*a)).collect();
     println!("actions used by a whole life of the demo: {}; missing from the policy: {missing:?}", seen.len());
     assert!(seen.contains("route53:ChangeResourceRecordSets") && seen.contains("dynamodb:PutItem"), "{seen:?}");
+    assert!(seen.contains("ec2:DeregisterImage") && seen.contains("ec2:DeleteSnapshot") && seen.contains("ec2:DescribeSnapshots"), "gc removed c: {seen:?}");
     assert!(missing.is_empty(), "the policy lacks {missing:?}");
 }

@@ -186,4 +186,8 @@ impl Fleet for Aws {
         }
         Ok(())
     }
+
+    async fn in_region(&self, region: &str) -> Result<std::sync::Arc<dyn Fleet>> {
+        Ok(std::sync::Arc::new(self.regional(region)))
+    }
 }

@@ -153,6 +153,9 @@ pub fn policy(pipeline: &Pipeline) -> Value {
         "ec2:DescribeSubnets",
         "sts:GetCallerIdentity",
     ];
+    // gc: the app's snapshots by tag (those of images a crashed gc deregistered); deleting them and deregistering
+    // images is in "Images"/"Snapshots" below, scoped to resources tagged with the app.
+    unscoped.push("ec2:DescribeSnapshots");
     if !classic.is_empty() || !groups.is_empty() {
         unscoped.push("elasticloadbalancing:DescribeLoadBalancers");
     }
@@ -335,6 +338,7 @@ pub fn policy(pipeline: &Pipeline) -> Value {
             "ForAllValues:StringLike": { "aws:TagKeys": ["release:*"] },
         })),
     );
+    // Deregistering and deleting snapshots: bake (a failed bake's leftovers) and gc, only what carries the app's tag.
     s.allow("Images", &["ec2:RunInstances", "ec2:DeregisterImage"], vec![images.clone()], Some(tagged(tags::APP, app)));
     s.allow("Snapshots", &["ec2:DeleteSnapshot"], vec![snapshots.clone()], Some(tagged(tags::APP, app)));
 

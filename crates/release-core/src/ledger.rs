@@ -179,6 +179,8 @@ pub enum Action {
     Queued(QueuedDetails),
     /// `release rollout continue` or `release rollback` asking the run that holds a rollout to go on or go back.
     RolloutRequest(RolloutRequestDetails),
+    /// `release gc`: what it removed (recorded in the first environment of the app, holding every one's lock).
+    Gc(GcDetails),
 }
 
 impl Action {
@@ -191,6 +193,7 @@ impl Action {
             Action::Provision(_) => "provision",
             Action::Queued(q) => q.command.as_str(),
             Action::RolloutRequest(_) => "rollout",
+            Action::Gc(_) => "gc",
         }
     }
 }
@@ -385,6 +388,7 @@ impl Record {
             Action::Provision(_) => None,
             Action::Queued(q) => q.cluster.as_ref(),
             Action::RolloutRequest(r) => Some(&r.cluster),
+            Action::Gc(_) => None,
         }
     }
 
@@ -397,6 +401,7 @@ impl Record {
             Action::Provision(_) => None,
             Action::Queued(q) => q.commit.as_ref(),
             Action::RolloutRequest(_) => None,
+            Action::Gc(_) => None,
         }
     }
 
@@ -410,6 +415,7 @@ impl Record {
             Action::Provision(p) => ("-".into(), format!("{} change(s)", p.changes.len())),
             Action::Queued(q) => ("-".into(), q.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).or_else(|| q.cluster.as_ref().map(|c| c.to_string())).unwrap_or_else(|| "-".into())),
             Action::RolloutRequest(r) => (r.rollout.to_string(), r.request.as_str().to_owned()),
+            Action::Gc(g) => (format!("{} image(s)", g.planned_images.len()), format!("{} removed", g.removed_images.len())),
         }
     }
 }
@@ -645,6 +651,31 @@ pub struct RolloutRequestDetails {
     pub request: RolloutRequestKind,
     /// The rollout's target cluster.
     pub cluster: ClusterName,
+}
+
+/// What `release gc` removed, written before each deletion and after it, so a run that dies leaves a record
+/// saying what it was about to remove (a re-run finishes it: deregistered images' snapshots are found by tag).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GcDetails {
+    /// `--keep`.
+    pub keep: u32,
+    /// `--older-than`, as given.
+    pub older_than: String,
+    /// Every environment whose lock the run held (the record lives in the first).
+    #[serde(default)]
+    pub envs: Vec<EnvName>,
+    /// Images the plan removes.
+    #[serde(default)]
+    pub planned_images: Vec<AmiId>,
+    /// Images deregistered, with their snapshots deleted.
+    #[serde(default)]
+    pub removed_images: Vec<AmiId>,
+    /// Snapshots deleted (of the images above, and ones whose image was already gone).
+    #[serde(default)]
+    pub removed_snapshots: Vec<String>,
+    /// Orphan instances terminated.
+    #[serde(default)]
+    pub terminated: Vec<InstanceId>,
 }
 
 #[cfg(test)]

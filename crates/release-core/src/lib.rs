@@ -38,6 +38,7 @@ pub mod bake;
 pub mod clock;
 pub mod error;
 pub mod hooks;
+pub mod gc;
 pub mod ids;
 pub mod ledger;
 pub mod notify;
@@ -207,6 +208,16 @@ impl Release {
         records.sort_by(|a, b| b.started.cmp(&a.started).then(b.release_id.cmp(&a.release_id)));
         records.truncate(limit as usize);
         Ok(records)
+    }
+
+    /// What `gc` would remove and keep, with the reasons; writes nothing.
+    pub async fn plan_gc(&self, opts: &gc::GcOptions) -> Result<gc::Plan> {
+        gc::plan(&self.session, &self.pipeline, opts).await
+    }
+
+    /// Removes what the app no longer needs, holding the lock of every environment (see [`gc`]).
+    pub async fn gc(&self, opts: &gc::GcOptions, confirmed: Option<&gc::Plan>) -> Result<gc::Report> {
+        gc::gc(&self.session, &self.pipeline, opts, confirmed).await
     }
 
     /// The lock holder and the waiting commands of one environment, or of every environment of the pipeline.

@@ -47,6 +47,8 @@ pub trait Fleet: Send + Sync {
     async fn offered_zones(&self, instance_type: &str) -> Result<std::collections::BTreeSet<String>>;
     /// Terminates the instances in as few calls as the API allows (1000 ids per call).
     async fn terminate(&self, ids: &[crate::ids::InstanceId]) -> Result<()>;
+    /// The same port in another region of the account (gc: whether a bake's copy runs there).
+    async fn in_region(&self, region: &str) -> Result<Arc<dyn Fleet>>;
 }
 
 /// One RunInstances call.
@@ -486,6 +488,22 @@ pub trait Images: Send + Sync {
     async fn deregister(&self, ami: &crate::ids::AmiId) -> Result<()>;
     /// Deletes a snapshot; `Cause::InUse` while an image being deregistered still holds it (retry later).
     async fn delete_snapshot(&self, snapshot: &str) -> Result<()>;
+    /// Every snapshot of this account tagged `release:app = app` (bakes tag their AMI's snapshots), in one
+    /// (paginated) describe: how gc finds the snapshots of an image deregistered by a run that then died.
+    async fn app_snapshots(&self, app: &crate::ids::AppName) -> Result<Vec<Snapshot>>;
+    /// The same port in another region of the account (where bakes copy their AMIs, `[bake] regions`).
+    async fn in_region(&self, region: &str) -> Result<Arc<dyn Images>>;
+}
+
+/// An EBS snapshot as gc sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    /// `snap-...`.
+    pub id: String,
+    /// Its tags.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Its size in GiB (what it costs).
+    pub size_gb: Option<u32>,
 }
 
 /// An instance as `release` sees it.

@@ -40,7 +40,8 @@ macro_rules! conformance_tests {
             ledger_table, ledger_order_and_limit, ledger_writes_are_conditional_on_the_holder, ledger_environment_index,
             lock_acquire_free_held_expired, lock_renew_and_release_only_ones_own, lock_break_only_what_was_seen,
             queue_tickets_in_order_of_arrival, queue_update_and_remove_only_what_exists,
-            images_completeness_and_tags, alarms_states_in_one_call);
+            images_completeness_and_tags, alarms_states_in_one_call, images_snapshots_by_tag_outlive_their_image,
+            images_and_fleet_of_another_region);
     };
     (@each $attrs:tt; $harness:expr; $($name:ident),*) => {
         $(
@@ -585,4 +586,55 @@ pub async fn alarms_states_in_one_call<H: Harness>(h: &H) {
     let only: Vec<String> = vec!["conf-p99".into()];
     let got = cloud.alarms.states(&only).await.unwrap();
     assert_eq!(got.len(), 1, "alarms: only the names asked for: {got:?}");
+}
+
+/// gc: the app's snapshots are found by tag, also once their image is deregistered (a gc that died between the
+/// two steps); deregistering twice is `Missing`; a deleted snapshot is no longer listed.
+pub async fn images_snapshots_by_tag_outlive_their_image(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let app = AppName::parse("conf-snap").unwrap();
+    let other = AppName::parse("conf-snap-other").unwrap();
+    let b = base(&cloud).await;
+    let ami = h.make_image("conf-snap-1", &b).await;
+    let found = cloud.images.describe(&ami).await.unwrap().expect("describe");
+    assert!(cloud.images.app_snapshots(&app).await.unwrap().is_empty(), "snapshots: untagged ones are not the app's");
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    cloud.images.tag(&ami, &found.snapshots, &[t(tags::APP, "conf-snap"), t(tags::COMMIT, &"b".repeat(40))]).await.unwrap();
+    let mut listed: Vec<String> = cloud.images.app_snapshots(&app).await.unwrap().iter().map(|s| s.id.clone()).collect();
+    listed.sort();
+    let mut want = found.snapshots.clone();
+    want.sort();
+    assert_eq!(listed, want, "snapshots: tagged with the app, the image's snapshots are the app's");
+    let one = &cloud.images.app_snapshots(&app).await.unwrap()[0];
+    assert_eq!(one.tags.get(tags::COMMIT).map(String::as_str), Some("b".repeat(40).as_str()), "snapshots: their tags are read: {one:?}");
+    assert!(cloud.images.app_snapshots(&other).await.unwrap().is_empty(), "snapshots: another app's tag value does not match");
+    cloud.images.deregister(&ami).await.expect("deregister");
+    let again = cloud.images.deregister(&ami).await.expect_err("deregistered twice");
+    assert_eq!(again.cause(), Some(Cause::Missing), "images: deregistering a deregistered image is missing: {again}");
+    let left: Vec<String> = cloud.images.app_snapshots(&app).await.unwrap().iter().map(|s| s.id.clone()).collect();
+    assert_eq!(left.len(), want.len(), "snapshots: still listed after their image is deregistered");
+    for snap in &left {
+        cloud.images.delete_snapshot(snap).await.expect("delete");
+    }
+    assert!(cloud.images.app_snapshots(&app).await.unwrap().is_empty(), "snapshots: deleted ones are not listed");
+}
+
+/// gc follows bake copies into `[bake] regions`: another region's ports see that region only.
+pub async fn images_and_fleet_of_another_region(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let app = AppName::parse("conf-region").unwrap();
+    let b = base(&cloud).await;
+    let ami = h.make_image("conf-region-1", &b).await;
+    let found = cloud.images.describe(&ami).await.unwrap().expect("describe");
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    cloud.images.tag(&ami, &found.snapshots, &[t(tags::APP, "conf-region")]).await.unwrap();
+    let other = cloud.images.in_region("eu-west-1").await.expect("another region");
+    assert!(other.app_images(&app).await.unwrap().is_empty(), "regions: this region's image is not listed there");
+    assert!(other.app_snapshots(&app).await.unwrap().is_empty(), "regions: nor its snapshots");
+    assert!(other.describe(&ami).await.unwrap().is_none(), "regions: an id of this region is unknown there");
+    let err = other.deregister(&ami).await.expect_err("deregistering an id of another region");
+    assert_eq!(err.cause(), Some(Cause::Missing), "regions: {err}");
+    assert!(cloud.fleet.in_region("eu-west-1").await.unwrap().app_instances(&app).await.unwrap().is_empty(), "regions: no instances there");
+    let same = cloud.images.in_region("us-east-1").await.unwrap();
+    assert_eq!(same.app_images(&app).await.unwrap().len(), 1, "regions: this region's own name is this region");
 }

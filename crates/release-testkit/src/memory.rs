@@ -127,6 +127,8 @@ pub struct State {
     pub tickets: BTreeMap<String, BTreeMap<(String, String), Ticket>>,
     /// CloudWatch alarms by name: their state, and scripted changes (when, state) applied once their time comes.
     pub alarms: BTreeMap<String, (release_core::ports::AlarmState, Vec<(Timestamp, release_core::ports::AlarmState)>)>,
+    /// Tags of snapshots (bakes tag the snapshots of their AMI with it): snapshot -> tags.
+    pub snapshot_tags: BTreeMap<String, BTreeMap<String, String>>,
     next_id: u64,
 }
 
@@ -144,6 +146,8 @@ pub struct MemoryCloud {
     /// Simulated time.
     pub clock: SimClock,
     region: String,
+    /// The account's other regions (bake copies), made on first use, shared by every clone.
+    regions: Arc<Mutex<BTreeMap<String, MemoryCloud>>>,
 }
 
 impl Default for MemoryCloud {
@@ -182,7 +186,29 @@ impl MemoryCloud {
             ),
         );
         state.healthy_after = Some(Duration::ZERO);
-        Self { state: Arc::new(Mutex::new(state)), clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)), region: "us-east-1".into() }
+        Self {
+            state: Arc::new(Mutex::new(state)),
+            clock: SimClock::new(Timestamp::from_millis(1_795_146_590_000)),
+            region: "us-east-1".into(),
+            regions: Default::default(),
+        }
+    }
+
+    /// Another region of the same account: its own state (a fresh default VPC and the base image), the same clock.
+    pub fn other_region(&self, region: &str) -> MemoryCloud {
+        if region == self.region {
+            return self.clone();
+        }
+        let mut all = self.regions.lock().unwrap();
+        all.entry(region.to_owned())
+            .or_insert_with(|| {
+                let mut r = MemoryCloud::new();
+                r.clock = self.clock.clone();
+                r.region = region.to_owned();
+                r.regions = self.regions.clone();
+                r
+            })
+            .clone()
     }
 
     /// The state, to look at or script.
@@ -379,6 +405,10 @@ impl Fleet for MemoryCloud {
         }
         Ok(())
     }
+
+    async fn in_region(&self, region: &str) -> Result<Arc<dyn Fleet>> {
+        Ok(Arc::new(self.other_region(region)))
+    }
 }
 
 /// `*` matches any run of characters, as EC2's name filter does.
@@ -423,10 +453,13 @@ impl Images for MemoryCloud {
         Ok(self.call("ec2:DescribeImages")?.images.get(ami).map(|(_, i)| i.clone()))
     }
 
-    async fn tag(&self, ami: &AmiId, _snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
+    async fn tag(&self, ami: &AmiId, snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
         let mut s = self.call("ec2:CreateTags")?;
         let (_, image) = s.images.get_mut(ami).ok_or_else(|| missing(format!("ec2 CreateTags: InvalidAMIID.NotFound: {ami}")))?;
         image.tags.extend(new_tags.iter().cloned());
+        for snap in snapshots {
+            s.snapshot_tags.entry(snap.clone()).or_default().extend(new_tags.iter().cloned());
+        }
         Ok(())
     }
 
@@ -446,7 +479,23 @@ impl Images for MemoryCloud {
         if !s.snapshots.remove(snapshot) {
             return Err(missing(format!("ec2 DeleteSnapshot: InvalidSnapshot.NotFound: {snapshot}")));
         }
+        s.snapshot_tags.remove(snapshot);
         Ok(())
+    }
+
+    async fn in_region(&self, region: &str) -> Result<Arc<dyn Images>> {
+        Ok(Arc::new(self.other_region(region)))
+    }
+
+    async fn app_snapshots(&self, app: &AppName) -> Result<Vec<release_core::ports::Snapshot>> {
+        let s = self.call("ec2:DescribeSnapshots")?;
+        Ok(s.snapshots
+            .iter()
+            .filter_map(|id| {
+                let tags = s.snapshot_tags.get(id)?;
+                (tags.get(tags::APP).map(String::as_str) == Some(app.as_str())).then(|| release_core::ports::Snapshot { id: id.clone(), tags: tags.clone(), size_gb: Some(8) })
+            })
+            .collect())
     }
 }
 

@@ -43,10 +43,13 @@ pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()>
 
 pub async fn images(g: &Global, out: &Output) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
-    let aws = context::connect(g, &pipeline).await?;
-    let calls = aws.calls();
-    let cloud = aws.cloud();
-    let (images, instances) = tokio::try_join!(cloud.images.app_images(&pipeline.app), cloud.fleet.app_instances(&pipeline.app))?;
+    let c = context::connected(g, pipeline, "images", context::Writes::Nothing).await?;
+    let calls = c.calls;
+    let pipeline = &c.release.pipeline;
+    // What gc with its defaults would decide, so the table says why each image stays or that it may go.
+    let world = release_core::gc::observe(&c.release.session, pipeline).await?;
+    let verdicts = release_core::gc::plan_from(pipeline, &world, &Default::default());
+    let (images, instances) = (world.images, world.instances);
     let mut complete: Vec<_> = images.into_iter().filter(|i| i.is_complete_bake()).collect();
     complete.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
     let rows: Vec<serde_json::Value> = complete
@@ -61,25 +64,27 @@ pub async fn images(g: &Global, out: &Output) -> Result<()> {
             serde_json::json!({
                 "commit": i.tags.get(tags::COMMIT), "ami": i.id, "name": i.name, "created": i.created,
                 "bake_key": i.tags.get(tags::BAKE_KEY), "running": running,
+                "gc": verdicts.verdict(&i.id),
             })
         })
         .collect();
-    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "images": rows });
+    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "images": rows, "gc_defaults": { "keep": verdicts.keep, "older_than": verdicts.older_than } });
     context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         if rows.is_empty() {
-            return format!("no baked images of {} yet; run `release bake <sha>`", pipeline.app);
+            return format!("no baked images of {} yet; run `release bake <sha>`", c.release.pipeline.app);
         }
-        let mut s = format!("{:<12}  {:<21}  {:<24}  {:<8}  {}\n", "COMMIT", "AMI", "CREATED", "KEY", "RUNNING");
+        let mut s = format!("{:<12}  {:<21}  {:<24}  {:<8}  {:<24}  {}\n", "COMMIT", "AMI", "CREATED", "KEY", "RUNNING", "GC");
         for r in &rows {
             let running: Vec<String> = r["running"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k} x{v}")).collect()).unwrap_or_default();
             s.push_str(&format!(
-                "{:<12}  {:<21}  {:<24}  {:<8}  {}\n",
+                "{:<12}  {:<21}  {:<24}  {:<8}  {:<24}  {}\n",
                 r["commit"].as_str().unwrap_or("?").get(..12).unwrap_or("?"),
                 r["ami"].as_str().unwrap_or("?"),
                 r["created"].as_str().unwrap_or("?"),
                 r["bake_key"].as_str().unwrap_or("?").get(..8).unwrap_or("?"),
-                if running.is_empty() { "-".to_owned() } else { running.join(", ") }
+                if running.is_empty() { "-".to_owned() } else { running.join(", ") },
+                r["gc"].as_str().unwrap_or("-")
             ));
         }
         s

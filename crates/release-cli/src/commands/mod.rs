@@ -1,6 +1,7 @@
 //! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
 
 mod bake;
+mod gc;
 mod history;
 mod notify;
 mod promote;
@@ -49,5 +50,6 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Rollback { env, plan, force, wait } => rollback::run(g, out, env, *plan, *force, queue::wait(wait.as_deref())?).await,
         Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
         Command::Rollout { action } => rollout::run(g, out, action).await,
+        Command::Gc { plan, keep, older_than } => gc::run(g, out, *plan, *keep, older_than).await,
     }
 }

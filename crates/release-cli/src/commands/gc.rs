@@ -1,0 +1,121 @@
+//! `release gc [--plan] [--keep N] [--older-than DUR] [--app NAME|all]`: the plan lists each removal and each kept
+//! image with its reason; orphan instances are terminated only when confirmed or with `--yes`.
+
+use release_core::gc::{self, GcOptions, Plan};
+use release_core::ids::short_sha;
+use release_core::{Error, Result};
+
+use crate::args::Global;
+use crate::context;
+use crate::output::Output;
+
+pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_than: &str) -> Result<()> {
+    let older_than = gc::parse_age(older_than).map_err(|e| Error::input(format!("--older-than: {e}; give a duration like 14d, 36h or 0s")))?;
+    if keep == 0 {
+        // Keeping no rollback target would let gc delete what `release rollback` goes back to next.
+        return Err(Error::input("--keep must be at least 1 (the target of the next rollback); the default is 3"));
+    }
+    let base = GcOptions { keep, older_than, terminate_orphans: false };
+    let pipelines = if g.app.as_deref() == Some("all") {
+        let mut all = Global { app: None, ..g.clone() };
+        all.pipeline = None;
+        context::selected_files(&all)?.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()?
+    } else {
+        vec![context::load_pipeline(g)?]
+    };
+    let many = pipelines.len() > 1 || g.app.as_deref() == Some("all");
+    let mut docs = Vec::new();
+    let mut texts = Vec::new();
+    for pipeline in pipelines {
+        // A plan writes nothing, so it spares the caller-identity call the ledger record needs.
+        let writes = if plan_only { context::Writes::Nothing } else { context::Writes::Ledger };
+        let c = context::connected(g, pipeline, "gc", writes).await?;
+        if plan_only {
+            let plan = c.release.plan_gc(&base).await?;
+            let mut doc = serde_json::json!({ "ok": true, "planned": true, "app": plan.app, "plan": plan });
+            context::add_calls(&mut doc, &c.calls);
+            texts.push(plan_text(&plan) + "\nnothing was changed (--plan)");
+            docs.push(doc);
+            continue;
+        }
+        let mut opts = base.clone();
+        opts.terminate_orphans = g.yes;
+        // The plan applied is always made again under the locks; one made before is only for the questions.
+        let shown = if context::will_ask(g) {
+            let plan = c.release.plan_gc(&base).await?;
+            eprintln!("{}", plan_text(&plan));
+            if plan.images.is_empty() && plan.snapshots.is_empty() && plan.instances.is_empty() {
+                None
+            } else {
+                if !plan.images.is_empty() || !plan.snapshots.is_empty() {
+                    context::confirm(g, &format!("remove {} image(s) and {} snapshot(s) of images already gone?", plan.images.len(), plan.snapshots.len()))?;
+                }
+                if !plan.instances.is_empty() {
+                    opts.terminate_orphans = context::confirm(g, &format!("terminate {} orphan instance(s)?", plan.instances.len())).is_ok();
+                }
+                Some(plan)
+            }
+        } else {
+            None
+        };
+        let report = c.release.gc(&opts, shown.as_ref()).await?;
+        let mut doc = serde_json::to_value(&report).unwrap_or_default();
+        doc["ok"] = true.into();
+        doc["app"] = serde_json::to_value(&report.plan.app).unwrap_or_default();
+        context::add_calls(&mut doc, &c.calls);
+        let mut text = format!(
+            "{}: removed {} image(s) and {} snapshot(s), terminated {} instance(s); kept {} image(s){}",
+            report.plan.app,
+            report.removed_images.len(),
+            report.removed_snapshots.len(),
+            report.terminated.len(),
+            report.plan.kept.len(),
+            report.release_id.as_deref().map(|r| format!(" (release {r})")).unwrap_or_else(|| " (nothing to remove)".into())
+        );
+        for k in &report.plan.kept {
+            text.push_str(&format!("\n  keep   {} {}: {}", k.ami, commit(&k.commit), k.reasons.join("; ")));
+        }
+        if !report.instances_left.is_empty() {
+            text.push_str(&format!(
+                "\n{} orphan instance(s) left running ({}): pass --yes, or confirm on a terminal, to terminate them",
+                report.instances_left.len(),
+                report.instances_left.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        texts.push(text);
+        docs.push(doc);
+    }
+    if many {
+        out.result(&serde_json::json!({ "ok": true, "apps": docs }), || texts.join("\n\n"));
+    } else {
+        let doc = docs.pop().unwrap_or_default();
+        out.result(&doc, || texts.join("\n\n"));
+    }
+    Ok(())
+}
+
+fn commit(c: &Option<String>) -> &str {
+    c.as_deref().map(short_sha).unwrap_or("-")
+}
+
+pub fn plan_text(p: &Plan) -> String {
+    let mut s = format!("plan: {}", p.summary);
+    s.push_str(&format!("\n  locks: {} (keep {}, older than {})", p.envs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "), p.keep, p.older_than));
+    for i in &p.images {
+        s.push_str(&format!("\n  remove {}{} {} ({} snapshot(s)): {}", i.ami, region(&i.region), commit(&i.commit), i.snapshots.len(), i.reason));
+    }
+    for sn in &p.snapshots {
+        s.push_str(&format!("\n  remove {}{} {}: {}", sn.id, region(&sn.region), commit(&sn.commit), sn.reason));
+    }
+    for i in &p.instances {
+        s.push_str(&format!("\n  terminate {} ({}, {} {}, {}; only with --yes or when confirmed): {}", i.id, i.launched_as, i.ami, commit(&i.commit), i.state, i.reason));
+    }
+    for k in &p.kept {
+        s.push_str(&format!("\n  keep   {}{} {}: {}", k.ami, region(&k.region), commit(&k.commit), k.reasons.join("; ")));
+    }
+    s
+}
+
+fn region(r: &Option<String>) -> String {
+    r.as_deref().map(|r| format!(" (in {r})")).unwrap_or_default()
+}
