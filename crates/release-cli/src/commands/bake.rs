@@ -1,9 +1,7 @@
 //! `release bake <sha> [--force]` and `release images`.
 
-use std::collections::BTreeMap;
 
 use release_core::bake::{self, BakeContext, BakeOptions};
-use release_core::ports::tags;
 use release_core::Result;
 use release_packer::PackerBaker;
 
@@ -46,25 +44,8 @@ pub async fn images(g: &Global, out: &Output) -> Result<()> {
     let aws = context::connect(g, &pipeline).await?;
     let calls = aws.calls();
     let cloud = aws.cloud();
-    let (images, instances) = tokio::try_join!(cloud.images.app_images(&pipeline.app), cloud.fleet.app_instances(&pipeline.app))?;
-    let mut complete: Vec<_> = images.into_iter().filter(|i| i.is_complete_bake()).collect();
-    complete.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
-    let rows: Vec<serde_json::Value> = complete
-        .iter()
-        .map(|i| {
-            let mut running: BTreeMap<String, u32> = BTreeMap::new();
-            for inst in instances.iter().filter(|x| x.ami == i.id.as_str() && x.state == "running") {
-                let env = inst.tags.get(tags::ENV).map_or("?", String::as_str);
-                let cluster = inst.tags.get(tags::CLUSTER).map_or("?", String::as_str);
-                *running.entry(format!("{env}/{cluster}")).or_default() += 1;
-            }
-            serde_json::json!({
-                "commit": i.tags.get(tags::COMMIT), "ami": i.id, "name": i.name, "created": i.created,
-                "bake_key": i.tags.get(tags::BAKE_KEY), "running": running,
-            })
-        })
-        .collect();
-    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "images": rows });
+    let mut doc = crate::documents::images(&cloud, &pipeline).await?;
+    let rows: Vec<serde_json::Value> = doc["images"].as_array().cloned().unwrap_or_default();
     context::add_calls(&mut doc, &calls);
     out.result(&doc, || {
         if rows.is_empty() {

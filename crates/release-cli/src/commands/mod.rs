@@ -1,6 +1,7 @@
 //! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
 
 mod bake;
+mod dashboard;
 mod history;
 mod notify;
 mod promote;
@@ -44,5 +45,8 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Status { env } => status::run(g, out, env.as_deref()).await,
         Command::Rollback { env, plan, force, wait } => rollback::run(g, out, env, *plan, *force, queue::wait(wait.as_deref())?).await,
         Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
+        Command::Dashboard { listen, interval, token } => {
+            dashboard::run(g, out, dashboard::Args { listen, interval, token: token.as_deref() }).await
+        }
     }
 }

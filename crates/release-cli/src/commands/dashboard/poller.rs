@@ -1,0 +1,96 @@
+//! The one poller of a dashboard process: reads every app's status, history and images every interval and
+//! publishes the snapshot. Viewers never call AWS; they read the latest snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use release_core::ports::Cloud;
+use release_core::Release;
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// How many ledger records per app the board keeps (history page and operation details).
+pub const HISTORY: u32 = 200;
+
+/// What every viewer sees, as of one poll.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Counts polls that published something (0: nothing read yet).
+    pub version: u64,
+    /// When it was read (RFC 3339).
+    pub at: Option<String>,
+    /// `release status --output json` over every app.
+    pub status: Value,
+    /// App -> `release history --output json`.
+    pub history: BTreeMap<String, Value>,
+    /// App -> `release images --output json`.
+    pub images: BTreeMap<String, Value>,
+    /// The last poll's error, when it failed (the data is then the previous poll's).
+    pub error: Option<String>,
+}
+
+pub struct Poller {
+    pub snapshot: watch::Receiver<Arc<Snapshot>>,
+    pub calls: release_aws::CallCounter,
+    pub interval: Duration,
+    pub polls: Arc<AtomicU64>,
+    pub started: std::time::Instant,
+    pub apps: Vec<String>,
+}
+
+impl Poller {
+    pub fn start(releases: Arc<Vec<Release>>, cloud: Cloud, calls: release_aws::CallCounter, interval: Duration) -> Self {
+        let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
+        let polls = Arc::new(AtomicU64::new(0));
+        let apps = releases.iter().map(|r| r.pipeline.app.to_string()).collect();
+        let counter = polls.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            // A slow poll delays the next one rather than bunching them up.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut version = 0;
+            loop {
+                tick.tick().await;
+                let read = poll(&releases, &cloud).await;
+                counter.fetch_add(1, Ordering::Relaxed);
+                let previous = tx.borrow().clone();
+                version += 1;
+                let next = match read {
+                    Ok(mut s) => {
+                        s.version = version;
+                        s
+                    }
+                    Err(e) => {
+                        tracing::warn!("dashboard: reading AWS failed: {}", e.message());
+                        Snapshot { version, error: Some(e.message().to_owned()), at: Some(cloud.clock.now().to_string()), ..(*previous).clone() }
+                    }
+                };
+                if tx.send(Arc::new(next)).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { snapshot: rx, calls, interval, polls, started: std::time::Instant::now(), apps }
+    }
+}
+
+async fn poll(releases: &[Release], cloud: &Cloud) -> release_core::Result<Snapshot> {
+    let pipelines: Vec<_> = releases.iter().map(|r| r.pipeline.clone()).collect();
+    let (status, _) = crate::documents::status(cloud, &pipelines, None).await?;
+    let mut history = BTreeMap::new();
+    let mut images = BTreeMap::new();
+    for r in releases {
+        let app = r.pipeline.app.to_string();
+        // One app's missing ledger table (not provisioned yet) must not blank the others: its error is its document.
+        history.insert(app.clone(), crate::documents::history(r, None, HISTORY).await.map(|d| d.0).unwrap_or_else(|e| error_doc(&e)));
+        images.insert(app, crate::documents::images(cloud, &r.pipeline).await.unwrap_or_else(|e| error_doc(&e)));
+    }
+    Ok(Snapshot { version: 0, at: Some(cloud.clock.now().to_string()), status, history, images, error: None })
+}
+
+/// The CLI's JSON error document.
+pub fn error_doc(e: &release_core::Error) -> Value {
+    serde_json::json!({ "ok": false, "error": { "kind": e.kind().as_str(), "message": e.message(), "details": e.details(), "exit_code": e.kind().exit_code() } })
+}
