@@ -545,9 +545,12 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         let health = op.cloud().balancer.health(&target).await?;
         let healthy: Vec<&InstanceId> = health.iter().filter(|h| want.contains(&h.id) && h.state == HealthState::Healthy).map(|h| &h.id).collect();
         for h in health.iter().filter(|h| want.contains(&h.id)) {
+            // A classic ELB says OutOfService both before the first passing checks and after failing ones: a new
+            // instance that was never healthy is still only registered.
+            let was_healthy = run.states.get(h.id.as_str()).is_some_and(|s| s == "healthy" || s == "unhealthy");
             let s = match h.state {
                 HealthState::Healthy => "healthy",
-                HealthState::Unhealthy => "unhealthy",
+                HealthState::Unhealthy if was_healthy => "unhealthy",
                 _ => "registered",
             };
             run.states.insert(h.id.to_string(), s.into());

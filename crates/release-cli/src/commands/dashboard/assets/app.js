@@ -17,14 +17,23 @@
     const s = q.toString();
     return path + (s ? (path.includes("?") ? "&" : "?") + s : "");
   }
+  // The first render reads synchronously, so the page is complete when it has loaded (a wall screen's first
+  // paint, and headless browsers that read the DOM at the load event); later ones wait for events.
+  let initial = true;
   async function get(path, extra) {
+    if (initial) {
+      const x = new XMLHttpRequest();
+      x.open("GET", url(path, extra), false);
+      x.send();
+      return JSON.parse(x.responseText);
+    }
     const r = await fetch(url(path, extra), { headers: token ? { Authorization: "Bearer " + token } : {} });
     return r.json();
   }
   function esc(v) {
     return String(v == null ? "" : v).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   }
-  const short = sha => sha ? esc(sha.slice(0, 8)) : "-";
+  const short = v => typeof v === "string" && v ? esc(v.slice(0, 8)) : v && typeof v === "object" ? esc(Object.entries(v).map(([k, w]) => k + " " + w).join(", ")) : "-";
   // The ledger's times are milliseconds since the epoch; the rest RFC 3339.
   const ms = ts => typeof ts === "number" ? ts : Date.parse(ts);
   const fmt = ts => ts == null ? "-" : new Date(ms(ts)).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
@@ -85,8 +94,8 @@
   }
   function envCell(app, e) {
     if (!e) return `<td class="env muted">-</td>`;
-    const lock = e.lock ? `<div class="lock ${e.lock.stale ? "bad" : "warn"}">🔒 locked by ${esc(e.lock.holder)}${e.lock.doing ? " (" + esc(e.lock.doing) + ")" : ""} ${since(e.lock.acquired)}${e.lock.stale ? " — lease ran out" : ""}</div>` : "";
-    const queue = e.queue.length ? `<div class="queue">⏳ ${e.queue.length} waiting: ${e.queue.map(t => esc(t.holder) + " " + esc(t.doing)).join(", ")}</div>` : "";
+    const lock = e.lock ? `<div class="lock ${e.lock.stale ? "bad" : "warn"}">LOCKED by ${esc(e.lock.holder)}${e.lock.doing ? " (" + esc(e.lock.doing) + ")" : ""} ${since(e.lock.acquired)}${e.lock.stale ? " — lease ran out" : ""}</div>` : "";
+    const queue = e.queue.length ? `<div class="queue">WAITING ${e.queue.length}: ${e.queue.map(t => esc(t.holder) + " " + esc(t.doing)).join(", ")}</div>` : "";
     const last = e.last ? `<div class="muted">last: ${esc(e.last.action)} ${short(e.last.commit)} by ${esc(e.last.actor)}, ${esc(e.last.outcome)} ${ago(e.last.started)}</div>` : "";
     return `<td class="env" data-env="${esc(e.env)}">
       <div class="clusters">${e.clusters.map(cluster).join("")}</div>
@@ -122,7 +131,7 @@
       .concat(doc.records.map(r => `<tr data-release="${esc(r.release_id)}" data-outcome="${esc(r.outcome)}">
         <td><a href="${url("/op/" + encodeURIComponent(app) + "/" + encodeURIComponent(r.release_id))}">${esc(fmt(r.started))}</a></td>
         <td>${esc(r.actor)}</td><td>${esc(r.action)}</td><td>${esc(r.env)}</td><td>${esc(r.cluster || "-")}</td>
-        <td class="sha">${short(r.commit)}</td><td class="sha">${short(r.from)} → ${short(r.to)}</td>
+        <td class="sha">${short(r.commit)}</td><td class="sha">${short(r.from)} → ${short(r.to || r.commit)}</td>
         <td class="${r.outcome === "succeeded" ? "ok" : r.outcome === "started" ? "" : "bad"}">${esc(r.outcome)}${r.forced ? " (forced)" : ""}</td></tr>`));
     main.innerHTML = form + `<table class="list" id="history"><thead><tr><th>started</th><th>actor</th><th>action</th><th>env</th><th>cluster</th><th>commit</th><th>from → to</th><th>outcome</th></tr></thead><tbody>${rows.join("") || `<tr><td colspan="8" class="muted">no records</td></tr>`}</tbody></table>`;
   }
@@ -169,11 +178,14 @@
   }
   function onSnapshot(s) {
     status = s.status;
-    fresh.textContent = s.stale ? "⚠ stale: " + s.stale : "read " + (s.read_at || "").replace("T", " ").replace("Z", " UTC") + " · poll " + s.version;
+    fresh.textContent = s.stale ? "⚠ stale: " + s.stale : "read " + (s.read_at || "").replace("T", " ").replace("Z", " UTC");
     fresh.classList.toggle("stale", !!s.stale);
     document.body.dataset.version = s.version;
-    Promise.resolve(render()).catch(e => { main.innerHTML = `<p class="bad">${esc(e)}</p>`; });
+    return Promise.resolve(render()).catch(e => { main.innerHTML = `<p class="bad">${esc(e)}</p>`; });
   }
+  get("/api/status").then(doc => {
+    if (doc.ok) return onSnapshot({ status: doc, read_at: doc.read_at, stale: doc.stale, version: 0 });
+  }).catch(() => {}).finally(() => { initial = false; });
   const events = new EventSource(url("/api/events"));
   events.addEventListener("snapshot", ev => onSnapshot(JSON.parse(ev.data)));
   events.onerror = () => { fresh.textContent = "⚠ disconnected; retrying…"; fresh.classList.add("stale"); };
