@@ -19,7 +19,7 @@ pub const HISTORY: u32 = 200;
 pub struct Snapshot {
     /// Counts polls that published something (0: nothing read yet).
     pub version: u64,
-    /// When it was read (RFC 3339).
+    /// When it was read (RFC 3339); after a failed poll, still the last good read.
     pub at: Option<String>,
     /// `release status --output json` over every app.
     pub status: Value,
@@ -63,8 +63,11 @@ impl Poller {
                         s
                     }
                     Err(e) => {
-                        tracing::warn!("dashboard: reading AWS failed: {}", e.message());
-                        Snapshot { version, error: Some(e.message().to_owned()), at: Some(cloud.clock.now().to_string()), ..(*previous).clone() }
+                        // Once per distinct failure, not once per poll.
+                        if previous.error.as_deref() != Some(e.message()) {
+                            tracing::warn!("dashboard: reading AWS failed: {}; the board shows the last good read as stale", e.message());
+                        }
+                        Snapshot { version, error: Some(e.message().to_owned()), ..(*previous).clone() }
                     }
                 };
                 if tx.send(Arc::new(next)).is_err() {

@@ -42,21 +42,30 @@ impl State {
 }
 
 pub async fn serve(listener: tokio::net::TcpListener, state: State) -> Result<()> {
+    use std::future::IntoFuture;
+    use tokio::signal::unix::{signal, SignalKind};
     let app = router(state);
-    axum::serve(listener, app)
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app)
         .with_graceful_shutdown(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-                return std::future::pending().await;
-            };
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
-            eprintln!("dashboard: stopped");
+            let _ = stopped.await;
         })
-        .await
-        .map_err(|e| Error::internal(format!("the dashboard's server failed: {e}")))
+        .into_future();
+    tokio::pin!(server);
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return Err(Error::internal("cannot watch for Ctrl-C and SIGTERM"));
+    };
+    let failed = |e: std::io::Error| Error::internal(format!("the dashboard's server failed: {e}"));
+    tokio::select! {
+        r = &mut server => return r.map_err(failed),
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    // Event streams never end by themselves: give requests in flight a moment, then go.
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(2), &mut server).await;
+    eprintln!("dashboard: stopped");
+    Ok(())
 }
 
 fn router(state: State) -> Router {
