@@ -106,6 +106,7 @@
   function board() {
     if (!status) return;
     const apps = status.apps || [];
+    document.body.style.setProperty("--rows", Math.max(apps.length, 1));
     const envNames = [];
     for (const a of apps) for (const e of a.environments) if (!envNames.includes(e.env)) envNames.push(e.env);
     main.innerHTML = `<table class="board" id="board">
