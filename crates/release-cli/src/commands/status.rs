@@ -2,7 +2,6 @@
 
 use release_core::ids::short_sha;
 use release_core::status::{self, EnvStatus};
-
 use release_core::Result;
 
 use crate::args::Global;
