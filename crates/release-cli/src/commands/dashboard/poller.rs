@@ -53,9 +53,11 @@ impl Poller {
             let mut version = 0;
             loop {
                 tick.tick().await;
-                let read = poll(&releases, &cloud).await;
-                counter.fetch_add(1, Ordering::Relaxed);
                 let previous = tx.borrow().clone();
+                // Every FULL_EVERY-th poll reads everything; the others only what the status says changed.
+                let full = counter.load(Ordering::Relaxed) % FULL_EVERY == 0 || previous.error.is_some();
+                let read = poll(&releases, &cloud, &previous, full).await;
+                counter.fetch_add(1, Ordering::Relaxed);
                 version += 1;
                 let next = match read {
                     Ok(mut s) => {
@@ -79,18 +81,45 @@ impl Poller {
     }
 }
 
-async fn poll(releases: &[Release], cloud: &Cloud) -> release_core::Result<Snapshot> {
+/// History and images are read again only when the status shows a change they would show (a new record, an
+/// operation's progress, the lock or queue; what the clusters run), and on every `FULL_EVERY`-th poll in any case
+/// (a bake, or a record of an environment no longer in the file): status is most of a poll's calls.
+pub const FULL_EVERY: u64 = 12;
+
+async fn poll(releases: &[Release], cloud: &Cloud, previous: &Snapshot, full: bool) -> release_core::Result<Snapshot> {
     let pipelines: Vec<_> = releases.iter().map(|r| r.pipeline.clone()).collect();
     let (status, _) = crate::documents::status(cloud, &pipelines, None).await?;
     let mut history = BTreeMap::new();
     let mut images = BTreeMap::new();
     for r in releases {
         let app = r.pipeline.app.to_string();
+        let ledger_changed = full || changed(&previous.status, &status, &app, &["last", "operation", "queue", "lock"]);
+        let fleet_changed = full || changed(&previous.status, &status, &app, &["clusters"]);
         // One app's missing ledger table (not provisioned yet) must not blank the others: its error is its document.
-        history.insert(app.clone(), crate::documents::history(r, None, HISTORY).await.map(|d| d.0).unwrap_or_else(|e| error_doc(&e)));
-        images.insert(app, crate::documents::images(cloud, &r.pipeline).await.unwrap_or_else(|e| error_doc(&e)));
+        let h = match previous.history.get(&app) {
+            Some(h) if !ledger_changed => h.clone(),
+            _ => crate::documents::history(r, None, HISTORY).await.map(|d| d.0).unwrap_or_else(|e| error_doc(&e)),
+        };
+        let i = match previous.images.get(&app) {
+            Some(i) if !fleet_changed => i.clone(),
+            _ => crate::documents::images(cloud, &r.pipeline).await.unwrap_or_else(|e| error_doc(&e)),
+        };
+        history.insert(app.clone(), h);
+        images.insert(app, i);
     }
     Ok(Snapshot { version: 0, at: Some(cloud.clock.now().to_string()), status, history, images, error: None })
+}
+
+/// Whether any of `keys` of any environment of `app` differs between two status documents.
+fn changed(before: &Value, now: &Value, app: &str, keys: &[&str]) -> bool {
+    let pick = |doc: &Value| -> Option<Vec<Value>> {
+        let envs = doc["apps"].as_array()?.iter().find(|a| a["app"] == app)?["environments"].as_array()?.clone();
+        Some(envs.iter().map(|e| Value::Array(keys.iter().map(|k| e[*k].clone()).collect())).collect())
+    };
+    match (pick(before), pick(now)) {
+        (Some(a), Some(b)) => a != b,
+        _ => true,
+    }
 }
 
 /// The CLI's JSON error document.
