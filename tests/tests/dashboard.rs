@@ -401,3 +401,36 @@ async fn chromium_shows_a_running_promote_instance_by_instance_then_the_new_comm
     let images = until(&browser, profile.path(), &format!("{}/images", d.url), "the images", Duration::from_secs(10), |h| h.contains("data-images=\"hello\""));
     assert!(images.contains("prod/prod1 ×4") && images.contains("prod/prod2 ×4"), "{images}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_app_of_the_pipelines_directory_is_on_one_board() {
+    let emu = Emulator::start();
+    let project = Project::demo();
+    let hello = project.read("pipelines/hello.toml");
+    let shop = hello
+        .replace("app = \"hello\"", "app = \"shop\"")
+        .replace("\"hello-", "\"shop-")
+        .replace("record = \"hello.example.com.\"", "record = \"shop.example.com.\"")
+        .replace("/hello/", "/shop/");
+    project.write("pipelines/shop.toml", &shop);
+    for app in ["hello", "shop"] {
+        project.release(&emu, &["--app", app, "provision", "--env", "staging"]).assert_ok();
+    }
+    let d = Dashboard::start(&project, &emu.url(), &[]);
+    let status = d.json("/api/status");
+    let apps: Vec<&str> = status["apps"].as_array().unwrap().iter().map(|a| a["app"].as_str().unwrap()).collect();
+    assert_eq!(apps, ["hello", "shop"]);
+    assert_eq!(without_calls(status), cli_json(&project, &emu, &["status", "--output", "json"]));
+    // With several apps, history and images are per app: asking without one says which there are.
+    let several = d.get("/api/history");
+    assert_eq!(several.status, 400);
+    assert!(several.json()["error"]["message"].as_str().unwrap().contains("several apps (hello, shop); add ?app=NAME"), "{}", several.body);
+    let shop_history = d.json("/api/history?app=shop");
+    assert_eq!(shop_history["app"], "shop");
+    assert_eq!(without_calls(shop_history), cli_json(&project, &emu, &["--app", "shop", "history", "--limit", "200", "--output", "json"]));
+    assert_eq!(d.json("/api/images?app=hello")["images"].as_array().unwrap().len(), 0);
+    // --app narrows the board to one app.
+    let one = Dashboard::start(&project, &emu.url(), &["--app", "shop"]);
+    assert_eq!(one.json("/api/health")["apps"], serde_json::json!(["shop"]));
+    assert_eq!(one.json("/api/history")["app"], "shop");
+}
