@@ -30,7 +30,7 @@ def parse_args():
     p.add_argument("--reps", type=int, default=3, help="repetitions of each measurement (median reported)")
     p.add_argument("--baseline-reps", type=int, default=1, help="repetitions of the baseline for the largest N")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
-    p.add_argument("--only", default="", help="comma-separated scenario groups to run (promote,switch,status,bake,...); "
+    p.add_argument("--only", default="", help="comma-separated scenario groups to run (promote,switch,status,bake,dashboard,...); "
                    "default: all. A partial run writes to --out like a full one, so point --out elsewhere")
     return p.parse_args()
 
@@ -346,6 +346,110 @@ count = 1
             "api_calls": calls, "api_calls_total": sum(calls.values())}
 
 
+
+DASHBOARD_WINDOW_S = 60
+
+
+def proc_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_peak_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def bench_dashboard():
+    """One dashboard over the status scenario's 9 apps x 3 environments, watched by 1 and then by 50 viewers, each
+    holding the event stream and reading /api/status and /api/history every second: the AWS calls of the window
+    come from /api/health (the poller's counter), so they are the dashboard's whole cost."""
+    import threading
+    reset()
+    d = tempfile.mkdtemp(prefix="bench-dashboard-")
+    for k in range(1, 10):
+        app = f"app{k}"
+        write_pipeline(d, app, f'''[env.dev]
+[env.dev.clusters.{app}-dev]
+load_balancer = "{app}-dev"
+count = 2
+[env.staging]
+[env.staging.clusters.{app}-staging]
+load_balancer = "{app}-staging"
+count = 2
+[env.prod]
+dns = {{ zone = "example.com.", record = "{app}.example.com." }}
+[env.prod.clusters.{app}-blue]
+load_balancer = "{app}-blue"
+count = 2
+[env.prod.clusters.{app}-green]
+load_balancer = "{app}-green"
+count = 2
+''')
+    for k in range(1, 10):
+        app = f"app{k}"
+        register_ami(app, SHA_A)
+        for env in ("dev", "staging", "prod"):
+            run_release(d, "--app", app, "provision", "--env", env)
+            run_release(d, "--app", app, "promote", SHA_A, "--env", env)
+    interval = 5
+    proc = subprocess.Popen([ARGS.release, "dashboard", "--listen", "127.0.0.1:0", "--interval", f"{interval}s"], cwd=d, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    url = proc.stdout.readline().strip().rstrip("/")
+    assert url.startswith("http://127.0.0.1:"), url
+
+    def health():
+        return json.loads(urllib.request.urlopen(url + "/api/health", timeout=30).read())
+
+    while health()["polls"] < 1:
+        time.sleep(0.2)
+    results = []
+    for viewers in (1, 50):
+        stop = threading.Event()
+        reads = [0]
+        lock = threading.Lock()
+
+        def events():
+            with urllib.request.urlopen(url + "/api/events", timeout=60) as r:
+                while not stop.is_set():
+                    if not r.readline():
+                        return
+
+        def reader():
+            while not stop.is_set():
+                for path in ("/api/status", "/api/history?app=app1"):
+                    urllib.request.urlopen(url + path, timeout=30).read()
+                    with lock:
+                        reads[0] += 1
+                stop.wait(1.0)
+
+        threads = [threading.Thread(target=f, daemon=True) for _ in range(viewers) for f in (events, reader)]
+        for t in threads:
+            t.start()
+        while health()["viewers"] < viewers:
+            time.sleep(0.1)
+        h0, cpu0, t0 = health(), proc_cpu_s(proc.pid), time.perf_counter()
+        time.sleep(DASHBOARD_WINDOW_S)
+        h1, cpu1, t1 = health(), proc_cpu_s(proc.pid), time.perf_counter()
+        stop.set()
+        calls = {k: v - h0["api_calls"].get(k, 0) for k, v in h1["api_calls"].items() if v - h0["api_calls"].get(k, 0)}
+        total = sum(calls.values())
+        results.append({"scenario": f"dashboard, 9 apps x 3 envs, {viewers} viewer(s), {DASHBOARD_WINDOW_S}s", "reps": 1,
+                        "wall_s": t1 - t0, "cpu_s": cpu1 - cpu0, "peak_mb": proc_peak_mb(proc.pid), "viewers": h1["viewers"],
+                        "api_reads": reads[0], "polls": h1["polls"] - h0["polls"], "interval_s": interval,
+                        "calls_per_minute": total * 60.0 / (t1 - t0), "api_calls": calls, "api_calls_total": total})
+        # Let the streams close before the next window counts viewers.
+        while health()["viewers"] > 0:
+            time.sleep(0.2)
+    proc.terminate()
+    proc.wait(timeout=10)
+    shutil.rmtree(d, ignore_errors=True)
+    return results
+
 def machine():
     def version(cmd):
         try:
@@ -388,6 +492,10 @@ def main():
         for n in (20, 200):
             print(f"bench: gc --plan of {n} images", file=sys.stderr, flush=True)
             results["scenarios"].append(bench_gc(n))
+
+    if wanted("dashboard"):
+        print("bench: dashboard with 1 and 50 viewers", file=sys.stderr, flush=True)
+        results["scenarios"].extend(bench_dashboard())
     os.makedirs(ARGS.out, exist_ok=True)
     with open(os.path.join(ARGS.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -427,6 +535,9 @@ def markdown(r):
             lines.append("\nA fresh bake (build, test, Packer, tags) took %.2f s; the reused bake above is the no-op path." % s["fresh_bake_wall_s"])
         if "instances" in s:
             lines.append("\nThe status scenario had %d instances running." % s["instances"])
+        if "calls_per_minute" in s:
+            lines.append("\n%s: %.1f AWS calls per minute (%d polls every %gs, %d calls), %d viewers who made %d API reads." % (
+                s["scenario"], s["calls_per_minute"], s["polls"], s["interval_s"], s["api_calls_total"], s["viewers"], s["api_reads"]))
     return "\n".join(lines) + "\n"
 
 

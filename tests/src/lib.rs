@@ -533,3 +533,10 @@ pub fn life(project: &Project, endpoint: &str) -> (String, String) {
     run(&["rollback", "--env", "prod", "--yes"]);
     (a, b)
 }
+
+impl Background {
+    /// What it printed on stdout so far (a long-running command's first lines: the dashboard's address).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+}

@@ -232,6 +232,25 @@ removed in the ledger (never deleting from it), and a re-run after a crash finis
         #[arg(long, value_name = "DUR", default_value = "14d")]
         older_than: String,
     },
+    /// A read-only web board of every app: environments, clusters, running deploys instance by instance, history
+    #[command(long_about = "Serve a read-only web board of every app of the pipelines/ directory (or the one --app \
+names): per environment and cluster live/idle with its share of traffic, commit, AMI, healthy/total, strays, the lock \
+and queue; a running operation instance by instance; the history from the ledger; the images. Open /?tv=1 on a big \
+screen. /api/status, /api/history, /api/images and /api/operation/APP/RELEASE return the same JSON documents as \
+--output json of the commands; /api/events streams one event per poll; /api/health counts the AWS calls made.\n\n\
+One poller reads AWS every --interval whatever the number of viewers. Nothing on the board changes AWS. The address \
+is printed on stdout (with --listen 127.0.0.1:0 the port is chosen). Ctrl-C stops it.")]
+    Dashboard {
+        /// Where to listen; an address other than loopback needs --token
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// How often the one poller reads AWS (every viewer sees the same snapshot); at least 1s
+        #[arg(long, value_name = "DUR", default_value = "5s")]
+        interval: String,
+        /// Require this token on every request (Authorization: Bearer T, or ?token=T); at least 16 characters
+        #[arg(long, value_name = "T", env = "RELEASE_DASHBOARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

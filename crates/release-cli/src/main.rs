@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod context;
+mod documents;
 mod notifier;
 mod output;
 

@@ -31,3 +31,13 @@ fn bad_flags_are_usage_errors_with_exit_2() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("--env <ENV>"), "{err}");
 }
+
+#[test]
+fn dashboard_explains_its_flags_and_safe_defaults() {
+    let out = Command::new(env!("CARGO_BIN_EXE_release")).args(["dashboard", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for want in ["--listen <ADDR>", "127.0.0.1:8080", "--interval <DUR>", "--token <T>", "RELEASE_DASHBOARD_TOKEN", "needs --token", "whatever the number of viewers", "/api/status"] {
+        assert!(help.contains(want), "dashboard --help lacks `{want}`:\n{help}");
+    }
+}

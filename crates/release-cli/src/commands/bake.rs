@@ -1,9 +1,6 @@
 //! `release bake <sha> [--force]` and `release images`.
 
-use std::collections::BTreeMap;
-
 use release_core::bake::{self, BakeContext, BakeOptions};
-use release_core::ports::tags;
 use release_core::Result;
 use release_packer::PackerBaker;
 
@@ -44,32 +41,9 @@ pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()>
 pub async fn images(g: &Global, out: &Output) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     let c = context::connected(g, pipeline, "images", context::Writes::Nothing).await?;
-    let calls = c.calls;
-    let pipeline = &c.release.pipeline;
-    // What gc with its defaults would decide, so the table says why each image stays or that it may go.
-    let world = release_core::gc::observe(&c.release.session, pipeline).await?;
-    let verdicts = release_core::gc::plan_from(pipeline, &world, &Default::default());
-    let (images, instances) = (world.images, world.instances);
-    let mut complete: Vec<_> = images.into_iter().filter(|i| i.is_complete_bake()).collect();
-    complete.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
-    let rows: Vec<serde_json::Value> = complete
-        .iter()
-        .map(|i| {
-            let mut running: BTreeMap<String, u32> = BTreeMap::new();
-            for inst in instances.iter().filter(|x| x.ami == i.id.as_str() && x.state == "running") {
-                let env = inst.tags.get(tags::ENV).map_or("?", String::as_str);
-                let cluster = inst.tags.get(tags::CLUSTER).map_or("?", String::as_str);
-                *running.entry(format!("{env}/{cluster}")).or_default() += 1;
-            }
-            serde_json::json!({
-                "commit": i.tags.get(tags::COMMIT), "ami": i.id, "name": i.name, "created": i.created,
-                "bake_key": i.tags.get(tags::BAKE_KEY), "running": running,
-                "gc": verdicts.verdict(&i.id),
-            })
-        })
-        .collect();
-    let mut doc = serde_json::json!({ "ok": true, "app": pipeline.app, "images": rows, "gc_defaults": { "keep": verdicts.keep, "older_than": verdicts.older_than } });
-    context::add_calls(&mut doc, &calls);
+    let mut doc = crate::documents::images(&c.release).await?;
+    let rows: Vec<serde_json::Value> = doc["images"].as_array().cloned().unwrap_or_default();
+    context::add_calls(&mut doc, &c.calls);
     out.result(&doc, || {
         if rows.is_empty() {
             return format!("no baked images of {} yet; run `release bake <sha>`", c.release.pipeline.app);

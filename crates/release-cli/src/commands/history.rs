@@ -17,16 +17,8 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Res
         release_core::ids::EnvName::parse(e)?;
     }
     let c = context::connected(g, pipeline, "history", context::Writes::Nothing).await?;
-    let records = c.release.history(env, limit).await?;
-    // Commands waiting in the queue come first: they are what happens next.
-    let in_file = env.is_none_or(|e| c.release.pipeline.env(e).is_ok());
-    let waiting: Vec<release_core::ledger::Ticket> = if in_file {
-        c.release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.expired).map(|t| t.ticket).collect()
-    } else {
-        Vec::new()
-    };
+    let (mut doc, records, waiting) = crate::documents::history(&c.release, env, limit).await?;
     let app = c.release.pipeline.app.clone();
-    let mut doc = serde_json::json!({ "ok": true, "app": app, "queued": waiting, "records": records });
     context::add_calls(&mut doc, &c.calls);
     out.result(&doc, || {
         if records.is_empty() && waiting.is_empty() {

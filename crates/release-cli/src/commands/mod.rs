@@ -2,6 +2,7 @@
 
 mod bake;
 mod gc;
+mod dashboard;
 mod history;
 mod notify;
 mod promote;
@@ -51,5 +52,8 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
         Command::Rollout { action } => rollout::run(g, out, action).await,
         Command::Gc { plan, keep, older_than } => gc::run(g, out, *plan, *keep, older_than).await,
+        Command::Dashboard { listen, interval, token } => {
+            dashboard::run(g, out, dashboard::Args { listen, interval, token: token.as_deref() }).await
+        }
     }
 }

@@ -20,18 +20,7 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
     let c = context::connected(g, first, "status", context::Writes::Nothing).await?;
     let cloud = c.release.session.cloud.clone();
     let now = cloud.clock.now();
-    let mut apps = Vec::new();
-    for pipeline in &pipelines {
-        apps.push((pipeline.app.to_string(), status::status(&cloud, pipeline, env).await?));
-    }
-    let mut doc = serde_json::json!({
-        "ok": true,
-        "apps": apps.iter().map(|(app, envs)| serde_json::json!({ "app": app, "environments": envs })).collect::<Vec<_>>(),
-    });
-    if let [(app, envs)] = apps.as_slice() {
-        doc["app"] = app.clone().into();
-        doc["environments"] = serde_json::to_value(envs).unwrap_or_default();
-    }
+    let (mut doc, apps) = crate::documents::status(&cloud, &pipelines, env).await?;
     context::add_calls(&mut doc, &c.calls);
     out.result(&doc, || {
         let mut s = String::new();

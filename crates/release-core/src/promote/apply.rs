@@ -339,7 +339,11 @@ async fn round(
             run.states.insert(id.to_string(), "pending".into());
         }
         d.new_instances = new_ids.clone();
-        op.record_mut()?.set_promote_details(d);
+        let launched_progress = progress(op, "launched", format!("launched {}, waiting for running", launched.len()), run);
+        let r = op.record_mut()?;
+        r.set_promote_details(d);
+        // The launch's own save carries the progress: still one write.
+        r.progress = Some(launched_progress);
         if let Some(e) = failed {
             let _ = op.save().await;
             return Err(e);
@@ -501,7 +505,8 @@ pub(crate) async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()>
 async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> Result<()> {
     const NOT_RUNNING: &[&str] = &["pending", "stopping", "stopped", "shutting-down", "terminated"];
     let timeout = run.cluster.deploy.health_timeout;
-    let deadline = op.cloud().clock.now().add(timeout);
+    let started = op.cloud().clock.now();
+    let deadline = started.add(timeout);
     let mut last = usize::MAX;
     loop {
         op.check()?;
@@ -523,21 +528,16 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
             }
         }
         let running = ids.len() - waiting.len();
+        // At most one write per poll, and none when nothing changed (`Op::report` compares).
+        let mut p = progress(op, "waiting-running", format!("running {running}/{}", ids.len()), run);
+        p.phase_started = Some(started);
+        op.report(p).await?;
         if waiting.is_empty() {
             return Ok(());
         }
         if running != last {
             op.progress(&format!("running {running}/{}", ids.len()));
             last = running;
-            // Written only while it still waits: the next phase writes its own.
-            let progress = Progress {
-                phase: "waiting-running".into(),
-                waiting_for: Some(format!("running {running}/{}", ids.len())),
-                phase_started: None,
-                instances: run.states.clone(),
-                updated: None,
-            };
-            op.report(progress).await?;
         }
         if op.cloud().clock.now() >= deadline {
             return Err(Error::deploy_failed(format!("only {running} of {} instances running after {}", ids.len(), format_duration(timeout))));
@@ -549,7 +549,8 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
 /// Polls until every instance in `ids` is healthy in the load balancer, up to `health_timeout`.
 async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> Result<()> {
     let timeout = run.cluster.deploy.health_timeout;
-    let deadline = op.cloud().clock.now().add(timeout);
+    let started = op.cloud().clock.now();
+    let deadline = started.add(timeout);
     let want: BTreeSet<&InstanceId> = ids.iter().collect();
     let mut last = usize::MAX;
     let target = run.cluster.target.clone();
@@ -559,13 +560,19 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         let health = op.cloud().balancer.health(&target).await?;
         let healthy: Vec<&InstanceId> = health.iter().filter(|h| want.contains(&h.id) && h.state == HealthState::Healthy).map(|h| &h.id).collect();
         for h in health.iter().filter(|h| want.contains(&h.id)) {
+            // A classic ELB says OutOfService both before the first passing checks and after failing ones: a new
+            // instance that was never healthy is still only registered.
+            let was_healthy = run.states.get(h.id.as_str()).is_some_and(|s| s == "healthy" || s == "unhealthy");
             let s = match h.state {
                 HealthState::Healthy => "healthy",
-                HealthState::Unhealthy => "unhealthy",
+                HealthState::Unhealthy if was_healthy => "unhealthy",
                 _ => "registered",
             };
             run.states.insert(h.id.to_string(), s.into());
         }
+        let mut p = progress(op, "waiting-healthy", format!("healthy {}/{}", healthy.len(), want.len()), run);
+        p.phase_started = Some(started);
+        op.report(p).await?;
         if healthy.len() == want.len() {
             op.progress(&format!("healthy {}/{}", healthy.len(), want.len()));
             return Ok(());
@@ -573,14 +580,6 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         if healthy.len() != last {
             op.progress(&format!("healthy {}/{}", healthy.len(), want.len()));
             last = healthy.len();
-            let progress = Progress {
-                phase: "waiting-healthy".into(),
-                waiting_for: Some(format!("healthy {}/{}", healthy.len(), want.len())),
-                phase_started: None,
-                instances: run.states.clone(),
-                updated: None,
-            };
-            op.report(progress).await?;
         }
         if op.cloud().clock.now() >= deadline {
             let sick: Vec<String> = health
@@ -654,7 +653,14 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, ids: &[In
     for id in ids {
         run.states.insert(id.to_string(), "terminated".into());
     }
+    let p = progress(op, "terminated-old", format!("terminated {} old", ids.len()), run);
+    op.report(p).await?;
     op.progress(&format!("terminated {} old instance(s)", ids.len()));
     op.step("terminated-old")
 }
 
+
+/// The progress written into the record: the phase, what it waits for, every instance's state.
+fn progress(op: &Op<'_>, phase: &str, waiting_for: String, run: &Rounds) -> Progress {
+    Progress { phase: phase.into(), waiting_for: Some(waiting_for), phase_started: Some(op.cloud().clock.now()), instances: run.states.clone(), updated: None }
+}

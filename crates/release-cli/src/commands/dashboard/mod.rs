@@ -1,0 +1,78 @@
+//! `release dashboard [--listen ADDR] [--interval DUR] [--token T]`: a read-only web board of every app of the
+//! `pipelines/` directory. One poller per process reads AWS every `--interval` and keeps the latest snapshot; every
+//! viewer (page, `/api/...`, the event stream) reads that snapshot, so AWS calls per minute do not depend on how
+//! many screens are watching. The documents are the CLI's own (`crate::documents`).
+
+mod poller;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use release_core::clock::{format_duration, parse_duration};
+use release_core::ledger::Actor;
+use release_core::runner::Session;
+use release_core::{Error, Release, Result};
+
+use crate::args::Global;
+use crate::context;
+use crate::output::Output;
+
+/// What `release dashboard` was asked for.
+pub struct Args<'a> {
+    pub listen: &'a str,
+    pub interval: &'a str,
+    pub token: Option<&'a str>,
+}
+
+pub async fn run(g: &Global, out: &Output, args: Args<'_>) -> Result<()> {
+    let addr: SocketAddr = args
+        .listen
+        .parse()
+        .map_err(|_| Error::input(format!("--listen {}: not an address; give IP:PORT, e.g. 127.0.0.1:8080", args.listen)))?;
+    let interval = parse_duration(args.interval).map_err(|e| Error::input(format!("--interval {}: {e}; e.g. 5s or 1m", args.interval)))?;
+    if interval < Duration::from_secs(1) {
+        return Err(Error::input(format!("--interval {} is too short; at least 1s (every poll calls AWS)", args.interval)));
+    }
+    let token = args.token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
+    if let Some(t) = &token {
+        if t.len() < 16 {
+            return Err(Error::input("--token is too short; use at least 16 characters (e.g. `openssl rand -hex 16`)"));
+        }
+    }
+    // Anyone who can reach a non-loopback address can read the board: that needs a token.
+    if !addr.ip().is_loopback() && token.is_none() {
+        return Err(Error::input(format!(
+            "--listen {addr} is reachable from other machines; pass --token T (or RELEASE_DASHBOARD_TOKEN) so that only holders of it can read the board, or listen on 127.0.0.1"
+        )));
+    }
+    // Every pipeline of the directory (or the one --app/--pipeline names).
+    let files = context::selected_files(g)?;
+    let pipelines = files.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()?;
+    let aws = context::connect(g, &pipelines[0]).await?;
+    let calls = aws.calls();
+    let cloud = aws.cloud();
+    // Read-only: the actor is never written anywhere; the session only carries the cloud to the readers.
+    let actor = Actor { name: "dashboard".into(), caller: String::new(), host: String::new(), pid: Some(std::process::id()) };
+    let releases: Vec<Release> = pipelines.into_iter().map(|p| Release::new(Session::new(cloud.clone(), actor.clone()), p)).collect();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}; pick another --listen address or port")))?;
+    let bound = listener.local_addr().map_err(|e| Error::internal(format!("cannot read the listening address: {e}")))?;
+    let apps: Vec<String> = releases.iter().map(|r| r.pipeline.app.to_string()).collect();
+    let poller = poller::Poller::start(Arc::new(releases), cloud, calls, interval);
+    let url = format!("http://{bound}/");
+    out.progress(format!(
+        "dashboard: {} app(s) ({}) at {url}, reading AWS every {}{}; Ctrl-C stops it",
+        apps.len(),
+        apps.join(", "),
+        format_duration(interval),
+        if token.is_some() { "; requests need the token (Authorization: Bearer T, or ?token=T)" } else { "" }
+    ));
+    // The address first, on stdout (one line, or one JSON document), so that scripts can find a port chosen by :0.
+    out.result(&serde_json::json!({ "ok": true, "url": url, "listen": bound.to_string(), "apps": apps, "interval_seconds": interval.as_secs_f64() }), || url.clone());
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    server::serve(listener, server::State::new(poller, token)).await
+}

@@ -1,0 +1,73 @@
+//! The JSON documents of the read-only commands (`status`, `history`, `images`), built in one place so that the
+//! CLI's `--output json` and the dashboard's `/api/...` are the same documents. Each builder returns the document
+//! (without `api_calls`, which is per process: the CLI adds its own) and the typed values the text output needs.
+
+use std::collections::BTreeMap;
+
+use release_core::ledger::{Record, Ticket};
+use release_core::pipeline::Pipeline;
+use release_core::ports::{tags, Cloud};
+use release_core::status::{self, EnvStatus};
+use release_core::{Release, Result};
+use serde_json::{json, Value};
+
+/// `release status --output json`: every pipeline's environments; `app` and `environments` at the top too when
+/// there is one pipeline.
+pub async fn status(cloud: &Cloud, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
+    let mut apps = Vec::new();
+    for pipeline in pipelines {
+        apps.push((pipeline.app.to_string(), status::status(cloud, pipeline, env).await?));
+    }
+    let mut doc = json!({
+        "ok": true,
+        "apps": apps.iter().map(|(app, envs)| json!({ "app": app, "environments": envs })).collect::<Vec<_>>(),
+    });
+    if let [(app, envs)] = apps.as_slice() {
+        doc["app"] = app.clone().into();
+        doc["environments"] = serde_json::to_value(envs).unwrap_or_default();
+    }
+    Ok((doc, apps))
+}
+
+/// `release history --output json`: the waiting tickets (when the environment is in the file) and the records,
+/// newest first.
+pub async fn history(release: &Release, env: Option<&str>, limit: u32) -> Result<(Value, Vec<Record>, Vec<Ticket>)> {
+    let records = release.history(env, limit).await?;
+    // Commands waiting in the queue come first: they are what happens next.
+    let in_file = env.is_none_or(|e| release.pipeline.env(e).is_ok());
+    let waiting: Vec<Ticket> = if in_file {
+        release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.expired).map(|t| t.ticket).collect()
+    } else {
+        Vec::new()
+    };
+    let doc = json!({ "ok": true, "app": release.pipeline.app, "queued": waiting, "records": records });
+    Ok((doc, records, waiting))
+}
+
+/// `release images --output json`: the app's complete bakes, newest first, with where each runs and what `gc` with
+/// its defaults decides for each (`gc`: why it stays, or that it may go).
+pub async fn images(release: &Release) -> Result<Value> {
+    let pipeline = &release.pipeline;
+    let world = release_core::gc::observe(&release.session, pipeline).await?;
+    let verdicts = release_core::gc::plan_from(pipeline, &world, &Default::default());
+    let (images, instances) = (world.images, world.instances);
+    let mut complete: Vec<_> = images.into_iter().filter(|i| i.is_complete_bake()).collect();
+    complete.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+    let rows: Vec<Value> = complete
+        .iter()
+        .map(|i| {
+            let mut running: BTreeMap<String, u32> = BTreeMap::new();
+            for inst in instances.iter().filter(|x| x.ami == i.id.as_str() && x.state == "running") {
+                let env = inst.tags.get(tags::ENV).map_or("?", String::as_str);
+                let cluster = inst.tags.get(tags::CLUSTER).map_or("?", String::as_str);
+                *running.entry(format!("{env}/{cluster}")).or_default() += 1;
+            }
+            json!({
+                "commit": i.tags.get(tags::COMMIT), "ami": i.id, "name": i.name, "created": i.created,
+                "bake_key": i.tags.get(tags::BAKE_KEY), "running": running,
+                "gc": verdicts.verdict(&i.id),
+            })
+        })
+        .collect();
+    Ok(json!({ "ok": true, "app": pipeline.app, "images": rows, "gc_defaults": { "keep": verdicts.keep, "older_than": verdicts.older_than } }))
+}
