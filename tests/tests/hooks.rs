@@ -219,6 +219,13 @@ async fn in_place_before_hooks_stop_before_any_traffic_moves() {
 
     // before_promote fails: nothing is launched.
     hooks(&project, "staging", "before_promote = \"echo migration failed; exit 1\"\nbefore_traffic = \"env | grep ^RELEASE_ | sort > before_traffic.env; exit 4\"");
+    // --plan names the hooks it would run, and runs none.
+    let plan = project.release(&emu, &["promote", &b, "--env", "staging", "--plan", "--output", "json"]);
+    plan.assert_ok();
+    assert_eq!(plan.json()["hooks"], serde_json::json!([["before_promote", "echo migration failed; exit 1"], ["before_traffic", "env | grep ^RELEASE_ | sort > before_traffic.env; exit 4"]]));
+    let text = project.release(&emu, &["promote", &b, "--env", "staging", "--plan"]);
+    assert!(text.stdout.contains("\n  hook before_promote: echo migration failed; exit 1\n  hook before_traffic: env"), "{}", text.stdout);
+    assert!(!project.path().join("before_traffic.env").exists());
     let run = project.release(&emu, &["promote", &b, "--env", "staging", "--output", "json"]);
     assert_eq!(run.code, 8, "{}", run.stderr);
     assert!(run.json()["error"]["message"].as_str().unwrap().contains("nothing was launched"), "{}", run.stdout);

@@ -35,8 +35,10 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         doc["plan"] = serde_json::to_value(&plan).unwrap_or_default();
+        let hooks = planned_hooks(&environment, &plan);
+        doc["hooks"] = serde_json::to_value(&hooks).unwrap_or_default();
         context::add_calls(&mut doc, &c.calls);
-        out.result(&doc, || plan_text(&plan));
+        out.result(&doc, || format!("{}{}", plan_text(&plan), hooks.iter().map(|(n, c)| format!("\n  hook {n}: {c}")).collect::<String>()));
         return Ok(());
     }
     // The plan applied is always made again under the lock; one made before is only for the question.
@@ -107,4 +109,17 @@ fn report_text(r: &PromoteReport, calls: u64) -> String {
             calls
         ),
     }
+}
+
+/// The hooks a promote following this plan would run, in order, with their commands (`--plan` shows them).
+fn planned_hooks(env: &release_core::pipeline::Environment, plan: &PromotePlan) -> Vec<(&'static str, String)> {
+    use release_core::hooks::HookName;
+    if plan.kind != PlanKind::Deploy {
+        return Vec::new();
+    }
+    let mut names = vec![HookName::BeforePromote, HookName::BeforeTraffic];
+    if !env.is_blue_green() {
+        names.push(HookName::AfterTraffic);
+    }
+    names.into_iter().filter_map(|n| env.hooks.command(n).map(|c| (n.as_str(), c.to_owned()))).collect()
 }
