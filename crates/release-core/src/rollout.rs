@@ -326,11 +326,7 @@ pub(crate) async fn body(
             }
             op.save().await?;
             let ctx = Ctx { cluster, from: details.from.clone(), state, record_started: record.started, release_id: record.release_id.clone(), changes: 0 };
-            let start = match at {
-                Some(i) => i,
-                None => 0,
-            };
-            (ctx, plan, (at.is_none(), start), true)
+            (ctx, plan, (at.is_none(), at.unwrap_or_default()), true)
         }
         None => {
             let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;

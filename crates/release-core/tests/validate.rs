@@ -386,3 +386,15 @@ fn bad_hooks_say_what_is_wrong_each_at_its_position() {
         "27:9: `hooks` in [env.staging] must be a table, not string; fix: write it as a [env.staging.hooks] section or an inline table { ... }",
     ]);
 }
+
+#[test]
+fn steps_on_the_command_line_are_checked_as_in_the_file() {
+    use release_core::pipeline::{parse_steps, RolloutStep::{Hold, Percent}};
+    assert_eq!(parse_steps("10, hold,50%,100").unwrap(), vec![Percent(10), Hold, Percent(50), Percent(100)]);
+    assert_eq!(parse_steps("100").unwrap(), vec![Percent(100)]);
+    for (bad, want) in [("10,50", "must be 100"), ("50,10,100", "does not increase"), ("0,100", "1 to 100"), ("10,,100", "neither a percentage"), ("300", "neither a percentage")] {
+        let e = parse_steps(bad).unwrap_err();
+        assert_eq!(e.kind(), release_core::ErrorKind::Input);
+        assert!(e.message().contains(want), "{bad}: {e}");
+    }
+}
