@@ -234,9 +234,8 @@ count = 4
             "api_calls": calls, "api_calls_total": sum(calls.values())}
 
 
-def bench_status():
-    reset()
-    d = tempfile.mkdtemp(prefix="bench-status-")
+def nine_apps_three_envs(d):
+    """9 apps x (dev, staging in place; prod blue/green), each promoted to SHA_A: the status and dashboard scenes."""
     for k in range(1, 10):
         app = f"app{k}"
         write_pipeline(d, app, f'''[env.dev]
@@ -265,6 +264,12 @@ count = 2
         for env in ("dev", "staging", "prod"):
             run_release(d, "--app", app, "provision", "--env", env)
             run_release(d, "--app", app, "promote", SHA_A, "--env", env)
+
+
+def bench_status():
+    reset()
+    d = tempfile.mkdtemp(prefix="bench-status-")
+    nine_apps_three_envs(d)
     samples = []
     for _ in range(max(ARGS.reps, 5)):
         s = measured(d, "status")
@@ -371,31 +376,7 @@ def bench_dashboard():
     import threading
     reset()
     d = tempfile.mkdtemp(prefix="bench-dashboard-")
-    for k in range(1, 10):
-        app = f"app{k}"
-        write_pipeline(d, app, f'''[env.dev]
-[env.dev.clusters.{app}-dev]
-load_balancer = "{app}-dev"
-count = 2
-[env.staging]
-[env.staging.clusters.{app}-staging]
-load_balancer = "{app}-staging"
-count = 2
-[env.prod]
-dns = {{ zone = "example.com.", record = "{app}.example.com." }}
-[env.prod.clusters.{app}-blue]
-load_balancer = "{app}-blue"
-count = 2
-[env.prod.clusters.{app}-green]
-load_balancer = "{app}-green"
-count = 2
-''')
-    for k in range(1, 10):
-        app = f"app{k}"
-        register_ami(app, SHA_A)
-        for env in ("dev", "staging", "prod"):
-            run_release(d, "--app", app, "provision", "--env", env)
-            run_release(d, "--app", app, "promote", SHA_A, "--env", env)
+    nine_apps_three_envs(d)
     interval = 5
     proc = subprocess.Popen([ARGS.release, "dashboard", "--listen", "127.0.0.1:0", "--interval", f"{interval}s"], cwd=d, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -420,10 +420,10 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         match age(i) {
             None => keep(&i.id, format!("creation time unknown ({:?})", i.created)),
             Some(a) if i.is_complete_bake() && a < opts.older_than => {
-                keep(&i.id, format!("younger than {} ({} old)", format_age(opts.older_than), format_age(a)))
+                keep(&i.id, format!("younger than {}", format_age(opts.older_than)))
             }
             Some(a) if !i.is_complete_bake() && a < INCOMPLETE_AFTER && i.state != ImageState::Failed => {
-                keep(&i.id, format!("incomplete bake younger than 1h ({} old): it may still be baking", format_age(a)))
+                keep(&i.id, "incomplete bake younger than 1h: it may still be baking".to_owned())
             }
             _ => {}
         }
@@ -580,8 +580,8 @@ fn copies_plan(
             let age = parse_created(&img.created).map(|t| w.now.since(t));
             match age {
                 None => reasons.push(format!("creation time unknown ({:?})", img.created)),
-                Some(a) if a < opts.older_than => reasons.push(format!("younger than {} ({} old)", format_age(opts.older_than), format_age(a))),
-                Some(a) if !img.is_complete_bake() && a < INCOMPLETE_AFTER => reasons.push(format!("incomplete copy younger than 1h ({} old)", format_age(a))),
+                Some(a) if a < opts.older_than => reasons.push(format!("younger than {}", format_age(opts.older_than))),
+                Some(a) if !img.is_complete_bake() && a < INCOMPLETE_AFTER => reasons.push("incomplete copy younger than 1h".to_owned()),
                 _ => {}
             }
             if img.state == ImageState::Pending {

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use release_core::clock::Clock;
 use release_core::ledger::Outcome;
 use release_testkit::fixtures::World;
 
