@@ -659,7 +659,6 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, ids: &[In
     op.step("terminated-old")
 }
 
-
 /// The progress written into the record: the phase, what it waits for, every instance's state.
 fn progress(op: &Op<'_>, phase: &str, waiting_for: String, run: &Rounds) -> Progress {
     Progress { phase: phase.into(), waiting_for: Some(waiting_for), phase_started: Some(op.cloud().clock.now()), instances: run.states.clone(), updated: None }
