@@ -36,6 +36,22 @@ fn validate_reports_every_problem_with_position_and_exit_code_2() {
 }
 
 #[test]
+fn a_reader_that_stops_early_is_not_a_panic() {
+    // `release iam-policy | head -1`: the pipe's reader is gone before the result is written.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = std::process::Command::new(release_e2e::release_bin())
+        .args(["iam-policy"])
+        .current_dir(workspace_root())
+        .stdout(writer)
+        .output()
+        .expect("run release");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+#[test]
 fn global_flags_are_accepted_after_the_command() {
     let run = release(&workspace_root(), None, &["validate", "--output", "json", "-v", "--app", "hello"]);
     run.assert_ok();

@@ -27,12 +27,12 @@ impl Output {
             OutputFormat::Text => {
                 let t = text();
                 if !t.is_empty() {
-                    println!("{}", t.trim_end());
+                    emit(t.trim_end());
                 }
             }
             OutputFormat::Json => match serde_json::to_string_pretty(value) {
                 Ok(s) => {
-                    println!("{s}");
+                    emit(&s);
                     self.printed.set(true);
                 }
                 Err(e) => eprintln!("error: cannot encode the result as JSON: {e}"),
@@ -70,9 +70,17 @@ impl Output {
         if let Some(rb) = e.rolled_back() {
             error["rolled_back"] = rb.into();
         }
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": false, "error": error })).unwrap_or_default());
+        emit(&serde_json::to_string_pretty(&serde_json::json!({ "ok": false, "error": error })).unwrap_or_default());
         self.printed.set(true);
     }
+}
+
+/// Writes one result to stdout. A reader that stopped early (`release history | head`) is not a failure of the
+/// command, whose work is done by now: the rest of the output is dropped instead of panicking like `println!`.
+fn emit(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{s}").and_then(|()| out.flush());
 }
 
 /// A text table whose columns are as wide as their widest cell (actor names and environments vary in length).
