@@ -183,6 +183,10 @@ async fn every_route_answers_and_the_api_documents_are_the_clis() {
     let other = d.get("/api/images?app=nope");
     assert_eq!(other.status, 404);
     assert!(other.json()["error"]["message"].as_str().unwrap().contains("apps: hello"), "{}", other.body);
+    // A bad query string is the same JSON error document as every other failure.
+    let bad = d.get("/api/history?limit=abc");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert_eq!(bad.json()["error"]["kind"], "input");
 
     // /api/health: the poller's cost.
     let health = d.json("/api/health");

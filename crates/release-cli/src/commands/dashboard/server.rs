@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State as Extract};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -129,6 +130,12 @@ async fn page() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-store")], INDEX)
 }
 
+/// A query string that does not parse (`?limit=abc`): the same JSON error document as every other route.
+fn bad_query(e: &QueryRejection) -> Response {
+    let body = json!({ "ok": false, "error": { "kind": "input", "message": format!("bad query string: {}", e.body_text()), "details": [], "exit_code": 2 } });
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
 fn not_found(message: &str) -> Response {
     let body = json!({ "ok": false, "error": { "kind": "not-found", "message": message, "details": [], "exit_code": 3 } });
     (StatusCode::NOT_FOUND, Json(body)).into_response()
@@ -169,7 +176,11 @@ struct HistoryQuery {
 }
 
 /// One app's `history` document (the only app's when there is one), its records filtered by env and outcome.
-async fn history(Extract(state): Extract<State>, Query(q): Query<HistoryQuery>) -> Response {
+async fn history(Extract(state): Extract<State>, q: std::result::Result<Query<HistoryQuery>, QueryRejection>) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(&e),
+    };
     let s = state.snapshot();
     if let Some(r) = warming(&s) {
         return r;
@@ -202,7 +213,11 @@ struct AppQuery {
     app: Option<String>,
 }
 
-async fn images(Extract(state): Extract<State>, Query(q): Query<AppQuery>) -> Response {
+async fn images(Extract(state): Extract<State>, q: std::result::Result<Query<AppQuery>, QueryRejection>) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(&e),
+    };
     let s = state.snapshot();
     if let Some(r) = warming(&s) {
         return r;
