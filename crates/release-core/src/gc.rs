@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::clock::{format_duration, parse_duration, Timestamp};
 use crate::error::{Cause, Error, ErrorKind, Result};
-use crate::ids::{short_sha, AmiId, AppName, CommitSha, EnvName, InstanceId};
+use crate::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId};
 use crate::ledger::{self, Action, GcDetails, LockInfo, Outcome, Record};
 use crate::pipeline::{Environment, Pipeline};
 use crate::ports::{tags, Image, ImageState, Instance, Snapshot};
@@ -489,6 +489,20 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
     let mut current: BTreeSet<&str> = BTreeSet::new();
     for i in w.instances.iter().filter(|i| w.members.contains(&i.id)) {
         current.insert(world::release_of(i));
+    }
+    // What the ledger says each cluster runs counts too: a load balancer deleted and provisioned again by hand
+    // comes back empty, and the cluster's instances are then in none, but they are not orphans.
+    for (_, records) in &w.records {
+        let mut newest: BTreeMap<&ClusterName, &Record> = BTreeMap::new();
+        for r in records.iter().filter(|r| r.outcome == Outcome::Succeeded) {
+            if let Some(p) = r.promote_details() {
+                let slot = newest.entry(&p.cluster).or_insert(r);
+                if r.started > slot.started {
+                    *slot = r;
+                }
+            }
+        }
+        current.extend(newest.values().map(|r| r.release_id.as_str()));
     }
     let mut busy: BTreeSet<String> = BTreeSet::new();
     let mut busy_ids: BTreeSet<InstanceId> = BTreeSet::new();

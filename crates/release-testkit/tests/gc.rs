@@ -173,3 +173,19 @@ async fn copies_in_other_regions_follow_their_source() {
     assert!(copies[&'a'].1.iter().all(|x| !s.snapshots.contains(x)), "the removed copy's snapshots are gone");
     assert!(copies[&'c'].1.iter().all(|x| s.snapshots.contains(x)), "the kept copy's snapshots stay");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_clusters_current_release_out_of_its_load_balancer_is_not_an_orphan() {
+    // A load balancer deleted and provisioned again by hand comes back empty: the cluster's instances are in none,
+    // but they are still what the ledger says the cluster runs, so gc must not offer to terminate them.
+    let w = World::new(1).await;
+    let a = w.bake('a').await;
+    w.promote("staging", &a).await.unwrap();
+    let env = w.pipeline.env("staging").unwrap();
+    let target = env.clusters()[0].target.clone();
+    let members = w.cloud.cloud().balancer.members(&target).await.unwrap();
+    assert!(!members.is_empty());
+    w.cloud.cloud().balancer.deregister(&target, &members).await.unwrap();
+    let plan = w.release("ops").plan_gc(&opts(1, Duration::ZERO)).await.unwrap();
+    assert!(plan.instances.is_empty(), "the cluster's current release is no orphan: {:#?}", plan.instances);
+}
