@@ -203,9 +203,16 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
             total: mine.len(),
             count: c.count,
             strays,
-            note: wrong.iter().find(|m| m.cluster == c.name.as_str()).map(|m| {
-                format!("{}; switch refuses to send it traffic until `release provision --env {}` repoints it", m.describe(), env.name)
-            }),
+            note: wrong
+                .iter()
+                .find(|m| m.cluster == c.name.as_str())
+                .map(|m| format!("{}; switch refuses to send it traffic until `release provision --env {}` repoints it", m.describe(), env.name))
+                .or_else(|| {
+                    // A weighted record deleted by hand: the cluster looks idle, but no switch can give it traffic.
+                    live.as_ref().filter(|l| !l.weights.has(&c.name))?;
+                    let record = env.dns().map_or("", |d| d.record.as_str());
+                    Some(format!("{record} has no weighted record for {}; switch refuses it until `release provision --env {}` adds it", c.name, env.name))
+                }),
         });
     }
     let operation = records.first().filter(|r| r.outcome == Outcome::Started).map(|r| OperationStatus {

@@ -209,3 +209,19 @@ async fn a_promote_refuses_while_a_record_taking_traffic_points_at_another_load_
     w.release("ops").provision("prod").await.unwrap();
     w.release("alice").promote("prod", &b, &Default::default(), None).await.expect("after provision repointed it");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_weighted_record_deleted_by_hand_is_pointed_out_by_status() {
+    let w = World::new(2).await;
+    let v1 = w.bake('1').await;
+    assert_eq!(w.deploy_prod(&v1).await.as_str(), "green");
+    let cloud = w.cloud.cloud();
+    let live = release_core::world::live_name(&cloud, w.pipeline.env("prod").unwrap()).await.unwrap().unwrap();
+    let blue = live.records.weighted.iter().find(|r| r.set_identifier == "blue").unwrap().clone();
+    cloud.dns.submit(&live.zone, &[RecordChange::Delete(blue)], "by hand").await.unwrap();
+    let status = w.release("ops").status(Some("prod")).await.unwrap();
+    let blue = status[0].clusters.iter().find(|c| c.cluster == "blue").unwrap();
+    let note = blue.note.as_deref().unwrap_or_default();
+    assert!(note.contains("no weighted record for blue") && note.contains("release provision --env prod"), "{blue:#?}");
+    assert!(status[0].clusters.iter().find(|c| c.cluster == "green").unwrap().note.is_none());
+}
