@@ -403,6 +403,71 @@ async fn weights_changed_by_hand_or_a_switch_elsewhere_during_a_dead_rollout_are
     let err = w.release("bob").switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused);
     assert!(err.message().contains("the live name's weights (blue 30%, green 70%) are none of the rollout's steps"), "{err}");
+    assert!(err.message().contains("`release rollback --env prod`") && !err.message().contains("<env>"), "the env is named, no placeholder: {err}");
     assert_eq!(changes(&w), before, "nothing changed");
     assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_continue_during_a_pause_ends_that_pause_and_reports_the_step_it_moved_to() {
+    let (w, _) = ready(&ROLLOUT.replace("5m", "1h")).await;
+    let release = w.release("alice");
+    let opts = SwitchOptions::default();
+    let run = release.switch("blue", &opts, None);
+    let operator = async {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let cont = w.release("bob").rollout_continue("prod", Default::default()).await.unwrap();
+        let st = w.release("bob").rollout_status("prod").await.unwrap();
+        (cont, st)
+    };
+    let (r, (cont, st)) = tokio::join!(run, operator);
+    assert!(!rollout_of(&r.unwrap()).rolled_back);
+    assert_eq!(cont.ended.as_deref(), Some("10%"), "it ended the pause of step 10%, not a hold: {cont:?}");
+    assert_eq!(cont.step, "50%", "it reports the step the holder moved to: {cont:?}");
+    assert_eq!((st.step.as_str(), st.step_number), ("50%", Some(2)), "status agrees right after: {st:?}");
+    assert_eq!(st.weights, "blue 50%, green 50%");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_status_shows_a_deleted_alarm_as_missing() {
+    let (w, _) = ready(ROLLOUT).await;
+    let st = w.release("bob").rollout_status("prod").await.unwrap();
+    assert_eq!(st.alarms.len(), 2, "{st:?}");
+    w.cloud.delete_alarm("shop-p99");
+    let st = w.release("bob").rollout_status("prod").await.unwrap();
+    let names: Vec<(&str, &str)> = st.alarms.iter().map(|a| (a.name.as_str(), a.state.as_str())).collect();
+    assert_eq!(names, [("shop-5xx", "OK"), ("shop-p99", "missing")]);
+    let doc = serde_json::to_value(&st).unwrap();
+    assert_eq!(doc["alarms"][1]["state"], "missing", "{doc}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_balancer_deleted_during_a_hold_rolls_back_and_records_rolled_back() {
+    let (w, _) = ready(HOLD).await;
+    let release = w.release("alice");
+    let opts = SwitchOptions::default();
+    let run = release.switch("blue", &opts, None);
+    let vandal = async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let t = w.pipeline.env("prod").unwrap().cluster("blue").unwrap().target.clone();
+        w.cloud.state().load_balancers.remove(&t);
+    };
+    let (r, ()) = tokio::join!(run, vandal);
+    let r = r.unwrap();
+    assert!(rollout_of(&r).rolled_back, "{r:?}");
+    assert!(rollout_of(&r).reason.as_deref().unwrap_or_default().starts_with("cluster blue lost its load balancer during the hold at 10%"), "{r:?}");
+    assert_eq!(w.weights().await.describe(), "blue=0,green=100");
+    let rec = r_ref(&w.records("prod").await, &r).clone();
+    assert_eq!((rec.outcome, rec.rolled_back), (Outcome::RolledBack, Some(true)));
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_continue_in_place_says_there_are_no_rollouts_there() {
+    let (w, _) = ready(ROLLOUT).await;
+    let err = w.release("bob").rollout_continue("staging", Default::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().contains("env staging is in place and has no rollouts") && !err.message().contains("<cluster>"), "{err}");
+    let err = w.release("bob").rollout_continue("prod", Default::default()).await.unwrap_err();
+    assert!(err.message().contains("`release switch blue|green`"), "{err}");
 }
