@@ -471,3 +471,48 @@ async fn rollout_continue_in_place_says_there_are_no_rollouts_there() {
     let err = w.release("bob").rollout_continue("prod", Default::default()).await.unwrap_err();
     assert!(err.message().contains("`release switch blue|green`"), "{err}");
 }
+
+/// bob's session judges alice's lock provably dead (as the CLI does for a pid gone on the same host).
+fn judging_alice_dead(w: &World) -> release_core::Release {
+    let mut s = w.session("bob");
+    s.holder_gone = std::sync::Arc::new(|l: &release_core::ledger::LockInfo| l.holder == "alice");
+    release_core::Release::new(s, w.pipeline.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_continue_resumes_at_once_when_the_holder_is_provably_dead() {
+    let (w, _) = ready(HOLD).await;
+    let (release, _) = w.release_with("alice", Some("hold"));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert!(w.locked(), "a killed process keeps its lock");
+    let st = w.release("bob").rollout_status("prod").await.unwrap();
+    assert!(st.running, "not judged dead, the lease still runs: {st:?}");
+    let bob = judging_alice_dead(&w);
+    let st = bob.rollout_status("prod").await.unwrap();
+    assert!(st.in_progress && !st.running, "a provably dead holder is not running: {st:?}");
+    let t0 = w.cloud.clock.now();
+    let c = bob.rollout_continue("prod", Default::default()).await.unwrap();
+    assert!(c.resumed.is_some() && c.request_id.is_none(), "resumed here, no request to a dead run: {c:?}");
+    assert!(w.cloud.clock.now().since(t0) < release_core::rollout::REQUEST_WAIT, "did not wait for the dead holder");
+    assert_eq!(w.weights().await.describe(), "blue=100,green=0");
+    assert!(!w.records("prod").await.iter().any(|x| matches!(x.action, Action::RolloutRequest(_))), "no request was written");
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_restores_the_weights_at_once_when_the_rollout_holder_is_provably_dead() {
+    let (w, _) = ready(HOLD).await;
+    let (release, _) = w.release_with("alice", Some("hold"));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert_eq!(w.weights().await.describe(), "blue=10,green=90");
+    let bob = judging_alice_dead(&w);
+    let t0 = w.cloud.clock.now();
+    assert!(bob.rollout_rollback("prod").await.unwrap().is_none(), "no live run to ask");
+    bob.rollback("prod", &Default::default(), None).await.unwrap();
+    assert!(w.cloud.clock.now().since(t0) < release_core::rollout::REQUEST_WAIT, "did not wait for the dead holder");
+    assert_eq!(w.weights().await.describe(), "blue=0,green=100");
+    let records = w.records("prod").await;
+    let dead = records.iter().find(|x| matches!(&x.action, Action::Switch(s) if s.rollout.is_some())).unwrap();
+    assert_eq!((dead.outcome, dead.rolled_back), (Outcome::RolledBack, Some(true)), "{dead:?}");
+    assert!(!w.locked());
+}
