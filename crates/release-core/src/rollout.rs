@@ -198,9 +198,32 @@ pub async fn check_alarms(cloud: &Cloud, env: &Environment, alarms: &[String]) -
     Ok(alarms.iter().filter_map(|a| states.iter().find(|s| &s.name == a).cloned()).collect())
 }
 
+const FIRING: &str = "a rollout would go back at its first step";
+
+/// Refuses (exit 4) when a watched alarm is in ALARM already: the rollout (or batch promote) would go back (or
+/// stop) at its first watch, having changed something for nothing. `--force` does not skip it: the watch would
+/// still see the alarm and undo the step.
+pub fn refuse_in_alarm(env: &Environment, alarms: &[AlarmStatus], what: &str) -> Result<()> {
+    let firing: Vec<&str> = alarms.iter().filter(|a| a.state == AlarmState::Alarm).map(|a| a.name.as_str()).collect();
+    if firing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "alarm{} {} of env {} {} in ALARM now, so {what}; fix {} or remove {} from `alarms` in [env.{}.rollout] (--force does not skip this); nothing was changed",
+        if firing.len() > 1 { "s" } else { "" },
+        firing.join(", "),
+        env.name,
+        if firing.len() > 1 { "are" } else { "is" },
+        if firing.len() > 1 { "them" } else { "it" },
+        if firing.len() > 1 { "them" } else { "it" },
+        env.name
+    )))
+}
+
 /// The switch plan of a rollout (`--plan`): the target must be ready for its first share; the alarms must exist.
 pub async fn plan_from(session: &Session, pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, spec: &RolloutSpec, w: &SwitchWorld) -> Result<SwitchPlan> {
     let alarms = check_alarms(&session.cloud, env, &spec.alarms).await?;
+    refuse_in_alarm(env, &alarms, FIRING)?;
     plan_with(pipeline, env, cluster, opts, spec, w, alarms)
 }
 
@@ -331,6 +354,8 @@ pub(crate) async fn body(
         None => {
             let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
             let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
+            // A resumed rollout is not refused so: its watch goes back, which is what it then needs.
+            refuse_in_alarm(env, &alarms, FIRING)?;
             let plan = plan_with(pipeline, env, cluster, opts, &spec, &w, alarms)?;
             if let Some(c) = confirmed {
                 if c.from != plan.from || c.to != plan.to {
@@ -974,7 +999,16 @@ pub async fn close_dead(op: &mut Op<'_>, records: &[Record]) -> Result<()> {
 /// not exist.
 pub async fn check_batch_alarms(op: &mut Op<'_>) -> Result<()> {
     let Some(r) = op.env().rollout.as_ref().filter(|_| !op.env().is_blue_green()) else { return Ok(()) };
-    check_alarms(op.cloud(), op.env(), &r.alarms).await.map(|_| ())
+    let states = check_alarms(op.cloud(), op.env(), &r.alarms).await?;
+    refuse_in_alarm(op.env(), &states, "a promote in batches would stop after its first batch")
+}
+
+/// `promote --batch N --plan` in place: the refusals the run would make before launching (alarms missing or in
+/// ALARM).
+pub async fn check_batch_alarms_plan(session: &Session, env: &Environment) -> Result<()> {
+    let Some(r) = env.rollout.as_ref().filter(|_| !env.is_blue_green()) else { return Ok(()) };
+    let states = check_alarms(&session.cloud, env, &r.alarms).await?;
+    refuse_in_alarm(env, &states, "a promote in batches would stop after its first batch")
 }
 
 /// In place with `promote --batch N`, after batch `done` of `total`: watches `[env.NAME.rollout]`'s alarms for its

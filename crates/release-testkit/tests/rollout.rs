@@ -114,11 +114,12 @@ async fn an_alarm_already_in_alarm_or_missing_stops_before_any_change() {
     let err = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert_eq!(changes(&w), before, "nothing changed");
-    // An alarm in ALARM at the first watch: 10 % goes out, and comes back at once.
+    // An alarm already in ALARM: refused before 10 % goes out (it would only come back at once).
     w.cloud.put_alarm("shop-p99");
     w.cloud.set_alarm("shop-5xx", AlarmState::Alarm);
-    let r = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap();
-    assert_eq!(rollout_of(&r).reason.as_deref(), Some("alarm shop-5xx went to ALARM at step 10%"));
+    let err = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert_eq!(changes(&w), before, "nothing changed");
     assert_eq!(w.weights().await.describe(), "blue=0,green=100");
 }
 
@@ -514,5 +515,46 @@ async fn rollback_restores_the_weights_at_once_when_the_rollout_holder_is_provab
     let records = w.records("prod").await;
     let dead = records.iter().find(|x| matches!(&x.action, Action::Switch(s) if s.rollout.is_some())).unwrap();
     assert_eq!((dead.outcome, dead.rolled_back), (Outcome::RolledBack, Some(true)), "{dead:?}");
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_with_a_watched_alarm_already_in_alarm_is_refused_before_any_change() {
+    let (w, _) = ready(ROLLOUT).await;
+    w.cloud.set_alarm("shop-p99", AlarmState::Alarm);
+    let before = changes(&w);
+    let records = w.records("prod").await.len();
+    let err = w.release("alice").plan_switch("blue", &SwitchOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "--plan refuses as the run would: {err}");
+    for force in [false, true] {
+        let err = w.release("alice").switch("blue", &SwitchOptions { force, ..Default::default() }, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Refused, "force {force}: {err}");
+        assert_eq!(err.kind().exit_code(), 4);
+        assert!(
+            err.message().starts_with("alarm shop-p99 of env prod is in ALARM now, so a rollout would go back at its first step; fix it or remove it from `alarms` in [env.prod.rollout]"),
+            "{err}"
+        );
+    }
+    assert_eq!(changes(&w), before, "no Route53 change");
+    assert_eq!(w.weights().await.describe(), "blue=0,green=100");
+    assert_eq!(w.records("prod").await.len(), records, "no record opened");
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_promote_with_an_alarm_already_in_alarm_is_refused_before_launching() {
+    let w = World::with(shop(3, "[env.staging.rollout]\npause = \"2m\"\nalarms = [\"shop-staging-5xx\"]\n")).await;
+    w.cloud.put_alarm("shop-staging-5xx");
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    w.promote("staging", &v1).await.unwrap();
+    w.cloud.set_alarm("shop-staging-5xx", AlarmState::Alarm);
+    let opts = release_core::promote::PromoteOptions { batch: Some(1), ..Default::default() };
+    let launched = w.cloud.state().launches.len();
+    let err = w.release("alice").plan_promote("staging", &v2, &opts).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "--plan refuses as the run would: {err}");
+    let err = w.release("alice").promote("staging", &v2, &opts, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().starts_with("alarm shop-staging-5xx of env staging is in ALARM now, so a promote in batches would stop after its first batch; fix it"), "{err}");
+    assert_eq!(w.cloud.state().launches.len(), launched, "nothing launched");
     assert!(!w.locked());
 }
