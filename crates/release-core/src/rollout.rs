@@ -325,10 +325,12 @@ pub(crate) async fn body(
             let same = at == st.step;
             state.step = at;
             if !same {
-                // Route53 took a step whose record was not saved: its watch starts now.
-                state.since = Some(op.cloud().clock.now());
+                // Route53 took a step whose record was not saved.
                 state.holding = false;
             }
+            // Nobody watched the step while its process was dead: its pause starts afresh now, whatever was left
+            // of it (a pause that ran out unwatched is no evidence the step is fine).
+            state.since = Some(op.cloud().clock.now());
             let (record, details) = (r.clone(), s.clone());
             let detail = format!("resumed at step {} by run {} after its process died", step_name(&state.steps, at), op.run_id());
             op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));

@@ -558,3 +558,19 @@ async fn a_batch_promote_with_an_alarm_already_in_alarm_is_refused_before_launch
     assert_eq!(w.cloud.state().launches.len(), launched, "nothing launched");
     assert!(!w.locked());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_rollout_watches_its_current_step_for_a_full_fresh_pause() {
+    let (w, _) = ready(ROLLOUT).await;
+    let (release, _) = w.release_with("alice", Some("step-50"));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert_eq!(w.weights().await.describe(), "blue=50,green=50");
+    // Dead for longer than the 5m pause: the pause ran out with nobody watching.
+    w.cloud.clock.advance(Duration::from_secs(20 * 60));
+    let t0 = w.cloud.clock.now();
+    let r = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap();
+    let watched = w.cloud.clock.now().since(t0);
+    assert!(rollout_of(&r).resumed && !rollout_of(&r).rolled_back, "{r:?}");
+    assert!(watched >= Duration::from_secs(300), "the 50% step was watched a full 5m again before 100%: {watched:?}");
+    assert_eq!(w.weights().await.describe(), "blue=100,green=0");
+}
