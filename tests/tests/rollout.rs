@@ -162,6 +162,7 @@ async fn bad_rollout_input_is_one_line_with_its_exit_code_and_changes_nothing() 
         (&["switch", "staging", "--steps", "10,100"], 2, "env staging has no dns"),
         (&["rollout", "continue", "--env", "prod"], 3, "env prod has no rollout under way"),
         (&["rollout", "status", "--env", "nope"], 3, "no environment `nope`"),
+        (&["rollout", "continue", "--env", "staging"], 3, "env staging is in place and has no rollouts"),
     ];
     for (args, code, want) in cases {
         let mut full: Vec<&str> = args.to_vec();
@@ -172,6 +173,14 @@ async fn bad_rollout_input_is_one_line_with_its_exit_code_and_changes_nothing() 
         let doc = run.json();
         assert_eq!(doc["ok"], false, "{args:?}: one JSON document, also for failures: {}", run.stdout);
     }
+    // In place: status says so instead of an empty `traffic: `; the help of rollback and promote tells the rollout side.
+    let st = project.release(&emu, &["rollout", "status", "--env", "staging"]);
+    st.assert_ok();
+    assert!(st.stdout.contains("env staging: in place, no rollouts") && !st.stdout.contains("traffic: )"), "{}", st.stdout);
+    let help = project.release(&emu, &["rollback", "--help"]);
+    assert!(help.stdout.contains("During a rollout"), "{}", help.stdout);
+    let help = project.release(&emu, &["promote", "--help"]);
+    assert!(help.stdout.contains("watched for its `pause` with its `alarms`"), "{}", help.stdout);
     before.assert_same(&emu.state(), "bad rollout input");
     println!("bad rollout inputs tried on the emulator: {}, AWS changes: 0", cases.len());
 }
