@@ -162,6 +162,7 @@ async fn bad_rollout_input_is_one_line_with_its_exit_code_and_changes_nothing() 
         (&["switch", "staging", "--steps", "10,100"], 2, "env staging has no dns"),
         (&["rollout", "continue", "--env", "prod"], 3, "env prod has no rollout under way"),
         (&["rollout", "status", "--env", "nope"], 3, "no environment `nope`"),
+        (&["rollout", "continue", "--env", "staging"], 3, "env staging is in place and has no rollouts"),
     ];
     for (args, code, want) in cases {
         let mut full: Vec<&str> = args.to_vec();
@@ -172,6 +173,53 @@ async fn bad_rollout_input_is_one_line_with_its_exit_code_and_changes_nothing() 
         let doc = run.json();
         assert_eq!(doc["ok"], false, "{args:?}: one JSON document, also for failures: {}", run.stdout);
     }
+    // In place: status says so instead of an empty `traffic: `; the help of rollback and promote tells the rollout side.
+    let st = project.release(&emu, &["rollout", "status", "--env", "staging"]);
+    st.assert_ok();
+    assert!(st.stdout.contains("env staging: in place, no rollouts") && !st.stdout.contains("traffic: )"), "{}", st.stdout);
+    let help = project.release(&emu, &["rollback", "--help"]);
+    assert!(help.stdout.contains("During a rollout"), "{}", help.stdout);
+    let help = project.release(&emu, &["promote", "--help"]);
+    assert!(help.stdout.contains("watched for its `pause` with its `alarms`"), "{}", help.stdout);
     before.assert_same(&emu.state(), "bad rollout input");
     println!("bad rollout inputs tried on the emulator: {}, AWS changes: 0", cases.len());
+}
+
+/// `kill -9` of the holder (its lock still within its lease): `rollout status` says it is not running, `rollout
+/// continue` resumes at once and a later rollout's `rollback` restores at once; neither waits 2 minutes for the dead.
+#[tokio::test]
+async fn a_holder_killed_with_kill_9_is_judged_dead_at_once_by_continue_status_and_rollback() {
+    let emu = Emulator::start();
+    let (project, aws) = ready(&emu, "steps = [10, \"hold\", 100]\npause = \"1s\"\nalarms = [\"hello-5xx\"]\n").await;
+    let holder = project.background(&emu.url(), &[], &["switch", "prod1", "--yes"]);
+    holder.wait_for("holding at 10%", Duration::from_secs(60));
+    holder.signal("KILL");
+    let killed = holder.finish(Duration::from_secs(10));
+    assert_ne!(killed.code, 0);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 10), ("prod2", 90)]));
+    let st = project.release(&emu, &["rollout", "status", "--env", "prod", "--output", "json"]);
+    st.assert_ok();
+    let doc = st.json();
+    assert_eq!((doc["in_progress"].as_bool(), doc["running"].as_bool()), (Some(true), Some(false)), "a dead holder is not running: {doc}");
+    let cont = project.release(&emu, &["rollout", "continue", "--env", "prod", "--output", "json"]);
+    cont.assert_ok();
+    assert!(cont.elapsed < Duration::from_secs(60), "did not wait for the dead holder: {:?}", cont.elapsed);
+    assert_eq!(cont.json()["rollout"]["resumed"], true, "{}", cont.stdout);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+
+    // Back to prod2 in steps, killed at its hold; `rollback` restores the weights from before it at once.
+    let holder = project.background(&emu.url(), &[], &["switch", "prod2", "--yes"]);
+    holder.wait_for("holding at 10%", Duration::from_secs(60));
+    holder.signal("KILL");
+    holder.finish(Duration::from_secs(10));
+    assert_eq!(weights(&aws).await, w(&[("prod1", 90), ("prod2", 10)]));
+    let rb = project.release(&emu, &["rollback", "--env", "prod", "--yes", "--output", "json"]);
+    rb.assert_ok();
+    assert!(rb.elapsed < Duration::from_secs(60), "did not wait for the dead holder: {:?}", rb.elapsed);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let ledger = aws.ledger("release-ledger").await;
+    let rollouts = rollout_records(&ledger);
+    assert!(rollouts.iter().any(|r| r["outcome"] == "rolled-back"), "{rollouts:#?}");
+    assert!(ledger.iter().all(|r| r["outcome"] != "started"), "{ledger:#?}");
+    assert!(!ledger.iter().any(|r| r["action"] == "rollout-request"), "no request was written for a dead holder");
 }

@@ -108,7 +108,9 @@ pub enum Command {
         /// Show what would be launched and retired, and change nothing
         #[arg(long)]
         plan: bool,
-        /// Replace N instances at a time (launch N, wait healthy, retire N), so capacity never drops below count
+        /// Replace N instances at a time (launch N, wait healthy, retire N), so capacity never drops below count.
+        /// In place with [env.NAME.rollout], each batch is then watched for its `pause` with its `alarms` (an alarm
+        /// in ALARM stops the promote, exit 8; one already in ALARM refuses it before launching, exit 4)
         #[arg(long, value_name = "N")]
         batch: Option<u32>,
         /// Do not wait for a cluster that took live traffic less than `settle` ago (resolvers may still send it some)
@@ -154,6 +156,11 @@ pub enum Command {
         env: Option<String>,
     },
     /// One step back through what was live: the release before the current one (never a toggle)
+    #[command(long_about = "One step back through what was live: the release before the current one (never a toggle).\n\n\
+During a rollout (`switch` in steps): when a live run holds it (a pause or a hold), it is asked to go back and this \
+waits (at most 2m) until it restored the weights from before the rollout; when its run died (its lease ran out, or \
+its process is gone on this host), this restores those weights itself under the lock and closes the rollout \
+`rolled-back`.")]
     Rollback {
         /// The environment
         #[arg(long)]

@@ -181,6 +181,7 @@ pub async fn connected(g: &Global, pipeline: Pipeline, label: &'static str, writ
     session.entropy = entropy();
     session.poll = poll_interval();
     session.hooks = Arc::new(release_packer::LocalHooks);
+    session.holder_gone = Arc::new(holder_gone);
     Ok(Connected { release: Release::new(session, pipeline), region, calls })
 }
 

@@ -575,6 +575,9 @@ pub enum AlarmState {
     Alarm,
     /// Not enough data to decide (a fresh alarm, a metric nobody emits yet): not a breach.
     InsufficientData,
+    /// Named by the pipeline but absent from CloudWatch (never returned by the port: `rollout status` shows it).
+    #[serde(rename = "missing")]
+    Missing,
 }
 
 impl AlarmState {
@@ -584,6 +587,7 @@ impl AlarmState {
             AlarmState::Ok => "OK",
             AlarmState::Alarm => "ALARM",
             AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+            AlarmState::Missing => "missing",
         }
     }
 }

@@ -156,7 +156,7 @@ fn share_before(steps: &[RolloutStep], i: usize) -> String {
 /// Where a rollout stands against the weights Route53 holds now: the highest step whose weights are live (a
 /// change made right before a crash counts), never below the recorded one. `Err` when the live weights match no
 /// step at or after it (someone changed them by hand).
-pub fn resume_point(from: &Weights, target: &ClusterName, state: &RolloutState, current: &Weights) -> Result<Option<usize>> {
+pub fn resume_point(env: &crate::ids::EnvName, from: &Weights, target: &ClusterName, state: &RolloutState, current: &Weights) -> Result<Option<usize>> {
     let recorded = state.step;
     let first = recorded.unwrap_or(0);
     let mut at = None;
@@ -170,7 +170,7 @@ pub fn resume_point(from: &Weights, target: &ClusterName, state: &RolloutState, 
     }
     at.ok_or_else(|| {
         Error::refused(format!(
-            "the live name's weights ({}) are none of the rollout's steps at or after {} (someone changed them); run `release rollback --env <env>` to go back, or `release switch` with --weight to choose",
+            "the live name's weights ({}) are none of the rollout's steps at or after {} (someone changed them); run `release rollback --env {env}` to go back, or `release switch` with --weight to choose",
             current.describe_shares(),
             step_name(&state.steps, recorded)
         ))
@@ -198,9 +198,32 @@ pub async fn check_alarms(cloud: &Cloud, env: &Environment, alarms: &[String]) -
     Ok(alarms.iter().filter_map(|a| states.iter().find(|s| &s.name == a).cloned()).collect())
 }
 
+const FIRING: &str = "a rollout would go back at its first step";
+
+/// Refuses (exit 4) when a watched alarm is in ALARM already: the rollout (or batch promote) would go back (or
+/// stop) at its first watch, having changed something for nothing. `--force` does not skip it: the watch would
+/// still see the alarm and undo the step.
+pub fn refuse_in_alarm(env: &Environment, alarms: &[AlarmStatus], what: &str) -> Result<()> {
+    let firing: Vec<&str> = alarms.iter().filter(|a| a.state == AlarmState::Alarm).map(|a| a.name.as_str()).collect();
+    if firing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "alarm{} {} of env {} {} in ALARM now, so {what}; fix {} or remove {} from `alarms` in [env.{}.rollout] (--force does not skip this); nothing was changed",
+        if firing.len() > 1 { "s" } else { "" },
+        firing.join(", "),
+        env.name,
+        if firing.len() > 1 { "are" } else { "is" },
+        if firing.len() > 1 { "them" } else { "it" },
+        if firing.len() > 1 { "them" } else { "it" },
+        env.name
+    )))
+}
+
 /// The switch plan of a rollout (`--plan`): the target must be ready for its first share; the alarms must exist.
 pub async fn plan_from(session: &Session, pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, spec: &RolloutSpec, w: &SwitchWorld) -> Result<SwitchPlan> {
     let alarms = check_alarms(&session.cloud, env, &spec.alarms).await?;
+    refuse_in_alarm(env, &alarms, FIRING)?;
     plan_with(pipeline, env, cluster, opts, spec, w, alarms)
 }
 
@@ -297,15 +320,17 @@ pub(crate) async fn body(
                     env.name
                 )));
             }
-            let at = resume_point(&s.from, &cluster.name, st, &current)?;
+            let at = resume_point(&env.name, &s.from, &cluster.name, st, &current)?;
             let mut state = st.clone();
             let same = at == st.step;
             state.step = at;
             if !same {
-                // Route53 took a step whose record was not saved: its watch starts now.
-                state.since = Some(op.cloud().clock.now());
+                // Route53 took a step whose record was not saved.
                 state.holding = false;
             }
+            // Nobody watched the step while its process was dead: its pause starts afresh now, whatever was left
+            // of it (a pause that ran out unwatched is no evidence the step is fine).
+            state.since = Some(op.cloud().clock.now());
             let (record, details) = (r.clone(), s.clone());
             let detail = format!("resumed at step {} by run {} after its process died", step_name(&state.steps, at), op.run_id());
             op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));
@@ -331,6 +356,8 @@ pub(crate) async fn body(
         None => {
             let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
             let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
+            // A resumed rollout is not refused so: its watch goes back, which is what it then needs.
+            refuse_in_alarm(env, &alarms, FIRING)?;
             let plan = plan_with(pipeline, env, cluster, opts, &spec, &w, alarms)?;
             if let Some(c) = confirmed {
                 if c.from != plan.from || c.to != plan.to {
@@ -531,7 +558,15 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
                 }
             }
         }
-        let health = op.cloud().balancer.health(&ctx.cluster.target).await?;
+        let health = match op.cloud().balancer.health(&ctx.cluster.target).await {
+            Ok(h) => h,
+            // Its load balancer was deleted: the target cannot serve its share; going back is the answer, as for
+            // lost health (the record says `rolled-back`, not `failed`).
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Ok(Watched::Revert(format!("cluster {} lost its load balancer {place}: {}", ctx.cluster.name, e.message())));
+            }
+            Err(e) => return Err(e),
+        };
         let healthy = health.iter().filter(|h| h.state == HealthState::Healthy).count();
         let sick: Vec<String> = health.iter().filter(|h| h.state != HealthState::Healthy).map(|h| format!("{} is {:?}", h.id, h.state)).collect();
         if !sick.is_empty() || healthy < ctx.cluster.count as usize {
@@ -724,9 +759,7 @@ pub async fn status(session: &Session, pipeline: &Pipeline, env: &Environment) -
             });
         }
         let alarms: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
-        if !alarms.is_empty() {
-            st.alarms = cloud.alarms.states(&alarms).await?;
-        }
+        st.alarms = watched_alarms(cloud, &alarms).await?;
         return Ok(st);
     };
     st.in_progress = true;
@@ -743,16 +776,27 @@ pub async fn status(session: &Session, pipeline: &Pipeline, env: &Environment) -
         }
     }
     let lock = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
-    st.running = lock.as_ref().is_some_and(|l| l.release_id == r.holder && !l.is_stale(now));
+    st.running = lock.as_ref().is_some_and(|l| l.release_id == r.holder && !l.is_stale(now) && !(session.holder_gone)(l));
     st.holder = lock.filter(|l| l.release_id == r.holder).map(|l| format!("{} on {}", l.holder, l.host));
-    if !state.alarms.is_empty() {
-        st.alarms = cloud.alarms.states(&state.alarms).await?;
-    }
+    st.alarms = watched_alarms(cloud, &state.alarms).await?;
     if let Ok(c) = env.cluster(s.cluster.as_str()) {
         let health = cloud.balancer.health(&c.target).await?;
         st.healthy = Some((health.iter().filter(|h| h.state == HealthState::Healthy).count(), c.count));
     }
     Ok(st)
+}
+
+/// The state of each alarm in `names`, in that order; one CloudWatch omits (deleted) is `missing` rather than left
+/// out, so `rollout status` shows every alarm the rollout watches.
+async fn watched_alarms(cloud: &Cloud, names: &[String]) -> Result<Vec<AlarmStatus>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let states = cloud.alarms.states(names).await?;
+    Ok(names
+        .iter()
+        .map(|n| states.iter().find(|s| &s.name == n).cloned().unwrap_or(AlarmStatus { name: n.clone(), state: AlarmState::Missing, reason: None }))
+        .collect())
 }
 
 /// What `rollout continue` or a `rollback` during a rollout did.
@@ -769,6 +813,9 @@ pub struct RequestReport {
     pub step: String,
     /// Its outcome, once it ended.
     pub outcome: String,
+    /// For `continue`: the step whose wait it ended (`hold at 10%`: a hold; `10%`: the pause of that step).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
     /// When this process resumed the rollout itself (its holder had died): its switch report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed: Option<SwitchReport>,
@@ -783,6 +830,19 @@ async fn holder_of(session: &Session, pipeline: &Pipeline, env: &Environment) ->
     let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::promote::plan::RECENT_RECORDS)).await?;
     let Some((r, _, _)) = unfinished(&records) else { return Ok(None) };
     let lock = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
+    if let Some(l) = lock.as_ref().filter(|l| l.release_id == r.holder && !l.is_stale(cloud.clock.now()) && (session.holder_gone)(l)) {
+        // Provably dead (same host, pid gone): break its lock as `release unlock` would, so the caller takes the
+        // lease-expired path at once (resume here, or restore the weights from before it) instead of waiting on it.
+        session.progress(&format!(
+            "the run holding rollout {} ({} on {}, pid {}) is gone; breaking its lock",
+            r.release_id,
+            l.holder,
+            l.host,
+            l.pid.map(|p| p.to_string()).unwrap_or_default()
+        ));
+        cloud.lock.break_lock(&pipeline.ledger_table, &pipeline.app, &env.name, &l.release_id).await?;
+        return Ok(Some((r.clone(), false)));
+    }
     let live = lock.is_some_and(|l| l.release_id == r.holder && !l.is_stale(cloud.clock.now()));
     Ok(Some((r.clone(), live)))
 }
@@ -794,6 +854,9 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
     let id = session.new_release_id();
     let now = cloud.clock.now();
     let a = &session.actor;
+    // Where it stood when asked: `continue` has been acted on once the holder left that step (or ended).
+    let asked_at = s.rollout.as_ref().map(|st| (st.step, st.holding));
+    let ended = s.rollout.as_ref().map(|st| step_name(&st.steps, st.step));
     let record = Record {
         app: pipeline.app.clone(),
         env: env.name.clone(),
@@ -832,7 +895,7 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
         let Action::Switch(d) = &r.action else { continue };
         let state = d.rollout.clone().unwrap_or_else(|| RolloutState { steps: vec![], pause: 0.0, alarms: vec![], step: None, since: None, holding: false, reason: None });
         let acted = match kind {
-            RolloutRequestKind::Continue => r.outcome.is_final() || !state.holding || state.since.is_some_and(|s| s > now),
+            RolloutRequestKind::Continue => r.outcome.is_final() || asked_at.is_none_or(|(step, holding)| state.step != step || (holding && !state.holding)),
             RolloutRequestKind::Rollback => r.outcome.is_final(),
         };
         if acted {
@@ -842,6 +905,7 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
                 request_id: Some(id.to_string()),
                 step: step_name(&state.steps, state.step),
                 outcome: r.outcome.as_str().to_owned(),
+                ended: (kind == RolloutRequestKind::Continue).then(|| ended.clone()).flatten(),
                 resumed: None,
             };
             if kind == RolloutRequestKind::Rollback && r.outcome != Outcome::RolledBack {
@@ -874,7 +938,14 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
 /// whose process died is resumed here, past its hold.
 pub async fn continue_rollout(session: &Session, pipeline: &Pipeline, env: &Environment, wait: crate::queue::Wait) -> Result<RequestReport> {
     let Some((r, live)) = holder_of(session, pipeline, env).await? else {
-        return Err(Error::not_found(format!("env {} has no rollout under way; start one with `release switch <cluster>`", env.name)));
+        if !env.is_blue_green() {
+            return Err(Error::not_found(format!(
+                "env {} is in place and has no rollouts (`promote --batch N` watches [env.{}.rollout] alarms between batches by itself); nothing to continue",
+                env.name, env.name
+            )));
+        }
+        let clusters: Vec<&str> = env.clusters().iter().map(|c| c.name.as_str()).collect();
+        return Err(Error::not_found(format!("env {} has no rollout under way; start one with `release switch {}`", env.name, clusters.join("|"))));
     };
     if live {
         return request(session, pipeline, env, &r, RolloutRequestKind::Continue).await;
@@ -890,6 +961,7 @@ pub async fn continue_rollout(session: &Session, pipeline: &Pipeline, env: &Envi
         request_id: None,
         step: o.as_ref().map(|o| o.reached.clone()).unwrap_or_default(),
         outcome: if o.as_ref().is_some_and(|o| o.rolled_back) { "rolled-back".into() } else { "succeeded".into() },
+        ended: None,
         resumed: Some(rep),
     })
 }
@@ -929,7 +1001,16 @@ pub async fn close_dead(op: &mut Op<'_>, records: &[Record]) -> Result<()> {
 /// not exist.
 pub async fn check_batch_alarms(op: &mut Op<'_>) -> Result<()> {
     let Some(r) = op.env().rollout.as_ref().filter(|_| !op.env().is_blue_green()) else { return Ok(()) };
-    check_alarms(op.cloud(), op.env(), &r.alarms).await.map(|_| ())
+    let states = check_alarms(op.cloud(), op.env(), &r.alarms).await?;
+    refuse_in_alarm(op.env(), &states, "a promote in batches would stop after its first batch")
+}
+
+/// `promote --batch N --plan` in place: the refusals the run would make before launching (alarms missing or in
+/// ALARM).
+pub async fn check_batch_alarms_plan(session: &Session, env: &Environment) -> Result<()> {
+    let Some(r) = env.rollout.as_ref().filter(|_| !env.is_blue_green()) else { return Ok(()) };
+    let states = check_alarms(&session.cloud, env, &r.alarms).await?;
+    refuse_in_alarm(env, &states, "a promote in batches would stop after its first batch")
 }
 
 /// In place with `promote --batch N`, after batch `done` of `total`: watches `[env.NAME.rollout]`'s alarms for its

@@ -137,6 +137,10 @@ pub struct Session {
     pub notifier: Arc<dyn crate::notify::Notifier>,
     /// Runs the environment's lifecycle hooks (`[env.NAME.hooks]`); none by default.
     pub hooks: Arc<dyn crate::ports::HookRunner>,
+    /// Whether a lock's holder is provably dead (the CLI: same host, its pid gone), the judgement `release unlock`
+    /// uses; `rollout continue`/`rollback` then treat its rollout as dead at once instead of waiting on it.
+    /// Nobody is judged dead by default.
+    pub holder_gone: Arc<dyn Fn(&crate::ledger::LockInfo) -> bool + Send + Sync>,
 }
 
 impl Session {
@@ -152,6 +156,7 @@ impl Session {
             poll: Duration::from_secs(5),
             notifier: Arc::new(crate::notify::NoNotifier),
             hooks: Arc::new(crate::hooks::NoHooks),
+            holder_gone: Arc::new(|_| false),
         }
     }
 

@@ -114,11 +114,12 @@ async fn an_alarm_already_in_alarm_or_missing_stops_before_any_change() {
     let err = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert_eq!(changes(&w), before, "nothing changed");
-    // An alarm in ALARM at the first watch: 10 % goes out, and comes back at once.
+    // An alarm already in ALARM: refused before 10 % goes out (it would only come back at once).
     w.cloud.put_alarm("shop-p99");
     w.cloud.set_alarm("shop-5xx", AlarmState::Alarm);
-    let r = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap();
-    assert_eq!(rollout_of(&r).reason.as_deref(), Some("alarm shop-5xx went to ALARM at step 10%"));
+    let err = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert_eq!(changes(&w), before, "nothing changed");
     assert_eq!(w.weights().await.describe(), "blue=0,green=100");
 }
 
@@ -403,6 +404,173 @@ async fn weights_changed_by_hand_or_a_switch_elsewhere_during_a_dead_rollout_are
     let err = w.release("bob").switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused);
     assert!(err.message().contains("the live name's weights (blue 30%, green 70%) are none of the rollout's steps"), "{err}");
+    assert!(err.message().contains("`release rollback --env prod`") && !err.message().contains("<env>"), "the env is named, no placeholder: {err}");
     assert_eq!(changes(&w), before, "nothing changed");
     assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_continue_during_a_pause_ends_that_pause_and_reports_the_step_it_moved_to() {
+    let (w, _) = ready(&ROLLOUT.replace("5m", "1h")).await;
+    let release = w.release("alice");
+    let opts = SwitchOptions::default();
+    let run = release.switch("blue", &opts, None);
+    let operator = async {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let cont = w.release("bob").rollout_continue("prod", Default::default()).await.unwrap();
+        let st = w.release("bob").rollout_status("prod").await.unwrap();
+        (cont, st)
+    };
+    let (r, (cont, st)) = tokio::join!(run, operator);
+    assert!(!rollout_of(&r.unwrap()).rolled_back);
+    assert_eq!(cont.ended.as_deref(), Some("10%"), "it ended the pause of step 10%, not a hold: {cont:?}");
+    assert_eq!(cont.step, "50%", "it reports the step the holder moved to: {cont:?}");
+    assert_eq!((st.step.as_str(), st.step_number), ("50%", Some(2)), "status agrees right after: {st:?}");
+    assert_eq!(st.weights, "blue 50%, green 50%");
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_status_shows_a_deleted_alarm_as_missing() {
+    let (w, _) = ready(ROLLOUT).await;
+    let st = w.release("bob").rollout_status("prod").await.unwrap();
+    assert_eq!(st.alarms.len(), 2, "{st:?}");
+    w.cloud.delete_alarm("shop-p99");
+    let st = w.release("bob").rollout_status("prod").await.unwrap();
+    let names: Vec<(&str, &str)> = st.alarms.iter().map(|a| (a.name.as_str(), a.state.as_str())).collect();
+    assert_eq!(names, [("shop-5xx", "OK"), ("shop-p99", "missing")]);
+    let doc = serde_json::to_value(&st).unwrap();
+    assert_eq!(doc["alarms"][1]["state"], "missing", "{doc}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_balancer_deleted_during_a_hold_rolls_back_and_records_rolled_back() {
+    let (w, _) = ready(HOLD).await;
+    let release = w.release("alice");
+    let opts = SwitchOptions::default();
+    let run = release.switch("blue", &opts, None);
+    let vandal = async {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let t = w.pipeline.env("prod").unwrap().cluster("blue").unwrap().target.clone();
+        w.cloud.state().load_balancers.remove(&t);
+    };
+    let (r, ()) = tokio::join!(run, vandal);
+    let r = r.unwrap();
+    assert!(rollout_of(&r).rolled_back, "{r:?}");
+    assert!(rollout_of(&r).reason.as_deref().unwrap_or_default().starts_with("cluster blue lost its load balancer during the hold at 10%"), "{r:?}");
+    assert_eq!(w.weights().await.describe(), "blue=0,green=100");
+    let rec = r_ref(&w.records("prod").await, &r).clone();
+    assert_eq!((rec.outcome, rec.rolled_back), (Outcome::RolledBack, Some(true)));
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_continue_in_place_says_there_are_no_rollouts_there() {
+    let (w, _) = ready(ROLLOUT).await;
+    let err = w.release("bob").rollout_continue("staging", Default::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().contains("env staging is in place and has no rollouts") && !err.message().contains("<cluster>"), "{err}");
+    let err = w.release("bob").rollout_continue("prod", Default::default()).await.unwrap_err();
+    assert!(err.message().contains("`release switch blue|green`"), "{err}");
+}
+
+/// bob's session judges alice's lock provably dead (as the CLI does for a pid gone on the same host).
+fn judging_alice_dead(w: &World) -> release_core::Release {
+    let mut s = w.session("bob");
+    s.holder_gone = std::sync::Arc::new(|l: &release_core::ledger::LockInfo| l.holder == "alice");
+    release_core::Release::new(s, w.pipeline.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollout_continue_resumes_at_once_when_the_holder_is_provably_dead() {
+    let (w, _) = ready(HOLD).await;
+    let (release, _) = w.release_with("alice", Some("hold"));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert!(w.locked(), "a killed process keeps its lock");
+    let st = w.release("bob").rollout_status("prod").await.unwrap();
+    assert!(st.running, "not judged dead, the lease still runs: {st:?}");
+    let bob = judging_alice_dead(&w);
+    let st = bob.rollout_status("prod").await.unwrap();
+    assert!(st.in_progress && !st.running, "a provably dead holder is not running: {st:?}");
+    let t0 = w.cloud.clock.now();
+    let c = bob.rollout_continue("prod", Default::default()).await.unwrap();
+    assert!(c.resumed.is_some() && c.request_id.is_none(), "resumed here, no request to a dead run: {c:?}");
+    assert!(w.cloud.clock.now().since(t0) < release_core::rollout::REQUEST_WAIT, "did not wait for the dead holder");
+    assert_eq!(w.weights().await.describe(), "blue=100,green=0");
+    assert!(!w.records("prod").await.iter().any(|x| matches!(x.action, Action::RolloutRequest(_))), "no request was written");
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn rollback_restores_the_weights_at_once_when_the_rollout_holder_is_provably_dead() {
+    let (w, _) = ready(HOLD).await;
+    let (release, _) = w.release_with("alice", Some("hold"));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert_eq!(w.weights().await.describe(), "blue=10,green=90");
+    let bob = judging_alice_dead(&w);
+    let t0 = w.cloud.clock.now();
+    assert!(bob.rollout_rollback("prod").await.unwrap().is_none(), "no live run to ask");
+    bob.rollback("prod", &Default::default(), None).await.unwrap();
+    assert!(w.cloud.clock.now().since(t0) < release_core::rollout::REQUEST_WAIT, "did not wait for the dead holder");
+    assert_eq!(w.weights().await.describe(), "blue=0,green=100");
+    let records = w.records("prod").await;
+    let dead = records.iter().find(|x| matches!(&x.action, Action::Switch(s) if s.rollout.is_some())).unwrap();
+    assert_eq!((dead.outcome, dead.rolled_back), (Outcome::RolledBack, Some(true)), "{dead:?}");
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_with_a_watched_alarm_already_in_alarm_is_refused_before_any_change() {
+    let (w, _) = ready(ROLLOUT).await;
+    w.cloud.set_alarm("shop-p99", AlarmState::Alarm);
+    let before = changes(&w);
+    let records = w.records("prod").await.len();
+    let err = w.release("alice").plan_switch("blue", &SwitchOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "--plan refuses as the run would: {err}");
+    for force in [false, true] {
+        let err = w.release("alice").switch("blue", &SwitchOptions { force, ..Default::default() }, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Refused, "force {force}: {err}");
+        assert_eq!(err.kind().exit_code(), 4);
+        assert!(
+            err.message().starts_with("alarm shop-p99 of env prod is in ALARM now, so a rollout would go back at its first step; fix it or remove it from `alarms` in [env.prod.rollout]"),
+            "{err}"
+        );
+    }
+    assert_eq!(changes(&w), before, "no Route53 change");
+    assert_eq!(w.weights().await.describe(), "blue=0,green=100");
+    assert_eq!(w.records("prod").await.len(), records, "no record opened");
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_promote_with_an_alarm_already_in_alarm_is_refused_before_launching() {
+    let w = World::with(shop(3, "[env.staging.rollout]\npause = \"2m\"\nalarms = [\"shop-staging-5xx\"]\n")).await;
+    w.cloud.put_alarm("shop-staging-5xx");
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    w.promote("staging", &v1).await.unwrap();
+    w.cloud.set_alarm("shop-staging-5xx", AlarmState::Alarm);
+    let opts = release_core::promote::PromoteOptions { batch: Some(1), ..Default::default() };
+    let launched = w.cloud.state().launches.len();
+    let err = w.release("alice").plan_promote("staging", &v2, &opts).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "--plan refuses as the run would: {err}");
+    let err = w.release("alice").promote("staging", &v2, &opts, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().starts_with("alarm shop-staging-5xx of env staging is in ALARM now, so a promote in batches would stop after its first batch; fix it"), "{err}");
+    assert_eq!(w.cloud.state().launches.len(), launched, "nothing launched");
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_rollout_watches_its_current_step_for_a_full_fresh_pause() {
+    let (w, _) = ready(ROLLOUT).await;
+    let (release, _) = w.release_with("alice", Some("step-50"));
+    release.switch("blue", &SwitchOptions::default(), None).await.unwrap_err();
+    assert_eq!(w.weights().await.describe(), "blue=50,green=50");
+    // Dead for longer than the 5m pause: the pause ran out with nobody watching.
+    w.cloud.clock.advance(Duration::from_secs(20 * 60));
+    let t0 = w.cloud.clock.now();
+    let r = w.release("alice").switch("blue", &SwitchOptions::default(), None).await.unwrap();
+    let watched = w.cloud.clock.now().since(t0);
+    assert!(rollout_of(&r).resumed && !rollout_of(&r).rolled_back, "{r:?}");
+    assert!(watched >= Duration::from_secs(300), "the 50% step was watched a full 5m again before 100%: {watched:?}");
+    assert_eq!(w.weights().await.describe(), "blue=100,green=0");
 }

@@ -55,9 +55,11 @@ pub async fn run(g: &Global, out: &Output, action: &RolloutAction) -> Result<()>
 }
 
 fn request_text(r: &RequestReport) -> String {
-    match r.outcome.as_str() {
-        "started" => format!("rollout {} went on past its hold: it is at {} now", r.rollout, r.step),
-        outcome => format!("rollout {} was asked to {}; it ended {outcome} at {}", r.rollout, r.request.as_str(), r.step),
+    match (r.outcome.as_str(), r.ended.as_deref()) {
+        ("started", Some(h)) if h.starts_with("hold") => format!("rollout {} went on past its {h}: it is at {} now", r.rollout, r.step),
+        ("started", Some(p)) => format!("rollout {} ended the pause of step {p} early: it is at {} now", r.rollout, r.step),
+        ("started", None) => format!("rollout {} went on: it is at {} now", r.rollout, r.step),
+        (outcome, _) => format!("rollout {} was asked to {}; it ended {outcome} at {}", r.rollout, r.request.as_str(), r.step),
     }
 }
 
@@ -76,7 +78,12 @@ async fn status(g: &Global, out: &Output, env: &str) -> Result<()> {
 fn status_text(st: &RolloutStatus) -> String {
     let mut s = String::new();
     if !st.in_progress {
-        s.push_str(&format!("env {}: no rollout under way (traffic: {})", st.env, st.weights));
+        if st.weights.is_empty() {
+            // In place: no weighted live name, and no rollouts (`promote --batch N` watches the alarms between batches).
+            s.push_str(&format!("env {}: in place, no rollouts (one cluster takes all the traffic; `promote --batch N` watches [env.{}.rollout] between batches)", st.env, st.env));
+        } else {
+            s.push_str(&format!("env {}: no rollout under way (traffic: {})", st.env, st.weights));
+        }
         if let (Some(id), Some(last)) = (&st.release_id, &st.last) {
             s.push_str(&format!("\n  last rollout {id} to {}: {last}", st.cluster.as_deref().unwrap_or("-")));
         }

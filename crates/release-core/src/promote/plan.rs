@@ -406,6 +406,9 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
 /// Observes and plans.
 pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromotePlan> {
     let world = observe(session, pipeline, env, commit, opts).await?;
+    if opts.batch.is_some() {
+        crate::rollout::check_batch_alarms_plan(session, env).await?;
+    }
     plan_from(pipeline, env, commit, opts, &world, "promote")
 }
 
