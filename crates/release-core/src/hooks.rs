@@ -539,6 +539,17 @@ pub fn wants_rollback(env: &crate::pipeline::Environment, hooks: &[HookResult]) 
         .cloned()
 }
 
+/// The commit live before the switch being finished: the record's, written when the switch began. A resumed
+/// rollout recomputes its plan from weights that already send traffic to the target, so the plan's `previous` can
+/// be the target itself; the record is right in every path, the plan only when there is no record.
+fn previous_of_switch(op: &Op<'_>, plan: &crate::switch::SwitchPlan) -> String {
+    let recorded = op.record().and_then(|r| match &r.action {
+        crate::ledger::Action::Switch(d) => Some(d.previous.clone()),
+        _ => None,
+    });
+    recorded.unwrap_or_else(|| plan.previous.clone()).map(|p| p.commit.to_string()).unwrap_or_default()
+}
+
 /// Blue/green `after_traffic`, after a switch that made `plan.cluster` the only live cluster. A failure sends the
 /// traffic back to the weights from before the switch in one Route53 change (`rollback_on_hook_failure`, the
 /// default here) and is a failed deploy recorded `rolled-back`; or it is a warning on the record.
@@ -556,7 +567,7 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> 
         env: plan.env.to_string(),
         cluster: plan.cluster.to_string(),
         commit: plan.commit.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-        previous_commit: plan.previous.as_ref().map(|p| p.commit.to_string()).unwrap_or_default(),
+        previous_commit: previous_of_switch(op, plan),
         ami: mine.iter().map(|i| i.ami.clone()).find(|a| !a.is_empty()).unwrap_or_default(),
         release_id: op.record().map(|r| r.release_id.to_string()).unwrap_or_default(),
         live_name: live_name(op.env(), &lb),

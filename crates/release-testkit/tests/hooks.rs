@@ -211,3 +211,37 @@ async fn a_signal_just_before_a_hook_stops_the_run_instead_of_waiting_for_the_ho
     assert_eq!(w.instances("staging"), old);
     assert_eq!(w.records("staging").await[0].outcome, Outcome::Interrupted);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_rollout_gives_after_traffic_the_commit_live_before_it() {
+    let rollout = "[env.prod.rollout]\nsteps = [10, 50, 100]\npause = \"5m\"\n";
+    let w = World::with(shop(2, &format!("{HOOKS}{rollout}"))).await;
+    let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    let release = with_hooks(w.release("alice"), &hooks);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &v1, &Default::default(), None).await.unwrap();
+    let one_step = release_core::switch::SwitchOptions { weight: Some(100), ..Default::default() };
+    release.switch("green", &one_step, None).await.unwrap();
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &v2, &Default::default(), None).await.unwrap();
+    // Killed at 50 %, then resumed by the same switch.
+    let (dying, _) = w.release_with("alice", Some("step-50"));
+    let first = with_hooks(dying, &hooks).switch("blue", &Default::default(), None).await.unwrap_err();
+    assert_eq!(first.kind(), ErrorKind::Crash);
+    assert_eq!(w.weights().await.describe(), "blue=50,green=50");
+    w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+    let r = with_hooks(w.release("alice"), &hooks).switch("blue", &Default::default(), None).await.unwrap();
+    assert!(r.rollout.as_ref().is_some_and(|o| o.resumed), "{:?}", r.rollout);
+    assert_eq!(w.weights().await.describe(), "blue=100,green=0");
+
+    let started = hooks.seen.lock().unwrap().started.clone();
+    let after: Vec<_> = started.iter().filter(|h| h.name == HookName::AfterTraffic).collect();
+    let last = after.last().expect("after_traffic ran after the resumed rollout");
+    assert_eq!(last.vars["RELEASE_COMMIT"], v2.to_string());
+    assert_eq!(last.vars["RELEASE_PREVIOUS_COMMIT"], v1.to_string(), "the commit live before the rollout, not the target's");
+    let records = w.records("prod").await;
+    let rec = records.iter().find(|x| x.release_id.to_string() == r.release_id).unwrap();
+    let release_core::ledger::Action::Switch(d) = &rec.action else { panic!("{rec:?}") };
+    assert_eq!(d.previous.as_ref().map(|p| p.commit.clone()), Some(v1), "hook and record agree");
+}
