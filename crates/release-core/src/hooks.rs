@@ -586,7 +586,7 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> 
     // A fresh look: the records hold the new weights now, and the change is computed against what they hold.
     let live = crate::world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
     let comment = format!("release switch {} back to {} (hook after_traffic failed)", op.pipeline().app, plan.from);
-    match crate::switch::change_weights(op, &live, &plan.from, &comment).await {
+    let err = match crate::switch::change_weights(op, &live, &plan.from, &comment).await {
         Ok(_) => {
             op.back_before_no_return();
             op.set_outcome(crate::ledger::Outcome::RolledBack);
@@ -594,12 +594,14 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> 
             if let Ok(rec) = op.record_mut() {
                 rec.detail = Some(msg.clone());
             }
-            Err(failed(&r).reword(msg).with_rolled_back(true))
+            failed(&r).reword(msg).with_rolled_back(true)
         }
-        Err(e) => Err(failed(&r)
+        Err(e) => failed(&r)
             .reword(format!("{}; switching the traffic back failed ({e}); run `release rollback --env {}`", r.describe(), plan.env))
-            .with_rolled_back(false)),
-    }
+            .with_rolled_back(false),
+    };
+    let (release_id, hooks) = op.record().map(|rec| (rec.release_id.to_string(), rec.hooks.clone())).unwrap_or_default();
+    Err(err.with_report(serde_json::json!({ "release_id": release_id, "hooks": hooks })))
 }
 
 #[cfg(test)]
