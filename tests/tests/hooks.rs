@@ -273,6 +273,18 @@ async fn a_failing_after_traffic_hook_switches_back_in_one_change_or_only_warns(
     project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
     project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok(); // prod1
     hooks(&project, "prod", "after_traffic = \"test -z \\\"$RELEASE_LIVE_NAME\\\" || { echo $RELEASE_LIVE_NAME is not answering; exit 22; }\"");
+    // --plan names the after_traffic hook a full switch would run (as promote --plan names its hooks), and runs none.
+    let cmd = "test -z \"$RELEASE_LIVE_NAME\" || { echo $RELEASE_LIVE_NAME is not answering; exit 22; }";
+    let plan = project.release(&emu, &["switch", "prod1", "--plan", "--output", "json"]);
+    plan.assert_ok();
+    assert_eq!(plan.json()["hooks"], serde_json::json!([["after_traffic", cmd]]), "{}", plan.stdout);
+    let text = project.release(&emu, &["switch", "prod1", "--plan"]);
+    assert!(text.stdout.contains(&format!("\n  hook after_traffic: {cmd}\n")), "{}", text.stdout);
+    // A partial switch runs no after_traffic, and its plan says so.
+    let partial = project.release(&emu, &["switch", "prod1", "--weight", "50", "--plan", "--output", "json"]);
+    partial.assert_ok();
+    assert_eq!(partial.json()["hooks"], serde_json::json!([]), "{}", partial.stdout);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]), "--plan changed nothing");
 
     // Default for blue/green: back to the weights from before the switch.
     let run = project.release(&emu, &["switch", "prod1", "--yes", "--output", "json"]);

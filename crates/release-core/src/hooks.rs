@@ -539,6 +539,16 @@ pub fn wants_rollback(env: &crate::pipeline::Environment, hooks: &[HookResult]) 
         .cloned()
 }
 
+/// The hooks a switch following `plan` runs once its weights are in (`--plan` names them): `after_traffic` when
+/// the switch makes `plan.cluster` the only live cluster.
+pub fn planned_for_switch(env: &crate::pipeline::Environment, plan: &crate::switch::SwitchPlan) -> Vec<(HookName, String)> {
+    let full = plan.to.live() == vec![&plan.cluster] && !plan.to.is_partial();
+    match env.hooks.command(HookName::AfterTraffic) {
+        Some(c) if full => vec![(HookName::AfterTraffic, c.to_owned())],
+        _ => Vec::new(),
+    }
+}
+
 /// The commit live before the switch being finished: the record's, written when the switch began. A resumed
 /// rollout recomputes its plan from weights that already send traffic to the target, so the plan's `previous` can
 /// be the target itself; the record is right in every path, the plan only when there is no record.
@@ -554,8 +564,7 @@ fn previous_of_switch(op: &Op<'_>, plan: &crate::switch::SwitchPlan) -> String {
 /// traffic back to the weights from before the switch in one Route53 change (`rollback_on_hook_failure`, the
 /// default here) and is a failed deploy recorded `rolled-back`; or it is a warning on the record.
 pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> Result<()> {
-    let full = plan.to.live() == vec![&plan.cluster] && !plan.to.is_partial();
-    if !full || op.env().hooks.command(HookName::AfterTraffic).is_none() {
+    if planned_for_switch(op.env(), plan).is_empty() {
         return Ok(());
     }
     let cluster = op.env().cluster(plan.cluster.as_str())?.clone();
