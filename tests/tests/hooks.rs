@@ -180,6 +180,10 @@ async fn a_failing_before_traffic_hook_removes_the_new_fleet_and_moves_no_traffi
     assert_eq!(err["ok"], false);
     assert_eq!(err["error"]["exit_code"], 8);
     assert_eq!(err["error"]["rolled_back"], true, "{}", run.stdout);
+    // The failure document names the release and its hooks, as a rolled-back rollout's does.
+    assert_eq!(err["release_id"], last_record(&aws, "prod").await["release_id"], "{}", run.stdout);
+    assert_eq!(err["hooks"][0]["name"], "before_traffic", "{}", run.stdout);
+    assert_eq!(err["hooks"][0]["status"], "failed");
     let msg = err["error"]["message"].as_str().unwrap();
     assert!(msg.contains("hook before_traffic") && msg.contains("exit status 3") && msg.contains("smoke test failed"), "{msg}");
     assert_eq!(run.error_line().matches('\n').count(), 0);
@@ -269,6 +273,18 @@ async fn a_failing_after_traffic_hook_switches_back_in_one_change_or_only_warns(
     project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
     project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok(); // prod1
     hooks(&project, "prod", "after_traffic = \"test -z \\\"$RELEASE_LIVE_NAME\\\" || { echo $RELEASE_LIVE_NAME is not answering; exit 22; }\"");
+    // --plan names the after_traffic hook a full switch would run (as promote --plan names its hooks), and runs none.
+    let cmd = "test -z \"$RELEASE_LIVE_NAME\" || { echo $RELEASE_LIVE_NAME is not answering; exit 22; }";
+    let plan = project.release(&emu, &["switch", "prod1", "--plan", "--output", "json"]);
+    plan.assert_ok();
+    assert_eq!(plan.json()["hooks"], serde_json::json!([["after_traffic", cmd]]), "{}", plan.stdout);
+    let text = project.release(&emu, &["switch", "prod1", "--plan"]);
+    assert!(text.stdout.contains(&format!("\n  hook after_traffic: {cmd}\n")), "{}", text.stdout);
+    // A partial switch runs no after_traffic, and its plan says so.
+    let partial = project.release(&emu, &["switch", "prod1", "--weight", "50", "--plan", "--output", "json"]);
+    partial.assert_ok();
+    assert_eq!(partial.json()["hooks"], serde_json::json!([]), "{}", partial.stdout);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]), "--plan changed nothing");
 
     // Default for blue/green: back to the weights from before the switch.
     let run = project.release(&emu, &["switch", "prod1", "--yes", "--output", "json"]);
@@ -278,6 +294,9 @@ async fn a_failing_after_traffic_hook_switches_back_in_one_change_or_only_warns(
     assert!(err["error"]["message"].as_str().unwrap().contains("traffic went back"), "{}", run.stdout);
     assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]), "Route53 holds the weights from before the switch");
     let record = last_record(&aws, "prod").await;
+    assert_eq!(err["release_id"], record["release_id"], "{}", run.stdout);
+    assert_eq!(err["hooks"][0]["name"], "after_traffic", "{}", run.stdout);
+    assert_eq!(err["hooks"][0]["status"], "failed");
     assert_eq!(record["action"], "switch");
     assert_eq!(record["outcome"], "rolled-back");
     assert_eq!(record["rolled_back"], true);
@@ -310,7 +329,8 @@ async fn in_place_after_traffic_failing_with_rollback_promotes_the_previous_comm
     hooks(&project, "staging", "after_traffic = \"echo $RELEASE_COMMIT is broken; exit 1\"\nrollback_on_hook_failure = true");
     let run = project.release(&emu, &["promote", &b, "--env", "staging", "--output", "json"]);
     assert_eq!(run.code, 8, "{}", run.stderr);
-    assert!(run.json()["error"]["message"].as_str().unwrap().contains("rolled back"), "{}", run.stdout);
+    let err = run.json();
+    assert!(err["error"]["message"].as_str().unwrap().contains("rolled back"), "{}", run.stdout);
     let running = aws.running("hello", "staging").await;
     assert_eq!(running.len(), 2);
     assert!(running.iter().all(|i| i.tags["release:commit"] == a), "the previous commit serves again");
@@ -319,6 +339,20 @@ async fn in_place_after_traffic_failing_with_rollback_promotes_the_previous_comm
     assert_eq!(record["action"], "rollback");
     assert_eq!(record["outcome"], "succeeded");
     assert!(record["hooks"].is_null(), "a rollback runs no hooks");
+    let rollback_id = record["release_id"].as_str().unwrap().to_owned();
+    assert!(err["error"]["message"].as_str().unwrap().contains(&rollback_id), "{}", run.stdout);
+
+    // The promote's record says what the command did: rolled back, by that rollback; not succeeded.
+    let promote_id = err["release_id"].as_str().expect("the failure document names the promote").to_owned();
+    assert_ne!(promote_id, rollback_id);
+    assert_eq!(hook_rows(&err), vec![("after_traffic".into(), "failed".into())], "{}", run.stdout);
+    let history = project.release(&emu, &["history", "--env", "staging", "--output", "json"]).json();
+    let rows = history["records"].as_array().or(history.as_array()).expect("history rows").clone();
+    let promote = rows.iter().find(|r| r["release_id"] == promote_id.as_str()).unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(promote["outcome"], "rolled-back", "{promote}");
+    assert_eq!(promote["rolled_back"], true, "{promote}");
+    let detail = promote["detail"].as_str().unwrap();
+    assert!(detail.contains("hook after_traffic") && detail.contains(&rollback_id), "{detail}");
 }
 
 #[tokio::test]

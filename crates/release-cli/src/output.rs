@@ -70,7 +70,15 @@ impl Output {
         if let Some(rb) = e.rolled_back() {
             error["rolled_back"] = rb.into();
         }
-        emit(&serde_json::to_string_pretty(&serde_json::json!({ "ok": false, "error": error })).unwrap_or_default());
+        let mut doc = serde_json::Map::new();
+        // The fields of what the command did before it failed (release id, hooks), as a rolled-back rollout
+        // prints its report next to `error`.
+        if let Some(report) = e.report() {
+            doc.extend(report.iter().filter(|(k, _)| *k != "ok" && *k != "error").map(|(k, v)| (k.clone(), v.clone())));
+        }
+        doc.insert("ok".into(), false.into());
+        doc.insert("error".into(), error);
+        emit(&serde_json::to_string_pretty(&serde_json::Value::Object(doc)).unwrap_or_default());
         self.printed.set(true);
     }
 }

@@ -127,6 +127,9 @@ pub struct Error {
     code: Option<String>,
     /// For a failed deploy: whether the environment was put back as it was.
     rolled_back: Option<bool>,
+    /// What a command that failed after it opened its record can still say (its release id, its hooks): fields
+    /// of its JSON report, printed next to `error` as a rolled-back rollout's report is.
+    report: Option<serde_json::Map<String, serde_json::Value>>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -136,7 +139,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of `kind` with a one-line message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), details: Vec::new(), cause: None, code: None, rolled_back: None, source: None }
+        Self { kind, message: message.into(), details: Vec::new(), cause: None, code: None, rolled_back: None, report: None, source: None }
     }
 
     /// Keeps the underlying error for `-vv` output.
@@ -167,6 +170,19 @@ impl Error {
     pub fn with_rolled_back(mut self, rolled_back: bool) -> Self {
         self.rolled_back = Some(rolled_back);
         self
+    }
+
+    /// Attaches the fields of the failed command's report (an object; anything else is ignored).
+    pub fn with_report(mut self, report: serde_json::Value) -> Self {
+        if let serde_json::Value::Object(m) = report {
+            self.report = Some(m);
+        }
+        self
+    }
+
+    /// The fields of the failed command's report, if it had got that far.
+    pub fn report(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.report.as_ref()
     }
 
     /// Changes the kind, keeping everything else.

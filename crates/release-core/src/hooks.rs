@@ -539,12 +539,32 @@ pub fn wants_rollback(env: &crate::pipeline::Environment, hooks: &[HookResult]) 
         .cloned()
 }
 
+/// The hooks a switch following `plan` runs once its weights are in (`--plan` names them): `after_traffic` when
+/// the switch makes `plan.cluster` the only live cluster.
+pub fn planned_for_switch(env: &crate::pipeline::Environment, plan: &crate::switch::SwitchPlan) -> Vec<(HookName, String)> {
+    let full = plan.to.live() == vec![&plan.cluster] && !plan.to.is_partial();
+    match env.hooks.command(HookName::AfterTraffic) {
+        Some(c) if full => vec![(HookName::AfterTraffic, c.to_owned())],
+        _ => Vec::new(),
+    }
+}
+
+/// The commit live before the switch being finished: the record's, written when the switch began. A resumed
+/// rollout recomputes its plan from weights that already send traffic to the target, so the plan's `previous` can
+/// be the target itself; the record is right in every path, the plan only when there is no record.
+fn previous_of_switch(op: &Op<'_>, plan: &crate::switch::SwitchPlan) -> String {
+    let recorded = op.record().and_then(|r| match &r.action {
+        crate::ledger::Action::Switch(d) => Some(d.previous.clone()),
+        _ => None,
+    });
+    recorded.unwrap_or_else(|| plan.previous.clone()).map(|p| p.commit.to_string()).unwrap_or_default()
+}
+
 /// Blue/green `after_traffic`, after a switch that made `plan.cluster` the only live cluster. A failure sends the
 /// traffic back to the weights from before the switch in one Route53 change (`rollback_on_hook_failure`, the
 /// default here) and is a failed deploy recorded `rolled-back`; or it is a warning on the record.
 pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> Result<()> {
-    let full = plan.to.live() == vec![&plan.cluster] && !plan.to.is_partial();
-    if !full || op.env().hooks.command(HookName::AfterTraffic).is_none() {
+    if planned_for_switch(op.env(), plan).is_empty() {
         return Ok(());
     }
     let cluster = op.env().cluster(plan.cluster.as_str())?.clone();
@@ -556,7 +576,7 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> 
         env: plan.env.to_string(),
         cluster: plan.cluster.to_string(),
         commit: plan.commit.as_ref().map(|c| c.to_string()).unwrap_or_default(),
-        previous_commit: plan.previous.as_ref().map(|p| p.commit.to_string()).unwrap_or_default(),
+        previous_commit: previous_of_switch(op, plan),
         ami: mine.iter().map(|i| i.ami.clone()).find(|a| !a.is_empty()).unwrap_or_default(),
         release_id: op.record().map(|r| r.release_id.to_string()).unwrap_or_default(),
         live_name: live_name(op.env(), &lb),
@@ -575,7 +595,7 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> 
     // A fresh look: the records hold the new weights now, and the change is computed against what they hold.
     let live = crate::world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
     let comment = format!("release switch {} back to {} (hook after_traffic failed)", op.pipeline().app, plan.from);
-    match crate::switch::change_weights(op, &live, &plan.from, &comment).await {
+    let err = match crate::switch::change_weights(op, &live, &plan.from, &comment).await {
         Ok(_) => {
             op.back_before_no_return();
             op.set_outcome(crate::ledger::Outcome::RolledBack);
@@ -583,12 +603,14 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::switch::SwitchPlan) -> 
             if let Ok(rec) = op.record_mut() {
                 rec.detail = Some(msg.clone());
             }
-            Err(failed(&r).reword(msg).with_rolled_back(true))
+            failed(&r).reword(msg).with_rolled_back(true)
         }
-        Err(e) => Err(failed(&r)
+        Err(e) => failed(&r)
             .reword(format!("{}; switching the traffic back failed ({e}); run `release rollback --env {}`", r.describe(), plan.env))
-            .with_rolled_back(false)),
-    }
+            .with_rolled_back(false),
+    };
+    let (release_id, hooks) = op.record().map(|rec| (rec.release_id.to_string(), rec.hooks.clone())).unwrap_or_default();
+    Err(err.with_report(serde_json::json!({ "release_id": release_id, "hooks": hooks })))
 }
 
 #[cfg(test)]

@@ -124,22 +124,51 @@ impl Release {
         .await
         .map(|rep| (hooks::wants_rollback(environment, &rep.hooks), rep))?;
         match report {
-            (Some(hook), _) if !environment.is_blue_green() => self.roll_back_after_hook(env, &hook, opts).await,
+            (Some(hook), rep) if !environment.is_blue_green() => self.roll_back_after_hook(env, &hook, &rep, opts).await,
             (_, rep) => Ok(rep),
         }
     }
 
-    /// In place, a failed `after_traffic` hook with `rollback_on_hook_failure = true`: the promote is done (its
-    /// record says so, with the hook), and a rollback promotes the previous commit, in its own record.
-    async fn roll_back_after_hook(&self, env: &str, hook: &hooks::HookResult, opts: &PromoteOptions) -> Result<PromoteReport> {
+    /// In place, a failed `after_traffic` hook with `rollback_on_hook_failure = true`: a rollback promotes the
+    /// previous commit, in its own record, and the promote's record is then closed as what the command was: a
+    /// failure, `rolled-back` (naming the rollback's release) or `failed` when the rollback failed too.
+    async fn roll_back_after_hook(&self, env: &str, hook: &hooks::HookResult, rep: &PromoteReport, opts: &PromoteOptions) -> Result<PromoteReport> {
         self.session.progress(&format!("{}; rolling back", hook.describe()));
-        match self.rollback(env, opts, None).await {
-            Ok(rb) => Err(Error::deploy_failed(format!("{}; rolled back: {}", hook.describe(), rb.plan.summary)).with_rolled_back(true)),
+        let (err, outcome, detail) = match self.rollback(env, opts, None).await {
+            Ok(rb) => {
+                let msg = format!("{}; rolled back by release {}: {}", hook.describe(), rb.release_id, rb.plan.summary);
+                (Error::deploy_failed(msg.clone()).with_rolled_back(true), ledger::Outcome::RolledBack, msg)
+            }
             Err(e) => {
                 let msg = format!("{}; the automatic rollback failed: {}", hook.describe(), e.message());
-                Err(e.reword(msg).with_rolled_back(false))
+                (e.reword(msg.clone()).with_rolled_back(false), ledger::Outcome::Failed, msg)
+            }
+        };
+        if let Err(e) = self.close_promote_after_hook(env, &rep.release_id, outcome, &detail).await {
+            self.session.progress(&format!("warning: the promote's record {} still says succeeded: {e}", rep.release_id));
+        }
+        Err(err.with_report(serde_json::json!({ "release_id": rep.release_id, "hooks": rep.hooks })))
+    }
+
+    /// Rewrites the closed record of the promote `release_id` (held by nobody now) with the outcome of the command.
+    async fn close_promote_after_hook(&self, env: &str, release_id: &str, outcome: ledger::Outcome, detail: &str) -> Result<()> {
+        let env = self.pipeline.env(env)?;
+        let (cloud, table) = (&self.session.cloud, &self.pipeline.ledger_table);
+        let mut found = None;
+        for limit in [Some(25), None] {
+            let records = cloud.ledger.records(table, &self.pipeline.app, &env.name, limit).await?;
+            found = records.into_iter().find(|r| r.release_id.as_str() == release_id);
+            if found.is_some() {
+                break;
             }
         }
+        let mut r = found.ok_or_else(|| Error::internal(format!("record {release_id} not found")))?;
+        r.outcome = outcome;
+        r.rolled_back = Some(outcome == ledger::Outcome::RolledBack);
+        r.detail = Some(detail.to_owned());
+        let holder = r.holder.clone();
+        cloud.ledger.put_record(table, &r, ports::Expect::Holder(holder)).await?;
+        Ok(())
     }
 
     /// What a switch would do; writes nothing.

@@ -211,3 +211,119 @@ async fn a_signal_just_before_a_hook_stops_the_run_instead_of_waiting_for_the_ho
     assert_eq!(w.instances("staging"), old);
     assert_eq!(w.records("staging").await[0].outcome, Outcome::Interrupted);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_rollout_gives_after_traffic_the_commit_live_before_it() {
+    let rollout = "[env.prod.rollout]\nsteps = [10, 50, 100]\npause = \"5m\"\n";
+    let w = World::with(shop(2, &format!("{HOOKS}{rollout}"))).await;
+    let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    let release = with_hooks(w.release("alice"), &hooks);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &v1, &Default::default(), None).await.unwrap();
+    let one_step = release_core::switch::SwitchOptions { weight: Some(100), ..Default::default() };
+    release.switch("green", &one_step, None).await.unwrap();
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &v2, &Default::default(), None).await.unwrap();
+    // Killed at 50 %, then resumed by the same switch.
+    let (dying, _) = w.release_with("alice", Some("step-50"));
+    let first = with_hooks(dying, &hooks).switch("blue", &Default::default(), None).await.unwrap_err();
+    assert_eq!(first.kind(), ErrorKind::Crash);
+    assert_eq!(w.weights().await.describe(), "blue=50,green=50");
+    w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+    let r = with_hooks(w.release("alice"), &hooks).switch("blue", &Default::default(), None).await.unwrap();
+    assert!(r.rollout.as_ref().is_some_and(|o| o.resumed), "{:?}", r.rollout);
+    assert_eq!(w.weights().await.describe(), "blue=100,green=0");
+
+    let started = hooks.seen.lock().unwrap().started.clone();
+    let after: Vec<_> = started.iter().filter(|h| h.name == HookName::AfterTraffic).collect();
+    let last = after.last().expect("after_traffic ran after the resumed rollout");
+    assert_eq!(last.vars["RELEASE_COMMIT"], v2.to_string());
+    assert_eq!(last.vars["RELEASE_PREVIOUS_COMMIT"], v1.to_string(), "the commit live before the rollout, not the target's");
+    let records = w.records("prod").await;
+    let rec = records.iter().find(|x| x.release_id.to_string() == r.release_id).unwrap();
+    let release_core::ledger::Action::Switch(d) = &rec.action else { panic!("{rec:?}") };
+    assert_eq!(d.previous.as_ref().map(|p| p.commit.clone()), Some(v1), "hook and record agree");
+}
+
+/// staging (in place) serves a, then b is promoted with a failing `after_traffic`.
+async fn in_place_after_traffic_fails(rollback: bool) -> (World, ScriptedHooks, release_core::Result<release_core::promote::PromoteReport>, String, String) {
+    let conf = format!("[env.staging.hooks]\nafter_traffic = \"./smoke\"\nrollback_on_hook_failure = {rollback}\n");
+    let w = World::with(shop(2, &conf)).await;
+    let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    let release = with_hooks(w.release("alice"), &hooks);
+    hooks.script(HookName::AfterTraffic, Script::exits(0, Duration::from_secs(1), &[]));
+    release.promote("staging", &a, &Default::default(), None).await.unwrap();
+    hooks.script(HookName::AfterTraffic, Script::exits(5, Duration::from_secs(3), &["checkout is broken"]));
+    let result = release.promote("staging", &b, &Default::default(), None).await;
+    (w, hooks, result, a.to_string(), b.to_string())
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_place_after_traffic_rolled_back_leaves_the_promote_recorded_as_rolled_back() {
+    let (w, _hooks, result, a, b) = in_place_after_traffic_fails(true).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeployFailed, "{err}");
+    assert_eq!(err.rolled_back(), Some(true));
+    let records = w.records("staging").await;
+    let rollback = records.iter().find(|r| r.action_name() == "rollback").expect("a rollback record");
+    assert_eq!(rollback.outcome, Outcome::Succeeded);
+    assert_eq!(rollback.commit().map(|c| c.to_string()), Some(a.clone()));
+    let promote = records.iter().find(|r| r.action_name() == "promote" && r.commit().map(|c| c.to_string()) == Some(b.clone())).unwrap();
+    assert_eq!((promote.outcome, promote.rolled_back), (Outcome::RolledBack, Some(true)), "{promote:#?}");
+    let detail = promote.detail.clone().unwrap_or_default();
+    assert!(detail.contains("hook after_traffic") && detail.contains(&rollback.release_id.to_string()), "{detail}");
+    assert_eq!(promote.hooks.iter().map(|h| (h.name, h.status)).collect::<Vec<_>>(), vec![(HookName::AfterTraffic, HookStatus::Failed)]);
+    // The error carries what the promote did, for its JSON document.
+    let report = err.report().expect("a partial report on the error");
+    assert_eq!(report["release_id"], promote.release_id.to_string());
+    assert_eq!(report["hooks"][0]["name"], "after_traffic");
+    // a is live again, and the history says so.
+    assert_eq!(release_core::ledger::live_history(&records).last().map(|l| l.commit.to_string()), Some(a));
+    assert!(!w.locked());
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_place_after_traffic_without_rollback_succeeds_with_the_warning_on_the_record() {
+    let (w, _hooks, result, _a, b) = in_place_after_traffic_fails(false).await;
+    let report = result.unwrap();
+    assert_eq!(report.outcome, "succeeded");
+    assert_eq!(report.hooks.last().map(|h| h.status), Some(HookStatus::Failed));
+    let records = w.records("staging").await;
+    assert!(records.iter().all(|r| r.action_name() != "rollback"), "no rollback");
+    let promote = &records[0];
+    assert_eq!(promote.commit().map(|c| c.to_string()), Some(b));
+    assert_eq!(promote.outcome, Outcome::Succeeded);
+    assert!(promote.detail.as_deref().unwrap_or("").starts_with("warning: hook after_traffic"), "{:?}", promote.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_after_traffic_switch_error_names_its_release_and_hooks() {
+    let (w, hooks) = world().await;
+    let a = w.bake('a').await;
+    let release = with_hooks(w.release("alice"), &hooks);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &a, &Default::default(), None).await.unwrap();
+    hooks.script(HookName::AfterTraffic, Script::exits(1, Duration::from_secs(2), &["checkout is broken"]));
+    let err = release.switch("green", &Default::default(), None).await.unwrap_err();
+    let r = &w.records("prod").await[0];
+    assert_eq!(r.action_name(), "switch");
+    let report = err.report().expect("a partial report on the error");
+    assert_eq!(report["release_id"], r.release_id.to_string());
+    assert_eq!(report["hooks"][0]["status"], "failed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_before_traffic_promote_error_names_its_release_and_hooks() {
+    let (w, hooks) = world().await;
+    let a = w.bake('a').await;
+    let release = with_hooks(w.release("alice"), &hooks);
+    hooks.script(HookName::BeforeTraffic, Script::exits(3, Duration::from_secs(2), &["smoke failed"]));
+    let err = release.promote("staging", &a, &Default::default(), None).await.unwrap_err();
+    let r = &w.records("staging").await[0];
+    let report = err.report().expect("a partial report on the error");
+    assert_eq!(report["release_id"], r.release_id.to_string());
+    let names: Vec<_> = report["hooks"].as_array().unwrap().iter().map(|h| (h["name"].as_str().unwrap().to_owned(), h["status"].as_str().unwrap().to_owned())).collect();
+    assert_eq!(names, vec![("before_promote".to_owned(), "succeeded".to_owned()), ("before_traffic".to_owned(), "failed".to_owned())]);
+}

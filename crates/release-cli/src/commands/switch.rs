@@ -27,10 +27,19 @@ pub async fn run(
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;
         let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() };
+        let env = c.release.pipeline.env(plan.env.as_str())?;
+        // What it would run, as `promote --plan` names its hooks; none when nothing changes.
+        let hooks: Vec<(&str, String)> = if plan.changes {
+            release_core::hooks::planned_for_switch(env, &plan).into_iter().map(|(n, c)| (n.as_str(), c)).collect()
+        } else {
+            Vec::new()
+        };
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
+        doc["hooks"] = serde_json::to_value(&hooks).unwrap_or_default();
         context::add_calls(&mut doc, &c.calls);
-        out.result(&doc, || plan_text(&plan) + &super::rollout::plan_text(&plan) + "\nnothing was changed (--plan)");
+        let hook_lines: String = hooks.iter().map(|(n, c)| format!("\n  hook {n}: {c}")).collect();
+        out.result(&doc, || plan_text(&plan) + &super::rollout::plan_text(&plan) + &hook_lines + "\nnothing was changed (--plan)");
         return Ok(());
     }
     // The plan applied is always made again under the lock; one made before is only for the question.

@@ -102,8 +102,10 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     rep.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
     op.step("recorded")?;
     let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
-    crate::hooks::before_promote(op, plan, opts).await?;
-    let result = deploy(op, plan, &mut d, &mut rep, opts).await;
+    let result = match crate::hooks::before_promote(op, plan, opts).await {
+        Ok(()) => deploy(op, plan, &mut d, &mut rep, opts).await,
+        e => e,
+    };
     let result = match result {
         Ok(()) => crate::hooks::after_deploy(op, plan, opts, &mut d).await,
         e => e,
@@ -119,7 +121,8 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
         rep.seconds.insert("total".into(), op.cloud().clock.now().since(r.started).as_secs_f64());
         rep.hooks = r.hooks.clone();
     }
-    result.map(|()| rep)
+    // A failure after the record opened still names it and the hooks that ran, in the JSON error document.
+    result.map_err(|e| e.with_report(serde_json::json!({ "release_id": rep.release_id, "hooks": rep.hooks }))).map(|()| rep)
 }
 
 /// Waits out `settle` for a cluster that was live moments ago (resolvers still send it traffic), with a countdown.
