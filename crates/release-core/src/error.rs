@@ -129,7 +129,7 @@ pub struct Error {
     rolled_back: Option<bool>,
     /// What a command that failed after it opened its record can still say (its release id, its hooks): fields
     /// of its JSON report, printed next to `error` as a rolled-back rollout's report is.
-    report: Option<serde_json::Map<String, serde_json::Value>>,
+    report: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -175,14 +175,14 @@ impl Error {
     /// Attaches the fields of the failed command's report (an object; anything else is ignored).
     pub fn with_report(mut self, report: serde_json::Value) -> Self {
         if let serde_json::Value::Object(m) = report {
-            self.report = Some(m);
+            self.report = Some(Box::new(m));
         }
         self
     }
 
     /// The fields of the failed command's report, if it had got that far.
     pub fn report(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        self.report.as_ref()
+        self.report.as_deref()
     }
 
     /// Changes the kind, keeping everything else.

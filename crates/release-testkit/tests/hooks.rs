@@ -327,3 +327,21 @@ async fn a_failed_before_traffic_promote_error_names_its_release_and_hooks() {
     let names: Vec<_> = report["hooks"].as_array().unwrap().iter().map(|h| (h["name"].as_str().unwrap().to_owned(), h["status"].as_str().unwrap().to_owned())).collect();
     assert_eq!(names, vec![("before_promote".to_owned(), "succeeded".to_owned()), ("before_traffic".to_owned(), "failed".to_owned())]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn switch_plans_name_after_traffic_only_when_the_cluster_would_take_all_the_traffic() {
+    let (w, hooks) = world().await;
+    let a = w.bake('a').await;
+    let release = with_hooks(w.release("alice"), &hooks);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    release.promote("prod", &a, &Default::default(), None).await.unwrap();
+    let env = w.pipeline.env("prod").unwrap();
+    let named = |plan: &release_core::switch::SwitchPlan| release_core::hooks::planned_for_switch(env, plan);
+    let full = release.plan_switch("green", &Default::default()).await.unwrap();
+    assert_eq!(named(&full), vec![(HookName::AfterTraffic, "./smoke $RELEASE_LIVE_NAME".to_owned())]);
+    let stepped = release_core::switch::SwitchOptions { steps: Some([10, 50, 100].map(release_core::pipeline::RolloutStep::Percent).to_vec()), ..Default::default() };
+    assert_eq!(named(&release.plan_switch("green", &stepped).await.unwrap()).len(), 1, "a rollout ends at 100 % and runs it");
+    let partial = release_core::switch::SwitchOptions { weight: Some(50), ..Default::default() };
+    assert!(named(&release.plan_switch("green", &partial).await.unwrap()).is_empty(), "a --weight shift does not");
+    assert!(hooks.started().iter().all(|h| *h != HookName::AfterTraffic), "planning runs nothing");
+}
