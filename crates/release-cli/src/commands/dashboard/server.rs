@@ -177,16 +177,8 @@ struct HistoryQuery {
 
 /// One app's `history` document (the only app's when there is one), its records filtered by env and outcome.
 async fn history(Extract(state): Extract<State>, q: std::result::Result<Query<HistoryQuery>, QueryRejection>) -> Response {
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return bad_query(&e),
-    };
-    let s = state.snapshot();
-    if let Some(r) = warming(&s) {
-        return r;
-    }
-    let app = match pick_app(&state, q.app.as_deref()) {
-        Ok(a) => a,
+    let (q, s, app) = match begin(&state, q, |q| q.app.as_deref()) {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let Some(mut doc) = s.history.get(&app).cloned() else { return not_found(&format!("no history of app `{app}` yet")) };
@@ -214,16 +206,8 @@ struct AppQuery {
 }
 
 async fn images(Extract(state): Extract<State>, q: std::result::Result<Query<AppQuery>, QueryRejection>) -> Response {
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(e) => return bad_query(&e),
-    };
-    let s = state.snapshot();
-    if let Some(r) = warming(&s) {
-        return r;
-    }
-    let app = match pick_app(&state, q.app.as_deref()) {
-        Ok(a) => a,
+    let (_, s, app) = match begin(&state, q, |q| q.app.as_deref()) {
+        Ok(b) => b,
         Err(r) => return r,
     };
     match s.images.get(&app) {
@@ -305,6 +289,22 @@ async fn events(Extract(state): Extract<State>) -> Sse<impl futures_util::Stream
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+/// What an app's route starts from: its query string parsed, the poller's snapshot once it has one, and the app
+/// asked for; or the JSON error response saying which of them is wrong.
+fn begin<T>(
+    state: &State,
+    q: std::result::Result<Query<T>, QueryRejection>,
+    app: impl FnOnce(&T) -> Option<&str>,
+) -> std::result::Result<(T, Arc<Snapshot>, String), Response> {
+    let Query(q) = q.map_err(|e| bad_query(&e))?;
+    let s = state.snapshot();
+    if let Some(r) = warming(&s) {
+        return Err(r);
+    }
+    let app = pick_app(state, app(&q))?;
+    Ok((q, s, app))
 }
 
 /// The app a request is about: the one named, or the only one.
