@@ -360,33 +360,18 @@ fn ticket_record(
     superseded_by: Option<ReleaseId>,
 ) -> Record {
     let now = session.cloud.clock.now();
-    let a = &session.actor;
-    Record {
-        app: pipeline.app.clone(),
-        env: env.name.clone(),
-        release_id: ticket.id.clone(),
-        holder: ticket.id.clone(),
-        actor: a.name.clone(),
-        caller: a.caller.clone(),
-        host: a.host.clone(),
-        started: ticket.arrival,
-        finished: outcome.is_final().then_some(now),
-        outcome,
-        detail: None,
-        forced: false,
-        rolled_back: None,
-        seconds: [("queued".to_owned(), now.since(ticket.arrival).as_secs_f64())].into_iter().collect(),
-        progress: None,
-        notify_failures: Vec::new(),
-        hooks: Vec::new(),
-        action: Action::Queued(QueuedDetails {
-            command: spec.action,
-            commit: spec.commit.clone(),
-            cluster: spec.cluster.clone(),
-            superseded_by,
-            waited: now.since(ticket.arrival).as_secs_f64(),
-        }),
-    }
+    let action = Action::Queued(QueuedDetails {
+        command: spec.action,
+        commit: spec.commit.clone(),
+        cluster: spec.cluster.clone(),
+        superseded_by,
+        waited: now.since(ticket.arrival).as_secs_f64(),
+    });
+    let mut record = session.record(pipeline, env, ticket.id.clone(), ticket.arrival, action);
+    record.finished = outcome.is_final().then_some(now);
+    record.outcome = outcome;
+    record.seconds.insert("queued".to_owned(), now.since(ticket.arrival).as_secs_f64());
+    record
 }
 
 #[cfg(test)]

@@ -369,18 +369,10 @@ pub(crate) async fn body(
             }
             switch::close_unfinished(op, &w.records, &current).await?;
             if !plan.changes {
-                return Ok(SwitchReport { release_id: String::new(), plan, changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() });
+                return Ok(SwitchReport::unchanged(plan, false));
             }
             let state = RolloutState { steps: spec.steps.clone(), pause: spec.pause.as_secs_f64(), alarms: spec.alarms.clone(), step: None, since: None, holding: false, reason: None };
-            let details = SwitchDetails {
-                cluster: plan.cluster.clone(),
-                from: plan.from.clone(),
-                to: plan.to.clone(),
-                commit: plan.commit.clone(),
-                previous: plan.previous.clone(),
-                rollout: Some(state.clone()),
-            };
-            let mut record = op.draft(Action::Switch(details));
+            let mut record = op.draft(Action::Switch(plan.details(Some(state.clone()))));
             record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
             let (rid, rstarted) = (record.release_id.clone(), record.started);
             op.open(record).await?;
@@ -392,16 +384,7 @@ pub(crate) async fn body(
     plan.forced = opts.force;
     let mut live = w.live.clone();
     let result = steps(op, &mut ctx, &mut live, start, past_hold).await;
-    let mut report = SwitchReport {
-        release_id: ctx.release_id.to_string(),
-        plan,
-        changed: true,
-        planned: false,
-        in_sync: true,
-        seconds: 0.0,
-        rollout: None,
-        hooks: Vec::new(),
-    };
+    let mut report = SwitchReport { release_id: ctx.release_id.to_string(), changed: true, ..SwitchReport::unchanged(plan, false) };
     let outcome = |ctx: &Ctx<'_>, rolled_back: bool, reason: Option<String>| RolloutOutcome {
         reached: step_name(&ctx.state.steps, ctx.state.step),
         route53_changes: ctx.changes,
@@ -853,30 +836,14 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
     let Action::Switch(s) = &rollout.action else { return Err(Error::internal("a rollout record that is not a switch")) };
     let id = session.new_release_id();
     let now = cloud.clock.now();
-    let a = &session.actor;
     // Where it stood when asked: `continue` has been acted on once the holder left that step (or ended).
     let asked_at = s.rollout.as_ref().map(|st| (st.step, st.holding));
     let ended = s.rollout.as_ref().map(|st| step_name(&st.steps, st.step));
-    let record = Record {
-        app: pipeline.app.clone(),
-        env: env.name.clone(),
-        release_id: id.clone(),
-        holder: id.clone(),
-        actor: a.name.clone(),
-        caller: a.caller.clone(),
-        host: a.host.clone(),
-        started: now,
-        finished: Some(now),
-        outcome: Outcome::Succeeded,
-        detail: Some(format!("asked rollout {} to {}", rollout.release_id, if kind == RolloutRequestKind::Continue { "go on" } else { "go back" })),
-        forced: false,
-        rolled_back: None,
-        seconds: Default::default(),
-        progress: None,
-        notify_failures: Vec::new(),
-        hooks: Vec::new(),
-        action: Action::RolloutRequest(RolloutRequestDetails { rollout: rollout.release_id.clone(), request: kind, cluster: s.cluster.clone() }),
-    };
+    let action = Action::RolloutRequest(RolloutRequestDetails { rollout: rollout.release_id.clone(), request: kind, cluster: s.cluster.clone() });
+    let mut record = session.record(pipeline, env, id.clone(), now, action);
+    record.finished = Some(now);
+    record.outcome = Outcome::Succeeded;
+    record.detail = Some(format!("asked rollout {} to {}", rollout.release_id, if kind == RolloutRequestKind::Continue { "go on" } else { "go back" }));
     cloud.ledger.put_record(&pipeline.ledger_table, &record, Expect::New).await?;
     session.progress(&format!(
         "asked the run holding rollout {} ({} on {}) to {}; waiting for it",

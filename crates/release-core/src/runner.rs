@@ -166,6 +166,32 @@ impl Session {
         crate::notify::Delivery::new(self.notifier.clone(), self.cloud.clock.clone(), pipeline.notify.clone(), Arc::new(move |l: &str| reporter.progress(l)))
     }
 
+    /// A new record of `action` by this session's actor, open (`Started`): the one place every field is filled in,
+    /// so that the runner's records, queue tickets' and rollout requests' cannot drift apart.
+    pub fn record(&self, pipeline: &Pipeline, env: &Environment, id: ReleaseId, started: Timestamp, action: crate::ledger::Action) -> Record {
+        let a = &self.actor;
+        Record {
+            app: pipeline.app.clone(),
+            env: env.name.clone(),
+            release_id: id.clone(),
+            holder: id,
+            actor: a.name.clone(),
+            caller: a.caller.clone(),
+            host: a.host.clone(),
+            started,
+            finished: None,
+            outcome: Outcome::Started,
+            detail: None,
+            forced: false,
+            rolled_back: None,
+            seconds: Default::default(),
+            progress: None,
+            notify_failures: Vec::new(),
+            hooks: Vec::new(),
+            action,
+        }
+    }
+
     /// A new release id (time-ordered).
     pub fn new_release_id(&self) -> ReleaseId {
         let n = self.entropy.wrapping_add(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_mul(0x9e37_79b9));
@@ -326,27 +352,11 @@ impl<'s> Op<'s> {
 
     /// A fresh record for this run, not yet written: the body fills in the action and calls [`Op::open`].
     pub fn draft(&self, action: crate::ledger::Action) -> Record {
-        let a = &self.session.actor;
-        Record {
-            app: self.pipeline.app.clone(),
-            env: self.env.name.clone(),
-            release_id: self.run_id.clone(),
-            holder: self.run_id.clone(),
-            actor: a.name.clone(),
-            caller: a.caller.clone(),
-            host: a.host.clone(),
-            started: self.started,
-            finished: None,
-            outcome: Outcome::Started,
-            detail: None,
-            forced: false,
-            rolled_back: None,
-            seconds: if self.queued.is_zero() { Default::default() } else { [("queued".to_owned(), self.queued.as_secs_f64())].into_iter().collect() },
-            progress: None,
-            notify_failures: Vec::new(),
-            hooks: Vec::new(),
-            action,
+        let mut record = self.session.record(self.pipeline, self.env, self.run_id.clone(), self.started, action);
+        if !self.queued.is_zero() {
+            record.seconds.insert("queued".to_owned(), self.queued.as_secs_f64());
         }
+        record
     }
 
     /// Writes a new record (it must not exist).

@@ -189,6 +189,27 @@ pub struct SwitchReport {
     pub hooks: Vec<crate::hooks::HookResult>,
 }
 
+impl SwitchReport {
+    /// The report of a switch that changed nothing (yet): `planned` for `--plan`.
+    pub fn unchanged(plan: SwitchPlan, planned: bool) -> Self {
+        SwitchReport { release_id: String::new(), plan, changed: false, planned, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() }
+    }
+}
+
+impl SwitchPlan {
+    /// What the ledger record of this switch says it does; `rollout` is the journal of a switch in steps.
+    pub fn details(&self, rollout: Option<crate::ledger::RolloutState>) -> SwitchDetails {
+        SwitchDetails {
+            cluster: self.cluster.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            commit: self.commit.clone(),
+            previous: self.previous.clone(),
+            rollout,
+        }
+    }
+}
+
 /// Reads what a switch to `cluster` decides on.
 pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, cluster: &Cluster) -> Result<SwitchWorld> {
     let live = world::live_name(cloud, env).await?.ok_or_else(|| no_dns(env))?;
@@ -357,19 +378,11 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
             }
         }
         close_unfinished(op, &w.records, &w.live.weights).await?;
-        let mut report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: false, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() };
+        let mut report = SwitchReport::unchanged(plan.clone(), false);
         if !plan.changes {
             return Ok(report);
         }
-        let details = SwitchDetails {
-            cluster: plan.cluster.clone(),
-            from: plan.from.clone(),
-            to: plan.to.clone(),
-            commit: plan.commit.clone(),
-            previous: plan.previous.clone(),
-            rollout: None,
-        };
-        let mut record = op.draft(Action::Switch(details));
+        let mut record = op.draft(Action::Switch(plan.details(None)));
         record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
         if record.forced {
             let mut why = plan.problems.clone();

@@ -26,7 +26,7 @@ pub async fn run(
     let start = std::time::Instant::now();
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;
-        let report = SwitchReport { release_id: String::new(), plan: plan.clone(), changed: false, planned: true, in_sync: true, seconds: 0.0, rollout: None, hooks: Vec::new() };
+        let report = SwitchReport::unchanged(plan.clone(), true);
         let env = c.release.pipeline.env(plan.env.as_str())?;
         // What it would run, as `promote --plan` names its hooks; none when nothing changes.
         let hooks: Vec<(&str, String)> = if plan.changes {
