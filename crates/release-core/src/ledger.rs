@@ -37,6 +37,9 @@ pub enum Outcome {
     Superseded,
     /// A waiting command that never ran: its ticket was cancelled (`release queue cancel`).
     Cancelled,
+    /// A safety check or a missing thing (an alarm firing, a live target, no AMI) stopped it before it changed
+    /// anything.
+    Refused,
 }
 
 impl Outcome {
@@ -52,6 +55,7 @@ impl Outcome {
             Outcome::RolledBack => "rolled-back",
             Outcome::Superseded => "superseded",
             Outcome::Cancelled => "cancelled",
+            Outcome::Refused => "refused",
         }
     }
 
@@ -146,6 +150,10 @@ pub struct RollbackDetails {
     pub from: Option<CommitSha>,
     /// The commit live after it.
     pub to: CommitSha,
+    /// The commit it made live (`to` again), under the name every record uses for it, so that the ledger and
+    /// `history --output json` name it without a rule per action. Absent from records written before it existed.
+    #[serde(default)]
+    pub commit: Option<CommitSha>,
     /// The cluster that takes the traffic after it.
     pub cluster: ClusterName,
     /// Weights before and after (blue/green).
@@ -397,7 +405,7 @@ impl Record {
         match &self.action {
             Action::Promote(p) => Some(&p.commit),
             Action::Switch(s) => s.commit.as_ref(),
-            Action::Rollback(r) => Some(&r.to),
+            Action::Rollback(r) => r.commit.as_ref().or(Some(&r.to)),
             Action::Provision(_) => None,
             Action::Queued(q) => q.commit.as_ref(),
             Action::RolloutRequest(_) => None,
@@ -757,6 +765,7 @@ mod tests {
                 path: RollbackPath::SwitchBack,
                 from: None,
                 to: sha(to),
+                commit: Some(sha(to)),
                 cluster: cl(cluster),
                 from_weights: None,
                 to_weights: None,

@@ -44,6 +44,7 @@ pub mod ledger;
 pub mod notify;
 pub mod pipeline;
 pub mod ports;
+pub mod preflight;
 pub mod promote;
 pub mod provision;
 pub mod queue;

@@ -1,7 +1,7 @@
 //! Deploy events and their delivery to the sinks of `[notify]` (webhook, slack, sns, command).
 //!
 //! Every transition of a ledger record is an [`Event`]: queued, started, a step (launched, healthy, switched, ...),
-//! succeeded, failed, rolled back, lost-lock, superseded, cancelled, interrupted. The runner and the queue emit
+//! succeeded, failed, rolled back, lost-lock, superseded, cancelled, interrupted, refused. The runner and the queue emit
 //! them; [`Delivery`] hands each to every sink whose `on` filter takes it, through the [`Notifier`] port.
 //!
 //! Delivery never blocks or fails a deploy: each event goes out on a task of its own, with a timeout per attempt
@@ -48,13 +48,16 @@ pub enum EventKind {
     Superseded,
     /// A waiting command whose ticket was cancelled.
     Cancelled,
-    /// Stopped by Ctrl-C / SIGTERM.
+    /// Stopped by Ctrl-C / SIGTERM: put back (outcome `interrupted`), or, past the point of no return, stopped at
+    /// once with the record left open (outcome `started`) for a re-run, which sends the closing event.
     Interrupted,
+    /// A safety check or a missing thing stopped it before it changed anything (`reason` says which).
+    Refused,
 }
 
 impl EventKind {
     /// Every kind, for validation messages.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::Queued,
         EventKind::Started,
         EventKind::Step,
@@ -65,10 +68,11 @@ impl EventKind {
         EventKind::Superseded,
         EventKind::Cancelled,
         EventKind::Interrupted,
+        EventKind::Refused,
     ];
 
     /// What a sink gets when its `on` is not given.
-    pub const DEFAULT: [EventKind; 4] = [EventKind::Started, EventKind::Succeeded, EventKind::Failed, EventKind::RolledBack];
+    pub const DEFAULT: [EventKind; 5] = [EventKind::Started, EventKind::Succeeded, EventKind::Failed, EventKind::RolledBack, EventKind::Refused];
 
     /// `rolled-back`, as in the pipeline file and the payload.
     pub fn as_str(self) -> &'static str {
@@ -83,6 +87,7 @@ impl EventKind {
             EventKind::Superseded => "superseded",
             EventKind::Cancelled => "cancelled",
             EventKind::Interrupted => "interrupted",
+            EventKind::Refused => "refused",
         }
     }
 
@@ -182,7 +187,11 @@ impl Event {
             host: record.host.clone(),
             release_id: record.release_id.to_string(),
             outcome: record.outcome.as_str().to_owned(),
-            reason: if matches!(record.outcome, Outcome::Succeeded | Outcome::Started) { None } else { record.detail.clone() },
+            // A record left open by a run that stopped still says why in its closing-time event.
+            reason: match (record.outcome, kind) {
+                (Outcome::Succeeded, _) | (Outcome::Started, EventKind::Started | EventKind::Step | EventKind::Queued) => None,
+                _ => record.detail.clone(),
+            },
             rolled_back: record.rolled_back,
             seconds: record.seconds.clone(),
             instances: InstanceCounts {
@@ -194,9 +203,11 @@ impl Event {
         }
     }
 
-    /// The kind of event a record closed with `outcome` makes.
+    /// The kind of event a record closed with `outcome` makes. (A run stopped at once by a second signal leaves
+    /// its record `started` for a re-run, which sends the closing event; the runner says `interrupted` for it.)
     pub fn closing_kind(record: &Record) -> EventKind {
         match record.outcome {
+            Outcome::Refused => EventKind::Refused,
             Outcome::Succeeded if record.action_name() == "rollback" => EventKind::RolledBack,
             Outcome::Succeeded | Outcome::Abandoned => EventKind::Succeeded,
             Outcome::RolledBack => EventKind::RolledBack,

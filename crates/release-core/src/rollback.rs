@@ -293,6 +293,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         path: plan.path,
         from: plan.from_commit.clone(),
         to: plan.to_commit.clone(),
+        commit: Some(plan.to_commit.clone()),
         cluster: plan.cluster.clone(),
         from_weights: plan.from_weights.clone(),
         to_weights: plan.to_weights.clone(),

@@ -183,6 +183,12 @@ pub async fn check_alarms(cloud: &Cloud, env: &Environment, alarms: &[String]) -
         return Ok(Vec::new());
     }
     let states = cloud.alarms.states(alarms).await?;
+    require_alarms(env, alarms, &states)
+}
+
+/// The states of `alarms`, in that order, from `states` (what CloudWatch answered); refuses (not found) when one
+/// does not exist: a watch needs every alarm it names.
+pub fn require_alarms(env: &Environment, alarms: &[String], states: &[AlarmStatus]) -> Result<Vec<AlarmStatus>> {
     let missing: Vec<&str> = alarms.iter().filter(|a| !states.iter().any(|s| &s.name == *a)).map(String::as_str).collect();
     if !missing.is_empty() {
         return Err(Error::not_found(format!(
@@ -198,32 +204,10 @@ pub async fn check_alarms(cloud: &Cloud, env: &Environment, alarms: &[String]) -
     Ok(alarms.iter().filter_map(|a| states.iter().find(|s| &s.name == a).cloned()).collect())
 }
 
-const FIRING: &str = "a rollout would go back at its first step";
-
-/// Refuses (exit 4) when a watched alarm is in ALARM already: the rollout (or batch promote) would go back (or
-/// stop) at its first watch, having changed something for nothing. `--force` does not skip it: the watch would
-/// still see the alarm and undo the step.
-pub fn refuse_in_alarm(env: &Environment, alarms: &[AlarmStatus], what: &str) -> Result<()> {
-    let firing: Vec<&str> = alarms.iter().filter(|a| a.state == AlarmState::Alarm).map(|a| a.name.as_str()).collect();
-    if firing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::refused(format!(
-        "alarm{} {} of env {} {} in ALARM now, so {what}; fix {} or remove {} from `alarms` in [env.{}.rollout] (--force does not skip this); nothing was changed",
-        if firing.len() > 1 { "s" } else { "" },
-        firing.join(", "),
-        env.name,
-        if firing.len() > 1 { "are" } else { "is" },
-        if firing.len() > 1 { "them" } else { "it" },
-        if firing.len() > 1 { "them" } else { "it" },
-        env.name
-    )))
-}
-
-/// The switch plan of a rollout (`--plan`): the target must be ready for its first share; the alarms must exist.
-pub async fn plan_from(session: &Session, pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, spec: &RolloutSpec, w: &SwitchWorld) -> Result<SwitchPlan> {
-    let alarms = check_alarms(&session.cloud, env, &spec.alarms).await?;
-    refuse_in_alarm(env, &alarms, FIRING)?;
+/// The switch plan of a rollout (`--plan`): the target must be ready for its first share; the alarms must exist
+/// and none may be firing (the switch plan's pre-flight, `preflight::check`, refuses that).
+pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, spec: &RolloutSpec, w: &SwitchWorld) -> Result<SwitchPlan> {
+    let alarms = require_alarms(env, &spec.alarms, &w.alarms)?;
     plan_with(pipeline, env, cluster, opts, spec, w, alarms)
 }
 
@@ -232,7 +216,8 @@ fn plan_with(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &S
         RolloutStep::Percent(p) => Some(*p),
         RolloutStep::Hold => None,
     });
-    let one = SwitchOptions { weight: first, steps: None, pause: None, ..opts.clone() };
+    // The first step, planned (and pre-flighted) as a one-step switch; `steps` says it is a rollout's.
+    let one = SwitchOptions { weight: first, steps: Some(spec.steps.clone()), pause: None, ..opts.clone() };
     let mut plan = switch::plan_from(pipeline, env, cluster, &one, w)?;
     let from = plan.from.clone();
     plan.to = from.after_switch(&cluster.name, Some(100))?;
@@ -336,7 +321,10 @@ pub(crate) async fn body(
             op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));
             let spec = RolloutSpec { steps: state.steps.clone(), pause: Duration::from_secs_f64(state.pause), alarms: state.alarms.clone() };
             let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
-            let mut plan = plan_with(pipeline, env, cluster, &SwitchOptions { force: true, ..opts.clone() }, &spec, &w, alarms)?;
+            // A resumed rollout is not refused for an alarm firing: its watch goes back at once, which is what it
+            // then needs (refusing would leave the traffic where the dead run left it).
+            let unwatched = SwitchWorld { alarms: Vec::new(), ..w.clone() };
+            let mut plan = plan_with(pipeline, env, cluster, &SwitchOptions { force: true, ..opts.clone() }, &spec, &unwatched, alarms)?;
             plan.from = details.from.clone();
             plan.to = details.to.clone();
             plan.changes = true;
@@ -355,10 +343,7 @@ pub(crate) async fn body(
         }
         None => {
             let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
-            let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
-            // A resumed rollout is not refused so: its watch goes back, which is what it then needs.
-            refuse_in_alarm(env, &alarms, FIRING)?;
-            let plan = plan_with(pipeline, env, cluster, opts, &spec, &w, alarms)?;
+            let plan = plan_from(pipeline, env, cluster, opts, &spec, &w)?;
             if let Some(c) = confirmed {
                 if c.from != plan.from || c.to != plan.to {
                     return Err(Error::refused(format!(
@@ -964,20 +949,18 @@ pub async fn close_dead(op: &mut Op<'_>, records: &[Record]) -> Result<()> {
     Ok(())
 }
 
-/// In place with `promote --batch N`: refuses, before anything is launched, alarms of `[env.NAME.rollout]` that do
-/// not exist.
-pub async fn check_batch_alarms(op: &mut Op<'_>) -> Result<()> {
-    let Some(r) = op.env().rollout.as_ref().filter(|_| !op.env().is_blue_green()) else { return Ok(()) };
-    let states = check_alarms(op.cloud(), op.env(), &r.alarms).await?;
-    refuse_in_alarm(op.env(), &states, "a promote in batches would stop after its first batch")
-}
-
-/// `promote --batch N --plan` in place: the refusals the run would make before launching (alarms missing or in
-/// ALARM).
-pub async fn check_batch_alarms_plan(session: &Session, env: &Environment) -> Result<()> {
-    let Some(r) = env.rollout.as_ref().filter(|_| !env.is_blue_green()) else { return Ok(()) };
-    let states = check_alarms(&session.cloud, env, &r.alarms).await?;
-    refuse_in_alarm(env, &states, "a promote in batches would stop after its first batch")
+/// An in-place promote's pre-flight (`preflight::in_place`), before anything is launched: the watched alarms of
+/// `[env.NAME.rollout]` firing; with `--batch N` they must also exist (they are watched between batches).
+pub async fn check_in_place(cloud: &Cloud, env: &Environment, cluster: &Cluster, batch: bool) -> Result<()> {
+    if env.is_blue_green() {
+        return Ok(());
+    }
+    let alarms = crate::preflight::alarms(cloud, env).await?;
+    if batch {
+        let names: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
+        require_alarms(env, &names, &alarms)?;
+    }
+    crate::preflight::in_place(env, cluster, &alarms, batch)
 }
 
 /// In place with `promote --batch N`, after batch `done` of `total`: watches `[env.NAME.rollout]`'s alarms for its

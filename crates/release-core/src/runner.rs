@@ -688,6 +688,7 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
         // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
         Err(_) if past => Outcome::Started,
         Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,
+        Err(e) if refusal(e) => Outcome::Refused,
         Err(_) => Outcome::Failed,
     };
     let mut write_err = None;
@@ -703,11 +704,16 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
             let total = now.since(record.started).as_secs_f64();
             record.seconds.insert("total".into(), total);
             if let Err(e) = &result {
-                record.detail = Some(match (&lost, e.kind()) {
-                    (Some(l), _) => l.message(op.env),
+                let note = op.shared.no_return.lock().unwrap().clone();
+                record.detail = Some(match (&lost, e.kind(), note) {
+                    (Some(l), _, _) => l.message(op.env),
+                    (None, ErrorKind::Interrupted, Some(note)) => format!(
+                        "interrupted twice past the point of no return ({note}): stopped at once; the record stays open, run the same command again to finish"
+                    ),
                     _ => e.message().to_owned(),
                 });
-                record.rolled_back = Some(!past);
+                // A refusal changed nothing, so nothing was put back.
+                record.rolled_back = Some(!past && outcome != Outcome::Refused);
             }
             match cloud.ledger.put_record(&table, record, Expect::Holder(op.run_id.clone())).await {
                 Ok(true) => {}
@@ -731,16 +737,27 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
                 superseded_by: None,
                 waited: op.queued.as_secs_f64(),
             }));
-            draft.outcome = if e.kind() == ErrorKind::Interrupted { Outcome::Interrupted } else { Outcome::Failed };
+            draft.outcome = match e.kind() {
+                ErrorKind::Interrupted => Outcome::Interrupted,
+                _ if refusal(e) => Outcome::Refused,
+                _ => Outcome::Failed,
+            };
             draft.detail = Some(e.message().to_owned());
-            draft.rolled_back = Some(true);
+            // Nothing was changed before the record would have opened: nothing was put back.
+            draft.rolled_back = Some(false);
             op.events.send(crate::notify::Event::of(crate::notify::Event::closing_kind(&draft), &draft, op.events.link(), now));
             op.events.settle(crate::notify::SINK_TIMEOUT).await;
         }
     }
     // The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout.
     if let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) {
-        op.events.send(crate::notify::Event::of(crate::notify::Event::closing_kind(&record), &record, op.events.link(), now));
+        // Stopped at once past the point of no return, the record open: `interrupted`, not a `failed` that the
+        // re-run finishing the same release would contradict; that re-run sends the one terminal event.
+        let kind = match &result {
+            Err(e) if record.outcome == Outcome::Started && e.kind() == ErrorKind::Interrupted => crate::notify::EventKind::Interrupted,
+            _ => crate::notify::Event::closing_kind(&record),
+        };
+        op.events.send(crate::notify::Event::of(kind, &record, op.events.link(), now));
         let failures = op.events.settle(crate::notify::SINK_TIMEOUT).await;
         if !failures.is_empty() {
             let mut noted = record;
@@ -770,6 +787,13 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
             Err(e)
         }
     }
+}
+
+/// Whether an error stopped a run the way a refusal does, before it changed anything: a safety check said no, or
+/// something it needs is missing or was asked for wrongly (an alarm firing, a live target, no AMI). An error that
+/// says whether it put something back came after a change.
+fn refusal(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Refused | ErrorKind::NotFound | ErrorKind::Input) && e.rolled_back().is_none()
 }
 
 /// `3f2a1b2c3d4e` for messages.

@@ -132,6 +132,8 @@ pub struct SwitchWorld {
     pub records: Vec<Record>,
     /// The environment's load balancers that exist (where its records should point).
     pub lbs: Vec<LbInfo>,
+    /// The states of the environment's watched alarms (`[env.NAME.rollout] alarms`) that CloudWatch knows.
+    pub alarms: Vec<crate::ports::AlarmStatus>,
 }
 
 /// What a switch will do. A plain value: `--plan` prints it.
@@ -220,7 +222,8 @@ pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, clus
     let others = world::describe_others(cloud, &members, &instances).await?;
     let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::promote::plan::RECENT_RECORDS)).await?;
     let lbs = env_lbs(cloud, env).await?;
-    Ok(SwitchWorld { live, instances, health, others, records, lbs })
+    let alarms = crate::preflight::alarms(cloud, env).await?;
+    Ok(SwitchWorld { live, instances, health, others, records, lbs, alarms })
 }
 
 /// The environment's load balancers that exist, in one describe per kind.
@@ -282,27 +285,15 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts
     let to = from.after_switch(&cluster.name, opts.weight)?;
     let ready = readiness(&pipeline.app, env, cluster, &w.instances, &w.health, &w.others);
     let changes = to != from;
-    let takes_traffic = to.is_live(&cluster.name);
     if changes {
         refuse_misdirected(env, &misdirected_for(env, &w.live, &to, &w.lbs))?;
     }
-    if changes && takes_traffic && !opts.force {
-        if !ready.strays.is_empty() {
-            let list: Vec<String> = ready.strays.iter().map(Stray::describe).collect();
-            return Err(Error::refused(format!(
-                "{} of cluster {} serves instances that are not its current ones: {}; promote to it again to retire them (this app's), deregister them by hand, or --force; nothing was changed",
-                cluster.target,
-                cluster.name,
-                list.join(", ")
-            )));
-        }
-        if !ready.problems.is_empty() {
-            return Err(Error::refused(format!(
-                "cluster {} is not ready for traffic: {}; nothing was changed (--force to switch anyway)",
-                cluster.name,
-                ready.problems.join("; ")
-            )));
-        }
+    if changes && crate::preflight::toward(&from, &to, &cluster.name) {
+        let what = match opts.steps {
+            Some(_) => "a rollout would go back at its first step".to_owned(),
+            None => format!("traffic would move to cluster {} while it fires ({} -> {})", cluster.name, from.describe_shares(), to.describe_shares()),
+        };
+        crate::preflight::check(env, cluster, Some(&ready), &w.alarms, opts.force, &what)?;
     }
     let current = w.live.weights.describe();
     let unfinished = w
@@ -320,7 +311,9 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts
         cluster: cluster.name.clone(),
         from: from.clone(),
         to,
-        commit: ready.commit.clone(),
+        // What the target serves: one commit across its instances, else the one its running instances run (an old
+        // instance still shutting down does not leave the record without a commit).
+        commit: ready.commit.clone().or_else(|| commit_of(env, cluster, &w.instances)),
         previous: previous(env, &from, &w.instances),
         problems: ready.problems,
         strays: ready.strays,
@@ -342,7 +335,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, cluster_name: &str, op
     }
     let w = observe(&session.cloud, pipeline, env, cluster).await?;
     if let Some(r) = crate::rollout::wanted(env, opts)? {
-        return crate::rollout::plan_from(session, pipeline, env, cluster, opts, &r, &w).await;
+        return crate::rollout::plan_from(pipeline, env, cluster, opts, &r, &w);
     }
     plan_from(pipeline, env, cluster, opts, &w)
 }

@@ -286,7 +286,7 @@ fn bad_notify_sinks_say_what_is_wrong() {
         "`secret` of a webhook sink must be a reference, env:NAME or ssm:/path; fix: never write the secret itself in the pipeline file",
         "topic `deploys` is not an SNS topic ARN; fix: write arn:aws:sns:<region>:<account>:<name>",
         "sink kind `pager` is unknown; fix: use webhook, slack, sns or command",
-        "event `exploded` is unknown; fix: use some of: queued, started, step, succeeded, failed, rolled-back, lost-lock, superseded, cancelled, interrupted",
+        "event `exploded` is unknown; fix: use some of: queued, started, step, succeeded, failed, rolled-back, lost-lock, superseded, cancelled, interrupted, refused",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }

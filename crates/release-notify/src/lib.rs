@@ -138,7 +138,7 @@ pub fn slack_message(e: &Event) -> serde_json::Value {
         "succeeded" => ":white_check_mark:",
         "failed" | "lost-lock" => ":x:",
         "rolled-back" => ":leftwards_arrow_with_hook:",
-        "interrupted" | "cancelled" | "superseded" => ":warning:",
+        "interrupted" | "cancelled" | "superseded" | "refused" => ":warning:",
         "started" | "step" => ":arrow_forward:",
         _ => ":hourglass:",
     };

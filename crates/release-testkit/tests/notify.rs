@@ -177,8 +177,96 @@ async fn a_promote_that_fails_before_its_record_opens_still_tells_the_sinks_why(
     let err = release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let events = n.delivered(HOOK);
-    assert_eq!(kinds(&events), ["failed"], "no started (nothing started), one failed");
+    assert_eq!(kinds(&events), ["refused"], "no started (nothing started), one refused: nothing was changed");
+    assert_eq!(events[0].rolled_back, Some(false), "nothing to put back");
     assert_eq!(events[0].reason.as_deref(), Some(err.message()));
     assert_eq!((events[0].action.as_str(), events[0].commit.as_deref()), ("promote", Some(a.as_str())));
     assert!(w.records("staging").await.iter().all(|r| r.action_name() != "promote"), "the ledger has no promote to close");
+}
+
+/// A sink that takes every closing kind, and prod's rollout alarm (watched by every move of traffic toward a cluster).
+const EVERY: &str = r#"
+[env.prod.rollout]
+alarms = ["shop-5xx"]
+[notify]
+[[notify.sinks]]
+kind = "command"
+command = "./all.sh"
+on = ["started", "succeeded", "failed", "rolled-back", "interrupted", "refused", "lost-lock"]
+"#;
+
+const ALL: &str = "command `./all.sh`";
+
+async fn every_event() -> (World, RecordingNotifier) {
+    let w = World::with(shop(2, EVERY)).await;
+    w.cloud.set_alarm("shop-5xx", release_core::ports::AlarmState::Ok);
+    (w, RecordingNotifier::default())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_double_ctrl_c_past_the_point_of_no_return_is_interrupted_not_failed_and_only_the_rerun_closes_it() {
+    let (w, n) = every_event().await;
+    let (a, c) = (w.bake('a').await, w.bake('c').await);
+    release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap();
+    // Two signals in the drain (past the point of no return): it stops at once and leaves the record open.
+    let (mut r, signals) = w.release_with("alice", None);
+    r.session.notifier = Arc::new(n.clone());
+    let opts = PromoteOptions::default();
+    let (result, ()) = tokio::join!(r.promote("staging", &c, &opts, None), async {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        signals.signal();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        signals.signal();
+    });
+    assert_eq!(result.unwrap_err().kind(), ErrorKind::Interrupted);
+    let open = w.records("staging").await[0].clone();
+    assert_eq!(open.outcome, release_core::ledger::Outcome::Started, "left open for a re-run");
+    release(&w, &n, "alice").promote("staging", &c, &Default::default(), None).await.expect("the re-run finishes it");
+    let closed = w.records("staging").await[0].clone();
+    assert_eq!((closed.release_id.as_str(), closed.outcome), (open.release_id.as_str(), release_core::ledger::Outcome::Succeeded));
+
+    let events: Vec<_> = n.delivered(ALL).into_iter().filter(|e| e.release_id == open.release_id.as_str()).collect();
+    assert_eq!(kinds(&events), ["started", "interrupted", "succeeded"], "never a `failed` for a run left open");
+    let stopped = &events[1];
+    assert_eq!(stopped.outcome, "started", "the record stays open: not a terminal event");
+    assert!(stopped.reason.as_deref().is_some_and(|r| r.contains("run the same command again")), "{:?}", stopped.reason);
+    assert_eq!(stopped.rolled_back, Some(false), "nothing was put back");
+    let terminal: Vec<_> = events.iter().filter(|e| e.outcome != "started").collect();
+    assert_eq!(terminal.len(), 1, "exactly one terminal event: {events:#?}");
+    assert_eq!((terminal[0].event, terminal[0].outcome.as_str()), (EventKind::Succeeded, closed.outcome.as_str()), "it matches the ledger");
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_that_changed_nothing_are_refused_with_their_reason_and_nothing_rolled_back() {
+    let (w, n) = every_event().await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    // No AMI for the commit.
+    let unbaked = release_core::ids::CommitSha::parse(&"d".repeat(40)).unwrap();
+    let no_ami = release(&w, &n, "alice").promote("staging", &unbaked, &Default::default(), None).await.unwrap_err();
+    assert_eq!(no_ami.kind(), ErrorKind::NotFound, "{no_ami}");
+    // An alarm firing: a switch toward the idle cluster is refused before anything changes.
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let live = release(&w, &n, "alice").promote("prod", &a, &Default::default(), None).await.unwrap().cluster;
+    release(&w, &n, "alice").switch(live.as_str(), &Default::default(), None).await.unwrap();
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let idle = release(&w, &n, "alice").promote("prod", &b, &Default::default(), None).await.unwrap().cluster;
+    w.cloud.set_alarm("shop-5xx", release_core::ports::AlarmState::Alarm);
+    let weights = w.weights().await;
+    let opts = release_core::switch::SwitchOptions { weight: Some(100), ..Default::default() };
+    let firing = release(&w, &n, "alice").switch(idle.as_str(), &opts, None).await.unwrap_err();
+    assert_eq!(firing.kind(), ErrorKind::Refused, "{firing}");
+    assert_eq!(w.weights().await, weights, "nothing changed");
+
+    let all = n.delivered(ALL);
+    assert!(all.iter().all(|e| e.event != EventKind::Failed), "{:?}", kinds(&all));
+    let refused: Vec<_> = all.iter().filter(|e| e.event.as_str() == "refused").collect();
+    assert_eq!(refused.len(), 2, "{:?}", kinds(&all));
+    for (e, err, action) in [(refused[0], &no_ami, "promote"), (refused[1], &firing, "switch")] {
+        assert_eq!((e.action.as_str(), e.outcome.as_str()), (action, "refused"));
+        assert_eq!(e.reason.as_deref(), Some(err.message()), "the reason is the refusal");
+        assert_eq!(e.rolled_back, Some(false), "nothing was changed, so nothing was put back");
+    }
+    assert!(refused[1].reason.as_deref().is_some_and(|r| r.contains("alarm shop-5xx of env prod is in ALARM now")));
+    let records: Vec<_> = w.records("prod").await.into_iter().chain(w.records("staging").await).collect();
+    assert!(records.iter().all(|r| r.outcome != release_core::ledger::Outcome::Failed), "no ledger row says failed");
 }

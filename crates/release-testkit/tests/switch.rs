@@ -230,3 +230,52 @@ async fn a_forced_rollback_that_must_promote_does_not_wait_settle() {
     assert!(lines.contains("--force: not waiting"), "{lines}");
     assert!(w.records("prod").await[0].forced, "the ledger marks it forced");
 }
+
+#[tokio::test(start_paused = true)]
+async fn every_record_names_the_commit_it_made_live_rollbacks_too() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    let (first, second) = (w.deploy_prod(&a).await, w.deploy_prod(&b).await);
+    w.cloud.clock.advance(Duration::from_secs(600));
+    w.release("alice").rollback("prod", &PromoteOptions::default(), None).await.unwrap();
+    // As the ledger stores the records and `history --output json` prints them: every one names its commit.
+    let rows: Vec<(String, Option<String>)> = w
+        .records("prod")
+        .await
+        .iter()
+        .filter(|r| r.action_name() != "provision")
+        .map(|r| {
+            let doc = serde_json::to_value(r).unwrap();
+            (doc["action"].as_str().unwrap_or("").to_owned(), doc["commit"].as_str().map(str::to_owned))
+        })
+        .collect();
+    let row = |action: &str, c: &release_core::ids::CommitSha| (action.to_owned(), Some(c.to_string()));
+    assert_eq!(rows, vec![row("rollback", &a), row("switch", &b), row("promote", &b), row("switch", &a), row("promote", &a)], "{first} then {second}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_an_alarm_firing_a_weight_toward_a_cluster_is_refused_and_one_away_from_it_is_not() {
+    let w = World::with(release_testkit::fixtures::shop(2, "[env.prod.rollout]\nalarms = [\"shop-5xx\"]\n")).await;
+    w.cloud.set_alarm("shop-5xx", release_core::ports::AlarmState::Ok);
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    let serving = w.deploy_prod(&a).await;
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let idle = w.release("alice").promote("prod", &b, &PromoteOptions::default(), None).await.unwrap().cluster;
+    let weight = |p: u8| SwitchOptions { weight: Some(p), ..Default::default() };
+    w.release("alice").switch(idle.as_str(), &weight(40), None).await.unwrap();
+    let before = w.weights().await;
+    assert_eq!((before.weight(&idle), before.weight(&serving)), (40, 60));
+    w.cloud.set_alarm("shop-5xx", release_core::ports::AlarmState::Alarm);
+    let forced = SwitchOptions { force: true, ..Default::default() };
+    for opts in [weight(100), weight(50), SwitchOptions::default(), forced] {
+        let err = w.release("alice").switch(idle.as_str(), &opts, None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Refused, "{opts:?}: {err}");
+        assert!(err.message().starts_with("alarm shop-5xx of env prod is in ALARM now"), "{err}");
+        assert_eq!(w.weights().await, before, "{opts:?}: nothing changed");
+    }
+    // Lowering the share of `idle` moves traffic away from it: never held.
+    w.release("alice").switch(idle.as_str(), &weight(10), None).await.expect("moving traffic away is allowed");
+    let after = w.weights().await;
+    assert_eq!((after.weight(&idle), after.weight(&serving)), (10, 90));
+    assert_eq!(w.records("prod").await[0].outcome, Outcome::Succeeded);
+}

@@ -59,6 +59,11 @@ pub fn report(plan: &PromotePlan, outcome: &str) -> PromoteReport {
 /// The whole promote under the lock: the plan must have been made under the same lock.
 pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -> Result<PromoteReport> {
     let mut rep = report(plan, "succeeded");
+    if plan.kind == PlanKind::Deploy {
+        // Before anything changes; a rollback's promote (`deploy` alone) goes back and is not held by an alarm.
+        let cluster = op.env().cluster(plan.cluster.as_str())?;
+        crate::rollout::check_in_place(op.cloud(), op.env(), cluster, plan.batch.is_some()).await?;
+    }
     settle(op, plan).await?;
     rep.forced = plan.forced && plan.settle_until.is_some();
     prelude(op, plan, &mut rep).await?;
@@ -201,10 +206,6 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
     let mut new_ids: Vec<InstanceId> = plan.adopted.clone();
     let mut remaining_old: Vec<InstanceId> = plan.retire.clone();
     let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).collect();
-    // In place with --batch, [env.NAME.rollout] alarms are watched between batches: they must exist first.
-    if plan.batch.is_some() {
-        crate::rollout::check_batch_alarms(op).await?;
-    }
     loop {
         let have = new_ids.len() as u32;
         if have >= count && remaining_old.is_empty() && strays.is_empty() {

@@ -406,10 +406,11 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
 /// Observes and plans.
 pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromotePlan> {
     let world = observe(session, pipeline, env, commit, opts).await?;
-    if opts.batch.is_some() {
-        crate::rollout::check_batch_alarms_plan(session, env).await?;
+    let plan = plan_from(pipeline, env, commit, opts, &world, "promote")?;
+    if plan.kind == PlanKind::Deploy {
+        crate::rollout::check_in_place(&session.cloud, env, env.cluster(plan.cluster.as_str())?, opts.batch.is_some()).await?;
     }
-    plan_from(pipeline, env, commit, opts, &world, "promote")
+    Ok(plan)
 }
 
 /// How long until the settle wait ends, for messages.

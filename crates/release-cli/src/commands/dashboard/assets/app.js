@@ -120,7 +120,7 @@
     const app = params.get("app") || apps[0] || "";
     const env = params.get("env") || "", outcome = params.get("outcome") || "";
     const doc = await get("/api/history", { app, env, outcome });
-    const outcomes = ["", "started", "succeeded", "failed", "rolled-back", "interrupted", "lost-lock", "superseded", "cancelled", "noop"];
+    const outcomes = ["", "started", "succeeded", "failed", "rolled-back", "interrupted", "refused", "lost-lock", "superseded", "cancelled", "noop"];
     const form = `<form class="filters" method="get" action="/history">
       ${token ? `<input type="hidden" name="token" value="${esc(token)}">` : ""}
       <label>app <select name="app">${apps.map(a => `<option${a === app ? " selected" : ""}>${esc(a)}</option>`).join("")}</select></label>
