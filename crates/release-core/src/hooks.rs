@@ -2,7 +2,8 @@
 //!
 //! - `before_promote`: once, before anything is launched (a database migration, say);
 //! - `before_traffic`: the new fleet is up and takes no traffic yet. Blue/green: at the end of a promote into the
-//!   idle cluster, whose load balancer then holds only the new fleet (`RELEASE_LB_DNS`). In place: once the new
+//!   idle cluster, whose load balancer then holds only the new fleet (`RELEASE_LB_DNS`; the cluster's previous
+//!   release is set aside, running, until the hook passed). In place: once the new
 //!   instances run and before they are registered with the environment's load balancer, which still serves only
 //!   the previous release (`RELEASE_LB_DNS` is that load balancer; the new ones are `RELEASE_INSTANCE_IDS`);
 //! - `after_traffic`: after the switch (blue/green) or the in-place swap; `RELEASE_LIVE_NAME` serves the new release.
@@ -455,7 +456,8 @@ pub async fn before_registering(op: &mut Op<'_>, plan: &PromotePlan, opts: &Prom
 }
 
 /// After a promote's rounds. Blue/green: `before_traffic` against the idle cluster, whose load balancer now holds
-/// only the new fleet; a failure (or a Ctrl-C) removes the new fleet, and traffic never moved. In place:
+/// only the new fleet; a failure (or a Ctrl-C) removes the new fleet, and traffic never moved (the caller,
+/// `promote::apply::swap_idle`, then registers the cluster's previous release again). In place:
 /// `after_traffic`, whose failure is a warning on the record (the promote then says whether to roll back).
 pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions, d: &mut PromoteDetails) -> Result<()> {
     if opts.skip_hooks {

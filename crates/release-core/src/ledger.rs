@@ -95,6 +95,11 @@ pub struct PromoteDetails {
     /// The commit's subject line, when the AMI carries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Old instances taken out of the load balancer and not yet terminated, with when each deregistration began.
+    /// Written before deregistering, so that a run resuming an interrupted drain waits out only what is left of
+    /// `drain` (and a blue/green promote whose `before_traffic` hook fails knows what to register again).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub draining: BTreeMap<InstanceId, Timestamp>,
 }
 
 /// What a switch did to the live name.
@@ -518,7 +523,7 @@ pub struct LiveRelease {
 /// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(), hooks: Vec::new(),
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
-/// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], batches_done: 0, subject: None }) };
+/// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], batches_done: 0, subject: None, draining: Default::default() }) };
 /// let records = vec![promote(1, 'a'), promote(2, 'b'), promote(3, 'c'), promote(4, 'b')];
 /// let stack = live_history(&records);
 /// // c was rolled away from (b is live again): the next rollback goes to a.

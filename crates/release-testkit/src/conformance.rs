@@ -301,6 +301,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
             strays_retired: Vec::new(),
             batches_done: 0,
             subject: None,
+            draining: Default::default(),
         }),
     }
 }

@@ -345,3 +345,116 @@ async fn switch_plans_name_after_traffic_only_when_the_cluster_would_take_all_th
     assert!(named(&release.plan_switch("green", &partial).await.unwrap()).is_empty(), "a --weight shift does not");
     assert!(hooks.started().iter().all(|h| *h != HookName::AfterTraffic), "planning runs nothing");
 }
+
+fn fleet(w: &World, cluster: &str) -> std::collections::BTreeSet<String> {
+    w.instances(cluster).into_iter().map(|i| i.id.to_string()).collect()
+}
+
+fn members(w: &World, target: &LbTarget) -> std::collections::BTreeSet<String> {
+    w.cloud.registered(target).into_iter().map(|i| i.to_string()).collect()
+}
+
+/// A user found this: a blue/green promote whose `before_traffic` hook failed left the idle cluster empty: its
+/// previous release, what a switch back goes to, was retired before the new fleet had passed the hook. It is set
+/// aside while the hook checks the new fleet alone, registered again when the hook fails, and retired only after
+/// the hook passed.
+#[tokio::test(start_paused = true)]
+async fn the_idle_clusters_previous_release_is_retired_only_after_before_traffic_passed() {
+    let (w, hooks) = world().await;
+    let (a, b, c, d) = (w.bake('a').await, w.bake('b').await, w.bake('c').await, w.bake('d').await);
+    let release = with_hooks(w.release("alice"), &hooks);
+    for (sha, cluster) in [(&a, "green"), (&b, "blue")] {
+        w.cloud.clock.advance(Duration::from_secs(600));
+        release.promote("prod", sha, &Default::default(), None).await.unwrap();
+        release.switch(cluster, &Default::default(), None).await.unwrap();
+    }
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let (green, blue) = (LbTarget::TargetGroup("shop-green".into()), LbTarget::TargetGroup("shop-blue".into()));
+    let previous = fleet(&w, "green");
+    assert_eq!(w.commits("green"), vec![a.to_string()], "green (idle) runs a");
+    let weights = w.weights().await;
+
+    // The hook fails: c's fleet goes, a's stays in green and registered.
+    hooks.script(HookName::BeforeTraffic, Script::exits(3, Duration::from_secs(20), &["smoke failed"]));
+    let err = release.promote("prod", &c, &Default::default(), None).await.unwrap_err();
+    assert_eq!((err.kind(), err.rolled_back()), (ErrorKind::DeployFailed, Some(true)), "{err}");
+    assert_eq!(fleet(&w, "green"), previous, "a's instances still run in green");
+    assert_eq!(members(&w, &green), previous, "and are registered in its target group again");
+    let of_c: Vec<_> = w.cloud.state().instances.iter().filter(|i| i.tags.get("release:commit").map(String::as_str) == Some(c.as_str())).cloned().collect();
+    assert_eq!(of_c.len(), 2);
+    assert!(of_c.iter().all(|i| i.state == "terminated"), "{of_c:?}");
+    assert_eq!(w.weights().await, weights, "no traffic moved");
+    let r = &w.records("prod").await[0];
+    assert_eq!((r.outcome, r.rolled_back), (Outcome::Failed, Some(true)));
+    let release_core::ledger::Action::Promote(p) = &r.action else { panic!("{r:?}") };
+    assert!(p.retired_instances.is_empty() && p.draining.is_empty(), "{p:?}");
+    // The switch back to a launches nothing (once c's deregistered targets stopped draining: switch counts a
+    // draining target as a stray).
+    w.cloud.clock.advance(Duration::from_secs(60));
+    let launches = w.cloud.state().launches.len();
+    release.switch("green", &Default::default(), None).await.expect("switch back to green");
+    assert_eq!(w.cloud.state().launches.len(), launches);
+    assert_eq!(fleet(&w, "green"), previous);
+
+    // The hook passes: b's instances (blue, now idle) are out of the load balancer while it runs, still alive,
+    // and terminated only after it passed.
+    w.cloud.clock.advance(Duration::from_secs(600));
+    hooks.script(HookName::BeforeTraffic, Script::exits(0, Duration::from_secs(20), &["smoke ok"]));
+    let old = fleet(&w, "blue");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (mut watched, _) = w.release_with("alice", None);
+    let (cloud, s2, o2, t2) = (w.cloud.clone(), seen.clone(), old.clone(), blue.clone());
+    watched.session.checkpoint = Arc::new(move |step: &str| {
+        let alive = cloud.live_instances().iter().filter(|i| o2.contains(i.id.as_str())).count();
+        let registered: std::collections::BTreeSet<String> = cloud.registered(&t2).into_iter().map(|i| i.to_string()).collect();
+        s2.lock().unwrap().push((step.to_owned(), alive, registered.iter().filter(|i| o2.contains(*i)).count()));
+        Ok(())
+    });
+    let report = with_hooks(watched, &hooks).promote("prod", &d, &Default::default(), None).await.unwrap();
+    assert_eq!(report.cluster.as_str(), "blue");
+    let seen = seen.lock().unwrap().clone();
+    let at = |step: &str| seen.iter().find(|(s, _, _)| s == step).cloned().unwrap_or_else(|| panic!("no step {step}: {seen:?}"));
+    assert_eq!(at("hook-before-traffic"), ("hook-before-traffic".to_owned(), 2, 0), "when the hook passed, b's instances ran, out of the load balancer: {seen:?}");
+    assert_eq!(at("terminated-old").1, 0, "{seen:?}");
+    let order: Vec<&str> = seen.iter().map(|(s, _, _)| s.as_str()).filter(|s| ["hook-before-traffic", "terminated-old"].contains(s)).collect();
+    assert_eq!(order, ["hook-before-traffic", "terminated-old"]);
+    assert_eq!(w.commits("blue"), vec![d.to_string()]);
+    assert_eq!(members(&w, &blue), fleet(&w, "blue"));
+    assert_eq!(report.retired_instances.iter().map(ToString::to_string).collect::<std::collections::BTreeSet<_>>(), old);
+}
+
+/// A crash between `before_traffic` passing and the retirement of the idle cluster's previous release: the re-run
+/// does not run the hook again, and retires what the crashed run had set aside (nothing leaks).
+#[tokio::test(start_paused = true)]
+async fn a_crash_after_before_traffic_passed_is_resumed_and_retires_the_previous_release() {
+    let (w, hooks) = world().await;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    let release = with_hooks(w.release("alice"), &hooks);
+    for (sha, cluster) in [(&a, "green"), (&b, "blue")] {
+        w.cloud.clock.advance(Duration::from_secs(600));
+        release.promote("prod", sha, &Default::default(), None).await.unwrap();
+        release.switch(cluster, &Default::default(), None).await.unwrap();
+    }
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let green = LbTarget::TargetGroup("shop-green".into());
+    let previous = fleet(&w, "green");
+    let (dying, _) = w.release_with("alice", Some("hook-before-traffic"));
+    let err = with_hooks(dying, &hooks).promote("prod", &c, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Crash);
+    let both = fleet(&w, "green");
+    assert_eq!(both.len(), 4, "a's set aside but alive, c's serving the idle load balancer");
+    assert!(previous.is_subset(&both));
+    assert!(members(&w, &green).is_disjoint(&previous));
+    let ran = hooks.started().len();
+    w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+    let report = with_hooks(w.release("alice"), &hooks).promote("prod", &c, &Default::default(), None).await.unwrap();
+    assert_eq!(report.outcome, "succeeded");
+    assert!(hooks.started()[ran..].is_empty(), "no hook runs again: {:?}", hooks.started());
+    assert_eq!(w.commits("green"), vec![c.to_string()]);
+    assert_eq!(fleet(&w, "green").len(), 2, "a's instances were retired");
+    assert_eq!(members(&w, &green), fleet(&w, "green"));
+    let records: Vec<_> = w.records("prod").await.into_iter().filter(|r| r.commit() == Some(&c)).collect();
+    assert_eq!(records.len(), 1, "the re-run adopted the record");
+    assert_eq!(records[0].outcome, Outcome::Succeeded);
+    assert_eq!(report.retired_instances.iter().map(ToString::to_string).collect::<std::collections::BTreeSet<_>>(), previous);
+}

@@ -548,3 +548,116 @@ async fn a_rollback_whose_deregister_fails_still_terminates_and_says_so_when_it_
     assert_eq!(err.rolled_back(), Some(false), "{err}");
     assert!(err.message().contains("removing the 2 new instance(s) failed") && err.message().contains("so they still run"), "{err}");
 }
+
+/// Promotes `sha` to `env` and stops it with two signals `into` the drain (past the point of no return: the first
+/// is acknowledged, the second stops at once). Returns when the old instances' deregistration began.
+async fn interrupted_mid_drain(w: &World, env: &str, sha: &CommitSha, into: Duration) -> release_core::clock::Timestamp {
+    let deregistered = Arc::new(Mutex::new(None));
+    let (mut release, signals) = w.release_with("alice", None);
+    let (clock, at) = (w.cloud.clock.clone(), deregistered.clone());
+    release.session.checkpoint = Arc::new(move |step: &str| {
+        if step == "deregistered-old" {
+            *at.lock().unwrap() = Some(clock.now());
+        }
+        Ok(())
+    });
+    let opts = PromoteOptions::default();
+    let (first, ()) = tokio::join!(release.promote(env, sha, &opts, None), async {
+        while deregistered.lock().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(into).await;
+        signals.signal();
+        signals.signal();
+    });
+    let err = first.unwrap_err();
+    assert_eq!((err.kind(), err.rolled_back()), (ErrorKind::Interrupted, Some(false)), "{err}");
+    let at = *deregistered.lock().unwrap();
+    at.expect("the old instances were deregistered")
+}
+
+/// Re-runs the promote, noting at each step boundary the simulated time and how many of `old` still run.
+async fn rerun_watching(w: &World, env: &str, sha: &CommitSha, old: &BTreeSet<String>) -> (release_core::promote::PromoteReport, Vec<(String, release_core::clock::Timestamp, usize)>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (mut release, _) = w.release_with("alice", None);
+    let (cloud, s2, old) = (w.cloud.clone(), seen.clone(), old.clone());
+    release.session.checkpoint = Arc::new(move |step: &str| {
+        let running = cloud.live_instances().iter().filter(|i| i.state == "running" && old.contains(i.id.as_str())).count();
+        s2.lock().unwrap().push((step.to_owned(), cloud.clock.now(), running));
+        Ok(())
+    });
+    let report = release.promote(env, sha, &PromoteOptions::default(), None).await.expect("the re-run finishes");
+    let seen = seen.lock().unwrap().clone();
+    (report, seen)
+}
+
+/// A user found this: with `drain = "20s"`, interrupted mid-drain and re-run, the old instances were terminated at
+/// once. The re-run waits out what is left of `drain`, measured from when the deregistration began.
+#[tokio::test(start_paused = true)]
+async fn a_drain_interrupted_midway_is_resumed_for_what_is_left_of_it_before_terminating() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let old = ids(&w, "staging");
+    let drain = Duration::from_secs(30);
+    let deregistered = interrupted_mid_drain(&w, "staging", &b, Duration::from_secs(10)).await;
+    let interrupted = w.records("staging").await;
+    let start = w.cloud.clock.now();
+    let left = drain.saturating_sub(start.since(deregistered));
+    assert!(!left.is_zero() && left < drain, "interrupted mid-drain: {left:?} left");
+    assert_eq!(w.instances("staging").len(), 4, "the old instances are deregistered but alive");
+    assert!(!w.cloud.registered(&staging_target()).iter().any(|i| old.contains(i.as_str())));
+
+    let (report, seen) = rerun_watching(&w, "staging", &b, &old).await;
+    assert_eq!(report.release_id, interrupted[0].release_id.to_string(), "it adopted the interrupted release");
+    let (_, terminated_at, running) = seen.iter().find(|(s, _, _)| s == "terminated-old").expect("the re-run terminates the old instances").clone();
+    assert_eq!(running, 0, "{seen:?}");
+    let waited = terminated_at.since(start);
+    assert!(waited >= left && waited < left + Duration::from_secs(5), "the re-run waited {waited:?} before terminating: what was left of the drain is {left:?} (not 0, not the whole {drain:?})");
+    assert!(terminated_at.since(deregistered) >= drain);
+    for (step, at, running) in seen.iter().filter(|(_, at, _)| at.since(deregistered) < drain) {
+        assert_eq!(*running, 2, "an old instance was terminated at {step} ({at}) before the drain ended");
+    }
+    assert_eq!(w.commits("staging"), vec![b.to_string()]);
+    let registered: BTreeSet<String> = w.cloud.registered(&staging_target()).iter().map(ToString::to_string).collect();
+    assert_eq!(registered, ids(&w, "staging"));
+    let r = &w.records("staging").await[0];
+    assert_eq!(r.outcome, Outcome::Succeeded);
+    let Action::Promote(p) = &r.action else { panic!("a promote record") };
+    assert_eq!(p.retired_instances.iter().map(ToString::to_string).collect::<BTreeSet<_>>(), old);
+    assert!(p.draining.is_empty(), "nothing is left draining: {:?}", p.draining);
+}
+
+/// The other half of the rule: a resumed drain never ends while the target group still reports the old
+/// instances `draining` (here its deregistration delay is longer than `drain`).
+#[tokio::test(start_paused = true)]
+async fn a_resumed_drain_also_waits_while_the_target_group_still_reports_draining() {
+    let w = World::new(2).await;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    w.deploy_prod(&a).await;
+    w.deploy_prod(&b).await;
+    let green = LbTarget::TargetGroup("shop-green".into());
+    let old = ids(&w, "green");
+    assert_eq!(old.len(), 2, "green (idle) runs a");
+    let delay = Duration::from_secs(90);
+    w.cloud.state().load_balancers.get_mut(&green).unwrap().1.drain = delay;
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let deregistered = interrupted_mid_drain(&w, "prod", &c, Duration::from_secs(10)).await;
+    let start = w.cloud.clock.now();
+    let (report, seen) = rerun_watching(&w, "prod", &c, &old).await;
+    assert_eq!(report.cluster.as_str(), "green");
+    let (_, terminated_at, running) = seen.iter().find(|(s, _, _)| s == "terminated-old").expect("the re-run terminates the old instances").clone();
+    assert_eq!(running, 0);
+    assert!(
+        terminated_at.since(deregistered) >= delay,
+        "terminated {:?} after the deregistration began (re-run at {:?}): the target group reported them draining for {delay:?}",
+        terminated_at.since(deregistered),
+        start.since(deregistered)
+    );
+    for (step, at, running) in seen.iter().filter(|(_, at, _)| at.since(deregistered) < delay) {
+        assert_eq!(*running, 2, "an old instance was terminated at {step} ({at}) while still draining");
+    }
+    let health = w.cloud.cloud().balancer.health(&green).await.unwrap();
+    assert!(health.iter().all(|h| h.state == HealthState::Healthy) && health.len() == 2, "{health:?}");
+    assert_eq!(w.commits("green"), vec![c.to_string()]);
+}

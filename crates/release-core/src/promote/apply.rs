@@ -29,6 +29,7 @@ pub fn details(plan: &PromotePlan) -> PromoteDetails {
         strays_retired: Vec::new(),
         batches_done: 0,
         subject: plan.subject.clone(),
+        draining: BTreeMap::new(),
     }
 }
 
@@ -111,8 +112,9 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
         Ok(()) => deploy(op, plan, &mut d, &mut rep, opts).await,
         e => e,
     };
+    // Blue/green runs its before_traffic inside `deploy`, between setting the previous release aside and retiring it.
     let result = match result {
-        Ok(()) => crate::hooks::after_deploy(op, plan, opts, &mut d).await,
+        Ok(()) if plan.in_place => crate::hooks::after_deploy(op, plan, opts, &mut d).await,
         e => e,
     };
     if let Ok(r) = op.record_mut() {
@@ -206,11 +208,18 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
     let mut new_ids: Vec<InstanceId> = plan.adopted.clone();
     let mut remaining_old: Vec<InstanceId> = plan.retire.clone();
     let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).collect();
+    // Blue/green retires the idle cluster's previous release only after the rounds (see `swap_idle`); a round runs
+    // at least once there, so that a resumed fleet is checked running, registered and healthy.
+    let mut first = true;
+    let finished = |new: usize, old: &[InstanceId], strays: &[InstanceId], first: bool| {
+        new as u32 >= count && if plan.in_place { old.is_empty() && strays.is_empty() } else { !first }
+    };
     loop {
         let have = new_ids.len() as u32;
-        if have >= count && remaining_old.is_empty() && strays.is_empty() {
+        if finished(new_ids.len(), &remaining_old, &strays, first) {
             break;
         }
+        first = false;
         let round_new = count.saturating_sub(have).min(batch);
         let before = new_ids.len();
         let result = round(op, plan, &mut run, d, &mut new_ids, round_new, &mut remaining_old, &mut strays, &old_registered, batch, opts).await;
@@ -228,16 +237,17 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
                     plan.cluster
                 )));
             }
-            // Roll back this round's instances (all new ones when not batching): they never replaced old capacity.
+            // Roll back this round's instances (all new ones when not batching, or blue/green, where no round
+            // retires anything): they never replaced old capacity.
             let this_round: Vec<InstanceId> = new_ids[before..].to_vec();
-            let undo = if plan.batch.is_some() { this_round } else { new_ids.clone() };
+            let undo = if plan.batch.is_some() && plan.in_place { this_round } else { new_ids.clone() };
             let e = compensate(op, plan, &mut run, &undo, e).await;
             new_ids.retain(|i| !undo.contains(i));
             d.new_instances = new_ids.clone();
             return Err(e);
         }
         d.batches_done += 1;
-        if new_ids.len() as u32 >= count && remaining_old.is_empty() && strays.is_empty() {
+        if finished(new_ids.len(), &remaining_old, &strays, first) {
             break;
         }
         op.record_mut()?.set_promote_details(d);
@@ -248,7 +258,100 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
     }
     op.record_mut()?.set_promote_details(d);
     rep.polls = run.polls;
+    if !plan.in_place {
+        swap_idle(op, plan, &mut run, d, remaining_old, strays, &old_registered, opts).await?;
+        rep.polls = run.polls;
+    }
     Ok(())
+}
+
+/// Blue/green, once the new fleet is healthy in the idle cluster: the idle cluster's previous release is what a
+/// switch back goes to, so it is only set aside (deregistered, still running) while `before_traffic` checks the
+/// new fleet alone behind the load balancer, and retired once the hook passed, as old capacity in place is never
+/// removed before the new is proven. A failure before that removes the new fleet and registers the previous
+/// release again.
+#[allow(clippy::too_many_arguments)]
+async fn swap_idle(
+    op: &mut Op<'_>,
+    plan: &PromotePlan,
+    run: &mut Rounds,
+    d: &mut PromoteDetails,
+    previous: Vec<InstanceId>,
+    strays: Vec<InstanceId>,
+    old_registered: &BTreeSet<InstanceId>,
+    opts: &PromoteOptions,
+) -> Result<()> {
+    // Strays stay until the hook passed: one that was terminated by hand could not be registered again.
+    let out: Vec<InstanceId> = previous.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    let aside = if out.is_empty() { Ok(()) } else { op.guard().await };
+    let aside = match aside {
+        Ok(()) => set_aside(op, plan, run, d, &out).await,
+        e => e,
+    };
+    let checked = match aside {
+        Ok(()) => crate::hooks::after_deploy(op, plan, opts, d).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
+        if e.kind() == ErrorKind::Crash {
+            return Err(e);
+        }
+        // A failing or interrupted hook has removed the new fleet already (and says whether it could).
+        let e = if e.rolled_back().is_some() {
+            e
+        } else {
+            let undo = d.new_instances.clone();
+            let e = compensate(op, plan, run, &undo, e).await;
+            if e.rolled_back() == Some(true) {
+                d.new_instances.clear();
+            }
+            e
+        };
+        return Err(register_again(op, plan, run, d, &previous, e).await);
+    }
+    let mut going = previous.clone();
+    going.extend(strays.iter().cloned());
+    if going.is_empty() {
+        return Ok(());
+    }
+    op.guard().await?;
+    op.point_of_no_return("the new fleet passed its checks and the idle cluster's previous release is leaving");
+    let registered: Vec<InstanceId> = strays.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    retire(op, plan, run, d, &going, &registered).await?;
+    d.retired_instances.extend(previous);
+    d.strays_retired.extend(strays);
+    op.lap("retire");
+    Ok(())
+}
+
+/// After a blue/green promote failed before its point of no return: registers the idle cluster's previous
+/// instances that were set aside (by this run or the one it resumed) again, so that a switch back still finds them.
+async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, previous: &[InstanceId], e: Error) -> Error {
+    let back: Vec<InstanceId> = previous.iter().filter(|i| d.draining.contains_key(*i)).cloned().collect();
+    if back.is_empty() || op.lock_lost() {
+        return e;
+    }
+    let n = back.len();
+    match op.cloud().balancer.register(&plan.target, &back, run.cluster.deploy.port).await {
+        Ok(()) => {
+            for i in &back {
+                d.draining.remove(i);
+                run.members.insert(i.clone());
+                run.states.insert(i.to_string(), "registered".into());
+            }
+            op.progress(&format!("registered the {n} previous instance(s) of {} again", plan.cluster));
+            let msg = format!("{}; its {n} previous instance(s) are registered again", e.message());
+            e.reword(msg)
+        }
+        Err(r) => {
+            let msg = format!(
+                "{}; registering its {n} previous instance(s) again failed ({r}); they still run: run the promote again, or register them by hand before switching to {}",
+                e.message(),
+                plan.cluster
+            );
+            e.reword(msg).with_rolled_back(false)
+        }
+    }
 }
 
 /// Removes `undo` (never serving in place of old capacity) after a failure, and rewords the error with what
@@ -377,6 +480,9 @@ async fn round(
     wait_healthy(op, run, &pending).await?;
     op.lap("wait-healthy");
     op.step("healthy")?;
+    if !plan.in_place {
+        return Ok(());
+    }
     // From here on old capacity goes away; new capacity is healthy, so the promote finishes whatever happens.
     let full = new_ids.len() as u32 >= run.cluster.count;
     let take = if full { remaining_old.len() } else { (batch as usize).min(remaining_old.len()) };
@@ -389,7 +495,7 @@ async fn round(
     op.guard().await?;
     op.point_of_no_return("the new instances are healthy and the old fleet is already leaving");
     let registered: Vec<InstanceId> = going.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
-    retire(op, plan, run, &going, &registered).await?;
+    retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(going.iter().filter(|i| !stray_ids.contains(i)).cloned());
     d.strays_retired.extend(stray_ids);
     op.lap("retire");
@@ -625,29 +731,59 @@ async fn wait_drained(op: &mut Op<'_>, target: &crate::pipeline::LbTarget, ids: 
     }
 }
 
-/// Deregisters, drains and terminates `ids` (the ones in `registered` are deregistered first).
-async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, ids: &[InstanceId], registered: &[InstanceId]) -> Result<()> {
-    if !registered.is_empty() {
-        op.cloud().balancer.deregister(&plan.target, registered).await?;
-        for id in registered {
-            run.members.remove(id);
-            run.states.insert(id.to_string(), "draining".into());
-        }
-        op.step("deregistered-old")?;
-        let drain = run.cluster.deploy.drain;
+/// Takes `ids` out of the load balancer, their deregistration instant saved in the record first: a run that resumes
+/// an interrupted drain measures what is left of `drain` from it.
+async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, ids: &[InstanceId]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = op.cloud().clock.now();
+    for id in ids {
+        d.draining.insert(id.clone(), now);
+    }
+    op.record_mut()?.set_promote_details(d);
+    op.save().await?;
+    op.cloud().balancer.deregister(&plan.target, ids).await?;
+    for id in ids {
+        run.members.remove(id);
+        run.states.insert(id.to_string(), "draining".into());
+    }
+    op.step("deregistered-old")
+}
+
+/// Deregisters, drains and terminates `ids` (the ones in `registered` are deregistered first). The drain ends
+/// `drain` after the latest deregistration the record holds for them, which a resumed run measures from the
+/// interrupted one's, and for target groups not before the load balancer stops reporting them `draining`.
+async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, ids: &[InstanceId], registered: &[InstanceId]) -> Result<()> {
+    set_aside(op, plan, run, d, registered).await?;
+    let drain = run.cluster.deploy.drain;
+    // Out of the load balancer: deregistered now, or by the run this one resumed (or by hand).
+    let out: Vec<InstanceId> = ids.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
+    if !out.is_empty() {
         if !drain.is_zero() {
-            op.progress(&format!("draining {} instance(s) for {}", registered.len(), format_duration(drain)));
-            let progress = Progress {
-                phase: "draining".into(),
-                waiting_for: Some(format!("draining {} for {}", registered.len(), format_duration(drain))),
-                phase_started: Some(op.cloud().clock.now()),
-                instances: run.states.clone(),
-                updated: None,
-            };
-            op.report(progress).await?;
-            op.pause(drain).await?;
+            if let Some(since) = out.iter().filter_map(|i| d.draining.get(i)).max().copied() {
+                let now = op.cloud().clock.now();
+                let left = since.add(drain).since(now);
+                if !left.is_zero() {
+                    let what = if registered.is_empty() {
+                        format!("draining {} instance(s): {} left of {}", out.len(), format_duration(left), format_duration(drain))
+                    } else {
+                        format!("draining {} instance(s) for {}", out.len(), format_duration(drain))
+                    };
+                    op.progress(&what);
+                    let progress = Progress {
+                        phase: "draining".into(),
+                        waiting_for: Some(format!("draining {} for {}", out.len(), format_duration(drain))),
+                        phase_started: Some(since),
+                        instances: run.states.clone(),
+                        updated: None,
+                    };
+                    op.report(progress).await?;
+                    op.pause(left).await?;
+                }
+            }
             if run.cluster.target_is_alb() {
-                wait_drained(op, &plan.target, registered, drain).await?;
+                wait_drained(op, &plan.target, &out, drain).await?;
             }
         }
         op.step("drained")?;
@@ -655,8 +791,10 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, ids: &[In
     op.guard().await?;
     terminate(op, ids).await?;
     for id in ids {
+        d.draining.remove(id);
         run.states.insert(id.to_string(), "terminated".into());
     }
+    op.record_mut()?.set_promote_details(d);
     let p = progress(op, "terminated-old", format!("terminated {} old", ids.len()), run);
     op.report(p).await?;
     op.progress(&format!("terminated {} old instance(s)", ids.len()));
