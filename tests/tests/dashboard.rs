@@ -438,3 +438,58 @@ async fn every_app_of_the_pipelines_directory_is_on_one_board() {
     assert_eq!(one.json("/api/health")["apps"], serde_json::json!(["shop"]));
     assert_eq!(one.json("/api/history")["app"], "shop");
 }
+
+/// A queue ticket cancelled while a promote runs leaves a record dated at its arrival, newer than the promote's:
+/// `status` and the board still find the operation in progress through the lock's holder, not the newest record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_queue_ticket_does_not_hide_the_running_promote_from_status_or_the_board() {
+    let long = Duration::from_secs(120);
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = release_e2e::AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    // The promote of b holds the lock in its before_traffic hook until the test creates `go`.
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &format!("{text}\n[env.staging.hooks]\nbefore_traffic = \"echo smoke starting; while [ ! -f go ]; do sleep 0.2; done\"\n"));
+    let holder = project.background(&emu.url(), &[], &["promote", &b, "--env", "staging", "--output", "json"]);
+    holder.wait_for("[hook before_traffic] smoke starting", long);
+    let waiter = project.background(&emu.url(), &[], &["promote", &a, "--env", "staging", "--wait", "5m"]);
+    waiter.wait_for("queued:", long);
+    let queue = project.release(&emu, &["queue", "--env", "staging", "--output", "json"]);
+    let ticket = queue.json()["queues"][0]["tickets"][0]["id"].as_str().unwrap().to_owned();
+    project.release(&emu, &["queue", "cancel", &ticket]).assert_ok();
+    assert_eq!(waiter.finish(long).code, 5);
+
+    // The ledger: the cancelled ticket is the newest record, the promote of b is still open.
+    let ledger = aws.ledger("release-ledger").await;
+    assert_eq!((ledger[0]["release_id"].as_str(), ledger[0]["outcome"].as_str()), (ticket.as_str(), "cancelled"), "{ledger:#?}");
+    let running = ledger.iter().find(|r| r["outcome"] == "started").expect("the promote's open record");
+    assert_eq!(running["commit"], b);
+    let release_id = running["release_id"].clone();
+
+    let status = project.release(&emu, &["status", "--env", "staging", "--output", "json"]);
+    status.assert_ok();
+    let env = &status.json()["environments"][0];
+    let op = &env["operation"];
+    assert_eq!(op["release_id"], release_id.as_str(), "{env:#}");
+    assert_eq!(op["commit"], b.as_str(), "{env:#}");
+    assert_eq!(op["alive"], true, "{env:#}");
+    assert_eq!(op["progress"]["phase"], "hook-before_traffic", "{env:#}");
+    assert_eq!(env["last"]["outcome"], "cancelled", "the newest record is still the last action: {env:#}");
+    let text = project.release(&emu, &["status", "--env", "staging"]);
+    assert!(text.stdout.contains(&format!("promote of {} to staging in progress: hook before_traffic (release {release_id}", &b[..12])), "{}", text.stdout);
+
+    let d = Dashboard::start(&project, &emu.url(), &[]);
+    d.fresh();
+    let board = d.json("/api/status");
+    let staging = board["environments"].as_array().unwrap().iter().find(|e| e["env"] == "staging").unwrap();
+    assert_eq!(staging["operation"]["release_id"], release_id.as_str(), "{staging:#}");
+    assert_eq!(staging["operation"]["progress"]["phase"], "hook-before_traffic", "{staging:#}");
+    let op_doc = d.json(&format!("/api/operation/hello/{release_id}"));
+    assert_eq!(op_doc["operation"]["release_id"], release_id.as_str(), "{op_doc:#}");
+
+    project.write("go", "");
+    holder.finish(long).assert_ok();
+    let commits: Vec<String> = aws.running("hello", "staging").await.iter().map(|i| i.tags["release:commit"].clone()).collect();
+    assert_eq!(commits, vec![b.clone(); 2], "the held promote finished; the cancelled one never ran");
+}

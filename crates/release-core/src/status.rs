@@ -140,6 +140,17 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
     Ok(out)
 }
 
+/// How many of the newest records status reads while the lock is held: the holder's record is older than what
+/// the queue wrote since it started (each waiter that left writes one record), and rarely more than a few back.
+const HOLDER_WINDOW: u32 = 25;
+
+/// The operation under way: the open record of the lock's holder (the lock names its run), else the newest
+/// record when it is still open (its process died and the lock is gone, or someone else took it since).
+fn running_record<'r>(records: &'r [Record], lock: Option<&LockInfo>) -> Option<&'r Record> {
+    let open = |r: &&Record| r.outcome == Outcome::Started;
+    lock.and_then(|l| records.iter().filter(open).find(|r| r.holder == l.release_id)).or_else(|| records.first().filter(open))
+}
+
 fn missing<T: Default>(r: Result<T>, note: &mut Option<String>) -> Result<T> {
     match r {
         Ok(v) => Ok(v),
@@ -155,10 +166,14 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
     let env = pipeline.env(name.as_str())?;
     let mut note = None;
     let live = missing(world::live_name(cloud, env).await.map(|l| l.map(Box::new)), &mut note)?;
-    let records: Vec<Record> = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(1)).await, &mut note)?;
     let lock = missing(cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?;
+    // Records written while the lock is held (a cancelled or superseded queue ticket, a rollout request) are dated
+    // after the holder's and would hide it: with a lock, read a window deep enough to reach the holder's record.
+    let window = if lock.is_some() { HOLDER_WINDOW } else { 1 };
+    let records: Vec<Record> = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(window)).await, &mut note)?;
     let now = cloud.clock.now();
-    let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || records.first().is_some_and(|r| r.outcome == Outcome::Started);
+    let running = running_record(&records, lock.as_ref());
+    let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || running.is_some();
     // A queue forms only behind a held lock: read it then, and status costs nothing more otherwise.
     let queue = if lock.is_some() {
         missing(cloud.queue.tickets(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?.into_iter().filter(|t| t.is_waiting(now)).collect()
@@ -215,7 +230,7 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
                 }),
         });
     }
-    let operation = records.first().filter(|r| r.outcome == Outcome::Started).map(|r| OperationStatus {
+    let operation = running.map(|r| OperationStatus {
         action: r.action_name().into(),
         release_id: r.release_id.to_string(),
         actor: r.actor.clone(),
