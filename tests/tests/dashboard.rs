@@ -493,3 +493,73 @@ async fn a_cancelled_queue_ticket_does_not_hide_the_running_promote_from_status_
     let commits: Vec<String> = aws.running("hello", "staging").await.iter().map(|i| i.tags["release:commit"].clone()).collect();
     assert_eq!(commits, vec![b.clone(); 2], "the held promote finished; the cancelled one never ran");
 }
+
+const TG_PIPELINE: &str = r#"app = "hello"
+region = "us-east-1"
+[build]
+command = "true"
+artifact = "x"
+[bake]
+template = "packer-templates/app.pkr.hcl"
+base_ami = "ami-0123456789abcdef0"
+[env.staging]
+[env.staging.clusters.stg]
+target_group = "hello-stg"
+count = 1
+[env.prod]
+dns = { zone = "example.com.", record = "hello.example.com." }
+[env.prod.clusters.blue]
+target_group = "hello-blue"
+count = 2
+[env.prod.clusters.green]
+target_group = "hello-green"
+count = 2
+"#;
+
+/// Only the ALB in front of a target group is deleted: status names the load balancer (not the target group,
+/// which is still there), exits 3, and the board shows the same note.
+#[tokio::test]
+async fn a_deleted_alb_is_named_by_status_and_the_board_not_its_target_group() {
+    let emu = Emulator::start();
+    let project = Project::new(TG_PIPELINE);
+    let aws = release_e2e::AwsView::new(&emu).await;
+    for env in ["staging", "prod"] {
+        project.release(&emu, &["provision", "--env", env]).assert_ok();
+    }
+    project.release(&emu, &["status"]).assert_ok();
+    for name in ["hello-blue", "hello-stg"] {
+        let albs = aws.elbv2.describe_load_balancers().names(name).send().await.unwrap();
+        let arn = albs.load_balancers()[0].load_balancer_arn().unwrap().to_owned();
+        aws.elbv2.delete_load_balancer().load_balancer_arn(arn).send().await.unwrap();
+    }
+    let tgs = aws.elbv2.describe_target_groups().send().await.unwrap();
+    let mut names: Vec<&str> = tgs.target_groups().iter().filter_map(|t| t.target_group_name()).collect();
+    names.sort();
+    assert_eq!(names, ["hello-blue", "hello-green", "hello-stg"], "the target groups are all still there");
+    let before = emu.state();
+
+    for (env, cluster, alb) in [("prod", "blue", "hello-blue"), ("staging", "stg", "hello-stg")] {
+        let says = format!("load balancer {alb} of cluster {cluster} does not exist; run `release provision --env {env}`");
+        let text = project.release(&emu, &["status", "--env", env]);
+        assert_eq!(text.code, 3, "{text:?}");
+        assert_eq!(text.error_line(), format!("error: {says}"), "{}", text.stderr);
+        assert!(!text.stdout.contains("target group"), "the target group exists: {}", text.stdout);
+        let json = project.release(&emu, &["status", "--env", env, "--output", "json"]);
+        assert_eq!(json.code, 3, "{json:?}");
+        let doc = json.json();
+        assert_eq!((doc["ok"].as_bool(), doc["error"]["exit_code"].as_i64()), (Some(false), Some(3)), "{doc:#}");
+        let e = &doc["environments"][0];
+        assert_eq!(e["note"], says.as_str(), "{doc:#}");
+        let c = e["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == cluster).unwrap();
+        assert!(c["note"].as_str().unwrap_or("").contains(&format!("load balancer {alb} of cluster {cluster} does not exist")), "{doc:#}");
+    }
+    let all = project.release(&emu, &["status"]);
+    assert_eq!(all.code, 3, "{all:?}");
+    before.assert_same(&emu.state(), "status");
+
+    let d = Dashboard::start(&project, &emu.url(), &[]);
+    let board = d.json("/api/status");
+    let prod = board["environments"].as_array().unwrap().iter().find(|e| e["env"] == "prod").unwrap();
+    assert_eq!(prod["note"], "load balancer hello-blue of cluster blue does not exist; run `release provision --env prod`", "{board:#}");
+    assert_eq!(board["error"]["exit_code"], 3, "{board:#}");
+}
