@@ -438,3 +438,128 @@ async fn every_app_of_the_pipelines_directory_is_on_one_board() {
     assert_eq!(one.json("/api/health")["apps"], serde_json::json!(["shop"]));
     assert_eq!(one.json("/api/history")["app"], "shop");
 }
+
+/// A queue ticket cancelled while a promote runs leaves a record dated at its arrival, newer than the promote's:
+/// `status` and the board still find the operation in progress through the lock's holder, not the newest record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_queue_ticket_does_not_hide_the_running_promote_from_status_or_the_board() {
+    let long = Duration::from_secs(120);
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = release_e2e::AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    // The promote of b holds the lock in its before_traffic hook until the test creates `go`.
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &format!("{text}\n[env.staging.hooks]\nbefore_traffic = \"echo smoke starting; while [ ! -f go ]; do sleep 0.2; done\"\n"));
+    let holder = project.background(&emu.url(), &[], &["promote", &b, "--env", "staging", "--output", "json"]);
+    holder.wait_for("[hook before_traffic] smoke starting", long);
+    let waiter = project.background(&emu.url(), &[], &["promote", &a, "--env", "staging", "--wait", "5m"]);
+    waiter.wait_for("queued:", long);
+    let queue = project.release(&emu, &["queue", "--env", "staging", "--output", "json"]);
+    let ticket = queue.json()["queues"][0]["tickets"][0]["id"].as_str().unwrap().to_owned();
+    project.release(&emu, &["queue", "cancel", &ticket]).assert_ok();
+    assert_eq!(waiter.finish(long).code, 5);
+
+    // The ledger: the cancelled ticket is the newest record, the promote of b is still open.
+    let ledger = aws.ledger("release-ledger").await;
+    assert_eq!((ledger[0]["release_id"].as_str(), ledger[0]["outcome"].as_str()), (ticket.as_str(), "cancelled"), "{ledger:#?}");
+    let running = ledger.iter().find(|r| r["outcome"] == "started").expect("the promote's open record");
+    assert_eq!(running["commit"], b);
+    let release_id = running["release_id"].clone();
+
+    let status = project.release(&emu, &["status", "--env", "staging", "--output", "json"]);
+    status.assert_ok();
+    let env = &status.json()["environments"][0];
+    let op = &env["operation"];
+    assert_eq!(op["release_id"], release_id.as_str(), "{env:#}");
+    assert_eq!(op["commit"], b.as_str(), "{env:#}");
+    assert_eq!(op["alive"], true, "{env:#}");
+    assert_eq!(op["progress"]["phase"], "hook-before_traffic", "{env:#}");
+    assert_eq!(env["last"]["outcome"], "cancelled", "the newest record is still the last action: {env:#}");
+    let text = project.release(&emu, &["status", "--env", "staging"]);
+    assert!(text.stdout.contains(&format!("promote of {} to staging in progress: hook before_traffic (release {release_id}", &b[..12])), "{}", text.stdout);
+
+    let d = Dashboard::start(&project, &emu.url(), &[]);
+    d.fresh();
+    let board = d.json("/api/status");
+    let staging = board["environments"].as_array().unwrap().iter().find(|e| e["env"] == "staging").unwrap();
+    assert_eq!(staging["operation"]["release_id"], release_id.as_str(), "{staging:#}");
+    assert_eq!(staging["operation"]["progress"]["phase"], "hook-before_traffic", "{staging:#}");
+    let op_doc = d.json(&format!("/api/operation/hello/{release_id}"));
+    assert_eq!(op_doc["operation"]["release_id"], release_id.as_str(), "{op_doc:#}");
+
+    project.write("go", "");
+    holder.finish(long).assert_ok();
+    let commits: Vec<String> = aws.running("hello", "staging").await.iter().map(|i| i.tags["release:commit"].clone()).collect();
+    assert_eq!(commits, vec![b.clone(); 2], "the held promote finished; the cancelled one never ran");
+}
+
+const TG_PIPELINE: &str = r#"app = "hello"
+region = "us-east-1"
+[build]
+command = "true"
+artifact = "x"
+[bake]
+template = "packer-templates/app.pkr.hcl"
+base_ami = "ami-0123456789abcdef0"
+[env.staging]
+[env.staging.clusters.stg]
+target_group = "hello-stg"
+count = 1
+[env.prod]
+dns = { zone = "example.com.", record = "hello.example.com." }
+[env.prod.clusters.blue]
+target_group = "hello-blue"
+count = 2
+[env.prod.clusters.green]
+target_group = "hello-green"
+count = 2
+"#;
+
+/// Only the ALB in front of a target group is deleted: status names the load balancer (not the target group,
+/// which is still there), exits 3, and the board shows the same note.
+#[tokio::test]
+async fn a_deleted_alb_is_named_by_status_and_the_board_not_its_target_group() {
+    let emu = Emulator::start();
+    let project = Project::new(TG_PIPELINE);
+    let aws = release_e2e::AwsView::new(&emu).await;
+    for env in ["staging", "prod"] {
+        project.release(&emu, &["provision", "--env", env]).assert_ok();
+    }
+    project.release(&emu, &["status"]).assert_ok();
+    for name in ["hello-blue", "hello-stg"] {
+        let albs = aws.elbv2.describe_load_balancers().names(name).send().await.unwrap();
+        let arn = albs.load_balancers()[0].load_balancer_arn().unwrap().to_owned();
+        aws.elbv2.delete_load_balancer().load_balancer_arn(arn).send().await.unwrap();
+    }
+    let tgs = aws.elbv2.describe_target_groups().send().await.unwrap();
+    let mut names: Vec<&str> = tgs.target_groups().iter().filter_map(|t| t.target_group_name()).collect();
+    names.sort();
+    assert_eq!(names, ["hello-blue", "hello-green", "hello-stg"], "the target groups are all still there");
+    let before = emu.state();
+
+    for (env, cluster, alb) in [("prod", "blue", "hello-blue"), ("staging", "stg", "hello-stg")] {
+        let says = format!("load balancer {alb} of cluster {cluster} does not exist; run `release provision --env {env}`");
+        let text = project.release(&emu, &["status", "--env", env]);
+        assert_eq!(text.code, 3, "{text:?}");
+        assert_eq!(text.error_line(), format!("error: {says}"), "{}", text.stderr);
+        assert!(!text.stdout.contains("target group"), "the target group exists: {}", text.stdout);
+        let json = project.release(&emu, &["status", "--env", env, "--output", "json"]);
+        assert_eq!(json.code, 3, "{json:?}");
+        let doc = json.json();
+        assert_eq!((doc["ok"].as_bool(), doc["error"]["exit_code"].as_i64()), (Some(false), Some(3)), "{doc:#}");
+        let e = &doc["environments"][0];
+        assert_eq!(e["note"], says.as_str(), "{doc:#}");
+        let c = e["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == cluster).unwrap();
+        assert!(c["note"].as_str().unwrap_or("").contains(&format!("load balancer {alb} of cluster {cluster} does not exist")), "{doc:#}");
+    }
+    let all = project.release(&emu, &["status"]);
+    assert_eq!(all.code, 3, "{all:?}");
+    before.assert_same(&emu.state(), "status");
+
+    let d = Dashboard::start(&project, &emu.url(), &[]);
+    let board = d.json("/api/status");
+    let prod = board["environments"].as_array().unwrap().iter().find(|e| e["env"] == "prod").unwrap();
+    assert_eq!(prod["note"], "load balancer hello-blue of cluster blue does not exist; run `release provision --env prod`", "{board:#}");
+    assert_eq!(board["error"]["exit_code"], 3, "{board:#}");
+}

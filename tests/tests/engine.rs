@@ -305,3 +305,46 @@ async fn status_counts_against_count_and_never_panics_on_odd_tags() {
     assert_eq!((c["healthy"].as_u64(), c["count"].as_u64(), c["total"].as_u64()), (Some(1), Some(2), Some(2)));
     project.release(&emu, &["history"]).assert_ok();
 }
+
+#[tokio::test]
+async fn an_instance_terminated_by_hand_is_named_as_such_not_a_stray_status_fails_and_a_promote_replaces_it() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    let fleet: Vec<String> = aws.running("hello", "staging").await.iter().map(|i| i.id.clone()).collect();
+    let victim = fleet[0].clone();
+    aws.ec2.terminate_instances().instance_ids(&victim).send().await.unwrap();
+    assert!(!aws.running("hello", "staging").await.iter().any(|i| i.id == victim), "EC2 says it is gone");
+    assert!(aws.elb_members("hello-staging").await.contains(&victim), "still registered in the load balancer");
+
+    let text = project.release(&emu, &["status", "--env", "staging"]);
+    assert_eq!(text.code, 4, "a live cluster below its count: {text:?}");
+    assert!(text.stdout.contains(&format!("{victim} of this cluster: terminated (by hand?)")), "{}", text.stdout);
+    assert!(!text.stdout.contains("stray"), "its own instance is no stray: {}", text.stdout);
+    assert!(text.error_line().contains("1/2") && text.error_line().contains(&victim), "{}", text.stderr);
+    let json = project.release(&emu, &["status", "--env", "staging", "--output", "json"]);
+    assert_eq!(json.code, 4, "{json:?}");
+    let doc = json.json();
+    assert_eq!((doc["ok"].as_bool(), doc["error"]["exit_code"].as_i64()), (Some(false), Some(4)), "{doc:#}");
+    let cluster = &doc["environments"][0]["clusters"][0];
+    assert_eq!(cluster["terminated"], serde_json::json!([victim]), "{doc:#}");
+    assert_eq!(cluster["strays"], serde_json::json!([]), "{doc:#}");
+    assert_eq!((cluster["total"].as_u64(), cluster["count"].as_u64()), (Some(1), Some(2)), "{doc:#}");
+
+    let promote = project.release(&emu, &["promote", &b, "--env", "staging", "--output", "json"]);
+    promote.assert_ok();
+    let report = promote.json();
+    assert_eq!(report["terminated_by_hand"], serde_json::json!([victim]), "{report:#}");
+    assert_eq!(report["strays_retired"], serde_json::json!([]), "{report:#}");
+    let running = aws.running("hello", "staging").await;
+    assert_eq!(running.iter().map(|i| i.tags["release:commit"].clone()).collect::<Vec<_>>(), vec![b.clone(); 2]);
+    let mut members = aws.elb_members("hello-staging").await;
+    members.sort();
+    let mut ids: Vec<String> = running.iter().map(|i| i.id.clone()).collect();
+    ids.sort();
+    assert_eq!(members, ids, "the terminated one is deregistered with the old fleet");
+    let history = project.release(&emu, &["history", "--env", "staging", "--output", "json"]).json();
+    assert_eq!(history["records"][0]["terminated_by_hand"], serde_json::json!([victim]), "{history:#}");
+    project.release(&emu, &["status", "--env", "staging"]).assert_ok();
+}

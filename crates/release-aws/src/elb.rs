@@ -14,7 +14,7 @@ use release_core::pipeline::HealthCheck;
 use release_core::provision::LISTENER_PORT;
 use release_core::ids::InstanceId;
 use release_core::pipeline::LbTarget;
-use release_core::ports::{Balancer, HealthState, LbInfo, LbSpec, Network, TargetHealth};
+use release_core::ports::{Balancer, HealthState, LbInfo, LbPart, LbSpec, Network, TargetHealth};
 use release_core::error::Cause;
 use release_core::{Error, Result};
 
@@ -507,6 +507,22 @@ impl Balancer for Aws {
             }
             // Target groups have no cheaper listing than their health.
             LbTarget::TargetGroup(_) => Ok(self.health(target).await?.into_iter().map(|h| h.id).collect()),
+        }
+    }
+
+    async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
+        let name = target.name().to_owned();
+        match target {
+            LbTarget::ClassicElb(_) => Ok((!self.classic_elbs().await?.iter().any(|(n, ..)| *n == name)).then_some(LbPart::LoadBalancer(name))),
+            LbTarget::TargetGroup(_) => {
+                if !self.target_groups().await?.iter().any(|(n, _)| *n == name) {
+                    return Ok(Some(LbPart::TargetGroup(name)));
+                }
+                let albs = self.albs().await?;
+                let Some((_, arn, ..)) = albs.iter().find(|a| a.0 == name) else { return Ok(Some(LbPart::LoadBalancer(name))) };
+                let out = self.elbv2.describe_listeners().load_balancer_arn(arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
+                Ok(out.listeners().is_empty().then_some(LbPart::Listener(name)))
+            }
         }
     }
 

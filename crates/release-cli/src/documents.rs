@@ -12,7 +12,8 @@ use release_core::{Release, Result};
 use serde_json::{json, Value};
 
 /// `release status --output json`: every pipeline's environments; `app` and `environments` at the top too when
-/// there is one pipeline.
+/// there is one pipeline. When an environment is not as it should be (`status_problem`), `ok` is false and
+/// `error` says why in the shape of every failure document, so the board shows what the command exits for.
 pub async fn status(cloud: &Cloud, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
     let mut apps = Vec::new();
     for pipeline in pipelines {
@@ -26,7 +27,17 @@ pub async fn status(cloud: &Cloud, pipelines: &[Pipeline], env: Option<&str>) ->
         doc["app"] = app.clone().into();
         doc["environments"] = serde_json::to_value(envs).unwrap_or_default();
     }
+    if let Some(e) = status_problem(&apps) {
+        doc["ok"] = false.into();
+        doc["error"] = json!({ "kind": e.kind().as_str(), "message": e.message(), "details": [], "exit_code": e.kind().exit_code() });
+    }
     Ok((doc, apps))
+}
+
+/// What `status` exits for, the first environment's (in the order shown): a deleted part of a load balancer
+/// (3) or a serving cluster below its count (4).
+pub fn status_problem(apps: &[(String, Vec<EnvStatus>)]) -> Option<release_core::Error> {
+    apps.iter().flat_map(|(_, envs)| envs).find_map(EnvStatus::problem)
 }
 
 /// `release history --output json`: the waiting tickets (when the environment is in the file) and the records,

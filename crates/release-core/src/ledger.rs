@@ -89,6 +89,10 @@ pub struct PromoteDetails {
     /// Instances of this app found in the cluster's load balancer that were not the cluster's, retired with the old.
     #[serde(default)]
     pub strays_retired: Vec<InstanceId>,
+    /// The cluster's own instances found terminated outside release (by hand?) while still in its load balancer,
+    /// deregistered with the old.
+    #[serde(default)]
+    pub terminated_by_hand: Vec<InstanceId>,
     /// Batches completed (`--batch`).
     #[serde(default)]
     pub batches_done: u32,
@@ -523,7 +527,8 @@ pub struct LiveRelease {
 /// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(), hooks: Vec::new(),
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
-/// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], batches_done: 0, subject: None, draining: Default::default() }) };
+/// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], terminated_by_hand: vec![], batches_done: 0,
+/// #         subject: None, draining: Default::default() }) };
 /// let records = vec![promote(1, 'a'), promote(2, 'b'), promote(3, 'c'), promote(4, 'b')];
 /// let stack = live_history(&records);
 /// // c was rolled away from (b is live again): the next rollback goes to a.

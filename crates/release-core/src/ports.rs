@@ -174,6 +174,39 @@ pub struct LbInfo {
     pub hosted_zone_id: String,
 }
 
+/// The part of a cluster's load balancer that does not exist: a target group's cluster needs the group, the ALB
+/// of the same name in front of it and the ALB's listener, and any of them can be deleted alone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+pub enum LbPart {
+    /// A classic ELB, or the ALB in front of a target group, by name.
+    LoadBalancer(String),
+    /// An ELBv2 target group, by name.
+    TargetGroup(String),
+    /// The listener of the ALB of that name.
+    Listener(String),
+}
+
+impl LbPart {
+    /// The whole of `target`, as far as a port that cannot tell its parts apart knows.
+    pub fn whole(target: &LbTarget) -> Self {
+        match target {
+            LbTarget::ClassicElb(n) => LbPart::LoadBalancer(n.clone()),
+            LbTarget::TargetGroup(n) => LbPart::TargetGroup(n.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for LbPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LbPart::LoadBalancer(n) => write!(f, "load balancer {n}"),
+            LbPart::TargetGroup(n) => write!(f, "target group {n}"),
+            LbPart::Listener(n) => write!(f, "the listener of load balancer {n}"),
+        }
+    }
+}
+
 /// Classic ELBs and ELBv2 target groups (with the ALB in front of each).
 #[async_trait]
 pub trait Balancer: Send + Sync {
@@ -196,6 +229,10 @@ pub trait Balancer: Send + Sync {
     /// The health of every registered instance (and, for target groups, of deregistered ones still draining),
     /// in one call. A missing load balancer is not-found.
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>>;
+    /// Which part of `target` is missing, if any (asked when `describe` left it out, to name what was deleted).
+    async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
+        Ok(self.describe(std::slice::from_ref(target)).await?.is_empty().then(|| LbPart::whole(target)))
+    }
 }
 
 /// Where traffic may come from.

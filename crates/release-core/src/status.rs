@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::error::{Cause, Result};
-use crate::ids::{short_sha, EnvName};
+use crate::ids::{short_sha, EnvName, InstanceId};
 use crate::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::pipeline::{LbTarget, Pipeline};
 use crate::ports::{tags, Cloud, HealthState, Image, Instance, LbInfo};
@@ -47,6 +47,8 @@ pub struct ClusterStatus {
     pub count: u32,
     /// Instances in its load balancer that are not its current ones.
     pub strays: Vec<Stray>,
+    /// Its own instances terminated outside `release` (by hand?) and still in its load balancer.
+    pub terminated: Vec<InstanceId>,
     /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -121,6 +123,9 @@ pub struct EnvStatus {
     pub last: Option<LastAction>,
     /// What is missing for this environment (not provisioned yet, say).
     pub note: Option<String>,
+    /// A part of a cluster's load balancer that is gone (deleted by hand, as the environment has a history).
+    #[serde(skip)]
+    pub lb_gone: Option<String>,
 }
 
 /// Status of `only` (an environment) or of every environment.
@@ -130,14 +135,29 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
         None => pipeline.envs.iter().collect(),
     };
     let (images, instances) = tokio::try_join!(cloud.images.app_images(&pipeline.app), cloud.fleet.app_instances(&pipeline.app))?;
-    // Where the live names' records should point: one describe for every environment with dns.
-    let targets: Vec<LbTarget> = envs.iter().filter(|e| e.dns().is_some()).flat_map(|e| e.clusters().iter().map(|c| c.target.clone())).collect();
+    // Where the live names' records should point: one describe for every environment with dns. Target groups
+    // are described whatever the environment: their health reads fine without the ALB in front of them.
+    let targets: Vec<LbTarget> = envs
+        .iter()
+        .flat_map(|e| e.clusters().iter().filter(move |c| e.dns().is_some() || c.target_is_alb()).map(|c| c.target.clone()))
+        .collect();
     let lbs = if targets.is_empty() { Vec::new() } else { cloud.balancer.describe(&targets).await? };
     let mut out = Vec::new();
     for env in envs {
-        out.push(env_status(cloud, pipeline, &env.name, &images, &instances, &lbs).await?);
+        out.push(env_status(cloud, pipeline, &env.name, &images, &instances, &targets, &lbs).await?);
     }
     Ok(out)
+}
+
+/// How many of the newest records status reads while the lock is held: the holder's record is older than what
+/// the queue wrote since it started (each waiter that left writes one record), and rarely more than a few back.
+const HOLDER_WINDOW: u32 = 25;
+
+/// The operation under way: the open record of the lock's holder (the lock names its run), else the newest
+/// record when it is still open (its process died and the lock is gone, or someone else took it since).
+fn running_record<'r>(records: &'r [Record], lock: Option<&LockInfo>) -> Option<&'r Record> {
+    let open = |r: &&Record| r.outcome == Outcome::Started;
+    lock.and_then(|l| records.iter().filter(open).find(|r| r.holder == l.release_id)).or_else(|| records.first().filter(open))
 }
 
 fn missing<T: Default>(r: Result<T>, note: &mut Option<String>) -> Result<T> {
@@ -151,14 +171,26 @@ fn missing<T: Default>(r: Result<T>, note: &mut Option<String>) -> Result<T> {
     }
 }
 
-async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: &[Image], instances: &[Instance], lbs: &[LbInfo]) -> Result<EnvStatus> {
+async fn env_status(
+    cloud: &Cloud,
+    pipeline: &Pipeline,
+    name: &EnvName,
+    images: &[Image],
+    instances: &[Instance],
+    described: &[LbTarget],
+    lbs: &[LbInfo],
+) -> Result<EnvStatus> {
     let env = pipeline.env(name.as_str())?;
     let mut note = None;
     let live = missing(world::live_name(cloud, env).await.map(|l| l.map(Box::new)), &mut note)?;
-    let records: Vec<Record> = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(1)).await, &mut note)?;
     let lock = missing(cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?;
+    // Records written while the lock is held (a cancelled or superseded queue ticket, a rollout request) are dated
+    // after the holder's and would hide it: with a lock, read a window deep enough to reach the holder's record.
+    let window = if lock.is_some() { HOLDER_WINDOW } else { 1 };
+    let records: Vec<Record> = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(window)).await, &mut note)?;
     let now = cloud.clock.now();
-    let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || records.first().is_some_and(|r| r.outcome == Outcome::Started);
+    let running = running_record(&records, lock.as_ref());
+    let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || running.is_some();
     // A queue forms only behind a held lock: read it then, and status costs nothing more otherwise.
     let queue = if lock.is_some() {
         missing(cloud.queue.tickets(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?.into_iter().filter(|t| t.is_waiting(now)).collect()
@@ -167,13 +199,24 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
     };
     let wrong = live.as_ref().map(|l| crate::provision::misdirected(env, &l.records, lbs)).unwrap_or_default();
     let mut clusters = Vec::new();
+    let mut lb_gone: Option<String> = None;
     for c in env.clusters() {
         let mine = world::cluster_instances(instances, env, c);
-        let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut note)?;
+        let mut gone = None;
+        let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut gone)?;
+        if gone.is_none() && described.contains(&c.target) && !lbs.iter().any(|l| l.target == c.target) {
+            // Described but left out: name the part that is gone (the ALB alone, say), not the whole target.
+            gone = cloud.balancer.missing_part(&c.target).await?.map(|part| world::part_missing(env, c, &part).message().to_owned());
+        }
+        if let Some(g) = &gone {
+            note.get_or_insert_with(|| g.clone());
+            lb_gone.get_or_insert_with(|| g.clone());
+        }
         let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
         let others = world::describe_others(cloud, &members, instances).await?;
         // While an operation is under way two releases are in the load balancer on purpose.
         let strays = world::strays(&pipeline.app, env, c, &members, instances, &others, !busy);
+        let terminated = world::terminated(&pipeline.app, env, c, &members, &others);
         let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
         let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
         let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();
@@ -203,7 +246,8 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
             total: mine.len(),
             count: c.count,
             strays,
-            note: wrong
+            terminated,
+            note: gone.or_else(|| wrong
                 .iter()
                 .find(|m| m.cluster == c.name.as_str())
                 .map(|m| format!("{}; switch refuses to send it traffic until `release provision --env {}` repoints it", m.describe(), env.name))
@@ -212,10 +256,10 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
                     live.as_ref().filter(|l| !l.weights.has(&c.name))?;
                     let record = env.dns().map_or("", |d| d.record.as_str());
                     Some(format!("{record} has no weighted record for {}; switch refuses it until `release provision --env {}` adds it", c.name, env.name))
-                }),
+                })),
         });
     }
-    let operation = records.first().filter(|r| r.outcome == Outcome::Started).map(|r| OperationStatus {
+    let operation = running.map(|r| OperationStatus {
         action: r.action_name().into(),
         release_id: r.release_id.to_string(),
         actor: r.actor.clone(),
@@ -240,10 +284,46 @@ async fn env_status(cloud: &Cloud, pipeline: &Pipeline, name: &EnvName, images: 
         clusters,
         lock: lock.map(|l| LockStatus { stale: l.is_stale(now), lock: l }),
         operation,
+        // An environment never provisioned has no record yet: its missing load balancers are only a note.
+        lb_gone: lb_gone.filter(|_| !records.is_empty()),
         queue,
         last,
         note,
     })
+}
+
+impl ClusterStatus {
+    /// Whether it serves (live, or an in-place environment's cluster) with fewer instances than its count, after
+    /// having run some: capacity was lost (an instance terminated by hand, say). A cluster never deployed is not.
+    pub fn is_short(&self) -> bool {
+        let serves = self.role != "idle";
+        serves && (self.total > 0 || !self.terminated.is_empty()) && (self.total as u32) < self.count
+    }
+}
+
+impl EnvStatus {
+    /// Why `status` should not exit 0: a part of a load balancer deleted (not found), or a serving cluster below
+    /// its count (refused: the environment is not as the pipeline wants it).
+    pub fn problem(&self) -> Option<crate::Error> {
+        if let Some(gone) = &self.lb_gone {
+            return Some(crate::Error::not_found(gone.clone()));
+        }
+        // While a live run works on the environment, its clusters' sizes are in motion.
+        if self.operation.as_ref().is_some_and(|o| o.alive) {
+            return None;
+        }
+        let short = self.clusters.iter().find(|c| c.is_short())?;
+        let why = if short.terminated.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", short.terminated.iter().map(world::describe_terminated).collect::<Vec<_>>().join(", "))
+        };
+        let commit = short.commit.as_deref().map_or("<commit>", short_sha);
+        Some(crate::Error::refused(format!(
+            "cluster {} of {} is {} {}/{}{why}; `release promote {commit} --env {}` launches a full fleet again",
+            short.cluster, self.env, short.role, short.total, short.count, self.env
+        )))
+    }
 }
 
 /// `promote in progress: healthy 37/50 (release r…, by alice, 1m12s)` for text output.

@@ -130,6 +130,9 @@ pub fn strays(
     let mut out = Vec::new();
     for m in members {
         let inst = by_id.get(m);
+        if inst.is_some_and(|i| is_gone_own(app, env, cluster, i)) {
+            continue;
+        }
         let mine = inst.is_some_and(|i| is_of_cluster(i, env, &cluster.name) && app_ids.contains(m));
         let stale = mine && old_releases && inst.map(|i| release_of(i).to_owned()) != newest;
         if mine && !stale {
@@ -149,6 +152,24 @@ pub fn strays(
     out
 }
 
+/// The cluster's own instances (this app, environment and cluster) that EC2 terminated, or is terminating, while
+/// they are still in its load balancer: not strays (nobody else's instance takes traffic) but lost capacity,
+/// terminated outside `release` (by hand?), since `release` deregisters before it terminates.
+pub fn terminated(app: &crate::ids::AppName, env: &Environment, cluster: &Cluster, members: &[InstanceId], others: &[Instance]) -> Vec<InstanceId> {
+    others.iter().filter(|i| members.contains(&i.id) && is_gone_own(app, env, cluster, i)).map(|i| i.id.clone()).collect()
+}
+
+fn is_gone_own(app: &crate::ids::AppName, env: &Environment, cluster: &Cluster, i: &Instance) -> bool {
+    matches!(i.state.as_str(), "terminated" | "shutting-down")
+        && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str())
+        && is_of_cluster(i, env, &cluster.name)
+}
+
+/// `i-0abc of this cluster: terminated (by hand?)`, how status and promote name such an instance.
+pub fn describe_terminated(id: &InstanceId) -> String {
+    format!("{id} of this cluster: terminated (by hand?)")
+}
+
 /// Describes the members that are not among the app's instances (one call, only when there are any).
 pub async fn describe_others(cloud: &Cloud, members: &[InstanceId], app_instances: &[Instance]) -> Result<Vec<Instance>> {
     let known: BTreeSet<&InstanceId> = app_instances.iter().map(|i| &i.id).collect();
@@ -157,6 +178,11 @@ pub async fn describe_others(cloud: &Cloud, members: &[InstanceId], app_instance
         return Ok(Vec::new());
     }
     cloud.fleet.instances_in(&others, &["pending", "running", "stopping", "stopped", "shutting-down", "terminated"]).await
+}
+
+/// A part of a cluster's load balancer that does not exist, as a not-found error saying to provision.
+pub fn part_missing(env: &Environment, cluster: &Cluster, part: &crate::ports::LbPart) -> Error {
+    Error::not_found(format!("{part} of cluster {} does not exist; run `release provision --env {}`", cluster.name, env.name)).with_cause(Cause::Missing)
 }
 
 /// The load balancer error of a cluster, reworded with the environment to provision.

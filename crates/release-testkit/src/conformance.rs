@@ -299,6 +299,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
             new_instances: Vec::new(),
             retired_instances: Vec::new(),
             strays_retired: Vec::new(),
+            terminated_by_hand: Vec::new(),
             batches_done: 0,
             subject: None,
             draining: Default::default(),

@@ -71,6 +71,9 @@ fn plan_text(plan: &PromotePlan) -> String {
     for st in &plan.strays {
         s.push_str(&format!("\n  - {} (stray)", st.describe()));
     }
+    for i in &plan.terminated {
+        s.push_str(&format!("\n  - {}", release_core::world::describe_terminated(i)));
+    }
     for z in &plan.skipped {
         s.push_str(&format!("\n  skipped {z}"));
     }
@@ -96,7 +99,7 @@ fn report_text(r: &PromoteReport, calls: u64) -> String {
             r.release_id
         ),
         _ => format!(
-            "promoted {} ({}) to {}/{} in {:.1}s: {} new, {} retired{} (release {}, {} AWS calls)",
+            "promoted {} ({}) to {}/{} in {:.1}s: {} new, {} retired{}{} (release {}, {} AWS calls)",
             short_sha(r.commit.as_str()),
             r.ami,
             r.env,
@@ -105,6 +108,7 @@ fn report_text(r: &PromoteReport, calls: u64) -> String {
             r.new_instances.len(),
             r.retired_instances.len(),
             if r.strays_retired.is_empty() { String::new() } else { format!(", {} stray(s) retired", r.strays_retired.len()) },
+            if r.terminated_by_hand.is_empty() { String::new() } else { format!(", {} terminated by hand deregistered", r.terminated_by_hand.len()) },
             r.release_id,
             calls
         ),

@@ -32,7 +32,11 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
         }
         s
     });
-    Ok(())
+    // The document or table is out; the exit code and the error line say what is wrong.
+    match crate::documents::status_problem(&apps) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn table(envs: &[EnvStatus], now: release_core::clock::Timestamp) -> String {
@@ -66,6 +70,9 @@ fn table(envs: &[EnvStatus], now: release_core::clock::Timestamp) -> String {
             ));
             for st in &c.strays {
                 s.push_str(&format!("{:<10} stray in {}: {}\n", "", c.target, st.describe()));
+            }
+            for id in &c.terminated {
+                s.push_str(&format!("{:<10} {}\n", "", release_core::world::describe_terminated(id)));
             }
             if let Some(n) = &c.note {
                 s.push_str(&format!("{:<10} note: {n}\n", ""));

@@ -27,6 +27,7 @@ pub fn details(plan: &PromotePlan) -> PromoteDetails {
         new_instances: Vec::new(),
         retired_instances: Vec::new(),
         strays_retired: Vec::new(),
+        terminated_by_hand: Vec::new(),
         batches_done: 0,
         subject: plan.subject.clone(),
         draining: BTreeMap::new(),
@@ -47,6 +48,7 @@ pub fn report(plan: &PromotePlan, outcome: &str) -> PromoteReport {
         new_instances: Vec::new(),
         retired_instances: Vec::new(),
         strays_retired: Vec::new(),
+        terminated_by_hand: Vec::new(),
         adopted: plan.adopted.clone(),
         cleaned: Vec::new(),
         launches: plan.launches.clone(),
@@ -123,6 +125,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     rep.new_instances = d.new_instances.clone();
     rep.retired_instances = d.retired_instances.clone();
     rep.strays_retired = d.strays_retired.clone();
+    rep.terminated_by_hand = d.terminated_by_hand.clone();
     if let Some(r) = op.record() {
         rep.seconds = r.seconds.clone();
         rep.seconds.insert("total".into(), op.cloud().clock.now().since(r.started).as_secs_f64());
@@ -207,7 +210,8 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
     let batch = plan.batch.unwrap_or(count).clamp(1, count);
     let mut new_ids: Vec<InstanceId> = plan.adopted.clone();
     let mut remaining_old: Vec<InstanceId> = plan.retire.clone();
-    let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).collect();
+    // Strays and the cluster's own instances terminated by hand leave the load balancer together, at the end.
+    let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).chain(plan.terminated.iter().cloned()).collect();
     // Blue/green retires the idle cluster's previous release only after the rounds (see `swap_idle`); a round runs
     // at least once there, so that a resumed fleet is checked running, registered and healthy.
     let mut first = true;
@@ -319,7 +323,9 @@ async fn swap_idle(
     let registered: Vec<InstanceId> = strays.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(previous);
+    let (gone, strays): (Vec<InstanceId>, Vec<InstanceId>) = strays.into_iter().partition(|i| plan.terminated.contains(i));
     d.strays_retired.extend(strays);
+    d.terminated_by_hand.extend(gone);
     op.lap("retire");
     Ok(())
 }
@@ -497,7 +503,9 @@ async fn round(
     let registered: Vec<InstanceId> = going.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(going.iter().filter(|i| !stray_ids.contains(i)).cloned());
+    let (gone, stray_ids): (Vec<InstanceId>, Vec<InstanceId>) = stray_ids.into_iter().partition(|i| plan.terminated.contains(i));
     d.strays_retired.extend(stray_ids);
+    d.terminated_by_hand.extend(gone);
     op.lap("retire");
     Ok(())
 }

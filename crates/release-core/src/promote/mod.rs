@@ -72,6 +72,8 @@ pub struct PromoteReport {
     pub retired_instances: Vec<InstanceId>,
     /// This app's strays retired with the old fleet.
     pub strays_retired: Vec<InstanceId>,
+    /// The cluster's own instances terminated outside release (by hand?), deregistered with the old fleet.
+    pub terminated_by_hand: Vec<InstanceId>,
     /// Instances of an unfinished release this run adopted.
     pub adopted: Vec<InstanceId>,
     /// Instances of failed or abandoned releases removed.

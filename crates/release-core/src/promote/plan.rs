@@ -87,6 +87,9 @@ pub struct PromotePlan {
     pub retire: Vec<InstanceId>,
     /// This app's strays in the load balancer, retired with the old instances.
     pub strays: Vec<Stray>,
+    /// The cluster's own instances terminated outside release (by hand?) but still in its load balancer,
+    /// deregistered with the old instances.
+    pub terminated: Vec<InstanceId>,
     /// Instances of failed or abandoned releases, removed first.
     pub cleanup: Vec<InstanceId>,
     /// Unfinished records of dead runs that are closed as abandoned.
@@ -302,6 +305,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         None => false,
     };
     let strays_to_retire: Vec<Stray> = strays;
+    let terminated = world::terminated(&pipeline.app, env, cluster, &world.members, &world.others);
     let count = cluster.count as usize;
 
     // Converged: exactly `count` instances of this commit and settings, one release, all healthy, nothing stray.
@@ -311,6 +315,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
             && fleet.iter().map(|i| release_of(i)).collect::<BTreeSet<_>>().len() == 1
             && healthy(fleet)
             && strays_to_retire.is_empty()
+            && terminated.is_empty()
     };
     let adopted_fleet: Vec<&Instance> = current.iter().copied().filter(|i| Some(release_of(i)) == resume_id).collect();
     let (kind, complete, resume_kept) = if resume.is_some() && serving.is_empty() && converged_on(&adopted_fleet) {
@@ -369,7 +374,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
             if adopted.is_empty() { String::new() } else { format!(" and adopt {} of unfinished release {}", adopted.len(), resume_id.unwrap_or("")) },
             retire.len(),
             if strays_to_retire.is_empty() { String::new() } else { format!(" and {} stray(s)", strays_to_retire.len()) }
-        ),
+        ) + &if terminated.is_empty() { String::new() } else { format!("; deregister {} instance(s) of this cluster terminated by hand", terminated.len()) },
     };
     Ok(PromotePlan {
         app: pipeline.app.clone(),
@@ -389,6 +394,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         launches,
         retire,
         strays: if kind == PlanKind::Deploy { strays_to_retire } else { Vec::new() },
+        terminated: if kind == PlanKind::Deploy { terminated } else { Vec::new() },
         cleanup,
         abandon: abandon.iter().map(|r| r.release_id.clone()).collect(),
         batch: opts.batch,

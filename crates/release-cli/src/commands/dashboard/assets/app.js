@@ -74,6 +74,7 @@
       <div class="ami muted">${esc(c.ami || "no AMI")}${c.baked ? " · baked " + ago(c.baked) : ""}</div>
       <div>${health(c)}</div>
       ${c.strays.length ? `<div class="bad" data-strays="${c.strays.length}">⚠ ${c.strays.length} stray${c.strays.length > 1 ? "s" : ""}</div>` : ""}
+      ${(c.terminated || []).map(id => `<div class="bad" data-terminated="${esc(id)}">⚠ ${esc(id)} of this cluster: terminated (by hand?)</div>`).join("")}
       ${c.note ? `<div class="note warn">⚠ ${esc(c.note)}</div>` : ""}
     </div>`;
   }
@@ -185,7 +186,8 @@
     return Promise.resolve(render()).catch(e => { main.innerHTML = `<p class="bad">${esc(e)}</p>`; });
   }
   get("/api/status").then(doc => {
-    if (doc.ok) return onSnapshot({ status: doc, read_at: doc.read_at, stale: doc.stale, version: 0 });
+    // A status that is not ok (a deleted load balancer, a short cluster) is still the board to show.
+    if (doc.apps) return onSnapshot({ status: doc, read_at: doc.read_at, stale: doc.stale, version: 0 });
   }).catch(() => {}).finally(() => { initial = false; });
   const events = new EventSource(url("/api/events"));
   events.addEventListener("snapshot", ev => onSnapshot(JSON.parse(ev.data)));
