@@ -21,7 +21,7 @@ fn validate_reports_every_problem_with_position_and_exit_code_2() {
     assert_eq!(lines, [
         "pipelines/Bad.toml:1:7: app name `Bad` is invalid; fix: use 1-32 characters of a-z, 0-9 and `-`, not starting or ending with `-`",
         "pipelines/Bad.toml:2:1: missing key `artifact` in [build]; fix: add artifact = \"<path the build writes>\"",
-        "pipelines/Bad.toml:9:9: count 0 is outside 1..1000; fix: set how many instances the cluster runs, at least 1",
+        "pipelines/Bad.toml:9:9: count 0 is outside 1..1000; fix: set how many instances the cluster runs, from 1 to 1000",
         "error: 3 problems in 1 pipeline file",
     ]);
     assert_eq!(run.stdout, "", "problems go to stderr in text mode");
@@ -116,4 +116,120 @@ fn release_core_never_depends_on_the_aws_sdk() {
     assert!(seen.len() > 5, "walked the graph: {seen:?}");
     let aws: Vec<&String> = seen.iter().filter(|p| p.starts_with("aws-")).collect();
     assert!(aws.is_empty(), "release-core depends on {aws:?}");
+}
+
+#[tokio::test]
+async fn validate_warns_when_a_sinks_env_secret_is_unset_here() {
+    let emu = Emulator::start();
+    let project = Project::demo();
+    let text = project.read("pipelines/hello.toml");
+    project.write(
+        "pipelines/hello.toml",
+        &format!("{text}\n[notify]\n[[notify.sinks]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"env:RELEASE_TEST_SECRET_NEVER_SET\"\n"),
+    );
+    let before = emu.state();
+    let run = project.release(&emu, &["validate"]);
+    assert_eq!(run.code, 0, "valid, only not usable from here: {run:?}");
+    assert!(
+        run.stderr.contains("warning: sink webhook") && run.stderr.contains("its secret env:RELEASE_TEST_SECRET_NEVER_SET is not set on this machine, so every event to it would fail"),
+        "{}",
+        run.stderr
+    );
+    let json = project.release(&emu, &["validate", "--output", "json"]).json();
+    assert!(json["files"][0]["warnings"][0].as_str().unwrap().contains("env:RELEASE_TEST_SECRET_NEVER_SET"), "{json}");
+    // Set, it is not warned about.
+    let set = release_e2e::release_with(project.path(), Some(&emu.url()), &[("RELEASE_TEST_SECRET_NEVER_SET", "k")], &["validate"]);
+    assert_eq!(set.code, 0);
+    assert!(!set.stderr.contains("warning:"), "{}", set.stderr);
+    before.assert_same(&emu.state(), "validate");
+}
+
+#[tokio::test]
+async fn status_and_history_read_through_a_bad_key_elsewhere_while_changes_are_refused() {
+    let emu = Emulator::start();
+    let (project, a, _) = Project::baked_demo(&emu);
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    // A typo in [build], which status and history do not read, during an incident.
+    let text = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &text.replacen("[build]", "[build]\ncomand_timeout = \"5m\"", 1));
+    let before = emu.state();
+    let status = project.release(&emu, &["status", "--env", "staging", "--output", "json"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(status.stderr.contains("warning:") && status.stderr.contains("unknown key `comand_timeout`"), "{}", status.stderr);
+    let doc = status.json();
+    assert!(doc.to_string().contains(&a[..12]), "status still tells what staging runs: {doc}");
+    let history = project.release(&emu, &["history", "--env", "staging"]);
+    assert_eq!(history.code, 0, "{history:?}");
+    assert!(history.stdout.contains("promote"), "{}", history.stdout);
+    before.assert_same(&emu.state(), "status and history");
+    // Commands that change AWS still refuse the file.
+    let promote = project.release(&emu, &["promote", &a, "--env", "staging"]);
+    assert_eq!(promote.code, 2, "{promote:?}");
+    assert!(promote.stderr.contains("unknown key `comand_timeout`"), "{}", promote.stderr);
+    before.assert_same(&emu.state(), "a refused promote");
+    let running: Vec<String> = release_e2e::AwsView::new(&emu).await.running("hello", "staging").await.iter().map(|i| i.tags["release:commit"].clone()).collect();
+    assert!(!running.is_empty() && running.iter().all(|c| c == &a));
+}
+
+#[tokio::test]
+async fn text_history_shows_the_reason_and_filters_by_outcome() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    // A promote that dies after launching; the next promote cleans it up and closes its record with the reason.
+    let crashed = project.release_env(&emu, &[("RELEASE_TEST_CRASH_AT", "launched")], &["promote", &b, "--env", "staging"]);
+    assert_ne!(crashed.code, 0, "{crashed:?}");
+    project.release(&emu, &["unlock", "--env", "staging"]).assert_ok();
+    project.release(&emu, &["promote", &a, "--env", "staging", "--force"]).assert_ok();
+    let ledger = release_e2e::AwsView::new(&emu).await.ledger("release-ledger").await;
+    let abandoned: Vec<_> = ledger.iter().filter(|r| r.get("outcome").map(String::as_str) == Some("abandoned")).collect();
+    assert_eq!(abandoned.len(), 1, "{ledger:#?}");
+    let detail = abandoned[0]["detail"].clone();
+    assert!(detail.starts_with("unfinished; cleaned up by run"), "{detail}");
+
+    let text = project.release(&emu, &["history", "--env", "staging"]).assert_ok().stdout.clone();
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("OUTCOME") && header.trim_end().ends_with("REASON"), "{text}");
+    assert!(text.lines().any(|l| l.contains("abandoned") && l.contains(&detail)), "{text}");
+    let only = project.release(&emu, &["history", "--env", "staging", "--outcome", "abandoned"]).assert_ok().stdout.clone();
+    assert_eq!(only.lines().count(), 2, "the header and the one abandoned record: {only}");
+    assert!(only.contains(&detail), "{only}");
+    let json = project.release(&emu, &["history", "--outcome", "succeeded", "--output", "json"]).assert_ok().json();
+    let outcomes: Vec<&str> = json["records"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert!(outcomes.len() >= 2 && outcomes.iter().all(|o| *o == "succeeded"), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn a_waiting_promote_of_a_commit_without_an_ami_is_not_found_before_it_queues() {
+    let emu = Emulator::start();
+    let (project, _, _) = Project::baked_demo(&emu);
+    let aws = release_e2e::AwsView::new(&emu).await;
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    // Someone else holds staging's lock: a ticket would be written and wait.
+    aws.dynamodb
+        .put_item()
+        .table_name("release-ledger")
+        .item("pk", S("hello#staging".into()))
+        .item("sk", S("lock".into()))
+        .item("app", S("hello".into()))
+        .item("env", S("staging".into()))
+        .item("holder", S("bob".into()))
+        .item("release_id", S("r20261122T000000Z-000001".into()))
+        .item("host", S("laptop".into()))
+        .item("acquired", N("1795305600000".into()))
+        .item("expires", N("1893456000000".into()))
+        .send()
+        .await
+        .unwrap();
+    let project_file = project.read("pipelines/hello.toml");
+    project.write("README.unbaked", "a commit nobody baked");
+    let unbaked = project.commit("unbaked");
+    assert_eq!(project.read("pipelines/hello.toml"), project_file);
+    let ledger_before = aws.ledger("release-ledger").await;
+    let before = emu.state();
+    let run = project.release(&emu, &["promote", &unbaked, "--env", "staging", "--wait", "3s"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.error_line().contains("no AMI for"), "{run:?}");
+    before.assert_same(&emu.state(), "a refused --wait promote");
+    assert_eq!(aws.ledger("release-ledger").await, ledger_before, "no ticket, no record");
 }

@@ -318,3 +318,57 @@ async fn a_real_kill_9_while_gc_deletes_then_a_rerun_leaves_no_orphan_snapshot()
     assert_eq!(snaps, with_snaps(&end), "no snapshot of the app without its image");
     println!("gc killed with SIGKILL after {} of 41 deletions; the re-run removed the rest, orphan snapshots left: 0", 42 - mid.len());
 }
+
+#[tokio::test]
+async fn a_backup_tools_snapshot_of_a_release_volume_is_never_collected_and_a_bakes_orphan_snapshot_still_is() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    let instance = aws.running("hello", "staging").await[0].id.clone();
+    // What backup tools do with a release instance: Data Lifecycle Manager snapshots its volume copying the volume's
+    // tags (CopyTags); AWS Backup makes an image of it, copying the instance's tags onto the image and its snapshots.
+    let made = release_e2e::boto3(
+        &emu,
+        &format!(
+            "ec2 = client('ec2')\n\
+             vol = ec2.describe_volumes(Filters=[{{'Name': 'attachment.instance-id', 'Values': ['{instance}']}}])['Volumes'][0]\n\
+             tags = [t for t in vol.get('Tags', []) if not t['Key'].startswith('aws:')]\n\
+             dlm = ec2.create_snapshot(VolumeId=vol['VolumeId'], Description='Created for policy: policy-0123 schedule: daily', TagSpecifications=[{{'ResourceType': 'snapshot', 'Tags': tags}}])['SnapshotId']\n\
+             itags = [t for t in ec2.describe_instances(InstanceIds=['{instance}'])['Reservations'][0]['Instances'][0]['Tags'] if not t['Key'].startswith('aws:')]\n\
+             ami = ec2.create_image(InstanceId='{instance}', Name='AwsBackup_{instance}_0001')['ImageId']\n\
+             snaps = [m['Ebs']['SnapshotId'] for m in ec2.describe_images(ImageIds=[ami])['Images'][0]['BlockDeviceMappings'] if 'Ebs' in m]\n\
+             ec2.create_tags(Resources=[ami] + snaps, Tags=itags)\n\
+             print(json.dumps({{'dlm': dlm, 'volume_tags': {{t['Key']: t['Value'] for t in tags}}, 'backup_ami': ami, 'backup_snaps': snaps}}))"
+        ),
+    );
+    let made: serde_json::Value = serde_json::from_str(made.trim()).unwrap();
+    let dlm = made["dlm"].as_str().unwrap().to_owned();
+    let backup_ami = made["backup_ami"].as_str().unwrap().to_owned();
+    let backup_snaps: Vec<String> = made["backup_snaps"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    assert_eq!(made["volume_tags"]["release:app"], "hello", "the launched volume carries the app's tag, so its copy does: {made}");
+    assert_eq!(aws.snapshot_tags(&dlm).await.get("release:app").map(String::as_str), Some("hello"));
+    // A snapshot that truly is a bake's: b's image deregistered by a gc that was killed before deleting its snapshots.
+    let (b_ami, b_snaps) = images_by_commit(&aws).await[&b].clone();
+    assert!(!b_snaps.is_empty());
+    aws.ec2.deregister_image().image_id(&b_ami).send().await.unwrap();
+
+    let before = emu.state();
+    let plan = project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s", "--plan", "--output", "json"]).assert_ok().json();
+    before.assert_same(&emu.state(), "gc --plan");
+    let p = &plan["plan"];
+    let listed: BTreeSet<String> = p["snapshots"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(listed, b_snaps.iter().cloned().collect::<BTreeSet<_>>(), "exactly b's snapshots are orphans, not the backup's: {p}");
+    assert!(p["images"].as_array().unwrap().iter().all(|i| i["ami"] != backup_ami.as_str()), "{p}");
+    let kept = p["kept"].as_array().unwrap().iter().find(|k| k["ami"] == backup_ami.as_str()).expect("the backup image is listed as kept");
+    assert!(kept["reasons"][0].as_str().unwrap().starts_with("not a bake"), "{kept}");
+
+    project.release(&emu, &["gc", "--keep", "1", "--older-than", "0s", "--yes"]).assert_ok();
+    let left: BTreeSet<String> = snapshots(&aws).await.into_iter().map(|s| s.0).collect();
+    assert!(left.contains(&dlm), "the backup tool's snapshot is still in EC2");
+    assert!(backup_snaps.iter().all(|s| left.contains(s)), "the backup image's snapshots are still in EC2");
+    assert!(aws.own_images().await.iter().any(|i| i.id == backup_ami), "the backup image is still registered");
+    assert!(b_snaps.iter().all(|s| !left.contains(s)), "b's orphan snapshots were deleted");
+    let gc = aws.ledger("release-ledger").await.into_iter().find(|r| r["action"] == "gc").expect("a gc record");
+    assert_eq!(gc["outcome"], "succeeded", "{gc:?}");
+}

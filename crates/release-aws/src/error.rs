@@ -31,7 +31,24 @@ pub(crate) fn classify(code: &str) -> (ErrorKind, Option<Cause>) {
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "ProvisionedThroughputExceededException"
         | "PriorRequestNotComplete" | "Throttled" | "KMSThrottling" => (ErrorKind::Aws, Some(Cause::Throttled)),
         "InvalidSnapshot.InUse" | "DependencyViolation" | "ResourceInUse" | "ResourceInUseException" => (ErrorKind::Aws, Some(Cause::InUse)),
+        // The endpoint has no such operation (a region or partition without it, an emulator): not a refusal.
+        "InvalidAction" | "UnsupportedOperation" | "UnknownOperationException" | "NotImplemented" => (ErrorKind::Aws, Some(Cause::UnknownOperation)),
         _ => (ErrorKind::Aws, None),
+    }
+}
+
+/// Whether the endpoint does not implement the operation at all: AWS's codes for an unknown action, or an answer that
+/// is no AWS error document with HTTP 500/501 (moto's "not implemented" page; AWS itself always answers with a code).
+pub(crate) fn unimplemented<E>(err: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::ServiceError(ctx) => match err.code() {
+            Some(c) => classify(c).1 == Some(Cause::UnknownOperation),
+            None => matches!(ctx.raw().status().as_u16(), 500 | 501),
+        },
+        _ => false,
     }
 }
 

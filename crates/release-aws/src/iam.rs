@@ -156,6 +156,8 @@ pub fn policy(pipeline: &Pipeline) -> Value {
     // gc: the app's snapshots by tag (those of images a crashed gc deregistered); deleting them and deregistering
     // images is in "Images"/"Snapshots" below, scoped to resources tagged with the app.
     unscoped.push("ec2:DescribeSnapshots");
+    // gc: whether a launch template or SSM parameter uses an image before it goes.
+    unscoped.push("ec2:DescribeImageReferences");
     if !classic.is_empty() || !groups.is_empty() {
         unscoped.push("elasticloadbalancing:DescribeLoadBalancers");
     }

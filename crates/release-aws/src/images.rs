@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, Tag};
 use release_core::ids::{AmiId, AppName};
 use release_core::pipeline::BaseAmi;
-use release_core::ports::{tags, Image, ImageState, Images, Snapshot};
+use release_core::ports::{tags, Image, ImageReferences, ImageState, Images, Snapshot};
 use release_core::error::Cause;
 use release_core::{Error, ErrorKind, Result};
 
@@ -121,7 +121,15 @@ impl Images for Aws {
     }
 
     async fn deregister(&self, ami: &AmiId) -> Result<()> {
-        self.ec2.deregister_image().image_id(ami.as_str()).send().await.map_err(|e| sdk("ec2 DeregisterImage", e))?;
+        // EC2 deletes the snapshots the image's block device mappings name in the same call (none used by another
+        // image), which closes the window where a crash leaves them; the caller's deletes then find them gone.
+        self.ec2
+            .deregister_image()
+            .image_id(ami.as_str())
+            .delete_associated_snapshots(true)
+            .send()
+            .await
+            .map_err(|e| sdk("ec2 DeregisterImage", e))?;
         Ok(())
     }
 
@@ -156,5 +164,56 @@ impl Images for Aws {
                 })
             })
             .collect())
+    }
+
+    async fn references(&self, amis: &[AmiId]) -> Result<ImageReferences> {
+        if amis.is_empty() {
+            return Ok(ImageReferences::Known(BTreeMap::new()));
+        }
+        let ids: Vec<String> = amis.iter().map(|a| a.to_string()).collect();
+        // One attempt first, without retries: an endpoint without the operation (moto answers a bare HTTP 500) would
+        // otherwise be asked six times with backoff. Anything else is asked again with the usual retries.
+        let once = self
+            .ec2
+            .describe_image_references()
+            .set_image_ids(Some(ids.clone()))
+            .include_all_resource_types(true)
+            .customize()
+            .config_override(aws_sdk_ec2::config::Builder::default().retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled()))
+            .send()
+            .await;
+        let first = match once {
+            Ok(page) => page,
+            Err(e) if crate::error::unimplemented(&e) => {
+                return Ok(ImageReferences::Unknown(sdk("ec2 DescribeImageReferences", e).to_string()));
+            }
+            Err(_) => match self.ec2.describe_image_references().set_image_ids(Some(ids.clone())).include_all_resource_types(true).send().await {
+                Ok(page) => page,
+                Err(e) => {
+                    let err = sdk("ec2 DescribeImageReferences", e);
+                    return if err.is(Cause::UnknownOperation) { Ok(ImageReferences::Unknown(err.to_string())) } else { Err(err) };
+                }
+            },
+        };
+        let mut pages = vec![first];
+        while let Some(token) = pages.last().and_then(|p| p.next_token()).map(str::to_owned) {
+            let page = self
+                .ec2
+                .describe_image_references()
+                .set_image_ids(Some(ids.clone()))
+                .include_all_resource_types(true)
+                .next_token(token)
+                .send()
+                .await
+                .map_err(|e| sdk("ec2 DescribeImageReferences", e))?;
+            pages.push(page);
+        }
+        let mut out: BTreeMap<AmiId, Vec<String>> = BTreeMap::new();
+        for r in pages.iter().flat_map(|p| p.image_references()) {
+            let Some(ami) = r.image_id().and_then(|i| AmiId::parse(i).ok()) else { continue };
+            let kind = r.resource_type().map(|t| t.as_str().to_owned()).unwrap_or_else(|| "a resource".into());
+            out.entry(ami).or_default().push(format!("{kind} {}", r.arn().unwrap_or("?")));
+        }
+        Ok(ImageReferences::Known(out))
     }
 }

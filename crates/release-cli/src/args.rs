@@ -185,6 +185,9 @@ its process is gone on this host), this restores those weights itself under the 
         /// At most this many records, newest first
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Only records with this outcome (succeeded, failed, rolled-back, interrupted, abandoned, lost-lock, ...)
+        #[arg(long)]
+        outcome: Option<String>,
     },
     /// Print the least-privilege IAM policy release (and Packer) need for this pipeline
     IamPolicy,

@@ -80,6 +80,35 @@ pub fn load_pipeline(g: &Global) -> Result<Pipeline> {
     load_file(&files[0])
 }
 
+/// The one pipeline a read-only command (`status`, `history`) works on: a file with problems that still makes a
+/// whole pipeline is used, each problem printed as a warning, so that an incident is not the moment a typo in an
+/// unrelated section locks the operator out of reading; commands that change AWS use [`load_pipeline`].
+pub fn load_pipeline_to_read(g: &Global) -> Result<Pipeline> {
+    let files = selected_files(g)?;
+    if files.len() > 1 {
+        return load_pipeline(g);
+    }
+    read_file(&files[0])
+}
+
+/// [`load_file`] for a read-only command (see [`load_pipeline_to_read`]).
+pub fn read_file(file: &Path) -> Result<Pipeline> {
+    let strict = load_file(file);
+    if strict.is_ok() {
+        return strict;
+    }
+    match pipeline::load_readable(file) {
+        Ok((p, diags)) => {
+            eprintln!("warning: {} has {} problem(s); reading anyway (commands that change AWS refuse until `release validate` passes):", file.display(), diags.len().max(1));
+            for d in &diags {
+                eprintln!("warning: {d}");
+            }
+            Ok(p)
+        }
+        Err(_) => strict,
+    }
+}
+
 /// One pipeline file, checked against the other files of its directory too (a load balancer owned by two apps'
 /// clusters); its problems as one error (with every diagnostic above it).
 pub fn load_file(file: &Path) -> Result<Pipeline> {

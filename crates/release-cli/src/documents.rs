@@ -42,10 +42,10 @@ pub fn status_problem(apps: &[(String, Vec<EnvStatus>)]) -> Option<release_core:
 
 /// `release history --output json`: the waiting tickets (when the environment is in the file) and the records,
 /// newest first.
-pub async fn history(release: &Release, env: Option<&str>, limit: u32) -> Result<(Value, Vec<Record>, Vec<Ticket>)> {
-    let records = release.history(env, limit).await?;
-    // Commands waiting in the queue come first: they are what happens next.
-    let in_file = env.is_none_or(|e| release.pipeline.env(e).is_ok());
+pub async fn history(release: &Release, env: Option<&str>, limit: u32, outcome: Option<release_core::ledger::Outcome>) -> Result<(Value, Vec<Record>, Vec<Ticket>)> {
+    let records = release.history_of(env, limit, outcome).await?;
+    // Commands waiting in the queue come first: they are what happens next (not outcomes: left out when filtering).
+    let in_file = outcome.is_none() && env.is_none_or(|e| release.pipeline.env(e).is_ok());
     let waiting: Vec<Ticket> = if in_file {
         release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.expired).map(|t| t.ticket).collect()
     } else {

@@ -213,7 +213,12 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
     // Tag app and commit first, the bake key only once the AMI is available: a bake killed before that point
     // leaves an AMI that no lookup takes for a good one.
     let image = wait_available(ctx, &ami).await?;
-    let mut first = vec![(tags::APP.to_owned(), pipeline.app.to_string()), (tags::COMMIT.to_owned(), commit.to_string())];
+    // `release:ami` marks the snapshots as this bake's (gc deletes no other snapshot tagged with the app).
+    let mut first = vec![
+        (tags::APP.to_owned(), pipeline.app.to_string()),
+        (tags::COMMIT.to_owned(), commit.to_string()),
+        (tags::AMI.to_owned(), ami.to_string()),
+    ];
     if let Ok(subject) = ctx.workspace.subject(commit).await {
         // Tag values hold at most 256 characters.
         let subject: String = subject.chars().take(255).collect();

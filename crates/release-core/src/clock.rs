@@ -73,7 +73,8 @@ pub trait Clock: Send + Sync {
     async fn sleep(&self, d: Duration);
 }
 
-/// Durations in pipeline files: `500ms`, `30s`, `10m`, `1h`, or combinations like `1m30s`.
+/// The one duration syntax, for pipeline files and every flag (`--older-than`, `--pause`, `--wait`, ...): `500ms`,
+/// `30s`, `10m`, `1h`, `2d`, or combinations like `1m30s` and `1d12h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
@@ -96,12 +97,38 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.saturating_mul(60)),
             "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "" => return Err(format!("`{s}` has no unit")),
-            other => return Err(format!("`{s}` has an unknown unit `{other}`")),
+            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+            // `10 minutes`: a word after a space is the unit people meant.
+            "" if rest.starts_with(' ') => {
+                let word: String = rest.trim_start().chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+                return Err(match unit_for(&word) {
+                    Some(u) => format!("`{s}` is not a duration: write the unit right after the number, as `{n}{u}` (units: ms, s, m, h, d)"),
+                    None => format!("`{s}` is not a duration: write a number and a unit without a space, like `{n}m` (units: ms, s, m, h, d)"),
+                });
+            }
+            "" => return Err(format!("`{s}` has no unit; add one of ms, s, m, h, d (like `{n}s`)")),
+            other => {
+                return Err(match unit_for(other) {
+                    Some(u) => format!("`{s}` has an unknown unit `{other}`; write `{n}{u}` (units: ms, s, m, h, d)"),
+                    None => format!("`{s}` has an unknown unit `{other}`; use ms, s, m, h or d"),
+                })
+            }
         };
         total = total.saturating_add(part);
     }
     Ok(total)
+}
+
+/// The unit a word people write means: `minutes` -> `m`.
+fn unit_for(word: &str) -> Option<&'static str> {
+    match word.to_ascii_lowercase().as_str() {
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => Some("ms"),
+        "s" | "sec" | "secs" | "second" | "seconds" => Some("s"),
+        "m" | "min" | "mins" | "minute" | "minutes" => Some("m"),
+        "h" | "hr" | "hrs" | "hour" | "hours" => Some("h"),
+        "d" | "day" | "days" => Some("d"),
+        _ => None,
+    }
 }
 
 /// Serializes a duration in its shortest readable form (`30s`).

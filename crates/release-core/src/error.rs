@@ -113,6 +113,9 @@ pub enum Cause {
     Throttled,
     /// The resource is still in use (a snapshot of an image being deregistered, a group with members).
     InUse,
+    /// The endpoint does not have the operation at all (`InvalidAction`, `UnsupportedOperation`: a region, partition
+    /// or emulator without it), as opposed to refusing this call.
+    UnknownOperation,
 }
 
 /// An error: a kind (exit code), a one-line message, optional detail lines and a classified cause.

@@ -23,12 +23,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::{format_duration, parse_duration, Timestamp};
+use crate::clock::{format_duration, Timestamp};
 use crate::error::{Cause, Error, ErrorKind, Result};
 use crate::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId};
 use crate::ledger::{self, Action, GcDetails, LockInfo, Outcome, Record};
 use crate::pipeline::{Environment, Pipeline};
-use crate::ports::{tags, Image, ImageState, Instance, Snapshot};
+use crate::ports::{tags, Image, ImageReferences, ImageState, Instance, Snapshot};
 use crate::runner::{self, Op, OpSpec, Session};
 use crate::{promote, switch, world};
 
@@ -53,19 +53,6 @@ pub struct GcOptions {
 impl Default for GcOptions {
     fn default() -> Self {
         Self { keep: DEFAULT_KEEP, older_than: DEFAULT_OLDER_THAN, terminate_orphans: false }
-    }
-}
-
-/// `--older-than`: the pipeline file's durations plus days (`14d`, `1d12h`).
-pub fn parse_age(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    match s.split_once('d') {
-        Some((days, rest)) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => {
-            let days: u64 = days.parse().map_err(|_| format!("`{s}` is too large"))?;
-            let rest = if rest.is_empty() { Duration::ZERO } else { parse_duration(rest)? };
-            Ok(Duration::from_secs(days.saturating_mul(86_400)).saturating_add(rest))
-        }
-        _ => parse_duration(s),
     }
 }
 
@@ -175,6 +162,9 @@ pub struct Plan {
     pub instances: Vec<OrphanInstance>,
     /// The environments whose locks gc holds while it deletes.
     pub envs: Vec<EnvName>,
+    /// What the plan could not check (`image references not checked in ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// One line.
     pub summary: String,
 }
@@ -230,6 +220,10 @@ pub struct World {
     pub now: Timestamp,
     /// The bake copies in the other regions of `[bake] regions`.
     pub copies: Vec<RegionCopies>,
+    /// What else uses images gc would remove (launch templates, SSM parameters), per image, any region.
+    pub used_by: BTreeMap<AmiId, Vec<String>>,
+    /// Regions where that could not be asked (the endpoint has no DescribeImageReferences), with the answer.
+    pub references_unknown: Vec<String>,
 }
 
 /// What one other region holds of the app: the copies bakes made there, their snapshots, instances running them.
@@ -281,7 +275,36 @@ pub async fn observe(session: &Session, pipeline: &Pipeline) -> Result<World> {
         let (images, instances) = tokio::try_join!(imgs.app_images(app), fleet.app_instances(app))?;
         copies.push(RegionCopies { region: region.clone(), images, snapshots, instances });
     }
-    Ok(World { images, snapshots, instances, records, live, members, now: cloud.clock.now(), copies })
+    Ok(World { images, snapshots, instances, records, live, members, now: cloud.clock.now(), copies, used_by: BTreeMap::new(), references_unknown: Vec::new() })
+}
+
+/// Observes, plans, then asks whether anything else uses the images the plan removes (one DescribeImageReferences per
+/// region with candidates) and plans again with the answer: an image a launch template or SSM parameter names stays.
+/// When a region's endpoint has no such operation gc cannot tell and goes on, saying so in the plan's notes: that
+/// region offers nothing to ask (AWS launched the call in 2025; emulators lack it), and refusing there would make gc
+/// unusable; any other failure (denied, throttled) stops gc before it removes anything.
+async fn observe_and_plan(session: &Session, pipeline: &Pipeline, opts: &GcOptions) -> Result<(World, Plan)> {
+    let mut w = observe(session, pipeline).await?;
+    let first = plan_from(pipeline, &w, opts);
+    let mut regions: BTreeMap<Option<String>, Vec<AmiId>> = BTreeMap::new();
+    for img in &first.images {
+        regions.entry(img.region.clone()).or_default().push(img.ami.clone());
+    }
+    for (region, amis) in regions {
+        let images = match &region {
+            Some(r) => session.cloud.images.in_region(r).await?,
+            None => session.cloud.images.clone(),
+        };
+        match images.references(&amis).await? {
+            ImageReferences::Known(used) => w.used_by.extend(used),
+            ImageReferences::Unknown(why) => w.references_unknown.push(format!(
+                "cannot tell whether a launch template or SSM parameter uses the images removed{}: {why}",
+                region.map(|r| format!(" in {r}")).unwrap_or_default()
+            )),
+        }
+    }
+    let plan = plan_from(pipeline, &w, opts);
+    Ok((w, plan))
 }
 
 /// The commits live in `env` now: its only cluster's, or those of the clusters with weight (the live name's).
@@ -349,7 +372,18 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
             r.push(why);
         }
     };
-    let complete: Vec<Image> = w.images.iter().filter(|i| i.is_complete_bake()).cloned().collect();
+    let complete: Vec<Image> = w.images.iter().filter(|i| i.is_complete_bake() && i.is_bake()).cloned().collect();
+
+    // Images made from the app's instances by something else (a backup carrying the instance's tags): not ours.
+    for i in w.images.iter().filter(|i| !i.is_bake()) {
+        keep(&i.id, "not a bake: made from an instance of the app by something else (it carries the instance's tags)".to_owned());
+    }
+    // Used outside release (a launch template, an SSM parameter): removing it would break them.
+    for i in &w.images {
+        if let Some(used) = w.used_by.get(&i.id) {
+            keep(&i.id, format!("used by {}", used.join(", ")));
+        }
+    }
 
     // Running anywhere (any state but terminated: a stopped instance starts from its image's snapshots no more, but
     // its owner may still want to relaunch it like it).
@@ -464,12 +498,13 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         images.push(CollectImage { region: None, ami: i.id.clone(), name: i.name.clone(), commit, created: i.created.clone(), snapshots: i.snapshots.clone(), incomplete, reason });
     }
 
-    // Snapshots tagged with the app that no image (in any state) holds any more.
+    // Snapshots of the app's bakes that no image (in any state) holds any more. Only a bake's (the positive marker,
+    // `Snapshot::is_of_a_bake`): a backup tool's snapshot of a launched volume carries `release:app` too.
     let held: BTreeSet<&str> = w.images.iter().flat_map(|i| i.snapshots.iter().map(String::as_str)).collect();
     let snapshots: Vec<OrphanSnapshot> = w
         .snapshots
         .iter()
-        .filter(|s| !held.contains(s.id.as_str()))
+        .filter(|s| !held.contains(s.id.as_str()) && s.is_of_a_bake())
         .map(|s| {
             let commit = s.tags.get(tags::COMMIT).cloned();
             OrphanSnapshot {
@@ -560,7 +595,8 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         instances.len(),
         kept.len()
     );
-    Plan { app: pipeline.app.clone(), keep: opts.keep, older_than: format_age(opts.older_than), kept, images, snapshots, instances, envs, summary }
+    let notes = w.references_unknown.clone();
+    Plan { app: pipeline.app.clone(), keep: opts.keep, older_than: format_age(opts.older_than), kept, images, snapshots, instances, envs, notes, summary }
 }
 
 /// Copies in other regions follow their source (same commit and bake key in this region): kept while it is,
@@ -601,6 +637,12 @@ fn copies_plan(
             if img.state == ImageState::Pending {
                 reasons.push("pending (being copied)".into());
             }
+            if !img.is_bake() {
+                reasons.push("not a bake: made from an instance of the app by something else (it carries the instance's tags)".into());
+            }
+            if let Some(used) = w.used_by.get(&img.id) {
+                reasons.push(format!("used by {}", used.join(", ")));
+            }
             let commit = img.tags.get(tags::COMMIT).cloned();
             if !reasons.is_empty() {
                 kept_copies.push(KeptImage { region: Some(region.clone()), ami: img.id.clone(), name: img.name.clone(), commit, created: img.created.clone(), reasons });
@@ -623,7 +665,7 @@ fn copies_plan(
             });
         }
         let held: BTreeSet<&str> = rc.images.iter().flat_map(|i| i.snapshots.iter().map(String::as_str)).collect();
-        for sn in rc.snapshots.iter().filter(|s| !held.contains(s.id.as_str())) {
+        for sn in rc.snapshots.iter().filter(|s| !held.contains(s.id.as_str()) && s.is_of_a_bake()) {
             let commit = sn.tags.get(tags::COMMIT).cloned();
             orphans.push(OrphanSnapshot {
                 region: Some(region.clone()),
@@ -638,8 +680,7 @@ fn copies_plan(
 
 /// Observes and plans; writes nothing.
 pub async fn plan(session: &Session, pipeline: &Pipeline, opts: &GcOptions) -> Result<Plan> {
-    let w = observe(session, pipeline).await?;
-    Ok(plan_from(pipeline, &w, opts))
+    Ok(observe_and_plan(session, pipeline, opts).await?.1)
 }
 
 /// The environments in the order their locks are taken: by name, so two runs that each need several never hold
@@ -702,8 +743,7 @@ pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confir
 async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>, held: &mut [LockInfo]) -> Result<Report> {
     let session = op.session();
     op.step("locked-all")?;
-    let w = observe(session, pipeline).await?;
-    let plan = plan_from(pipeline, &w, opts);
+    let (w, plan) = observe_and_plan(session, pipeline, opts).await?;
     if let Some(c) = confirmed {
         let shown: BTreeSet<&AmiId> = c.images.iter().map(|i| &i.ami).collect();
         let shown_i: BTreeSet<&InstanceId> = c.instances.iter().map(|i| &i.id).collect();
@@ -755,19 +795,23 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
     op.step("recorded")?;
     op.point_of_no_return("a deregistered image cannot be brought back");
 
-    let tagged: BTreeSet<&str> = w.snapshots.iter().chain(w.copies.iter().flat_map(|c| c.snapshots.iter())).map(|s| s.id.as_str()).collect();
+    // Marked: findable by tag and known to be a bake's once the image is gone.
+    let tagged: BTreeSet<&str> =
+        w.snapshots.iter().chain(w.copies.iter().flat_map(|c| c.snapshots.iter())).filter(|s| s.is_of_a_bake()).map(|s| s.id.as_str()).collect();
     let n = plan.images.len();
     for (k, img) in plan.images.iter().enumerate() {
         op.guard().await?;
         renew_extra(session, pipeline, held).await?;
-        // Snapshots must be findable after the image is gone: tag the ones a bake did not (incomplete bakes).
+        // Snapshots must be findable, and known as this image's, after it is gone: mark those a bake did not
+        // (incomplete bakes, bakes of older versions without `release:ami`).
         let images = match &img.region {
             Some(r) => session.cloud.images.in_region(r).await?,
             None => session.cloud.images.clone(),
         };
         let untagged: Vec<String> = img.snapshots.iter().filter(|s| !tagged.contains(s.as_str())).cloned().collect();
         if !untagged.is_empty() {
-            let mut t = vec![(tags::APP.to_owned(), pipeline.app.to_string())];
+            // `release:ami` is the marker that lets a re-run delete them once the image is gone.
+            let mut t = vec![(tags::APP.to_owned(), pipeline.app.to_string()), (tags::AMI.to_owned(), img.ami.to_string())];
             if let Some(c) = &img.commit {
                 t.push((tags::COMMIT.to_owned(), c.clone()));
             }
@@ -844,12 +888,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ages_take_days_and_ec2_times_parse() {
-        assert_eq!(parse_age("14d"), Ok(Duration::from_secs(14 * 86_400)));
-        assert_eq!(parse_age("1d12h"), Ok(Duration::from_secs(86_400 + 12 * 3600)));
-        assert_eq!(parse_age("0s"), Ok(Duration::ZERO));
-        assert!(parse_age("d").is_err());
-        assert!(parse_age("two weeks").is_err());
+    fn ec2_times_parse_and_ages_format() {
         let t = Timestamp::from_millis(1_795_146_590_000);
         assert_eq!(parse_created(&t.to_string()), Some(t));
         assert_eq!(parse_created("2026-11-20T03:49:50.000Z"), Some(t));

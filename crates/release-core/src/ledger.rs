@@ -59,6 +59,29 @@ impl Outcome {
         }
     }
 
+    /// Every outcome, in the order of the documentation.
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Started,
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::Interrupted,
+        Outcome::Abandoned,
+        Outcome::LostLock,
+        Outcome::RolledBack,
+        Outcome::Superseded,
+        Outcome::Cancelled,
+    ];
+
+    /// The outcome of this stable name (`--outcome failed`).
+    pub fn parse(s: &str) -> Result<Outcome, crate::Error> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s).ok_or_else(|| {
+            crate::Error::input(format!(
+                "--outcome `{s}` is not an outcome; use one of {}",
+                Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
     /// Whether the action is over.
     pub fn is_final(self) -> bool {
         self != Outcome::Started

@@ -105,6 +105,13 @@ impl Release {
     pub async fn promote(&self, env: &str, commit: &CommitSha, opts: &PromoteOptions, confirmed: Option<&PromotePlan>) -> Result<PromoteReport> {
         let environment = self.pipeline.env(env)?;
         let pipeline = &self.pipeline;
+        if opts.wait != queue::Wait::No {
+            // A ticket for a commit with no AMI would wait its turn only to fail: refused before queueing.
+            let images = self.session.cloud.images.app_images(&pipeline.app).await?;
+            if promote::find_ami(&images, commit).is_none() {
+                return Err(Error::not_found(format!("no AMI for {}; run `release bake {}`, then promote again", ids::short_sha(commit.as_str()), commit)));
+            }
+        }
         let spec = OpSpec::new(format!("promote {} to {}", ids::short_sha(commit.as_str()), environment.name)).waiting(
             opts.wait,
             queue::TicketSpec { action: ledger::TicketAction::Promote, commit: Some(commit.clone()), cluster: None },
@@ -214,13 +221,42 @@ impl Release {
     /// The ledger of one environment, or of every environment the ledger knows (including ones no longer in the
     /// pipeline file), newest first, at most `limit` records.
     pub async fn history(&self, env: Option<&str>, limit: u32) -> Result<Vec<Record>> {
+        self.history_of(env, limit, None).await
+    }
+
+    /// [`Release::history`] with only the records of one outcome (`history --outcome failed`): the newest `limit` of those.
+    pub async fn history_of(&self, env: Option<&str>, limit: u32, outcome: Option<ledger::Outcome>) -> Result<Vec<Record>> {
         if limit == 0 {
             return Err(Error::input("--limit must be at least 1"));
         }
         let cloud = &self.session.cloud;
         let p = &self.pipeline;
         let envs: Vec<EnvName> = match env {
-            Some(e) => vec![EnvName::parse(e)?],
+            Some(e) => {
+                let name = EnvName::parse(e)?;
+                // An environment no longer in the file still has its history; one neither there nor in the ledger is a typo.
+                if p.env(e).is_err() {
+                    let indexed = match cloud.ledger.indexed_envs(&p.ledger_table, &p.app).await {
+                        Ok(v) => v,
+                        Err(e) if e.is(crate::error::Cause::Missing) => Vec::new(),
+                        Err(e) => return Err(e),
+                    };
+                    if !indexed.contains(&name) {
+                        let mut known: Vec<String> = p.envs.iter().map(|e| e.name.to_string()).collect();
+                        for i in &indexed {
+                            if !known.contains(&i.to_string()) {
+                                known.push(i.to_string());
+                            }
+                        }
+                        return Err(Error::not_found(format!(
+                            "no environment `{e}` in {} nor in its ledger; known: {}",
+                            p.file.display(),
+                            known.join(", ")
+                        )));
+                    }
+                }
+                vec![name]
+            }
             None => {
                 let mut envs: Vec<EnvName> = p.envs.iter().map(|e| e.name.clone()).collect();
                 for e in cloud.ledger.indexed_envs(&p.ledger_table, &p.app).await? {
@@ -233,7 +269,9 @@ impl Release {
         };
         let mut records = Vec::new();
         for e in &envs {
-            records.extend(cloud.ledger.records(&p.ledger_table, &p.app, e, Some(limit)).await?);
+            // Filtered by outcome, the newest `limit` of those may lie further back than the newest `limit` records.
+            let recs = cloud.ledger.records(&p.ledger_table, &p.app, e, if outcome.is_some() { None } else { Some(limit) }).await?;
+            records.extend(recs.into_iter().filter(|r| outcome.is_none_or(|o| r.outcome == o)));
         }
         records.sort_by(|a, b| b.started.cmp(&a.started).then(b.release_id.cmp(&a.release_id)));
         records.truncate(limit as usize);

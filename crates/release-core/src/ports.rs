@@ -466,6 +466,12 @@ pub mod tags {
     pub const CONFIG: &str = "release:config";
     /// The subject line of the commit an AMI was baked from (for people: status, dashboard, events).
     pub const SUBJECT: &str = "release:subject";
+    /// The AMI a snapshot was made for (bakes tag their AMI and its snapshots with it; gc tags an incomplete bake's
+    /// before deregistering it). Never on an instance or a volume: the positive marker of a snapshot gc may delete.
+    pub const AMI: &str = "release:ami";
+    /// Tags only instances (and, copied at launch, their volumes) carry, never a bake: an image or snapshot with one
+    /// was made from an instance by something else (a backup tool copying the volume's tags).
+    pub const INSTANCE_ONLY: [&str; 4] = [ENV, CLUSTER, RELEASE_ID, CONFIG];
 }
 
 /// An AMI's state.
@@ -502,6 +508,12 @@ pub struct Image {
 }
 
 impl Image {
+    /// Made by a bake (complete or not), rather than from one of the app's instances by something else (AWS Backup,
+    /// a hand-made image) that copied the instance's tags: a bake never carries an instance's tags.
+    pub fn is_bake(&self) -> bool {
+        !tags::INSTANCE_ONLY.iter().any(|t| self.tags.contains_key(*t))
+    }
+
     /// A bake is complete only when the AMI is available and carries the bake key, which is written last.
     pub fn is_complete_bake(&self) -> bool {
         self.state == ImageState::Available && self.tags.contains_key(tags::BAKE_KEY)
@@ -530,6 +542,9 @@ pub trait Images: Send + Sync {
     async fn app_snapshots(&self, app: &crate::ids::AppName) -> Result<Vec<Snapshot>>;
     /// The same port in another region of the account (where bakes copy their AMIs, `[bake] regions`).
     async fn in_region(&self, region: &str) -> Result<Arc<dyn Images>>;
+    /// What else uses these images, in one (paginated) call; [`ImageReferences::Unknown`] when the endpoint does not
+    /// have the operation (`Cause::UnknownOperation`), any other failure an error.
+    async fn references(&self, amis: &[crate::ids::AmiId]) -> Result<ImageReferences>;
 }
 
 /// An EBS snapshot as gc sees it.
@@ -541,6 +556,25 @@ pub struct Snapshot {
     pub tags: std::collections::BTreeMap<String, String>,
     /// Its size in GiB (what it costs).
     pub size_gb: Option<u32>,
+}
+
+impl Snapshot {
+    /// Made for a bake's AMI: it carries the positive marker, `release:ami` (or, from bakes before that tag,
+    /// `release:bake-key`), and none of an instance's tags. A snapshot a backup tool made of a launched volume
+    /// (Data Lifecycle Manager's or AWS Backup's tag copy) carries `release:app` too but neither marker.
+    pub fn is_of_a_bake(&self) -> bool {
+        (self.tags.contains_key(tags::AMI) || self.tags.contains_key(tags::BAKE_KEY))
+            && !tags::INSTANCE_ONLY.iter().any(|t| self.tags.contains_key(*t))
+    }
+}
+
+/// What else in the account uses some images (`DescribeImageReferences`: launch templates, SSM parameters, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageReferences {
+    /// Per image that something uses, what uses it (`launch template lt-0abc`); an image not listed is used by nothing.
+    Known(std::collections::BTreeMap<crate::ids::AmiId, Vec<String>>),
+    /// The endpoint does not know the operation (a region or emulator without it): cannot tell. The reason.
+    Unknown(String),
 }
 
 /// An instance as `release` sees it.

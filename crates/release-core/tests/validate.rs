@@ -181,7 +181,7 @@ fn absurd_health_timeout() {
 fn bad_counts() {
     let src = replace("count = 2", "count = -1").replace("count = 4", "count = \"4\"");
     assert_eq!(Project::new().problems(&src), vec![
-        "29:9: count -1 is outside 1..1000; fix: set how many instances the cluster runs, at least 1",
+        "29:9: count -1 is outside 1..1000; fix: set how many instances the cluster runs, from 1 to 1000",
         "36:9: `count` in [env.prod.clusters.prod1] must be an integer, not string; fix: write a whole number without quotes",
         "39:9: `count` in [env.prod.clusters.prod2] must be an integer, not string; fix: write a whole number without quotes",
     ]);

@@ -129,6 +129,10 @@ pub struct State {
     pub alarms: BTreeMap<String, (release_core::ports::AlarmState, Vec<(Timestamp, release_core::ports::AlarmState)>)>,
     /// Tags of snapshots (bakes tag the snapshots of their AMI with it): snapshot -> tags.
     pub snapshot_tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// What else uses an image (launch templates, SSM parameters), as DescribeImageReferences answers.
+    pub image_references: BTreeMap<AmiId, Vec<String>>,
+    /// Script a region without DescribeImageReferences (`UnsupportedOperation`).
+    pub references_unknown: bool,
     next_id: u64,
 }
 
@@ -485,6 +489,16 @@ impl Images for MemoryCloud {
 
     async fn in_region(&self, region: &str) -> Result<Arc<dyn Images>> {
         Ok(Arc::new(self.other_region(region)))
+    }
+
+    async fn references(&self, amis: &[AmiId]) -> Result<release_core::ports::ImageReferences> {
+        let s = self.call("ec2:DescribeImageReferences")?;
+        if s.references_unknown {
+            return Ok(release_core::ports::ImageReferences::Unknown("ec2 DescribeImageReferences: UnsupportedOperation".into()));
+        }
+        Ok(release_core::ports::ImageReferences::Known(
+            s.image_references.iter().filter(|(a, r)| amis.contains(*a) && !r.is_empty()).map(|(a, r)| (a.clone(), r.clone())).collect(),
+        ))
     }
 
     async fn app_snapshots(&self, app: &AppName) -> Result<Vec<release_core::ports::Snapshot>> {

@@ -189,3 +189,43 @@ async fn a_clusters_current_release_out_of_its_load_balancer_is_not_an_orphan() 
     let plan = w.release("ops").plan_gc(&opts(1, Duration::ZERO)).await.unwrap();
     assert!(plan.instances.is_empty(), "the cluster's current release is no orphan: {:#?}", plan.instances);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_backup_image_of_an_instance_and_an_image_a_launch_template_uses_are_kept_however_old() {
+    let w = World::new(1).await;
+    for c in ['a', 'b', 'c'] {
+        w.bake(c).await;
+        w.cloud.clock.advance(Duration::from_secs(1));
+    }
+    let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    let images = w.cloud.cloud().images.app_images(&w.pipeline.app).await.unwrap();
+    let of = |c: char| images.iter().find(|i| i.tags.get(tags::COMMIT) == Some(&c.to_string().repeat(40))).unwrap().id.clone();
+    // AWS Backup: an image of one of the app's instances, the instance's tags copied onto it and its snapshot.
+    let backup = w.cloud.register_image("AwsBackup_i-0123_0001", ImageState::Available);
+    let backup_snaps = w.cloud.cloud().images.describe(&backup).await.unwrap().unwrap().snapshots;
+    let instance_tags = [t(tags::APP, "shop"), t(tags::COMMIT, &"a".repeat(40)), t(tags::ENV, "staging"), t(tags::CLUSTER, "staging"), t(tags::RELEASE_ID, "r1")];
+    w.cloud.cloud().images.tag(&backup, &backup_snaps, &instance_tags).await.unwrap();
+    // Another team's launch template names b's image.
+    w.cloud.state().image_references.insert(of('b'), vec!["ec2:LaunchTemplate arn:aws:ec2:us-east-1:1:launch-template/lt-0abc".into()]);
+    w.cloud.clock.advance(30 * DAY);
+
+    let r = w.release("ops");
+    let plan = r.plan_gc(&opts(1, DAY)).await.unwrap();
+    assert!(plan.verdict(&backup).unwrap().starts_with("kept: not a bake"), "{:?}", plan.verdict(&backup));
+    assert!(plan.verdict(&of('b')).unwrap().contains("used by ec2:LaunchTemplate"), "{:?}", plan.verdict(&of('b')));
+    assert_eq!(plan.images.iter().map(|i| &i.ami).collect::<Vec<_>>(), vec![&of('a')], "only a goes: {plan:#?}");
+    assert!(plan.snapshots.is_empty() && plan.notes.is_empty(), "{plan:#?}");
+    r.gc(&opts(1, DAY), Some(&plan)).await.unwrap();
+    {
+        let s = w.cloud.state();
+        assert!(s.images.contains_key(&backup) && backup_snaps.iter().all(|x| s.snapshots.contains(x)), "the backup is untouched");
+        assert!(s.images.contains_key(&of('b')) && !s.images.contains_key(&of('a')));
+    }
+
+    // A region without DescribeImageReferences: gc cannot tell, says so, and goes on.
+    w.cloud.state().references_unknown = true;
+    let plan = r.plan_gc(&opts(1, DAY)).await.unwrap();
+    assert_eq!(plan.images.iter().map(|i| &i.ami).collect::<Vec<_>>(), vec![&of('b')], "{plan:#?}");
+    assert!(plan.notes.len() == 1 && plan.notes[0].starts_with("cannot tell whether a launch template or SSM parameter uses the images removed"), "{:?}", plan.notes);
+    assert!(plan.verdict(&backup).unwrap().starts_with("kept: not a bake"));
+}

@@ -8,21 +8,26 @@ use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
-pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Result<()> {
+pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32, outcome: Option<&str>) -> Result<()> {
     if limit == 0 {
         return Err(Error::input("--limit must be at least 1"));
     }
-    let pipeline = context::load_pipeline(g)?;
+    let outcome = outcome.map(release_core::ledger::Outcome::parse).transpose()?;
+    let pipeline = context::load_pipeline_to_read(g)?;
     if let Some(e) = env {
         release_core::ids::EnvName::parse(e)?;
     }
     let c = context::connected(g, pipeline, "history", context::Writes::Nothing).await?;
-    let (mut doc, records, waiting) = crate::documents::history(&c.release, env, limit).await?;
+    let (mut doc, records, waiting) = crate::documents::history(&c.release, env, limit, outcome).await?;
     let app = c.release.pipeline.app.clone();
     context::add_calls(&mut doc, &c.calls);
     out.result(&doc, || {
         if records.is_empty() && waiting.is_empty() {
-            return format!("no ledger records for {app}{} yet", env.map(|e| format!(" in env {e}")).unwrap_or_default());
+            return format!(
+                "no ledger records for {app}{}{} yet",
+                env.map(|e| format!(" in env {e}")).unwrap_or_default(),
+                outcome.map(|o| format!(" with outcome {}", o.as_str())).unwrap_or_default()
+            );
         }
         let queued = waiting.iter().rev().map(|t| {
             vec![
@@ -34,6 +39,7 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Res
                 t.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).unwrap_or_else(|| "-".into()),
                 "-".into(),
                 format!("queued ({})", t.id),
+                "-".into(),
             ]
         });
         let rows: Vec<Vec<String>> = queued.chain(records
@@ -49,10 +55,12 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32) -> Res
                     r.commit().map(|c| short_sha(c.as_str()).to_owned()).unwrap_or_else(|| "-".into()),
                     format!("{from} -> {to}"),
                     format!("{}{}", r.outcome.as_str(), if r.forced { " (forced)" } else { "" }),
+                    // One line per record: the reason's first line.
+                    r.detail.as_deref().and_then(|d| d.lines().next()).filter(|d| !d.trim().is_empty()).unwrap_or("-").to_owned(),
                 ]
             }))
             .collect();
-        crate::output::table(&["TIME", "ACTOR", "ACTION", "ENV", "CLUSTER", "COMMIT", "FROM -> TO", "OUTCOME"], &rows)
+        crate::output::table(&["TIME", "ACTOR", "ACTION", "ENV", "CLUSTER", "COMMIT", "FROM -> TO", "OUTCOME", "REASON"], &rows)
     });
     Ok(())
 }

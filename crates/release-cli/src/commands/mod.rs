@@ -49,7 +49,7 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         }
         Command::Status { env } => status::run(g, out, env.as_deref()).await,
         Command::Rollback { env, plan, force, wait } => rollback::run(g, out, env, *plan, *force, queue::wait(wait.as_deref())?).await,
-        Command::History { env, limit } => history::run(g, out, env.as_deref(), *limit).await,
+        Command::History { env, limit, outcome } => history::run(g, out, env.as_deref(), *limit, outcome.as_deref()).await,
         Command::Rollout { action } => rollout::run(g, out, action).await,
         Command::Gc { plan, keep, older_than } => gc::run(g, out, *plan, *keep, older_than).await,
         Command::Dashboard { listen, interval, token } => {

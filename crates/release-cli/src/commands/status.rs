@@ -12,9 +12,9 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
     // Every pipeline when none is named and there are several: one view of all apps.
     let pipelines = if g.app.is_none() && g.pipeline.is_none() && env.is_none() {
         let files = context::selected_files(g)?;
-        files.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()?
+        files.iter().map(|f| context::read_file(f)).collect::<Result<Vec<_>>>()?
     } else {
-        vec![context::load_pipeline(g)?]
+        vec![context::load_pipeline_to_read(g)?]
     };
     let first = pipelines[0].clone();
     let c = context::connected(g, first, "status", context::Writes::Nothing).await?;

@@ -18,6 +18,24 @@ struct FileReport {
     problems: Vec<pipeline::Diagnostic>,
     /// `prod: before_traffic, after_traffic` per environment with hooks.
     hooks: Vec<String>,
+    /// What is valid but will not work from this machine (a sink's `env:` secret that is not set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
+/// A webhook whose `env:NAME` secret is unset (or empty) here would fail every event after its retries: said now.
+fn unset_secrets(p: &pipeline::Pipeline) -> Vec<String> {
+    p.notify
+        .sinks
+        .iter()
+        .filter_map(|s| match &s.kind {
+            pipeline::SinkKind::Webhook { secret: Some(pipeline::SecretRef::Env(name)), .. } if std::env::var(name).map_or(true, |v| v.is_empty()) => Some(format!(
+                "sink {}: its secret env:{name} is not set on this machine, so every event to it would fail; set {name} to the webhook's HMAC key before running release",
+                s.label
+            )),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The hooks each environment runs, in words.
@@ -55,6 +73,7 @@ pub fn run(g: &Global, out: &Output) -> Result<()> {
                 clusters: p.envs.iter().flat_map(|e| e.clusters().iter().map(|c| c.name.to_string())).collect(),
                 problems: Vec::new(),
                 hooks: hooks_of(&p),
+                warnings: unset_secrets(&p),
             },
             Err(problems) => FileReport {
                 file: file.display().to_string(),
@@ -64,12 +83,16 @@ pub fn run(g: &Global, out: &Output) -> Result<()> {
                 clusters: Vec::new(),
                 problems,
                 hooks: Vec::new(),
+                warnings: Vec::new(),
             },
         };
         reports.push(report);
     }
     let problems: usize = reports.iter().map(|r| r.problems.len()).sum();
     let bad_files = reports.iter().filter(|r| !r.ok).count();
+    for w in reports.iter().flat_map(|r| r.warnings.iter()) {
+        out.progress(format!("warning: {w}"));
+    }
     if problems == 0 {
         out.result(&serde_json::json!({ "ok": true, "files": reports }), || {
             reports

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use parse::{parse, parse_for_bake};
+pub use parse::{parse, parse_for_bake, parse_readable};
 
 use crate::clock::format_duration;
 use crate::error::{Error, ErrorKind};
@@ -540,6 +540,14 @@ pub fn load_file(file: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
         }]
     })?;
     parse(file, &project_root(file), &src, true)
+}
+
+/// Reads one pipeline file for a command that only reads AWS (see [`parse_readable`]).
+pub fn load_readable(file: &Path) -> Result<(Pipeline, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let src = std::fs::read_to_string(file).map_err(|e| {
+        vec![Diagnostic { file: file.to_path_buf(), line: 1, col: 1, message: format!("cannot read the pipeline file: {e}"), hint: None }]
+    })?;
+    parse_readable(file, &project_root(file), &src)
 }
 
 /// Reads one pipeline file for a bake: only app, `[build]`, `[test]` and `[bake]` (see [`parse_for_bake`]).

@@ -33,6 +33,20 @@ pub fn parse_for_bake(file: &Path, root: &Path, src: &str) -> Result<Pipeline, V
     parse_scoped(file, root, src, true, Scope::Bake)
 }
 
+/// For commands that only read (`status`, `history`) during an incident: the pipeline with its problems when the
+/// file still makes a whole pipeline (an unknown or misspelt key somewhere is reported, not fatal); the problems
+/// alone when it does not. Commands that change AWS use [`parse`], which refuses any problem.
+pub fn parse_readable(file: &Path, root: &Path, src: &str) -> Result<(Pipeline, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut w = Walker { file, src, diags: Vec::new() };
+    let Ok(doc) = ImDocument::parse(src.to_owned()) else { return parse(file, root, src, true).map(|p| (p, Vec::new())) };
+    let pipeline = w.pipeline(doc.as_table(), root, true, Scope::Whole);
+    w.diags.sort_by_key(|d| (d.line, d.col));
+    match pipeline {
+        Some(p) => Ok((p, w.diags)),
+        None => Err(w.diags),
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
     Whole,
@@ -962,7 +976,7 @@ impl<'a> Walker<'a> {
         };
         let count = match self.int(t, "count") {
             Some((n, span)) if !(1..=MAX_COUNT).contains(&n) => {
-                self.error(span, format!("count {n} is outside 1..{MAX_COUNT}"), Some("set how many instances the cluster runs, at least 1"));
+                self.error(span, format!("count {n} is outside 1..{MAX_COUNT}"), Some(&format!("set how many instances the cluster runs, from 1 to {MAX_COUNT}")));
                 None
             }
             Some((n, _)) => Some(n as u32),

@@ -98,7 +98,7 @@ async fn poll(releases: &[Release], cloud: &Cloud, previous: &Snapshot, full: bo
         // One app's missing ledger table (not provisioned yet) must not blank the others: its error is its document.
         let h = match previous.history.get(&app) {
             Some(h) if !ledger_changed => h.clone(),
-            _ => crate::documents::history(r, None, HISTORY).await.map(|d| d.0).unwrap_or_else(|e| error_doc(&e)),
+            _ => crate::documents::history(r, None, HISTORY, None).await.map(|d| d.0).unwrap_or_else(|e| error_doc(&e)),
         };
         let i = match previous.images.get(&app) {
             Some(i) if !fleet_changed => i.clone(),
