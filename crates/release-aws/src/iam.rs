@@ -253,7 +253,7 @@ pub fn policy(pipeline: &Pipeline) -> Value {
 
     // Security groups: created tagged, their rules changed only when tagged.
     s.allow("NewGroups", &["ec2:CreateSecurityGroup"], vec![s.ec2("security-group/*")], Some(requested(tags::APP, app)));
-    s.allow("NewGroupsVpc", &["ec2:CreateSecurityGroup"], vec![s.ec2("vpc/*")], None);
+    s.allow("GroupsVpc", &["ec2:CreateSecurityGroup"], vec![s.ec2("vpc/*")], None);
     s.allow(
         "GroupRules",
         &["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
@@ -273,7 +273,7 @@ pub fn policy(pipeline: &Pipeline) -> Value {
     }
     network.push(s.ec2("security-group/*"));
     network.extend(key_pairs.iter().map(|k| s.ec2(&format!("key-pair/{k}"))));
-    s.allow("LaunchNetwork", &["ec2:RunInstances"], network, None);
+    s.allow("LaunchNet", &["ec2:RunInstances"], network, None);
     // RunInstances names the instance profile, IAM checks passing the role in it. Release knows only the profile:
     // the role is taken to have its name, as roles made in the console do.
     s.allow(

@@ -133,6 +133,7 @@ const ACTIONS: &[Action] = &[
     ("ec2:DeleteVolume", &[("volume*", &["aws:ResourceTag/${TagKey}"])], &[]),
     ("ec2:DeregisterImage", &[("image*", &["aws:ResourceTag/${TagKey}", "ec2:Owner"])], &[]),
     ("ec2:DescribeImageAttribute", &[("image*", &["aws:ResourceTag/${TagKey}", "ec2:Owner"])], &[]),
+    ("ec2:DescribeImageReferences", &[], &[]),
     ("ec2:DescribeImages", &[], &[]),
     ("ec2:DescribeInstanceStatus", &[], &[]),
     ("ec2:DescribeInstanceTypeOfferings", &[], &[]),
@@ -704,7 +705,7 @@ fn scoping_follows_the_app() {
 
     let full = policy(&load(FULL));
     let fcond = |sid: &str| statement(&full, sid)["Condition"].clone();
-    let launch_network = resources_of(statement(&full, "LaunchNetwork"));
+    let launch_network = resources_of(statement(&full, "LaunchNet"));
     assert!(launch_network.contains(&"arn:aws:ec2:*:*:subnet/subnet-0aaa".to_owned()) && !launch_network.iter().any(|r| r.ends_with("subnet/*")));
     assert!(launch_network.contains(&"arn:aws:ec2:*:*:key-pair/ops".to_owned()));
     assert_eq!(resources_of(statement(&full, "PackerBakeBase")), ["arn:aws:ec2:*::image/ami-0123456789abcdef0"]);
