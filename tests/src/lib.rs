@@ -212,6 +212,7 @@ pub struct AwsView {
     pub route53: aws_sdk_route53::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub ec2: aws_sdk_ec2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl AwsView {
@@ -239,7 +240,14 @@ impl AwsView {
             route53: aws_sdk_route53::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             ec2: aws_sdk_ec2::Client::new(&config),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         }
+    }
+
+    /// Sets a CloudWatch alarm's state (`ALARM`, `OK`) as CloudWatch would on a breach.
+    pub async fn set_alarm_state(&self, name: &str, state: &str) {
+        let value = aws_sdk_cloudwatch::types::StateValue::from(state);
+        self.cloudwatch.set_alarm_state().alarm_name(name).state_value(value).state_reason("set by a test").send().await.unwrap();
     }
 
     /// Weighted records of `name`: (set identifier, weight, alias DNS name), sorted.

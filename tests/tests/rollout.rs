@@ -223,3 +223,42 @@ async fn a_holder_killed_with_kill_9_is_judged_dead_at_once_by_continue_status_a
     assert!(ledger.iter().all(|r| r["outcome"] != "started"), "{ledger:#?}");
     assert!(!ledger.iter().any(|r| r["action"] == "rollout-request"), "no request was written for a dead holder");
 }
+
+/// Every path that moves traffic toward a cluster runs the same pre-flight (`preflight::check`): with a watched
+/// alarm in ALARM, a rollout, `--weight 100` and `--weight 30` are refused alike (exit 4, `--force` or not) and
+/// Route53 keeps its weights; lowering a cluster's share (moving traffic away from it) is never held.
+#[tokio::test]
+async fn with_an_alarm_firing_every_weight_toward_a_cluster_is_refused_and_moving_away_is_not() {
+    let emu = Emulator::start();
+    let (project, aws) = ready(&emu, "steps = [10, 100]\npause = \"1s\"\nalarms = [\"hello-5xx\"]\n").await;
+    aws.set_alarm_state("hello-5xx", "ALARM").await;
+    let before = emu.state();
+    let toward: &[&[&str]] = &[&["switch", "prod1"], &["switch", "prod1", "--weight", "100"], &["switch", "prod1", "--weight", "30"], &["switch", "prod1", "--weight", "100", "--force"]];
+    for args in toward {
+        let mut full = args.to_vec();
+        full.extend(["--yes", "--output", "json"]);
+        let run = project.release(&emu, &full);
+        assert_eq!(run.code, 4, "{args:?}: {run:?}");
+        assert!(run.error_line().contains("alarm hello-5xx of env prod is in ALARM now"), "{args:?}: {}", run.stderr);
+        assert!(run.error_line().contains("--force does not skip this"), "{args:?}: {}", run.stderr);
+        assert_eq!(run.json()["error"]["kind"], "refused", "{args:?}");
+        assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]), "{args:?}: Route53 keeps its weights");
+    }
+    before.assert_same(&emu.state(), "switches toward a cluster with an alarm firing");
+    assert!(aws.ledger("release-ledger").await.iter().all(|r| r["action"] != "switch" || r["cluster"] != "prod1"), "no switch to prod1 was recorded");
+
+    // prod1 at 40 %, then the alarm fires: raising it is refused, lowering it (traffic away from it) is not.
+    aws.set_alarm_state("hello-5xx", "OK").await;
+    project.release(&emu, &["switch", "prod1", "--weight", "40", "--yes"]).assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 40), ("prod2", 60)]));
+    aws.set_alarm_state("hello-5xx", "ALARM").await;
+    let up = project.release(&emu, &["switch", "prod1", "--weight", "50", "--yes", "--output", "json"]);
+    assert_eq!(up.code, 4, "{up:?}");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 40), ("prod2", 60)]));
+    let down = project.release(&emu, &["switch", "prod1", "--weight", "10", "--yes", "--output", "json"]);
+    assert_eq!(down.code, 0, "moving traffic away from prod1 is always allowed: {down:?}");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 10), ("prod2", 90)]));
+    let ledger = aws.ledger("release-ledger").await;
+    let last = ledger.iter().find(|r| r["action"] == "switch").expect("a switch record");
+    assert_eq!((last["cluster"].as_str(), last["outcome"].as_str()), ("prod1", "succeeded"), "{last:?}");
+}

@@ -312,3 +312,48 @@ async fn rollback_during_a_gradual_shift_restores_the_weights_and_touches_no_ins
     assert_eq!(calls["Route 53:ChangeResourceRecordSets"], 1);
     assert!(calls.get("EC2:RunInstances").is_none() && calls.get("EC2:TerminateInstances").is_none(), "{calls}");
 }
+
+/// Every record names the commit it made live: a promote its commit, a switch the commit its target runs, a
+/// rollback the commit it went back to (blue/green and in place), in the ledger row itself (read from DynamoDB)
+/// and in `history --output json`, not only in the text table.
+#[tokio::test]
+async fn every_record_names_the_commit_it_made_live_in_the_ledger_and_in_history_json() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // -> prod2
+    project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes", "--force"]).assert_ok(); // -> prod1
+    project.release(&emu, &["switch", "prod1", "--yes"]).assert_ok();
+    project.release(&emu, &["rollback", "--env", "prod", "--yes"]).assert_ok(); // back to A on prod2
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "staging"]).assert_ok();
+    project.release(&emu, &["rollback", "--env", "staging", "--yes"]).assert_ok(); // A again, in place
+
+    let want = |env: &str| -> Vec<(String, String)> {
+        let (a, b) = (a.clone(), b.clone());
+        match env {
+            "prod" => vec![("rollback".into(), a.clone()), ("switch".into(), b.clone()), ("promote".into(), b), ("switch".into(), a.clone()), ("promote".into(), a)],
+            _ => vec![("rollback".into(), a.clone()), ("promote".into(), b), ("promote".into(), a)],
+        }
+    };
+    let ledger = aws.ledger("release-ledger").await;
+    for env in ["prod", "staging"] {
+        let rows: Vec<(String, String)> = ledger
+            .iter()
+            .filter(|r| r["pk"] == format!("hello#{env}") && ["promote", "switch", "rollback"].contains(&r["action"].as_str()))
+            .map(|r| (r["action"].clone(), r.get("commit").cloned().unwrap_or_else(|| "<none>".into())))
+            .collect();
+        assert_eq!(rows, want(env), "env {env}: each ledger row names the commit it made live");
+        let doc = project.release(&emu, &["history", "--env", env, "--output", "json"]).json();
+        let listed: Vec<(String, String)> = doc["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| ["promote", "switch", "rollback"].contains(&r["action"].as_str().unwrap_or("")))
+            .map(|r| (r["action"].as_str().unwrap_or("").to_owned(), r["commit"].as_str().unwrap_or("<null>").to_owned()))
+            .collect();
+        assert_eq!(listed, want(env), "env {env}: history --output json names them too");
+    }
+}
