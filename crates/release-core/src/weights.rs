@@ -111,7 +111,23 @@ impl Weights {
         if !self.has(target) {
             return Err(Error::not_found(format!("the live name has no record for cluster {target}; run `release provision`")));
         }
-        let rest_to = self.primary().filter(|p| *p != target && self.is_live(p)).cloned();
+        // The rest goes to the heaviest other cluster already taking traffic: lowering the primary's share must give
+        // it to someone, and only a cluster that is live already (checked when traffic first moved to it) may get it.
+        let mut rest_to: Option<&ClusterName> = None;
+        for (c, cw) in self.iter().filter(|(c, _)| *c != target && self.is_live(c)) {
+            if rest_to.is_none_or(|r| cw > self.weight(r)) {
+                rest_to = Some(c);
+            }
+        }
+        let rest_to = rest_to.cloned();
+        if w > 0 && w < 100 && rest_to.is_none() {
+            return Err(Error::refused(format!(
+                "{target} takes all the traffic and no other cluster is live to take the other {}%; \
+                 move traffic to a cluster with `release switch <cluster> --weight {}` instead",
+                100 - w,
+                100 - w
+            )));
+        }
         let next = Weights(
             self.0
                 .keys()
@@ -197,6 +213,16 @@ mod tests {
         assert_eq!(x.after_switch(&c("green"), None).unwrap(), w(&[("blue", 0), ("green", 100), ("red", 0)]));
         let partial = w(&[("blue", 90), ("green", 10), ("red", 0)]);
         assert_eq!(partial.after_switch(&c("green"), Some(50)).unwrap(), w(&[("blue", 50), ("green", 50), ("red", 0)]));
+    }
+
+    #[test]
+    fn lowering_the_primary_gives_the_rest_to_the_other_live_cluster_never_to_no_one() {
+        let x = w(&[("blue", 60), ("green", 40)]);
+        assert_eq!(x.after_switch(&c("blue"), Some(30)).unwrap(), w(&[("blue", 30), ("green", 70)]));
+        let all = w(&[("blue", 100), ("green", 0)]);
+        let err = all.after_switch(&c("blue"), Some(30)).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Refused, "30% of blue with no one for the rest would stay 100% blue");
+        assert_eq!(all.after_switch(&c("blue"), Some(100)).unwrap(), all);
     }
 
     #[test]
