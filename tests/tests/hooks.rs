@@ -394,3 +394,131 @@ async fn ctrl_c_during_before_traffic_kills_the_hook_and_removes_the_new_fleet()
     assert_eq!(record["outcome"], "interrupted");
     assert_eq!(hook_rows(&record), vec![("before_traffic".into(), "interrupted".into())]);
 }
+
+/// The lock item of an environment as DynamoDB holds it (every attribute), or `None`.
+async fn lock_item(aws: &AwsView, env: &str) -> Option<serde_json::Value> {
+    let out = aws.dynamodb.scan().table_name("release-ledger").send().await.unwrap();
+    out.items()
+        .iter()
+        .find(|i| i.get("sk").and_then(|v| v.as_s().ok()).is_some_and(|s| s == "lock") && i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|s| s == &format!("hello#{env}")))
+        .map(|i| i.iter().map(|(k, v)| (k.clone(), json(v))).collect::<serde_json::Map<_, _>>().into())
+}
+
+/// Whether any process of group `pgid` still runs (not a zombie).
+fn group_alive(pgid: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok()).any(|s| {
+        let rest: Vec<&str> = s[s.rfind(')').unwrap() + 1..].split_whitespace().collect();
+        rest[2] == pgid && rest[0] != "Z"
+    })
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(60), "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test]
+async fn a_hook_outliving_a_killed_release_holds_the_lock_and_is_never_started_twice() {
+    let emu = Emulator::start();
+    let (project, a, _) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    // Each start appends its pid (its process group's id) to `starts`; it runs until the file `go` exists.
+    hooks(&project, "prod", "before_traffic = \"echo $$ >> starts; echo smoke starting; while [ ! -e go ]; do sleep 0.2; done\"");
+    let bg = project.background(&emu.url(), &[], &["promote", &a, "--env", "prod", "--yes"]);
+    bg.wait_for("[hook before_traffic] smoke starting", Duration::from_secs(120));
+    bg.signal("KILL");
+    let killed = bg.finish(Duration::from_secs(30));
+    assert_ne!(killed.code, 0);
+    let pgid = project.read("starts").trim().to_owned();
+    assert!(group_alive(&pgid), "the hook outlives a kill -9 of release (nothing can stop that)");
+    let fleet = ids(&aws.running("hello", "prod2").await);
+    assert_eq!(fleet.len(), 4);
+    let record = last_record(&aws, "prod").await;
+    assert_eq!(record["outcome"], "started");
+    assert_eq!(record["hook_running"]["name"], "before_traffic", "recorded before it was waited on: {record}");
+    assert_eq!(record["hook_running"]["process"]["pgid"].as_f64(), Some(pgid.parse::<f64>().unwrap()), "{record}");
+    let lock = lock_item(&aws, "prod").await.expect("the dead run's lock");
+
+    // status: its process died, but its hook runs: not dead yet.
+    let status = project.release(&emu, &["status", "--env", "prod", "--output", "json"]);
+    status.assert_ok();
+    let op = &status.json()["environments"][0]["operation"];
+    assert_eq!(op["alive"], true, "{op}");
+    assert!(op["holder"].as_str().unwrap().contains("is gone but its hook before_traffic"), "{op}");
+
+    // unlock without --force refuses: the lease was renewed moments ago and the hook still runs.
+    let refused = project.release(&emu, &["unlock", "--env", "prod", "--output", "json"]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    let msg = refused.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("hook before_traffic") && msg.contains(&format!("process group {pgid}")) && msg.contains("lease renewed"), "{msg}");
+    assert_eq!(lock_item(&aws, "prod").await, Some(lock.clone()), "the lock item is unchanged");
+
+    // A re-run is refused by the lock, and says why nobody may take over.
+    let rerun = project.release(&emu, &["promote", &a, "--env", "prod", "--yes", "--output", "json"]);
+    assert_eq!(rerun.code, 5, "{}", rerun.stderr);
+    assert!(rerun.json()["error"]["message"].as_str().unwrap().contains("hook before_traffic"), "{}", rerun.stdout);
+    assert_eq!(lock_item(&aws, "prod").await, Some(lock.clone()));
+
+    // Forced past the lock, a re-run still does not start a second copy: it refuses, naming the hook.
+    project.release(&emu, &["unlock", "--env", "prod", "--force"]).assert_ok();
+    let rerun = project.release(&emu, &["promote", &a, "--env", "prod", "--yes", "--output", "json"]);
+    assert_eq!(rerun.code, 5, "{}", rerun.stderr);
+    let msg = rerun.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("hook before_traffic") && msg.contains("still runs") && msg.contains(&format!("kill -- -{pgid}")), "{msg}");
+    assert_eq!(project.read("starts").lines().count(), 1, "one copy only");
+    assert_eq!(lock_item(&aws, "prod").await, None, "the refused run released the lock it took");
+    assert_eq!(ids(&aws.running("hello", "prod2").await), fleet, "the refused run touched nothing");
+    assert_eq!(last_record(&aws, "prod").await["hook_running"]["name"], "before_traffic");
+
+    // Once the hook ended, the re-run proceeds: the hook runs again (its result died with its run), once.
+    project.write("go", "");
+    wait_until("the hook ends", || !group_alive(&pgid));
+    let rerun = project.release(&emu, &["promote", &a, "--env", "prod", "--yes", "--output", "json"]);
+    rerun.assert_ok();
+    assert_eq!(project.read("starts").lines().count(), 2);
+    let record = last_record(&aws, "prod").await;
+    assert_eq!(record["outcome"], "succeeded", "{record}");
+    assert!(record["hook_running"].is_null(), "{record}");
+    assert_eq!(hook_rows(&record), vec![("before_traffic".into(), "interrupted".into()), ("before_traffic".into(), "succeeded".into())]);
+    assert_eq!(ids(&aws.running("hello", "prod2").await), fleet);
+    assert_eq!(aws.elb_members("hello-prod2").await, fleet);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    assert_eq!(lock_item(&aws, "prod").await, None);
+}
+
+#[tokio::test]
+async fn after_kill_9_status_shows_the_dead_holder_dead_and_unlock_breaks_its_lock() {
+    let emu = Emulator::start();
+    let (project, a, _) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    hooks(&project, "staging", "before_traffic = \"echo smoke starting; sleep 300\"");
+    let bg = project.background(&emu.url(), &[], &["promote", &a, "--env", "staging"]);
+    bg.wait_for("[hook before_traffic] smoke starting", Duration::from_secs(120));
+    let record = last_record(&aws, "staging").await;
+    let pgid = record["hook_running"]["process"]["pgid"].as_f64().expect("the hook's process in the record") as i64;
+    bg.signal("KILL");
+    bg.finish(Duration::from_secs(30));
+    // The hook went too (as a machine reboot would take it): its run is dead.
+    assert!(std::process::Command::new("kill").arg("-KILL").arg("--").arg(format!("-{pgid}")).status().unwrap().success());
+    wait_until("the hook's group is gone", || !group_alive(&pgid.to_string()));
+    let lock = lock_item(&aws, "staging").await.expect("the dead run's lock");
+
+    let status = project.release(&emu, &["status", "--env", "staging", "--output", "json"]);
+    let op = &status.json()["environments"][0]["operation"];
+    assert_eq!(op["alive"], false, "{op}");
+    assert!(op["holder"].as_str().unwrap().starts_with("holder pid ") && op["holder"].as_str().unwrap().ends_with(" is gone"), "{op}");
+    let text = project.release(&emu, &["status", "--env", "staging"]);
+    assert!(text.stdout.contains("in progress: hook before_traffic") && text.stdout.contains("its process is gone"), "{}", text.stdout);
+    assert_eq!(lock_item(&aws, "staging").await, Some(lock), "status changed nothing");
+
+    // unlock agrees, without --force, and says why.
+    let unlock = project.release(&emu, &["unlock", "--env", "staging", "--output", "json"]);
+    unlock.assert_ok();
+    let doc = unlock.json();
+    assert_eq!(doc["broken"], true);
+    assert!(doc["holder"].as_str().unwrap().ends_with(" is gone"), "{doc}");
+    assert_eq!(lock_item(&aws, "staging").await, None);
+}

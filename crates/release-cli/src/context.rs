@@ -151,11 +151,7 @@ pub async fn actor(aws: &Aws, caller: bool) -> Result<Actor> {
             .or_else(|| std::env::var("LOGNAME").ok())
             .unwrap_or_else(|| "unknown".into()),
     };
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into());
+    let host = hostname();
     let caller = if caller { aws.caller_arn().await? } else { String::new() };
     Ok(Actor { name, caller, host, pid: Some(std::process::id()) })
 }
@@ -209,8 +205,7 @@ pub async fn connected(g: &Global, pipeline: Pipeline, label: &'static str, writ
     session.checkpoint = Arc::new(crash_hook);
     session.entropy = entropy();
     session.poll = poll_interval();
-    session.hooks = Arc::new(release_packer::LocalHooks);
-    session.holder_gone = Arc::new(holder_gone);
+    judging(&mut session);
     Ok(Connected { release: Release::new(session, pipeline), region, calls })
 }
 
@@ -246,13 +241,30 @@ pub fn crash_hook(step: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether the lock's holder is a process of this machine that no longer exists.
+/// This machine's name, as locks, records and hooks name it.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether the lock's holder is a process of this machine that no longer exists (the engine's
+/// `runner::judge_holder` adds the hooks it may have left running).
 pub fn holder_gone(lock: &release_core::ledger::LockInfo) -> bool {
-    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let here = hostname();
     match lock.pid {
-        Some(pid) if !here.is_empty() && lock.host == here => !Path::new(&format!("/proc/{pid}")).exists(),
+        Some(pid) if here != "unknown" && lock.host == here => !Path::new(&format!("/proc/{pid}")).exists(),
         _ => false,
     }
+}
+
+/// What a session needs to judge a lock's holder as `release unlock` does: this host's processes and hooks.
+pub fn judging(session: &mut Session) {
+    session.hooks = Arc::new(release_packer::LocalHooks);
+    session.holder_gone = Arc::new(holder_gone);
 }
 
 /// A full sha for `rev`, resolved with git in the current checkout. A full sha git does not know (a shallow CI

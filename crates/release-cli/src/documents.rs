@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use release_core::ledger::{Record, Ticket};
 use release_core::pipeline::Pipeline;
-use release_core::ports::{tags, Cloud};
+use release_core::ports::tags;
 use release_core::status::{self, EnvStatus};
 use release_core::{Release, Result};
 use serde_json::{json, Value};
@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 /// `release status --output json`: every pipeline's environments; `app` and `environments` at the top too when
 /// there is one pipeline. When an environment is not as it should be (`status_problem`), `ok` is false and
 /// `error` says why in the shape of every failure document, so the board shows what the command exits for.
-pub async fn status(cloud: &Cloud, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
+pub async fn status(session: &release_core::runner::Session, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
     let mut apps = Vec::new();
     for pipeline in pipelines {
-        apps.push((pipeline.app.to_string(), status::status(cloud, pipeline, env).await?));
+        apps.push((pipeline.app.to_string(), status::status(session, pipeline, env).await?));
     }
     let mut doc = json!({
         "ok": true,

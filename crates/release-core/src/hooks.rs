@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::format_duration;
+use crate::clock::{format_duration, Timestamp};
 use crate::error::{Error, ErrorKind, Result};
 use crate::ids::InstanceId;
 use crate::ledger::PromoteDetails;
@@ -182,6 +182,98 @@ impl HookResult {
     }
 }
 
+/// A hook's process, as the record keeps it while the hook runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookProcess {
+    /// The process `release` started (`sh -c`).
+    pub pid: u32,
+    /// Its process group, which holds whatever it started.
+    pub pgid: u32,
+    /// Its start time (clock ticks after boot, `/proc/PID/stat` field 22): a reused pid has another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_ticks: Option<u64>,
+}
+
+/// A hook started and not yet known to have ended. It is in the record from right before it starts until its
+/// result is saved, so that a re-run after `release` died (kill -9, a lost machine) knows it may still be running
+/// and does not start a second copy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HookInFlight {
+    /// Which hook point.
+    pub name: HookName,
+    /// The command as written.
+    pub command: String,
+    /// The machine it runs on.
+    pub host: String,
+    /// When it was started.
+    pub started: Timestamp,
+    /// `started + hook_timeout`: its run kills it by then, if that run still lives.
+    pub deadline: Timestamp,
+    /// Its process, once started (`None`: the run died between recording it and starting it, or cannot tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<HookProcess>,
+}
+
+impl HookInFlight {
+    /// `hook before_traffic (`./smoke`, pid 123 on build-1, started 12s ago)`.
+    pub fn describe(&self, now: Timestamp) -> String {
+        let pid = self.process.as_ref().map(|p| format!("pid {} ", p.pid)).unwrap_or_default();
+        format!("hook {} (`{}`, {pid}on {}, started {}s ago)", self.name, one_line(&self.command, 80), self.host, now.since(self.started).as_secs())
+    }
+
+    /// Whether it may still be running, and why (`None`: provably not). On this machine the hook runner looks at
+    /// the process (its group, and its start time against pid reuse); elsewhere, or when it cannot tell, only the
+    /// deadline can say it ended.
+    pub fn may_run(&self, session: &crate::runner::Session, now: Timestamp) -> Option<String> {
+        let here = self.host == session.actor.host;
+        if here {
+            if let Some(p) = &self.process {
+                match session.hooks.alive(p) {
+                    Some(true) => return Some(format!("{} still runs (process group {})", self.describe(now), p.pgid)),
+                    Some(false) => return None,
+                    None => {}
+                }
+            }
+        }
+        (now < self.deadline).then(|| {
+            format!(
+                "{} may still run until {} (its hook_timeout){}",
+                self.describe(now),
+                self.deadline,
+                if here { "" } else { "; it runs on another machine, which this one cannot look at" }
+            )
+        })
+    }
+}
+
+/// Refuses (exit 5) while a hook that `record`'s run started may still be running: a re-run must never start a
+/// second copy (two migrations at once). One that provably ended is noted on the record as interrupted (its
+/// output and exit status died with its run) and cleared, so that the re-run starts it again.
+pub fn take_over_in_flight(session: &crate::runner::Session, record: &mut crate::ledger::Record, now: Timestamp) -> Result<()> {
+    let Some(h) = record.hook_running.clone() else { return Ok(()) };
+    if let Some(why) = h.may_run(session, now) {
+        let kill = h.process.as_ref().filter(|_| h.host == session.actor.host).map(|p| format!(" (or stop it: kill -- -{})", p.pgid)).unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::LockHeld,
+            format!(
+                "release {} of env {} is unfinished and its {why}; a second copy is not started: wait for it to end{kill}, then run the same command again",
+                record.release_id, record.env
+            ),
+        ));
+    }
+    record.hooks.push(HookResult {
+        name: h.name,
+        command: h.command,
+        status: HookStatus::Interrupted,
+        exit_code: None,
+        signal: None,
+        seconds: h.deadline.min(now).since(h.started).as_secs_f64(),
+        output_tail: vec![format!("the run that started it on {} died while it ran; it ended unobserved", h.host)],
+    });
+    record.hook_running = None;
+    Ok(())
+}
+
 fn one_line(s: &str, max: usize) -> String {
     let s = s.trim();
     if s.chars().count() <= max {
@@ -289,10 +381,6 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
         sink.lock().unwrap().push(line);
     });
     op.progress(&format!("hook {name}: {command} (timeout {})", format_duration(settings.timeout)));
-    if let Ok(r) = op.record_mut() {
-        r.progress = Some(crate::ledger::Progress { phase: format!("hook-{name}"), waiting_for: Some(format!("hook {name}")), ..Default::default() });
-    }
-    let _ = op.save().await;
     let clock = op.cloud().clock.clone();
     let started = clock.now();
     let deadline = started.add(settings.timeout);
@@ -301,6 +389,15 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
     // only acknowledged (past the point of no return) lets the hook run. Any signal after this stops the hook.
     let signals_before = signals.count();
     op.check()?;
+    // Recorded before it starts, and saved or not started: if this process dies, a re-run must know that a copy
+    // may still be running.
+    let session = op.session();
+    if let Ok(r) = op.record_mut() {
+        take_over_in_flight(session, r, started)?;
+        r.progress = Some(crate::ledger::Progress { phase: format!("hook-{name}"), waiting_for: Some(format!("hook {name}")), ..Default::default() });
+        r.hook_running = Some(HookInFlight { name, command: command.clone(), host: session.actor.host.clone(), started, deadline, process: None });
+    }
+    op.save().await.map_err(|e| e.context(format!("recording hook {name} before starting it")))?;
     let mut stop: Option<Error> = None;
     let (status, exit_code, signal) = match op.session().hooks.start(&cmd, output).await {
         Err(e) => {
@@ -309,6 +406,19 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
             (HookStatus::Error, None, None)
         }
         Ok(mut running) => {
+            // Its pid, before waiting on it: what a re-run on this machine checks.
+            if let Some(p) = running.process() {
+                if let Some(h) = op.record_mut().ok().and_then(|r| r.hook_running.as_mut()) {
+                    h.process = Some(p);
+                }
+                if let Err(e) = op.save().await {
+                    running.kill().await;
+                    if let Ok(r) = op.record_mut() {
+                        r.hook_running = None;
+                    }
+                    return Err(e.context(format!("recording hook {name}'s process; it was killed")));
+                }
+            }
             let ended = loop {
                 let now = clock.now();
                 if now >= deadline {
@@ -358,6 +468,7 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
     if let Ok(r) = op.record_mut() {
         r.hooks.push(result.clone());
         r.progress = None;
+        r.hook_running = None;
     }
     // Saved now: whatever follows (a rollback, a crash), the record says how the hook went.
     let _ = op.save().await;

@@ -369,6 +369,9 @@ pub struct Record {
     /// The lifecycle hooks this action ran, in order (`[env.NAME.hooks]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::hooks::HookResult>,
+    /// The hook started and not yet ended, while it runs (a re-run must not start a second copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_running: Option<crate::hooks::HookInFlight>,
     /// The action and what only it has.
     #[serde(flatten)]
     pub action: Action,
@@ -547,7 +550,7 @@ pub struct LiveRelease {
 /// #     release_id: ReleaseId::from_string(format!("r{t}")), holder: ReleaseId::from_string(format!("r{t}")),
 /// #     actor: "ci".into(), caller: String::new(), host: String::new(), started: Timestamp::from_millis(t),
 /// #     finished: None, outcome: Outcome::Succeeded, detail: None, forced: false, rolled_back: None,
-/// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(), hooks: Vec::new(),
+/// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(), hooks: Vec::new(), hook_running: None,
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
 /// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], terminated_by_hand: vec![], batches_done: 0,
@@ -754,6 +757,7 @@ mod tests {
             progress: None,
             notify_failures: Vec::new(),
             hooks: Vec::new(),
+            hook_running: None,
             action,
         }
     }

@@ -86,6 +86,9 @@ pub struct UnlockReport {
     pub broken: bool,
     /// How long ago its holder last renewed it, in seconds.
     pub silent_for: Option<f64>,
+    /// What was judged of its holder (`holder pid N on HOST is gone`, `lease ran out ...`, or, with --force,
+    /// `lease renewed Ns ago, ...`).
+    pub holder: Option<String>,
 }
 
 impl Release {
@@ -215,7 +218,7 @@ impl Release {
 
     /// Status of one environment or all.
     pub async fn status(&self, env: Option<&str>) -> Result<Vec<status::EnvStatus>> {
-        status::status(&self.session.cloud, &self.pipeline, env).await
+        status::status(&self.session, &self.pipeline, env).await
     }
 
     /// The ledger of one environment, or of every environment the ledger knows (including ones no longer in the
@@ -309,23 +312,30 @@ impl Release {
     /// Breaks the lock of `env` when its holder stopped renewing it (its lease ran out: presumed dead) or is known
     /// to be gone (`gone`: e.g. its process no longer exists on this machine); a live lock is refused (exit 5)
     /// unless `force`.
-    pub async fn unlock(&self, env: &str, force: bool, gone: &dyn Fn(&LockInfo) -> bool) -> Result<UnlockReport> {
+    pub async fn unlock(&self, env: &str, force: bool) -> Result<UnlockReport> {
         let env = self.pipeline.env(env)?;
         let cloud = &self.session.cloud;
         let table = &self.pipeline.ledger_table;
         let now = cloud.clock.now();
         let Some(held) = cloud.lock.holder(table, &self.pipeline.app, &env.name).await? else {
-            return Ok(UnlockReport { env: env.name.clone(), was_held_by: None, broken: false, silent_for: None });
+            return Ok(UnlockReport { env: env.name.clone(), was_held_by: None, broken: false, silent_for: None, holder: None });
         };
         let last = held.renewed.unwrap_or(held.acquired);
         let silent = now.since(last).as_secs_f64();
-        if !held.is_stale(now) && !force && !gone(&held) {
+        // The holder's open record only matters when its process is gone: a hook it started may still run.
+        let records = if !held.is_stale(now) && (self.session.holder_gone)(&held) {
+            cloud.ledger.records(table, &self.pipeline.app, &env.name, Some(promote::plan::RECENT_RECORDS)).await?
+        } else {
+            Vec::new()
+        };
+        let judged = runner::judge_holder(&self.session, &held, records.iter().find(|r| r.holder == held.release_id), now);
+        if judged.is_live() && !force {
             let age = now.since(held.acquired).as_secs();
             return Err(Error::new(
                 ErrorKind::LockHeld,
                 format!(
-                    "the lock of env {} is alive: {} holds it (release {}, host {}{}) since {}m{:02}s and renewed it {:.0}s ago; it is not broken. \
-                     Wait for it, or if you are sure its process is gone, `release unlock --env {} --force` (it then stops at its next step)",
+                    "the lock of env {} is alive: {} holds it (release {}, host {}{}) since {}m{:02}s; {}; it is not broken. \
+                     Wait for it, or if you are sure it and its hooks are gone, `release unlock --env {} --force` (it then stops at its next step)",
                     env.name,
                     held.holder,
                     held.release_id,
@@ -333,13 +343,13 @@ impl Release {
                     if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) },
                     age / 60,
                     age % 60,
-                    silent,
+                    judged.why(),
                     env.name
                 ),
             ));
         }
         let broken = cloud.lock.break_lock(table, &self.pipeline.app, &env.name, &held.release_id).await?;
-        Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent) })
+        Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent), holder: Some(judged.why().to_owned()) })
     }
 }
 

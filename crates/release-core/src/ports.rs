@@ -710,6 +710,12 @@ pub struct HookExit {
 pub trait HookRunner: Send + Sync {
     /// Starts the command; each line of its output (stdout and stderr) goes to `output` as it comes.
     async fn start(&self, cmd: &HookCommand, output: Arc<ProgressFn>) -> Result<Box<dyn RunningHook>>;
+
+    /// Whether a hook process of this machine (recorded by a run that may have died) still runs: `Some(false)`
+    /// only when provably gone, `None` when this runner cannot tell (the engine then waits out its deadline).
+    fn alive(&self, _process: &crate::hooks::HookProcess) -> Option<bool> {
+        None
+    }
 }
 
 /// A started hook.
@@ -720,4 +726,8 @@ pub trait RunningHook: Send {
     async fn wait(&mut self) -> Result<HookExit>;
     /// Kills it and everything it started (its process group), and reaps it.
     async fn kill(&mut self);
+    /// Its process, for the record (so that a re-run can check it); `None` when there is none to check.
+    fn process(&self) -> Option<crate::hooks::HookProcess> {
+        None
+    }
 }

@@ -744,7 +744,7 @@ pub async fn status(session: &Session, pipeline: &Pipeline, env: &Environment) -
         }
     }
     let lock = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
-    st.running = lock.as_ref().is_some_and(|l| l.release_id == r.holder && !l.is_stale(now) && !(session.holder_gone)(l));
+    st.running = lock.as_ref().is_some_and(|l| l.release_id == r.holder && crate::runner::judge_holder(session, l, Some(r), now).is_live());
     st.holder = lock.filter(|l| l.release_id == r.holder).map(|l| format!("{} on {}", l.holder, l.host));
     st.alarms = watched_alarms(cloud, &state.alarms).await?;
     if let Ok(c) = env.cluster(s.cluster.as_str()) {
@@ -798,7 +798,7 @@ async fn holder_of(session: &Session, pipeline: &Pipeline, env: &Environment) ->
     let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::promote::plan::RECENT_RECORDS)).await?;
     let Some((r, _, _)) = unfinished(&records) else { return Ok(None) };
     let lock = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
-    if let Some(l) = lock.as_ref().filter(|l| l.release_id == r.holder && !l.is_stale(cloud.clock.now()) && (session.holder_gone)(l)) {
+    if let Some(l) = lock.as_ref().filter(|l| l.release_id == r.holder && matches!(crate::runner::judge_holder(session, l, Some(r), cloud.clock.now()), crate::runner::Holder::Gone(_))) {
         // Provably dead (same host, pid gone): break its lock as `release unlock` would, so the caller takes the
         // lease-expired path at once (resume here, or restore the weights from before it) instead of waiting on it.
         session.progress(&format!(

@@ -188,6 +188,7 @@ impl Session {
             progress: None,
             notify_failures: Vec::new(),
             hooks: Vec::new(),
+            hook_running: None,
             action,
         }
     }
@@ -371,8 +372,9 @@ impl<'s> Op<'s> {
     }
 
     /// Takes over the unfinished record of a run that died: from now on this run is its holder. Fails (lock
-    /// lost) when another run took it first.
+    /// lost) when another run took it first, or (exit 5) while a hook the dead run started may still be running.
     pub async fn adopt(&mut self, mut record: Record, detail: String) -> Result<()> {
+        crate::hooks::take_over_in_flight(self.session, &mut record, self.session.cloud.clock.now())?;
         let previous = record.holder.clone();
         record.holder = self.run_id.clone();
         record.detail = Some(detail);
@@ -579,7 +581,22 @@ pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let info = lock_info(session, pipeline, env, run_id, doing);
     match session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? {
         None => Ok(info),
-        Some(held) => Err(lock_held(env, &held, info.acquired)),
+        Some(held) => {
+            let mut err = lock_held(env, &held, info.acquired);
+            // A holder that died on this machine: say whether a hook it started still runs, or that unlock may
+            // break its lock now (one more read, only on this path).
+            if !held.is_stale(info.acquired) && (session.holder_gone)(&held) {
+                let records = session.cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::promote::plan::RECENT_RECORDS)).await.unwrap_or_default();
+                let judged = judge_holder(session, &held, records.iter().find(|r| r.holder == held.release_id), info.acquired);
+                let more = match &judged {
+                    Holder::Gone(why) => format!("; its {why}: `release unlock --env {}` breaks the lock now", env.name),
+                    _ => format!("; its {}", judged.why()),
+                };
+                let message = format!("{}{more}", err.message());
+                err = err.reword(message);
+            }
+            Err(err)
+        }
     }
 }
 
@@ -600,6 +617,52 @@ pub fn lock_held(env: &Environment, held: &LockInfo, now: Timestamp) -> Error {
             if held.expires < now { "an earlier time (it already has)".to_owned() } else { held.expires.to_string() }
         ),
     )
+}
+
+/// What can be said of a lock's holder: the one judgement `unlock`, `status` and rollouts use. Each carries why,
+/// for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// Its lease ran out: it stopped renewing it.
+    Stale(String),
+    /// Provably gone: its process on this machine no longer exists and no hook it started may still run
+    /// (`holder pid N on HOST is gone`).
+    Gone(String),
+    /// Alive, or nothing proves otherwise (`lease renewed Ns ago, expires in Ms`).
+    Live(String),
+}
+
+impl Holder {
+    /// Whether the holder may still be working.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Holder::Live(_))
+    }
+
+    /// Why.
+    pub fn why(&self) -> &str {
+        match self {
+            Holder::Stale(w) | Holder::Gone(w) | Holder::Live(w) => w,
+        }
+    }
+}
+
+/// Judges `lock`'s holder at `now`. `record` is the open record of the environment, if any: a holder whose process
+/// died while a hook it started still runs is not gone (its hook is still changing things).
+pub fn judge_holder(session: &Session, lock: &LockInfo, record: Option<&Record>, now: Timestamp) -> Holder {
+    let last = lock.renewed.unwrap_or(lock.acquired);
+    if lock.is_stale(now) {
+        return Holder::Stale(format!("lease ran out {}s ago (last renewed {}s ago)", now.since(lock.expires).as_secs(), now.since(last).as_secs()));
+    }
+    let lease = format!("lease renewed {}s ago, expires in {}s", now.since(last).as_secs(), lock.expires.since(now).as_secs());
+    if !(session.holder_gone)(lock) {
+        return Holder::Live(lease);
+    }
+    let pid = lock.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+    let hook = record.filter(|r| r.holder == lock.release_id && r.outcome == Outcome::Started).and_then(|r| r.hook_running.as_ref());
+    if let Some(why) = hook.and_then(|h| h.may_run(session, now)) {
+        return Holder::Live(format!("holder pid {pid} on {} is gone but its {why}; {lease}", lock.host));
+    }
+    Holder::Gone(format!("holder pid {pid} on {} is gone", lock.host))
 }
 
 /// Runs `body` under the environment's lock, with the record bookkeeping, signals and renewal described above.

@@ -13,7 +13,7 @@ use crate::error::{Cause, Result};
 use crate::ids::{short_sha, EnvName, InstanceId};
 use crate::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::pipeline::{LbTarget, Pipeline};
-use crate::ports::{tags, Cloud, HealthState, Image, Instance, LbInfo};
+use crate::ports::{tags, HealthState, Image, Instance, LbInfo};
 use crate::world::{self, Stray};
 
 /// One cluster as status shows it.
@@ -81,8 +81,12 @@ pub struct OperationStatus {
     pub commit: Option<String>,
     /// What it does now.
     pub progress: Option<Progress>,
-    /// Whether a process holds the environment's lock for it (false: its process died; a re-run finishes it).
+    /// Whether a live process holds the environment's lock for it (false: its lease ran out, or its process is
+    /// provably gone and no hook it started still runs; a re-run finishes it). Judged as `release unlock` does.
     pub alive: bool,
+    /// What was judged of the lock's holder (`holder pid N on HOST is gone`, `lease renewed Ns ago, ...`); none
+    /// when no lock is held for it.
+    pub holder: Option<String>,
 }
 
 /// The newest record, in short.
@@ -129,7 +133,8 @@ pub struct EnvStatus {
 }
 
 /// Status of `only` (an environment) or of every environment.
-pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<EnvStatus>> {
+pub async fn status(session: &crate::runner::Session, pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<EnvStatus>> {
+    let cloud = &session.cloud;
     let envs: Vec<_> = match only {
         Some(name) => vec![pipeline.env(name)?],
         None => pipeline.envs.iter().collect(),
@@ -144,7 +149,7 @@ pub async fn status(cloud: &Cloud, pipeline: &Pipeline, only: Option<&str>) -> R
     let lbs = if targets.is_empty() { Vec::new() } else { cloud.balancer.describe(&targets).await? };
     let mut out = Vec::new();
     for env in envs {
-        out.push(env_status(cloud, pipeline, &env.name, &images, &instances, &targets, &lbs).await?);
+        out.push(env_status(session, pipeline, &env.name, &images, &instances, &targets, &lbs).await?);
     }
     Ok(out)
 }
@@ -172,7 +177,7 @@ fn missing<T: Default>(r: Result<T>, note: &mut Option<String>) -> Result<T> {
 }
 
 async fn env_status(
-    cloud: &Cloud,
+    session: &crate::runner::Session,
     pipeline: &Pipeline,
     name: &EnvName,
     images: &[Image],
@@ -180,6 +185,7 @@ async fn env_status(
     described: &[LbTarget],
     lbs: &[LbInfo],
 ) -> Result<EnvStatus> {
+    let cloud = &session.cloud;
     let env = pipeline.env(name.as_str())?;
     let mut note = None;
     let live = missing(world::live_name(cloud, env).await.map(|l| l.map(Box::new)), &mut note)?;
@@ -259,15 +265,21 @@ async fn env_status(
                 })),
         });
     }
-    let operation = running.map(|r| OperationStatus {
-        action: r.action_name().into(),
-        release_id: r.release_id.to_string(),
-        actor: r.actor.clone(),
-        started: r.started,
-        cluster: r.cluster().map(ToString::to_string),
-        commit: r.commit().map(ToString::to_string),
-        progress: r.progress.clone(),
-        alive: lock.as_ref().is_some_and(|l| !l.is_stale(now) && (l.release_id == r.holder)),
+    let operation = running.map(|r| {
+        let judged = lock.as_ref().filter(|l| l.release_id == r.holder).map(|l| crate::runner::judge_holder(session, l, Some(r), now));
+        OperationStatus {
+            action: r.action_name().into(),
+            release_id: r.release_id.to_string(),
+            actor: r.actor.clone(),
+            started: r.started,
+            cluster: r.cluster().map(ToString::to_string),
+            commit: r.commit().map(ToString::to_string),
+            progress: r.progress.clone(),
+            // The same judgement as `release unlock`: a holder whose process is gone is dead, unless a hook it
+            // started still runs.
+            alive: judged.as_ref().is_some_and(crate::runner::Holder::is_live),
+            holder: judged.as_ref().map(|j| j.why().to_owned()),
+        }
     });
     let last = records.first().map(|r| LastAction {
         action: r.action_name().into(),
@@ -335,6 +347,11 @@ pub fn describe_operation(op: &OperationStatus, now: Timestamp) -> String {
         _ => String::new(),
     };
     let secs = now.since(op.started).as_secs();
-    let dead = if op.alive { "" } else { "; its process is gone: run the same command again to finish it" };
+    let dead = match (&op.holder, op.alive) {
+        (_, false) => "; its process is gone: run the same command again to finish it".to_owned(),
+        // Its process died but a hook it started still runs: say so, it is why nobody may take over yet.
+        (Some(why), true) if why.starts_with("holder pid") => format!("; {why}"),
+        _ => String::new(),
+    };
     format!("{}{target} in progress: {what} (release {}, by {}, {}m{:02}s){dead}", op.action, op.release_id, op.actor, secs / 60, secs % 60)
 }

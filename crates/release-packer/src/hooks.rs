@@ -1,11 +1,13 @@
 //! The `HookRunner` port over local processes: `sh -c <command>` in a process group of its own, so that a timeout
 //! or a Ctrl-C kills it and everything it started, and so that the terminal's Ctrl-C reaches `release` (which
-//! decides) rather than the hook directly.
+//! decides) rather than the hook directly. A hook's pid, group and start time go into the record before it is
+//! waited on; `alive` tells a re-run on this machine whether that group still runs.
 
 use std::process::Stdio;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use release_core::hooks::HookProcess;
 use release_core::ports::{HookCommand, HookExit, HookRunner, ProgressFn, RunningHook};
 use release_core::{Error, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -46,6 +48,36 @@ impl HookRunner for LocalHooks {
         };
         Ok(Box::new(Local { child, pgid, readers }))
     }
+
+    fn alive(&self, p: &HookProcess) -> Option<bool> {
+        // A pid that names another process now (another start time) was reused: the group it led is gone, since
+        // Linux does not hand out a pid that still names a process group.
+        if let (Some(want), Some(now)) = (p.start_ticks, stat(p.pid).map(|s| s.start_ticks)) {
+            if want != now {
+                return Some(false);
+            }
+        }
+        let dir = std::fs::read_dir("/proc").ok()?;
+        // The group lives while any member that is not a zombie does (the leader may have exited before its
+        // children: `sleep 300 & wait` killed half-way).
+        Some(dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()).filter_map(stat).any(|s| s.pgrp == p.pgid && s.state != 'Z'))
+    }
+}
+
+/// What a hook's check needs from `/proc/PID/stat`.
+struct Stat {
+    state: char,
+    pgrp: u32,
+    /// Field 22: when it started, in clock ticks after boot.
+    start_ticks: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the fields that follow start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat { state: fields.first()?.chars().next()?, pgrp: fields.get(2)?.parse().ok()?, start_ticks: fields.get(19)?.parse().ok()? })
 }
 
 /// An anonymous pipe, both ends close-on-exec (the child gets its own copies of the write end).
@@ -112,6 +144,12 @@ impl RunningHook for Local {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
         self.drain().await;
+    }
+
+    fn process(&self) -> Option<HookProcess> {
+        let pid = self.child.id()?;
+        // process_group(0): the group's id is the leader's pid.
+        Some(HookProcess { pid, pgid: pid, start_ticks: stat(pid).map(|s| s.start_ticks) })
     }
 }
 

@@ -289,6 +289,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
         progress: None,
         notify_failures: Vec::new(),
         hooks: Vec::new(),
+        hook_running: None,
         action: Action::Promote(PromoteDetails {
             cluster: ClusterName::parse("c").unwrap(),
             commit: sha,

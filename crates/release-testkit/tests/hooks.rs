@@ -458,3 +458,49 @@ async fn a_crash_after_before_traffic_passed_is_resumed_and_retires_the_previous
     assert_eq!(records[0].outcome, Outcome::Succeeded);
     assert_eq!(report.retired_instances.iter().map(ToString::to_string).collect::<std::collections::BTreeSet<_>>(), previous);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_of_a_run_dead_on_another_machine_is_waited_out_to_its_deadline_never_started_twice() {
+    let (w, hooks) = world().await;
+    let a = w.bake('a').await;
+    hooks.script(HookName::BeforePromote, Script::exits(0, Duration::from_secs(3600), &["migrating"]));
+    let mut first = with_hooks(w.release("alice"), &hooks);
+    first.session.actor.host = "build-1".into();
+    let commit = a.clone();
+    let run = tokio::spawn(async move { first.promote("staging", &commit, &Default::default(), None).await });
+    while hooks.started().is_empty() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // build-1 dies (its hook may live on there: nothing here can tell).
+    run.abort();
+    let _ = run.await;
+    let r = &w.records("staging").await[0];
+    let running = r.hook_running.clone().expect("the hook is in the record while it runs");
+    assert_eq!((running.name, running.host.as_str()), (HookName::BeforePromote, "build-1"));
+    assert_eq!(running.deadline, running.started.add(release_core::hooks::DEFAULT_TIMEOUT), "hook_timeout (staging: the default)");
+
+    w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
+    let mut second = with_hooks(w.release("bob"), &hooks);
+    second.session.actor.host = "build-2".into();
+    let err = second.promote("staging", &a, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockHeld, "{err}");
+    assert!(err.message().contains("hook before_promote") && err.message().contains("build-1") && err.message().contains("another machine"), "{err}");
+    assert_eq!(hooks.started().len(), 1, "no second copy");
+    assert!(!w.locked(), "the refused run released the lock");
+    assert!(w.instances("staging").is_empty(), "nothing launched");
+
+    // Past its deadline its run would have killed it: the re-run goes on and runs it again, once.
+    w.cloud.clock.advance(release_core::hooks::DEFAULT_TIMEOUT);
+    hooks.script(HookName::BeforePromote, Script::exits(0, Duration::from_secs(1), &[]));
+    let report = second.promote("staging", &a, &Default::default(), None).await.unwrap();
+    assert_eq!(report.outcome, "succeeded");
+    assert_eq!(hooks.started(), vec![HookName::BeforePromote, HookName::BeforePromote, HookName::BeforeTraffic]);
+    let r = w.records("staging").await.into_iter().find(|r| r.action_name() == "promote").unwrap();
+    assert_eq!(r.hooks.iter().map(|h| (h.name, h.status)).collect::<Vec<_>>(), vec![
+        (HookName::BeforePromote, HookStatus::Interrupted),
+        (HookName::BeforePromote, HookStatus::Succeeded),
+        (HookName::BeforeTraffic, HookStatus::Succeeded)
+    ]);
+    assert!(r.hook_running.is_none());
+}

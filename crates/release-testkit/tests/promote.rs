@@ -331,10 +331,10 @@ async fn a_broken_lock_is_noticed_the_holder_cleans_up_records_lost_lock_and_exi
     let (first, refused, broken) = tokio::join!(w.promote("staging", &b), async {
         tokio::time::sleep(Duration::from_secs(30)).await;
         // A live lock is not broken without --force.
-        bob.unlock("staging", false, &|_| false).await
+        bob.unlock("staging", false).await
     }, async {
         tokio::time::sleep(Duration::from_secs(40)).await;
-        bob.unlock("staging", true, &|_| false).await
+        bob.unlock("staging", true).await
     });
     let refused = refused.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::LockHeld);

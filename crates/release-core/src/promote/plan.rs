@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{config_hash, find_ami, spread, PlannedLaunch, PromoteOptions};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::hooks::HookName;
 use crate::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId, ReleaseId};
 use crate::ledger::{Action, Outcome, Record};
 use crate::pipeline::{Cluster, Environment, LbTarget, Pipeline};
@@ -318,7 +319,12 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
             && terminated.is_empty()
     };
     let adopted_fleet: Vec<&Instance> = current.iter().copied().filter(|i| Some(release_of(i)) == resume_id).collect();
-    let (kind, complete, resume_kept) = if resume.is_some() && serving.is_empty() && converged_on(&adopted_fleet) {
+    // Blue/green, the fleet of a run that died is complete only once its before_traffic hook passed: one that died
+    // during the hook left a fleet nobody checked, which the re-run must check before it counts as promoted.
+    let gate_passed = resume.is_none_or(|r| {
+        !env.is_blue_green() || env.hooks.command(HookName::BeforeTraffic).is_none() || r.hooks.iter().any(|h| h.name == HookName::BeforeTraffic && h.passed())
+    });
+    let (kind, complete, resume_kept) = if resume.is_some() && serving.is_empty() && converged_on(&adopted_fleet) && gate_passed {
         // The run died after retiring the old fleet: its fleet serves; only its record is left to close.
         (PlanKind::Cleanup, resume.map(|r| r.release_id.clone()), None)
     } else if resume.is_none() && converged_on(&serving) {

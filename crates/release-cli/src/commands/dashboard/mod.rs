@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use release_core::clock::{format_duration, parse_duration};
 use release_core::ledger::Actor;
+use release_core::ports::Cloud;
 use release_core::runner::Session;
 use release_core::{Error, Release, Result};
 
@@ -54,8 +55,14 @@ pub async fn run(g: &Global, out: &Output, args: Args<'_>) -> Result<()> {
     let calls = aws.calls();
     let cloud = aws.cloud();
     // Read-only: the actor is never written anywhere; the session only carries the cloud to the readers.
-    let actor = Actor { name: "dashboard".into(), caller: String::new(), host: String::new(), pid: Some(std::process::id()) };
-    let releases: Vec<Release> = pipelines.into_iter().map(|p| Release::new(Session::new(cloud.clone(), actor.clone()), p)).collect();
+    let actor = Actor { name: "dashboard".into(), caller: String::new(), host: context::hostname(), pid: Some(std::process::id()) };
+    // It judges a lock's holder as `release unlock` does (a dead one is shown dead).
+    let session = |cloud: Cloud| {
+        let mut s = Session::new(cloud, actor.clone());
+        context::judging(&mut s);
+        s
+    };
+    let releases: Vec<Release> = pipelines.into_iter().map(|p| Release::new(session(cloud.clone()), p)).collect();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}; pick another --listen address or port")))?;

@@ -88,7 +88,8 @@ pub const FULL_EVERY: u64 = 12;
 
 async fn poll(releases: &[Release], cloud: &Cloud, previous: &Snapshot, full: bool) -> release_core::Result<Snapshot> {
     let pipelines: Vec<_> = releases.iter().map(|r| r.pipeline.clone()).collect();
-    let (status, _) = crate::documents::status(cloud, &pipelines, None).await?;
+    let Some(first) = releases.first() else { return Err(release_core::Error::internal("the dashboard has no pipeline")) };
+    let (status, _) = crate::documents::status(&first.session, &pipelines, None).await?;
     let mut history = BTreeMap::new();
     let mut images = BTreeMap::new();
     for r in releases {
