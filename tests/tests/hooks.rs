@@ -522,3 +522,50 @@ async fn after_kill_9_status_shows_the_dead_holder_dead_and_unlock_breaks_its_lo
     assert!(doc["holder"].as_str().unwrap().ends_with(" is gone"), "{doc}");
     assert_eq!(lock_item(&aws, "staging").await, None);
 }
+
+/// A user found this: a promote into the idle cluster whose `before_traffic` hook failed left that cluster empty,
+/// destroying the release a switch back (rollback) goes to. Its previous release stays running and registered, and
+/// the way back launches nothing.
+#[tokio::test]
+async fn a_failing_before_traffic_hook_keeps_the_idle_clusters_previous_release_for_the_way_back() {
+    let emu = Emulator::start();
+    let (project, v1, v2) = Project::baked_demo(&emu);
+    let v3 = project.bake_new(&emu, "v3");
+    let aws = AwsView::new(&emu).await;
+    project.release(&emu, &["promote", &v1, "--env", "prod", "--yes"]).assert_ok(); // prod2
+    project.release(&emu, &["switch", "prod2", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &v2, "--env", "prod", "--yes"]).assert_ok(); // prod1
+    project.release(&emu, &["switch", "prod1", "--yes"]).assert_ok();
+    let previous = aws.running("hello", "prod2").await;
+    assert!(!previous.is_empty() && previous.iter().all(|i| i.tags["release:commit"] == v1), "prod2 (idle) runs v1");
+    let previous = ids(&previous);
+    assert_eq!(aws.elb_members("hello-prod2").await, previous);
+    let live = ids(&aws.running("hello", "prod1").await);
+    hooks(&project, "prod", "before_traffic = \"echo smoke test failed >&2; exit 3\"");
+
+    let run = project.release(&emu, &["promote", &v3, "--env", "prod", "--yes", "--output", "json"]);
+    assert_eq!(run.code, 8, "{}", run.stderr);
+    let err = run.json();
+    assert_eq!(err["error"]["rolled_back"], true, "{}", run.stdout);
+    assert_eq!(run.error_line().matches('\n').count(), 0);
+    assert_eq!(ids(&aws.running("hello", "prod2").await), previous, "v1's instances still run in prod2");
+    assert_eq!(aws.elb_members("hello-prod2").await, previous, "and are registered in its load balancer");
+    let of_v3: Vec<_> = aws.app_instances("hello").await.into_iter().filter(|i| i.tags["release:commit"] == v3).collect();
+    assert!(!of_v3.is_empty() && of_v3.iter().all(|i| i.state == "terminated" || i.state == "shutting-down"), "{of_v3:?}");
+    assert_eq!(aws.elb_members("hello-prod1").await, live, "the live cluster untouched");
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    let record = last_record(&aws, "prod").await;
+    assert_eq!((record["outcome"].as_str(), record["rolled_back"].as_bool()), (Some("failed"), Some(true)), "{record}");
+    assert_eq!(hook_rows(&record), vec![("before_traffic".into(), "failed".into())]);
+    assert!(record["retired_instances"].as_array().is_none_or(|a| a.is_empty()), "{record}");
+
+    // The way back: rollback switches to prod2's v1 and launches nothing.
+    let before: Vec<String> = aws.app_instances("hello").await.into_iter().map(|i| i.id).collect();
+    project.release(&emu, &["rollback", "--env", "prod", "--yes"]).assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    let after: Vec<String> = aws.app_instances("hello").await.into_iter().map(|i| i.id).collect();
+    assert_eq!(after, before, "nothing launched");
+    assert_eq!(ids(&aws.running("hello", "prod2").await), previous);
+    assert_eq!(aws.elb_members("hello-prod2").await, previous);
+    assert_eq!(last_record(&aws, "prod").await["action"], "rollback");
+}
