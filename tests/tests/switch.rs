@@ -223,7 +223,7 @@ async fn rollback_of_an_in_place_environment_promotes_the_previous_commit() {
     let text = project.release(&emu, &["history", "--env", "staging", "--limit", "2"]);
     let lines: Vec<&str> = text.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{}", text.stdout);
-    assert!(lines[1].contains("rollback") && lines[1].contains(&format!("{} -> {}", &b[..12], &a[..12])) && lines[1].ends_with("succeeded"), "recorded as a rollback: {}", text.stdout);
+    assert!(lines[1].contains("rollback") && lines[1].contains(&format!("{} -> {}", &b[..12], &a[..12])) && lines[1].contains(" succeeded "), "recorded as a rollback: {}", text.stdout);
 }
 
 #[tokio::test]

@@ -174,7 +174,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("ten minutes").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("5d"), Ok(Duration::from_secs(5 * 86_400)), "days, as gc --older-than always took");
+        assert!(parse_duration("5x").is_err());
         assert!(parse_duration("-5s").is_err());
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");

@@ -60,7 +60,7 @@ impl Outcome {
     }
 
     /// Every outcome, in the order of the documentation.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Started,
         Outcome::Succeeded,
         Outcome::Failed,
@@ -70,6 +70,7 @@ impl Outcome {
         Outcome::RolledBack,
         Outcome::Superseded,
         Outcome::Cancelled,
+        Outcome::Refused,
     ];
 
     /// The outcome of this stable name (`--outcome failed`).
@@ -725,6 +726,30 @@ pub struct GcDetails {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outcome_is_in_all_and_parses_from_its_name() {
+        // Exhaustive: a new outcome fails to compile here until it is counted, then this fails until it is in ALL
+        // (`history --outcome refused` was refused once because ALL lagged behind the enum).
+        let index = |o: Outcome| match o {
+            Outcome::Started => 0,
+            Outcome::Succeeded => 1,
+            Outcome::Failed => 2,
+            Outcome::Interrupted => 3,
+            Outcome::Abandoned => 4,
+            Outcome::LostLock => 5,
+            Outcome::RolledBack => 6,
+            Outcome::Superseded => 7,
+            Outcome::Cancelled => 8,
+            Outcome::Refused => 9,
+        };
+        let mut seen: Vec<usize> = Outcome::ALL.iter().map(|o| index(*o)).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..10).collect::<Vec<_>>());
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::parse(o.as_str()).unwrap(), o);
+        }
+    }
 
     fn sha(c: char) -> CommitSha {
         CommitSha::parse(&c.to_string().repeat(40)).unwrap()

@@ -846,7 +846,8 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
                 Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message(op.env)),
                 _ => e,
             };
-            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!past) } else { e };
+            // As on the record: a refusal changed nothing, so nothing was put back.
+            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!past && outcome != Outcome::Refused) } else { e };
             Err(e)
         }
     }
@@ -856,7 +857,8 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
 /// something it needs is missing or was asked for wrongly (an alarm firing, a live target, no AMI). An error that
 /// says whether it put something back came after a change.
 fn refusal(e: &Error) -> bool {
-    matches!(e.kind(), ErrorKind::Refused | ErrorKind::NotFound | ErrorKind::Input) && e.rolled_back().is_none()
+    // LockHeld here is a check that said no (a dead run's hook still runs); a lost lock is judged before this.
+    matches!(e.kind(), ErrorKind::Refused | ErrorKind::NotFound | ErrorKind::Input | ErrorKind::LockHeld) && e.rolled_back().is_none()
 }
 
 /// `3f2a1b2c3d4e` for messages.

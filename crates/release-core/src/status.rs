@@ -331,10 +331,14 @@ impl EnvStatus {
             format!(" ({})", short.terminated.iter().map(world::describe_terminated).collect::<Vec<_>>().join(", "))
         };
         let commit = short.commit.as_deref().map_or("<commit>", short_sha);
-        Some(crate::Error::refused(format!(
-            "cluster {} of {} is {} {}/{}{why}; `release promote {commit} --env {}` launches a full fleet again",
-            short.cluster, self.env, short.role, short.total, short.count, self.env
-        )))
+        // In place a promote replaces the short cluster itself; in blue/green it goes to the idle cluster (never the
+        // live one), so the way to full capacity is a fresh fleet there and a switch to it.
+        let fix = if short.role == "in-place" {
+            format!("`release promote {commit} --env {}` launches a full fleet again", self.env)
+        } else {
+            format!("`release promote {commit} --env {}` launches a full fleet into the idle cluster, then `release switch` to it", self.env)
+        };
+        Some(crate::Error::refused(format!("cluster {} of {} is {} {}/{}{why}; {fix}", short.cluster, self.env, short.role, short.total, short.count)))
     }
 }
 

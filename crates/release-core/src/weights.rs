@@ -113,6 +113,8 @@ impl Weights {
         }
         // The rest goes to the heaviest other cluster already taking traffic: lowering the primary's share must give
         // it to someone, and only a cluster that is live already (checked when traffic first moved to it) may get it.
+        // With no other live cluster the target keeps all the traffic whatever its weight (a resumed rollout plans
+        // its steps from weights that already send everything to it).
         let mut rest_to: Option<&ClusterName> = None;
         for (c, cw) in self.iter().filter(|(c, _)| *c != target && self.is_live(c)) {
             if rest_to.is_none_or(|r| cw > self.weight(r)) {
@@ -120,14 +122,6 @@ impl Weights {
             }
         }
         let rest_to = rest_to.cloned();
-        if w > 0 && w < 100 && rest_to.is_none() {
-            return Err(Error::refused(format!(
-                "{target} takes all the traffic and no other cluster is live to take the other {}%; \
-                 move traffic to a cluster with `release switch <cluster> --weight {}` instead",
-                100 - w,
-                100 - w
-            )));
-        }
         let next = Weights(
             self.0
                 .keys()
@@ -220,8 +214,7 @@ mod tests {
         let x = w(&[("blue", 60), ("green", 40)]);
         assert_eq!(x.after_switch(&c("blue"), Some(30)).unwrap(), w(&[("blue", 30), ("green", 70)]));
         let all = w(&[("blue", 100), ("green", 0)]);
-        let err = all.after_switch(&c("blue"), Some(30)).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::Refused, "30% of blue with no one for the rest would stay 100% blue");
+        assert_eq!(all.after_switch(&c("blue"), Some(30)).unwrap(), w(&[("blue", 30), ("green", 0)]), "no idle cluster gets traffic unchecked");
         assert_eq!(all.after_switch(&c("blue"), Some(100)).unwrap(), all);
     }
 

@@ -265,6 +265,8 @@ async fn refusals_that_changed_nothing_are_refused_with_their_reason_and_nothing
         assert_eq!((e.action.as_str(), e.outcome.as_str()), (action, "refused"));
         assert_eq!(e.reason.as_deref(), Some(err.message()), "the reason is the refusal");
         assert_eq!(e.rolled_back, Some(false), "nothing was changed, so nothing was put back");
+        // The error (the CLI's JSON document) says the same as the event and the ledger row.
+        assert_ne!(err.rolled_back(), Some(true), "{err}");
     }
     assert!(refused[1].reason.as_deref().is_some_and(|r| r.contains("alarm shop-5xx of env prod is in ALARM now")));
     let records: Vec<_> = w.records("prod").await.into_iter().chain(w.records("staging").await).collect();

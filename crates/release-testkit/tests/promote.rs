@@ -507,10 +507,10 @@ async fn a_stray_of_another_app_in_the_load_balancer_is_refused() {
     let _ = Cause::Missing;
 }
 
-/// A user found this: an instance terminated by hand stays registered; it is still this app's (by its tag), so a
-/// promote retires it once the new fleet is healthy instead of refusing it as another app's.
+/// A user found this: an instance terminated by hand stays registered. It is the cluster's own, terminated (not a
+/// stray, issue 20 item 6), and a promote takes it out of the load balancer once the new fleet is healthy.
 #[tokio::test(start_paused = true)]
-async fn an_instance_terminated_by_hand_is_this_apps_stray_and_a_promote_heals_the_cluster() {
+async fn an_instance_terminated_by_hand_is_named_so_not_a_stray_and_a_promote_heals_the_cluster() {
     let w = World::new(2).await;
     let a = w.bake('a').await;
     w.promote("staging", &a).await.unwrap();
@@ -518,10 +518,13 @@ async fn an_instance_terminated_by_hand_is_this_apps_stray_and_a_promote_heals_t
     w.cloud.state().instances.iter_mut().find(|i| i.id == dead).unwrap().state = "terminated".into();
     assert!(w.cloud.registered(&staging_target()).contains(&dead), "still registered, as a hand-terminated instance is");
     let status = w.release("alice").status(Some("staging")).await.unwrap();
-    let strays = &status[0].clusters[0].strays;
-    assert_eq!(strays.iter().map(|s| (s.id.clone(), s.this_app)).collect::<Vec<_>>(), vec![(dead.clone(), true)], "{strays:?}");
+    let cluster = &status[0].clusters[0];
+    assert!(cluster.strays.is_empty(), "{:?}", cluster.strays);
+    assert_eq!(cluster.terminated, vec![dead.clone()], "{:?}", cluster.terminated);
     let r = w.promote("staging", &a).await.expect("the cluster is healed");
     assert_eq!(r.outcome, "succeeded", "{r:?}");
+    assert!(r.strays_retired.is_empty(), "{r:?}");
+    assert_eq!(r.terminated_by_hand, vec![dead.clone()], "{r:?}");
     let registered: BTreeSet<String> = w.cloud.registered(&staging_target()).iter().map(ToString::to_string).collect();
     assert!(!registered.contains(dead.as_str()), "the dead instance was deregistered");
     assert_eq!(registered, ids(&w, "staging"));

@@ -108,7 +108,7 @@ fn report_text(r: &PromoteReport, calls: u64) -> String {
             r.new_instances.len(),
             r.retired_instances.len(),
             if r.strays_retired.is_empty() { String::new() } else { format!(", {} stray(s) retired", r.strays_retired.len()) },
-            if r.terminated_by_hand.is_empty() { String::new() } else { format!(", {} terminated by hand deregistered", r.terminated_by_hand.len()) },
+            if r.terminated_by_hand.is_empty() { String::new() } else { format!(", {} terminated by hand taken out of the load balancer", r.terminated_by_hand.len()) },
             r.release_id,
             calls
         ),
