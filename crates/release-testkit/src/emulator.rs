@@ -57,6 +57,11 @@ impl Emulator {
                     break; // port taken in between: try another
                 }
                 if http(addr, "GET", "/moto-api/data.json").is_ok() {
+                    // moto logs every request (and a traceback for each operation it lacks) to stderr: a pipe
+                    // nobody reads fills at 64 KiB and then blocks moto in the middle of a request, so drain it.
+                    if let Some(mut err) = child.stderr.take() {
+                        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+                    }
                     let emu = Self { child, addr };
                     emu.warm_up();
                     return emu;
