@@ -287,16 +287,7 @@ async fn swap_idle(
 ) -> Result<()> {
     // Strays stay until the hook passed: one that was terminated by hand could not be registered again.
     let out: Vec<InstanceId> = previous.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
-    let aside = if out.is_empty() { Ok(()) } else { op.guard().await };
-    let aside = match aside {
-        Ok(()) => set_aside(op, plan, run, d, &out).await,
-        e => e,
-    };
-    let checked = match aside {
-        Ok(()) => crate::hooks::after_deploy(op, plan, opts, d).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = checked {
+    if let Err(e) = aside_then_check(op, plan, run, d, &out, opts).await {
         if e.kind() == ErrorKind::Crash {
             return Err(e);
         }
@@ -323,11 +314,27 @@ async fn swap_idle(
     let registered: Vec<InstanceId> = strays.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(previous);
-    let (gone, strays): (Vec<InstanceId>, Vec<InstanceId>) = strays.into_iter().partition(|i| plan.terminated.contains(i));
-    d.strays_retired.extend(strays);
-    d.terminated_by_hand.extend(gone);
+    note_retired_strays(plan, d, strays);
     op.lap("retire");
     Ok(())
+}
+
+/// Sets the idle cluster's previous instances `out` aside (under a lock check), then runs `before_traffic` on the
+/// new fleet alone.
+async fn aside_then_check(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, out: &[InstanceId], opts: &PromoteOptions) -> Result<()> {
+    if !out.is_empty() {
+        op.guard().await?;
+        set_aside(op, plan, run, d, out).await?;
+    }
+    crate::hooks::after_deploy(op, plan, opts, d).await
+}
+
+/// Strays a round or `swap_idle` retired, on the record: the cluster's own instances terminated by hand apart from
+/// the strays proper.
+fn note_retired_strays(plan: &PromotePlan, d: &mut PromoteDetails, ids: Vec<InstanceId>) {
+    let (gone, strays): (Vec<InstanceId>, Vec<InstanceId>) = ids.into_iter().partition(|i| plan.terminated.contains(i));
+    d.strays_retired.extend(strays);
+    d.terminated_by_hand.extend(gone);
 }
 
 /// After a blue/green promote failed before its point of no return: registers the idle cluster's previous
@@ -503,9 +510,7 @@ async fn round(
     let registered: Vec<InstanceId> = going.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(going.iter().filter(|i| !stray_ids.contains(i)).cloned());
-    let (gone, stray_ids): (Vec<InstanceId>, Vec<InstanceId>) = stray_ids.into_iter().partition(|i| plan.terminated.contains(i));
-    d.strays_retired.extend(stray_ids);
-    d.terminated_by_hand.extend(gone);
+    note_retired_strays(plan, d, stray_ids);
     op.lap("retire");
     Ok(())
 }
