@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType, TableStatus,
 };
-use release_core::clock::Timestamp;
-use release_core::error::Cause;
-use release_core::ids::{AppName, EnvName, ReleaseId};
-use release_core::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
+use release_core::model::clock::Timestamp;
+use release_core::model::error::Cause;
+use release_core::model::ids::{AppName, EnvName, ReleaseId};
+use release_core::model::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
 use release_core::ports::{Expect, Ledger};
 use release_core::{Error, Result};
 

@@ -8,10 +8,10 @@ use aws_sdk_ec2::types::{
     LocationType, ResourceType, Tag, TagSpecification, VolumeType,
 };
 use base64::Engine;
-use release_core::ids::{AppName, InstanceId};
+use release_core::model::ids::{AppName, InstanceId};
 use release_core::ports::{tags, Fleet, Instance, LaunchSpec, Network, Subnet};
-use release_core::error::Cause;
-use release_core::pipeline::MetadataTokens;
+use release_core::model::error::Cause;
+use release_core::model::pipeline::MetadataTokens;
 use release_core::{Error, Result};
 
 use crate::error::sdk;

@@ -10,12 +10,12 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription, TargetGroupAttribute,
     TargetHealthStateEnum, TargetTypeEnum,
 };
-use release_core::pipeline::HealthCheck;
-use release_core::provision::LISTENER_PORT;
-use release_core::ids::InstanceId;
-use release_core::pipeline::LbTarget;
+use release_core::model::pipeline::HealthCheck;
+use release_core::ops::provision::LISTENER_PORT;
+use release_core::model::ids::InstanceId;
+use release_core::model::pipeline::LbTarget;
 use release_core::ports::{Balancer, HealthState, LbInfo, LbPart, LbSpec, Network, TargetHealth};
-use release_core::error::Cause;
+use release_core::model::error::Cause;
 use release_core::{Error, Result};
 
 use crate::error::{build, sdk};

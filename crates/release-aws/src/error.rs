@@ -5,7 +5,7 @@
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use release_core::error::Cause;
+use release_core::model::error::Cause;
 use release_core::{Error, ErrorKind};
 
 /// What an AWS error code means to the engine. Codes are the services' documented ones.

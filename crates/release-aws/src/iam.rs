@@ -23,9 +23,9 @@
 
 use std::collections::BTreeSet;
 
-use release_core::ids::EnvName;
-use release_core::ledger::{index_key, partition_key};
-use release_core::pipeline::{BaseAmi, LbTarget, Pipeline, SecretRef, SinkKind};
+use release_core::model::ids::EnvName;
+use release_core::model::ledger::{index_key, partition_key};
+use release_core::model::pipeline::{BaseAmi, LbTarget, Pipeline, SecretRef, SinkKind};
 use release_core::ports::tags;
 use serde_json::{json, Map, Value};
 

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, Tag};
-use release_core::ids::{AmiId, AppName};
-use release_core::pipeline::BaseAmi;
+use release_core::model::ids::{AmiId, AppName};
+use release_core::model::pipeline::BaseAmi;
 use release_core::ports::{tags, Image, ImageReferences, ImageState, Images, Snapshot};
-use release_core::error::Cause;
+use release_core::model::error::Cause;
 use release_core::{Error, ErrorKind, Result};
 
 use crate::error::sdk;

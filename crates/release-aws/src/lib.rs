@@ -20,7 +20,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use release_core::clock::{Clock, Timestamp};
+use release_core::model::clock::{Clock, Timestamp};
 use release_core::ports::Cloud;
 use release_core::{Error, Result};
 

@@ -1,9 +1,9 @@
 //! The AWS side of notifications: publishing an event to an SNS topic, and reading a webhook's `ssm:` secret.
-//! One call each, no retry of its own beyond the SDK's: the caller (`release_core::notify::Delivery`) bounds the
+//! One call each, no retry of its own beyond the SDK's: the caller (`release_core::engine::delivery::Delivery`) bounds the
 //! time of an attempt and retries.
 
 use aws_sdk_sns::types::MessageAttributeValue;
-use release_core::notify::Event;
+use release_core::model::event::Event;
 use release_core::{Error, Result};
 
 use crate::error::{build, sdk};

@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use release_aws::iam::{normalized_record_name, policy, PACKER_APP_TAG};
-use release_core::pipeline::Pipeline;
+use release_core::model::pipeline::Pipeline;
 use serde_json::Value;
 
 /// (action, [(resource type, `*` when required; the condition keys it takes)], condition keys of the action itself).
@@ -288,7 +288,7 @@ fn workspace() -> PathBuf {
 
 fn load(text: &str) -> Pipeline {
     let root = workspace();
-    release_core::pipeline::parse(&root.join("pipelines/test.toml"), &root, text, false).unwrap_or_else(|d| panic!("{d:#?}"))
+    release_core::model::pipeline::parse(&root.join("pipelines/test.toml"), &root, text, false).unwrap_or_else(|d| panic!("{d:#?}"))
 }
 
 fn demo() -> Pipeline {

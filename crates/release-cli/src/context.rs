@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use release_aws::{Aws, AwsOptions};
-use release_core::ids::CommitSha;
-use release_core::ledger::Actor;
-use release_core::pipeline::{self, Pipeline};
-use release_core::runner::{Session, Signals};
+use release_core::model::ids::CommitSha;
+use release_core::model::ledger::Actor;
+use release_core::model::pipeline::{self, Pipeline};
+use release_core::engine::session::{Session, Signals};
 use release_core::{Error, ErrorKind, Release, Result};
 
 use crate::args::Global;
@@ -224,7 +224,7 @@ fn signals() -> Signals {
             }
             if !watched.is_claimed() {
                 eprintln!("interrupted; nothing was changed");
-                std::process::exit(release_core::error::exit::INTERRUPTED);
+                std::process::exit(release_core::model::error::exit::INTERRUPTED);
             }
             tx.signal();
         }
@@ -253,7 +253,7 @@ pub fn hostname() -> String {
 
 /// Whether the lock's holder is a process of this machine that no longer exists (the engine's
 /// `runner::judge_holder` adds the hooks it may have left running).
-pub fn holder_gone(lock: &release_core::ledger::LockInfo) -> bool {
+pub fn holder_gone(lock: &release_core::model::ledger::LockInfo) -> bool {
     let here = hostname();
     match lock.pid {
         Some(pid) if here != "unknown" && lock.host == here => !Path::new(&format!("/proc/{pid}")).exists(),
@@ -282,7 +282,7 @@ pub async fn resolve_commit(rev: &str, release: Option<&Release>) -> Result<Comm
         (Err(e), Ok(full)) => {
             if let Some(r) = release {
                 let images = r.session.cloud.images.app_images(&r.pipeline.app).await?;
-                if release_core::promote::find_ami(&images, &full).is_some() {
+                if release_core::observe::images::find_ami(&images, &full).is_some() {
                     eprintln!("note: commit {} is not in this checkout (a shallow clone?); its AMI exists, so it is used", full.short());
                     return Ok(full);
                 }

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             out.error(&release_core::Error::internal(format!("cannot start the async runtime: {e}")));
-            return ExitCode::from(release_core::error::exit::INTERNAL as u8);
+            return ExitCode::from(release_core::model::error::exit::INTERNAL as u8);
         }
     };
     let result = runtime.block_on(commands::run(&cli, &out));
@@ -62,7 +62,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let out = Output::new(OutputFormat::Json);
         out.json_error_only(&release_core::Error::input(format!("{message}; see `{command} --help`")));
     }
-    ExitCode::from(release_core::error::exit::INPUT as u8)
+    ExitCode::from(release_core::model::error::exit::INPUT as u8)
 }
 
 /// clap's rendered error as one line, with the lines under its first one (what is missing, the values allowed):

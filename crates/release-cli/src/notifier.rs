@@ -9,8 +9,9 @@ use std::sync::{Mutex, OnceLock};
 
 use async_trait::async_trait;
 use release_aws::Aws;
-use release_core::notify::{Event, Notifier};
-use release_core::pipeline::{SecretRef, Sink, SinkKind};
+use release_core::model::event::{Event};
+use release_core::ports::{Notifier};
+use release_core::model::pipeline::{SecretRef, Sink, SinkKind};
 use release_core::{Error, Result};
 use release_notify::LocalSinks;
 

@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use release_core::{Release, pipeline};
-//! # fn session() -> release_core::runner::Session { unimplemented!() }
+//! # fn session() -> release_core::engine::session::Session { unimplemented!() }
 //! let text = r#"
 //! app = "shop"
 //! [build]
@@ -34,37 +34,28 @@
 //! A complete program that promotes and switches on the in-memory cloud is `crates/release-testkit/examples/`.
 #![warn(missing_docs)]
 
-pub mod bake;
-pub mod clock;
-pub mod error;
-pub mod hooks;
-pub mod gc;
-pub mod ids;
-pub mod ledger;
-pub mod notify;
-pub mod pipeline;
+pub mod model;
 pub mod ports;
-pub mod preflight;
-pub mod promote;
-pub mod provision;
-pub mod queue;
-pub mod rollback;
-pub mod rollout;
-pub mod runner;
-pub mod status;
-pub mod switch;
-pub mod weights;
-pub mod world;
+pub mod engine;
+pub mod observe;
+pub mod steps;
+pub mod ops;
 
-pub use error::{Error, ErrorKind, Result};
+pub use model::error::{Error, ErrorKind, Result};
 
-use crate::ids::{CommitSha, EnvName};
-use crate::ledger::{LockInfo, Record};
-use crate::pipeline::Pipeline;
-use crate::promote::{PromoteOptions, PromotePlan, PromoteReport};
-use crate::rollback::{RollbackPlan, RollbackReport};
-use crate::runner::{Op, OpSpec, Session};
-use crate::switch::{SwitchOptions, SwitchPlan, SwitchReport};
+use crate::engine::{queue, runner};
+use crate::model::{hook as hooks, ids, ledger, pipeline};
+use crate::model::ids::{CommitSha, EnvName};
+use crate::ops::{gc, promote, provision, status, switch};
+use crate::ops::promote::rollback;
+use crate::ops::switch::rollout;
+use crate::model::ledger::{LockInfo, Record};
+use crate::model::pipeline::Pipeline;
+use crate::ops::promote::{PromoteOptions, PromotePlan, PromoteReport};
+use crate::ops::promote::rollback::{RollbackPlan, RollbackReport};
+use crate::engine::runner::{Op, OpSpec};
+use crate::engine::session::Session;
+use crate::ops::switch::{SwitchOptions, SwitchPlan, SwitchReport};
 
 /// One pipeline and a session: everything a program needs to drive `release`.
 #[derive(Clone)]
@@ -111,7 +102,7 @@ impl Release {
         if opts.wait != queue::Wait::No {
             // A ticket for a commit with no AMI would wait its turn only to fail: refused before queueing.
             let images = self.session.cloud.images.app_images(&pipeline.app).await?;
-            if promote::find_ami(&images, commit).is_none() {
+            if crate::observe::images::find_ami(&images, commit).is_none() {
                 return Err(Error::not_found(format!("no AMI for {}; run `release bake {}`, then promote again", ids::short_sha(commit.as_str()), commit)));
             }
         }
@@ -241,7 +232,7 @@ impl Release {
                 if p.env(e).is_err() {
                     let indexed = match cloud.ledger.indexed_envs(&p.ledger_table, &p.app).await {
                         Ok(v) => v,
-                        Err(e) if e.is(crate::error::Cause::Missing) => Vec::new(),
+                        Err(e) if e.is(crate::model::error::Cause::Missing) => Vec::new(),
                         Err(e) => return Err(e),
                     };
                     if !indexed.contains(&name) {
@@ -324,11 +315,11 @@ impl Release {
         let silent = now.since(last).as_secs_f64();
         // The holder's open record only matters when its process is gone: a hook it started may still run.
         let records = if !held.is_stale(now) && (self.session.holder_gone)(&held) {
-            cloud.ledger.records(table, &self.pipeline.app, &env.name, Some(promote::plan::RECENT_RECORDS)).await?
+            cloud.ledger.records(table, &self.pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?
         } else {
             Vec::new()
         };
-        let judged = runner::judge_holder(&self.session, &held, records.iter().find(|r| r.holder == held.release_id), now);
+        let judged = crate::engine::lock::judge_holder(&self.session, &held, records.iter().find(|r| r.holder == held.release_id), now);
         if judged.is_live() && !force {
             let age = now.since(held.acquired).as_secs();
             return Err(Error::new(

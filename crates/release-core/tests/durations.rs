@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use release_core::clock::parse_duration;
+use release_core::model::clock::parse_duration;
 
 #[test]
 fn days_are_a_unit_everywhere() {

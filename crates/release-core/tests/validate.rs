@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use release_core::pipeline::{parse, Diagnostic, LbTarget, Pipeline};
+use release_core::model::pipeline::{parse, Diagnostic, LbTarget, Pipeline};
 
 const GOOD: &str = r#"app = "hello"
 region = "us-east-1"
@@ -262,8 +262,8 @@ on = ["failed"]
 
 #[test]
 fn notify_sinks_parse_with_their_filters_and_labels_that_hide_secrets() {
-    use release_core::notify::EventKind;
-    use release_core::pipeline::{SecretRef, SinkKind};
+    use release_core::model::event::EventKind;
+    use release_core::model::pipeline::{SecretRef, SinkKind};
     let p = Project::new().parse(&format!("{GOOD}{SINKS}")).expect("valid");
     assert_eq!(p.notify.link.as_deref(), Some("http://deploys.internal:8080"));
     let labels: Vec<&str> = p.notify.sinks.iter().map(|s| s.label.as_str()).collect();
@@ -305,7 +305,7 @@ fn sink_labels_never_carry_credentials_tokens_or_queries() {
 
 #[test]
 fn a_rollout_parses_inline_or_as_a_table_and_in_place_takes_pause_and_alarms_only() {
-    use release_core::pipeline::RolloutStep::{Hold, Percent};
+    use release_core::model::pipeline::RolloutStep::{Hold, Percent};
     let src = replace(
         "dns = { zone = \"example.com.\", record = \"hello.example.com.\" }",
         "dns = { zone = \"example.com.\", record = \"hello.example.com.\" }\nrollout = { steps = [10, \"hold\", 50, 100], pause = \"2m\", alarms = [\"hello-5xx\", \"hello-p99\"] }",
@@ -351,7 +351,7 @@ fn bad_rollouts_are_reported_at_the_step_with_a_fix() {
 
 #[test]
 fn hooks_parse_as_a_section_or_inline_with_their_defaults() {
-    use release_core::hooks::HookName;
+    use release_core::model::hook::HookName;
     let src = replace(
         "[env.staging.clusters.staging]",
         "hooks = { before_promote = \"\", before_traffic = \"./smoke $RELEASE_LB_DNS\" }\n[env.staging.clusters.staging]",
@@ -389,7 +389,7 @@ fn bad_hooks_say_what_is_wrong_each_at_its_position() {
 
 #[test]
 fn steps_on_the_command_line_are_checked_as_in_the_file() {
-    use release_core::pipeline::{parse_steps, RolloutStep::{Hold, Percent}};
+    use release_core::model::pipeline::{parse_steps, RolloutStep::{Hold, Percent}};
     assert_eq!(parse_steps("10, hold,50%,100").unwrap(), vec![Percent(10), Hold, Percent(50), Percent(100)]);
     assert_eq!(parse_steps("100").unwrap(), vec![Percent(100)]);
     for (bad, want) in [("10,50", "must be 100"), ("50,10,100", "does not increase"), ("0,100", "1 to 100"), ("10,,100", "neither a percentage"), ("300", "neither a percentage")] {

@@ -1,6 +1,6 @@
 //! The sinks of `[notify]` that need no AWS: `webhook` and `slack` over HTTP(S), and `command`, a local program.
 //!
-//! Each function here makes ONE attempt and does not bound its own time: `release_core::notify::Delivery` runs it
+//! Each function here makes ONE attempt and does not bound its own time: `release_core::engine::delivery::Delivery` runs it
 //! with a timeout per attempt and retries, and drops the future when the time is up (a command is then killed,
 //! with its whole process group). Errors are one line naming the sink by its label (`webhook
 //! https://hooks.example.com/…: HTTP 500`), never the secret, nor the full URL (Slack's URLs are secrets).
@@ -18,7 +18,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use release_core::notify::Event;
+use release_core::model::event::Event;
 use release_core::{Error, Result};
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -7,8 +7,8 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use release_core::clock::Timestamp;
-use release_core::notify::{Event, EventKind, InstanceCounts};
+use release_core::model::clock::Timestamp;
+use release_core::model::event::{Event, EventKind, InstanceCounts};
 use release_notify::{signature, LocalSinks, SIGNATURE_HEADER, USER_AGENT};
 use release_testkit::http::{read_request, Request as Seen};
 use rustls::pki_types::pem::PemObject;

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use release_core::hooks::HookProcess;
+use release_core::model::hook::HookProcess;
 use release_core::ports::{HookCommand, HookExit, HookRunner, ProgressFn, RunningHook};
 use release_core::{Error, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};

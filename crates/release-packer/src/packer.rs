@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use release_core::ids::AmiId;
+use release_core::model::ids::AmiId;
 use release_core::ports::{BakeRequest, Baker, ProgressFn};
 use release_core::{Error, ErrorKind, Result};
 use tokio::io::{AsyncBufReadExt, BufReader};

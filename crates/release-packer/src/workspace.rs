@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use release_core::ids::CommitSha;
+use release_core::model::ids::CommitSha;
 use release_core::ports::{Export, Workspace};
 use release_core::{Error, ErrorKind, Result};
 use tokio::io::{AsyncBufReadExt, BufReader};

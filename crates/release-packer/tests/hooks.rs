@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use release_core::hooks::HookName;
+use release_core::model::hook::HookName;
 use release_core::ports::{HookCommand, HookExit, HookRunner, ProgressFn};
 use release_packer::LocalHooks;
 

@@ -6,13 +6,13 @@
 
 use std::path::Path;
 
-use release_core::ids::CommitSha;
-use release_core::ledger::Actor;
-use release_core::pipeline;
+use release_core::model::ids::CommitSha;
+use release_core::model::ledger::Actor;
+use release_core::model::pipeline;
 use release_core::ports::{tags, ImageState};
-use release_core::promote::PromoteOptions;
-use release_core::runner::Session;
-use release_core::switch::SwitchOptions;
+use release_core::ops::promote::PromoteOptions;
+use release_core::engine::session::Session;
+use release_core::ops::switch::SwitchOptions;
 use release_core::Release;
 use release_testkit::memory::MemoryCloud;
 

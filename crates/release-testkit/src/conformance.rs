@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use release_core::clock::Timestamp;
-use release_core::error::Cause;
-use release_core::ids::{AmiId, AppName, ClusterName, CommitSha, EnvName, ReleaseId};
-use release_core::ledger::{Action, LockInfo, Outcome, PromoteDetails, Record};
-use release_core::pipeline::{BaseAmi, HealthCheck, LbTarget, MetadataTokens, RootVolume};
+use release_core::model::clock::Timestamp;
+use release_core::model::error::Cause;
+use release_core::model::ids::{AmiId, AppName, ClusterName, CommitSha, EnvName, ReleaseId};
+use release_core::model::ledger::{Action, LockInfo, Outcome, PromoteDetails, Record};
+use release_core::model::pipeline::{BaseAmi, HealthCheck, LbTarget, MetadataTokens, RootVolume};
 use release_core::ports::{tags, ChangeStatus, Cloud, Expect, IngressRule, LaunchSpec, LbSpec, RecordChange, RuleSource, WeightedAlias, ZoneId};
 use release_core::ErrorKind;
 
@@ -421,8 +421,8 @@ pub async fn lock_break_only_what_was_seen(h: &dyn Harness) {
     assert!(!cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("a".into())).await.unwrap(), "lock: nothing to break");
 }
 
-fn ticket(id: &str, arrival: i64) -> release_core::ledger::Ticket {
-    release_core::ledger::Ticket {
+fn ticket(id: &str, arrival: i64) -> release_core::model::ledger::Ticket {
+    release_core::model::ledger::Ticket {
         app: AppName::parse("conf").unwrap(),
         env: EnvName::parse("prod").unwrap(),
         id: ReleaseId::from_string(id.into()),
@@ -430,8 +430,8 @@ fn ticket(id: &str, arrival: i64) -> release_core::ledger::Ticket {
         holder: format!("holder-{id}"),
         host: "h".into(),
         pid: Some(7),
-        action: release_core::ledger::TicketAction::Promote,
-        commit: Some(release_core::ids::CommitSha::parse(&"c".repeat(40)).unwrap()),
+        action: release_core::model::ledger::TicketAction::Promote,
+        commit: Some(release_core::model::ids::CommitSha::parse(&"c".repeat(40)).unwrap()),
         doing: format!("promote {id}"),
         expires: Timestamp::from_millis(arrival + 120_000),
         started: None,

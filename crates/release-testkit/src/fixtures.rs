@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use release_core::ids::{ClusterName, CommitSha};
-use release_core::ledger::{Actor, Record};
-use release_core::pipeline::{parse, Pipeline};
+use release_core::model::ids::{ClusterName, CommitSha};
+use release_core::model::ledger::{Actor, Record};
+use release_core::model::pipeline::{parse, Pipeline};
 use release_core::ports::{tags, ImageState, Instance};
-use release_core::runner::{SignalSender, Session, Signals};
-use release_core::weights::Weights;
+use release_core::engine::session::{SignalSender, Session, Signals};
+use release_core::model::weights::Weights;
 use release_core::{Release, Result};
 
 use crate::memory::MemoryCloud;
@@ -133,14 +133,14 @@ impl World {
     /// The weights of prod's live name.
     pub async fn weights(&self) -> Weights {
         let env = self.pipeline.env("prod").unwrap();
-        release_core::world::live_name(&self.cloud.cloud(), env).await.unwrap().unwrap().weights
+        release_core::observe::world::live_name(&self.cloud.cloud(), env).await.unwrap().unwrap().weights
     }
 
     /// Sets prod's weights directly (as a person in the console would).
     pub async fn set_weights(&self, pairs: &[(&str, u8)]) {
         let cloud = self.cloud.cloud();
         let env = self.pipeline.env("prod").unwrap();
-        let live = release_core::world::live_name(&cloud, env).await.unwrap().unwrap();
+        let live = release_core::observe::world::live_name(&cloud, env).await.unwrap().unwrap();
         let changes: Vec<_> = live
             .records
             .weighted
@@ -165,7 +165,7 @@ impl World {
     }
 
     /// Promotes and returns the report.
-    pub async fn promote(&self, env: &str, sha: &CommitSha) -> Result<release_core::promote::PromoteReport> {
+    pub async fn promote(&self, env: &str, sha: &CommitSha) -> Result<release_core::ops::promote::PromoteReport> {
         self.release("alice").promote(env, sha, &Default::default(), None).await
     }
 

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use release_core::clock::{Clock, Timestamp};
-use release_core::hooks::HookName;
+use release_core::model::clock::{Clock, Timestamp};
+use release_core::model::hook::HookName;
 use release_core::ports::{HookCommand, HookExit, HookRunner, ProgressFn, RunningHook};
 use release_core::Result;
 

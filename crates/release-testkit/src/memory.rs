@@ -12,11 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use release_core::clock::{Clock, Timestamp};
-use release_core::error::Cause;
-use release_core::ids::{AmiId, AppName, EnvName, InstanceId, ReleaseId};
-use release_core::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
-use release_core::pipeline::{BaseAmi, LbTarget};
+use release_core::model::clock::{Clock, Timestamp};
+use release_core::model::error::Cause;
+use release_core::model::ids::{AmiId, AppName, EnvName, InstanceId, ReleaseId};
+use release_core::model::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
+use release_core::model::pipeline::{BaseAmi, LbTarget};
 use release_core::ports::{
     tags, Balancer, ChangeId, ChangeStatus, Cloud, Dns, Expect, Firewall, Fleet, HealthState, Image, ImageState, Images, IngressRule,
     Instance, LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, Queue, RecordChange, RecordSet, SecurityGroup, Subnet, TargetHealth,

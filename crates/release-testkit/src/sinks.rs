@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use release_core::notify::{Event, Notifier};
-use release_core::pipeline::Sink;
+use release_core::model::event::{Event};
+use release_core::ports::{Notifier};
+use release_core::model::pipeline::Sink;
 use release_core::{Error, Result};
 
 /// How a scripted sink answers.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use release_core::ids::AmiId;
+use release_core::model::ids::AmiId;
 use release_core::ports::{Cloud, ZoneId};
 use release_testkit::conformance::Harness;
 use release_testkit::conformance_tests;

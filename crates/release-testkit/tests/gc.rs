@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use release_core::gc::GcOptions;
+use release_core::ops::gc::GcOptions;
 use release_core::ports::{tags, ImageState};
 use release_core::ErrorKind;
 use release_testkit::fixtures::World;
@@ -159,7 +159,7 @@ async fn copies_in_other_regions_follow_their_source() {
 
     let r = w.release("ops");
     let plan = r.plan_gc(&opts(1, Duration::ZERO)).await.unwrap();
-    let why = |ami: &release_core::ids::AmiId| plan.verdict(ami).unwrap_or_default();
+    let why = |ami: &release_core::model::ids::AmiId| plan.verdict(ami).unwrap_or_default();
     assert!(why(&copies[&'c'].0).starts_with("kept: copy of ") && why(&copies[&'c'].0).ends_with("which is kept"), "{}", why(&copies[&'c'].0));
     assert!(why(&copies[&'a'].0).starts_with("collectable: copy of ") && why(&copies[&'a'].0).ends_with("which goes"), "{}", why(&copies[&'a'].0));
     assert_eq!(why(&stray), "collectable: a copy whose source is gone");

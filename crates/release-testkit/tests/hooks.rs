@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use release_core::hooks::{HookName, HookStatus};
-use release_core::ledger::Outcome;
-use release_core::pipeline::LbTarget;
-use release_core::runner::LOCK_LEASE;
+use release_core::model::hook::{HookName, HookStatus};
+use release_core::model::ledger::Outcome;
+use release_core::model::pipeline::LbTarget;
+use release_core::engine::lock::LOCK_LEASE;
 use release_core::{ErrorKind, Release};
 use release_testkit::fixtures::{shop, World};
 use release_testkit::hooks::{Script, ScriptedHooks};
@@ -163,7 +163,7 @@ async fn a_failing_after_traffic_hook_restores_the_weights_in_one_route53_change
     assert_eq!((r.outcome, r.rolled_back), (Outcome::RolledBack, Some(true)));
     assert_eq!(r.hooks[0].exit_code, Some(7));
     // A later rollback is not fooled: green (b's promote left it idle) is still what is live.
-    assert_eq!(release_core::ledger::live_history(&w.records("prod").await).last().map(|l| l.commit.clone()), Some(a));
+    assert_eq!(release_core::model::ledger::live_history(&w.records("prod").await).last().map(|l| l.commit.clone()), Some(a));
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,7 +221,7 @@ async fn a_resumed_rollout_gives_after_traffic_the_commit_live_before_it() {
     let release = with_hooks(w.release("alice"), &hooks);
     w.cloud.clock.advance(Duration::from_secs(600));
     release.promote("prod", &v1, &Default::default(), None).await.unwrap();
-    let one_step = release_core::switch::SwitchOptions { weight: Some(100), ..Default::default() };
+    let one_step = release_core::ops::switch::SwitchOptions { weight: Some(100), ..Default::default() };
     release.switch("green", &one_step, None).await.unwrap();
     w.cloud.clock.advance(Duration::from_secs(600));
     release.promote("prod", &v2, &Default::default(), None).await.unwrap();
@@ -242,12 +242,12 @@ async fn a_resumed_rollout_gives_after_traffic_the_commit_live_before_it() {
     assert_eq!(last.vars["RELEASE_PREVIOUS_COMMIT"], v1.to_string(), "the commit live before the rollout, not the target's");
     let records = w.records("prod").await;
     let rec = records.iter().find(|x| x.release_id.to_string() == r.release_id).unwrap();
-    let release_core::ledger::Action::Switch(d) = &rec.action else { panic!("{rec:?}") };
+    let release_core::model::ledger::Action::Switch(d) = &rec.action else { panic!("{rec:?}") };
     assert_eq!(d.previous.as_ref().map(|p| p.commit.clone()), Some(v1), "hook and record agree");
 }
 
 /// staging (in place) serves a, then b is promoted with a failing `after_traffic`.
-async fn in_place_after_traffic_fails(rollback: bool) -> (World, ScriptedHooks, release_core::Result<release_core::promote::PromoteReport>, String, String) {
+async fn in_place_after_traffic_fails(rollback: bool) -> (World, ScriptedHooks, release_core::Result<release_core::ops::promote::PromoteReport>, String, String) {
     let conf = format!("[env.staging.hooks]\nafter_traffic = \"./smoke\"\nrollback_on_hook_failure = {rollback}\n");
     let w = World::with(shop(2, &conf)).await;
     let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
@@ -280,7 +280,7 @@ async fn in_place_after_traffic_rolled_back_leaves_the_promote_recorded_as_rolle
     assert_eq!(report["release_id"], promote.release_id.to_string());
     assert_eq!(report["hooks"][0]["name"], "after_traffic");
     // a is live again, and the history says so.
-    assert_eq!(release_core::ledger::live_history(&records).last().map(|l| l.commit.to_string()), Some(a));
+    assert_eq!(release_core::model::ledger::live_history(&records).last().map(|l| l.commit.to_string()), Some(a));
     assert!(!w.locked());
 }
 
@@ -336,12 +336,12 @@ async fn switch_plans_name_after_traffic_only_when_the_cluster_would_take_all_th
     w.cloud.clock.advance(Duration::from_secs(600));
     release.promote("prod", &a, &Default::default(), None).await.unwrap();
     let env = w.pipeline.env("prod").unwrap();
-    let named = |plan: &release_core::switch::SwitchPlan| release_core::hooks::planned_for_switch(env, plan);
+    let named = |plan: &release_core::ops::switch::SwitchPlan| release_core::model::hook::planned_for_switch(env, &plan.cluster, &plan.to);
     let full = release.plan_switch("green", &Default::default()).await.unwrap();
     assert_eq!(named(&full), vec![(HookName::AfterTraffic, "./smoke $RELEASE_LIVE_NAME".to_owned())]);
-    let stepped = release_core::switch::SwitchOptions { steps: Some([10, 50, 100].map(release_core::pipeline::RolloutStep::Percent).to_vec()), ..Default::default() };
+    let stepped = release_core::ops::switch::SwitchOptions { steps: Some([10, 50, 100].map(release_core::model::pipeline::RolloutStep::Percent).to_vec()), ..Default::default() };
     assert_eq!(named(&release.plan_switch("green", &stepped).await.unwrap()).len(), 1, "a rollout ends at 100 % and runs it");
-    let partial = release_core::switch::SwitchOptions { weight: Some(50), ..Default::default() };
+    let partial = release_core::ops::switch::SwitchOptions { weight: Some(50), ..Default::default() };
     assert!(named(&release.plan_switch("green", &partial).await.unwrap()).is_empty(), "a --weight shift does not");
     assert!(hooks.started().iter().all(|h| *h != HookName::AfterTraffic), "planning runs nothing");
 }
@@ -386,7 +386,7 @@ async fn the_idle_clusters_previous_release_is_retired_only_after_before_traffic
     assert_eq!(w.weights().await, weights, "no traffic moved");
     let r = &w.records("prod").await[0];
     assert_eq!((r.outcome, r.rolled_back), (Outcome::Failed, Some(true)));
-    let release_core::ledger::Action::Promote(p) = &r.action else { panic!("{r:?}") };
+    let release_core::model::ledger::Action::Promote(p) = &r.action else { panic!("{r:?}") };
     assert!(p.retired_instances.is_empty() && p.draining.is_empty(), "{p:?}");
     // The switch back to a launches nothing (once c's deregistered targets stopped draining: switch counts a
     // draining target as a stray).
@@ -478,7 +478,7 @@ async fn a_hook_of_a_run_dead_on_another_machine_is_waited_out_to_its_deadline_n
     let r = &w.records("staging").await[0];
     let running = r.hook_running.clone().expect("the hook is in the record while it runs");
     assert_eq!((running.name, running.host.as_str()), (HookName::BeforePromote, "build-1"));
-    assert_eq!(running.deadline, running.started.add(release_core::hooks::DEFAULT_TIMEOUT), "hook_timeout (staging: the default)");
+    assert_eq!(running.deadline, running.started.add(release_core::model::hook::DEFAULT_TIMEOUT), "hook_timeout (staging: the default)");
 
     w.cloud.clock.advance(LOCK_LEASE + Duration::from_secs(1));
     let mut second = with_hooks(w.release("bob"), &hooks);
@@ -491,7 +491,7 @@ async fn a_hook_of_a_run_dead_on_another_machine_is_waited_out_to_its_deadline_n
     assert!(w.instances("staging").is_empty(), "nothing launched");
 
     // Past its deadline its run would have killed it: the re-run goes on and runs it again, once.
-    w.cloud.clock.advance(release_core::hooks::DEFAULT_TIMEOUT);
+    w.cloud.clock.advance(release_core::model::hook::DEFAULT_TIMEOUT);
     hooks.script(HookName::BeforePromote, Script::exits(0, Duration::from_secs(1), &[]));
     let report = second.promote("staging", &a, &Default::default(), None).await.unwrap();
     assert_eq!(report.outcome, "succeeded");

@@ -6,13 +6,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use release_core::clock::Clock;
+use release_core::model::clock::Clock;
 use release_core::ports::tags;
 use release_core::ErrorKind;
 use release_testkit::fixtures::{shop, World};
 
 /// Every instance of the app that is not terminated is one of the cluster's registered, healthy instances.
-async fn nothing_leaked(w: &World, cluster: &str, target: &release_core::pipeline::LbTarget, count: usize) {
+async fn nothing_leaked(w: &World, cluster: &str, target: &release_core::model::pipeline::LbTarget, count: usize) {
     let live = w.cloud.live_instances();
     let health = w.cloud.cloud().balancer.health(target).await.unwrap();
     let healthy: BTreeSet<String> = health.iter().filter(|h| h.state == release_core::ports::HealthState::Healthy).map(|h| h.id.to_string()).collect();
@@ -21,8 +21,8 @@ async fn nothing_leaked(w: &World, cluster: &str, target: &release_core::pipelin
     assert!(mine.iter().all(|i| healthy.contains(i.id.as_str())), "{cluster}: every instance healthy: {health:?}");
 }
 
-fn classic(name: &str) -> release_core::pipeline::LbTarget {
-    release_core::pipeline::LbTarget::ClassicElb(name.into())
+fn classic(name: &str) -> release_core::model::pipeline::LbTarget {
+    release_core::model::pipeline::LbTarget::ClassicElb(name.into())
 }
 
 fn zones(w: &World) -> Vec<String> {
@@ -146,7 +146,7 @@ async fn health_that_arrives_after_30s_is_waited_for_and_target_groups_drain_for
     assert_eq!(r.cluster.as_str(), "blue");
     let took = w.cloud.clock.now().since(t0);
     assert!(took >= Duration::from_secs(60), "waited 30 s of health and 30 s of draining: {took:?}");
-    let health = w.cloud.cloud().balancer.health(&release_core::pipeline::LbTarget::TargetGroup("shop-blue".into())).await.unwrap();
+    let health = w.cloud.cloud().balancer.health(&release_core::model::pipeline::LbTarget::TargetGroup("shop-blue".into())).await.unwrap();
     assert!(health.iter().all(|h| h.state == release_core::ports::HealthState::Healthy), "the drained targets are gone: {health:?}");
     let seconds = &w.records("prod").await[0].seconds;
     assert!(seconds["wait-healthy"] >= 30.0, "{seconds:?}");
@@ -161,7 +161,7 @@ async fn instances_are_launched_with_the_pipelines_settings_and_the_clusters_gro
     let s = w.cloud.state();
     let spec = s.launches.last().unwrap();
     assert_eq!(spec.instance_profile.as_deref(), Some("shop-app"));
-    assert_eq!(spec.metadata_tokens, release_core::pipeline::MetadataTokens::Required);
+    assert_eq!(spec.metadata_tokens, release_core::model::pipeline::MetadataTokens::Required);
     let group = s.groups.values().find(|(_, g)| g.name == "shop-staging-instances").map(|(_, g)| g.id.clone()).expect("provision made it");
     assert_eq!(spec.security_groups, vec![group.clone()], "the cluster's instance group");
     let lb_group = s.groups.values().find(|(_, g)| g.name == "shop-staging-lb").map(|(_, g)| g.clone()).unwrap();
@@ -180,7 +180,7 @@ async fn a_snapshot_still_in_use_after_deregistering_is_deleted_once_ec2_lets_go
     // EC2 answers InvalidSnapshot.InUse three times right after DeregisterImage.
     w.cloud.state().snapshot_busy.insert(snap.clone(), 3);
     let start = cloud.clock.now();
-    release_core::bake::remove_image(&cloud, &image).await.expect("removed despite InUse");
+    release_core::steps::images::remove_image(&cloud, &image).await.expect("removed despite InUse");
     assert!(!w.cloud.state().snapshots.contains(&snap), "the snapshot is gone");
     assert!(w.cloud.state().images.get(&ami).is_none(), "the image is gone");
     assert_eq!(w.cloud.state().calls.get("ec2:DeleteSnapshot").copied(), Some(4), "three refusals, then the delete");
@@ -191,7 +191,7 @@ async fn a_snapshot_still_in_use_after_deregistering_is_deleted_once_ec2_lets_go
     let ami = w.cloud.register_image("shop-stuck", release_core::ports::ImageState::Available);
     let image = cloud.images.describe(&ami).await.unwrap().unwrap();
     w.cloud.state().snapshot_busy.insert(image.snapshots[0].clone(), u32::MAX);
-    let err = release_core::bake::remove_image(&cloud, &image).await.expect_err("stuck for good");
+    let err = release_core::steps::images::remove_image(&cloud, &image).await.expect_err("stuck for good");
     assert_eq!(err.kind(), ErrorKind::Aws, "{err}");
     assert!(err.to_string().contains(&image.snapshots[0]), "{err}");
 }

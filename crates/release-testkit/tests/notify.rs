@@ -5,10 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use release_core::clock::Clock;
-use release_core::notify::{EventKind, SINK_TIMEOUT};
-use release_core::promote::PromoteOptions;
-use release_core::queue::Wait;
+use release_core::model::clock::Clock;
+use release_core::model::event::{EventKind};
+use release_core::engine::delivery::{SINK_TIMEOUT};
+use release_core::ops::promote::PromoteOptions;
+use release_core::engine::queue::Wait;
 use release_core::{ErrorKind, Release};
 use release_testkit::fixtures::{shop, World};
 use release_testkit::sinks::{Answer, RecordingNotifier};
@@ -40,7 +41,7 @@ fn release(w: &World, n: &RecordingNotifier, actor: &str) -> Release {
     r
 }
 
-fn kinds(events: &[release_core::notify::Event]) -> Vec<String> {
+fn kinds(events: &[release_core::model::event::Event]) -> Vec<String> {
     events.iter().map(|e| e.step.clone().map_or_else(|| e.event.as_str().to_owned(), |s| format!("step {s}"))).collect()
 }
 
@@ -141,7 +142,7 @@ async fn switch_rollback_and_the_queue_are_events_too() {
 
     // The queue: queued and superseded reach the command sink (its filter takes them).
     let mut latest = w.pipeline.clone();
-    latest.envs.iter_mut().find(|e| e.name.as_str() == "staging").unwrap().queue = release_core::pipeline::QueueMode::Latest;
+    latest.envs.iter_mut().find(|e| e.name.as_str() == "staging").unwrap().queue = release_core::model::pipeline::QueueMode::Latest;
     w.cloud.state().healthy_after = Some(Duration::from_secs(60));
     let mk = |actor: &str| {
         let mut r = Release::new(w.session(actor), latest.clone());
@@ -160,7 +161,7 @@ async fn switch_rollback_and_the_queue_are_events_too() {
     t2.await.unwrap().unwrap();
     let queue_events: Vec<(String, Option<String>)> =
         n.delivered(CMD).into_iter().filter(|e| matches!(e.event, EventKind::Queued | EventKind::Superseded)).map(|e| (e.event.as_str().to_owned(), e.commit_short)).collect();
-    let short = |s: &release_core::ids::CommitSha| Some(s.as_str()[..12].to_owned());
+    let short = |s: &release_core::model::ids::CommitSha| Some(s.as_str()[..12].to_owned());
     assert_eq!(
         queue_events,
         vec![("queued".to_owned(), short(&b)), ("queued".to_owned(), short(&c)), ("superseded".to_owned(), short(&b))],
@@ -220,10 +221,10 @@ async fn a_double_ctrl_c_past_the_point_of_no_return_is_interrupted_not_failed_a
     });
     assert_eq!(result.unwrap_err().kind(), ErrorKind::Interrupted);
     let open = w.records("staging").await[0].clone();
-    assert_eq!(open.outcome, release_core::ledger::Outcome::Started, "left open for a re-run");
+    assert_eq!(open.outcome, release_core::model::ledger::Outcome::Started, "left open for a re-run");
     release(&w, &n, "alice").promote("staging", &c, &Default::default(), None).await.expect("the re-run finishes it");
     let closed = w.records("staging").await[0].clone();
-    assert_eq!((closed.release_id.as_str(), closed.outcome), (open.release_id.as_str(), release_core::ledger::Outcome::Succeeded));
+    assert_eq!((closed.release_id.as_str(), closed.outcome), (open.release_id.as_str(), release_core::model::ledger::Outcome::Succeeded));
 
     let events: Vec<_> = n.delivered(ALL).into_iter().filter(|e| e.release_id == open.release_id.as_str()).collect();
     assert_eq!(kinds(&events), ["started", "interrupted", "succeeded"], "never a `failed` for a run left open");
@@ -241,7 +242,7 @@ async fn refusals_that_changed_nothing_are_refused_with_their_reason_and_nothing
     let (w, n) = every_event().await;
     let (a, b) = (w.bake('a').await, w.bake('b').await);
     // No AMI for the commit.
-    let unbaked = release_core::ids::CommitSha::parse(&"d".repeat(40)).unwrap();
+    let unbaked = release_core::model::ids::CommitSha::parse(&"d".repeat(40)).unwrap();
     let no_ami = release(&w, &n, "alice").promote("staging", &unbaked, &Default::default(), None).await.unwrap_err();
     assert_eq!(no_ami.kind(), ErrorKind::NotFound, "{no_ami}");
     // An alarm firing: a switch toward the idle cluster is refused before anything changes.
@@ -252,7 +253,7 @@ async fn refusals_that_changed_nothing_are_refused_with_their_reason_and_nothing
     let idle = release(&w, &n, "alice").promote("prod", &b, &Default::default(), None).await.unwrap().cluster;
     w.cloud.set_alarm("shop-5xx", release_core::ports::AlarmState::Alarm);
     let weights = w.weights().await;
-    let opts = release_core::switch::SwitchOptions { weight: Some(100), ..Default::default() };
+    let opts = release_core::ops::switch::SwitchOptions { weight: Some(100), ..Default::default() };
     let firing = release(&w, &n, "alice").switch(idle.as_str(), &opts, None).await.unwrap_err();
     assert_eq!(firing.kind(), ErrorKind::Refused, "{firing}");
     assert_eq!(w.weights().await, weights, "nothing changed");
@@ -270,5 +271,5 @@ async fn refusals_that_changed_nothing_are_refused_with_their_reason_and_nothing
     }
     assert!(refused[1].reason.as_deref().is_some_and(|r| r.contains("alarm shop-5xx of env prod is in ALARM now")));
     let records: Vec<_> = w.records("prod").await.into_iter().chain(w.records("staging").await).collect();
-    assert!(records.iter().all(|r| r.outcome != release_core::ledger::Outcome::Failed), "no ledger row says failed");
+    assert!(records.iter().all(|r| r.outcome != release_core::model::ledger::Outcome::Failed), "no ledger row says failed");
 }

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use release_core::ledger::Outcome;
+use release_core::model::ledger::Outcome;
 use release_testkit::fixtures::World;
 
 /// Runs an in-place promote of `count` instances whose health takes 60 s, reading the record every simulated
 /// second while it runs; returns what was seen and the PutItem calls made.
-async fn watched_promote(count: u32) -> (Vec<release_core::ledger::Progress>, release_core::ledger::Record, u64) {
+async fn watched_promote(count: u32) -> (Vec<release_core::model::ledger::Progress>, release_core::model::ledger::Record, u64) {
     let w = World::new(count).await;
     let (a, b) = (w.bake('a').await, w.bake('b').await);
     w.promote("staging", &a).await.unwrap();

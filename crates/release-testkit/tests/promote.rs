@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use release_core::clock::Clock;
-use release_core::error::Cause;
-use release_core::ids::CommitSha;
-use release_core::ledger::{Action, Outcome};
-use release_core::pipeline::LbTarget;
+use release_core::model::clock::Clock;
+use release_core::model::error::Cause;
+use release_core::model::ids::CommitSha;
+use release_core::model::ledger::{Action, Outcome};
+use release_core::model::pipeline::LbTarget;
 use release_core::ports::{tags, HealthState};
-use release_core::promote::PromoteOptions;
-use release_core::runner::LOCK_LEASE;
+use release_core::ops::promote::PromoteOptions;
+use release_core::engine::lock::LOCK_LEASE;
 use release_core::ErrorKind;
 use release_testkit::fixtures::World;
 
@@ -483,7 +483,7 @@ async fn a_stray_of_another_app_in_the_load_balancer_is_refused() {
     let a = w.bake('a').await;
     let cloud = w.cloud.cloud();
     let net = cloud.fleet.network(&[]).await.unwrap();
-    let base = release_core::ids::AmiId::parse("ami-0a1b2c3d4e5f60718").unwrap();
+    let base = release_core::model::ids::AmiId::parse("ami-0a1b2c3d4e5f60718").unwrap();
     let spec = release_core::ports::LaunchSpec {
         ami: base,
         instance_type: "t3.micro".into(),
@@ -495,7 +495,7 @@ async fn a_stray_of_another_app_in_the_load_balancer_is_refused() {
         client_token: "x".into(),
         instance_profile: None,
         key_name: None,
-        metadata_tokens: release_core::pipeline::MetadataTokens::Required,
+        metadata_tokens: release_core::model::pipeline::MetadataTokens::Required,
         root_volume: None,
     };
     let foreign = cloud.fleet.launch(&spec).await.unwrap();
@@ -554,7 +554,7 @@ async fn a_rollback_whose_deregister_fails_still_terminates_and_says_so_when_it_
 
 /// Promotes `sha` to `env` and stops it with two signals `into` the drain (past the point of no return: the first
 /// is acknowledged, the second stops at once). Returns when the old instances' deregistration began.
-async fn interrupted_mid_drain(w: &World, env: &str, sha: &CommitSha, into: Duration) -> release_core::clock::Timestamp {
+async fn interrupted_mid_drain(w: &World, env: &str, sha: &CommitSha, into: Duration) -> release_core::model::clock::Timestamp {
     let deregistered = Arc::new(Mutex::new(None));
     let (mut release, signals) = w.release_with("alice", None);
     let (clock, at) = (w.cloud.clock.clone(), deregistered.clone());
@@ -580,7 +580,7 @@ async fn interrupted_mid_drain(w: &World, env: &str, sha: &CommitSha, into: Dura
 }
 
 /// Re-runs the promote, noting at each step boundary the simulated time and how many of `old` still run.
-async fn rerun_watching(w: &World, env: &str, sha: &CommitSha, old: &BTreeSet<String>) -> (release_core::promote::PromoteReport, Vec<(String, release_core::clock::Timestamp, usize)>) {
+async fn rerun_watching(w: &World, env: &str, sha: &CommitSha, old: &BTreeSet<String>) -> (release_core::ops::promote::PromoteReport, Vec<(String, release_core::model::clock::Timestamp, usize)>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (mut release, _) = w.release_with("alice", None);
     let (cloud, s2, old) = (w.cloud.clone(), seen.clone(), old.clone());

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use release_core::clock::Clock;
-use release_core::ledger::{Action, Outcome, TicketAction};
-use release_core::pipeline::QueueMode;
-use release_core::promote::PromoteOptions;
-use release_core::queue::Wait;
+use release_core::model::clock::Clock;
+use release_core::model::ledger::{Action, Outcome, TicketAction};
+use release_core::model::pipeline::QueueMode;
+use release_core::ops::promote::PromoteOptions;
+use release_core::engine::queue::Wait;
 use release_core::{ErrorKind, Release};
 use release_testkit::fixtures::World;
 
@@ -18,7 +18,7 @@ fn waiting(wait: Wait) -> PromoteOptions {
 
 /// Promotes of `shas` to staging: the first without waiting (it holds the lock for a minute: health takes that
 /// long), the others each a second later with `--wait`. Returns each one's result, in arrival order.
-async fn rush(w: &World, shas: &[release_core::ids::CommitSha], release: impl Fn(usize) -> Release) -> Vec<Result<String, (ErrorKind, String)>> {
+async fn rush(w: &World, shas: &[release_core::model::ids::CommitSha], release: impl Fn(usize) -> Release) -> Vec<Result<String, (ErrorKind, String)>> {
     w.cloud.state().healthy_after = Some(Duration::from_secs(60));
     let mut tasks = Vec::new();
     for (i, sha) in shas.iter().enumerate() {
@@ -35,7 +35,7 @@ async fn rush(w: &World, shas: &[release_core::ids::CommitSha], release: impl Fn
     out
 }
 
-fn promoted_in_order(records: &[release_core::ledger::Record]) -> Vec<String> {
+fn promoted_in_order(records: &[release_core::model::ledger::Record]) -> Vec<String> {
     let mut done: Vec<_> = records.iter().filter(|r| r.action_name() == "promote" && r.outcome == Outcome::Succeeded && matches!(r.action, Action::Promote(_))).collect();
     done.sort_by_key(|r| r.started);
     done.iter().filter_map(|r| r.commit().map(|c| c.to_string())).collect()
@@ -159,10 +159,10 @@ async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
     // A dead waiter: a ticket nobody renews.
     let staging = w.pipeline.env("staging").unwrap();
     let now = w.cloud.clock.now();
-    let dead = release_core::ledger::Ticket {
+    let dead = release_core::model::ledger::Ticket {
         app: w.pipeline.app.clone(),
         env: staging.name.clone(),
-        id: release_core::ids::ReleaseId::from_string("r-dead".into()),
+        id: release_core::model::ids::ReleaseId::from_string("r-dead".into()),
         arrival: now,
         holder: "ghost".into(),
         host: "gone".into(),
@@ -170,7 +170,7 @@ async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
         action: TicketAction::Promote,
         commit: Some(a.clone()),
         doing: "promote aaaaaaaaaaaa to staging".into(),
-        expires: now.add(release_core::runner::LOCK_LEASE),
+        expires: now.add(release_core::engine::lock::LOCK_LEASE),
         started: None,
     };
     w.cloud.cloud().queue.enqueue(&w.pipeline.ledger_table, &dead).await.unwrap();
@@ -180,7 +180,7 @@ async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
     // A waiter behind it gets its turn once the ghost's lease ran out.
     let r = w.release("alive").promote("staging", &b, &waiting(Wait::Forever), None).await.expect("served after the lease");
     assert_eq!(r.commit, b);
-    assert!(w.cloud.clock.now().since(now) >= release_core::runner::LOCK_LEASE);
+    assert!(w.cloud.clock.now().since(now) >= release_core::engine::lock::LOCK_LEASE);
 }
 
 /// A user found this: with `latest`, older promotes left "superseded" at once, by a newer one that then gave up

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
-use release_core::pipeline::LbTarget;
+use release_core::model::pipeline::LbTarget;
 use release_core::ports::{LbInfo, RecordChange, WeightedAlias};
-use release_core::promote::PromoteOptions;
-use release_core::provision::{aims_at, Action};
-use release_core::switch::SwitchOptions;
+use release_core::ops::promote::PromoteOptions;
+use release_core::ops::provision::{Action};
+use release_core::observe::balancers::{aims_at};
+use release_core::ops::switch::SwitchOptions;
 use release_core::ErrorKind;
 use release_testkit::fixtures::World;
 
@@ -19,7 +20,7 @@ const OLD: &str = "shop-blue-OLD-123.us-east-1.elb.amazonaws.com.";
 async fn point(w: &World, cluster: &str, dns: &str, zone: Option<&str>) {
     let cloud = w.cloud.cloud();
     let env = w.pipeline.env("prod").unwrap();
-    let live = release_core::world::live_name(&cloud, env).await.unwrap().unwrap();
+    let live = release_core::observe::world::live_name(&cloud, env).await.unwrap().unwrap();
     let r = live.records.weighted.iter().find(|r| r.set_identifier == cluster).unwrap().clone();
     let zone_id = zone.map_or_else(|| r.target_zone_id.clone(), str::to_owned);
     let change = RecordChange::Upsert(WeightedAlias { target_dns: dns.into(), target_zone_id: zone_id, ..r });
@@ -29,7 +30,7 @@ async fn point(w: &World, cluster: &str, dns: &str, zone: Option<&str>) {
 /// (weight, alias DNS name) of `cluster`'s record.
 async fn record(w: &World, cluster: &str) -> (u8, String) {
     let env = w.pipeline.env("prod").unwrap();
-    let live = release_core::world::live_name(&w.cloud.cloud(), env).await.unwrap().unwrap();
+    let live = release_core::observe::world::live_name(&w.cloud.cloud(), env).await.unwrap().unwrap();
     let r = live.records.weighted.iter().find(|r| r.set_identifier == cluster).unwrap();
     (r.weight, r.target_dns.clone())
 }
@@ -216,7 +217,7 @@ async fn a_weighted_record_deleted_by_hand_is_pointed_out_by_status() {
     let v1 = w.bake('1').await;
     assert_eq!(w.deploy_prod(&v1).await.as_str(), "green");
     let cloud = w.cloud.cloud();
-    let live = release_core::world::live_name(&cloud, w.pipeline.env("prod").unwrap()).await.unwrap().unwrap();
+    let live = release_core::observe::world::live_name(&cloud, w.pipeline.env("prod").unwrap()).await.unwrap().unwrap();
     let blue = live.records.weighted.iter().find(|r| r.set_identifier == "blue").unwrap().clone();
     cloud.dns.submit(&live.zone, &[RecordChange::Delete(blue)], "by hand").await.unwrap();
     let status = w.release("ops").status(Some("prod")).await.unwrap();

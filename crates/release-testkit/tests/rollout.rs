@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use release_core::clock::Clock;
-use release_core::ids::CommitSha;
-use release_core::ledger::{Action, Outcome};
+use release_core::model::clock::Clock;
+use release_core::model::ids::CommitSha;
+use release_core::model::ledger::{Action, Outcome};
 use release_core::ports::AlarmState;
-use release_core::runner::LOCK_LEASE;
-use release_core::switch::{SwitchOptions, SwitchReport};
+use release_core::engine::lock::LOCK_LEASE;
+use release_core::ops::switch::{SwitchOptions, SwitchReport};
 use release_core::ErrorKind;
 use release_testkit::fixtures::{shop, World};
 
@@ -46,7 +46,7 @@ fn changes(w: &World) -> u64 {
     w.cloud.state().calls.get("route53:ChangeResourceRecordSets").copied().unwrap_or(0)
 }
 
-fn rollout_of(r: &SwitchReport) -> &release_core::rollout::RolloutOutcome {
+fn rollout_of(r: &SwitchReport) -> &release_core::ops::switch::rollout::RolloutOutcome {
     r.rollout.as_ref().expect("a rollout report")
 }
 
@@ -77,7 +77,7 @@ async fn a_rollout_takes_each_step_in_one_change_and_watches_each_pause() {
     assert!(!w.locked());
 }
 
-fn r_ref<'a>(records: &'a [release_core::ledger::Record], r: &SwitchReport) -> &'a release_core::ledger::Record {
+fn r_ref<'a>(records: &'a [release_core::model::ledger::Record], r: &SwitchReport) -> &'a release_core::model::ledger::Record {
     records.iter().find(|x| x.release_id.to_string() == r.release_id).expect("the rollout's record")
 }
 
@@ -100,7 +100,7 @@ async fn an_alarm_at_step_two_rolls_back_in_one_change_and_the_ledger_says_why()
     assert_eq!(rec.rolled_back, Some(true));
     assert!(!w.locked());
     // Rolled back: not history; a rollback now has no partial shift to undo and blue is idle again.
-    assert!(release_core::ledger::live_history(&records).iter().all(|l| l.cluster.as_ref().map(|c| c.as_str()) != Some("blue")));
+    assert!(release_core::model::ledger::live_history(&records).iter().all(|l| l.cluster.as_ref().map(|c| c.as_str()) != Some("blue")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -307,7 +307,7 @@ async fn a_rollback_after_a_dead_rollout_restores_the_weights_from_before_it_and
 async fn command_line_steps_override_the_file_and_weight_stays_one_step() {
     let (w, _) = ready("").await;
     let before = changes(&w);
-    let opts = SwitchOptions { steps: Some(vec![release_core::pipeline::RolloutStep::Percent(25), release_core::pipeline::RolloutStep::Percent(100)]), pause: Some(Duration::from_secs(60)), ..Default::default() };
+    let opts = SwitchOptions { steps: Some(vec![release_core::model::pipeline::RolloutStep::Percent(25), release_core::model::pipeline::RolloutStep::Percent(100)]), pause: Some(Duration::from_secs(60)), ..Default::default() };
     let plan = w.release("alice").plan_switch("blue", &opts).await.unwrap();
     let steps: Vec<String> = plan.rollout.as_ref().unwrap().steps.iter().map(|s| s.weights.as_ref().unwrap().describe()).collect();
     assert_eq!(steps, ["blue=25,green=75", "blue=100,green=0"]);
@@ -327,7 +327,7 @@ async fn an_alarm_between_in_place_batches_stops_the_promote_serving_and_rollbac
     w.cloud.put_alarm("shop-staging-5xx");
     let (v1, v2) = (w.bake('1').await, w.bake('2').await);
     w.promote("staging", &v1).await.unwrap();
-    let opts = release_core::promote::PromoteOptions { batch: Some(1), ..Default::default() };
+    let opts = release_core::ops::promote::PromoteOptions { batch: Some(1), ..Default::default() };
     // A missing alarm is refused before anything is launched.
     w.cloud.delete_alarm("shop-staging-5xx");
     let launched = w.cloud.state().launches.len();
@@ -354,7 +354,7 @@ async fn an_alarm_between_in_place_batches_stops_the_promote_serving_and_rollbac
     assert_eq!(err.kind(), ErrorKind::DeployFailed, "{err}");
     assert_eq!(err.rolled_back(), Some(false));
     assert!(err.message().starts_with("alarm shop-staging-5xx went to ALARM after batch 1 of 3"), "{err}");
-    let registered = w.cloud.registered(&release_core::pipeline::LbTarget::ClassicElb("shop-staging".into()));
+    let registered = w.cloud.registered(&release_core::model::pipeline::LbTarget::ClassicElb("shop-staging".into()));
     assert_eq!(registered.len(), 3, "the environment still serves at full capacity");
     let mut commits = w.commits("staging");
     commits.sort();
@@ -476,7 +476,7 @@ async fn rollout_continue_in_place_says_there_are_no_rollouts_there() {
 /// bob's session judges alice's lock provably dead (as the CLI does for a pid gone on the same host).
 fn judging_alice_dead(w: &World) -> release_core::Release {
     let mut s = w.session("bob");
-    s.holder_gone = std::sync::Arc::new(|l: &release_core::ledger::LockInfo| l.holder == "alice");
+    s.holder_gone = std::sync::Arc::new(|l: &release_core::model::ledger::LockInfo| l.holder == "alice");
     release_core::Release::new(s, w.pipeline.clone())
 }
 
@@ -494,7 +494,7 @@ async fn rollout_continue_resumes_at_once_when_the_holder_is_provably_dead() {
     let t0 = w.cloud.clock.now();
     let c = bob.rollout_continue("prod", Default::default()).await.unwrap();
     assert!(c.resumed.is_some() && c.request_id.is_none(), "resumed here, no request to a dead run: {c:?}");
-    assert!(w.cloud.clock.now().since(t0) < release_core::rollout::REQUEST_WAIT, "did not wait for the dead holder");
+    assert!(w.cloud.clock.now().since(t0) < release_core::ops::switch::rollout::REQUEST_WAIT, "did not wait for the dead holder");
     assert_eq!(w.weights().await.describe(), "blue=100,green=0");
     assert!(!w.records("prod").await.iter().any(|x| matches!(x.action, Action::RolloutRequest(_))), "no request was written");
     assert!(!w.locked());
@@ -510,7 +510,7 @@ async fn rollback_restores_the_weights_at_once_when_the_rollout_holder_is_provab
     let t0 = w.cloud.clock.now();
     assert!(bob.rollout_rollback("prod").await.unwrap().is_none(), "no live run to ask");
     bob.rollback("prod", &Default::default(), None).await.unwrap();
-    assert!(w.cloud.clock.now().since(t0) < release_core::rollout::REQUEST_WAIT, "did not wait for the dead holder");
+    assert!(w.cloud.clock.now().since(t0) < release_core::ops::switch::rollout::REQUEST_WAIT, "did not wait for the dead holder");
     assert_eq!(w.weights().await.describe(), "blue=0,green=100");
     let records = w.records("prod").await;
     let dead = records.iter().find(|x| matches!(&x.action, Action::Switch(s) if s.rollout.is_some())).unwrap();
@@ -548,7 +548,7 @@ async fn a_batch_promote_with_an_alarm_already_in_alarm_is_refused_before_launch
     let (v1, v2) = (w.bake('1').await, w.bake('2').await);
     w.promote("staging", &v1).await.unwrap();
     w.cloud.set_alarm("shop-staging-5xx", AlarmState::Alarm);
-    let opts = release_core::promote::PromoteOptions { batch: Some(1), ..Default::default() };
+    let opts = release_core::ops::promote::PromoteOptions { batch: Some(1), ..Default::default() };
     let launched = w.cloud.state().launches.len();
     let err = w.release("alice").plan_promote("staging", &v2, &opts).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Refused, "--plan refuses as the run would: {err}");

@@ -4,10 +4,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use release_core::clock::Clock;
-use release_core::ledger::{Action, Outcome, RollbackPath};
-use release_core::promote::PromoteOptions;
-use release_core::switch::SwitchOptions;
+use release_core::model::clock::Clock;
+use release_core::model::ledger::{Action, Outcome, RollbackPath};
+use release_core::ops::promote::PromoteOptions;
+use release_core::ops::switch::SwitchOptions;
 use release_core::ErrorKind;
 use release_testkit::fixtures::World;
 
@@ -15,7 +15,7 @@ fn ids(w: &World, cluster: &str) -> BTreeSet<String> {
     w.instances(cluster).into_iter().map(|i| i.id.to_string()).collect()
 }
 
-fn live(w: &release_core::weights::Weights) -> String {
+fn live(w: &release_core::model::weights::Weights) -> String {
     w.describe()
 }
 
@@ -222,7 +222,7 @@ async fn a_forced_rollback_that_must_promote_does_not_wait_settle() {
     // cluster that stopped taking traffic a moment ago, which settle would make it wait for.
     w.release("alice").rollback("prod", &Default::default(), None).await.unwrap();
     let t0 = w.cloud.clock.now();
-    let forced = release_core::promote::PromoteOptions { force: true, ..Default::default() };
+    let forced = release_core::ops::promote::PromoteOptions { force: true, ..Default::default() };
     let r = w.release("alice").rollback("prod", &forced, None).await.unwrap();
     assert_eq!(r.plan.to_commit, v1);
     assert!(w.cloud.clock.now().since(t0) < Duration::from_secs(60), "did not wait settle: {:?}", w.cloud.clock.now().since(t0));
@@ -249,7 +249,7 @@ async fn every_record_names_the_commit_it_made_live_rollbacks_too() {
             (doc["action"].as_str().unwrap_or("").to_owned(), doc["commit"].as_str().map(str::to_owned))
         })
         .collect();
-    let row = |action: &str, c: &release_core::ids::CommitSha| (action.to_owned(), Some(c.to_string()));
+    let row = |action: &str, c: &release_core::model::ids::CommitSha| (action.to_owned(), Some(c.to_string()));
     assert_eq!(rows, vec![row("rollback", &a), row("switch", &b), row("promote", &b), row("switch", &a), row("promote", &a)], "{first} then {second}");
 }
 

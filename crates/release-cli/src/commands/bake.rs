@@ -1,6 +1,6 @@
 //! `release bake <sha> [--force]` and `release images`.
 
-use release_core::bake::{self, BakeContext, BakeOptions};
+use release_core::ops::bake::{self, BakeContext, BakeOptions};
 use release_core::Result;
 use release_packer::PackerBaker;
 

@@ -1,8 +1,8 @@
 //! `release gc [--plan] [--keep N] [--older-than DUR] [--app NAME|all]`: the plan lists each removal and each kept
 //! image with its reason; orphan instances are terminated only when confirmed or with `--yes`.
 
-use release_core::gc::{GcOptions, Plan};
-use release_core::ids::short_sha;
+use release_core::ops::gc::{GcOptions, Plan};
+use release_core::model::ids::short_sha;
 use release_core::{Error, Result};
 
 use crate::args::Global;
@@ -10,7 +10,7 @@ use crate::context;
 use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_than: &str) -> Result<()> {
-    let older_than = release_core::clock::parse_duration(older_than).map_err(|e| Error::input(format!("--older-than: {e}; give a duration like 14d, 36h or 0s")))?;
+    let older_than = release_core::model::clock::parse_duration(older_than).map_err(|e| Error::input(format!("--older-than: {e}; give a duration like 14d, 36h or 0s")))?;
     if keep == 0 {
         // Keeping no rollback target would let gc delete what `release rollback` goes back to next.
         return Err(Error::input("--keep must be at least 1 (the target of the next rollback); the default is 3"));

@@ -1,7 +1,7 @@
 //! `release history [--env ENV] [--limit N]`: the ledger, newest first, including environments no longer in the
 //! pipeline file.
 
-use release_core::ids::short_sha;
+use release_core::model::ids::short_sha;
 use release_core::{Error, Result};
 
 use crate::args::Global;
@@ -12,10 +12,10 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32, outcom
     if limit == 0 {
         return Err(Error::input("--limit must be at least 1"));
     }
-    let outcome = outcome.map(release_core::ledger::Outcome::parse).transpose()?;
+    let outcome = outcome.map(release_core::model::ledger::Outcome::parse).transpose()?;
     let pipeline = context::load_pipeline_to_read(g)?;
     if let Some(e) = env {
-        release_core::ids::EnvName::parse(e)?;
+        release_core::model::ids::EnvName::parse(e)?;
     }
     let c = context::connected(g, pipeline, "history", context::Writes::Nothing).await?;
     let (mut doc, records, waiting) = crate::documents::history(&c.release, env, limit, outcome).await?;

@@ -3,8 +3,9 @@
 
 use std::time::Instant;
 
-use release_core::notify::{Event, EventKind, InstanceCounts, SINK_TIMEOUT};
-use release_core::pipeline::SinkKind;
+use release_core::model::event::{Event, EventKind, InstanceCounts};
+use release_core::engine::delivery::{SINK_TIMEOUT};
+use release_core::model::pipeline::SinkKind;
 use release_core::{Error, Result};
 
 use crate::args::Global;

@@ -1,8 +1,8 @@
 //! `release promote <sha> --env ENV [--cluster C] [--plan] [--batch N] [--force]`.
 
-use release_core::ids::short_sha;
-use release_core::promote::plan::PlanKind;
-use release_core::promote::{PromoteOptions, PromotePlan, PromoteReport};
+use release_core::model::ids::short_sha;
+use release_core::ops::promote::plan::PlanKind;
+use release_core::ops::promote::{PromoteOptions, PromotePlan, PromoteReport};
 use release_core::{Error, Result};
 
 use crate::args::Global;
@@ -16,7 +16,7 @@ pub struct Args<'a> {
     pub plan: bool,
     pub batch: Option<u32>,
     pub force: bool,
-    pub wait: release_core::queue::Wait,
+    pub wait: release_core::engine::queue::Wait,
 }
 
 pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
@@ -30,12 +30,12 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
     let opts = PromoteOptions { cluster: a.cluster.map(str::to_owned), batch: a.batch, force: a.force, region: c.region.clone(), wait: a.wait, ..Default::default() };
     if a.plan {
         let plan = c.release.plan_promote(a.env, &commit, &opts).await?;
-        let mut report = release_core::promote::apply::report(&plan, "planned");
+        let mut report = release_core::ops::promote::apply::report(&plan, "planned");
         report.retired_instances = plan.retire.clone();
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         doc["plan"] = serde_json::to_value(&plan).unwrap_or_default();
-        let hooks = planned_hooks(&environment, &plan);
+        let hooks: Vec<(&str, String)> = release_core::model::hook::planned_for_promote(&environment, plan.kind == PlanKind::Deploy).into_iter().map(|(n, c)| (n.as_str(), c)).collect();
         doc["hooks"] = serde_json::to_value(&hooks).unwrap_or_default();
         context::add_calls(&mut doc, &c.calls);
         out.result(&doc, || format!("{}{}", plan_text(&plan), hooks.iter().map(|(n, c)| format!("\n  hook {n}: {c}")).collect::<String>()));
@@ -72,7 +72,7 @@ fn plan_text(plan: &PromotePlan) -> String {
         s.push_str(&format!("\n  - {} (stray)", st.describe()));
     }
     for i in &plan.terminated {
-        s.push_str(&format!("\n  - {}", release_core::world::describe_terminated(i)));
+        s.push_str(&format!("\n  - {}", release_core::observe::world::describe_terminated(i)));
     }
     for z in &plan.skipped {
         s.push_str(&format!("\n  skipped {z}"));
@@ -113,17 +113,4 @@ fn report_text(r: &PromoteReport, calls: u64) -> String {
             calls
         ),
     }
-}
-
-/// The hooks a promote following this plan would run, in order, with their commands (`--plan` shows them).
-fn planned_hooks(env: &release_core::pipeline::Environment, plan: &PromotePlan) -> Vec<(&'static str, String)> {
-    use release_core::hooks::HookName;
-    if plan.kind != PlanKind::Deploy {
-        return Vec::new();
-    }
-    let mut names = vec![HookName::BeforePromote, HookName::BeforeTraffic];
-    if !env.is_blue_green() {
-        names.push(HookName::AfterTraffic);
-    }
-    names.into_iter().filter_map(|n| env.hooks.command(n).map(|c| (n.as_str(), c.to_owned()))).collect()
 }

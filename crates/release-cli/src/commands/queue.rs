@@ -1,8 +1,8 @@
 //! `release queue [--env ENV]` and `release queue cancel <ticket>`: who holds each environment's lock and who waits
 //! for it (`--wait`), in the order they will run.
 
-use release_core::clock::format_duration;
-use release_core::queue::Wait;
+use release_core::model::clock::format_duration;
+use release_core::engine::queue::Wait;
 use release_core::{Error, Result};
 
 use crate::args::{Global, QueueAction};

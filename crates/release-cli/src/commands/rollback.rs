@@ -1,15 +1,15 @@
 //! `release rollback --env ENV [--plan] [--force] [--wait [DUR]]`: one step back; the prompt and the plan name where it goes.
 
-use release_core::ids::short_sha;
-use release_core::promote::PromoteOptions;
-use release_core::rollback::RollbackPlan;
+use release_core::model::ids::short_sha;
+use release_core::ops::promote::PromoteOptions;
+use release_core::ops::promote::rollback::RollbackPlan;
 use release_core::Result;
 
 use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
-pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bool, wait: release_core::queue::Wait) -> Result<()> {
+pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bool, wait: release_core::engine::queue::Wait) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.env(env)?;
     let c = context::connected(g, pipeline, "rollback", context::Writes::Ledger).await?;

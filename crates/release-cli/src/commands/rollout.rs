@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use release_core::clock::{format_duration, parse_duration};
-use release_core::pipeline::{parse_steps, RolloutStep};
-use release_core::rollout::{RequestReport, RolloutStatus};
-use release_core::switch::{SwitchPlan, SwitchReport};
+use release_core::model::clock::{format_duration, parse_duration};
+use release_core::model::pipeline::{parse_steps, RolloutStep};
+use release_core::ops::switch::rollout::{RequestReport, RolloutStatus};
+use release_core::ops::switch::{SwitchPlan, SwitchReport};
 use release_core::{Error, Result};
 
 use crate::args::{Global, RolloutAction};
@@ -27,8 +27,8 @@ pub fn options(steps: Option<&str>, pause: Option<&str>) -> Result<StepOptions> 
             parse_duration(p).map_err(|why| Error::input(format!("--pause {p}: {why}; give a duration like 30s, 5m or 1h")))
         })
         .transpose()?;
-    if pause.is_some_and(|p| p > release_core::pipeline::MAX_ROLLOUT_PAUSE) {
-        return Err(Error::input(format!("--pause is at most {}; for a longer wait put \"hold\" in --steps", format_duration(release_core::pipeline::MAX_ROLLOUT_PAUSE))));
+    if pause.is_some_and(|p| p > release_core::model::pipeline::MAX_ROLLOUT_PAUSE) {
+        return Err(Error::input(format!("--pause is at most {}; for a longer wait put \"hold\" in --steps", format_duration(release_core::model::pipeline::MAX_ROLLOUT_PAUSE))));
     }
     Ok(StepOptions { steps, pause })
 }

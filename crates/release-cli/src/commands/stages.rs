@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use release_core::ids::CommitSha;
-use release_core::pipeline::{self, Pipeline};
+use release_core::model::ids::CommitSha;
+use release_core::model::pipeline::{self, Pipeline};
 use release_core::ports::{Export, Workspace};
 use release_core::{Error, ErrorKind, Result};
 use release_packer::GitWorkspace;

@@ -1,7 +1,7 @@
 //! `release status [--env ENV]`: every app's when there are several pipelines and no --app.
 
-use release_core::ids::short_sha;
-use release_core::status::{self, EnvStatus};
+use release_core::model::ids::short_sha;
+use release_core::ops::status::{self, EnvStatus};
 use release_core::Result;
 
 use crate::args::Global;
@@ -39,7 +39,7 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
     }
 }
 
-fn table(envs: &[EnvStatus], now: release_core::clock::Timestamp) -> String {
+fn table(envs: &[EnvStatus], now: release_core::model::clock::Timestamp) -> String {
     let mut s = format!("{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n", "ENV", "CLUSTER", "ROLE", "COMMIT", "AMI", "BAKED", "HEALTHY");
     for e in envs {
         for c in &e.clusters {
@@ -72,7 +72,7 @@ fn table(envs: &[EnvStatus], now: release_core::clock::Timestamp) -> String {
                 s.push_str(&format!("{:<10} stray in {}: {}\n", "", c.target, st.describe()));
             }
             for id in &c.terminated {
-                s.push_str(&format!("{:<10} {}\n", "", release_core::world::describe_terminated(id)));
+                s.push_str(&format!("{:<10} {}\n", "", release_core::observe::world::describe_terminated(id)));
             }
             if let Some(n) = &c.note {
                 s.push_str(&format!("{:<10} note: {n}\n", ""));

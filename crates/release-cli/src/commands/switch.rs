@@ -1,7 +1,7 @@
 //! `release switch <cluster> [--weight PCT | --steps 10,50,100 --pause DUR] [--plan] [--force] [--wait [DUR]]`.
 
-use release_core::ids::short_sha;
-use release_core::switch::{SwitchOptions, SwitchPlan, SwitchReport};
+use release_core::model::ids::short_sha;
+use release_core::ops::switch::{SwitchOptions, SwitchPlan, SwitchReport};
 use release_core::Result;
 
 use crate::args::Global;
@@ -17,7 +17,7 @@ pub async fn run(
     rollout: super::rollout::StepOptions,
     plan_only: bool,
     force: bool,
-    wait: release_core::queue::Wait,
+    wait: release_core::engine::queue::Wait,
 ) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.cluster(cluster)?;
@@ -30,7 +30,7 @@ pub async fn run(
         let env = c.release.pipeline.env(plan.env.as_str())?;
         // What it would run, as `promote --plan` names its hooks; none when nothing changes.
         let hooks: Vec<(&str, String)> = if plan.changes {
-            release_core::hooks::planned_for_switch(env, &plan).into_iter().map(|(n, c)| (n.as_str(), c)).collect()
+            release_core::model::hook::planned_for_switch(env, &plan.cluster, &plan.to).into_iter().map(|(n, c)| (n.as_str(), c)).collect()
         } else {
             Vec::new()
         };

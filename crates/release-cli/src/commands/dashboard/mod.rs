@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use release_core::clock::{format_duration, parse_duration};
-use release_core::ledger::Actor;
+use release_core::model::clock::{format_duration, parse_duration};
+use release_core::model::ledger::Actor;
 use release_core::ports::Cloud;
-use release_core::runner::Session;
+use release_core::engine::session::Session;
 use release_core::{Error, Release, Result};
 
 use crate::args::Global;

@@ -1,0 +1,133 @@
+//! The environment's lock: who may change it now. Taken by the runner (directly or after a turn in the queue),
+//! renewed by the runner's watcher, judged (stale, gone, live) by `unlock`, `status` and rollouts.
+
+use std::time::Duration;
+
+
+use crate::model::clock::Timestamp;
+use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::ids::ReleaseId;
+use crate::model::ledger::{LockInfo, Outcome, Record};
+use crate::model::pipeline::{Environment, Pipeline};
+
+use crate::engine::session::Session;
+
+/// How long a lock lives without renewal: a dead holder blocks an environment for at most this long.
+pub const LOCK_LEASE: Duration = Duration::from_secs(120);
+/// How often the runner renews a lock it holds.
+pub const RENEW_EVERY: Duration = Duration::from_secs(30);
+
+/// The lock item a run of `session` writes to hold `env`.
+pub fn lock_info(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> LockInfo {
+    let now = session.cloud.clock.now();
+    LockInfo {
+        app: pipeline.app.clone(),
+        env: env.name.clone(),
+        holder: session.actor.name.clone(),
+        release_id: run_id.clone(),
+        doing: doing.to_owned(),
+        host: session.actor.host.clone(),
+        pid: session.actor.pid,
+        acquired: now,
+        renewed: Some(now),
+        expires: now.add(LOCK_LEASE),
+    }
+}
+
+/// Takes the environment's lock for `run_id` or says who holds it.
+pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> Result<LockInfo> {
+    let info = lock_info(session, pipeline, env, run_id, doing);
+    match session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? {
+        None => Ok(info),
+        Some(held) => {
+            let mut err = lock_held(env, &held, info.acquired);
+            // A holder that died on this machine: say whether a hook it started still runs, or that unlock may
+            // break its lock now (one more read, only on this path).
+            if !held.is_stale(info.acquired) && (session.holder_gone)(&held) {
+                let records = session.cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await.unwrap_or_default();
+                let judged = judge_holder(session, &held, records.iter().find(|r| r.holder == held.release_id), info.acquired);
+                let more = match &judged {
+                    Holder::Gone(why) => format!("; its {why}: `release unlock --env {}` breaks the lock now", env.name),
+                    _ => format!("; its {}", judged.why()),
+                };
+                let message = format!("{}{more}", err.message());
+                err = err.reword(message);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The error for a lock held by someone else.
+pub fn lock_held(env: &Environment, held: &LockInfo, now: Timestamp) -> Error {
+    let doing = if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) };
+    Error::new(
+        ErrorKind::LockHeld,
+        format!(
+            "environment {} is locked by {} since {} (release {}, host {}{doing}); wait for it (--wait), or if its holder died, \
+             `release unlock --env {}` once its lease runs out at {}",
+            env.name,
+            held.holder,
+            held.acquired,
+            held.release_id,
+            held.host,
+            env.name,
+            if held.expires < now { "an earlier time (it already has)".to_owned() } else { held.expires.to_string() }
+        ),
+    )
+}
+
+/// What can be said of a lock's holder: the one judgement `unlock`, `status` and rollouts use. Each carries why,
+/// for messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// Its lease ran out: it stopped renewing it.
+    Stale(String),
+    /// Provably gone: its process on this machine no longer exists and no hook it started may still run
+    /// (`holder pid N on HOST is gone`).
+    Gone(String),
+    /// Alive, or nothing proves otherwise (`lease renewed Ns ago, expires in Ms`).
+    Live(String),
+}
+
+impl Holder {
+    /// Whether the holder may still be working.
+    pub fn is_live(&self) -> bool {
+        matches!(self, Holder::Live(_))
+    }
+
+    /// Why.
+    pub fn why(&self) -> &str {
+        match self {
+            Holder::Stale(w) | Holder::Gone(w) | Holder::Live(w) => w,
+        }
+    }
+}
+
+/// Judges `lock`'s holder at `now`. `record` is the open record of the environment, if any: a holder whose process
+/// died while a hook it started still runs is not gone (its hook is still changing things).
+pub fn judge_holder(session: &Session, lock: &LockInfo, record: Option<&Record>, now: Timestamp) -> Holder {
+    let last = lock.renewed.unwrap_or(lock.acquired);
+    if lock.is_stale(now) {
+        return Holder::Stale(format!("lease ran out {}s ago (last renewed {}s ago)", now.since(lock.expires).as_secs(), now.since(last).as_secs()));
+    }
+    let lease = format!("lease renewed {}s ago, expires in {}s", now.since(last).as_secs(), lock.expires.since(now).as_secs());
+    if !(session.holder_gone)(lock) {
+        return Holder::Live(lease);
+    }
+    let pid = lock.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+    let hook = record.filter(|r| r.holder == lock.release_id && r.outcome == Outcome::Started).and_then(|r| r.hook_running.as_ref());
+    if let Some(why) = hook.and_then(|h| h.may_run(h.host == session.actor.host, |p| session.hooks.alive(p), now)) {
+        return Holder::Live(format!("holder pid {pid} on {} is gone but its {why}; {lease}", lock.host));
+    }
+    Holder::Gone(format!("holder pid {pid} on {} is gone", lock.host))
+}
+
+
+/// Renews `lock` for another lease: the renewed lock, or `None` when it is not this run's any more (broken, or
+/// lapsed and taken). The one renewal: the runner's watcher and gc's extra locks both come here.
+pub async fn renew(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> Result<Option<LockInfo>> {
+    let now = session.cloud.clock.now();
+    let next = LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..lock.clone() };
+    Ok(session.cloud.lock.renew(&pipeline.ledger_table, &next).await?.then_some(next))
+}

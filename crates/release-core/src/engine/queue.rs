@@ -1,0 +1,391 @@
+//! The queue in front of an environment's lock (`--wait`): a fair line of waiting commands, kept in the ledger table
+//! beside the lock so that every machine sees the same line.
+//!
+//! - A waiting command holds a **ticket** (`sk = queue#<arrival>#<id>`), leased like the lock and renewed while it
+//!   waits: a waiter that died leaves the line by itself when its lease runs out.
+//! - Tickets are served **in order of arrival**: only the first live ticket may take the lock when it frees. A
+//!   command that does not wait (`--wait 0`, or none given) does not jump the line either: with tickets waiting it is
+//!   refused at once, like a held lock.
+//! - `queue = "latest"`: a waiting promote that sees a newer waiting promote behind it leaves the line without
+//!   running (`superseded`, recorded in the ledger, exit 0): CI deploying every merge ends on the newest commit.
+//!   Each waiter decides this about itself, so no waiter ever writes another's ticket.
+//! - `release queue cancel <id>` removes a ticket; its waiter sees it gone, records `cancelled` and exits 5.
+//!   Ctrl-C while waiting removes one's own ticket (exit 130). A wait that runs out removes it too (exit 5).
+
+use std::time::Duration;
+
+use crate::model::clock::{format_duration, Timestamp};
+use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::ids::{ClusterName, CommitSha, ReleaseId};
+use crate::model::ledger::{Action, LockInfo, Outcome, QueuedDetails, Record, Ticket, TicketAction};
+use crate::model::event::{Event, EventKind};
+use crate::model::pipeline::{Environment, Pipeline, QueueMode};
+use crate::engine::lock::{self, LOCK_LEASE, RENEW_EVERY};
+use crate::engine::session::Session;
+
+/// How a command waits for an environment's lock held by someone else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Wait {
+    /// Not at all: a held lock (or a non-empty queue) is exit 5 at once.
+    #[default]
+    No,
+    /// In the queue, at most this long.
+    For(Duration),
+    /// In the queue, as long as it takes.
+    Forever,
+}
+
+impl Wait {
+    /// `--wait` as given: absent -> `No`; `--wait` alone -> `Forever`; `--wait 0` -> `No`; `--wait 10m` -> `For`.
+    pub fn from_flag(flag: Option<Option<&str>>) -> std::result::Result<Wait, String> {
+        match flag {
+            None => Ok(Wait::No),
+            Some(None) => Ok(Wait::Forever),
+            Some(Some("0")) => Ok(Wait::No),
+            Some(Some(text)) => {
+                let d = crate::model::clock::parse_duration(text)?;
+                Ok(if d.is_zero() { Wait::No } else { Wait::For(d) })
+            }
+        }
+    }
+}
+
+/// What a waiting command's ticket says about it.
+#[derive(Clone, Debug)]
+pub struct TicketSpec {
+    /// Its action.
+    pub action: TicketAction,
+    /// The commit it deploys, if any.
+    pub commit: Option<CommitSha>,
+    /// The cluster it names, if any.
+    pub cluster: Option<ClusterName>,
+}
+
+/// One line of `release queue`: the lock holder, or a ticket.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct QueueView {
+    /// The environment.
+    pub env: crate::model::ids::EnvName,
+    /// `fifo` or `latest`.
+    pub mode: &'static str,
+    /// Who holds the lock, if anyone.
+    pub holder: Option<LockInfo>,
+    /// The tickets in order of arrival, with whether each waiter is alive.
+    pub tickets: Vec<TicketView>,
+}
+
+/// A ticket as `release queue` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TicketView {
+    /// The ticket.
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// 1 for the first in line; expired tickets have none.
+    pub position: Option<usize>,
+    /// Whether its waiter stopped renewing it (it is skipped, and goes with the next cleanup).
+    pub expired: bool,
+}
+
+/// The queue of `env` as it stands.
+pub async fn view(session: &Session, pipeline: &Pipeline, env: &Environment) -> Result<QueueView> {
+    let cloud = &session.cloud;
+    let now = cloud.clock.now();
+    let holder = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
+    let mut position = 0;
+    let tickets = cloud
+        .queue
+        .tickets(&pipeline.ledger_table, &pipeline.app, &env.name)
+        .await?
+        .into_iter()
+        // A started ticket's command holds the lock: it is the holder, not a waiter.
+        .filter(|t| t.started.is_none())
+        .map(|t| {
+            let expired = !t.is_waiting(now);
+            let position = (!expired).then(|| {
+                position += 1;
+                position
+            });
+            TicketView { ticket: t, position, expired }
+        })
+        .collect();
+    Ok(QueueView { env: env.name.clone(), mode: env.queue.as_str(), holder, tickets })
+}
+
+/// Removes the ticket `id` from whichever environment of the pipeline holds it; returns it.
+pub async fn cancel(session: &Session, pipeline: &Pipeline, id: &str) -> Result<Ticket> {
+    for env in &pipeline.envs {
+        let tickets = session.cloud.queue.tickets(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
+        if let Some(t) = tickets.into_iter().find(|t| t.id.as_str() == id) {
+            if session.cloud.queue.remove_ticket(&pipeline.ledger_table, &t).await? {
+                return Ok(t);
+            }
+        }
+    }
+    Err(Error::not_found(format!(
+        "no waiting ticket {id} in any environment of {}; `release queue` lists the tickets (a ticket leaves the queue once its command runs)",
+        pipeline.app
+    )))
+}
+
+/// Takes the environment's lock for `run_id`: at once when `wait` is `No` (refusing when it is held or others
+/// wait), else through the queue. Returns the lock, how long it waited, and its ticket (marked started; the
+/// caller removes it when the command ends).
+pub async fn take_turn(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    run_id: &ReleaseId,
+    doing: &str,
+    wait: Wait,
+    spec: Option<&TicketSpec>,
+    events: &crate::engine::delivery::Delivery,
+) -> Result<(LockInfo, Duration, Option<Ticket>)> {
+    let cloud = &session.cloud;
+    let table = &pipeline.ledger_table;
+    let now = cloud.clock.now();
+    let (spec, limit) = match (wait, spec) {
+        (Wait::No, _) | (_, None) => {
+            let waiting: Vec<Ticket> = cloud.queue.tickets(table, &pipeline.app, &env.name).await?.into_iter().filter(|t| t.is_waiting(now)).collect();
+            if let Some(first) = waiting.first() {
+                let holder = cloud.lock.holder(table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
+                let running = holder.map(|h| format!("{} runs {}; ", h.holder, h.doing)).unwrap_or_default();
+                return Err(Error::new(
+                    ErrorKind::LockHeld,
+                    format!(
+                        "env {} is busy: {running}{} command(s) wait in its queue (first: {} {}); queue behind them with --wait, or see `release queue --env {}`",
+                        env.name,
+                        waiting.len(),
+                        first.holder,
+                        first.doing,
+                        env.name
+                    ),
+                ));
+            }
+            return Ok((lock::acquire(session, pipeline, env, run_id, doing).await?, Duration::ZERO, None));
+        }
+        (Wait::For(d), Some(s)) => (s, Some(d)),
+        (Wait::Forever, Some(s)) => (s, None),
+    };
+
+    let a = &session.actor;
+    let mut ticket = Ticket {
+        app: pipeline.app.clone(),
+        env: env.name.clone(),
+        id: run_id.clone(),
+        arrival: now,
+        holder: a.name.clone(),
+        host: a.host.clone(),
+        pid: a.pid,
+        action: spec.action,
+        commit: spec.commit.clone(),
+        doing: doing.to_owned(),
+        expires: now.add(LOCK_LEASE),
+        started: None,
+    };
+    // Waiting is this command's to stop: Ctrl-C removes the ticket rather than killing the process.
+    let _claim = session.signals.claim();
+    cloud.queue.enqueue(table, &ticket).await?;
+    let queued = ticket_record(session, pipeline, env, &ticket, spec, Outcome::Started, None);
+    events.send(Event::of(EventKind::Queued, &queued, events.link(), now));
+    let deadline = limit.map(|d| now.add(d));
+    let mut renewed = now;
+    let mut said = String::new();
+    let mut said_at = now;
+    let mut signals = session.signals.clone();
+    let outcome: Result<LockInfo> = loop {
+        let now = cloud.clock.now();
+        if session.signals.count() > 0 {
+            record_left(session, pipeline, env, &ticket, spec, Outcome::Interrupted, None, "interrupted while waiting".to_owned(), events).await?;
+            break Err(Error::new(ErrorKind::Interrupted, format!("interrupted while waiting in the queue of env {}; its ticket was removed, nothing was done", env.name)));
+        }
+        let all = cloud.queue.tickets(table, &pipeline.app, &env.name).await?;
+        if !all.iter().any(|t| t.id == ticket.id) {
+            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, "cancelled while waiting (`release queue cancel`)".to_owned(), events).await?;
+            return Err(Error::new(
+                ErrorKind::LockHeld,
+                format!("{} left the queue of env {}: its ticket {} was cancelled (`release queue cancel`); nothing was done", ticket.doing, env.name, ticket.id),
+            ));
+        }
+        let waiting: Vec<&Ticket> = all.iter().filter(|t| t.is_waiting(now) || t.id == ticket.id).collect();
+        let newer = |t: &&Ticket| t.action == TicketAction::Promote && (t.arrival > ticket.arrival || (t.arrival == ticket.arrival && t.id > ticket.id));
+        // `latest`: a promote yields its turn to any newer waiting promote, and leaves only once a newer one has
+        // started (taken the lock), never before: a newer one that gives up or is cancelled leaves it in line.
+        let latest = env.queue == QueueMode::Latest && spec.action == TicketAction::Promote;
+        if latest {
+            if let Some(by) = all.iter().filter(|t| t.started.is_some()).filter(newer).last().cloned() {
+                cloud.queue.remove_ticket(table, &ticket).await?;
+                record_left(session, pipeline, env, &ticket, spec, Outcome::Superseded, Some(by.id.clone()), format!("superseded by {} while waiting", by.id), events).await?;
+                return Err(Error::new(
+                    ErrorKind::Superseded,
+                    format!(
+                        "superseded by {} ({} by {}): env {} deploys the newest waiting commit (queue = \"latest\"); nothing was done",
+                        by.id,
+                        by.doing,
+                        by.holder,
+                        env.name
+                    ),
+                ));
+            }
+        }
+        let yields = latest && waiting.iter().any(newer);
+        // Older promotes of a `latest` queue yield to this one: they are not ahead of it.
+        let ahead: Vec<&Ticket> = waiting
+            .iter()
+            .copied()
+            .take_while(|t| t.id != ticket.id)
+            .filter(|t| !(latest && t.action == TicketAction::Promote))
+            .collect();
+        if yields {
+            let line = format!("queued: yielding to a newer promote of {} (queue = \"latest\"); leaving once it starts", env.name);
+            tell(session, &mut said, &mut said_at, now, line);
+        } else if ahead.is_empty() {
+            let info = lock::lock_info(session, pipeline, env, run_id, doing);
+            match cloud.lock.acquire(table, &info, now).await? {
+                None => {
+                    // The ticket stays, marked started, until the command ends: older promotes that yielded to it
+                    // see that it started (and leave); nobody counts it as waiting any more.
+                    ticket.started = Some(now);
+                    if !cloud.queue.update_ticket(table, &ticket).await? {
+                        // Cancelled at the last moment: give the lock back and say so.
+                        cloud.lock.release(table, &info).await?;
+                        continue;
+                    }
+                    break Ok(info);
+                }
+                Some(held) => {
+                    let line = format!("queued: first in line; waiting for {} {} (running {})", held.holder, held.doing, since(now, held.acquired));
+                    tell(session, &mut said, &mut said_at, now, line);
+                }
+            }
+        } else {
+            let holder = cloud.lock.holder(table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
+            let mut parts: Vec<String> = Vec::new();
+            if let Some(h) = &holder {
+                parts.push(format!("{} {} (running {})", h.holder, h.doing, since(now, h.acquired)));
+            }
+            parts.extend(ahead.iter().map(|t| format!("{} {} (waiting)", t.holder, t.doing)));
+            let line = format!("queued: {} ahead: {}", parts.len(), parts.join(", "));
+            tell(session, &mut said, &mut said_at, now, line);
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            let gave_up = format!("gave up after waiting {}", format_duration(limit.unwrap_or_default()));
+            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, gave_up, events).await?;
+            break Err(Error::new(
+                ErrorKind::LockHeld,
+                format!(
+                    "waited {} in the queue of env {} and it is still not this command's turn ({} waiting ahead of it, besides the lock's holder); its ticket was removed, nothing was done",
+                    format_duration(limit.unwrap_or_default()),
+                    env.name,
+                    ahead.len()
+                ),
+            ));
+        }
+        if now.since(renewed) >= RENEW_EVERY {
+            ticket.expires = now.add(LOCK_LEASE);
+            // Gone means cancelled: the next round says so.
+            cloud.queue.update_ticket(table, &ticket).await?;
+            renewed = now;
+        }
+        let nap = deadline.map_or(session.poll, |d| session.poll.min(d.since(now).max(Duration::from_millis(1))));
+        tokio::select! {
+            _ = cloud.clock.sleep(nap) => {}
+            _ = signals.changed() => {}
+        }
+    };
+    match outcome {
+        Ok(info) => Ok((info, cloud.clock.now().since(ticket.arrival), Some(ticket))),
+        Err(e) => {
+            // A failure to remove is only a ticket that expires with its lease.
+            let _ = cloud.queue.remove_ticket(table, &ticket).await;
+            Err(e)
+        }
+    }
+}
+
+fn since(now: Timestamp, then: Timestamp) -> String {
+    format_duration(Duration::from_secs(now.since(then).as_secs()))
+}
+
+/// A queue line without its running times, which change every poll: two lines with the same key say the same.
+fn line_key(line: &str) -> String {
+    let mut parts = line.split(" (running ");
+    let mut key = parts.next().unwrap_or("").to_owned();
+    for p in parts {
+        key.push_str(p.split_once(')').map_or("", |(_, rest)| rest));
+    }
+    key
+}
+
+/// A progress line when the queue changed, else at most once a minute.
+fn tell(session: &Session, said: &mut String, said_at: &mut Timestamp, now: Timestamp, line: String) {
+    let key = line_key(&line);
+    if said.is_empty() || key != *said || now.since(*said_at) >= Duration::from_secs(60) {
+        session.progress(&line);
+        *said = key;
+        *said_at = now;
+    }
+}
+
+/// Writes the ledger record of a waiter that left the queue without running, and tells the sinks.
+#[allow(clippy::too_many_arguments)]
+async fn record_left(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    ticket: &Ticket,
+    spec: &TicketSpec,
+    outcome: Outcome,
+    superseded_by: Option<ReleaseId>,
+    detail: String,
+    events: &crate::engine::delivery::Delivery,
+) -> Result<()> {
+    let mut record = ticket_record(session, pipeline, env, ticket, spec, outcome, superseded_by);
+    record.detail = Some(detail);
+    let failures = {
+        events.send(Event::of(Event::closing_kind(&record), &record, events.link(), session.cloud.clock.now()));
+        events.settle(crate::engine::delivery::SINK_TIMEOUT).await
+    };
+    record.notify_failures = failures;
+    session.cloud.ledger.put_record(&pipeline.ledger_table, &record, crate::ports::Expect::New).await?;
+    Ok(())
+}
+
+/// The record of a waiting command: `outcome` `Started` while it waits (for the `queued` event), or how it left.
+fn ticket_record(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    ticket: &Ticket,
+    spec: &TicketSpec,
+    outcome: Outcome,
+    superseded_by: Option<ReleaseId>,
+) -> Record {
+    let now = session.cloud.clock.now();
+    let action = Action::Queued(QueuedDetails {
+        command: spec.action,
+        commit: spec.commit.clone(),
+        cluster: spec.cluster.clone(),
+        superseded_by,
+        waited: now.since(ticket.arrival).as_secs_f64(),
+    });
+    let mut record = session.record(pipeline, env, ticket.id.clone(), ticket.arrival, action);
+    record.finished = outcome.is_final().then_some(now);
+    record.outcome = outcome;
+    record.seconds.insert("queued".to_owned(), now.since(ticket.arrival).as_secs_f64());
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_differ_by_who_waits_not_by_how_long() {
+        let a = line_key("queued: first in line; waiting for a promote x (running 1s)");
+        assert_eq!(a, "queued: first in line; waiting for a promote x");
+        assert_eq!(a, line_key("queued: first in line; waiting for a promote x (running 2m3s)"));
+        let b = line_key("queued: 1 ahead: a promote x (running 3s), b promote y (waiting)");
+        assert_eq!(b, "queued: 1 ahead: a promote x, b promote y (waiting)");
+        assert_ne!(a, b);
+    }
+}

@@ -1,0 +1,608 @@
+//! The operation runner: every command that changes AWS runs its *apply* inside [`run`], the way kube-rs wraps a
+//! reconcile in `finalizer()`, so that the bookkeeping cannot be skipped:
+//!
+//! - it takes the environment's lock (refusing at once, or queueing for it) and renews it from a task of its own,
+//!   independent of what the body is doing or waiting for;
+//! - it owns the ledger record: the body opens it (or adopts an unfinished one), saves it at each step, and the
+//!   runner closes it with the outcome; every write is conditional on the record's holder, so a run that lost its
+//!   lock can never overwrite the run that took over;
+//! - before each destructive step the body calls [`Op::guard`], which confirms with AWS that the lock is still
+//!   this run's; a run that lost it stops, records `lost-lock` naming who took it, and exits 5;
+//! - Ctrl-C / SIGTERM: before the point of no return the first signal stops the body at its next check and it puts
+//!   the environment back; after it, the first signal is acknowledged and the work finishes, a second stops at once
+//!   leaving the record open for a re-run to finish;
+//! - every wait goes through [`Op::pause`]: the `Clock` port (simulated in tests), cancellable, bounded by the body;
+//! - the lock is released on every exit except a simulated crash (`ErrorKind::Crash`), which must look like death.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::model::clock::Timestamp;
+use crate::model::error::{Cause, Error, ErrorKind, Result};
+use crate::model::ids::{short_sha, ReleaseId};
+use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
+use crate::model::pipeline::{Environment, Pipeline};
+use crate::ports::{Cloud, Expect};
+
+use crate::engine::lock::{self, RENEW_EVERY};
+use crate::engine::session::Session;
+use crate::engine::session::Signals;
+
+
+/// Who took the lock from a run, found when its renewal or guard failed.
+#[derive(Clone, Debug)]
+pub struct LostLock {
+    /// The lock as it is now, if anyone holds it.
+    pub now_held_by: Option<LockInfo>,
+}
+
+impl LostLock {
+    fn message(&self, env: &Environment) -> String {
+        match &self.now_held_by {
+            Some(l) => format!(
+                "lost the lock of env {}: {} took it (release {}, host {}); stopped",
+                env.name, l.holder, l.release_id, l.host
+            ),
+            None => format!("lost the lock of env {}: it was broken (`release unlock --force`); stopped", env.name),
+        }
+    }
+}
+
+struct Shared {
+    lock: Mutex<LockInfo>,
+    lost: watch::Sender<Option<LostLock>>,
+    /// Set once the body passed its point of no return.
+    no_return: Mutex<Option<String>>,
+    /// How many signals were answered with a message (each is answered once, by whichever side sees it first).
+    announced: Mutex<u32>,
+    doing: String,
+}
+
+/// Tells what the `n`th signal does, once.
+fn announce(session: &Session, env: &Environment, shared: &Shared, n: u32) {
+    {
+        let mut done = shared.announced.lock().unwrap();
+        if n <= *done {
+            return;
+        }
+        *done = n;
+    }
+    let no_return = shared.no_return.lock().unwrap().clone();
+    let line = match (no_return, n) {
+        (None, 1) => format!("interrupted: stopping {} and putting env {} back as it was (Ctrl-C again to stop at once)", shared.doing, env.name),
+        (Some(note), 1) => format!("interrupted, but {note}: finishing; Ctrl-C again stops at once (the record stays open and a re-run finishes it)"),
+        _ => "stopping at once: the record stays open; run the same command again to finish".to_owned(),
+    };
+    session.progress(&line);
+}
+
+/// What a command tells the runner about itself.
+pub struct OpSpec {
+    /// For the lock and messages: `promote 3f2a… to prod2`.
+    pub doing: String,
+    /// Whether it waits in the queue for a held lock (`--wait`).
+    pub wait: crate::engine::queue::Wait,
+    /// What its ticket says while it waits (commands that cannot wait have none).
+    pub ticket: Option<crate::engine::queue::TicketSpec>,
+}
+
+impl OpSpec {
+    /// A command that does not wait for a held lock.
+    pub fn new(doing: String) -> Self {
+        Self { doing, wait: crate::engine::queue::Wait::No, ticket: None }
+    }
+
+    /// A command that waits in the queue as `wait` says.
+    pub fn waiting(mut self, wait: crate::engine::queue::Wait, ticket: crate::engine::queue::TicketSpec) -> Self {
+        self.wait = wait;
+        self.ticket = Some(ticket);
+        self
+    }
+}
+
+/// The scope of one operation under the lock: the body's handle on the record, the lock and time.
+pub struct Op<'s> {
+    session: &'s Session,
+    pipeline: &'s Pipeline,
+    env: &'s Environment,
+    shared: &'s Shared,
+    signals: Signals,
+    lost_rx: watch::Receiver<Option<LostLock>>,
+    run_id: ReleaseId,
+    /// The record, once opened or adopted.
+    record: Option<Record>,
+    started: Timestamp,
+    phase_start: Timestamp,
+    /// Set by the body when it ends with another outcome than `succeeded` but without an error (e.g. a rollout
+    /// that rolled back is an error; a promote that found nothing to do writes nothing).
+    outcome: Option<Outcome>,
+    /// How long the command waited in the queue before it got the lock.
+    queued: Duration,
+    /// Deploy events on their way to the sinks.
+    events: crate::engine::delivery::Delivery,
+    /// What the command is about (for the event of a failure before its record is opened).
+    ticket: Option<crate::engine::queue::TicketSpec>,
+}
+
+impl<'s> Op<'s> {
+    /// This run's id: the lock token, and the release id of a record it opens.
+    pub fn run_id(&self) -> &ReleaseId {
+        &self.run_id
+    }
+
+    /// The session.
+    pub fn session(&self) -> &'s Session {
+        self.session
+    }
+
+    /// The cloud.
+    pub fn cloud(&self) -> &'s Cloud {
+        &self.session.cloud
+    }
+
+    /// The pipeline.
+    pub fn pipeline(&self) -> &'s Pipeline {
+        self.pipeline
+    }
+
+    /// The environment.
+    pub fn env(&self) -> &'s Environment {
+        self.env
+    }
+
+    /// A progress line.
+    pub fn progress(&self, line: &str) {
+        self.session.progress(line);
+    }
+
+    /// A step boundary: the crash hook (tests), and a `step` event for the sinks that take them.
+    pub fn step(&self, name: &str) -> Result<()> {
+        self.session.checkpoint(name)?;
+        if !matches!(name, "locked" | "recorded" | "finished") {
+            if let Some(r) = &self.record {
+                let mut e = crate::model::event::Event::of(crate::model::event::EventKind::Step, r, self.events.link(), self.session.cloud.clock.now());
+                e.step = Some(name.to_owned());
+                self.events.send(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh record for this run, not yet written: the body fills in the action and calls [`Op::open`].
+    pub fn draft(&self, action: crate::model::ledger::Action) -> Record {
+        let mut record = self.session.record(self.pipeline, self.env, self.run_id.clone(), self.started, action);
+        if !self.queued.is_zero() {
+            record.seconds.insert("queued".to_owned(), self.queued.as_secs_f64());
+        }
+        record
+    }
+
+    /// Writes a new record (it must not exist).
+    pub async fn open(&mut self, record: Record) -> Result<()> {
+        let table = &self.pipeline.ledger_table;
+        if !self.cloud().ledger.put_record(table, &record, Expect::New).await? {
+            return Err(Error::internal(format!("ledger record {} exists already", record.release_id)));
+        }
+        self.events.send(crate::model::event::Event::of(crate::model::event::EventKind::Started, &record, self.events.link(), self.session.cloud.clock.now()));
+        self.record = Some(record);
+        Ok(())
+    }
+
+    /// Takes over the unfinished record of a run that died: from now on this run is its holder. Fails (lock
+    /// lost) when another run took it first, or (exit 5) while a hook the dead run started may still be running.
+    pub async fn adopt(&mut self, mut record: Record, detail: String) -> Result<()> {
+        crate::engine::runner::take_over_in_flight(self.session, &mut record, self.session.cloud.clock.now())?;
+        let previous = record.holder.clone();
+        record.holder = self.run_id.clone();
+        record.detail = Some(detail);
+        let table = &self.pipeline.ledger_table;
+        if !self.cloud().ledger.put_record(table, &record, Expect::Holder(previous)).await? {
+            return Err(Error::new(
+                ErrorKind::LockHeld,
+                format!("release {} was taken over by another run meanwhile; stopped", record.release_id),
+            ));
+        }
+        self.record = Some(record);
+        Ok(())
+    }
+
+    /// The record (after open/adopt).
+    pub fn record(&self) -> Option<&Record> {
+        self.record.as_ref()
+    }
+
+    /// The record, to change before the next [`Op::save`].
+    pub fn record_mut(&mut self) -> Result<&mut Record> {
+        self.record.as_mut().ok_or_else(|| Error::internal("the ledger record was changed before it was opened"))
+    }
+
+    /// Writes the record (conditional on this run holding it).
+    pub async fn save(&mut self) -> Result<()> {
+        let Some(record) = &self.record else { return Ok(()) };
+        let table = &self.pipeline.ledger_table;
+        if !self.session.cloud.ledger.put_record(table, record, Expect::Holder(self.run_id.clone())).await? {
+            return Err(Error::new(
+                ErrorKind::LockHeld,
+                format!("release {} is held by another run now; stopped", record.release_id),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the record with this progress (one write per poll, never one per instance).
+    pub async fn report(&mut self, mut progress: Progress) -> Result<()> {
+        progress.updated = Some(self.session.cloud.clock.now());
+        if let Some(r) = &mut self.record {
+            if r.progress.as_ref().map(|p| (&p.phase, &p.waiting_for, &p.instances)) == Some((&progress.phase, &progress.waiting_for, &progress.instances)) {
+                // Nothing new to tell: no write.
+                return Ok(());
+            }
+            r.progress = Some(progress);
+        }
+        self.save().await
+    }
+
+    /// Ends the phase under way: adds its seconds to the record.
+    pub fn lap(&mut self, phase: &str) {
+        let now = self.session.cloud.clock.now();
+        let secs = now.since(self.phase_start).as_secs_f64();
+        self.phase_start = now;
+        if let Some(r) = &mut self.record {
+            *r.seconds.entry(phase.to_owned()).or_default() += secs;
+        }
+    }
+
+    /// Marks the point of no return: from here on old capacity goes away (or traffic moved), so a failure must
+    /// not undo what was done, and the first Ctrl-C no longer stops the work. `note` says why, for that message.
+    pub fn point_of_no_return(&mut self, note: &str) {
+        *self.shared.no_return.lock().unwrap() = Some(note.to_owned());
+    }
+
+    /// Whether the point of no return was passed.
+    pub fn past_no_return(&self) -> bool {
+        self.shared.no_return.lock().unwrap().is_some()
+    }
+
+    /// Undoes [`Op::point_of_no_return`] once what was done past it has been undone (traffic switched back, the
+    /// new fleet removed): a failure then closes the record instead of leaving it for a re-run to finish.
+    pub fn back_before_no_return(&mut self) {
+        *self.shared.no_return.lock().unwrap() = None;
+    }
+
+    /// Makes the run end with this outcome: when it returns `Ok`, and also on an error (which then closes the
+    /// record with it instead of leaving it open past the point of no return: a rollout gone back, a promote stopped
+    /// by an alarm between batches, a failing hook that put the environment back).
+    pub fn set_outcome(&mut self, outcome: Outcome) {
+        self.outcome = Some(outcome);
+    }
+
+    /// Errors when the run must stop now: its lock is gone, or a signal asks it to.
+    pub fn check(&self) -> Result<()> {
+        if let Some(lost) = self.lost_rx.borrow().clone() {
+            return Err(Error::new(ErrorKind::LockHeld, lost.message(self.env)).with_cause(Cause::ConditionFailed));
+        }
+        let n = self.signals.count();
+        if n > 0 {
+            announce(self.session, self.env, self.shared, n);
+        }
+        let limit = if self.past_no_return() { 2 } else { 1 };
+        if n >= limit {
+            return Err(Error::new(ErrorKind::Interrupted, "interrupted"));
+        }
+        Ok(())
+    }
+
+    /// Waits `d` through the clock, or less when the run must stop (then errors as [`Op::check`]).
+    pub async fn pause(&mut self, d: Duration) -> Result<()> {
+        let clock = self.session.cloud.clock.clone();
+        let deadline = clock.now().add(d);
+        let mut signals = self.signals.clone();
+        let mut lost = self.lost_rx.clone();
+        loop {
+            self.check()?;
+            let now = clock.now();
+            if now >= deadline {
+                return Ok(());
+            }
+            // A signal that does not stop the run (the first one past the point of no return) only wakes it.
+            tokio::select! {
+                _ = clock.sleep(deadline.since(now)) => {}
+                _ = signals.changed() => {}
+                _ = lost.changed() => {}
+            }
+        }
+    }
+
+    /// Confirms with AWS, right before a destructive step, that the lock is still this run's (and extends it).
+    pub async fn guard(&mut self) -> Result<()> {
+        self.check()?;
+        renew(self.session, self.pipeline, self.env, self.shared).await;
+        self.check()
+    }
+
+    /// Whether the lock was lost (the body may then only clean up what it owns, after claiming its record).
+    pub fn lock_lost(&self) -> bool {
+        self.lost_rx.borrow().is_some()
+    }
+
+    /// Before undoing its own work after losing the lock: claims the record (outcome `lost-lock`) so that a run
+    /// that adopted it meanwhile keeps what it adopted. True when this run still owns the record.
+    pub async fn claim_for_cleanup(&mut self) -> Result<bool> {
+        if !self.lock_lost() {
+            return Ok(true);
+        }
+        let Some(mut record) = self.record.clone() else { return Ok(true) };
+        let lost = self.lost_rx.borrow().clone();
+        record.outcome = Outcome::LostLock;
+        record.finished = Some(self.session.cloud.clock.now());
+        record.detail = lost.map(|l| l.message(self.env));
+        let table = &self.pipeline.ledger_table;
+        let mine = self.session.cloud.ledger.put_record(table, &record, Expect::Holder(self.run_id.clone())).await?;
+        if mine {
+            self.record = Some(record);
+        }
+        Ok(mine)
+    }
+}
+
+/// Renews the lease now; marks the lock lost when it is not ours any more. A failing call is only logged: the
+/// next renewal (or guard) tells, and a lease that lapsed and was taken is found then.
+async fn renew(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) {
+    if shared.lost.borrow().is_some() {
+        return;
+    }
+    let current = shared.lock.lock().unwrap().clone();
+    match lock::renew(session, pipeline, &current).await {
+        Ok(Some(next)) => *shared.lock.lock().unwrap() = next,
+        Ok(None) => {
+            let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await.ok().flatten();
+            shared.lost.send_replace(Some(LostLock { now_held_by }));
+        }
+        Err(e) => tracing::warn!("renewing the lock of env {} failed (retrying): {e}", env.name),
+    }
+}
+
+/// Renews the lock every [`RENEW_EVERY`] and answers signals with what they will do; never returns.
+async fn watcher(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) -> std::convert::Infallible {
+    let mut signals = session.signals.clone();
+    loop {
+        let clock = session.cloud.clock.clone();
+        tokio::select! {
+            _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, env, shared).await,
+            _ = signals.changed() => announce(session, env, shared, signals.count()),
+        }
+    }
+}
+
+/// Runs `body` under the environment's lock, with the record bookkeeping, signals and renewal described above.
+/// The body opens (or adopts) the record; an operation that found nothing to do may return without one.
+pub async fn run<T>(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    spec: OpSpec,
+    body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
+) -> Result<T> {
+    // Taking the lock is a write: a signal now must not kill the process between it and the runner.
+    let _claim = session.signals.claim();
+    let run_id = session.new_release_id();
+    let events = session.delivery(pipeline);
+    let (info, queued, ticket) = crate::engine::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
+    let result = match session.checkpoint("locked") {
+        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (info, queued), events, body).await,
+        Err(e) => Err(e),
+    };
+    // The started ticket goes with the command (a crash leaves it, like the lock: its lease runs out).
+    if let Some(t) = ticket.filter(|_| !matches!(&result, Err(e) if e.kind() == ErrorKind::Crash)) {
+        let _ = session.cloud.queue.remove_ticket(&pipeline.ledger_table, &t).await;
+    }
+    result
+}
+
+/// [`run`] with the lock already taken (after `queued` in the queue).
+#[allow(clippy::too_many_arguments)]
+async fn run_locked<T>(
+    session: &Session,
+    pipeline: &Pipeline,
+    env: &Environment,
+    spec: OpSpec,
+    run_id: ReleaseId,
+    (info, queued): (LockInfo, Duration),
+    events: crate::engine::delivery::Delivery,
+    body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
+) -> Result<T> {
+    let _claim = session.signals.claim();
+    let (lost_tx, lost_rx) = watch::channel(None);
+    let shared = Shared { lock: Mutex::new(info), lost: lost_tx, no_return: Mutex::new(None), announced: Mutex::new(0), doing: spec.doing.clone() };
+    let started = session.cloud.clock.now();
+    let mut op = Op {
+        session,
+        pipeline,
+        env,
+        shared: &shared,
+        signals: session.signals.clone(),
+        lost_rx,
+        run_id,
+        record: None,
+        started,
+        phase_start: started,
+        outcome: None,
+        queued,
+        events,
+        ticket: spec.ticket.clone(),
+    };
+    let result = {
+        let work = body(&mut op);
+        let watch = watcher(session, pipeline, env, &shared);
+        tokio::select! {
+            r = work => r,
+            never = watch => match never {},
+        }
+    };
+    finish(&mut op, result).await
+}
+
+/// Closes the record with the outcome and releases the lock; a simulated crash does neither.
+async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
+    if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
+        return result;
+    }
+    let cloud = op.cloud();
+    let table = op.pipeline.ledger_table.clone();
+    let now = cloud.clock.now();
+    let lost = op.lost_rx.borrow().clone();
+    let past = op.past_no_return();
+    let outcome = match &result {
+        Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
+        Err(_) if lost.is_some() => Outcome::LostLock,
+        // The body decided how it ends (e.g. a promote stopped by an alarm between batches: `failed`, not open).
+        Err(_) if op.outcome.is_some() => op.outcome.unwrap_or(Outcome::Failed),
+        // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
+        Err(_) if past => Outcome::Started,
+        Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,
+        Err(e) if refusal(e) => Outcome::Refused,
+        Err(_) => Outcome::Failed,
+    };
+    let mut write_err = None;
+    if let Some(record) = &mut op.record {
+        if record.outcome == Outcome::LostLock {
+            // claim_for_cleanup already closed it.
+        } else {
+            record.outcome = outcome;
+            record.progress = None;
+            if outcome.is_final() {
+                record.finished = Some(now);
+            }
+            let total = now.since(record.started).as_secs_f64();
+            record.seconds.insert("total".into(), total);
+            if let Err(e) = &result {
+                let note = op.shared.no_return.lock().unwrap().clone();
+                record.detail = Some(match (&lost, e.kind(), note) {
+                    (Some(l), _, _) => l.message(op.env),
+                    (None, ErrorKind::Interrupted, Some(note)) => format!(
+                        "interrupted twice past the point of no return ({note}): stopped at once; the record stays open, run the same command again to finish"
+                    ),
+                    _ => e.message().to_owned(),
+                });
+                // A refusal changed nothing, so nothing was put back.
+                record.rolled_back = Some(!past && outcome != Outcome::Refused);
+            }
+            match cloud.ledger.put_record(&table, record, Expect::Holder(op.run_id.clone())).await {
+                Ok(true) => {}
+                Ok(false) => {}
+                Err(e) => write_err = Some(e),
+            }
+        }
+    }
+    if result.is_ok() {
+        // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
+        op.session.checkpoint("finished")?;
+    }
+    // A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
+    // sinks, from a record drafted for the event alone (the ledger has nothing to close).
+    if let (None, Err(e), Some(t)) = (&op.record, &result, &op.ticket) {
+        if !matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
+            let mut draft = op.draft(crate::model::ledger::Action::Queued(crate::model::ledger::QueuedDetails {
+                command: t.action,
+                commit: t.commit.clone(),
+                cluster: t.cluster.clone(),
+                superseded_by: None,
+                waited: op.queued.as_secs_f64(),
+            }));
+            draft.outcome = match e.kind() {
+                ErrorKind::Interrupted => Outcome::Interrupted,
+                _ if refusal(e) => Outcome::Refused,
+                _ => Outcome::Failed,
+            };
+            draft.detail = Some(e.message().to_owned());
+            // Nothing was changed before the record would have opened: nothing was put back.
+            draft.rolled_back = Some(false);
+            op.events.send(crate::model::event::Event::of(crate::model::event::Event::closing_kind(&draft), &draft, op.events.link(), now));
+            op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
+        }
+    }
+    // The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout.
+    if let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) {
+        // Stopped at once past the point of no return, the record open: `interrupted`, not a `failed` that the
+        // re-run finishing the same release would contradict; that re-run sends the one terminal event.
+        let kind = match &result {
+            Err(e) if record.outcome == Outcome::Started && e.kind() == ErrorKind::Interrupted => crate::model::event::EventKind::Interrupted,
+            _ => crate::model::event::Event::closing_kind(&record),
+        };
+        op.events.send(crate::model::event::Event::of(kind, &record, op.events.link(), now));
+        let failures = op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
+        if !failures.is_empty() {
+            let mut noted = record;
+            noted.notify_failures = failures;
+            if lost.is_none() && cloud.ledger.put_record(&table, &noted, Expect::Holder(op.run_id.clone())).await.unwrap_or(false) {
+                op.record = Some(noted);
+            }
+        }
+    }
+    if lost.is_none() {
+        let info = op.shared.lock.lock().unwrap().clone();
+        if let Err(e) = cloud.lock.release(&table, &info).await {
+            write_err.get_or_insert(e);
+        }
+    }
+    match result {
+        Ok(v) => match write_err {
+            Some(e) => Err(e.context("closing the ledger record")),
+            None => Ok(v),
+        },
+        Err(e) => {
+            let e = match lost {
+                Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message(op.env)),
+                _ => e,
+            };
+            // As on the record: a refusal changed nothing, so nothing was put back.
+            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!past && outcome != Outcome::Refused) } else { e };
+            Err(e)
+        }
+    }
+}
+
+/// Whether an error stopped a run the way a refusal does, before it changed anything: a safety check said no, or
+/// something it needs is missing or was asked for wrongly (an alarm firing, a live target, no AMI). An error that
+/// says whether it put something back came after a change.
+fn refusal(e: &Error) -> bool {
+    // LockHeld here is a check that said no (a dead run's hook still runs); a lost lock is judged before this.
+    matches!(e.kind(), ErrorKind::Refused | ErrorKind::NotFound | ErrorKind::Input | ErrorKind::LockHeld) && e.rolled_back().is_none()
+}
+
+/// `3f2a1b2c3d4e` for messages.
+pub fn short(commit: &crate::model::ids::CommitSha) -> &str {
+    short_sha(commit.as_str())
+}
+
+/// Refuses (exit 5) while a hook that `record`'s run started may still be running: a re-run must never start a
+/// second copy (two migrations at once). One that provably ended is noted on the record as interrupted (its
+/// output and exit status died with its run) and cleared, so that the re-run starts it again.
+pub fn take_over_in_flight(session: &Session, record: &mut Record, now: Timestamp) -> Result<()> {
+    let Some(h) = record.hook_running.clone() else { return Ok(()) };
+    if let Some(why) = h.may_run(h.host == session.actor.host, |p| session.hooks.alive(p), now) {
+        let kill = h.process.as_ref().filter(|_| h.host == session.actor.host).map(|p| format!(" (or stop it: kill -- -{})", p.pgid)).unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::LockHeld,
+            format!(
+                "release {} of env {} is unfinished and its {why}; a second copy is not started: wait for it to end{kill}, then run the same command again",
+                record.release_id, record.env
+            ),
+        ));
+    }
+    record.hooks.push(crate::model::hook::HookResult {
+        name: h.name,
+        command: h.command,
+        status: crate::model::hook::HookStatus::Interrupted,
+        exit_code: None,
+        signal: None,
+        seconds: h.deadline.min(now).since(h.started).as_secs_f64(),
+        output_tail: vec![format!("the run that started it on {} died while it ran; it ended unobserved", h.host)],
+    });
+    record.hook_running = None;
+    Ok(())
+}
+
+

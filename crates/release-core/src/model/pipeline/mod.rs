@@ -1,0 +1,740 @@
+//! Pipeline files (`pipelines/<app>.toml`, DESIGN §3). This module is the *model*: what a pipeline says, as types
+//! the engine uses. [`parse`] turns a file into it, reporting every problem at its file:line:col with a fix hint;
+//! [`load_dir`] also checks what only a whole directory shows (a load balancer owned by two apps' clusters).
+
+mod parse;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use parse::{parse, parse_for_bake, parse_readable};
+
+use crate::model::clock::format_duration;
+use crate::model::error::{Error, ErrorKind};
+use crate::model::ids::{AmiId, AppName, ClusterName, EnvName};
+
+/// The ledger table unless `ledger_table` says otherwise.
+pub const DEFAULT_LEDGER_TABLE: &str = "release-ledger";
+/// The largest `count` of a cluster.
+pub const MAX_COUNT: i64 = 1000;
+
+/// One problem in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "; fix: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A whole pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pipeline {
+    /// The file this was read from.
+    pub file: PathBuf,
+    /// Relative paths in the file (template, artifact) are relative to this directory: the one holding `pipelines/`.
+    pub root: PathBuf,
+    /// The app's name.
+    pub app: AppName,
+    /// The AWS region, if the file names one.
+    pub region: Option<String>,
+    /// The DynamoDB table holding the ledger and the locks; `release-ledger` unless set.
+    pub ledger_table: String,
+    /// `[build]`.
+    pub build: BuildStage,
+    /// `[test]`, if any.
+    pub test: Option<TestStage>,
+    /// `[bake]`.
+    pub bake: BakeSpec,
+    /// `[deploy]`: the defaults every cluster inherits.
+    pub deploy: DeploySettings,
+    /// `[env.NAME]`, in file order.
+    pub envs: Vec<Environment>,
+    /// `[notify]`: where deploy events go.
+    pub notify: NotifySettings,
+}
+
+/// `[notify]`: where deploy events go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NotifySettings {
+    /// Put into every event (e.g. the dashboard's address).
+    pub link: Option<String>,
+    /// `[[notify.sinks]]`, in file order.
+    pub sinks: Vec<Sink>,
+}
+
+/// One `[[notify.sinks]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sink {
+    /// Where it delivers.
+    pub kind: SinkKind,
+    /// The events it takes (`on`; default: started, succeeded, failed, rolled-back).
+    pub on: std::collections::BTreeSet<crate::model::event::EventKind>,
+    /// For messages and the ledger: `webhook https://hooks.example.com/release` (never a secret).
+    pub label: String,
+}
+
+/// Where a sink delivers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SinkKind {
+    /// A JSON POST of the event, signed with HMAC-SHA256 when a secret is set (`X-Release-Signature: sha256=…`).
+    Webhook {
+        /// http(s) URL.
+        url: String,
+        /// The HMAC key.
+        secret: Option<SecretRef>,
+    },
+    /// A Slack incoming webhook: a message readable at a glance.
+    Slack {
+        /// The incoming webhook's URL.
+        url: String,
+    },
+    /// An SNS topic (message attributes app, env, outcome).
+    Sns {
+        /// The topic's ARN.
+        topic: String,
+    },
+    /// A local command, run with `bash -c`, the event as JSON on its stdin.
+    Command {
+        /// The command line.
+        command: String,
+    },
+}
+
+/// A secret named in the pipeline file, never written there in clear.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "name", rename_all = "kebab-case")]
+pub enum SecretRef {
+    /// `env:NAME`: an environment variable of the machine running `release`.
+    Env(String),
+    /// `ssm:/path`: an SSM parameter (SecureString), read when the event is sent.
+    Ssm(String),
+}
+
+/// `[build]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BuildStage {
+    /// Run in a clean export of the commit.
+    pub command: String,
+    /// What the build writes, relative to the export; handed to Packer.
+    pub artifact: String,
+}
+
+/// `[test]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TestStage {
+    /// Run in the export after the build.
+    pub command: String,
+}
+
+/// The image a bake starts from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "kebab-case")]
+pub enum BaseAmi {
+    /// A fixed image.
+    Id(AmiId),
+    /// The newest available image whose name matches, owned by `base_owners`.
+    NameFilter(String),
+}
+
+/// `[bake]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BakeSpec {
+    /// The Packer template, relative to the project root.
+    pub template: String,
+    /// The base image.
+    pub base_ami: BaseAmi,
+    /// Owners trusted for a name-filter base.
+    pub base_owners: Vec<String>,
+    /// The builder's instance type.
+    pub instance_type: String,
+    /// Extra Packer variables.
+    pub vars: BTreeMap<String, String>,
+    /// Regions the AMI is copied to after the bake (each copy tagged like the original).
+    pub regions: Vec<String>,
+    /// Account ids the AMI (and its snapshots) is shared with.
+    pub accounts: Vec<String>,
+}
+
+/// `[deploy]`, and each cluster's overrides of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeploySettings {
+    /// EC2 instance type of the fleet.
+    pub instance_type: String,
+    /// How long new instances may take to be healthy.
+    #[serde(serialize_with = "ser_duration")]
+    pub health_timeout: Duration,
+    /// Deregistration wait before old instances are terminated (classic ELB connection draining timeout; target
+    /// group deregistration delay).
+    #[serde(serialize_with = "ser_duration")]
+    pub drain: Duration,
+    /// Instances' subnets; empty: the default VPC's.
+    pub subnets: Vec<String>,
+    /// Load balancers' subnets (public ones, when instances are private); empty: the same as `subnets`.
+    pub lb_subnets: Vec<String>,
+    /// Extra security groups for the instances (release makes one per cluster for them, and one for the load
+    /// balancer).
+    pub security_groups: Vec<String>,
+    /// CIDRs that may reach the load balancer's listener.
+    pub allow: Vec<String>,
+    /// The port the service listens on; load balancers forward to it and health-check it.
+    pub port: u16,
+    /// The HTTP path the load balancer health-checks.
+    pub health_path: String,
+    /// The load balancer's health check.
+    pub health: HealthCheck,
+    /// The instance profile (needed for `ssm:` values).
+    pub instance_profile: Option<String>,
+    /// An EC2 key pair for SSH, if any.
+    pub key_name: Option<String>,
+    /// IMDSv2 (`required`, the default) or not (`optional`).
+    pub metadata_tokens: MetadataTokens,
+    /// The root volume; none: the AMI's.
+    pub root_volume: Option<RootVolume>,
+    /// How many instances a load balancer may hold (AWS's quota is 1000 unless raised): a swap needs 2 × count.
+    pub max_targets: u32,
+}
+
+/// How the load balancer checks an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HealthCheck {
+    /// Between checks.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// For one check.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    /// Passed checks in a row to become healthy.
+    pub healthy: u32,
+    /// Failed checks in a row to become unhealthy.
+    pub unhealthy: u32,
+}
+
+impl HealthCheck {
+    /// The least time a freshly registered instance needs to be healthy: its checks, after some boot time.
+    pub fn least_time(&self) -> Duration {
+        BOOT_ALLOWANCE + self.interval * self.healthy
+    }
+}
+
+/// What a new instance takes to boot and start its service before the first check can pass (a rough floor).
+pub const BOOT_ALLOWANCE: Duration = Duration::from_secs(30);
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(10), timeout: Duration::from_secs(5), healthy: 2, unhealthy: 2 }
+    }
+}
+
+/// Whether instances must use IMDSv2 tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataTokens {
+    /// IMDSv2 only.
+    Required,
+    /// IMDSv1 allowed.
+    Optional,
+}
+
+impl MetadataTokens {
+    /// As the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataTokens::Required => "required",
+            MetadataTokens::Optional => "optional",
+        }
+    }
+}
+
+/// The instances' root volume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RootVolume {
+    /// Size in GiB.
+    pub size_gb: u32,
+    /// `gp3`, `gp2`, `io1`, `io2`, `st1`, `sc1`, `standard`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Encrypted with the account's default EBS key.
+    pub encrypted: bool,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+impl Default for DeploySettings {
+    fn default() -> Self {
+        Self {
+            instance_type: "t3.micro".into(),
+            health_timeout: Duration::from_secs(600),
+            drain: Duration::from_secs(30),
+            subnets: Vec::new(),
+            lb_subnets: Vec::new(),
+            security_groups: Vec::new(),
+            allow: vec!["0.0.0.0/0".into()],
+            port: 8080,
+            health_path: "/health".into(),
+            health: HealthCheck::default(),
+            instance_profile: None,
+            key_name: None,
+            metadata_tokens: MetadataTokens::Required,
+            root_volume: None,
+            max_targets: 1000,
+        }
+    }
+}
+
+impl DeploySettings {
+    /// The load balancer's subnets.
+    pub fn lb_subnets(&self) -> &[String] {
+        if self.lb_subnets.is_empty() {
+            &self.subnets
+        } else {
+            &self.lb_subnets
+        }
+    }
+}
+
+/// `[env.NAME]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Environment {
+    /// Its name.
+    pub name: EnvName,
+    /// Variables handed to the instances (`ssm:` values are references, resolved at boot).
+    pub vars: BTreeMap<String, String>,
+    /// How traffic reaches it.
+    pub topology: Topology,
+    /// How commands waiting for its lock (`--wait`) are served.
+    pub queue: QueueMode,
+    /// `[env.NAME.rollout]`: weighted steps watched by alarms and health (blue/green), or the pause and alarms
+    /// between the batches of an in-place `promote --batch N`.
+    pub rollout: Option<Rollout>,
+    /// Lifecycle hooks (`[env.NAME.hooks]`).
+    pub hooks: crate::model::hook::HookSettings,
+}
+
+/// How an environment's queue serves waiting commands (`queue = "fifo" | "latest"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueueMode {
+    /// In order of arrival, each exactly once.
+    #[default]
+    Fifo,
+    /// A newer waiting promote supersedes the older waiting promotes: CI deploying every merge ends on the newest
+    /// commit without deploying each one.
+    Latest,
+}
+
+impl QueueMode {
+    /// `fifo` or `latest`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueMode::Fifo => "fifo",
+            QueueMode::Latest => "latest",
+        }
+    }
+}
+
+/// How an environment takes traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Topology {
+    /// One cluster behind its load balancer, replaced in place by each promote.
+    InPlace {
+        /// The cluster.
+        cluster: Cluster,
+    },
+    /// Two or more clusters and a live name whose weighted records decide which takes traffic.
+    BlueGreen {
+        /// The live name.
+        dns: DnsSettings,
+        /// The clusters.
+        clusters: Vec<Cluster>,
+    },
+}
+
+impl Environment {
+    /// Every cluster of the environment.
+    pub fn clusters(&self) -> &[Cluster] {
+        match &self.topology {
+            Topology::InPlace { cluster } => std::slice::from_ref(cluster),
+            Topology::BlueGreen { clusters, .. } => clusters,
+        }
+    }
+
+    /// The live name of a blue/green environment.
+    pub fn dns(&self) -> Option<&DnsSettings> {
+        match &self.topology {
+            Topology::InPlace { .. } => None,
+            Topology::BlueGreen { dns, .. } => Some(dns),
+        }
+    }
+
+    /// Whether the environment flips between clusters with Route53.
+    pub fn is_blue_green(&self) -> bool {
+        matches!(self.topology, Topology::BlueGreen { .. })
+    }
+
+    /// The cluster of that name in this environment.
+    pub fn cluster(&self, name: &str) -> Result<&Cluster, Error> {
+        self.clusters().iter().find(|c| c.name.as_str() == name).ok_or_else(|| {
+            let names: Vec<&str> = self.clusters().iter().map(|c| c.name.as_str()).collect();
+            Error::not_found(format!("env {} has no cluster {name}; its clusters: {}", self.name, names.join(", ")))
+        })
+    }
+}
+
+/// The live name of a blue/green environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DnsSettings {
+    /// The public hosted zone (`example.com.`).
+    pub zone: String,
+    /// The live name (`app.example.com.`), one weighted alias record per cluster.
+    pub record: String,
+    /// How long a cluster keeps getting traffic after a switch away from it (resolvers cache the alias for the
+    /// load balancer's TTL, 60 s): a promote does not replace a cluster that was live less than this ago.
+    #[serde(serialize_with = "ser_duration")]
+    pub settle: Duration,
+}
+
+/// The default `settle`: the 60 s alias TTL plus a margin.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(120);
+
+/// `[env.NAME.clusters.CLUSTER]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cluster {
+    /// Its name, unique within the app.
+    pub name: ClusterName,
+    /// Its load balancer or target group; owned by this cluster only.
+    pub target: LbTarget,
+    /// How many instances it runs.
+    pub count: u32,
+    /// `[deploy]` with this cluster's overrides applied.
+    pub deploy: DeploySettings,
+    /// Where `load_balancer`/`target_group` is written (line, column), for diagnostics across files.
+    #[serde(skip)]
+    pub target_at: (usize, usize),
+}
+
+impl Cluster {
+    /// Whether its load balancer is an ALB (a target group's).
+    pub fn target_is_alb(&self) -> bool {
+        matches!(self.target, LbTarget::TargetGroup(_))
+    }
+}
+
+/// A cluster's load balancer.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "kebab-case")]
+pub enum LbTarget {
+    /// A classic ELB, by name.
+    ClassicElb(String),
+    /// An ELBv2 target group, by name (provision creates an ALB and listener of the same name in front of it).
+    TargetGroup(String),
+}
+
+impl LbTarget {
+    /// The load balancer's or target group's name.
+    pub fn name(&self) -> &str {
+        match self {
+            LbTarget::ClassicElb(n) | LbTarget::TargetGroup(n) => n,
+        }
+    }
+}
+
+impl fmt::Display for LbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LbTarget::ClassicElb(n) => write!(f, "load balancer {n}"),
+            LbTarget::TargetGroup(n) => write!(f, "target group {n}"),
+        }
+    }
+}
+
+impl Pipeline {
+    /// The environment of that name, or not-found naming the known ones.
+    pub fn env(&self, name: &str) -> Result<&Environment, Error> {
+        self.envs.iter().find(|e| e.name.as_str() == name).ok_or_else(|| {
+            let known: Vec<&str> = self.envs.iter().map(|e| e.name.as_str()).collect();
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no environment `{name}` in {}; known: {}", self.file.display(), known.join(", ")),
+            )
+        })
+    }
+
+    /// The environment owning a cluster; cluster names are unique within an app.
+    pub fn cluster(&self, name: &str) -> Result<(&Environment, &Cluster), Error> {
+        self.envs
+            .iter()
+            .flat_map(|e| e.clusters().iter().map(move |c| (e, c)))
+            .find(|(_, c)| c.name.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.envs.iter().flat_map(|e| e.clusters().iter().map(|c| c.name.as_str())).collect();
+                Error::new(ErrorKind::NotFound, format!("no cluster `{name}` in {}; known: {}", self.file.display(), known.join(", ")))
+            })
+    }
+
+    /// Every (environment, cluster).
+    pub fn clusters(&self) -> impl Iterator<Item = (&Environment, &Cluster)> {
+        self.envs.iter().flat_map(|e| e.clusters().iter().map(move |c| (e, c)))
+    }
+}
+
+/// EC2's limit on user data, in bytes (before base64).
+pub const USER_DATA_LIMIT: usize = 16 * 1024;
+
+/// The size of the user data an environment's variables make, for the longest app name and ids.
+pub fn user_data_size(vars: &BTreeMap<String, String>, cluster: &Cluster) -> usize {
+    let app = AppName::parse(&"a".repeat(AppName::MAX_LEN)).expect("a valid name");
+    let env = EnvName::parse(&"e".repeat(EnvName::MAX_LEN)).expect("a valid name");
+    let commit = crate::model::ids::CommitSha::parse(&"0".repeat(40)).expect("a valid sha");
+    let release = crate::model::ids::ReleaseId::from_string("r20261122T034950Z-3f9a1c".into());
+    crate::model::launch::user_data(&app, &env, vars, cluster, &commit, &release, "ap-southeast-2").len()
+}
+
+/// The project root for a pipeline file: the parent of its `pipelines/` directory, else the file's own directory.
+pub fn project_root(file: &Path) -> PathBuf {
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    if dir.file_name().is_some_and(|n| n == "pipelines") {
+        match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    } else {
+        dir
+    }
+}
+
+/// Reads and validates one pipeline file. Relative paths are checked against [`project_root`].
+pub fn load_file(file: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
+    let src = std::fs::read_to_string(file).map_err(|e| {
+        vec![Diagnostic {
+            file: file.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read the pipeline file: {e}"),
+            hint: Some("pass an existing file with --pipeline, or create pipelines/<app>.toml".into()),
+        }]
+    })?;
+    parse(file, &project_root(file), &src, true)
+}
+
+/// Reads one pipeline file for a command that only reads AWS (see [`parse_readable`]).
+pub fn load_readable(file: &Path) -> Result<(Pipeline, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let src = std::fs::read_to_string(file).map_err(|e| {
+        vec![Diagnostic { file: file.to_path_buf(), line: 1, col: 1, message: format!("cannot read the pipeline file: {e}"), hint: None }]
+    })?;
+    parse_readable(file, &project_root(file), &src)
+}
+
+/// Reads one pipeline file for a bake: only app, `[build]`, `[test]` and `[bake]` (see [`parse_for_bake`]).
+pub fn load_for_bake(file: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
+    let src = std::fs::read_to_string(file).map_err(|e| {
+        vec![Diagnostic { file: file.to_path_buf(), line: 1, col: 1, message: format!("cannot read the pipeline file: {e}"), hint: None }]
+    })?;
+    parse_for_bake(file, &project_root(file), &src)
+}
+
+/// Every `*.toml` in `dir`, sorted by name.
+pub fn pipeline_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Loads several pipeline files (one directory's) and checks what only all of them together show: a load
+/// balancer or target group may belong to one cluster only, across environments and across apps, and two files
+/// may not name the same app. Returns each file's result; cross-file problems are added to the files involved.
+pub fn load_dir(files: &[PathBuf]) -> Vec<(PathBuf, Result<Pipeline, Vec<Diagnostic>>)> {
+    let mut results: Vec<(PathBuf, Result<Pipeline, Vec<Diagnostic>>)> = files.iter().map(|f| (f.clone(), load_file(f))).collect();
+    let mut owners: BTreeMap<String, (PathBuf, String, (usize, usize))> = BTreeMap::new();
+    let mut apps: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut extra: Vec<(usize, Diagnostic)> = Vec::new();
+    for (i, (file, result)) in results.iter().enumerate() {
+        let Ok(p) = result else { continue };
+        if let Some(other) = apps.get(p.app.as_str()) {
+            extra.push((
+                i,
+                Diagnostic {
+                    file: file.clone(),
+                    line: 1,
+                    col: 1,
+                    message: format!("app `{}` is also defined by {}", p.app, other.display()),
+                    hint: Some("each app has one pipeline file; rename one app".into()),
+                },
+            ));
+        }
+        apps.insert(p.app.to_string(), file.clone());
+        for (env, c) in p.clusters() {
+            let key = c.target.name().to_owned();
+            let label = format!("{}/{}/{}", p.app, env.name, c.name);
+            if let Some((ofile, olabel, _)) = owners.get(&key) {
+                if ofile != file {
+                    extra.push((
+                        i,
+                        Diagnostic {
+                            file: file.clone(),
+                            line: c.target_at.0,
+                            col: c.target_at.1,
+                            message: format!("{} of cluster {label} is also used by cluster {olabel} in {}", c.target, ofile.display()),
+                            hint: Some("a load balancer belongs to one cluster only; give each cluster its own".into()),
+                        },
+                    ));
+                }
+            } else {
+                owners.insert(key, (file.clone(), label, c.target_at));
+            }
+        }
+    }
+    for (i, d) in extra {
+        let (_, result) = &mut results[i];
+        match result {
+            Ok(_) => *result = Err(vec![d]),
+            Err(diags) => diags.push(d),
+        }
+    }
+    results
+}
+
+/// The pause of a rollout step when `pause` is not given.
+pub const DEFAULT_ROLLOUT_PAUSE: Duration = Duration::from_secs(300);
+/// The longest pause a step may have (a longer wait is a `"hold"`).
+pub const MAX_ROLLOUT_PAUSE: Duration = Duration::from_secs(24 * 3600);
+/// The most alarms one rollout watches: DescribeAlarms takes 100 names per call, and one call per poll is the rule.
+pub const MAX_ROLLOUT_ALARMS: usize = 100;
+
+/// `[env.NAME.rollout]` (or `rollout = { ... }`).
+///
+/// With `dns`: `steps` are the target cluster's shares, one Route53 change each, each watched for `pause`. Without
+/// `dns` (in place) there are no steps: `pause` and `alarms` apply between the batches of `promote --batch N`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rollout {
+    /// The target's share at each step (blue/green); empty in place.
+    pub steps: Vec<RolloutStep>,
+    /// How long each step (or batch) is watched before the next.
+    #[serde(serialize_with = "crate::model::clock::ser_duration")]
+    pub pause: Duration,
+    /// CloudWatch alarms watched during each pause: one in ALARM rolls back.
+    pub alarms: Vec<String>,
+}
+
+/// One step of a rollout: a share of the traffic for the target, or a hold until someone says go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolloutStep {
+    /// The target's share, 1..=100.
+    Percent(u8),
+    /// Wait for `release rollout continue` (or `release rollback`), keeping the lock.
+    Hold,
+}
+
+impl fmt::Display for RolloutStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RolloutStep::Percent(p) => write!(f, "{p}%"),
+            RolloutStep::Hold => f.write_str("hold"),
+        }
+    }
+}
+
+impl Serialize for RolloutStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            RolloutStep::Percent(p) => s.serialize_u8(*p),
+            RolloutStep::Hold => s.serialize_str("hold"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RolloutStep {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            F(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if (1..=100).contains(&n) => Ok(RolloutStep::Percent(n as u8)),
+            // DynamoDB numbers read back through JSON may come as floats.
+            Raw::F(f) if f.fract() == 0.0 && (1.0..=100.0).contains(&f) => Ok(RolloutStep::Percent(f as u8)),
+            Raw::S(s) if s == "hold" => Ok(RolloutStep::Hold),
+            _ => Err(serde::de::Error::custom("a rollout step is 1..100 or \"hold\"")),
+        }
+    }
+}
+
+/// What is wrong with a list of steps: (index of the offending step, message, fix).
+pub fn check_steps(steps: &[RolloutStep]) -> Result<(), (usize, String, String)> {
+    if steps.is_empty() {
+        return Err((0, "a rollout needs at least one step".into(), "write steps = [10, 50, 100]".into()));
+    }
+    let mut last: Option<u8> = None;
+    for (i, s) in steps.iter().enumerate() {
+        match s {
+            RolloutStep::Percent(p) => {
+                if !(1..=100).contains(p) {
+                    return Err((i, format!("step {p} is not a share of 1 to 100 percent"), "use whole percentages from 1 to 100".into()));
+                }
+                if let Some(l) = last.filter(|l| p <= l) {
+                    return Err((i, format!("step {p}% does not increase on the step before it ({l}%)"), "list the shares in increasing order, e.g. [10, 50, 100]".into()));
+                }
+                last = Some(*p);
+            }
+            RolloutStep::Hold if last.is_none() => {
+                return Err((i, "a rollout cannot begin with \"hold\": nothing would be watched yet".into(), "put \"hold\" after the share you want to look at, e.g. [10, \"hold\", 100]".into()));
+            }
+            RolloutStep::Hold if matches!(steps.get(i.wrapping_sub(1)), Some(RolloutStep::Hold)) => {
+                return Err((i, "two \"hold\" steps in a row".into(), "keep one".into()));
+            }
+            RolloutStep::Hold => {}
+        }
+    }
+    if steps.last() != Some(&RolloutStep::Percent(100)) {
+        return Err((steps.len() - 1, "the last step of a rollout must be 100".into(), "end the steps with 100, e.g. [10, 50, 100]".into()));
+    }
+    Ok(())
+}
+
+/// Parses `10,50,hold,100` (the `--steps` flag) and checks it as the file's steps are checked.
+pub fn parse_steps(s: &str) -> Result<Vec<RolloutStep>, Error> {
+    let mut steps = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        if part == "hold" {
+            steps.push(RolloutStep::Hold);
+            continue;
+        }
+        match part.trim_end_matches('%').parse::<u8>() {
+            Ok(p) => steps.push(RolloutStep::Percent(p)),
+            Err(_) => return Err(Error::input(format!("--steps: `{part}` is neither a percentage nor \"hold\"; give e.g. --steps 10,50,100"))),
+        }
+    }
+    check_steps(&steps).map_err(|(_, m, hint)| Error::input(format!("--steps: {m}; {hint}")))?;
+    Ok(steps)
+}

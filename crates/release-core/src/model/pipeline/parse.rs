@@ -1,0 +1,1273 @@
+//! The pipeline file parser: `toml_edit` with spans, so that every problem is reported at its file:line:col with a
+//! fix hint, all of them at once rather than the first only. It builds the model of the parent module.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+
+use toml_edit::{ImDocument, Item, Table, TableLike};
+
+use super::{
+    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget,
+    MetadataTokens, NotifySettings, Pipeline, QueueMode, SecretRef, Sink, SinkKind, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
+};
+use super::{check_steps, Rollout, RolloutStep, DEFAULT_ROLLOUT_PAUSE, MAX_ROLLOUT_ALARMS, MAX_ROLLOUT_PAUSE};
+use crate::model::clock::{format_duration, parse_duration};
+use crate::model::event::EventKind;
+use crate::model::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
+
+const HEALTH_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(6 * 3600));
+const DRAIN_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
+const SETTLE_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
+
+/// Parses pipeline text. `check_files` also checks that the template exists under `root`.
+pub fn parse(file: &Path, root: &Path, src: &str, check_files: bool) -> Result<Pipeline, Vec<Diagnostic>> {
+    parse_scoped(file, root, src, check_files, Scope::Whole)
+}
+
+/// Parses only what a bake reads from the commit it bakes (app, `[build]`, `[test]`, `[bake]`): the environment
+/// settings always come from the current checkout, so an older commit whose `[env]` or `[deploy]` no longer
+/// validates can still be baked. The result has no environments.
+pub fn parse_for_bake(file: &Path, root: &Path, src: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+    parse_scoped(file, root, src, true, Scope::Bake)
+}
+
+/// For commands that only read (`status`, `history`) during an incident: the pipeline with its problems when the
+/// file still makes a whole pipeline (an unknown or misspelt key somewhere is reported, not fatal); the problems
+/// alone when it does not. Commands that change AWS use [`parse`], which refuses any problem.
+pub fn parse_readable(file: &Path, root: &Path, src: &str) -> Result<(Pipeline, Vec<Diagnostic>), Vec<Diagnostic>> {
+    let mut w = Walker { file, src, diags: Vec::new() };
+    let Ok(doc) = ImDocument::parse(src.to_owned()) else { return parse(file, root, src, true).map(|p| (p, Vec::new())) };
+    let pipeline = w.pipeline(doc.as_table(), root, true, Scope::Whole);
+    w.diags.sort_by_key(|d| (d.line, d.col));
+    match pipeline {
+        Some(p) => Ok((p, w.diags)),
+        None => Err(w.diags),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Whole,
+    Bake,
+}
+
+fn parse_scoped(file: &Path, root: &Path, src: &str, check_files: bool, scope: Scope) -> Result<Pipeline, Vec<Diagnostic>> {
+    let mut w = Walker { file, src, diags: Vec::new() };
+    let doc = match ImDocument::parse(src.to_owned()) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            // toml_edit's message spans lines ("invalid string\nexpected ..."); a diagnostic is one line.
+            let msg = e.message().trim().trim_end_matches('.').lines().map(str::trim).collect::<Vec<_>>().join("; ");
+            w.error(span, format!("invalid TOML: {}", lowercase_first(&msg)), Some("fix the TOML syntax at this position"));
+            return Err(w.diags);
+        }
+    };
+    let top = doc.as_table();
+    let pipeline = w.pipeline(top, root, check_files, scope);
+    if w.diags.is_empty() {
+        Ok(pipeline.expect("a pipeline without diagnostics is complete"))
+    } else {
+        w.diags.sort_by_key(|d| (d.line, d.col));
+        Err(w.diags)
+    }
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// A table together with where to point when something inside it is missing.
+#[derive(Clone)]
+struct Tbl<'a> {
+    t: &'a dyn TableLike,
+    /// `[env.prod]` style path for messages.
+    name: String,
+    anchor: Option<Range<usize>>,
+}
+
+/// Names already taken within one file: clusters (unique in the app) and load balancers (one cluster each).
+#[derive(Default)]
+struct Seen {
+    clusters: BTreeMap<String, String>,
+    targets: BTreeMap<String, String>,
+}
+
+struct Walker<'a> {
+    file: &'a Path,
+    src: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Walker<'a> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>, hint: Option<&str>) {
+        let (line, col) = line_col(self.src, span.start);
+        self.diags.push(Diagnostic {
+            file: self.file.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+            hint: hint.map(str::to_owned),
+        });
+    }
+
+    fn span_of(&self, tbl: &Tbl<'_>, key: &str) -> Range<usize> {
+        if let Some((k, item)) = tbl.t.get_key_value(key) {
+            return item_span(item).or_else(|| k.span()).unwrap_or(0..0);
+        }
+        tbl.anchor.clone().unwrap_or(0..0)
+    }
+
+    fn key_span(&self, tbl: &Tbl<'_>, key: &str) -> Range<usize> {
+        tbl.t.get_key_value(key).and_then(|(k, _)| k.span()).or_else(|| tbl.anchor.clone()).unwrap_or(0..0)
+    }
+
+    fn unknown_keys(&mut self, tbl: &Tbl<'_>, allowed: &[&str]) {
+        let unknown: Vec<(String, Range<usize>)> = tbl
+            .t
+            .iter()
+            .filter(|(k, _)| !allowed.contains(k))
+            .map(|(k, _)| (k.to_owned(), self.key_span(&tbl, k)))
+            .collect();
+        for (key, span) in unknown {
+            let hint = match closest(&key, allowed) {
+                Some(c) => format!("did you mean `{c}`?"),
+                None => format!("remove it; allowed keys here: {}", allowed.join(", ")),
+            };
+            self.error(span, format!("unknown key `{key}` in [{}]", tbl.name), Some(&hint));
+        }
+    }
+
+    /// Like [`Self::unknown_keys`], but `reported` keys were already reported with a message of their own.
+    fn unknown_keys_except(&mut self, tbl: &Tbl<'_>, allowed: &[&str], reported: &[&str]) {
+        let all: Vec<&str> = allowed.iter().chain(reported.iter()).copied().collect();
+        self.unknown_keys(tbl, &all);
+    }
+
+    fn missing(&mut self, tbl: &Tbl<'_>, key: &str, hint: &str) {
+        let span = tbl.anchor.clone().unwrap_or(0..0);
+        self.error(span, format!("missing key `{key}` in [{}]", tbl.name), Some(hint));
+    }
+
+    fn str(&mut self, tbl: &Tbl<'_>, key: &str) -> Option<(String, Range<usize>)> {
+        let item = tbl.t.get(key)?;
+        let span = self.span_of(&tbl, key);
+        match item.as_str() {
+            Some(s) => Some((s.to_owned(), span)),
+            None => {
+                self.error(
+                    span,
+                    format!("`{key}` in [{}] must be a string, not {}", tbl.name, item.type_name()),
+                    Some("quote the value"),
+                );
+                None
+            }
+        }
+    }
+
+    fn required_str(&mut self, tbl: &Tbl<'_>, key: &str, hint: &str) -> Option<(String, Range<usize>)> {
+        if tbl.t.get(key).is_none() {
+            self.missing(&tbl, key, hint);
+            return None;
+        }
+        let (s, span) = self.str(&tbl, key)?;
+        if s.trim().is_empty() {
+            self.error(span, format!("`{key}` in [{}] is empty", tbl.name), Some(hint));
+            return None;
+        }
+        Some((s, span))
+    }
+
+    fn str_list(&mut self, tbl: &Tbl<'_>, key: &str) -> Option<Vec<(String, Range<usize>)>> {
+        let item = tbl.t.get(key)?;
+        let span = self.span_of(&tbl, key);
+        let Some(arr) = item.as_array() else {
+            self.error(
+                span,
+                format!("`{key}` in [{}] must be an array of strings, not {}", tbl.name, item.type_name()),
+                Some("write it as [\"a\", \"b\"]"),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for v in arr.iter() {
+            let vspan = v.span().unwrap_or_else(|| span.clone());
+            match v.as_str() {
+                Some(s) => out.push((s.to_owned(), vspan)),
+                None => {
+                    self.error(vspan, format!("`{key}` in [{}] must hold strings only", tbl.name), Some("quote each element"));
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn int(&mut self, tbl: &Tbl<'_>, key: &str) -> Option<(i64, Range<usize>)> {
+        let item = tbl.t.get(key)?;
+        let span = self.span_of(&tbl, key);
+        match item.as_integer() {
+            Some(n) => Some((n, span)),
+            None => {
+                self.error(
+                    span,
+                    format!("`{key}` in [{}] must be an integer, not {}", tbl.name, item.type_name()),
+                    Some("write a whole number without quotes"),
+                );
+                None
+            }
+        }
+    }
+
+    fn sub_table<'t>(&mut self, parent: &Tbl<'t>, key: &str, name: impl Into<String>) -> Option<Tbl<'t>> {
+        let name: String = name.into();
+        let (k, item) = parent.t.get_key_value(key)?;
+        match item.as_table_like() {
+            Some(t) => Some(Tbl { t, name, anchor: item_span(item).or_else(|| k.span()).or_else(|| parent.anchor.clone()) }),
+            None => {
+                let span = item_span(item).or_else(|| k.span()).unwrap_or(0..0);
+                self.error(
+                    span,
+                    format!("`{key}` in [{}] must be a table, not {}", parent.name, item.type_name()),
+                    Some(&format!("write it as a [{name}] section or an inline table {{ ... }}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_map(&mut self, tbl: &Tbl<'_>, key: &str, name: String, env_style_keys: bool) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let Some(vars) = self.sub_table(tbl, key, name.clone()) else { return out };
+        let entries: Vec<(String, Range<usize>)> =
+            vars.t.iter().map(|(k, _)| (k.to_owned(), self.key_span(&vars, k))).collect();
+        for (k, kspan) in entries {
+            if env_style_keys && !is_env_var_name(&k) {
+                self.error(
+                    kspan,
+                    format!("`{k}` in [{name}] is not a valid environment variable name"),
+                    Some("use letters, digits and `_`, not starting with a digit"),
+                );
+                continue;
+            }
+            let Some((v, vspan)) = self.str(&vars, &k) else { continue };
+            if let Some(path) = v.strip_prefix("ssm:") {
+                if !path.starts_with('/') || path.len() < 2 || path.contains(char::is_whitespace) {
+                    self.error(
+                        vspan,
+                        format!("`{k}` in [{name}] is not a valid SSM reference: `{v}`"),
+                        Some("write ssm:/path/to/parameter"),
+                    );
+                    continue;
+                }
+            }
+            out.insert(k, v);
+        }
+        out
+    }
+
+    fn duration(
+        &mut self,
+        tbl: &Tbl<'_>,
+        key: &str,
+        range: (Duration, Duration),
+    ) -> Option<Duration> {
+        let (s, span) = self.str(&tbl, key)?;
+        match parse_duration(&s) {
+            Ok(d) if d < range.0 || d > range.1 => {
+                self.error(
+                    span,
+                    format!(
+                        "`{key}` in [{}] is {}, outside {}..{}",
+                        tbl.name,
+                        format_duration(d),
+                        format_duration(range.0),
+                        format_duration(range.1)
+                    ),
+                    Some("pick a duration inside that range"),
+                );
+                None
+            }
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.error(
+                    span,
+                    format!("`{key}` in [{}]: {why}", tbl.name),
+                    Some("write a duration like \"30s\", \"10m\", \"1h\" or \"1m30s\""),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[deploy]` keys, shared by the `[deploy]` table and by cluster overrides.
+    fn deploy_settings(&mut self, tbl: &Tbl<'_>, base: &DeploySettings) -> DeploySettings {
+        let mut d = base.clone();
+        if let Some((s, span)) = self.str(&tbl, "instance_type") {
+            if is_instance_type(&s) {
+                d.instance_type = s;
+            } else {
+                self.error(span, format!("`{s}` is not an EC2 instance type"), Some("write a type like \"t3.micro\""));
+            }
+        }
+        if let Some(v) = self.duration(&tbl, "health_timeout", HEALTH_TIMEOUT_RANGE) {
+            d.health_timeout = v;
+        }
+        if let Some(v) = self.duration(&tbl, "drain", DRAIN_RANGE) {
+            d.drain = v;
+        }
+        if let Some(list) = self.str_list(&tbl, "subnets") {
+            d.subnets = self.ids_with_prefix(list, "subnet-", "a subnet id");
+        }
+        if let Some(list) = self.str_list(tbl, "lb_subnets") {
+            d.lb_subnets = self.ids_with_prefix(list, "subnet-", "a subnet id");
+        }
+        if let Some(list) = self.str_list(tbl, "security_groups") {
+            d.security_groups = self.ids_with_prefix(list, "sg-", "a security group id");
+        }
+        if let Some(list) = self.str_list(tbl, "allow") {
+            let mut cidrs = Vec::new();
+            for (c, span) in list {
+                if is_cidr(&c) {
+                    cidrs.push(c);
+                } else {
+                    self.error(span, format!("`{c}` in `allow` is not an IPv4 CIDR"), Some("write a block like \"203.0.113.0/24\", or \"0.0.0.0/0\" for everyone"));
+                }
+            }
+            if cidrs.is_empty() {
+                let span = self.span_of(tbl, "allow");
+                self.error(span, "`allow` is empty: nobody could reach the load balancer", Some("list who may, e.g. [\"0.0.0.0/0\"]"));
+            }
+            d.allow = cidrs;
+        }
+        if let Some((n, span)) = self.int(tbl, "port") {
+            match u16::try_from(n) {
+                Ok(p) if p > 0 => d.port = p,
+                _ => self.error(span, format!("port {n} is outside 1..65535"), Some("use the port the service listens on")),
+            }
+        }
+        if let Some((p, span)) = self.str(tbl, "health_path") {
+            if p.starts_with('/') && !p.contains(char::is_whitespace) {
+                d.health_path = p;
+            } else {
+                self.error(span, format!("health_path `{p}` must start with `/`"), Some("write a path like \"/health\""));
+            }
+        }
+        if let Some(h) = self.sub_table(tbl, "health", format!("{}.health", tbl.name)) {
+            self.unknown_keys(&h, &["interval", "timeout", "healthy", "unhealthy"]);
+            if let Some(v) = self.duration(&h, "interval", (Duration::from_secs(5), Duration::from_secs(300))) {
+                d.health.interval = v;
+            }
+            if let Some(v) = self.duration(&h, "timeout", (Duration::from_secs(2), Duration::from_secs(120))) {
+                d.health.timeout = v;
+            }
+            for (key, slot) in [("healthy", &mut d.health.healthy), ("unhealthy", &mut d.health.unhealthy)] {
+                if let Some((n, span)) = self.int(&h, key) {
+                    if (2..=10).contains(&n) {
+                        *slot = n as u32;
+                    } else {
+                        self.error(span, format!("`{key}` threshold {n} is outside 2..10"), Some("load balancers count 2 to 10 checks in a row"));
+                    }
+                }
+            }
+            if d.health.timeout >= d.health.interval {
+                let span = self.span_of(&h, "timeout");
+                self.error(span, format!("health check timeout {} is not shorter than its interval {}", format_duration(d.health.timeout), format_duration(d.health.interval)), Some("make timeout shorter than interval"));
+            }
+        }
+        if let Some((p, span)) = self.str(tbl, "instance_profile") {
+            if !p.is_empty() && p.len() <= 128 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b)) {
+                d.instance_profile = Some(p);
+            } else {
+                self.error(span, format!("`{p}` is not an instance profile name"), Some("give the name of the IAM instance profile (not its ARN)"));
+            }
+        }
+        if let Some((k, _)) = self.str(tbl, "key_name") {
+            d.key_name = (!k.is_empty()).then_some(k);
+        }
+        if let Some((m, span)) = self.str(tbl, "metadata_tokens") {
+            match m.as_str() {
+                "required" => d.metadata_tokens = MetadataTokens::Required,
+                "optional" => d.metadata_tokens = MetadataTokens::Optional,
+                _ => self.error(span, format!("metadata_tokens `{m}` is neither \"required\" nor \"optional\""), Some("keep \"required\" (IMDSv2)")),
+            }
+        }
+        if let Some(v) = self.sub_table(tbl, "root_volume", format!("{}.root_volume", tbl.name)) {
+            self.unknown_keys(&v, &["size_gb", "type", "encrypted"]);
+            let mut rv = base.root_volume.clone().unwrap_or(RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true });
+            if let Some((n, span)) = self.int(&v, "size_gb") {
+                if (1..=16384).contains(&n) {
+                    rv.size_gb = n as u32;
+                } else {
+                    self.error(span, format!("root volume size {n} GiB is outside 1..16384"), Some("give the size in GiB"));
+                }
+            }
+            if let Some((t, span)) = self.str(&v, "type") {
+                if ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"].contains(&t.as_str()) {
+                    rv.kind = t;
+                } else {
+                    self.error(span, format!("`{t}` is not an EBS volume type"), Some("use gp3, gp2, io1, io2, st1, sc1 or standard"));
+                }
+            }
+            if let Some(item) = v.t.get("encrypted") {
+                match item.as_bool() {
+                    Some(b) => rv.encrypted = b,
+                    None => {
+                        let span = self.span_of(&v, "encrypted");
+                        self.error(span, "`encrypted` must be true or false", Some("write encrypted = true"));
+                    }
+                }
+            }
+            d.root_volume = Some(rv);
+        }
+        if let Some((n, span)) = self.int(tbl, "max_targets") {
+            if (1..=100_000).contains(&n) {
+                d.max_targets = n as u32;
+            } else {
+                self.error(span, format!("max_targets {n} is outside 1..100000"), Some("set it to your load balancer's raised quota"));
+            }
+        }
+        d
+    }
+
+    fn ids_with_prefix(&mut self, list: Vec<(String, Range<usize>)>, prefix: &str, what: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (s, span) in list {
+            if s.strip_prefix(prefix).is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric())) {
+                out.push(s);
+            } else {
+                self.error(span, format!("`{s}` is not {what}"), Some(&format!("ids look like {prefix}0123abcd")));
+            }
+        }
+        out
+    }
+
+    fn pipeline(&mut self, top: &Table, root: &Path, check_files: bool, scope: Scope) -> Option<Pipeline> {
+        let top = &Tbl { t: top, name: "top level".into(), anchor: Some(0..0) };
+        if scope == Scope::Whole {
+            self.unknown_keys(top, TOP_KEYS);
+        }
+
+        let app = self.required_str(&top, "app", "add app = \"<name>\" at the top").and_then(|(s, span)| {
+            AppName::parse(&s)
+                .map_err(|_| {
+                    self.error(
+                        span,
+                        format!("app name `{s}` is invalid"),
+                        Some("use 1-32 characters of a-z, 0-9 and `-`, not starting or ending with `-`"),
+                    )
+                })
+                .ok()
+        });
+        let region = self.str(&top, "region").and_then(|(s, span)| {
+            if is_region(&s) {
+                Some(s)
+            } else {
+                self.error(span, format!("`{s}` is not an AWS region name"), Some("write a region like \"us-east-1\""));
+                None
+            }
+        });
+        let ledger_table = match self.str(&top, "ledger_table") {
+            Some((s, span)) if !is_table_name(&s) => {
+                self.error(span, format!("`{s}` is not a DynamoDB table name"), Some("use 3-255 characters of a-z, A-Z, 0-9, `_`, `-` and `.`"));
+                None
+            }
+            Some((s, _)) => Some(s),
+            None => Some(DEFAULT_LEDGER_TABLE.to_owned()),
+        };
+
+        let build = self.build(&top);
+        let test = self.test(&top);
+        let bake = self.bake(&top, root, check_files);
+        if scope == Scope::Bake {
+            return Some(Pipeline {
+                file: self.file.to_path_buf(),
+                root: root.to_path_buf(),
+                app: app?,
+                region,
+                ledger_table: ledger_table?,
+                build: build?,
+                test,
+                bake: bake?,
+                deploy: DeploySettings::default(),
+                envs: Vec::new(),
+                notify: NotifySettings::default(),
+            });
+        }
+        let deploy = match self.sub_table(&top, "deploy", "deploy") {
+            Some(t) => {
+                self.unknown_keys(&t, DEPLOY_KEYS);
+                self.deploy_settings(&t, &DeploySettings::default())
+            }
+            None => DeploySettings::default(),
+        };
+        let envs = self.envs(&top, &deploy);
+        let notify = self.notify(&top);
+        Some(Pipeline {
+            file: self.file.to_path_buf(),
+            root: root.to_path_buf(),
+            app: app?,
+            region,
+            ledger_table: ledger_table?,
+            build: build?,
+            test,
+            bake: bake?,
+            deploy,
+            envs: envs?,
+            notify: notify?,
+        })
+    }
+
+    fn notify(&mut self, top: &Tbl<'_>) -> Option<NotifySettings> {
+        let Some(t) = self.sub_table(top, "notify", "notify") else { return Some(NotifySettings::default()) };
+        self.unknown_keys(&t, &["link", "sinks"]);
+        let mut ok = true;
+        let link = match self.str(&t, "link") {
+            Some((l, span)) if !(l.starts_with("http://") || l.starts_with("https://")) => {
+                self.error(span, format!("link `{l}` in [notify] is not an http(s) URL"), Some("write the address people open, e.g. http://deploys.internal:8080"));
+                ok = false;
+                None
+            }
+            Some((l, _)) => Some(l),
+            None => None,
+        };
+        let mut sinks = Vec::new();
+        if let Some((k, item)) = t.t.get_key_value("sinks") {
+            let span = item_span(item).or_else(|| k.span()).unwrap_or(0..0);
+            let tables: Vec<&Table> = match item {
+                Item::ArrayOfTables(a) => a.iter().collect(),
+                _ => {
+                    self.error(span, "`sinks` in [notify] must be an array of tables", Some("write each sink as a [[notify.sinks]] section"));
+                    return None;
+                }
+            };
+            for (i, st) in tables.into_iter().enumerate() {
+                let anchor = st.span().or_else(|| Some(span.clone()));
+                let tbl = Tbl { t: st, name: format!("notify.sinks #{}", i + 1), anchor };
+                match self.sink(&tbl) {
+                    Some(s) => sinks.push(s),
+                    None => ok = false,
+                }
+            }
+        }
+        ok.then_some(NotifySettings { link, sinks })
+    }
+
+    fn sink(&mut self, t: &Tbl<'_>) -> Option<Sink> {
+        let (kind, kspan) = self.required_str(t, "kind", "add kind = \"webhook\" (or slack, sns, command)")?;
+        let url = |p: &mut Self, what: &str| -> Option<String> {
+            let (u, span) = p.required_str(t, "url", &format!("add url = \"https://...\", the {what}'s address"))?;
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                p.error(span, format!("url `{u}` of a {what} sink is not an http(s) URL"), Some("write the full https:// address"));
+                return None;
+            }
+            Some(u)
+        };
+        let (kind, allowed, label) = match kind.as_str() {
+            "webhook" => {
+                let u = url(self, "webhook");
+                let secret = match self.str(t, "secret") {
+                    Some((s, span)) => match (s.strip_prefix("env:"), s.strip_prefix("ssm:")) {
+                        (Some(name), _) if is_env_var_name(name) => Some(SecretRef::Env(name.to_owned())),
+                        (_, Some(path)) if path.starts_with('/') && path.len() > 1 => Some(SecretRef::Ssm(path.to_owned())),
+                        _ => {
+                            self.error(span, "`secret` of a webhook sink must be a reference, env:NAME or ssm:/path", Some("never write the secret itself in the pipeline file"));
+                            return None;
+                        }
+                    },
+                    None => None,
+                };
+                let u = u?;
+                (SinkKind::Webhook { url: u.clone(), secret }, &["kind", "url", "secret", "on"][..], format!("webhook {}", redact(&u)))
+            }
+            "slack" => {
+                let u = url(self, "slack")?;
+                (SinkKind::Slack { url: u.clone() }, &["kind", "url", "on"][..], format!("slack {}", redact(&u)))
+            }
+            "sns" => {
+                let (topic, span) = self.required_str(t, "topic", "add topic = \"arn:aws:sns:<region>:<account>:<name>\"")?;
+                if !(topic.starts_with("arn:aws") && topic.split(':').nth(2) == Some("sns") && topic.split(':').count() == 6) {
+                    self.error(span, format!("topic `{topic}` is not an SNS topic ARN"), Some("write arn:aws:sns:<region>:<account>:<name>"));
+                    return None;
+                }
+                (SinkKind::Sns { topic: topic.clone() }, &["kind", "topic", "on"][..], format!("sns {topic}"))
+            }
+            "command" => {
+                let (command, _) = self.required_str(t, "command", "add command = \"./notify.sh\" (the event comes as JSON on its stdin)")?;
+                (SinkKind::Command { command: command.clone() }, &["kind", "command", "on"][..], format!("command `{command}`"))
+            }
+            other => {
+                self.error(kspan, format!("sink kind `{other}` is unknown"), Some("use webhook, slack, sns or command"));
+                return None;
+            }
+        };
+        self.unknown_keys(t, allowed);
+        let mut on: std::collections::BTreeSet<EventKind> = EventKind::DEFAULT.into_iter().collect();
+        if let Some(list) = self.str_list(t, "on") {
+            on.clear();
+            for (name, span) in list {
+                match EventKind::parse(&name) {
+                    Some(k) => {
+                        on.insert(k);
+                    }
+                    None => {
+                        let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                        self.error(span, format!("event `{name}` is unknown"), Some(&format!("use some of: {}", names.join(", "))));
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(Sink { kind, on, label })
+    }
+
+    fn build(&mut self, top: &Tbl<'_>) -> Option<BuildStage> {
+        if top.t.get("build").is_none() {
+            self.missing(&top, "build", "add a [build] section with command and artifact");
+            return None;
+        }
+        let t = self.sub_table(&top, "build", "build")?;
+        self.unknown_keys(&t, &["command", "artifact"]);
+        let command = self.required_str(&t, "command", "add command = \"make dist\" (run in a clean export of the commit)");
+        let artifact = self.required_str(&t, "artifact", "add artifact = \"<path the build writes>\"").and_then(|(a, span)| {
+            if Path::new(&a).is_absolute() || a.split('/').any(|p| p == "..") {
+                self.error(span, format!("artifact `{a}` must be a relative path inside the export"), Some("write a path like \"dist/app.tar.gz\""));
+                None
+            } else {
+                Some(a)
+            }
+        });
+        Some(BuildStage { command: command?.0, artifact: artifact? })
+    }
+
+    fn test(&mut self, top: &Tbl<'_>) -> Option<TestStage> {
+        let t = self.sub_table(&top, "test", "test")?;
+        self.unknown_keys(&t, &["command"]);
+        let (command, _) = self.required_str(&t, "command", "add command = \"make check\", or remove [test]")?;
+        Some(TestStage { command })
+    }
+
+    fn bake(&mut self, top: &Tbl<'_>, root: &Path, check_files: bool) -> Option<BakeSpec> {
+        if top.t.get("bake").is_none() {
+            self.missing(&top, "bake", "add a [bake] section with template and base_ami");
+            return None;
+        }
+        let t = self.sub_table(&top, "bake", "bake")?;
+        self.unknown_keys(&t, &["template", "base_ami", "base_owners", "instance_type", "vars", "regions", "accounts"]);
+        let template = self.required_str(&t, "template", "add template = \"packer-templates/app.pkr.hcl\"").and_then(
+            |(tpl, span)| {
+                if check_files && !root.join(&tpl).is_file() {
+                    self.error(
+                        span,
+                        format!("template `{tpl}` does not exist under {}", root.display()),
+                        Some("give a path relative to the directory that holds pipelines/"),
+                    );
+                    None
+                } else {
+                    Some(tpl)
+                }
+            },
+        );
+        let owners = self.str_list(&t, "base_owners").map(|l| l.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
+        let base_ami = self.required_str(&t, "base_ami", "add base_ami = \"ami-...\" or a name filter with base_owners").and_then(
+            |(s, span)| {
+                if s.starts_with("ami-") {
+                    match AmiId::parse(&s) {
+                        Ok(id) => Some(BaseAmi::Id(id)),
+                        Err(_) => {
+                            self.error(span, format!("base_ami `{s}` is not an AMI id"), Some("write ami- followed by hex digits, or a name filter"));
+                            None
+                        }
+                    }
+                } else if owners.as_ref().is_none_or(|o| o.is_empty()) {
+                    self.error(
+                        span,
+                        format!("base_ami `{s}` is a name filter but [bake] has no base_owners"),
+                        Some("add base_owners = [\"amazon\"] (or the account id you trust) so no stranger's image can match"),
+                    );
+                    None
+                } else {
+                    Some(BaseAmi::NameFilter(s))
+                }
+            },
+        );
+        let instance_type = match self.str(&t, "instance_type") {
+            Some((s, _)) if is_instance_type(&s) => Some(s),
+            Some((s, span)) => {
+                self.error(span, format!("`{s}` is not an EC2 instance type"), Some("write a type like \"t3.micro\""));
+                None
+            }
+            None => Some("t3.micro".to_owned()),
+        };
+        let vars = self.string_map(&t, "vars", "bake.vars".into(), false);
+        let mut regions = Vec::new();
+        for (r, span) in self.str_list(&t, "regions").unwrap_or_default() {
+            if is_region(&r) {
+                regions.push(r);
+            } else {
+                self.error(span, format!("`{r}` in [bake] regions is not an AWS region name"), Some("write regions like \"eu-west-1\""));
+            }
+        }
+        let mut accounts = Vec::new();
+        for (a, span) in self.str_list(&t, "accounts").unwrap_or_default() {
+            if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+                accounts.push(a);
+            } else {
+                self.error(span, format!("`{a}` in [bake] accounts is not an AWS account id"), Some("write the 12-digit account id"));
+            }
+        }
+        Some(BakeSpec {
+            regions,
+            accounts,
+            template: template?,
+            base_ami: base_ami?,
+            base_owners: owners.unwrap_or_default(),
+            instance_type: instance_type?,
+            vars,
+        })
+    }
+
+    fn envs(&mut self, top: &Tbl<'_>, deploy: &DeploySettings) -> Option<Vec<Environment>> {
+        if top.t.get("env").is_none() {
+            self.missing(top, "env", "add at least one environment, e.g. [env.staging.clusters.staging]");
+            return None;
+        }
+        let envs_tbl = self.sub_table(top, "env", "env")?;
+        let mut envs = Vec::new();
+        let mut ok = true;
+        // Cluster names are unique within the app, so `switch prod2` needs no --env; a load balancer belongs to one
+        // cluster only, across environments.
+        let mut seen = Seen::default();
+        let names: Vec<String> = envs_tbl.t.iter().map(|(k, _)| k.to_owned()).collect();
+        for env_name in names {
+            let kspan = self.key_span(&envs_tbl, &env_name);
+            let label = format!("env.{env_name}");
+            let Some(env_tbl) = self.sub_table(&envs_tbl, &env_name, label.clone()) else {
+                ok = false;
+                continue;
+            };
+            let name = match EnvName::parse(&env_name) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    self.error(kspan.clone(), format!("environment name `{env_name}` is invalid"), Some("use 1-32 characters of a-z, 0-9 and `-`"));
+                    None
+                }
+            };
+            let shape = self.environment(&env_tbl, &label, deploy, &mut seen);
+            let rollout = self.rollout(&env_tbl, &label);
+            let hooks = self.hooks(&env_tbl, &label);
+            match (name, shape, rollout, hooks) {
+                (Some(name), Some((vars, topology, queue)), Ok(rollout), Some(hooks)) => {
+                    if let Some(r) = rollout.as_ref().filter(|r| !r.steps.is_empty() && !matches!(topology, Topology::BlueGreen { .. })) {
+                        let span = self.key_span(&env_tbl, "rollout");
+                        self.error(
+                            span,
+                            format!("[{label}.rollout] has steps ({}), but {label} has no dns: traffic cannot be shifted in steps", r.steps.len()),
+                            Some("remove `steps`; in place, `pause` and `alarms` apply between the batches of `release promote --batch N`"),
+                        );
+                        ok = false;
+                    } else {
+                        envs.push(Environment { name, vars, topology, queue, rollout, hooks });
+                    }
+                }
+                _ => ok = false,
+            }
+        }
+        if envs_tbl.t.is_empty() {
+            self.error(envs_tbl.anchor.clone().unwrap_or(0..0), "no environments defined", Some("add [env.<name>.clusters.<cluster>]"));
+            return None;
+        }
+        ok.then_some(envs)
+    }
+
+    fn environment(
+        &mut self,
+        t: &Tbl<'_>,
+        label: &str,
+        deploy: &DeploySettings,
+        seen: &mut Seen,
+    ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
+        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks"]);
+        let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
+        let mut queue = QueueMode::Fifo;
+        if let Some((q, span)) = self.str(t, "queue") {
+            match q.as_str() {
+                "fifo" => queue = QueueMode::Fifo,
+                "latest" => queue = QueueMode::Latest,
+                _ => self.error(
+                    span,
+                    format!("queue `{q}` in [{label}] is neither \"fifo\" nor \"latest\""),
+                    Some("\"fifo\" serves waiting commands in order of arrival; \"latest\" lets a newer waiting promote supersede older ones"),
+                ),
+            }
+        }
+        let dns = match t.t.get("dns") {
+            Some(_) => Some(self.dns(t, label)),
+            None => None,
+        };
+        if t.t.get("clusters").is_none() {
+            self.missing(t, "clusters", &format!("add a [{label}.clusters.<name>] section with load_balancer and count"));
+            return None;
+        }
+        let ct = self.sub_table(t, "clusters", format!("{label}.clusters"))?;
+        let mut clusters = Vec::new();
+        let mut ok = true;
+        let names: Vec<String> = ct.t.iter().map(|(k, _)| k.to_owned()).collect();
+        for cname in &names {
+            let kspan = self.key_span(&ct, cname);
+            let clabel = format!("{label}.clusters.{cname}");
+            if let Some(other) = seen.clusters.get(cname) {
+                self.error(
+                    kspan.clone(),
+                    format!("cluster name `{cname}` is already used in [{other}]"),
+                    Some("cluster names must be unique within an app; rename one"),
+                );
+                ok = false;
+            }
+            seen.clusters.insert(cname.clone(), clabel.to_owned());
+            let Some(cl) = self.sub_table(&ct, cname, clabel.clone()) else {
+                ok = false;
+                continue;
+            };
+            let name = ClusterName::parse(cname).map_err(|_| {
+                self.error(kspan.clone(), format!("cluster name `{cname}` is invalid"), Some("use 1-32 characters of a-z, 0-9 and `-`"))
+            });
+            match (name, self.cluster(&cl, deploy)) {
+                (Ok(name), Some((target, target_span, count, deploy))) => {
+                    if let Some(other) = seen.targets.get(target.name()) {
+                        self.error(
+                            target_span.clone(),
+                            format!("{target} is already the load balancer of [{other}]"),
+                            Some("a load balancer belongs to one cluster only; give each cluster its own"),
+                        );
+                        ok = false;
+                    }
+                    seen.targets.insert(target.name().to_owned(), clabel);
+                    let target_at = line_col(self.src, target_span.start);
+                    clusters.push(Cluster { name, target, count, deploy, target_at });
+                }
+                _ => ok = false,
+            }
+        }
+        let anchor = self.key_span(t, "clusters");
+        match (&dns, names.len()) {
+            (_, 0) => {
+                self.error(anchor, format!("[{label}] has no clusters"), Some(&format!("add [{label}.clusters.<name>]")));
+                return None;
+            }
+            (Some(_), 1) => {
+                self.error(
+                    anchor,
+                    format!("[{label}] has dns but only one cluster; blue/green needs two or more"),
+                    Some(&format!("add a second cluster under [{label}.clusters], or remove dns to replace in place")),
+                );
+                return None;
+            }
+            (None, n) if n > 1 => {
+                self.error(
+                    anchor,
+                    format!("[{label}] has {n} clusters but no dns; without dns there is one cluster, replaced in place"),
+                    Some(&format!("add dns = {{ zone = ..., record = ... }} to [{label}], or keep one cluster")),
+                );
+                return None;
+            }
+            _ => {}
+        }
+        let ssm: Vec<&String> = vars.iter().filter(|(_, v)| v.starts_with("ssm:")).map(|(k, _)| k).collect();
+        if let (Some(k), Some(c)) = (ssm.first(), clusters.iter().find(|c| c.deploy.instance_profile.is_none())) {
+            let span = self.key_span(t, "vars");
+            self.error(
+                span,
+                format!(
+                    "`{k}` in [{label}.vars] is an ssm: reference, but cluster {} has no instance_profile, so its instances cannot read SSM at boot",
+                    c.name
+                ),
+                Some("set instance_profile in [deploy] (or the cluster) to a profile whose role may ssm:GetParameter them"),
+            );
+            ok = false;
+        }
+        if let Some(c) = clusters.first() {
+            let size = super::user_data_size(&vars, c);
+            if size > super::USER_DATA_LIMIT {
+                let span = self.key_span(t, "vars");
+                self.error(
+                    span,
+                    format!("the variables of [{label}] make {size} bytes of user data, over EC2's {} byte limit", super::USER_DATA_LIMIT),
+                    Some("move large values to SSM (ssm:/path) and keep the variables small"),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let topology = match dns {
+            Some(Some(dns)) => Topology::BlueGreen { dns, clusters },
+            Some(None) => return None,
+            None => Topology::InPlace { cluster: clusters.into_iter().next()? },
+        };
+        Some((vars, topology, queue))
+    }
+
+    fn dns(&mut self, env: &Tbl<'_>, label: &str) -> Option<DnsSettings> {
+        let t = self.sub_table(env, "dns", format!("{label}.dns"))?;
+        if t.t.contains_key("ttl") {
+            let span = self.key_span(&t, "ttl");
+            self.error(
+                span,
+                format!("`ttl` in [{label}.dns] has no effect: the live name is an alias, which takes the load balancer's TTL (60 s)"),
+                Some("remove it; `settle` says how long a cluster keeps traffic after a switch away from it"),
+            );
+        }
+        self.unknown_keys_except(&t, &["zone", "record", "settle"], &["ttl"]);
+        let zone = self.required_str(&t, "zone", "add zone = \"example.com.\"").and_then(|(z, span)| {
+            if is_dns_name(&z) {
+                Some(z)
+            } else {
+                self.error(span, format!("zone `{z}` is not a fully qualified domain name"), Some("write it with the trailing dot, e.g. \"example.com.\""));
+                None
+            }
+        });
+        let record = self.required_str(&t, "record", "add record = \"app.example.com.\"").and_then(|(r, span)| {
+            if !is_dns_name(&r) {
+                self.error(span, format!("record `{r}` is not a fully qualified domain name"), Some("write it with the trailing dot, e.g. \"app.example.com.\""));
+                return None;
+            }
+            if let Some(z) = &zone {
+                if !(r == *z || r.ends_with(&format!(".{z}"))) {
+                    self.error(span, format!("record `{r}` is not inside zone `{z}`"), Some("use a name that ends with the zone"));
+                    return None;
+                }
+            }
+            Some(r)
+        });
+        let settle = if t.t.contains_key("settle") { self.duration(&t, "settle", SETTLE_RANGE) } else { Some(DEFAULT_SETTLE) };
+        if t.t.contains_key("ttl") {
+            return None;
+        }
+        Some(DnsSettings { zone: zone?, record: record?, settle: settle? })
+    }
+
+    fn cluster(&mut self, t: &Tbl<'_>, deploy: &DeploySettings) -> Option<(LbTarget, Range<usize>, u32, DeploySettings)> {
+        let mut allowed = vec!["load_balancer", "target_group", "count"];
+        allowed.extend_from_slice(DEPLOY_KEYS);
+        self.unknown_keys(t, &allowed);
+        let lb = self.str(t, "load_balancer");
+        let tg = self.str(t, "target_group");
+        let target = match (lb, tg) {
+            (Some(_), Some((_, span))) => {
+                self.error(span, format!("[{}] names both load_balancer and target_group", t.name), Some("keep one of them"));
+                None
+            }
+            (Some((n, span)), None) => self.lb_name(n, span.clone(), "load balancer").map(|n| (LbTarget::ClassicElb(n), span)),
+            (None, Some((n, span))) => self.lb_name(n, span.clone(), "target group").map(|n| (LbTarget::TargetGroup(n), span)),
+            (None, None) => {
+                if !t.t.contains_key("load_balancer") && !t.t.contains_key("target_group") {
+                    self.missing(t, "load_balancer", "add load_balancer = \"<classic ELB name>\" or target_group = \"<target group name>\"");
+                }
+                None
+            }
+        };
+        let count = match self.int(t, "count") {
+            Some((n, span)) if !(1..=MAX_COUNT).contains(&n) => {
+                self.error(span, format!("count {n} is outside 1..{MAX_COUNT}"), Some(&format!("set how many instances the cluster runs, from 1 to {MAX_COUNT}")));
+                None
+            }
+            Some((n, _)) => Some(n as u32),
+            None if !t.t.contains_key("count") => {
+                self.missing(t, "count", "add count = <number of instances>");
+                None
+            }
+            None => None,
+        };
+        let settings = self.deploy_settings(t, deploy);
+        let least = settings.health.least_time();
+        if settings.health_timeout < least {
+            let span = if t.t.contains_key("health_timeout") { self.span_of(t, "health_timeout") } else { t.anchor.clone().unwrap_or(0..0) };
+            self.error(
+                span,
+                format!(
+                    "health_timeout {} of [{}] is shorter than a new instance needs to pass its health check: about {} to boot + {} checks x {} = {}",
+                    format_duration(settings.health_timeout),
+                    t.name,
+                    format_duration(super::BOOT_ALLOWANCE),
+                    settings.health.healthy,
+                    format_duration(settings.health.interval),
+                    format_duration(least)
+                ),
+                Some(&format!("raise health_timeout to {} or more (10m is usual)", format_duration(least))),
+            );
+        }
+        if let Some(n) = count {
+            if u64::from(n) * 2 > u64::from(settings.max_targets) {
+                let span = self.span_of(t, "count");
+                self.error(
+                    span,
+                    format!(
+                        "count {n} cannot be swapped: old and new instances sit in the load balancer together, 2 x {n} = {} > {} targets it may hold",
+                        n * 2,
+                        settings.max_targets
+                    ),
+                    Some("lower count to half the quota, or set max_targets if your load balancer's quota was raised"),
+                );
+            }
+        }
+        if let Some((LbTarget::TargetGroup(_), span)) = &target {
+            let subnets = settings.lb_subnets();
+            if subnets.len() == 1 {
+                self.error(
+                    span.clone(),
+                    format!("[{}] puts an application load balancer in one subnet; an ALB needs subnets in at least two zones", t.name),
+                    Some("list two or more lb_subnets (or subnets) in different zones, or leave them empty for the default VPC's"),
+                );
+            }
+        }
+        let (target, span) = target?;
+        Some((target, span, count?, settings))
+    }
+
+    fn lb_name(&mut self, n: String, span: Range<usize>, what: &str) -> Option<String> {
+        let ok = !n.is_empty()
+            && n.len() <= 32
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !n.starts_with('-')
+            && !n.ends_with('-');
+        if ok {
+            Some(n)
+        } else {
+            self.error(span, format!("{what} name `{n}` is invalid"), Some("use 1-32 letters, digits and `-`, not starting or ending with `-`"));
+            None
+        }
+    }
+}
+
+const TOP_KEYS: &[&str] = &["app", "region", "ledger_table", "build", "test", "bake", "deploy", "env", "notify"];
+
+const DEPLOY_KEYS: &[&str] = &[
+    "instance_type",
+    "health_timeout",
+    "drain",
+    "subnets",
+    "lb_subnets",
+    "security_groups",
+    "allow",
+    "port",
+    "health_path",
+    "health",
+    "instance_profile",
+    "key_name",
+    "metadata_tokens",
+    "root_volume",
+    "max_targets",
+];
+
+
+/// An URL for messages: scheme, host and the first path segment; the rest (tokens of Slack's hook URLs), a query,
+/// a fragment and `user:password@` are cut.
+fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let mut parts = rest.splitn(3, '/');
+    let host = parts.next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    match (parts.next(), parts.next()) {
+        (Some(first), Some(_)) => format!("{scheme}://{host}/{first}/…"),
+        (Some(first), None) => format!("{scheme}://{host}/{first}"),
+        _ => format!("{scheme}://{host}"),
+    }
+}
+
+fn item_span(item: &Item) -> Option<Range<usize>> {
+    match item {
+        Item::Value(v) => v.span(),
+        Item::Table(t) => t.span(),
+        Item::ArrayOfTables(a) => a.span(),
+        Item::None => None,
+    }
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn closest<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
+    allowed
+        .iter()
+        .map(|a| (levenshtein(key, a), *a))
+        .filter(|(d, a)| *d <= 2.max(a.len() / 3))
+        .min()
+        .map(|(_, a)| a)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn is_env_var_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+fn is_instance_type(s: &str) -> bool {
+    match s.split_once('.') {
+        Some((family, size)) => {
+            !family.is_empty()
+                && !size.is_empty()
+                && family.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && size.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+fn is_cidr(s: &str) -> bool {
+    let Some((ip, bits)) = s.split_once('/') else { return false };
+    ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_table_name(s: &str) -> bool {
+    (3..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+fn is_dns_name(s: &str) -> bool {
+    s.ends_with('.')
+        && s.len() > 1
+        && s.len() <= 254
+        && s[..s.len() - 1].split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && is_slug(&l.to_ascii_lowercase(), 63)
+        })
+}
+
+
+impl Walker<'_> {
+    /// `[env.NAME.rollout]`: `steps` (blue/green only; checked by the caller, which knows the topology), `pause`,
+    /// `alarms`. `Err` when it has a problem (reported).
+    fn rollout(&mut self, env: &Tbl<'_>, label: &str) -> Result<Option<Rollout>, ()> {
+        if env.t.get("rollout").is_none() {
+            return Ok(None);
+        }
+        let name = format!("{label}.rollout");
+        let Some(t) = self.sub_table(env, "rollout", name.clone()) else { return Err(()) };
+        let before = self.diags.len();
+        self.unknown_keys(&t, &["steps", "pause", "alarms"]);
+        let mut steps = Vec::new();
+        let before_steps = self.diags.len();
+        if let Some(item) = t.t.get("steps") {
+            let span = self.span_of(&t, "steps");
+            match item.as_array() {
+                None => self.error(span, format!("`steps` in [{name}] must be an array, not {}", item.type_name()), Some("write steps = [10, 50, 100]")),
+                Some(arr) => {
+                    let mut spans = Vec::new();
+                    for v in arr.iter() {
+                        let vspan = v.span().unwrap_or_else(|| span.clone());
+                        match (v.as_integer(), v.as_str()) {
+                            (Some(n), _) if (1..=100).contains(&n) => steps.push(RolloutStep::Percent(n as u8)),
+                            (Some(n), _) => self.error(vspan.clone(), format!("step {n} in [{name}] is not a share of 1 to 100 percent"), Some("use whole percentages from 1 to 100")),
+                            (None, Some("hold")) => steps.push(RolloutStep::Hold),
+                            _ => self.error(vspan.clone(), format!("step `{v}` in [{name}] is neither a percentage nor \"hold\"", v = v.to_string().trim()), Some("write a whole number from 1 to 100, or \"hold\"")),
+                        }
+                        spans.push(vspan);
+                    }
+                    if self.diags.len() == before_steps {
+                        if let Err((i, message, hint)) = check_steps(&steps) {
+                            let at = spans.get(i).cloned().unwrap_or(span);
+                            self.error(at, format!("{message} in [{name}]"), Some(&hint));
+                        }
+                    }
+                }
+            }
+        }
+        let pause = if t.t.contains_key("pause") { self.duration(&t, "pause", (Duration::ZERO, MAX_ROLLOUT_PAUSE)) } else { Some(DEFAULT_ROLLOUT_PAUSE) };
+        let mut alarms: Vec<String> = Vec::new();
+        for (a, span) in self.str_list(&t, "alarms").unwrap_or_default() {
+            // CloudWatch alarm names: 1-255 characters, no control characters.
+            if a.trim().is_empty() || a.len() > 255 || a.chars().any(char::is_control) {
+                self.error(span, format!("alarm name `{a}` in [{name}] is not a CloudWatch alarm name"), Some("give the alarm's exact name (1-255 characters)"));
+            } else if alarms.contains(&a) {
+                self.error(span, format!("alarm `{a}` is listed twice in [{name}]"), Some("list each alarm once"));
+            } else {
+                alarms.push(a);
+            }
+        }
+        if alarms.len() > MAX_ROLLOUT_ALARMS {
+            let span = self.span_of(&t, "alarms");
+            self.error(span, format!("[{name}] lists {} alarms, more than {MAX_ROLLOUT_ALARMS}", alarms.len()), Some("combine them into composite alarms"));
+        }
+        if self.diags.len() > before {
+            return Err(());
+        }
+        Ok(Some(Rollout { steps, pause: pause.ok_or(())?, alarms }))
+    }
+}
+
+/// `[env.NAME.hooks]`.
+impl Walker<'_> {
+    fn hooks(&mut self, env: &Tbl<'_>, label: &str) -> Option<crate::model::hook::HookSettings> {
+        let mut out = crate::model::hook::HookSettings::default();
+        if env.t.get("hooks").is_none() {
+            return Some(out);
+        }
+        let t = self.sub_table(env, "hooks", format!("{label}.hooks"))?;
+        let before = self.diags.len();
+        self.unknown_keys(&t, &["before_promote", "before_traffic", "after_traffic", "hook_timeout", "rollback_on_hook_failure"]);
+        for key in ["before_promote", "before_traffic", "after_traffic"] {
+            let Some((cmd, span)) = self.str(&t, key) else { continue };
+            if cmd.contains('\n') || cmd.contains('\0') {
+                self.error(span, format!("`{key}` in [{label}.hooks] must be one line"), Some("put a longer hook in a script and run that, e.g. \"./scripts/smoke\""));
+                continue;
+            }
+            let cmd = (!cmd.trim().is_empty()).then_some(cmd);
+            match key {
+                "before_promote" => out.before_promote = cmd,
+                "before_traffic" => out.before_traffic = cmd,
+                _ => out.after_traffic = cmd,
+            }
+        }
+        if t.t.get("hook_timeout").is_some() {
+            if let Some(d) = self.duration(&t, "hook_timeout", (Duration::from_secs(1), Duration::from_secs(6 * 3600))) {
+                out.timeout = d;
+            }
+        }
+        if let Some(item) = t.t.get("rollback_on_hook_failure") {
+            match item.as_bool() {
+                Some(b) => out.rollback_on_failure = Some(b),
+                None => {
+                    let span = self.span_of(&t, "rollback_on_hook_failure");
+                    self.error(
+                        span,
+                        format!("`rollback_on_hook_failure` in [{label}.hooks] must be true or false, not {}", item.type_name()),
+                        Some("write true or false without quotes"),
+                    );
+                }
+            }
+        }
+        (self.diags.len() == before).then_some(out)
+    }
+}

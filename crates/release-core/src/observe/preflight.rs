@@ -1,0 +1,72 @@
+//! The checks made before traffic moves toward a cluster, in one place (DESIGN §5). Every path that raises a
+//! cluster's share of traffic calls [`check`]: a switch and `--weight` (`switch::plan_from`), each rollout (its
+//! first step is planned through the same switch plan), and an in-place promote before it registers anything
+//! ([`in_place`]). A blue/green promote goes to an idle cluster (weight 0) and moves no traffic.
+//!
+//! Moving traffic *away* from a cluster is never held here: lowering its weight, a rollout or a failing hook going
+//! back, and `release rollback` (the way back is always open; an alarm firing is usually why someone goes back).
+
+use crate::model::error::{Error, Result};
+use crate::model::ids::ClusterName;
+use crate::model::pipeline::{Cluster, Environment};
+use crate::ports::{AlarmState, AlarmStatus};
+use crate::observe::world::Readiness;
+use crate::model::weights::Weights;
+use crate::observe::world::Stray;
+
+/// Whether going from `from` to `to` moves traffic toward `cluster`: its share of the live name rises.
+pub fn toward(from: &Weights, to: &Weights, cluster: &ClusterName) -> bool {
+    to.share(cluster) > from.share(cluster)
+}
+
+/// The pre-flight checks before traffic moves toward `cluster`: no watched alarm in ALARM (`--force` does not skip
+/// this: the traffic would go where the alarm says something is wrong), then, unless `force`, nothing stray in its
+/// load balancer and every instance ready (`ready`; `None` for an in-place promote, whose new instances do not exist
+/// yet and take traffic only once healthy). `what` says what the traffic move is, for the refusal.
+pub fn check(env: &Environment, cluster: &Cluster, ready: Option<&Readiness>, alarms: &[AlarmStatus], force: bool, what: &str) -> Result<()> {
+    firing(env, alarms, what)?;
+    let Some(ready) = ready.filter(|_| !force) else { return Ok(()) };
+    if !ready.strays.is_empty() {
+        let list: Vec<String> = ready.strays.iter().map(Stray::describe).collect();
+        return Err(Error::refused(format!(
+            "{} of cluster {} serves instances that are not its current ones: {}; promote to it again to retire them (this app's), deregister them by hand, or --force; nothing was changed",
+            cluster.target,
+            cluster.name,
+            list.join(", ")
+        )));
+    }
+    if !ready.problems.is_empty() {
+        return Err(Error::refused(format!(
+            "cluster {} is not ready for traffic: {}; nothing was changed (--force to switch anyway)",
+            cluster.name,
+            ready.problems.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// An in-place promote's pre-flight, before it launches anything: its new instances will take traffic from the
+/// load balancer. `alarms` as [`alarms`] (or a batch promote's, which must also exist) read them.
+pub fn in_place(env: &Environment, cluster: &Cluster, alarms: &[AlarmStatus], batch: bool) -> Result<()> {
+    let what = if batch { "a promote in batches would stop after its first batch" } else { "a promote in place would send traffic to its new instances while it fires" };
+    check(env, cluster, None, alarms, false, what)
+}
+
+/// Refuses (exit 4) when a watched alarm is in ALARM now.
+fn firing(env: &Environment, alarms: &[AlarmStatus], what: &str) -> Result<()> {
+    let firing: Vec<&str> = alarms.iter().filter(|a| a.state == AlarmState::Alarm).map(|a| a.name.as_str()).collect();
+    if firing.is_empty() {
+        return Ok(());
+    }
+    let many = firing.len() > 1;
+    Err(Error::refused(format!(
+        "alarm{} {} of env {} {} in ALARM now, so {what}; fix {} or remove {} from `alarms` in [env.{}.rollout] (--force does not skip this); nothing was changed",
+        if many { "s" } else { "" },
+        firing.join(", "),
+        env.name,
+        if many { "are" } else { "is" },
+        if many { "them" } else { "it" },
+        if many { "them" } else { "it" },
+        env.name
+    )))
+}

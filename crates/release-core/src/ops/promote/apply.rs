@@ -1,0 +1,788 @@
+//! Carry out a promote plan inside the operation runner: settle, clean up what dead runs left, open (or adopt)
+//! the record, then rounds of launch -> running -> register -> healthy -> (point of no return) deregister -> drain
+//! -> terminate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::plan::{settle_left, PlanKind, PromotePlan};
+use super::{spread, PromoteOptions, PromoteReport};
+use crate::model::launch::user_data;
+use crate::model::clock::format_duration;
+use crate::model::error::{Cause, Error, ErrorKind, Result};
+use crate::model::ids::{short_sha, InstanceId};
+use crate::model::ledger::{Action, Outcome, Progress, PromoteDetails, Record};
+use crate::model::pipeline::Cluster;
+use crate::ports::{tags, Expect, HealthState, LaunchSpec};
+use crate::engine::runner::Op;
+use crate::steps::fleet::terminate;
+use crate::steps::fleet::register;
+
+
+/// The details a promote record starts with.
+pub fn details(plan: &PromotePlan) -> PromoteDetails {
+    PromoteDetails {
+        cluster: plan.cluster.clone(),
+        commit: plan.commit.clone(),
+        ami: plan.ami.clone(),
+        from: plan.from_commit.clone(),
+        config_hash: plan.config_hash.clone(),
+        in_place: plan.in_place,
+        new_instances: Vec::new(),
+        retired_instances: Vec::new(),
+        strays_retired: Vec::new(),
+        terminated_by_hand: Vec::new(),
+        batches_done: 0,
+        subject: plan.subject.clone(),
+        draining: BTreeMap::new(),
+    }
+}
+
+/// An empty report for a plan.
+pub fn report(plan: &PromotePlan, outcome: &str) -> PromoteReport {
+    PromoteReport {
+        release_id: plan.resume.as_ref().map(ToString::to_string).unwrap_or_default(),
+        app: plan.app.clone(),
+        env: plan.env.clone(),
+        cluster: plan.cluster.clone(),
+        commit: plan.commit.clone(),
+        ami: plan.ami.clone(),
+        from_commit: plan.from_commit.clone(),
+        outcome: outcome.to_owned(),
+        new_instances: Vec::new(),
+        retired_instances: Vec::new(),
+        strays_retired: Vec::new(),
+        terminated_by_hand: Vec::new(),
+        adopted: plan.adopted.clone(),
+        cleaned: Vec::new(),
+        launches: plan.launches.clone(),
+        seconds: BTreeMap::new(),
+        polls: 0,
+        forced: false,
+        hooks: Vec::new(),
+    }
+}
+
+/// The whole promote under the lock: the plan must have been made under the same lock.
+pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -> Result<PromoteReport> {
+    let mut rep = report(plan, "succeeded");
+    if plan.kind == PlanKind::Deploy {
+        // Before anything changes; a rollback's promote (`deploy` alone) goes back and is not held by an alarm.
+        let cluster = op.env().cluster(plan.cluster.as_str())?;
+        crate::steps::watch::check_in_place(op.cloud(), op.env(), cluster, plan.batch.is_some()).await?;
+    }
+    settle(op, plan).await?;
+    rep.forced = plan.forced && plan.settle_until.is_some();
+    prelude(op, plan, &mut rep).await?;
+    match plan.kind {
+        PlanKind::Nothing => {
+            rep.outcome = "noop".into();
+            return Ok(rep);
+        }
+        PlanKind::Cleanup => {
+            rep.outcome = "noop".into();
+            if let Some(id) = &plan.complete {
+                // The fleet of a run that died after retiring the old one serves: close its record.
+                let records = op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+                if let Some(r) = records.into_iter().find(|r| &r.release_id == id && r.outcome == Outcome::Started) {
+                    op.adopt(r, "completed by a re-run: its new fleet was serving and the old one retired".into()).await?;
+                    rep.release_id = id.to_string();
+                    rep.outcome = "completed".into();
+                }
+            }
+            return Ok(rep);
+        }
+        PlanKind::Deploy => {}
+    }
+    match &plan.resume {
+        Some(id) => {
+            let records = op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+            let r = records
+                .into_iter()
+                .find(|r| &r.release_id == id)
+                .ok_or_else(|| Error::internal(format!("the unfinished record {id} vanished")))?;
+            op.progress(&format!("resuming unfinished release {id} of {} to {}", short_sha(plan.commit.as_str()), plan.cluster));
+            let detail = format!("resumed by run {} after an interruption", op.run_id());
+            op.adopt(r, detail).await?;
+        }
+        None => {
+            let mut record = op.draft(Action::Promote(details(plan)));
+            record.forced = rep.forced;
+            op.open(record).await?;
+        }
+    }
+    rep.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
+    op.step("recorded")?;
+    let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
+    let result = match crate::ops::promote::hooks::before_promote(op, plan, opts).await {
+        Ok(()) => deploy(op, plan, &mut d, &mut rep, opts).await,
+        e => e,
+    };
+    // Blue/green runs its before_traffic inside `deploy`, between setting the previous release aside and retiring it.
+    let result = match result {
+        Ok(()) if plan.in_place => crate::ops::promote::hooks::after_deploy(op, plan, opts, &mut d).await,
+        e => e,
+    };
+    if let Ok(r) = op.record_mut() {
+        r.set_promote_details(&d);
+    }
+    rep.new_instances = d.new_instances.clone();
+    rep.retired_instances = d.retired_instances.clone();
+    rep.strays_retired = d.strays_retired.clone();
+    rep.terminated_by_hand = d.terminated_by_hand.clone();
+    if let Some(r) = op.record() {
+        rep.seconds = r.seconds.clone();
+        rep.seconds.insert("total".into(), op.cloud().clock.now().since(r.started).as_secs_f64());
+        rep.hooks = r.hooks.clone();
+    }
+    // A failure after the record opened still names it and the hooks that ran, in the JSON error document.
+    result.map_err(|e| e.with_report(serde_json::json!({ "release_id": rep.release_id, "hooks": rep.hooks }))).map(|()| rep)
+}
+
+/// Waits out `settle` for a cluster that was live moments ago (resolvers still send it traffic), with a countdown.
+pub async fn settle(op: &mut Op<'_>, plan: &PromotePlan) -> Result<()> {
+    let now = op.cloud().clock.now();
+    let Some(left) = settle_left(plan, now) else { return Ok(()) };
+    if plan.forced {
+        op.progress(&format!(
+            "{} was live until {}s ago; --force: not waiting the {} left of settle (resolvers may still send it traffic)",
+            plan.cluster,
+            plan.settle_until.map(|t| t.since(now).as_secs()).unwrap_or(0),
+            format_duration(std::time::Duration::from_secs(left.as_secs()))
+        ));
+        return Ok(());
+    }
+    let until = plan.settle_until.expect("left is some");
+    loop {
+        let now = op.cloud().clock.now();
+        if now >= until {
+            return Ok(());
+        }
+        let left = until.since(now);
+        op.progress(&format!(
+            "{} stopped taking traffic moments ago and resolvers may still send it some: waiting {} before replacing it (--force skips this)",
+            plan.cluster,
+            format_duration(std::time::Duration::from_secs(left.as_secs().max(1)))
+        ));
+        op.pause(left.min(std::time::Duration::from_secs(15))).await?;
+    }
+}
+
+/// Closes the records of dead runs and removes what failed ones left (before anything new is launched).
+pub async fn prelude(op: &mut Op<'_>, plan: &PromotePlan, rep: &mut PromoteReport) -> Result<()> {
+    if !plan.abandon.is_empty() {
+        let table = op.pipeline().ledger_table.clone();
+        let records = op.cloud().ledger.records(&table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+        for r in records.into_iter().filter(|r| plan.abandon.contains(&r.release_id) && r.outcome == Outcome::Started) {
+            let holder = r.holder.clone();
+            let mut r = r;
+            r.outcome = Outcome::Abandoned;
+            r.finished = Some(op.cloud().clock.now());
+            r.rolled_back = Some(true);
+            r.detail = Some(format!("unfinished; cleaned up by run {}", op.run_id()));
+            op.cloud().ledger.put_record(&table, &r, Expect::Holder(holder)).await?;
+        }
+    }
+    if !plan.cleanup.is_empty() {
+        op.progress(&format!("cleaning up {} instance(s) left by unfinished or failed releases", plan.cleanup.len()));
+        op.guard().await?;
+        let cluster = op.env().cluster(plan.cluster.as_str())?;
+        let members: BTreeSet<InstanceId> = op.cloud().balancer.members(&cluster.target).await?.into_iter().collect();
+        let reg: Vec<InstanceId> = plan.cleanup.iter().filter(|i| members.contains(*i)).cloned().collect();
+        if !reg.is_empty() {
+            op.cloud().balancer.deregister(&cluster.target, &reg).await?;
+        }
+        terminate(op, &plan.cleanup).await?;
+        rep.cleaned = plan.cleanup.clone();
+    }
+    Ok(())
+}
+
+/// The launch, swap and retire rounds of a promote; `d` is kept up to date (and saved into the record) as it goes.
+/// On error it has already removed every instance it launched that was not yet serving in place of an old one.
+pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails, rep: &mut PromoteReport, opts: &PromoteOptions) -> Result<()> {
+    let cluster = op.env().cluster(plan.cluster.as_str())?.clone();
+    let mut run = Rounds {
+        cluster,
+        // Read under this lock by the plan; kept up to date with what this run does.
+        members: plan.members.iter().cloned().collect(),
+        polls: 0,
+        states: BTreeMap::new(),
+    };
+    let old_registered = run.members.clone();
+    let count = run.cluster.count;
+    let batch = plan.batch.unwrap_or(count).clamp(1, count);
+    let mut new_ids: Vec<InstanceId> = plan.adopted.clone();
+    let mut remaining_old: Vec<InstanceId> = plan.retire.clone();
+    // Strays and the cluster's own instances terminated by hand leave the load balancer together, at the end.
+    let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).chain(plan.terminated.iter().cloned()).collect();
+    // Blue/green retires the idle cluster's previous release only after the rounds (see `swap_idle`); a round runs
+    // at least once there, so that a resumed fleet is checked running, registered and healthy.
+    let mut first = true;
+    let finished = |new: usize, old: &[InstanceId], strays: &[InstanceId], first: bool| {
+        new as u32 >= count && if plan.in_place { old.is_empty() && strays.is_empty() } else { !first }
+    };
+    loop {
+        let have = new_ids.len() as u32;
+        if finished(new_ids.len(), &remaining_old, &strays, first) {
+            break;
+        }
+        first = false;
+        let round_new = count.saturating_sub(have).min(batch);
+        let before = new_ids.len();
+        let result = round(op, plan, &mut run, d, &mut new_ids, round_new, &mut remaining_old, &mut strays, &old_registered, batch, opts).await;
+        d.new_instances = new_ids.clone();
+        rep.polls = run.polls;
+        if let Err(e) = result {
+            if e.kind() == ErrorKind::Crash {
+                return Err(e);
+            }
+            if op.past_no_return() {
+                // New capacity is healthy and serving, old capacity partly gone: keep the new; a re-run retires
+                // what is left of the old.
+                return Err(e.context(format!(
+                    "retiring the old instances of {} (the new ones are healthy and serving; run the same command again to finish)",
+                    plan.cluster
+                )));
+            }
+            // Roll back this round's instances (all new ones when not batching, or blue/green, where no round
+            // retires anything): they never replaced old capacity.
+            let this_round: Vec<InstanceId> = new_ids[before..].to_vec();
+            let undo = if plan.batch.is_some() && plan.in_place { this_round } else { new_ids.clone() };
+            let e = compensate(op, plan, &mut run, &undo, e).await;
+            new_ids.retain(|i| !undo.contains(i));
+            d.new_instances = new_ids.clone();
+            return Err(e);
+        }
+        d.batches_done += 1;
+        if finished(new_ids.len(), &remaining_old, &strays, first) {
+            break;
+        }
+        op.record_mut()?.set_promote_details(d);
+        op.save().await?;
+        if plan.batch.is_some() {
+            crate::steps::watch::between_batches(op, &run.cluster, d.batches_done, count.div_ceil(batch)).await?;
+        }
+    }
+    op.record_mut()?.set_promote_details(d);
+    rep.polls = run.polls;
+    if !plan.in_place {
+        swap_idle(op, plan, &mut run, d, remaining_old, strays, &old_registered, opts).await?;
+        rep.polls = run.polls;
+    }
+    Ok(())
+}
+
+/// Blue/green, once the new fleet is healthy in the idle cluster: the idle cluster's previous release is what a
+/// switch back goes to, so it is only set aside (deregistered, still running) while `before_traffic` checks the
+/// new fleet alone behind the load balancer, and retired once the hook passed, as old capacity in place is never
+/// removed before the new is proven. A failure before that removes the new fleet and registers the previous
+/// release again.
+#[allow(clippy::too_many_arguments)]
+async fn swap_idle(
+    op: &mut Op<'_>,
+    plan: &PromotePlan,
+    run: &mut Rounds,
+    d: &mut PromoteDetails,
+    previous: Vec<InstanceId>,
+    strays: Vec<InstanceId>,
+    old_registered: &BTreeSet<InstanceId>,
+    opts: &PromoteOptions,
+) -> Result<()> {
+    // Strays stay until the hook passed: one that was terminated by hand could not be registered again.
+    let out: Vec<InstanceId> = previous.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    if let Err(e) = aside_then_check(op, plan, run, d, &out, opts).await {
+        if e.kind() == ErrorKind::Crash {
+            return Err(e);
+        }
+        // A failing or interrupted hook has removed the new fleet already (and says whether it could).
+        let e = if e.rolled_back().is_some() {
+            e
+        } else {
+            let undo = d.new_instances.clone();
+            let e = compensate(op, plan, run, &undo, e).await;
+            if e.rolled_back() == Some(true) {
+                d.new_instances.clear();
+            }
+            e
+        };
+        return Err(register_again(op, plan, run, d, &previous, e).await);
+    }
+    let mut going = previous.clone();
+    going.extend(strays.iter().cloned());
+    if going.is_empty() {
+        return Ok(());
+    }
+    op.guard().await?;
+    op.point_of_no_return("the new fleet passed its checks and the idle cluster's previous release is leaving");
+    let registered: Vec<InstanceId> = strays.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    retire(op, plan, run, d, &going, &registered).await?;
+    d.retired_instances.extend(previous);
+    note_retired_strays(plan, d, strays);
+    op.lap("retire");
+    Ok(())
+}
+
+/// Sets the idle cluster's previous instances `out` aside (under a lock check), then runs `before_traffic` on the
+/// new fleet alone.
+async fn aside_then_check(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, out: &[InstanceId], opts: &PromoteOptions) -> Result<()> {
+    if !out.is_empty() {
+        op.guard().await?;
+        set_aside(op, plan, run, d, out).await?;
+    }
+    crate::ops::promote::hooks::after_deploy(op, plan, opts, d).await
+}
+
+/// Strays a round or `swap_idle` retired, on the record: the cluster's own instances terminated by hand apart from
+/// the strays proper.
+fn note_retired_strays(plan: &PromotePlan, d: &mut PromoteDetails, ids: Vec<InstanceId>) {
+    let (gone, strays): (Vec<InstanceId>, Vec<InstanceId>) = ids.into_iter().partition(|i| plan.terminated.contains(i));
+    d.strays_retired.extend(strays);
+    d.terminated_by_hand.extend(gone);
+}
+
+/// After a blue/green promote failed before its point of no return: registers the idle cluster's previous
+/// instances that were set aside (by this run or the one it resumed) again, so that a switch back still finds them.
+async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, previous: &[InstanceId], e: Error) -> Error {
+    let back: Vec<InstanceId> = previous.iter().filter(|i| d.draining.contains_key(*i)).cloned().collect();
+    if back.is_empty() || op.lock_lost() {
+        return e;
+    }
+    let n = back.len();
+    match op.cloud().balancer.register(&plan.target, &back, run.cluster.deploy.port).await {
+        Ok(()) => {
+            for i in &back {
+                d.draining.remove(i);
+                run.members.insert(i.clone());
+                run.states.insert(i.to_string(), "registered".into());
+            }
+            op.progress(&format!("registered the {n} previous instance(s) of {} again", plan.cluster));
+            let msg = format!("{}; its {n} previous instance(s) are registered again", e.message());
+            e.reword(msg)
+        }
+        Err(r) => {
+            let msg = format!(
+                "{}; registering its {n} previous instance(s) again failed ({r}); they still run: run the promote again, or register them by hand before switching to {}",
+                e.message(),
+                plan.cluster
+            );
+            e.reword(msg).with_rolled_back(false)
+        }
+    }
+}
+
+/// Removes `undo` (never serving in place of old capacity) after a failure, and rewords the error with what
+/// happened. After a lost lock it first claims the record, so a run that adopted it keeps what it adopted.
+async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo: &[InstanceId], e: Error) -> Error {
+    let what = match e.kind() {
+        ErrorKind::Interrupted => "interrupted".to_owned(),
+        _ => e.message().to_owned(),
+    };
+    if undo.is_empty() {
+        let msg = format!(
+            "promote of {} to {} failed: {what}; nothing was launched and {} serves what it served before",
+            short_sha(plan.commit.as_str()),
+            plan.cluster,
+            plan.cluster
+        );
+        return e.reword(msg).with_rolled_back(true);
+    }
+    match op.claim_for_cleanup().await {
+        Ok(true) => {}
+        Ok(false) => {
+            return e
+                .reword(format!("{what}; the run that took over release {} keeps its instances", op.record().map(|r| r.release_id.as_str()).unwrap_or("")))
+                .with_rolled_back(false);
+        }
+        Err(claim) => return e.reword(format!("{what}; and claiming the record to clean up failed: {claim}")).with_rolled_back(false),
+    }
+    op.progress(&format!("rolling back: removing {} new instance(s)", undo.len()));
+    // Terminating is what removes them: a deregistration that fails (the load balancer deleted meanwhile, say) is
+    // only noted, since the load balancer drops terminated instances by itself.
+    let reg: Vec<InstanceId> = undo.iter().filter(|i| run.members.contains(*i)).cloned().collect();
+    if !reg.is_empty() {
+        if let Err(d) = op.cloud().balancer.deregister(&plan.target, &reg).await {
+            op.progress(&format!("rolling back: deregistering from {} failed ({d}); terminating the new instances anyway", plan.target));
+        }
+    }
+    let cleanup = terminate(op, undo).await;
+    match cleanup {
+        Ok(()) => {
+            for i in undo {
+                run.members.remove(i);
+            }
+            e.reword(format!(
+                "promote of {} to {} failed: {what}; the {} new instance(s) were removed and {} serves what it served before",
+                short_sha(plan.commit.as_str()),
+                plan.cluster,
+                undo.len(),
+                plan.cluster
+            ))
+            .with_rolled_back(true)
+        }
+        Err(c) => e
+            .reword(format!(
+                "promote of {} to {} failed: {what}; removing the {} new instance(s) failed ({c}), so they still run; run the promote again to clean them up",
+                short_sha(plan.commit.as_str()),
+                plan.cluster,
+                undo.len()
+            ))
+            .with_rolled_back(false),
+    }
+}
+
+struct Rounds {
+    cluster: Cluster,
+    /// Who is registered with the cluster's load balancer: read once, then kept up to date with what we do.
+    members: BTreeSet<InstanceId>,
+    polls: u32,
+    /// Instance -> state, for the progress written into the record.
+    states: BTreeMap<String, String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn round(
+    op: &mut Op<'_>,
+    plan: &PromotePlan,
+    run: &mut Rounds,
+    d: &mut PromoteDetails,
+    new_ids: &mut Vec<InstanceId>,
+    n: u32,
+    remaining_old: &mut Vec<InstanceId>,
+    strays: &mut Vec<InstanceId>,
+    old_registered: &BTreeSet<InstanceId>,
+    batch: u32,
+    opts: &PromoteOptions,
+) -> Result<()> {
+    if n > 0 {
+        op.check()?;
+        let (launched, failed) = launch(op, plan, run, d, n, opts).await;
+        // What was launched is the rollback's to remove, whether or not every call succeeded.
+        new_ids.extend(launched.iter().cloned());
+        for id in &launched {
+            run.states.insert(id.to_string(), "pending".into());
+        }
+        d.new_instances = new_ids.clone();
+        let launched_progress = progress(op, "launched", format!("launched {}, waiting for running", launched.len()), run);
+        let r = op.record_mut()?;
+        r.set_promote_details(d);
+        // The launch's own save carries the progress: still one write.
+        r.progress = Some(launched_progress);
+        if let Some(e) = failed {
+            let _ = op.save().await;
+            return Err(e);
+        }
+        op.save().await?;
+        op.lap("launch");
+        op.step("launched")?;
+    }
+    // Adopted instances may not be running or registered yet either: check them all.
+    let pending: Vec<InstanceId> = new_ids.clone();
+    wait_running(op, run, &pending).await?;
+    op.lap("wait-running");
+    op.step("running")?;
+    let to_register: Vec<InstanceId> = pending.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
+    if !to_register.is_empty() {
+        crate::ops::promote::hooks::before_registering(op, plan, opts, &pending).await?;
+        op.check()?;
+        register(op, &plan.target, &to_register, run.cluster.deploy.port).await?;
+        run.members.extend(to_register.iter().cloned());
+        for id in &to_register {
+            run.states.insert(id.to_string(), "registered".into());
+        }
+        op.progress(&format!("registered {} instance(s) with {}", to_register.len(), plan.target));
+    }
+    op.lap("register");
+    op.step("registered")?;
+    wait_healthy(op, run, &pending).await?;
+    op.lap("wait-healthy");
+    op.step("healthy")?;
+    if !plan.in_place {
+        return Ok(());
+    }
+    // From here on old capacity goes away; new capacity is healthy, so the promote finishes whatever happens.
+    let full = new_ids.len() as u32 >= run.cluster.count;
+    let take = if full { remaining_old.len() } else { (batch as usize).min(remaining_old.len()) };
+    let mut going: Vec<InstanceId> = remaining_old.drain(..take).collect();
+    let stray_ids: Vec<InstanceId> = if full { std::mem::take(strays) } else { Vec::new() };
+    going.extend(stray_ids.iter().cloned());
+    if going.is_empty() {
+        return Ok(());
+    }
+    op.guard().await?;
+    op.point_of_no_return("the new instances are healthy and the old fleet is already leaving");
+    let registered: Vec<InstanceId> = going.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    retire(op, plan, run, d, &going, &registered).await?;
+    d.retired_instances.extend(going.iter().filter(|i| !stray_ids.contains(i)).cloned());
+    note_retired_strays(plan, d, stray_ids);
+    op.lap("retire");
+    Ok(())
+}
+
+/// Launches `count` instances, one call per subnet, spread over the plan's subnets. A zone out of capacity for the
+/// instance type (or not offering it) is left out and its share launched in the other zones. Returns what was
+/// launched, and the error that stopped it.
+async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDetails, count: u32, opts: &PromoteOptions) -> (Vec<InstanceId>, Option<Error>) {
+    let pipeline = op.pipeline();
+    let env = op.env();
+    let cluster = &run.cluster;
+    let Some(record) = op.record() else { return (Vec::new(), Some(Error::internal("launch before the record was opened"))) };
+    let release = record.release_id.clone();
+    let ud = user_data(&pipeline.app, &env.name, &env.vars, cluster, &plan.commit, &release, &opts.region);
+    let tags = vec![
+        (tags::APP.to_owned(), pipeline.app.to_string()),
+        (tags::COMMIT.to_owned(), plan.commit.to_string()),
+        (tags::ENV.to_owned(), env.name.to_string()),
+        (tags::CLUSTER.to_owned(), cluster.name.to_string()),
+        (tags::RELEASE_ID.to_owned(), release.to_string()),
+        (tags::CONFIG.to_owned(), plan.config_hash.clone()),
+        ("Name".to_owned(), format!("{}-{}-{}", pipeline.app, cluster.name, short_sha(plan.commit.as_str()))),
+    ];
+    let mut groups = vec![plan.instance_group.clone()];
+    groups.extend(cluster.deploy.security_groups.iter().cloned());
+    let root_volume = match (&cluster.deploy.root_volume, &plan.root_device) {
+        (Some(v), Some(dev)) => Some((dev.clone(), v.clone())),
+        _ => None,
+    };
+    let mut subnets = plan.network.subnets.clone();
+    let mut launches = spread(count, &subnets);
+    op.progress(&format!("launching {count} instance(s) of {} in {} subnet(s)", plan.ami, launches.len()));
+    let round = d.batches_done;
+    let mut ids = Vec::new();
+    let mut short: Vec<String> = Vec::new();
+    for attempt in 0.. {
+        let mut shortfall = 0;
+        for p in &launches {
+            let spec = LaunchSpec {
+                ami: plan.ami.clone(),
+                instance_type: cluster.deploy.instance_type.clone(),
+                subnet: p.subnet.clone(),
+                security_groups: groups.clone(),
+                count: p.count,
+                user_data: ud.clone(),
+                tags: tags.clone(),
+                // A retry of the same call must not launch twice; a new attempt elsewhere is a new call.
+                client_token: format!("{}-{}-{round}-{attempt}", release, p.subnet),
+                instance_profile: cluster.deploy.instance_profile.clone(),
+                key_name: cluster.deploy.key_name.clone(),
+                metadata_tokens: cluster.deploy.metadata_tokens,
+                root_volume: root_volume.clone(),
+            };
+            match op.cloud().fleet.launch(&spec).await {
+                Ok(mut launched) => ids.append(&mut launched),
+                Err(e) if e.is(Cause::Capacity) || e.is(Cause::Unsupported) => {
+                    op.progress(&format!("{} ({}) cannot take {} x {} now: {}; launching them in other zones", p.subnet, p.availability_zone, p.count, cluster.deploy.instance_type, e.code().unwrap_or("no capacity")));
+                    short.push(format!("{}: {}", p.availability_zone, e.code().unwrap_or("no capacity")));
+                    subnets.retain(|s| s.availability_zone != p.availability_zone);
+                    shortfall += p.count;
+                }
+                Err(e) => return (ids, Some(e)),
+            }
+        }
+        if shortfall == 0 {
+            break;
+        }
+        if subnets.is_empty() || attempt >= 8 {
+            let e = Error::aws(format!("no zone could launch {shortfall} more {}: {}", cluster.deploy.instance_type, short.join(", ")))
+                .with_cause(Cause::Capacity);
+            return (ids, Some(e));
+        }
+        launches = spread(shortfall, &subnets);
+    }
+    (ids, None)
+}
+
+/// Polls until every instance in `ids` is running. Each poll asks, by id, which of them are not running (yet):
+/// an empty answer means done, and neither the question nor the answer grows with the rest of the fleet.
+async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> Result<()> {
+    const NOT_RUNNING: &[&str] = &["pending", "stopping", "stopped", "shutting-down", "terminated"];
+    let timeout = run.cluster.deploy.health_timeout;
+    let started = op.cloud().clock.now();
+    let deadline = started.add(timeout);
+    let mut last = usize::MAX;
+    loop {
+        op.check()?;
+        run.polls += 1;
+        let waiting = match op.cloud().fleet.instances_in(ids, NOT_RUNNING).await {
+            Ok(w) => w,
+            // Right after RunInstances EC2 may not know the ids yet: they are pending.
+            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: "pending".into(), tags: Default::default() }).collect(),
+            Err(e) => return Err(e),
+        };
+        if let Some(bad) = waiting.iter().find(|i| i.state != "pending") {
+            return Err(Error::deploy_failed(format!("instance {} is {} instead of running", bad.id, bad.state)));
+        }
+        let waiting_ids: BTreeSet<&InstanceId> = waiting.iter().map(|i| &i.id).collect();
+        for id in ids {
+            let s = run.states.entry(id.to_string()).or_insert_with(|| "pending".into());
+            if !waiting_ids.contains(id) && s == "pending" {
+                *s = "running".into();
+            }
+        }
+        let running = ids.len() - waiting.len();
+        // At most one write per poll, and none when nothing changed (`Op::report` compares).
+        let mut p = progress(op, "waiting-running", format!("running {running}/{}", ids.len()), run);
+        p.phase_started = Some(started);
+        op.report(p).await?;
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if running != last {
+            op.progress(&format!("running {running}/{}", ids.len()));
+            last = running;
+        }
+        if op.cloud().clock.now() >= deadline {
+            return Err(Error::deploy_failed(format!("only {running} of {} instances running after {}", ids.len(), format_duration(timeout))));
+        }
+        op.pause(op.session().poll).await?;
+    }
+}
+
+/// Polls until every instance in `ids` is healthy in the load balancer, up to `health_timeout`.
+async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> Result<()> {
+    let timeout = run.cluster.deploy.health_timeout;
+    let started = op.cloud().clock.now();
+    let deadline = started.add(timeout);
+    let want: BTreeSet<&InstanceId> = ids.iter().collect();
+    let mut last = usize::MAX;
+    let target = run.cluster.target.clone();
+    loop {
+        op.check()?;
+        run.polls += 1;
+        let health = op.cloud().balancer.health(&target).await?;
+        let healthy: Vec<&InstanceId> = health.iter().filter(|h| want.contains(&h.id) && h.state == HealthState::Healthy).map(|h| &h.id).collect();
+        for h in health.iter().filter(|h| want.contains(&h.id)) {
+            // A classic ELB says OutOfService both before the first passing checks and after failing ones: a new
+            // instance that was never healthy is still only registered.
+            let was_healthy = run.states.get(h.id.as_str()).is_some_and(|s| s == "healthy" || s == "unhealthy");
+            let s = match h.state {
+                HealthState::Healthy => "healthy",
+                HealthState::Unhealthy if was_healthy => "unhealthy",
+                _ => "registered",
+            };
+            run.states.insert(h.id.to_string(), s.into());
+        }
+        let mut p = progress(op, "waiting-healthy", format!("healthy {}/{}", healthy.len(), want.len()), run);
+        p.phase_started = Some(started);
+        op.report(p).await?;
+        if healthy.len() == want.len() {
+            op.progress(&format!("healthy {}/{}", healthy.len(), want.len()));
+            return Ok(());
+        }
+        if healthy.len() != last {
+            op.progress(&format!("healthy {}/{}", healthy.len(), want.len()));
+            last = healthy.len();
+        }
+        if op.cloud().clock.now() >= deadline {
+            let sick: Vec<String> = health
+                .iter()
+                .filter(|h| want.contains(&h.id) && h.state != HealthState::Healthy)
+                .take(5)
+                .map(|h| format!("{} {:?}{}", h.id, h.state, h.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()))
+                .collect();
+            let missing = want.len() - health.iter().filter(|h| want.contains(&h.id)).count();
+            return Err(Error::deploy_failed(format!(
+                "only {} of {} new instances healthy in {} after {}{}{}",
+                healthy.len(),
+                want.len(),
+                target,
+                format_duration(timeout),
+                if sick.is_empty() { String::new() } else { format!(": {}", sick.join(", ")) },
+                if missing > 0 { format!(" ({missing} not registered)") } else { String::new() }
+            )));
+        }
+        op.pause(op.session().poll).await?;
+    }
+}
+
+/// Target groups report deregistered targets `draining` for their deregistration delay: after waiting `drain`,
+/// wait (a bounded while) until none of `ids` is still draining, so that in-flight requests finish.
+async fn wait_drained(op: &mut Op<'_>, target: &crate::model::pipeline::LbTarget, ids: &[InstanceId], drain: std::time::Duration) -> Result<()> {
+    let deadline = op.cloud().clock.now().add(drain + std::time::Duration::from_secs(60));
+    loop {
+        let health = op.cloud().balancer.health(target).await?;
+        let draining = health.iter().filter(|h| ids.contains(&h.id) && h.state == HealthState::Draining).count();
+        if draining == 0 {
+            return Ok(());
+        }
+        if op.cloud().clock.now() >= deadline {
+            op.progress(&format!("{draining} instance(s) still draining after {} + 60s; terminating them anyway", format_duration(drain)));
+            return Ok(());
+        }
+        op.pause(op.session().poll).await?;
+    }
+}
+
+/// Takes `ids` out of the load balancer, their deregistration instant saved in the record first: a run that resumes
+/// an interrupted drain measures what is left of `drain` from it.
+async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, ids: &[InstanceId]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let now = op.cloud().clock.now();
+    for id in ids {
+        d.draining.insert(id.clone(), now);
+    }
+    op.record_mut()?.set_promote_details(d);
+    op.save().await?;
+    op.cloud().balancer.deregister(&plan.target, ids).await?;
+    for id in ids {
+        run.members.remove(id);
+        run.states.insert(id.to_string(), "draining".into());
+    }
+    op.step("deregistered-old")
+}
+
+/// Deregisters, drains and terminates `ids` (the ones in `registered` are deregistered first). The drain ends
+/// `drain` after the latest deregistration the record holds for them, which a resumed run measures from the
+/// interrupted one's, and for target groups not before the load balancer stops reporting them `draining`.
+async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, ids: &[InstanceId], registered: &[InstanceId]) -> Result<()> {
+    set_aside(op, plan, run, d, registered).await?;
+    let drain = run.cluster.deploy.drain;
+    // Out of the load balancer: deregistered now, or by the run this one resumed (or by hand).
+    let out: Vec<InstanceId> = ids.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
+    if !out.is_empty() {
+        if !drain.is_zero() {
+            if let Some(since) = out.iter().filter_map(|i| d.draining.get(i)).max().copied() {
+                let now = op.cloud().clock.now();
+                let left = since.add(drain).since(now);
+                if !left.is_zero() {
+                    let what = if registered.is_empty() {
+                        format!("draining {} instance(s): {} left of {}", out.len(), format_duration(left), format_duration(drain))
+                    } else {
+                        format!("draining {} instance(s) for {}", out.len(), format_duration(drain))
+                    };
+                    op.progress(&what);
+                    let progress = Progress {
+                        phase: "draining".into(),
+                        waiting_for: Some(format!("draining {} for {}", out.len(), format_duration(drain))),
+                        phase_started: Some(since),
+                        instances: run.states.clone(),
+                        updated: None,
+                    };
+                    op.report(progress).await?;
+                    op.pause(left).await?;
+                }
+            }
+            if run.cluster.target_is_alb() {
+                wait_drained(op, &plan.target, &out, drain).await?;
+            }
+        }
+        op.step("drained")?;
+    }
+    op.guard().await?;
+    terminate(op, ids).await?;
+    for id in ids {
+        d.draining.remove(id);
+        run.states.insert(id.to_string(), "terminated".into());
+    }
+    op.record_mut()?.set_promote_details(d);
+    let p = progress(op, "terminated-old", format!("terminated {} old", ids.len()), run);
+    op.report(p).await?;
+    op.progress(&format!("terminated {} old instance(s)", ids.len()));
+    op.step("terminated-old")
+}
+
+/// The progress written into the record: the phase, what it waits for, every instance's state.
+fn progress(op: &Op<'_>, phase: &str, waiting_for: String, run: &Rounds) -> Progress {
+    Progress { phase: phase.into(), waiting_for: Some(waiting_for), phase_started: Some(op.cloud().clock.now()), instances: run.states.clone(), updated: None }
+}

@@ -1,0 +1,117 @@
+//! `release promote <sha> --env ENV`: launch fresh instances of the commit's AMI, put them behind the cluster's
+//! load balancer once every one is running, retire the old ones once every new one is healthy.
+//!
+//! - [`plan`]: observe the world and decide ([`PromotePlan`], a plain value; `--plan` prints it);
+//! - [`apply`]: carry a plan out inside the operation runner (lock, record, signals, waits).
+//!
+//! Invariants (DESIGN §5), each held here and proved by the tests:
+//! - traffic reaches only healthy instances: new instances are registered only once running, and the old ones are
+//!   deregistered only after every new one is healthy;
+//! - a failure before old capacity is removed deregisters and terminates the new instances: the environment serves
+//!   what it served before, and the ledger says failed;
+//! - re-running after a crash converges: the unfinished record and its instances (found by tag) are adopted when
+//!   they are for the same commit and settings, otherwise cleaned up; no fleet is launched twice;
+//! - one environment, one operator: everything that changes AWS runs under the environment's lock.
+
+pub mod apply;
+pub mod hooks;
+pub mod rollback;
+pub mod plan;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::ids::{AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId};
+use crate::ports::Subnet;
+
+pub use apply::{apply, deploy};
+pub use plan::{observe, plan, plan_from, PromotePlan, PromoteWorld};
+
+/// How a promote is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct PromoteOptions {
+    /// The cluster to promote to; default: the only one, or the idle one.
+    pub cluster: Option<String>,
+    /// Replace N instances at a time.
+    pub batch: Option<u32>,
+    /// Skip the wait for a cluster that was live less than `settle` ago.
+    pub force: bool,
+    /// The region (for `ssm:` lookups in user data).
+    pub region: String,
+    /// Whether to wait in the queue for a held lock (`--wait`).
+    pub wait: crate::engine::queue::Wait,
+    /// Run no `[env.NAME.hooks]` (a rollback's promote: going back must not depend on the smoke tests of the
+    /// release it leaves).
+    pub skip_hooks: bool,
+}
+
+/// What a promote will do or did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PromoteReport {
+    /// The release (empty for a plan or a no-op).
+    pub release_id: String,
+    /// The app.
+    pub app: AppName,
+    /// The environment.
+    pub env: EnvName,
+    /// The cluster.
+    pub cluster: ClusterName,
+    /// The commit.
+    pub commit: CommitSha,
+    /// Its AMI.
+    pub ami: AmiId,
+    /// What the cluster ran before.
+    pub from_commit: Option<CommitSha>,
+    /// `planned`, `noop`, `completed` (an interrupted run's fleet was found serving and its record closed),
+    /// `succeeded`.
+    pub outcome: String,
+    /// Instances launched.
+    pub new_instances: Vec<InstanceId>,
+    /// Old instances retired.
+    pub retired_instances: Vec<InstanceId>,
+    /// This app's strays retired with the old fleet.
+    pub strays_retired: Vec<InstanceId>,
+    /// The cluster's own instances terminated outside release (by hand?), deregistered with the old fleet.
+    pub terminated_by_hand: Vec<InstanceId>,
+    /// Instances of an unfinished release this run adopted.
+    pub adopted: Vec<InstanceId>,
+    /// Instances of failed or abandoned releases removed.
+    pub cleaned: Vec<InstanceId>,
+    /// The launches, per subnet (planned).
+    pub launches: Vec<PlannedLaunch>,
+    /// Seconds per phase.
+    pub seconds: BTreeMap<String, f64>,
+    /// AWS calls made by the waits (running, healthy): bounded by timeout / poll interval, not by the fleet.
+    pub polls: u32,
+    /// Whether the settle wait was skipped with --force.
+    pub forced: bool,
+    /// The hooks it ran (`[env.NAME.hooks]`), in order.
+    pub hooks: Vec<crate::model::hook::HookResult>,
+}
+
+/// One RunInstances call of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedLaunch {
+    /// The subnet.
+    pub subnet: String,
+    /// Its zone.
+    pub availability_zone: String,
+    /// How many instances.
+    pub count: u32,
+}
+
+/// Splits `count` over the subnets, spreading across zones.
+pub fn spread(count: u32, subnets: &[Subnet]) -> Vec<PlannedLaunch> {
+    let n = subnets.len().max(1) as u32;
+    subnets
+        .iter()
+        .enumerate()
+        .map(|(i, s)| PlannedLaunch {
+            subnet: s.id.clone(),
+            availability_zone: s.availability_zone.clone(),
+            count: count / n + u32::from((i as u32) < count % n),
+        })
+        .filter(|p| p.count > 0)
+        .collect()
+}

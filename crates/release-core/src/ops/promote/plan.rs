@@ -1,0 +1,431 @@
+//! Observe and plan a promote. [`observe`] reads the world (a bounded number of calls, none per instance);
+//! [`plan_from`] is a pure function of what was read: which cluster, adopt or clean up what an earlier run left,
+//! what to launch and retire, or nothing to do. `--plan` prints the plan and writes nothing.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{spread, PlannedLaunch, PromoteOptions};
+use crate::model::launch::config_hash;
+use crate::observe::images::find_ami;
+use crate::model::clock::Timestamp;
+use crate::model::error::{Error, Result};
+use crate::model::hook::HookName;
+use crate::model::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId, ReleaseId};
+use crate::model::ledger::{Action, Outcome, Record};
+use crate::model::pipeline::{Cluster, Environment, LbTarget, Pipeline};
+use crate::ports::{tags, HealthState, Image, Instance, Network};
+use crate::engine::session::Session;
+use crate::model::weights::Weights;
+use crate::observe::world::{self, release_of, LiveName, Stray};
+use crate::model::ledger::RECENT_RECORDS;
+
+/// What a promote reads before deciding.
+#[derive(Clone, Debug)]
+pub struct PromoteWorld {
+    /// When it was read.
+    pub now: Timestamp,
+    /// The commit's AMI.
+    pub ami: Image,
+    /// The live name (blue/green).
+    pub live: Option<LiveName>,
+    /// The cluster the promote goes to.
+    pub cluster: ClusterName,
+    /// The app's instances (every environment).
+    pub instances: Vec<Instance>,
+    /// The cluster's load balancer members.
+    pub members: Vec<InstanceId>,
+    /// Members that are not the app's, as EC2 describes them.
+    pub others: Vec<Instance>,
+    /// Healthy members, asked only when the tags already say the cluster runs this commit (it is the costly read).
+    pub healthy: Option<BTreeSet<InstanceId>>,
+    /// Where instances go.
+    pub network: Network,
+    /// The zones of the region that offer the cluster's instance type.
+    pub offered: BTreeSet<String>,
+    /// The cluster's instance security group (made by provision).
+    pub instance_group: String,
+    /// The environment's recent ledger records, newest first.
+    pub records: Vec<Record>,
+}
+
+/// What a promote will do. A plain value: `--plan` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PromotePlan {
+    /// The app.
+    pub app: AppName,
+    /// The environment.
+    pub env: EnvName,
+    /// The cluster.
+    pub cluster: ClusterName,
+    /// Its load balancer.
+    pub target: LbTarget,
+    /// The commit.
+    pub commit: CommitSha,
+    /// Its AMI.
+    pub ami: AmiId,
+    /// The commit's subject line, as the bake tagged it on the AMI.
+    pub subject: Option<String>,
+    /// What the cluster runs now.
+    pub from_commit: Option<CommitSha>,
+    /// Hash of the resolved settings.
+    pub config_hash: String,
+    /// Whether the cluster takes traffic directly (no dns).
+    pub in_place: bool,
+    /// `deploy`, `nothing` (already runs it, healthy), or `cleanup` (already runs it; leftovers to remove).
+    pub kind: PlanKind,
+    /// An unfinished run of the same commit and settings whose instances this promote adopts.
+    pub resume: Option<ReleaseId>,
+    /// An unfinished run whose fleet already serves: its record is closed as succeeded.
+    pub complete: Option<ReleaseId>,
+    /// Instances adopted from `resume`.
+    pub adopted: Vec<InstanceId>,
+    /// New instances per subnet.
+    pub launches: Vec<PlannedLaunch>,
+    /// The cluster's old instances, retired once the new ones are healthy.
+    pub retire: Vec<InstanceId>,
+    /// This app's strays in the load balancer, retired with the old instances.
+    pub strays: Vec<Stray>,
+    /// The cluster's own instances terminated outside release (by hand?) but still in its load balancer,
+    /// deregistered with the old instances.
+    pub terminated: Vec<InstanceId>,
+    /// Instances of failed or abandoned releases, removed first.
+    pub cleanup: Vec<InstanceId>,
+    /// Unfinished records of dead runs that are closed as abandoned.
+    pub abandon: Vec<ReleaseId>,
+    /// Replace this many at a time.
+    pub batch: Option<u32>,
+    /// The cluster was live until this time: the promote waits until then plus `settle` (unless forced).
+    pub settle_until: Option<Timestamp>,
+    /// --force.
+    pub forced: bool,
+    /// Why, in words, for `--plan` and the prompt.
+    pub summary: String,
+    /// Where instances go (as observed), without subnets whose zone does not offer the instance type.
+    pub network: Network,
+    /// Subnets left out, and why (`subnet-… (us-east-1e): t3.micro is not offered there`).
+    pub skipped: Vec<String>,
+    /// The cluster's instance security group.
+    pub instance_group: String,
+    /// The AMI's root device name, for `root_volume`.
+    pub root_device: Option<String>,
+    /// The cluster's load balancer members (as observed).
+    pub members: Vec<InstanceId>,
+}
+
+/// What kind of promote a plan is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanKind {
+    /// Launch, swap, retire.
+    Deploy,
+    /// The cluster already runs the commit with these settings, all healthy.
+    Nothing,
+    /// As `Nothing`, but an earlier run left instances or records to clean up.
+    Cleanup,
+}
+
+/// The cluster a promote goes to: the only one, or the idle one of a blue/green environment.
+pub fn choose_cluster<'e>(env: &'e Environment, weights: Option<&Weights>, wanted: Option<&str>) -> Result<&'e Cluster> {
+    let Some(weights) = weights.filter(|_| env.is_blue_green()) else {
+        let only = &env.clusters()[0];
+        if let Some(w) = wanted.filter(|w| *w != only.name.as_str()) {
+            return Err(Error::not_found(format!("env {} has one cluster, {}, not {w}", env.name, only.name)));
+        }
+        return Ok(only);
+    };
+    if let Some(w) = wanted {
+        let c = env.cluster(w)?;
+        if weights.is_live(&c.name) {
+            return Err(Error::refused(format!(
+                "cluster {w} is live (it takes {}% of {}); promote to an idle cluster, or switch away from {w} first",
+                weights.percent(&c.name),
+                env.dns().map_or("", |d| d.record.as_str())
+            )));
+        }
+        return Ok(c);
+    }
+    let idle: Vec<&Cluster> = env.clusters().iter().filter(|c| !weights.is_live(&c.name)).collect();
+    match idle.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::refused(format!(
+            "every cluster of env {} takes live traffic ({}); finish or undo the shift first (`release switch <cluster>` or `release rollback --env {}`)",
+            env.name,
+            weights.describe_shares(),
+            env.name
+        ))),
+        several => {
+            let names: Vec<&str> = several.iter().map(|c| c.name.as_str()).collect();
+            Err(Error::input(format!("env {} has several idle clusters ({}); pass --cluster", env.name, names.join(", "))))
+        }
+    }
+}
+
+/// Reads what a promote of `commit` to `env` decides on.
+pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromoteWorld> {
+    let cloud = &session.cloud;
+    let images = cloud.images.app_images(&pipeline.app).await?;
+    let ami = find_ami(&images, commit)
+        .ok_or_else(|| Error::not_found(format!("no AMI for {}; run `release bake {}`", short_sha(commit.as_str()), commit)))?;
+    let live = world::live_name(cloud, env).await?;
+    if let Some(l) = &live {
+        world::require_records(env, l)?;
+        // Which cluster is idle is read from the weights; that holds only while each record aliases its own
+        // cluster's load balancer. A record taking traffic that points elsewhere (at the idle cluster's, say) would
+        // make this promote replace instances that serve.
+        let lbs = crate::observe::balancers::env_lbs(cloud, env).await?;
+        let wrong: Vec<String> = crate::observe::balancers::misdirected(env, &l.records, &lbs).iter().filter(|m| m.weight > 0).map(|m| m.describe()).collect();
+        if !wrong.is_empty() {
+            return Err(Error::refused(format!(
+                "{}; which cluster takes traffic cannot be told from the weights; run `release provision --env {}` to point each record at its cluster's load balancer, then promote again; nothing was changed",
+                wrong.join("; "),
+                env.name
+            )));
+        }
+    }
+    let cluster = choose_cluster(env, live.as_ref().map(|l| &l.weights), opts.cluster.as_deref())?;
+    let instances = cloud.fleet.app_instances(&pipeline.app).await?;
+    let members = cloud.balancer.members(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
+    let others = world::describe_others(cloud, &members, &instances).await?;
+    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(RECENT_RECORDS)).await?;
+    let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
+    let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
+    let group = crate::model::launch::group_name(pipeline, cluster, crate::model::launch::GroupRole::Instances);
+    let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
+        Error::not_found(format!("security group {group} of cluster {} does not exist; run `release provision --env {}`", cluster.name, env.name))
+            .with_cause(crate::model::error::Cause::Missing)
+    })?;
+    let config = config_hash(pipeline, env, cluster);
+    let current = world::cluster_instances(&instances, env, cluster);
+    // Health is asked only when the tags already say converged: it is the costly read.
+    let tags_converged = current.len() >= cluster.count as usize
+        && current.iter().filter(|i| runs(i, commit, &config)).count() >= cluster.count as usize;
+    let healthy = if tags_converged {
+        let health = cloud.balancer.health(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
+        Some(health.into_iter().filter(|h| h.state == HealthState::Healthy).map(|h| h.id).collect())
+    } else {
+        None
+    };
+    Ok(PromoteWorld {
+        now: cloud.clock.now(),
+        ami,
+        live,
+        cluster: cluster.name.clone(),
+        instances,
+        members,
+        others,
+        healthy,
+        network,
+        offered,
+        instance_group,
+        records,
+    })
+}
+
+fn runs(i: &Instance, commit: &CommitSha, config: &str) -> bool {
+    i.state == "running" && i.tags.get(tags::COMMIT).map(String::as_str) == Some(commit.as_str()) && i.tags.get(tags::CONFIG).map(String::as_str) == Some(config)
+}
+
+/// When `cluster` last stopped taking traffic, from the switches in `records` (newest first).
+pub fn live_until(records: &[Record], cluster: &ClusterName) -> Option<Timestamp> {
+    records.iter().filter(|r| r.outcome == Outcome::Succeeded).find_map(|r| {
+        let (from, to) = match &r.action {
+            Action::Switch(s) => (Some(&s.from), Some(&s.to)),
+            Action::Rollback(rb) => (rb.from_weights.as_ref(), rb.to_weights.as_ref()),
+            _ => (None, None),
+        };
+        match (from, to) {
+            (Some(f), Some(t)) if f.is_live(cluster) && !t.is_live(cluster) => Some(r.finished.unwrap_or(r.started)),
+            _ => None,
+        }
+    })
+}
+
+/// Decides a promote from what [`observe`] read. `action` is the record kind the promote runs as (`promote`, or
+/// `rollback` for a rollback that promotes): only an unfinished record of the same kind is adopted.
+pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions, world: &PromoteWorld, action: &str) -> Result<PromotePlan> {
+    let cluster = env.cluster(world.cluster.as_str())?;
+    let config = config_hash(pipeline, env, cluster);
+    let current = world::cluster_instances(&world.instances, env, cluster);
+    let strays = world::strays(&pipeline.app, env, cluster, &world.members, &world.instances, &world.others, false);
+    let foreign: Vec<&Stray> = strays.iter().filter(|s| !s.this_app).collect();
+    if !foreign.is_empty() {
+        let list: Vec<String> = foreign.iter().map(|s| s.describe()).collect();
+        return Err(Error::refused(format!(
+            "{} of cluster {} serves instances that are not {}'s: {}; deregister them by hand (they are not release's to retire)",
+            cluster.target,
+            cluster.name,
+            pipeline.app,
+            list.join(", ")
+        )));
+    }
+
+    // Unfinished runs that launched into this cluster, and failed ones whose cleanup was cut short.
+    let unfinished: Vec<&Record> = world
+        .records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Started && r.promote_details().is_some_and(|p| p.cluster == cluster.name))
+        .collect();
+    let mut resume: Option<&Record> = None;
+    let mut abandon: Vec<&Record> = Vec::new();
+    for r in unfinished {
+        let p = r.promote_details().expect("filtered");
+        if resume.is_none() && r.action_name() == action && p.commit == *commit && p.config_hash == config {
+            resume = Some(r);
+        } else {
+            abandon.push(r);
+        }
+    }
+    let dead: BTreeSet<&str> = world
+        .records
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed | Outcome::Interrupted | Outcome::Abandoned | Outcome::LostLock))
+        .map(|r| r.release_id.as_str())
+        .chain(abandon.iter().map(|r| r.release_id.as_str()))
+        .collect();
+    // What the load balancer serves is retired only once the new fleet is healthy, whoever launched it: a run
+    // that died past its point of no return leaves its fleet as the only one serving.
+    let member = |i: &Instance| world.members.contains(&i.id);
+    let cleanup: Vec<InstanceId> = current.iter().filter(|i| dead.contains(release_of(i)) && !member(i)).map(|i| i.id.clone()).collect();
+    let resume_id = resume.map(|r| r.release_id.as_str());
+    let adopted: Vec<InstanceId> =
+        current.iter().filter(|i| Some(release_of(i)) == resume_id && i.state != "stopped").map(|i| i.id.clone()).collect();
+    let serving: Vec<&Instance> = current
+        .iter()
+        .copied()
+        .filter(|i| (!dead.contains(release_of(i)) || member(i)) && Some(release_of(i)) != resume_id)
+        .collect();
+
+    let from_commit = resume
+        .and_then(|r| r.promote_details().and_then(|p| p.from.clone()))
+        .or_else(|| serving.iter().find_map(|i| i.tags.get(tags::COMMIT).and_then(|c| CommitSha::parse(c).ok())));
+    let healthy = |fleet: &[&Instance]| match &world.healthy {
+        Some(h) => fleet.iter().all(|i| h.contains(&i.id)),
+        None => false,
+    };
+    let strays_to_retire: Vec<Stray> = strays;
+    let terminated = world::terminated(&pipeline.app, env, cluster, &world.members, &world.others);
+    let count = cluster.count as usize;
+
+    // Converged: exactly `count` instances of this commit and settings, one release, all healthy, nothing stray.
+    let converged_on = |fleet: &[&Instance]| {
+        fleet.len() == count
+            && fleet.iter().all(|i| runs(i, commit, &config))
+            && fleet.iter().map(|i| release_of(i)).collect::<BTreeSet<_>>().len() == 1
+            && healthy(fleet)
+            && strays_to_retire.is_empty()
+            && terminated.is_empty()
+    };
+    let adopted_fleet: Vec<&Instance> = current.iter().copied().filter(|i| Some(release_of(i)) == resume_id).collect();
+    // Blue/green, the fleet of a run that died is complete only once its before_traffic hook passed: one that died
+    // during the hook left a fleet nobody checked, which the re-run must check before it counts as promoted.
+    let gate_passed = resume.is_none_or(|r| {
+        !env.is_blue_green() || env.hooks.command(HookName::BeforeTraffic).is_none() || r.hooks.iter().any(|h| h.name == HookName::BeforeTraffic && h.passed())
+    });
+    let (kind, complete, resume_kept) = if resume.is_some() && serving.is_empty() && converged_on(&adopted_fleet) && gate_passed {
+        // The run died after retiring the old fleet: its fleet serves; only its record is left to close.
+        (PlanKind::Cleanup, resume.map(|r| r.release_id.clone()), None)
+    } else if resume.is_none() && converged_on(&serving) {
+        let kind = if cleanup.is_empty() && abandon.is_empty() { PlanKind::Nothing } else { PlanKind::Cleanup };
+        (kind, None, None)
+    } else {
+        (PlanKind::Deploy, None, resume.map(|r| r.release_id.clone()))
+    };
+
+    let settle_until = match (&world.live, env.dns()) {
+        (Some(_), Some(dns)) => live_until(&world.records, &cluster.name).map(|t| t.add(dns.settle)).filter(|t| *t > world.now),
+        _ => None,
+    };
+    let to_launch = (cluster.count as usize).saturating_sub(adopted.len()) as u32;
+    // Subnets in zones that do not offer the instance type would fail at launch (`Unsupported`): left out.
+    let mut network = world.network.clone();
+    let mut skipped = Vec::new();
+    network.subnets.retain(|s| {
+        let ok = world.offered.contains(&s.availability_zone);
+        if !ok {
+            skipped.push(format!("{} ({}): {} is not offered there", s.id, s.availability_zone, cluster.deploy.instance_type));
+        }
+        ok
+    });
+    if network.subnets.is_empty() && kind == PlanKind::Deploy {
+        return Err(Error::refused(format!(
+            "no subnet of cluster {} is in a zone that offers {}: {}; choose another instance_type or subnets",
+            cluster.name,
+            cluster.deploy.instance_type,
+            skipped.join("; ")
+        )));
+    }
+    let launches = if kind == PlanKind::Deploy { spread(to_launch, &network.subnets) } else { Vec::new() };
+    let retire: Vec<InstanceId> = if kind == PlanKind::Deploy { serving.iter().map(|i| i.id.clone()).collect() } else { Vec::new() };
+    let summary = match kind {
+        PlanKind::Nothing => format!("{}/{} already runs {} with these settings, all healthy; nothing to do", env.name, cluster.name, short_sha(commit.as_str())),
+        PlanKind::Cleanup => format!(
+            "{}/{} already runs {}; only cleanup: {} leftover instance(s), {} unfinished record(s)",
+            env.name,
+            cluster.name,
+            short_sha(commit.as_str()),
+            cleanup.len(),
+            abandon.len() + usize::from(complete.is_some())
+        ),
+        PlanKind::Deploy => format!(
+            "promote {} ({}) to {}/{}: launch {} instance(s) in {} subnet(s){}, then retire {} old instance(s){}",
+            short_sha(commit.as_str()),
+            world.ami.id,
+            env.name,
+            cluster.name,
+            to_launch,
+            launches.len(),
+            if adopted.is_empty() { String::new() } else { format!(" and adopt {} of unfinished release {}", adopted.len(), resume_id.unwrap_or("")) },
+            retire.len(),
+            if strays_to_retire.is_empty() { String::new() } else { format!(" and {} stray(s)", strays_to_retire.len()) }
+        ) + &if terminated.is_empty() { String::new() } else { format!("; deregister {} instance(s) of this cluster terminated by hand", terminated.len()) },
+    };
+    Ok(PromotePlan {
+        app: pipeline.app.clone(),
+        env: env.name.clone(),
+        cluster: cluster.name.clone(),
+        target: cluster.target.clone(),
+        commit: commit.clone(),
+        subject: world.ami.tags.get(tags::SUBJECT).cloned(),
+        ami: world.ami.id.clone(),
+        from_commit,
+        config_hash: config,
+        in_place: !env.is_blue_green(),
+        kind,
+        resume: resume_kept,
+        complete,
+        adopted: if kind == PlanKind::Deploy { adopted } else { Vec::new() },
+        launches,
+        retire,
+        strays: if kind == PlanKind::Deploy { strays_to_retire } else { Vec::new() },
+        terminated: if kind == PlanKind::Deploy { terminated } else { Vec::new() },
+        cleanup,
+        abandon: abandon.iter().map(|r| r.release_id.clone()).collect(),
+        batch: opts.batch,
+        settle_until: if kind == PlanKind::Deploy { settle_until } else { None },
+        forced: opts.force,
+        summary,
+        network,
+        skipped,
+        instance_group: world.instance_group.clone(),
+        root_device: world.ami.root_device.clone(),
+        members: world.members.clone(),
+    })
+}
+
+/// Observes and plans.
+pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromotePlan> {
+    let world = observe(session, pipeline, env, commit, opts).await?;
+    let plan = plan_from(pipeline, env, commit, opts, &world, "promote")?;
+    if plan.kind == PlanKind::Deploy {
+        crate::steps::watch::check_in_place(&session.cloud, env, env.cluster(plan.cluster.as_str())?, opts.batch.is_some()).await?;
+    }
+    Ok(plan)
+}
+
+/// How long until the settle wait ends, for messages.
+pub fn settle_left(plan: &PromotePlan, now: Timestamp) -> Option<Duration> {
+    plan.settle_until.filter(|t| *t > now).map(|t| t.since(now))
+}

@@ -1,0 +1,365 @@
+//! `release rollback --env ENV`: one step back through the history of what was live, never a toggle.
+//!
+//! - During a gradual shift (traffic split over clusters) it restores the weights from before the shift and
+//!   touches no instance.
+//! - Otherwise it goes to the release live before the current one ([`crate::model::ledger::live_history`]): repeated
+//!   rollbacks walk v3 -> v2 -> v1. Blue/green: a switch back when an idle cluster still runs that release healthy,
+//!   else a promote of it to the idle cluster and then a switch. In place: a promote of the previous commit.
+//!
+//! The whole rollback holds the environment's lock once and is one ledger record (`rollback`).
+
+use serde::Serialize;
+
+use crate::model::error::{Error, Result};
+use crate::model::ids::{short_sha, ClusterName, CommitSha, EnvName};
+use crate::model::ledger::{live_history, rollback_target, weights_before_shift, Action, LiveRelease, Record, RollbackDetails, RollbackPath};
+use crate::model::pipeline::{Environment, Pipeline};
+use crate::ops::promote::{self, PromoteOptions, PromotePlan, PromoteReport};
+use crate::engine::runner::{self, Op, OpSpec};
+use crate::observe::world::{commit_of, readiness};
+use crate::model::weights::Weights;
+use crate::observe::world;
+use crate::engine::session::Session;
+
+/// What a rollback will do. A plain value: `--plan` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RollbackPlan {
+    /// The environment.
+    pub env: EnvName,
+    /// How it goes back.
+    pub path: RollbackPath,
+    /// What is live now.
+    pub from_commit: Option<CommitSha>,
+    /// Where it is live now.
+    pub from_cluster: Option<ClusterName>,
+    /// What will be live.
+    pub to_commit: CommitSha,
+    /// Where.
+    pub cluster: ClusterName,
+    /// Weights now (blue/green).
+    pub from_weights: Option<Weights>,
+    /// Weights after (blue/green).
+    pub to_weights: Option<Weights>,
+    /// The promote it makes first, if any.
+    pub promote: Option<PromotePlan>,
+    /// The releases live before the current one, newest first (the first is where this rollback goes).
+    pub history: Vec<LiveRelease>,
+    /// Where a further rollback would go after this one, if the ledger holds anything earlier.
+    pub next: Option<CommitSha>,
+    /// `roll prod back from 3f2a… on green to 9c1d… on blue`.
+    pub summary: String,
+}
+
+/// What a rollback did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RollbackReport {
+    /// The release.
+    pub release_id: String,
+    /// The plan carried out.
+    #[serde(flatten)]
+    pub plan: RollbackPlan,
+    /// The promote made, if any.
+    pub promoted: Option<PromoteReport>,
+    /// Whether Route53 reported the change INSYNC.
+    pub in_sync: bool,
+}
+
+fn sha(c: &CommitSha) -> &str {
+    short_sha(c.as_str())
+}
+
+/// Observes and plans a rollback of `env`.
+pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions) -> Result<RollbackPlan> {
+    let cloud = &session.cloud;
+    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, None).await?;
+    let instances = cloud.fleet.app_instances(&pipeline.app).await?;
+    let stack = live_history(&records);
+    let nothing = |what: String| Error::not_found(format!("nothing to roll back to in env {}: {what}", env.name));
+
+    let Some(live) = world::live_name(cloud, env).await? else {
+        // In place: the previous commit, promoted again.
+        let cluster = &env.clusters()[0];
+        // A promote stopped between batches (an alarm) leaves two commits serving: going back is to the one live
+        // before it, the top of the history (the stopped promote is not in it).
+        let stopped = crate::model::ledger::stopped_between_batches(&records).filter(|_| commit_of(env, cluster, &instances).is_none());
+        let current = match &stopped {
+            Some(c) => c.clone(),
+            None => commit_of(env, cluster, &instances).ok_or_else(|| {
+                if world::cluster_instances(&instances, env, cluster).is_empty() {
+                    nothing(format!("no release is live yet (cluster {} runs nothing)", cluster.name))
+                } else {
+                    nothing(format!("cluster {} runs no single commit", cluster.name))
+                }
+            })?,
+        };
+        let target = match &stopped {
+            Some(_) => stack.last(),
+            None => rollback_target(&stack, &current),
+        }
+        .ok_or_else(|| nothing(format!("the ledger holds no release live before {}", sha(&current))))?
+        .clone();
+        let popts = PromoteOptions { cluster: Some(cluster.name.to_string()), ..opts.clone() };
+        require_ami(session, pipeline, &target.commit).await?;
+        let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+        let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
+        let summary = format!("roll {} back from {} to {} on {} (promoting it in place)", env.name, sha(&current), sha(&target.commit), cluster.name);
+        return Ok(RollbackPlan {
+            env: env.name.clone(),
+            path: RollbackPath::InPlace,
+            from_commit: Some(current.clone()),
+            from_cluster: Some(cluster.name.clone()),
+            to_commit: target.commit.clone(),
+            cluster: cluster.name.clone(),
+            from_weights: None,
+            to_weights: None,
+            promote: Some(p),
+            next: below(&stack, &current).get(1).map(|r| r.commit.clone()),
+            history: below(&stack, &current),
+            summary,
+        });
+    };
+    world::require_records(env, &live)?;
+    let weights = live.weights.clone();
+
+    if weights.is_partial() {
+        let restore = weights_before_shift(&records, &weights).or_else(|| crate::model::ledger::weights_before(&records)).ok_or_else(|| {
+            Error::not_found(format!(
+                "traffic of env {} is split ({}) and the ledger does not tell the weights from before the shift; choose with `release switch <cluster>`",
+                env.name,
+                weights.describe_shares()
+            ))
+        })?;
+        let back_to = restore.primary().cloned().ok_or_else(|| nothing("no weights to restore".into()))?;
+        let back_cluster = env.cluster(back_to.as_str())?;
+        let to_commit = commit_of(env, back_cluster, &instances)
+            .ok_or_else(|| nothing(format!("cluster {back_to}, which took the traffic before the shift, runs no single commit")))?;
+        let canary = weights.live().into_iter().find(|c| **c != back_to).cloned();
+        let from_commit = canary.as_ref().and_then(|c| env.cluster(c.as_str()).ok()).and_then(|c| commit_of(env, c, &instances));
+        let summary = format!(
+            "roll {} back from the shift ({}) to the weights before it ({}): {} on {}; no instance is touched",
+            env.name,
+            weights.describe_shares(),
+            restore.describe_shares(),
+            sha(&to_commit),
+            back_to
+        );
+        // Restoring the weights puts `to_commit` back in front: a further rollback steps back from there.
+        let next = below(&stack, &to_commit).first().map(|r| r.commit.clone());
+        return Ok(RollbackPlan {
+            env: env.name.clone(),
+            path: RollbackPath::RestoreWeights,
+            from_commit,
+            from_cluster: canary,
+            to_commit,
+            cluster: back_to,
+            from_weights: Some(weights.clone()),
+            to_weights: Some(restore),
+            promote: None,
+            next,
+            history: Vec::new(),
+            summary,
+        });
+    }
+
+    let primary = weights.primary().filter(|p| weights.is_live(p)).cloned().ok_or_else(|| nothing("no cluster takes traffic".into()))?;
+    let primary_cluster = env.cluster(primary.as_str())?;
+    let current = commit_of(env, primary_cluster, &instances).ok_or_else(|| {
+        if world::cluster_instances(&instances, env, primary_cluster).is_empty() {
+            nothing(format!("no release is live yet (the live cluster {primary} runs nothing)"))
+        } else {
+            nothing(format!("the live cluster {primary} runs no single commit"))
+        }
+    })?;
+    let target = rollback_target(&stack, &current)
+        .ok_or_else(|| nothing(format!("the ledger holds no release live before {} on {primary}", sha(&current))))?
+        .clone();
+    let history = below(&stack, &current);
+
+    // An idle cluster that still runs the target, healthy: switch back to it (the one it was live on first).
+    let mut idle: Vec<&crate::model::pipeline::Cluster> = env.clusters().iter().filter(|c| !weights.is_live(&c.name)).collect();
+    idle.sort_by_key(|c| Some(&c.name) != target.cluster.as_ref());
+    for c in &idle {
+        if commit_of(env, c, &instances).as_ref() != Some(&target.commit) {
+            continue;
+        }
+        let health = cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e))?;
+        let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
+        let others = world::describe_others(cloud, &members, &instances).await?;
+        if readiness(&pipeline.app, env, c, &instances, &health, &others).is_ready() {
+            let to = weights.all_to(&c.name);
+            let summary = format!(
+                "roll {} back from {} on {} to {} on {} (it still runs there, healthy: one switch)",
+                env.name,
+                sha(&current),
+                primary,
+                sha(&target.commit),
+                c.name
+            );
+            return Ok(RollbackPlan {
+                env: env.name.clone(),
+                path: RollbackPath::SwitchBack,
+                from_commit: Some(current),
+                from_cluster: Some(primary),
+                to_commit: target.commit,
+                cluster: c.name.clone(),
+                from_weights: Some(weights),
+                to_weights: Some(to),
+                promote: None,
+                next: history.get(1).map(|r| r.commit.clone()),
+                history,
+                summary,
+            });
+        }
+    }
+    // Otherwise: promote it to the idle cluster, then switch.
+    let into = idle.first().ok_or_else(|| Error::refused(format!("env {} has no idle cluster to roll back into", env.name)))?;
+    let popts = PromoteOptions { cluster: Some(into.name.to_string()), ..opts.clone() };
+    require_ami(session, pipeline, &target.commit).await?;
+    let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+    let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
+    let to = weights.all_to(&into.name);
+    let summary = format!(
+        "roll {} back from {} on {} to {} on {} (promoting it there first, then one switch)",
+        env.name,
+        sha(&current),
+        primary,
+        sha(&target.commit),
+        into.name
+    );
+    Ok(RollbackPlan {
+        env: env.name.clone(),
+        path: RollbackPath::PromoteThenSwitch,
+        from_commit: Some(current),
+        from_cluster: Some(primary),
+        to_commit: target.commit,
+        cluster: into.name.clone(),
+        from_weights: Some(weights),
+        to_weights: Some(to),
+        promote: Some(p),
+        next: history.get(1).map(|r| r.commit.clone()),
+        history,
+        summary,
+    })
+}
+
+/// The releases below `current` on the stack, newest first.
+fn below(stack: &[LiveRelease], current: &CommitSha) -> Vec<LiveRelease> {
+    match stack.iter().rposition(|r| &r.commit == current) {
+        Some(i) => stack[..i].iter().rev().cloned().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Refuses early, with the way out, when the release to go back to has lost its AMI.
+async fn require_ami(session: &Session, pipeline: &Pipeline, commit: &CommitSha) -> Result<()> {
+    let images = session.cloud.images.app_images(&pipeline.app).await?;
+    if crate::observe::images::find_ami(&images, commit).is_none() {
+        return Err(Error::not_found(format!(
+            "the previous release {} has no AMI any more (deregistered?); bake it again with `release bake {commit}`, then roll back",
+            sha(commit)
+        )));
+    }
+    Ok(())
+}
+
+/// Rolls back under one lock: plans again under it (refusing when the target differs from the `confirmed` plan),
+/// then restores the weights, switches back, or promotes and switches, recording one `rollback`.
+pub async fn rollback(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions, confirmed: Option<&RollbackPlan>) -> Result<RollbackReport> {
+    let spec = OpSpec::new(format!("rollback of {}", env.name))
+        .waiting(opts.wait, crate::engine::queue::TicketSpec { action: crate::model::ledger::TicketAction::Rollback, commit: None, cluster: None });
+    runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
+        let plan = plan(op.session(), pipeline, env, opts).await?;
+        if let Some(c) = confirmed {
+            if c.to_commit != plan.to_commit || c.cluster != plan.cluster || c.path != plan.path {
+                return Err(Error::refused(format!(
+                    "the environment changed since the plan was shown (then: {}; now: {}); nothing was changed, run the rollback again",
+                    c.summary, plan.summary
+                )));
+            }
+        }
+        if let Some(to) = &plan.to_weights {
+            crate::observe::balancers::check_records(op.cloud(), env, to).await?;
+        }
+        let report = apply(op, &plan, opts).await?;
+        // A rollout whose process died is over: this rollback went back from it.
+        let records = op.cloud().ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+        crate::steps::records::close_dead(op, &records).await?;
+        Ok(report)
+    })
+    .await
+}
+
+async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> Result<RollbackReport> {
+    let details = RollbackDetails {
+        path: plan.path,
+        from: plan.from_commit.clone(),
+        to: plan.to_commit.clone(),
+        commit: Some(plan.to_commit.clone()),
+        cluster: plan.cluster.clone(),
+        from_weights: plan.from_weights.clone(),
+        to_weights: plan.to_weights.clone(),
+        promote: plan.promote.as_ref().map(promote::apply::details),
+    };
+    let mut report = RollbackReport { release_id: String::new(), plan: plan.clone(), promoted: None, in_sync: true };
+    op.progress(&plan.summary);
+    // A rollback that died while promoting is resumed: its record is adopted.
+    let resume = plan.promote.as_ref().and_then(|p| p.resume.clone());
+    match resume {
+        Some(id) => {
+            let records: Vec<Record> =
+                op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+            let r = records.into_iter().find(|r| r.release_id == id).ok_or_else(|| Error::internal(format!("the unfinished record {id} vanished")))?;
+            let detail = format!("resumed by run {} after an interruption", op.run_id());
+            op.adopt(r, detail).await?;
+        }
+        None => {
+            let mut record = op.draft(Action::Rollback(details));
+            // Forced only when it skips a settle wait it would have made.
+            record.forced = plan.promote.as_ref().is_some_and(|p| p.forced && p.settle_until.is_some());
+            op.open(record).await?;
+        }
+    }
+    report.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
+    op.step("recorded")?;
+    if let Some(p) = &plan.promote {
+        let mut rep = promote::apply::report(p, "succeeded");
+        promote::apply::settle(op, p).await?;
+        promote::apply::prelude(op, p, &mut rep).await?;
+        if p.kind == promote::plan::PlanKind::Deploy {
+            let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| promote::apply::details(p));
+            let opts = &PromoteOptions { skip_hooks: true, ..opts.clone() };
+            let result = promote::deploy(op, p, &mut d, &mut rep, opts).await;
+            if let Ok(r) = op.record_mut() {
+                r.set_promote_details(&d);
+            }
+            rep.new_instances = d.new_instances.clone();
+            rep.retired_instances = d.retired_instances.clone();
+            result?;
+        }
+        report.promoted = Some(rep);
+    }
+    if let (Some(to), true) = (&plan.to_weights, op.env().is_blue_green()) {
+        let live = world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
+        // The promote made the cluster healthy; confirm before sending it traffic.
+        if plan.path != RollbackPath::RestoreWeights {
+            let cluster = op.env().cluster(plan.cluster.as_str())?;
+            let instances = op.cloud().fleet.app_instances(&op.pipeline().app).await?;
+            let health = op.cloud().balancer.health(&cluster.target).await?;
+            let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
+            let others = world::describe_others(op.cloud(), &members, &instances).await?;
+            let ready = readiness(&op.pipeline().app, op.env(), cluster, &instances, &health, &others);
+            if !ready.is_ready() {
+                let mut why = ready.problems.clone();
+                why.extend(ready.strays.iter().map(|s| format!("stray {}", s.describe())));
+                return Err(Error::deploy_failed(format!(
+                    "cluster {} is not ready for traffic after the promote: {}; traffic was not moved",
+                    cluster.name,
+                    why.join("; ")
+                )));
+            }
+        }
+        let comment = format!("release rollback {} {}", op.pipeline().app, plan.cluster);
+        report.in_sync = crate::steps::dns::change_weights(op, &live, to, &comment).await?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,543 @@
+//! `release provision`: observe what an environment needs in the cloud, plan what is missing or differs, apply it
+//! under the environment's lock. Re-running is always safe: every action is decided from a fresh observation, and
+//! a second run plans nothing.
+//!
+//! Per cluster it owns two security groups: `<app>-<cluster>-lb` (the listener port, 80, from `[deploy] allow`) for
+//! the load balancer, and `<app>-<cluster>-instances` (the app port from the load balancer's group only) for the
+//! instances; `[deploy] security_groups` are added to the instances at launch. Existing load balancers are
+//! converged to the pipeline: health check, instance port, draining / deregistration delay, cross-zone balancing,
+//! security groups.
+//!
+//! Each cluster's weighted record must alias the cluster's load balancer as it is now: a load balancer deleted and
+//! created again has a new DNS name, and a record left on the old one sends its traffic to a name that no longer
+//! answers. Provision repoints such a record (keeping its weight); switch refuses to send traffic through one;
+//! status points it out ([`misdirected`]).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::error::{Error, Result, ResultExt};
+use crate::model::ledger::{Action as RecordAction, ProvisionDetails};
+use crate::model::pipeline::{Cluster, Environment, LbTarget, Pipeline};
+use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
+use crate::engine::runner::{self, Op, OpSpec};
+use crate::observe::balancers::misdirected;
+use crate::observe::balancers::aims_at;
+use crate::model::launch::group_name;
+use crate::model::launch::GroupRole;
+use crate::engine::session::Session;
+
+/// The port load balancers listen on.
+pub const LISTENER_PORT: u16 = 80;
+
+/// Where a planned rule's traffic comes from: a CIDR, or a group by name (it may not exist yet).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum From {
+    /// An IPv4 block.
+    Cidr(String),
+    /// A security group of this plan, by name.
+    Group(String),
+}
+
+/// One ingress rule as planned.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PlannedRule {
+    /// The TCP port.
+    pub port: u16,
+    /// From where.
+    pub from: From,
+}
+
+impl std::fmt::Display for PlannedRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.from {
+            From::Cidr(c) => write!(f, "tcp/{} from {c}", self.port),
+            From::Group(g) => write!(f, "tcp/{} from group {g}", self.port),
+        }
+    }
+}
+
+/// One change provision makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// The ledger table (and locks).
+    CreateLedgerTable {
+        /// Its name.
+        table: String,
+    },
+    /// A security group of a cluster.
+    CreateSecurityGroup {
+        /// The cluster.
+        cluster: String,
+        /// Whose.
+        role: GroupRole,
+        /// Its name.
+        name: String,
+    },
+    /// Ingress rules a group lacks.
+    AllowIngress {
+        /// The group, by name.
+        group: String,
+        /// The rules.
+        rules: Vec<PlannedRule>,
+    },
+    /// Ingress rules a group has but the pipeline no longer wants.
+    RevokeIngress {
+        /// The group, by name.
+        group: String,
+        /// The rules.
+        rules: Vec<PlannedRule>,
+    },
+    /// A cluster's load balancer or target group (with its ALB and listener).
+    CreateLoadBalancer {
+        /// The cluster.
+        cluster: String,
+        /// What.
+        target: LbTarget,
+        /// The instance port.
+        port: u16,
+        /// The health check path.
+        health_path: String,
+    },
+    /// An existing load balancer whose settings differ from the pipeline's.
+    ConfigureLoadBalancer {
+        /// The cluster.
+        cluster: String,
+        /// What.
+        target: LbTarget,
+        /// What changes, in words.
+        changes: Vec<String>,
+    },
+    /// The public hosted zone.
+    CreateHostedZone {
+        /// Its name.
+        zone: String,
+    },
+    /// One weighted alias per cluster; the first cluster takes all the traffic when the name is new.
+    CreateLiveRecord {
+        /// The live name.
+        record: String,
+        /// The cluster.
+        cluster: String,
+        /// Its load balancer.
+        target: LbTarget,
+        /// Its weight.
+        weight: u8,
+    },
+    /// The record of a cluster no longer in the file, at weight 0.
+    RemoveLiveRecord {
+        /// The live name.
+        record: String,
+        /// The cluster it was for.
+        cluster: String,
+    },
+    /// A cluster's weighted alias that points elsewhere than the cluster's load balancer, pointed at it again with
+    /// its weight kept.
+    RepointLiveRecord {
+        /// The live name.
+        record: String,
+        /// The cluster.
+        cluster: String,
+        /// Its load balancer.
+        target: LbTarget,
+        /// Where the record points now.
+        from: String,
+        /// The load balancer's DNS name (none: the load balancer is created by this plan).
+        to: Option<String>,
+        /// Its weight, kept.
+        weight: u8,
+    },
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rules = |r: &[PlannedRule]| r.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        match self {
+            Action::CreateLedgerTable { table } => write!(f, "create DynamoDB table {table} (ledger and locks)"),
+            Action::CreateSecurityGroup { cluster, role, name } => {
+                write!(f, "create security group {name} for cluster {cluster}'s {}", if *role == GroupRole::Lb { "load balancer" } else { "instances" })
+            }
+            Action::AllowIngress { group, rules: r } => write!(f, "allow {} into {group}", rules(r)),
+            Action::RevokeIngress { group, rules: r } => write!(f, "revoke {} from {group} (no longer in the pipeline)", rules(r)),
+            Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path } => {
+                write!(f, "create classic ELB {n} for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
+            }
+            Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path } => {
+                write!(f, "create target group {n} with an ALB and listener for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
+            }
+            Action::ConfigureLoadBalancer { cluster, target, changes } => write!(f, "configure {target} of cluster {cluster}: {}", changes.join("; ")),
+            Action::CreateHostedZone { zone } => write!(f, "create Route53 hosted zone {zone}"),
+            Action::CreateLiveRecord { record, cluster, target, weight } => write!(f, "create weighted alias {record} [{cluster}] -> {target}, weight {weight}"),
+            Action::RemoveLiveRecord { record, cluster } => {
+                write!(f, "remove weighted alias {record} [{cluster}] (cluster {cluster} is no longer in the pipeline; weight 0)")
+            }
+            Action::RepointLiveRecord { record, cluster, target, from, to, weight } => match to {
+                Some(to) => write!(f, "repoint weighted alias {record} [{cluster}] from {from} to {to} ({target}; weight {weight} kept)"),
+                None => write!(f, "repoint weighted alias {record} [{cluster}] from {from} to the new {target} (weight {weight} kept)"),
+            },
+        }
+    }
+}
+
+/// What provision will do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The app.
+    pub app: String,
+    /// The environment.
+    pub env: String,
+    /// The changes, in order.
+    pub actions: Vec<Action>,
+    /// What provision found and leaves alone, and why (a record of a removed cluster that still takes traffic).
+    pub notes: Vec<String>,
+    /// Name servers of a hosted zone it created (delegate the domain to them).
+    pub name_servers: Vec<String>,
+}
+
+/// The rules a cluster's groups should have.
+fn wanted_rules(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole) -> Vec<PlannedRule> {
+    match role {
+        GroupRole::Lb => cluster.deploy.allow.iter().map(|c| PlannedRule { port: LISTENER_PORT, from: From::Cidr(c.clone()) }).collect(),
+        GroupRole::Instances => vec![PlannedRule { port: cluster.deploy.port, from: From::Group(group_name(pipeline, cluster, GroupRole::Lb)) }],
+    }
+}
+
+/// The planned form of an existing rule (a group source by name when it is one of `groups`).
+fn planned(rule: &IngressRule, groups: &[SecurityGroup]) -> PlannedRule {
+    let from = match &rule.source {
+        RuleSource::Cidr(c) => From::Cidr(c.clone()),
+        RuleSource::Group(id) => From::Group(groups.iter().find(|g| &g.id == id).map_or_else(|| id.clone(), |g| g.name.clone())),
+    };
+    PlannedRule { port: rule.port, from }
+}
+
+/// The load balancer configuration the pipeline asks for (`lb_group`: its security group's id, when it exists).
+pub fn lb_spec(cluster: &Cluster, lb_group: Option<&str>) -> LbSpec {
+    LbSpec {
+        port: cluster.deploy.port,
+        health_path: cluster.deploy.health_path.clone(),
+        health: cluster.deploy.health.clone(),
+        drain: cluster.deploy.drain,
+        cross_zone: true,
+        security_groups: lb_group.map(|g| vec![g.to_owned()]).unwrap_or_default(),
+    }
+}
+
+/// The networks of a cluster: (instances', load balancer's).
+async fn networks(cloud: &Cloud, cluster: &Cluster, cache: &mut BTreeMap<Vec<String>, Network>) -> Result<(Network, Network)> {
+    let mut get = async |subnets: &[String]| -> Result<Network> {
+        if let Some(n) = cache.get(subnets) {
+            return Ok(n.clone());
+        }
+        let n = cloud.fleet.network(subnets).await?;
+        cache.insert(subnets.to_vec(), n.clone());
+        Ok(n)
+    };
+    let inst = get(&cluster.deploy.subnets).await?;
+    let lb = get(cluster.deploy.lb_subnets()).await?;
+    Ok((inst, lb))
+}
+
+/// Observes the cloud and returns what `env` still needs.
+pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Result<Plan> {
+    let mut actions = Vec::new();
+    let mut notes = Vec::new();
+    if !cloud.ledger.table_exists(&pipeline.ledger_table).await? {
+        actions.push(Action::CreateLedgerTable { table: pipeline.ledger_table.clone() });
+    }
+    // Security groups, per VPC in one describe.
+    let mut cache = BTreeMap::new();
+    let mut by_vpc: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in env.clusters() {
+        let (inst, lb) = networks(cloud, c, &mut cache).await?;
+        if inst.vpc_id != lb.vpc_id {
+            return Err(Error::input(format!("cluster {}'s subnets and lb_subnets are in two VPCs ({} and {}); use one VPC", c.name, inst.vpc_id, lb.vpc_id)));
+        }
+        if c.target_is_alb() && lb.subnets.iter().map(|s| &s.availability_zone).collect::<std::collections::BTreeSet<_>>().len() < 2 {
+            return Err(Error::input(format!("cluster {}'s load balancer subnets span one zone; an ALB needs two or more; fix lb_subnets", c.name)));
+        }
+        let names = by_vpc.entry(inst.vpc_id.clone()).or_default();
+        names.push(group_name(pipeline, c, GroupRole::Lb));
+        names.push(group_name(pipeline, c, GroupRole::Instances));
+    }
+    let mut groups: Vec<SecurityGroup> = Vec::new();
+    for (vpc, names) in &by_vpc {
+        groups.extend(cloud.firewall.groups(vpc, names).await?);
+    }
+    for c in env.clusters() {
+        for role in [GroupRole::Lb, GroupRole::Instances] {
+            let name = group_name(pipeline, c, role);
+            let want = wanted_rules(pipeline, c, role);
+            match groups.iter().find(|g| g.name == name) {
+                None => {
+                    actions.push(Action::CreateSecurityGroup { cluster: c.name.to_string(), role, name: name.clone() });
+                    actions.push(Action::AllowIngress { group: name, rules: want });
+                }
+                Some(g) => {
+                    let have: Vec<PlannedRule> = g.ingress.iter().map(|r| planned(r, &groups)).collect();
+                    let missing: Vec<PlannedRule> = want.iter().filter(|r| !have.contains(r)).cloned().collect();
+                    let extra: Vec<PlannedRule> = have.iter().filter(|r| !want.contains(r)).cloned().collect();
+                    if !missing.is_empty() {
+                        actions.push(Action::AllowIngress { group: name.clone(), rules: missing });
+                    }
+                    if !extra.is_empty() {
+                        actions.push(Action::RevokeIngress { group: name, rules: extra });
+                    }
+                }
+            }
+        }
+    }
+    let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
+    let existing = cloud.balancer.describe(&targets).await?;
+    for c in env.clusters() {
+        if !existing.iter().any(|lb| lb.target == c.target) {
+            actions.push(Action::CreateLoadBalancer {
+                cluster: c.name.to_string(),
+                target: c.target.clone(),
+                port: c.deploy.port,
+                health_path: c.deploy.health_path.clone(),
+            });
+            continue;
+        }
+        let lb_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
+        let mut actual = cloud.balancer.config(&c.target).await?;
+        let mut want = lb_spec(c, lb_group);
+        if c.target_is_alb() && actual.port != want.port {
+            // A target group's port is fixed at creation; targets are registered with the app port, which the
+            // health check follows (traffic-port), so a new port needs no new group.
+            notes.push(format!("target group {} was created for port {}; instances are registered on port {} (its health check follows them)", c.target.name(), actual.port, want.port));
+            actual.port = want.port;
+        }
+        if lb_group.is_none() {
+            // The group is created by this plan: its id is known only then.
+            want.security_groups = vec![format!("{} (new)", group_name(pipeline, c, GroupRole::Lb))];
+        }
+        let changes = want.differences(&actual);
+        if !changes.is_empty() {
+            actions.push(Action::ConfigureLoadBalancer { cluster: c.name.to_string(), target: c.target.clone(), changes });
+        }
+    }
+    if let Some(dns) = env.dns() {
+        let zone = cloud.dns.find_zone(&dns.zone).await?;
+        let present = match &zone {
+            None => {
+                actions.push(Action::CreateHostedZone { zone: dns.zone.clone() });
+                Vec::new()
+            }
+            Some(zone_id) => {
+                let set = cloud.dns.records(zone_id, &dns.record).await?;
+                if let Some(f) = set.foreign.first() {
+                    return Err(Error::refused(format!(
+                        "{} already exists as a {} record that release does not manage; delete it or choose another `record` for env {}",
+                        f.name, f.record_type, env.name
+                    )));
+                }
+                set.weighted
+            }
+        };
+        let none_live = present.iter().all(|r| r.weight == 0);
+        for (i, c) in env.clusters().iter().enumerate() {
+            if !present.iter().any(|r| r.set_identifier == c.name.as_str()) {
+                let weight = if i == 0 && none_live { 100 } else { 0 };
+                actions.push(Action::CreateLiveRecord { record: dns.record.clone(), cluster: c.name.to_string(), target: c.target.clone(), weight });
+            }
+        }
+        // Records aliasing something else than their cluster's load balancer as it is now (a load balancer
+        // created by this plan will have a name of its own, so its record is repointed too).
+        let set = RecordSet { weighted: present.clone(), foreign: Vec::new() };
+        for m in misdirected(env, &set, &existing) {
+            actions.push(Action::RepointLiveRecord { record: dns.record.clone(), cluster: m.cluster, target: m.target, from: m.points_to, to: m.should, weight: m.weight });
+        }
+        for r in present.iter().filter(|r| !env.clusters().iter().any(|c| c.name.as_str() == r.set_identifier)) {
+            if r.weight == 0 {
+                actions.push(Action::RemoveLiveRecord { record: dns.record.clone(), cluster: r.set_identifier.clone() });
+            } else {
+                notes.push(format!(
+                    "{} [{}] belongs to no cluster of the pipeline but takes traffic (weight {}); switch to a cluster of the pipeline, then provision again to remove it",
+                    dns.record, r.set_identifier, r.weight
+                ));
+            }
+        }
+    }
+    Ok(Plan { app: pipeline.app.to_string(), env: env.name.to_string(), actions, notes, name_servers: Vec::new() })
+}
+
+/// Provisions `env`: the ledger table first (the lock lives in it), then everything else under the lock, from a
+/// plan made again under it.
+pub async fn provision(session: &Session, pipeline: &Pipeline, env: &Environment) -> Result<Plan> {
+    let cloud = &session.cloud;
+    let table = &pipeline.ledger_table;
+    let mut done = Vec::new();
+    // A plan first, without the lock: what it refuses (a record release does not manage) is refused before
+    // anything is created, the table included.
+    let first = plan(cloud, pipeline, env).await?;
+    if first.actions.iter().any(|a| matches!(a, Action::CreateLedgerTable { .. })) {
+        session.progress(&format!("{}/{}: {}", pipeline.app, env.name, Action::CreateLedgerTable { table: table.clone() }));
+        cloud.ledger.create_table(table).await.context(format!("creating table {table}"))?;
+        done.push(Action::CreateLedgerTable { table: table.clone() });
+    }
+    cloud.ledger.index_env(table, &pipeline.app, &env.name).await?;
+    let spec = OpSpec::new(format!("provision of {}", env.name));
+    let mut result = runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
+        let plan = plan(op.cloud(), pipeline, env).await?;
+        let name_servers = apply(op, &plan).await?;
+        Ok(Plan { name_servers, ..plan })
+    })
+    .await?;
+    done.append(&mut result.actions);
+    result.actions = done;
+    Ok(result)
+}
+
+/// Carries out a plan made by [`plan`] under the lock. All record changes go in one Route53 batch.
+async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
+    if plan.actions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pipeline = op.pipeline();
+    let env = op.env();
+    let cloud = op.cloud();
+    let label = format!("{}/{}", pipeline.app, env.name);
+    let changes: Vec<String> = plan.actions.iter().map(ToString::to_string).collect();
+    let record = op.draft(RecordAction::Provision(ProvisionDetails { changes }));
+    op.open(record).await?;
+    op.guard().await?;
+    let mut cache = BTreeMap::new();
+    // Group ids by name: the existing ones, then those created here.
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut vpcs: BTreeMap<String, String> = BTreeMap::new();
+    for c in env.clusters() {
+        let (inst, _) = networks(cloud, c, &mut cache).await?;
+        for role in [GroupRole::Lb, GroupRole::Instances] {
+            vpcs.insert(group_name(pipeline, c, role), inst.vpc_id.clone());
+        }
+    }
+    for (vpc, names) in vpcs.iter().fold(BTreeMap::<&String, Vec<String>>::new(), |mut m, (n, v)| {
+        m.entry(v).or_default().push(n.clone());
+        m
+    }) {
+        for g in cloud.firewall.groups(vpc, &names).await? {
+            ids.insert(g.name, g.id);
+        }
+    }
+    let resolve = |ids: &BTreeMap<String, String>, rules: &[PlannedRule]| -> Result<Vec<IngressRule>> {
+        rules
+            .iter()
+            .map(|r| {
+                let source = match &r.from {
+                    From::Cidr(c) => RuleSource::Cidr(c.clone()),
+                    From::Group(name) => RuleSource::Group(ids.get(name).cloned().unwrap_or_else(|| name.clone())),
+                };
+                Ok(IngressRule { port: r.port, source })
+            })
+            .collect()
+    };
+    let mut name_servers = Vec::new();
+    for action in &plan.actions {
+        op.progress(&format!("{label}: {action}"));
+        match action {
+            Action::CreateLedgerTable { .. } | Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. } => {}
+            Action::CreateSecurityGroup { cluster, role, name } => {
+                let vpc = vpcs.get(name).cloned().ok_or_else(|| Error::internal(format!("no vpc for group {name}")))?;
+                let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+                let tags = vec![
+                    t(tags::APP, pipeline.app.as_str()),
+                    t(tags::ENV, env.name.as_str()),
+                    t(tags::CLUSTER, cluster),
+                    t("Name", name),
+                ];
+                let what = if *role == GroupRole::Lb { "load balancer" } else { "instances" };
+                let id = cloud
+                    .firewall
+                    .create_group(&vpc, name, &format!("release: {} {}/{} {what}", pipeline.app, env.name, cluster), &tags)
+                    .await
+                    .context(format!("creating security group {name}"))?;
+                ids.insert(name.clone(), id);
+            }
+            Action::AllowIngress { group, rules } => {
+                let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+                cloud.firewall.authorize(&id, &resolve(&ids, rules)?).await.context(format!("allowing traffic into {group}"))?;
+            }
+            Action::RevokeIngress { group, rules } => {
+                let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+                cloud.firewall.revoke(&id, &resolve(&ids, rules)?).await.context(format!("revoking rules of {group}"))?;
+            }
+            Action::CreateLoadBalancer { cluster, target, .. } => {
+                let c = cluster_of(env, cluster)?;
+                let (_, lb_net) = networks(cloud, c, &mut cache).await?;
+                let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
+                let spec = lb_spec(c, lb_group);
+                cloud.balancer.create(target, &spec, &lb_net).await.context(format!("creating {target}"))?;
+            }
+            Action::ConfigureLoadBalancer { cluster, target, .. } => {
+                let c = cluster_of(env, cluster)?;
+                let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
+                cloud.balancer.configure(target, &lb_spec(c, lb_group)).await.context(format!("configuring {target}"))?;
+            }
+            Action::CreateHostedZone { zone } => {
+                let z = cloud.dns.create_zone(zone).await.context(format!("creating hosted zone {zone}"))?;
+                name_servers = z.name_servers;
+            }
+        }
+    }
+    let records: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. }))
+        .collect();
+    if records.is_empty() {
+        return Ok(name_servers);
+    }
+    let dns = env.dns().ok_or_else(|| Error::internal("record actions planned for an environment without dns"))?;
+    let zone: ZoneId = cloud.dns.find_zone(&dns.zone).await?.ok_or_else(|| Error::not_found(format!("hosted zone {} vanished while provisioning", dns.zone)))?;
+    let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
+    let lbs = cloud.balancer.describe(&targets).await?;
+    let present = cloud.dns.records(&zone, &dns.record).await?;
+    let mut changes = Vec::new();
+    for action in records {
+        match action {
+            Action::CreateLiveRecord { record, cluster, target, weight } => {
+                let lb: &LbInfo = lbs
+                    .iter()
+                    .find(|lb| &lb.target == target)
+                    .ok_or_else(|| Error::not_found(format!("{target} for cluster {cluster} does not exist; run `release provision --env {}`", env.name)))?;
+                changes.push(RecordChange::Upsert(WeightedAlias {
+                    name: record.clone(),
+                    set_identifier: cluster.clone(),
+                    weight: *weight,
+                    target_dns: lb.dns_name.clone(),
+                    target_zone_id: lb.hosted_zone_id.clone(),
+                }));
+            }
+            Action::RemoveLiveRecord { cluster, .. } => {
+                if let Some(r) = present.weighted.iter().find(|r| &r.set_identifier == cluster && r.weight == 0) {
+                    changes.push(RecordChange::Delete(r.clone()));
+                }
+            }
+            Action::RepointLiveRecord { cluster, target, .. } => {
+                let lb: &LbInfo = lbs
+                    .iter()
+                    .find(|lb| &lb.target == target)
+                    .ok_or_else(|| Error::not_found(format!("{target} for cluster {cluster} does not exist; run `release provision --env {}`", env.name)))?;
+                // The record as it is now: its weight is kept, only its alias target changes.
+                if let Some(r) = present.weighted.iter().find(|r| &r.set_identifier == cluster).filter(|r| !aims_at(r, lb)) {
+                    changes.push(RecordChange::Upsert(WeightedAlias { target_dns: lb.dns_name.clone(), target_zone_id: lb.hosted_zone_id.clone(), ..r.clone() }));
+                }
+            }
+            _ => {}
+        }
+    }
+    if changes.is_empty() {
+        return Ok(name_servers);
+    }
+    op.guard().await?;
+    cloud.dns.submit(&zone, &changes, &format!("release provision {} {}", pipeline.app, env.name)).await.context(format!("changing records {}", dns.record))?;
+    Ok(name_servers)
+}
+
+fn cluster_of<'e>(env: &'e Environment, name: &str) -> Result<&'e Cluster> {
+    env.clusters().iter().find(|c| c.name.as_str() == name).ok_or_else(|| Error::internal(format!("planned cluster {name} is not in env {}", env.name)))
+}

@@ -1,0 +1,361 @@
+//! `release status`: per environment and cluster, what runs and whether it takes traffic, strays, who holds the
+//! lock and what an operation under way is doing. It asks AWS a bounded number of times: one describe of images
+//! and one of instances per app; per environment one ledger query, one lock read and (with dns) one zone lookup
+//! and one record listing; one health query per cluster; one describe of load balancers per kind (where the live
+//! names' records should point); never one call per instance.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::model::clock::Timestamp;
+use crate::model::error::{Cause, Result};
+use crate::model::ids::{short_sha, EnvName, InstanceId};
+use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
+use crate::model::pipeline::{LbTarget, Pipeline};
+use crate::ports::{tags, HealthState, Image, Instance, LbInfo};
+use crate::observe::world::{self, Stray};
+
+/// One cluster as status shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterStatus {
+    /// Its name.
+    pub cluster: String,
+    /// Its load balancer.
+    pub target: String,
+    /// `live`, `idle`, or `in-place` (an environment without dns).
+    pub role: String,
+    /// Its share of the live name's traffic, in percent (weight / sum of weights).
+    pub share: Option<u8>,
+    /// The raw Route53 weight.
+    pub weight: Option<u8>,
+    /// The commit it runs, when exactly one.
+    pub commit: Option<String>,
+    /// The commit's subject line, when the AMI carries it.
+    pub subject: Option<String>,
+    /// Every commit its instances run (more than one while a promote is under way or was cut short).
+    pub commits: Vec<String>,
+    /// The AMI, when exactly one.
+    pub ami: Option<String>,
+    /// When it was baked.
+    pub baked: Option<String>,
+    /// Healthy instances of the cluster in its load balancer.
+    pub healthy: usize,
+    /// The cluster's instances (not terminated).
+    pub total: usize,
+    /// How many it should run.
+    pub count: u32,
+    /// Instances in its load balancer that are not its current ones.
+    pub strays: Vec<Stray>,
+    /// Its own instances terminated outside `release` (by hand?) and still in its load balancer.
+    pub terminated: Vec<InstanceId>,
+    /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The environment's lock as status shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LockStatus {
+    /// The lock item.
+    #[serde(flatten)]
+    pub lock: LockInfo,
+    /// Its lease ran out: its holder stopped renewing it.
+    pub stale: bool,
+}
+
+/// An operation under way (its record is `started`).
+#[derive(Clone, Debug, Serialize)]
+pub struct OperationStatus {
+    /// `promote`, `switch`, ...
+    pub action: String,
+    /// Its release.
+    pub release_id: String,
+    /// Who runs it.
+    pub actor: String,
+    /// Since when.
+    pub started: Timestamp,
+    /// Its cluster.
+    pub cluster: Option<String>,
+    /// Its commit.
+    pub commit: Option<String>,
+    /// What it does now.
+    pub progress: Option<Progress>,
+    /// Whether a live process holds the environment's lock for it (false: its lease ran out, or its process is
+    /// provably gone and no hook it started still runs; a re-run finishes it). Judged as `release unlock` does.
+    pub alive: bool,
+    /// What was judged of the lock's holder (`holder pid N on HOST is gone`, `lease renewed Ns ago, ...`); none
+    /// when no lock is held for it.
+    pub holder: Option<String>,
+}
+
+/// The newest record, in short.
+#[derive(Clone, Debug, Serialize)]
+pub struct LastAction {
+    /// `promote`, ...
+    pub action: String,
+    /// Who.
+    pub actor: String,
+    /// How it ended.
+    pub outcome: String,
+    /// When.
+    pub started: String,
+    /// Its commit.
+    pub commit: Option<String>,
+    /// Its cluster.
+    pub cluster: Option<String>,
+}
+
+/// One environment.
+#[derive(Clone, Debug, Serialize)]
+pub struct EnvStatus {
+    /// Its name.
+    pub env: String,
+    /// `in-place` or `blue-green`.
+    pub kind: String,
+    /// The live name.
+    pub record: Option<String>,
+    /// Its clusters.
+    pub clusters: Vec<ClusterStatus>,
+    /// The lock, when held.
+    pub lock: Option<LockStatus>,
+    /// An operation under way.
+    pub operation: Option<OperationStatus>,
+    /// Commands waiting for the lock (`--wait`), in the order they will run.
+    pub queue: Vec<crate::model::ledger::Ticket>,
+    /// The newest record.
+    pub last: Option<LastAction>,
+    /// What is missing for this environment (not provisioned yet, say).
+    pub note: Option<String>,
+    /// A part of a cluster's load balancer that is gone (deleted by hand, as the environment has a history).
+    #[serde(skip)]
+    pub lb_gone: Option<String>,
+}
+
+/// Status of `only` (an environment) or of every environment.
+pub async fn status(session: &crate::engine::session::Session, pipeline: &Pipeline, only: Option<&str>) -> Result<Vec<EnvStatus>> {
+    let cloud = &session.cloud;
+    let envs: Vec<_> = match only {
+        Some(name) => vec![pipeline.env(name)?],
+        None => pipeline.envs.iter().collect(),
+    };
+    let (images, instances) = tokio::try_join!(cloud.images.app_images(&pipeline.app), cloud.fleet.app_instances(&pipeline.app))?;
+    // Where the live names' records should point: one describe for every environment with dns. Target groups
+    // are described whatever the environment: their health reads fine without the ALB in front of them.
+    let targets: Vec<LbTarget> = envs
+        .iter()
+        .flat_map(|e| e.clusters().iter().filter(move |c| e.dns().is_some() || c.target_is_alb()).map(|c| c.target.clone()))
+        .collect();
+    let lbs = if targets.is_empty() { Vec::new() } else { cloud.balancer.describe(&targets).await? };
+    let mut out = Vec::new();
+    for env in envs {
+        out.push(env_status(session, pipeline, &env.name, &images, &instances, &targets, &lbs).await?);
+    }
+    Ok(out)
+}
+
+/// How many of the newest records status reads while the lock is held: the holder's record is older than what
+/// the queue wrote since it started (each waiter that left writes one record), and rarely more than a few back.
+const HOLDER_WINDOW: u32 = 25;
+
+/// The operation under way: the open record of the lock's holder (the lock names its run), else the newest
+/// record when it is still open (its process died and the lock is gone, or someone else took it since).
+fn running_record<'r>(records: &'r [Record], lock: Option<&LockInfo>) -> Option<&'r Record> {
+    let open = |r: &&Record| r.outcome == Outcome::Started;
+    lock.and_then(|l| records.iter().filter(open).find(|r| r.holder == l.release_id)).or_else(|| records.first().filter(open))
+}
+
+fn missing<T: Default>(r: Result<T>, note: &mut Option<String>) -> Result<T> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if e.is(Cause::Missing) || e.kind() == crate::ErrorKind::NotFound => {
+            note.get_or_insert_with(|| e.message().to_owned());
+            Ok(T::default())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn env_status(
+    session: &crate::engine::session::Session,
+    pipeline: &Pipeline,
+    name: &EnvName,
+    images: &[Image],
+    instances: &[Instance],
+    described: &[LbTarget],
+    lbs: &[LbInfo],
+) -> Result<EnvStatus> {
+    let cloud = &session.cloud;
+    let env = pipeline.env(name.as_str())?;
+    let mut note = None;
+    let live = missing(world::live_name(cloud, env).await.map(|l| l.map(Box::new)), &mut note)?;
+    let lock = missing(cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?;
+    // Records written while the lock is held (a cancelled or superseded queue ticket, a rollout request) are dated
+    // after the holder's and would hide it: with a lock, read a window deep enough to reach the holder's record.
+    let window = if lock.is_some() { HOLDER_WINDOW } else { 1 };
+    let records: Vec<Record> = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(window)).await, &mut note)?;
+    let now = cloud.clock.now();
+    let running = running_record(&records, lock.as_ref());
+    let busy = lock.as_ref().is_some_and(|l| !l.is_stale(now)) || running.is_some();
+    // A queue forms only behind a held lock: read it then, and status costs nothing more otherwise.
+    let queue = if lock.is_some() {
+        missing(cloud.queue.tickets(&pipeline.ledger_table, &pipeline.app, &env.name).await, &mut note)?.into_iter().filter(|t| t.is_waiting(now)).collect()
+    } else {
+        Vec::new()
+    };
+    let wrong = live.as_ref().map(|l| crate::observe::balancers::misdirected(env, &l.records, lbs)).unwrap_or_default();
+    let mut clusters = Vec::new();
+    let mut lb_gone: Option<String> = None;
+    for c in env.clusters() {
+        let mine = world::cluster_instances(instances, env, c);
+        let mut gone = None;
+        let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut gone)?;
+        if gone.is_none() && described.contains(&c.target) && !lbs.iter().any(|l| l.target == c.target) {
+            // Described but left out: name the part that is gone (the ALB alone, say), not the whole target.
+            gone = cloud.balancer.missing_part(&c.target).await?.map(|part| world::part_missing(env, c, &part).message().to_owned());
+        }
+        if let Some(g) = &gone {
+            note.get_or_insert_with(|| g.clone());
+            lb_gone.get_or_insert_with(|| g.clone());
+        }
+        let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
+        let others = world::describe_others(cloud, &members, instances).await?;
+        // While an operation is under way two releases are in the load balancer on purpose.
+        let strays = world::strays(&pipeline.app, env, c, &members, instances, &others, !busy);
+        let terminated = world::terminated(&pipeline.app, env, c, &members, &others);
+        let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
+        let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
+        let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();
+        let amis: BTreeSet<&str> = mine.iter().map(|i| i.ami.as_str()).collect();
+        let ami = (amis.len() == 1).then(|| amis.iter().next().map(|a| a.to_string())).flatten();
+        let image = ami.as_ref().and_then(|a| images.iter().find(|i| i.id.as_str() == a));
+        let (role, share, weight) = match &live {
+            None => ("in-place", None, None),
+            Some(l) => {
+                let w = l.weights.weight(&c.name);
+                let role = if l.weights.is_live(&c.name) { "live" } else { "idle" };
+                (role, Some(l.weights.percent(&c.name)), l.weights.has(&c.name).then_some(w))
+            }
+        };
+        clusters.push(ClusterStatus {
+            cluster: c.name.to_string(),
+            target: c.target.to_string(),
+            role: role.into(),
+            share,
+            weight,
+            commit: (commits.len() == 1).then(|| commits.iter().next().cloned()).flatten(),
+            subject: image.and_then(|i| i.tags.get(tags::SUBJECT).cloned()),
+            commits: commits.into_iter().collect(),
+            ami,
+            baked: image.map(|i| i.created.clone()),
+            healthy,
+            total: mine.len(),
+            count: c.count,
+            strays,
+            terminated,
+            note: gone.or_else(|| wrong
+                .iter()
+                .find(|m| m.cluster == c.name.as_str())
+                .map(|m| format!("{}; switch refuses to send it traffic until `release provision --env {}` repoints it", m.describe(), env.name))
+                .or_else(|| {
+                    // A weighted record deleted by hand: the cluster looks idle, but no switch can give it traffic.
+                    live.as_ref().filter(|l| !l.weights.has(&c.name))?;
+                    let record = env.dns().map_or("", |d| d.record.as_str());
+                    Some(format!("{record} has no weighted record for {}; switch refuses it until `release provision --env {}` adds it", c.name, env.name))
+                })),
+        });
+    }
+    let operation = running.map(|r| {
+        let judged = lock.as_ref().filter(|l| l.release_id == r.holder).map(|l| crate::engine::lock::judge_holder(session, l, Some(r), now));
+        OperationStatus {
+            action: r.action_name().into(),
+            release_id: r.release_id.to_string(),
+            actor: r.actor.clone(),
+            started: r.started,
+            cluster: r.cluster().map(ToString::to_string),
+            commit: r.commit().map(ToString::to_string),
+            progress: r.progress.clone(),
+            // The same judgement as `release unlock`: a holder whose process is gone is dead, unless a hook it
+            // started still runs.
+            alive: judged.as_ref().is_some_and(crate::engine::lock::Holder::is_live),
+            holder: judged.as_ref().map(|j| j.why().to_owned()),
+        }
+    });
+    let last = records.first().map(|r| LastAction {
+        action: r.action_name().into(),
+        actor: r.actor.clone(),
+        outcome: r.outcome.as_str().into(),
+        started: r.started.to_string(),
+        commit: r.commit().map(ToString::to_string),
+        cluster: r.cluster().map(ToString::to_string),
+    });
+    Ok(EnvStatus {
+        env: env.name.to_string(),
+        kind: if env.is_blue_green() { "blue-green" } else { "in-place" }.into(),
+        record: env.dns().map(|d| d.record.clone()),
+        clusters,
+        lock: lock.map(|l| LockStatus { stale: l.is_stale(now), lock: l }),
+        operation,
+        // An environment never provisioned has no record yet: its missing load balancers are only a note.
+        lb_gone: lb_gone.filter(|_| !records.is_empty()),
+        queue,
+        last,
+        note,
+    })
+}
+
+impl ClusterStatus {
+    /// Whether it serves (live, or an in-place environment's cluster) with fewer instances than its count, after
+    /// having run some: capacity was lost (an instance terminated by hand, say). A cluster never deployed is not.
+    pub fn is_short(&self) -> bool {
+        let serves = self.role != "idle";
+        serves && (self.total > 0 || !self.terminated.is_empty()) && (self.total as u32) < self.count
+    }
+}
+
+impl EnvStatus {
+    /// Why `status` should not exit 0: a part of a load balancer deleted (not found), or a serving cluster below
+    /// its count (refused: the environment is not as the pipeline wants it).
+    pub fn problem(&self) -> Option<crate::Error> {
+        if let Some(gone) = &self.lb_gone {
+            return Some(crate::Error::not_found(gone.clone()));
+        }
+        // While a live run works on the environment, its clusters' sizes are in motion.
+        if self.operation.as_ref().is_some_and(|o| o.alive) {
+            return None;
+        }
+        let short = self.clusters.iter().find(|c| c.is_short())?;
+        let why = if short.terminated.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", short.terminated.iter().map(world::describe_terminated).collect::<Vec<_>>().join(", "))
+        };
+        let commit = short.commit.as_deref().map_or("<commit>", short_sha);
+        // In place a promote replaces the short cluster itself; in blue/green it goes to the idle cluster (never the
+        // live one), so the way to full capacity is a fresh fleet there and a switch to it.
+        let fix = if short.role == "in-place" {
+            format!("`release promote {commit} --env {}` launches a full fleet again", self.env)
+        } else {
+            format!("`release promote {commit} --env {}` launches a full fleet into the idle cluster, then `release switch` to it", self.env)
+        };
+        Some(crate::Error::refused(format!("cluster {} of {} is {} {}/{}{why}; {fix}", short.cluster, self.env, short.role, short.total, short.count)))
+    }
+}
+
+/// `promote in progress: healthy 37/50 (release r…, by alice, 1m12s)` for text output.
+pub fn describe_operation(op: &OperationStatus, now: Timestamp) -> String {
+    let what = op.progress.as_ref().and_then(|p| p.waiting_for.clone().or_else(|| Some(p.phase.clone()))).unwrap_or_else(|| "starting".into());
+    let target = match (&op.commit, &op.cluster) {
+        (Some(c), Some(cl)) => format!(" of {} to {cl}", short_sha(c)),
+        (None, Some(cl)) => format!(" to {cl}"),
+        _ => String::new(),
+    };
+    let secs = now.since(op.started).as_secs();
+    let dead = match (&op.holder, op.alive) {
+        (_, false) => "; its process is gone: run the same command again to finish it".to_owned(),
+        // Its process died but a hook it started still runs: say so, it is why nobody may take over yet.
+        (Some(why), true) if why.starts_with("holder pid") => format!("; {why}"),
+        _ => String::new(),
+    };
+    format!("{}{target} in progress: {what} (release {}, by {}, {}m{:02}s){dead}", op.action, op.release_id, op.actor, secs / 60, secs % 60)
+}

@@ -1,0 +1,74 @@
+//! The alarm watch: the one place a watched alarm's breach stops a deploy, polled through the clock.
+
+
+use crate::model::clock::format_duration;
+use crate::model::error::{Error, Result};
+use crate::model::ledger::{Outcome, Progress};
+use crate::model::pipeline::{Cluster, Environment};
+use crate::ports::{AlarmState, Cloud};
+use crate::engine::runner::Op;
+use crate::observe::alarms::require_alarms;
+
+/// An in-place promote's pre-flight (`preflight::in_place`), before anything is launched: the watched alarms of
+/// `[env.NAME.rollout]` firing; with `--batch N` they must also exist (they are watched between batches).
+pub async fn check_in_place(cloud: &Cloud, env: &Environment, cluster: &Cluster, batch: bool) -> Result<()> {
+    if env.is_blue_green() {
+        return Ok(());
+    }
+    let alarms = crate::observe::alarms::alarms(cloud, env).await?;
+    if batch {
+        let names: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
+        require_alarms(env, &names, &alarms)?;
+    }
+    crate::observe::preflight::in_place(env, cluster, &alarms, batch)
+}
+
+/// In place with `promote --batch N`, after batch `done` of `total`: watches `[env.NAME.rollout]`'s alarms for its
+/// `pause` (one DescribeAlarms call per poll; each batch already waited for its instances to be healthy). An alarm in ALARM (or
+/// gone) stops the promote: the record closes `failed` with the batches done, the cluster keeps serving (every
+/// member is healthy: the batch was), exit 8; `release rollback` then promotes the previous commit.
+pub async fn between_batches(op: &mut Op<'_>, cluster: &Cluster, done: u32, total: u32) -> Result<()> {
+    let Some(r) = op.env().rollout.clone().filter(|_| !op.env().is_blue_green()) else { return Ok(()) };
+    if r.alarms.is_empty() && r.pause.is_zero() {
+        return Ok(());
+    }
+    let clock = op.cloud().clock.clone();
+    let until = clock.now().add(r.pause);
+    op.progress(&format!(
+        "batch {done}/{total} done; watching {} for {}{}",
+        cluster.name,
+        format_duration(r.pause),
+        if r.alarms.is_empty() { String::new() } else { format!(" (alarms: {})", r.alarms.join(", ")) }
+    ));
+    loop {
+        let mut why = None;
+        if !r.alarms.is_empty() {
+            let states = op.cloud().alarms.states(&r.alarms).await?;
+            for a in &r.alarms {
+                match states.iter().find(|s| &s.name == a) {
+                    None => why = Some(format!("alarm {a} no longer exists")),
+                    Some(s) if s.state == AlarmState::Alarm => why = Some(format!("alarm {a} went to ALARM")),
+                    _ => {}
+                }
+                if why.is_some() {
+                    break;
+                }
+            }
+        }
+        if let Some(why) = why {
+            op.set_outcome(Outcome::Failed);
+            let env = op.env().name.clone();
+            return Err(Error::deploy_failed(format!(
+                "{why} after batch {done} of {total}: the promote stopped with {done} batch(es) done and env {env} serving (healthy, old and new instances together); `release rollback --env {env}` promotes the previous commit"
+            ))
+            .with_rolled_back(false));
+        }
+        let now = clock.now();
+        if now >= until {
+            return Ok(());
+        }
+        let wait = until.since(now).min(op.session().poll);
+        op.report(Progress { phase: "between-batches".into(), waiting_for: Some(format!("batch {done}/{total} done; watching alarms")), ..Default::default() }).await?;
+        op.pause(wait).await?;
+    }
+}
