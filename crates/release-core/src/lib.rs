@@ -315,7 +315,7 @@ impl Release {
         let silent = now.since(last).as_secs_f64();
         // The holder's open record only matters when its process is gone: a hook it started may still run.
         let records = if !held.is_stale(now) && (self.session.holder_gone)(&held) {
-            cloud.ledger.records(table, &self.pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?
+            crate::engine::session::recent_records(cloud, &self.pipeline, &env.name).await?
         } else {
             Vec::new()
         };

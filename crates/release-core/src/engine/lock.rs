@@ -44,7 +44,7 @@ pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, 
             // A holder that died on this machine: say whether a hook it started still runs, or that unlock may
             // break its lock now (one more read, only on this path).
             if !held.is_stale(info.acquired) && (session.holder_gone)(&held) {
-                let records = session.cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await.unwrap_or_default();
+                let records = crate::engine::session::recent_records(&session.cloud, pipeline, &env.name).await.unwrap_or_default();
                 let judged = judge_holder(session, &held, records.iter().find(|r| r.holder == held.release_id), info.acquired);
                 let more = match &judged {
                     Holder::Gone(why) => format!("; its {why}: `release unlock --env {}` breaks the lock now", env.name),
@@ -130,4 +130,25 @@ pub async fn renew(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> R
     let now = session.cloud.clock.now();
     let next = LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..lock.clone() };
     Ok(session.cloud.lock.renew(&pipeline.ledger_table, &next).await?.then_some(next))
+}
+
+/// Breaks the lock of a holder judged [`Holder::Gone`] (same host, its process gone), saying so; `what` names what
+/// it held (`rollout r…`).
+pub async fn break_gone(session: &Session, pipeline: &Pipeline, env: &Environment, lock: &LockInfo, what: &str) -> Result<()> {
+    session.progress(&format!(
+        "the run holding {what} ({} on {}, pid {}) is gone; breaking its lock",
+        lock.holder,
+        lock.host,
+        lock.pid.map(|p| p.to_string()).unwrap_or_default()
+    ));
+    session.cloud.lock.break_lock(&pipeline.ledger_table, &pipeline.app, &env.name, &lock.release_id).await?;
+    Ok(())
+}
+
+/// Leaves a request for the live run holding the lock (`rollout continue`, a rollback during a rollout): a closed
+/// record of its own, written once (never over another), which the holder reads at its next poll. The one write a
+/// run makes without the lock: the lock is the holder's, and the request is how to reach it.
+pub async fn leave_request(session: &Session, pipeline: &Pipeline, record: &Record) -> Result<()> {
+    session.cloud.ledger.put_record(&pipeline.ledger_table, record, crate::ports::Expect::New).await?;
+    Ok(())
 }

@@ -127,6 +127,11 @@ pub struct Op<'s> {
 }
 
 impl<'s> Op<'s> {
+    /// The environment's recent records ([`crate::engine::session::recent_records`]).
+    pub async fn recent_records(&self) -> Result<Vec<Record>> {
+        crate::engine::session::recent_records(self.cloud(), self.pipeline(), &self.env().name).await
+    }
+
     /// This run's id: the lock token, and the release id of a record it opens.
     pub fn run_id(&self) -> &ReleaseId {
         &self.run_id

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::model::clock::Timestamp;
 use crate::model::error::Result;
 use crate::model::ids::ReleaseId;
-use crate::model::ledger::{Actor, Outcome, Record};
+use crate::model::ledger::{Actor, Outcome, Record, RECENT_RECORDS};
 use crate::model::pipeline::{Environment, Pipeline};
 use crate::ports::Cloud;
 
@@ -81,6 +81,14 @@ impl Signals {
     /// How many signals arrived so far.
     pub fn count(&self) -> u32 {
         *self.0.borrow()
+    }
+
+    /// Waits `d` through `clock`; `true` when a signal came first (the wait is cut short).
+    pub async fn wait(mut self, clock: &dyn crate::model::clock::Clock, d: Duration) -> bool {
+        tokio::select! {
+            _ = clock.sleep(d) => false,
+            _ = self.changed() => true,
+        }
     }
 
     pub(crate) async fn changed(&mut self) {
@@ -195,10 +203,8 @@ impl Session {
 
 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-impl Session {
-    /// The recent records of `env`, newest first: the one read every judgement about unfinished runs, live history
-    /// and rollouts is made from ([`crate::model::ledger::RECENT_RECORDS`] of them).
-    pub async fn recent_records(&self, pipeline: &Pipeline, env: &crate::model::ids::EnvName) -> Result<Vec<Record>> {
-        self.cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, env, Some(crate::model::ledger::RECENT_RECORDS)).await
-    }
+/// The recent records of `env`, newest first: the one read every judgement about unfinished runs, live history
+/// and rollouts is made from ([`RECENT_RECORDS`] of them).
+pub async fn recent_records(cloud: &Cloud, pipeline: &Pipeline, env: &crate::model::ids::EnvName) -> Result<Vec<Record>> {
+    cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, env, Some(RECENT_RECORDS)).await
 }

@@ -769,15 +769,11 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
     }
 
     // Records of earlier gc runs that died are closed: this run finishes their work (their leftovers are in its plan).
-    let table = pipeline.ledger_table.clone();
     let first_env = op.env().name.clone();
     if let Some((_, records)) = w.records.iter().find(|(e, _)| *e == first_env) {
         for r in records.iter().filter(|r| r.outcome == Outcome::Started && matches!(r.action, Action::Gc(_))) {
-            let mut closed = r.clone();
-            closed.outcome = Outcome::Abandoned;
-            closed.finished = Some(session.cloud.clock.now());
-            closed.detail = Some(format!("its process died; release {} finished what was left", op.run_id()));
-            session.cloud.ledger.put_record(&table, &closed, crate::ports::Expect::Holder(r.holder.clone())).await?;
+            let detail = format!("its process died; release {} finished what was left", op.run_id());
+            crate::steps::records::close(op, r, Outcome::Abandoned, None, detail).await?;
         }
     }
 
@@ -850,7 +846,7 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
         op.guard().await?;
         renew_extra(session, pipeline, held).await?;
         op.progress(&format!("terminating {} orphan instance(s): {}", terminate.len(), terminate.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")));
-        session.cloud.fleet.terminate(&terminate).await?;
+        crate::steps::fleet::terminate(op, &terminate).await?;
         report.terminated = terminate.clone();
         if let Action::Gc(d) = &mut op.record_mut()?.action {
             d.terminated = terminate;

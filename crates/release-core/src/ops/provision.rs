@@ -13,6 +13,7 @@
 //! answers. Provision repoints such a record (keeping its weight); switch refuses to send traffic through one;
 //! status points it out ([`misdirected`]).
 
+use crate::steps::infra;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -376,10 +377,10 @@ pub async fn provision(session: &Session, pipeline: &Pipeline, env: &Environment
     let first = plan(cloud, pipeline, env).await?;
     if first.actions.iter().any(|a| matches!(a, Action::CreateLedgerTable { .. })) {
         session.progress(&format!("{}/{}: {}", pipeline.app, env.name, Action::CreateLedgerTable { table: table.clone() }));
-        cloud.ledger.create_table(table).await.context(format!("creating table {table}"))?;
+        infra::create_table(cloud, table).await?;
         done.push(Action::CreateLedgerTable { table: table.clone() });
     }
-    cloud.ledger.index_env(table, &pipeline.app, &env.name).await?;
+    infra::index_env(cloud, table, &pipeline.app, &env.name).await?;
     let spec = OpSpec::new(format!("provision of {}", env.name));
     let mut result = runner::run(session, pipeline, env, spec, async |op: &mut Op<'_>| {
         let plan = plan(op.cloud(), pipeline, env).await?;
@@ -450,35 +451,31 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
                     t("Name", name),
                 ];
                 let what = if *role == GroupRole::Lb { "load balancer" } else { "instances" };
-                let id = cloud
-                    .firewall
-                    .create_group(&vpc, name, &format!("release: {} {}/{} {what}", pipeline.app, env.name, cluster), &tags)
-                    .await
-                    .context(format!("creating security group {name}"))?;
+                let id = infra::create_group(cloud, &vpc, name, &format!("release: {} {}/{} {what}", pipeline.app, env.name, cluster), &tags).await?;
                 ids.insert(name.clone(), id);
             }
             Action::AllowIngress { group, rules } => {
                 let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
-                cloud.firewall.authorize(&id, &resolve(&ids, rules)?).await.context(format!("allowing traffic into {group}"))?;
+                infra::allow(cloud, &id, group, &resolve(&ids, rules)?).await?;
             }
             Action::RevokeIngress { group, rules } => {
                 let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
-                cloud.firewall.revoke(&id, &resolve(&ids, rules)?).await.context(format!("revoking rules of {group}"))?;
+                infra::revoke(cloud, &id, group, &resolve(&ids, rules)?).await?;
             }
             Action::CreateLoadBalancer { cluster, target, .. } => {
                 let c = cluster_of(env, cluster)?;
                 let (_, lb_net) = networks(cloud, c, &mut cache).await?;
                 let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
                 let spec = lb_spec(c, lb_group);
-                cloud.balancer.create(target, &spec, &lb_net).await.context(format!("creating {target}"))?;
+                infra::create_lb(cloud, target, &spec, &lb_net).await?;
             }
             Action::ConfigureLoadBalancer { cluster, target, .. } => {
                 let c = cluster_of(env, cluster)?;
                 let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
-                cloud.balancer.configure(target, &lb_spec(c, lb_group)).await.context(format!("configuring {target}"))?;
+                infra::configure_lb(cloud, target, &lb_spec(c, lb_group)).await?;
             }
             Action::CreateHostedZone { zone } => {
-                let z = cloud.dns.create_zone(zone).await.context(format!("creating hosted zone {zone}"))?;
+                let z = infra::create_zone(cloud, zone).await?;
                 name_servers = z.name_servers;
             }
         }
@@ -534,7 +531,7 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
         return Ok(name_servers);
     }
     op.guard().await?;
-    cloud.dns.submit(&zone, &changes, &format!("release provision {} {}", pipeline.app, env.name)).await.context(format!("changing records {}", dns.record))?;
+    crate::steps::dns::upsert_records(cloud, &zone, &changes, &format!("release provision {} {}", pipeline.app, env.name)).await.context(format!("changing records {}", dns.record))?;
     Ok(name_servers)
 }
 

@@ -4,6 +4,8 @@
 use crate::model::error::{Cause, Result};
 use crate::model::ids::InstanceId;
 use crate::engine::runner::Op;
+use crate::model::pipeline::LbTarget;
+use crate::ports::LaunchSpec;
 
 /// Registers, retrying while EC2 does not know the fresh ids yet.
 pub async fn register(op: &mut Op<'_>, target: &crate::model::pipeline::LbTarget, ids: &[InstanceId], port: u16) -> Result<()> {
@@ -39,3 +41,13 @@ pub async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()> {
 
 /// How long an id created moments ago may stay invisible (EC2 eventual consistency) before that is an error.
 pub const VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Takes `ids` out of `target` (their connections drain as the load balancer is set to).
+pub async fn deregister(op: &Op<'_>, target: &LbTarget, ids: &[InstanceId]) -> Result<()> {
+    op.cloud().balancer.deregister(target, ids).await
+}
+
+/// Launches one batch of instances as `spec` says (one RunInstances call); the ids, or why none were launched.
+pub async fn launch(op: &Op<'_>, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
+    op.cloud().fleet.launch(spec).await
+}

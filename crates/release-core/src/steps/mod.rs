@@ -8,3 +8,4 @@ pub mod hooks;
 pub mod images;
 pub mod watch;
 pub mod records;
+pub mod infra;

@@ -7,7 +7,7 @@ use crate::model::ledger::{Outcome, Progress};
 use crate::model::pipeline::{Cluster, Environment};
 use crate::ports::{AlarmState, Cloud};
 use crate::engine::runner::Op;
-use crate::observe::alarms::require_alarms;
+use crate::observe::alarms;
 
 /// An in-place promote's pre-flight (`preflight::in_place`), before anything is launched: the watched alarms of
 /// `[env.NAME.rollout]` firing; with `--batch N` they must also exist (they are watched between batches).
@@ -15,11 +15,12 @@ pub async fn check_in_place(cloud: &Cloud, env: &Environment, cluster: &Cluster,
     if env.is_blue_green() {
         return Ok(());
     }
-    let alarms = crate::observe::alarms::alarms(cloud, env).await?;
+    let names: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
+    let states = alarms::read(cloud, &names).await?;
     if batch {
-        let names: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
-        require_alarms(env, &names, &alarms)?;
+        alarms::require(env, &names, &states)?;
     }
+    let alarms: Vec<_> = states.into_iter().filter(|a| a.state != AlarmState::Missing).collect();
     crate::observe::preflight::in_place(env, cluster, &alarms, batch)
 }
 
@@ -41,21 +42,7 @@ pub async fn between_batches(op: &mut Op<'_>, cluster: &Cluster, done: u32, tota
         if r.alarms.is_empty() { String::new() } else { format!(" (alarms: {})", r.alarms.join(", ")) }
     ));
     loop {
-        let mut why = None;
-        if !r.alarms.is_empty() {
-            let states = op.cloud().alarms.states(&r.alarms).await?;
-            for a in &r.alarms {
-                match states.iter().find(|s| &s.name == a) {
-                    None => why = Some(format!("alarm {a} no longer exists")),
-                    Some(s) if s.state == AlarmState::Alarm => why = Some(format!("alarm {a} went to ALARM")),
-                    _ => {}
-                }
-                if why.is_some() {
-                    break;
-                }
-            }
-        }
-        if let Some(why) = why {
+        if let Some(why) = alarm_breach(op, &r.alarms).await? {
             op.set_outcome(Outcome::Failed);
             let env = op.env().name.clone();
             return Err(Error::deploy_failed(format!(
@@ -71,4 +58,10 @@ pub async fn between_batches(op: &mut Op<'_>, cluster: &Cluster, done: u32, tota
         op.report(Progress { phase: "between-batches".into(), waiting_for: Some(format!("batch {done}/{total} done; watching alarms")), ..Default::default() }).await?;
         op.pause(wait).await?;
     }
+}
+
+/// One look at the alarms a watch watches: why it must stop (one gone or in ALARM; [`alarms::breach`]), or `None`.
+/// The rollout's watch and the watch between batches both ask here.
+pub async fn alarm_breach(op: &Op<'_>, names: &[String]) -> Result<Option<String>> {
+    Ok(alarms::breach(&alarms::read(op.cloud(), names).await?))
 }

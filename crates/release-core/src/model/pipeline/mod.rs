@@ -375,6 +375,12 @@ pub enum Topology {
 }
 
 impl Environment {
+    /// The clusters that take no traffic under `weights`, in pipeline order: where a promote may go and what a
+    /// rollback can switch back to. The one idle decision (a cluster without a record takes no traffic).
+    pub fn idle_clusters(&self, weights: &crate::model::weights::Weights) -> Vec<&Cluster> {
+        self.clusters().iter().filter(|c| !weights.is_live(&c.name)).collect()
+    }
+
     /// Every cluster of the environment.
     pub fn clusters(&self) -> &[Cluster] {
         match &self.topology {

@@ -12,7 +12,7 @@ use crate::model::error::{Cause, Error, ErrorKind, Result};
 use crate::model::ids::{short_sha, InstanceId};
 use crate::model::ledger::{Action, Outcome, Progress, PromoteDetails, Record};
 use crate::model::pipeline::Cluster;
-use crate::ports::{tags, Expect, HealthState, LaunchSpec};
+use crate::ports::{tags, HealthState, LaunchSpec};
 use crate::engine::runner::Op;
 use crate::steps::fleet::terminate;
 use crate::steps::fleet::register;
@@ -82,7 +82,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
             rep.outcome = "noop".into();
             if let Some(id) = &plan.complete {
                 // The fleet of a run that died after retiring the old one serves: close its record.
-                let records = op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+                let records = op.recent_records().await?;
                 if let Some(r) = records.into_iter().find(|r| &r.release_id == id && r.outcome == Outcome::Started) {
                     op.adopt(r, "completed by a re-run: its new fleet was serving and the old one retired".into()).await?;
                     rep.release_id = id.to_string();
@@ -95,7 +95,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     }
     match &plan.resume {
         Some(id) => {
-            let records = op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+            let records = op.recent_records().await?;
             let r = records
                 .into_iter()
                 .find(|r| &r.release_id == id)
@@ -170,16 +170,10 @@ pub async fn settle(op: &mut Op<'_>, plan: &PromotePlan) -> Result<()> {
 /// Closes the records of dead runs and removes what failed ones left (before anything new is launched).
 pub async fn prelude(op: &mut Op<'_>, plan: &PromotePlan, rep: &mut PromoteReport) -> Result<()> {
     if !plan.abandon.is_empty() {
-        let table = op.pipeline().ledger_table.clone();
-        let records = op.cloud().ledger.records(&table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
-        for r in records.into_iter().filter(|r| plan.abandon.contains(&r.release_id) && r.outcome == Outcome::Started) {
-            let holder = r.holder.clone();
-            let mut r = r;
-            r.outcome = Outcome::Abandoned;
-            r.finished = Some(op.cloud().clock.now());
-            r.rolled_back = Some(true);
-            r.detail = Some(format!("unfinished; cleaned up by run {}", op.run_id()));
-            op.cloud().ledger.put_record(&table, &r, Expect::Holder(holder)).await?;
+        let records = op.recent_records().await?;
+        for r in records.iter().filter(|r| plan.abandon.contains(&r.release_id) && r.outcome == Outcome::Started) {
+            let detail = format!("unfinished; cleaned up by run {}", op.run_id());
+            crate::steps::records::close(op, r, Outcome::Abandoned, Some(true), detail).await?;
         }
     }
     if !plan.cleanup.is_empty() {
@@ -189,7 +183,7 @@ pub async fn prelude(op: &mut Op<'_>, plan: &PromotePlan, rep: &mut PromoteRepor
         let members: BTreeSet<InstanceId> = op.cloud().balancer.members(&cluster.target).await?.into_iter().collect();
         let reg: Vec<InstanceId> = plan.cleanup.iter().filter(|i| members.contains(*i)).cloned().collect();
         if !reg.is_empty() {
-            op.cloud().balancer.deregister(&cluster.target, &reg).await?;
+            crate::steps::fleet::deregister(op, &cluster.target, &reg).await?;
         }
         terminate(op, &plan.cleanup).await?;
         rep.cleaned = plan.cleanup.clone();
@@ -348,7 +342,7 @@ async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d
         return e;
     }
     let n = back.len();
-    match op.cloud().balancer.register(&plan.target, &back, run.cluster.deploy.port).await {
+    match crate::steps::fleet::register(op, &plan.target, &back, run.cluster.deploy.port).await {
         Ok(()) => {
             for i in &back {
                 d.draining.remove(i);
@@ -400,7 +394,7 @@ async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo:
     // only noted, since the load balancer drops terminated instances by itself.
     let reg: Vec<InstanceId> = undo.iter().filter(|i| run.members.contains(*i)).cloned().collect();
     if !reg.is_empty() {
-        if let Err(d) = op.cloud().balancer.deregister(&plan.target, &reg).await {
+        if let Err(d) = crate::steps::fleet::deregister(op, &plan.target, &reg).await {
             op.progress(&format!("rolling back: deregistering from {} failed ({d}); terminating the new instances anyway", plan.target));
         }
     }
@@ -567,7 +561,7 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
                 metadata_tokens: cluster.deploy.metadata_tokens,
                 root_volume: root_volume.clone(),
             };
-            match op.cloud().fleet.launch(&spec).await {
+            match crate::steps::fleet::launch(op, &spec).await {
                 Ok(mut launched) => ids.append(&mut launched),
                 Err(e) if e.is(Cause::Capacity) || e.is(Cause::Unsupported) => {
                     op.progress(&format!("{} ({}) cannot take {} x {} now: {}; launching them in other zones", p.subnet, p.availability_zone, p.count, cluster.deploy.instance_type, e.code().unwrap_or("no capacity")));
@@ -724,7 +718,7 @@ async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mu
     }
     op.record_mut()?.set_promote_details(d);
     op.save().await?;
-    op.cloud().balancer.deregister(&plan.target, ids).await?;
+    crate::steps::fleet::deregister(op, &plan.target, ids).await?;
     for id in ids {
         run.members.remove(id);
         run.states.insert(id.to_string(), "draining".into());

@@ -98,7 +98,7 @@ pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOpt
     let what = why.message().to_owned();
     let undo = d.new_instances.clone();
     op.progress(&format!("rolling back: removing the {} new instance(s) of {}; traffic was not moved", undo.len(), plan.cluster));
-    if let Err(e) = op.cloud().balancer.deregister(&plan.target, &undo).await {
+    if let Err(e) = crate::steps::fleet::deregister(op, &plan.target, &undo).await {
         op.progress(&format!("rolling back: deregistering from {} failed ({e}); terminating the new instances anyway", plan.target));
     }
     match crate::steps::fleet::terminate(op, &undo).await {

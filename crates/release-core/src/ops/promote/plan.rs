@@ -20,7 +20,6 @@ use crate::ports::{tags, HealthState, Image, Instance, Network};
 use crate::engine::session::Session;
 use crate::model::weights::Weights;
 use crate::observe::world::{self, release_of, LiveName, Stray};
-use crate::model::ledger::RECENT_RECORDS;
 
 /// What a promote reads before deciding.
 #[derive(Clone, Debug)]
@@ -147,7 +146,7 @@ pub fn choose_cluster<'e>(env: &'e Environment, weights: Option<&Weights>, wante
         }
         return Ok(c);
     }
-    let idle: Vec<&Cluster> = env.clusters().iter().filter(|c| !weights.is_live(&c.name)).collect();
+    let idle = env.idle_clusters(weights);
     match idle.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::refused(format!(
@@ -189,7 +188,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let instances = cloud.fleet.app_instances(&pipeline.app).await?;
     let members = cloud.balancer.members(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let others = world::describe_others(cloud, &members, &instances).await?;
-    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(RECENT_RECORDS)).await?;
+    let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
     let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
     let group = crate::model::launch::group_name(pipeline, cluster, crate::model::launch::GroupRole::Instances);

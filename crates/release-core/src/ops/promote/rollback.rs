@@ -176,7 +176,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
     let history = below(&stack, &current);
 
     // An idle cluster that still runs the target, healthy: switch back to it (the one it was live on first).
-    let mut idle: Vec<&crate::model::pipeline::Cluster> = env.clusters().iter().filter(|c| !weights.is_live(&c.name)).collect();
+    let mut idle = env.idle_clusters(&weights);
     idle.sort_by_key(|c| Some(&c.name) != target.cluster.as_ref());
     for c in &idle {
         if commit_of(env, c, &instances).as_ref() != Some(&target.commit) {
@@ -282,7 +282,7 @@ pub async fn rollback(session: &Session, pipeline: &Pipeline, env: &Environment,
         }
         let report = apply(op, &plan, opts).await?;
         // A rollout whose process died is over: this rollback went back from it.
-        let records = op.cloud().ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+        let records = op.recent_records().await?;
         crate::steps::records::close_dead(op, &records).await?;
         Ok(report)
     })
@@ -307,7 +307,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
     match resume {
         Some(id) => {
             let records: Vec<Record> =
-                op.cloud().ledger.records(&op.pipeline().ledger_table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+                op.recent_records().await?;
             let r = records.into_iter().find(|r| r.release_id == id).ok_or_else(|| Error::internal(format!("the unfinished record {id} vanished")))?;
             let detail = format!("resumed by run {} after an interruption", op.run_id());
             op.adopt(r, detail).await?;
@@ -339,7 +339,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         report.promoted = Some(rep);
     }
     if let (Some(to), true) = (&plan.to_weights, op.env().is_blue_green()) {
-        let live = world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
+        let mut live = world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
         // The promote made the cluster healthy; confirm before sending it traffic.
         if plan.path != RollbackPath::RestoreWeights {
             let cluster = op.env().cluster(plan.cluster.as_str())?;
@@ -359,7 +359,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
             }
         }
         let comment = format!("release rollback {} {}", op.pipeline().app, plan.cluster);
-        report.in_sync = crate::steps::dns::change_weights(op, &live, to, &comment).await?;
+        report.in_sync = crate::steps::dns::flip(op, &mut live, to, &comment, crate::steps::dns::Way::Guarded, Some("Route53 has the change")).await?.in_sync();
     }
     Ok(report)
 }

@@ -50,9 +50,9 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::ops::switch::SwitchPlan
         return Ok(());
     }
     // A fresh look: the records hold the new weights now, and the change is computed against what they hold.
-    let live = crate::observe::world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
+    let mut live = crate::observe::world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
     let comment = format!("release switch {} back to {} (hook after_traffic failed)", op.pipeline().app, plan.from);
-    let err = match crate::steps::dns::change_weights(op, &live, &plan.from, &comment).await {
+    let err = match crate::steps::dns::flip(op, &mut live, &plan.from, &comment, crate::steps::dns::Way::Guarded, Some("Route53 has the change")).await {
         Ok(_) => {
             op.back_before_no_return();
             op.set_outcome(crate::model::ledger::Outcome::RolledBack);

@@ -5,7 +5,7 @@
 //! (one deleted and created again has a new DNS name): it refuses, `--force` or not, and says to provision, which
 //! repoints the record. Lowering such a record to weight 0 is allowed: that takes traffic away from it.
 //!
-//! Where the change is made: [`change_weights`] (also used by rollback). The wait for Route53 to apply it runs
+//! Where the change is made: [`crate::steps::dns::flip`] (the one flip: rollouts, rollback and hooks use it too). The wait for Route53 to apply it runs
 //! here, through the clock: bounded, cancellable, with the lock renewed meanwhile; a wait that times out re-reads
 //! the records and records what actually holds.
 
@@ -32,7 +32,7 @@ use crate::observe::world::Readiness;
 use crate::observe::world::readiness;
 use crate::observe::world::commit_of;
 use crate::observe::world::previous;
-use crate::steps::dns::change_weights;
+use crate::steps::dns::{flip, Way};
 use crate::engine::session::Session;
 
 /// How a switch is asked for.
@@ -161,9 +161,9 @@ pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, clus
     let health = cloud.balancer.health(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let members: Vec<InstanceId> = health.iter().map(|h| h.id.clone()).collect();
     let others = world::describe_others(cloud, &members, &instances).await?;
-    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+    let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let lbs = env_lbs(cloud, env).await?;
-    let alarms = crate::observe::alarms::alarms(cloud, env).await?;
+    let alarms = crate::observe::alarms::watched(cloud, env).await?;
     Ok(SwitchWorld { live, instances, health, others, records, lbs, alarms })
 }
 
@@ -281,7 +281,8 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
         op.open(record).await?;
         op.step("recorded")?;
         let comment = format!("release switch {} {}", pipeline.app, cluster.name);
-        report.in_sync = change_weights(op, &w.live, &plan.to, &comment).await?;
+        let mut live = w.live.clone();
+        report.in_sync = flip(op, &mut live, &plan.to, &comment, Way::Guarded, Some("Route53 has the change")).await?.in_sync();
         report.changed = true;
         crate::ops::switch::hooks::after_switch(op, &plan).await?;
         report.hooks = op.record().map(|r| r.hooks.clone()).unwrap_or_default();

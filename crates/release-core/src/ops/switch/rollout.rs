@@ -24,7 +24,7 @@ use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::ids::{ClusterName, ReleaseId};
 use crate::model::ledger::{Action, Outcome, Progress, Record, RolloutRequestDetails, RolloutRequestKind, RolloutState};
 use crate::model::pipeline::{Cluster, Environment, Pipeline, RolloutStep, DEFAULT_ROLLOUT_PAUSE};
-use crate::ports::{AlarmState, AlarmStatus, Expect, HealthState};
+use crate::ports::{AlarmStatus, HealthState};
 use crate::engine::runner::{self, Op, OpSpec};
 use crate::ops::switch::{self, SwitchOptions, SwitchPlan, SwitchReport, SwitchWorld};
 use crate::model::weights::Weights;
@@ -32,10 +32,8 @@ use crate::observe::world::{self, LiveName};
 use crate::model::ledger::unfinished;
 use crate::model::ledger::step_name;
 use crate::model::ledger::share_before;
-use crate::observe::alarms::check_alarms;
-use crate::observe::alarms::require_alarms;
-use crate::observe::alarms::watched_alarms;
-use crate::steps::dns::submit;
+use crate::observe::alarms;
+use crate::steps::dns::{flip, Way};
 use crate::engine::session::Session;
 
 /// What a rollout is asked to be: from the command line over the file.
@@ -161,7 +159,7 @@ pub fn resume_point(env: &crate::model::ids::EnvName, from: &Weights, target: &C
 /// The switch plan of a rollout (`--plan`): the target must be ready for its first share; the alarms must exist
 /// and none may be firing (the switch plan's pre-flight, `preflight::check`, refuses that).
 pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, spec: &RolloutSpec, w: &SwitchWorld) -> Result<SwitchPlan> {
-    let alarms = require_alarms(env, &spec.alarms, &w.alarms)?;
+    let alarms = alarms::require(env, &spec.alarms, &w.alarms)?;
     plan_with(pipeline, env, cluster, opts, spec, w, alarms)
 }
 
@@ -274,7 +272,7 @@ pub(crate) async fn body(
             let detail = format!("resumed at step {} by run {} after its process died", step_name(&state.steps, at), op.run_id());
             op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));
             let spec = RolloutSpec { steps: state.steps.clone(), pause: Duration::from_secs_f64(state.pause), alarms: state.alarms.clone() };
-            let alarms = check_alarms(op.cloud(), env, &spec.alarms).await?;
+            let alarms = alarms::require(env, &spec.alarms, &alarms::read(op.cloud(), &spec.alarms).await?)?;
             // A resumed rollout is not refused for an alarm firing: its watch goes back at once, which is what it
             // then needs (refusing would leave the traffic where the dead run left it).
             let unwatched = SwitchWorld { alarms: Vec::new(), ..w.clone() };
@@ -388,7 +386,7 @@ async fn steps(op: &mut Op<'_>, ctx: &mut Ctx<'_>, live: &mut LiveName, (fresh, 
                 RolloutStep::Percent(p) => {
                     let to = step_weights(&ctx.from, &ctx.cluster.name, &ctx.state.steps, Some(i))?;
                     op.progress(&format!("step {}/{}: {p}% to {}", i + 1, n, ctx.cluster.name));
-                    submit(op, live, &to, &comment, true).await?;
+                    flip(op, live, &to, &comment, Way::Guarded, None).await?;
                     ctx.changes += 1;
                     // Route53 has the step, the record not yet: a crash here is resumed from the weights.
                     op.step(&format!("changed-{p}"))?;
@@ -465,20 +463,12 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
         Some(RolloutStep::Hold) => format!("during the hold at {at_share}"),
         _ => format!("at step {at}"),
     };
-    let table = op.pipeline().ledger_table.clone();
     let mut last_line = String::new();
     let mut last_shown: Option<Timestamp> = None;
     loop {
         let now = op.cloud().clock.now();
-        if !ctx.state.alarms.is_empty() {
-            let states = op.cloud().alarms.states(&ctx.state.alarms).await?;
-            for a in &ctx.state.alarms {
-                match states.iter().find(|s| &s.name == a) {
-                    None => return Ok(Watched::Revert(format!("alarm {a} no longer exists {place}"))),
-                    Some(s) if s.state == AlarmState::Alarm => return Ok(Watched::Revert(format!("alarm {a} went to ALARM {place}"))),
-                    _ => {}
-                }
-            }
+        if let Some(why) = crate::steps::watch::alarm_breach(op, &ctx.state.alarms).await? {
+            return Ok(Watched::Revert(format!("{why} {place}")));
         }
         let health = match op.cloud().balancer.health(&ctx.cluster.target).await {
             Ok(h) => h,
@@ -495,7 +485,7 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
             let what = if sick.is_empty() { format!("{healthy} of {} instances healthy", ctx.cluster.count) } else { sick.join(", ") };
             return Ok(Watched::Revert(format!("cluster {} lost health {place}: {what}", ctx.cluster.name)));
         }
-        let records = op.cloud().ledger.records(&table, &op.pipeline().app, &op.env().name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+        let records = op.recent_records().await?;
         for r in &records {
             let Action::RolloutRequest(q) = &r.action else { continue };
             if q.rollout != ctx.release_id || r.started < ctx.record_started {
@@ -541,7 +531,7 @@ async fn revert(op: &mut Op<'_>, ctx: &mut Ctx<'_>, live: &mut LiveName, why: &s
     let comment: String = comment.chars().take(256).collect();
     let from = ctx.from.clone();
     let before = live.weights.clone();
-    submit(op, live, &from, &comment, false).await?;
+    flip(op, live, &from, &comment, Way::Revert, None).await?;
     if before != from {
         ctx.changes += 1;
     }
@@ -594,7 +584,7 @@ pub async fn status(session: &Session, pipeline: &Pipeline, env: &Environment) -
     let cloud = &session.cloud;
     let live = world::live_name(cloud, env).await?;
     let weights = live.as_ref().map(|l| l.weights.describe_shares()).unwrap_or_default();
-    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+    let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let now = cloud.clock.now();
     let mut st = RolloutStatus {
         env: env.name.to_string(),
@@ -629,7 +619,7 @@ pub async fn status(session: &Session, pipeline: &Pipeline, env: &Environment) -
             });
         }
         let alarms: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
-        st.alarms = watched_alarms(cloud, &alarms).await?;
+        st.alarms = alarms::read(cloud, &alarms).await?;
         return Ok(st);
     };
     st.in_progress = true;
@@ -648,7 +638,7 @@ pub async fn status(session: &Session, pipeline: &Pipeline, env: &Environment) -
     let lock = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
     st.running = lock.as_ref().is_some_and(|l| l.release_id == r.holder && crate::engine::lock::judge_holder(session, l, Some(r), now).is_live());
     st.holder = lock.filter(|l| l.release_id == r.holder).map(|l| format!("{} on {}", l.holder, l.host));
-    st.alarms = watched_alarms(cloud, &state.alarms).await?;
+    st.alarms = alarms::read(cloud, &state.alarms).await?;
     if let Ok(c) = env.cluster(s.cluster.as_str()) {
         let health = cloud.balancer.health(&c.target).await?;
         st.healthy = Some((health.iter().filter(|h| h.state == HealthState::Healthy).count(), c.count));
@@ -681,26 +671,23 @@ pub struct RequestReport {
 /// How long `rollout continue`/`rollback` waits for the holder to act on a request.
 pub const REQUEST_WAIT: Duration = Duration::from_secs(120);
 
-/// The unfinished rollout of `env` and whether a live run holds it.
+/// The unfinished rollout of `env` and whether a live run holds it. A holder that is provably gone (same host,
+/// pid gone) has its lock broken, as `release unlock` would, so that the caller takes the lease-expired path at once
+/// (resume here, or restore the weights from before it) instead of waiting on it.
 async fn holder_of(session: &Session, pipeline: &Pipeline, env: &Environment) -> Result<Option<(Record, bool)>> {
     let cloud = &session.cloud;
-    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+    let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let Some((r, _, _)) = unfinished(&records) else { return Ok(None) };
-    let lock = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?;
-    if let Some(l) = lock.as_ref().filter(|l| l.release_id == r.holder && matches!(crate::engine::lock::judge_holder(session, l, Some(r), cloud.clock.now()), crate::engine::lock::Holder::Gone(_))) {
-        // Provably dead (same host, pid gone): break its lock as `release unlock` would, so the caller takes the
-        // lease-expired path at once (resume here, or restore the weights from before it) instead of waiting on it.
-        session.progress(&format!(
-            "the run holding rollout {} ({} on {}, pid {}) is gone; breaking its lock",
-            r.release_id,
-            l.holder,
-            l.host,
-            l.pid.map(|p| p.to_string()).unwrap_or_default()
-        ));
-        cloud.lock.break_lock(&pipeline.ledger_table, &pipeline.app, &env.name, &l.release_id).await?;
+    let Some(lock) = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?.filter(|l| l.release_id == r.holder) else {
         return Ok(Some((r.clone(), false)));
-    }
-    let live = lock.is_some_and(|l| l.release_id == r.holder && !l.is_stale(cloud.clock.now()));
+    };
+    let live = match crate::engine::lock::judge_holder(session, &lock, Some(r), cloud.clock.now()) {
+        crate::engine::lock::Holder::Gone(_) => {
+            crate::engine::lock::break_gone(session, pipeline, env, &lock, &format!("rollout {}", r.release_id)).await?;
+            false
+        }
+        _ => !lock.is_stale(cloud.clock.now()),
+    };
     Ok(Some((r.clone(), live)))
 }
 
@@ -718,7 +705,7 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
     record.finished = Some(now);
     record.outcome = Outcome::Succeeded;
     record.detail = Some(format!("asked rollout {} to {}", rollout.release_id, if kind == RolloutRequestKind::Continue { "go on" } else { "go back" }));
-    cloud.ledger.put_record(&pipeline.ledger_table, &record, Expect::New).await?;
+    crate::engine::lock::leave_request(session, pipeline, &record).await?;
     session.progress(&format!(
         "asked the run holding rollout {} ({} on {}) to {}; waiting for it",
         rollout.release_id,
@@ -727,9 +714,20 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
         if kind == RolloutRequestKind::Continue { "go on" } else { "go back" }
     ));
     let deadline = now.add(REQUEST_WAIT);
+    // The signals are this wait's: a Ctrl-C ends it with what was left in the ledger, not "nothing was changed".
+    let _claim = session.signals.claim();
     loop {
-        cloud.clock.sleep(session.poll.min(Duration::from_secs(2))).await;
-        let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(crate::model::ledger::RECENT_RECORDS)).await?;
+        // A Ctrl-C stops the wait, not the request: it stays in the ledger and the holder acts on it.
+        if session.signals.clone().wait(cloud.clock.as_ref(), session.poll.min(Duration::from_secs(2))).await {
+            return Err(Error::new(
+                ErrorKind::Interrupted,
+                format!(
+                    "stopped waiting; the request stays in the ledger and rollout {} acts on it at its next poll; see `release rollout status --env {}`",
+                    rollout.release_id, env.name
+                ),
+            ));
+        }
+        let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
         let Some(r) = records.iter().find(|r| r.release_id == rollout.release_id) else {
             return Err(Error::internal(format!("the record of rollout {} vanished", rollout.release_id)));
         };
