@@ -45,11 +45,12 @@ pub use model::error::{Error, ErrorKind, Result};
 
 use crate::engine::{queue, runner};
 use crate::model::{hook as hooks, ids, ledger, pipeline};
+use crate::engine::lock::UnlockReport;
 use crate::model::ids::{CommitSha, EnvName};
 use crate::ops::{gc, promote, provision, status, switch};
 use crate::ops::promote::rollback;
 use crate::ops::switch::rollout;
-use crate::model::ledger::{LockInfo, Record};
+use crate::model::ledger::Record;
 use crate::model::pipeline::Pipeline;
 use crate::ops::promote::{PromoteOptions, PromotePlan, PromoteReport};
 use crate::ops::promote::rollback::{RollbackPlan, RollbackReport};
@@ -66,21 +67,6 @@ pub struct Release {
     pub pipeline: Pipeline,
 }
 
-/// What `unlock` did.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct UnlockReport {
-    /// The environment.
-    pub env: EnvName,
-    /// The lock as it was, if held.
-    pub was_held_by: Option<LockInfo>,
-    /// Whether it was broken.
-    pub broken: bool,
-    /// How long ago its holder last renewed it, in seconds.
-    pub silent_for: Option<f64>,
-    /// What was judged of its holder (`holder pid N on HOST is gone`, `lease ran out ...`, or, with --force,
-    /// `lease renewed Ns ago, ...`).
-    pub holder: Option<String>,
-}
 
 impl Release {
     /// A pipeline driven through `session`.
@@ -124,7 +110,7 @@ impl Release {
             promote::apply(op, &plan, opts).await
         })
         .await
-        .map(|rep| (hooks::wants_rollback(environment, &rep.hooks), rep))?;
+        .map(|rep| (crate::model::pipeline::hooks::wants_rollback(environment, &rep.hooks), rep))?;
         match report {
             (Some(hook), rep) if !environment.is_blue_green() => self.roll_back_after_hook(env, &hook, &rep, opts).await,
             (_, rep) => Ok(rep),
@@ -146,31 +132,10 @@ impl Release {
                 (e.reword(msg.clone()).with_rolled_back(false), ledger::Outcome::Failed, msg)
             }
         };
-        if let Err(e) = self.close_promote_after_hook(env, &rep.release_id, outcome, &detail).await {
+        if let Err(e) = crate::steps::records::reclose(&self.session, &self.pipeline, self.pipeline.env(env)?, &rep.release_id, outcome, &detail).await {
             self.session.progress(&format!("warning: the promote's record {} still says succeeded: {e}", rep.release_id));
         }
         Err(err.with_report(serde_json::json!({ "release_id": rep.release_id, "hooks": rep.hooks })))
-    }
-
-    /// Rewrites the closed record of the promote `release_id` (held by nobody now) with the outcome of the command.
-    async fn close_promote_after_hook(&self, env: &str, release_id: &str, outcome: ledger::Outcome, detail: &str) -> Result<()> {
-        let env = self.pipeline.env(env)?;
-        let (cloud, table) = (&self.session.cloud, &self.pipeline.ledger_table);
-        let mut found = None;
-        for limit in [Some(25), None] {
-            let records = cloud.ledger.records(table, &self.pipeline.app, &env.name, limit).await?;
-            found = records.into_iter().find(|r| r.release_id.as_str() == release_id);
-            if found.is_some() {
-                break;
-            }
-        }
-        let mut r = found.ok_or_else(|| Error::internal(format!("record {release_id} not found")))?;
-        r.outcome = outcome;
-        r.rolled_back = Some(outcome == ledger::Outcome::RolledBack);
-        r.detail = Some(detail.to_owned());
-        let holder = r.holder.clone();
-        cloud.ledger.put_record(table, &r, ports::Expect::Holder(holder)).await?;
-        Ok(())
     }
 
     /// What a switch would do; writes nothing.
@@ -301,46 +266,9 @@ impl Release {
     }
 
     /// Breaks the lock of `env` when its holder stopped renewing it (its lease ran out: presumed dead) or is known
-    /// to be gone (`gone`: e.g. its process no longer exists on this machine); a live lock is refused (exit 5)
-    /// unless `force`.
+    /// to be gone; a live lock is refused (exit 5) unless `force` ([`crate::engine::lock::unlock`]).
     pub async fn unlock(&self, env: &str, force: bool) -> Result<UnlockReport> {
-        let env = self.pipeline.env(env)?;
-        let cloud = &self.session.cloud;
-        let table = &self.pipeline.ledger_table;
-        let now = cloud.clock.now();
-        let Some(held) = cloud.lock.holder(table, &self.pipeline.app, &env.name).await? else {
-            return Ok(UnlockReport { env: env.name.clone(), was_held_by: None, broken: false, silent_for: None, holder: None });
-        };
-        let last = held.renewed.unwrap_or(held.acquired);
-        let silent = now.since(last).as_secs_f64();
-        // The holder's open record only matters when its process is gone: a hook it started may still run.
-        let records = if !held.is_stale(now) && (self.session.holder_gone)(&held) {
-            crate::engine::session::recent_records(cloud, &self.pipeline, &env.name).await?
-        } else {
-            Vec::new()
-        };
-        let judged = crate::engine::lock::judge_holder(&self.session, &held, records.iter().find(|r| r.holder == held.release_id), now);
-        if judged.is_live() && !force {
-            let age = now.since(held.acquired).as_secs();
-            return Err(Error::new(
-                ErrorKind::LockHeld,
-                format!(
-                    "the lock of env {} is alive: {} holds it (release {}, host {}{}) since {}m{:02}s; {}; it is not broken. \
-                     Wait for it, or if you are sure it and its hooks are gone, `release unlock --env {} --force` (it then stops at its next step)",
-                    env.name,
-                    held.holder,
-                    held.release_id,
-                    held.host,
-                    if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) },
-                    age / 60,
-                    age % 60,
-                    judged.why(),
-                    env.name
-                ),
-            ));
-        }
-        let broken = cloud.lock.break_lock(table, &self.pipeline.app, &env.name, &held.release_id).await?;
-        Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent), holder: Some(judged.why().to_owned()) })
+        crate::engine::lock::unlock(&self.session, &self.pipeline, self.pipeline.env(env)?, force).await
     }
 }
 

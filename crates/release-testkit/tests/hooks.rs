@@ -336,7 +336,7 @@ async fn switch_plans_name_after_traffic_only_when_the_cluster_would_take_all_th
     w.cloud.clock.advance(Duration::from_secs(600));
     release.promote("prod", &a, &Default::default(), None).await.unwrap();
     let env = w.pipeline.env("prod").unwrap();
-    let named = |plan: &release_core::ops::switch::SwitchPlan| release_core::model::hook::planned_for_switch(env, &plan.cluster, &plan.to);
+    let named = |plan: &release_core::ops::switch::SwitchPlan| release_core::model::pipeline::hooks::planned_for_switch(env, &plan.cluster, &plan.to);
     let full = release.plan_switch("green", &Default::default()).await.unwrap();
     assert_eq!(named(&full), vec![(HookName::AfterTraffic, "./smoke $RELEASE_LIVE_NAME".to_owned())]);
     let stepped = release_core::ops::switch::SwitchOptions { steps: Some([10, 50, 100].map(release_core::model::pipeline::RolloutStep::Percent).to_vec()), ..Default::default() };

@@ -35,7 +35,7 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         doc["plan"] = serde_json::to_value(&plan).unwrap_or_default();
-        let hooks: Vec<(&str, String)> = release_core::model::hook::planned_for_promote(&environment, plan.kind == PlanKind::Deploy).into_iter().map(|(n, c)| (n.as_str(), c)).collect();
+        let hooks: Vec<(&str, String)> = release_core::model::pipeline::hooks::planned_for_promote(&environment, plan.kind == PlanKind::Deploy).into_iter().map(|(n, c)| (n.as_str(), c)).collect();
         doc["hooks"] = serde_json::to_value(&hooks).unwrap_or_default();
         context::add_calls(&mut doc, &c.calls);
         out.result(&doc, || format!("{}{}", plan_text(&plan), hooks.iter().map(|(n, c)| format!("\n  hook {n}: {c}")).collect::<String>()));

@@ -30,7 +30,7 @@ pub async fn run(
         let env = c.release.pipeline.env(plan.env.as_str())?;
         // What it would run, as `promote --plan` names its hooks; none when nothing changes.
         let hooks: Vec<(&str, String)> = if plan.changes {
-            release_core::model::hook::planned_for_switch(env, &plan.cluster, &plan.to).into_iter().map(|(n, c)| (n.as_str(), c)).collect()
+            release_core::model::pipeline::hooks::planned_for_switch(env, &plan.cluster, &plan.to).into_iter().map(|(n, c)| (n.as_str(), c)).collect()
         } else {
             Vec::new()
         };

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use crate::model::clock::Clock;
 use crate::model::error::Error;
-use crate::model::event::{Event, EventKind, NotifyFailure};
+use crate::model::event::{Event, EventKind};
+use crate::model::ledger::NotifyFailure;
 use crate::model::pipeline::NotifySettings;
 use crate::ports::Notifier;
 

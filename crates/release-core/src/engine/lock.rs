@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::model::clock::Timestamp;
 use crate::model::error::{Error, ErrorKind, Result};
-use crate::model::ids::ReleaseId;
+use crate::model::ids::{EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
 
@@ -151,4 +151,67 @@ pub async fn break_gone(session: &Session, pipeline: &Pipeline, env: &Environmen
 pub async fn leave_request(session: &Session, pipeline: &Pipeline, record: &Record) -> Result<()> {
     session.cloud.ledger.put_record(&pipeline.ledger_table, record, crate::ports::Expect::New).await?;
     Ok(())
+}
+
+/// What `unlock` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct UnlockReport {
+    /// The environment.
+    pub env: EnvName,
+    /// The lock as it was, if held.
+    pub was_held_by: Option<LockInfo>,
+    /// Whether it was broken.
+    pub broken: bool,
+    /// How long ago its holder last renewed it, in seconds.
+    pub silent_for: Option<f64>,
+    /// What was judged of its holder (`holder pid N on HOST is gone`, `lease ran out ...`, or, with --force,
+    /// `lease renewed Ns ago, ...`).
+    pub holder: Option<String>,
+}
+
+/// Breaks the lock of `env` when its holder stopped renewing it (its lease ran out: presumed dead) or is known
+/// to be gone (`gone`: e.g. its process no longer exists on this machine); a live lock is refused (exit 5)
+/// unless `force`.
+pub async fn unlock(session: &Session, pipeline: &Pipeline, env: &Environment, force: bool) -> Result<UnlockReport> {
+    let cloud = &session.cloud;
+    let table = &pipeline.ledger_table;
+    let now = cloud.clock.now();
+    let Some(held) = cloud.lock.holder(table, &pipeline.app, &env.name).await? else {
+        return Ok(UnlockReport { env: env.name.clone(), was_held_by: None, broken: false, silent_for: None, holder: None });
+    };
+    let last = held.renewed.unwrap_or(held.acquired);
+    let silent = now.since(last).as_secs_f64();
+    // The holder's open record only matters when its process is gone: a hook it started may still run.
+    let records = if !held.is_stale(now) && (session.holder_gone)(&held) {
+        crate::engine::session::recent_records(cloud, pipeline, &env.name).await?
+    } else {
+        Vec::new()
+    };
+    let judged = crate::engine::lock::judge_holder(&session, &held, records.iter().find(|r| r.holder == held.release_id), now);
+    if judged.is_live() && !force {
+        let age = now.since(held.acquired).as_secs();
+        return Err(Error::new(
+            ErrorKind::LockHeld,
+            format!(
+                "the lock of env {} is alive: {} holds it (release {}, host {}{}) since {}m{:02}s; {}; it is not broken. \
+                 Wait for it, or if you are sure it and its hooks are gone, `release unlock --env {} --force` (it then stops at its next step)",
+                env.name,
+                held.holder,
+                held.release_id,
+                held.host,
+                if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) },
+                age / 60,
+                age % 60,
+                judged.why(),
+                env.name
+            ),
+        ));
+    }
+    let broken = cloud.lock.break_lock(table, &pipeline.app, &env.name, &held.release_id).await?;
+    Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent), holder: Some(judged.why().to_owned()) })
+}
+
+/// Releases `lock` (a run's extra locks; the runner releases its own).
+pub async fn release(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> Result<()> {
+    session.cloud.lock.release(&pipeline.ledger_table, lock).await
 }

@@ -222,14 +222,3 @@ impl Event {
     }
 }
 
-/// A delivery that failed for good, as noted on the ledger record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NotifyFailure {
-    /// The sink (`webhook https://hooks.example.com/…`; never a secret).
-    pub sink: String,
-    /// The event.
-    pub event: String,
-    /// The last error.
-    pub error: String,
-}
-

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::clock::Timestamp;
 use crate::model::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId, ReleaseId};
-use crate::model::pipeline::RolloutStep;
+use crate::model::weights::RolloutStep;
 use crate::model::weights::Weights;
 
 /// How an action ended (or that it has not).
@@ -367,7 +367,7 @@ pub struct Record {
     pub progress: Option<Progress>,
     /// Events that no sink of `[notify]` took (after its retries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify_failures: Vec<crate::model::event::NotifyFailure>,
+    pub notify_failures: Vec<crate::model::ledger::NotifyFailure>,
     /// The lifecycle hooks this action ran, in order (`[env.NAME.hooks]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::model::hook::HookResult>,
@@ -646,7 +646,7 @@ pub fn weights_before_shift(records: &[Record], current: &Weights) -> Option<Wei
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RolloutState {
     /// The steps, as planned.
-    pub steps: Vec<crate::model::pipeline::RolloutStep>,
+    pub steps: Vec<RolloutStep>,
     /// Seconds each step is watched.
     pub pause: f64,
     /// CloudWatch alarms watched.
@@ -938,4 +938,15 @@ mod tests {
         r.outcome = Outcome::Failed;
         assert!(live_history(&[r]).is_empty());
     }
+}
+
+/// A delivery that failed for good, as noted on the ledger record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotifyFailure {
+    /// The sink (`webhook https://hooks.example.com/…`; never a secret).
+    pub sink: String,
+    /// The event.
+    pub event: String,
+    /// The last error.
+    pub error: String,
 }

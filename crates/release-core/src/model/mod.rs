@@ -6,7 +6,6 @@ pub mod error;
 pub mod event;
 pub mod hook;
 pub mod ids;
-pub mod launch;
 pub mod ledger;
 pub mod pipeline;
 pub mod weights;

@@ -200,7 +200,7 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
         vars,
         emulator: opts.emulator_endpoint.is_some(),
     };
-    let ami = ctx.baker.bake(&request, ctx.progress).await?;
+    let ami = crate::steps::images::bake(ctx.baker, &request, ctx.progress).await?;
     lap("packer", &mut seconds, clock.now());
 
     // Tag app and commit first, the bake key only once the AMI is available: a bake killed before that point
@@ -219,8 +219,8 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
             first.push((tags::SUBJECT.to_owned(), subject));
         }
     }
-    ctx.cloud.images.tag(&ami, &image.snapshots, &first).await?;
-    ctx.cloud.images.tag(&ami, &image.snapshots, &[(tags::BAKE_KEY.to_owned(), key.to_string())]).await?;
+    crate::steps::images::tag(ctx.cloud, &ami, &image.snapshots, &first).await?;
+    crate::steps::images::tag(ctx.cloud, &ami, &image.snapshots, &[(tags::BAKE_KEY.to_owned(), key.to_string())]).await?;
     let verified = ctx.cloud.images.describe(&ami).await?.ok_or_else(|| Error::aws(format!("{ami} vanished after tagging")))?;
     if !verified.is_complete_bake() || verified.tags.get(tags::COMMIT) != Some(&commit.to_string()) {
         return Err(Error::aws(format!("{ami} does not carry the release tags after tagging")));

@@ -731,7 +731,7 @@ pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confir
         // Released on every exit but a simulated crash, which must look like death.
         if !matches!(&out, Err(e) if e.kind() == ErrorKind::Crash) {
             for lock in &held {
-                let _ = session.cloud.lock.release(&pipeline.ledger_table, lock).await;
+                let _ = crate::engine::lock::release(session, pipeline, lock).await;
             }
         }
         out

@@ -25,8 +25,8 @@ use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChan
 use crate::engine::runner::{self, Op, OpSpec};
 use crate::observe::balancers::misdirected;
 use crate::observe::balancers::aims_at;
-use crate::model::launch::group_name;
-use crate::model::launch::GroupRole;
+use crate::model::pipeline::launch::group_name;
+use crate::model::pipeline::launch::GroupRole;
 use crate::engine::session::Session;
 
 /// The port load balancers listen on.

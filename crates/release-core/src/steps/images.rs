@@ -29,3 +29,13 @@ pub async fn remove_image(cloud: &Cloud, image: &Image) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs Packer for `request` (build instance, AMI); the AMI it made.
+pub async fn bake(baker: &dyn crate::ports::Baker, request: &crate::ports::BakeRequest, progress: &crate::ports::ProgressFn) -> Result<crate::model::ids::AmiId> {
+    baker.bake(request, progress).await
+}
+
+/// Tags an image and its snapshots.
+pub async fn tag(cloud: &Cloud, ami: &crate::model::ids::AmiId, snapshots: &[String], tags: &[(String, String)]) -> Result<()> {
+    cloud.images.tag(ami, snapshots, tags).await
+}

@@ -13,6 +13,11 @@ use serde::Serialize;
 
 pub use parse::{parse, parse_for_bake, parse_readable};
 
+pub mod hooks;
+pub mod launch;
+
+pub use crate::model::weights::RolloutStep;
+
 use crate::model::clock::format_duration;
 use crate::model::error::{Error, ErrorKind};
 use crate::model::ids::{AmiId, AppName, ClusterName, EnvName};
@@ -517,7 +522,7 @@ pub fn user_data_size(vars: &BTreeMap<String, String>, cluster: &Cluster) -> usi
     let env = EnvName::parse(&"e".repeat(EnvName::MAX_LEN)).expect("a valid name");
     let commit = crate::model::ids::CommitSha::parse(&"0".repeat(40)).expect("a valid sha");
     let release = crate::model::ids::ReleaseId::from_string("r20261122T034950Z-3f9a1c".into());
-    crate::model::launch::user_data(&app, &env, vars, cluster, &commit, &release, "ap-southeast-2").len()
+    crate::model::pipeline::launch::user_data(&app, &env, vars, cluster, &commit, &release, "ap-southeast-2").len()
 }
 
 /// The project root for a pipeline file: the parent of its `pipelines/` directory, else the file's own directory.
@@ -650,51 +655,6 @@ pub struct Rollout {
     pub alarms: Vec<String>,
 }
 
-/// One step of a rollout: a share of the traffic for the target, or a hold until someone says go on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RolloutStep {
-    /// The target's share, 1..=100.
-    Percent(u8),
-    /// Wait for `release rollout continue` (or `release rollback`), keeping the lock.
-    Hold,
-}
-
-impl fmt::Display for RolloutStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RolloutStep::Percent(p) => write!(f, "{p}%"),
-            RolloutStep::Hold => f.write_str("hold"),
-        }
-    }
-}
-
-impl Serialize for RolloutStep {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match self {
-            RolloutStep::Percent(p) => s.serialize_u8(*p),
-            RolloutStep::Hold => s.serialize_str("hold"),
-        }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for RolloutStep {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            F(f64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) if (1..=100).contains(&n) => Ok(RolloutStep::Percent(n as u8)),
-            // DynamoDB numbers read back through JSON may come as floats.
-            Raw::F(f) if f.fract() == 0.0 && (1.0..=100.0).contains(&f) => Ok(RolloutStep::Percent(f as u8)),
-            Raw::S(s) if s == "hold" => Ok(RolloutStep::Hold),
-            _ => Err(serde::de::Error::custom("a rollout step is 1..100 or \"hold\"")),
-        }
-    }
-}
 
 /// What is wrong with a list of steps: (index of the offending step, message, fix).
 pub fn check_steps(steps: &[RolloutStep]) -> Result<(), (usize, String, String)> {

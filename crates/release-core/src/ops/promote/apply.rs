@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::{settle_left, PlanKind, PromotePlan};
 use super::{spread, PromoteOptions, PromoteReport};
-use crate::model::launch::user_data;
+use crate::model::pipeline::launch::user_data;
 use crate::model::clock::format_duration;
 use crate::model::error::{Cause, Error, ErrorKind, Result};
 use crate::model::ids::{short_sha, InstanceId};

@@ -4,7 +4,8 @@
 
 use crate::engine::runner::Op;
 use crate::model::error::{ErrorKind, Result};
-use crate::model::hook::{failed, live_name, HookContext, HookName};
+use crate::model::hook::{failed, HookContext, HookName};
+use crate::model::pipeline::hooks::live_name;
 use crate::steps::hooks::{passed_before, run, warn};
 use crate::model::ids::InstanceId;
 use crate::model::ledger::PromoteDetails;

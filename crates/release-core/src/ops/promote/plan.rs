@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{spread, PlannedLaunch, PromoteOptions};
-use crate::model::launch::config_hash;
+use crate::model::pipeline::launch::config_hash;
 use crate::observe::images::find_ami;
 use crate::model::clock::Timestamp;
 use crate::model::error::{Error, Result};
@@ -191,7 +191,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
     let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
-    let group = crate::model::launch::group_name(pipeline, cluster, crate::model::launch::GroupRole::Instances);
+    let group = crate::model::pipeline::launch::group_name(pipeline, cluster, crate::model::pipeline::launch::GroupRole::Instances);
     let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
         Error::not_found(format!("security group {group} of cluster {} does not exist; run `release provision --env {}`", cluster.name, env.name))
             .with_cause(crate::model::error::Cause::Missing)

@@ -2,9 +2,10 @@
 
 use crate::engine::runner::Op;
 use crate::model::error::{Error, Result};
-use crate::model::hook::{failed, live_name, HookContext, HookName};
+use crate::model::hook::{failed, HookContext, HookName};
+use crate::model::pipeline::hooks::live_name;
 use crate::steps::hooks::{run, warn};
-use crate::model::hook::planned_for_switch;
+use crate::model::pipeline::hooks::planned_for_switch;
 
 /// The commit live before the switch being finished: the record's, written when the switch began. A resumed
 /// rollout recomputes its plan from weights that already send traffic to the target, so the plan's `previous` can
