@@ -244,6 +244,10 @@ impl Event {
 pub trait Notifier: Send + Sync {
     /// Delivers `event` to `sink`, once; the caller bounds the time and retries.
     async fn deliver(&self, sink: &Sink, event: &Event) -> Result<()>;
+
+    /// Sees every event of an operation once, before (and whatever) the sinks take: a library's subscribers.
+    /// Must return at once. Nothing by default.
+    fn sent(&self, _event: &Event) {}
 }
 
 /// A notifier for sessions without sinks: delivers nothing.
@@ -292,6 +296,7 @@ impl Delivery {
 
     /// Starts delivering `event` to every sink that takes its kind; returns at once.
     pub fn send(&self, event: Event) {
+        self.notifier.sent(&event);
         for sink in self.settings.sinks.iter().filter(|s| s.on.contains(&event.event)) {
             let (label, kind) = (sink.label.clone(), event.event);
             let (notifier, clock, sink, event, progress) = (self.notifier.clone(), self.clock.clone(), sink.clone(), event.clone(), self.progress.clone());
