@@ -14,7 +14,7 @@ use crate::model::pipeline::Pipeline;
 use crate::notifier::{SinkNotifier, Tee};
 use crate::ops::bake::{BakeContext, BakeOptions, BakeOutcome};
 use crate::ops::gc;
-use crate::reexport::adapters::{iam_policy, Aws, AwsOptions, GitWorkspace, LocalHooks, PackerBaker};
+use crate::reexport::adapters::{Aws, AwsOptions, GitWorkspace, LocalHooks, PackerBaker};
 use crate::{CallCounter, Checkout, Env, Error, Release, Result};
 
 /// How many events a slow subscriber may fall behind before it misses some (`RecvError::Lagged`).
@@ -146,7 +146,7 @@ impl App {
 
     /// The IAM policy `release` needs for this pipeline (`release iam-policy`).
     pub fn iam_policy(&self) -> serde_json::Value {
-        iam_policy(&self.release.pipeline)
+        crate::iam_policy(&self.release.pipeline)
     }
 
     /// A full sha for `rev`, resolved with git in the current directory's checkout. A full sha git does not know

@@ -126,3 +126,8 @@ pub use reexport::{CallCounter, Error, ErrorKind, Release, Result, UnlockReport}
 pub use reexport::model::event::Event;
 /// Whether and how long a command waits in an environment's queue (re-exported from [`engine::queue`]).
 pub use reexport::engine::queue::Wait;
+
+/// The IAM policy `release` needs for `pipeline` (`release iam-policy`); needs no connection.
+pub fn iam_policy(pipeline: &model::pipeline::Pipeline) -> serde_json::Value {
+    reexport::adapters::iam_policy(pipeline)
+}

@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use release_core::notify::{Event, EventKind, InstanceCounts, SINK_TIMEOUT};
-use release_core::pipeline::SinkKind;
-use release_core::{Error, Result};
+use release::model::event::{Event, EventKind, InstanceCounts, SINK_TIMEOUT};
+use release::model::pipeline::SinkKind;
+use release::{Error, Result};
 
 use crate::args::Global;
 use crate::context;
@@ -98,7 +98,7 @@ pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
         // The one JSON document carries the error in the documented shape too.
         doc["error"] = serde_json::json!({ "kind": e.kind().as_str(), "message": e.message(), "details": [], "exit_code": e.kind().exit_code() });
     }
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         results
             .iter()
