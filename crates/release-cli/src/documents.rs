@@ -7,17 +7,17 @@ use std::collections::BTreeMap;
 use release::model::ledger::{Record, Ticket};
 use release::model::pipeline::Pipeline;
 use release::ports::tags;
-use release::ops::status::{self, EnvStatus};
+use release::ops::status::EnvStatus;
 use release::{App, Release, Result};
 use serde_json::{json, Value};
 
 /// `release status --output json`: every pipeline's environments; `app` and `environments` at the top too when
 /// there is one pipeline. When an environment is not as it should be (`status_problem`), `ok` is false and
 /// `error` says why in the shape of every failure document, so the board shows what the command exits for.
-pub async fn status(session: &release::engine::runner::Session, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
+pub async fn status(app: &App, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
     let mut apps = Vec::new();
     for pipeline in pipelines {
-        apps.push((pipeline.app.to_string(), status::status(session, pipeline, env).await?));
+        apps.push((pipeline.app.to_string(), app.with_pipeline(pipeline.clone()).release().status(env).await?));
     }
     let mut doc = json!({
         "ok": true,

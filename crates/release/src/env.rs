@@ -15,6 +15,20 @@ use crate::ops::status::EnvStatus;
 use crate::ops::switch::{SwitchOptions, SwitchPlan, SwitchReport};
 use crate::{App, Error, Result, UnlockReport};
 
+/// The action of the test event of [`Env::test_sinks`]: no real action has this name, so receivers can tell it
+/// apart.
+pub const TEST_ACTION: &str = "notify-test";
+
+/// How one sink took the test event of [`Env::test_sinks`].
+pub struct SinkTrial {
+    /// The sink, as the pipeline defines it.
+    pub sink: crate::model::pipeline::Sink,
+    /// Whether it took the event (one attempt, within [`SINK_TIMEOUT`](crate::model::event::SINK_TIMEOUT)).
+    pub result: Result<()>,
+    /// How long the attempt took.
+    pub took: std::time::Duration,
+}
+
 /// One environment of an [`App`] ([`App::env`]). Operations that change AWS take the environment's lock, run
 /// inside the engine's operation runner and write the ledger, exactly as the `release` command's do; each has a
 /// `plan_*` twin that writes nothing.
@@ -185,6 +199,64 @@ impl<'a> Env<'a> {
     /// refused (lock-held, exit 5) unless `force`.
     pub async fn unlock(&self, force: bool) -> Result<UnlockReport> {
         self.app.release().unlock(self.env.name.as_str(), force).await
+    }
+
+    /// A test event (action [`TEST_ACTION`], kind `started`) to every sink of `[notify]` at once, whatever its
+    /// `on`: one attempt each, bounded like a deploy's; nothing is deployed, locked or recorded.
+    pub async fn test_sinks(&self) -> Result<(crate::Event, Vec<SinkTrial>)> {
+        use crate::model::event::{Event, EventKind, InstanceCounts, SINK_TIMEOUT};
+        let session = self.app.session();
+        let pipeline = self.app.pipeline();
+        let actor = &session.actor;
+        let clusters = self.env.clusters();
+        let event = Event {
+            event: EventKind::Started,
+            step: None,
+            at: session.cloud.clock.now(),
+            app: pipeline.app.to_string(),
+            env: self.env.name.to_string(),
+            cluster: (clusters.len() == 1).then(|| clusters[0].name.to_string()),
+            action: TEST_ACTION.to_owned(),
+            commit: None,
+            commit_short: None,
+            subject: Some("a test event from `release notify test`: nothing was deployed".to_owned()),
+            ami: None,
+            from: String::new(),
+            to: String::new(),
+            actor: actor.name.clone(),
+            caller: actor.caller.clone(),
+            host: actor.host.clone(),
+            release_id: session.new_release_id().to_string(),
+            outcome: "started".to_owned(),
+            reason: None,
+            rolled_back: None,
+            seconds: Default::default(),
+            instances: InstanceCounts::default(),
+            link: pipeline.notify.link.clone(),
+            hooks: Vec::new(),
+        };
+        let notifier = session.notifier.clone();
+        let tasks: Vec<_> = pipeline
+            .notify
+            .sinks
+            .iter()
+            .map(|sink| {
+                let (notifier, sink, event) = (notifier.clone(), sink.clone(), event.clone());
+                tokio::spawn(async move {
+                    let start = std::time::Instant::now();
+                    let result = match tokio::time::timeout(SINK_TIMEOUT, notifier.deliver(&sink, &event)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(Error::aws(format!("no answer within {}s", SINK_TIMEOUT.as_secs()))),
+                    };
+                    SinkTrial { sink, result, took: start.elapsed() }
+                })
+            })
+            .collect();
+        let mut trials = Vec::new();
+        for t in tasks {
+            trials.push(t.await.map_err(|e| Error::internal(format!("a delivery task failed: {e}")))?);
+        }
+        Ok((event, trials))
     }
 
     /// Where the environment's rollout (a switch in steps) stands.

@@ -117,7 +117,7 @@ mod reexport;
 
 pub use app::{App, AppBuilder, AsCommit, Resolved};
 pub use checkout::Checkout;
-pub use env::Env;
+pub use env::{Env, SinkTrial, TEST_ACTION};
 pub use notifier::SinkNotifier;
 pub use reexport::{engine, exit, model, observe, ops, ports};
 pub use reexport::{CallCounter, Error, ErrorKind, Release, Result, UnlockReport};

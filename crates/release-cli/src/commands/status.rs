@@ -20,7 +20,7 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
     let c = context::connected(g, first, "status", context::Writes::Nothing).await?;
     let cloud = c.release.session.cloud.clone();
     let now = cloud.clock.now();
-    let (mut doc, apps) = crate::documents::status(&c.release.session, &pipelines, env).await?;
+    let (mut doc, apps) = crate::documents::status(&c.app, &pipelines, env).await?;
     context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         let mut s = String::new();

@@ -90,7 +90,7 @@ pub const FULL_EVERY: u64 = 12;
 async fn poll(releases: &[App], cloud: &release::ports::Cloud, previous: &Snapshot, full: bool) -> release::Result<Snapshot> {
     let pipelines: Vec<_> = releases.iter().map(|r| r.pipeline().clone()).collect();
     let Some(first) = releases.first() else { return Err(release::Error::internal("the dashboard has no pipeline")) };
-    let (status, _) = crate::documents::status(first.session(), &pipelines, None).await?;
+    let (status, _) = crate::documents::status(first, &pipelines, None).await?;
     let mut history = BTreeMap::new();
     let mut images = BTreeMap::new();
     for r in releases {
