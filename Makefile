@@ -11,7 +11,7 @@ tools:
 	@scripts/install-tools
 
 build:
-	cargo build -p release-cli
+	cargo build --workspace
 
 ## Runs every stage that exists against local AWS on 127.0.0.1:4566 (started, and reset, by this target).
 demo: tools build

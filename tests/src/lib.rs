@@ -22,19 +22,67 @@ pub fn release_bin() -> PathBuf {
         let target_dir = dir.parent().expect("target dir");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "release-cli", "--bin", "release"])
+        // --workspace, not -p: the features of one package alone differ and would rebuild the SDK crates.
+        cmd.args(["build", "--quiet", "--workspace", "--bin", "release"])
             .current_dir(workspace_root())
             .env("CARGO_TARGET_DIR", target_dir);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p release-cli failed");
+        assert!(status.success(), "cargo build --workspace --bin release failed");
         let bin = dir.join("release");
         assert!(bin.exists(), "{} is missing after cargo build", bin.display());
         bin
     })
     .clone()
+}
+
+/// An example program of the `release` library (`crates/release/examples/NAME.rs`), built like [`release_bin`]
+/// (`cargo test --workspace` builds them; `cargo test --test X` alone does not, so this brings them up to date).
+pub fn example_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps").to_path_buf();
+        let target_dir = dir.parent().expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--workspace", "--examples"]).current_dir(workspace_root()).env("CARGO_TARGET_DIR", target_dir);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().expect("run cargo build").success(), "cargo build --workspace --examples failed");
+        dir.join("examples")
+    });
+    let bin = dir.join(name);
+    assert!(bin.exists(), "{} is missing after cargo build --examples", bin.display());
+    bin
+}
+
+/// Runs the library example `name` in `cwd` against `endpoint` through the AWS config chain
+/// (`AWS_ENDPOINT_URL`), with the dummy credentials and short polls of [`release_with`].
+pub fn run_example(cwd: &Path, endpoint: &str, name: &str, args: &[&str]) -> Run {
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to loopback only: {endpoint}");
+    let mut cmd = Command::new(example_bin(name));
+    cmd.current_dir(cwd)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RELEASE_POLL_SECONDS", "0.2")
+        .args(args);
+    let start = Instant::now();
+    let Output { status, stdout, stderr } = cmd.output().expect("run the example");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed: start.elapsed(),
+    }
 }
 
 /// The result of one `release` run.

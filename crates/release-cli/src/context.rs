@@ -1,15 +1,10 @@
 //! Finding the pipeline file, connecting to AWS, and building the engine's session, shared by every command.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
-use release_aws::{Aws, AwsOptions};
-use release_core::model::ids::CommitSha;
-use release_core::model::ledger::Actor;
-use release_core::model::pipeline::{self, Pipeline};
-use release_core::engine::session::{Session, Signals};
-use release_core::{Error, ErrorKind, Release, Result};
+use release::model::ids::CommitSha;
+use release::model::pipeline::{self, Pipeline};
+use release::{App, AppBuilder, Error, ErrorKind, Release, Result};
 
 use crate::args::Global;
 
@@ -43,12 +38,7 @@ pub fn selected_files(g: &Global) -> Result<Vec<PathBuf>> {
 
 /// Every pipeline file of the directory `file` is in (for checks across apps), `file` itself when alone.
 pub fn siblings(file: &Path) -> Vec<PathBuf> {
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut files = if dir.file_name().is_some_and(|n| n == "pipelines") { pipeline::pipeline_files(dir).unwrap_or_default() } else { Vec::new() };
-    if !files.iter().any(|f| f == file) {
-        files.push(file.to_path_buf());
-    }
-    files
+    release::files::siblings(file)
 }
 
 fn app_file(dir: &Path, app: &str) -> Result<PathBuf> {
@@ -112,70 +102,19 @@ pub fn read_file(file: &Path) -> Result<Pipeline> {
 /// One pipeline file, checked against the other files of its directory too (a load balancer owned by two apps'
 /// clusters); its problems as one error (with every diagnostic above it).
 pub fn load_file(file: &Path) -> Result<Pipeline> {
-    let all = siblings(file);
-    let result = pipeline::load_dir(&all).into_iter().find(|(f, _)| f == file).map(|(_, r)| r).unwrap_or_else(|| pipeline::load_file(file));
-    result.map_err(|diags| {
-        let n = diags.len();
-        Error::input(format!(
-            "{} has {n} problem{}; run `release validate` and fix {}",
-            file.display(),
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "it" } else { "them" }
-        ))
-        .with_details(diags.iter().map(ToString::to_string).collect())
-    })
+    release::files::load(file)
 }
 
-/// Connects to AWS with the command line on top of the pipeline's region and the config chain.
-pub async fn connect(g: &Global, pipeline: &Pipeline) -> Result<Aws> {
-    let opts = AwsOptions { endpoint_url: g.endpoint_url.clone(), region: g.region.clone().or_else(|| pipeline.region.clone()), profile: g.profile.clone(), credentials: None };
-    Aws::connect(&opts).await
+/// An app builder with the command line's AWS options on top of the pipeline's region and the config chain.
+pub fn builder(g: &Global, pipeline: Pipeline) -> AppBuilder {
+    App::builder_for(pipeline).aws(g.region.clone(), g.profile.clone(), g.endpoint_url.clone())
 }
 
-/// Who is acting: CI's actor variable, else the git user, else the OS user; plus the AWS caller identity when
-/// `caller` (commands that write the ledger; read-only ones spare the call).
-pub async fn actor(aws: &Aws, caller: bool) -> Result<Actor> {
-    let from_env = ["RELEASE_ACTOR", "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "CIRCLE_USERNAME", "BUILD_USER_ID"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()));
-    let name = match from_env {
-        Some(n) => n,
-        None => std::process::Command::new("git")
-            .args(["config", "user.name"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .or_else(|| std::env::var("USER").ok())
-            .or_else(|| std::env::var("LOGNAME").ok())
-            .unwrap_or_else(|| "unknown".into()),
-    };
-    let host = hostname();
-    let caller = if caller { aws.caller_arn().await? } else { String::new() };
-    Ok(Actor { name, caller, host, pid: Some(std::process::id()) })
-}
-
-/// How often waits poll AWS; `RELEASE_POLL_SECONDS` overrides (tests and the demo use short ones).
-pub fn poll_interval() -> Duration {
-    std::env::var("RELEASE_POLL_SECONDS")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0 && *s <= 60.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(5))
-}
-
-fn entropy() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    nanos ^ std::process::id().rotate_left(16)
-}
-
-/// A connected pipeline: the engine's facade, the region, and the call counter for the JSON report.
+/// A connected pipeline: the app, the engine's face, and the region.
 pub struct Connected {
+    pub app: App,
     pub release: Release,
     pub region: String,
-    pub calls: release_aws::CallCounter,
 }
 
 /// Whether a command writes the ledger (and so records the AWS caller identity).
@@ -189,47 +128,14 @@ pub enum Writes {
 /// counted for the engine (and, outside an operation, ending the process at once), the test-only crash hook, and
 /// the notifier delivering events to the sinks of `[notify]`.
 pub async fn connected(g: &Global, pipeline: Pipeline, label: &'static str, writes: Writes) -> Result<Connected> {
-    let aws = connect(g, &pipeline).await?;
-    let calls = aws.calls();
-    let region = aws.region().to_owned();
-    let actor = actor(&aws, writes == Writes::Ledger).await?;
-    // The sinks of [notify]; a pipeline without any keeps the session's NoNotifier.
-    let notifier = (!pipeline.notify.sinks.is_empty()).then(|| Arc::new(crate::notifier::CliNotifier::new(aws.clone())));
-    let cloud = aws.cloud();
-    let mut session = Session::new(cloud, actor);
-    if let Some(n) = notifier {
-        session.notifier = n;
-    }
-    session.reporter = Arc::new(move |line: &str| eprintln!("{label}: {line}"));
-    session.signals = signals();
-    session.checkpoint = Arc::new(crash_hook);
-    session.entropy = entropy();
-    session.poll = poll_interval();
-    judging(&mut session);
-    Ok(Connected { release: Release::new(session, pipeline), region, calls })
-}
-
-/// Counts Ctrl-C and SIGTERM for the engine. While no operation claims them nothing is half done, so the process
-/// ends at once (exit 130).
-fn signals() -> Signals {
-    let (tx, rx) = Signals::channel();
-    let watched = rx.clone();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else { return };
-        loop {
-            tokio::select! {
-                _ = int.recv() => {},
-                _ = term.recv() => {},
-            }
-            if !watched.is_claimed() {
-                eprintln!("interrupted; nothing was changed");
-                std::process::exit(release_core::model::error::exit::INTERRUPTED);
-            }
-            tx.signal();
-        }
-    });
-    rx
+    let app = builder(g, pipeline)
+        .caller_identity(writes == Writes::Ledger)
+        .reporter(move |line: &str| eprintln!("{label}: {line}"))
+        .exit_when_idle(true)
+        .checkpoint(crash_hook)
+        .connect()
+        .await?;
+    Ok(Connected { release: app.release().clone(), region: app.region().to_owned(), app })
 }
 
 /// The test-only crash hook: `RELEASE_TEST_CRASH_AT=<step>` kills the process right there, as kill -9 would.
@@ -241,56 +147,14 @@ pub fn crash_hook(step: &str) -> Result<()> {
     Ok(())
 }
 
-/// This machine's name, as locks, records and hooks name it.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Whether the lock's holder is a process of this machine that no longer exists (the engine's
-/// `runner::judge_holder` adds the hooks it may have left running).
-pub fn holder_gone(lock: &release_core::model::ledger::LockInfo) -> bool {
-    let here = hostname();
-    match lock.pid {
-        Some(pid) if here != "unknown" && lock.host == here => !Path::new(&format!("/proc/{pid}")).exists(),
-        _ => false,
+/// A full sha for `rev`, resolved with git in the current checkout (see `App::resolve`); a note when it is only
+/// known by its AMI.
+pub async fn resolve_commit(rev: &str, app: &App) -> Result<CommitSha> {
+    let resolved = app.resolve(rev).await?;
+    if !resolved.in_checkout {
+        eprintln!("note: commit {} is not in this checkout (a shallow clone?); its AMI exists, so it is used", resolved.sha.short());
     }
-}
-
-/// What a session needs to judge a lock's holder as `release unlock` does: this host's processes and hooks.
-pub fn judging(session: &mut Session) {
-    session.hooks = Arc::new(release_packer::LocalHooks);
-    session.holder_gone = Arc::new(holder_gone);
-}
-
-/// A full sha for `rev`, resolved with git in the current checkout. A full sha git does not know (a shallow CI
-/// clone) is accepted only when it has an AMI; anything else git does not know is not found.
-pub async fn resolve_commit(rev: &str, release: Option<&Release>) -> Result<CommitSha> {
-    use release_core::ports::Workspace;
-    let cwd = std::env::current_dir().map_err(|e| Error::internal(format!("cannot read the current directory: {e}")))?;
-    let git = release_packer::GitWorkspace::discover(&cwd);
-    let known = match &git {
-        Ok(ws) => ws.resolve(rev).await,
-        Err(e) => Err(Error::not_found(e.message().to_owned())),
-    };
-    match (known, CommitSha::parse(rev)) {
-        (Ok(sha), _) => Ok(sha),
-        (Err(e), Ok(full)) => {
-            if let Some(r) = release {
-                let images = r.session.cloud.images.app_images(&r.pipeline.app).await?;
-                if release_core::observe::images::find_ami(&images, &full).is_some() {
-                    eprintln!("note: commit {} is not in this checkout (a shallow clone?); its AMI exists, so it is used", full.short());
-                    return Ok(full);
-                }
-            }
-            Err(Error::not_found(format!("commit {rev} is not in this repository and has no AMI; check the sha (git log), or fetch it")).with_source(e))
-        }
-        (Err(e), Err(_)) => Err(e),
-    }
+    Ok(resolved.sha)
 }
 
 /// Whether [`confirm`] would ask (a terminal, no `--yes`).
@@ -317,8 +181,8 @@ pub fn confirm(g: &Global, question: &str) -> Result<()> {
 }
 
 /// Adds the AWS calls this command made, by operation, to its JSON result.
-pub fn add_calls(doc: &mut serde_json::Value, calls: &release_aws::CallCounter) {
-    let snapshot = calls.snapshot();
+pub fn add_calls(doc: &mut serde_json::Value, app: &App) {
+    let snapshot = app.api_calls();
     doc["api_calls_total"] = snapshot.values().sum::<u64>().into();
     doc["api_calls"] = serde_json::to_value(&snapshot).unwrap_or_default();
 }

@@ -4,20 +4,20 @@
 
 use std::collections::BTreeMap;
 
-use release_core::model::ledger::{Record, Ticket};
-use release_core::model::pipeline::Pipeline;
-use release_core::ports::tags;
-use release_core::ops::status::{self, EnvStatus};
-use release_core::{Release, Result};
+use release::model::ledger::{Record, Ticket};
+use release::model::pipeline::Pipeline;
+use release::ports::tags;
+use release::ops::status::EnvStatus;
+use release::{App, Release, Result};
 use serde_json::{json, Value};
 
 /// `release status --output json`: every pipeline's environments; `app` and `environments` at the top too when
 /// there is one pipeline. When an environment is not as it should be (`status_problem`), `ok` is false and
 /// `error` says why in the shape of every failure document, so the board shows what the command exits for.
-pub async fn status(session: &release_core::engine::session::Session, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
+pub async fn status(app: &App, pipelines: &[Pipeline], env: Option<&str>) -> Result<(Value, Vec<(String, Vec<EnvStatus>)>)> {
     let mut apps = Vec::new();
     for pipeline in pipelines {
-        apps.push((pipeline.app.to_string(), status::status(session, pipeline, env).await?));
+        apps.push((pipeline.app.to_string(), app.with_pipeline(pipeline.clone()).release().status(env).await?));
     }
     let mut doc = json!({
         "ok": true,
@@ -36,13 +36,13 @@ pub async fn status(session: &release_core::engine::session::Session, pipelines:
 
 /// What `status` exits for, the first environment's (in the order shown): a deleted part of a load balancer
 /// (3) or a serving cluster below its count (4).
-pub fn status_problem(apps: &[(String, Vec<EnvStatus>)]) -> Option<release_core::Error> {
+pub fn status_problem(apps: &[(String, Vec<EnvStatus>)]) -> Option<release::Error> {
     apps.iter().flat_map(|(_, envs)| envs).find_map(EnvStatus::problem)
 }
 
 /// `release history --output json`: the waiting tickets (when the environment is in the file) and the records,
 /// newest first.
-pub async fn history(release: &Release, env: Option<&str>, limit: u32, outcome: Option<release_core::model::ledger::Outcome>) -> Result<(Value, Vec<Record>, Vec<Ticket>)> {
+pub async fn history(release: &Release, env: Option<&str>, limit: u32, outcome: Option<release::model::ledger::Outcome>) -> Result<(Value, Vec<Record>, Vec<Ticket>)> {
     let records = release.history_of(env, limit, outcome).await?;
     // Commands waiting in the queue come first: they are what happens next (not outcomes: left out when filtering).
     let in_file = outcome.is_none() && env.is_none_or(|e| release.pipeline.env(e).is_ok());
@@ -57,10 +57,9 @@ pub async fn history(release: &Release, env: Option<&str>, limit: u32, outcome: 
 
 /// `release images --output json`: the app's complete bakes, newest first, with where each runs and what `gc` with
 /// its defaults decides for each (`gc`: why it stays, or that it may go).
-pub async fn images(release: &Release) -> Result<Value> {
-    let pipeline = &release.pipeline;
-    let world = release_core::ops::gc::observe(&release.session, pipeline).await?;
-    let verdicts = release_core::ops::gc::plan_from(pipeline, &world, &Default::default());
+pub async fn images(app: &App) -> Result<Value> {
+    let pipeline = app.pipeline();
+    let (world, verdicts) = app.image_verdicts(&Default::default()).await?;
     let (images, instances) = (world.images, world.instances);
     let mut complete: Vec<_> = images.into_iter().filter(|i| i.is_complete_bake()).collect();
     complete.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));

@@ -5,7 +5,6 @@ mod args;
 mod commands;
 mod context;
 mod documents;
-mod notifier;
 mod output;
 
 use std::process::ExitCode;
@@ -25,8 +24,8 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            out.error(&release_core::Error::internal(format!("cannot start the async runtime: {e}")));
-            return ExitCode::from(release_core::model::error::exit::INTERNAL as u8);
+            out.error(&release::Error::internal(format!("cannot start the async runtime: {e}")));
+            return ExitCode::from(release::exit::INTERNAL as u8);
         }
     };
     let result = runtime.block_on(commands::run(&cli, &out));
@@ -35,7 +34,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A waiting command that a newer one made moot did nothing wrong: its message is the result.
-        Err(e) if e.kind() == release_core::ErrorKind::Superseded => {
+        Err(e) if e.kind() == release::ErrorKind::Superseded => {
             out.result(&serde_json::json!({ "ok": true, "superseded": true, "message": e.message() }), || e.message().to_owned());
             ExitCode::from(e.kind().exit_code() as u8)
         }
@@ -60,9 +59,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let _ = e.print();
     if json {
         let out = Output::new(OutputFormat::Json);
-        out.json_error_only(&release_core::Error::input(format!("{message}; see `{command} --help`")));
+        out.json_error_only(&release::Error::input(format!("{message}; see `{command} --help`")));
     }
-    ExitCode::from(release_core::model::error::exit::INPUT as u8)
+    ExitCode::from(release::exit::INPUT as u8)
 }
 
 /// clap's rendered error as one line, with the lines under its first one (what is missing, the values allowed):

@@ -1,7 +1,7 @@
 //! Text for people on stdout, or exactly one JSON document on stdout for programs. Logs and progress always go
 //! to stderr, so `--output json | jq` never sees them.
 
-use release_core::Error;
+use release::Error;
 use serde::Serialize;
 
 use crate::args::OutputFormat;

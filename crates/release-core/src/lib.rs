@@ -31,7 +31,8 @@
 //! // let report = release.promote("staging", &sha, &Default::default(), None).await?;
 //! ```
 //!
-//! A complete program that promotes and switches on the in-memory cloud is `crates/release-testkit/examples/`.
+//! The library users depend on is the `release` crate (`crates/release`: `App::connect(file)`, builders, the real
+//! adapters); a complete program on the in-memory cloud is its `examples/in_memory.rs`.
 #![warn(missing_docs)]
 
 pub mod model;

@@ -1,8 +1,6 @@
 //! `release bake <sha> [--force]` and `release images`.
 
-use release_core::ops::bake::{self, BakeContext, BakeOptions};
-use release_core::Result;
-use release_packer::PackerBaker;
+use release::Result;
 
 use super::stages::export_commit;
 use crate::args::Global;
@@ -11,23 +9,23 @@ use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()> {
     let c = export_commit(g, out, rev).await?;
-    let aws = context::connect(g, &c.pipeline).await?;
-    let opts = BakeOptions { force, emulator_endpoint: aws.endpoint_url().map(str::to_owned), region: aws.region().to_owned() };
-    if let Some(url) = &opts.emulator_endpoint {
+    // No ledger record and no signal handling of the engine's: Ctrl-C ends a bake (and packer) at once.
+    let app = context::builder(g, c.pipeline.clone())
+        .caller_identity(false)
+        .handle_signals(false)
+        .reporter(|line: &str| eprintln!("bake: {line}"))
+        .connect()
+        .await?;
+    if let Some(url) = app.endpoint_url() {
         out.progress(format!("endpoint {url} set: baking packer's emulator source"));
     }
-    let calls = aws.calls();
-    let cloud = aws.cloud();
-    let baker = PackerBaker::default();
-    let progress = |line: &str| eprintln!("bake: {line}");
-    let ctx = BakeContext { cloud: &cloud, workspace: &c.workspace, baker: &baker, progress: &progress };
     let start = std::time::Instant::now();
-    let outcome = bake::bake(&ctx, &c.pipeline, &c.export.dir, &c.sha, &opts).await?;
+    let outcome = app.bake(&c, force).await?;
     let total = start.elapsed().as_secs_f64();
     let mut doc = serde_json::to_value(&outcome).unwrap_or_default();
     doc["ok"] = true.into();
     doc["seconds"]["total"] = total.into();
-    context::add_calls(&mut doc, &calls);
+    context::add_calls(&mut doc, &app);
     out.result(&doc, || {
         if outcome.reused {
             format!("{} (reused: {} at {} already has bake key {})", outcome.ami, outcome.name, outcome.commit.short(), outcome.bake_key.short())
@@ -41,9 +39,9 @@ pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()>
 pub async fn images(g: &Global, out: &Output) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     let c = context::connected(g, pipeline, "images", context::Writes::Nothing).await?;
-    let mut doc = crate::documents::images(&c.release).await?;
+    let mut doc = crate::documents::images(&c.app).await?;
     let rows: Vec<serde_json::Value> = doc["images"].as_array().cloned().unwrap_or_default();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         if rows.is_empty() {
             return format!("no baked images of {} yet; run `release bake <sha>`", c.release.pipeline.app);

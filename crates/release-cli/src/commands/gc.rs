@@ -1,16 +1,16 @@
 //! `release gc [--plan] [--keep N] [--older-than DUR] [--app NAME|all]`: the plan lists each removal and each kept
 //! image with its reason; orphan instances are terminated only when confirmed or with `--yes`.
 
-use release_core::ops::gc::{GcOptions, Plan};
-use release_core::model::ids::short_sha;
-use release_core::{Error, Result};
+use release::ops::gc::{GcOptions, Plan};
+use release::model::ids::short_sha;
+use release::{Error, Result};
 
 use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_than: &str) -> Result<()> {
-    let older_than = release_core::model::clock::parse_duration(older_than).map_err(|e| Error::input(format!("--older-than: {e}; give a duration like 14d, 36h or 0s")))?;
+    let older_than = release::model::clock::parse_duration(older_than).map_err(|e| Error::input(format!("--older-than: {e}; give a duration like 14d, 36h or 0s")))?;
     if keep == 0 {
         // Keeping no rollback target would let gc delete what `release rollback` goes back to next.
         return Err(Error::input("--keep must be at least 1 (the target of the next rollback); the default is 3"));
@@ -33,7 +33,7 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
         if plan_only {
             let plan = c.release.plan_gc(&base).await?;
             let mut doc = serde_json::json!({ "ok": true, "planned": true, "app": plan.app, "plan": plan });
-            context::add_calls(&mut doc, &c.calls);
+            context::add_calls(&mut doc, &c.app);
             texts.push(plan_text(&plan) + "\nnothing was changed (--plan)");
             docs.push(doc);
             continue;
@@ -62,7 +62,7 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         doc["app"] = serde_json::to_value(&report.plan.app).unwrap_or_default();
-        context::add_calls(&mut doc, &c.calls);
+        context::add_calls(&mut doc, &c.app);
         let mut text = format!(
             "{}: removed {} image(s) and {} snapshot(s), terminated {} instance(s); kept {} image(s){}",
             report.plan.app,

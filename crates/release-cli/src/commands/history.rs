@@ -1,8 +1,8 @@
 //! `release history [--env ENV] [--limit N]`: the ledger, newest first, including environments no longer in the
 //! pipeline file.
 
-use release_core::model::ids::short_sha;
-use release_core::{Error, Result};
+use release::model::ids::short_sha;
+use release::{Error, Result};
 
 use crate::args::Global;
 use crate::context;
@@ -12,15 +12,15 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32, outcom
     if limit == 0 {
         return Err(Error::input("--limit must be at least 1"));
     }
-    let outcome = outcome.map(release_core::model::ledger::Outcome::parse).transpose()?;
+    let outcome = outcome.map(release::model::ledger::Outcome::parse).transpose()?;
     let pipeline = context::load_pipeline_to_read(g)?;
     if let Some(e) = env {
-        release_core::model::ids::EnvName::parse(e)?;
+        release::model::ids::EnvName::parse(e)?;
     }
     let c = context::connected(g, pipeline, "history", context::Writes::Nothing).await?;
     let (mut doc, records, waiting) = crate::documents::history(&c.release, env, limit, outcome).await?;
     let app = c.release.pipeline.app.clone();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         if records.is_empty() && waiting.is_empty() {
             return format!(

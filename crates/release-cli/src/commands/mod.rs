@@ -16,7 +16,7 @@ mod unlock;
 mod validate;
 mod rollout;
 
-use release_core::Result;
+use release::Result;
 
 use crate::args::{Cli, Command, NotifyAction};
 use crate::output::Output;
@@ -39,7 +39,7 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Notify { action: NotifyAction::Test { env } } => notify::test(g, out, env).await,
         Command::IamPolicy => {
             let pipeline = crate::context::load_pipeline(g)?;
-            let policy = release_aws::iam::policy(&pipeline);
+            let policy = release::iam_policy(&pipeline);
             out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policy": policy }), || serde_json::to_string_pretty(&policy).unwrap_or_default());
             Ok(())
         }

@@ -1,19 +1,12 @@
 //! `release notify test --env ENV`: a test event to every sink of `[notify]`, one attempt each within the
 //! delivery timeout; one line per sink; exit 6 when any did not take it.
 
-use std::time::Instant;
-
-use release_core::model::event::{Event, EventKind, InstanceCounts};
-use release_core::engine::delivery::{SINK_TIMEOUT};
-use release_core::model::pipeline::SinkKind;
-use release_core::{Error, Result};
+use release::model::pipeline::SinkKind;
+use release::{Error, Result};
 
 use crate::args::Global;
 use crate::context;
 use crate::output::Output;
-
-/// The action of the test event: no real action has this name, so receivers can tell it apart.
-pub const TEST_ACTION: &str = "notify-test";
 
 pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
@@ -26,58 +19,10 @@ pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
         return Ok(());
     }
     let c = context::connected(g, pipeline, "notify", context::Writes::Nothing).await?;
-    let session = &c.release.session;
-    let pipeline = &c.release.pipeline;
-    let actor = &session.actor;
-    let clusters = environment.clusters();
-    let event = Event {
-        event: EventKind::Started,
-        step: None,
-        at: session.cloud.clock.now(),
-        app: pipeline.app.to_string(),
-        env: environment.name.to_string(),
-        cluster: (clusters.len() == 1).then(|| clusters[0].name.to_string()),
-        action: TEST_ACTION.to_owned(),
-        commit: None,
-        commit_short: None,
-        subject: Some("a test event from `release notify test`: nothing was deployed".to_owned()),
-        ami: None,
-        from: String::new(),
-        to: String::new(),
-        actor: actor.name.clone(),
-        caller: actor.caller.clone(),
-        host: actor.host.clone(),
-        release_id: session.new_release_id().to_string(),
-        outcome: "started".to_owned(),
-        reason: None,
-        rolled_back: None,
-        seconds: Default::default(),
-        instances: InstanceCounts::default(),
-        link: pipeline.notify.link.clone(),
-        hooks: Vec::new(),
-    };
+    let pipeline = c.app.pipeline();
     // Every sink at once, whatever its `on`: one attempt, bounded like a deploy's.
-    let notifier = session.notifier.clone();
-    let tasks: Vec<_> = pipeline
-        .notify
-        .sinks
-        .iter()
-        .map(|sink| {
-            let (notifier, sink, event) = (notifier.clone(), sink.clone(), event.clone());
-            tokio::spawn(async move {
-                let start = Instant::now();
-                let result = match tokio::time::timeout(SINK_TIMEOUT, notifier.deliver(&sink, &event)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::aws(format!("no answer within {}s", SINK_TIMEOUT.as_secs()))),
-                };
-                (sink, result, start.elapsed())
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for t in tasks {
-        results.push(t.await.map_err(|e| Error::internal(format!("a delivery task failed: {e}")))?);
-    }
+    let (event, trials) = c.app.env(env)?.test_sinks().await?;
+    let results: Vec<_> = trials.into_iter().map(|t| (t.sink, t.result, t.took)).collect();
     let failed = results.iter().filter(|(_, r, _)| r.is_err()).count();
     let doc = serde_json::json!({
         "ok": failed == 0,
@@ -99,7 +44,7 @@ pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
         // The one JSON document carries the error in the documented shape too.
         doc["error"] = serde_json::json!({ "kind": e.kind().as_str(), "message": e.message(), "details": [], "exit_code": e.kind().exit_code() });
     }
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         results
             .iter()

@@ -1,9 +1,10 @@
 //! `release promote <sha> --env ENV [--cluster C] [--plan] [--batch N] [--force]`.
 
-use release_core::model::ids::short_sha;
-use release_core::ops::promote::plan::PlanKind;
-use release_core::ops::promote::{PromoteOptions, PromotePlan, PromoteReport};
-use release_core::{Error, Result};
+use release::model::ids::short_sha;
+use release::ops::promote::plan::PlanKind;
+use release::ops::promote::{PromoteOptions, PromotePlan, PromoteReport};
+use release::model::hook::HookName;
+use release::{Error, Result};
 
 use crate::args::Global;
 use crate::context;
@@ -16,7 +17,7 @@ pub struct Args<'a> {
     pub plan: bool,
     pub batch: Option<u32>,
     pub force: bool,
-    pub wait: release_core::engine::queue::Wait,
+    pub wait: release::engine::queue::Wait,
 }
 
 pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
@@ -26,18 +27,18 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     let environment = pipeline.env(a.env)?.clone();
     let c = context::connected(g, pipeline, "promote", context::Writes::Ledger).await?;
-    let commit = context::resolve_commit(a.rev, Some(&c.release)).await?;
+    let commit = context::resolve_commit(a.rev, &c.app).await?;
     let opts = PromoteOptions { cluster: a.cluster.map(str::to_owned), batch: a.batch, force: a.force, region: c.region.clone(), wait: a.wait, ..Default::default() };
     if a.plan {
         let plan = c.release.plan_promote(a.env, &commit, &opts).await?;
-        let mut report = release_core::ops::promote::apply::report(&plan, "planned");
-        report.retired_instances = plan.retire.clone();
+        let env = c.app.env(a.env)?;
+        let report = env.planned_report(&plan);
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         doc["plan"] = serde_json::to_value(&plan).unwrap_or_default();
-        let hooks: Vec<(&str, String)> = release_core::model::pipeline::hooks::planned_for_promote(&environment, plan.kind == PlanKind::Deploy).into_iter().map(|(n, c)| (n.as_str(), c)).collect();
+        let hooks: Vec<(&str, String)> = env.promote_hooks(&plan).into_iter().map(|(n, c)| (HookName::as_str(n), c)).collect();
         doc["hooks"] = serde_json::to_value(&hooks).unwrap_or_default();
-        context::add_calls(&mut doc, &c.calls);
+        context::add_calls(&mut doc, &c.app);
         out.result(&doc, || format!("{}{}", plan_text(&plan), hooks.iter().map(|(n, c)| format!("\n  hook {n}: {c}")).collect::<String>()));
         return Ok(());
     }
@@ -54,7 +55,7 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
     let report = c.release.promote(a.env, &commit, &opts, shown.as_ref()).await?;
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     let total = doc["api_calls_total"].as_u64().unwrap_or(0);
     out.result(&doc, || report_text(&report, total));
     Ok(())
@@ -72,7 +73,7 @@ fn plan_text(plan: &PromotePlan) -> String {
         s.push_str(&format!("\n  - {} (stray)", st.describe()));
     }
     for i in &plan.terminated {
-        s.push_str(&format!("\n  - {}", release_core::observe::world::describe_terminated(i)));
+        s.push_str(&format!("\n  - {}", release::observe::world::describe_terminated(i)));
     }
     for z in &plan.skipped {
         s.push_str(&format!("\n  skipped {z}"));

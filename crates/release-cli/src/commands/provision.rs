@@ -1,6 +1,6 @@
 //! `release provision --env ENV [--plan]`: create what the environment needs, idempotently, under its lock.
 
-use release_core::Result;
+use release::Result;
 
 use crate::args::Global;
 use crate::context;
@@ -24,7 +24,7 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool) -> Result
         "notes": plan.notes,
         "name_servers": plan.name_servers,
     });
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         let mut s = if plan.actions.is_empty() {
             format!("{label}: everything exists; nothing to do\n")

@@ -1,9 +1,9 @@
 //! `release queue [--env ENV]` and `release queue cancel <ticket>`: who holds each environment's lock and who waits
 //! for it (`--wait`), in the order they will run.
 
-use release_core::model::clock::format_duration;
-use release_core::engine::queue::Wait;
-use release_core::{Error, Result};
+use release::model::clock::format_duration;
+use release::engine::queue::Wait;
+use release::{Error, Result};
 
 use crate::args::{Global, QueueAction};
 use crate::context;
@@ -24,14 +24,14 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, action: Option<&Qu
     if let Some(QueueAction::Cancel { ticket }) = action {
         let t = c.release.cancel_ticket(ticket).await?;
         let mut doc = serde_json::json!({ "ok": true, "cancelled": t });
-        context::add_calls(&mut doc, &c.calls);
+        context::add_calls(&mut doc, &c.app);
         out.result(&doc, || format!("cancelled ticket {} of env {}: {} by {} (it leaves the queue without running)", t.id, t.env, t.doing, t.holder));
         return Ok(());
     }
     let views = c.release.queue(env).await?;
     let now = c.release.session.cloud.clock.now();
     let mut doc = serde_json::json!({ "ok": true, "app": c.release.pipeline.app, "queues": views });
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         let mut rows = Vec::new();
         for v in &views {

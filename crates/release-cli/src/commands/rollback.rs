@@ -1,15 +1,15 @@
 //! `release rollback --env ENV [--plan] [--force] [--wait [DUR]]`: one step back; the prompt and the plan name where it goes.
 
-use release_core::model::ids::short_sha;
-use release_core::ops::promote::PromoteOptions;
-use release_core::ops::promote::rollback::RollbackPlan;
-use release_core::Result;
+use release::model::ids::short_sha;
+use release::ops::promote::PromoteOptions;
+use release::ops::rollback::RollbackPlan;
+use release::Result;
 
 use crate::args::Global;
 use crate::context;
 use crate::output::Output;
 
-pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bool, wait: release_core::engine::queue::Wait) -> Result<()> {
+pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bool, wait: release::engine::queue::Wait) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.env(env)?;
     let c = context::connected(g, pipeline, "rollback", context::Writes::Ledger).await?;
@@ -21,7 +21,7 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bo
     if plan_only {
         let plan = c.release.plan_rollback(env, &opts).await?;
         let mut doc = serde_json::json!({ "ok": true, "planned": true, "plan": plan });
-        context::add_calls(&mut doc, &c.calls);
+        context::add_calls(&mut doc, &c.app);
         out.result(&doc, || plan_text(&plan) + "\nnothing was changed (--plan)");
         return Ok(());
     }
@@ -36,7 +36,7 @@ pub async fn run(g: &Global, out: &Output, env: &str, plan_only: bool, force: bo
     let report = c.release.rollback(env, &opts, shown.as_ref()).await?;
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         let p = &report.plan;
         format!(

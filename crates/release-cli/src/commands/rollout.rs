@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use release_core::model::clock::{format_duration, parse_duration};
-use release_core::model::pipeline::{parse_steps, RolloutStep};
-use release_core::ops::switch::rollout::{RequestReport, RolloutStatus};
-use release_core::ops::switch::{SwitchPlan, SwitchReport};
-use release_core::{Error, Result};
+use release::model::clock::{format_duration, parse_duration};
+use release::model::pipeline::{parse_steps, RolloutStep};
+use release::ops::rollout::{RequestReport, RolloutStatus};
+use release::ops::switch::{SwitchPlan, SwitchReport};
+use release::{Error, Result};
 
 use crate::args::{Global, RolloutAction};
 use crate::context;
@@ -27,8 +27,8 @@ pub fn options(steps: Option<&str>, pause: Option<&str>) -> Result<StepOptions> 
             parse_duration(p).map_err(|why| Error::input(format!("--pause {p}: {why}; give a duration like 30s, 5m or 1h")))
         })
         .transpose()?;
-    if pause.is_some_and(|p| p > release_core::model::pipeline::MAX_ROLLOUT_PAUSE) {
-        return Err(Error::input(format!("--pause is at most {}; for a longer wait put \"hold\" in --steps", format_duration(release_core::model::pipeline::MAX_ROLLOUT_PAUSE))));
+    if pause.is_some_and(|p| p > release::model::pipeline::MAX_ROLLOUT_PAUSE) {
+        return Err(Error::input(format!("--pause is at most {}; for a longer wait put \"hold\" in --steps", format_duration(release::model::pipeline::MAX_ROLLOUT_PAUSE))));
     }
     Ok(StepOptions { steps, pause })
 }
@@ -43,11 +43,11 @@ pub async fn run(g: &Global, out: &Output, action: &RolloutAction) -> Result<()>
             let c = context::connected(g, pipeline, "rollout continue", context::Writes::Ledger).await?;
             let report = c.release.rollout_continue(env, wait).await?;
             if let Some(rep) = &report.resumed {
-                return finish(out, rep, &c.calls, std::time::Instant::now());
+                return finish(out, rep, &c.app, std::time::Instant::now());
             }
             let mut doc = serde_json::to_value(&report).unwrap_or_default();
             doc["ok"] = true.into();
-            context::add_calls(&mut doc, &c.calls);
+            context::add_calls(&mut doc, &c.app);
             out.result(&doc, || request_text(&report));
             Ok(())
         }
@@ -70,7 +70,7 @@ async fn status(g: &Global, out: &Output, env: &str) -> Result<()> {
     let st = c.release.rollout_status(env).await?;
     let mut doc = serde_json::to_value(&st).unwrap_or_default();
     doc["ok"] = true.into();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || status_text(&st));
     Ok(())
 }
@@ -144,11 +144,11 @@ pub fn plan_text(p: &SwitchPlan) -> String {
 
 /// Prints a rollout's report: exit 0 when it reached 100 %, exit 8 (deploy failed, traffic put back) when it went
 /// back; `--output json` is one document either way.
-pub fn finish(out: &Output, report: &SwitchReport, calls: &release_aws::CallCounter, start: std::time::Instant) -> Result<()> {
+pub fn finish(out: &Output, report: &SwitchReport, app: &release::App, start: std::time::Instant) -> Result<()> {
     let r = report.rollout.as_ref().expect("a rollout report");
     let mut doc = serde_json::to_value(report).unwrap_or_default();
     doc["wall_seconds"] = start.elapsed().as_secs_f64().into();
-    context::add_calls(&mut doc, calls);
+    context::add_calls(&mut doc, app);
     let p = &report.plan;
     if r.rolled_back {
         let reason = r.reason.clone().unwrap_or_default();
@@ -191,7 +191,7 @@ pub async fn rollback_during_rollout(out: &Output, c: &context::Connected, env: 
     let Some(report) = c.release.rollout_rollback(env).await? else { return Ok(false) };
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || format!("rollout {} went back from {} (asked by this rollback; its run restored the weights from before it)", report.rollout, report.step));
     Ok(true)
 }

@@ -1,8 +1,8 @@
 //! `release status [--env ENV]`: every app's when there are several pipelines and no --app.
 
-use release_core::model::ids::short_sha;
-use release_core::ops::status::{self, EnvStatus};
-use release_core::Result;
+use release::model::ids::short_sha;
+use release::ops::status::{self, EnvStatus};
+use release::Result;
 
 use crate::args::Global;
 use crate::context;
@@ -20,8 +20,8 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
     let c = context::connected(g, first, "status", context::Writes::Nothing).await?;
     let cloud = c.release.session.cloud.clone();
     let now = cloud.clock.now();
-    let (mut doc, apps) = crate::documents::status(&c.release.session, &pipelines, env).await?;
-    context::add_calls(&mut doc, &c.calls);
+    let (mut doc, apps) = crate::documents::status(&c.app, &pipelines, env).await?;
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         let mut s = String::new();
         for (app, envs) in &apps {
@@ -39,7 +39,7 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>) -> Result<()> {
     }
 }
 
-fn table(envs: &[EnvStatus], now: release_core::model::clock::Timestamp) -> String {
+fn table(envs: &[EnvStatus], now: release::model::clock::Timestamp) -> String {
     let mut s = format!("{:<10} {:<10} {:<9} {:<12} {:<21} {:<20} {:>9}\n", "ENV", "CLUSTER", "ROLE", "COMMIT", "AMI", "BAKED", "HEALTHY");
     for e in envs {
         for c in &e.clusters {
@@ -72,7 +72,7 @@ fn table(envs: &[EnvStatus], now: release_core::model::clock::Timestamp) -> Stri
                 s.push_str(&format!("{:<10} stray in {}: {}\n", "", c.target, st.describe()));
             }
             for id in &c.terminated {
-                s.push_str(&format!("{:<10} {}\n", "", release_core::observe::world::describe_terminated(id)));
+                s.push_str(&format!("{:<10} {}\n", "", release::observe::world::describe_terminated(id)));
             }
             if let Some(n) = &c.note {
                 s.push_str(&format!("{:<10} note: {n}\n", ""));

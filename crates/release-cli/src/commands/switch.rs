@@ -1,8 +1,8 @@
 //! `release switch <cluster> [--weight PCT | --steps 10,50,100 --pause DUR] [--plan] [--force] [--wait [DUR]]`.
 
-use release_core::model::ids::short_sha;
-use release_core::ops::switch::{SwitchOptions, SwitchPlan, SwitchReport};
-use release_core::Result;
+use release::model::ids::short_sha;
+use release::ops::switch::{SwitchOptions, SwitchPlan, SwitchReport};
+use release::Result;
 
 use crate::args::Global;
 use crate::context;
@@ -17,7 +17,7 @@ pub async fn run(
     rollout: super::rollout::StepOptions,
     plan_only: bool,
     force: bool,
-    wait: release_core::engine::queue::Wait,
+    wait: release::engine::queue::Wait,
 ) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.cluster(cluster)?;
@@ -27,17 +27,12 @@ pub async fn run(
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;
         let report = SwitchReport::unchanged(plan.clone(), true);
-        let env = c.release.pipeline.env(plan.env.as_str())?;
         // What it would run, as `promote --plan` names its hooks; none when nothing changes.
-        let hooks: Vec<(&str, String)> = if plan.changes {
-            release_core::model::pipeline::hooks::planned_for_switch(env, &plan.cluster, &plan.to).into_iter().map(|(n, c)| (n.as_str(), c)).collect()
-        } else {
-            Vec::new()
-        };
+        let hooks: Vec<(&str, String)> = c.app.env(plan.env.as_str())?.switch_hooks(&plan).into_iter().map(|(n, c)| (n.as_str(), c)).collect();
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         doc["hooks"] = serde_json::to_value(&hooks).unwrap_or_default();
-        context::add_calls(&mut doc, &c.calls);
+        context::add_calls(&mut doc, &c.app);
         let hook_lines: String = hooks.iter().map(|(n, c)| format!("\n  hook {n}: {c}")).collect();
         out.result(&doc, || plan_text(&plan) + &super::rollout::plan_text(&plan) + &hook_lines + "\nnothing was changed (--plan)");
         return Ok(());
@@ -54,12 +49,12 @@ pub async fn run(
     };
     let report = c.release.switch(cluster, &opts, shown.as_ref()).await?;
     if report.rollout.is_some() {
-        return super::rollout::finish(out, &report, &c.calls, start);
+        return super::rollout::finish(out, &report, &c.app, start);
     }
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
     doc["wall_seconds"] = start.elapsed().as_secs_f64().into();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || {
         let p = &report.plan;
         if !report.changed {

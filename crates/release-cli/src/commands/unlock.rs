@@ -1,7 +1,7 @@
 //! `release unlock --env ENV [--force]`: breaks a lock whose lease ran out or whose holder is provably gone (this
 //! host, its process and its hooks gone); a live one only with --force.
 
-use release_core::Result;
+use release::Result;
 
 use crate::args::Global;
 use crate::context;
@@ -15,7 +15,7 @@ pub async fn run(g: &Global, out: &Output, env: &str, force: bool) -> Result<()>
     let mut doc = serde_json::to_value(&report).unwrap_or_default();
     doc["ok"] = true.into();
     doc["app"] = c.release.pipeline.app.to_string().into();
-    context::add_calls(&mut doc, &c.calls);
+    context::add_calls(&mut doc, &c.app);
     out.result(&doc, || match (&report.was_held_by, report.broken) {
         (Some(l), true) => format!(
             "unlocked env {}: it was held by {} since {} (release {}, host {}{}; last renewed {:.0}s ago, lease until {}; {})",

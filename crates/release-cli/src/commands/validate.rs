@@ -1,7 +1,7 @@
 //! `release validate`: every selected pipeline file, every problem, each at file:line:col with a fix hint.
 
-use release_core::model::pipeline;
-use release_core::{Error, Result};
+use release::model::pipeline;
+use release::{Error, Result};
 use serde::Serialize;
 
 use crate::args::Global;
@@ -40,7 +40,7 @@ fn unset_secrets(p: &pipeline::Pipeline) -> Vec<String> {
 
 /// The hooks each environment runs, in words.
 fn hooks_of(p: &pipeline::Pipeline) -> Vec<String> {
-    use release_core::model::hook::HookName;
+    use release::model::hook::HookName;
     p.envs
         .iter()
         .filter(|e| e.hooks.any())

@@ -49,6 +49,7 @@ impl Delivery {
 
     /// Starts delivering `event` to every sink that takes its kind; returns at once.
     pub fn send(&self, event: Event) {
+        self.notifier.sent(&event);
         for sink in self.settings.sinks.iter().filter(|s| s.on.contains(&event.event)) {
             let (label, kind) = (sink.label.clone(), event.event);
             let (notifier, clock, sink, event, progress) = (self.notifier.clone(), self.clock.clone(), sink.clone(), event.clone(), self.progress.clone());

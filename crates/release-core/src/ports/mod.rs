@@ -751,6 +751,10 @@ impl HookRunner for NoHooks {
 pub trait Notifier: Send + Sync {
     /// Delivers `event` to `sink`, once; the caller bounds the time and retries.
     async fn deliver(&self, sink: &crate::model::pipeline::Sink, event: &crate::model::event::Event) -> Result<()>;
+
+    /// Sees every event of an operation once, before (and whatever) the sinks take: a library's subscribers.
+    /// Must return at once. Nothing by default.
+    fn sent(&self, _event: &crate::model::event::Event) {}
 }
 
 /// A notifier for sessions without sinks: delivers nothing.

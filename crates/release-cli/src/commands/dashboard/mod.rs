@@ -10,11 +10,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use release_core::model::clock::{format_duration, parse_duration};
-use release_core::model::ledger::Actor;
-use release_core::ports::Cloud;
-use release_core::engine::session::Session;
-use release_core::{Error, Release, Result};
+use release::model::clock::{format_duration, parse_duration};
+use release::{App, Error, Result};
 
 use crate::args::Global;
 use crate::context;
@@ -51,34 +48,26 @@ pub async fn run(g: &Global, out: &Output, args: Args<'_>) -> Result<()> {
     // Every pipeline of the directory (or the one --app/--pipeline names).
     let files = context::selected_files(g)?;
     let pipelines = files.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()?;
-    let aws = context::connect(g, &pipelines[0]).await?;
-    let calls = aws.calls();
-    let cloud = aws.cloud();
-    // Read-only: the actor is never written anywhere; the session only carries the cloud to the readers.
-    let actor = Actor { name: "dashboard".into(), caller: String::new(), host: context::hostname(), pid: Some(std::process::id()) };
-    // It judges a lock's holder as `release unlock` does (a dead one is shown dead).
-    let session = |cloud: Cloud| {
-        let mut s = Session::new(cloud, actor.clone());
-        context::judging(&mut s);
-        s
-    };
-    let releases: Vec<Release> = pipelines.into_iter().map(|p| Release::new(session(cloud.clone()), p)).collect();
+    // Read-only: the actor is never written anywhere; the session only carries the cloud to the readers, and
+    // judges a lock's holder as `release unlock` does (a dead one is shown dead). Ctrl-C ends the board.
+    let first = context::builder(g, pipelines[0].clone()).actor("dashboard").caller_identity(false).handle_signals(false).connect().await?;
+    let apps: Vec<App> = pipelines.into_iter().map(|p| first.with_pipeline(p)).collect();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}; pick another --listen address or port")))?;
     let bound = listener.local_addr().map_err(|e| Error::internal(format!("cannot read the listening address: {e}")))?;
-    let apps: Vec<String> = releases.iter().map(|r| r.pipeline.app.to_string()).collect();
-    let poller = poller::Poller::start(Arc::new(releases), cloud, calls, interval);
+    let names: Vec<String> = apps.iter().map(|a| a.pipeline().app.to_string()).collect();
+    let poller = poller::Poller::start(Arc::new(apps), first, interval);
     let url = format!("http://{bound}/");
     out.progress(format!(
         "dashboard: {} app(s) ({}) at {url}, reading AWS every {}{}; Ctrl-C stops it",
-        apps.len(),
-        apps.join(", "),
+        names.len(),
+        names.join(", "),
         format_duration(interval),
         if token.is_some() { "; requests need the token (Authorization: Bearer T, or ?token=T)" } else { "" }
     ));
     // The address first, on stdout (one line, or one JSON document), so that scripts can find a port chosen by :0.
-    out.result(&serde_json::json!({ "ok": true, "url": url, "listen": bound.to_string(), "apps": apps, "interval_seconds": interval.as_secs_f64() }), || url.clone());
+    out.result(&serde_json::json!({ "ok": true, "url": url, "listen": bound.to_string(), "apps": names, "interval_seconds": interval.as_secs_f64() }), || url.clone());
     use std::io::Write;
     std::io::stdout().flush().ok();
     server::serve(listener, server::State::new(poller, token)).await

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use release_core::ports::Cloud;
-use release_core::Release;
+use release::App;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -33,7 +32,8 @@ pub struct Snapshot {
 
 pub struct Poller {
     pub snapshot: watch::Receiver<Arc<Snapshot>>,
-    pub calls: release_aws::CallCounter,
+    /// The connection: its call counter.
+    pub app: App,
     pub interval: Duration,
     pub polls: Arc<AtomicU64>,
     pub started: std::time::Instant,
@@ -41,10 +41,11 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub fn start(releases: Arc<Vec<Release>>, cloud: Cloud, calls: release_aws::CallCounter, interval: Duration) -> Self {
+    pub fn start(releases: Arc<Vec<App>>, app: App, interval: Duration) -> Self {
+        let cloud = app.session().cloud.clone();
         let (tx, rx) = watch::channel(Arc::new(Snapshot::default()));
         let polls = Arc::new(AtomicU64::new(0));
-        let apps = releases.iter().map(|r| r.pipeline.app.to_string()).collect();
+        let apps = releases.iter().map(|r| r.pipeline().app.to_string()).collect();
         let counter = polls.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -77,7 +78,7 @@ impl Poller {
                 }
             }
         });
-        Self { snapshot: rx, calls, interval, polls, started: std::time::Instant::now(), apps }
+        Self { snapshot: rx, app, interval, polls, started: std::time::Instant::now(), apps }
     }
 }
 
@@ -86,20 +87,20 @@ impl Poller {
 /// (a bake, or a record of an environment no longer in the file): status is most of a poll's calls.
 pub const FULL_EVERY: u64 = 12;
 
-async fn poll(releases: &[Release], cloud: &Cloud, previous: &Snapshot, full: bool) -> release_core::Result<Snapshot> {
-    let pipelines: Vec<_> = releases.iter().map(|r| r.pipeline.clone()).collect();
-    let Some(first) = releases.first() else { return Err(release_core::Error::internal("the dashboard has no pipeline")) };
-    let (status, _) = crate::documents::status(&first.session, &pipelines, None).await?;
+async fn poll(releases: &[App], cloud: &release::ports::Cloud, previous: &Snapshot, full: bool) -> release::Result<Snapshot> {
+    let pipelines: Vec<_> = releases.iter().map(|r| r.pipeline().clone()).collect();
+    let Some(first) = releases.first() else { return Err(release::Error::internal("the dashboard has no pipeline")) };
+    let (status, _) = crate::documents::status(first, &pipelines, None).await?;
     let mut history = BTreeMap::new();
     let mut images = BTreeMap::new();
     for r in releases {
-        let app = r.pipeline.app.to_string();
+        let app = r.pipeline().app.to_string();
         let ledger_changed = full || changed(&previous.status, &status, &app, &["last", "operation", "queue", "lock"]);
         let fleet_changed = full || changed(&previous.status, &status, &app, &["clusters"]);
         // One app's missing ledger table (not provisioned yet) must not blank the others: its error is its document.
         let h = match previous.history.get(&app) {
             Some(h) if !ledger_changed => h.clone(),
-            _ => crate::documents::history(r, None, HISTORY, None).await.map(|d| d.0).unwrap_or_else(|e| error_doc(&e)),
+            _ => crate::documents::history(r.release(), None, HISTORY, None).await.map(|d| d.0).unwrap_or_else(|e| error_doc(&e)),
         };
         let i = match previous.images.get(&app) {
             Some(i) if !fleet_changed => i.clone(),
@@ -124,6 +125,6 @@ fn changed(before: &Value, now: &Value, app: &str, keys: &[&str]) -> bool {
 }
 
 /// The CLI's JSON error document.
-pub fn error_doc(e: &release_core::Error) -> Value {
+pub fn error_doc(e: &release::Error) -> Value {
     serde_json::json!({ "ok": false, "error": { "kind": e.kind().as_str(), "message": e.message(), "details": e.details(), "exit_code": e.kind().exit_code() } })
 }

@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use release_core::{Error, Result};
+use release::{Error, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -242,7 +242,7 @@ async fn operation(Extract(state): Extract<State>, Path((app, release)): Path<(S
 /// The poller's health and cost: polls, the last error, current viewers and every AWS call made so far.
 async fn health(Extract(state): Extract<State>) -> Response {
     let s = state.snapshot();
-    let calls = state.poller.calls.snapshot();
+    let calls = state.poller.app.api_calls();
     let up = state.poller.started.elapsed().as_secs_f64();
     let total: u64 = calls.values().sum();
     Json(json!({

@@ -1,30 +1,36 @@
-//! The `Notifier` of the CLI: each sink kind to its adapter (release-notify for webhook, slack and command,
-//! release-aws for sns), and a webhook's secret from the environment (`env:NAME`) or SSM (`ssm:/path`).
+//! The real notifier: each sink kind of `[notify]` to its adapter (release-notify for webhook, slack and command,
+//! release-aws for sns), a webhook's secret from the environment (`env:NAME`) or SSM (`ssm:/path`); and the tee
+//! that hands every event to [`App::subscribe`](crate::App::subscribe) receivers too.
 //!
 //! Errors cross the port without the sink's label: core puts them beside it (`notify_failures`: sink, event,
 //! error; the log line `notify: <sink> did not take …: <error>`), as it does with its own timeout.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use release_aws::Aws;
-use release_core::model::event::{Event};
-use release_core::ports::{Notifier};
-use release_core::model::pipeline::{SecretRef, Sink, SinkKind};
-use release_core::{Error, Result};
-use release_notify::LocalSinks;
+use tokio::sync::broadcast;
 
-pub struct CliNotifier {
+use crate::model::event::Event;
+use crate::ports::Notifier;
+use crate::model::pipeline::{SecretRef, Sink, SinkKind};
+use crate::reexport::adapters::{Aws, LocalSinks};
+use crate::{Error, Result};
+
+/// Delivers events to the sinks of a pipeline's `[notify]` (webhook, slack, command, sns), as the `release`
+/// command does. [`App::connect`](crate::App::connect) installs it; build one yourself only for a hand-made
+/// [`Session`](crate::engine::Session).
+pub struct SinkNotifier {
     aws: Aws,
     /// Built at the first delivery: commands that notify nobody never load the system's certificates.
     local: OnceLock<LocalSinks>,
-    /// `ssm:` secrets read so far by this command (one read per parameter, not one per event).
+    /// `ssm:` secrets read so far by this process (one read per parameter, not one per event).
     secrets: Mutex<HashMap<String, String>>,
 }
 
-impl CliNotifier {
-    pub fn new(aws: Aws) -> Self {
+impl SinkNotifier {
+    /// A notifier reading `ssm:` secrets and publishing to SNS through `aws`.
+    pub(crate) fn new(aws: Aws) -> Self {
         Self { aws, local: OnceLock::new(), secrets: Mutex::default() }
     }
 
@@ -53,7 +59,7 @@ impl CliNotifier {
 }
 
 #[async_trait]
-impl Notifier for CliNotifier {
+impl Notifier for SinkNotifier {
     async fn deliver(&self, sink: &Sink, event: &Event) -> Result<()> {
         let result = match &sink.kind {
             SinkKind::Webhook { url, secret } => {
@@ -72,5 +78,24 @@ impl Notifier for CliNotifier {
             Some(rest) => e.reword(rest),
             None => e,
         })
+    }
+}
+
+/// A notifier that hands every event to a broadcast channel and delivers to the sinks through `inner`.
+pub(crate) struct Tee {
+    pub inner: Arc<dyn Notifier>,
+    pub events: broadcast::Sender<Event>,
+}
+
+#[async_trait]
+impl Notifier for Tee {
+    async fn deliver(&self, sink: &Sink, event: &Event) -> Result<()> {
+        self.inner.deliver(sink, event).await
+    }
+
+    fn sent(&self, event: &Event) {
+        self.inner.sent(event);
+        // No receiver is not an error: nobody subscribed.
+        let _ = self.events.send(event.clone());
     }
 }

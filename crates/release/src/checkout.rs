@@ -1,0 +1,56 @@
+//! One commit of the project's git repository, exported: what `release build`, `test` and `bake` work on. The
+//! pipeline, the Packer template and the commands are read from the commit itself, never from the work tree.
+
+use std::path::{Path, PathBuf};
+
+use crate::model::ids::CommitSha;
+use crate::model::pipeline::{self, Pipeline};
+use crate::ports::{Export, Workspace};
+use crate::reexport::adapters::GitWorkspace;
+use crate::{Error, Result};
+
+/// A commit exported from git, with the pipeline as that commit has it.
+pub struct Checkout {
+    pub(crate) workspace: GitWorkspace,
+    /// The commit.
+    pub sha: CommitSha,
+    /// Where it was exported.
+    pub export: Export,
+    /// The pipeline file as the commit has it.
+    pub pipeline: Pipeline,
+}
+
+impl Checkout {
+    /// Exports the commit `rev` (a sha or anything git resolves) of the repository holding `pipeline_file`, and
+    /// reads that file as the commit has it. `progress` hears `exported <sha> into <dir>`.
+    pub async fn export(pipeline_file: &Path, rev: &str, progress: impl Fn(&str)) -> Result<Checkout> {
+        let file = std::fs::canonicalize(pipeline_file).map_err(|e| Error::not_found(format!("cannot read {}: {e}", pipeline_file.display())))?;
+        let workspace = GitWorkspace::discover(file.parent().unwrap_or(&file))?;
+        let rel: PathBuf = file
+            .strip_prefix(workspace.root())
+            .map_err(|_| Error::input(format!("{} is outside the git repository {}", file.display(), workspace.root().display())))?
+            .to_path_buf();
+        let sha = workspace.resolve(rev).await?;
+        let export = workspace.export(&sha).await?;
+        progress(&format!("exported {} into {}", sha.short(), export.dir.display()));
+        let in_export = export.dir.join(&rel);
+        if !in_export.is_file() {
+            return Err(Error::not_found(format!("{} does not exist at commit {}; commit it first", rel.display(), sha.short())));
+        }
+        let pipeline = pipeline::load_for_bake(&in_export).map_err(|diags| {
+            Error::input(format!("{} at commit {} is not valid; fix it in a new commit", rel.display(), sha.short()))
+                .with_details(diags.iter().map(|d| d.to_string().replace(&export.dir.display().to_string(), "<commit>")).collect())
+        })?;
+        Ok(Checkout { workspace, sha, export, pipeline })
+    }
+
+    /// The exported tree.
+    pub fn dir(&self) -> &Path {
+        &self.export.dir
+    }
+
+    /// Runs a stage's command (`build`, `test`) in the exported tree.
+    pub async fn run_stage(&self, name: &str, command: &str) -> Result<()> {
+        self.workspace.run_stage(name, command, &self.export.dir).await
+    }
+}
