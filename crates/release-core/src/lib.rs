@@ -2,15 +2,23 @@
 //! status written against port traits, so that the same engine drives AWS (`release-aws`) and the in-memory cloud
 //! (`release-testkit`). This crate never names an AWS SDK type; a test in `tests/` keeps it that way.
 //!
+//! # Floors
+//!
+//! [`model`] (plain data) <- [`ports`] (the traits) <- [`engine`] (session, lock, queue, runner) <- [`observe`]
+//! (read-only views) <- [`steps`] (the only writers: the Route53 flip, instances, hooks, the alarm watch) <- [`ops`]
+//! (promote, switch, rollback, provision, gc, bake, status) <- this file. Imports point down only
+//! (`tests/layers.rs`); ARCHITECTURE.md names where each effect lives.
+//!
 //! # Entry point
 //!
-//! [`Release`] is the library's face (the CLI uses it too): a pipeline plus a [`runner::Session`] (the cloud, who
+//! [`Release`] is the engine's face (the `release` crate wraps it): a pipeline plus an [`engine::session::Session`] (the cloud, who
 //! acts, where progress goes, signals). Each command is *observe -> plan -> apply*: `plan_*` reads the world and
 //! returns a plain value that writes nothing; the command itself takes the environment's lock, plans again under
 //! it (refusing when that differs from a plan the user confirmed) and applies it inside the operation runner.
 //!
 //! ```
-//! use release_core::{Release, pipeline};
+//! use release_core::model::pipeline;
+//! use release_core::Release;
 //! # fn session() -> release_core::engine::session::Session { unimplemented!() }
 //! let text = r#"
 //! app = "shop"

@@ -101,7 +101,7 @@ async fn a_sink_that_fails_is_retried_and_noted_and_one_that_hangs_costs_at_most
     n.attempts.lock().unwrap().clear();
     let start = w.cloud.clock.now();
     let r = release(&w, &n, "alice").promote("staging", &b, &Default::default(), None).await.expect("sinks never fail a deploy");
-    assert_eq!(r.outcome, "succeeded");
+    assert_eq!(r.outcome, release_core::ops::promote::PromoteOutcome::Succeeded);
     let slower = w.cloud.clock.now().since(start).saturating_sub(base);
     println!("promote with a failing and a hanging sink: {slower:?} slower (simulated) than with answering sinks");
     assert!(slower <= SINK_TIMEOUT, "a hanging sink cost {slower:?}, more than one timeout");

@@ -212,7 +212,7 @@ async fn a_crash_at_every_step_boundary_then_a_rerun_converges_with_nothing_leak
         let (release, _) = w.release_with("alice", Some(step));
         let first = release.promote("staging", &b, &Default::default(), None).await;
         let first_text = match &first {
-            Ok(r) => r.outcome.clone(),
+            Ok(r) => r.outcome.as_str().to_owned(),
             Err(e) => e.message().to_owned(),
         };
         // A killed process keeps its lock until the lease runs out.
@@ -248,7 +248,7 @@ async fn after_a_crash_the_commit_already_running_is_not_replaced_and_leftovers_
     assert_eq!(w.instances("staging").len(), 4);
     // Now a promote of a, which staging still runs healthy: nothing is replaced; b's instances go.
     let r = w.promote("staging", &a).await.unwrap();
-    assert_eq!(r.outcome, "noop", "{r:?}");
+    assert_eq!(r.outcome, release_core::ops::promote::PromoteOutcome::Noop, "{r:?}");
     assert_eq!(r.cleaned.len(), 2);
     assert_eq!(ids(&w, "staging"), serving, "the healthy fleet of a is untouched");
     assert_eq!(w.records("staging").await.iter().find(|r| r.commit() == Some(&b)).map(|r| r.outcome), Some(Outcome::Abandoned));

@@ -87,7 +87,7 @@ impl<'a> Env<'a> {
     /// The report of a promote that only planned (`release promote --plan`): outcome `planned`, what it would
     /// retire.
     pub fn planned_report(&self, plan: &PromotePlan) -> PromoteReport {
-        let mut report = crate::ops::promote::apply::report(plan, "planned");
+        let mut report = crate::ops::promote::apply::report(plan, crate::ops::promote::PromoteOutcome::Planned);
         report.retired_instances = plan.retire.clone();
         report
     }

@@ -2,7 +2,7 @@
 
 use release::model::ids::short_sha;
 use release::ops::promote::plan::PlanKind;
-use release::ops::promote::{PromoteOptions, PromotePlan, PromoteReport};
+use release::ops::promote::{PromoteOptions, PromoteOutcome, PromotePlan, PromoteReport};
 use release::model::hook::HookName;
 use release::{Error, Result};
 
@@ -89,10 +89,10 @@ fn plan_text(plan: &PromotePlan) -> String {
 }
 
 fn report_text(r: &PromoteReport, calls: u64) -> String {
-    match r.outcome.as_str() {
-        "noop" if r.cleaned.is_empty() => format!("{}/{} already runs {}; nothing to do", r.env, r.cluster, short_sha(r.commit.as_str())),
-        "noop" => format!("{}/{} already runs {}; removed {} leftover instance(s)", r.env, r.cluster, short_sha(r.commit.as_str()), r.cleaned.len()),
-        "completed" => format!(
+    match r.outcome {
+        PromoteOutcome::Noop if r.cleaned.is_empty() => format!("{}/{} already runs {}; nothing to do", r.env, r.cluster, short_sha(r.commit.as_str())),
+        PromoteOutcome::Noop => format!("{}/{} already runs {}; removed {} leftover instance(s)", r.env, r.cluster, short_sha(r.commit.as_str()), r.cleaned.len()),
+        PromoteOutcome::Completed => format!(
             "{}/{} already runs {}: closed the record of unfinished release {} (its fleet was serving)",
             r.env,
             r.cluster,

@@ -43,6 +43,18 @@ pub enum Outcome {
     Refused,
 }
 
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Outcome {
     /// Stable name (ledger, JSON, history).
     pub fn as_str(self) -> &'static str {

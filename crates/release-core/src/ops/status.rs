@@ -97,7 +97,7 @@ pub struct LastAction {
     /// Who.
     pub actor: String,
     /// How it ended.
-    pub outcome: String,
+    pub outcome: crate::model::ledger::Outcome,
     /// When.
     pub started: String,
     /// Its commit.
@@ -284,7 +284,7 @@ async fn env_status(
     let last = records.first().map(|r| LastAction {
         action: r.action_name().into(),
         actor: r.actor.clone(),
-        outcome: r.outcome.as_str().into(),
+        outcome: r.outcome,
         started: r.started.to_string(),
         commit: r.commit().map(ToString::to_string),
         cluster: r.cluster().map(ToString::to_string),

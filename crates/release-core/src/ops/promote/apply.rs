@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::{settle_left, PlanKind, PromotePlan};
-use super::{spread, PromoteOptions, PromoteReport};
+use super::{spread, PromoteOptions, PromoteOutcome, PromoteReport};
 use crate::model::pipeline::launch::user_data;
 use crate::model::clock::format_duration;
 use crate::model::error::{Cause, Error, ErrorKind, Result};
@@ -38,7 +38,7 @@ pub fn details(plan: &PromotePlan) -> PromoteDetails {
 }
 
 /// An empty report for a plan.
-pub fn report(plan: &PromotePlan, outcome: &str) -> PromoteReport {
+pub fn report(plan: &PromotePlan, outcome: PromoteOutcome) -> PromoteReport {
     PromoteReport {
         release_id: plan.resume.as_ref().map(ToString::to_string).unwrap_or_default(),
         app: plan.app.clone(),
@@ -64,7 +64,7 @@ pub fn report(plan: &PromotePlan, outcome: &str) -> PromoteReport {
 
 /// The whole promote under the lock: the plan must have been made under the same lock.
 pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -> Result<PromoteReport> {
-    let mut rep = report(plan, "succeeded");
+    let mut rep = report(plan, PromoteOutcome::Succeeded);
     if plan.kind == PlanKind::Deploy {
         // Before anything changes; a rollback's promote (`deploy` alone) goes back and is not held by an alarm.
         let cluster = op.env().cluster(plan.cluster.as_str())?;
@@ -75,18 +75,18 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     prelude(op, plan, &mut rep).await?;
     match plan.kind {
         PlanKind::Nothing => {
-            rep.outcome = "noop".into();
+            rep.outcome = PromoteOutcome::Noop;
             return Ok(rep);
         }
         PlanKind::Cleanup => {
-            rep.outcome = "noop".into();
+            rep.outcome = PromoteOutcome::Noop;
             if let Some(id) = &plan.complete {
                 // The fleet of a run that died after retiring the old one serves: close its record.
                 let records = op.recent_records().await?;
                 if let Some(r) = records.into_iter().find(|r| &r.release_id == id && r.outcome == Outcome::Started) {
                     op.adopt(r, "completed by a re-run: its new fleet was serving and the old one retired".into()).await?;
                     rep.release_id = id.to_string();
-                    rep.outcome = "completed".into();
+                    rep.outcome = PromoteOutcome::Completed;
                 }
             }
             return Ok(rep);

@@ -28,6 +28,44 @@ use crate::ports::Subnet;
 pub use apply::{apply, deploy};
 pub use plan::{observe, plan, plan_from, PromotePlan, PromoteWorld};
 
+/// How a promote ended, as its report (and `--output json`) says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromoteOutcome {
+    /// `--plan`: nothing was done.
+    Planned,
+    /// The cluster already ran the commit with these settings (leftovers of failed runs may have been removed).
+    Noop,
+    /// An interrupted run's fleet was found serving and its record closed.
+    Completed,
+    /// Launched, swapped and retired.
+    Succeeded,
+}
+
+impl PromoteOutcome {
+    /// Stable name (JSON, text).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromoteOutcome::Planned => "planned",
+            PromoteOutcome::Noop => "noop",
+            PromoteOutcome::Completed => "completed",
+            PromoteOutcome::Succeeded => "succeeded",
+        }
+    }
+}
+
+impl std::fmt::Display for PromoteOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for PromoteOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// How a promote is asked for.
 #[derive(Clone, Debug, Default)]
 pub struct PromoteOptions {
@@ -63,9 +101,8 @@ pub struct PromoteReport {
     pub ami: AmiId,
     /// What the cluster ran before.
     pub from_commit: Option<CommitSha>,
-    /// `planned`, `noop`, `completed` (an interrupted run's fleet was found serving and its record closed),
-    /// `succeeded`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: PromoteOutcome,
     /// Instances launched.
     pub new_instances: Vec<InstanceId>,
     /// Old instances retired.

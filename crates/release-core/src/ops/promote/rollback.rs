@@ -322,7 +322,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
     report.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
     op.step("recorded")?;
     if let Some(p) = &plan.promote {
-        let mut rep = promote::apply::report(p, "succeeded");
+        let mut rep = promote::apply::report(p, promote::PromoteOutcome::Succeeded);
         promote::apply::settle(op, p).await?;
         promote::apply::prelude(op, p, &mut rep).await?;
         if p.kind == promote::plan::PlanKind::Deploy {

@@ -659,7 +659,7 @@ pub struct RequestReport {
     /// Where the rollout stands after it.
     pub step: String,
     /// Its outcome, once it ended.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// For `continue`: the step whose wait it ended (`hold at 10%`: a hold; `10%`: the pause of that step).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
@@ -743,7 +743,7 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
                 request: kind,
                 request_id: Some(id.to_string()),
                 step: step_name(&state.steps, state.step),
-                outcome: r.outcome.as_str().to_owned(),
+                outcome: r.outcome,
                 ended: (kind == RolloutRequestKind::Continue).then(|| ended.clone()).flatten(),
                 resumed: None,
             };
@@ -799,7 +799,7 @@ pub async fn continue_rollout(session: &Session, pipeline: &Pipeline, env: &Envi
         request: RolloutRequestKind::Continue,
         request_id: None,
         step: o.as_ref().map(|o| o.reached.clone()).unwrap_or_default(),
-        outcome: if o.as_ref().is_some_and(|o| o.rolled_back) { "rolled-back".into() } else { "succeeded".into() },
+        outcome: if o.as_ref().is_some_and(|o| o.rolled_back) { Outcome::RolledBack } else { Outcome::Succeeded },
         ended: None,
         resumed: Some(rep),
     })
