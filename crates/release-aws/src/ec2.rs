@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine;
 use release_core::model::ids::{AppName, InstanceId};
-use release_core::ports::{tags, Fleet, Instance, LaunchSpec, Network, Subnet};
+use release_core::ports::{tags, Fleet, Instance, InstanceState, LaunchSpec, Network, Subnet};
 use release_core::model::error::Cause;
 use release_core::model::pipeline::MetadataTokens;
 use release_core::{Error, Result};
@@ -23,7 +23,7 @@ fn instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
     Some(Instance {
         id,
         ami: i.image_id().unwrap_or("").to_owned(),
-        state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+        state: i.state().and_then(|s| s.name()).map(|n| InstanceState::from_ec2(n.as_str())).unwrap_or(InstanceState::Pending),
         tags,
     })
 }

@@ -18,6 +18,7 @@ use release_core::model::ids::{AmiId, AppName, EnvName, InstanceId, ReleaseId};
 use release_core::model::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
 use release_core::model::pipeline::{BaseAmi, LbTarget};
 use release_core::ports::{
+    InstanceState,
     tags, Balancer, ChangeId, ChangeStatus, Cloud, Dns, Expect, Firewall, Fleet, HealthState, Image, ImageState, Images, IngressRule,
     Instance, LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, Queue, RecordChange, RecordSet, SecurityGroup, Subnet, TargetHealth,
     WeightedAlias, Zone, ZoneId,
@@ -378,7 +379,7 @@ impl Fleet for MemoryCloud {
         let mut ids = Vec::new();
         for _ in 0..spec.count {
             let id = InstanceId::parse(&s.id("i-")).expect("valid id");
-            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: "running".into(), tags: spec.tags.iter().cloned().collect() });
+            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags: spec.tags.iter().cloned().collect() });
             s.user_data.insert(id.clone(), spec.user_data.clone());
             s.launched_at.insert(id.clone(), now);
             ids.push(id);
@@ -401,7 +402,7 @@ impl Fleet for MemoryCloud {
         let mut s = self.call("ec2:TerminateInstances")?;
         self.visible(&s, ids)?;
         for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id)) {
-            i.state = "terminated".into();
+            i.state = InstanceState::Terminated;
         }
         // AWS removes terminated instances from their load balancers.
         for members in s.registered.values_mut() {

@@ -515,7 +515,7 @@ async fn an_instance_terminated_by_hand_is_named_so_not_a_stray_and_a_promote_he
     let a = w.bake('a').await;
     w.promote("staging", &a).await.unwrap();
     let dead = w.instances("staging")[0].id.clone();
-    w.cloud.state().instances.iter_mut().find(|i| i.id == dead).unwrap().state = "terminated".into();
+    w.cloud.state().instances.iter_mut().find(|i| i.id == dead).unwrap().state = release_core::ports::InstanceState::Terminated;
     assert!(w.cloud.registered(&staging_target()).contains(&dead), "still registered, as a hand-terminated instance is");
     let status = w.release("alice").status(Some("staging")).await.unwrap();
     let cluster = &status[0].clusters[0];

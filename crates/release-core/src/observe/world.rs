@@ -62,7 +62,7 @@ pub fn require_records(env: &Environment, live: &LiveName) -> Result<()> {
 
 /// Instances tagged as this cluster's (this app, environment and cluster), not terminated.
 pub fn cluster_instances<'i>(all: &'i [Instance], env: &Environment, cluster: &Cluster) -> Vec<&'i Instance> {
-    all.iter().filter(|i| is_of_cluster(i, env, &cluster.name) && i.state != "terminated").collect()
+    all.iter().filter(|i| is_of_cluster(i, env, &cluster.name) && i.state != crate::ports::InstanceState::Terminated).collect()
 }
 
 fn is_of_cluster(i: &Instance, env: &Environment, cluster: &ClusterName) -> bool {
@@ -163,7 +163,7 @@ pub fn terminated(app: &crate::model::ids::AppName, env: &Environment, cluster: 
 }
 
 fn is_gone_own(app: &crate::model::ids::AppName, env: &Environment, cluster: &Cluster, i: &Instance) -> bool {
-    matches!(i.state.as_str(), "terminated" | "shutting-down")
+    i.state.is_gone()
         && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str())
         && is_of_cluster(i, env, &cluster.name)
 }
@@ -229,7 +229,7 @@ pub fn readiness(app: &crate::model::ids::AppName, env: &Environment, cluster: &
         let short: Vec<&str> = commits.iter().map(|c| short_sha(c)).collect();
         problems.push(format!("cluster {} runs several commits ({})", cluster.name, short.join(", ")));
     }
-    let running = mine.iter().filter(|i| i.state == "running").count();
+    let running = mine.iter().filter(|i| i.state == crate::ports::InstanceState::Running).count();
     if running != cluster.count as usize {
         problems.push(format!("{running} of {} instances running", cluster.count));
     }
@@ -255,7 +255,7 @@ pub fn readiness(app: &crate::model::ids::AppName, env: &Environment, cluster: &
 pub fn commit_of(env: &Environment, cluster: &Cluster, app_instances: &[Instance]) -> Option<CommitSha> {
     let commits: BTreeSet<&str> = cluster_instances(app_instances, env, cluster)
         .iter()
-        .filter(|i| i.state == "running")
+        .filter(|i| i.state == crate::ports::InstanceState::Running)
         .filter_map(|i| i.tags.get(crate::ports::tags::COMMIT).map(String::as_str))
         .collect();
     if commits.len() == 1 {

@@ -135,7 +135,7 @@ pub struct OrphanInstance {
     /// Its image.
     pub ami: String,
     /// Its state.
-    pub state: String,
+    pub state: crate::ports::InstanceState,
     /// `env/cluster` from its tags, as far as known.
     pub launched_as: String,
     /// Its commit tag.
@@ -388,7 +388,7 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
 
     // Running anywhere (any state but terminated: a stopped instance starts from its image's snapshots no more, but
     // its owner may still want to relaunch it like it).
-    for i in w.instances.iter().filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down")) {
+    for i in w.instances.iter().filter(|i| !i.state.is_gone()) {
         if let Some(img) = w.images.iter().find(|img| img.id.as_str() == i.ami) {
             let why = match (i.tags.get(tags::ENV), i.tags.get(tags::CLUSTER)) {
                 (Some(e), Some(c)) => format!("running in {e}/{c}"),
@@ -554,7 +554,7 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
     let instances: Vec<OrphanInstance> = w
         .instances
         .iter()
-        .filter(|i| matches!(i.state.as_str(), "pending" | "running" | "stopping" | "stopped"))
+        .filter(|i| !i.state.is_gone())
         .filter(|i| !w.members.contains(&i.id) && !busy_ids.contains(&i.id))
         .filter(|i| {
             let rel = world::release_of(i);
@@ -568,7 +568,7 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
             OrphanInstance {
                 id: i.id.clone(),
                 ami: i.ami.clone(),
-                state: i.state.clone(),
+                state: i.state,
                 commit: i.tags.get(tags::COMMIT).cloned(),
                 reason: format!(
                     "in no load balancer, of no cluster's current release{}, of no unfinished operation",
@@ -618,7 +618,7 @@ fn copies_plan(
         let mine: Vec<&Image> = rc.images.iter().filter(|i| !home_ids.contains(&i.id)).collect();
         for img in &mine {
             let mut reasons = Vec::new();
-            let running = rc.instances.iter().filter(|i| i.ami == img.id.as_str() && !matches!(i.state.as_str(), "terminated" | "shutting-down")).count();
+            let running = rc.instances.iter().filter(|i| i.ami == img.id.as_str() && !i.state.is_gone()).count();
             if running > 0 {
                 reasons.push(format!("running in {region} ({running} instance(s))"));
             }

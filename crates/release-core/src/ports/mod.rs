@@ -584,10 +584,71 @@ pub struct Instance {
     pub id: crate::model::ids::InstanceId,
     /// The image it runs.
     pub ami: String,
-    /// `pending`, `running`, `stopped`, `terminated`, ...
-    pub state: String,
+    /// Its EC2 state.
+    pub state: InstanceState,
     /// Its tags.
     pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// An instance's EC2 state (`DescribeInstances` `State.Name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// Launched, not running yet.
+    Pending,
+    /// Running.
+    Running,
+    /// Being terminated.
+    ShuttingDown,
+    /// Gone (EC2 lists it for a while).
+    Terminated,
+    /// Being stopped.
+    Stopping,
+    /// Stopped.
+    Stopped,
+}
+
+impl InstanceState {
+    /// EC2's name of the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+        }
+    }
+
+    /// The state EC2 names `name`; an unknown name is `Pending` (neither serving nor gone).
+    pub fn from_ec2(name: &str) -> Self {
+        match name {
+            "running" => InstanceState::Running,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            _ => InstanceState::Pending,
+        }
+    }
+
+    /// Terminated or on its way there.
+    pub fn is_gone(self) -> bool {
+        matches!(self, InstanceState::Terminated | InstanceState::ShuttingDown)
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for InstanceState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// Where the local side of a bake runs: git and the build/test commands.

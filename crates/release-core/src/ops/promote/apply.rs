@@ -599,10 +599,10 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         let waiting = match op.cloud().fleet.instances_in(ids, NOT_RUNNING).await {
             Ok(w) => w,
             // Right after RunInstances EC2 may not know the ids yet: they are pending.
-            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: "pending".into(), tags: Default::default() }).collect(),
+            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: crate::ports::InstanceState::Pending, tags: Default::default() }).collect(),
             Err(e) => return Err(e),
         };
-        if let Some(bad) = waiting.iter().find(|i| i.state != "pending") {
+        if let Some(bad) = waiting.iter().find(|i| i.state != crate::ports::InstanceState::Pending) {
             return Err(Error::deploy_failed(format!("instance {} is {} instead of running", bad.id, bad.state)));
         }
         let waiting_ids: BTreeSet<&InstanceId> = waiting.iter().map(|i| &i.id).collect();

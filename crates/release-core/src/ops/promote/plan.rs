@@ -224,7 +224,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
 }
 
 fn runs(i: &Instance, commit: &CommitSha, config: &str) -> bool {
-    i.state == "running" && i.tags.get(tags::COMMIT).map(String::as_str) == Some(commit.as_str()) && i.tags.get(tags::CONFIG).map(String::as_str) == Some(config)
+    i.state == crate::ports::InstanceState::Running && i.tags.get(tags::COMMIT).map(String::as_str) == Some(commit.as_str()) && i.tags.get(tags::CONFIG).map(String::as_str) == Some(config)
 }
 
 /// When `cluster` last stopped taking traffic, from the switches in `records` (newest first).
@@ -290,7 +290,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     let cleanup: Vec<InstanceId> = current.iter().filter(|i| dead.contains(release_of(i)) && !member(i)).map(|i| i.id.clone()).collect();
     let resume_id = resume.map(|r| r.release_id.as_str());
     let adopted: Vec<InstanceId> =
-        current.iter().filter(|i| Some(release_of(i)) == resume_id && i.state != "stopped").map(|i| i.id.clone()).collect();
+        current.iter().filter(|i| Some(release_of(i)) == resume_id && i.state != crate::ports::InstanceState::Stopped).map(|i| i.id.clone()).collect();
     let serving: Vec<&Instance> = current
         .iter()
         .copied()

@@ -39,7 +39,7 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::ops::switch::SwitchPlan
         release_id: op.record().map(|r| r.release_id.to_string()).unwrap_or_default(),
         live_name: live_name(op.env(), &lb),
         lb_dns: lb,
-        instance_ids: mine.iter().filter(|i| i.state == "running").map(|i| i.id.to_string()).collect(),
+        instance_ids: mine.iter().filter(|i| i.state == crate::ports::InstanceState::Running).map(|i| i.id.to_string()).collect(),
     };
     let Some(r) = run(op, HookName::AfterTraffic, &ctx).await? else { return Ok(()) };
     if r.passed() {
