@@ -8,7 +8,7 @@ async fn main() -> release::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [file, sha] = &args[..] else { panic!("usage: promote_and_switch PIPELINE_FILE SHA") };
 
-    let app = release::App::connect(file).await?;
+    let app = release::App::builder(file).reporter(|line: &str| eprintln!("{line}")).connect().await?;
     app.env("staging")?.promote(sha).await?;
     let done = app.env("prod")?.promote(sha).await?;
     let switched = app.env("prod")?.switch_to(&done.cluster).await?;

@@ -99,6 +99,24 @@
 //! Runnable programs against AWS (or the emulator: `AWS_ENDPOINT_URL=http://127.0.0.1:4566`) are in
 //! `crates/release/examples/`: `promote_and_switch`, `status`, `events`, and `in_memory` on the in-memory cloud.
 //!
+//! # Errors, progress and Ctrl-C
+//!
+//! Every call returns [`Result`]. `{e}` is the one-line message (it says what to do, naming the `release` command
+//! that does it); `{e:#}` adds the detail lines (a pipeline file's problems, the tail of a failed stage);
+//! [`Error::exit_code`] is the documented code the command would exit with, and `e.kind()` what went wrong. A
+//! `main` that returns `release::Result` exits 1; exit with `std::process::exit(e.exit_code())` to keep the codes.
+//!
+//! Progress lines (`launched 3 instances`, countdowns, what a Ctrl-C will do) go to the reporter: by default a
+//! `tracing` event (target `release`, level INFO), so a program without a `tracing` subscriber shows none; set one
+//! with [`AppBuilder::reporter`] (`|line: &str| eprintln!("{line}")`). Ctrl-C and SIGTERM are handed to the engine:
+//! before the point of no return the first one puts the environment back; after it the first is acknowledged (a
+//! progress line) and the work finishes, a second stops at once and a re-run finishes.
+//!
+//! A promote that finds the cluster already running the commit does nothing and returns
+//! [`ops::promote::PromoteOutcome::Noop`] (no record, no release id); waiting for a held lock is
+//! `PromoteOptions { wait: Wait::For(..), .. }` (the command's `--wait`); [`App::resolve`] turns `HEAD` or a short
+//! sha into the full one.
+//!
 //! # Modules
 //!
 //! The engine's types are re-exported by layer: [`model`] (plain data: ids, the pipeline, ledger records,

@@ -118,8 +118,9 @@ pub enum Cause {
     UnknownOperation,
 }
 
-/// An error: a kind (exit code), a one-line message, optional detail lines and a classified cause.
-#[derive(Debug)]
+/// An error: a kind (exit code), a one-line message, optional detail lines and a classified cause. `{e}` is the
+/// message; `{e:#}` adds the detail lines (a pipeline file's problems, a stage's output); `{e:?}` (what a `main`
+/// returning `Result` prints) is the message, the kind and its exit code, then the details.
 pub struct Error {
     kind: ErrorKind,
     message: String,
@@ -221,6 +222,11 @@ impl Error {
         &self.details
     }
 
+    /// The documented exit code of its kind (what the `release` command exits with).
+    pub fn exit_code(&self) -> i32 {
+        self.kind.exit_code()
+    }
+
     /// The classified cause, if any.
     pub fn cause(&self) -> Option<Cause> {
         self.cause
@@ -274,7 +280,27 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.message)?;
+        if f.alternate() {
+            for d in &self.details {
+                write!(f, "\n  {d}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({:?}, exit {}", self.message, self.kind, self.kind.exit_code())?;
+        if let Some(c) = &self.code {
+            write!(f, ", {c}")?;
+        }
+        f.write_str(")")?;
+        for d in &self.details {
+            write!(f, "\n  {d}")?;
+        }
+        Ok(())
     }
 }
 
