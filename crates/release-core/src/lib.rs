@@ -76,7 +76,6 @@ pub struct Release {
     pub pipeline: Pipeline,
 }
 
-
 impl Release {
     /// A pipeline driven through `session`.
     pub fn new(session: Session, pipeline: Pipeline) -> Self {

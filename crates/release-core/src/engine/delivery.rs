@@ -8,7 +8,6 @@
 //! and a bounded number of retries; the operation waits for what is still in flight only once, at its end, and
 //! at most [`SINK_TIMEOUT`]. A failed delivery is logged and noted on the ledger record (`notify_failures`).
 
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-
 use crate::model::clock::Timestamp;
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::ids::{EnvName, ReleaseId};
@@ -122,7 +121,6 @@ pub fn judge_holder(session: &Session, lock: &LockInfo, record: Option<&Record>,
     }
     Holder::Gone(format!("holder pid {pid} on {} is gone", lock.host))
 }
-
 
 /// Renews `lock` for another lease: the renewed lock, or `None` when it is not this run's any more (broken, or
 /// lapsed and taken). The one renewal: the runner's watcher and gc's extra locks both come here.

@@ -30,7 +30,6 @@ use crate::engine::lock::{self, RENEW_EVERY};
 use crate::engine::session::Session;
 use crate::engine::session::Signals;
 
-
 /// Who took the lock from a run, found when its renewal or guard failed.
 #[derive(Clone, Debug)]
 pub struct LostLock {
@@ -609,5 +608,4 @@ pub fn take_over_in_flight(session: &Session, record: &mut Record, now: Timestam
     record.hook_running = None;
     Ok(())
 }
-
 

@@ -13,7 +13,6 @@ use crate::model::ledger::{Actor, Outcome, Record, RECENT_RECORDS};
 use crate::model::pipeline::{Environment, Pipeline};
 use crate::ports::Cloud;
 
-
 /// Where progress lines and events go (stderr for the CLI; nowhere, or a buffer, in tests).
 pub trait Reporter: Send + Sync {
     /// One line of progress for a person.

@@ -736,7 +736,6 @@ pub struct GcDetails {
     pub terminated: Vec<InstanceId>,
 }
 
-
 /// The unfinished rollout record among `records` (newest first), with its details.
 pub fn unfinished(records: &[Record]) -> Option<(&Record, &SwitchDetails, &RolloutState)> {
     records.iter().filter(|r| r.outcome == Outcome::Started).find_map(|r| match &r.action {

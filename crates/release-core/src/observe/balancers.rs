@@ -1,7 +1,6 @@
 //! Load balancers as the engine sees them: the environment's, their DNS names, and the Route53 records that do not
 //! alias the load balancer of their cluster (misdirected).
 
-
 use crate::model::error::{Error, Result};
 use crate::model::ids::ClusterName;
 use crate::model::pipeline::{Environment, LbTarget};

@@ -6,7 +6,6 @@
 //! instances (another cluster's after a rename, another environment's or app's, or one registered by hand), or,
 //! when no operation is under way, one of the cluster's from an older release than its newest.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;

@@ -806,7 +806,6 @@ impl HookRunner for NoHooks {
     }
 }
 
-
 /// Delivers events to sinks: the adapters (HTTP for webhook and slack, SNS, a local command) live outside core.
 #[async_trait::async_trait]
 pub trait Notifier: Send + Sync {

@@ -1,6 +1,5 @@
 //! Instances: registering with and deregistering from a load balancer, terminating, and the waits for them.
 
-
 use crate::model::error::{Cause, Result};
 use crate::model::ids::InstanceId;
 use crate::engine::runner::Op;

@@ -1,6 +1,5 @@
 //! Removing an image: deregistering it and deleting its snapshots (the one way bake and gc remove one).
 
-
 use std::time::Duration;
 use crate::model::error::Result;
 use crate::ports::{Cloud, Image};

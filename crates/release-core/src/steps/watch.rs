@@ -1,6 +1,5 @@
 //! The alarm watch: the one place a watched alarm's breach stops a deploy, polled through the clock.
 
-
 use crate::model::clock::format_duration;
 use crate::model::error::{Error, Result};
 use crate::model::ledger::{Outcome, Progress};

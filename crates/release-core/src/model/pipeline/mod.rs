@@ -655,7 +655,6 @@ pub struct Rollout {
     pub alarms: Vec<String>,
 }
 
-
 /// What is wrong with a list of steps: (index of the offending step, message, fix).
 pub fn check_steps(steps: &[RolloutStep]) -> Result<(), (usize, String, String)> {
     if steps.is_empty() {

@@ -1067,7 +1067,6 @@ const DEPLOY_KEYS: &[&str] = &[
     "max_targets",
 ];
 
-
 /// An URL for messages: scheme, host and the first path segment; the rest (tokens of Slack's hook URLs), a query,
 /// a fragment and `user:password@` are cut.
 fn redact(url: &str) -> String {
@@ -1164,7 +1163,6 @@ fn is_dns_name(s: &str) -> bool {
             !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && is_slug(&l.to_ascii_lowercase(), 63)
         })
 }
-
 
 impl Walker<'_> {
     /// `[env.NAME.rollout]`: `steps` (blue/green only; checked by the caller, which knows the topology), `pause`,

@@ -17,7 +17,6 @@ use crate::engine::runner::Op;
 use crate::steps::fleet::terminate;
 use crate::steps::fleet::register;
 
-
 /// The details a promote record starts with.
 pub fn details(plan: &PromotePlan) -> PromoteDetails {
     PromoteDetails {
