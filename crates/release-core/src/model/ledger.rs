@@ -161,6 +161,14 @@ pub struct SwitchDetails {
     pub rollout: Option<RolloutState>,
 }
 
+impl SwitchDetails {
+    /// Whether Route53 holds what this switch asked for: the one judgement of "applied" for a switch whose process
+    /// died (its plan and the run that closes its record both ask here).
+    pub fn applied(&self, now: &Weights) -> bool {
+        self.to == *now
+    }
+}
+
 /// How a rollback went back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -25,10 +25,9 @@ pub async fn close(op: &Op<'_>, record: &Record, outcome: Outcome, rolled_back: 
 
 /// Closes the records of switches whose process died: applied (Route53 holds what they asked for) or abandoned.
 pub async fn close_unfinished(op: &mut Op<'_>, records: &[Record], now_weights: &Weights) -> Result<()> {
-    let current = now_weights.describe();
     for r in records.iter().filter(|r| r.outcome == Outcome::Started) {
         let Action::Switch(s) = &r.action else { continue };
-        let applied = s.to.describe() == current;
+        let applied = s.applied(now_weights);
         let (outcome, detail) = if applied {
             (Outcome::Succeeded, "its process died after Route53 took the change; closed by a later run")
         } else {

@@ -190,13 +190,12 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts
         };
         crate::observe::preflight::check(env, cluster, Some(&ready), &w.alarms, opts.force, &what)?;
     }
-    let current = w.live.weights.describe();
     let unfinished = w
         .records
         .iter()
         .filter(|r| r.outcome == Outcome::Started)
         .filter_map(|r| match &r.action {
-            Action::Switch(s) => Some((r.release_id.clone(), s.to.describe() == current)),
+            Action::Switch(s) => Some((r.release_id.clone(), s.applied(&w.live.weights))),
             _ => None,
         })
         .collect();
