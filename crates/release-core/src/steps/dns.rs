@@ -27,8 +27,7 @@ pub enum Way {
     /// signal stops the wait, never the change).
     Guarded,
     /// A rollout going back after a signal or a breach: the way back is always open, so no guard (the signal
-    /// would stop it; a lost lock refuses instead), misdirected records are only noted, and the wait is not
-    /// cancellable.
+    /// would stop it; a lost lock refuses instead), no look at the load balancers, and the wait is not cancellable.
     Revert,
 }
 
@@ -72,10 +71,10 @@ pub async fn flip(op: &mut Op<'_>, live: &mut LiveName, to: &Weights, comment: &
     if changes.is_empty() {
         return Ok(Flipped::Unchanged);
     }
-    // From a fresh look at the load balancers: never send traffic through a record that points elsewhere.
-    let lbs = env_lbs(op.cloud(), op.env()).await?;
     match way {
         Way::Guarded => {
+            // From a fresh look at the load balancers: never send traffic through a record that points elsewhere.
+            let lbs = env_lbs(op.cloud(), op.env()).await?;
             refuse_misdirected(op.env(), &misdirected_for(op.env(), live, to, &lbs))?;
             for m in misdirected(op.env(), &live.records, &lbs) {
                 op.progress(&format!("note: {}; `release provision --env {}` points it there", m.describe(), op.env().name));
@@ -83,11 +82,9 @@ pub async fn flip(op: &mut Op<'_>, live: &mut LiveName, to: &Weights, comment: &
             op.guard().await?;
         }
         Way::Revert => {
+            // No look at the load balancers: one deleted (often why a rollout goes back) must not block the way back.
             if op.lock_lost() {
                 return Err(Error::new(ErrorKind::LockHeld, format!("lost the lock of env {}; the weights were not put back", op.env().name)));
-            }
-            for m in misdirected_for(op.env(), live, to, &lbs) {
-                op.progress(&format!("note: {}; going back anyway", m.describe()));
             }
         }
     }
