@@ -1,7 +1,7 @@
 //! The checks made before traffic moves toward a cluster, in one place (DESIGN §5). Every path that raises a
 //! cluster's share of traffic calls [`check`]: a switch and `--weight` (`switch::plan_from`), each rollout (its
 //! first step is planned through the same switch plan), and an in-place promote before it registers anything
-//! ([`in_place`]). A blue/green promote goes to an idle cluster (weight 0) and moves no traffic.
+//! ([`check_in_place`]). A blue/green promote goes to an idle cluster (weight 0) and moves no traffic.
 //!
 //! Moving traffic *away* from a cluster is never held here: lowering its weight, a rollout or a failing hook going
 //! back, and `release rollback` (the way back is always open; an alarm firing is usually why someone goes back).
@@ -9,7 +9,8 @@
 use crate::model::error::{Error, Result};
 use crate::model::ids::ClusterName;
 use crate::model::pipeline::{Cluster, Environment};
-use crate::ports::{AlarmState, AlarmStatus};
+use crate::observe::alarms;
+use crate::ports::{AlarmState, AlarmStatus, Cloud};
 use crate::observe::world::Readiness;
 use crate::model::weights::Weights;
 use crate::observe::world::Stray;
@@ -69,4 +70,19 @@ fn firing(env: &Environment, alarms: &[AlarmStatus], what: &str) -> Result<()> {
         if many { "them" } else { "it" },
         env.name
     )))
+}
+
+/// An in-place promote's pre-flight ([`in_place`]), before anything is launched: the watched alarms of
+/// `[env.NAME.rollout]` firing; with `--batch N` they must also exist (they are watched between batches).
+pub async fn check_in_place(cloud: &Cloud, env: &Environment, cluster: &Cluster, batch: bool) -> Result<()> {
+    if env.is_blue_green() {
+        return Ok(());
+    }
+    let names: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
+    let states = alarms::read(cloud, &names).await?;
+    if batch {
+        alarms::require(env, &names, &states)?;
+    }
+    let alarms: Vec<_> = states.into_iter().filter(|a| a.state != AlarmState::Missing).collect();
+    in_place(env, cluster, &alarms, batch)
 }

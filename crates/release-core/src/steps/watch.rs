@@ -3,25 +3,9 @@
 use crate::model::clock::format_duration;
 use crate::model::error::{Error, Result};
 use crate::model::ledger::{Outcome, Progress};
-use crate::model::pipeline::{Cluster, Environment};
-use crate::ports::{AlarmState, Cloud};
+use crate::model::pipeline::Cluster;
 use crate::engine::runner::Op;
 use crate::observe::alarms;
-
-/// An in-place promote's pre-flight (`preflight::in_place`), before anything is launched: the watched alarms of
-/// `[env.NAME.rollout]` firing; with `--batch N` they must also exist (they are watched between batches).
-pub async fn check_in_place(cloud: &Cloud, env: &Environment, cluster: &Cluster, batch: bool) -> Result<()> {
-    if env.is_blue_green() {
-        return Ok(());
-    }
-    let names: Vec<String> = env.rollout.as_ref().map(|r| r.alarms.clone()).unwrap_or_default();
-    let states = alarms::read(cloud, &names).await?;
-    if batch {
-        alarms::require(env, &names, &states)?;
-    }
-    let alarms: Vec<_> = states.into_iter().filter(|a| a.state != AlarmState::Missing).collect();
-    crate::observe::preflight::in_place(env, cluster, &alarms, batch)
-}
 
 /// In place with `promote --batch N`, after batch `done` of `total`: watches `[env.NAME.rollout]`'s alarms for its
 /// `pause` (one DescribeAlarms call per poll; each batch already waited for its instances to be healthy). An alarm in ALARM (or

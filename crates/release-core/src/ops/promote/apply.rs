@@ -67,7 +67,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     if plan.kind == PlanKind::Deploy {
         // Before anything changes; a rollback's promote (`deploy` alone) goes back and is not held by an alarm.
         let cluster = op.env().cluster(plan.cluster.as_str())?;
-        crate::steps::watch::check_in_place(op.cloud(), op.env(), cluster, plan.batch.is_some()).await?;
+        crate::observe::preflight::check_in_place(op.cloud(), op.env(), cluster, plan.batch.is_some()).await?;
     }
     settle(op, plan).await?;
     rep.forced = plan.forced && plan.settle_until.is_some();

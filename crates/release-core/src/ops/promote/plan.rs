@@ -419,7 +419,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, com
     let world = observe(session, pipeline, env, commit, opts).await?;
     let plan = plan_from(pipeline, env, commit, opts, &world, "promote")?;
     if plan.kind == PlanKind::Deploy {
-        crate::steps::watch::check_in_place(&session.cloud, env, env.cluster(plan.cluster.as_str())?, opts.batch.is_some()).await?;
+        crate::observe::preflight::check_in_place(&session.cloud, env, env.cluster(plan.cluster.as_str())?, opts.batch.is_some()).await?;
     }
     Ok(plan)
 }
