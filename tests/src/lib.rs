@@ -264,6 +264,27 @@ pub struct AwsView {
 }
 
 impl AwsView {
+    /// Someone else's live lock on `hello`'s `env`, written straight into the ledger table: bob on laptop, release
+    /// `r20261122T000000Z-000001`, acquired 2026-11-22T00:00:00Z, its lease running to 2030-01-01T00:00:00Z.
+    pub async fn hold_lock_as_bob(&self, env: &str) {
+        use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+        self.dynamodb
+            .put_item()
+            .table_name("release-ledger")
+            .item("pk", S(format!("hello#{env}")))
+            .item("sk", S("lock".into()))
+            .item("app", S("hello".into()))
+            .item("env", S(env.into()))
+            .item("holder", S("bob".into()))
+            .item("release_id", S("r20261122T000000Z-000001".into()))
+            .item("host", S("laptop".into()))
+            .item("acquired", N("1795305600000".into()))
+            .item("expires", N("1893456000000".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn new(emu: &Emulator) -> Self {
         Self::with_keys(emu, "test", "test").await
     }

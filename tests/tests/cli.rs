@@ -204,23 +204,8 @@ async fn a_waiting_promote_of_a_commit_without_an_ami_is_not_found_before_it_que
     let emu = Emulator::start();
     let (project, _, _) = Project::baked_demo(&emu);
     let aws = release_e2e::AwsView::new(&emu).await;
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     // Someone else holds staging's lock: a ticket would be written and wait.
-    aws.dynamodb
-        .put_item()
-        .table_name("release-ledger")
-        .item("pk", S("hello#staging".into()))
-        .item("sk", S("lock".into()))
-        .item("app", S("hello".into()))
-        .item("env", S("staging".into()))
-        .item("holder", S("bob".into()))
-        .item("release_id", S("r20261122T000000Z-000001".into()))
-        .item("host", S("laptop".into()))
-        .item("acquired", N("1795305600000".into()))
-        .item("expires", N("1893456000000".into()))
-        .send()
-        .await
-        .unwrap();
+    aws.hold_lock_as_bob("staging").await;
     let project_file = project.read("pipelines/hello.toml");
     project.write("README.unbaked", "a commit nobody baked");
     let unbaked = project.commit("unbaked");

@@ -173,25 +173,9 @@ async fn a_held_lock_refuses_at_once_and_unlock_says_whose_it_was() {
     let emu = Emulator::start();
     let (project, a, _) = Project::baked_demo(&emu);
     let aws = AwsView::new(&emu).await;
-    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
     // A live lock of someone else's: its lease runs to 2030.
-    let far = "1893456000000".to_owned();
     let expires_text = "2030-01-01T00:00:00Z";
-    aws.dynamodb
-        .put_item()
-        .table_name("release-ledger")
-        .item("pk", S("hello#staging".into()))
-        .item("sk", S("lock".into()))
-        .item("app", S("hello".into()))
-        .item("env", S("staging".into()))
-        .item("holder", S("bob".into()))
-        .item("release_id", S("r20261122T000000Z-000001".into()))
-        .item("host", S("laptop".into()))
-        .item("acquired", N("1795305600000".into()))
-        .item("expires", N(far))
-        .send()
-        .await
-        .unwrap();
+    aws.hold_lock_as_bob("staging").await;
     let before = emu.state();
     let run = project.release(&emu, &["promote", &a, "--env", "staging"]);
     assert_eq!(run.code, 5, "{run:?}");
