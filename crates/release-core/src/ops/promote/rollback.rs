@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::model::error::{Error, Result};
 use crate::model::ids::{short_sha, ClusterName, CommitSha, EnvName};
 use crate::model::ledger::{live_history, rollback_target, weights_before_shift, Action, LiveRelease, Record, RollbackDetails, RollbackPath};
-use crate::model::pipeline::{Environment, Pipeline};
+use crate::model::pipeline::{Cluster, Environment, Pipeline};
+use crate::ports::Instance;
 use crate::ops::promote::{self, PromoteOptions, PromotePlan, PromoteReport};
 use crate::engine::runner::{self, Op, OpSpec};
 use crate::observe::world::{commit_of, readiness};
@@ -74,172 +75,190 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
     let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, None).await?;
     let instances = cloud.fleet.app_instances(&pipeline.app).await?;
     let stack = live_history(&records);
-    let nothing = |what: String| Error::not_found(format!("nothing to roll back to in env {}: {what}", env.name));
+    let seen = Seen { records, instances, stack };
 
     let Some(live) = world::live_name(cloud, env).await? else {
-        // In place: the previous commit, promoted again.
-        let cluster = &env.clusters()[0];
-        // A promote stopped between batches (an alarm) leaves two commits serving: going back is to the one live
-        // before it, the top of the history (the stopped promote is not in it).
-        let stopped = crate::model::ledger::stopped_between_batches(&records).filter(|_| commit_of(env, cluster, &instances).is_none());
-        let current = match &stopped {
-            Some(c) => c.clone(),
-            None => commit_of(env, cluster, &instances).ok_or_else(|| {
-                if world::cluster_instances(&instances, env, cluster).is_empty() {
-                    nothing(format!("no release is live yet (cluster {} runs nothing)", cluster.name))
-                } else {
-                    nothing(format!("cluster {} runs no single commit", cluster.name))
-                }
-            })?,
-        };
-        let target = match &stopped {
-            Some(_) => stack.last(),
-            None => rollback_target(&stack, &current),
-        }
-        .ok_or_else(|| nothing(format!("the ledger holds no release live before {}", sha(&current))))?
-        .clone();
-        let popts = PromoteOptions { cluster: Some(cluster.name.to_string()), ..opts.clone() };
-        require_ami(session, pipeline, &target.commit).await?;
-        let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
-        let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
-        let summary = format!("roll {} back from {} to {} on {} (promoting it in place)", env.name, sha(&current), sha(&target.commit), cluster.name);
-        return Ok(RollbackPlan {
-            env: env.name.clone(),
-            path: RollbackPath::InPlace,
-            from_commit: Some(current.clone()),
-            from_cluster: Some(cluster.name.clone()),
-            to_commit: target.commit.clone(),
-            cluster: cluster.name.clone(),
-            from_weights: None,
-            to_weights: None,
-            promote: Some(p),
-            next: below(&stack, &current).get(1).map(|r| r.commit.clone()),
-            history: below(&stack, &current),
-            summary,
-        });
+        return in_place(session, pipeline, env, opts, &seen).await;
     };
     world::require_records(env, &live)?;
     let weights = live.weights.clone();
 
     if weights.is_partial() {
-        let restore = weights_before_shift(&records, &weights).or_else(|| crate::model::ledger::weights_before(&records)).ok_or_else(|| {
-            Error::not_found(format!(
-                "traffic of env {} is split ({}) and the ledger does not tell the weights from before the shift; choose with `release switch <cluster>`",
-                env.name,
-                weights.describe_shares()
-            ))
-        })?;
-        let back_to = restore.primary().cloned().ok_or_else(|| nothing("no weights to restore".into()))?;
-        let back_cluster = env.cluster(back_to.as_str())?;
-        let to_commit = commit_of(env, back_cluster, &instances)
-            .ok_or_else(|| nothing(format!("cluster {back_to}, which took the traffic before the shift, runs no single commit")))?;
-        let canary = weights.live().into_iter().find(|c| **c != back_to).cloned();
-        let from_commit = canary.as_ref().and_then(|c| env.cluster(c.as_str()).ok()).and_then(|c| commit_of(env, c, &instances));
-        let summary = format!(
-            "roll {} back from the shift ({}) to the weights before it ({}): {} on {}; no instance is touched",
-            env.name,
-            weights.describe_shares(),
-            restore.describe_shares(),
-            sha(&to_commit),
-            back_to
-        );
-        // Restoring the weights puts `to_commit` back in front: a further rollback steps back from there.
-        let next = below(&stack, &to_commit).first().map(|r| r.commit.clone());
-        return Ok(RollbackPlan {
-            env: env.name.clone(),
-            path: RollbackPath::RestoreWeights,
-            from_commit,
-            from_cluster: canary,
-            to_commit,
-            cluster: back_to,
-            from_weights: Some(weights.clone()),
-            to_weights: Some(restore),
-            promote: None,
-            next,
-            history: Vec::new(),
-            summary,
-        });
+        return restore_weights(env, &seen, weights);
     }
+    blue_green(session, pipeline, env, opts, &seen, weights).await
+}
 
+/// What every way back is decided from: the environment's records, the app's instances, and the history of what
+/// was live that the records tell.
+struct Seen {
+    records: Vec<Record>,
+    instances: Vec<Instance>,
+    stack: Vec<LiveRelease>,
+}
+
+fn nothing(env: &Environment, what: String) -> Error {
+    Error::not_found(format!("nothing to roll back to in env {}: {what}", env.name))
+}
+
+/// In place: the previous commit, promoted again.
+async fn in_place(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions, seen: &Seen) -> Result<RollbackPlan> {
+    let (stack, instances) = (&seen.stack, &seen.instances);
+    let nothing = |what: String| nothing(env, what);
+    let cluster = &env.clusters()[0];
+    // A promote stopped between batches (an alarm) leaves two commits serving: going back is to the one live
+    // before it, the top of the history (the stopped promote is not in it).
+    let stopped = crate::model::ledger::stopped_between_batches(&seen.records).filter(|_| commit_of(env, cluster, instances).is_none());
+    let current = match &stopped {
+        Some(c) => c.clone(),
+        None => commit_of(env, cluster, instances).ok_or_else(|| {
+            if world::cluster_instances(instances, env, cluster).is_empty() {
+                nothing(format!("no release is live yet (cluster {} runs nothing)", cluster.name))
+            } else {
+                nothing(format!("cluster {} runs no single commit", cluster.name))
+            }
+        })?,
+    };
+    let target = match &stopped {
+        Some(_) => stack.last(),
+        None => rollback_target(stack, &current),
+    }
+    .ok_or_else(|| nothing(format!("the ledger holds no release live before {}", sha(&current))))?
+    .clone();
+    let popts = PromoteOptions { cluster: Some(cluster.name.to_string()), ..opts.clone() };
+    require_ami(session, pipeline, &target.commit).await?;
+    let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+    let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
+    let summary = format!("roll {} back from {} to {} on {} (promoting it in place)", env.name, sha(&current), sha(&target.commit), cluster.name);
+    Ok(RollbackPlan {
+        env: env.name.clone(),
+        path: RollbackPath::InPlace,
+        from_commit: Some(current.clone()),
+        from_cluster: Some(cluster.name.clone()),
+        to_commit: target.commit.clone(),
+        cluster: cluster.name.clone(),
+        from_weights: None,
+        to_weights: None,
+        promote: Some(p),
+        next: below(stack, &current).get(1).map(|r| r.commit.clone()),
+        history: below(stack, &current),
+        summary,
+    })
+}
+
+/// Traffic split over clusters (a gradual shift): the weights from before the shift, no instance touched.
+fn restore_weights(env: &Environment, seen: &Seen, weights: Weights) -> Result<RollbackPlan> {
+    let (records, instances) = (&seen.records, &seen.instances);
+    let nothing = |what: String| nothing(env, what);
+    let restore = weights_before_shift(records, &weights).or_else(|| crate::model::ledger::weights_before(records)).ok_or_else(|| {
+        Error::not_found(format!(
+            "traffic of env {} is split ({}) and the ledger does not tell the weights from before the shift; choose with `release switch <cluster>`",
+            env.name,
+            weights.describe_shares()
+        ))
+    })?;
+    let back_to = restore.primary().cloned().ok_or_else(|| nothing("no weights to restore".into()))?;
+    let back_cluster = env.cluster(back_to.as_str())?;
+    let to_commit = commit_of(env, back_cluster, instances)
+        .ok_or_else(|| nothing(format!("cluster {back_to}, which took the traffic before the shift, runs no single commit")))?;
+    let canary = weights.live().into_iter().find(|c| **c != back_to).cloned();
+    let from_commit = canary.as_ref().and_then(|c| env.cluster(c.as_str()).ok()).and_then(|c| commit_of(env, c, instances));
+    let summary = format!(
+        "roll {} back from the shift ({}) to the weights before it ({}): {} on {}; no instance is touched",
+        env.name,
+        weights.describe_shares(),
+        restore.describe_shares(),
+        sha(&to_commit),
+        back_to
+    );
+    // Restoring the weights puts `to_commit` back in front: a further rollback steps back from there.
+    let next = below(&seen.stack, &to_commit).first().map(|r| r.commit.clone());
+    Ok(RollbackPlan {
+        env: env.name.clone(),
+        path: RollbackPath::RestoreWeights,
+        from_commit,
+        from_cluster: canary,
+        to_commit,
+        cluster: back_to,
+        from_weights: Some(weights.clone()),
+        to_weights: Some(restore),
+        promote: None,
+        next,
+        history: Vec::new(),
+        summary,
+    })
+}
+
+/// Blue/green with one live cluster: back to the release live before the current one, by one switch when an idle
+/// cluster still runs it healthy, else by a promote of it to the idle cluster and then a switch.
+async fn blue_green(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions, seen: &Seen, weights: Weights) -> Result<RollbackPlan> {
+    let (stack, instances) = (&seen.stack, &seen.instances);
+    let nothing = |what: String| nothing(env, what);
     let primary = weights.primary().filter(|p| weights.is_live(p)).cloned().ok_or_else(|| nothing("no cluster takes traffic".into()))?;
     let primary_cluster = env.cluster(primary.as_str())?;
-    let current = commit_of(env, primary_cluster, &instances).ok_or_else(|| {
-        if world::cluster_instances(&instances, env, primary_cluster).is_empty() {
+    let current = commit_of(env, primary_cluster, instances).ok_or_else(|| {
+        if world::cluster_instances(instances, env, primary_cluster).is_empty() {
             nothing(format!("no release is live yet (the live cluster {primary} runs nothing)"))
         } else {
             nothing(format!("the live cluster {primary} runs no single commit"))
         }
     })?;
-    let target = rollback_target(&stack, &current)
+    let target = rollback_target(stack, &current)
         .ok_or_else(|| nothing(format!("the ledger holds no release live before {} on {primary}", sha(&current))))?
         .clone();
-    let history = below(&stack, &current);
+    let history = below(stack, &current);
 
-    // An idle cluster that still runs the target, healthy: switch back to it (the one it was live on first).
     let mut idle = env.idle_clusters(&weights);
     idle.sort_by_key(|c| Some(&c.name) != target.cluster.as_ref());
-    for c in &idle {
-        if commit_of(env, c, &instances).as_ref() != Some(&target.commit) {
-            continue;
+    let (path, into, promote) = match still_serving(session, pipeline, env, &idle, &target.commit, instances).await? {
+        Some(c) => (RollbackPath::SwitchBack, c, None),
+        // Otherwise: promote it to the idle cluster, then switch.
+        None => {
+            let into = *idle.first().ok_or_else(|| Error::refused(format!("env {} has no idle cluster to roll back into", env.name)))?;
+            let popts = PromoteOptions { cluster: Some(into.name.to_string()), ..opts.clone() };
+            require_ami(session, pipeline, &target.commit).await?;
+            let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+            let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
+            (RollbackPath::PromoteThenSwitch, into, Some(p))
         }
-        let health = cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e))?;
-        let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
-        let others = world::describe_others(cloud, &members, &instances).await?;
-        if readiness(&pipeline.app, env, c, &instances, &health, &others).is_ready() {
-            let to = weights.all_to(&c.name);
-            let summary = format!(
-                "roll {} back from {} on {} to {} on {} (it still runs there, healthy: one switch)",
-                env.name,
-                sha(&current),
-                primary,
-                sha(&target.commit),
-                c.name
-            );
-            return Ok(RollbackPlan {
-                env: env.name.clone(),
-                path: RollbackPath::SwitchBack,
-                from_commit: Some(current),
-                from_cluster: Some(primary),
-                to_commit: target.commit,
-                cluster: c.name.clone(),
-                from_weights: Some(weights),
-                to_weights: Some(to),
-                promote: None,
-                next: history.get(1).map(|r| r.commit.clone()),
-                history,
-                summary,
-            });
-        }
-    }
-    // Otherwise: promote it to the idle cluster, then switch.
-    let into = idle.first().ok_or_else(|| Error::refused(format!("env {} has no idle cluster to roll back into", env.name)))?;
-    let popts = PromoteOptions { cluster: Some(into.name.to_string()), ..opts.clone() };
-    require_ami(session, pipeline, &target.commit).await?;
-    let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
-    let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
+    };
     let to = weights.all_to(&into.name);
-    let summary = format!(
-        "roll {} back from {} on {} to {} on {} (promoting it there first, then one switch)",
-        env.name,
-        sha(&current),
-        primary,
-        sha(&target.commit),
-        into.name
-    );
+    let how = match path {
+        RollbackPath::SwitchBack => "it still runs there, healthy: one switch",
+        _ => "promoting it there first, then one switch",
+    };
+    let summary = format!("roll {} back from {} on {} to {} on {} ({how})", env.name, sha(&current), primary, sha(&target.commit), into.name);
     Ok(RollbackPlan {
         env: env.name.clone(),
-        path: RollbackPath::PromoteThenSwitch,
+        path,
         from_commit: Some(current),
         from_cluster: Some(primary),
         to_commit: target.commit,
         cluster: into.name.clone(),
         from_weights: Some(weights),
         to_weights: Some(to),
-        promote: Some(p),
+        promote,
         next: history.get(1).map(|r| r.commit.clone()),
         history,
         summary,
     })
+}
+
+/// The first idle cluster (the target's own first) that still runs `commit`, healthy: a switch back to it is enough.
+async fn still_serving<'e>(session: &Session, pipeline: &Pipeline, env: &Environment, idle: &[&'e Cluster], commit: &CommitSha, instances: &[Instance]) -> Result<Option<&'e Cluster>> {
+    let cloud = &session.cloud;
+    for c in idle {
+        if commit_of(env, c, instances).as_ref() != Some(commit) {
+            continue;
+        }
+        let health = cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e))?;
+        let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
+        let others = world::describe_others(cloud, &members, instances).await?;
+        if readiness(&pipeline.app, env, c, instances, &health, &others).is_ready() {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
 }
 
 /// The releases below `current` on the stack, newest first.
