@@ -22,6 +22,7 @@ use crate::model::event::{Event, EventKind};
 use crate::model::pipeline::{Environment, Pipeline, QueueMode};
 use crate::engine::lock::{self, LOCK_LEASE, RENEW_EVERY};
 use crate::engine::session::Session;
+use crate::engine::delivery::Delivery;
 
 /// How a command waits for an environment's lock held by someone else.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -138,37 +139,98 @@ pub async fn take_turn(
     doing: &str,
     wait: Wait,
     spec: Option<&TicketSpec>,
-    events: &crate::engine::delivery::Delivery,
+    events: &Delivery,
 ) -> Result<(LockInfo, Duration, Option<Ticket>)> {
-    let cloud = &session.cloud;
-    let table = &pipeline.ledger_table;
-    let now = cloud.clock.now();
     let (spec, limit) = match (wait, spec) {
-        (Wait::No, _) | (_, None) => {
-            let waiting: Vec<Ticket> = cloud.queue.tickets(table, &pipeline.app, &env.name).await?.into_iter().filter(|t| t.is_waiting(now)).collect();
-            if let Some(first) = waiting.first() {
-                let holder = cloud.lock.holder(table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
-                let running = holder.map(|h| format!("{} runs {}; ", h.holder, h.doing)).unwrap_or_default();
-                return Err(Error::new(
-                    ErrorKind::LockHeld,
-                    format!(
-                        "env {} is busy: {running}{} command(s) wait in its queue (first: {} {}); queue behind them with --wait, or see `release queue --env {}`",
-                        env.name,
-                        waiting.len(),
-                        first.holder,
-                        first.doing,
-                        env.name
-                    ),
-                ));
-            }
-            return Ok((lock::acquire(session, pipeline, env, run_id, doing).await?, Duration::ZERO, None));
-        }
+        (Wait::No, _) | (_, None) => return Ok((at_once(session, pipeline, env, run_id, doing).await?, Duration::ZERO, None)),
         (Wait::For(d), Some(s)) => (s, Some(d)),
         (Wait::Forever, Some(s)) => (s, None),
     };
+    let cloud = &session.cloud;
+    let table = &pipeline.ledger_table;
+    let now = cloud.clock.now();
+    let mut w = Waiter { session, pipeline, env, run_id, doing, spec, events, ticket: ticket(session, pipeline, env, run_id, doing, spec, now), said: String::new(), said_at: now };
+    // Waiting is this command's to stop: Ctrl-C removes the ticket rather than killing the process.
+    let _claim = session.signals.claim();
+    cloud.queue.enqueue(table, &w.ticket).await?;
+    let queued = ticket_record(session, pipeline, env, &w.ticket, spec, Outcome::Started, None);
+    events.send(Event::of(EventKind::Queued, &queued, events.link(), now));
+    let deadline = limit.map(|d| now.add(d));
+    let mut renewed = now;
+    let mut signals = session.signals.clone();
+    let outcome: Result<LockInfo> = loop {
+        let now = cloud.clock.now();
+        let ahead = match w.round(now).await? {
+            Round::Took(info) => break Ok(info),
+            Round::Left(e) => break Err(e),
+            Round::Again => continue,
+            Round::Wait(ahead) => ahead,
+        };
+        if deadline.is_some_and(|d| now >= d) {
+            let gave_up = format!("gave up after waiting {}", format_duration(limit.unwrap_or_default()));
+            record_left(session, pipeline, env, &w.ticket, spec, Outcome::Cancelled, None, gave_up, events).await?;
+            break Err(Error::new(
+                ErrorKind::LockHeld,
+                format!(
+                    "waited {} in the queue of env {} and it is still not this command's turn ({} waiting ahead of it, besides the lock's holder); its ticket was removed, nothing was done",
+                    format_duration(limit.unwrap_or_default()),
+                    env.name,
+                    ahead
+                ),
+            ));
+        }
+        if now.since(renewed) >= RENEW_EVERY {
+            w.ticket.expires = now.add(LOCK_LEASE);
+            // Gone means cancelled: the next round says so.
+            cloud.queue.update_ticket(table, &w.ticket).await?;
+            renewed = now;
+        }
+        let nap = deadline.map_or(session.poll, |d| session.poll.min(d.since(now).max(Duration::from_millis(1))));
+        tokio::select! {
+            _ = cloud.clock.sleep(nap) => {}
+            _ = signals.changed() => {}
+        }
+    };
+    let ticket = w.ticket;
+    match outcome {
+        Ok(info) => Ok((info, cloud.clock.now().since(ticket.arrival), Some(ticket))),
+        Err(e) => {
+            // A failure to remove is only a ticket that expires with its lease.
+            let _ = cloud.queue.remove_ticket(table, &ticket).await;
+            Err(e)
+        }
+    }
+}
 
+/// A command that does not wait takes the lock at once, and does not jump the line either: with tickets waiting
+/// it is refused like a held lock.
+async fn at_once(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> Result<LockInfo> {
+    let cloud = &session.cloud;
+    let table = &pipeline.ledger_table;
+    let now = cloud.clock.now();
+    let waiting: Vec<Ticket> = cloud.queue.tickets(table, &pipeline.app, &env.name).await?.into_iter().filter(|t| t.is_waiting(now)).collect();
+    if let Some(first) = waiting.first() {
+        let holder = cloud.lock.holder(table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
+        let running = holder.map(|h| format!("{} runs {}; ", h.holder, h.doing)).unwrap_or_default();
+        return Err(Error::new(
+            ErrorKind::LockHeld,
+            format!(
+                "env {} is busy: {running}{} command(s) wait in its queue (first: {} {}); queue behind them with --wait, or see `release queue --env {}`",
+                env.name,
+                waiting.len(),
+                first.holder,
+                first.doing,
+                env.name
+            ),
+        ));
+    }
+    lock::acquire(session, pipeline, env, run_id, doing).await
+}
+
+/// The ticket of `run_id`, arriving `now`.
+fn ticket(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str, spec: &TicketSpec, now: Timestamp) -> Ticket {
     let a = &session.actor;
-    let mut ticket = Ticket {
+    Ticket {
         app: pipeline.app.clone(),
         env: env.name.clone(),
         id: run_id.clone(),
@@ -181,26 +243,50 @@ pub async fn take_turn(
         doing: doing.to_owned(),
         expires: now.add(LOCK_LEASE),
         started: None,
-    };
-    // Waiting is this command's to stop: Ctrl-C removes the ticket rather than killing the process.
-    let _claim = session.signals.claim();
-    cloud.queue.enqueue(table, &ticket).await?;
-    let queued = ticket_record(session, pipeline, env, &ticket, spec, Outcome::Started, None);
-    events.send(Event::of(EventKind::Queued, &queued, events.link(), now));
-    let deadline = limit.map(|d| now.add(d));
-    let mut renewed = now;
-    let mut said = String::new();
-    let mut said_at = now;
-    let mut signals = session.signals.clone();
-    let outcome: Result<LockInfo> = loop {
-        let now = cloud.clock.now();
+    }
+}
+
+/// A command waiting in the queue: its ticket, and the line it last told the operator.
+struct Waiter<'a> {
+    session: &'a Session,
+    pipeline: &'a Pipeline,
+    env: &'a Environment,
+    run_id: &'a ReleaseId,
+    doing: &'a str,
+    spec: &'a TicketSpec,
+    events: &'a Delivery,
+    ticket: Ticket,
+    said: String,
+    said_at: Timestamp,
+}
+
+/// What one look at the queue decided.
+enum Round {
+    /// The lock is this command's.
+    Took(LockInfo),
+    /// It leaves the line without running; its ticket goes on the way out.
+    Left(Error),
+    /// It took the lock but its ticket was cancelled at the last moment (the lock was given back): look again at once.
+    Again,
+    /// Not its turn yet, with this many waiting ahead of it.
+    Wait(usize),
+}
+
+impl Waiter<'_> {
+    /// One look at the queue at `now`: leave (interrupted, cancelled, superseded), take the lock when no one is
+    /// ahead, or say who is.
+    async fn round(&mut self, now: Timestamp) -> Result<Round> {
+        let (session, pipeline, env, spec, events) = (self.session, self.pipeline, self.env, self.spec, self.events);
+        let cloud = &session.cloud;
+        let table = &pipeline.ledger_table;
+        let ticket = &self.ticket;
         if session.signals.count() > 0 {
-            record_left(session, pipeline, env, &ticket, spec, Outcome::Interrupted, None, "interrupted while waiting".to_owned(), events).await?;
-            break Err(Error::new(ErrorKind::Interrupted, format!("interrupted while waiting in the queue of env {}; its ticket was removed, nothing was done", env.name)));
+            record_left(session, pipeline, env, ticket, spec, Outcome::Interrupted, None, "interrupted while waiting".to_owned(), events).await?;
+            return Ok(Round::Left(Error::new(ErrorKind::Interrupted, format!("interrupted while waiting in the queue of env {}; its ticket was removed, nothing was done", env.name))));
         }
         let all = cloud.queue.tickets(table, &pipeline.app, &env.name).await?;
         if !all.iter().any(|t| t.id == ticket.id) {
-            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, "cancelled while waiting (`release queue cancel`)".to_owned(), events).await?;
+            record_left(session, pipeline, env, ticket, spec, Outcome::Cancelled, None, "cancelled while waiting (`release queue cancel`)".to_owned(), events).await?;
             return Err(Error::new(
                 ErrorKind::LockHeld,
                 format!("{} left the queue of env {}: its ticket {} was cancelled (`release queue cancel`); nothing was done", ticket.doing, env.name, ticket.id),
@@ -212,19 +298,8 @@ pub async fn take_turn(
         // started (taken the lock), never before: a newer one that gives up or is cancelled leaves it in line.
         let latest = env.queue == QueueMode::Latest && spec.action == TicketAction::Promote;
         if latest {
-            if let Some(by) = all.iter().filter(|t| t.started.is_some()).filter(newer).last().cloned() {
-                cloud.queue.remove_ticket(table, &ticket).await?;
-                record_left(session, pipeline, env, &ticket, spec, Outcome::Superseded, Some(by.id.clone()), format!("superseded by {} while waiting", by.id), events).await?;
-                return Err(Error::new(
-                    ErrorKind::Superseded,
-                    format!(
-                        "superseded by {} ({} by {}): env {} deploys the newest waiting commit (queue = \"latest\"); nothing was done",
-                        by.id,
-                        by.doing,
-                        by.holder,
-                        env.name
-                    ),
-                ));
+            if let Some(by) = all.iter().filter(|t| t.started.is_some()).filter(newer).last() {
+                return Err(self.superseded(by).await?);
             }
         }
         let yields = latest && waiting.iter().any(newer);
@@ -237,26 +312,9 @@ pub async fn take_turn(
             .collect();
         if yields {
             let line = format!("queued: yielding to a newer promote of {} (queue = \"latest\"); leaving once it starts", env.name);
-            tell(session, &mut said, &mut said_at, now, line);
+            tell(session, &mut self.said, &mut self.said_at, now, line);
         } else if ahead.is_empty() {
-            let info = lock::lock_info(session, pipeline, env, run_id, doing);
-            match cloud.lock.acquire(table, &info, now).await? {
-                None => {
-                    // The ticket stays, marked started, until the command ends: older promotes that yielded to it
-                    // see that it started (and leave); nobody counts it as waiting any more.
-                    ticket.started = Some(now);
-                    if !cloud.queue.update_ticket(table, &ticket).await? {
-                        // Cancelled at the last moment: give the lock back and say so.
-                        cloud.lock.release(table, &info).await?;
-                        continue;
-                    }
-                    break Ok(info);
-                }
-                Some(held) => {
-                    let line = format!("queued: first in line; waiting for {} {} (running {})", held.holder, held.doing, since(now, held.acquired));
-                    tell(session, &mut said, &mut said_at, now, line);
-                }
-            }
+            return self.try_lock(now).await;
         } else {
             let holder = cloud.lock.holder(table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
             let mut parts: Vec<String> = Vec::new();
@@ -265,39 +323,52 @@ pub async fn take_turn(
             }
             parts.extend(ahead.iter().map(|t| format!("{} {} (waiting)", t.holder, t.doing)));
             let line = format!("queued: {} ahead: {}", parts.len(), parts.join(", "));
-            tell(session, &mut said, &mut said_at, now, line);
+            tell(session, &mut self.said, &mut self.said_at, now, line);
         }
-        if deadline.is_some_and(|d| now >= d) {
-            let gave_up = format!("gave up after waiting {}", format_duration(limit.unwrap_or_default()));
-            record_left(session, pipeline, env, &ticket, spec, Outcome::Cancelled, None, gave_up, events).await?;
-            break Err(Error::new(
-                ErrorKind::LockHeld,
-                format!(
-                    "waited {} in the queue of env {} and it is still not this command's turn ({} waiting ahead of it, besides the lock's holder); its ticket was removed, nothing was done",
-                    format_duration(limit.unwrap_or_default()),
-                    env.name,
-                    ahead.len()
-                ),
-            ));
-        }
-        if now.since(renewed) >= RENEW_EVERY {
-            ticket.expires = now.add(LOCK_LEASE);
-            // Gone means cancelled: the next round says so.
-            cloud.queue.update_ticket(table, &ticket).await?;
-            renewed = now;
-        }
-        let nap = deadline.map_or(session.poll, |d| session.poll.min(d.since(now).max(Duration::from_millis(1))));
-        tokio::select! {
-            _ = cloud.clock.sleep(nap) => {}
-            _ = signals.changed() => {}
-        }
-    };
-    match outcome {
-        Ok(info) => Ok((info, cloud.clock.now().since(ticket.arrival), Some(ticket))),
-        Err(e) => {
-            // A failure to remove is only a ticket that expires with its lease.
-            let _ = cloud.queue.remove_ticket(table, &ticket).await;
-            Err(e)
+        Ok(Round::Wait(ahead.len()))
+    }
+
+    /// A newer promote of a `latest` queue started: this one leaves the line, recorded `superseded`. The error
+    /// it leaves with.
+    async fn superseded(&self, by: &Ticket) -> Result<Error> {
+        let (session, pipeline, env, ticket) = (self.session, self.pipeline, self.env, &self.ticket);
+        session.cloud.queue.remove_ticket(&pipeline.ledger_table, ticket).await?;
+        record_left(session, pipeline, env, ticket, self.spec, Outcome::Superseded, Some(by.id.clone()), format!("superseded by {} while waiting", by.id), self.events).await?;
+        Ok(Error::new(
+            ErrorKind::Superseded,
+            format!(
+                "superseded by {} ({} by {}): env {} deploys the newest waiting commit (queue = \"latest\"); nothing was done",
+                by.id,
+                by.doing,
+                by.holder,
+                env.name
+            ),
+        ))
+    }
+
+    /// First in line: takes the lock when it is free, else says who holds it.
+    async fn try_lock(&mut self, now: Timestamp) -> Result<Round> {
+        let (session, pipeline) = (self.session, self.pipeline);
+        let cloud = &session.cloud;
+        let table = &pipeline.ledger_table;
+        let info = lock::lock_info(session, pipeline, self.env, self.run_id, self.doing);
+        match cloud.lock.acquire(table, &info, now).await? {
+            None => {
+                // The ticket stays, marked started, until the command ends: older promotes that yielded to it
+                // see that it started (and leave); nobody counts it as waiting any more.
+                self.ticket.started = Some(now);
+                if !cloud.queue.update_ticket(table, &self.ticket).await? {
+                    // Cancelled at the last moment: give the lock back and say so.
+                    cloud.lock.release(table, &info).await?;
+                    return Ok(Round::Again);
+                }
+                Ok(Round::Took(info))
+            }
+            Some(held) => {
+                let line = format!("queued: first in line; waiting for {} {} (running {})", held.holder, held.doing, since(now, held.acquired));
+                tell(session, &mut self.said, &mut self.said_at, now, line);
+                Ok(Round::Wait(0))
+            }
         }
     }
 }
@@ -337,7 +408,7 @@ async fn record_left(
     outcome: Outcome,
     superseded_by: Option<ReleaseId>,
     detail: String,
-    events: &crate::engine::delivery::Delivery,
+    events: &Delivery,
 ) -> Result<()> {
     let mut record = ticket_record(session, pipeline, env, ticket, spec, outcome, superseded_by);
     record.detail = Some(detail);
