@@ -249,6 +249,97 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     let config = config_hash(pipeline, env, cluster);
     let current = world::cluster_instances(&world.instances, env, cluster);
     let strays = world::strays(&pipeline.app, env, cluster, &world.members, &world.instances, &world.others, false);
+    refuse_foreign(pipeline, cluster, &strays)?;
+    let left = leftovers(world, cluster, &current, commit, &config, action);
+    let from_commit = left
+        .resume
+        .and_then(|r| r.promote_details().and_then(|p| p.from.clone()))
+        .or_else(|| left.serving.iter().find_map(|i| i.tags.get(tags::COMMIT).and_then(|c| CommitSha::parse(c).ok())));
+    let terminated = world::terminated(&pipeline.app, env, cluster, &world.members, &world.others);
+    let (kind, complete, resume_kept) = decide(env, cluster, commit, &config, world, &left, &strays, &terminated);
+
+    let settle_until = match (&world.live, env.dns()) {
+        (Some(_), Some(dns)) => live_until(&world.records, &cluster.name).map(|t| t.add(dns.settle)).filter(|t| *t > world.now),
+        _ => None,
+    };
+    let to_launch = (cluster.count as usize).saturating_sub(left.adopted.len()) as u32;
+    let (network, skipped) = offered_network(world, cluster);
+    if network.subnets.is_empty() && kind == PlanKind::Deploy {
+        return Err(Error::refused(format!(
+            "no subnet of cluster {} is in a zone that offers {}: {}; choose another instance_type or subnets",
+            cluster.name,
+            cluster.deploy.instance_type,
+            skipped.join("; ")
+        )));
+    }
+    let deploy = kind == PlanKind::Deploy;
+    let launches = if deploy { spread(to_launch, &network.subnets) } else { Vec::new() };
+    let retire: Vec<InstanceId> = if deploy { left.serving.iter().map(|i| i.id.clone()).collect() } else { Vec::new() };
+    let mut plan = PromotePlan {
+        app: pipeline.app.clone(),
+        env: env.name.clone(),
+        cluster: cluster.name.clone(),
+        target: cluster.target.clone(),
+        commit: commit.clone(),
+        subject: world.ami.tags.get(tags::SUBJECT).cloned(),
+        ami: world.ami.id.clone(),
+        from_commit,
+        config_hash: config,
+        in_place: !env.is_blue_green(),
+        kind,
+        resume: resume_kept,
+        complete,
+        adopted: if deploy { left.adopted } else { Vec::new() },
+        launches,
+        retire,
+        strays: if deploy { strays } else { Vec::new() },
+        terminated: if deploy { terminated } else { Vec::new() },
+        cleanup: left.cleanup,
+        abandon: left.abandon.iter().map(|r| r.release_id.clone()).collect(),
+        batch: opts.batch,
+        settle_until: if deploy { settle_until } else { None },
+        forced: opts.force,
+        summary: String::new(),
+        network,
+        skipped,
+        instance_group: world.instance_group.clone(),
+        root_device: world.ami.root_device.clone(),
+        members: world.members.clone(),
+    };
+    plan.summary = summary(&plan, to_launch);
+    Ok(plan)
+}
+
+/// The plan in words, for `--plan` and the prompt.
+fn summary(plan: &PromotePlan, to_launch: u32) -> String {
+    let (env, cluster, commit) = (&plan.env, &plan.cluster, &plan.commit);
+    match plan.kind {
+        PlanKind::Nothing => format!("{}/{} already runs {} with these settings, all healthy; nothing to do", env, cluster, short_sha(commit.as_str())),
+        PlanKind::Cleanup => format!(
+            "{}/{} already runs {}; only cleanup: {} leftover instance(s), {} unfinished record(s)",
+            env,
+            cluster,
+            short_sha(commit.as_str()),
+            plan.cleanup.len(),
+            plan.abandon.len() + usize::from(plan.complete.is_some())
+        ),
+        PlanKind::Deploy => format!(
+            "promote {} ({}) to {}/{}: launch {} instance(s) in {} subnet(s){}, then retire {} old instance(s){}",
+            short_sha(commit.as_str()),
+            plan.ami,
+            env,
+            cluster,
+            to_launch,
+            plan.launches.len(),
+            if plan.adopted.is_empty() { String::new() } else { format!(" and adopt {} of unfinished release {}", plan.adopted.len(), plan.resume.as_ref().map_or("", |r| r.as_str())) },
+            plan.retire.len(),
+            if plan.strays.is_empty() { String::new() } else { format!(" and {} stray(s)", plan.strays.len()) }
+        ) + &if plan.terminated.is_empty() { String::new() } else { format!("; deregister {} instance(s) of this cluster terminated by hand", plan.terminated.len()) },
+    }
+}
+
+/// Another app's instances in the cluster's load balancer are not release's to retire: the promote refuses.
+fn refuse_foreign(pipeline: &Pipeline, cluster: &Cluster, strays: &[Stray]) -> Result<()> {
     let foreign: Vec<&Stray> = strays.iter().filter(|s| !s.this_app).collect();
     if !foreign.is_empty() {
         let list: Vec<String> = foreign.iter().map(|s| s.describe()).collect();
@@ -260,7 +351,27 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
             list.join(", ")
         )));
     }
+    Ok(())
+}
 
+/// What earlier runs left in the cluster, sorted out: the unfinished run this one resumes, those it abandons, and
+/// the cluster's instances by whose they are.
+struct Leftovers<'w> {
+    /// The unfinished run of the same kind, commit and settings, whose instances are adopted.
+    resume: Option<&'w Record>,
+    /// The other unfinished runs, closed as abandoned.
+    abandon: Vec<&'w Record>,
+    /// Instances of dead runs outside the load balancer, removed first.
+    cleanup: Vec<InstanceId>,
+    /// The resumed run's instances, stopped ones left out.
+    adopted: Vec<InstanceId>,
+    /// The resumed run's instances, all of them.
+    adopted_fleet: Vec<&'w Instance>,
+    /// The fleet that serves (or would, when alive): neither dead nor the resumed run's.
+    serving: Vec<&'w Instance>,
+}
+
+fn leftovers<'w>(world: &'w PromoteWorld, cluster: &Cluster, current: &[&'w Instance], commit: &CommitSha, config: &str, action: &str) -> Leftovers<'w> {
     // Unfinished runs that launched into this cluster, and failed ones whose cleanup was cut short.
     let unfinished: Vec<&Record> = world
         .records
@@ -296,49 +407,57 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         .copied()
         .filter(|i| (!dead.contains(release_of(i)) || member(i)) && Some(release_of(i)) != resume_id)
         .collect();
+    let adopted_fleet: Vec<&Instance> = current.iter().copied().filter(|i| Some(release_of(i)) == resume_id).collect();
+    Leftovers { resume, abandon, cleanup, adopted, adopted_fleet, serving }
+}
 
-    let from_commit = resume
-        .and_then(|r| r.promote_details().and_then(|p| p.from.clone()))
-        .or_else(|| serving.iter().find_map(|i| i.tags.get(tags::COMMIT).and_then(|c| CommitSha::parse(c).ok())));
+/// The kind of promote: `Nothing` or `Cleanup` when the cluster already runs the commit, else `Deploy`; with the
+/// unfinished run whose record is only closed (`complete`), or whose instances a deploy adopts (`resume`).
+#[allow(clippy::too_many_arguments)]
+fn decide(
+    env: &Environment,
+    cluster: &Cluster,
+    commit: &CommitSha,
+    config: &str,
+    world: &PromoteWorld,
+    left: &Leftovers<'_>,
+    strays: &[Stray],
+    terminated: &[InstanceId],
+) -> (PlanKind, Option<ReleaseId>, Option<ReleaseId>) {
+    let resume = left.resume;
     let healthy = |fleet: &[&Instance]| match &world.healthy {
         Some(h) => fleet.iter().all(|i| h.contains(&i.id)),
         None => false,
     };
-    let strays_to_retire: Vec<Stray> = strays;
-    let terminated = world::terminated(&pipeline.app, env, cluster, &world.members, &world.others);
     let count = cluster.count as usize;
-
     // Converged: exactly `count` instances of this commit and settings, one release, all healthy, nothing stray.
     let converged_on = |fleet: &[&Instance]| {
         fleet.len() == count
-            && fleet.iter().all(|i| runs(i, commit, &config))
+            && fleet.iter().all(|i| runs(i, commit, config))
             && fleet.iter().map(|i| release_of(i)).collect::<BTreeSet<_>>().len() == 1
             && healthy(fleet)
-            && strays_to_retire.is_empty()
+            && strays.is_empty()
             && terminated.is_empty()
     };
-    let adopted_fleet: Vec<&Instance> = current.iter().copied().filter(|i| Some(release_of(i)) == resume_id).collect();
     // Blue/green, the fleet of a run that died is complete only once its before_traffic hook passed: one that died
     // during the hook left a fleet nobody checked, which the re-run must check before it counts as promoted.
     let gate_passed = resume.is_none_or(|r| {
         !env.is_blue_green() || env.hooks.command(HookName::BeforeTraffic).is_none() || r.hooks.iter().any(|h| h.name == HookName::BeforeTraffic && h.passed())
     });
-    let (kind, complete, resume_kept) = if resume.is_some() && serving.is_empty() && converged_on(&adopted_fleet) && gate_passed {
+    if resume.is_some() && left.serving.is_empty() && converged_on(&left.adopted_fleet) && gate_passed {
         // The run died after retiring the old fleet: its fleet serves; only its record is left to close.
         (PlanKind::Cleanup, resume.map(|r| r.release_id.clone()), None)
-    } else if resume.is_none() && converged_on(&serving) {
-        let kind = if cleanup.is_empty() && abandon.is_empty() { PlanKind::Nothing } else { PlanKind::Cleanup };
+    } else if resume.is_none() && converged_on(&left.serving) {
+        let kind = if left.cleanup.is_empty() && left.abandon.is_empty() { PlanKind::Nothing } else { PlanKind::Cleanup };
         (kind, None, None)
     } else {
         (PlanKind::Deploy, None, resume.map(|r| r.release_id.clone()))
-    };
+    }
+}
 
-    let settle_until = match (&world.live, env.dns()) {
-        (Some(_), Some(dns)) => live_until(&world.records, &cluster.name).map(|t| t.add(dns.settle)).filter(|t| *t > world.now),
-        _ => None,
-    };
-    let to_launch = (cluster.count as usize).saturating_sub(adopted.len()) as u32;
-    // Subnets in zones that do not offer the instance type would fail at launch (`Unsupported`): left out.
+/// Where instances go: the observed network without the subnets in zones that do not offer the instance type
+/// (they would fail at launch, `Unsupported`), and those left out, in words.
+fn offered_network(world: &PromoteWorld, cluster: &Cluster) -> (Network, Vec<String>) {
     let mut network = world.network.clone();
     let mut skipped = Vec::new();
     network.subnets.retain(|s| {
@@ -348,70 +467,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         }
         ok
     });
-    if network.subnets.is_empty() && kind == PlanKind::Deploy {
-        return Err(Error::refused(format!(
-            "no subnet of cluster {} is in a zone that offers {}: {}; choose another instance_type or subnets",
-            cluster.name,
-            cluster.deploy.instance_type,
-            skipped.join("; ")
-        )));
-    }
-    let launches = if kind == PlanKind::Deploy { spread(to_launch, &network.subnets) } else { Vec::new() };
-    let retire: Vec<InstanceId> = if kind == PlanKind::Deploy { serving.iter().map(|i| i.id.clone()).collect() } else { Vec::new() };
-    let summary = match kind {
-        PlanKind::Nothing => format!("{}/{} already runs {} with these settings, all healthy; nothing to do", env.name, cluster.name, short_sha(commit.as_str())),
-        PlanKind::Cleanup => format!(
-            "{}/{} already runs {}; only cleanup: {} leftover instance(s), {} unfinished record(s)",
-            env.name,
-            cluster.name,
-            short_sha(commit.as_str()),
-            cleanup.len(),
-            abandon.len() + usize::from(complete.is_some())
-        ),
-        PlanKind::Deploy => format!(
-            "promote {} ({}) to {}/{}: launch {} instance(s) in {} subnet(s){}, then retire {} old instance(s){}",
-            short_sha(commit.as_str()),
-            world.ami.id,
-            env.name,
-            cluster.name,
-            to_launch,
-            launches.len(),
-            if adopted.is_empty() { String::new() } else { format!(" and adopt {} of unfinished release {}", adopted.len(), resume_id.unwrap_or("")) },
-            retire.len(),
-            if strays_to_retire.is_empty() { String::new() } else { format!(" and {} stray(s)", strays_to_retire.len()) }
-        ) + &if terminated.is_empty() { String::new() } else { format!("; deregister {} instance(s) of this cluster terminated by hand", terminated.len()) },
-    };
-    Ok(PromotePlan {
-        app: pipeline.app.clone(),
-        env: env.name.clone(),
-        cluster: cluster.name.clone(),
-        target: cluster.target.clone(),
-        commit: commit.clone(),
-        subject: world.ami.tags.get(tags::SUBJECT).cloned(),
-        ami: world.ami.id.clone(),
-        from_commit,
-        config_hash: config,
-        in_place: !env.is_blue_green(),
-        kind,
-        resume: resume_kept,
-        complete,
-        adopted: if kind == PlanKind::Deploy { adopted } else { Vec::new() },
-        launches,
-        retire,
-        strays: if kind == PlanKind::Deploy { strays_to_retire } else { Vec::new() },
-        terminated: if kind == PlanKind::Deploy { terminated } else { Vec::new() },
-        cleanup,
-        abandon: abandon.iter().map(|r| r.release_id.clone()).collect(),
-        batch: opts.batch,
-        settle_until: if kind == PlanKind::Deploy { settle_until } else { None },
-        forced: opts.force,
-        summary,
-        network,
-        skipped,
-        instance_group: world.instance_group.clone(),
-        root_device: world.ami.root_device.clone(),
-        members: world.members.clone(),
-    })
+    (network, skipped)
 }
 
 /// Observes and plans.
