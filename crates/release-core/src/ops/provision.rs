@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::model::error::{Error, Result, ResultExt};
 use crate::model::ledger::{Action as RecordAction, ProvisionDetails};
-use crate::model::pipeline::{Cluster, Environment, LbTarget, Pipeline};
+use crate::model::pipeline::{Cluster, DnsSettings, Environment, LbTarget, Pipeline};
 use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
 use crate::engine::runner::{self, Op, OpSpec};
 use crate::observe::balancers::misdirected;
@@ -249,7 +249,21 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
     if !cloud.ledger.table_exists(&pipeline.ledger_table).await? {
         actions.push(Action::CreateLedgerTable { table: pipeline.ledger_table.clone() });
     }
-    // Security groups, per VPC in one describe.
+    let groups = observe_groups(cloud, pipeline, env).await?;
+    actions.extend(group_actions(pipeline, env, &groups));
+    let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
+    let existing = cloud.balancer.describe(&targets).await?;
+    for c in env.clusters() {
+        actions.extend(lb_action(cloud, pipeline, c, &groups, &existing, &mut notes).await?);
+    }
+    if let Some(dns) = env.dns() {
+        actions.extend(record_actions(cloud, env, dns, &existing, &mut notes).await?);
+    }
+    Ok(Plan { app: pipeline.app.to_string(), env: env.name.to_string(), actions, notes, name_servers: Vec::new() })
+}
+
+/// The clusters' security groups that exist, per VPC in one describe; refuses networks a cluster cannot use.
+async fn observe_groups(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Result<Vec<SecurityGroup>> {
     let mut cache = BTreeMap::new();
     let mut by_vpc: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in env.clusters() {
@@ -268,6 +282,12 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
     for (vpc, names) in &by_vpc {
         groups.extend(cloud.firewall.groups(vpc, names).await?);
     }
+    Ok(groups)
+}
+
+/// The groups to create and the rules to allow or revoke, from the groups that exist.
+fn group_actions(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup]) -> Vec<Action> {
+    let mut actions = Vec::new();
     for c in env.clusters() {
         for role in [GroupRole::Lb, GroupRole::Instances] {
             let name = group_name(pipeline, c, role);
@@ -278,7 +298,7 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
                     actions.push(Action::AllowIngress { group: name, rules: want });
                 }
                 Some(g) => {
-                    let have: Vec<PlannedRule> = g.ingress.iter().map(|r| planned(r, &groups)).collect();
+                    let have: Vec<PlannedRule> = g.ingress.iter().map(|r| planned(r, groups)).collect();
                     let missing: Vec<PlannedRule> = want.iter().filter(|r| !have.contains(r)).cloned().collect();
                     let extra: Vec<PlannedRule> = have.iter().filter(|r| !want.contains(r)).cloned().collect();
                     if !missing.is_empty() {
@@ -291,79 +311,81 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
             }
         }
     }
-    let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
-    let existing = cloud.balancer.describe(&targets).await?;
-    for c in env.clusters() {
-        if !existing.iter().any(|lb| lb.target == c.target) {
-            actions.push(Action::CreateLoadBalancer {
-                cluster: c.name.to_string(),
-                target: c.target.clone(),
-                port: c.deploy.port,
-                health_path: c.deploy.health_path.clone(),
-            });
-            continue;
+    actions
+}
+
+/// A cluster's load balancer: created when missing, else configured where its settings differ from the pipeline's.
+async fn lb_action(cloud: &Cloud, pipeline: &Pipeline, c: &Cluster, groups: &[SecurityGroup], existing: &[LbInfo], notes: &mut Vec<String>) -> Result<Option<Action>> {
+    if !existing.iter().any(|lb| lb.target == c.target) {
+        return Ok(Some(Action::CreateLoadBalancer {
+            cluster: c.name.to_string(),
+            target: c.target.clone(),
+            port: c.deploy.port,
+            health_path: c.deploy.health_path.clone(),
+        }));
+    }
+    let lb_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
+    let mut actual = cloud.balancer.config(&c.target).await?;
+    let mut want = lb_spec(c, lb_group);
+    if c.target_is_alb() && actual.port != want.port {
+        // A target group's port is fixed at creation; targets are registered with the app port, which the
+        // health check follows (traffic-port), so a new port needs no new group.
+        notes.push(format!("target group {} was created for port {}; instances are registered on port {} (its health check follows them)", c.target.name(), actual.port, want.port));
+        actual.port = want.port;
+    }
+    if lb_group.is_none() {
+        // The group is created by this plan: its id is known only then.
+        want.security_groups = vec![format!("{} (new)", group_name(pipeline, c, GroupRole::Lb))];
+    }
+    let changes = want.differences(&actual);
+    Ok((!changes.is_empty()).then(|| Action::ConfigureLoadBalancer { cluster: c.name.to_string(), target: c.target.clone(), changes }))
+}
+
+/// The hosted zone and the weighted records: created, repointed at their cluster's load balancer, or removed with
+/// their cluster (only at weight 0; one that takes traffic is a note).
+async fn record_actions(cloud: &Cloud, env: &Environment, dns: &DnsSettings, existing: &[LbInfo], notes: &mut Vec<String>) -> Result<Vec<Action>> {
+    let mut actions = Vec::new();
+    let zone = cloud.dns.find_zone(&dns.zone).await?;
+    let present = match &zone {
+        None => {
+            actions.push(Action::CreateHostedZone { zone: dns.zone.clone() });
+            Vec::new()
         }
-        let lb_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
-        let mut actual = cloud.balancer.config(&c.target).await?;
-        let mut want = lb_spec(c, lb_group);
-        if c.target_is_alb() && actual.port != want.port {
-            // A target group's port is fixed at creation; targets are registered with the app port, which the
-            // health check follows (traffic-port), so a new port needs no new group.
-            notes.push(format!("target group {} was created for port {}; instances are registered on port {} (its health check follows them)", c.target.name(), actual.port, want.port));
-            actual.port = want.port;
+        Some(zone_id) => {
+            let set = cloud.dns.records(zone_id, &dns.record).await?;
+            if let Some(f) = set.foreign.first() {
+                return Err(Error::refused(format!(
+                    "{} already exists as a {} record that release does not manage; delete it or choose another `record` for env {}",
+                    f.name, f.record_type, env.name
+                )));
+            }
+            set.weighted
         }
-        if lb_group.is_none() {
-            // The group is created by this plan: its id is known only then.
-            want.security_groups = vec![format!("{} (new)", group_name(pipeline, c, GroupRole::Lb))];
-        }
-        let changes = want.differences(&actual);
-        if !changes.is_empty() {
-            actions.push(Action::ConfigureLoadBalancer { cluster: c.name.to_string(), target: c.target.clone(), changes });
+    };
+    let none_live = present.iter().all(|r| r.weight == 0);
+    for (i, c) in env.clusters().iter().enumerate() {
+        if !present.iter().any(|r| r.set_identifier == c.name.as_str()) {
+            let weight = if i == 0 && none_live { 100 } else { 0 };
+            actions.push(Action::CreateLiveRecord { record: dns.record.clone(), cluster: c.name.to_string(), target: c.target.clone(), weight });
         }
     }
-    if let Some(dns) = env.dns() {
-        let zone = cloud.dns.find_zone(&dns.zone).await?;
-        let present = match &zone {
-            None => {
-                actions.push(Action::CreateHostedZone { zone: dns.zone.clone() });
-                Vec::new()
-            }
-            Some(zone_id) => {
-                let set = cloud.dns.records(zone_id, &dns.record).await?;
-                if let Some(f) = set.foreign.first() {
-                    return Err(Error::refused(format!(
-                        "{} already exists as a {} record that release does not manage; delete it or choose another `record` for env {}",
-                        f.name, f.record_type, env.name
-                    )));
-                }
-                set.weighted
-            }
-        };
-        let none_live = present.iter().all(|r| r.weight == 0);
-        for (i, c) in env.clusters().iter().enumerate() {
-            if !present.iter().any(|r| r.set_identifier == c.name.as_str()) {
-                let weight = if i == 0 && none_live { 100 } else { 0 };
-                actions.push(Action::CreateLiveRecord { record: dns.record.clone(), cluster: c.name.to_string(), target: c.target.clone(), weight });
-            }
-        }
-        // Records aliasing something else than their cluster's load balancer as it is now (a load balancer
-        // created by this plan will have a name of its own, so its record is repointed too).
-        let set = RecordSet { weighted: present.clone(), foreign: Vec::new() };
-        for m in misdirected(env, &set, &existing) {
-            actions.push(Action::RepointLiveRecord { record: dns.record.clone(), cluster: m.cluster, target: m.target, from: m.points_to, to: m.should, weight: m.weight });
-        }
-        for r in present.iter().filter(|r| !env.clusters().iter().any(|c| c.name.as_str() == r.set_identifier)) {
-            if r.weight == 0 {
-                actions.push(Action::RemoveLiveRecord { record: dns.record.clone(), cluster: r.set_identifier.clone() });
-            } else {
-                notes.push(format!(
-                    "{} [{}] belongs to no cluster of the pipeline but takes traffic (weight {}); switch to a cluster of the pipeline, then provision again to remove it",
-                    dns.record, r.set_identifier, r.weight
-                ));
-            }
+    // Records aliasing something else than their cluster's load balancer as it is now (a load balancer
+    // created by this plan will have a name of its own, so its record is repointed too).
+    let set = RecordSet { weighted: present.clone(), foreign: Vec::new() };
+    for m in misdirected(env, &set, existing) {
+        actions.push(Action::RepointLiveRecord { record: dns.record.clone(), cluster: m.cluster, target: m.target, from: m.points_to, to: m.should, weight: m.weight });
+    }
+    for r in present.iter().filter(|r| !env.clusters().iter().any(|c| c.name.as_str() == r.set_identifier)) {
+        if r.weight == 0 {
+            actions.push(Action::RemoveLiveRecord { record: dns.record.clone(), cluster: r.set_identifier.clone() });
+        } else {
+            notes.push(format!(
+                "{} [{}] belongs to no cluster of the pipeline but takes traffic (weight {}); switch to a cluster of the pipeline, then provision again to remove it",
+                dns.record, r.set_identifier, r.weight
+            ));
         }
     }
-    Ok(Plan { app: pipeline.app.to_string(), env: env.name.to_string(), actions, notes, name_servers: Vec::new() })
+    Ok(actions)
 }
 
 /// Provisions `env`: the ledger table first (the lock lives in it), then everything else under the lock, from a
@@ -407,86 +429,127 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
     op.open(record).await?;
     op.guard().await?;
     let mut cache = BTreeMap::new();
-    // Group ids by name: the existing ones, then those created here.
-    let mut ids: BTreeMap<String, String> = BTreeMap::new();
-    let mut vpcs: BTreeMap<String, String> = BTreeMap::new();
-    for c in env.clusters() {
-        let (inst, _) = networks(cloud, c, &mut cache).await?;
-        for role in [GroupRole::Lb, GroupRole::Instances] {
-            vpcs.insert(group_name(pipeline, c, role), inst.vpc_id.clone());
+    let mut groups = Groups::observe(cloud, pipeline, env, &mut cache).await?;
+    let mut name_servers = Vec::new();
+    for action in &plan.actions {
+        op.progress(&format!("{label}: {action}"));
+        if let Some(ns) = apply_infra(cloud, pipeline, env, action, &mut groups, &mut cache).await? {
+            name_servers = ns;
         }
     }
-    for (vpc, names) in vpcs.iter().fold(BTreeMap::<&String, Vec<String>>::new(), |mut m, (n, v)| {
-        m.entry(v).or_default().push(n.clone());
-        m
-    }) {
-        for g in cloud.firewall.groups(vpc, &names).await? {
-            ids.insert(g.name, g.id);
+    apply_records(op, plan).await?;
+    Ok(name_servers)
+}
+
+/// The clusters' security groups by name: the VPC each goes in, and the id of each that exists (the existing
+/// ones, then those created here).
+struct Groups {
+    vpcs: BTreeMap<String, String>,
+    ids: BTreeMap<String, String>,
+}
+
+impl Groups {
+    async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, cache: &mut BTreeMap<Vec<String>, Network>) -> Result<Groups> {
+        let mut ids: BTreeMap<String, String> = BTreeMap::new();
+        let mut vpcs: BTreeMap<String, String> = BTreeMap::new();
+        for c in env.clusters() {
+            let (inst, _) = networks(cloud, c, cache).await?;
+            for role in [GroupRole::Lb, GroupRole::Instances] {
+                vpcs.insert(group_name(pipeline, c, role), inst.vpc_id.clone());
+            }
         }
+        for (vpc, names) in vpcs.iter().fold(BTreeMap::<&String, Vec<String>>::new(), |mut m, (n, v)| {
+            m.entry(v).or_default().push(n.clone());
+            m
+        }) {
+            for g in cloud.firewall.groups(vpc, &names).await? {
+                ids.insert(g.name, g.id);
+            }
+        }
+        Ok(Groups { vpcs, ids })
     }
-    let resolve = |ids: &BTreeMap<String, String>, rules: &[PlannedRule]| -> Result<Vec<IngressRule>> {
+
+    /// Planned rules with their group sources resolved to ids.
+    fn resolve(&self, rules: &[PlannedRule]) -> Result<Vec<IngressRule>> {
         rules
             .iter()
             .map(|r| {
                 let source = match &r.from {
                     From::Cidr(c) => RuleSource::Cidr(c.clone()),
-                    From::Group(name) => RuleSource::Group(ids.get(name).cloned().unwrap_or_else(|| name.clone())),
+                    From::Group(name) => RuleSource::Group(self.ids.get(name).cloned().unwrap_or_else(|| name.clone())),
                 };
                 Ok(IngressRule { port: r.port, source })
             })
             .collect()
-    };
-    let mut name_servers = Vec::new();
-    for action in &plan.actions {
-        op.progress(&format!("{label}: {action}"));
-        match action {
-            Action::CreateLedgerTable { .. } | Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. } => {}
-            Action::CreateSecurityGroup { cluster, role, name } => {
-                let vpc = vpcs.get(name).cloned().ok_or_else(|| Error::internal(format!("no vpc for group {name}")))?;
-                let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
-                let tags = vec![
-                    t(tags::APP, pipeline.app.as_str()),
-                    t(tags::ENV, env.name.as_str()),
-                    t(tags::CLUSTER, cluster),
-                    t("Name", name),
-                ];
-                let what = if *role == GroupRole::Lb { "load balancer" } else { "instances" };
-                let id = infra::create_group(cloud, &vpc, name, &format!("release: {} {}/{} {what}", pipeline.app, env.name, cluster), &tags).await?;
-                ids.insert(name.clone(), id);
-            }
-            Action::AllowIngress { group, rules } => {
-                let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
-                infra::allow(cloud, &id, group, &resolve(&ids, rules)?).await?;
-            }
-            Action::RevokeIngress { group, rules } => {
-                let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
-                infra::revoke(cloud, &id, group, &resolve(&ids, rules)?).await?;
-            }
-            Action::CreateLoadBalancer { cluster, target, .. } => {
-                let c = cluster_of(env, cluster)?;
-                let (_, lb_net) = networks(cloud, c, &mut cache).await?;
-                let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
-                let spec = lb_spec(c, lb_group);
-                infra::create_lb(cloud, target, &spec, &lb_net).await?;
-            }
-            Action::ConfigureLoadBalancer { cluster, target, .. } => {
-                let c = cluster_of(env, cluster)?;
-                let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
-                infra::configure_lb(cloud, target, &lb_spec(c, lb_group)).await?;
-            }
-            Action::CreateHostedZone { zone } => {
-                let z = infra::create_zone(cloud, zone).await?;
-                name_servers = z.name_servers;
-            }
+    }
+}
+
+/// Carries out one action that is not a record change (those go in one batch, [`apply_records`]); the name
+/// servers of a hosted zone it created.
+async fn apply_infra(
+    cloud: &Cloud,
+    pipeline: &Pipeline,
+    env: &Environment,
+    action: &Action,
+    groups: &mut Groups,
+    cache: &mut BTreeMap<Vec<String>, Network>,
+) -> Result<Option<Vec<String>>> {
+    let ids = &mut groups.ids;
+    match action {
+        Action::CreateLedgerTable { .. } | Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. } => {}
+        Action::CreateSecurityGroup { cluster, role, name } => {
+            let vpc = groups.vpcs.get(name).cloned().ok_or_else(|| Error::internal(format!("no vpc for group {name}")))?;
+            let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+            let tags = vec![
+                t(tags::APP, pipeline.app.as_str()),
+                t(tags::ENV, env.name.as_str()),
+                t(tags::CLUSTER, cluster),
+                t("Name", name),
+            ];
+            let what = if *role == GroupRole::Lb { "load balancer" } else { "instances" };
+            let id = infra::create_group(cloud, &vpc, name, &format!("release: {} {}/{} {what}", pipeline.app, env.name, cluster), &tags).await?;
+            ids.insert(name.clone(), id);
+        }
+        Action::AllowIngress { group, rules } => {
+            let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+            infra::allow(cloud, &id, group, &groups.resolve(rules)?).await?;
+        }
+        Action::RevokeIngress { group, rules } => {
+            let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+            infra::revoke(cloud, &id, group, &groups.resolve(rules)?).await?;
+        }
+        Action::CreateLoadBalancer { cluster, target, .. } => {
+            let c = cluster_of(env, cluster)?;
+            let (_, lb_net) = networks(cloud, c, cache).await?;
+            let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
+            let spec = lb_spec(c, lb_group);
+            infra::create_lb(cloud, target, &spec, &lb_net).await?;
+        }
+        Action::ConfigureLoadBalancer { cluster, target, .. } => {
+            let c = cluster_of(env, cluster)?;
+            let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
+            infra::configure_lb(cloud, target, &lb_spec(c, lb_group)).await?;
+        }
+        Action::CreateHostedZone { zone } => {
+            let z = infra::create_zone(cloud, zone).await?;
+            return Ok(Some(z.name_servers));
         }
     }
+    Ok(None)
+}
+
+/// The plan's record changes, in one Route53 batch, made from the load balancers and records as they are now.
+async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
+    let pipeline = op.pipeline();
+    let env = op.env();
+    let cloud = op.cloud();
     let records: Vec<&Action> = plan
         .actions
         .iter()
         .filter(|a| matches!(a, Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. }))
         .collect();
     if records.is_empty() {
-        return Ok(name_servers);
+        return Ok(());
     }
     let dns = env.dns().ok_or_else(|| Error::internal("record actions planned for an environment without dns"))?;
     let zone: ZoneId = cloud.dns.find_zone(&dns.zone).await?.ok_or_else(|| Error::not_found(format!("hosted zone {} vanished while provisioning", dns.zone)))?;
@@ -528,11 +591,11 @@ async fn apply(op: &mut Op<'_>, plan: &Plan) -> Result<Vec<String>> {
         }
     }
     if changes.is_empty() {
-        return Ok(name_servers);
+        return Ok(());
     }
     op.guard().await?;
     crate::steps::dns::upsert_records(cloud, &zone, &changes, &format!("release provision {} {}", pipeline.app, env.name)).await.context(format!("changing records {}", dns.record))?;
-    Ok(name_servers)
+    Ok(())
 }
 
 fn cluster_of<'e>(env: &'e Environment, name: &str) -> Result<&'e Cluster> {
