@@ -242,86 +242,135 @@ pub(crate) async fn body(
     started: Timestamp,
     w: SwitchWorld,
 ) -> Result<SwitchReport> {
-    let (pipeline, env) = (op.pipeline(), op.env());
-    let current = w.live.weights.clone();
-    let (mut ctx, mut plan, start, resumed) = match unfinished(&w.records) {
-        Some((r, s, st)) => {
-            if s.cluster != cluster.name {
-                return Err(Error::refused(format!(
-                    "the rollout {} of env {} to cluster {} is unfinished (its process died at {}); resume it with `release switch {}` or go back with `release rollback --env {}`; nothing was changed",
-                    r.release_id,
-                    env.name,
-                    s.cluster,
-                    step_name(&st.steps, st.step),
-                    s.cluster,
-                    env.name
-                )));
-            }
-            let at = resume_point(&env.name, &s.from, &cluster.name, st, &current)?;
-            let mut state = st.clone();
-            let same = at == st.step;
-            state.step = at;
-            if !same {
-                // Route53 took a step whose record was not saved.
-                state.holding = false;
-            }
-            // Nobody watched the step while its process was dead: its pause starts afresh now, whatever was left
-            // of it (a pause that ran out unwatched is no evidence the step is fine).
-            state.since = Some(op.cloud().clock.now());
-            let (record, details) = (r.clone(), s.clone());
-            let detail = format!("resumed at step {} by run {} after its process died", step_name(&state.steps, at), op.run_id());
-            op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));
-            let spec = RolloutSpec { steps: state.steps.clone(), pause: Duration::from_secs_f64(state.pause), alarms: state.alarms.clone() };
-            let alarms = alarms::require(env, &spec.alarms, &alarms::read(op.cloud(), &spec.alarms).await?)?;
-            // A resumed rollout is not refused for an alarm firing: its watch goes back at once, which is what it
-            // then needs (refusing would leave the traffic where the dead run left it).
-            let unwatched = SwitchWorld { alarms: Vec::new(), ..w.clone() };
-            let mut plan = plan_with(pipeline, env, cluster, &SwitchOptions { force: true, ..opts.clone() }, &spec, &unwatched, alarms)?;
-            plan.from = details.from.clone();
-            plan.to = details.to.clone();
-            plan.changes = true;
-            if let Some(rp) = plan.rollout.as_mut() {
-                rp.resumes = Some((record.release_id.clone(), step_name(&state.steps, at)));
-            }
-            op.adopt(record.clone(), detail).await?;
-            if let Ok(rec) = op.record_mut() {
-                if let Action::Switch(d) = &mut rec.action {
-                    d.rollout = Some(state.clone());
-                }
-            }
-            op.save().await?;
-            let ctx = Ctx { cluster, from: details.from.clone(), state, record_started: record.started, release_id: record.release_id.clone(), changes: 0 };
-            (ctx, plan, (at.is_none(), at.unwrap_or_default()), true)
-        }
-        None => {
-            let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
-            let plan = plan_from(pipeline, env, cluster, opts, &spec, &w)?;
-            if let Some(c) = confirmed {
-                if c.from != plan.from || c.to != plan.to {
-                    return Err(Error::refused(format!(
-                        "the weights changed since the plan was shown ({} -> {} then, {} -> {} now); nothing was changed, run the switch again",
-                        c.from, c.to, plan.from, plan.to
-                    )));
-                }
-            }
-            crate::steps::records::close_unfinished(op, &w.records, &current).await?;
-            if !plan.changes {
-                return Ok(SwitchReport::unchanged(plan, false));
-            }
-            let state = RolloutState { steps: spec.steps.clone(), pause: spec.pause.as_secs_f64(), alarms: spec.alarms.clone(), step: None, since: None, holding: false, reason: None };
-            let mut record = op.draft(Action::Switch(plan.details(Some(state.clone()))));
-            record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
-            let (rid, rstarted) = (record.release_id.clone(), record.started);
-            op.open(record).await?;
-            op.step("recorded")?;
-            let ctx = Ctx { cluster, from: plan.from.clone(), state, record_started: rstarted, release_id: rid, changes: 0 };
-            (ctx, plan, (true, 0), false)
-        }
+    let Begun { mut ctx, mut plan, start, resumed } = match unfinished(&w.records) {
+        Some(found) => resume(op, cluster, opts, &w, found).await?,
+        None => match begin(op, cluster, opts, confirmed, &w).await? {
+            Begin::Steps(begun) => begun,
+            Begin::Unchanged(report) => return Ok(report),
+        },
     };
     plan.forced = opts.force;
     let mut live = w.live.clone();
     let result = steps(op, &mut ctx, &mut live, start, past_hold).await;
-    let mut report = SwitchReport { release_id: ctx.release_id.to_string(), changed: true, ..SwitchReport::unchanged(plan, false) };
+    let report = SwitchReport { release_id: ctx.release_id.to_string(), changed: true, ..SwitchReport::unchanged(plan, false) };
+    conclude(op, &mut ctx, &mut live, report, result, started, resumed).await
+}
+
+/// A rollout whose record is open, ready for its steps.
+struct Begun<'c> {
+    ctx: Ctx<'c>,
+    plan: SwitchPlan,
+    /// Where the steps begin: `(fresh, start)`, `fresh` when no step was taken yet.
+    start: (bool, usize),
+    /// Whether it resumed the record of a dead run.
+    resumed: bool,
+}
+
+/// How a new rollout begins.
+enum Begin<'c> {
+    /// With its steps.
+    Steps(Begun<'c>),
+    /// Not at all: the weights already are where it goes.
+    Unchanged(SwitchReport),
+}
+
+/// Adopts the unfinished rollout of a dead run (refused when it went to another cluster), at the step Route53
+/// holds now.
+async fn resume<'c>(
+    op: &mut Op<'_>,
+    cluster: &'c Cluster,
+    opts: &SwitchOptions,
+    w: &SwitchWorld,
+    (r, s, st): (&Record, &crate::model::ledger::SwitchDetails, &RolloutState),
+) -> Result<Begun<'c>> {
+    let (pipeline, env) = (op.pipeline(), op.env());
+    if s.cluster != cluster.name {
+        return Err(Error::refused(format!(
+            "the rollout {} of env {} to cluster {} is unfinished (its process died at {}); resume it with `release switch {}` or go back with `release rollback --env {}`; nothing was changed",
+            r.release_id,
+            env.name,
+            s.cluster,
+            step_name(&st.steps, st.step),
+            s.cluster,
+            env.name
+        )));
+    }
+    let at = resume_point(&env.name, &s.from, &cluster.name, st, &w.live.weights)?;
+    let mut state = st.clone();
+    let same = at == st.step;
+    state.step = at;
+    if !same {
+        // Route53 took a step whose record was not saved.
+        state.holding = false;
+    }
+    // Nobody watched the step while its process was dead: its pause starts afresh now, whatever was left
+    // of it (a pause that ran out unwatched is no evidence the step is fine).
+    state.since = Some(op.cloud().clock.now());
+    let (record, details) = (r.clone(), s.clone());
+    let detail = format!("resumed at step {} by run {} after its process died", step_name(&state.steps, at), op.run_id());
+    op.progress(&format!("resuming rollout {} of env {} to {} at step {}", record.release_id, env.name, cluster.name, step_name(&state.steps, at)));
+    let spec = RolloutSpec { steps: state.steps.clone(), pause: Duration::from_secs_f64(state.pause), alarms: state.alarms.clone() };
+    let alarms = alarms::require(env, &spec.alarms, &alarms::read(op.cloud(), &spec.alarms).await?)?;
+    // A resumed rollout is not refused for an alarm firing: its watch goes back at once, which is what it
+    // then needs (refusing would leave the traffic where the dead run left it).
+    let unwatched = SwitchWorld { alarms: Vec::new(), ..w.clone() };
+    let mut plan = plan_with(pipeline, env, cluster, &SwitchOptions { force: true, ..opts.clone() }, &spec, &unwatched, alarms)?;
+    plan.from = details.from.clone();
+    plan.to = details.to.clone();
+    plan.changes = true;
+    if let Some(rp) = plan.rollout.as_mut() {
+        rp.resumes = Some((record.release_id.clone(), step_name(&state.steps, at)));
+    }
+    op.adopt(record.clone(), detail).await?;
+    if let Ok(rec) = op.record_mut() {
+        if let Action::Switch(d) = &mut rec.action {
+            d.rollout = Some(state.clone());
+        }
+    }
+    op.save().await?;
+    let ctx = Ctx { cluster, from: details.from.clone(), state, record_started: record.started, release_id: record.release_id.clone(), changes: 0 };
+    Ok(Begun { ctx, plan, start: (at.is_none(), at.unwrap_or_default()), resumed: true })
+}
+
+/// Starts the rollout `opts` asks for (refused when the weights changed since the `confirmed` plan), closing what
+/// dead runs left unfinished first.
+async fn begin<'c>(op: &mut Op<'_>, cluster: &'c Cluster, opts: &SwitchOptions, confirmed: Option<&SwitchPlan>, w: &SwitchWorld) -> Result<Begin<'c>> {
+    let (pipeline, env) = (op.pipeline(), op.env());
+    let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
+    let plan = plan_from(pipeline, env, cluster, opts, &spec, w)?;
+    if let Some(c) = confirmed {
+        if c.from != plan.from || c.to != plan.to {
+            return Err(Error::refused(format!(
+                "the weights changed since the plan was shown ({} -> {} then, {} -> {} now); nothing was changed, run the switch again",
+                c.from, c.to, plan.from, plan.to
+            )));
+        }
+    }
+    crate::steps::records::close_unfinished(op, &w.records, &w.live.weights).await?;
+    if !plan.changes {
+        return Ok(Begin::Unchanged(SwitchReport::unchanged(plan, false)));
+    }
+    let state = RolloutState { steps: spec.steps.clone(), pause: spec.pause.as_secs_f64(), alarms: spec.alarms.clone(), step: None, since: None, holding: false, reason: None };
+    let mut record = op.draft(Action::Switch(plan.details(Some(state.clone()))));
+    record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
+    let (rid, rstarted) = (record.release_id.clone(), record.started);
+    op.open(record).await?;
+    op.step("recorded")?;
+    let ctx = Ctx { cluster, from: plan.from.clone(), state, record_started: rstarted, release_id: rid, changes: 0 };
+    Ok(Begin::Steps(Begun { ctx, plan, start: (true, 0), resumed: false }))
+}
+
+/// How the steps ended, as the report and the record say it: passed (then the `after_traffic` hook), sent back by
+/// the watch, or stopped by an error (going back first, unless past the point of no return or the lock was lost).
+async fn conclude(
+    op: &mut Op<'_>,
+    ctx: &mut Ctx<'_>,
+    live: &mut LiveName,
+    mut report: SwitchReport,
+    result: Result<Watched>,
+    started: Timestamp,
+    resumed: bool,
+) -> Result<SwitchReport> {
     let outcome = |ctx: &Ctx<'_>, rolled_back: bool, reason: Option<String>| RolloutOutcome {
         reached: step_name(&ctx.state.steps, ctx.state.step),
         route53_changes: ctx.changes,
@@ -331,7 +380,7 @@ pub(crate) async fn body(
     };
     match result {
         Ok(Watched::Passed) => {
-            report.rollout = Some(outcome(&ctx, false, None));
+            report.rollout = Some(outcome(ctx, false, None));
             // The target takes all the traffic now: the same `after_traffic` as a one-step switch (a failure goes
             // back to the weights from before the rollout, `report.plan.from`, in one Route53 change).
             crate::ops::switch::hooks::after_switch(op, &report.plan).await?;
@@ -341,7 +390,7 @@ pub(crate) async fn body(
         }
         Ok(Watched::Revert(reason)) => {
             op.progress(&format!("rolling back: {reason}"));
-            revert(op, &mut ctx, &mut live, &reason).await?;
+            revert(op, ctx, live, &reason).await?;
             ctx.state.reason = Some(reason.clone());
             if let Ok(r) = op.record_mut() {
                 r.detail = Some(reason.clone());
@@ -351,7 +400,7 @@ pub(crate) async fn body(
                 }
             }
             op.set_outcome(Outcome::RolledBack);
-            report.rollout = Some(outcome(&ctx, true, Some(reason)));
+            report.rollout = Some(outcome(ctx, true, Some(reason)));
             report.seconds = op.cloud().clock.now().since(started).as_secs_f64();
             Ok(report)
         }
@@ -362,7 +411,7 @@ pub(crate) async fn body(
             let back = ctx.from.describe_shares();
             op.progress(&format!("putting env {} back to the weights from before the rollout ({back})", op.env().name));
             let at = step_name(&ctx.state.steps, ctx.state.step);
-            match revert(op, &mut ctx, &mut live, &why).await {
+            match revert(op, ctx, live, &why).await {
                 Ok(()) => Err(e
                     .reword(format!("rollout of {} to {} stopped at step {at}: {why}; the weights from before it were put back ({back})", op.env().name, ctx.cluster.name))
                     .with_rolled_back(true)),
@@ -698,10 +747,15 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
     let id = session.new_release_id();
     let now = cloud.clock.now();
     // Where it stood when asked: `continue` has been acted on once the holder left that step (or ended).
-    let asked_at = s.rollout.as_ref().map(|st| (st.step, st.holding));
-    let ended = s.rollout.as_ref().map(|st| step_name(&st.steps, st.step));
+    let asked = Asked {
+        rollout,
+        kind,
+        id: id.clone(),
+        at: s.rollout.as_ref().map(|st| (st.step, st.holding)),
+        ended: s.rollout.as_ref().map(|st| step_name(&st.steps, st.step)),
+    };
     let action = Action::RolloutRequest(RolloutRequestDetails { rollout: rollout.release_id.clone(), request: kind, cluster: s.cluster.clone() });
-    let mut record = session.record(pipeline, env, id.clone(), now, action);
+    let mut record = session.record(pipeline, env, id, now, action);
     record.finished = Some(now);
     record.outcome = Outcome::Succeeded;
     record.detail = Some(format!("asked rollout {} to {}", rollout.release_id, if kind == RolloutRequestKind::Continue { "go on" } else { "go back" }));
@@ -732,30 +786,8 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
             return Err(Error::internal(format!("the record of rollout {} vanished", rollout.release_id)));
         };
         let Action::Switch(d) = &r.action else { continue };
-        let state = d.rollout.clone().unwrap_or_else(|| RolloutState { steps: vec![], pause: 0.0, alarms: vec![], step: None, since: None, holding: false, reason: None });
-        let acted = match kind {
-            RolloutRequestKind::Continue => r.outcome.is_final() || asked_at.is_none_or(|(step, holding)| state.step != step || (holding && !state.holding)),
-            RolloutRequestKind::Rollback => r.outcome.is_final(),
-        };
-        if acted {
-            let report = RequestReport {
-                rollout: rollout.release_id.to_string(),
-                request: kind,
-                request_id: Some(id.to_string()),
-                step: step_name(&state.steps, state.step),
-                outcome: r.outcome,
-                ended: (kind == RolloutRequestKind::Continue).then(|| ended.clone()).flatten(),
-                resumed: None,
-            };
-            if kind == RolloutRequestKind::Rollback && r.outcome != Outcome::RolledBack {
-                return Err(Error::refused(format!(
-                    "rollout {} ended {} before it saw the rollback request; run `release rollback --env {}` again",
-                    rollout.release_id,
-                    r.outcome.as_str(),
-                    env.name
-                )));
-            }
-            return Ok(report);
+        if let Some(answer) = asked.answer(env, r, d) {
+            return answer;
         }
         if cloud.clock.now() >= deadline {
             return Err(Error::new(
@@ -770,6 +802,52 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
                 ),
             ));
         }
+    }
+}
+
+/// A request left for the holder of a rollout, and where the rollout stood when it was asked.
+struct Asked<'r> {
+    rollout: &'r Record,
+    kind: RolloutRequestKind,
+    /// The request's own record.
+    id: ReleaseId,
+    /// The step and whether it held, when asked.
+    at: Option<(Option<usize>, bool)>,
+    /// The step's name, when asked.
+    ended: Option<String>,
+}
+
+impl Asked<'_> {
+    /// Whether the holder acted on the request, as the rollout's record `r` (with its details `d`) says now: the
+    /// report (or the refusal of a rollback the rollout ended without seeing), else `None`.
+    fn answer(&self, env: &Environment, r: &Record, d: &crate::model::ledger::SwitchDetails) -> Option<Result<RequestReport>> {
+        let (rollout, kind) = (self.rollout, self.kind);
+        let state = d.rollout.clone().unwrap_or_else(|| RolloutState { steps: vec![], pause: 0.0, alarms: vec![], step: None, since: None, holding: false, reason: None });
+        let acted = match kind {
+            RolloutRequestKind::Continue => r.outcome.is_final() || self.at.is_none_or(|(step, holding)| state.step != step || (holding && !state.holding)),
+            RolloutRequestKind::Rollback => r.outcome.is_final(),
+        };
+        if !acted {
+            return None;
+        }
+        let report = RequestReport {
+            rollout: rollout.release_id.to_string(),
+            request: kind,
+            request_id: Some(self.id.to_string()),
+            step: step_name(&state.steps, state.step),
+            outcome: r.outcome,
+            ended: (kind == RolloutRequestKind::Continue).then(|| self.ended.clone()).flatten(),
+            resumed: None,
+        };
+        if kind == RolloutRequestKind::Rollback && r.outcome != Outcome::RolledBack {
+            return Some(Err(Error::refused(format!(
+                "rollout {} ended {} before it saw the rollback request; run `release rollback --env {}` again",
+                rollout.release_id,
+                r.outcome.as_str(),
+                env.name
+            ))));
+        }
+        Some(Ok(report))
     }
 }
 
