@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml_edit::{ImDocument, Item, Table, TableLike};
 
 use super::{
-    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, LbTarget,
+    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, HealthCheck, LbTarget,
     MetadataTokens, NotifySettings, Pipeline, QueueMode, SecretRef, Sink, SinkKind, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
 };
 use super::{check_steps, Rollout, RolloutStep, DEFAULT_ROLLOUT_PAUSE, MAX_ROLLOUT_ALARMS, MAX_ROLLOUT_PAUSE};
@@ -332,19 +332,7 @@ impl<'a> Walker<'a> {
             d.security_groups = self.ids_with_prefix(list, "sg-", "a security group id");
         }
         if let Some(list) = self.str_list(tbl, "allow") {
-            let mut cidrs = Vec::new();
-            for (c, span) in list {
-                if is_cidr(&c) {
-                    cidrs.push(c);
-                } else {
-                    self.error(span, format!("`{c}` in `allow` is not an IPv4 CIDR"), Some("write a block like \"203.0.113.0/24\", or \"0.0.0.0/0\" for everyone"));
-                }
-            }
-            if cidrs.is_empty() {
-                let span = self.span_of(tbl, "allow");
-                self.error(span, "`allow` is empty: nobody could reach the load balancer", Some("list who may, e.g. [\"0.0.0.0/0\"]"));
-            }
-            d.allow = cidrs;
+            d.allow = self.allow(tbl, list);
         }
         if let Some((n, span)) = self.int(tbl, "port") {
             match u16::try_from(n) {
@@ -360,26 +348,7 @@ impl<'a> Walker<'a> {
             }
         }
         if let Some(h) = self.sub_table(tbl, "health", format!("{}.health", tbl.name)) {
-            self.unknown_keys(&h, &["interval", "timeout", "healthy", "unhealthy"]);
-            if let Some(v) = self.duration(&h, "interval", (Duration::from_secs(5), Duration::from_secs(300))) {
-                d.health.interval = v;
-            }
-            if let Some(v) = self.duration(&h, "timeout", (Duration::from_secs(2), Duration::from_secs(120))) {
-                d.health.timeout = v;
-            }
-            for (key, slot) in [("healthy", &mut d.health.healthy), ("unhealthy", &mut d.health.unhealthy)] {
-                if let Some((n, span)) = self.int(&h, key) {
-                    if (2..=10).contains(&n) {
-                        *slot = n as u32;
-                    } else {
-                        self.error(span, format!("`{key}` threshold {n} is outside 2..10"), Some("load balancers count 2 to 10 checks in a row"));
-                    }
-                }
-            }
-            if d.health.timeout >= d.health.interval {
-                let span = self.span_of(&h, "timeout");
-                self.error(span, format!("health check timeout {} is not shorter than its interval {}", format_duration(d.health.timeout), format_duration(d.health.interval)), Some("make timeout shorter than interval"));
-            }
+            self.health_check(&h, &mut d.health);
         }
         if let Some((p, span)) = self.str(tbl, "instance_profile") {
             if !p.is_empty() && p.len() <= 128 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b)) {
@@ -399,32 +368,7 @@ impl<'a> Walker<'a> {
             }
         }
         if let Some(v) = self.sub_table(tbl, "root_volume", format!("{}.root_volume", tbl.name)) {
-            self.unknown_keys(&v, &["size_gb", "type", "encrypted"]);
-            let mut rv = base.root_volume.clone().unwrap_or(RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true });
-            if let Some((n, span)) = self.int(&v, "size_gb") {
-                if (1..=16384).contains(&n) {
-                    rv.size_gb = n as u32;
-                } else {
-                    self.error(span, format!("root volume size {n} GiB is outside 1..16384"), Some("give the size in GiB"));
-                }
-            }
-            if let Some((t, span)) = self.str(&v, "type") {
-                if ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"].contains(&t.as_str()) {
-                    rv.kind = t;
-                } else {
-                    self.error(span, format!("`{t}` is not an EBS volume type"), Some("use gp3, gp2, io1, io2, st1, sc1 or standard"));
-                }
-            }
-            if let Some(item) = v.t.get("encrypted") {
-                match item.as_bool() {
-                    Some(b) => rv.encrypted = b,
-                    None => {
-                        let span = self.span_of(&v, "encrypted");
-                        self.error(span, "`encrypted` must be true or false", Some("write encrypted = true"));
-                    }
-                }
-            }
-            d.root_volume = Some(rv);
+            d.root_volume = Some(self.root_volume(&v, base));
         }
         if let Some((n, span)) = self.int(tbl, "max_targets") {
             if (1..=100_000).contains(&n) {
@@ -434,6 +378,77 @@ impl<'a> Walker<'a> {
             }
         }
         d
+    }
+
+    /// `allow`: the CIDR blocks that may reach the load balancer (never none).
+    fn allow(&mut self, tbl: &Tbl<'_>, list: Vec<(String, Range<usize>)>) -> Vec<String> {
+        let mut cidrs = Vec::new();
+        for (c, span) in list {
+            if is_cidr(&c) {
+                cidrs.push(c);
+            } else {
+                self.error(span, format!("`{c}` in `allow` is not an IPv4 CIDR"), Some("write a block like \"203.0.113.0/24\", or \"0.0.0.0/0\" for everyone"));
+            }
+        }
+        if cidrs.is_empty() {
+            let span = self.span_of(tbl, "allow");
+            self.error(span, "`allow` is empty: nobody could reach the load balancer", Some("list who may, e.g. [\"0.0.0.0/0\"]"));
+        }
+        cidrs
+    }
+
+    /// `[.. .health]`, over `health` (the inherited check).
+    fn health_check(&mut self, h: &Tbl<'_>, health: &mut HealthCheck) {
+        self.unknown_keys(h, &["interval", "timeout", "healthy", "unhealthy"]);
+        if let Some(v) = self.duration(h, "interval", (Duration::from_secs(5), Duration::from_secs(300))) {
+            health.interval = v;
+        }
+        if let Some(v) = self.duration(h, "timeout", (Duration::from_secs(2), Duration::from_secs(120))) {
+            health.timeout = v;
+        }
+        for (key, slot) in [("healthy", &mut health.healthy), ("unhealthy", &mut health.unhealthy)] {
+            if let Some((n, span)) = self.int(h, key) {
+                if (2..=10).contains(&n) {
+                    *slot = n as u32;
+                } else {
+                    self.error(span, format!("`{key}` threshold {n} is outside 2..10"), Some("load balancers count 2 to 10 checks in a row"));
+                }
+            }
+        }
+        if health.timeout >= health.interval {
+            let span = self.span_of(h, "timeout");
+            self.error(span, format!("health check timeout {} is not shorter than its interval {}", format_duration(health.timeout), format_duration(health.interval)), Some("make timeout shorter than interval"));
+        }
+    }
+
+    /// `[.. .root_volume]`, over the inherited one (or EC2's default: 8 GiB gp3, encrypted).
+    fn root_volume(&mut self, v: &Tbl<'_>, base: &DeploySettings) -> RootVolume {
+        self.unknown_keys(v, &["size_gb", "type", "encrypted"]);
+        let mut rv = base.root_volume.clone().unwrap_or(RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true });
+        if let Some((n, span)) = self.int(v, "size_gb") {
+            if (1..=16384).contains(&n) {
+                rv.size_gb = n as u32;
+            } else {
+                self.error(span, format!("root volume size {n} GiB is outside 1..16384"), Some("give the size in GiB"));
+            }
+        }
+        if let Some((t, span)) = self.str(v, "type") {
+            if ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"].contains(&t.as_str()) {
+                rv.kind = t;
+            } else {
+                self.error(span, format!("`{t}` is not an EBS volume type"), Some("use gp3, gp2, io1, io2, st1, sc1 or standard"));
+            }
+        }
+        if let Some(item) = v.t.get("encrypted") {
+            match item.as_bool() {
+                Some(b) => rv.encrypted = b,
+                None => {
+                    let span = self.span_of(v, "encrypted");
+                    self.error(span, "`encrypted` must be true or false", Some("write encrypted = true"));
+                }
+            }
+        }
+        rv
     }
 
     fn ids_with_prefix(&mut self, list: Vec<(String, Range<usize>)>, prefix: &str, what: &str) -> Vec<String> {
@@ -675,28 +690,7 @@ impl<'a> Walker<'a> {
             },
         );
         let owners = self.str_list(&t, "base_owners").map(|l| l.into_iter().map(|(s, _)| s).collect::<Vec<_>>());
-        let base_ami = self.required_str(&t, "base_ami", "add base_ami = \"ami-...\" or a name filter with base_owners").and_then(
-            |(s, span)| {
-                if s.starts_with("ami-") {
-                    match AmiId::parse(&s) {
-                        Ok(id) => Some(BaseAmi::Id(id)),
-                        Err(_) => {
-                            self.error(span, format!("base_ami `{s}` is not an AMI id"), Some("write ami- followed by hex digits, or a name filter"));
-                            None
-                        }
-                    }
-                } else if owners.as_ref().is_none_or(|o| o.is_empty()) {
-                    self.error(
-                        span,
-                        format!("base_ami `{s}` is a name filter but [bake] has no base_owners"),
-                        Some("add base_owners = [\"amazon\"] (or the account id you trust) so no stranger's image can match"),
-                    );
-                    None
-                } else {
-                    Some(BaseAmi::NameFilter(s))
-                }
-            },
-        );
+        let base_ami = self.base_ami(&t, owners.as_deref());
         let instance_type = match self.str(&t, "instance_type") {
             Some((s, _)) if is_instance_type(&s) => Some(s),
             Some((s, span)) => {
@@ -731,6 +725,29 @@ impl<'a> Walker<'a> {
             instance_type: instance_type?,
             vars,
         })
+    }
+
+    /// `base_ami`: an AMI id, or a name filter (only with `base_owners`, so that no stranger's image can match).
+    fn base_ami(&mut self, t: &Tbl<'_>, owners: Option<&[String]>) -> Option<BaseAmi> {
+        let (s, span) = self.required_str(t, "base_ami", "add base_ami = \"ami-...\" or a name filter with base_owners")?;
+        if s.starts_with("ami-") {
+            match AmiId::parse(&s) {
+                Ok(id) => Some(BaseAmi::Id(id)),
+                Err(_) => {
+                    self.error(span, format!("base_ami `{s}` is not an AMI id"), Some("write ami- followed by hex digits, or a name filter"));
+                    None
+                }
+            }
+        } else if owners.is_none_or(|o| o.is_empty()) {
+            self.error(
+                span,
+                format!("base_ami `{s}` is a name filter but [bake] has no base_owners"),
+                Some("add base_owners = [\"amazon\"] (or the account id you trust) so no stranger's image can match"),
+            );
+            None
+        } else {
+            Some(BaseAmi::NameFilter(s))
+        }
     }
 
     fn envs(&mut self, top: &Tbl<'_>, deploy: &DeploySettings) -> Option<Vec<Environment>> {
@@ -795,6 +812,33 @@ impl<'a> Walker<'a> {
     ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
         self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks"]);
         let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
+        let queue = self.queue_mode(t, label);
+        let dns = match t.t.get("dns") {
+            Some(_) => Some(self.dns(t, label)),
+            None => None,
+        };
+        if t.t.get("clusters").is_none() {
+            self.missing(t, "clusters", &format!("add a [{label}.clusters.<name>] section with load_balancer and count"));
+            return None;
+        }
+        let (clusters, named, mut ok) = self.clusters(t, label, deploy, seen)?;
+        if !self.cluster_count_fits(t, label, dns.is_some(), named) {
+            return None;
+        }
+        ok &= self.vars_fit(t, label, &vars, &clusters);
+        if !ok {
+            return None;
+        }
+        let topology = match dns {
+            Some(Some(dns)) => Topology::BlueGreen { dns, clusters },
+            Some(None) => return None,
+            None => Topology::InPlace { cluster: clusters.into_iter().next()? },
+        };
+        Some((vars, topology, queue))
+    }
+
+    /// `queue`: "fifo" (the default) or "latest".
+    fn queue_mode(&mut self, t: &Tbl<'_>, label: &str) -> QueueMode {
         let mut queue = QueueMode::Fifo;
         if let Some((q, span)) = self.str(t, "queue") {
             match q.as_str() {
@@ -807,14 +851,12 @@ impl<'a> Walker<'a> {
                 ),
             }
         }
-        let dns = match t.t.get("dns") {
-            Some(_) => Some(self.dns(t, label)),
-            None => None,
-        };
-        if t.t.get("clusters").is_none() {
-            self.missing(t, "clusters", &format!("add a [{label}.clusters.<name>] section with load_balancer and count"));
-            return None;
-        }
+        queue
+    }
+
+    /// `[ENV.clusters.*]`, each name unique within the app and each load balancer one cluster's: the clusters
+    /// read, how many were named, and whether all were well.
+    fn clusters(&mut self, t: &Tbl<'_>, label: &str, deploy: &DeploySettings, seen: &mut Seen) -> Option<(Vec<Cluster>, usize, bool)> {
         let ct = self.sub_table(t, "clusters", format!("{label}.clusters"))?;
         let mut clusters = Vec::new();
         let mut ok = true;
@@ -855,30 +897,41 @@ impl<'a> Walker<'a> {
                 _ => ok = false,
             }
         }
+        Some((clusters, names.len(), ok))
+    }
+
+    /// Blue/green (dns) needs two clusters or more; in place (no dns), one.
+    fn cluster_count_fits(&mut self, t: &Tbl<'_>, label: &str, dns: bool, named: usize) -> bool {
         let anchor = self.key_span(t, "clusters");
-        match (&dns, names.len()) {
+        match (dns, named) {
             (_, 0) => {
                 self.error(anchor, format!("[{label}] has no clusters"), Some(&format!("add [{label}.clusters.<name>]")));
-                return None;
+                false
             }
-            (Some(_), 1) => {
+            (true, 1) => {
                 self.error(
                     anchor,
                     format!("[{label}] has dns but only one cluster; blue/green needs two or more"),
                     Some(&format!("add a second cluster under [{label}.clusters], or remove dns to replace in place")),
                 );
-                return None;
+                false
             }
-            (None, n) if n > 1 => {
+            (false, n) if n > 1 => {
                 self.error(
                     anchor,
                     format!("[{label}] has {n} clusters but no dns; without dns there is one cluster, replaced in place"),
                     Some(&format!("add dns = {{ zone = ..., record = ... }} to [{label}], or keep one cluster")),
                 );
-                return None;
+                false
             }
-            _ => {}
+            _ => true,
         }
+    }
+
+    /// The variables must reach the instances: `ssm:` references need an instance profile to be read at boot, and
+    /// all of them must fit in EC2's user data.
+    fn vars_fit(&mut self, t: &Tbl<'_>, label: &str, vars: &BTreeMap<String, String>, clusters: &[Cluster]) -> bool {
+        let mut ok = true;
         let ssm: Vec<&String> = vars.iter().filter(|(_, v)| v.starts_with("ssm:")).map(|(k, _)| k).collect();
         if let (Some(k), Some(c)) = (ssm.first(), clusters.iter().find(|c| c.deploy.instance_profile.is_none())) {
             let span = self.key_span(t, "vars");
@@ -893,7 +946,7 @@ impl<'a> Walker<'a> {
             ok = false;
         }
         if let Some(c) = clusters.first() {
-            let size = super::user_data_size(&vars, c);
+            let size = super::user_data_size(vars, c);
             if size > super::USER_DATA_LIMIT {
                 let span = self.key_span(t, "vars");
                 self.error(
@@ -904,15 +957,7 @@ impl<'a> Walker<'a> {
                 ok = false;
             }
         }
-        if !ok {
-            return None;
-        }
-        let topology = match dns {
-            Some(Some(dns)) => Topology::BlueGreen { dns, clusters },
-            Some(None) => return None,
-            None => Topology::InPlace { cluster: clusters.into_iter().next()? },
-        };
-        Some((vars, topology, queue))
+        ok
     }
 
     fn dns(&mut self, env: &Tbl<'_>, label: &str) -> Option<DnsSettings> {
@@ -958,22 +1003,7 @@ impl<'a> Walker<'a> {
         let mut allowed = vec!["load_balancer", "target_group", "count"];
         allowed.extend_from_slice(DEPLOY_KEYS);
         self.unknown_keys(t, &allowed);
-        let lb = self.str(t, "load_balancer");
-        let tg = self.str(t, "target_group");
-        let target = match (lb, tg) {
-            (Some(_), Some((_, span))) => {
-                self.error(span, format!("[{}] names both load_balancer and target_group", t.name), Some("keep one of them"));
-                None
-            }
-            (Some((n, span)), None) => self.lb_name(n, span.clone(), "load balancer").map(|n| (LbTarget::ClassicElb(n), span)),
-            (None, Some((n, span))) => self.lb_name(n, span.clone(), "target group").map(|n| (LbTarget::TargetGroup(n), span)),
-            (None, None) => {
-                if !t.t.contains_key("load_balancer") && !t.t.contains_key("target_group") {
-                    self.missing(t, "load_balancer", "add load_balancer = \"<classic ELB name>\" or target_group = \"<target group name>\"");
-                }
-                None
-            }
-        };
+        let target = self.lb_target(t);
         let count = match self.int(t, "count") {
             Some((n, span)) if !(1..=MAX_COUNT).contains(&n) => {
                 self.error(span, format!("count {n} is outside 1..{MAX_COUNT}"), Some(&format!("set how many instances the cluster runs, from 1 to {MAX_COUNT}")));
@@ -1030,6 +1060,26 @@ impl<'a> Walker<'a> {
         }
         let (target, span) = target?;
         Some((target, span, count?, settings))
+    }
+
+    /// `load_balancer` (a classic ELB) or `target_group` (an ALB's), one of them, with where it was written.
+    fn lb_target(&mut self, t: &Tbl<'_>) -> Option<(LbTarget, Range<usize>)> {
+        let lb = self.str(t, "load_balancer");
+        let tg = self.str(t, "target_group");
+        match (lb, tg) {
+            (Some(_), Some((_, span))) => {
+                self.error(span, format!("[{}] names both load_balancer and target_group", t.name), Some("keep one of them"));
+                None
+            }
+            (Some((n, span)), None) => self.lb_name(n, span.clone(), "load balancer").map(|n| (LbTarget::ClassicElb(n), span)),
+            (None, Some((n, span))) => self.lb_name(n, span.clone(), "target group").map(|n| (LbTarget::TargetGroup(n), span)),
+            (None, None) => {
+                if !t.t.contains_key("load_balancer") && !t.t.contains_key("target_group") {
+                    self.missing(t, "load_balancer", "add load_balancer = \"<classic ELB name>\" or target_group = \"<target group name>\"");
+                }
+                None
+            }
+        }
     }
 
     fn lb_name(&mut self, n: String, span: Range<usize>, what: &str) -> Option<String> {
