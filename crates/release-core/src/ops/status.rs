@@ -12,9 +12,10 @@ use crate::model::clock::Timestamp;
 use crate::model::error::{Cause, Result};
 use crate::model::ids::{short_sha, EnvName, InstanceId};
 use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
-use crate::model::pipeline::{LbTarget, Pipeline};
+use crate::model::pipeline::{Cluster, Environment, LbTarget, Pipeline};
 use crate::ports::{tags, HealthState, Image, Instance, LbInfo};
-use crate::observe::world::{self, Stray};
+use crate::observe::balancers::Misdirected;
+use crate::observe::world::{self, LiveName, Stray};
 
 /// One cluster as status shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -204,32 +205,79 @@ async fn env_status(
         Vec::new()
     };
     let wrong = live.as_ref().map(|l| crate::observe::balancers::misdirected(env, &l.records, lbs)).unwrap_or_default();
+    let view = EnvView { pipeline, env, images, instances, described, lbs, live: live.as_deref(), wrong: &wrong, busy };
     let mut clusters = Vec::new();
     let mut lb_gone: Option<String> = None;
     for c in env.clusters() {
-        let mine = world::cluster_instances(instances, env, c);
-        let mut gone = None;
-        let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut gone)?;
-        if gone.is_none() && described.contains(&c.target) && !lbs.iter().any(|l| l.target == c.target) {
-            // Described but left out: name the part that is gone (the ALB alone, say), not the whole target.
-            gone = cloud.balancer.missing_part(&c.target).await?.map(|part| world::part_missing(env, c, &part).message().to_owned());
-        }
+        let (cluster, gone) = view.cluster(session, c).await?;
         if let Some(g) = &gone {
             note.get_or_insert_with(|| g.clone());
             lb_gone.get_or_insert_with(|| g.clone());
         }
+        clusters.push(cluster);
+    }
+    let last = records.first().map(|r| LastAction {
+        action: r.action_name().into(),
+        actor: r.actor.clone(),
+        outcome: r.outcome,
+        started: r.started.to_string(),
+        commit: r.commit().map(ToString::to_string),
+        cluster: r.cluster().map(ToString::to_string),
+    });
+    Ok(EnvStatus {
+        env: env.name.to_string(),
+        kind: if env.is_blue_green() { "blue-green" } else { "in-place" }.into(),
+        record: env.dns().map(|d| d.record.clone()),
+        clusters,
+        operation: running.map(|r| operation(session, r, lock.as_ref(), now)),
+        lock: lock.map(|l| LockStatus { stale: l.is_stale(now), lock: l }),
+        // An environment never provisioned has no record yet: its missing load balancers are only a note.
+        lb_gone: lb_gone.filter(|_| !records.is_empty()),
+        queue,
+        last,
+        note,
+    })
+}
+
+/// What each cluster of an environment is judged from.
+struct EnvView<'a> {
+    pipeline: &'a Pipeline,
+    env: &'a Environment,
+    images: &'a [Image],
+    instances: &'a [Instance],
+    /// The load balancers asked about, and those that answered.
+    described: &'a [LbTarget],
+    lbs: &'a [LbInfo],
+    live: Option<&'a LiveName>,
+    /// The live name's records that point elsewhere than their cluster's load balancer.
+    wrong: &'a [Misdirected],
+    /// Whether an operation is under way (two releases in a load balancer are then no strays).
+    busy: bool,
+}
+
+impl EnvView<'_> {
+    /// Cluster `c` as status shows it, and why its load balancer is gone, if it is.
+    async fn cluster(&self, session: &crate::engine::session::Session, c: &Cluster) -> Result<(ClusterStatus, Option<String>)> {
+        let (cloud, pipeline, env, instances, live) = (&session.cloud, self.pipeline, self.env, self.instances, self.live);
+        let mine = world::cluster_instances(instances, env, c);
+        let mut gone = None;
+        let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut gone)?;
+        if gone.is_none() && self.described.contains(&c.target) && !self.lbs.iter().any(|l| l.target == c.target) {
+            // Described but left out: name the part that is gone (the ALB alone, say), not the whole target.
+            gone = cloud.balancer.missing_part(&c.target).await?.map(|part| world::part_missing(env, c, &part).message().to_owned());
+        }
         let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
         let others = world::describe_others(cloud, &members, instances).await?;
         // While an operation is under way two releases are in the load balancer on purpose.
-        let strays = world::strays(&pipeline.app, env, c, &members, instances, &others, !busy);
+        let strays = world::strays(&pipeline.app, env, c, &members, instances, &others, !self.busy);
         let terminated = world::terminated(&pipeline.app, env, c, &members, &others);
         let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
         let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
         let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();
         let amis: BTreeSet<&str> = mine.iter().map(|i| i.ami.as_str()).collect();
         let ami = (amis.len() == 1).then(|| amis.iter().next().map(|a| a.to_string())).flatten();
-        let image = ami.as_ref().and_then(|a| images.iter().find(|i| i.id.as_str() == a));
-        let (role, share, weight) = match &live {
+        let image = ami.as_ref().and_then(|a| self.images.iter().find(|i| i.id.as_str() == a));
+        let (role, share, weight) = match live {
             None => ("in-place", None, None),
             Some(l) => {
                 let w = l.weights.weight(&c.name);
@@ -237,7 +285,7 @@ async fn env_status(
                 (role, Some(l.weights.percent(&c.name)), l.weights.has(&c.name).then_some(w))
             }
         };
-        clusters.push(ClusterStatus {
+        let status = ClusterStatus {
             cluster: c.name.to_string(),
             target: c.target.to_string(),
             role: role.into(),
@@ -253,55 +301,43 @@ async fn env_status(
             count: c.count,
             strays,
             terminated,
-            note: gone.or_else(|| wrong
-                .iter()
-                .find(|m| m.cluster == c.name.as_str())
-                .map(|m| format!("{}; switch refuses to send it traffic until `release provision --env {}` repoints it", m.describe(), env.name))
-                .or_else(|| {
-                    // A weighted record deleted by hand: the cluster looks idle, but no switch can give it traffic.
-                    live.as_ref().filter(|l| !l.weights.has(&c.name))?;
-                    let record = env.dns().map_or("", |d| d.record.as_str());
-                    Some(format!("{record} has no weighted record for {}; switch refuses it until `release provision --env {}` adds it", c.name, env.name))
-                })),
-        });
+            note: gone.clone().or_else(|| self.record_note(c)),
+        };
+        Ok((status, gone))
     }
-    let operation = running.map(|r| {
-        let judged = lock.as_ref().filter(|l| l.release_id == r.holder).map(|l| crate::engine::lock::judge_holder(session, l, Some(r), now));
-        OperationStatus {
-            action: r.action_name().into(),
-            release_id: r.release_id.to_string(),
-            actor: r.actor.clone(),
-            started: r.started,
-            cluster: r.cluster().map(ToString::to_string),
-            commit: r.commit().map(ToString::to_string),
-            progress: r.progress.clone(),
-            // The same judgement as `release unlock`: a holder whose process is gone is dead, unless a hook it
-            // started still runs.
-            alive: judged.as_ref().is_some_and(crate::engine::lock::Holder::is_live),
-            holder: judged.as_ref().map(|j| j.why().to_owned()),
-        }
-    });
-    let last = records.first().map(|r| LastAction {
+
+    /// What is wrong with the cluster's weighted record: it points elsewhere, or it is gone.
+    fn record_note(&self, c: &Cluster) -> Option<String> {
+        let env = self.env;
+        self.wrong
+            .iter()
+            .find(|m| m.cluster == c.name.as_str())
+            .map(|m| format!("{}; switch refuses to send it traffic until `release provision --env {}` repoints it", m.describe(), env.name))
+            .or_else(|| {
+                // A weighted record deleted by hand: the cluster looks idle, but no switch can give it traffic.
+                self.live.filter(|l| !l.weights.has(&c.name))?;
+                let record = env.dns().map_or("", |d| d.record.as_str());
+                Some(format!("{record} has no weighted record for {}; switch refuses it until `release provision --env {}` adds it", c.name, env.name))
+            })
+    }
+}
+
+/// The operation under way, as its record tells and its lock's holder is judged.
+fn operation(session: &crate::engine::session::Session, r: &Record, lock: Option<&LockInfo>, now: Timestamp) -> OperationStatus {
+    let judged = lock.filter(|l| l.release_id == r.holder).map(|l| crate::engine::lock::judge_holder(session, l, Some(r), now));
+    OperationStatus {
         action: r.action_name().into(),
+        release_id: r.release_id.to_string(),
         actor: r.actor.clone(),
-        outcome: r.outcome,
-        started: r.started.to_string(),
-        commit: r.commit().map(ToString::to_string),
+        started: r.started,
         cluster: r.cluster().map(ToString::to_string),
-    });
-    Ok(EnvStatus {
-        env: env.name.to_string(),
-        kind: if env.is_blue_green() { "blue-green" } else { "in-place" }.into(),
-        record: env.dns().map(|d| d.record.clone()),
-        clusters,
-        lock: lock.map(|l| LockStatus { stale: l.is_stale(now), lock: l }),
-        operation,
-        // An environment never provisioned has no record yet: its missing load balancers are only a note.
-        lb_gone: lb_gone.filter(|_| !records.is_empty()),
-        queue,
-        last,
-        note,
-    })
+        commit: r.commit().map(ToString::to_string),
+        progress: r.progress.clone(),
+        // The same judgement as `release unlock`: a holder whose process is gone is dead, unless a hook it
+        // started still runs.
+        alive: judged.as_ref().is_some_and(crate::engine::lock::Holder::is_live),
+        holder: judged.as_ref().map(|j| j.why().to_owned()),
+    }
 }
 
 impl ClusterStatus {
