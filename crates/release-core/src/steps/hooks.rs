@@ -8,13 +8,14 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use crate::engine::runner::Op;
-use crate::model::clock::format_duration;
+use crate::model::clock::{format_duration, Timestamp};
 use std::time::Duration;
 
 use crate::engine::runner::take_over_in_flight;
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::hook::*;
-use crate::ports::{HookCommand, HookExit};
+use crate::ports::{HookCommand, HookExit, RunningHook};
+use crate::engine::session::Signals;
 
 /// The newest lines of a hook's output, bounded in lines and bytes.
 #[derive(Default)]
@@ -62,15 +63,7 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
     // only acknowledged (past the point of no return) lets the hook run. Any signal after this stops the hook.
     let signals_before = signals.count();
     op.check()?;
-    // Recorded before it starts, and saved or not started: if this process dies, a re-run must know that a copy
-    // may still be running.
-    let session = op.session();
-    if let Ok(r) = op.record_mut() {
-        take_over_in_flight(session, r, started)?;
-        r.progress = Some(crate::model::ledger::Progress { phase: format!("hook-{name}"), waiting_for: Some(format!("hook {name}")), ..Default::default() });
-        r.hook_running = Some(HookInFlight { name, command: command.clone(), host: session.actor.host.clone(), started, deadline, process: None });
-    }
-    op.save().await.map_err(|e| e.context(format!("recording hook {name} before starting it")))?;
+    record_start(op, name, &command, started, deadline).await?;
     let mut stop: Option<Error> = None;
     let (status, exit_code, signal) = match op.session().hooks.start(&cmd, output).await {
         Err(e) => {
@@ -79,52 +72,9 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
             (HookStatus::Error, None, None)
         }
         Ok(mut running) => {
-            // Its pid, before waiting on it: what a re-run on this machine checks.
-            if let Some(p) = running.process() {
-                if let Some(h) = op.record_mut().ok().and_then(|r| r.hook_running.as_mut()) {
-                    h.process = Some(p);
-                }
-                if let Err(e) = op.save().await {
-                    running.kill().await;
-                    if let Ok(r) = op.record_mut() {
-                        r.hook_running = None;
-                    }
-                    return Err(e.context(format!("recording hook {name}'s process; it was killed")));
-                }
-            }
-            let ended = loop {
-                let now = clock.now();
-                if now >= deadline {
-                    break None;
-                }
-                // Woken by the hook's end, its deadline, a signal, or each poll to notice a lost lock.
-                let slice = deadline.since(now).min(op.session().poll.max(Duration::from_millis(100)));
-                tokio::select! {
-                    r = running.wait() => break Some(r),
-                    _ = clock.sleep(slice) => {}
-                    _ = signals.changed() => {}
-                }
-                if signals.count() > signals_before {
-                    stop = Some(Error::new(ErrorKind::Interrupted, "interrupted"));
-                    break None;
-                }
-                if op.lock_lost() {
-                    stop = Some(op.check().err().unwrap_or_else(|| Error::new(ErrorKind::LockHeld, "the lock was lost")));
-                    break None;
-                }
-            };
-            match ended {
-                Some(Ok(HookExit { code: Some(0), .. })) => (HookStatus::Succeeded, Some(0), None),
-                Some(Ok(HookExit { code, signal })) => (HookStatus::Failed, code, signal),
-                Some(Err(e)) => {
-                    sink_line(&tail, e.message());
-                    (HookStatus::Error, None, None)
-                }
-                None => {
-                    running.kill().await;
-                    if stop.is_some() { (HookStatus::Interrupted, None, None) } else { (HookStatus::TimedOut, None, None) }
-                }
-            }
+            let (ended, why) = wait_for(op, &mut running, name, deadline, (&mut signals, signals_before), &tail).await?;
+            stop = why;
+            ended
         }
     };
     let result = HookResult {
@@ -136,6 +86,90 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
         seconds: clock.now().since(started).as_secs_f64(),
         output_tail: tail.lock().unwrap().lines.iter().cloned().collect(),
     };
+    record_result(op, &result).await?;
+    match stop {
+        Some(e) => Err(e.context(format!("hook {name}"))),
+        None => Ok(Some(result)),
+    }
+}
+
+/// Records the hook before it starts, and saves it or does not start it: if this process dies, a re-run must know
+/// that a copy may still be running.
+async fn record_start(op: &mut Op<'_>, name: HookName, command: &str, started: Timestamp, deadline: Timestamp) -> Result<()> {
+    let session = op.session();
+    if let Ok(r) = op.record_mut() {
+        take_over_in_flight(session, r, started)?;
+        r.progress = Some(crate::model::ledger::Progress { phase: format!("hook-{name}"), waiting_for: Some(format!("hook {name}")), ..Default::default() });
+        r.hook_running = Some(HookInFlight { name, command: command.to_owned(), host: session.actor.host.clone(), started, deadline, process: None });
+    }
+    op.save().await.map_err(|e| e.context(format!("recording hook {name} before starting it")))
+}
+
+/// Waits for a started hook until it ends, its deadline passes, a new signal comes (beyond `signals_before`) or
+/// the lock is lost, killing it in the last three cases: its status, exit code and signal, and what stopped it.
+async fn wait_for(
+    op: &mut Op<'_>,
+    running: &mut Box<dyn RunningHook>,
+    name: HookName,
+    deadline: Timestamp,
+    (signals, signals_before): (&mut Signals, u32),
+    tail: &Arc<Mutex<Tail>>,
+) -> Result<((HookStatus, Option<i32>, Option<i32>), Option<Error>)> {
+    let clock = op.cloud().clock.clone();
+    let mut stop: Option<Error> = None;
+    // Its pid, before waiting on it: what a re-run on this machine checks.
+    if let Some(p) = running.process() {
+        if let Some(h) = op.record_mut().ok().and_then(|r| r.hook_running.as_mut()) {
+            h.process = Some(p);
+        }
+        if let Err(e) = op.save().await {
+            running.kill().await;
+            if let Ok(r) = op.record_mut() {
+                r.hook_running = None;
+            }
+            return Err(e.context(format!("recording hook {name}'s process; it was killed")));
+        }
+    }
+    let ended = loop {
+        let now = clock.now();
+        if now >= deadline {
+            break None;
+        }
+        // Woken by the hook's end, its deadline, a signal, or each poll to notice a lost lock.
+        let slice = deadline.since(now).min(op.session().poll.max(Duration::from_millis(100)));
+        tokio::select! {
+            r = running.wait() => break Some(r),
+            _ = clock.sleep(slice) => {}
+            _ = signals.changed() => {}
+        }
+        if signals.count() > signals_before {
+            stop = Some(Error::new(ErrorKind::Interrupted, "interrupted"));
+            break None;
+        }
+        if op.lock_lost() {
+            stop = Some(op.check().err().unwrap_or_else(|| Error::new(ErrorKind::LockHeld, "the lock was lost")));
+            break None;
+        }
+    };
+    let how = match ended {
+        Some(Ok(HookExit { code: Some(0), .. })) => (HookStatus::Succeeded, Some(0), None),
+        Some(Ok(HookExit { code, signal })) => (HookStatus::Failed, code, signal),
+        Some(Err(e)) => {
+            sink_line(tail, e.message());
+            (HookStatus::Error, None, None)
+        }
+        None => {
+            running.kill().await;
+            if stop.is_some() { (HookStatus::Interrupted, None, None) } else { (HookStatus::TimedOut, None, None) }
+        }
+    };
+    Ok((how, stop))
+}
+
+/// Puts the hook's result on the record and saves it at once: whatever follows (a rollback, a crash), the record
+/// says how the hook went.
+async fn record_result(op: &mut Op<'_>, result: &HookResult) -> Result<()> {
+    let name = result.name;
     op.lap(&format!("hook-{name}"));
     op.progress(&result.describe());
     if let Ok(r) = op.record_mut() {
@@ -143,14 +177,9 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
         r.progress = None;
         r.hook_running = None;
     }
-    // Saved now: whatever follows (a rollback, a crash), the record says how the hook went.
     let _ = op.save().await;
     let step = if result.passed() { format!("hook-{name}") } else { format!("hook-{name}-failed") };
-    op.step(&step.replace('_', "-"))?;
-    match stop {
-        Some(e) => Err(e.context(format!("hook {name}"))),
-        None => Ok(Some(result)),
-    }
+    op.step(&step.replace('_', "-"))
 }
 
 fn sink_line(tail: &Arc<Mutex<Tail>>, line: &str) {
