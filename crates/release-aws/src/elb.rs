@@ -148,6 +148,187 @@ impl Aws {
             })
             .collect())
     }
+
+    /// A classic ELB with its listener, unless one of that name exists.
+    async fn create_classic(&self, name: &str, spec: &LbSpec, subnets: Vec<String>, sgs: Option<Vec<String>>) -> Result<()> {
+        if !self.classic_elbs().await?.iter().any(|(n, ..)| n == name) {
+            self.elb
+                .create_load_balancer()
+                .load_balancer_name(name)
+                .listeners(classic_listener(spec.port)?)
+                .set_subnets(Some(subnets))
+                .set_security_groups(sgs)
+                .send()
+                .await
+                .map_err(|e| sdk("elb CreateLoadBalancer", e))?;
+        }
+        Ok(())
+    }
+
+    /// A target group with its ALB and the ALB's listener, each made unless it exists (a half-made one is finished).
+    async fn create_alb(&self, name: &str, spec: &LbSpec, network: &Network, subnets: Vec<String>, sgs: Option<Vec<String>>) -> Result<()> {
+        let tg_arn = match self.target_groups().await?.into_iter().find(|(n, _)| n == name) {
+            Some((_, arn)) => arn,
+            None => self.create_target_group(name, spec, network).await?,
+        };
+        let lb_arn = match self.albs().await?.into_iter().find(|a| a.0 == name) {
+            Some((_, arn, ..)) => arn,
+            None => {
+                let out = self
+                    .elbv2
+                    .create_load_balancer()
+                    .name(name)
+                    .r#type(LoadBalancerTypeEnum::Application)
+                    .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                    .set_subnets(Some(subnets))
+                    .set_security_groups(sgs)
+                    .send()
+                    .await
+                    .map_err(|e| sdk("elbv2 CreateLoadBalancer", e))?;
+                out.load_balancers()
+                    .first()
+                    .and_then(|l| l.load_balancer_arn())
+                    .ok_or_else(|| Error::aws("elbv2 CreateLoadBalancer returned no load balancer"))?
+                    .to_owned()
+            }
+        };
+        let listeners = self.elbv2.describe_listeners().load_balancer_arn(&lb_arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
+        if !listeners.listeners().iter().any(|l| l.port() == Some(i32::from(LISTENER_PORT))) {
+            self.elbv2
+                .create_listener()
+                .load_balancer_arn(&lb_arn)
+                .protocol(ProtocolEnum::Http)
+                .port(i32::from(LISTENER_PORT))
+                .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg_arn).build())
+                .send()
+                .await
+                .map_err(|e| sdk("elbv2 CreateListener", e))?;
+        }
+        Ok(())
+    }
+
+    /// A new target group, with the spec's health check; its ARN.
+    async fn create_target_group(&self, name: &str, spec: &LbSpec, network: &Network) -> Result<String> {
+        let h = &spec.health;
+        let out = self
+            .elbv2
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(i32::from(spec.port))
+            .vpc_id(&network.vpc_id)
+            .target_type(TargetTypeEnum::Instance)
+            .health_check_path(&spec.health_path)
+            .health_check_interval_seconds(secs(h.interval))
+            .health_check_timeout_seconds(secs(h.timeout))
+            .healthy_threshold_count(h.healthy as i32)
+            .unhealthy_threshold_count(h.unhealthy as i32)
+            .send()
+            .await
+            .map_err(|e| sdk("elbv2 CreateTargetGroup", e))?;
+        Ok(out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .ok_or_else(|| Error::aws("elbv2 CreateTargetGroup returned no target group"))?
+            .to_owned())
+    }
+
+    /// A classic ELB as the spec says: health check, draining and cross-zone balancing, its security groups when
+    /// they differ, and its listener replaced when the instance port changed (it cannot be changed in place).
+    async fn configure_classic(&self, target: &LbTarget, name: &str, spec: &LbSpec) -> Result<()> {
+        let h = &spec.health;
+        let check = build(
+            "health check",
+            HealthCheck_::builder()
+                .target(format!("HTTP:{}{}", spec.port, spec.health_path))
+                .interval(secs(h.interval))
+                .timeout(secs(h.timeout))
+                .healthy_threshold(h.healthy as i32)
+                .unhealthy_threshold(h.unhealthy as i32)
+                .build(),
+        )?;
+        self.elb
+            .configure_health_check()
+            .load_balancer_name(name)
+            .health_check(check)
+            .send()
+            .await
+            .map_err(|e| Self::elb_error(target, sdk("elb ConfigureHealthCheck", e)))?;
+        let draining = ConnectionDraining::builder().enabled(!spec.drain.is_zero()).timeout(secs(spec.drain).max(1)).build();
+        let cross = CrossZoneLoadBalancing::builder().enabled(spec.cross_zone).build();
+        self.elb
+            .modify_load_balancer_attributes()
+            .load_balancer_name(name)
+            .load_balancer_attributes(LoadBalancerAttributes::builder().connection_draining(draining).cross_zone_load_balancing(cross).build())
+            .send()
+            .await
+            .map_err(|e| Self::elb_error(target, sdk("elb ModifyLoadBalancerAttributes", e)))?;
+        let now = self.config(target).await?;
+        if !spec.security_groups.is_empty() && now.security_groups != sorted(&spec.security_groups) {
+            self.elb
+                .apply_security_groups_to_load_balancer()
+                .load_balancer_name(name)
+                .set_security_groups(Some(spec.security_groups.clone()))
+                .send()
+                .await
+                .map_err(|e| Self::elb_error(target, sdk("elb ApplySecurityGroupsToLoadBalancer", e)))?;
+        }
+        if now.port != spec.port {
+            // A listener's instance port cannot be changed in place: replace the listener.
+            self.elb
+                .delete_load_balancer_listeners()
+                .load_balancer_name(name)
+                .load_balancer_ports(i32::from(LISTENER_PORT))
+                .send()
+                .await
+                .map_err(|e| Self::elb_error(target, sdk("elb DeleteLoadBalancerListeners", e)))?;
+            self.elb
+                .create_load_balancer_listeners()
+                .load_balancer_name(name)
+                .listeners(classic_listener(spec.port)?)
+                .send()
+                .await
+                .map_err(|e| Self::elb_error(target, sdk("elb CreateLoadBalancerListeners", e)))?;
+        }
+        Ok(())
+    }
+
+    /// A target group as the spec says (health check, deregistration delay), and its ALB's security groups.
+    async fn configure_target_group(&self, target: &LbTarget, name: &str, spec: &LbSpec) -> Result<()> {
+        let h = &spec.health;
+        let arn = self.tg_arn(name).await?;
+        self.elbv2
+            .modify_target_group()
+            .target_group_arn(&arn)
+            .health_check_path(&spec.health_path)
+            .health_check_interval_seconds(secs(h.interval))
+            .health_check_timeout_seconds(secs(h.timeout))
+            .healthy_threshold_count(h.healthy as i32)
+            .unhealthy_threshold_count(h.unhealthy as i32)
+            .send()
+            .await
+            .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroup", e)))?;
+        self.elbv2
+            .modify_target_group_attributes()
+            .target_group_arn(&arn)
+            .attributes(TargetGroupAttribute::builder().key("deregistration_delay.timeout_seconds").value(secs(spec.drain).to_string()).build())
+            .send()
+            .await
+            .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroupAttributes", e)))?;
+        if !spec.security_groups.is_empty() {
+            if let Some((_, lb_arn, ..)) = self.albs().await?.into_iter().find(|a| a.0 == name) {
+                self.elbv2
+                    .set_security_groups()
+                    .load_balancer_arn(lb_arn)
+                    .set_security_groups(Some(spec.security_groups.clone()))
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 SetSecurityGroups", e)))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -185,82 +366,8 @@ impl Balancer for Aws {
         let subnets: Vec<String> = network.subnets.iter().map(|s| s.id.clone()).collect();
         let sgs = (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone());
         match target {
-            LbTarget::ClassicElb(name) => {
-                if !self.classic_elbs().await?.iter().any(|(n, ..)| n == name) {
-                    self.elb
-                        .create_load_balancer()
-                        .load_balancer_name(name)
-                        .listeners(classic_listener(spec.port)?)
-                        .set_subnets(Some(subnets))
-                        .set_security_groups(sgs)
-                        .send()
-                        .await
-                        .map_err(|e| sdk("elb CreateLoadBalancer", e))?;
-                }
-            }
-            LbTarget::TargetGroup(name) => {
-                let tg_arn = match self.target_groups().await?.into_iter().find(|(n, _)| n == name) {
-                    Some((_, arn)) => arn,
-                    None => {
-                        let h = &spec.health;
-                        let out = self
-                            .elbv2
-                            .create_target_group()
-                            .name(name)
-                            .protocol(ProtocolEnum::Http)
-                            .port(i32::from(spec.port))
-                            .vpc_id(&network.vpc_id)
-                            .target_type(TargetTypeEnum::Instance)
-                            .health_check_path(&spec.health_path)
-                            .health_check_interval_seconds(secs(h.interval))
-                            .health_check_timeout_seconds(secs(h.timeout))
-                            .healthy_threshold_count(h.healthy as i32)
-                            .unhealthy_threshold_count(h.unhealthy as i32)
-                            .send()
-                            .await
-                            .map_err(|e| sdk("elbv2 CreateTargetGroup", e))?;
-                        out.target_groups()
-                            .first()
-                            .and_then(|t| t.target_group_arn())
-                            .ok_or_else(|| Error::aws("elbv2 CreateTargetGroup returned no target group"))?
-                            .to_owned()
-                    }
-                };
-                let lb_arn = match self.albs().await?.into_iter().find(|a| &a.0 == name) {
-                    Some((_, arn, ..)) => arn,
-                    None => {
-                        let out = self
-                            .elbv2
-                            .create_load_balancer()
-                            .name(name)
-                            .r#type(LoadBalancerTypeEnum::Application)
-                            .scheme(LoadBalancerSchemeEnum::InternetFacing)
-                            .set_subnets(Some(subnets))
-                            .set_security_groups(sgs)
-                            .send()
-                            .await
-                            .map_err(|e| sdk("elbv2 CreateLoadBalancer", e))?;
-                        out.load_balancers()
-                            .first()
-                            .and_then(|l| l.load_balancer_arn())
-                            .ok_or_else(|| Error::aws("elbv2 CreateLoadBalancer returned no load balancer"))?
-                            .to_owned()
-                    }
-                };
-                let listeners =
-                    self.elbv2.describe_listeners().load_balancer_arn(&lb_arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
-                if !listeners.listeners().iter().any(|l| l.port() == Some(i32::from(LISTENER_PORT))) {
-                    self.elbv2
-                        .create_listener()
-                        .load_balancer_arn(&lb_arn)
-                        .protocol(ProtocolEnum::Http)
-                        .port(i32::from(LISTENER_PORT))
-                        .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg_arn).build())
-                        .send()
-                        .await
-                        .map_err(|e| sdk("elbv2 CreateListener", e))?;
-                }
-            }
+            LbTarget::ClassicElb(name) => self.create_classic(name, spec, subnets, sgs).await?,
+            LbTarget::TargetGroup(name) => self.create_alb(name, spec, network, subnets, sgs).await?,
         }
         // Health check, draining and balancing as the spec says, also on a load balancer that existed half-made.
         self.configure(target, spec).await?;
@@ -347,97 +454,10 @@ impl Balancer for Aws {
     }
 
     async fn configure(&self, target: &LbTarget, spec: &LbSpec) -> Result<()> {
-        let h = &spec.health;
         match target {
-            LbTarget::ClassicElb(name) => {
-                let check = build(
-                    "health check",
-                    HealthCheck_::builder()
-                        .target(format!("HTTP:{}{}", spec.port, spec.health_path))
-                        .interval(secs(h.interval))
-                        .timeout(secs(h.timeout))
-                        .healthy_threshold(h.healthy as i32)
-                        .unhealthy_threshold(h.unhealthy as i32)
-                        .build(),
-                )?;
-                self.elb
-                    .configure_health_check()
-                    .load_balancer_name(name)
-                    .health_check(check)
-                    .send()
-                    .await
-                    .map_err(|e| Self::elb_error(target, sdk("elb ConfigureHealthCheck", e)))?;
-                let draining = ConnectionDraining::builder().enabled(!spec.drain.is_zero()).timeout(secs(spec.drain).max(1)).build();
-                let cross = CrossZoneLoadBalancing::builder().enabled(spec.cross_zone).build();
-                self.elb
-                    .modify_load_balancer_attributes()
-                    .load_balancer_name(name)
-                    .load_balancer_attributes(LoadBalancerAttributes::builder().connection_draining(draining).cross_zone_load_balancing(cross).build())
-                    .send()
-                    .await
-                    .map_err(|e| Self::elb_error(target, sdk("elb ModifyLoadBalancerAttributes", e)))?;
-                let now = self.config(target).await?;
-                if !spec.security_groups.is_empty() && now.security_groups != sorted(&spec.security_groups) {
-                    self.elb
-                        .apply_security_groups_to_load_balancer()
-                        .load_balancer_name(name)
-                        .set_security_groups(Some(spec.security_groups.clone()))
-                        .send()
-                        .await
-                        .map_err(|e| Self::elb_error(target, sdk("elb ApplySecurityGroupsToLoadBalancer", e)))?;
-                }
-                if now.port != spec.port {
-                    // A listener's instance port cannot be changed in place: replace the listener.
-                    self.elb
-                        .delete_load_balancer_listeners()
-                        .load_balancer_name(name)
-                        .load_balancer_ports(i32::from(LISTENER_PORT))
-                        .send()
-                        .await
-                        .map_err(|e| Self::elb_error(target, sdk("elb DeleteLoadBalancerListeners", e)))?;
-                    self.elb
-                        .create_load_balancer_listeners()
-                        .load_balancer_name(name)
-                        .listeners(classic_listener(spec.port)?)
-                        .send()
-                        .await
-                        .map_err(|e| Self::elb_error(target, sdk("elb CreateLoadBalancerListeners", e)))?;
-                }
-            }
-            LbTarget::TargetGroup(name) => {
-                let arn = self.tg_arn(name).await?;
-                self.elbv2
-                    .modify_target_group()
-                    .target_group_arn(&arn)
-                    .health_check_path(&spec.health_path)
-                    .health_check_interval_seconds(secs(h.interval))
-                    .health_check_timeout_seconds(secs(h.timeout))
-                    .healthy_threshold_count(h.healthy as i32)
-                    .unhealthy_threshold_count(h.unhealthy as i32)
-                    .send()
-                    .await
-                    .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroup", e)))?;
-                self.elbv2
-                    .modify_target_group_attributes()
-                    .target_group_arn(&arn)
-                    .attributes(TargetGroupAttribute::builder().key("deregistration_delay.timeout_seconds").value(secs(spec.drain).to_string()).build())
-                    .send()
-                    .await
-                    .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroupAttributes", e)))?;
-                if !spec.security_groups.is_empty() {
-                    if let Some((_, lb_arn, ..)) = self.albs().await?.into_iter().find(|a| &a.0 == name) {
-                        self.elbv2
-                            .set_security_groups()
-                            .load_balancer_arn(lb_arn)
-                            .set_security_groups(Some(spec.security_groups.clone()))
-                            .send()
-                            .await
-                            .map_err(|e| Self::elb_error(target, sdk("elbv2 SetSecurityGroups", e)))?;
-                    }
-                }
-            }
+            LbTarget::ClassicElb(name) => self.configure_classic(target, name, spec).await,
+            LbTarget::TargetGroup(name) => self.configure_target_group(target, name, spec).await,
         }
-        Ok(())
     }
 
     async fn register(&self, target: &LbTarget, ids: &[InstanceId], port: u16) -> Result<()> {
