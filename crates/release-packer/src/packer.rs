@@ -46,6 +46,63 @@ impl PackerBaker {
             Error::internal(format!("cannot run {}: {e}", self.program.display()))
         }
     }
+
+    /// `packer init`: since 1.10 the amazon plugin is not bundled, and `init` installs what `required_plugins` names.
+    async fn init(&self, req: &BakeRequest, target: &Path, version: &str, progress: &ProgressFn) -> Result<()> {
+        progress(&format!("packer: init {} (packer {version})", target.display()));
+        let out = self.command().arg("init").arg(target).current_dir(&req.workdir).output().await.map_err(|e| self.not_installed(e))?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr).trim().to_owned() + String::from_utf8_lossy(&out.stdout).trim();
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("no error output").to_owned();
+            return Err(Error::new(ErrorKind::StageFailed, format!("packer init failed (exit code {}): {first}", out.status.code().unwrap_or(-1)))
+                .with_details(text.lines().map(|l| format!("[packer] {l}")).collect()));
+        }
+        Ok(())
+    }
+
+    /// `packer build -machine-readable`: its `ui` lines as progress, the AMI from its `artifact` line, the failure
+    /// from its `error` lines and stderr.
+    async fn build(&self, req: &BakeRequest, target: &Path, progress: &ProgressFn) -> Result<AmiId> {
+        let source = if req.emulator { "amazon-ebs.emulator" } else { "amazon-ebs.aws" };
+        let mut cmd = self.command();
+        cmd.arg("build").arg("-machine-readable").arg(format!("-only={source}"));
+        for (k, v) in &req.vars {
+            cmd.arg("-var").arg(format!("{k}={v}"));
+        }
+        cmd.arg(target).current_dir(&req.workdir).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| self.not_installed(e))?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let mut ami = None;
+        let mut errors = Tail::new(8);
+        let (mut out_done, mut err_done) = (false, false);
+        while !(out_done && err_done) {
+            tokio::select! {
+                line = stdout.next_line(), if !out_done => match line {
+                    Ok(Some(l)) => read_machine_line(&l, &mut ami, &mut errors, progress),
+                    _ => out_done = true,
+                },
+                line = stderr.next_line(), if !err_done => match line {
+                    Ok(Some(l)) => errors.push(l),
+                    _ => err_done = true,
+                },
+            }
+        }
+        let status = child.wait().await.map_err(|e| Error::internal(format!("waiting for packer: {e}")))?;
+        let errors = errors.into_vec();
+        if !status.success() {
+            let last = errors.last().map(|e| e.lines().next().unwrap_or("").to_owned()).unwrap_or_else(|| "no error output".into());
+            return Err(Error::new(
+                ErrorKind::StageFailed,
+                format!("packer build failed (exit code {}): {last}", status.code().unwrap_or(-1)),
+            )
+            .with_details(errors.iter().flat_map(|e| e.lines().map(|l| format!("[packer] {l}"))).collect()));
+        }
+        let ami = ami.ok_or_else(|| {
+            Error::new(ErrorKind::StageFailed, format!("packer build succeeded but reported no AMI; does the template define source {source}?"))
+        })?;
+        AmiId::parse(&ami).map_err(|_| Error::new(ErrorKind::StageFailed, format!("packer reported `{ami}`, which is not an AMI id")))
+    }
 }
 
 /// One line of `-machine-readable` output: `timestamp,target,type,data...`.
@@ -102,6 +159,45 @@ fn template_files(target: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Refuses a `[bake] vars` entry that the template (the `.pkr.hcl` files Packer reads for `target`) does not declare.
+fn require_declared(req: &BakeRequest, target: &Path) -> Result<()> {
+    let mut declared = BTreeSet::new();
+    for file in template_files(target)? {
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| Error::input(format!("cannot read packer template {}: {e}", file.display())))?;
+        declared.extend(declared_variables(&text));
+    }
+    if let Some(var) = req.vars.keys().find(|k| !declared.contains(*k)) {
+        return Err(Error::input(format!(
+            "packer template {} does not declare variable `{var}`; declare it there or remove it from [bake] vars",
+            req.template.display()
+        )));
+    }
+    Ok(())
+}
+
+/// One line of `packer build -machine-readable` stdout: a `ui` line is progress (or an error), an `artifact` line
+/// names the AMI, an `error` line is kept.
+fn read_machine_line(l: &str, ami: &mut Option<String>, errors: &mut Tail, progress: &ProgressFn) {
+    let Some(m) = parse_machine_line(l) else { return };
+    match (m.kind.as_str(), m.data.as_slice()) {
+        ("ui", [level, msg, ..]) => {
+            let msg = msg.trim();
+            if level == "error" {
+                errors.push(msg.to_owned());
+            } else if !msg.is_empty() {
+                progress(&format!("packer: {}", msg.trim_start_matches("==> ")));
+            }
+        }
+        ("artifact", [_, key, value, ..]) if key == "id" => {
+            // `region:ami-...`, one per region.
+            *ami = value.split(',').next().and_then(|v| v.rsplit(':').next()).map(str::to_owned);
+        }
+        ("error", [msg, ..]) => errors.push(msg.trim().to_owned()),
+        _ => {}
+    }
+}
+
 #[async_trait]
 impl Baker for PackerBaker {
     async fn version(&self) -> Result<String> {
@@ -124,86 +220,11 @@ impl Baker for PackerBaker {
         }
         // Packer 1.7+ builds the template's folder (the aws source lives beside app.pkr.hcl); 1.6 the file alone.
         let target = if modern { req.template.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")) } else { req.template.clone() };
-        let mut declared = BTreeSet::new();
-        for file in template_files(&target)? {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Error::input(format!("cannot read packer template {}: {e}", file.display())))?;
-            declared.extend(declared_variables(&text));
-        }
-        if let Some(var) = req.vars.keys().find(|k| !declared.contains(*k)) {
-            return Err(Error::input(format!(
-                "packer template {} does not declare variable `{var}`; declare it there or remove it from [bake] vars",
-                req.template.display()
-            )));
-        }
+        require_declared(req, &target)?;
         if modern {
-            // Since 1.10 the amazon plugin is not bundled: `init` installs what `required_plugins` names.
-            progress(&format!("packer: init {} (packer {version})", target.display()));
-            let out = self.command().arg("init").arg(&target).current_dir(&req.workdir).output().await.map_err(|e| self.not_installed(e))?;
-            if !out.status.success() {
-                let text = String::from_utf8_lossy(&out.stderr).trim().to_owned() + String::from_utf8_lossy(&out.stdout).trim();
-                let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("no error output").to_owned();
-                return Err(Error::new(ErrorKind::StageFailed, format!("packer init failed (exit code {}): {first}", out.status.code().unwrap_or(-1)))
-                    .with_details(text.lines().map(|l| format!("[packer] {l}")).collect()));
-            }
+            self.init(req, &target, &version, progress).await?;
         }
-        let source = if req.emulator { "amazon-ebs.emulator" } else { "amazon-ebs.aws" };
-        let mut cmd = self.command();
-        cmd.arg("build").arg("-machine-readable").arg(format!("-only={source}"));
-        for (k, v) in &req.vars {
-            cmd.arg("-var").arg(format!("{k}={v}"));
-        }
-        cmd.arg(&target).current_dir(&req.workdir).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| self.not_installed(e))?;
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
-        let mut ami = None;
-        let mut errors = Tail::new(8);
-        let (mut out_done, mut err_done) = (false, false);
-        while !(out_done && err_done) {
-            tokio::select! {
-                line = stdout.next_line(), if !out_done => match line {
-                    Ok(Some(l)) => {
-                        let Some(m) = parse_machine_line(&l) else { continue };
-                        match (m.kind.as_str(), m.data.as_slice()) {
-                            ("ui", [level, msg, ..]) => {
-                                let msg = msg.trim();
-                                if level == "error" {
-                                    errors.push(msg.to_owned());
-                                } else if !msg.is_empty() {
-                                    progress(&format!("packer: {}", msg.trim_start_matches("==> ")));
-                                }
-                            }
-                            ("artifact", [_, key, value, ..]) if key == "id" => {
-                                // `region:ami-...`, one per region.
-                                ami = value.split(',').next().and_then(|v| v.rsplit(':').next()).map(str::to_owned);
-                            }
-                            ("error", [msg, ..]) => errors.push(msg.trim().to_owned()),
-                            _ => {}
-                        }
-                    }
-                    _ => out_done = true,
-                },
-                line = stderr.next_line(), if !err_done => match line {
-                    Ok(Some(l)) => errors.push(l),
-                    _ => err_done = true,
-                },
-            }
-        }
-        let status = child.wait().await.map_err(|e| Error::internal(format!("waiting for packer: {e}")))?;
-        let errors = errors.into_vec();
-        if !status.success() {
-            let last = errors.last().map(|e| e.lines().next().unwrap_or("").to_owned()).unwrap_or_else(|| "no error output".into());
-            return Err(Error::new(
-                ErrorKind::StageFailed,
-                format!("packer build failed (exit code {}): {last}", status.code().unwrap_or(-1)),
-            )
-            .with_details(errors.iter().flat_map(|e| e.lines().map(|l| format!("[packer] {l}"))).collect()));
-        }
-        let ami = ami.ok_or_else(|| {
-            Error::new(ErrorKind::StageFailed, format!("packer build succeeded but reported no AMI; does the template define source {source}?"))
-        })?;
-        AmiId::parse(&ami).map_err(|_| Error::new(ErrorKind::StageFailed, format!("packer reported `{ami}`, which is not an AMI id")))
+        self.build(req, &target, progress).await
     }
 }
 
