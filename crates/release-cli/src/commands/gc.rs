@@ -1,7 +1,8 @@
 //! `release gc [--plan] [--keep N] [--older-than DUR] [--app NAME|all]`: the plan lists each removal and each kept
 //! image with its reason; orphan instances are terminated only when confirmed or with `--yes`.
 
-use release::ops::gc::{GcOptions, Plan};
+use release::ops::gc::{GcOptions, Plan, Report};
+use release::model::pipeline::Pipeline;
 use release::model::ids::short_sha;
 use release::{Error, Result};
 
@@ -16,13 +17,7 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
         return Err(Error::input("--keep must be at least 1 (the target of the next rollback); the default is 3"));
     }
     let base = GcOptions { keep, older_than, terminate_orphans: false };
-    let pipelines = if g.app.as_deref() == Some("all") {
-        let mut all = Global { app: None, ..g.clone() };
-        all.pipeline = None;
-        context::selected_files(&all)?.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()?
-    } else {
-        vec![context::load_pipeline(g)?]
-    };
+    let pipelines = pipelines(g)?;
     let many = pipelines.len() > 1 || g.app.as_deref() == Some("all");
     let mut docs = Vec::new();
     let mut texts = Vec::new();
@@ -41,48 +36,13 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
         let mut opts = base.clone();
         opts.terminate_orphans = g.yes;
         // The plan applied is always made again under the locks; one made before is only for the questions.
-        let shown = if context::will_ask(g) {
-            let plan = c.release.plan_gc(&base).await?;
-            eprintln!("{}", plan_text(&plan));
-            if plan.images.is_empty() && plan.snapshots.is_empty() && plan.instances.is_empty() {
-                None
-            } else {
-                if !plan.images.is_empty() || !plan.snapshots.is_empty() {
-                    context::confirm(g, &format!("remove {} image(s) and {} snapshot(s) of images already gone?", plan.images.len(), plan.snapshots.len()))?;
-                }
-                if !plan.instances.is_empty() {
-                    opts.terminate_orphans = context::confirm(g, &format!("terminate {} orphan instance(s)?", plan.instances.len())).is_ok();
-                }
-                Some(plan)
-            }
-        } else {
-            None
-        };
+        let shown = if context::will_ask(g) { ask(g, &c, &base, &mut opts).await? } else { None };
         let report = c.release.gc(&opts, shown.as_ref()).await?;
         let mut doc = serde_json::to_value(&report).unwrap_or_default();
         doc["ok"] = true.into();
         doc["app"] = serde_json::to_value(&report.plan.app).unwrap_or_default();
         context::add_calls(&mut doc, &c.app);
-        let mut text = format!(
-            "{}: removed {} image(s) and {} snapshot(s), terminated {} instance(s); kept {} image(s){}",
-            report.plan.app,
-            report.removed_images.len(),
-            report.removed_snapshots.len(),
-            report.terminated.len(),
-            report.plan.kept.len(),
-            report.release_id.as_deref().map(|r| format!(" (release {r})")).unwrap_or_else(|| " (nothing to remove)".into())
-        );
-        for k in &report.plan.kept {
-            text.push_str(&format!("\n  keep   {} {}: {}", k.ami, commit(&k.commit), k.reasons.join("; ")));
-        }
-        if !report.instances_left.is_empty() {
-            text.push_str(&format!(
-                "\n{} orphan instance(s) left running ({}): pass --yes, or confirm on a terminal, to terminate them",
-                report.instances_left.len(),
-                report.instances_left.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        texts.push(text);
+        texts.push(report_text(&report));
         docs.push(doc);
     }
     if many {
@@ -92,6 +52,58 @@ pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_tha
         out.result(&doc, || texts.join("\n\n"));
     }
     Ok(())
+}
+
+/// The pipelines gc runs over: every one with `--app all`, else the one selected.
+fn pipelines(g: &Global) -> Result<Vec<Pipeline>> {
+    if g.app.as_deref() == Some("all") {
+        let mut all = Global { app: None, ..g.clone() };
+        all.pipeline = None;
+        context::selected_files(&all)?.iter().map(|f| context::load_file(f)).collect::<Result<Vec<_>>>()
+    } else {
+        Ok(vec![context::load_pipeline(g)?])
+    }
+}
+
+/// Shows the plan and asks before removing and before terminating orphans (the answer sets
+/// `opts.terminate_orphans`); the plan shown, unless there was nothing to ask about.
+async fn ask(g: &Global, c: &context::Connected, base: &GcOptions, opts: &mut GcOptions) -> Result<Option<Plan>> {
+    let plan = c.release.plan_gc(base).await?;
+    eprintln!("{}", plan_text(&plan));
+    if plan.images.is_empty() && plan.snapshots.is_empty() && plan.instances.is_empty() {
+        return Ok(None);
+    }
+    if !plan.images.is_empty() || !plan.snapshots.is_empty() {
+        context::confirm(g, &format!("remove {} image(s) and {} snapshot(s) of images already gone?", plan.images.len(), plan.snapshots.len()))?;
+    }
+    if !plan.instances.is_empty() {
+        opts.terminate_orphans = context::confirm(g, &format!("terminate {} orphan instance(s)?", plan.instances.len())).is_ok();
+    }
+    Ok(Some(plan))
+}
+
+/// What a gc did, in words.
+fn report_text(report: &Report) -> String {
+    let mut text = format!(
+        "{}: removed {} image(s) and {} snapshot(s), terminated {} instance(s); kept {} image(s){}",
+        report.plan.app,
+        report.removed_images.len(),
+        report.removed_snapshots.len(),
+        report.terminated.len(),
+        report.plan.kept.len(),
+        report.release_id.as_deref().map(|r| format!(" (release {r})")).unwrap_or_else(|| " (nothing to remove)".into())
+    );
+    for k in &report.plan.kept {
+        text.push_str(&format!("\n  keep   {} {}: {}", k.ami, commit(&k.commit), k.reasons.join("; ")));
+    }
+    if !report.instances_left.is_empty() {
+        text.push_str(&format!(
+            "\n{} orphan instance(s) left running ({}): pass --yes, or confirm on a terminal, to terminate them",
+            report.instances_left.len(),
+            report.instances_left.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    text
 }
 
 fn commit(c: &Option<String>) -> &str {
