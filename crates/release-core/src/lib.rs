@@ -108,10 +108,10 @@ impl Release {
             let world = promote::observe(op.session(), pipeline, environment, commit, opts).await?;
             let plan = promote::plan_from(pipeline, environment, commit, opts, &world, "promote")?;
             if let Some(c) = confirmed {
-                if c.cluster != plan.cluster {
+                if c.place.cluster != plan.place.cluster {
                     return Err(Error::refused(format!(
                         "the idle cluster changed since the plan was shown ({} then, {} now); nothing was changed, run the promote again",
-                        c.cluster, plan.cluster
+                        c.place.cluster, plan.place.cluster
                     )));
                 }
             }

@@ -74,10 +74,10 @@ async fn a_zone_without_the_instance_type_is_left_out_and_the_plan_says_so() {
     let zs = zones(&w);
     w.cloud.state().not_offered.insert((zs[1].clone(), "t3.micro".into()));
     let plan = w.release("alice").plan_promote("staging", &a, &Default::default()).await.unwrap();
-    assert_eq!(plan.skipped.len(), 1, "{:?}", plan.skipped);
-    assert!(plan.skipped[0].contains(&format!("({}): t3.micro is not offered there", zs[1])), "{:?}", plan.skipped);
-    assert_eq!(plan.launches.iter().map(|l| l.count).sum::<u32>(), 3);
-    assert!(plan.launches.iter().all(|l| l.availability_zone != zs[1]));
+    assert_eq!(plan.place.skipped.len(), 1, "{:?}", plan.place.skipped);
+    assert!(plan.place.skipped[0].contains(&format!("({}): t3.micro is not offered there", zs[1])), "{:?}", plan.place.skipped);
+    assert_eq!(plan.fleet().unwrap().launches.iter().map(|l| l.count).sum::<u32>(), 3);
+    assert!(plan.fleet().unwrap().launches.iter().all(|l| l.availability_zone != zs[1]));
     w.promote("staging", &a).await.expect("promote avoiding the zone");
     nothing_leaked(&w, "staging", &classic("shop-staging"), 3).await;
     assert!(!launched_zones(&w).contains(&zs[1]));
@@ -88,7 +88,7 @@ async fn a_zone_without_the_instance_type_is_left_out_and_the_plan_says_so() {
     w.cloud.state().not_offered.clear();
     w.cloud.state().refused_at_launch.insert((zs[2].clone(), "t3.micro".into()));
     let plan = w.release("alice").plan_promote("staging", &b, &Default::default()).await.unwrap();
-    assert!(plan.launches.iter().any(|l| l.availability_zone == zs[2]), "the plan cannot know: {:?}", plan.launches);
+    assert!(plan.fleet().unwrap().launches.iter().any(|l| l.availability_zone == zs[2]), "the plan cannot know: {:?}", plan.fleet().unwrap().launches);
     w.promote("staging", &b).await.expect("the shortfall went to the other zones");
     nothing_leaked(&w, "staging", &classic("shop-staging"), 3).await;
     let s = w.cloud.state();

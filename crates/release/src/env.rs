@@ -88,13 +88,13 @@ impl<'a> Env<'a> {
     /// retire.
     pub fn planned_report(&self, plan: &PromotePlan) -> PromoteReport {
         let mut report = crate::ops::promote::apply::report(plan, crate::ops::promote::PromoteOutcome::Planned);
-        report.retired_instances = plan.retire.clone();
+        report.retired_instances = plan.fleet().map(|f| f.retire.clone()).unwrap_or_default();
         report
     }
 
     /// The hooks a promote following `plan` would run, in order, with their commands.
     pub fn promote_hooks(&self, plan: &PromotePlan) -> Vec<(HookName, String)> {
-        crate::model::pipeline::hooks::planned_for_promote(self.env, plan.kind == PlanKind::Deploy)
+        crate::model::pipeline::hooks::planned_for_promote(self.env, plan.kind() == PlanKind::Deploy)
     }
 
     fn own_cluster(&self, cluster: &str) -> Result<()> {

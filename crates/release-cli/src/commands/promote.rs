@@ -45,7 +45,7 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
     // The plan applied is always made again under the lock; one made before is only for the question.
     let shown = if environment.is_blue_green() && context::will_ask(g) {
         let plan = c.release.plan_promote(a.env, &commit, &opts).await?;
-        if plan.kind == PlanKind::Deploy {
+        if plan.kind() == PlanKind::Deploy {
             context::confirm(g, &format!("{}?", plan.summary))?;
         }
         Some(plan)
@@ -63,26 +63,28 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
 
 fn plan_text(plan: &PromotePlan) -> String {
     let mut s = format!("plan: {}", plan.summary);
-    for l in &plan.launches {
-        s.push_str(&format!("\n  + {} x{} ({})", l.subnet, l.count, l.availability_zone));
+    if let Some(f) = plan.fleet() {
+        for l in &f.launches {
+            s.push_str(&format!("\n  + {} x{} ({})", l.subnet, l.count, l.availability_zone));
+        }
+        for i in &f.retire {
+            s.push_str(&format!("\n  - {i} (old)"));
+        }
+        for st in &f.strays {
+            s.push_str(&format!("\n  - {} (stray)", st.describe()));
+        }
+        for i in &f.terminated {
+            s.push_str(&format!("\n  - {}", release::observe::world::describe_terminated(i)));
+        }
     }
-    for i in &plan.retire {
-        s.push_str(&format!("\n  - {i} (old)"));
-    }
-    for st in &plan.strays {
-        s.push_str(&format!("\n  - {} (stray)", st.describe()));
-    }
-    for i in &plan.terminated {
-        s.push_str(&format!("\n  - {}", release::observe::world::describe_terminated(i)));
-    }
-    for z in &plan.skipped {
+    for z in &plan.place.skipped {
         s.push_str(&format!("\n  skipped {z}"));
     }
-    for i in &plan.cleanup {
+    for i in &plan.leftovers.cleanup {
         s.push_str(&format!("\n  x {i} (left by a failed or unfinished release)"));
     }
-    if let Some(t) = plan.settle_until {
-        s.push_str(&format!("\n  waits until {t}: {} took live traffic until recently (settle; --force skips)", plan.cluster));
+    if let Some(t) = plan.settle_until() {
+        s.push_str(&format!("\n  waits until {t}: {} took live traffic until recently (settle; --force skips)", plan.place.cluster));
     }
     s.push_str("\nnothing was changed (--plan)");
     s

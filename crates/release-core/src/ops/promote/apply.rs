@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::plan::{settle_left, PlanKind, PromotePlan};
+use super::plan::{settle_left, Change, FleetChange, PlanKind, PromotePlan};
 use super::{spread, PromoteOptions, PromoteOutcome, PromoteReport};
 use crate::model::pipeline::launch::user_data;
 use crate::model::clock::format_duration;
@@ -20,18 +20,18 @@ use crate::steps::fleet::register;
 /// The details a promote record starts with.
 pub fn details(plan: &PromotePlan) -> PromoteDetails {
     PromoteDetails {
-        cluster: plan.cluster.clone(),
-        commit: plan.commit.clone(),
-        ami: plan.ami.clone(),
-        from: plan.from_commit.clone(),
-        config_hash: plan.config_hash.clone(),
-        in_place: plan.in_place,
+        cluster: plan.place.cluster.clone(),
+        commit: plan.release.commit.clone(),
+        ami: plan.release.ami.clone(),
+        from: plan.release.from_commit.clone(),
+        config_hash: plan.release.config_hash.clone(),
+        in_place: plan.place.in_place,
         new_instances: Vec::new(),
         retired_instances: Vec::new(),
         strays_retired: Vec::new(),
         terminated_by_hand: Vec::new(),
         batches_done: 0,
-        subject: plan.subject.clone(),
+        subject: plan.release.subject.clone(),
         draining: BTreeMap::new(),
     }
 }
@@ -39,21 +39,21 @@ pub fn details(plan: &PromotePlan) -> PromoteDetails {
 /// An empty report for a plan.
 pub fn report(plan: &PromotePlan, outcome: PromoteOutcome) -> PromoteReport {
     PromoteReport {
-        release_id: plan.resume.as_ref().map(ToString::to_string).unwrap_or_default(),
-        app: plan.app.clone(),
-        env: plan.env.clone(),
-        cluster: plan.cluster.clone(),
-        commit: plan.commit.clone(),
-        ami: plan.ami.clone(),
-        from_commit: plan.from_commit.clone(),
+        release_id: plan.fleet().and_then(|f| f.resume.as_ref()).map(ToString::to_string).unwrap_or_default(),
+        app: plan.place.app.clone(),
+        env: plan.place.env.clone(),
+        cluster: plan.place.cluster.clone(),
+        commit: plan.release.commit.clone(),
+        ami: plan.release.ami.clone(),
+        from_commit: plan.release.from_commit.clone(),
         outcome: outcome.to_owned(),
         new_instances: Vec::new(),
         retired_instances: Vec::new(),
         strays_retired: Vec::new(),
         terminated_by_hand: Vec::new(),
-        adopted: plan.adopted.clone(),
+        adopted: plan.fleet().map(|f| f.adopted.clone()).unwrap_or_default(),
         cleaned: Vec::new(),
-        launches: plan.launches.clone(),
+        launches: plan.fleet().map(|f| f.launches.clone()).unwrap_or_default(),
         seconds: BTreeMap::new(),
         polls: 0,
         forced: false,
@@ -64,22 +64,22 @@ pub fn report(plan: &PromotePlan, outcome: PromoteOutcome) -> PromoteReport {
 /// The whole promote under the lock: the plan must have been made under the same lock.
 pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -> Result<PromoteReport> {
     let mut rep = report(plan, PromoteOutcome::Succeeded);
-    if plan.kind == PlanKind::Deploy {
+    if plan.kind() == PlanKind::Deploy {
         // Before anything changes; a rollback's promote (`deploy` alone) goes back and is not held by an alarm.
-        let cluster = op.env().cluster(plan.cluster.as_str())?;
-        crate::observe::preflight::check_in_place(op.cloud(), op.env(), cluster, plan.batch.is_some()).await?;
+        let cluster = op.env().cluster(plan.place.cluster.as_str())?;
+        crate::observe::preflight::check_in_place(op.cloud(), op.env(), cluster, plan.safety.batch.is_some()).await?;
     }
     settle(op, plan).await?;
-    rep.forced = plan.forced && plan.settle_until.is_some();
+    rep.forced = plan.safety.forced && plan.settle_until().is_some();
     prelude(op, plan, &mut rep).await?;
-    match plan.kind {
-        PlanKind::Nothing => {
+    let fleet = match &plan.change {
+        Change::Nothing => {
             rep.outcome = PromoteOutcome::Noop;
             return Ok(rep);
         }
-        PlanKind::Cleanup => {
+        Change::Cleanup { complete } => {
             rep.outcome = PromoteOutcome::Noop;
-            if let Some(id) = &plan.complete {
+            if let Some(id) = complete {
                 // The fleet of a run that died after retiring the old one serves: close its record.
                 let records = op.recent_records().await?;
                 if let Some(r) = records.into_iter().find(|r| &r.release_id == id && r.outcome == Outcome::Started) {
@@ -90,16 +90,16 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
             }
             return Ok(rep);
         }
-        PlanKind::Deploy => {}
-    }
-    match &plan.resume {
+        Change::Deploy(fleet) => fleet,
+    };
+    match &fleet.resume {
         Some(id) => {
             let records = op.recent_records().await?;
             let r = records
                 .into_iter()
                 .find(|r| &r.release_id == id)
                 .ok_or_else(|| Error::internal(format!("the unfinished record {id} vanished")))?;
-            op.progress(&format!("resuming unfinished release {id} of {} to {}", short_sha(plan.commit.as_str()), plan.cluster));
+            op.progress(&format!("resuming unfinished release {id} of {} to {}", short_sha(plan.release.commit.as_str()), plan.place.cluster));
             let detail = format!("resumed by run {} after an interruption", op.run_id());
             op.adopt(r, detail).await?;
         }
@@ -113,12 +113,12 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     op.step("recorded")?;
     let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
     let result = match crate::ops::promote::hooks::before_promote(op, plan, opts).await {
-        Ok(()) => deploy(op, plan, &mut d, &mut rep, opts).await,
+        Ok(()) => deploy(op, plan, fleet, &mut d, &mut rep, opts).await,
         e => e,
     };
     // Blue/green runs its before_traffic inside `deploy`, between setting the previous release aside and retiring it.
     let result = match result {
-        Ok(()) if plan.in_place => crate::ops::promote::hooks::after_deploy(op, plan, opts, &mut d).await,
+        Ok(()) if plan.place.in_place => crate::ops::promote::hooks::after_deploy(op, plan, opts, &mut d).await,
         e => e,
     };
     if let Ok(r) = op.record_mut() {
@@ -141,16 +141,16 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
 pub async fn settle(op: &mut Op<'_>, plan: &PromotePlan) -> Result<()> {
     let now = op.cloud().clock.now();
     let Some(left) = settle_left(plan, now) else { return Ok(()) };
-    if plan.forced {
+    if plan.safety.forced {
         op.progress(&format!(
             "{} was live until {}s ago; --force: not waiting the {} left of settle (resolvers may still send it traffic)",
-            plan.cluster,
-            plan.settle_until.map(|t| t.since(now).as_secs()).unwrap_or(0),
+            plan.place.cluster,
+            plan.settle_until().map(|t| t.since(now).as_secs()).unwrap_or(0),
             format_duration(std::time::Duration::from_secs(left.as_secs()))
         ));
         return Ok(());
     }
-    let until = plan.settle_until.expect("left is some");
+    let until = plan.settle_until().expect("left is some");
     loop {
         let now = op.cloud().clock.now();
         if now >= until {
@@ -159,7 +159,7 @@ pub async fn settle(op: &mut Op<'_>, plan: &PromotePlan) -> Result<()> {
         let left = until.since(now);
         op.progress(&format!(
             "{} stopped taking traffic moments ago and resolvers may still send it some: waiting {} before replacing it (--force skips this)",
-            plan.cluster,
+            plan.place.cluster,
             format_duration(std::time::Duration::from_secs(left.as_secs().max(1)))
         ));
         op.pause(left.min(std::time::Duration::from_secs(15))).await?;
@@ -168,51 +168,52 @@ pub async fn settle(op: &mut Op<'_>, plan: &PromotePlan) -> Result<()> {
 
 /// Closes the records of dead runs and removes what failed ones left (before anything new is launched).
 pub async fn prelude(op: &mut Op<'_>, plan: &PromotePlan, rep: &mut PromoteReport) -> Result<()> {
-    if !plan.abandon.is_empty() {
+    if !plan.leftovers.abandon.is_empty() {
         let records = op.recent_records().await?;
-        for r in records.iter().filter(|r| plan.abandon.contains(&r.release_id) && r.outcome == Outcome::Started) {
+        for r in records.iter().filter(|r| plan.leftovers.abandon.contains(&r.release_id) && r.outcome == Outcome::Started) {
             let detail = format!("unfinished; cleaned up by run {}", op.run_id());
             crate::steps::records::close(op, r, Outcome::Abandoned, Some(true), detail).await?;
         }
     }
-    if !plan.cleanup.is_empty() {
-        op.progress(&format!("cleaning up {} instance(s) left by unfinished or failed releases", plan.cleanup.len()));
+    if !plan.leftovers.cleanup.is_empty() {
+        op.progress(&format!("cleaning up {} instance(s) left by unfinished or failed releases", plan.leftovers.cleanup.len()));
         op.guard().await?;
-        let cluster = op.env().cluster(plan.cluster.as_str())?;
+        let cluster = op.env().cluster(plan.place.cluster.as_str())?;
         let members: BTreeSet<InstanceId> = op.cloud().balancer.members(&cluster.target).await?.into_iter().collect();
-        let reg: Vec<InstanceId> = plan.cleanup.iter().filter(|i| members.contains(*i)).cloned().collect();
+        let reg: Vec<InstanceId> = plan.leftovers.cleanup.iter().filter(|i| members.contains(*i)).cloned().collect();
         if !reg.is_empty() {
             crate::steps::fleet::deregister(op, &cluster.target, &reg).await?;
         }
-        terminate(op, &plan.cleanup).await?;
-        rep.cleaned = plan.cleanup.clone();
+        terminate(op, &plan.leftovers.cleanup).await?;
+        rep.cleaned = plan.leftovers.cleanup.clone();
     }
     Ok(())
 }
 
-/// The launch, swap and retire rounds of a promote; `d` is kept up to date (and saved into the record) as it goes.
+/// The launch, swap and retire rounds of a promote (`fleet`: its plan's change); `d` is kept up to date (and saved into
+/// the record) as it goes.
 /// On error it has already removed every instance it launched that was not yet serving in place of an old one.
-pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails, rep: &mut PromoteReport, opts: &PromoteOptions) -> Result<()> {
-    let cluster = op.env().cluster(plan.cluster.as_str())?.clone();
+pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, fleet: &FleetChange, d: &mut PromoteDetails, rep: &mut PromoteReport, opts: &PromoteOptions) -> Result<()> {
+    let cluster = op.env().cluster(plan.place.cluster.as_str())?.clone();
     let mut run = Rounds {
         cluster,
         // Read under this lock by the plan; kept up to date with what this run does.
-        members: plan.members.iter().cloned().collect(),
+        members: plan.place.members.iter().cloned().collect(),
         polls: 0,
         states: BTreeMap::new(),
     };
     let old_registered = run.members.clone();
     let count = run.cluster.count;
-    let batch = plan.batch.unwrap_or(count).clamp(1, count);
-    let mut new_ids: Vec<InstanceId> = plan.adopted.clone();
-    let mut remaining_old: Vec<InstanceId> = plan.retire.clone();
+    let batch = plan.safety.batch.unwrap_or(count).clamp(1, count);
+    let mut new_ids: Vec<InstanceId> = fleet.adopted.clone();
+    let mut remaining_old: Vec<InstanceId> = fleet.retire.clone();
     // Strays and the cluster's own instances terminated by hand leave the load balancer together, at the end.
-    let mut strays: Vec<InstanceId> = plan.strays.iter().map(|s| s.id.clone()).chain(plan.terminated.iter().cloned()).collect();
+    let mut strays: Vec<InstanceId> = fleet.strays.iter().map(|s| s.id.clone()).chain(fleet.terminated.iter().cloned()).collect();
     // Blue/green retires the idle cluster's previous release only after the rounds (see `swap_idle`); a round runs
     // at least once there, so that a resumed fleet is checked running, registered and healthy.
     let mut first = true;
     let finished = |new: usize, old: &[InstanceId], strays: &[InstanceId], first: bool| {
-        new as u32 >= count && if plan.in_place { old.is_empty() && strays.is_empty() } else { !first }
+        new as u32 >= count && if plan.place.in_place { old.is_empty() && strays.is_empty() } else { !first }
     };
     loop {
         let have = new_ids.len() as u32;
@@ -234,13 +235,13 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
                 // what is left of the old.
                 return Err(e.context(format!(
                     "retiring the old instances of {} (the new ones are healthy and serving; run the same command again to finish)",
-                    plan.cluster
+                    plan.place.cluster
                 )));
             }
             // Roll back this round's instances (all new ones when not batching, or blue/green, where no round
             // retires anything): they never replaced old capacity.
             let this_round: Vec<InstanceId> = new_ids[before..].to_vec();
-            let undo = if plan.batch.is_some() && plan.in_place { this_round } else { new_ids.clone() };
+            let undo = if plan.safety.batch.is_some() && plan.place.in_place { this_round } else { new_ids.clone() };
             let e = compensate(op, plan, &mut run, &undo, e).await;
             new_ids.retain(|i| !undo.contains(i));
             d.new_instances = new_ids.clone();
@@ -252,13 +253,13 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, d: &mut PromoteDetails,
         }
         op.record_mut()?.set_promote_details(d);
         op.save().await?;
-        if plan.batch.is_some() {
+        if plan.safety.batch.is_some() {
             crate::steps::watch::between_batches(op, &run.cluster, d.batches_done, count.div_ceil(batch)).await?;
         }
     }
     op.record_mut()?.set_promote_details(d);
     rep.polls = run.polls;
-    if !plan.in_place {
+    if !plan.place.in_place {
         swap_idle(op, plan, &mut run, d, remaining_old, strays, &old_registered, opts).await?;
         rep.polls = run.polls;
     }
@@ -328,7 +329,8 @@ async fn aside_then_check(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds,
 /// Strays a round or `swap_idle` retired, on the record: the cluster's own instances terminated by hand apart from
 /// the strays proper.
 fn note_retired_strays(plan: &PromotePlan, d: &mut PromoteDetails, ids: Vec<InstanceId>) {
-    let (gone, strays): (Vec<InstanceId>, Vec<InstanceId>) = ids.into_iter().partition(|i| plan.terminated.contains(i));
+    let terminated = plan.fleet().map_or(&[][..], |f| &f.terminated[..]);
+    let (gone, strays): (Vec<InstanceId>, Vec<InstanceId>) = ids.into_iter().partition(|i| terminated.contains(i));
     d.strays_retired.extend(strays);
     d.terminated_by_hand.extend(gone);
 }
@@ -341,14 +343,14 @@ async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d
         return e;
     }
     let n = back.len();
-    match crate::steps::fleet::register(op, &plan.target, &back, run.cluster.deploy.port).await {
+    match crate::steps::fleet::register(op, &plan.place.target, &back, run.cluster.deploy.port).await {
         Ok(()) => {
             for i in &back {
                 d.draining.remove(i);
                 run.members.insert(i.clone());
                 run.states.insert(i.to_string(), "registered".into());
             }
-            op.progress(&format!("registered the {n} previous instance(s) of {} again", plan.cluster));
+            op.progress(&format!("registered the {n} previous instance(s) of {} again", plan.place.cluster));
             let msg = format!("{}; its {n} previous instance(s) are registered again", e.message());
             e.reword(msg)
         }
@@ -356,7 +358,7 @@ async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d
             let msg = format!(
                 "{}; registering its {n} previous instance(s) again failed ({r}); they still run: run the promote again, or register them by hand before switching to {}",
                 e.message(),
-                plan.cluster
+                plan.place.cluster
             );
             e.reword(msg).with_rolled_back(false)
         }
@@ -373,9 +375,9 @@ async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo:
     if undo.is_empty() {
         let msg = format!(
             "promote of {} to {} failed: {what}; nothing was launched and {} serves what it served before",
-            short_sha(plan.commit.as_str()),
-            plan.cluster,
-            plan.cluster
+            short_sha(plan.release.commit.as_str()),
+            plan.place.cluster,
+            plan.place.cluster
         );
         return e.reword(msg).with_rolled_back(true);
     }
@@ -393,8 +395,8 @@ async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo:
     // only noted, since the load balancer drops terminated instances by itself.
     let reg: Vec<InstanceId> = undo.iter().filter(|i| run.members.contains(*i)).cloned().collect();
     if !reg.is_empty() {
-        if let Err(d) = crate::steps::fleet::deregister(op, &plan.target, &reg).await {
-            op.progress(&format!("rolling back: deregistering from {} failed ({d}); terminating the new instances anyway", plan.target));
+        if let Err(d) = crate::steps::fleet::deregister(op, &plan.place.target, &reg).await {
+            op.progress(&format!("rolling back: deregistering from {} failed ({d}); terminating the new instances anyway", plan.place.target));
         }
     }
     let cleanup = terminate(op, undo).await;
@@ -405,18 +407,18 @@ async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo:
             }
             e.reword(format!(
                 "promote of {} to {} failed: {what}; the {} new instance(s) were removed and {} serves what it served before",
-                short_sha(plan.commit.as_str()),
-                plan.cluster,
+                short_sha(plan.release.commit.as_str()),
+                plan.place.cluster,
                 undo.len(),
-                plan.cluster
+                plan.place.cluster
             ))
             .with_rolled_back(true)
         }
         Err(c) => e
             .reword(format!(
                 "promote of {} to {} failed: {what}; removing the {} new instance(s) failed ({c}), so they still run; run the promote again to clean them up",
-                short_sha(plan.commit.as_str()),
-                plan.cluster,
+                short_sha(plan.release.commit.as_str()),
+                plan.place.cluster,
                 undo.len()
             ))
             .with_rolled_back(false),
@@ -477,19 +479,19 @@ async fn round(
     if !to_register.is_empty() {
         crate::ops::promote::hooks::before_registering(op, plan, opts, &pending).await?;
         op.check()?;
-        register(op, &plan.target, &to_register, run.cluster.deploy.port).await?;
+        register(op, &plan.place.target, &to_register, run.cluster.deploy.port).await?;
         run.members.extend(to_register.iter().cloned());
         for id in &to_register {
             run.states.insert(id.to_string(), "registered".into());
         }
-        op.progress(&format!("registered {} instance(s) with {}", to_register.len(), plan.target));
+        op.progress(&format!("registered {} instance(s) with {}", to_register.len(), plan.place.target));
     }
     op.lap("register");
     op.step("registered")?;
     wait_healthy(op, run, &pending).await?;
     op.lap("wait-healthy");
     op.step("healthy")?;
-    if !plan.in_place {
+    if !plan.place.in_place {
         return Ok(());
     }
     // From here on old capacity goes away; new capacity is healthy, so the promote finishes whatever happens.
@@ -520,25 +522,25 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
     let cluster = &run.cluster;
     let Some(record) = op.record() else { return (Vec::new(), Some(Error::internal("launch before the record was opened"))) };
     let release = record.release_id.clone();
-    let ud = user_data(&pipeline.app, &env.name, &env.vars, cluster, &plan.commit, &release, &opts.region);
+    let ud = user_data(&pipeline.app, &env.name, &env.vars, cluster, &plan.release.commit, &release, &opts.region);
     let tags = vec![
         (tags::APP.to_owned(), pipeline.app.to_string()),
-        (tags::COMMIT.to_owned(), plan.commit.to_string()),
+        (tags::COMMIT.to_owned(), plan.release.commit.to_string()),
         (tags::ENV.to_owned(), env.name.to_string()),
         (tags::CLUSTER.to_owned(), cluster.name.to_string()),
         (tags::RELEASE_ID.to_owned(), release.to_string()),
-        (tags::CONFIG.to_owned(), plan.config_hash.clone()),
-        ("Name".to_owned(), format!("{}-{}-{}", pipeline.app, cluster.name, short_sha(plan.commit.as_str()))),
+        (tags::CONFIG.to_owned(), plan.release.config_hash.clone()),
+        ("Name".to_owned(), format!("{}-{}-{}", pipeline.app, cluster.name, short_sha(plan.release.commit.as_str()))),
     ];
-    let mut groups = vec![plan.instance_group.clone()];
+    let mut groups = vec![plan.place.instance_group.clone()];
     groups.extend(cluster.deploy.security_groups.iter().cloned());
-    let root_volume = match (&cluster.deploy.root_volume, &plan.root_device) {
+    let root_volume = match (&cluster.deploy.root_volume, &plan.release.root_device) {
         (Some(v), Some(dev)) => Some((dev.clone(), v.clone())),
         _ => None,
     };
-    let mut subnets = plan.network.subnets.clone();
+    let mut subnets = plan.place.network.subnets.clone();
     let mut launches = spread(count, &subnets);
-    op.progress(&format!("launching {count} instance(s) of {} in {} subnet(s)", plan.ami, launches.len()));
+    op.progress(&format!("launching {count} instance(s) of {} in {} subnet(s)", plan.release.ami, launches.len()));
     let round = d.batches_done;
     let mut ids = Vec::new();
     let mut short: Vec<String> = Vec::new();
@@ -546,7 +548,7 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
         let mut shortfall = 0;
         for p in &launches {
             let spec = LaunchSpec {
-                ami: plan.ami.clone(),
+                ami: plan.release.ami.clone(),
                 instance_type: cluster.deploy.instance_type.clone(),
                 subnet: p.subnet.clone(),
                 security_groups: groups.clone(),
@@ -717,7 +719,7 @@ async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mu
     }
     op.record_mut()?.set_promote_details(d);
     op.save().await?;
-    crate::steps::fleet::deregister(op, &plan.target, ids).await?;
+    crate::steps::fleet::deregister(op, &plan.place.target, ids).await?;
     for id in ids {
         run.members.remove(id);
         run.states.insert(id.to_string(), "draining".into());
@@ -757,7 +759,7 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut P
                 }
             }
             if run.cluster.target_is_alb() {
-                wait_drained(op, &plan.target, &out, drain).await?;
+                wait_drained(op, &plan.place.target, &out, drain).await?;
             }
         }
         op.step("drained")?;

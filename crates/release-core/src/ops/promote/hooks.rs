@@ -15,16 +15,16 @@ use crate::ops::promote::{PromoteOptions, PromotePlan};
 
 /// The variables of a promote's hooks; `ids` is the new fleet (empty before launching).
 async fn context(op: &Op<'_>, plan: &PromotePlan, ids: &[InstanceId]) -> HookContext {
-    let lb = crate::observe::balancers::lb_dns(op.cloud(), &plan.target).await;
+    let lb = crate::observe::balancers::lb_dns(op.cloud(), &plan.place.target).await;
     // The commit live before this release: in place the cluster's; blue/green the live cluster's, not the idle one's.
-    let previous = if plan.in_place { plan.from_commit.clone() } else { live_commit(op).await };
+    let previous = if plan.place.in_place { plan.release.from_commit.clone() } else { live_commit(op).await };
     HookContext {
-        app: plan.app.to_string(),
-        env: plan.env.to_string(),
-        cluster: plan.cluster.to_string(),
-        commit: plan.commit.to_string(),
+        app: plan.place.app.to_string(),
+        env: plan.place.env.to_string(),
+        cluster: plan.place.cluster.to_string(),
+        commit: plan.release.commit.to_string(),
         previous_commit: previous.map(|c| c.to_string()).unwrap_or_default(),
-        ami: plan.ami.to_string(),
+        ami: plan.release.ami.to_string(),
         release_id: op.record().map(|r| r.release_id.to_string()).unwrap_or_default(),
         live_name: live_name(op.env(), &lb),
         lb_dns: lb,
@@ -46,7 +46,7 @@ pub async fn before_promote(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteO
     let ctx = context(op, plan, &[]).await;
     match run(op, HookName::BeforePromote, &ctx).await? {
         Some(r) if !r.passed() => Err(failed(&r)
-            .reword(format!("promote of {} to {} stopped: {}; nothing was launched and {} serves what it served before", crate::model::ids::short_sha(plan.commit.as_str()), plan.cluster, r.describe(), plan.cluster))
+            .reword(format!("promote of {} to {} stopped: {}; nothing was launched and {} serves what it served before", crate::model::ids::short_sha(plan.release.commit.as_str()), plan.place.cluster, r.describe(), plan.place.cluster))
             .with_rolled_back(true)),
         _ => Ok(()),
     }
@@ -56,7 +56,7 @@ pub async fn before_promote(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteO
 /// round's). A failure is an error of the round, which removes the new instances as for any failure before the
 /// point of no return.
 pub async fn before_registering(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions, ids: &[InstanceId]) -> Result<()> {
-    if opts.skip_hooks || !plan.in_place || op.env().hooks.command(HookName::BeforeTraffic).is_none() || passed_before(op, HookName::BeforeTraffic) {
+    if opts.skip_hooks || !plan.place.in_place || op.env().hooks.command(HookName::BeforeTraffic).is_none() || passed_before(op, HookName::BeforeTraffic) {
         return Ok(());
     }
     let ctx = context(op, plan, ids).await;
@@ -74,7 +74,7 @@ pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOpt
     if opts.skip_hooks {
         return Ok(());
     }
-    if plan.in_place {
+    if plan.place.in_place {
         if op.env().hooks.command(HookName::AfterTraffic).is_none() || passed_before(op, HookName::AfterTraffic) {
             return Ok(());
         }
@@ -98,9 +98,9 @@ pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOpt
     };
     let what = why.message().to_owned();
     let undo = d.new_instances.clone();
-    op.progress(&format!("rolling back: removing the {} new instance(s) of {}; traffic was not moved", undo.len(), plan.cluster));
-    if let Err(e) = crate::steps::fleet::deregister(op, &plan.target, &undo).await {
-        op.progress(&format!("rolling back: deregistering from {} failed ({e}); terminating the new instances anyway", plan.target));
+    op.progress(&format!("rolling back: removing the {} new instance(s) of {}; traffic was not moved", undo.len(), plan.place.cluster));
+    if let Err(e) = crate::steps::fleet::deregister(op, &plan.place.target, &undo).await {
+        op.progress(&format!("rolling back: deregistering from {} failed ({e}); terminating the new instances anyway", plan.place.target));
     }
     match crate::steps::fleet::terminate(op, &undo).await {
         Ok(()) => {
@@ -109,20 +109,20 @@ pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOpt
             Err(why
                 .reword(format!(
                     "promote of {} to {} failed: {what}; the {} new instance(s) were removed, traffic was not moved, and {} takes no traffic",
-                    crate::model::ids::short_sha(plan.commit.as_str()),
-                    plan.cluster,
+                    crate::model::ids::short_sha(plan.release.commit.as_str()),
+                    plan.place.cluster,
                     undo.len(),
-                    plan.cluster
+                    plan.place.cluster
                 ))
                 .with_rolled_back(true))
         }
         Err(c) => Err(why
             .reword(format!(
                 "promote of {} to {} failed: {what}; removing the {} new instance(s) failed ({c}), so they still run in {}, which takes no traffic; run the promote again",
-                crate::model::ids::short_sha(plan.commit.as_str()),
-                plan.cluster,
+                crate::model::ids::short_sha(plan.release.commit.as_str()),
+                plan.place.cluster,
                 undo.len(),
-                plan.cluster
+                plan.place.cluster
             ))
             .with_rolled_back(false)),
     }

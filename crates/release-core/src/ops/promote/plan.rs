@@ -50,9 +50,49 @@ pub struct PromoteWorld {
     pub records: Vec<Record>,
 }
 
-/// What a promote will do. A plain value: `--plan` prints it.
+/// What a promote will do. A plain value: `--plan` prints it, as one flat JSON object (each group below is
+/// flattened into it, and `change` writes `kind` and the fields of every kind).
 #[derive(Clone, Debug, Serialize)]
 pub struct PromotePlan {
+    /// What it deploys, over what.
+    #[serde(flatten)]
+    pub release: Deployed,
+    /// Where.
+    #[serde(flatten)]
+    pub place: Place,
+    /// What happens to the cluster's fleet: a deploy, cleanup only, or nothing.
+    #[serde(flatten)]
+    pub change: Change,
+    /// What earlier runs left, removed first whatever the change.
+    #[serde(flatten)]
+    pub leftovers: Leftovers,
+    /// How carefully it goes.
+    #[serde(flatten)]
+    pub safety: Safety,
+    /// Why, in words, for `--plan` and the prompt.
+    pub summary: String,
+}
+
+/// What a promote deploys, and over what.
+#[derive(Clone, Debug, Serialize)]
+pub struct Deployed {
+    /// The commit.
+    pub commit: CommitSha,
+    /// Its AMI.
+    pub ami: AmiId,
+    /// The commit's subject line, as the bake tagged it on the AMI.
+    pub subject: Option<String>,
+    /// The AMI's root device name, for `root_volume`.
+    pub root_device: Option<String>,
+    /// Hash of the resolved settings.
+    pub config_hash: String,
+    /// What the cluster runs now.
+    pub from_commit: Option<CommitSha>,
+}
+
+/// Where a promote goes, as observed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Place {
     /// The app.
     pub app: AppName,
     /// The environment.
@@ -61,24 +101,38 @@ pub struct PromotePlan {
     pub cluster: ClusterName,
     /// Its load balancer.
     pub target: LbTarget,
-    /// The commit.
-    pub commit: CommitSha,
-    /// Its AMI.
-    pub ami: AmiId,
-    /// The commit's subject line, as the bake tagged it on the AMI.
-    pub subject: Option<String>,
-    /// What the cluster runs now.
-    pub from_commit: Option<CommitSha>,
-    /// Hash of the resolved settings.
-    pub config_hash: String,
     /// Whether the cluster takes traffic directly (no dns).
     pub in_place: bool,
-    /// `deploy`, `nothing` (already runs it, healthy), or `cleanup` (already runs it; leftovers to remove).
-    pub kind: PlanKind,
+    /// The cluster's load balancer members (as observed).
+    pub members: Vec<InstanceId>,
+    /// Where instances go (as observed), without subnets whose zone does not offer the instance type.
+    pub network: Network,
+    /// Subnets left out, and why (`subnet-… (us-east-1e): t3.micro is not offered there`).
+    pub skipped: Vec<String>,
+    /// The cluster's instance security group.
+    pub instance_group: String,
+}
+
+/// What a promote does to the cluster's fleet.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Launch, swap, retire.
+    Deploy(FleetChange),
+    /// The cluster already runs the commit with these settings, all healthy, but an earlier run left instances
+    /// or records to clean up.
+    Cleanup {
+        /// An unfinished run whose fleet already serves: its record is closed as succeeded.
+        complete: Option<ReleaseId>,
+    },
+    /// The cluster already runs the commit with these settings, all healthy.
+    Nothing,
+}
+
+/// The fleet change of a deploy.
+#[derive(Clone, Debug, Default)]
+pub struct FleetChange {
     /// An unfinished run of the same commit and settings whose instances this promote adopts.
     pub resume: Option<ReleaseId>,
-    /// An unfinished run whose fleet already serves: its record is closed as succeeded.
-    pub complete: Option<ReleaseId>,
     /// Instances adopted from `resume`.
     pub adopted: Vec<InstanceId>,
     /// New instances per subnet.
@@ -90,31 +144,29 @@ pub struct PromotePlan {
     /// The cluster's own instances terminated outside release (by hand?) but still in its load balancer,
     /// deregistered with the old instances.
     pub terminated: Vec<InstanceId>,
+    /// The cluster was live until this time: the promote waits until then plus `settle` (unless forced).
+    pub settle_until: Option<Timestamp>,
+}
+
+/// What earlier runs left in the cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct Leftovers {
     /// Instances of failed or abandoned releases, removed first.
     pub cleanup: Vec<InstanceId>,
     /// Unfinished records of dead runs that are closed as abandoned.
     pub abandon: Vec<ReleaseId>,
-    /// Replace this many at a time.
-    pub batch: Option<u32>,
-    /// The cluster was live until this time: the promote waits until then plus `settle` (unless forced).
-    pub settle_until: Option<Timestamp>,
-    /// --force.
-    pub forced: bool,
-    /// Why, in words, for `--plan` and the prompt.
-    pub summary: String,
-    /// Where instances go (as observed), without subnets whose zone does not offer the instance type.
-    pub network: Network,
-    /// Subnets left out, and why (`subnet-… (us-east-1e): t3.micro is not offered there`).
-    pub skipped: Vec<String>,
-    /// The cluster's instance security group.
-    pub instance_group: String,
-    /// The AMI's root device name, for `root_volume`.
-    pub root_device: Option<String>,
-    /// The cluster's load balancer members (as observed).
-    pub members: Vec<InstanceId>,
 }
 
-/// What kind of promote a plan is.
+/// How carefully a promote goes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Safety {
+    /// Replace this many at a time (each batch watched).
+    pub batch: Option<u32>,
+    /// --force: no settle wait.
+    pub forced: bool,
+}
+
+/// What kind of promote a plan is (its `kind` in JSON).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlanKind {
@@ -124,6 +176,74 @@ pub enum PlanKind {
     Nothing,
     /// As `Nothing`, but an earlier run left instances or records to clean up.
     Cleanup,
+}
+
+impl Change {
+    /// Its kind.
+    pub fn kind(&self) -> PlanKind {
+        match self {
+            Change::Deploy(_) => PlanKind::Deploy,
+            Change::Cleanup { .. } => PlanKind::Cleanup,
+            Change::Nothing => PlanKind::Nothing,
+        }
+    }
+}
+
+/// The JSON of a change: its kind, and the fields of every kind (empty or null when not its own), as the plan
+/// has always printed them.
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a> {
+            kind: PlanKind,
+            resume: &'a Option<ReleaseId>,
+            complete: &'a Option<ReleaseId>,
+            adopted: &'a [InstanceId],
+            launches: &'a [PlannedLaunch],
+            retire: &'a [InstanceId],
+            strays: &'a [Stray],
+            terminated: &'a [InstanceId],
+            settle_until: &'a Option<Timestamp>,
+        }
+        let (none, no_id) = (FleetChange::default(), None);
+        let (fleet, complete) = match self {
+            Change::Deploy(f) => (f, &no_id),
+            Change::Cleanup { complete } => (&none, complete),
+            Change::Nothing => (&none, &no_id),
+        };
+        Flat {
+            kind: self.kind(),
+            resume: &fleet.resume,
+            complete,
+            adopted: &fleet.adopted,
+            launches: &fleet.launches,
+            retire: &fleet.retire,
+            strays: &fleet.strays,
+            terminated: &fleet.terminated,
+            settle_until: &fleet.settle_until,
+        }
+        .serialize(s)
+    }
+}
+
+impl PromotePlan {
+    /// Its kind.
+    pub fn kind(&self) -> PlanKind {
+        self.change.kind()
+    }
+
+    /// The fleet change, when it deploys.
+    pub fn fleet(&self) -> Option<&FleetChange> {
+        match &self.change {
+            Change::Deploy(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Until when it waits for the cluster to settle (a deploy to a cluster live moments ago).
+    pub fn settle_until(&self) -> Option<Timestamp> {
+        self.fleet().and_then(|f| f.settle_until)
+    }
 }
 
 /// The cluster a promote goes to: the only one, or the idle one of a blue/green environment.
@@ -250,7 +370,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     let current = world::cluster_instances(&world.instances, env, cluster);
     let strays = world::strays(&pipeline.app, env, cluster, &world.members, &world.instances, &world.others, false);
     refuse_foreign(pipeline, cluster, &strays)?;
-    let left = leftovers(world, cluster, &current, commit, &config, action);
+    let left = earlier_runs(world, cluster, &current, commit, &config, action);
     let from_commit = left
         .resume
         .and_then(|r| r.promote_details().and_then(|p| p.from.clone()))
@@ -272,39 +392,43 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
             skipped.join("; ")
         )));
     }
-    let deploy = kind == PlanKind::Deploy;
-    let launches = if deploy { spread(to_launch, &network.subnets) } else { Vec::new() };
-    let retire: Vec<InstanceId> = if deploy { left.serving.iter().map(|i| i.id.clone()).collect() } else { Vec::new() };
+    let change = match kind {
+        PlanKind::Deploy => Change::Deploy(FleetChange {
+            resume: resume_kept,
+            adopted: left.adopted,
+            launches: spread(to_launch, &network.subnets),
+            retire: left.serving.iter().map(|i| i.id.clone()).collect(),
+            strays,
+            terminated,
+            settle_until,
+        }),
+        PlanKind::Cleanup => Change::Cleanup { complete },
+        PlanKind::Nothing => Change::Nothing,
+    };
     let mut plan = PromotePlan {
-        app: pipeline.app.clone(),
-        env: env.name.clone(),
-        cluster: cluster.name.clone(),
-        target: cluster.target.clone(),
-        commit: commit.clone(),
-        subject: world.ami.tags.get(tags::SUBJECT).cloned(),
-        ami: world.ami.id.clone(),
-        from_commit,
-        config_hash: config,
-        in_place: !env.is_blue_green(),
-        kind,
-        resume: resume_kept,
-        complete,
-        adopted: if deploy { left.adopted } else { Vec::new() },
-        launches,
-        retire,
-        strays: if deploy { strays } else { Vec::new() },
-        terminated: if deploy { terminated } else { Vec::new() },
-        cleanup: left.cleanup,
-        abandon: left.abandon.iter().map(|r| r.release_id.clone()).collect(),
-        batch: opts.batch,
-        settle_until: if deploy { settle_until } else { None },
-        forced: opts.force,
+        release: Deployed {
+            commit: commit.clone(),
+            ami: world.ami.id.clone(),
+            subject: world.ami.tags.get(tags::SUBJECT).cloned(),
+            root_device: world.ami.root_device.clone(),
+            config_hash: config,
+            from_commit,
+        },
+        place: Place {
+            app: pipeline.app.clone(),
+            env: env.name.clone(),
+            cluster: cluster.name.clone(),
+            target: cluster.target.clone(),
+            in_place: !env.is_blue_green(),
+            members: world.members.clone(),
+            network,
+            skipped,
+            instance_group: world.instance_group.clone(),
+        },
+        change,
+        leftovers: Leftovers { cleanup: left.cleanup, abandon: left.abandon.iter().map(|r| r.release_id.clone()).collect() },
+        safety: Safety { batch: opts.batch, forced: opts.force },
         summary: String::new(),
-        network,
-        skipped,
-        instance_group: world.instance_group.clone(),
-        root_device: world.ami.root_device.clone(),
-        members: world.members.clone(),
     };
     plan.summary = summary(&plan, to_launch);
     Ok(plan)
@@ -312,29 +436,29 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
 
 /// The plan in words, for `--plan` and the prompt.
 fn summary(plan: &PromotePlan, to_launch: u32) -> String {
-    let (env, cluster, commit) = (&plan.env, &plan.cluster, &plan.commit);
-    match plan.kind {
-        PlanKind::Nothing => format!("{}/{} already runs {} with these settings, all healthy; nothing to do", env, cluster, short_sha(commit.as_str())),
-        PlanKind::Cleanup => format!(
+    let (env, cluster, commit) = (&plan.place.env, &plan.place.cluster, &plan.release.commit);
+    match &plan.change {
+        Change::Nothing => format!("{}/{} already runs {} with these settings, all healthy; nothing to do", env, cluster, short_sha(commit.as_str())),
+        Change::Cleanup { complete } => format!(
             "{}/{} already runs {}; only cleanup: {} leftover instance(s), {} unfinished record(s)",
             env,
             cluster,
             short_sha(commit.as_str()),
-            plan.cleanup.len(),
-            plan.abandon.len() + usize::from(plan.complete.is_some())
+            plan.leftovers.cleanup.len(),
+            plan.leftovers.abandon.len() + usize::from(complete.is_some())
         ),
-        PlanKind::Deploy => format!(
+        Change::Deploy(f) => format!(
             "promote {} ({}) to {}/{}: launch {} instance(s) in {} subnet(s){}, then retire {} old instance(s){}",
             short_sha(commit.as_str()),
-            plan.ami,
+            plan.release.ami,
             env,
             cluster,
             to_launch,
-            plan.launches.len(),
-            if plan.adopted.is_empty() { String::new() } else { format!(" and adopt {} of unfinished release {}", plan.adopted.len(), plan.resume.as_ref().map_or("", |r| r.as_str())) },
-            plan.retire.len(),
-            if plan.strays.is_empty() { String::new() } else { format!(" and {} stray(s)", plan.strays.len()) }
-        ) + &if plan.terminated.is_empty() { String::new() } else { format!("; deregister {} instance(s) of this cluster terminated by hand", plan.terminated.len()) },
+            f.launches.len(),
+            if f.adopted.is_empty() { String::new() } else { format!(" and adopt {} of unfinished release {}", f.adopted.len(), f.resume.as_ref().map_or("", |r| r.as_str())) },
+            f.retire.len(),
+            if f.strays.is_empty() { String::new() } else { format!(" and {} stray(s)", f.strays.len()) }
+        ) + &if f.terminated.is_empty() { String::new() } else { format!("; deregister {} instance(s) of this cluster terminated by hand", f.terminated.len()) },
     }
 }
 
@@ -356,7 +480,7 @@ fn refuse_foreign(pipeline: &Pipeline, cluster: &Cluster, strays: &[Stray]) -> R
 
 /// What earlier runs left in the cluster, sorted out: the unfinished run this one resumes, those it abandons, and
 /// the cluster's instances by whose they are.
-struct Leftovers<'w> {
+struct EarlierRuns<'w> {
     /// The unfinished run of the same kind, commit and settings, whose instances are adopted.
     resume: Option<&'w Record>,
     /// The other unfinished runs, closed as abandoned.
@@ -371,7 +495,7 @@ struct Leftovers<'w> {
     serving: Vec<&'w Instance>,
 }
 
-fn leftovers<'w>(world: &'w PromoteWorld, cluster: &Cluster, current: &[&'w Instance], commit: &CommitSha, config: &str, action: &str) -> Leftovers<'w> {
+fn earlier_runs<'w>(world: &'w PromoteWorld, cluster: &Cluster, current: &[&'w Instance], commit: &CommitSha, config: &str, action: &str) -> EarlierRuns<'w> {
     // Unfinished runs that launched into this cluster, and failed ones whose cleanup was cut short.
     let unfinished: Vec<&Record> = world
         .records
@@ -408,7 +532,7 @@ fn leftovers<'w>(world: &'w PromoteWorld, cluster: &Cluster, current: &[&'w Inst
         .filter(|i| (!dead.contains(release_of(i)) || member(i)) && Some(release_of(i)) != resume_id)
         .collect();
     let adopted_fleet: Vec<&Instance> = current.iter().copied().filter(|i| Some(release_of(i)) == resume_id).collect();
-    Leftovers { resume, abandon, cleanup, adopted, adopted_fleet, serving }
+    EarlierRuns { resume, abandon, cleanup, adopted, adopted_fleet, serving }
 }
 
 /// The kind of promote: `Nothing` or `Cleanup` when the cluster already runs the commit, else `Deploy`; with the
@@ -420,7 +544,7 @@ fn decide(
     commit: &CommitSha,
     config: &str,
     world: &PromoteWorld,
-    left: &Leftovers<'_>,
+    left: &EarlierRuns<'_>,
     strays: &[Stray],
     terminated: &[InstanceId],
 ) -> (PlanKind, Option<ReleaseId>, Option<ReleaseId>) {
@@ -474,13 +598,13 @@ fn offered_network(world: &PromoteWorld, cluster: &Cluster) -> (Network, Vec<Str
 pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromotePlan> {
     let world = observe(session, pipeline, env, commit, opts).await?;
     let plan = plan_from(pipeline, env, commit, opts, &world, "promote")?;
-    if plan.kind == PlanKind::Deploy {
-        crate::observe::preflight::check_in_place(&session.cloud, env, env.cluster(plan.cluster.as_str())?, opts.batch.is_some()).await?;
+    if plan.kind() == PlanKind::Deploy {
+        crate::observe::preflight::check_in_place(&session.cloud, env, env.cluster(plan.place.cluster.as_str())?, opts.batch.is_some()).await?;
     }
     Ok(plan)
 }
 
 /// How long until the settle wait ends, for messages.
 pub fn settle_left(plan: &PromotePlan, now: Timestamp) -> Option<Duration> {
-    plan.settle_until.filter(|t| *t > now).map(|t| t.since(now))
+    plan.settle_until().filter(|t| *t > now).map(|t| t.since(now))
 }

@@ -322,7 +322,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
     let mut report = RollbackReport { release_id: String::new(), plan: plan.clone(), promoted: None, in_sync: true };
     op.progress(&plan.summary);
     // A rollback that died while promoting is resumed: its record is adopted.
-    let resume = plan.promote.as_ref().and_then(|p| p.resume.clone());
+    let resume = plan.promote.as_ref().and_then(|p| p.fleet()).and_then(|f| f.resume.clone());
     match resume {
         Some(id) => {
             let records: Vec<Record> =
@@ -334,7 +334,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         None => {
             let mut record = op.draft(Action::Rollback(details));
             // Forced only when it skips a settle wait it would have made.
-            record.forced = plan.promote.as_ref().is_some_and(|p| p.forced && p.settle_until.is_some());
+            record.forced = plan.promote.as_ref().is_some_and(|p| p.safety.forced && p.settle_until().is_some());
             op.open(record).await?;
         }
     }
@@ -344,10 +344,10 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         let mut rep = promote::apply::report(p, promote::PromoteOutcome::Succeeded);
         promote::apply::settle(op, p).await?;
         promote::apply::prelude(op, p, &mut rep).await?;
-        if p.kind == promote::plan::PlanKind::Deploy {
+        if let Some(fleet) = p.fleet() {
             let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| promote::apply::details(p));
             let opts = &PromoteOptions { skip_hooks: true, ..opts.clone() };
-            let result = promote::deploy(op, p, &mut d, &mut rep, opts).await;
+            let result = promote::deploy(op, p, fleet, &mut d, &mut rep, opts).await;
             if let Ok(r) = op.record_mut() {
                 r.set_promote_details(&d);
             }
