@@ -1,0 +1,48 @@
+//! Another operator holds the environment's lock, or this run lost it (exit 5).
+
+use std::fmt;
+
+/// Why the lock is not this run's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockHeld {
+    /// Someone else holds the lock of `env`.
+    Held {
+        /// The environment.
+        env: String,
+        /// Who holds it (`alice@laptop`).
+        holder: String,
+        /// Since when (RFC 3339).
+        since: String,
+        /// The holder's release id.
+        release_id: String,
+        /// The holder's host.
+        host: String,
+        /// What the holder is doing (`promote 1a2b3c to staging`), or empty.
+        doing: String,
+        /// When its lease runs out, or None when it already has.
+        expires: Option<String>,
+        /// What more is known of a holder that died on this machine (its hook still runs; `unlock` breaks it now).
+        judged: Option<String>,
+    },
+}
+
+impl fmt::Display for LockHeld {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockHeld::Held { env, holder, since, release_id, host, doing, expires, judged } => {
+                let doing = if doing.is_empty() { String::new() } else { format!(", {doing}") };
+                let expires = expires.as_deref().unwrap_or("an earlier time (it already has)");
+                write!(
+                    f,
+                    "environment {env} is locked by {holder} since {since} (release {release_id}, host {host}{doing}); wait for it (--wait), or if its holder died, \
+                     `release unlock --env {env}` once its lease runs out at {expires}"
+                )?;
+                if let Some(j) = judged {
+                    write!(f, "; its {j}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
