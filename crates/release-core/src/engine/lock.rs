@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::clock::Timestamp;
-use crate::model::error::{Error, ErrorKind, LockHeld, Result};
+use crate::model::error::{Error, LockHeld, Result};
 use crate::model::ids::{EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
@@ -183,23 +183,16 @@ pub async fn unlock(session: &Session, pipeline: &Pipeline, env: &Environment, f
     };
     let judged = crate::engine::lock::judge_holder(&session, &held, records.iter().find(|r| r.holder == held.release_id), now);
     if judged.is_live() && !force {
-        let age = now.since(held.acquired).as_secs();
-        return Err(Error::new(
-            ErrorKind::LockHeld,
-            format!(
-                "the lock of env {} is alive: {} holds it (release {}, host {}{}) since {}m{:02}s; {}; it is not broken. \
-                 Wait for it, or if you are sure it and its hooks are gone, `release unlock --env {} --force` (it then stops at its next step)",
-                env.name,
-                held.holder,
-                held.release_id,
-                held.host,
-                if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) },
-                age / 60,
-                age % 60,
-                judged.why(),
-                env.name
-            ),
-        ));
+        return Err(LockHeld::Alive {
+            env: env.name.to_string(),
+            holder: held.holder.clone(),
+            release_id: held.release_id.to_string(),
+            host: held.host.clone(),
+            doing: held.doing.clone(),
+            held_for: now.since(held.acquired),
+            why: judged.why().to_owned(),
+        }
+        .into());
     }
     let broken = cloud.lock.break_lock(table, &pipeline.app, &env.name, &held.release_id).await?;
     Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent), holder: Some(judged.why().to_owned()) })

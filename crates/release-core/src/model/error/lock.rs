@@ -6,6 +6,28 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LockHeld {
+    /// `unlock` without `--force` of a lock whose holder is judged alive.
+    Alive {
+        /// The environment.
+        env: String,
+        /// Who holds it.
+        holder: String,
+        /// The holder's release id.
+        release_id: String,
+        /// The holder's host.
+        host: String,
+        /// What the holder is doing, or empty.
+        doing: String,
+        /// How long it has held the lock.
+        held_for: std::time::Duration,
+        /// Why it is judged alive (`lease renewed 3s ago`).
+        why: String,
+    },
+    /// A rollout going back found its lock lost before it put the weights back.
+    LostBeforeRevert {
+        /// The environment.
+        env: String,
+    },
     /// Someone else holds the lock of `env`.
     Held {
         /// The environment.
@@ -30,6 +52,18 @@ pub enum LockHeld {
 impl fmt::Display for LockHeld {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            LockHeld::Alive { env, holder, release_id, host, doing, held_for, why } => {
+                let doing = if doing.is_empty() { String::new() } else { format!(", {doing}") };
+                let age = held_for.as_secs();
+                write!(
+                    f,
+                    "the lock of env {env} is alive: {holder} holds it (release {release_id}, host {host}{doing}) since {}m{:02}s; {why}; it is not broken. \
+                     Wait for it, or if you are sure it and its hooks are gone, `release unlock --env {env} --force` (it then stops at its next step)",
+                    age / 60,
+                    age % 60,
+                )
+            }
+            LockHeld::LostBeforeRevert { env } => write!(f, "lost the lock of env {env}; the weights were not put back"),
             LockHeld::Held { env, holder, since, release_id, host, doing, expires, judged } => {
                 let doing = if doing.is_empty() { String::new() } else { format!(", {doing}") };
                 let expires = expires.as_deref().unwrap_or("an earlier time (it already has)");

@@ -176,7 +176,8 @@ pub enum Failure {
     Aws(Aws),
     /// A build, test or Packer stage ran and failed (exit 7).
     Stage(Stage),
-    /// A deploy ran and failed: health, an alarm, a hook (exit 8).
+    /// A deploy ran and failed: health, an alarm, a hook (exit 8; what a promote did after another failure keeps
+    /// that one's kind).
     Deploy(Deploy),
     /// A bug or a failure on this machine (exit 1).
     Internal(Internal),
@@ -215,7 +216,7 @@ impl Failure {
             Failure::LockHeld(_) => ErrorKind::LockHeld,
             Failure::Aws(a) => a.kind(),
             Failure::Stage(_) => ErrorKind::StageFailed,
-            Failure::Deploy(_) => ErrorKind::DeployFailed,
+            Failure::Deploy(d) => d.kind(),
             Failure::Internal(_) => ErrorKind::Internal,
             Failure::Interrupted { .. } => ErrorKind::Interrupted,
             Failure::Crash { .. } => ErrorKind::Crash,
@@ -337,6 +338,14 @@ impl Error {
     #[doc(hidden)]
     pub fn reword(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
+        self
+    }
+
+    /// The same error told as `failure`, a variant that carries this error's message and kind and says what was
+    /// done after it (a promote's clean-up: [`Deploy::Removed`]); its details, cause, code, source and report stay.
+    pub fn retold(mut self, failure: impl Into<Failure>) -> Self {
+        self.failure = failure.into();
+        self.message = self.failure.to_string();
         self
     }
 

@@ -19,7 +19,7 @@ pub mod launch;
 pub use crate::model::weights::RolloutStep;
 
 use crate::model::clock::format_duration;
-use crate::model::error::{Error, NotFound};
+use crate::model::error::{Error, Input, NotFound};
 use crate::model::ids::{AmiId, AppName, ClusterName, EnvName};
 
 /// The ledger table unless `ledger_table` says otherwise.
@@ -694,9 +694,9 @@ pub fn parse_steps(s: &str) -> Result<Vec<RolloutStep>, Error> {
         }
         match part.trim_end_matches('%').parse::<u8>() {
             Ok(p) => steps.push(RolloutStep::Percent(p)),
-            Err(_) => return Err(Error::input(format!("--steps: `{part}` is neither a percentage nor \"hold\"; give e.g. --steps 10,50,100"))),
+            Err(_) => return Err(Input::StepPart { part: part.to_owned() }.into()),
         }
     }
-    check_steps(&steps).map_err(|(_, m, hint)| Error::input(format!("--steps: {m}; {hint}")))?;
+    check_steps(&steps).map_err(|(_, problem, hint)| Error::from(Input::Steps { problem, hint }))?;
     Ok(steps)
 }
