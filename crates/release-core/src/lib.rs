@@ -52,6 +52,8 @@ pub mod ops;
 
 pub use model::error::{Error, ErrorKind, Result};
 
+use crate::model::error::{Input, NotFound, Refused};
+
 use crate::engine::{queue, runner};
 use crate::model::{hook as hooks, ids, ledger, pipeline};
 use crate::engine::lock::UnlockReport;
@@ -97,7 +99,7 @@ impl Release {
             // A ticket for a commit with no AMI would wait its turn only to fail: refused before queueing.
             let images = self.session.cloud.images.app_images(&pipeline.app).await?;
             if crate::observe::images::find_ami(&images, commit).is_none() {
-                return Err(Error::not_found(format!("no AMI for {}; run `release bake {}`, then promote again", ids::short_sha(commit.as_str()), commit)));
+                return Err(NotFound::AmiBeforeQueue { commit: commit.to_string() }.into());
             }
         }
         let spec = OpSpec::new(format!("promote {} to {}", ids::short_sha(commit.as_str()), environment.name)).waiting(
@@ -109,10 +111,7 @@ impl Release {
             let plan = promote::plan_from(pipeline, environment, commit, opts, &world, "promote")?;
             if let Some(c) = confirmed {
                 if c.place.cluster != plan.place.cluster {
-                    return Err(Error::refused(format!(
-                        "the idle cluster changed since the plan was shown ({} then, {} now); nothing was changed, run the promote again",
-                        c.place.cluster, plan.place.cluster
-                    )));
+                    return Err(Refused::IdleChanged { then: c.place.cluster.to_string(), now: plan.place.cluster.to_string() }.into());
                 }
             }
             promote::apply(op, &plan, opts).await
@@ -194,7 +193,7 @@ impl Release {
     /// [`Release::history`] with only the records of one outcome (`history --outcome failed`): the newest `limit` of those.
     pub async fn history_of(&self, env: Option<&str>, limit: u32, outcome: Option<ledger::Outcome>) -> Result<Vec<Record>> {
         if limit == 0 {
-            return Err(Error::input("--limit must be at least 1"));
+            return Err(Input::ZeroLimit.into());
         }
         let cloud = &self.session.cloud;
         let p = &self.pipeline;
@@ -215,11 +214,7 @@ impl Release {
                                 known.push(i.to_string());
                             }
                         }
-                        return Err(Error::not_found(format!(
-                            "no environment `{e}` in {} nor in its ledger; known: {}",
-                            p.file.display(),
-                            known.join(", ")
-                        )));
+                        return Err(NotFound::EnvironmentOrLedger { name: e.to_owned(), file: p.file.clone(), known }.into());
                     }
                 }
                 vec![name]

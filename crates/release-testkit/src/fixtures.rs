@@ -94,7 +94,7 @@ impl World {
         if let Some(step) = crash_at {
             s.checkpoint = Arc::new(move |at: &str| {
                 if at == step {
-                    Err(release_core::Error::new(release_core::ErrorKind::Crash, format!("crash at {at}")))
+                    Err(release_core::Error::from(release_core::model::error::Failure::Crash { at: at.to_owned() }))
                 } else {
                     Ok(())
                 }

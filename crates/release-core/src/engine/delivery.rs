@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::model::clock::Clock;
-use crate::model::error::Error;
+use crate::model::error::Aws;
 use crate::model::event::{Event, EventKind};
 use crate::model::ledger::NotifyFailure;
 use crate::model::pipeline::NotifySettings;
@@ -60,7 +60,7 @@ impl Delivery {
                     }
                     let outcome = tokio::select! {
                         r = notifier.deliver(&sink, &event) => r,
-                        _ = clock.sleep(SINK_TIMEOUT) => Err(Error::aws(format!("no answer within {}s", SINK_TIMEOUT.as_secs()))),
+                        _ = clock.sleep(SINK_TIMEOUT) => Err(Aws::SinkTimeout { within: SINK_TIMEOUT }.into()),
                     };
                     match outcome {
                         Ok(()) => return None,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::clock::Timestamp;
-use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::error::{Error, LockHeld, Result};
 use crate::model::ids::{EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
@@ -39,41 +39,37 @@ pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, 
     match session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? {
         None => Ok(info),
         Some(held) => {
-            let mut err = lock_held(env, &held, info.acquired);
+            let mut judged_more = None;
             // A holder that died on this machine: say whether a hook it started still runs, or that unlock may
             // break its lock now (one more read, only on this path).
             if !held.is_stale(info.acquired) && (session.holder_gone)(&held) {
                 let records = crate::engine::session::recent_records(&session.cloud, pipeline, &env.name).await.unwrap_or_default();
                 let judged = judge_holder(session, &held, records.iter().find(|r| r.holder == held.release_id), info.acquired);
                 let more = match &judged {
-                    Holder::Gone(why) => format!("; its {why}: `release unlock --env {}` breaks the lock now", env.name),
-                    _ => format!("; its {}", judged.why()),
+                    Holder::Gone(why) => format!("{why}: `release unlock --env {}` breaks the lock now", env.name),
+                    _ => judged.why().to_owned(),
                 };
-                let message = format!("{}{more}", err.message());
-                err = err.reword(message);
+                judged_more = Some(more);
             }
-            Err(err)
+            Err(lock_held(env, &held, info.acquired, judged_more))
         }
     }
 }
 
 /// The error for a lock held by someone else.
-pub fn lock_held(env: &Environment, held: &LockInfo, now: Timestamp) -> Error {
-    let doing = if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) };
-    Error::new(
-        ErrorKind::LockHeld,
-        format!(
-            "environment {} is locked by {} since {} (release {}, host {}{doing}); wait for it (--wait), or if its holder died, \
-             `release unlock --env {}` once its lease runs out at {}",
-            env.name,
-            held.holder,
-            held.acquired,
-            held.release_id,
-            held.host,
-            env.name,
-            if held.expires < now { "an earlier time (it already has)".to_owned() } else { held.expires.to_string() }
-        ),
-    )
+/// `judged`: what more is known of a holder that died on this machine.
+pub fn lock_held(env: &Environment, held: &LockInfo, now: Timestamp, judged: Option<String>) -> Error {
+    LockHeld::Held {
+        env: env.name.to_string(),
+        holder: held.holder.clone(),
+        since: held.acquired.to_string(),
+        release_id: held.release_id.to_string(),
+        host: held.host.clone(),
+        doing: held.doing.clone(),
+        expires: (held.expires >= now).then(|| held.expires.to_string()),
+        judged,
+    }
+    .into()
 }
 
 /// What can be said of a lock's holder: the one judgement `unlock`, `status` and rollouts use. Each carries why,
@@ -187,23 +183,16 @@ pub async fn unlock(session: &Session, pipeline: &Pipeline, env: &Environment, f
     };
     let judged = crate::engine::lock::judge_holder(&session, &held, records.iter().find(|r| r.holder == held.release_id), now);
     if judged.is_live() && !force {
-        let age = now.since(held.acquired).as_secs();
-        return Err(Error::new(
-            ErrorKind::LockHeld,
-            format!(
-                "the lock of env {} is alive: {} holds it (release {}, host {}{}) since {}m{:02}s; {}; it is not broken. \
-                 Wait for it, or if you are sure it and its hooks are gone, `release unlock --env {} --force` (it then stops at its next step)",
-                env.name,
-                held.holder,
-                held.release_id,
-                held.host,
-                if held.doing.is_empty() { String::new() } else { format!(", {}", held.doing) },
-                age / 60,
-                age % 60,
-                judged.why(),
-                env.name
-            ),
-        ));
+        return Err(LockHeld::Alive {
+            env: env.name.to_string(),
+            holder: held.holder.clone(),
+            release_id: held.release_id.to_string(),
+            host: held.host.clone(),
+            doing: held.doing.clone(),
+            held_for: now.since(held.acquired),
+            why: judged.why().to_owned(),
+        }
+        .into());
     }
     let broken = cloud.lock.break_lock(table, &pipeline.app, &env.name, &held.release_id).await?;
     Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent), holder: Some(judged.why().to_owned()) })

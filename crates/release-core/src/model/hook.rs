@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::model::clock::Timestamp;
-use crate::model::error::Error;
+use crate::model::error::{Deploy, Error};
 
 /// Default `hook_timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -285,7 +285,7 @@ impl HookContext {
 
 /// The error a failed `before_*` hook is: a deploy that failed (exit 8), naming the hook.
 pub fn failed(result: &HookResult) -> Error {
-    Error::deploy_failed(result.describe()).with_details(result.output_tail.iter().map(|l| format!("[hook {}] {l}", result.name)).collect())
+    Error::from(Deploy::Hook { hook: result.name.to_string(), what: result.describe() }).with_details(result.output_tail.iter().map(|l| format!("[hook {}] {l}", result.name)).collect())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::error::{Error, ErrorKind};
+use crate::model::error::{Error, Input};
 
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident) => {
@@ -99,10 +99,7 @@ impl CommitSha {
         if s.len() == 40 && is_lower_hex(s) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Error::new(
-                ErrorKind::Input,
-                format!("`{s}` is not a full commit sha; give 40 lowercase hex characters (or resolve a short sha with git first)"),
-            ))
+            Err(Input::CommitSha { given: s.to_owned() }.into())
         }
     }
 
@@ -117,7 +114,7 @@ impl AmiId {
     pub fn parse(s: &str) -> Result<Self, Error> {
         match s.strip_prefix("ami-") {
             Some(rest) if is_lower_hex(rest) => Ok(Self(s.to_owned())),
-            _ => Err(Error::new(ErrorKind::Input, format!("`{s}` is not an AMI id; expected `ami-` followed by hex digits"))),
+            _ => Err(Input::AmiId { given: s.to_owned() }.into()),
         }
     }
 }
@@ -127,7 +124,7 @@ impl InstanceId {
     pub fn parse(s: &str) -> Result<Self, Error> {
         match s.strip_prefix("i-") {
             Some(rest) if is_lower_hex(rest) => Ok(Self(s.to_owned())),
-            _ => Err(Error::new(ErrorKind::Input, format!("`{s}` is not an instance id; expected `i-` followed by hex digits"))),
+            _ => Err(Input::InstanceId { given: s.to_owned() }.into()),
         }
     }
 }
@@ -141,10 +138,7 @@ impl AppName {
         if is_slug(s, Self::MAX_LEN) {
             Ok(Self(s.to_owned()))
         } else {
-            Err(Error::new(
-                ErrorKind::Input,
-                format!("app name `{s}` is invalid; use 1-32 characters of a-z, 0-9 and `-`, not starting or ending with `-`"),
-            ))
+            Err(Input::Name { what: "app", given: s.to_owned() }.into())
         }
     }
 }
@@ -160,10 +154,7 @@ macro_rules! slug_name {
                 if is_slug(s, Self::MAX_LEN) {
                     Ok(Self(s.to_owned()))
                 } else {
-                    Err(Error::new(
-                        ErrorKind::Input,
-                        format!(concat!($what, " name `{}` is invalid; use 1-32 characters of a-z, 0-9 and `-`"), s),
-                    ))
+                    Err(Input::Name { what: $what, given: s.to_owned() }.into())
                 }
             }
         }

@@ -89,10 +89,7 @@ impl Outcome {
     /// The outcome of this stable name (`--outcome failed`).
     pub fn parse(s: &str) -> Result<Outcome, crate::Error> {
         Outcome::ALL.into_iter().find(|o| o.as_str() == s).ok_or_else(|| {
-            crate::Error::input(format!(
-                "--outcome `{s}` is not an outcome; use one of {}",
-                Outcome::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
-            ))
+            crate::model::error::Input::Outcome { given: s.to_owned(), known: Outcome::ALL.iter().map(|o| o.as_str().to_owned()).collect() }.into()
         })
     }
 

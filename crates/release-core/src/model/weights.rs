@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{Input, NotFound, Refused, Result};
 use crate::model::ids::ClusterName;
 
 /// The weight of each cluster's record (0..=255 as Route53 allows; `release` writes 0..=100).
@@ -101,10 +101,10 @@ impl Weights {
     pub fn after_switch(&self, target: &ClusterName, percent: Option<u8>) -> Result<Weights> {
         let w = percent.unwrap_or(100);
         if w > 100 {
-            return Err(Error::input(format!("--weight is a percentage: give 0 to 100, not {w}")));
+            return Err(Input::Weight { given: w }.into());
         }
         if !self.has(target) {
-            return Err(Error::not_found(format!("the live name has no record for cluster {target}; run `release provision`")));
+            return Err(NotFound::LiveRecord { cluster: target.to_string() }.into());
         }
         // The rest goes to the heaviest other cluster already taking traffic: lowering the primary's share must give
         // it to someone, and only a cluster that is live already (checked when traffic first moved to it) may get it.
@@ -133,10 +133,7 @@ impl Weights {
                 .collect(),
         );
         if next.sum() == 0 {
-            return Err(Error::refused(format!(
-                "that would leave every cluster at weight 0, and Route53 would then split traffic evenly over all of them; \
-                 send the traffic to another cluster instead (`release switch <cluster>`)"
-            )));
+            return Err(Refused::AllZero.into());
         }
         Ok(next)
     }

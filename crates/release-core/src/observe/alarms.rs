@@ -1,7 +1,7 @@
 //! CloudWatch alarms as the engine sees them: one read ([`read`], one DescribeAlarms call) for every use, and the
 //! one judgement of what a watched alarm's state means ([`breach`]).
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{NotFound, Result};
 use crate::model::pipeline::Environment;
 use crate::ports::{AlarmState, AlarmStatus, Cloud};
 
@@ -31,16 +31,7 @@ pub fn require(env: &Environment, names: &[String], states: &[AlarmStatus]) -> R
     let known = |a: &str| states.iter().find(|s| s.name == a && s.state != AlarmState::Missing);
     let missing: Vec<&str> = names.iter().map(String::as_str).filter(|a| known(a).is_none()).collect();
     if !missing.is_empty() {
-        let many = missing.len() > 1;
-        return Err(Error::not_found(format!(
-            "alarm{} {} of env {}'s rollout do{} not exist in CloudWatch; create {} or fix `alarms` in [env.{}.rollout]; nothing was changed",
-            if many { "s" } else { "" },
-            missing.join(", "),
-            env.name,
-            if many { "" } else { "es" },
-            if many { "them" } else { "it" },
-            env.name
-        )));
+        return Err(NotFound::Alarms { env: env.name.to_string(), missing: missing.into_iter().map(str::to_owned).collect() }.into());
     }
     Ok(names.iter().filter_map(|a| known(a).cloned()).collect())
 }

@@ -1,7 +1,7 @@
 //! Load balancers as the engine sees them: the environment's, their DNS names, and the Route53 records that do not
 //! alias the load balancer of their cluster (misdirected).
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{Refused, Result};
 use crate::model::ids::ClusterName;
 use crate::model::pipeline::{Environment, LbTarget};
 use crate::model::weights::Weights;
@@ -40,12 +40,7 @@ pub fn refuse_misdirected(env: &Environment, list: &[Misdirected]) -> Result<()>
     if list.is_empty() {
         return Ok(());
     }
-    let what: Vec<String> = list.iter().map(Misdirected::describe).collect();
-    Err(Error::refused(format!(
-        "{}; switching would send traffic there; run `release provision --env {}` to point it at the load balancer, then switch again (--force does not skip this); nothing was changed",
-        what.join("; "),
-        env.name
-    )))
+    Err(Refused::Misdirected { records: list.iter().map(Misdirected::describe).collect(), env: env.name.to_string() }.into())
 }
 
 /// A DNS name as Route53 and ELB may spell the same one: lowercase, without the trailing dot and without the

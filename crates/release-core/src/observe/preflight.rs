@@ -6,7 +6,7 @@
 //! Moving traffic *away* from a cluster is never held here: lowering its weight, a rollout or a failing hook going
 //! back, and `release rollback` (the way back is always open; an alarm firing is usually why someone goes back).
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{Refused, Result};
 use crate::model::ids::ClusterName;
 use crate::model::pipeline::{Cluster, Environment};
 use crate::observe::alarms;
@@ -28,20 +28,11 @@ pub fn check(env: &Environment, cluster: &Cluster, ready: Option<&Readiness>, al
     firing(env, alarms, what)?;
     let Some(ready) = ready.filter(|_| !force) else { return Ok(()) };
     if !ready.strays.is_empty() {
-        let list: Vec<String> = ready.strays.iter().map(Stray::describe).collect();
-        return Err(Error::refused(format!(
-            "{} of cluster {} serves instances that are not its current ones: {}; promote to it again to retire them (this app's), deregister them by hand, or --force; nothing was changed",
-            cluster.target,
-            cluster.name,
-            list.join(", ")
-        )));
+        let strays: Vec<String> = ready.strays.iter().map(Stray::describe).collect();
+        return Err(Refused::Strays { target: cluster.target.to_string(), cluster: cluster.name.to_string(), strays }.into());
     }
     if !ready.problems.is_empty() {
-        return Err(Error::refused(format!(
-            "cluster {} is not ready for traffic: {}; nothing was changed (--force to switch anyway)",
-            cluster.name,
-            ready.problems.join("; ")
-        )));
+        return Err(Refused::NotReady { cluster: cluster.name.to_string(), problems: ready.problems.clone() }.into());
     }
     Ok(())
 }
@@ -59,17 +50,7 @@ fn firing(env: &Environment, alarms: &[AlarmStatus], what: &str) -> Result<()> {
     if firing.is_empty() {
         return Ok(());
     }
-    let many = firing.len() > 1;
-    Err(Error::refused(format!(
-        "alarm{} {} of env {} {} in ALARM now, so {what}; fix {} or remove {} from `alarms` in [env.{}.rollout] (--force does not skip this); nothing was changed",
-        if many { "s" } else { "" },
-        firing.join(", "),
-        env.name,
-        if many { "are" } else { "is" },
-        if many { "them" } else { "it" },
-        if many { "them" } else { "it" },
-        env.name
-    )))
+    Err(Refused::AlarmFiring { env: env.name.to_string(), firing: firing.into_iter().map(str::to_owned).collect(), what: what.to_owned() }.into())
 }
 
 /// An in-place promote's pre-flight ([`in_place`]), before anything is launched: the watched alarms of

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::error::{Cause, Error, Result};
+use crate::model::error::{Cause, Error, NotFound, Result};
 use crate::model::ids::{ClusterName, InstanceId};
 use crate::model::pipeline::{Cluster, Environment};
 use crate::model::ids::{short_sha, CommitSha};
@@ -33,7 +33,7 @@ pub struct LiveName {
 pub async fn live_name(cloud: &Cloud, env: &Environment) -> Result<Option<LiveName>> {
     let Some(dns) = env.dns() else { return Ok(None) };
     let zone = cloud.dns.find_zone(&dns.zone).await?.ok_or_else(|| {
-        Error::not_found(format!("hosted zone {} does not exist; run `release provision --env {}`", dns.zone, env.name)).with_cause(Cause::Missing)
+        Error::from(NotFound::Zone { zone: dns.zone.to_string(), env: env.name.to_string() }).with_cause(Cause::Missing)
     })?;
     let records = cloud.dns.records(&zone, &dns.record).await?;
     let mut weights = Vec::new();
@@ -52,11 +52,7 @@ pub fn require_records(env: &Environment, live: &LiveName) -> Result<()> {
         return Ok(());
     }
     let record = env.dns().map(|d| d.record.as_str()).unwrap_or("");
-    Err(Error::not_found(format!(
-        "{record} has no weighted record for {}; run `release provision --env {}`",
-        missing.join(", "),
-        env.name
-    )))
+    Err(NotFound::Records { record: record.to_owned(), missing: missing.into_iter().map(str::to_owned).collect(), env: env.name.to_string() }.into())
 }
 
 /// Instances tagged as this cluster's (this app, environment and cluster), not terminated.
@@ -184,17 +180,13 @@ pub async fn describe_others(cloud: &Cloud, members: &[InstanceId], app_instance
 
 /// A part of a cluster's load balancer that does not exist, as a not-found error saying to provision.
 pub fn part_missing(env: &Environment, cluster: &Cluster, part: &crate::ports::LbPart) -> Error {
-    Error::not_found(format!("{part} of cluster {} does not exist; run `release provision --env {}`", cluster.name, env.name)).with_cause(Cause::Missing)
+    Error::from(NotFound::LbPart { part: part.to_string(), cluster: cluster.name.to_string(), env: env.name.to_string() }).with_cause(Cause::Missing)
 }
 
 /// The load balancer error of a cluster, reworded with the environment to provision.
 pub fn lb_missing(env: &Environment, cluster: &Cluster, e: Error) -> Error {
     if e.is(Cause::Missing) {
-        Error::not_found(format!(
-            "{} of cluster {} does not exist; run `release provision --env {}`",
-            cluster.target, cluster.name, env.name
-        ))
-        .with_cause(Cause::Missing)
+        Error::from(NotFound::LbPart { part: cluster.target.to_string(), cluster: cluster.name.to_string(), env: env.name.to_string() }).with_cause(Cause::Missing)
     } else {
         e
     }

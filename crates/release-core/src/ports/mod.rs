@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::model::clock::Clock;
-use crate::model::error::{Error, Result};
+use crate::model::error::Result;
 use crate::model::pipeline::{HealthCheck, LbTarget, MetadataTokens, RootVolume};
 
 /// Where instances and load balancers live.
@@ -799,10 +799,7 @@ pub struct NoHooks;
 #[async_trait::async_trait]
 impl HookRunner for NoHooks {
     async fn start(&self, cmd: &HookCommand, _output: Arc<ProgressFn>) -> Result<Box<dyn RunningHook>> {
-        Err(Error::input(format!(
-            "env has a {} hook but this program's session runs no hooks; set Session::hooks (the CLI runs them with sh -c)",
-            cmd.name
-        )))
+        Err(crate::model::error::Input::NoHookRunner { hook: cmd.name.to_string() }.into())
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::engine::runner::Op;
 use crate::model::clock::format_duration;
-use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::error::{Aws, LockHeld, Result};
 use crate::model::ids::ClusterName;
 use crate::model::weights::Weights;
 use crate::observe::balancers::{env_lbs, misdirected, misdirected_for, refuse_misdirected};
@@ -84,7 +84,7 @@ pub async fn flip(op: &mut Op<'_>, live: &mut LiveName, to: &Weights, comment: &
         Way::Revert => {
             // No look at the load balancers: one deleted (often why a rollout goes back) must not block the way back.
             if op.lock_lost() {
-                return Err(Error::new(ErrorKind::LockHeld, format!("lost the lock of env {}; the weights were not put back", op.env().name)));
+                return Err(LockHeld::LostBeforeRevert { env: op.env().name.to_string() }.into());
             }
         }
     }
@@ -118,11 +118,7 @@ async fn wait_in_sync(op: &mut Op<'_>, zone: &ZoneId, dns: &str, change: &Change
             let set = op.cloud().dns.records(zone, dns).await?;
             let holds = set.weighted.iter().all(|r| ClusterName::parse(&r.set_identifier).map_or(true, |c| !to.has(&c) || to.weight(&c) == r.weight));
             if !holds {
-                return Err(Error::aws(format!(
-                    "route53 change {} is not in sync after {} and the records do not hold the new weights",
-                    change.0,
-                    format_duration(INSYNC_TIMEOUT)
-                )));
+                return Err(Aws::NotInSync { change: change.0.clone(), after: INSYNC_TIMEOUT }.into());
             }
             let note = format!("Route53 did not report INSYNC within {}; the records hold the new weights", format_duration(INSYNC_TIMEOUT));
             op.progress(&format!("route53 has not reported change {} INSYNC after {}, but the records hold the new weights", change.0, format_duration(INSYNC_TIMEOUT)));

@@ -1,7 +1,7 @@
 //! The alarm watch: the one place a watched alarm's breach stops a deploy, polled through the clock.
 
 use crate::model::clock::format_duration;
-use crate::model::error::{Error, Result};
+use crate::model::error::{Deploy, Error, Result};
 use crate::model::ledger::{Outcome, Progress};
 use crate::model::pipeline::Cluster;
 use crate::engine::runner::Op;
@@ -28,10 +28,7 @@ pub async fn between_batches(op: &mut Op<'_>, cluster: &Cluster, done: u32, tota
         if let Some(why) = alarm_breach(op, &r.alarms).await? {
             op.set_outcome(Outcome::Failed);
             let env = op.env().name.clone();
-            return Err(Error::deploy_failed(format!(
-                "{why} after batch {done} of {total}: the promote stopped with {done} batch(es) done and env {env} serving (healthy, old and new instances together); `release rollback --env {env}` promotes the previous commit"
-            ))
-            .with_rolled_back(false));
+            return Err(Error::from(Deploy::AlarmBetweenBatches { why, done, total, env: env.to_string() }).with_rolled_back(false));
         }
         let now = clock.now();
         if now >= until {

@@ -19,7 +19,7 @@ pub mod launch;
 pub use crate::model::weights::RolloutStep;
 
 use crate::model::clock::format_duration;
-use crate::model::error::{Error, ErrorKind};
+use crate::model::error::{Error, Input, NotFound};
 use crate::model::ids::{AmiId, AppName, ClusterName, EnvName};
 
 /// The ledger table unless `ledger_table` says otherwise.
@@ -410,8 +410,8 @@ impl Environment {
     /// The cluster of that name in this environment.
     pub fn cluster(&self, name: &str) -> Result<&Cluster, Error> {
         self.clusters().iter().find(|c| c.name.as_str() == name).ok_or_else(|| {
-            let names: Vec<&str> = self.clusters().iter().map(|c| c.name.as_str()).collect();
-            Error::not_found(format!("env {} has no cluster {name}; its clusters: {}", self.name, names.join(", ")))
+            let known = self.clusters().iter().map(|c| c.name.to_string()).collect();
+            NotFound::ClusterOfEnv { env: self.name.to_string(), name: name.to_owned(), known }.into()
         })
     }
 }
@@ -487,11 +487,8 @@ impl Pipeline {
     /// The environment of that name, or not-found naming the known ones.
     pub fn env(&self, name: &str) -> Result<&Environment, Error> {
         self.envs.iter().find(|e| e.name.as_str() == name).ok_or_else(|| {
-            let known: Vec<&str> = self.envs.iter().map(|e| e.name.as_str()).collect();
-            Error::new(
-                ErrorKind::NotFound,
-                format!("no environment `{name}` in {}; known: {}", self.file.display(), known.join(", ")),
-            )
+            let known = self.envs.iter().map(|e| e.name.to_string()).collect();
+            NotFound::Environment { name: name.to_owned(), file: self.file.clone(), known }.into()
         })
     }
 
@@ -502,8 +499,8 @@ impl Pipeline {
             .flat_map(|e| e.clusters().iter().map(move |c| (e, c)))
             .find(|(_, c)| c.name.as_str() == name)
             .ok_or_else(|| {
-                let known: Vec<&str> = self.envs.iter().flat_map(|e| e.clusters().iter().map(|c| c.name.as_str())).collect();
-                Error::new(ErrorKind::NotFound, format!("no cluster `{name}` in {}; known: {}", self.file.display(), known.join(", ")))
+                let known = self.envs.iter().flat_map(|e| e.clusters().iter().map(|c| c.name.to_string())).collect();
+                NotFound::Cluster { name: name.to_owned(), file: self.file.clone(), known }.into()
             })
     }
 
@@ -697,9 +694,9 @@ pub fn parse_steps(s: &str) -> Result<Vec<RolloutStep>, Error> {
         }
         match part.trim_end_matches('%').parse::<u8>() {
             Ok(p) => steps.push(RolloutStep::Percent(p)),
-            Err(_) => return Err(Error::input(format!("--steps: `{part}` is neither a percentage nor \"hold\"; give e.g. --steps 10,50,100"))),
+            Err(_) => return Err(Input::StepPart { part: part.to_owned() }.into()),
         }
     }
-    check_steps(&steps).map_err(|(_, m, hint)| Error::input(format!("--steps: {m}; {hint}")))?;
+    check_steps(&steps).map_err(|(_, problem, hint)| Error::from(Input::Steps { problem, hint }))?;
     Ok(steps)
 }

@@ -8,7 +8,7 @@ use super::plan::{settle_left, Change, FleetChange, PlanKind, PromotePlan};
 use super::{spread, PromoteOptions, PromoteOutcome, PromoteReport};
 use crate::model::pipeline::launch::user_data;
 use crate::model::clock::format_duration;
-use crate::model::error::{Cause, Error, ErrorKind, Result};
+use crate::model::error::{Aws, Cause, Deploy, Error, ErrorKind, Internal, Result};
 use crate::model::ids::{short_sha, InstanceId};
 use crate::model::ledger::{Action, Outcome, Progress, PromoteDetails, Record};
 use crate::model::pipeline::Cluster;
@@ -98,7 +98,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
             let r = records
                 .into_iter()
                 .find(|r| &r.release_id == id)
-                .ok_or_else(|| Error::internal(format!("the unfinished record {id} vanished")))?;
+                .ok_or_else(|| Error::from(Internal::Invariant { what: format!("the unfinished record {id} vanished") }))?;
             op.progress(&format!("resuming unfinished release {id} of {} to {}", short_sha(plan.release.commit.as_str()), plan.place.cluster));
             let detail = format!("resumed by run {} after an interruption", op.run_id());
             op.adopt(r, detail).await?;
@@ -351,44 +351,36 @@ async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d
                 run.states.insert(i.to_string(), "registered".into());
             }
             op.progress(&format!("registered the {n} previous instance(s) of {} again", plan.place.cluster));
-            let msg = format!("{}; its {n} previous instance(s) are registered again", e.message());
-            e.reword(msg)
+            let (why, kind) = (e.message().to_owned(), e.kind());
+            e.retold(Deploy::RegisteredAgain { why, kind, count: n })
         }
         Err(r) => {
-            let msg = format!(
-                "{}; registering its {n} previous instance(s) again failed ({r}); they still run: run the promote again, or register them by hand before switching to {}",
-                e.message(),
-                plan.place.cluster
-            );
-            e.reword(msg).with_rolled_back(false)
+            let (why, kind) = (e.message().to_owned(), e.kind());
+            e.retold(Deploy::RegisterAgainFailed { why, kind, count: n, error: r.to_string(), cluster: plan.place.cluster.to_string() }).with_rolled_back(false)
         }
     }
 }
 
-/// Removes `undo` (never serving in place of old capacity) after a failure, and rewords the error with what
-/// happened. After a lost lock it first claims the record, so a run that adopted it keeps what it adopted.
+/// Removes `undo` (never serving in place of old capacity) after a failure, and retells the error with what
+/// happened (keeping its kind). After a lost lock it first claims the record, so a run that adopted it keeps what
+/// it adopted.
 async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo: &[InstanceId], e: Error) -> Error {
-    let what = match e.kind() {
+    let kind = e.kind();
+    let why = match kind {
         ErrorKind::Interrupted => "interrupted".to_owned(),
         _ => e.message().to_owned(),
     };
+    let (commit, cluster) = (short_sha(plan.release.commit.as_str()).to_owned(), plan.place.cluster.to_string());
     if undo.is_empty() {
-        let msg = format!(
-            "promote of {} to {} failed: {what}; nothing was launched and {} serves what it served before",
-            short_sha(plan.release.commit.as_str()),
-            plan.place.cluster,
-            plan.place.cluster
-        );
-        return e.reword(msg).with_rolled_back(true);
+        return e.retold(Deploy::NothingLaunched { commit, cluster, why, kind }).with_rolled_back(true);
     }
     match op.claim_for_cleanup().await {
         Ok(true) => {}
         Ok(false) => {
-            return e
-                .reword(format!("{what}; the run that took over release {} keeps its instances", op.record().map(|r| r.release_id.as_str()).unwrap_or("")))
-                .with_rolled_back(false);
+            let release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
+            return e.retold(Deploy::TakenOver { why, kind, release_id }).with_rolled_back(false);
         }
-        Err(claim) => return e.reword(format!("{what}; and claiming the record to clean up failed: {claim}")).with_rolled_back(false),
+        Err(claim) => return e.retold(Deploy::ClaimFailed { why, kind, error: claim.to_string() }).with_rolled_back(false),
     }
     op.progress(&format!("rolling back: removing {} new instance(s)", undo.len()));
     // Terminating is what removes them: a deregistration that fails (the load balancer deleted meanwhile, say) is
@@ -405,23 +397,9 @@ async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo:
             for i in undo {
                 run.members.remove(i);
             }
-            e.reword(format!(
-                "promote of {} to {} failed: {what}; the {} new instance(s) were removed and {} serves what it served before",
-                short_sha(plan.release.commit.as_str()),
-                plan.place.cluster,
-                undo.len(),
-                plan.place.cluster
-            ))
-            .with_rolled_back(true)
+            e.retold(Deploy::Removed { commit, cluster, why, kind, count: undo.len() }).with_rolled_back(true)
         }
-        Err(c) => e
-            .reword(format!(
-                "promote of {} to {} failed: {what}; removing the {} new instance(s) failed ({c}), so they still run; run the promote again to clean them up",
-                short_sha(plan.release.commit.as_str()),
-                plan.place.cluster,
-                undo.len()
-            ))
-            .with_rolled_back(false),
+        Err(c) => e.retold(Deploy::RemoveFailed { commit, cluster, why, kind, count: undo.len(), error: c.to_string() }).with_rolled_back(false),
     }
 }
 
@@ -520,7 +498,7 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
     let pipeline = op.pipeline();
     let env = op.env();
     let cluster = &run.cluster;
-    let Some(record) = op.record() else { return (Vec::new(), Some(Error::internal("launch before the record was opened"))) };
+    let Some(record) = op.record() else { return (Vec::new(), Some(Internal::Invariant { what: "launch before the record was opened".into() }.into())) };
     let release = record.release_id.clone();
     let ud = user_data(&pipeline.app, &env.name, &env.vars, cluster, &plan.release.commit, &release, &opts.region);
     let tags = vec![
@@ -577,7 +555,7 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
             break;
         }
         if subnets.is_empty() || attempt >= 8 {
-            let e = Error::aws(format!("no zone could launch {shortfall} more {}: {}", cluster.deploy.instance_type, short.join(", ")))
+            let e = Error::from(Aws::NoCapacity { shortfall, instance_type: cluster.deploy.instance_type.to_string(), zones: short })
                 .with_cause(Cause::Capacity);
             return (ids, Some(e));
         }
@@ -604,7 +582,7 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
             Err(e) => return Err(e),
         };
         if let Some(bad) = waiting.iter().find(|i| i.state != crate::ports::InstanceState::Pending) {
-            return Err(Error::deploy_failed(format!("instance {} is {} instead of running", bad.id, bad.state)));
+            return Err(Deploy::InstanceNotRunning { id: bad.id.to_string(), state: bad.state.to_string() }.into());
         }
         let waiting_ids: BTreeSet<&InstanceId> = waiting.iter().map(|i| &i.id).collect();
         for id in ids {
@@ -626,7 +604,7 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
             last = running;
         }
         if op.cloud().clock.now() >= deadline {
-            return Err(Error::deploy_failed(format!("only {running} of {} instances running after {}", ids.len(), format_duration(timeout))));
+            return Err(Deploy::NotRunning { running, total: ids.len(), after: timeout }.into());
         }
         op.pause(op.session().poll).await?;
     }
@@ -675,15 +653,7 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
                 .map(|h| format!("{} {:?}{}", h.id, h.state, h.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()))
                 .collect();
             let missing = want.len() - health.iter().filter(|h| want.contains(&h.id)).count();
-            return Err(Error::deploy_failed(format!(
-                "only {} of {} new instances healthy in {} after {}{}{}",
-                healthy.len(),
-                want.len(),
-                target,
-                format_duration(timeout),
-                if sick.is_empty() { String::new() } else { format!(": {}", sick.join(", ")) },
-                if missing > 0 { format!(" ({missing} not registered)") } else { String::new() }
-            )));
+            return Err(Deploy::Unhealthy { healthy: healthy.len(), total: want.len(), target: target.to_string(), after: timeout, sick, unregistered: missing }.into());
         }
         op.pause(op.session().poll).await?;
     }

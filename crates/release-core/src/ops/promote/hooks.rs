@@ -3,11 +3,11 @@
 //! place, `after_traffic`. What a failure does is decided here.
 
 use crate::engine::runner::Op;
-use crate::model::error::{ErrorKind, Result};
+use crate::model::error::{Deploy, ErrorKind, Result};
 use crate::model::hook::{failed, HookContext, HookName};
 use crate::model::pipeline::hooks::live_name;
 use crate::steps::hooks::{passed_before, run, warn};
-use crate::model::ids::InstanceId;
+use crate::model::ids::{short_sha, InstanceId};
 use crate::model::ledger::PromoteDetails;
 use crate::ops::promote::{PromoteOptions, PromotePlan};
 
@@ -45,9 +45,10 @@ pub async fn before_promote(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteO
     }
     let ctx = context(op, plan, &[]).await;
     match run(op, HookName::BeforePromote, &ctx).await? {
-        Some(r) if !r.passed() => Err(failed(&r)
-            .reword(format!("promote of {} to {} stopped: {}; nothing was launched and {} serves what it served before", crate::model::ids::short_sha(plan.release.commit.as_str()), plan.place.cluster, r.describe(), plan.place.cluster))
-            .with_rolled_back(true)),
+        Some(r) if !r.passed() => {
+            let stopped = Deploy::HookStoppedPromote { commit: short_sha(plan.release.commit.as_str()).to_owned(), cluster: plan.place.cluster.to_string(), hook: r.describe() };
+            Err(failed(&r).retold(stopped).with_rolled_back(true))
+        }
         _ => Ok(()),
     }
 }
@@ -96,7 +97,8 @@ pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOpt
         Err(e) if e.kind() == ErrorKind::Interrupted => e,
         Err(e) => return Err(e),
     };
-    let what = why.message().to_owned();
+    let (what, kind) = (why.message().to_owned(), why.kind());
+    let (commit, cluster) = (short_sha(plan.release.commit.as_str()).to_owned(), plan.place.cluster.to_string());
     let undo = d.new_instances.clone();
     op.progress(&format!("rolling back: removing the {} new instance(s) of {}; traffic was not moved", undo.len(), plan.place.cluster));
     if let Err(e) = crate::steps::fleet::deregister(op, &plan.place.target, &undo).await {
@@ -106,25 +108,9 @@ pub async fn after_deploy(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOpt
         Ok(()) => {
             d.new_instances.clear();
             op.back_before_no_return();
-            Err(why
-                .reword(format!(
-                    "promote of {} to {} failed: {what}; the {} new instance(s) were removed, traffic was not moved, and {} takes no traffic",
-                    crate::model::ids::short_sha(plan.release.commit.as_str()),
-                    plan.place.cluster,
-                    undo.len(),
-                    plan.place.cluster
-                ))
-                .with_rolled_back(true))
+            Err(why.retold(Deploy::IdleRemoved { commit, cluster, why: what, kind, count: undo.len() }).with_rolled_back(true))
         }
-        Err(c) => Err(why
-            .reword(format!(
-                "promote of {} to {} failed: {what}; removing the {} new instance(s) failed ({c}), so they still run in {}, which takes no traffic; run the promote again",
-                crate::model::ids::short_sha(plan.release.commit.as_str()),
-                plan.place.cluster,
-                undo.len(),
-                plan.place.cluster
-            ))
-            .with_rolled_back(false)),
+        Err(c) => Err(why.retold(Deploy::IdleRemoveFailed { commit, cluster, why: what, kind, count: undo.len(), error: c.to_string() }).with_rolled_back(false)),
     }
 }
 

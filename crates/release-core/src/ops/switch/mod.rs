@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{Error, Input, Refused, Result};
 use crate::model::ids::{AppName, ClusterName, CommitSha, EnvName, InstanceId, ReleaseId};
 use crate::model::ledger::{Action, LiveRelease, Outcome, Record, SwitchDetails};
 use crate::model::pipeline::{Cluster, Environment, Pipeline};
@@ -168,10 +168,7 @@ pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, clus
 }
 
 fn no_dns(env: &Environment) -> Error {
-    Error::input(format!(
-        "env {} has no dns, so there is nothing to switch; promote to it instead (`release promote <sha> --env {}`)",
-        env.name, env.name
-    ))
+    Input::NoDns { env: env.name.to_string() }.into()
 }
 
 /// Decides a switch from what [`observe`] read.
@@ -225,7 +222,7 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, cluster_name: &str, op
         return Err(no_dns(env));
     }
     if opts.weight.is_some_and(|w| w > 100) {
-        return Err(Error::input(format!("--weight is a percentage: give 0 to 100, not {}", opts.weight.unwrap_or(0))));
+        return Err(Input::Weight { given: opts.weight.unwrap_or(0) }.into());
     }
     let w = observe(&session.cloud, pipeline, env, cluster).await?;
     if let Some(r) = crate::ops::switch::rollout::wanted(env, opts)? {
@@ -258,10 +255,13 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
         let plan = plan_from(pipeline, env, cluster, opts, &w)?;
         if let Some(c) = confirmed {
             if c.from != plan.from || c.to != plan.to {
-                return Err(Error::refused(format!(
-                    "the weights changed since the plan was shown ({} -> {} then, {} -> {} now); nothing was changed, run the switch again",
-                    c.from, c.to, plan.from, plan.to
-                )));
+                return Err(Refused::WeightsChanged {
+                    then_from: c.from.to_string(),
+                    then_to: c.to.to_string(),
+                    now_from: plan.from.to_string(),
+                    now_to: plan.to.to_string(),
+                }
+                .into());
             }
         }
         close_unfinished(op, &w.records, &w.live.weights).await?;

@@ -6,6 +6,24 @@
 
 use std::fmt;
 
+mod aws;
+mod deploy;
+mod input;
+mod internal;
+mod lock;
+mod not_found;
+mod refused;
+mod stage;
+
+pub use aws::Aws;
+pub use deploy::Deploy;
+pub use input::Input;
+pub use internal::Internal;
+pub use lock::LockHeld;
+pub use not_found::NotFound;
+pub use refused::Refused;
+pub use stage::Stage;
+
 /// Exit codes of the `release` binary; documented in the README.
 pub mod exit {
     /// Success, including "nothing to do".
@@ -118,11 +136,15 @@ pub enum Cause {
     UnknownOperation,
 }
 
-/// An error: a kind (exit code), a one-line message, optional detail lines and a classified cause. `{e}` is the
-/// message; `{e:#}` adds the detail lines (a pipeline file's problems, a stage's output); `{e:?}` (what a `main`
-/// returning `Result` prints) is the message, the kind and its exit code, then the details.
+/// An error: what went wrong, as one variant of a failure family ([`Failure`]) with structured fields, plus what
+/// was being done when it happened (context), detail lines and a classified cause. The kind, and so the exit code,
+/// is derived from the variant, never from message text. `{e}` is the one-line message; `{e:#}` adds the detail
+/// lines (a pipeline file's problems, a stage's output); `{e:?}` (what a `main` returning `Result` prints) is the
+/// message, the kind and its exit code, then the details.
 pub struct Error {
-    kind: ErrorKind,
+    failure: Failure,
+    /// The rendered message: the context prefixes, then the failure's own line. Rendered once, when the error is
+    /// made or given context, so that `message()` can lend it.
     message: String,
     /// Extra lines shown under the message (diagnostics of a pipeline file, the tail of a failed stage).
     details: Vec<String>,
@@ -137,13 +159,129 @@ pub struct Error {
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
+/// What went wrong: one variant per failure family, each family a `#[non_exhaustive]` enum with structured fields
+/// (nextest's `errors.rs` is the model). The family decides the kind and so the exit code.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// Bad command line, pipeline file or argument value (exit 2).
+    Input(Input),
+    /// A named thing does not exist (exit 3).
+    NotFound(NotFound),
+    /// A safety check said no; nothing was changed (exit 4).
+    Refused(Refused),
+    /// Another operator holds the lock, or this run lost it (exit 5).
+    LockHeld(LockHeld),
+    /// AWS failed, could not be reached, or denied the call (exit 6; a missing resource is exit 3).
+    Aws(Aws),
+    /// A build, test or Packer stage ran and failed (exit 7).
+    Stage(Stage),
+    /// A deploy ran and failed: health, an alarm, a hook (exit 8; what a promote did after another failure keeps
+    /// that one's kind).
+    Deploy(Deploy),
+    /// A bug or a failure on this machine (exit 1).
+    Internal(Internal),
+    /// Ctrl-C or SIGTERM stopped the command (exit 130).
+    Interrupted {
+        /// What was stopped, and what is left for a re-run: `interrupted; the record stays open, run it again`.
+        what: String,
+    },
+    /// A test's checkpoint hook stopped the engine where a crash would: nothing may be cleaned up (tests only).
+    Crash {
+        /// The checkpoint (`launched`, `registered`, …).
+        at: String,
+    },
+    /// A waiting command left the queue because a newer one makes it moot (`queue = "latest"`): not a failure.
+    Superseded {
+        /// Which command superseded it, and what the waiting one would have done.
+        by: String,
+    },
+    /// Transitional: a site not yet moved to a typed variant. Goes once none is left.
+    #[doc(hidden)]
+    Untyped {
+        /// Its kind.
+        kind: ErrorKind,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl Failure {
+    /// The kind, and so the exit code: from the family (and for AWS, whether it says the resource is missing).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Failure::Input(_) => ErrorKind::Input,
+            Failure::NotFound(_) => ErrorKind::NotFound,
+            Failure::Refused(_) => ErrorKind::Refused,
+            Failure::LockHeld(_) => ErrorKind::LockHeld,
+            Failure::Aws(a) => a.kind(),
+            Failure::Stage(_) => ErrorKind::StageFailed,
+            Failure::Deploy(d) => d.kind(),
+            Failure::Internal(_) => ErrorKind::Internal,
+            Failure::Interrupted { .. } => ErrorKind::Interrupted,
+            Failure::Crash { .. } => ErrorKind::Crash,
+            Failure::Superseded { .. } => ErrorKind::Superseded,
+            Failure::Untyped { kind, .. } => *kind,
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Input(e) => e.fmt(f),
+            Failure::NotFound(e) => e.fmt(f),
+            Failure::Refused(e) => e.fmt(f),
+            Failure::LockHeld(e) => e.fmt(f),
+            Failure::Aws(e) => e.fmt(f),
+            Failure::Stage(e) => e.fmt(f),
+            Failure::Deploy(e) => e.fmt(f),
+            Failure::Internal(e) => e.fmt(f),
+            Failure::Interrupted { what } => f.write_str(what),
+            Failure::Crash { at } => write!(f, "crash at {at}"),
+            Failure::Superseded { by } => f.write_str(by),
+            Failure::Untyped { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        let message = failure.to_string();
+        Self { failure, message, details: Vec::new(), cause: None, code: None, rolled_back: None, report: None, source: None }
+    }
+}
+
+macro_rules! family {
+    ($($ty:ident),*) => {$(
+        impl From<$ty> for Failure {
+            fn from(e: $ty) -> Self {
+                Failure::$ty(e)
+            }
+        }
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::from(Failure::$ty(e))
+            }
+        }
+    )*};
+}
+family!(Input, NotFound, Refused, LockHeld, Aws, Stage, Deploy, Internal);
+
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// An error of `kind` with a one-line message.
+    /// An error of `kind` with a one-line message. Transitional: every site is moving to a typed [`Failure`]
+    /// variant; this goes once none is left.
+    #[doc(hidden)]
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), details: Vec::new(), cause: None, code: None, rolled_back: None, report: None, source: None }
+        Self::from(Failure::Untyped { kind, message: message.into() })
+    }
+
+    /// What went wrong, as a typed variant of its family.
+    pub fn failure(&self) -> &Failure {
+        &self.failure
     }
 
     /// Keeps the underlying error for `-vv` output.
@@ -189,27 +327,31 @@ impl Error {
         self.report.as_deref()
     }
 
-    /// Changes the kind, keeping everything else.
-    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
-        self.kind = kind;
-        self
-    }
-
     /// Prefixes the message with what was being done: `creating load balancer hello-prod1: <message>`.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);
         self
     }
 
-    /// Replaces the message (the engine rewording an adapter's error with what it knows).
+    /// Replaces the message (the engine rewording an adapter's error with what it knows). Transitional, like
+    /// [`Error::new`]: a typed variant that carries the underlying error replaces each use.
+    #[doc(hidden)]
     pub fn reword(mut self, message: impl Into<String>) -> Self {
         self.message = message.into();
         self
     }
 
+    /// The same error told as `failure`, a variant that carries this error's message and kind and says what was
+    /// done after it (a promote's clean-up: [`Deploy::Removed`]); its details, cause, code, source and report stay.
+    pub fn retold(mut self, failure: impl Into<Failure>) -> Self {
+        self.failure = failure.into();
+        self.message = self.failure.to_string();
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.failure.kind()
     }
 
     /// The one-line message.
@@ -224,7 +366,7 @@ impl Error {
 
     /// The documented exit code of its kind (what the `release` command exits with).
     pub fn exit_code(&self) -> i32 {
-        self.kind.exit_code()
+        self.kind().exit_code()
     }
 
     /// The classified cause, if any.
@@ -248,31 +390,37 @@ impl Error {
     }
 
     /// Bad input.
+    #[doc(hidden)]
     pub fn input(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Input, message)
     }
 
     /// Not found.
+    #[doc(hidden)]
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
     }
 
     /// A bug or local failure.
+    #[doc(hidden)]
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
     }
 
     /// An AWS failure.
+    #[doc(hidden)]
     pub fn aws(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Aws, message)
     }
 
     /// A safety check said no.
+    #[doc(hidden)]
     pub fn refused(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Refused, message)
     }
 
     /// A deploy failed.
+    #[doc(hidden)]
     pub fn deploy_failed(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::DeployFailed, message)
     }
@@ -292,7 +440,7 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({:?}, exit {}", self.message, self.kind, self.kind.exit_code())?;
+        write!(f, "{} ({:?}, exit {}", self.message, self.kind(), self.kind().exit_code())?;
         if let Some(c) = &self.code {
             write!(f, ", {c}")?;
         }

@@ -1,0 +1,248 @@
+//! A deploy ran and failed (exit 8): instances not running or not healthy in time, an alarm, a failing hook.
+
+use std::fmt;
+
+/// What failed in a deploy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Deploy {
+    /// A hook that stops a deploy failed, timed out or could not be started (`before_*`).
+    Hook {
+        /// The hook (`before_traffic`).
+        hook: String,
+        /// How it ended, as [`HookResult::describe`](crate::model::hook::HookResult::describe) says it.
+        what: String,
+    },
+    /// `before_promote` failed: nothing was launched.
+    HookStoppedPromote {
+        /// The commit, short.
+        commit: String,
+        /// The cluster promoted to.
+        cluster: String,
+        /// How the hook ended.
+        hook: String,
+    },
+    /// Not every launched instance was running in time.
+    NotRunning {
+        /// How many run.
+        running: usize,
+        /// How many were launched.
+        total: usize,
+        /// The health timeout waited.
+        after: std::time::Duration,
+    },
+    /// Not every new instance was healthy in the load balancer in time.
+    Unhealthy {
+        /// How many are healthy.
+        healthy: usize,
+        /// How many should be.
+        total: usize,
+        /// The load balancer (`target group hello-prod1`).
+        target: String,
+        /// The health timeout waited.
+        after: std::time::Duration,
+        /// Up to five of the others, with their state and reason (`i-0abc Unhealthy (Target.Timeout)`).
+        sick: Vec<String>,
+        /// How many of them the load balancer does not list at all.
+        unregistered: usize,
+    },
+    /// A watched alarm went off (or vanished) between two batches of an in-place promote: it stopped, serving.
+    AlarmBetweenBatches {
+        /// What the watch saw (`alarm hello-5xx is in ALARM`).
+        why: String,
+        /// Batches done.
+        done: u32,
+        /// Batches in all.
+        total: u32,
+        /// The environment.
+        env: String,
+    },
+    /// A promote failed before it launched anything. This and the variants up to `RegisterAgainFailed` tell what
+    /// a promote did after `why` stopped it, and keep the kind of `why` (see [`Deploy::kind`]).
+    NothingLaunched {
+        /// The commit, short.
+        commit: String,
+        /// The cluster promoted to.
+        cluster: String,
+        /// What stopped it (`interrupted`, or the failure's message).
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+    },
+    /// A promote failed and removed its new instances: the cluster serves what it served before.
+    Removed {
+        /// The commit, short.
+        commit: String,
+        /// The cluster promoted to.
+        cluster: String,
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// How many new instances were removed.
+        count: usize,
+    },
+    /// A promote failed and removing its new instances failed too: they still run.
+    RemoveFailed {
+        /// The commit, short.
+        commit: String,
+        /// The cluster promoted to.
+        cluster: String,
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// How many new instances still run.
+        count: usize,
+        /// Why removing them failed.
+        error: String,
+    },
+    /// A promote that lost its lock left its instances to the run that took its record over.
+    TakenOver {
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// The release the other run took over.
+        release_id: String,
+    },
+    /// A promote that lost its lock could not claim its record to clean up.
+    ClaimFailed {
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// Why the claim failed.
+        error: String,
+    },
+    /// Blue/green, `before_traffic` failed (or was interrupted): the new fleet was removed and traffic never moved.
+    IdleRemoved {
+        /// The commit, short.
+        commit: String,
+        /// The idle cluster promoted to.
+        cluster: String,
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// How many new instances were removed.
+        count: usize,
+    },
+    /// Blue/green, `before_traffic` failed and removing the new fleet failed too: it still runs, taking no traffic.
+    IdleRemoveFailed {
+        /// The commit, short.
+        commit: String,
+        /// The idle cluster promoted to.
+        cluster: String,
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// How many new instances still run.
+        count: usize,
+        /// Why removing them failed.
+        error: String,
+    },
+    /// Blue/green, after a failure: the idle cluster's previous instances, set aside, are registered again.
+    RegisteredAgain {
+        /// The failure as told so far.
+        why: String,
+        /// Its kind.
+        kind: super::ErrorKind,
+        /// How many instances were registered again.
+        count: usize,
+    },
+    /// Blue/green, after a failure: registering the idle cluster's previous instances again failed.
+    RegisterAgainFailed {
+        /// The failure as told so far.
+        why: String,
+        /// Its kind.
+        kind: super::ErrorKind,
+        /// How many instances are left deregistered.
+        count: usize,
+        /// Why registering them failed.
+        error: String,
+        /// The idle cluster.
+        cluster: String,
+    },
+    /// A launched instance is in a state other than running.
+    InstanceNotRunning {
+        /// The instance.
+        id: String,
+        /// Its state (`terminated`, `shutting-down`).
+        state: String,
+    },
+}
+
+impl fmt::Display for Deploy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deploy::Hook { what, .. } => f.write_str(what),
+            Deploy::HookStoppedPromote { commit, cluster, hook } => {
+                write!(f, "promote of {commit} to {cluster} stopped: {hook}; nothing was launched and {cluster} serves what it served before")
+            }
+            Deploy::NotRunning { running, total, after } => {
+                write!(f, "only {running} of {total} instances running after {}", crate::model::clock::format_duration(*after))
+            }
+            Deploy::Unhealthy { healthy, total, target, after, sick, unregistered } => write!(
+                f,
+                "only {healthy} of {total} new instances healthy in {target} after {}{}{}",
+                crate::model::clock::format_duration(*after),
+                if sick.is_empty() { String::new() } else { format!(": {}", sick.join(", ")) },
+                if *unregistered > 0 { format!(" ({unregistered} not registered)") } else { String::new() }
+            ),
+            Deploy::AlarmBetweenBatches { why, done, total, env } => write!(
+                f,
+                "{why} after batch {done} of {total}: the promote stopped with {done} batch(es) done and env {env} serving (healthy, old and new instances together); `release rollback --env {env}` promotes the previous commit"
+            ),
+            Deploy::NothingLaunched { commit, cluster, why, .. } => {
+                write!(f, "promote of {commit} to {cluster} failed: {why}; nothing was launched and {cluster} serves what it served before")
+            }
+            Deploy::Removed { commit, cluster, why, count, .. } => write!(
+                f,
+                "promote of {commit} to {cluster} failed: {why}; the {count} new instance(s) were removed and {cluster} serves what it served before"
+            ),
+            Deploy::RemoveFailed { commit, cluster, why, count, error, .. } => write!(
+                f,
+                "promote of {commit} to {cluster} failed: {why}; removing the {count} new instance(s) failed ({error}), so they still run; run the promote again to clean them up"
+            ),
+            Deploy::TakenOver { why, release_id, .. } => write!(f, "{why}; the run that took over release {release_id} keeps its instances"),
+            Deploy::ClaimFailed { why, error, .. } => write!(f, "{why}; and claiming the record to clean up failed: {error}"),
+            Deploy::IdleRemoved { commit, cluster, why, count, .. } => write!(
+                f,
+                "promote of {commit} to {cluster} failed: {why}; the {count} new instance(s) were removed, traffic was not moved, and {cluster} takes no traffic"
+            ),
+            Deploy::IdleRemoveFailed { commit, cluster, why, count, error, .. } => write!(
+                f,
+                "promote of {commit} to {cluster} failed: {why}; removing the {count} new instance(s) failed ({error}), so they still run in {cluster}, which takes no traffic; run the promote again"
+            ),
+            Deploy::RegisteredAgain { why, count, .. } => write!(f, "{why}; its {count} previous instance(s) are registered again"),
+            Deploy::RegisterAgainFailed { why, count, error, cluster, .. } => write!(
+                f,
+                "{why}; registering its {count} previous instance(s) again failed ({error}); they still run: run the promote again, or register them by hand before switching to {cluster}"
+            ),
+            Deploy::InstanceNotRunning { id, state } => write!(f, "instance {id} is {state} instead of running"),
+        }
+    }
+}
+
+impl Deploy {
+    /// A failed deploy (exit 8), except for the variants that tell what a promote did after another failure
+    /// stopped it (`NothingLaunched` to `RegisterAgainFailed`): those keep the kind of that failure, since the
+    /// clean-up is news about it, not a new failure (an interrupted promote that removed its instances is still
+    /// interrupted, exit 130, and its record says so; AWS failing is still exit 6).
+    pub fn kind(&self) -> super::ErrorKind {
+        match self {
+            Deploy::NothingLaunched { kind, .. }
+            | Deploy::Removed { kind, .. }
+            | Deploy::RemoveFailed { kind, .. }
+            | Deploy::TakenOver { kind, .. }
+            | Deploy::ClaimFailed { kind, .. }
+            | Deploy::IdleRemoved { kind, .. }
+            | Deploy::IdleRemoveFailed { kind, .. }
+            | Deploy::RegisteredAgain { kind, .. }
+            | Deploy::RegisterAgainFailed { kind, .. } => *kind,
+            _ => super::ErrorKind::DeployFailed,
+        }
+    }
+}
