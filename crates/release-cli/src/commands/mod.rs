@@ -1,9 +1,11 @@
 //! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
 
 mod bake;
+mod completions;
 mod gc;
 mod dashboard;
 mod history;
+mod man;
 mod notify;
 mod promote;
 mod queue;
@@ -55,5 +57,7 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Dashboard { listen, interval, token } => {
             dashboard::run(g, out, dashboard::Args { listen, interval, token: token.as_deref() }).await
         }
+        Command::Completions { shell } => completions::run(*shell),
+        Command::Man { command } => man::run(command.as_deref()),
     }
 }
