@@ -158,9 +158,9 @@ pub fn slack_message(e: &Event) -> serde_json::Value {
     if let Some(rb) = e.rolled_back {
         outcome.push_str(if rb { " (rolled back)" } else { " (not rolled back)" });
     }
-    let field = |name: &str, value: &str| json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", slack_escape(value)) });
+    let field = |name: &str, value: &str| json!({ "type": "mrkdwn", "text": clip(format!("*{name}*\n{}", slack_escape(value)), SLACK_FIELD) });
     let mut blocks = vec![
-        json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("{icon} *{}*", slack_escape(&headline)) } }),
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(format!("{icon} *{}*", slack_escape(&headline)), SLACK_SECTION) } }),
         json!({ "type": "section", "fields": [
             field("Who", &e.actor),
             field("What", &what),
@@ -169,21 +169,44 @@ pub fn slack_message(e: &Event) -> serde_json::Value {
         ] }),
     ];
     if let Some(r) = &e.reason {
-        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("*Reason*\n{}", slack_escape(r)) } }));
+        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(format!("*Reason*\n{}", slack_escape(r)), SLACK_SECTION) } }));
     }
     let mut context = Vec::new();
     if let Some(s) = &e.subject {
-        context.push(json!({ "type": "mrkdwn", "text": slack_escape(s) }));
+        context.push(json!({ "type": "mrkdwn", "text": clip(slack_escape(s), SLACK_CONTEXT) }));
     }
     if e.from != e.to && !(e.from.is_empty() && e.to.is_empty()) {
-        context.push(json!({ "type": "mrkdwn", "text": slack_escape(&format!("{} → {}", e.from, e.to)) }));
+        context.push(json!({ "type": "mrkdwn", "text": clip(slack_escape(&format!("{} → {}", e.from, e.to)), SLACK_CONTEXT) }));
     }
     context.push(json!({ "type": "mrkdwn", "text": format!("release {}", slack_escape(&e.release_id)) }));
     if let Some(link) = &e.link {
         context.push(json!({ "type": "mrkdwn", "text": format!("<{}|details>", link.replace(['<', '>', '|'], "")) }));
     }
     blocks.push(json!({ "type": "context", "elements": context }));
-    json!({ "text": headline, "blocks": blocks })
+    json!({ "text": clip(headline, SLACK_SECTION), "blocks": blocks })
+}
+
+/// Slack refuses a whole message (`invalid_blocks`, HTTP 400) whose section text is over 3,000 characters or whose
+/// field is over 2,000 (Block Kit reference: section, text object); a long AWS error in the reason must not cost the
+/// failure's notification. The context elements and the fallback `text` are held to the same bounds.
+const SLACK_SECTION: usize = 3_000;
+const SLACK_FIELD: usize = 2_000;
+const SLACK_CONTEXT: usize = 2_000;
+
+/// `s` cut to at most `max` characters, saying how much was left out; never inside an escape (`&amp;`).
+fn clip(s: String, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s;
+    }
+    let note = format!("… ({} more characters; the full text is in the ledger: `release history`)", n - max);
+    let keep = max.saturating_sub(note.chars().count());
+    let mut cut: String = s.chars().take(keep).collect();
+    // An escape cut in two would show as a stray `&am`.
+    if let Some(amp) = cut.rfind('&').filter(|&i| !cut[i..].contains(';')) {
+        cut.truncate(amp);
+    }
+    cut + &note
 }
 
 /// Slack's mrkdwn escapes: `&`, `<`, `>`.

@@ -172,6 +172,41 @@ async fn a_slack_message_reads_at_a_glance() {
 }
 
 #[tokio::test]
+async fn a_long_failure_still_fits_slack_s_block_limits_and_keeps_its_beginning() {
+    let mut e = event();
+    // An AWS error with a long body, as a failed CloudFormation-style message or an HTML error page can be.
+    e.reason = Some(format!("elb RegisterInstancesWithLoadBalancer: InternalFailure: {}", "<&> detail ".repeat(1_000)));
+    e.subject = Some("a very long commit subject ".repeat(200));
+    e.actor = "x".repeat(5_000);
+    let m = release_notify::slack_message(&e);
+    let texts = |v: &serde_json::Value| -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for b in v["blocks"].as_array().unwrap() {
+            if let Some(t) = b["text"]["text"].as_str() {
+                out.push(("section".to_owned(), t.chars().count()));
+            }
+            for f in b["fields"].as_array().into_iter().flatten().chain(b["elements"].as_array().into_iter().flatten()) {
+                out.push(("field or context".to_owned(), f["text"].as_str().unwrap().chars().count()));
+            }
+        }
+        out
+    };
+    for (kind, n) in texts(&m) {
+        let max = if kind == "section" { 3_000 } else { 2_000 };
+        assert!(n <= max, "a {kind} text of {n} characters");
+    }
+    assert!(m["text"].as_str().unwrap().chars().count() <= 3_000);
+    let reason = m["blocks"][2]["text"]["text"].as_str().unwrap();
+    assert!(reason.starts_with("*Reason*\nelb RegisterInstancesWithLoadBalancer: InternalFailure: &lt;&amp;&gt; detail"), "{}", &reason[..100]);
+    assert!(reason.contains("more characters; the full text is in the ledger: `release history`)"), "{reason}");
+    // Cut between escapes, never inside one.
+    let body = reason.split('…').next().unwrap();
+    assert!(!body.ends_with("&am") && !body.ends_with("&") && !body.ends_with("&l") && !body.ends_with("&g"), "{body}");
+    // A short message is untouched.
+    assert!(!serde_json::to_string(&release_notify::slack_message(&event())).unwrap().contains("more characters"));
+}
+
+#[tokio::test]
 async fn a_command_gets_the_event_on_stdin_and_its_failure_keeps_the_stderr_tail() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("event.json");
