@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use release_core::model::clock::Timestamp;
 use release_core::model::event::{Event, EventKind, InstanceCounts};
-use release_notify::{signature, LocalSinks, SIGNATURE_HEADER, USER_AGENT};
+use release_notify::{signature, timestamped_signature, LocalSinks, SIGNATURE_HEADER, TIMESTAMPED_SIGNATURE_HEADER, TIMESTAMP_HEADER, USER_AGENT};
 use release_testkit::http::{read_request, Request as Seen};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -121,6 +121,20 @@ async fn a_webhook_gets_the_event_as_json_signed_with_the_secret() {
     assert_eq!(signed.header(SIGNATURE_HEADER), Some(signature(b"s3cret", &signed.body).as_str()));
     assert!(signed.header(SIGNATURE_HEADER).unwrap().starts_with("sha256=") && signed.header(SIGNATURE_HEADER).unwrap().len() == 7 + 64);
     assert_eq!(unsigned.header(SIGNATURE_HEADER), None);
+    // Replay protection: the time it was sent, and a signature over that time and the body, checked here the way
+    // the README tells a receiver to (HMAC-SHA256 of "<timestamp>.<body>", then the timestamp against the clock).
+    let ts: u64 = signed.header(TIMESTAMP_HEADER).unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(now.abs_diff(ts) <= 5, "sent at {ts}, now {now}");
+    let mut mac = <hmac::Hmac<sha2_hmac::Sha256> as hmac::KeyInit>::new_from_slice(b"s3cret").unwrap();
+    hmac::Mac::update(&mut mac, format!("{ts}.").as_bytes());
+    hmac::Mac::update(&mut mac, &signed.body);
+    let want = format!("sha256={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()));
+    assert_eq!(signed.header(TIMESTAMPED_SIGNATURE_HEADER), Some(want.as_str()));
+    assert_eq!(timestamped_signature(b"s3cret", ts, &signed.body), want);
+    // A replayed body with another time does not verify.
+    assert_ne!(timestamped_signature(b"s3cret", ts + 600, &signed.body), want);
+    assert_eq!((unsigned.header(TIMESTAMP_HEADER), unsigned.header(TIMESTAMPED_SIGNATURE_HEADER)), (None, None));
 }
 
 #[tokio::test]
