@@ -17,10 +17,22 @@ build:
 demo: tools build
 	@RELEASE=$(RELEASE) scripts/demo
 
-## The whole test suite: unit, conformance (in-memory and emulator) and end-to-end tests of the binary.
-## --nocapture shows what the reliability suites count: faults injected, crash points, bad inputs, leaks, changes.
+## The whole test suite: unit, conformance (in-memory and emulator) and end-to-end tests of the binary, then the doc
+## tests. With cargo-nextest (on every machine of this kind) the test binaries run side by side, TEST_THREADS tests
+## at once: most of an end-to-end test is waiting on the emulator, a lease or a health check, so more tests than
+## cores pays, and no binary waits for the slowest test of the one before it. Without nextest: plain cargo test.
+## The output of every test is printed (at the end, with nextest): what the reliability suites count, faults
+## injected, crash points, bad inputs, leaks, changes.
+TEST_THREADS ?= 4
 test: tools check-boundary
-	cargo test --workspace --no-fail-fast -- --nocapture
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		rc=0; \
+		cargo nextest run --workspace --no-fail-fast --test-threads $(TEST_THREADS) --success-output final --failure-output final || rc=$$?; \
+		cargo test --workspace --doc || rc=$$?; \
+		exit $$rc; \
+	else \
+		cargo test --workspace --no-fail-fast -- --nocapture; \
+	fi
 
 ## release-core must never depend on the AWS SDK (also asserted by a test, from Cargo.lock).
 check-boundary:

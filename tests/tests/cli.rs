@@ -218,3 +218,89 @@ async fn a_waiting_promote_of_a_commit_without_an_ami_is_not_found_before_it_que
     before.assert_same(&emu.state(), "a refused --wait promote");
     assert_eq!(aws.ledger("release-ledger").await, ledger_before, "no ticket, no record");
 }
+
+/// docs/ci/release-ci.sh, which the GitHub Actions and GitLab CI examples call, run as written: `release` found on
+/// PATH, AWS from the environment (the endpoint in AWS_ENDPOINT_URL, as an OIDC role's would be), the commit from
+/// git. The world afterwards: staging runs the commit, prod's live name sends everything to the cluster the promote
+/// filled, and the ledger has the three deploys; a commit that was never baked fails its job with release's exit
+/// code and message, and changes nothing.
+#[tokio::test]
+async fn the_ci_example_script_bakes_promotes_to_staging_and_flips_prod_as_written() {
+    let emu = Emulator::start();
+    let project = Project::demo_repo();
+    for env in ["staging", "prod"] {
+        project.release(&emu, &["provision", "--env", env]).assert_ok();
+    }
+    let sha = project.git(&["rev-parse", "HEAD"]);
+    let bin_dir = release_e2e::release_bin().parent().unwrap().to_path_buf();
+    let script = workspace_root().join("docs/ci/release-ci.sh");
+    // The two CI examples run exactly these jobs of the script.
+    for example in ["github-actions.yml", "gitlab-ci.yml"] {
+        let text = std::fs::read_to_string(workspace_root().join("docs/ci").join(example)).unwrap();
+        for job in ["bake", "staging", "prod"] {
+            assert!(text.contains(&format!("docs/ci/release-ci.sh {job}")), "{example} runs `release-ci.sh {job}`");
+        }
+    }
+    let job = |name: &str, sha: Option<&str>| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(&script)
+            .arg(name)
+            .current_dir(project.path())
+            .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("AWS_ENDPOINT_URL", emu.url())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("RELEASE_POLL_SECONDS", "0.2")
+            .env_remove("AWS_PROFILE")
+            .env_remove("SHA");
+        if let Some(s) = sha {
+            cmd.env("SHA", s);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for name in ["bake", "staging", "prod"] {
+        let (code, stdout, stderr) = job(name, None);
+        assert_eq!(code, Some(0), "job {name}: {stdout}\n{stderr}");
+    }
+    let doc = |f: &str| -> serde_json::Value { serde_json::from_str(&project.read(f)).unwrap() };
+    assert_eq!(doc("bake.json")["commit"], sha.as_str());
+    let cluster = doc("prod-promote.json")["cluster"].as_str().unwrap().to_owned();
+    assert_eq!(doc("prod-switch.json")["cluster"], cluster.as_str(), "{}", doc("prod-switch.json"));
+    assert_eq!(doc("prod-switch.json")["to"][&cluster], 100);
+
+    let aws = release_e2e::AwsView::new(&emu).await;
+    assert!(aws.running("hello", "staging").await.iter().all(|i| i.tags["release:commit"] == sha));
+    assert_eq!(aws.running("hello", "staging").await.len(), 2);
+    let live: Vec<(String, i64)> = aws.weighted_records("example.com.", "hello.example.com.").await.into_iter().map(|(c, w, _)| (c, w)).collect();
+    let other = if cluster == "prod1" { "prod2" } else { "prod1" };
+    let mut want = vec![(cluster.clone(), 100), (other.to_owned(), 0)];
+    want.sort();
+    let mut live = live;
+    live.sort();
+    assert_eq!(live, want, "prod's live name sends everything to {cluster}");
+    assert!(aws.running("hello", &cluster).await.iter().all(|i| i.tags["release:commit"] == sha));
+    let rows: Vec<(String, String, String)> = aws
+        .ledger("release-ledger")
+        .await
+        .iter()
+        .map(|r| (r["pk"].clone(), r.get("action").cloned().unwrap_or_default(), r.get("outcome").cloned().unwrap_or_default()))
+        .filter(|(pk, _, _)| pk.starts_with("hello#"))
+        .collect();
+    for want in [("hello#staging", "promote"), ("hello#prod", "promote"), ("hello#prod", "switch")] {
+        assert!(rows.iter().any(|(pk, a, o)| pk == want.0 && a == want.1 && o == "succeeded"), "{want:?} in {rows:?}");
+    }
+
+    // A commit that was never baked: the job fails with release's exit code (3) and its one-line message.
+    let before = emu.state();
+    let unbaked = "0".repeat(40);
+    let (code, _, stderr) = job("staging", Some(&unbaked));
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains(&format!("error: commit {unbaked} is not in this repository and has no AMI")), "{stderr}");
+    assert!(stderr.contains(&format!("`release promote {unbaked} --env staging --wait 30m --yes` failed with exit code 3")), "{stderr}");
+    assert_eq!(doc("staging.json")["ok"], false);
+    before.assert_same(&emu.state(), "a failed job");
+}

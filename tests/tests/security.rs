@@ -58,35 +58,44 @@ async fn a_planted_secret_never_appears_in_output_logs_arguments_user_data_or_th
 
 #[tokio::test]
 async fn the_printed_policy_is_enough_and_removing_a_permission_fails_clearly() {
-    // moto enforces IAM after the harness's warm-up requests and the 6 IAM calls below.
-    let free = (Emulator::WARM_UP_REQUESTS + 6).to_string();
+    let project = Project::demo_repo();
+    // `iam-policy` needs no AWS: the split policy is known before the emulator starts.
+    let policy = release_e2e::release(project.path(), None, &["iam-policy", "--output", "json"]);
+    policy.assert_ok();
+    let n_parts = policy.json()["policies"].as_array().unwrap().len();
+    // moto enforces IAM after the harness's warm-up requests and the IAM calls below: a user, a key and a policy for
+    // the admin; a user, a key and each part of the policy for the deployer.
+    let free = (Emulator::WARM_UP_REQUESTS + 5 + n_parts as u32).to_string();
     let shim = rust_sdk_signature_shim();
     let emu = Emulator::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", free.as_str()), ("PYTHONPATH", shim.path().to_str().unwrap())]);
-    let project = Project::demo_repo();
     // moto's signature check under IAM enforcement rejects a Rust SDK request whose form body holds a space (a
     // tag value, here the commit subject that bake writes); real AWS does not. A subject without one avoids it.
     project.git(&["commit", "-q", "--amend", "-m", "demo"]);
-    let policy = release_e2e::release(project.path(), None, &["iam-policy"]);
-    policy.assert_ok();
     // moto authorises every action against resource "*" and evaluates no conditions (see its iam/access_control.py),
     // so here each statement's resource becomes "*" and conditions go: what this proves is that the printed actions
-    // are enough and each matters; the resource scoping only real AWS can check.
-    let mut doc: serde_json::Value = serde_json::from_str(&policy.stdout).unwrap();
-    for st in doc["Statement"].as_array_mut().unwrap() {
-        st["Resource"] = "*".into();
-        st.as_object_mut().unwrap().remove("Condition");
+    // are enough and each matters; the resource scoping only real AWS can check. The deployer gets every part of
+    // the split policy, each under its own name, as a role gets the managed policies.
+    let mut parts = policy.json()["policies"].clone();
+    for part in parts.as_array_mut().unwrap() {
+        for st in part["document"]["Statement"].as_array_mut().unwrap() {
+            st["Resource"] = "*".into();
+            st.as_object_mut().unwrap().remove("Condition");
+        }
     }
-    let policy_file = project.path().join("policy.json");
-    std::fs::write(&policy_file, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    assert!(parts.as_array().unwrap().len() >= 2, "release's and Packer's statements are apart: {parts}");
+    let policy_file = project.path().join("policies.json");
+    std::fs::write(&policy_file, serde_json::to_string_pretty(&parts).unwrap()).unwrap();
     let keys = boto3(
         &emu,
         &format!(
             "iam = client('iam')\n\
              out = {{}}\n\
-             for user, doc in [('admin', json.dumps({{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}}]}})), ('deployer', open('{}').read())]:\n\
+             admin = [{{'name': 'admin', 'document': {{'Version': '2012-10-17', 'Statement': [{{'Effect': 'Allow', 'Action': '*', 'Resource': '*'}}]}}}}]\n\
+             for user, parts in [('admin', admin), ('deployer', json.load(open('{}')))]:\n\
              \x20   iam.create_user(UserName=user)\n\
              \x20   k = iam.create_access_key(UserName=user)['AccessKey']\n\
-             \x20   iam.put_user_policy(UserName=user, PolicyName='release', PolicyDocument=doc)\n\
+             \x20   for part in parts:\n\
+             \x20       iam.put_user_policy(UserName=user, PolicyName=part['name'], PolicyDocument=json.dumps(part['document']))\n\
              \x20   out[user] = [k['AccessKeyId'], k['SecretAccessKey']]\n\
              print(json.dumps(out))",
             policy_file.display()
@@ -114,7 +123,15 @@ async fn the_printed_policy_is_enough_and_removing_a_permission_fails_clearly() 
     let doc = std::fs::read_to_string(&policy_file).unwrap().replace("\"elasticloadbalancing:RegisterInstancesWithLoadBalancer\",", "");
     std::fs::write(&policy_file, &doc).unwrap();
     let (ak, asec) = (key("admin", 0), key("admin", 1));
-    boto3(&emu, &format!("client('iam', '{ak}', '{asec}').put_user_policy(UserName='deployer', PolicyName='release', PolicyDocument=open('{}').read())", policy_file.display()));
+    boto3(
+        &emu,
+        &format!(
+            "iam = client('iam', '{ak}', '{asec}')\n\
+             for part in json.load(open('{}')):\n\
+             \x20   iam.put_user_policy(UserName='deployer', PolicyName=part['name'], PolicyDocument=json.dumps(part['document']))",
+            policy_file.display()
+        ),
+    );
     let pipeline = project.read("pipelines/hello.toml");
     project.write("pipelines/hello.toml", &pipeline.replace("APP_ENV = \"staging\"", "APP_ENV = \"staging-2\""));
     let denied = project.release_env(&emu, &deployer, &["promote", &sha, "--env", "staging"]);
@@ -169,11 +186,12 @@ async fn every_call_any_command_makes_is_in_the_policy() {
     // counter saw in a whole life of the demo must be an action the printed policy allows.
     let emu = Emulator::start();
     let project = Project::demo_repo();
-    let policy: serde_json::Value = serde_json::from_str(&release_e2e::release(project.path(), None, &["iam-policy"]).stdout).unwrap();
-    let allowed: std::collections::BTreeSet<String> = policy["Statement"]
+    let policy: serde_json::Value = serde_json::from_str(&release_e2e::release(project.path(), None, &["iam-policy", "--output", "json"]).stdout).unwrap();
+    let allowed: std::collections::BTreeSet<String> = policy["policies"]
         .as_array()
         .unwrap()
         .iter()
+        .flat_map(|p| p["document"]["Statement"].as_array().unwrap().iter())
         .flat_map(|s| s["Action"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()))
         .collect();
     let a = project.git(&["rev-parse", "HEAD"]);

@@ -468,6 +468,58 @@ pub fn policy(pipeline: &Pipeline) -> Value {
     json!({ "Version": "2012-10-17", "Statement": s.list })
 }
 
+/// The most non-whitespace characters IAM takes in one managed policy ("IAM and AWS STS quotas").
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+/// One managed policy of [`policies`]: its suggested name and its document.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NamedPolicy {
+    /// `<app>-release`, `<app>-release-packer` (Packer's statements), with `-2`, `-3`… when one is not enough.
+    pub name: String,
+    /// Its size as IAM counts it: non-whitespace characters.
+    pub characters: usize,
+    /// The policy document.
+    pub document: Value,
+}
+
+/// Non-whitespace characters of `doc`'s JSON, as IAM counts a policy's size.
+pub fn policy_size(doc: &Value) -> usize {
+    doc.to_string().chars().filter(|c| !c.is_whitespace()).count()
+}
+
+/// [`policy`] split into as few managed policies as fit IAM's limit: release's statements and Packer's
+/// (`PackerBake…`, which another principal may run) apart, each group packed in order into documents of at most
+/// [`MANAGED_POLICY_LIMIT`] characters. Every statement is in exactly one document; none is cut (one statement alone
+/// is far below the limit).
+pub fn policies(pipeline: &Pipeline) -> Vec<NamedPolicy> {
+    let whole = policy(pipeline);
+    let statements = whole["Statement"].as_array().cloned().unwrap_or_default();
+    let is_packer = |st: &Value| st["Sid"].as_str().is_some_and(|sid| sid.starts_with("PackerBake"));
+    let mut out = Vec::new();
+    for (suffix, packer) in [("release", false), ("release-packer", true)] {
+        let group: Vec<Value> = statements.iter().filter(|st| is_packer(st) == packer).cloned().collect();
+        let mut docs: Vec<Vec<Value>> = Vec::new();
+        for st in group {
+            let fits = |list: &Vec<Value>| {
+                let mut with = list.clone();
+                with.push(st.clone());
+                policy_size(&json!({ "Version": "2012-10-17", "Statement": with })) <= MANAGED_POLICY_LIMIT
+            };
+            match docs.iter_mut().find(|d| fits(d)) {
+                Some(d) => d.push(st),
+                None => docs.push(vec![st]),
+            }
+        }
+        let n = docs.len();
+        for (i, list) in docs.into_iter().enumerate() {
+            let document = json!({ "Version": "2012-10-17", "Statement": list });
+            let name = if n == 1 { format!("{}-{suffix}", pipeline.app) } else { format!("{}-{suffix}-{}", pipeline.app, i + 1) };
+            out.push(NamedPolicy { name, characters: policy_size(&document), document });
+        }
+    }
+    out
+}
+
 /// `cloudwatch:DescribeAlarms` on the alarms the pipeline's rollouts watch (DescribeAlarms takes resource-level
 /// permissions on each named alarm).
 fn rollout_alarms(s: &mut Statements, pipeline: &Pipeline) {

@@ -41,7 +41,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use release_aws::iam::{normalized_record_name, policy, PACKER_APP_TAG};
+use release_aws::iam::{normalized_record_name, policies, policy, PACKER_APP_TAG};
 use release_core::model::pipeline::Pipeline;
 use serde_json::Value;
 
@@ -277,9 +277,8 @@ const KMS_FOR_EBS: &[&str] =
 /// instance profile) and the ELB service-linked role (created by an account's first load balancer).
 const IMPLIED: &[&str] = &["iam:PassRole", "iam:CreateServiceLinkedRole"];
 
-/// Managed policies hold at most 6,144 characters and a role's inline policies 10,240 (whitespace not counted):
+/// Managed policies hold at most 6,144 characters (whitespace not counted):
 /// "IAM and AWS STS quotas", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
-const ROLE_INLINE_LIMIT: usize = 10_240;
 const MANAGED_LIMIT: usize = 6_144;
 
 fn workspace() -> PathBuf {
@@ -730,24 +729,69 @@ fn scoping_follows_the_app() {
     assert_eq!(normalized_record_name("*.a b.example.com"), "\\052.a\\040b.example.com");
 }
 
-#[test]
-fn the_policy_fits_in_a_role_s_inline_policies_or_in_two_managed_ones() {
-    for (name, pipeline) in [("demo", demo()), ("full", load(FULL))] {
-        let doc = policy(&pipeline);
-        let all = size(&doc);
-        let part = |packer: bool| {
-            let list: Vec<Value> = statements(&doc).iter().filter(|s| is_packer(s["Sid"].as_str().unwrap()) == packer).cloned().collect();
-            size(&serde_json::json!({ "Version": "2012-10-17", "Statement": list }))
-        };
-        let (release, packer) = (part(false), part(true));
-        println!(
-            "{name}: {all} characters (a role's inline policies: {ROLE_INLINE_LIMIT}); split: release {release}, PackerBake {packer} (a managed policy: {MANAGED_LIMIT})"
-        );
-        // The demo's whole document is one role inline policy; a pipeline with many load balancers may need the
-        // split (at the PackerBake statements) into two managed policies.
-        assert!(name != "demo" || all <= ROLE_INLINE_LIMIT, "{name}: {all} characters");
-        assert!(release <= MANAGED_LIMIT && packer <= MANAGED_LIMIT, "{name}: {release} / {packer} characters");
+/// The full pipeline with rollout alarms in both environments and hooks: what the issue calls a full pipeline.
+fn everything() -> Pipeline {
+    load(&format!("{FULL}{ROLLOUTS}"))
+}
+
+const ROLLOUTS: &str = r#"
+[env.prod.rollout]
+steps = [10, 50, 100]
+pause = "5m"
+alarms = ["shop-prod-5xx", "shop-prod-p99-latency", "shop-prod-error-budget"]
+[env.prod.hooks]
+before_traffic = "./smoke.sh"
+after_traffic = "./announce.sh"
+[env.staging.rollout]
+pause = "2m"
+alarms = ["shop-staging-5xx"]
+"#;
+
+/// A pipeline with many clusters, each behind its own load balancer and target group: more than one managed
+/// policy's worth of release statements.
+fn many_clusters() -> Pipeline {
+    let mut text = format!("{FULL}{ROLLOUTS}");
+    for i in 0..40 {
+        text.push_str(&format!("\n[env.e{i}]\ndns = {{ zone = \"example.com.\", record = \"e{i}.shop.example.com.\" }}\n[env.e{i}.clusters.c{i}]\nload_balancer = \"shop-lb-{i}-with-a-long-name\"\ncount = 1\n[env.e{i}.clusters.t{i}]\ntarget_group = \"shop-tg-{i}-long\"\ncount = 1\n"));
     }
+    load(&text)
+}
+
+#[test]
+fn iam_policy_splits_into_managed_policies_iam_accepts_and_loses_no_statement() {
+    for (name, pipeline) in [("demo", demo()), ("full", load(FULL)), ("everything", everything()), ("china", china()), ("many", many_clusters())] {
+        let whole = policy(&pipeline);
+        let parts = policies(&pipeline);
+        let sizes: Vec<(String, usize)> = parts.iter().map(|p| (p.name.clone(), p.characters)).collect();
+        println!("{name}: {} characters in one document; split: {sizes:?} (limit {MANAGED_LIMIT})", size(&whole));
+        for p in &parts {
+            assert_eq!(p.characters, size(&p.document), "{name}: {} counts its size as IAM does", p.name);
+            assert!(p.characters <= MANAGED_LIMIT, "{name}: {} has {} characters", p.name, p.characters);
+            assert!(p.name.len() <= 128 && p.name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)), "{name}: {}", p.name);
+            // Release's and Packer's statements are never mixed: Packer may run as another principal.
+            let packer: BTreeSet<bool> = statements(&p.document).iter().map(|s| is_packer(s["Sid"].as_str().unwrap())).collect();
+            assert_eq!(packer.len(), 1, "{name}: {} mixes release's and Packer's statements", p.name);
+        }
+        let names: BTreeSet<&str> = parts.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names.len(), parts.len(), "{name}: names are unique");
+        // Every statement of the whole document is in exactly one part.
+        let mut split: Vec<String> = parts.iter().flat_map(|p| statements(&p.document).iter().map(|s| s.to_string())).collect();
+        let mut all: Vec<String> = statements(&whole).iter().map(|s| s.to_string()).collect();
+        split.sort();
+        all.sort();
+        assert_eq!(split, all, "{name}: the parts hold exactly the whole document's statements");
+        // IAM unions the policies attached to one principal: together the parts are exactly as correct as the whole
+        // (an action's resource types may be granted in two parts, as RunInstances's are).
+        let union: Vec<Value> = parts.iter().flat_map(|p| statements(&p.document).clone()).collect();
+        assert!(departures(&serde_json::json!({ "Version": "2012-10-17", "Statement": union })).is_empty(), "{name}");
+        // As few as needed: one more part than the characters demand at most, per group.
+        let groups = 2;
+        assert!(parts.len() <= size(&whole).div_ceil(MANAGED_LIMIT) + groups, "{name}: {} parts", parts.len());
+    }
+    // The full pipeline's release statements no longer fit in one managed policy; the many-cluster one needs several.
+    assert!(size(&policy(&everything())) > MANAGED_LIMIT);
+    assert!(policies(&many_clusters()).iter().filter(|p| p.name.starts_with("shop-release-")).count() >= 3);
+    assert_eq!(policies(&demo()).iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["hello-release", "hello-release-packer"]);
 }
 
 /// The `key = var.app` entries of the tag map a source's attribute (`run_tags = local.run_tags`) names, in the

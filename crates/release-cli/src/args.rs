@@ -4,10 +4,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `release --version`: the version and the commit the binary was built from (build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RELEASE_GIT_COMMIT"), ")");
+
 #[derive(Parser, Debug)]
 #[command(
     name = "release",
-    version,
+    version = VERSION,
     about = "Bake every commit into an AMI once, promote the same AMI through environments, flip production with Route53",
     long_about = "Bake every commit into an AMI once, promote the same AMI through environments, and flip \
 production between two clusters with Route53. Pipelines live in pipelines/<app>.toml.\n\n\
@@ -260,6 +263,24 @@ is printed on stdout (with --listen 127.0.0.1:0 the port is chosen). Ctrl-C stop
         /// Require this token on every request (Authorization: Bearer T, or ?token=T); at least 16 characters
         #[arg(long, value_name = "T", env = "RELEASE_DASHBOARD_TOKEN", hide_env_values = true)]
         token: Option<String>,
+    },
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell
+    #[command(long_about = "Print the completion script of a shell on stdout; it completes commands, flags and \
+fixed values (--output, --queue ...). Needs no pipeline and makes no AWS call.\n\n\
+Install: bash: `release completions bash > ~/.local/share/bash-completion/completions/release`; \
+zsh: `release completions zsh > \"${fpath[1]}/_release\"`; fish: `release completions fish > ~/.config/fish/completions/release.fish`.")]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of release, or of one of its commands, as roff
+    #[command(long_about = "Print a man page (roff) on stdout: release(1), or with a command name release-COMMAND(1). \
+Needs no pipeline and makes no AWS call.\n\n\
+Read one: `release man | man -l -`; install: `release man > /usr/local/share/man/man1/release.1`, and \
+`release man promote > /usr/local/share/man/man1/release-promote.1` for each command.")]
+    Man {
+        /// A command (`promote`, `rollout status` is `rollout`); none for release(1) itself
+        command: Option<String>,
     },
 }
 

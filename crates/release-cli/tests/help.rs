@@ -41,3 +41,59 @@ fn dashboard_explains_its_flags_and_safe_defaults() {
         assert!(help.contains(want), "dashboard --help lacks `{want}`:\n{help}");
     }
 }
+
+fn release(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_release")).args(args).output().unwrap()
+}
+
+#[test]
+fn version_names_the_commit_the_binary_was_built_from() {
+    let out = release(&["--version"]);
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    assert_eq!(version.trim(), format!("release {} (commit {})", env!("CARGO_PKG_VERSION"), head.trim()));
+}
+
+#[test]
+fn bash_completion_completes_commands_and_flag_values() {
+    let out = release(&["completions", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    // bash itself loads the script and runs the completion function, as it would at a prompt.
+    // bash calls the function with the command, the word being completed and the word before it.
+    let complete = |words: &str, cword: usize| {
+        let prog = format!(
+            "{script}\nCOMP_WORDS=({words}); COMP_CWORD={cword}; COMP_LINE=\"{words}\"; COMP_POINT=${{#COMP_LINE}}; \
+             _release release \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let out = Command::new("bash").arg("-c").arg(prog).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(complete("release pro", 1).split_whitespace().collect::<Vec<_>>(), ["provision", "promote"]);
+    assert_eq!(complete("release status --output ''", 3).split_whitespace().collect::<Vec<_>>(), ["text", "json"]);
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = release(&["completions", shell]);
+        assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("promote"), "{shell}");
+    }
+    let bad = release(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn man_pages_document_release_and_each_command() {
+    let page = String::from_utf8(release(&["man"]).stdout).unwrap();
+    assert!(page.contains(".TH release 1"), "{page}");
+    for cmd in ["promote", "switch", "rollback", "gc", "completions", "man"] {
+        assert!(page.contains(&format!("release\\-{cmd}(1)")) || page.contains(&format!("\\fB{cmd}\\fR")), "release(1) lacks {cmd}");
+    }
+    let promote = String::from_utf8(release(&["man", "promote"]).stdout).unwrap();
+    assert!(promote.contains(".TH release-promote 1") && promote.contains("\\-\\-batch"), "{promote}");
+    let bad = release(&["man", "nope", "--output", "json"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "input");
+    assert!(doc["error"]["message"].as_str().unwrap().contains("`nope` is not a command of release; one of: validate"), "{doc}");
+}

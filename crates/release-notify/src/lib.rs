@@ -29,6 +29,13 @@ pub const USER_AGENT: &str = concat!("release/", env!("CARGO_PKG_VERSION"));
 /// The header carrying a webhook body's signature.
 pub const SIGNATURE_HEADER: &str = "X-Release-Signature";
 
+/// The header carrying the time a webhook request was sent: Unix seconds.
+pub const TIMESTAMP_HEADER: &str = "X-Release-Timestamp";
+
+/// The header carrying the signature of the timestamp and the body, [`timestamped_signature`]: a receiver that checks
+/// it and refuses a timestamp more than a few minutes from its clock cannot be fooled by a replayed request.
+pub const TIMESTAMPED_SIGNATURE_HEADER: &str = "X-Release-Signature-V2";
+
 /// How much of an error answer's body goes into the message.
 const ANSWER_CHARS: usize = 120;
 
@@ -38,6 +45,14 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let mut mac = <hmac::Hmac<sha2_hmac::Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" keyed with secret>`, the value of
+/// [`TIMESTAMPED_SIGNATURE_HEADER`]; `timestamp` is the value of [`TIMESTAMP_HEADER`].
+pub fn timestamped_signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    let mut signed = format!("{timestamp}.").into_bytes();
+    signed.extend_from_slice(body);
+    signature(secret, &signed)
 }
 
 /// The event as every sink gets it: its JSON.
@@ -85,17 +100,25 @@ impl LocalSinks {
     /// `webhook`: POSTs the event as JSON, signed with `secret` when given; 2xx is success.
     pub async fn webhook(&self, label: &str, url: &str, secret: Option<&[u8]>, event: &Event) -> Result<()> {
         let body = body(event);
-        let signature = secret.map(|s| signature(s, &body));
-        self.post(label, url, body, signature).await
+        let mut headers = Vec::new();
+        if let Some(secret) = secret {
+            // Signed when sent: a retry is a new request with its own time.
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            headers.push((TIMESTAMP_HEADER, now.to_string()));
+            headers.push((TIMESTAMPED_SIGNATURE_HEADER, timestamped_signature(secret, now, &body)));
+            // The body-only signature, for receivers written before the timestamped one.
+            headers.push((SIGNATURE_HEADER, signature(secret, &body)));
+        }
+        self.post(label, url, body, headers).await
     }
 
     /// `slack`: POSTs [`slack_message`] to an incoming webhook; 2xx is success.
     pub async fn slack(&self, label: &str, url: &str, event: &Event) -> Result<()> {
         let body = serde_json::to_vec(&slack_message(event)).expect("a message always encodes");
-        self.post(label, url, body, None).await
+        self.post(label, url, body, Vec::new()).await
     }
 
-    async fn post(&self, label: &str, url: &str, body: Vec<u8>, signature: Option<String>) -> Result<()> {
+    async fn post(&self, label: &str, url: &str, body: Vec<u8>, headers: Vec<(&'static str, String)>) -> Result<()> {
         let fail = |what: String| Error::aws(scrub(&format!("{label}: {what}"), url, label));
         let uri: Uri = url.parse().map_err(|_| fail("not a valid URL".into()))?;
         let mut req = Request::builder()
@@ -103,8 +126,8 @@ impl LocalSinks {
             .uri(uri)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::USER_AGENT, USER_AGENT);
-        if let Some(sig) = signature {
-            req = req.header(SIGNATURE_HEADER, sig);
+        for (name, value) in headers {
+            req = req.header(name, value);
         }
         let req = req.body(Full::new(Bytes::from(body))).map_err(|e| fail(format!("cannot build the request: {e}")))?;
         let answer = self.http.request(req).await.map_err(|e| fail(client_error(&e)))?;
@@ -158,9 +181,9 @@ pub fn slack_message(e: &Event) -> serde_json::Value {
     if let Some(rb) = e.rolled_back {
         outcome.push_str(if rb { " (rolled back)" } else { " (not rolled back)" });
     }
-    let field = |name: &str, value: &str| json!({ "type": "mrkdwn", "text": format!("*{name}*\n{}", slack_escape(value)) });
+    let field = |name: &str, value: &str| json!({ "type": "mrkdwn", "text": clip(format!("*{name}*\n{}", slack_escape(value)), SLACK_FIELD) });
     let mut blocks = vec![
-        json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("{icon} *{}*", slack_escape(&headline)) } }),
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(format!("{icon} *{}*", slack_escape(&headline)), SLACK_SECTION) } }),
         json!({ "type": "section", "fields": [
             field("Who", &e.actor),
             field("What", &what),
@@ -169,21 +192,44 @@ pub fn slack_message(e: &Event) -> serde_json::Value {
         ] }),
     ];
     if let Some(r) = &e.reason {
-        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": format!("*Reason*\n{}", slack_escape(r)) } }));
+        blocks.push(json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(format!("*Reason*\n{}", slack_escape(r)), SLACK_SECTION) } }));
     }
     let mut context = Vec::new();
     if let Some(s) = &e.subject {
-        context.push(json!({ "type": "mrkdwn", "text": slack_escape(s) }));
+        context.push(json!({ "type": "mrkdwn", "text": clip(slack_escape(s), SLACK_CONTEXT) }));
     }
     if e.from != e.to && !(e.from.is_empty() && e.to.is_empty()) {
-        context.push(json!({ "type": "mrkdwn", "text": slack_escape(&format!("{} → {}", e.from, e.to)) }));
+        context.push(json!({ "type": "mrkdwn", "text": clip(slack_escape(&format!("{} → {}", e.from, e.to)), SLACK_CONTEXT) }));
     }
     context.push(json!({ "type": "mrkdwn", "text": format!("release {}", slack_escape(&e.release_id)) }));
     if let Some(link) = &e.link {
         context.push(json!({ "type": "mrkdwn", "text": format!("<{}|details>", link.replace(['<', '>', '|'], "")) }));
     }
     blocks.push(json!({ "type": "context", "elements": context }));
-    json!({ "text": headline, "blocks": blocks })
+    json!({ "text": clip(headline, SLACK_SECTION), "blocks": blocks })
+}
+
+/// Slack refuses a whole message (`invalid_blocks`, HTTP 400) whose section text is over 3,000 characters or whose
+/// field is over 2,000 (Block Kit reference: section, text object); a long AWS error in the reason must not cost the
+/// failure's notification. The context elements and the fallback `text` are held to the same bounds.
+const SLACK_SECTION: usize = 3_000;
+const SLACK_FIELD: usize = 2_000;
+const SLACK_CONTEXT: usize = 2_000;
+
+/// `s` cut to at most `max` characters, saying how much was left out; never inside an escape (`&amp;`).
+fn clip(s: String, max: usize) -> String {
+    let n = s.chars().count();
+    if n <= max {
+        return s;
+    }
+    let note = format!("… ({} more characters; the full text is in the ledger: `release history`)", n - max);
+    let keep = max.saturating_sub(note.chars().count());
+    let mut cut: String = s.chars().take(keep).collect();
+    // An escape cut in two would show as a stray `&am`.
+    if let Some(amp) = cut.rfind('&').filter(|&i| !cut[i..].contains(';')) {
+        cut.truncate(amp);
+    }
+    cut + &note
 }
 
 /// Slack's mrkdwn escapes: `&`, `<`, `>`.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use release_core::model::clock::Timestamp;
 use release_core::model::event::{Event, EventKind, InstanceCounts};
-use release_notify::{signature, LocalSinks, SIGNATURE_HEADER, USER_AGENT};
+use release_notify::{signature, timestamped_signature, LocalSinks, SIGNATURE_HEADER, TIMESTAMPED_SIGNATURE_HEADER, TIMESTAMP_HEADER, USER_AGENT};
 use release_testkit::http::{read_request, Request as Seen};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -121,6 +121,20 @@ async fn a_webhook_gets_the_event_as_json_signed_with_the_secret() {
     assert_eq!(signed.header(SIGNATURE_HEADER), Some(signature(b"s3cret", &signed.body).as_str()));
     assert!(signed.header(SIGNATURE_HEADER).unwrap().starts_with("sha256=") && signed.header(SIGNATURE_HEADER).unwrap().len() == 7 + 64);
     assert_eq!(unsigned.header(SIGNATURE_HEADER), None);
+    // Replay protection: the time it was sent, and a signature over that time and the body, checked here the way
+    // the README tells a receiver to (HMAC-SHA256 of "<timestamp>.<body>", then the timestamp against the clock).
+    let ts: u64 = signed.header(TIMESTAMP_HEADER).unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(now.abs_diff(ts) <= 5, "sent at {ts}, now {now}");
+    let mut mac = <hmac::Hmac<sha2_hmac::Sha256> as hmac::KeyInit>::new_from_slice(b"s3cret").unwrap();
+    hmac::Mac::update(&mut mac, format!("{ts}.").as_bytes());
+    hmac::Mac::update(&mut mac, &signed.body);
+    let want = format!("sha256={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()));
+    assert_eq!(signed.header(TIMESTAMPED_SIGNATURE_HEADER), Some(want.as_str()));
+    assert_eq!(timestamped_signature(b"s3cret", ts, &signed.body), want);
+    // A replayed body with another time does not verify.
+    assert_ne!(timestamped_signature(b"s3cret", ts + 600, &signed.body), want);
+    assert_eq!((unsigned.header(TIMESTAMP_HEADER), unsigned.header(TIMESTAMPED_SIGNATURE_HEADER)), (None, None));
 }
 
 #[tokio::test]
@@ -169,6 +183,41 @@ async fn a_slack_message_reads_at_a_glance() {
     for want in ["*Who*\\nalice", "*What*\\npromote `3f2a1b2c3d4e`", "*Where*\\nhello/staging on staging", "*Outcome*\\nfailed (rolled back)", "*Reason*\\nelb RegisterInstancesWithLoadBalancer: InternalFailure", "Fix &lt;the&gt; &amp; bug", "<http://deploys.internal:8080|details>"] {
         assert!(all.contains(want), "blocks lack {want}: {all}");
     }
+}
+
+#[tokio::test]
+async fn a_long_failure_still_fits_slack_s_block_limits_and_keeps_its_beginning() {
+    let mut e = event();
+    // An AWS error with a long body, as a failed CloudFormation-style message or an HTML error page can be.
+    e.reason = Some(format!("elb RegisterInstancesWithLoadBalancer: InternalFailure: {}", "<&> detail ".repeat(1_000)));
+    e.subject = Some("a very long commit subject ".repeat(200));
+    e.actor = "x".repeat(5_000);
+    let m = release_notify::slack_message(&e);
+    let texts = |v: &serde_json::Value| -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for b in v["blocks"].as_array().unwrap() {
+            if let Some(t) = b["text"]["text"].as_str() {
+                out.push(("section".to_owned(), t.chars().count()));
+            }
+            for f in b["fields"].as_array().into_iter().flatten().chain(b["elements"].as_array().into_iter().flatten()) {
+                out.push(("field or context".to_owned(), f["text"].as_str().unwrap().chars().count()));
+            }
+        }
+        out
+    };
+    for (kind, n) in texts(&m) {
+        let max = if kind == "section" { 3_000 } else { 2_000 };
+        assert!(n <= max, "a {kind} text of {n} characters");
+    }
+    assert!(m["text"].as_str().unwrap().chars().count() <= 3_000);
+    let reason = m["blocks"][2]["text"]["text"].as_str().unwrap();
+    assert!(reason.starts_with("*Reason*\nelb RegisterInstancesWithLoadBalancer: InternalFailure: &lt;&amp;&gt; detail"), "{}", &reason[..100]);
+    assert!(reason.contains("more characters; the full text is in the ledger: `release history`)"), "{reason}");
+    // Cut between escapes, never inside one.
+    let body = reason.split('…').next().unwrap();
+    assert!(!body.ends_with("&am") && !body.ends_with("&") && !body.ends_with("&l") && !body.ends_with("&g"), "{body}");
+    // A short message is untouched.
+    assert!(!serde_json::to_string(&release_notify::slack_message(&event())).unwrap().contains("more characters"));
 }
 
 #[tokio::test]

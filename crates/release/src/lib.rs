@@ -149,3 +149,14 @@ pub use reexport::engine::queue::Wait;
 pub fn iam_policy(pipeline: &model::pipeline::Pipeline) -> serde_json::Value {
     reexport::adapters::iam_policy(pipeline)
 }
+
+/// One managed policy of [`iam_policies`]: suggested name, size as IAM counts it, document.
+pub use reexport::adapters::NamedPolicy as IamPolicy;
+/// The most characters (whitespace not counted) IAM takes in one managed policy.
+pub use reexport::adapters::MANAGED_POLICY_LIMIT;
+
+/// [`iam_policy`] split into as few managed policies as fit IAM's size limit (release's and Packer's statements
+/// apart); what `release iam-policy` prints.
+pub fn iam_policies(pipeline: &model::pipeline::Pipeline) -> Vec<IamPolicy> {
+    reexport::adapters::iam_policies(pipeline)
+}

@@ -1,9 +1,11 @@
 //! One module per command; each takes the parsed flags and the output, and returns its error to `main`.
 
 mod bake;
+mod completions;
 mod gc;
 mod dashboard;
 mod history;
+mod man;
 mod notify;
 mod promote;
 mod queue;
@@ -39,8 +41,16 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Notify { action: NotifyAction::Test { env } } => notify::test(g, out, env).await,
         Command::IamPolicy => {
             let pipeline = crate::context::load_pipeline(g)?;
-            let policy = release::iam_policy(&pipeline);
-            out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policy": policy }), || serde_json::to_string_pretty(&policy).unwrap_or_default());
+            let policies = release::iam_policies(&pipeline);
+            let text = || {
+                policies
+                    .iter()
+                    .map(|p| format!("// {}: {} of {} characters\n{}", p.name, p.characters, release::MANAGED_POLICY_LIMIT, serde_json::to_string_pretty(&p.document).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            // `policy`, the whole document in one, stays for readers of the earlier output; IAM takes `policies`.
+            out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policies": policies, "policy": release::iam_policy(&pipeline) }), text);
             Ok(())
         }
         Command::Switch { cluster, weight, steps, pause, plan, force, wait } => {
@@ -55,5 +65,7 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Dashboard { listen, interval, token } => {
             dashboard::run(g, out, dashboard::Args { listen, interval, token: token.as_deref() }).await
         }
+        Command::Completions { shell } => completions::run(*shell),
+        Command::Man { command } => man::run(command.as_deref()),
     }
 }

@@ -7,5 +7,6 @@ pub mod event;
 pub mod hook;
 pub mod ids;
 pub mod ledger;
+pub mod phase;
 pub mod pipeline;
 pub mod weights;
