@@ -13,12 +13,28 @@ pub enum Deploy {
         /// Its state (`terminated`, `shutting-down`).
         state: String,
     },
+    /// A rollout went back to the weights from before it (an alarm, a failing hook, unhealthy instances).
+    RolloutWentBack {
+        /// The rollout's release id.
+        release_id: crate::model::ids::ReleaseId,
+        /// The environment.
+        env: crate::model::ids::EnvName,
+        /// The cluster it rolled out to.
+        cluster: crate::model::ids::ClusterName,
+        /// The shares it went back to (`blue 100%`).
+        to: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Deploy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Deploy::InstanceNotRunning { id, state } => write!(f, "instance {id} is {state} instead of running"),
+            Deploy::RolloutWentBack { release_id, env, cluster, to, reason } => {
+                write!(f, "rollout {release_id} of {env} to {cluster} went back to {to}: {reason}")
+            }
         }
     }
 }
