@@ -202,6 +202,11 @@ pub enum Input {
         /// The variable.
         var: String,
     },
+    /// A directory that must be inside a git repository (to bake, build or test) is not.
+    NotARepository {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 impl fmt::Display for Input {
@@ -274,6 +279,7 @@ impl fmt::Display for Input {
             Input::InvalidAtCommit { path, sha } => write!(f, "{} at commit {} is not valid; fix it in a new commit", path.display(), sha.short()),
             Input::SecretEmpty { var } => write!(f, "its secret env:{var} is empty; set {var} to the webhook's HMAC key"),
             Input::SecretUnset { var } => write!(f, "its secret env:{var} is not set; set {var} to the webhook's HMAC key"),
+            Input::NotARepository { dir } => write!(f, "{} is not inside a git repository; bake, build and test need one", dir.display()),
         }
     }
 }
