@@ -16,7 +16,7 @@ pub enum Deploy {
     /// A rollout went back to the weights from before it (an alarm, a failing hook, unhealthy instances).
     RolloutWentBack {
         /// The rollout's release id.
-        release_id: crate::model::ids::ReleaseId,
+        release_id: String,
         /// The environment.
         env: crate::model::ids::EnvName,
         /// The cluster it rolled out to.
