@@ -241,7 +241,7 @@ impl<'a> Env<'a> {
                     let start = std::time::Instant::now();
                     let result = match tokio::time::timeout(SINK_TIMEOUT, notifier.deliver(&sink, &event)).await {
                         Ok(r) => r,
-                        Err(_) => Err(Aws::SinkTimeout { after: SINK_TIMEOUT }.into()),
+                        Err(_) => Err(Aws::SinkTimeout { within: SINK_TIMEOUT }.into()),
                     };
                     SinkTrial { sink, result, took: start.elapsed() }
                 })

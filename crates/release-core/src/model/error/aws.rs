@@ -116,10 +116,10 @@ pub enum Aws {
         /// What failed (`HTTP 500: boom`, `exit status 3: …`), without the secret or the full URL.
         what: String,
     },
-    /// A notification sink did not answer within the time of one attempt.
+    /// A notification sink did not answer in time.
     SinkTimeout {
-        /// The time of one attempt.
-        after: std::time::Duration,
+        /// How long it was given.
+        within: std::time::Duration,
     },
     /// `release notify --test`: some sinks did not take the test event.
     SinksFailed {
@@ -165,7 +165,7 @@ impl fmt::Display for Aws {
             Aws::NotDescribable { target } => write!(f, "{target} was created but cannot be described"),
             Aws::Sink { sink: Some(sink), what } => write!(f, "{sink}: {what}"),
             Aws::Sink { sink: None, what } => f.write_str(what),
-            Aws::SinkTimeout { after } => write!(f, "no answer within {}s", after.as_secs()),
+            Aws::SinkTimeout { within } => write!(f, "no answer within {}s", within.as_secs()),
             Aws::SinksFailed { failed, total } => write!(f, "{failed} of {total} sink(s) did not take the test event"),
         }
     }
