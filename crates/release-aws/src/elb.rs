@@ -68,7 +68,7 @@ fn classic_listener(instance_port: u16) -> Result<Listener> {
 }
 
 fn missing(target: &LbTarget) -> Error {
-    Error::from(NotFound::LbTarget { target: target.clone() }).with_cause(Cause::Missing)
+    Error::from(NotFound::LbTarget { target: target.to_string() }).with_cause(Cause::Missing)
 }
 
 impl Aws {
@@ -268,7 +268,7 @@ impl Balancer for Aws {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| AwsError::NotDescribable { target: target.clone() }.into())
+            .ok_or_else(|| AwsError::NotDescribable { target: target.to_string() }.into())
     }
 
     async fn config(&self, target: &LbTarget) -> Result<LbSpec> {

@@ -69,7 +69,7 @@ impl Images for Aws {
             BaseAmi::Id(id) => {
                 let found = self.describe_images(&[], Vec::new(), Some(vec![id.to_string()])).await?;
                 found.into_iter().next().map(|i| i.id).ok_or_else(|| {
-                    NotFound::BaseAmi { id: id.clone(), region: self.region.clone() }.into()
+                    NotFound::BaseAmi { id: id.to_string(), region: self.region.clone() }.into()
                 })
             }
             BaseAmi::NameFilter(filter) => {

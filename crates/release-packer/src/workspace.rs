@@ -66,7 +66,7 @@ impl Workspace for GitWorkspace {
     async fn subject(&self, sha: &CommitSha) -> Result<String> {
         let out = self.git(&["log", "-1", "--format=%s", sha.as_str()]).await?;
         if !out.status.success() {
-            return Err(NotFound::Commit { sha: sha.clone() }.into());
+            return Err(NotFound::Commit { commit: sha.short().to_owned() }.into());
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }

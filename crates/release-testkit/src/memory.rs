@@ -441,7 +441,7 @@ impl Images for MemoryCloud {
                 .images
                 .contains_key(id)
                 .then(|| id.clone())
-                .ok_or_else(|| Error::from(NotFound::BaseAmi { id: id.clone(), region: self.region.clone() }).with_cause(Cause::Missing)),
+                .ok_or_else(|| Error::from(NotFound::BaseAmi { id: id.to_string(), region: self.region.clone() }).with_cause(Cause::Missing)),
             BaseAmi::NameFilter(f) => s
                 .images
                 .values()
@@ -525,7 +525,7 @@ impl Images for MemoryCloud {
 }
 
 fn lb_missing(target: &LbTarget) -> Error {
-    Error::from(NotFound::LbTarget { target: target.clone() }).with_cause(Cause::Missing)
+    Error::from(NotFound::LbTarget { target: target.to_string() }).with_cause(Cause::Missing)
 }
 
 #[async_trait]

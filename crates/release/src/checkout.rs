@@ -36,10 +36,10 @@ impl Checkout {
         progress(&format!("exported {} into {}", sha.short(), export.dir.display()));
         let in_export = export.dir.join(&rel);
         if !in_export.is_file() {
-            return Err(NotFound::FileAtCommit { path: rel, sha }.into());
+            return Err(NotFound::FileAtCommit { path: rel, commit: sha.short().to_owned() }.into());
         }
         let pipeline = pipeline::load_for_bake(&in_export).map_err(|diags| {
-            Error::from(Input::InvalidAtCommit { path: rel.clone(), sha: sha.clone() })
+            Error::from(Input::InvalidAtCommit { path: rel.clone(), commit: sha.short().to_owned() })
                 .with_details(diags.iter().map(|d| d.to_string().replace(&export.dir.display().to_string(), "<commit>")).collect())
         })?;
         Ok(Checkout { workspace, sha, export, pipeline })

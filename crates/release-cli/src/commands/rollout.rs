@@ -155,8 +155,8 @@ pub fn finish(out: &Output, report: &SwitchReport, app: &release::App, start: st
         let reason = r.reason.clone().unwrap_or_default();
         let e = Error::from(Deploy::RolloutWentBack {
             release_id: report.release_id.clone(),
-            env: p.env.clone(),
-            cluster: p.cluster.clone(),
+            env: p.env.to_string(),
+            cluster: p.cluster.to_string(),
             to: p.from.describe_shares(),
             reason,
         })

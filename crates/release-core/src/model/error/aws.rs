@@ -104,8 +104,8 @@ pub enum Aws {
     },
     /// A load balancer or target group was created but describing it finds nothing.
     NotDescribable {
-        /// What was created.
-        target: crate::model::pipeline::LbTarget,
+        /// What was created (`load balancer hello-prod1`).
+        target: String,
     },
     /// A notification sink (webhook, slack, command) did not take an event. Exit 6, as for AWS: a remote service
     /// (or the sink's program) failed, not the user's input.

@@ -18,9 +18,9 @@ pub enum Deploy {
         /// The rollout's release id.
         release_id: String,
         /// The environment.
-        env: crate::model::ids::EnvName,
+        env: String,
         /// The cluster it rolled out to.
-        cluster: crate::model::ids::ClusterName,
+        cluster: String,
         /// The shares it went back to (`blue 100%`).
         to: String,
         /// Why.

@@ -189,8 +189,8 @@ pub enum Input {
     InvalidAtCommit {
         /// The file, inside the repository.
         path: std::path::PathBuf,
-        /// The commit.
-        sha: crate::model::ids::CommitSha,
+        /// The commit, short as shown.
+        commit: String,
     },
     /// A webhook's `secret = "env:NAME"` names an empty variable.
     SecretEmpty {
@@ -276,7 +276,7 @@ impl fmt::Display for Input {
                 if *problems == 1 { "it" } else { "them" }
             ),
             Input::OutsideRepository { file, root } => write!(f, "{} is outside the git repository {}", file.display(), root.display()),
-            Input::InvalidAtCommit { path, sha } => write!(f, "{} at commit {} is not valid; fix it in a new commit", path.display(), sha.short()),
+            Input::InvalidAtCommit { path, commit } => write!(f, "{} at commit {commit} is not valid; fix it in a new commit", path.display()),
             Input::SecretEmpty { var } => write!(f, "its secret env:{var} is empty; set {var} to the webhook's HMAC key"),
             Input::SecretUnset { var } => write!(f, "its secret env:{var} is not set; set {var} to the webhook's HMAC key"),
             Input::NotARepository { dir } => write!(f, "{} is not inside a git repository; bake, build and test need one", dir.display()),

@@ -43,13 +43,13 @@ pub enum NotFound {
     DefaultSubnets,
     /// A load balancer or target group does not exist.
     LbTarget {
-        /// Which.
-        target: crate::model::pipeline::LbTarget,
+        /// Which (`load balancer hello-prod1`, `target group hello-prod1`).
+        target: String,
     },
     /// `[bake] base_ami` names an AMI id the region does not have.
     BaseAmi {
         /// The AMI.
-        id: crate::model::ids::AmiId,
+        id: String,
         /// The region.
         region: String,
     },
@@ -98,8 +98,8 @@ pub enum NotFound {
     },
     /// git does not know a commit it was asked about.
     Commit {
-        /// The commit.
-        sha: crate::model::ids::CommitSha,
+        /// The commit, short (12 characters) as shown.
+        commit: String,
     },
     /// A directory is not inside a git repository (where the revision was to be resolved).
     Repository {
@@ -136,8 +136,8 @@ pub enum NotFound {
     FileAtCommit {
         /// The path inside the repository.
         path: PathBuf,
-        /// The commit.
-        sha: crate::model::ids::CommitSha,
+        /// The commit, short as shown.
+        commit: String,
     },
 }
 
@@ -166,13 +166,13 @@ impl fmt::Display for NotFound {
             }
             NotFound::Git { error } => write!(f, "cannot run git ({error}); install git"),
             NotFound::Revision { rev, repo } => write!(f, "unknown commit `{rev}` in {}; check the sha (git log) or fetch it first", repo.display()),
-            NotFound::Commit { sha } => write!(f, "git does not know commit {}", sha.short()),
+            NotFound::Commit { commit } => write!(f, "git does not know commit {commit}"),
             NotFound::Repository { dir } => write!(f, "{} is not inside a git repository; bake, build and test need one", dir.display()),
             NotFound::CommitNowhere { rev } => write!(f, "commit {rev} is not in this repository and has no AMI; check the sha (git log), or fetch it"),
             NotFound::App { app, file, known } => write!(f, "no pipeline for app `{app}` ({} does not exist); known apps: {known}", file.display()),
             NotFound::TestSection { file } => write!(f, "{} has no [test] section; add one with a command", file.display()),
             NotFound::File { path, error } => write!(f, "cannot read {}: {error}", path.display()),
-            NotFound::FileAtCommit { path, sha } => write!(f, "{} does not exist at commit {}; commit it first", path.display(), sha.short()),
+            NotFound::FileAtCommit { path, commit } => write!(f, "{} does not exist at commit {commit}; commit it first", path.display()),
         }
     }
 }
