@@ -2,7 +2,8 @@
 
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 use release_core::ports::{AlarmState, AlarmStatus, Alarms};
-use release_core::{Error, Result};
+use release_core::model::error::Input;
+use release_core::Result;
 
 use crate::error::sdk;
 use crate::Aws;
@@ -23,7 +24,7 @@ impl Alarms for Aws {
             return Ok(Vec::new());
         }
         if names.len() > 100 {
-            return Err(Error::input(format!("{} alarms to watch; CloudWatch describes at most 100 per call", names.len())));
+            return Err(Input::TooManyAlarms { count: names.len() }.into());
         }
         // Names given: CloudWatch answers them all in one page (MaxRecords is 100, the most names it takes).
         let out = self

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType, TableStatus,
 };
 use release_core::model::clock::Timestamp;
-use release_core::model::error::Cause;
+use release_core::model::error::{Aws as AwsError, Cause, Internal, NotFound};
 use release_core::model::ids::{AppName, EnvName, ReleaseId};
 use release_core::model::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
 use release_core::ports::{Expect, Ledger};
@@ -34,8 +34,7 @@ impl Aws {
 /// A missing table is the user's to fix (provision), not an AWS failure.
 fn table_error(table: &str, err: Error) -> Error {
     if err.is(Cause::Missing) {
-        Error::not_found(format!("ledger table {table} does not exist; `release provision` an environment of this app first (it creates the table)"))
-            .with_cause(Cause::Missing)
+        Error::from(NotFound::LedgerTable { table: table.to_owned() }).with_cause(Cause::Missing)
     } else {
         err
     }
@@ -67,7 +66,7 @@ impl Ledger for Aws {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        Err(Error::aws(format!("dynamodb table {table} was created but is not ACTIVE after 60s")))
+        Err(AwsError::TableNotActive { table: table.to_owned(), waited: Duration::from_secs(60) }.into())
     }
 
     async fn put_record(&self, table: &str, record: &Record, expect: Expect) -> Result<bool> {
@@ -159,8 +158,8 @@ fn from_attr(a: &AttributeValue) -> serde_json::Value {
 }
 
 fn to_item<T: serde::Serialize>(value: &T, pk: String, sk: String) -> Result<HashMap<String, AttributeValue>> {
-    let json = serde_json::to_value(value).map_err(|e| Error::internal(format!("encoding a ledger item: {e}")))?;
-    let serde_json::Value::Object(obj) = json else { return Err(Error::internal("a ledger item must be an object")) };
+    let json = serde_json::to_value(value).map_err(|e| Error::from(Internal::Encode { what: "a ledger item", error: e.to_string() }))?;
+    let serde_json::Value::Object(obj) = json else { return Err(Internal::Invariant { what: "a ledger item must be an object".into() }.into()) };
     let mut item: HashMap<String, AttributeValue> = obj.iter().map(|(k, v)| (k.clone(), to_attr(v))).collect();
     item.insert("pk".into(), AttributeValue::S(pk));
     item.insert("sk".into(), AttributeValue::S(sk));
@@ -170,7 +169,7 @@ fn to_item<T: serde::Serialize>(value: &T, pk: String, sk: String) -> Result<Has
 fn from_item<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeValue>) -> Result<T> {
     let obj: serde_json::Map<String, serde_json::Value> =
         item.iter().filter(|(k, _)| *k != "pk" && *k != "sk").map(|(k, v)| (k.clone(), from_attr(v))).collect();
-    serde_json::from_value(obj.into()).map_err(|e| Error::aws(format!("a ledger item is not in the expected shape: {e}")))
+    serde_json::from_value(obj.into()).map_err(|e| AwsError::LedgerItem { error: e.to_string() }.into())
 }
 
 impl Aws {
@@ -283,7 +282,7 @@ impl release_core::ports::Queue for Aws {
         let put = self.dynamodb.put_item().table_name(table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send().await;
         match put.map_err(|e| sdk("dynamodb PutItem", e)) {
             Ok(_) => Ok(()),
-            Err(e) if e.is(Cause::ConditionFailed) => Err(Error::internal(format!("queue ticket {} exists already", ticket.id))),
+            Err(e) if e.is(Cause::ConditionFailed) => Err(Internal::Invariant { what: format!("queue ticket {} exists already", ticket.id) }.into()),
             Err(e) => Err(table_error(table, e)),
         }
     }

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 use base64::Engine;
 use release_core::model::ids::{AppName, InstanceId};
 use release_core::ports::{tags, Fleet, Instance, InstanceState, LaunchSpec, Network, Subnet};
-use release_core::model::error::Cause;
+use release_core::model::error::{Cause, Input, NotFound};
 use release_core::model::pipeline::MetadataTokens;
 use release_core::{Error, Result};
 
@@ -58,8 +58,11 @@ impl Fleet for Aws {
         let out = req.send().await.map_err(|e| {
             let err = sdk("ec2 DescribeSubnets", e);
             if err.is(Cause::Missing) {
-                let msg = format!("{}; fix [deploy] subnets", err.message());
-                err.reword(msg)
+                let mut e = Error::from(NotFound::Subnets { why: err.message().to_owned() }).with_cause(Cause::Missing);
+                if let Some(code) = err.code() {
+                    e = e.with_code(code);
+                }
+                e.with_source(err)
             } else {
                 err
             }
@@ -71,16 +74,14 @@ impl Fleet for Aws {
             match &vpc_id {
                 None => vpc_id = Some(vpc.to_owned()),
                 Some(v) if v != vpc => {
-                    return Err(Error::input(format!("subnets span two VPCs ({v} and {vpc}); list subnets of one VPC")));
+                    return Err(Input::SubnetsSpanVpcs { first: v.clone(), second: vpc.to_owned() }.into());
                 }
                 _ => {}
             }
             found.push(Subnet { id: id.to_owned(), availability_zone: az.to_owned() });
         }
         found.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone).then(a.id.cmp(&b.id)));
-        let vpc_id = vpc_id.ok_or_else(|| {
-            Error::not_found("this account has no default VPC subnets in the region; list subnets in [deploy] subnets")
-        })?;
+        let vpc_id = vpc_id.ok_or_else(|| Error::from(NotFound::DefaultSubnets))?;
         Ok(Network { vpc_id, subnets: found })
     }
 
@@ -121,7 +122,7 @@ impl Fleet for Aws {
         });
         // RunInstances wants user data base64-encoded, and the SDK does not do it.
         let user_data = base64::engine::general_purpose::STANDARD.encode(spec.user_data.as_bytes());
-        let count = i32::try_from(spec.count).map_err(|_| Error::input(format!("cannot launch {} instances in one call", spec.count)))?;
+        let count = i32::try_from(spec.count).map_err(|_| Error::from(Input::LaunchCount { count: spec.count }))?;
         let tokens = match spec.metadata_tokens {
             MetadataTokens::Required => HttpTokensState::Required,
             MetadataTokens::Optional => HttpTokensState::Optional,

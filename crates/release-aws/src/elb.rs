@@ -15,10 +15,10 @@ use release_core::ops::provision::LISTENER_PORT;
 use release_core::model::ids::InstanceId;
 use release_core::model::pipeline::LbTarget;
 use release_core::ports::{Balancer, HealthState, LbInfo, LbPart, LbSpec, Network, TargetHealth};
-use release_core::model::error::Cause;
+use release_core::model::error::{Aws as AwsError, Cause, NotFound};
 use release_core::{Error, Result};
 
-use crate::error::{build, sdk};
+use crate::error::{build, no_field, sdk};
 use crate::Aws;
 
 /// Route53 alias targets need the hosted zone of the load balancer's DNS name. Classic ELBs in the emulator
@@ -68,7 +68,7 @@ fn classic_listener(instance_port: u16) -> Result<Listener> {
 }
 
 fn missing(target: &LbTarget) -> Error {
-    Error::not_found(format!("{target} does not exist")).with_cause(Cause::Missing)
+    Error::from(NotFound::LbTarget { target: target.to_string() }).with_cause(Cause::Missing)
 }
 
 impl Aws {
@@ -112,9 +112,9 @@ impl Aws {
     fn zone_or_fallback(&self, reported: Option<&str>, name: &str) -> Result<String> {
         match reported.filter(|z| !z.is_empty()) {
             Some(z) => Ok(z.to_owned()),
-            None => classic_elb_zone_id(&self.region).map(str::to_owned).ok_or_else(|| {
-                Error::aws(format!("load balancer {name} reports no hosted zone id and region {} has no known ELB zone", self.region))
-            }),
+            None => classic_elb_zone_id(&self.region)
+                .map(str::to_owned)
+                .ok_or_else(|| AwsError::NoElbZone { name: name.to_owned(), region: self.region.clone() }.into()),
         }
     }
 
@@ -188,7 +188,7 @@ impl Aws {
                 out.load_balancers()
                     .first()
                     .and_then(|l| l.load_balancer_arn())
-                    .ok_or_else(|| Error::aws("elbv2 CreateLoadBalancer returned no load balancer"))?
+                    .ok_or_else(|| no_field("elbv2 CreateLoadBalancer", "load balancer"))?
                     .to_owned()
             }
         };
@@ -230,7 +230,7 @@ impl Aws {
             .target_groups()
             .first()
             .and_then(|t| t.target_group_arn())
-            .ok_or_else(|| Error::aws("elbv2 CreateTargetGroup returned no target group"))?
+            .ok_or_else(|| no_field("elbv2 CreateTargetGroup", "target group"))?
             .to_owned())
     }
 
@@ -375,7 +375,7 @@ impl Balancer for Aws {
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| Error::aws(format!("{target} was created but cannot be described")))
+            .ok_or_else(|| AwsError::NotDescribable { target: target.to_string() }.into())
     }
 
     async fn config(&self, target: &LbTarget) -> Result<LbSpec> {

@@ -6,34 +6,34 @@ use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use release_core::model::error::Cause;
-use release_core::{Error, ErrorKind};
+use release_core::model::error::{Aws, Internal};
+use release_core::Error;
 
-/// What an AWS error code means to the engine. Codes are the services' documented ones.
-pub(crate) fn classify(code: &str) -> (ErrorKind, Option<Cause>) {
+/// What an AWS error code means to the engine (a missing resource is also exit 3: [`Aws::Call`]'s `missing`). Codes
+/// are the services' documented ones.
+pub(crate) fn classify(code: &str) -> Option<Cause> {
     match code {
         // A named resource does not exist.
         "LoadBalancerNotFound" | "AccessPointNotFound" | "TargetGroupNotFound" | "ResourceNotFoundException" | "NoSuchHostedZone"
         | "InvalidSubnetID.NotFound" | "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" | "InvalidGroup.NotFound"
         | "InvalidVpcID.NotFound" | "NoSuchChange" | "InvalidSnapshot.NotFound"
         // SNS: no such topic; SSM: no such parameter (or version).
-        | "NotFound" | "ParameterNotFound" | "ParameterVersionNotFound" => (ErrorKind::NotFound, Some(Cause::Missing)),
+        | "NotFound" | "ParameterNotFound" | "ParameterVersionNotFound" => Some(Cause::Missing),
         // EC2's eventual consistency: an id created moments ago is not visible yet everywhere.
-        "InvalidInstanceID.NotFound" => (ErrorKind::Aws, Some(Cause::NotYetVisible)),
-        "ConditionalCheckFailedException" | "TransactionCanceledException" => (ErrorKind::Aws, Some(Cause::ConditionFailed)),
-        "InsufficientInstanceCapacity" | "InsufficientCapacity" => (ErrorKind::Aws, Some(Cause::Capacity)),
-        "Unsupported" => (ErrorKind::Aws, Some(Cause::Unsupported)),
+        "InvalidInstanceID.NotFound" => Some(Cause::NotYetVisible),
+        "ConditionalCheckFailedException" | "TransactionCanceledException" => Some(Cause::ConditionFailed),
+        "InsufficientInstanceCapacity" | "InsufficientCapacity" => Some(Cause::Capacity),
+        "Unsupported" => Some(Cause::Unsupported),
         "AuthFailure" | "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" | "UnrecognizedClientException"
         | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "ExpiredTokenException" | "InvalidAccessKeyId"
         // SNS: the caller may not publish, or may not use the topic's KMS key.
-        | "AuthorizationError" | "KMSAccessDenied" => {
-            (ErrorKind::Aws, Some(Cause::Denied))
-        }
+        | "AuthorizationError" | "KMSAccessDenied" => Some(Cause::Denied),
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "ProvisionedThroughputExceededException"
-        | "PriorRequestNotComplete" | "Throttled" | "KMSThrottling" => (ErrorKind::Aws, Some(Cause::Throttled)),
-        "InvalidSnapshot.InUse" | "DependencyViolation" | "ResourceInUse" | "ResourceInUseException" => (ErrorKind::Aws, Some(Cause::InUse)),
+        | "PriorRequestNotComplete" | "Throttled" | "KMSThrottling" => Some(Cause::Throttled),
+        "InvalidSnapshot.InUse" | "DependencyViolation" | "ResourceInUse" | "ResourceInUseException" => Some(Cause::InUse),
         // The endpoint has no such operation (a region or partition without it, an emulator): not a refusal.
-        "InvalidAction" | "UnsupportedOperation" | "UnknownOperationException" | "NotImplemented" => (ErrorKind::Aws, Some(Cause::UnknownOperation)),
-        _ => (ErrorKind::Aws, None),
+        "InvalidAction" | "UnsupportedOperation" | "UnknownOperationException" | "NotImplemented" => Some(Cause::UnknownOperation),
+        _ => None,
     }
 }
 
@@ -45,7 +45,7 @@ where
 {
     match err {
         SdkError::ServiceError(ctx) => match err.code() {
-            Some(c) => classify(c).1 == Some(Cause::UnknownOperation),
+            Some(c) => classify(c) == Some(Cause::UnknownOperation),
             None => matches!(ctx.raw().status().as_u16(), 500 | 501),
         },
         _ => false,
@@ -64,46 +64,42 @@ pub(crate) fn sdk<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    let operation = op.to_owned();
+    let one_line = |s: &str| s.replace('\n', " ");
     let mut code = None;
-    let message = match &err {
-        SdkError::DispatchFailure(d) if d.is_timeout() => {
-            format!("{op}: timed out connecting to AWS; check --endpoint-url / AWS_ENDPOINT_URL and the network")
-        }
-        SdkError::DispatchFailure(_) => {
-            format!("{op}: cannot reach AWS ({}); check --endpoint-url / AWS_ENDPOINT_URL and the network", root_cause(&err))
-        }
-        SdkError::TimeoutError(_) => format!("{op}: AWS did not answer in time"),
-        SdkError::ServiceError(ctx) => match (err.code(), err.message()) {
-            (Some(c), Some(msg)) => {
+    let mut cause = None;
+    let failure = match &err {
+        SdkError::DispatchFailure(d) if d.is_timeout() => Aws::ConnectTimeout { operation },
+        SdkError::DispatchFailure(_) => Aws::Unreachable { operation, why: one_line(&root_cause(&err)) },
+        SdkError::TimeoutError(_) => Aws::NoAnswer { operation },
+        SdkError::ServiceError(ctx) => match err.code() {
+            Some(c) => {
                 code = Some(c.to_owned());
-                format!("{op}: {c}: {msg}")
-            }
-            (Some(c), None) => {
-                code = Some(c.to_owned());
-                format!("{op}: {c}")
+                cause = classify(c);
+                let message = err.message().map(one_line);
+                if unknown_instance(c, err.message().unwrap_or("")) {
+                    cause = Some(Cause::NotYetVisible);
+                }
+                let missing = cause == Some(Cause::Missing);
+                match (cause, message) {
+                    (Some(Cause::Denied), message) => Aws::Denied { operation, code: c.to_owned(), message },
+                    (_, Some(message)) => Aws::Call { operation, code: c.to_owned(), message, missing },
+                    (_, None) => Aws::CallCode { operation, code: c.to_owned(), missing },
+                }
             }
             // An answer the SDK could not read (an emulator's error page, a proxy): its HTTP status says enough.
-            _ => match ctx.raw().status().as_u16() {
+            None => match ctx.raw().status().as_u16() {
                 status @ (401 | 403) => {
                     code = Some("AccessDenied".to_owned());
-                    format!("{op}: AccessDenied (HTTP {status}); check the credentials and the IAM policy (`release iam-policy`)")
+                    cause = Some(Cause::Denied);
+                    Aws::DeniedStatus { operation, status }
                 }
-                status => format!("{op}: HTTP {status} with an unreadable error body"),
+                status => Aws::Unreadable { operation, status },
             },
         },
-        _ => format!("{op}: {}", DisplayErrorContext(&err)),
+        _ => Aws::Sdk { operation, error: one_line(&DisplayErrorContext(&err).to_string()) },
     };
-    let message = message.replace('\n', " ");
-    let (kind, mut cause) = code.as_deref().map(classify).unwrap_or((ErrorKind::Aws, None));
-    if code.as_deref().is_some_and(|c| unknown_instance(c, err.message().unwrap_or(""))) {
-        cause = Some(Cause::NotYetVisible);
-    }
-    let message = if cause == Some(Cause::Denied) && !message.contains("release iam-policy") {
-        format!("{message}; check the credentials and the IAM policy (`release iam-policy`)")
-    } else {
-        message
-    };
-    let mut e = Error::new(kind, message).with_source(err);
+    let mut e = Error::from(failure).with_source(err);
     if let Some(c) = cause {
         e = e.with_cause(c);
     }
@@ -121,9 +117,14 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// A call that succeeded without what its answer must carry.
+pub(crate) fn no_field(operation: &str, what: &str) -> Error {
+    Aws::NoField { operation: operation.to_owned(), what: what.to_owned() }.into()
+}
+
 /// Builders of SDK shapes fail only when a required field is missing: a bug here, not the user's.
 pub(crate) fn build<T>(what: &str, r: Result<T, aws_smithy_types::error::operation::BuildError>) -> Result<T, Error> {
-    r.map_err(|e| Error::internal(format!("building {what}: {e}")))
+    r.map_err(|e| Internal::SdkShape { what: what.to_owned(), error: e.to_string() }.into())
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair};
 use release_core::ports::{Firewall, IngressRule, RuleSource, SecurityGroup};
-use release_core::{Error, Result};
+use release_core::Result;
 
-use crate::error::sdk;
+use crate::error::{no_field, sdk};
 use crate::Aws;
 
 fn permissions(rules: &[IngressRule]) -> Vec<IpPermission> {
@@ -75,7 +75,7 @@ impl Firewall for Aws {
             .send()
             .await
             .map_err(|e| sdk("ec2 CreateSecurityGroup", e))?;
-        out.group_id().map(str::to_owned).ok_or_else(|| Error::aws("ec2 CreateSecurityGroup returned no group id"))
+        out.group_id().map(str::to_owned).ok_or_else(|| no_field("ec2 CreateSecurityGroup", "group id"))
     }
 
     async fn authorize(&self, group: &str, rules: &[IngressRule]) -> Result<()> {

@@ -7,8 +7,8 @@ use aws_sdk_ec2::types::{Filter, Tag};
 use release_core::model::ids::{AmiId, AppName};
 use release_core::model::pipeline::BaseAmi;
 use release_core::ports::{tags, Image, ImageReferences, ImageState, Images, Snapshot};
-use release_core::model::error::Cause;
-use release_core::{Error, ErrorKind, Result};
+use release_core::model::error::{Cause, NotFound};
+use release_core::Result;
 
 use crate::error::sdk;
 use crate::Aws;
@@ -69,7 +69,7 @@ impl Images for Aws {
             BaseAmi::Id(id) => {
                 let found = self.describe_images(&[], Vec::new(), Some(vec![id.to_string()])).await?;
                 found.into_iter().next().map(|i| i.id).ok_or_else(|| {
-                    Error::not_found(format!("base AMI {id} does not exist in region {}; fix [bake] base_ami", self.region))
+                    NotFound::BaseAmi { id: id.to_string(), region: self.region.clone() }.into()
                 })
             }
             BaseAmi::NameFilter(filter) => {
@@ -79,14 +79,7 @@ impl Images for Aws {
                 ];
                 let found = self.describe_images(owners, filters, None).await?;
                 found.into_iter().max_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name))).map(|i| i.id).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::NotFound,
-                        format!(
-                            "no available AMI named like `{filter}` owned by {} in region {}; fix [bake] base_ami or base_owners",
-                            owners.join(", "),
-                            self.region
-                        ),
-                    )
+                    NotFound::BaseAmiNamed { filter: filter.clone(), owners: owners.to_vec(), region: self.region.clone() }.into()
                 })
             }
         }

@@ -22,6 +22,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use release_core::model::clock::{Clock, Timestamp};
 use release_core::ports::Cloud;
+use release_core::model::error::Input;
 use release_core::{Error, Result};
 
 pub use calls::CallCounter;
@@ -89,9 +90,7 @@ impl Aws {
             loader = loader.credentials_provider(aws_sdk_sts::config::Credentials::new(key, secret, None, None, "static"));
         }
         let config = loader.load().await;
-        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
-            Error::input("no AWS region is configured; pass --region, set `region` in the pipeline file, or set AWS_REGION")
-        })?;
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| Error::from(Input::NoRegion))?;
         let endpoint_url = config.endpoint_url().map(str::to_owned);
         let calls = CallCounter::default();
         macro_rules! client {

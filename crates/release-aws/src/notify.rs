@@ -4,6 +4,7 @@
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use release_core::model::event::Event;
+use release_core::model::error::{Internal, NotFound};
 use release_core::{Error, Result};
 
 use crate::error::{build, sdk};
@@ -32,7 +33,7 @@ impl Aws {
     /// its headline as the subject, and the message attributes `app`, `env`, `outcome` and `event` (String) for
     /// subscription filter policies.
     pub async fn publish_event(&self, topic: &str, event: &Event) -> Result<()> {
-        let message = serde_json::to_string(event).map_err(|e| Error::internal(format!("encoding the event: {e}")))?;
+        let message = serde_json::to_string(event).map_err(|e| Error::from(Internal::Encode { what: "the event", error: e.to_string() }))?;
         let attribute = |v: &str| build("an SNS message attribute", MessageAttributeValue::builder().data_type("String").string_value(v).build());
         let mut publish = self
             .sns
@@ -59,7 +60,7 @@ impl Aws {
         out.parameter()
             .and_then(|p| p.value())
             .map(str::to_owned)
-            .ok_or_else(|| Error::not_found(format!("ssm parameter {name} has no value")))
+            .ok_or_else(|| NotFound::SsmValue { name: name.to_owned() }.into())
     }
 }
 

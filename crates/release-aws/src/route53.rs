@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch, ChangeStatus as SdkStatus, ResourceRecordSet, RrType};
 use release_core::ports::{ChangeId, ChangeStatus, Dns, ForeignRecord, RecordChange, RecordSet, WeightedAlias, Zone, ZoneId};
-use release_core::{Error, Result};
+use release_core::model::error::Input;
+use release_core::Result;
 
-use crate::error::{build, sdk};
+use crate::error::{build, no_field, sdk};
 use crate::Aws;
 
 fn normalize(name: &str) -> String {
@@ -55,11 +56,7 @@ impl Dns for Aws {
         match public.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one.clone())),
-            several => Err(Error::input(format!(
-                "there are {} public hosted zones named {want} ({}); delete the one you do not use, so that the live name is written where the domain is delegated",
-                several.len(),
-                several.iter().map(|z| z.0.as_str()).collect::<Vec<_>>().join(", ")
-            ))),
+            several => Err(Input::SeveralZones { name: want.to_string(), zones: several.iter().map(|z| z.0.clone()).collect() }.into()),
         }
     }
 
@@ -73,7 +70,7 @@ impl Dns for Aws {
             .send()
             .await
             .map_err(|e| sdk("route53 CreateHostedZone", e))?;
-        let id = out.hosted_zone().map(|z| zone_id(z.id())).ok_or_else(|| Error::aws("route53 CreateHostedZone returned no zone"))?;
+        let id = out.hosted_zone().map(|z| zone_id(z.id())).ok_or_else(|| no_field("route53 CreateHostedZone", "zone"))?;
         let name_servers = out.delegation_set().map(|d| d.name_servers().to_vec()).unwrap_or_default();
         Ok(Zone { id, name_servers })
     }
@@ -154,7 +151,7 @@ impl Dns for Aws {
             .send()
             .await
             .map_err(|e| sdk("route53 ChangeResourceRecordSets", e))?;
-        let id = out.change_info().map(|i| i.id().to_owned()).ok_or_else(|| Error::aws("route53 ChangeResourceRecordSets returned no change id"))?;
+        let id = out.change_info().map(|i| i.id().to_owned()).ok_or_else(|| no_field("route53 ChangeResourceRecordSets", "change id"))?;
         Ok(ChangeId(id))
     }
 

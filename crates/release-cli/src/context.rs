@@ -4,19 +4,16 @@ use std::path::{Path, PathBuf};
 
 use release::model::ids::CommitSha;
 use release::model::pipeline::{self, Pipeline};
-use release::{App, AppBuilder, Error, ErrorKind, Release, Result};
+use release::model::error::{Input, Internal, NotFound, Refused};
+use release::{App, AppBuilder, Error, Release, Result};
 
 use crate::args::Global;
 
 /// The nearest `pipelines/` directory at or above the current directory, relative to it when inside it, so that
 /// messages name `pipelines/hello.toml` rather than an absolute path.
 pub fn pipelines_dir() -> Result<PathBuf> {
-    let cwd = std::env::current_dir().map_err(|e| Error::internal(format!("cannot read the current directory: {e}")))?;
-    let dir = cwd
-        .ancestors()
-        .map(|d| d.join("pipelines"))
-        .find(|d| d.is_dir())
-        .ok_or_else(|| Error::input("no pipelines/ directory here or above; cd into the project or pass --pipeline FILE"))?;
+    let cwd = std::env::current_dir().map_err(|e| Error::from(Internal::System { what: "cannot read the current directory".into(), error: e.to_string() }))?;
+    let dir = cwd.ancestors().map(|d| d.join("pipelines")).find(|d| d.is_dir()).ok_or_else(|| Error::from(Input::NoPipelinesDir))?;
     Ok(dir.strip_prefix(&cwd).map(Path::to_path_buf).unwrap_or(dir))
 }
 
@@ -29,9 +26,9 @@ pub fn selected_files(g: &Global) -> Result<Vec<PathBuf>> {
     if let Some(app) = &g.app {
         return Ok(vec![app_file(&dir, app)?]);
     }
-    let files = pipeline::pipeline_files(&dir).map_err(|e| Error::internal(format!("cannot list {}: {e}", dir.display())))?;
+    let files = pipeline::pipeline_files(&dir).map_err(|e| Error::from(Internal::System { what: format!("cannot list {}", dir.display()), error: e.to_string() }))?;
     if files.is_empty() {
-        return Err(Error::input(format!("{} holds no pipeline files; create {}/<app>.toml", dir.display(), dir.display())));
+        return Err(Input::NoPipelineFiles { dir }.into());
     }
     Ok(files)
 }
@@ -47,7 +44,7 @@ fn app_file(dir: &Path, app: &str) -> Result<PathBuf> {
         return Ok(file);
     }
     let known = known_apps(dir);
-    Err(Error::new(ErrorKind::NotFound, format!("no pipeline for app `{app}` ({} does not exist); known apps: {known}", file.display())))
+    Err(NotFound::App { app: app.to_owned(), file, known }.into())
 }
 
 fn known_apps(dir: &Path) -> String {
@@ -65,7 +62,7 @@ pub fn load_pipeline(g: &Global) -> Result<Pipeline> {
     let files = selected_files(g)?;
     if files.len() > 1 {
         let dir = files[0].parent().unwrap_or(Path::new("."));
-        return Err(Error::input(format!("there are several pipelines ({}); pass --app NAME", known_apps(dir))));
+        return Err(Input::SeveralPipelines { known: known_apps(dir) }.into());
     }
     load_file(&files[0])
 }
@@ -176,7 +173,7 @@ pub fn confirm(g: &Global, question: &str) -> Result<()> {
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Ok(())
     } else {
-        Err(Error::new(ErrorKind::Refused, "not confirmed; nothing was changed (pass --yes to skip the question)"))
+        Err(Refused::NotConfirmed.into())
     }
 }
 

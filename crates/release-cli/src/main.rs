@@ -11,6 +11,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use release::model::error::{Input, Internal};
+
 use crate::args::{Cli, OutputFormat};
 use crate::output::Output;
 
@@ -24,7 +26,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            out.error(&release::Error::internal(format!("cannot start the async runtime: {e}")));
+            out.error(&Internal::System { what: "cannot start the async runtime".into(), error: e.to_string() }.into());
             return ExitCode::from(release::exit::INTERNAL as u8);
         }
     };
@@ -59,7 +61,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let _ = e.print();
     if json {
         let out = Output::new(OutputFormat::Json);
-        out.json_error_only(&release::Error::input(format!("{message}; see `{command} --help`")));
+        out.json_error_only(&Input::Usage { message, command }.into());
     }
     ExitCode::from(release::exit::INPUT as u8)
 }

@@ -19,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use release_core::model::event::Event;
+use release_core::model::error::Aws;
 use release_core::{Error, Result};
 use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -119,7 +120,7 @@ impl LocalSinks {
     }
 
     async fn post(&self, label: &str, url: &str, body: Vec<u8>, headers: Vec<(&'static str, String)>) -> Result<()> {
-        let fail = |what: String| Error::aws(scrub(&format!("{label}: {what}"), url, label));
+        let fail = |what: String| sink_error(label, scrub(&what, url, label));
         let uri: Uri = url.parse().map_err(|_| fail("not a valid URL".into()))?;
         let mut req = Request::builder()
             .method(Method::POST)
@@ -256,14 +257,24 @@ fn client_error(e: &hyper_util::client::legacy::Error) -> String {
     }
 }
 
-/// `message` with every trace of `url` replaced by `label` (an error text may quote what it was given).
-fn scrub(message: &str, url: &str, label: &str) -> String {
+/// A sink's failure, named by its label (`webhook https://hooks.example.com/…: HTTP 500`).
+fn sink_error(label: &str, what: String) -> Error {
+    Aws::Sink { sink: Some(label.to_owned()), what }.into()
+}
+
+/// `what` with every trace of `url` replaced by `label` (an error text may quote what it was given), on one line
+/// of at most 400 characters with the label in front of it.
+fn scrub(what: &str, url: &str, label: &str) -> String {
+    one_line(&unquote(what, url, label), 400usize.saturating_sub(label.chars().count() + 2))
+}
+
+fn unquote(message: &str, url: &str, label: &str) -> String {
     let bare = label.split_once(' ').map(|(_, u)| u).unwrap_or(label);
     let mut m = message.replace(url, bare);
     if let Some((base, _)) = url.split_once('?') {
         m = m.replace(base, bare);
     }
-    one_line(&m, 400)
+    m
 }
 
 /// One line, at most `max` characters (an ellipsis when cut).
@@ -291,7 +302,7 @@ impl Drop for Group {
 }
 
 async fn run_command(label: &str, command: &str, input: &[u8]) -> Result<()> {
-    let fail = |what: String| Error::aws(format!("{label}: {what}"));
+    let fail = |what: String| sink_error(label, what);
     let mut child = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(command)
@@ -379,7 +390,7 @@ mod tests {
     fn error_texts_never_hold_the_url() {
         let url = "https://hooks.slack.com/services/T000/B000/XXXXsecret";
         let label = "slack https://hooks.slack.com/services/…";
-        let m = scrub(&format!("{label}: cannot connect: error trying to connect to {url}"), url, label);
+        let m = sink_error(label, scrub(&format!("cannot connect: error trying to connect to {url}"), url, label)).to_string();
         assert!(!m.contains("XXXXsecret"), "{m}");
         assert_eq!(one_line("a\n b\t c", 100), "a b c");
         assert_eq!(one_line("abcdef", 3), "abc…");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use release_core::model::hook::HookProcess;
 use release_core::ports::{HookCommand, HookExit, HookRunner, ProgressFn, RunningHook};
+use release_core::model::error::Internal;
 use release_core::{Error, Result};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -22,8 +23,9 @@ impl HookRunner for LocalHooks {
     async fn start(&self, cmd: &HookCommand, output: Arc<ProgressFn>) -> Result<Box<dyn RunningHook>> {
         // stdout and stderr share one pipe, so that its lines keep the order the hook wrote them in (the last line
         // is often why it failed).
-        let (read, write) = pipe().map_err(|e| Error::internal(format!("cannot make a pipe for hook {}: {e}", cmd.name)))?;
-        let write2 = write.try_clone().map_err(|e| Error::internal(format!("cannot make a pipe for hook {}: {e}", cmd.name)))?;
+        let no_pipe = |e: std::io::Error| Error::from(Internal::System { what: format!("cannot make a pipe for hook {}", cmd.name), error: e.to_string() });
+        let (read, write) = pipe().map_err(no_pipe)?;
+        let write2 = write.try_clone().map_err(no_pipe)?;
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&cmd.command)
@@ -36,9 +38,9 @@ impl HookRunner for LocalHooks {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| Error::internal(format!("cannot run sh for hook {} in {}: {e}", cmd.name, cmd.dir.display())))?;
+            .map_err(|e| Error::from(Internal::System { what: format!("cannot run sh for hook {} in {}", cmd.name, cmd.dir.display()), error: e.to_string() }))?;
         let pgid = child.id().and_then(|id| i32::try_from(id).ok());
-        let read = tokio::net::unix::pipe::Receiver::from_owned_fd(read).map_err(|e| Error::internal(format!("reading hook {}'s output: {e}", cmd.name)));
+        let read = tokio::net::unix::pipe::Receiver::from_owned_fd(read).map_err(|e| Error::from(Internal::System { what: format!("reading hook {}'s output", cmd.name), error: e.to_string() }));
         let readers = match read {
             Ok(r) => vec![reader(r, output)],
             Err(e) => {
@@ -132,7 +134,7 @@ impl Local {
 #[async_trait]
 impl RunningHook for Local {
     async fn wait(&mut self) -> Result<HookExit> {
-        let status = self.child.wait().await.map_err(|e| Error::internal(format!("waiting for a hook: {e}")))?;
+        let status = self.child.wait().await.map_err(|e| Error::from(Internal::System { what: "waiting for a hook".into(), error: e.to_string() }))?;
         // It ended by itself: what it left running in the background is its own business (as for CI steps).
         self.pgid = None;
         self.drain().await;

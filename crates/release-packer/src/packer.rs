@@ -8,7 +8,8 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use release_core::model::ids::AmiId;
 use release_core::ports::{BakeRequest, Baker, ProgressFn};
-use release_core::{Error, ErrorKind, Result};
+use release_core::model::error::{Input, Internal, NotFound, Stage};
+use release_core::{Error, Result};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -25,8 +26,6 @@ impl Default for PackerBaker {
     }
 }
 
-const INSTALL_HINT: &str = "install it with `apt-get install packer` (Debian), or from HashiCorp's releases, or set PACKER=/path/to/packer";
-
 impl PackerBaker {
     pub fn new(program: PathBuf) -> Self {
         Self { program }
@@ -41,9 +40,9 @@ impl PackerBaker {
 
     fn not_installed(&self, e: std::io::Error) -> Error {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::not_found(format!("packer is not installed (no `{}` on PATH); {INSTALL_HINT}", self.program.display()))
+            NotFound::Packer { program: self.program.clone() }.into()
         } else {
-            Error::internal(format!("cannot run {}: {e}", self.program.display()))
+            Internal::System { what: format!("cannot run {}", self.program.display()), error: e.to_string() }.into()
         }
     }
 
@@ -54,7 +53,7 @@ impl PackerBaker {
         if !out.status.success() {
             let text = String::from_utf8_lossy(&out.stderr).trim().to_owned() + String::from_utf8_lossy(&out.stdout).trim();
             let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("no error output").to_owned();
-            return Err(Error::new(ErrorKind::StageFailed, format!("packer init failed (exit code {}): {first}", out.status.code().unwrap_or(-1)))
+            return Err(Error::from(Stage::PackerInit { code: out.status.code().unwrap_or(-1), first })
                 .with_details(text.lines().map(|l| format!("[packer] {l}")).collect()));
         }
         Ok(())
@@ -88,20 +87,15 @@ impl PackerBaker {
                 },
             }
         }
-        let status = child.wait().await.map_err(|e| Error::internal(format!("waiting for packer: {e}")))?;
+        let status = child.wait().await.map_err(|e| Error::from(Internal::System { what: "waiting for packer".into(), error: e.to_string() }))?;
         let errors = errors.into_vec();
         if !status.success() {
             let last = errors.last().map(|e| e.lines().next().unwrap_or("").to_owned()).unwrap_or_else(|| "no error output".into());
-            return Err(Error::new(
-                ErrorKind::StageFailed,
-                format!("packer build failed (exit code {}): {last}", status.code().unwrap_or(-1)),
-            )
+            return Err(Error::from(Stage::PackerBuild { code: status.code().unwrap_or(-1), last })
             .with_details(errors.iter().flat_map(|e| e.lines().map(|l| format!("[packer] {l}"))).collect()));
         }
-        let ami = ami.ok_or_else(|| {
-            Error::new(ErrorKind::StageFailed, format!("packer build succeeded but reported no AMI; does the template define source {source}?"))
-        })?;
-        AmiId::parse(&ami).map_err(|_| Error::new(ErrorKind::StageFailed, format!("packer reported `{ami}`, which is not an AMI id")))
+        let ami = ami.ok_or_else(|| Error::from(Stage::PackerNoAmi { source: source.to_owned() }))?;
+        AmiId::parse(&ami).map_err(|_| Stage::PackerBadAmi { given: ami.clone() }.into())
     }
 }
 
@@ -151,7 +145,7 @@ fn template_files(target: &Path) -> Result<Vec<PathBuf>> {
         return Ok(vec![target.to_path_buf()]);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(target)
-        .map_err(|e| Error::input(format!("cannot read packer template folder {}: {e}", target.display())))?
+        .map_err(|e| Error::from(Input::PackerTemplateDir { path: target.to_path_buf(), error: e.to_string() }))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.to_string_lossy().ends_with(".pkr.hcl"))
         .collect();
@@ -164,14 +158,11 @@ fn require_declared(req: &BakeRequest, target: &Path) -> Result<()> {
     let mut declared = BTreeSet::new();
     for file in template_files(target)? {
         let text = std::fs::read_to_string(&file)
-            .map_err(|e| Error::input(format!("cannot read packer template {}: {e}", file.display())))?;
+            .map_err(|e| Error::from(Input::PackerTemplate { path: file.clone(), error: e.to_string() }))?;
         declared.extend(declared_variables(&text));
     }
     if let Some(var) = req.vars.keys().find(|k| !declared.contains(*k)) {
-        return Err(Error::input(format!(
-            "packer template {} does not declare variable `{var}`; declare it there or remove it from [bake] vars",
-            req.template.display()
-        )));
+        return Err(Input::PackerVariable { template: req.template.clone(), var: var.clone() }.into());
     }
     Ok(())
 }
@@ -206,7 +197,7 @@ impl Baker for PackerBaker {
         let first = text.lines().next().unwrap_or("").trim();
         match first.strip_prefix("Packer v") {
             Some(v) if out.status.success() => Ok(v.trim().to_owned()),
-            _ => Err(Error::not_found(format!("`{} version` did not report a Packer version ({first}); {INSTALL_HINT}", self.program.display()))),
+            _ => Err(NotFound::PackerVersion { program: self.program.clone(), said: first.to_owned() }.into()),
         }
     }
 
@@ -214,9 +205,7 @@ impl Baker for PackerBaker {
         let version = self.version().await?;
         let modern = reads_plugins(&version);
         if !modern && !req.emulator {
-            return Err(Error::input(format!(
-                "packer {version} cannot bake for AWS: the template's aws source (IMDSv2, encryption, required_plugins) needs Packer 1.7 or later; install a current Packer or set PACKER=/path/to/packer"
-            )));
+            return Err(Input::PackerTooOld { version }.into());
         }
         // Packer 1.7+ builds the template's folder (the aws source lives beside app.pkr.hcl); 1.6 the file alone.
         let target = if modern { req.template.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")) } else { req.template.clone() };
@@ -231,6 +220,7 @@ impl Baker for PackerBaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use release_core::ErrorKind;
 
     #[test]
     fn parses_artifact_and_escapes() {

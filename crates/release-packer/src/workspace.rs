@@ -7,7 +7,8 @@ use std::process::Stdio;
 use async_trait::async_trait;
 use release_core::model::ids::CommitSha;
 use release_core::ports::{Export, Workspace};
-use release_core::{Error, ErrorKind, Result};
+use release_core::model::error::{Input, Internal, NotFound, Stage};
+use release_core::{Error, Result};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -26,9 +27,9 @@ impl GitWorkspace {
             .arg(dir)
             .args(["rev-parse", "--show-toplevel"])
             .output()
-            .map_err(|e| Error::not_found(format!("cannot run git ({e}); install git")))?;
+            .map_err(|e| Error::from(NotFound::Git { error: e.to_string() }))?;
         if !out.status.success() {
-            return Err(Error::input(format!("{} is not inside a git repository; bake, build and test need one", dir.display())));
+            return Err(Input::NotARepository { dir: dir.to_path_buf() }.into());
         }
         Ok(Self { root: PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()) })
     }
@@ -45,7 +46,7 @@ impl GitWorkspace {
             .stdin(Stdio::null())
             .output()
             .await
-            .map_err(|e| Error::internal(format!("cannot run git: {e}")))
+            .map_err(|e| Internal::System { what: "cannot run git".into(), error: e.to_string() }.into())
     }
 }
 
@@ -53,14 +54,11 @@ impl GitWorkspace {
 impl Workspace for GitWorkspace {
     async fn resolve(&self, rev: &str) -> Result<CommitSha> {
         if rev.is_empty() || rev.starts_with('-') || rev.contains(char::is_whitespace) {
-            return Err(Error::input(format!("`{rev}` is not a commit; give a sha (short or full), branch or tag")));
+            return Err(Input::Revision { given: rev.to_owned() }.into());
         }
         let out = self.git(&["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]).await?;
         if !out.status.success() {
-            return Err(Error::not_found(format!(
-                "unknown commit `{rev}` in {}; check the sha (git log) or fetch it first",
-                self.root.display()
-            )));
+            return Err(NotFound::Revision { rev: rev.to_owned(), repo: self.root.clone() }.into());
         }
         CommitSha::parse(String::from_utf8_lossy(&out.stdout).trim())
     }
@@ -68,7 +66,7 @@ impl Workspace for GitWorkspace {
     async fn subject(&self, sha: &CommitSha) -> Result<String> {
         let out = self.git(&["log", "-1", "--format=%s", sha.as_str()]).await?;
         if !out.status.success() {
-            return Err(Error::not_found(format!("git does not know commit {}", sha.short())));
+            return Err(NotFound::Commit { commit: sha.short().to_owned() }.into());
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
@@ -77,11 +75,11 @@ impl Workspace for GitWorkspace {
         let dir = tempfile::Builder::new()
             .prefix(&format!("release-{}-", sha.short()))
             .tempdir()
-            .map_err(|e| Error::internal(format!("cannot create a temporary directory: {e}")))?;
+            .map_err(|e| Error::from(Internal::System { what: "cannot create a temporary directory".into(), error: e.to_string() }))?;
         let tar = dir.path().join(".export.tar");
         let out = self.git(&["archive", "--format=tar", "-o", &tar.to_string_lossy(), sha.as_str()]).await?;
         if !out.status.success() {
-            return Err(Error::internal(format!("git archive {sha} failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(Internal::System { what: format!("git archive {sha} failed"), error: String::from_utf8_lossy(&out.stderr).trim().to_owned() }.into());
         }
         let untar = Command::new("tar")
             .arg("-xf")
@@ -90,9 +88,9 @@ impl Workspace for GitWorkspace {
             .arg(dir.path())
             .output()
             .await
-            .map_err(|e| Error::internal(format!("cannot run tar: {e}")))?;
+            .map_err(|e| Error::from(Internal::System { what: "cannot run tar".into(), error: e.to_string() }))?;
         if !untar.status.success() {
-            return Err(Error::internal(format!("unpacking the export failed: {}", String::from_utf8_lossy(&untar.stderr).trim())));
+            return Err(Internal::System { what: "unpacking the export failed".into(), error: String::from_utf8_lossy(&untar.stderr).trim().to_owned() }.into());
         }
         std::fs::remove_file(&tar).ok();
         Ok(Export { dir: dir.path().to_path_buf(), guard: Box::new(dir) })
@@ -108,7 +106,7 @@ impl Workspace for GitWorkspace {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| Error::internal(format!("cannot run bash for the {stage} stage: {e}")))?;
+            .map_err(|e| Error::from(Internal::System { what: format!("cannot run bash for the {stage} stage"), error: e.to_string() }))?;
         let mut out = BufReader::new(child.stdout.take().expect("piped")).lines();
         let mut err = BufReader::new(child.stderr.take().expect("piped")).lines();
         let mut tail = Tail::new(20);
@@ -126,12 +124,11 @@ impl Workspace for GitWorkspace {
                 },
             }
         }
-        let status = child.wait().await.map_err(|e| Error::internal(format!("waiting for the {stage} stage: {e}")))?;
+        let status = child.wait().await.map_err(|e| Error::from(Internal::System { what: format!("waiting for the {stage} stage"), error: e.to_string() }))?;
         if status.success() {
             return Ok(());
         }
-        let code = status.code().map_or_else(|| "a signal".to_owned(), |c| format!("exit code {c}"));
-        Err(Error::new(ErrorKind::StageFailed, format!("{stage} command `{command}` failed with {code}; its last output is above"))
+        Err(Error::from(Stage::Command { stage: stage.to_owned(), command: command.to_owned(), code: status.code() })
             .with_details(tail.into_vec().into_iter().map(|l| format!("[{stage}] {l}")).collect()))
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use release_core::model::clock::{Clock, Timestamp};
-use release_core::model::error::Cause;
+use release_core::model::error::{Aws as AwsError, Cause, Input, Internal, NotFound};
 use release_core::model::ids::{AmiId, AppName, EnvName, InstanceId, ReleaseId};
 use release_core::model::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
 use release_core::model::pipeline::{BaseAmi, LbTarget};
@@ -161,8 +161,14 @@ impl Default for MemoryCloud {
     }
 }
 
-fn missing(message: String) -> Error {
-    Error::not_found(message).with_cause(Cause::Missing)
+/// What an AWS call answers with an error code, as the adapter's boundary makes it.
+fn call_error(operation: &str, code: &str, message: impl Into<String>) -> Error {
+    AwsError::Call { operation: operation.to_owned(), code: code.to_owned(), message: message.into(), missing: false }.into()
+}
+
+/// A call whose code says the named resource does not exist (exit 3).
+fn missing(operation: &str, code: &str, message: impl Into<String>) -> Error {
+    Error::from(AwsError::Call { operation: operation.to_owned(), code: code.to_owned(), message: message.into(), missing: true }).with_cause(Cause::Missing)
 }
 
 impl MemoryCloud {
@@ -227,15 +233,15 @@ impl MemoryCloud {
         if let Some(n) = s.fail_after.get_mut(op) {
             if *n == 0 {
                 s.fail_after.remove(op);
-                return Err(Error::aws(format!("{op}: InternalError: injected fault")));
+                return Err(call_error(op, "InternalError", "injected fault"));
             }
             *n -= 1;
         }
         match s.faults.get(op).copied() {
-            Some(-1) => return Err(Error::aws(format!("{op}: InternalError: injected fault"))),
+            Some(-1) => return Err(call_error(op, "InternalError", "injected fault")),
             Some(n) if n > 0 => {
                 s.faults.insert(op, n - 1);
-                return Err(Error::aws(format!("{op}: InternalError: injected fault")));
+                return Err(call_error(op, "InternalError", "injected fault"));
             }
             _ => {}
         }
@@ -243,10 +249,10 @@ impl MemoryCloud {
     }
 
     /// EC2's eventual consistency: ids launched less than `not_visible_for` ago are unknown.
-    fn visible(&self, s: &State, ids: &[InstanceId]) -> Result<()> {
+    fn visible(&self, s: &State, ids: &[InstanceId], op: &str) -> Result<()> {
         let now = self.clock.now();
         if let Some(id) = ids.iter().find(|id| s.launched_at.get(*id).is_some_and(|t| now.since(*t) < s.not_visible_for)) {
-            return Err(Error::aws(format!("InvalidInstanceID.NotFound: The instance ID '{id}' does not exist"))
+            return Err(call_error(op, "InvalidInstanceID.NotFound", format!("The instance ID '{id}' does not exist"))
                 .with_cause(Cause::NotYetVisible)
                 .with_code("InvalidInstanceID.NotFound"));
         }
@@ -325,7 +331,7 @@ impl Fleet for MemoryCloud {
             for id in subnets {
                 match s.subnets.iter().find(|x| &x.id == id) {
                     Some(x) => out.push(x.clone()),
-                    None => return Err(missing(format!("ec2 DescribeSubnets: InvalidSubnetID.NotFound: the subnet ID '{id}' does not exist"))),
+                    None => return Err(missing("ec2 DescribeSubnets", "InvalidSubnetID.NotFound", format!("the subnet ID '{id}' does not exist"))),
                 }
             }
             out
@@ -340,39 +346,41 @@ impl Fleet for MemoryCloud {
 
     async fn instances_in(&self, ids: &[InstanceId], states: &[&str]) -> Result<Vec<Instance>> {
         let s = self.call("ec2:DescribeInstances")?;
-        self.visible(&s, ids)?;
+        self.visible(&s, ids, "ec2:DescribeInstances")?;
         Ok(s.instances.iter().filter(|i| ids.contains(&i.id) && states.contains(&i.state.as_str())).cloned().collect())
     }
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
         let mut s = self.call("ec2:RunInstances")?;
         if !s.images.contains_key(&spec.ami) {
-            return Err(missing(format!("ec2 RunInstances: InvalidAMIID.NotFound: {}", spec.ami)));
+            return Err(missing("ec2 RunInstances", "InvalidAMIID.NotFound", spec.ami.to_string()));
         }
         if !s.subnets.iter().any(|x| x.id == spec.subnet) {
-            return Err(missing(format!("ec2 RunInstances: InvalidSubnetID.NotFound: {}", spec.subnet)));
+            return Err(missing("ec2 RunInstances", "InvalidSubnetID.NotFound", spec.subnet.clone()));
         }
         let zone = s.subnets.iter().find(|x| x.id == spec.subnet).map(|x| x.availability_zone.clone()).unwrap_or_default();
         let key = (zone.clone(), spec.instance_type.clone());
         if s.not_offered.contains(&key) || s.refused_at_launch.contains(&key) {
-            return Err(Error::aws(format!(
-                "ec2 RunInstances: Unsupported: Your requested instance type ({}) is not supported in your requested Availability Zone ({zone}).",
-                spec.instance_type
-            ))
+            return Err(call_error(
+                "ec2 RunInstances",
+                "Unsupported",
+                format!("Your requested instance type ({}) is not supported in your requested Availability Zone ({zone}).", spec.instance_type),
+            )
             .with_cause(Cause::Unsupported)
             .with_code("Unsupported"));
         }
         if s.capacity_out.contains(&zone) {
-            return Err(Error::aws(format!(
-                "ec2 RunInstances: InsufficientInstanceCapacity: We currently do not have sufficient {} capacity in the Availability Zone you requested ({zone}).",
-                spec.instance_type
-            ))
+            return Err(call_error(
+                "ec2 RunInstances",
+                "InsufficientInstanceCapacity",
+                format!("We currently do not have sufficient {} capacity in the Availability Zone you requested ({zone}).", spec.instance_type),
+            )
             .with_cause(Cause::Capacity)
             .with_code("InsufficientInstanceCapacity"));
         }
         for g in &spec.security_groups {
             if !s.groups.contains_key(g) {
-                return Err(missing(format!("ec2 RunInstances: InvalidGroup.NotFound: The security group '{g}' does not exist")));
+                return Err(missing("ec2 RunInstances", "InvalidGroup.NotFound", format!("The security group '{g}' does not exist")));
             }
         }
         let now = self.clock.now();
@@ -400,7 +408,7 @@ impl Fleet for MemoryCloud {
 
     async fn terminate(&self, ids: &[InstanceId]) -> Result<()> {
         let mut s = self.call("ec2:TerminateInstances")?;
-        self.visible(&s, ids)?;
+        self.visible(&s, ids, "ec2:TerminateInstances")?;
         for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id)) {
             i.state = InstanceState::Terminated;
         }
@@ -433,14 +441,16 @@ impl Images for MemoryCloud {
                 .images
                 .contains_key(id)
                 .then(|| id.clone())
-                .ok_or_else(|| missing(format!("base AMI {id} does not exist in region {}; fix [bake] base_ami", self.region))),
+                .ok_or_else(|| Error::from(NotFound::BaseAmi { id: id.to_string(), region: self.region.clone() }).with_cause(Cause::Missing)),
             BaseAmi::NameFilter(f) => s
                 .images
                 .values()
                 .filter(|(owner, i)| owners.contains(owner) && glob(f, &i.name) && i.state == ImageState::Available)
                 .max_by(|a, b| a.1.created.cmp(&b.1.created))
                 .map(|(_, i)| i.id.clone())
-                .ok_or_else(|| missing(format!("no available AMI named like `{f}` owned by {}", owners.join(", ")))),
+                .ok_or_else(|| {
+                    Error::from(NotFound::BaseAmiNamed { filter: f.clone(), owners: owners.to_vec(), region: self.region.clone() }).with_cause(Cause::Missing)
+                }),
         }
     }
 
@@ -460,7 +470,7 @@ impl Images for MemoryCloud {
 
     async fn tag(&self, ami: &AmiId, snapshots: &[String], new_tags: &[(String, String)]) -> Result<()> {
         let mut s = self.call("ec2:CreateTags")?;
-        let (_, image) = s.images.get_mut(ami).ok_or_else(|| missing(format!("ec2 CreateTags: InvalidAMIID.NotFound: {ami}")))?;
+        let (_, image) = s.images.get_mut(ami).ok_or_else(|| missing("ec2 CreateTags", "InvalidAMIID.NotFound", ami.to_string()))?;
         image.tags.extend(new_tags.iter().cloned());
         for snap in snapshots {
             s.snapshot_tags.entry(snap.clone()).or_default().extend(new_tags.iter().cloned());
@@ -470,19 +480,19 @@ impl Images for MemoryCloud {
 
     async fn deregister(&self, ami: &AmiId) -> Result<()> {
         let mut s = self.call("ec2:DeregisterImage")?;
-        s.images.remove(ami).map(|_| ()).ok_or_else(|| missing(format!("ec2 DeregisterImage: InvalidAMIID.NotFound: {ami}")))
+        s.images.remove(ami).map(|_| ()).ok_or_else(|| missing("ec2 DeregisterImage", "InvalidAMIID.NotFound", ami.to_string()))
     }
 
     async fn delete_snapshot(&self, snapshot: &str) -> Result<()> {
         let mut s = self.call("ec2:DeleteSnapshot")?;
         if let Some(n) = s.snapshot_busy.get_mut(snapshot).filter(|n| **n > 0) {
             *n -= 1;
-            return Err(Error::aws(format!("ec2 DeleteSnapshot: InvalidSnapshot.InUse: The snapshot {snapshot} is currently in use"))
+            return Err(call_error("ec2 DeleteSnapshot", "InvalidSnapshot.InUse", format!("The snapshot {snapshot} is currently in use"))
                 .with_cause(Cause::InUse)
                 .with_code("InvalidSnapshot.InUse"));
         }
         if !s.snapshots.remove(snapshot) {
-            return Err(missing(format!("ec2 DeleteSnapshot: InvalidSnapshot.NotFound: {snapshot}")));
+            return Err(missing("ec2 DeleteSnapshot", "InvalidSnapshot.NotFound", snapshot.to_string()));
         }
         s.snapshot_tags.remove(snapshot);
         Ok(())
@@ -515,7 +525,7 @@ impl Images for MemoryCloud {
 }
 
 fn lb_missing(target: &LbTarget) -> Error {
-    missing(format!("{target} does not exist"))
+    Error::from(NotFound::LbTarget { target: target.to_string() }).with_cause(Cause::Missing)
 }
 
 #[async_trait]
@@ -528,7 +538,7 @@ impl Balancer for MemoryCloud {
     async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
         let mut s = self.call("elb:Create")?;
         if network.subnets.is_empty() {
-            return Err(Error::aws("elb CreateLoadBalancer: no subnets given"));
+            return Err(call_error("elb CreateLoadBalancer", "ValidationError", "no subnets given"));
         }
         let region = self.region.clone();
         let info = s
@@ -564,7 +574,7 @@ impl Balancer for MemoryCloud {
         if !s.load_balancers.contains_key(target) {
             return Err(lb_missing(target));
         }
-        self.visible(&s, ids)?;
+        self.visible(&s, ids, "elb:Register")?;
         let now = self.clock.now();
         let members = s.registered.entry(target.clone()).or_default();
         for id in ids {
@@ -655,7 +665,7 @@ impl Dns for MemoryCloud {
         let s = self.call("route53:ListResourceRecordSets")?;
         let want = normalize(name);
         let (_, records) =
-            s.zones.values().find(|(id, _)| id == zone).ok_or_else(|| missing(format!("route53 ListResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
+            s.zones.values().find(|(id, _)| id == zone).ok_or_else(|| missing("route53 ListResourceRecordSets", "NoSuchHostedZone", zone.0.clone()))?;
         let weighted = records.values().filter(|r| r.name == want).cloned().collect();
         let foreign = s
             .foreign
@@ -674,7 +684,7 @@ impl Dns for MemoryCloud {
             .zones
             .values_mut()
             .find(|(id, _)| id == zone)
-            .ok_or_else(|| missing(format!("route53 ChangeResourceRecordSets: NoSuchHostedZone: {}", zone.0)))?;
+            .ok_or_else(|| missing("route53 ChangeResourceRecordSets", "NoSuchHostedZone", zone.0.clone()))?;
         for c in changes {
             match c {
                 RecordChange::Upsert(r) => {
@@ -688,7 +698,7 @@ impl Dns for MemoryCloud {
                         Some(have) if have.weight == r.weight => {
                             records.remove(&key);
                         }
-                        _ => return Err(Error::aws(format!("route53 ChangeResourceRecordSets: InvalidChangeBatch: no record {} [{}] with those values", r.name, r.set_identifier))),
+                        _ => return Err(call_error("route53 ChangeResourceRecordSets", "InvalidChangeBatch", format!("no record {} [{}] with those values", r.name, r.set_identifier))),
                     }
                 }
             }
@@ -699,13 +709,13 @@ impl Dns for MemoryCloud {
 
     async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus> {
         let s = self.call("route53:GetChange")?;
-        let at = s.changes.get(&change.0).copied().ok_or_else(|| missing(format!("route53 GetChange: NoSuchChange: {}", change.0)))?;
+        let at = s.changes.get(&change.0).copied().ok_or_else(|| missing("route53 GetChange", "NoSuchChange", change.0.clone()))?;
         Ok(if self.clock.now() >= at { ChangeStatus::InSync } else { ChangeStatus::Pending })
     }
 }
 
 fn table_missing(table: &str) -> Error {
-    missing(format!("ledger table {table} does not exist"))
+    Error::from(NotFound::LedgerTable { table: table.to_owned() }).with_cause(Cause::Missing)
 }
 
 #[async_trait]
@@ -717,7 +727,7 @@ impl Ledger for MemoryCloud {
     async fn create_table(&self, table: &str) -> Result<()> {
         let mut s = self.call("dynamodb:CreateTable")?;
         if s.tables.iter().any(|t| t == table) {
-            return Err(Error::aws(format!("dynamodb CreateTable: ResourceInUseException: table already exists: {table}")));
+            return Err(call_error("dynamodb CreateTable", "ResourceInUseException", format!("table already exists: {table}")));
         }
         s.tables.push(table.to_owned());
         Ok(())
@@ -844,7 +854,7 @@ impl Queue for MemoryCloud {
         let key = (partition_key(&ticket.app, &ticket.env), ticket.sort_key());
         let tickets = s.tickets.entry(table.to_owned()).or_default();
         if tickets.contains_key(&key) {
-            return Err(Error::internal(format!("queue ticket {} exists already", ticket.id)));
+            return Err(Internal::Invariant { what: format!("queue ticket {} exists already", ticket.id) }.into());
         }
         tickets.insert(key, ticket.clone());
         Ok(())
@@ -888,7 +898,7 @@ impl Firewall for MemoryCloud {
     async fn create_group(&self, vpc: &str, name: &str, _description: &str, _tags: &[(String, String)]) -> Result<String> {
         let mut s = self.call("ec2:CreateSecurityGroup")?;
         if s.groups.values().any(|(v, g)| v == vpc && g.name == name) {
-            return Err(Error::aws(format!("ec2 CreateSecurityGroup: InvalidGroup.Duplicate: The security group '{name}' already exists")));
+            return Err(call_error("ec2 CreateSecurityGroup", "InvalidGroup.Duplicate", format!("The security group '{name}' already exists")));
         }
         let id = s.id("sg-");
         s.groups.insert(id.clone(), (vpc.to_owned(), SecurityGroup { id: id.clone(), name: name.to_owned(), ingress: Vec::new() }));
@@ -897,10 +907,10 @@ impl Firewall for MemoryCloud {
 
     async fn authorize(&self, group: &str, rules: &[IngressRule]) -> Result<()> {
         let mut s = self.call("ec2:AuthorizeSecurityGroupIngress")?;
-        let (_, g) = s.groups.get_mut(group).ok_or_else(|| missing(format!("InvalidGroup.NotFound: {group}")))?;
+        let (_, g) = s.groups.get_mut(group).ok_or_else(|| missing("ec2 AuthorizeSecurityGroupIngress", "InvalidGroup.NotFound", group))?;
         for r in rules {
             if g.ingress.contains(r) {
-                return Err(Error::aws(format!("ec2 AuthorizeSecurityGroupIngress: InvalidPermission.Duplicate: {r:?}")));
+                return Err(call_error("ec2 AuthorizeSecurityGroupIngress", "InvalidPermission.Duplicate", format!("{r:?}")));
             }
             g.ingress.push(r.clone());
         }
@@ -910,7 +920,7 @@ impl Firewall for MemoryCloud {
 
     async fn revoke(&self, group: &str, rules: &[IngressRule]) -> Result<()> {
         let mut s = self.call("ec2:RevokeSecurityGroupIngress")?;
-        let (_, g) = s.groups.get_mut(group).ok_or_else(|| missing(format!("InvalidGroup.NotFound: {group}")))?;
+        let (_, g) = s.groups.get_mut(group).ok_or_else(|| missing("ec2 RevokeSecurityGroupIngress", "InvalidGroup.NotFound", group))?;
         g.ingress.retain(|r| !rules.contains(r));
         Ok(())
     }
@@ -944,7 +954,7 @@ impl MemoryCloud {
 impl release_core::ports::Alarms for MemoryCloud {
     async fn states(&self, names: &[String]) -> Result<Vec<release_core::ports::AlarmStatus>> {
         if names.len() > 100 {
-            return Err(Error::input("cloudwatch DescribeAlarms: ValidationError: at most 100 alarm names"));
+            return Err(Input::TooManyAlarms { count: names.len() }.into());
         }
         let now = self.clock.now();
         let mut s = self.call("cloudwatch:DescribeAlarms")?;

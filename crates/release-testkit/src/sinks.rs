@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use release_core::model::event::{Event};
 use release_core::ports::{Notifier};
 use release_core::model::pipeline::Sink;
-use release_core::{Error, Result};
+use release_core::model::error::Aws;
+use release_core::Result;
 
 /// How a scripted sink answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +54,7 @@ impl Notifier for RecordingNotifier {
         let answer = self.answers.lock().unwrap().get(&sink.label).copied().unwrap_or(Answer::Ok);
         match answer {
             Answer::Ok => Ok(()),
-            Answer::Fail => Err(Error::aws(format!("{}: HTTP 500", sink.label))),
+            Answer::Fail => Err(Aws::Sink { sink: Some(sink.label.clone()), what: "HTTP 500".into() }.into()),
             Answer::Hang => std::future::pending().await,
         }
     }

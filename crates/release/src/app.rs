@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 use crate::engine::{Reporter, Session};
+use crate::model::error::{Failure, Input, Internal, NotFound};
 use crate::model::event::Event;
 use crate::ports::Notifier;
 use crate::model::ids::CommitSha;
@@ -155,10 +156,14 @@ impl App {
     /// know is not found.
     pub async fn resolve(&self, rev: &str) -> Result<Resolved> {
         use crate::ports::Workspace;
-        let cwd = std::env::current_dir().map_err(|e| Error::internal(format!("cannot read the current directory: {e}")))?;
+        let cwd = std::env::current_dir().map_err(|e| Error::from(Internal::System { what: "cannot read the current directory".into(), error: e.to_string() }))?;
         let known = match GitWorkspace::discover(&cwd) {
             Ok(ws) => ws.resolve(rev).await,
-            Err(e) => Err(Error::not_found(e.message().to_owned())),
+            // Outside a repository git knows no commit at all: not found, as an unknown one is.
+            Err(e) => Err(match e.failure() {
+                Failure::Input(Input::NotARepository { dir }) => NotFound::Repository { dir: dir.clone() }.into(),
+                _ => e,
+            }),
         };
         match (known, CommitSha::parse(rev)) {
             (Ok(sha), _) => Ok(Resolved { sha, in_checkout: true }),
@@ -167,7 +172,7 @@ impl App {
                 if crate::observe::images::find_ami(&images, &full).is_some() {
                     return Ok(Resolved { sha: full, in_checkout: false });
                 }
-                Err(Error::not_found(format!("commit {rev} is not in this repository and has no AMI; check the sha (git log), or fetch it")).with_source(e))
+                Err(Error::from(NotFound::CommitNowhere { rev: rev.to_owned() }).with_source(e))
             }
             (Err(e), Err(_)) => Err(e),
         }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::error::{Input, NotFound};
 use crate::model::ids::CommitSha;
 use crate::model::pipeline::{self, Pipeline};
 use crate::ports::{Export, Workspace};
@@ -24,21 +25,21 @@ impl Checkout {
     /// Exports the commit `rev` (a sha or anything git resolves) of the repository holding `pipeline_file`, and
     /// reads that file as the commit has it. `progress` hears `exported <sha> into <dir>`.
     pub async fn export(pipeline_file: &Path, rev: &str, progress: impl Fn(&str)) -> Result<Checkout> {
-        let file = std::fs::canonicalize(pipeline_file).map_err(|e| Error::not_found(format!("cannot read {}: {e}", pipeline_file.display())))?;
+        let file = std::fs::canonicalize(pipeline_file).map_err(|e| Error::from(NotFound::File { path: pipeline_file.to_path_buf(), error: e.to_string() }))?;
         let workspace = GitWorkspace::discover(file.parent().unwrap_or(&file))?;
         let rel: PathBuf = file
             .strip_prefix(workspace.root())
-            .map_err(|_| Error::input(format!("{} is outside the git repository {}", file.display(), workspace.root().display())))?
+            .map_err(|_| Error::from(Input::OutsideRepository { file: file.clone(), root: workspace.root().to_path_buf() }))?
             .to_path_buf();
         let sha = workspace.resolve(rev).await?;
         let export = workspace.export(&sha).await?;
         progress(&format!("exported {} into {}", sha.short(), export.dir.display()));
         let in_export = export.dir.join(&rel);
         if !in_export.is_file() {
-            return Err(Error::not_found(format!("{} does not exist at commit {}; commit it first", rel.display(), sha.short())));
+            return Err(NotFound::FileAtCommit { path: rel, commit: sha.short().to_owned() }.into());
         }
         let pipeline = pipeline::load_for_bake(&in_export).map_err(|diags| {
-            Error::input(format!("{} at commit {} is not valid; fix it in a new commit", rel.display(), sha.short()))
+            Error::from(Input::InvalidAtCommit { path: rel.clone(), commit: sha.short().to_owned() })
                 .with_details(diags.iter().map(|d| d.to_string().replace(&export.dir.display().to_string(), "<commit>")).collect())
         })?;
         Ok(Checkout { workspace, sha, export, pipeline })

@@ -2,6 +2,7 @@
 
 use crate::app::AsCommit;
 use crate::engine::queue::{QueueView, Wait};
+use crate::model::error::{Aws, Internal};
 use crate::model::hook::HookName;
 use crate::model::ids::EnvName;
 use crate::model::ledger::{Outcome, Record};
@@ -167,7 +168,7 @@ impl<'a> Env<'a> {
     pub async fn status(&self) -> Result<EnvStatus> {
         let mut all = self.app.release().status(Some(self.env.name.as_str())).await?;
         if all.is_empty() {
-            return Err(Error::internal(format!("no status for env {}", self.env.name)));
+            return Err(Internal::Invariant { what: format!("no status for env {}", self.env.name) }.into());
         }
         Ok(all.remove(0))
     }
@@ -185,7 +186,7 @@ impl<'a> Env<'a> {
     /// The lock's holder and the commands waiting for it, in the order they will run.
     pub async fn queue(&self) -> Result<QueueView> {
         let mut views = self.app.release().queue(Some(self.env.name.as_str())).await?;
-        views.pop().ok_or_else(|| Error::internal(format!("no queue for env {}", self.env.name)))
+        views.pop().ok_or_else(|| Internal::Invariant { what: format!("no queue for env {}", self.env.name) }.into())
     }
 
     /// Breaks the environment's lock when its holder stopped renewing it or is provably gone; a live lock is
@@ -240,7 +241,7 @@ impl<'a> Env<'a> {
                     let start = std::time::Instant::now();
                     let result = match tokio::time::timeout(SINK_TIMEOUT, notifier.deliver(&sink, &event)).await {
                         Ok(r) => r,
-                        Err(_) => Err(Error::aws(format!("no answer within {}s", SINK_TIMEOUT.as_secs()))),
+                        Err(_) => Err(Aws::SinkTimeout { within: SINK_TIMEOUT }.into()),
                     };
                     SinkTrial { sink, result, took: start.elapsed() }
                 })
@@ -248,7 +249,7 @@ impl<'a> Env<'a> {
             .collect();
         let mut trials = Vec::new();
         for t in tasks {
-            trials.push(t.await.map_err(|e| Error::internal(format!("a delivery task failed: {e}")))?);
+            trials.push(t.await.map_err(|e| Error::from(Internal::System { what: "a delivery task failed".into(), error: e.to_string() }))?);
         }
         Ok((event, trials))
     }

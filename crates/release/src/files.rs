@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::model::error::Input;
 use crate::model::pipeline::{self, Pipeline};
 use crate::{Error, Result};
 
@@ -22,13 +23,7 @@ pub fn load(file: &Path) -> Result<Pipeline> {
     let all = siblings(file);
     let result = pipeline::load_dir(&all).into_iter().find(|(f, _)| f == file).map(|(_, r)| r).unwrap_or_else(|| pipeline::load_file(file));
     result.map_err(|diags| {
-        let n = diags.len();
-        Error::input(format!(
-            "{} has {n} problem{}; run `release validate` and fix {}",
-            file.display(),
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "it" } else { "them" }
-        ))
+        Error::from(Input::PipelineFile { file: file.to_path_buf(), problems: diags.len() })
         .with_details(diags.iter().map(ToString::to_string).collect())
     })
 }

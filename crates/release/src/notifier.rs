@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
+use crate::model::error::{Aws as AwsError, Failure, Input};
 use crate::model::event::Event;
 use crate::ports::Notifier;
 use crate::model::pipeline::{SecretRef, Sink, SinkKind};
 use crate::reexport::adapters::{Aws, LocalSinks};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Delivers events to the sinks of a pipeline's `[notify]` (webhook, slack, command, sns), as the `release`
 /// command does. [`App::connect`](crate::App::connect) installs it; build one yourself only for a hand-made
@@ -43,8 +44,8 @@ impl SinkNotifier {
         match secret {
             SecretRef::Env(name) => match std::env::var(name) {
                 Ok(v) if !v.is_empty() => Ok(v),
-                Ok(_) => Err(Error::input(format!("its secret env:{name} is empty; set {name} to the webhook's HMAC key"))),
-                Err(_) => Err(Error::input(format!("its secret env:{name} is not set; set {name} to the webhook's HMAC key"))),
+                Ok(_) => Err(Input::SecretEmpty { var: name.clone() }.into()),
+                Err(_) => Err(Input::SecretUnset { var: name.clone() }.into()),
             },
             SecretRef::Ssm(path) => {
                 if let Some(v) = self.secrets.lock().unwrap().get(path) {
@@ -74,9 +75,9 @@ impl Notifier for SinkNotifier {
             SinkKind::Sns { topic } => self.aws.publish_event(topic, event).await,
         };
         // The adapters name the sink first; core names it already.
-        result.map_err(|e| match e.message().strip_prefix(&format!("{}: ", sink.label)).map(str::to_owned) {
-            Some(rest) => e.reword(rest),
-            None => e,
+        result.map_err(|e| match e.failure() {
+            Failure::Aws(AwsError::Sink { sink: Some(label), what }) if *label == sink.label => AwsError::Sink { sink: None, what: what.clone() }.into(),
+            _ => e,
         })
     }
 }

@@ -4,6 +4,7 @@
 use release::ops::gc::{GcOptions, Plan, Report};
 use release::model::pipeline::Pipeline;
 use release::model::ids::short_sha;
+use release::model::error::Input;
 use release::{Error, Result};
 
 use crate::args::Global;
@@ -11,10 +12,10 @@ use crate::context;
 use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, plan_only: bool, keep: u32, older_than: &str) -> Result<()> {
-    let older_than = release::model::clock::parse_duration(older_than).map_err(|e| Error::input(format!("--older-than: {e}; give a duration like 14d, 36h or 0s")))?;
+    let older_than = release::model::clock::parse_duration(older_than).map_err(|why| Error::from(Input::OlderThan { why }))?;
     if keep == 0 {
         // Keeping no rollback target would let gc delete what `release rollback` goes back to next.
-        return Err(Error::input("--keep must be at least 1 (the target of the next rollback); the default is 3"));
+        return Err(Input::KeepZero.into());
     }
     let base = GcOptions { keep, older_than, terminate_orphans: false };
     let pipelines = pipelines(g)?;

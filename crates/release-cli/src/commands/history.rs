@@ -2,7 +2,8 @@
 //! pipeline file.
 
 use release::model::ids::short_sha;
-use release::{Error, Result};
+use release::model::error::Input;
+use release::Result;
 
 use crate::args::Global;
 use crate::context;
@@ -10,7 +11,7 @@ use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32, outcome: Option<&str>) -> Result<()> {
     if limit == 0 {
-        return Err(Error::input("--limit must be at least 1"));
+        return Err(Input::Zero { flag: "--limit" }.into());
     }
     let outcome = outcome.map(release::model::ledger::Outcome::parse).transpose()?;
     let pipeline = context::load_pipeline_to_read(g)?;

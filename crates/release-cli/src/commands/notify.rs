@@ -2,6 +2,7 @@
 //! delivery timeout; one line per sink; exit 6 when any did not take it.
 
 use release::model::pipeline::SinkKind;
+use release::model::error::Aws;
 use release::{Error, Result};
 
 use crate::args::Global;
@@ -39,7 +40,7 @@ pub async fn test(g: &Global, out: &Output, env: &str) -> Result<()> {
         })).collect::<Vec<_>>(),
     });
     let mut doc = doc;
-    let failure = (failed > 0).then(|| Error::aws(format!("{failed} of {} sink(s) did not take the test event", results.len())));
+    let failure = (failed > 0).then(|| Error::from(Aws::SinksFailed { failed, total: results.len() }));
     if let Some(e) = &failure {
         // The one JSON document carries the error in the documented shape too.
         doc["error"] = serde_json::json!({ "kind": e.kind().as_str(), "message": e.message(), "details": [], "exit_code": e.kind().exit_code() });

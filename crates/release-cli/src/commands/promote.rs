@@ -4,7 +4,8 @@ use release::model::ids::short_sha;
 use release::ops::promote::plan::PlanKind;
 use release::ops::promote::{PromoteOptions, PromoteOutcome, PromotePlan, PromoteReport};
 use release::model::hook::HookName;
-use release::{Error, Result};
+use release::model::error::Input;
+use release::Result;
 
 use crate::args::Global;
 use crate::context;
@@ -22,7 +23,7 @@ pub struct Args<'a> {
 
 pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
     if a.batch == Some(0) {
-        return Err(Error::input("--batch must be at least 1"));
+        return Err(Input::Zero { flag: "--batch" }.into());
     }
     let pipeline = context::load_pipeline(g)?;
     let environment = pipeline.env(a.env)?.clone();

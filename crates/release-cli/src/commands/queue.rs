@@ -3,7 +3,8 @@
 
 use release::model::clock::format_duration;
 use release::engine::queue::Wait;
-use release::{Error, Result};
+use release::model::error::Input;
+use release::Result;
 
 use crate::args::{Global, QueueAction};
 use crate::context;
@@ -12,7 +13,7 @@ use crate::output::Output;
 /// `--wait [DUR]` as clap gives it (`forever` when given without a value).
 pub fn wait(flag: Option<&str>) -> Result<Wait> {
     let flag = flag.map(|f| (f != "forever").then_some(f));
-    Wait::from_flag(flag).map_err(|e| Error::input(format!("--wait {e}; give a duration such as 10m, or --wait alone to wait as long as it takes")))
+    Wait::from_flag(flag).map_err(|e| Input::Wait { why: e.to_string() }.into())
 }
 
 pub async fn run(g: &Global, out: &Output, env: Option<&str>, action: Option<&QueueAction>) -> Result<()> {

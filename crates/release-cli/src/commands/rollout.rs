@@ -7,6 +7,7 @@ use release::model::clock::{format_duration, parse_duration};
 use release::model::pipeline::{parse_steps, RolloutStep};
 use release::ops::rollout::{RequestReport, RolloutStatus};
 use release::ops::switch::{SwitchPlan, SwitchReport};
+use release::model::error::{Deploy, Input};
 use release::{Error, Result};
 
 use crate::args::{Global, RolloutAction};
@@ -24,11 +25,11 @@ pub fn options(steps: Option<&str>, pause: Option<&str>) -> Result<StepOptions> 
     let steps = steps.map(parse_steps).transpose()?;
     let pause = pause
         .map(|p| {
-            parse_duration(p).map_err(|why| Error::input(format!("--pause {p}: {why}; give a duration like 30s, 5m or 1h")))
+            parse_duration(p).map_err(|why| Error::from(Input::Pause { given: p.to_owned(), why }))
         })
         .transpose()?;
     if pause.is_some_and(|p| p > release::model::pipeline::MAX_ROLLOUT_PAUSE) {
-        return Err(Error::input(format!("--pause is at most {}; for a longer wait put \"hold\" in --steps", format_duration(release::model::pipeline::MAX_ROLLOUT_PAUSE))));
+        return Err(Input::PauseTooLong { max: release::model::pipeline::MAX_ROLLOUT_PAUSE }.into());
     }
     Ok(StepOptions { steps, pause })
 }
@@ -152,13 +153,13 @@ pub fn finish(out: &Output, report: &SwitchReport, app: &release::App, start: st
     let p = &report.plan;
     if r.rolled_back {
         let reason = r.reason.clone().unwrap_or_default();
-        let e = Error::deploy_failed(format!(
-            "rollout {} of {} to {} went back to {}: {reason}",
-            report.release_id,
-            p.env,
-            p.cluster,
-            p.from.describe_shares()
-        ))
+        let e = Error::from(Deploy::RolloutWentBack {
+            release_id: report.release_id.clone(),
+            env: p.env.to_string(),
+            cluster: p.cluster.to_string(),
+            to: p.from.describe_shares(),
+            reason,
+        })
         .with_rolled_back(true);
         doc["ok"] = false.into();
         doc["error"] = serde_json::json!({

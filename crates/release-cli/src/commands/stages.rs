@@ -1,7 +1,8 @@
 //! `release build <sha>`, `release test <sha>`, and the commit export that `bake` shares with them: the pipeline,
 //! the template and the commands are read from the commit itself, never from the work tree.
 
-use release::{Checkout, Error, ErrorKind, Result};
+use release::model::error::{NotFound, Stage};
+use release::{Checkout, Error, Result};
 
 use crate::args::Global;
 use crate::context;
@@ -22,12 +23,7 @@ pub async fn build(g: &Global, out: &Output, rev: &str) -> Result<()> {
     let start = std::time::Instant::now();
     c.run_stage("build", &c.pipeline.build.command).await?;
     let artifact = c.export.dir.join(&c.pipeline.build.artifact);
-    let size = std::fs::metadata(&artifact).map(|m| m.len()).map_err(|_| {
-        Error::new(
-            ErrorKind::StageFailed,
-            format!("the build succeeded but did not write the artifact {}; fix [build] artifact or the build", c.pipeline.build.artifact),
-        )
-    })?;
+    let size = std::fs::metadata(&artifact).map(|m| m.len()).map_err(|_| Error::from(Stage::NoArtifact { artifact: c.pipeline.build.artifact.to_string() }))?;
     let secs = start.elapsed().as_secs_f64();
     let doc = serde_json::json!({
         "ok": true, "stage": "build", "commit": c.sha, "command": c.pipeline.build.command,
@@ -40,7 +36,7 @@ pub async fn build(g: &Global, out: &Output, rev: &str) -> Result<()> {
 pub async fn test(g: &Global, out: &Output, rev: &str) -> Result<()> {
     let c = export_commit(g, out, rev).await?;
     let Some(test) = &c.pipeline.test else {
-        return Err(Error::not_found(format!("{} has no [test] section; add one with a command", c.pipeline.file.display())));
+        return Err(NotFound::TestSection { file: c.pipeline.file.clone() }.into());
     };
     let start = std::time::Instant::now();
     c.run_stage("test", &test.command).await?;

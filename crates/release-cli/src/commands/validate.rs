@@ -1,6 +1,7 @@
 //! `release validate`: every selected pipeline file, every problem, each at file:line:col with a fix hint.
 
 use release::model::pipeline;
+use release::model::error::Input;
 use release::{Error, Result};
 use serde::Serialize;
 
@@ -119,10 +120,5 @@ pub fn run(g: &Global, out: &Output) -> Result<()> {
     } else {
         reports.iter().flat_map(|r| r.problems.iter().map(ToString::to_string)).collect()
     };
-    Err(Error::input(format!(
-        "{problems} problem{} in {bad_files} pipeline file{}",
-        if problems == 1 { "" } else { "s" },
-        if bad_files == 1 { "" } else { "s" }
-    ))
-    .with_details(details))
+    Err(Error::from(Input::Problems { problems, files: bad_files }).with_details(details))
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use release::model::clock::{format_duration, parse_duration};
+use release::model::error::{Input, Internal};
 use release::{App, Error, Result};
 
 use crate::args::Global;
@@ -28,22 +29,20 @@ pub async fn run(g: &Global, out: &Output, args: Args<'_>) -> Result<()> {
     let addr: SocketAddr = args
         .listen
         .parse()
-        .map_err(|_| Error::input(format!("--listen {}: not an address; give IP:PORT, e.g. 127.0.0.1:8080", args.listen)))?;
-    let interval = parse_duration(args.interval).map_err(|e| Error::input(format!("--interval {}: {e}; e.g. 5s or 1m", args.interval)))?;
+        .map_err(|_| Error::from(Input::Listen { given: args.listen.to_owned() }))?;
+    let interval = parse_duration(args.interval).map_err(|why| Error::from(Input::Interval { given: args.interval.to_owned(), why }))?;
     if interval < Duration::from_secs(1) {
-        return Err(Error::input(format!("--interval {} is too short; at least 1s (every poll calls AWS)", args.interval)));
+        return Err(Input::IntervalTooShort { given: args.interval.to_owned() }.into());
     }
     let token = args.token.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned);
     if let Some(t) = &token {
         if t.len() < 16 {
-            return Err(Error::input("--token is too short; use at least 16 characters (e.g. `openssl rand -hex 16`)"));
+            return Err(Input::TokenTooShort.into());
         }
     }
     // Anyone who can reach a non-loopback address can read the board: that needs a token.
     if !addr.ip().is_loopback() && token.is_none() {
-        return Err(Error::input(format!(
-            "--listen {addr} is reachable from other machines; pass --token T (or RELEASE_DASHBOARD_TOKEN) so that only holders of it can read the board, or listen on 127.0.0.1"
-        )));
+        return Err(Input::ListenUnprotected { addr: addr.to_string() }.into());
     }
     // Every pipeline of the directory (or the one --app/--pipeline names).
     let files = context::selected_files(g)?;
@@ -54,8 +53,8 @@ pub async fn run(g: &Global, out: &Output, args: Args<'_>) -> Result<()> {
     let apps: Vec<App> = pipelines.into_iter().map(|p| first.with_pipeline(p)).collect();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| Error::input(format!("cannot listen on {addr}: {e}; pick another --listen address or port")))?;
-    let bound = listener.local_addr().map_err(|e| Error::internal(format!("cannot read the listening address: {e}")))?;
+        .map_err(|e| Error::from(Input::CannotListen { addr: addr.to_string(), error: e.to_string() }))?;
+    let bound = listener.local_addr().map_err(|e| Error::from(Internal::System { what: "cannot read the listening address".into(), error: e.to_string() }))?;
     let names: Vec<String> = apps.iter().map(|a| a.pipeline().app.to_string()).collect();
     let poller = poller::Poller::start(Arc::new(apps), first, interval);
     let url = format!("http://{bound}/");

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use release::model::error::Internal;
 use release::App;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -89,7 +90,7 @@ pub const FULL_EVERY: u64 = 12;
 
 async fn poll(releases: &[App], cloud: &release::ports::Cloud, previous: &Snapshot, full: bool) -> release::Result<Snapshot> {
     let pipelines: Vec<_> = releases.iter().map(|r| r.pipeline().clone()).collect();
-    let Some(first) = releases.first() else { return Err(release::Error::internal("the dashboard has no pipeline")) };
+    let Some(first) = releases.first() else { return Err(Internal::Invariant { what: "the dashboard has no pipeline".into() }.into()) };
     let (status, _) = crate::documents::status(first, &pipelines, None).await?;
     let mut history = BTreeMap::new();
     let mut images = BTreeMap::new();

@@ -15,6 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use release::model::error::Internal;
 use release::{Error, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,9 +55,9 @@ pub async fn serve(listener: tokio::net::TcpListener, state: State) -> Result<()
         .into_future();
     tokio::pin!(server);
     let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return Err(Error::internal("cannot watch for Ctrl-C and SIGTERM"));
+        return Err(Internal::Signals.into());
     };
-    let failed = |e: std::io::Error| Error::internal(format!("the dashboard's server failed: {e}"));
+    let failed = |e: std::io::Error| Error::from(Internal::System { what: "the dashboard's server failed".into(), error: e.to_string() });
     tokio::select! {
         r = &mut server => return r.map_err(failed),
         _ = int.recv() => {},

@@ -172,6 +172,19 @@ pub enum Deploy {
         /// Its state (`terminated`, `shutting-down`).
         state: String,
     },
+    /// A rollout went back to the weights from before it (an alarm, a failing hook, unhealthy instances).
+    RolloutWentBack {
+        /// The rollout's release id.
+        release_id: String,
+        /// The environment.
+        env: String,
+        /// The cluster it rolled out to.
+        cluster: String,
+        /// The shares it went back to (`blue 100%`).
+        to: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Deploy {
@@ -222,6 +235,9 @@ impl fmt::Display for Deploy {
                 "{why}; registering its {count} previous instance(s) again failed ({error}); they still run: run the promote again, or register them by hand before switching to {cluster}"
             ),
             Deploy::InstanceNotRunning { id, state } => write!(f, "instance {id} is {state} instead of running"),
+            Deploy::RolloutWentBack { release_id, env, cluster, to, reason } => {
+                write!(f, "rollout {release_id} of {env} to {cluster} went back to {to}: {reason}")
+            }
         }
     }
 }

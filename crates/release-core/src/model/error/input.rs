@@ -64,6 +64,185 @@ pub enum Input {
         /// What was given.
         given: String,
     },
+    /// More alarms to watch than CloudWatch describes in one call.
+    TooManyAlarms {
+        /// How many.
+        count: usize,
+    },
+    /// `[deploy] subnets` lists subnets of two VPCs.
+    SubnetsSpanVpcs {
+        /// The first VPC.
+        first: String,
+        /// Another.
+        second: String,
+    },
+    /// More instances than one launch call takes.
+    LaunchCount {
+        /// How many.
+        count: u32,
+    },
+    /// No AWS region anywhere.
+    NoRegion,
+    /// Several public hosted zones carry the domain: which one is delegated is not knowable.
+    SeveralZones {
+        /// The domain.
+        name: String,
+        /// The zones' ids.
+        zones: Vec<String>,
+    },
+    /// The folder of the packer template cannot be read.
+    PackerTemplateDir {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        error: String,
+    },
+    /// A packer template file cannot be read.
+    PackerTemplate {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        error: String,
+    },
+    /// The installed Packer is older than the template needs for AWS.
+    PackerTooOld {
+        /// Its version.
+        version: String,
+    },
+    /// `[bake] vars` sets a variable the template does not declare.
+    PackerVariable {
+        /// The template.
+        template: std::path::PathBuf,
+        /// The variable.
+        var: String,
+    },
+    /// A revision that cannot be one (empty, an option, with spaces).
+    Revision {
+        /// What was given.
+        given: String,
+    },
+    /// No `pipelines/` directory here or above.
+    NoPipelinesDir,
+    /// The `pipelines/` directory holds no pipeline file.
+    NoPipelineFiles {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
+    /// Several pipelines and no `--app` to pick one.
+    SeveralPipelines {
+        /// The apps, as listed to the user.
+        known: String,
+    },
+    /// The command line did not parse (clap said why).
+    Usage {
+        /// What clap said, on one line.
+        message: String,
+        /// The command (`release promote`).
+        command: String,
+    },
+    /// `--pause` is not a duration.
+    Pause {
+        /// What was given.
+        given: String,
+        /// Why it is not one.
+        why: String,
+    },
+    /// `--pause` is longer than a rollout may pause.
+    PauseTooLong {
+        /// The most.
+        max: std::time::Duration,
+    },
+    /// A count flag that must be at least 1 is 0.
+    Zero {
+        /// The flag (`--limit`).
+        flag: &'static str,
+    },
+    /// `gc --keep 0`.
+    KeepZero,
+    /// `--older-than` is not a duration.
+    OlderThan {
+        /// Why.
+        why: String,
+    },
+    /// `--wait` is not a duration.
+    Wait {
+        /// What was wrong with it (it starts with the value given).
+        why: String,
+    },
+    /// `--listen` is not an address.
+    Listen {
+        /// What was given.
+        given: String,
+    },
+    /// `--interval` is not a duration.
+    Interval {
+        /// What was given.
+        given: String,
+        /// Why.
+        why: String,
+    },
+    /// `--interval` below a second.
+    IntervalTooShort {
+        /// What was given.
+        given: String,
+    },
+    /// `--token` shorter than 16 characters.
+    TokenTooShort,
+    /// A dashboard reachable from other machines without a token.
+    ListenUnprotected {
+        /// The address.
+        addr: String,
+    },
+    /// The dashboard's address cannot be listened on.
+    CannotListen {
+        /// The address.
+        addr: String,
+        /// What the OS said.
+        error: String,
+    },
+    /// `release validate` found problems (listed as the details).
+    Problems {
+        /// How many.
+        problems: usize,
+        /// In how many files.
+        files: usize,
+    },
+    /// The pipeline file has problems (listed as the details).
+    PipelineFile {
+        /// The file.
+        file: std::path::PathBuf,
+        /// How many.
+        problems: usize,
+    },
+    /// The pipeline file is outside the git repository it is to be baked from.
+    OutsideRepository {
+        /// The file.
+        file: std::path::PathBuf,
+        /// The repository's root.
+        root: std::path::PathBuf,
+    },
+    /// The pipeline file as a commit has it is not valid (problems as the details).
+    InvalidAtCommit {
+        /// The file, inside the repository.
+        path: std::path::PathBuf,
+        /// The commit, short as shown.
+        commit: String,
+    },
+    /// A webhook's `secret = "env:NAME"` names an empty variable.
+    SecretEmpty {
+        /// The variable.
+        var: String,
+    },
+    /// A webhook's `secret = "env:NAME"` names a variable that is not set.
+    SecretUnset {
+        /// The variable.
+        var: String,
+    },
+    /// A directory that must be inside a git repository (to bake, build or test) is not.
+    NotARepository {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 impl fmt::Display for Input {
@@ -89,6 +268,65 @@ impl fmt::Display for Input {
                 write!(f, "app name `{given}` is invalid; use 1-32 characters of a-z, 0-9 and `-`, not starting or ending with `-`")
             }
             Input::Name { what, given } => write!(f, "{what} name `{given}` is invalid; use 1-32 characters of a-z, 0-9 and `-`"),
+            Input::TooManyAlarms { count } => write!(f, "{count} alarms to watch; CloudWatch describes at most 100 per call"),
+            Input::SubnetsSpanVpcs { first, second } => write!(f, "subnets span two VPCs ({first} and {second}); list subnets of one VPC"),
+            Input::LaunchCount { count } => write!(f, "cannot launch {count} instances in one call"),
+            Input::NoRegion => f.write_str("no AWS region is configured; pass --region, set `region` in the pipeline file, or set AWS_REGION"),
+            Input::SeveralZones { name, zones } => write!(
+                f,
+                "there are {} public hosted zones named {name} ({}); delete the one you do not use, so that the live name is written where the domain is delegated",
+                zones.len(),
+                zones.join(", ")
+            ),
+            Input::PackerTemplateDir { path, error } => write!(f, "cannot read packer template folder {}: {error}", path.display()),
+            Input::PackerTemplate { path, error } => write!(f, "cannot read packer template {}: {error}", path.display()),
+            Input::PackerTooOld { version } => write!(
+                f,
+                "packer {version} cannot bake for AWS: the template's aws source (IMDSv2, encryption, required_plugins) needs Packer 1.7 or later; install a current Packer or set PACKER=/path/to/packer"
+            ),
+            Input::PackerVariable { template, var } => {
+                write!(f, "packer template {} does not declare variable `{var}`; declare it there or remove it from [bake] vars", template.display())
+            }
+            Input::Revision { given } => write!(f, "`{given}` is not a commit; give a sha (short or full), branch or tag"),
+            Input::NoPipelinesDir => f.write_str("no pipelines/ directory here or above; cd into the project or pass --pipeline FILE"),
+            Input::NoPipelineFiles { dir } => write!(f, "{} holds no pipeline files; create {}/<app>.toml", dir.display(), dir.display()),
+            Input::SeveralPipelines { known } => write!(f, "there are several pipelines ({known}); pass --app NAME"),
+            Input::Usage { message, command } => write!(f, "{message}; see `{command} --help`"),
+            Input::Pause { given, why } => write!(f, "--pause {given}: {why}; give a duration like 30s, 5m or 1h"),
+            Input::PauseTooLong { max } => {
+                write!(f, "--pause is at most {}; for a longer wait put \"hold\" in --steps", crate::model::clock::format_duration(*max))
+            }
+            Input::Zero { flag } => write!(f, "{flag} must be at least 1"),
+            Input::KeepZero => f.write_str("--keep must be at least 1 (the target of the next rollback); the default is 3"),
+            Input::OlderThan { why } => write!(f, "--older-than: {why}; give a duration like 14d, 36h or 0s"),
+            Input::Wait { why } => write!(f, "--wait {why}; give a duration such as 10m, or --wait alone to wait as long as it takes"),
+            Input::Listen { given } => write!(f, "--listen {given}: not an address; give IP:PORT, e.g. 127.0.0.1:8080"),
+            Input::Interval { given, why } => write!(f, "--interval {given}: {why}; e.g. 5s or 1m"),
+            Input::IntervalTooShort { given } => write!(f, "--interval {given} is too short; at least 1s (every poll calls AWS)"),
+            Input::TokenTooShort => f.write_str("--token is too short; use at least 16 characters (e.g. `openssl rand -hex 16`)"),
+            Input::ListenUnprotected { addr } => write!(
+                f,
+                "--listen {addr} is reachable from other machines; pass --token T (or RELEASE_DASHBOARD_TOKEN) so that only holders of it can read the board, or listen on 127.0.0.1"
+            ),
+            Input::CannotListen { addr, error } => write!(f, "cannot listen on {addr}: {error}; pick another --listen address or port"),
+            Input::Problems { problems, files } => write!(
+                f,
+                "{problems} problem{} in {files} pipeline file{}",
+                if *problems == 1 { "" } else { "s" },
+                if *files == 1 { "" } else { "s" }
+            ),
+            Input::PipelineFile { file, problems } => write!(
+                f,
+                "{} has {problems} problem{}; run `release validate` and fix {}",
+                file.display(),
+                if *problems == 1 { "" } else { "s" },
+                if *problems == 1 { "it" } else { "them" }
+            ),
+            Input::OutsideRepository { file, root } => write!(f, "{} is outside the git repository {}", file.display(), root.display()),
+            Input::InvalidAtCommit { path, commit } => write!(f, "{} at commit {commit} is not valid; fix it in a new commit", path.display()),
+            Input::SecretEmpty { var } => write!(f, "its secret env:{var} is empty; set {var} to the webhook's HMAC key"),
+            Input::SecretUnset { var } => write!(f, "its secret env:{var} is not set; set {var} to the webhook's HMAC key"),
+            Input::NotARepository { dir } => write!(f, "{} is not inside a git repository; bake, build and test need one", dir.display()),
         }
     }
 }

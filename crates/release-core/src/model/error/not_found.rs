@@ -85,6 +85,111 @@ pub enum NotFound {
         /// The environment's clusters.
         known: Vec<String>,
     },
+    /// The subnets of `[deploy] subnets` do not exist (EC2 said so).
+    Subnets {
+        /// What EC2 said.
+        why: String,
+    },
+    /// No subnets were listed and the account has no default VPC in the region.
+    DefaultSubnets,
+    /// A load balancer or target group does not exist.
+    LbTarget {
+        /// Which (`load balancer hello-prod1`, `target group hello-prod1`).
+        target: String,
+    },
+    /// `[bake] base_ami` names an AMI id the region does not have.
+    BaseAmi {
+        /// The AMI.
+        id: String,
+        /// The region.
+        region: String,
+    },
+    /// No available AMI matches `[bake] base_ami`'s name filter.
+    BaseAmiNamed {
+        /// The name filter.
+        filter: String,
+        /// The owners searched (`base_owners`).
+        owners: Vec<String>,
+        /// The region.
+        region: String,
+    },
+    /// The app's ledger table does not exist: nothing was provisioned yet.
+    LedgerTable {
+        /// The table.
+        table: String,
+    },
+    /// An SSM parameter exists but holds no value.
+    SsmValue {
+        /// The parameter.
+        name: String,
+    },
+    /// The packer binary is not there.
+    Packer {
+        /// What was run (`packer`, or `PACKER`).
+        program: PathBuf,
+    },
+    /// `packer version` did not say which version it is: not Packer, or a broken one.
+    PackerVersion {
+        /// What was run.
+        program: PathBuf,
+        /// The first line it printed.
+        said: String,
+    },
+    /// git cannot be run.
+    Git {
+        /// What the OS said.
+        error: String,
+    },
+    /// git does not know the revision.
+    Revision {
+        /// The revision given.
+        rev: String,
+        /// The repository.
+        repo: PathBuf,
+    },
+    /// git does not know a commit it was asked about.
+    Commit {
+        /// The commit, short (12 characters) as shown.
+        commit: String,
+    },
+    /// A directory is not inside a git repository (where the revision was to be resolved).
+    Repository {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A commit is neither in this repository nor baked into an AMI.
+    CommitNowhere {
+        /// The revision given.
+        rev: String,
+    },
+    /// No pipeline file for the app `--app` names.
+    App {
+        /// The app asked for.
+        app: String,
+        /// The file it would be.
+        file: PathBuf,
+        /// The apps there are, as listed to the user.
+        known: String,
+    },
+    /// `release test` on a pipeline without `[test]`.
+    TestSection {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+    /// A file to read is not there (or not readable).
+    File {
+        /// The path.
+        path: PathBuf,
+        /// What the OS said.
+        error: String,
+    },
+    /// The pipeline file is not in the exported commit.
+    FileAtCommit {
+        /// The path inside the repository.
+        path: PathBuf,
+        /// The commit, short as shown.
+        commit: String,
+    },
 }
 
 impl fmt::Display for NotFound {
@@ -116,6 +221,35 @@ impl fmt::Display for NotFound {
             NotFound::Environment { name, file, known } => write!(f, "no environment `{name}` in {}; known: {}", file.display(), known.join(", ")),
             NotFound::Cluster { name, file, known } => write!(f, "no cluster `{name}` in {}; known: {}", file.display(), known.join(", ")),
             NotFound::ClusterOfEnv { env, name, known } => write!(f, "env {env} has no cluster {name}; its clusters: {}", known.join(", ")),
+            NotFound::Subnets { why } => write!(f, "{why}; fix [deploy] subnets"),
+            NotFound::DefaultSubnets => f.write_str("this account has no default VPC subnets in the region; list subnets in [deploy] subnets"),
+            NotFound::LbTarget { target } => write!(f, "{target} does not exist"),
+            NotFound::BaseAmi { id, region } => write!(f, "base AMI {id} does not exist in region {region}; fix [bake] base_ami"),
+            NotFound::BaseAmiNamed { filter, owners, region } => write!(
+                f,
+                "no available AMI named like `{filter}` owned by {} in region {region}; fix [bake] base_ami or base_owners",
+                owners.join(", ")
+            ),
+            NotFound::LedgerTable { table } => {
+                write!(f, "ledger table {table} does not exist; `release provision` an environment of this app first (it creates the table)")
+            }
+            NotFound::SsmValue { name } => write!(f, "ssm parameter {name} has no value"),
+            NotFound::Packer { program } => write!(f, "packer is not installed (no `{}` on PATH); {PACKER_HINT}", program.display()),
+            NotFound::PackerVersion { program, said } => {
+                write!(f, "`{} version` did not report a Packer version ({said}); {PACKER_HINT}", program.display())
+            }
+            NotFound::Git { error } => write!(f, "cannot run git ({error}); install git"),
+            NotFound::Revision { rev, repo } => write!(f, "unknown commit `{rev}` in {}; check the sha (git log) or fetch it first", repo.display()),
+            NotFound::Commit { commit } => write!(f, "git does not know commit {commit}"),
+            NotFound::Repository { dir } => write!(f, "{} is not inside a git repository; bake, build and test need one", dir.display()),
+            NotFound::CommitNowhere { rev } => write!(f, "commit {rev} is not in this repository and has no AMI; check the sha (git log), or fetch it"),
+            NotFound::App { app, file, known } => write!(f, "no pipeline for app `{app}` ({} does not exist); known apps: {known}", file.display()),
+            NotFound::TestSection { file } => write!(f, "{} has no [test] section; add one with a command", file.display()),
+            NotFound::File { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            NotFound::FileAtCommit { path, commit } => write!(f, "{} does not exist at commit {commit}; commit it first", path.display()),
         }
     }
 }
+
+/// Where to get Packer.
+const PACKER_HINT: &str = "install it with `apt-get install packer` (Debian), or from HashiCorp's releases, or set PACKER=/path/to/packer";

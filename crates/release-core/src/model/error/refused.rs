@@ -67,6 +67,8 @@ pub enum Refused {
         /// What the plan says now.
         now: String,
     },
+    /// The user did not confirm the plan.
+    NotConfirmed,
 }
 
 impl fmt::Display for Refused {
@@ -111,6 +113,7 @@ impl fmt::Display for Refused {
             Refused::PlanChanged { command, then, now } => {
                 write!(f, "the environment changed since the plan was shown (then: {then}; now: {now}); nothing was changed, run the {command} again")
             }
+            Refused::NotConfirmed => f.write_str("not confirmed; nothing was changed (pass --yes to skip the question)"),
         }
     }
 }
