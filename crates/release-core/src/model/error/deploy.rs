@@ -185,6 +185,30 @@ pub enum Deploy {
         /// Why.
         reason: String,
     },
+    /// A rollout stopped by a failure or Ctrl-C (not its watch) and put the weights from before it back. Keeps the
+    /// kind of what stopped it, as the promote clean-ups do (see [`Deploy::kind`]): an interrupted rollout that went
+    /// back is still interrupted (exit 130), a failing AWS call still exit 6.
+    RolloutStopped {
+        /// The environment.
+        env: String,
+        /// The cluster it rolled out to.
+        cluster: String,
+        /// The step it stopped at, named.
+        step: String,
+        /// What stopped it (`interrupted`, or the failure's message).
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// The shares put back (`blue 100%`).
+        back: String,
+    },
+    /// A rollback promoted into a cluster that is not ready for traffic afterwards: traffic was not moved.
+    NotReadyAfterPromote {
+        /// The cluster.
+        cluster: String,
+        /// What is wrong with it (problems, then strays).
+        problems: Vec<String>,
+    },
 }
 
 impl fmt::Display for Deploy {
@@ -238,15 +262,21 @@ impl fmt::Display for Deploy {
             Deploy::RolloutWentBack { release_id, env, cluster, to, reason } => {
                 write!(f, "rollout {release_id} of {env} to {cluster} went back to {to}: {reason}")
             }
+            Deploy::RolloutStopped { env, cluster, step, why, back, .. } => {
+                write!(f, "rollout of {env} to {cluster} stopped at step {step}: {why}; the weights from before it were put back ({back})")
+            }
+            Deploy::NotReadyAfterPromote { cluster, problems } => {
+                write!(f, "cluster {cluster} is not ready for traffic after the promote: {}; traffic was not moved", problems.join("; "))
+            }
         }
     }
 }
 
 impl Deploy {
     /// A failed deploy (exit 8), except for the variants that tell what a promote did after another failure
-    /// stopped it (`NothingLaunched` to `RegisterAgainFailed`): those keep the kind of that failure, since the
-    /// clean-up is news about it, not a new failure (an interrupted promote that removed its instances is still
-    /// interrupted, exit 130, and its record says so; AWS failing is still exit 6).
+    /// stopped it (`NothingLaunched` to `RegisterAgainFailed`, and a rollout's `RolloutStopped`): those keep the
+    /// kind of that failure, since the clean-up is news about it, not a new failure (an interrupted promote that
+    /// removed its instances is still interrupted, exit 130, and its record says so; AWS failing is still exit 6).
     pub fn kind(&self) -> super::ErrorKind {
         match self {
             Deploy::NothingLaunched { kind, .. }
@@ -257,7 +287,8 @@ impl Deploy {
             | Deploy::IdleRemoved { kind, .. }
             | Deploy::IdleRemoveFailed { kind, .. }
             | Deploy::RegisteredAgain { kind, .. }
-            | Deploy::RegisterAgainFailed { kind, .. } => *kind,
+            | Deploy::RegisterAgainFailed { kind, .. }
+            | Deploy::RolloutStopped { kind, .. } => *kind,
             _ => super::ErrorKind::DeployFailed,
         }
     }

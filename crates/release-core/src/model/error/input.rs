@@ -243,6 +243,41 @@ pub enum Input {
         /// The directory.
         dir: std::path::PathBuf,
     },
+    /// `--weight` given with `--steps` or `--pause`: one share at once, or a rollout in steps, not both.
+    WeightWithSteps,
+    /// `--pause` without steps, neither `--steps` nor the environment's `[env.NAME.rollout] steps`.
+    PauseWithoutSteps {
+        /// The environment.
+        env: String,
+    },
+    /// A cluster's `subnets` and `lb_subnets` are in two VPCs.
+    LbSubnetsSpanVpcs {
+        /// The cluster.
+        cluster: String,
+        /// The VPC of its instances' subnets.
+        vpc: String,
+        /// The VPC of its load balancer's subnets.
+        lb_vpc: String,
+    },
+    /// An ALB's subnets are all in one availability zone (it needs two or more).
+    LbSubnetsOneZone {
+        /// The cluster.
+        cluster: String,
+    },
+    /// A promote to a blue/green environment with several idle clusters and no `--cluster` to pick one.
+    SeveralIdle {
+        /// The environment.
+        env: String,
+        /// The idle clusters.
+        clusters: Vec<String>,
+    },
+    /// `release man COMMAND` names no command.
+    Command {
+        /// What was given.
+        given: String,
+        /// The commands there are.
+        known: Vec<String>,
+    },
 }
 
 impl fmt::Display for Input {
@@ -327,6 +362,14 @@ impl fmt::Display for Input {
             Input::SecretEmpty { var } => write!(f, "its secret env:{var} is empty; set {var} to the webhook's HMAC key"),
             Input::SecretUnset { var } => write!(f, "its secret env:{var} is not set; set {var} to the webhook's HMAC key"),
             Input::NotARepository { dir } => write!(f, "{} is not inside a git repository; bake, build and test need one", dir.display()),
+            Input::WeightWithSteps => f.write_str("--weight sets one share at once and --steps/--pause a rollout in steps; give one of them"),
+            Input::PauseWithoutSteps { env } => write!(f, "--pause needs steps: give --steps 10,50,100, or add steps to [env.{env}.rollout]"),
+            Input::LbSubnetsSpanVpcs { cluster, vpc, lb_vpc } => {
+                write!(f, "cluster {cluster}'s subnets and lb_subnets are in two VPCs ({vpc} and {lb_vpc}); use one VPC")
+            }
+            Input::LbSubnetsOneZone { cluster } => write!(f, "cluster {cluster}'s load balancer subnets span one zone; an ALB needs two or more; fix lb_subnets"),
+            Input::SeveralIdle { env, clusters } => write!(f, "env {env} has several idle clusters ({}); pass --cluster", clusters.join(", ")),
+            Input::Command { given, known } => write!(f, "`{given}` is not a command of release; one of: {}", known.join(", ")),
         }
     }
 }

@@ -47,6 +47,22 @@ pub enum LockHeld {
         /// What more is known of a holder that died on this machine (its hook still runs; `unlock` breaks it now).
         judged: Option<String>,
     },
+    /// The run holding a rollout did not act on a request (`rollout continue`, `rollback`) in time; the request
+    /// stays in the ledger.
+    RequestIgnored {
+        /// The rollout's release id.
+        release_id: String,
+        /// Who runs it.
+        actor: String,
+        /// Its host.
+        host: String,
+        /// How long the request was waited on.
+        waited: std::time::Duration,
+        /// The environment.
+        env: String,
+    },
+    /// The lock was lost while a hook ran, and the run's check did not say how (a fallback).
+    LostDuringHook,
 }
 
 impl fmt::Display for LockHeld {
@@ -77,6 +93,12 @@ impl fmt::Display for LockHeld {
                 }
                 Ok(())
             }
+            LockHeld::RequestIgnored { release_id, actor, host, waited, env } => write!(
+                f,
+                "the run holding rollout {release_id} ({actor} on {host}) did not act on the request within {}; the request stays in the ledger and it acts at its next poll; see `release rollout status --env {env}`",
+                crate::model::clock::format_duration(*waited)
+            ),
+            LockHeld::LostDuringHook => f.write_str("the lock was lost"),
         }
     }
 }

@@ -190,6 +190,80 @@ pub enum NotFound {
         /// The commit, short as shown.
         commit: String,
     },
+    /// No AMI carries the commit a promote goes to.
+    Ami {
+        /// The commit (full sha; the message shows it short, then whole in the command to run).
+        commit: String,
+    },
+    /// The security group of a cluster's instances does not exist.
+    SecurityGroup {
+        /// The group's name.
+        group: String,
+        /// The cluster.
+        cluster: String,
+        /// The environment to provision.
+        env: String,
+    },
+    /// `--cluster` names another cluster than the only one of the environment.
+    OnlyCluster {
+        /// The environment.
+        env: String,
+        /// Its one cluster.
+        only: String,
+        /// The cluster asked for.
+        wanted: String,
+    },
+    /// The hosted zone provision found (or made) is gone when it writes the records.
+    ZoneVanished {
+        /// The zone's name.
+        zone: String,
+    },
+    /// The load balancer a live record is to alias does not exist.
+    LbOfCluster {
+        /// The load balancer (`load balancer hello-prod1`).
+        target: String,
+        /// The cluster.
+        cluster: String,
+        /// The environment to provision.
+        env: String,
+    },
+    /// A rollback finds no release to go back to.
+    RollbackTarget {
+        /// The environment.
+        env: String,
+        /// Why (`the ledger holds no release live before 0123456789ab`).
+        what: String,
+    },
+    /// Traffic is split over clusters and the ledger does not tell the weights from before the shift.
+    WeightsBeforeShift {
+        /// The environment.
+        env: String,
+        /// The shares now (`blue 90%, green 10%`).
+        shares: String,
+    },
+    /// The release a rollback goes back to has lost its AMI.
+    PreviousAmi {
+        /// The commit (full sha; the message shows it short, then whole in the command to run).
+        commit: String,
+    },
+    /// `rollout continue` in an in-place environment: it has no rollouts.
+    NoRollouts {
+        /// The environment.
+        env: String,
+    },
+    /// `rollout continue` with no rollout under way.
+    Rollout {
+        /// The environment.
+        env: String,
+        /// Its clusters, one of which a switch starts a rollout to.
+        clusters: Vec<String>,
+    },
+    /// A part of a cluster's load balancer is gone (`status` of an environment with a history): what its lookup
+    /// said, as the status shows it (it is also the cluster's note there).
+    LbGone {
+        /// The lookup's message (`target group hello-prod1 of cluster prod1 does not exist; run …`).
+        what: String,
+    },
 }
 
 impl fmt::Display for NotFound {
@@ -247,6 +321,29 @@ impl fmt::Display for NotFound {
             NotFound::TestSection { file } => write!(f, "{} has no [test] section; add one with a command", file.display()),
             NotFound::File { path, error } => write!(f, "cannot read {}: {error}", path.display()),
             NotFound::FileAtCommit { path, commit } => write!(f, "{} does not exist at commit {commit}; commit it first", path.display()),
+            NotFound::Ami { commit } => write!(f, "no AMI for {}; run `release bake {commit}`", commit.get(..12).unwrap_or(commit)),
+            NotFound::SecurityGroup { group, cluster, env } => {
+                write!(f, "security group {group} of cluster {cluster} does not exist; run `release provision --env {env}`")
+            }
+            NotFound::OnlyCluster { env, only, wanted } => write!(f, "env {env} has one cluster, {only}, not {wanted}"),
+            NotFound::ZoneVanished { zone } => write!(f, "hosted zone {zone} vanished while provisioning"),
+            NotFound::LbOfCluster { target, cluster, env } => write!(f, "{target} for cluster {cluster} does not exist; run `release provision --env {env}`"),
+            NotFound::RollbackTarget { env, what } => write!(f, "nothing to roll back to in env {env}: {what}"),
+            NotFound::WeightsBeforeShift { env, shares } => write!(
+                f,
+                "traffic of env {env} is split ({shares}) and the ledger does not tell the weights from before the shift; choose with `release switch <cluster>`"
+            ),
+            NotFound::PreviousAmi { commit } => write!(
+                f,
+                "the previous release {} has no AMI any more (deregistered?); bake it again with `release bake {commit}`, then roll back",
+                commit.get(..12).unwrap_or(commit)
+            ),
+            NotFound::NoRollouts { env } => write!(
+                f,
+                "env {env} is in place and has no rollouts (`promote --batch N` watches [env.{env}.rollout] alarms between batches by itself); nothing to continue"
+            ),
+            NotFound::Rollout { env, clusters } => write!(f, "env {env} has no rollout under way; start one with `release switch {}`", clusters.join("|")),
+            NotFound::LbGone { what } => f.write_str(what),
         }
     }
 }

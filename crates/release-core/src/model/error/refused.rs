@@ -69,6 +69,111 @@ pub enum Refused {
     },
     /// The user did not confirm the plan.
     NotConfirmed,
+    /// The live name's weights match no step of the unfinished rollout at or after the one it reached: someone
+    /// changed them by hand.
+    WeightsOffSteps {
+        /// The environment.
+        env: String,
+        /// The live shares (`blue 70%, green 30%`).
+        shares: String,
+        /// The step the rollout reached, named (`2 (50%)`, `before the first`).
+        step: String,
+    },
+    /// A switch to another cluster than the one of an unfinished rollout whose process died.
+    RolloutUnfinished {
+        /// The rollout's release id.
+        release_id: String,
+        /// The environment.
+        env: String,
+        /// The cluster the rollout goes to.
+        cluster: String,
+        /// The step its process died at, named.
+        step: String,
+    },
+    /// A rollback asked of a live rollout that ended (otherwise than rolled back) before it saw the request.
+    RolloutEnded {
+        /// The rollout's release id.
+        release_id: String,
+        /// How it ended (`succeeded`).
+        outcome: String,
+        /// The environment.
+        env: String,
+    },
+    /// The live name exists as a record release does not manage (a CNAME, a simple A record).
+    ForeignRecord {
+        /// The record's name.
+        name: String,
+        /// Its type (`CNAME`).
+        record_type: String,
+        /// The environment.
+        env: String,
+    },
+    /// A promote to a cluster that takes live traffic.
+    LiveCluster {
+        /// The cluster.
+        cluster: String,
+        /// Its share of the traffic, in percent.
+        percent: u8,
+        /// The live name (empty without dns).
+        record: String,
+    },
+    /// A promote to a blue/green environment whose every cluster takes live traffic.
+    NoIdleCluster {
+        /// The environment.
+        env: String,
+        /// The shares (`blue 50%, green 50%`).
+        shares: String,
+    },
+    /// A promote to a blue/green environment whose records taking traffic alias another cluster's load balancer:
+    /// which cluster is idle cannot be told from the weights.
+    MisdirectedLive {
+        /// Each misdirected record, described.
+        records: Vec<String>,
+        /// The environment to provision.
+        env: String,
+    },
+    /// No subnet of the cluster is in a zone that offers its instance type.
+    NoOfferedSubnet {
+        /// The cluster.
+        cluster: String,
+        /// The instance type.
+        instance_type: String,
+        /// Each subnet skipped and why.
+        skipped: Vec<String>,
+    },
+    /// The cluster's load balancer serves another app's instances: not release's to retire.
+    ForeignStrays {
+        /// The load balancer (`target group hello-prod1`).
+        target: String,
+        /// The cluster.
+        cluster: String,
+        /// This app.
+        app: String,
+        /// The foreign instances, described.
+        strays: Vec<String>,
+    },
+    /// A rollback that would promote into an idle cluster, in an environment with none.
+    NoIdleToRollBack {
+        /// The environment.
+        env: String,
+    },
+    /// `status`: a serving cluster runs fewer instances than its count (capacity was lost).
+    ShortCluster {
+        /// The cluster.
+        cluster: String,
+        /// The environment.
+        env: String,
+        /// Its role (`live`, `in-place`).
+        role: String,
+        /// How many instances it runs.
+        total: usize,
+        /// How many it should.
+        count: u32,
+        /// Its instances terminated by hand, described.
+        terminated: Vec<String>,
+        /// The commit to promote again, short (`<commit>` when it runs none).
+        commit: String,
+    },
 }
 
 impl fmt::Display for Refused {
@@ -114,6 +219,56 @@ impl fmt::Display for Refused {
                 write!(f, "the environment changed since the plan was shown (then: {then}; now: {now}); nothing was changed, run the {command} again")
             }
             Refused::NotConfirmed => f.write_str("not confirmed; nothing was changed (pass --yes to skip the question)"),
+            Refused::WeightsOffSteps { env, shares, step } => write!(
+                f,
+                "the live name's weights ({shares}) are none of the rollout's steps at or after {step} (someone changed them); run `release rollback --env {env}` to go back, or `release switch` with --weight to choose"
+            ),
+            Refused::RolloutUnfinished { release_id, env, cluster, step } => write!(
+                f,
+                "the rollout {release_id} of env {env} to cluster {cluster} is unfinished (its process died at {step}); resume it with `release switch {cluster}` or go back with `release rollback --env {env}`; nothing was changed"
+            ),
+            Refused::RolloutEnded { release_id, outcome, env } => {
+                write!(f, "rollout {release_id} ended {outcome} before it saw the rollback request; run `release rollback --env {env}` again")
+            }
+            Refused::ForeignRecord { name, record_type, env } => {
+                write!(f, "{name} already exists as a {record_type} record that release does not manage; delete it or choose another `record` for env {env}")
+            }
+            Refused::LiveCluster { cluster, percent, record } => {
+                write!(f, "cluster {cluster} is live (it takes {percent}% of {record}); promote to an idle cluster, or switch away from {cluster} first")
+            }
+            Refused::NoIdleCluster { env, shares } => write!(
+                f,
+                "every cluster of env {env} takes live traffic ({shares}); finish or undo the shift first (`release switch <cluster>` or `release rollback --env {env}`)"
+            ),
+            Refused::MisdirectedLive { records, env } => write!(
+                f,
+                "{}; which cluster takes traffic cannot be told from the weights; run `release provision --env {env}` to point each record at its cluster's load balancer, then promote again; nothing was changed",
+                records.join("; ")
+            ),
+            Refused::NoOfferedSubnet { cluster, instance_type, skipped } => write!(
+                f,
+                "no subnet of cluster {cluster} is in a zone that offers {instance_type}: {}; choose another instance_type or subnets",
+                skipped.join("; ")
+            ),
+            Refused::ForeignStrays { target, cluster, app, strays } => write!(
+                f,
+                "{target} of cluster {cluster} serves instances that are not {app}'s: {}; deregister them by hand (they are not release's to retire)",
+                strays.join(", ")
+            ),
+            Refused::NoIdleToRollBack { env } => write!(f, "env {env} has no idle cluster to roll back into"),
+            Refused::ShortCluster { cluster, env, role, total, count, terminated, commit } => {
+                write!(f, "cluster {cluster} of {env} is {role} {total}/{count}")?;
+                if !terminated.is_empty() {
+                    write!(f, " ({})", terminated.join(", "))?;
+                }
+                // In place a promote replaces the short cluster itself; in blue/green it goes to the idle cluster
+                // (never the live one), so the way to full capacity is a fresh fleet there and a switch to it.
+                if role == "in-place" {
+                    write!(f, "; `release promote {commit} --env {env}` launches a full fleet again")
+                } else {
+                    write!(f, "; `release promote {commit} --env {env}` launches a full fleet into the idle cluster, then `release switch` to it")
+                }
+            }
         }
     }
 }
