@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::clock::{format_duration, Timestamp};
-use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::error::{Deploy, Error, ErrorKind, Failure, Input, Internal, LockHeld, NotFound, Refused, Result};
 use crate::model::ids::{ClusterName, ReleaseId};
 use crate::model::ledger::{Action, Outcome, Progress, Record, RolloutRequestDetails, RolloutRequestKind, RolloutState};
 use crate::model::pipeline::{Cluster, Environment, Pipeline, RolloutStep, DEFAULT_ROLLOUT_PAUSE};
@@ -90,7 +90,7 @@ pub struct RolloutOutcome {
 /// one-step switch.
 pub fn wanted(env: &Environment, opts: &SwitchOptions) -> Result<Option<RolloutSpec>> {
     if opts.weight.is_some() && (opts.steps.is_some() || opts.pause.is_some()) {
-        return Err(Error::input("--weight sets one share at once and --steps/--pause a rollout in steps; give one of them"));
+        return Err(Input::WeightWithSteps.into());
     }
     if opts.weight.is_some() {
         return Ok(None);
@@ -101,10 +101,7 @@ pub fn wanted(env: &Environment, opts: &SwitchOptions) -> Result<Option<RolloutS
         (None, Some(r)) => r.steps.clone(),
         (None, None) => {
             if opts.pause.is_some() {
-                return Err(Error::input(format!(
-                    "--pause needs steps: give --steps 10,50,100, or add steps to [env.{}.rollout]",
-                    env.name
-                )));
+                return Err(Input::PauseWithoutSteps { env: env.name.to_string() }.into());
             }
             return Ok(None);
         }
@@ -148,11 +145,7 @@ pub fn resume_point(env: &crate::model::ids::EnvName, from: &Weights, target: &C
         }
     }
     at.ok_or_else(|| {
-        Error::refused(format!(
-            "the live name's weights ({}) are none of the rollout's steps at or after {} (someone changed them); run `release rollback --env {env}` to go back, or `release switch` with --weight to choose",
-            current.describe_shares(),
-            step_name(&state.steps, recorded)
-        ))
+        Refused::WeightsOffSteps { env: env.to_string(), shares: current.describe_shares(), step: step_name(&state.steps, recorded) }.into()
     })
 }
 
@@ -285,15 +278,13 @@ async fn resume<'c>(
 ) -> Result<Begun<'c>> {
     let (pipeline, env) = (op.pipeline(), op.env());
     if s.cluster != cluster.name {
-        return Err(Error::refused(format!(
-            "the rollout {} of env {} to cluster {} is unfinished (its process died at {}); resume it with `release switch {}` or go back with `release rollback --env {}`; nothing was changed",
-            r.release_id,
-            env.name,
-            s.cluster,
-            step_name(&st.steps, st.step),
-            s.cluster,
-            env.name
-        )));
+        return Err(Refused::RolloutUnfinished {
+            release_id: r.release_id.to_string(),
+            env: env.name.to_string(),
+            cluster: s.cluster.to_string(),
+            step: step_name(&st.steps, st.step),
+        }
+        .into());
     }
     let at = resume_point(&env.name, &s.from, &cluster.name, st, &w.live.weights)?;
     let mut state = st.clone();
@@ -336,14 +327,17 @@ async fn resume<'c>(
 /// dead runs left unfinished first.
 async fn begin<'c>(op: &mut Op<'_>, cluster: &'c Cluster, opts: &SwitchOptions, confirmed: Option<&SwitchPlan>, w: &SwitchWorld) -> Result<Begin<'c>> {
     let (pipeline, env) = (op.pipeline(), op.env());
-    let spec = wanted(env, opts)?.ok_or_else(|| Error::internal("a rollout without steps"))?;
+    let spec = wanted(env, opts)?.ok_or_else(|| Error::from(Internal::Invariant { what: "a rollout without steps".into() }))?;
     let plan = plan_from(pipeline, env, cluster, opts, &spec, w)?;
     if let Some(c) = confirmed {
         if c.from != plan.from || c.to != plan.to {
-            return Err(Error::refused(format!(
-                "the weights changed since the plan was shown ({} -> {} then, {} -> {} now); nothing was changed, run the switch again",
-                c.from, c.to, plan.from, plan.to
-            )));
+            return Err(Refused::WeightsChanged {
+                then_from: c.from.to_string(),
+                then_to: c.to.to_string(),
+                now_from: plan.from.to_string(),
+                now_to: plan.to.to_string(),
+            }
+            .into());
         }
     }
     crate::steps::records::close_unfinished(op, &w.records, &w.live.weights).await?;
@@ -412,9 +406,11 @@ async fn conclude(
             op.progress(&format!("putting env {} back to the weights from before the rollout ({back})", op.env().name));
             let at = step_name(&ctx.state.steps, ctx.state.step);
             match revert(op, ctx, live, &why).await {
-                Ok(()) => Err(e
-                    .reword(format!("rollout of {} to {} stopped at step {at}: {why}; the weights from before it were put back ({back})", op.env().name, ctx.cluster.name))
-                    .with_rolled_back(true)),
+                Ok(()) => {
+                    let kind = e.kind();
+                    let stopped = Deploy::RolloutStopped { env: op.env().name.to_string(), cluster: ctx.cluster.name.to_string(), step: at, why, kind, back };
+                    Err(e.retold(stopped).with_rolled_back(true))
+                }
                 Err(re) => Err(e.context(format!("and going back failed too ({})", re.message())).with_rolled_back(false)),
             }
         }
@@ -743,7 +739,7 @@ async fn holder_of(session: &Session, pipeline: &Pipeline, env: &Environment) ->
 /// Writes a request for the live run holding `rollout`, then waits (bounded) until it acted on it.
 async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, rollout: &Record, kind: RolloutRequestKind) -> Result<RequestReport> {
     let cloud = &session.cloud;
-    let Action::Switch(s) = &rollout.action else { return Err(Error::internal("a rollout record that is not a switch")) };
+    let Action::Switch(s) = &rollout.action else { return Err(Internal::Invariant { what: "a rollout record that is not a switch".into() }.into()) };
     let id = session.new_release_id();
     let now = cloud.clock.now();
     // Where it stood when asked: `continue` has been acted on once the holder left that step (or ended).
@@ -773,34 +769,31 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
     loop {
         // A Ctrl-C stops the wait, not the request: it stays in the ledger and the holder acts on it.
         if session.signals.clone().wait(cloud.clock.as_ref(), session.poll.min(Duration::from_secs(2))).await {
-            return Err(Error::new(
-                ErrorKind::Interrupted,
-                format!(
+            return Err(Failure::Interrupted {
+                what: format!(
                     "stopped waiting; the request stays in the ledger and rollout {} acts on it at its next poll; see `release rollout status --env {}`",
                     rollout.release_id, env.name
                 ),
-            ));
+            }
+            .into());
         }
         let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
         let Some(r) = records.iter().find(|r| r.release_id == rollout.release_id) else {
-            return Err(Error::internal(format!("the record of rollout {} vanished", rollout.release_id)));
+            return Err(Internal::Invariant { what: format!("the record of rollout {} vanished", rollout.release_id) }.into());
         };
         let Action::Switch(d) = &r.action else { continue };
         if let Some(answer) = asked.answer(env, r, d) {
             return answer;
         }
         if cloud.clock.now() >= deadline {
-            return Err(Error::new(
-                ErrorKind::LockHeld,
-                format!(
-                    "the run holding rollout {} ({} on {}) did not act on the request within {}; the request stays in the ledger and it acts at its next poll; see `release rollout status --env {}`",
-                    rollout.release_id,
-                    rollout.actor,
-                    rollout.host,
-                    format_duration(REQUEST_WAIT),
-                    env.name
-                ),
-            ));
+            return Err(LockHeld::RequestIgnored {
+                release_id: rollout.release_id.to_string(),
+                actor: rollout.actor.clone(),
+                host: rollout.host.clone(),
+                waited: REQUEST_WAIT,
+                env: env.name.to_string(),
+            }
+            .into());
         }
     }
 }
@@ -840,12 +833,7 @@ impl Asked<'_> {
             resumed: None,
         };
         if kind == RolloutRequestKind::Rollback && r.outcome != Outcome::RolledBack {
-            return Some(Err(Error::refused(format!(
-                "rollout {} ended {} before it saw the rollback request; run `release rollback --env {}` again",
-                rollout.release_id,
-                r.outcome.as_str(),
-                env.name
-            ))));
+            return Some(Err(Refused::RolloutEnded { release_id: rollout.release_id.to_string(), outcome: r.outcome.as_str().to_owned(), env: env.name.to_string() }.into()));
         }
         Some(Ok(report))
     }
@@ -856,18 +844,15 @@ impl Asked<'_> {
 pub async fn continue_rollout(session: &Session, pipeline: &Pipeline, env: &Environment, wait: crate::engine::queue::Wait) -> Result<RequestReport> {
     let Some((r, live)) = holder_of(session, pipeline, env).await? else {
         if !env.is_blue_green() {
-            return Err(Error::not_found(format!(
-                "env {} is in place and has no rollouts (`promote --batch N` watches [env.{}.rollout] alarms between batches by itself); nothing to continue",
-                env.name, env.name
-            )));
+            return Err(NotFound::NoRollouts { env: env.name.to_string() }.into());
         }
-        let clusters: Vec<&str> = env.clusters().iter().map(|c| c.name.as_str()).collect();
-        return Err(Error::not_found(format!("env {} has no rollout under way; start one with `release switch {}`", env.name, clusters.join("|"))));
+        let clusters: Vec<String> = env.clusters().iter().map(|c| c.name.to_string()).collect();
+        return Err(NotFound::Rollout { env: env.name.to_string(), clusters }.into());
     };
     if live {
         return request(session, pipeline, env, &r, RolloutRequestKind::Continue).await;
     }
-    let Action::Switch(s) = &r.action else { return Err(Error::internal("a rollout record that is not a switch")) };
+    let Action::Switch(s) = &r.action else { return Err(Internal::Invariant { what: "a rollout record that is not a switch".into() }.into()) };
     let cluster = env.cluster(s.cluster.as_str())?;
     let opts = SwitchOptions { wait, ..Default::default() };
     let rep = run_inner(session, pipeline, env, cluster, &opts, None, true).await?;
