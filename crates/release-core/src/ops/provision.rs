@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::model::error::{Error, Result, ResultExt};
+use crate::model::error::{Error, Input, Internal, NotFound, Refused, Result, ResultExt};
 use crate::model::ledger::{Action as RecordAction, ProvisionDetails};
 use crate::model::pipeline::{Cluster, DnsSettings, Environment, LbTarget, Pipeline};
 use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
@@ -269,10 +269,10 @@ async fn observe_groups(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -
     for c in env.clusters() {
         let (inst, lb) = networks(cloud, c, &mut cache).await?;
         if inst.vpc_id != lb.vpc_id {
-            return Err(Error::input(format!("cluster {}'s subnets and lb_subnets are in two VPCs ({} and {}); use one VPC", c.name, inst.vpc_id, lb.vpc_id)));
+            return Err(Input::LbSubnetsSpanVpcs { cluster: c.name.to_string(), vpc: inst.vpc_id.clone(), lb_vpc: lb.vpc_id.clone() }.into());
         }
         if c.target_is_alb() && lb.subnets.iter().map(|s| &s.availability_zone).collect::<std::collections::BTreeSet<_>>().len() < 2 {
-            return Err(Error::input(format!("cluster {}'s load balancer subnets span one zone; an ALB needs two or more; fix lb_subnets", c.name)));
+            return Err(Input::LbSubnetsOneZone { cluster: c.name.to_string() }.into());
         }
         let names = by_vpc.entry(inst.vpc_id.clone()).or_default();
         names.push(group_name(pipeline, c, GroupRole::Lb));
@@ -354,10 +354,7 @@ async fn record_actions(cloud: &Cloud, env: &Environment, dns: &DnsSettings, exi
         Some(zone_id) => {
             let set = cloud.dns.records(zone_id, &dns.record).await?;
             if let Some(f) = set.foreign.first() {
-                return Err(Error::refused(format!(
-                    "{} already exists as a {} record that release does not manage; delete it or choose another `record` for env {}",
-                    f.name, f.record_type, env.name
-                )));
+                return Err(Refused::ForeignRecord { name: f.name.clone(), record_type: f.record_type.clone(), env: env.name.to_string() }.into());
             }
             set.weighted
         }
@@ -498,7 +495,7 @@ async fn apply_infra(
     match action {
         Action::CreateLedgerTable { .. } | Action::CreateLiveRecord { .. } | Action::RemoveLiveRecord { .. } | Action::RepointLiveRecord { .. } => {}
         Action::CreateSecurityGroup { cluster, role, name } => {
-            let vpc = groups.vpcs.get(name).cloned().ok_or_else(|| Error::internal(format!("no vpc for group {name}")))?;
+            let vpc = groups.vpcs.get(name).cloned().ok_or_else(|| Error::from(Internal::Invariant { what: format!("no vpc for group {name}") }))?;
             let t = |k: &str, v: &str| (k.to_owned(), v.to_owned());
             let tags = vec![
                 t(tags::APP, pipeline.app.as_str()),
@@ -511,11 +508,11 @@ async fn apply_infra(
             ids.insert(name.clone(), id);
         }
         Action::AllowIngress { group, rules } => {
-            let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+            let id = ids.get(group).cloned().ok_or_else(|| Error::from(Internal::Invariant { what: format!("group {group} has no id") }))?;
             infra::allow(cloud, &id, group, &groups.resolve(rules)?).await?;
         }
         Action::RevokeIngress { group, rules } => {
-            let id = ids.get(group).cloned().ok_or_else(|| Error::internal(format!("group {group} has no id")))?;
+            let id = ids.get(group).cloned().ok_or_else(|| Error::from(Internal::Invariant { what: format!("group {group} has no id") }))?;
             infra::revoke(cloud, &id, group, &groups.resolve(rules)?).await?;
         }
         Action::CreateLoadBalancer { cluster, target, .. } => {
@@ -551,8 +548,8 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
-    let dns = env.dns().ok_or_else(|| Error::internal("record actions planned for an environment without dns"))?;
-    let zone: ZoneId = cloud.dns.find_zone(&dns.zone).await?.ok_or_else(|| Error::not_found(format!("hosted zone {} vanished while provisioning", dns.zone)))?;
+    let dns = env.dns().ok_or_else(|| Error::from(Internal::Invariant { what: "record actions planned for an environment without dns".into() }))?;
+    let zone: ZoneId = cloud.dns.find_zone(&dns.zone).await?.ok_or_else(|| Error::from(NotFound::ZoneVanished { zone: dns.zone.clone() }))?;
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
     let lbs = cloud.balancer.describe(&targets).await?;
     let present = cloud.dns.records(&zone, &dns.record).await?;
@@ -563,7 +560,7 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
                 let lb: &LbInfo = lbs
                     .iter()
                     .find(|lb| &lb.target == target)
-                    .ok_or_else(|| Error::not_found(format!("{target} for cluster {cluster} does not exist; run `release provision --env {}`", env.name)))?;
+                    .ok_or_else(|| Error::from(NotFound::LbOfCluster { target: target.to_string(), cluster: cluster.clone(), env: env.name.to_string() }))?;
                 changes.push(RecordChange::Upsert(WeightedAlias {
                     name: record.clone(),
                     set_identifier: cluster.clone(),
@@ -581,7 +578,7 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
                 let lb: &LbInfo = lbs
                     .iter()
                     .find(|lb| &lb.target == target)
-                    .ok_or_else(|| Error::not_found(format!("{target} for cluster {cluster} does not exist; run `release provision --env {}`", env.name)))?;
+                    .ok_or_else(|| Error::from(NotFound::LbOfCluster { target: target.to_string(), cluster: cluster.clone(), env: env.name.to_string() }))?;
                 // The record as it is now: its weight is kept, only its alias target changes.
                 if let Some(r) = present.weighted.iter().find(|r| &r.set_identifier == cluster).filter(|r| !aims_at(r, lb)) {
                     changes.push(RecordChange::Upsert(WeightedAlias { target_dns: lb.dns_name.clone(), target_zone_id: lb.hosted_zone_id.clone(), ..r.clone() }));
@@ -599,5 +596,5 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
 }
 
 fn cluster_of<'e>(env: &'e Environment, name: &str) -> Result<&'e Cluster> {
-    env.clusters().iter().find(|c| c.name.as_str() == name).ok_or_else(|| Error::internal(format!("planned cluster {name} is not in env {}", env.name)))
+    env.clusters().iter().find(|c| c.name.as_str() == name).ok_or_else(|| Internal::Invariant { what: format!("planned cluster {name} is not in env {}", env.name) }.into())
 }
