@@ -11,7 +11,7 @@ use super::{spread, PlannedLaunch, PromoteOptions};
 use crate::model::pipeline::launch::config_hash;
 use crate::observe::images::find_ami;
 use crate::model::clock::Timestamp;
-use crate::model::error::{Error, Result};
+use crate::model::error::{Error, Input, NotFound, Refused, Result};
 use crate::model::hook::HookName;
 use crate::model::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId, ReleaseId};
 use crate::model::ledger::{Action, Outcome, Record};
@@ -251,33 +251,29 @@ pub fn choose_cluster<'e>(env: &'e Environment, weights: Option<&Weights>, wante
     let Some(weights) = weights.filter(|_| env.is_blue_green()) else {
         let only = &env.clusters()[0];
         if let Some(w) = wanted.filter(|w| *w != only.name.as_str()) {
-            return Err(Error::not_found(format!("env {} has one cluster, {}, not {w}", env.name, only.name)));
+            return Err(NotFound::OnlyCluster { env: env.name.to_string(), only: only.name.to_string(), wanted: w.to_owned() }.into());
         }
         return Ok(only);
     };
     if let Some(w) = wanted {
         let c = env.cluster(w)?;
         if weights.is_live(&c.name) {
-            return Err(Error::refused(format!(
-                "cluster {w} is live (it takes {}% of {}); promote to an idle cluster, or switch away from {w} first",
-                weights.percent(&c.name),
-                env.dns().map_or("", |d| d.record.as_str())
-            )));
+            return Err(Refused::LiveCluster {
+                cluster: w.to_owned(),
+                percent: weights.percent(&c.name),
+                record: env.dns().map_or("", |d| d.record.as_str()).to_owned(),
+            }
+            .into());
         }
         return Ok(c);
     }
     let idle = env.idle_clusters(weights);
     match idle.as_slice() {
         [one] => Ok(one),
-        [] => Err(Error::refused(format!(
-            "every cluster of env {} takes live traffic ({}); finish or undo the shift first (`release switch <cluster>` or `release rollback --env {}`)",
-            env.name,
-            weights.describe_shares(),
-            env.name
-        ))),
+        [] => Err(Refused::NoIdleCluster { env: env.name.to_string(), shares: weights.describe_shares() }.into()),
         several => {
-            let names: Vec<&str> = several.iter().map(|c| c.name.as_str()).collect();
-            Err(Error::input(format!("env {} has several idle clusters ({}); pass --cluster", env.name, names.join(", "))))
+            let clusters: Vec<String> = several.iter().map(|c| c.name.to_string()).collect();
+            Err(Input::SeveralIdle { env: env.name.to_string(), clusters }.into())
         }
     }
 }
@@ -287,7 +283,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let cloud = &session.cloud;
     let images = cloud.images.app_images(&pipeline.app).await?;
     let ami = find_ami(&images, commit)
-        .ok_or_else(|| Error::not_found(format!("no AMI for {}; run `release bake {}`", short_sha(commit.as_str()), commit)))?;
+        .ok_or_else(|| Error::from(NotFound::Ami { commit: commit.to_string() }))?;
     let live = world::live_name(cloud, env).await?;
     if let Some(l) = &live {
         world::require_records(env, l)?;
@@ -297,11 +293,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
         let lbs = crate::observe::balancers::env_lbs(cloud, env).await?;
         let wrong: Vec<String> = crate::observe::balancers::misdirected(env, &l.records, &lbs).iter().filter(|m| m.weight > 0).map(|m| m.describe()).collect();
         if !wrong.is_empty() {
-            return Err(Error::refused(format!(
-                "{}; which cluster takes traffic cannot be told from the weights; run `release provision --env {}` to point each record at its cluster's load balancer, then promote again; nothing was changed",
-                wrong.join("; "),
-                env.name
-            )));
+            return Err(Refused::MisdirectedLive { records: wrong, env: env.name.to_string() }.into());
         }
     }
     let cluster = choose_cluster(env, live.as_ref().map(|l| &l.weights), opts.cluster.as_deref())?;
@@ -313,7 +305,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
     let group = crate::model::pipeline::launch::group_name(pipeline, cluster, crate::model::pipeline::launch::GroupRole::Instances);
     let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
-        Error::not_found(format!("security group {group} of cluster {} does not exist; run `release provision --env {}`", cluster.name, env.name))
+        Error::from(NotFound::SecurityGroup { group: group.clone(), cluster: cluster.name.to_string(), env: env.name.to_string() })
             .with_cause(crate::model::error::Cause::Missing)
     })?;
     let config = config_hash(pipeline, env, cluster);
@@ -385,12 +377,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     let to_launch = (cluster.count as usize).saturating_sub(left.adopted.len()) as u32;
     let (network, skipped) = offered_network(world, cluster);
     if network.subnets.is_empty() && kind == PlanKind::Deploy {
-        return Err(Error::refused(format!(
-            "no subnet of cluster {} is in a zone that offers {}: {}; choose another instance_type or subnets",
-            cluster.name,
-            cluster.deploy.instance_type,
-            skipped.join("; ")
-        )));
+        return Err(Refused::NoOfferedSubnet { cluster: cluster.name.to_string(), instance_type: cluster.deploy.instance_type.to_string(), skipped }.into());
     }
     let change = match kind {
         PlanKind::Deploy => Change::Deploy(FleetChange {
@@ -467,13 +454,7 @@ fn refuse_foreign(pipeline: &Pipeline, cluster: &Cluster, strays: &[Stray]) -> R
     let foreign: Vec<&Stray> = strays.iter().filter(|s| !s.this_app).collect();
     if !foreign.is_empty() {
         let list: Vec<String> = foreign.iter().map(|s| s.describe()).collect();
-        return Err(Error::refused(format!(
-            "{} of cluster {} serves instances that are not {}'s: {}; deregister them by hand (they are not release's to retire)",
-            cluster.target,
-            cluster.name,
-            pipeline.app,
-            list.join(", ")
-        )));
+        return Err(Refused::ForeignStrays { target: cluster.target.to_string(), cluster: cluster.name.to_string(), app: pipeline.app.to_string(), strays: list }.into());
     }
     Ok(())
 }

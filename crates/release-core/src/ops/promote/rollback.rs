@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use crate::model::error::{Error, Result};
+use crate::model::error::{Deploy, Error, Internal, NotFound, Refused, Result};
 use crate::model::ids::{short_sha, ClusterName, CommitSha, EnvName};
 use crate::model::ledger::{live_history, rollback_target, weights_before_shift, Action, LiveRelease, Record, RollbackDetails, RollbackPath};
 use crate::model::pipeline::{Cluster, Environment, Pipeline};
@@ -98,7 +98,7 @@ struct Seen {
 }
 
 fn nothing(env: &Environment, what: String) -> Error {
-    Error::not_found(format!("nothing to roll back to in env {}: {what}", env.name))
+    NotFound::RollbackTarget { env: env.name.to_string(), what }.into()
 }
 
 /// In place: the previous commit, promoted again.
@@ -151,11 +151,7 @@ fn restore_weights(env: &Environment, seen: &Seen, weights: Weights) -> Result<R
     let (records, instances) = (&seen.records, &seen.instances);
     let nothing = |what: String| nothing(env, what);
     let restore = weights_before_shift(records, &weights).or_else(|| crate::model::ledger::weights_before(records)).ok_or_else(|| {
-        Error::not_found(format!(
-            "traffic of env {} is split ({}) and the ledger does not tell the weights from before the shift; choose with `release switch <cluster>`",
-            env.name,
-            weights.describe_shares()
-        ))
+        Error::from(NotFound::WeightsBeforeShift { env: env.name.to_string(), shares: weights.describe_shares() })
     })?;
     let back_to = restore.primary().cloned().ok_or_else(|| nothing("no weights to restore".into()))?;
     let back_cluster = env.cluster(back_to.as_str())?;
@@ -214,7 +210,7 @@ async fn blue_green(session: &Session, pipeline: &Pipeline, env: &Environment, o
         Some(c) => (RollbackPath::SwitchBack, c, None),
         // Otherwise: promote it to the idle cluster, then switch.
         None => {
-            let into = *idle.first().ok_or_else(|| Error::refused(format!("env {} has no idle cluster to roll back into", env.name)))?;
+            let into = *idle.first().ok_or_else(|| Error::from(Refused::NoIdleToRollBack { env: env.name.to_string() }))?;
             let popts = PromoteOptions { cluster: Some(into.name.to_string()), ..opts.clone() };
             require_ami(session, pipeline, &target.commit).await?;
             let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
@@ -273,10 +269,7 @@ fn below(stack: &[LiveRelease], current: &CommitSha) -> Vec<LiveRelease> {
 async fn require_ami(session: &Session, pipeline: &Pipeline, commit: &CommitSha) -> Result<()> {
     let images = session.cloud.images.app_images(&pipeline.app).await?;
     if crate::observe::images::find_ami(&images, commit).is_none() {
-        return Err(Error::not_found(format!(
-            "the previous release {} has no AMI any more (deregistered?); bake it again with `release bake {commit}`, then roll back",
-            sha(commit)
-        )));
+        return Err(NotFound::PreviousAmi { commit: commit.to_string() }.into());
     }
     Ok(())
 }
@@ -290,10 +283,7 @@ pub async fn rollback(session: &Session, pipeline: &Pipeline, env: &Environment,
         let plan = plan(op.session(), pipeline, env, opts).await?;
         if let Some(c) = confirmed {
             if c.to_commit != plan.to_commit || c.cluster != plan.cluster || c.path != plan.path {
-                return Err(Error::refused(format!(
-                    "the environment changed since the plan was shown (then: {}; now: {}); nothing was changed, run the rollback again",
-                    c.summary, plan.summary
-                )));
+                return Err(Refused::PlanChanged { command: "rollback", then: c.summary.clone(), now: plan.summary.clone() }.into());
             }
         }
         if let Some(to) = &plan.to_weights {
@@ -327,7 +317,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         Some(id) => {
             let records: Vec<Record> =
                 op.recent_records().await?;
-            let r = records.into_iter().find(|r| r.release_id == id).ok_or_else(|| Error::internal(format!("the unfinished record {id} vanished")))?;
+            let r = records.into_iter().find(|r| r.release_id == id).ok_or_else(|| Error::from(Internal::Invariant { what: format!("the unfinished record {id} vanished") }))?;
             let detail = format!("resumed by run {} after an interruption", op.run_id());
             op.adopt(r, detail).await?;
         }
@@ -358,7 +348,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         report.promoted = Some(rep);
     }
     if let (Some(to), true) = (&plan.to_weights, op.env().is_blue_green()) {
-        let mut live = world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
+        let mut live = world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::from(Internal::Invariant { what: "blue/green without dns".into() }))?;
         // The promote made the cluster healthy; confirm before sending it traffic.
         if plan.path != RollbackPath::RestoreWeights {
             let cluster = op.env().cluster(plan.cluster.as_str())?;
@@ -370,11 +360,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
             if !ready.is_ready() {
                 let mut why = ready.problems.clone();
                 why.extend(ready.strays.iter().map(|s| format!("stray {}", s.describe())));
-                return Err(Error::deploy_failed(format!(
-                    "cluster {} is not ready for traffic after the promote: {}; traffic was not moved",
-                    cluster.name,
-                    why.join("; ")
-                )));
+                return Err(Deploy::NotReadyAfterPromote { cluster: cluster.name.to_string(), problems: why }.into());
             }
         }
         let comment = format!("release rollback {} {}", op.pipeline().app, plan.cluster);
