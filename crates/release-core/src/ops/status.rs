@@ -354,27 +354,25 @@ impl EnvStatus {
     /// its count (refused: the environment is not as the pipeline wants it).
     pub fn problem(&self) -> Option<crate::Error> {
         if let Some(gone) = &self.lb_gone {
-            return Some(crate::Error::not_found(gone.clone()));
+            return Some(crate::model::error::NotFound::LbGone { what: gone.clone() }.into());
         }
         // While a live run works on the environment, its clusters' sizes are in motion.
         if self.operation.as_ref().is_some_and(|o| o.alive) {
             return None;
         }
         let short = self.clusters.iter().find(|c| c.is_short())?;
-        let why = if short.terminated.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", short.terminated.iter().map(world::describe_terminated).collect::<Vec<_>>().join(", "))
-        };
-        let commit = short.commit.as_deref().map_or("<commit>", short_sha);
-        // In place a promote replaces the short cluster itself; in blue/green it goes to the idle cluster (never the
-        // live one), so the way to full capacity is a fresh fleet there and a switch to it.
-        let fix = if short.role == "in-place" {
-            format!("`release promote {commit} --env {}` launches a full fleet again", self.env)
-        } else {
-            format!("`release promote {commit} --env {}` launches a full fleet into the idle cluster, then `release switch` to it", self.env)
-        };
-        Some(crate::Error::refused(format!("cluster {} of {} is {} {}/{}{why}; {fix}", short.cluster, self.env, short.role, short.total, short.count)))
+        Some(
+            crate::model::error::Refused::ShortCluster {
+                cluster: short.cluster.clone(),
+                env: self.env.clone(),
+                role: short.role.clone(),
+                total: short.total,
+                count: short.count,
+                terminated: short.terminated.iter().map(world::describe_terminated).collect(),
+                commit: short.commit.as_deref().map_or("<commit>", short_sha).to_owned(),
+            }
+            .into(),
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use crate::model::clock::{format_duration, Timestamp};
 use std::time::Duration;
 
 use crate::engine::runner::take_over_in_flight;
-use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::error::{Error, Failure, LockHeld, Result};
 use crate::model::hook::*;
 use crate::ports::{HookCommand, HookExit, RunningHook};
 use crate::engine::session::Signals;
@@ -143,11 +143,11 @@ async fn wait_for(
             _ = signals.changed() => {}
         }
         if signals.count() > signals_before {
-            stop = Some(Error::new(ErrorKind::Interrupted, "interrupted"));
+            stop = Some(Failure::Interrupted { what: "interrupted".into() }.into());
             break None;
         }
         if op.lock_lost() {
-            stop = Some(op.check().err().unwrap_or_else(|| Error::new(ErrorKind::LockHeld, "the lock was lost")));
+            stop = Some(op.check().err().unwrap_or_else(|| LockHeld::LostDuringHook.into()));
             break None;
         }
     };
