@@ -2,6 +2,7 @@
 //! definition (every flag's help and long help) so that it cannot drift from it.
 
 use clap::CommandFactory;
+use release::model::error::{Input, Internal};
 use release::{Error, Result};
 
 use crate::args::Cli;
@@ -13,7 +14,7 @@ pub fn run(command: Option<&str>) -> Result<()> {
         Some(name) => {
             let names: Vec<String> = root.get_subcommands().map(|c| c.get_name().to_owned()).collect();
             let Some(sub) = root.find_subcommand(name).cloned() else {
-                return Err(Error::input(format!("`{name}` is not a command of release; one of: {}", names.join(", "))));
+                return Err(Input::Command { given: name.to_owned(), known: names }.into());
             };
             // A page of its own, named release-COMMAND as git's are, with the global flags in it.
             // clap takes a 'static name; this process prints one page and exits.
@@ -22,7 +23,7 @@ pub fn run(command: Option<&str>) -> Result<()> {
         }
     };
     let mut roff = Vec::new();
-    clap_mangen::Man::new(page).render(&mut roff).map_err(|e| Error::internal(format!("rendering the man page: {e}")))?;
+    clap_mangen::Man::new(page).render(&mut roff).map_err(|e| Error::from(Internal::System { what: "rendering the man page".into(), error: e.to_string() }))?;
     print(&roff)
 }
 
@@ -30,7 +31,7 @@ pub fn run(command: Option<&str>) -> Result<()> {
 pub(super) fn print(bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(bytes) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::internal(format!("writing to stdout: {e}"))),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Internal::System { what: "writing to stdout".into(), error: e.to_string() }.into()),
         _ => Ok(()),
     }
 }
