@@ -123,7 +123,8 @@ pub fn judge_holder(session: &Session, lock: &LockInfo, record: Option<&Record>,
 }
 
 /// Renews `lock` for another lease: the renewed lock, or `None` when it is not this run's any more (broken, or
-/// lapsed and taken). The one renewal: the runner's watcher and gc's extra locks both come here.
+/// lapsed and taken). The one renewal: the runner's watcher and [`crate::engine::runner::Op::guard`] come here, for
+/// each lock a run holds.
 pub async fn renew(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> Result<Option<LockInfo>> {
     let now = session.cloud.clock.now();
     let next = LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..lock.clone() };
@@ -207,9 +208,4 @@ pub async fn unlock(session: &Session, pipeline: &Pipeline, env: &Environment, f
     }
     let broken = cloud.lock.break_lock(table, &pipeline.app, &env.name, &held.release_id).await?;
     Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent), holder: Some(judged.why().to_owned()) })
-}
-
-/// Releases `lock` (a run's extra locks; the runner releases its own).
-pub async fn release(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> Result<()> {
-    session.cloud.lock.release(&pipeline.ledger_table, lock).await
 }

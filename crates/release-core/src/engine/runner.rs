@@ -1,8 +1,9 @@
 //! The operation runner: every command that changes AWS runs its *apply* inside [`run`], the way kube-rs wraps a
 //! reconcile in `finalizer()`, so that the bookkeeping cannot be skipped:
 //!
-//! - it takes the environment's lock (refusing at once, or queueing for it) and renews it from a task of its own,
-//!   independent of what the body is doing or waiting for;
+//! - it takes the environment's lock (refusing at once, or queueing for it), and the locks of the other
+//!   environments the command names ([`OpSpec::also_locking`]: gc holds every one), and renews them from a task of
+//!   its own, independent of what the body is doing or waiting for;
 //! - it owns the ledger record: the body opens it (or adopts an unfinished one), saves it at each step, and the
 //!   runner closes it with the outcome; every write is conditional on the record's holder, so a run that lost its
 //!   lock can never overwrite the run that took over;
@@ -12,7 +13,7 @@
 //!   the environment back; after it, the first signal is acknowledged and the work finishes, a second stops at once
 //!   leaving the record open for a re-run to finish;
 //! - every wait goes through [`Op::pause`]: the `Clock` port (simulated in tests), cancellable, bounded by the body;
-//! - the lock is released on every exit except a simulated crash (`ErrorKind::Crash`), which must look like death.
+//! - the locks are released on every exit except a simulated crash (`ErrorKind::Crash`), which must look like death.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::model::clock::Timestamp;
 use crate::model::error::{Cause, Error, ErrorKind, Result};
-use crate::model::ids::{short_sha, ReleaseId};
+use crate::model::ids::{short_sha, EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::model::pipeline::{Environment, Pipeline};
 use crate::ports::{Cloud, Expect};
@@ -30,27 +31,31 @@ use crate::engine::lock::{self, RENEW_EVERY};
 use crate::engine::session::Session;
 use crate::engine::session::Signals;
 
-/// Who took the lock from a run, found when its renewal or guard failed.
+/// Who took a lock from a run, found when its renewal or guard failed.
 #[derive(Clone, Debug)]
 pub struct LostLock {
+    /// The environment whose lock was lost (the run's own, or one it held besides).
+    pub env: EnvName,
     /// The lock as it is now, if anyone holds it.
     pub now_held_by: Option<LockInfo>,
 }
 
 impl LostLock {
-    fn message(&self, env: &Environment) -> String {
+    fn message(&self) -> String {
         match &self.now_held_by {
             Some(l) => format!(
                 "lost the lock of env {}: {} took it (release {}, host {}); stopped",
-                env.name, l.holder, l.release_id, l.host
+                self.env, l.holder, l.release_id, l.host
             ),
-            None => format!("lost the lock of env {}: it was broken (`release unlock --force`); stopped", env.name),
+            None => format!("lost the lock of env {}: it was broken (`release unlock --force`); stopped", self.env),
         }
     }
 }
 
 struct Shared {
     lock: Mutex<LockInfo>,
+    /// The locks held besides the environment's own ([`OpSpec::also_locking`]), in the order they were taken.
+    also: Mutex<Vec<LockInfo>>,
     lost: watch::Sender<Option<LostLock>>,
     /// Set once the body passed its point of no return.
     no_return: Mutex<Option<String>>,
@@ -85,12 +90,24 @@ pub struct OpSpec {
     pub wait: crate::engine::queue::Wait,
     /// What its ticket says while it waits (commands that cannot wait have none).
     pub ticket: Option<crate::engine::queue::TicketSpec>,
+    /// Other environments whose locks it holds too (gc: every environment of the app).
+    pub also: Vec<EnvName>,
 }
 
 impl OpSpec {
     /// A command that does not wait for a held lock.
     pub fn new(doing: String) -> Self {
-        Self { doing, wait: crate::engine::queue::Wait::No, ticket: None }
+        Self { doing, wait: crate::engine::queue::Wait::No, ticket: None, also: Vec::new() }
+    }
+
+    /// A command that holds the locks of these environments too: taken once the environment's own is, in name
+    /// order, never waiting (a held one, or one with a queue, refuses the command: nobody waits holding a lock,
+    /// so two such commands cannot deadlock); renewed with it, released with it.
+    pub fn also_locking(mut self, envs: impl IntoIterator<Item = EnvName>) -> Self {
+        self.also.extend(envs);
+        self.also.sort();
+        self.also.dedup();
+        self
     }
 
     /// A command that waits in the queue as `wait` says.
@@ -285,7 +302,7 @@ impl<'s> Op<'s> {
     /// Errors when the run must stop now: its lock is gone, or a signal asks it to.
     pub fn check(&self) -> Result<()> {
         if let Some(lost) = self.lost_rx.borrow().clone() {
-            return Err(Error::new(ErrorKind::LockHeld, lost.message(self.env)).with_cause(Cause::ConditionFailed));
+            return Err(Error::new(ErrorKind::LockHeld, lost.message()).with_cause(Cause::ConditionFailed));
         }
         let n = self.signals.count();
         if n > 0 {
@@ -322,7 +339,7 @@ impl<'s> Op<'s> {
     /// Confirms with AWS, right before a destructive step, that the lock is still this run's (and extends it).
     pub async fn guard(&mut self) -> Result<()> {
         self.check()?;
-        renew(self.session, self.pipeline, self.env, self.shared).await;
+        renew(self.session, self.pipeline, self.shared).await;
         self.check()
     }
 
@@ -341,7 +358,7 @@ impl<'s> Op<'s> {
         let lost = self.lost_rx.borrow().clone();
         record.outcome = Outcome::LostLock;
         record.finished = Some(self.session.cloud.clock.now());
-        record.detail = lost.map(|l| l.message(self.env));
+        record.detail = lost.map(|l| l.message());
         let table = &self.pipeline.ledger_table;
         let mine = self.session.cloud.ledger.put_record(table, &record, Expect::Holder(self.run_id.clone())).await?;
         if mine {
@@ -351,33 +368,49 @@ impl<'s> Op<'s> {
     }
 }
 
-/// Renews the lease now; marks the lock lost when it is not ours any more. A failing call is only logged: the
-/// next renewal (or guard) tells, and a lease that lapsed and was taken is found then.
-async fn renew(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) {
+/// Renews the leases now (the environment's lock, then those held besides); marks the run's locks lost when one is
+/// not ours any more. A failing call is only logged: the next renewal (or guard) tells, and a lease that lapsed
+/// and was taken is found then.
+async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
     if shared.lost.borrow().is_some() {
         return;
     }
-    let current = shared.lock.lock().unwrap().clone();
-    match lock::renew(session, pipeline, &current).await {
-        Ok(Some(next)) => *shared.lock.lock().unwrap() = next,
-        Ok(None) => {
-            let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await.ok().flatten();
-            shared.lost.send_replace(Some(LostLock { now_held_by }));
+    let held: Vec<LockInfo> = std::iter::once(shared.lock.lock().unwrap().clone()).chain(shared.also.lock().unwrap().iter().cloned()).collect();
+    for (i, current) in held.iter().enumerate() {
+        match lock::renew(session, pipeline, current).await {
+            Ok(Some(next)) if i == 0 => *shared.lock.lock().unwrap() = next,
+            Ok(Some(next)) => shared.also.lock().unwrap()[i - 1] = next,
+            Ok(None) => {
+                let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &current.env).await.ok().flatten();
+                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), now_held_by }));
+                return;
+            }
+            Err(e) => tracing::warn!("renewing the lock of env {} failed (retrying): {e}", current.env),
         }
-        Err(e) => tracing::warn!("renewing the lock of env {} failed (retrying): {e}", env.name),
     }
 }
 
-/// Renews the lock every [`RENEW_EVERY`] and answers signals with what they will do; never returns.
+/// Renews the locks every [`RENEW_EVERY`] and answers signals with what they will do; never returns.
 async fn watcher(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) -> std::convert::Infallible {
     let mut signals = session.signals.clone();
     loop {
         let clock = session.cloud.clock.clone();
         tokio::select! {
-            _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, env, shared).await,
+            _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, shared).await,
             _ = signals.changed() => announce(session, env, shared, signals.count()),
         }
     }
+}
+
+/// Takes the locks of [`OpSpec::also`] after the environment's own, in name order, never waiting; each one taken is
+/// kept in `shared` at once, so that the runner releases it whatever happens next.
+async fn take_also(session: &Session, pipeline: &Pipeline, env: &Environment, spec: &OpSpec, run_id: &ReleaseId, shared: &Shared, events: &crate::engine::delivery::Delivery) -> Result<()> {
+    for name in spec.also.iter().filter(|n| **n != env.name) {
+        let other = pipeline.env(name.as_str())?;
+        let (info, _, _) = crate::engine::queue::take_turn(session, pipeline, other, run_id, &spec.doing, crate::engine::queue::Wait::No, None, events).await?;
+        shared.also.lock().unwrap().push(info);
+    }
+    Ok(())
 }
 
 /// Runs `body` under the environment's lock, with the record bookkeeping, signals and renewal described above.
@@ -419,7 +452,7 @@ async fn run_locked<T>(
 ) -> Result<T> {
     let _claim = session.signals.claim();
     let (lost_tx, lost_rx) = watch::channel(None);
-    let shared = Shared { lock: Mutex::new(info), lost: lost_tx, no_return: Mutex::new(None), announced: Mutex::new(0), doing: spec.doing.clone() };
+    let shared = Shared { lock: Mutex::new(info), also: Mutex::new(Vec::new()), lost: lost_tx, no_return: Mutex::new(None), announced: Mutex::new(0), doing: spec.doing.clone() };
     let started = session.cloud.clock.now();
     let mut op = Op {
         session,
@@ -437,13 +470,16 @@ async fn run_locked<T>(
         events,
         ticket: spec.ticket.clone(),
     };
-    let result = {
-        let work = body(&mut op);
-        let watch = watcher(session, pipeline, env, &shared);
-        tokio::select! {
-            r = work => r,
-            never = watch => match never {},
+    let result = match take_also(session, pipeline, env, &spec, &op.run_id, &shared, &op.events).await {
+        Ok(()) => {
+            let work = body(&mut op);
+            let watch = watcher(session, pipeline, env, &shared);
+            tokio::select! {
+                r = work => r,
+                never = watch => match never {},
+            }
         }
+        Err(e) => Err(e),
     };
     finish(&mut op, result).await
 }
@@ -484,7 +520,7 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
             if let Err(e) = &result {
                 let note = op.shared.no_return.lock().unwrap().clone();
                 record.detail = Some(match (&lost, e.kind(), note) {
-                    (Some(l), _, _) => l.message(op.env),
+                    (Some(l), _, _) => l.message(),
                     (None, ErrorKind::Interrupted, Some(note)) => format!(
                         "interrupted twice past the point of no return ({note}): stopped at once; the record stays open, run the same command again to finish"
                     ),
@@ -545,9 +581,10 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
             }
         }
     }
-    if lost.is_none() {
-        let info = op.shared.lock.lock().unwrap().clone();
-        if let Err(e) = cloud.lock.release(&table, &info).await {
+    // Every lock still this run's: a lost one is someone else's now.
+    let held: Vec<LockInfo> = std::iter::once(op.shared.lock.lock().unwrap().clone()).chain(op.shared.also.lock().unwrap().iter().cloned()).collect();
+    for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.env != l.env)) {
+        if let Err(e) = cloud.lock.release(&table, info).await {
             write_err.get_or_insert(e);
         }
     }
@@ -558,7 +595,7 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
         },
         Err(e) => {
             let e = match lost {
-                Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message(op.env)),
+                Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message()),
                 _ => e,
             };
             // As on the record: a refusal changed nothing, so nothing was put back.

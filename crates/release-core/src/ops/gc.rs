@@ -4,9 +4,9 @@
 //! *Observe -> plan -> apply.* [`plan`] reads the world in a bounded number of calls, whatever the number of images
 //! (one describe of snapshots, images and instances each, per environment one ledger query, with dns one zone lookup
 //! and one record listing, one member listing per cluster) and returns a [`Plan`]: each image kept with the reasons
-//! it stays, each thing removed with the reason it goes. [`gc`] takes the lock of **every** environment of the app
-//! (the first through the operation runner, the others in name order, never waiting, so a promote holding one cannot
-//! deadlock with it), plans again under them, and applies.
+//! it stays, each thing removed with the reason it goes. [`gc`] runs in the operation runner holding the lock of
+//! **every** environment of the app (the first as the runner's own, the others through [`OpSpec::also_locking`]: in
+//! name order, never waiting, so a promote holding one cannot deadlock with it), plans again under them, and applies.
 //!
 //! **What rollback needs** comes from the function rollback itself walks: per environment, the commit live now and
 //! the `keep` releases before it, found by calling [`ledger::rollback_target`] on [`ledger::live_history`] `keep`
@@ -24,9 +24,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::clock::{format_duration, Timestamp};
-use crate::model::error::{Cause, Error, ErrorKind, Result};
+use crate::model::error::{Cause, Error, Result};
 use crate::model::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId};
-use crate::model::ledger::{self, Action, GcDetails, LockInfo, Outcome, Record};
+use crate::model::ledger::{self, Action, GcDetails, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
 use crate::ports::{tags, Image, ImageReferences, ImageState, Instance, Snapshot};
 use crate::engine::runner::{self, Op, OpSpec};
@@ -692,17 +692,6 @@ fn lock_order(pipeline: &Pipeline) -> Vec<&Environment> {
     envs
 }
 
-/// Renews the locks held besides the runner's; an error when one was lost (broken, or lapsed and taken).
-async fn renew_extra(session: &Session, pipeline: &Pipeline, held: &mut [LockInfo]) -> Result<()> {
-    for lock in held.iter_mut() {
-        let Some(next) = crate::engine::lock::renew(session, pipeline, lock).await? else {
-            return Err(Error::new(ErrorKind::LockHeld, format!("lost the lock of env {} while collecting garbage; stopped (a re-run finishes)", lock.env)).with_cause(Cause::ConditionFailed));
-        };
-        *lock = next;
-    }
-    Ok(())
-}
-
 /// Removes what the plan made under the locks says. `confirmed`: the plan shown to the user; refused when the new
 /// plan would remove anything that one did not list.
 pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>) -> Result<Report> {
@@ -710,36 +699,11 @@ pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confir
     let Some(first) = order.first().copied() else {
         return Err(Error::input(format!("{} has no environments, so gc cannot take their locks; add an [env.NAME]", pipeline.app)));
     };
-    let spec = OpSpec::new(format!("gc of {}", pipeline.app));
-    runner::run(session, pipeline, first, spec, async |op: &mut Op<'_>| {
-        let mut held: Vec<LockInfo> = Vec::new();
-        let events = session.delivery(pipeline);
-        let mut result = Ok(());
-        for env in &order[1..] {
-            match crate::engine::queue::take_turn(session, pipeline, env, op.run_id(), &format!("gc of {}", pipeline.app), crate::engine::queue::Wait::No, None, &events).await {
-                Ok((info, _, _)) => held.push(info),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        let out = match result {
-            Ok(()) => apply(op, pipeline, opts, confirmed, &mut held).await,
-            Err(e) => Err(e),
-        };
-        // Released on every exit but a simulated crash, which must look like death.
-        if !matches!(&out, Err(e) if e.kind() == ErrorKind::Crash) {
-            for lock in &held {
-                let _ = crate::engine::lock::release(session, pipeline, lock).await;
-            }
-        }
-        out
-    })
-    .await
+    let spec = OpSpec::new(format!("gc of {}", pipeline.app)).also_locking(order[1..].iter().map(|e| e.name.clone()));
+    runner::run(session, pipeline, first, spec, async |op: &mut Op<'_>| apply(op, pipeline, opts, confirmed).await).await
 }
 
-async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>, held: &mut [LockInfo]) -> Result<Report> {
+async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>) -> Result<Report> {
     let session = op.session();
     op.step("locked-all")?;
     let (w, plan) = observe_and_plan(session, pipeline, opts).await?;
@@ -796,7 +760,6 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
     let n = plan.images.len();
     for (k, img) in plan.images.iter().enumerate() {
         op.guard().await?;
-        renew_extra(session, pipeline, held).await?;
         // Snapshots must be findable, and known as this image's, after it is gone: mark those a bake did not
         // (incomplete bakes, bakes of older versions without `release:ami`).
         let images = match &img.region {
@@ -844,7 +807,6 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
     }
     if !terminate.is_empty() {
         op.guard().await?;
-        renew_extra(session, pipeline, held).await?;
         op.progress(&format!("terminating {} orphan instance(s): {}", terminate.len(), terminate.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")));
         crate::steps::fleet::terminate(op, &terminate).await?;
         report.terminated = terminate.clone();
