@@ -7,6 +7,8 @@
 //! - it owns the ledger record: the body opens it (or adopts an unfinished one), saves it at each step, and the
 //!   runner closes it with the outcome; every write is conditional on the record's holder, so a run that lost its
 //!   lock can never overwrite the run that took over;
+//! - a body may run a next operation in the same run ([`Op::then`]: an in-place promote's rollback after its
+//!   `after_traffic` hook failed), under the same locks, with a record of its own that the runner closes;
 //! - before each destructive step the body calls [`Op::guard`], which confirms with AWS that the lock is still
 //!   this run's; a run that lost it stops, records `lost-lock` naming who took it, and exits 5;
 //! - Ctrl-C / SIGTERM: before the point of no return the first signal stops the body at its next check and it puts
@@ -127,6 +129,9 @@ pub struct Op<'s> {
     signals: Signals,
     lost_rx: watch::Receiver<Option<LostLock>>,
     run_id: ReleaseId,
+    /// The release id of a record this run opens: its run id, or a fresh one for each operation it runs next
+    /// ([`Op::then`]).
+    record_id: ReleaseId,
     /// The record, once opened or adopted.
     record: Option<Record>,
     started: Timestamp,
@@ -193,7 +198,8 @@ impl<'s> Op<'s> {
 
     /// A fresh record for this run, not yet written: the body fills in the action and calls [`Op::open`].
     pub fn draft(&self, action: crate::model::ledger::Action) -> Record {
-        let mut record = self.session.record(self.pipeline, self.env, self.run_id.clone(), self.started, action);
+        let mut record = self.session.record(self.pipeline, self.env, self.record_id.clone(), self.started, action);
+        record.holder = self.run_id.clone();
         if !self.queued.is_zero() {
             record.seconds.insert("queued".to_owned(), self.queued.as_secs_f64());
         }
@@ -366,6 +372,37 @@ impl<'s> Op<'s> {
         }
         Ok(mine)
     }
+
+    /// Runs `body` as the next operation of this run, under the same locks, with no window for anyone else: it
+    /// opens a record of its own (a fresh release id, held by this run) with events of its own, which is closed
+    /// when the body ends as [`run`] closes one (outcome, closing event, failed deliveries noted). Then this run's
+    /// record, outcome and point of no return are back as they were, for the body to close as it decides; what the
+    /// next operation returned (its error as a command would report it) is the caller's to judge.
+    pub async fn then<T>(&mut self, body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>) -> Result<T> {
+        let now = self.session.cloud.clock.now();
+        let record_id = std::mem::replace(&mut self.record_id, self.session.new_release_id());
+        let record = self.record.take();
+        let outcome = self.outcome.take();
+        let no_return = self.shared.no_return.lock().unwrap().take();
+        let (started, phase_start) = (std::mem::replace(&mut self.started, now), std::mem::replace(&mut self.phase_start, now));
+        let queued = std::mem::take(&mut self.queued);
+        let ticket = self.ticket.take();
+        let events = std::mem::replace(&mut self.events, self.session.delivery(self.pipeline));
+        let result = body(self).await;
+        let result = if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
+            result
+        } else {
+            let (closed, write_err) = close_record(self, &result).await;
+            notify_closed(self, &result).await;
+            conclude(self, result, closed, write_err)
+        };
+        self.record_id = record_id;
+        self.record = record;
+        self.outcome = outcome;
+        *self.shared.no_return.lock().unwrap() = no_return;
+        (self.started, self.phase_start, self.queued, self.ticket, self.events) = (started, phase_start, queued, ticket, events);
+        result
+    }
 }
 
 /// Renews the leases now (the environment's lock, then those held besides); marks the run's locks lost when one is
@@ -461,6 +498,7 @@ async fn run_locked<T>(
         shared: &shared,
         signals: session.signals.clone(),
         lost_rx,
+        record_id: run_id.clone(),
         run_id,
         record: None,
         started,
@@ -484,122 +522,153 @@ async fn run_locked<T>(
     finish(&mut op, result).await
 }
 
-/// Closes the record with the outcome and releases the lock; a simulated crash does neither.
+/// Closes the record with the outcome and releases the locks; a simulated crash does neither.
 async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
     if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
         return result;
     }
-    let cloud = op.cloud();
-    let table = op.pipeline.ledger_table.clone();
-    let now = cloud.clock.now();
-    let lost = op.lost_rx.borrow().clone();
-    let past = op.past_no_return();
-    let outcome = match &result {
-        Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
-        Err(_) if lost.is_some() => Outcome::LostLock,
-        // The body decided how it ends (e.g. a promote stopped by an alarm between batches: `failed`, not open).
-        Err(_) if op.outcome.is_some() => op.outcome.unwrap_or(Outcome::Failed),
-        // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
-        Err(_) if past => Outcome::Started,
-        Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,
-        Err(e) if refusal(e) => Outcome::Refused,
-        Err(_) => Outcome::Failed,
-    };
-    let mut write_err = None;
-    if let Some(record) = &mut op.record {
-        if record.outcome == Outcome::LostLock {
-            // claim_for_cleanup already closed it.
-        } else {
-            record.outcome = outcome;
-            record.progress = None;
-            if outcome.is_final() {
-                record.finished = Some(now);
-            }
-            let total = now.since(record.started).as_secs_f64();
-            record.seconds.insert("total".into(), total);
-            if let Err(e) = &result {
-                let note = op.shared.no_return.lock().unwrap().clone();
-                record.detail = Some(match (&lost, e.kind(), note) {
-                    (Some(l), _, _) => l.message(),
-                    (None, ErrorKind::Interrupted, Some(note)) => format!(
-                        "interrupted twice past the point of no return ({note}): stopped at once; the record stays open, run the same command again to finish"
-                    ),
-                    _ => e.message().to_owned(),
-                });
-                // A refusal changed nothing, so nothing was put back.
-                record.rolled_back = Some(!past && outcome != Outcome::Refused);
-            }
-            match cloud.ledger.put_record(&table, record, Expect::Holder(op.run_id.clone())).await {
-                Ok(true) => {}
-                Ok(false) => {}
-                Err(e) => write_err = Some(e),
-            }
-        }
-    }
+    let (outcome, mut write_err) = close_record(op, &result).await;
     if result.is_ok() {
         // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
         op.session.checkpoint("finished")?;
     }
-    // A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
-    // sinks, from a record drafted for the event alone (the ledger has nothing to close).
-    if let (None, Err(e), Some(t)) = (&op.record, &result, &op.ticket) {
-        if !matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
-            let mut draft = op.draft(crate::model::ledger::Action::Queued(crate::model::ledger::QueuedDetails {
-                command: t.action,
-                commit: t.commit.clone(),
-                cluster: t.cluster.clone(),
-                superseded_by: None,
-                waited: op.queued.as_secs_f64(),
-            }));
-            draft.outcome = match e.kind() {
-                ErrorKind::Interrupted => Outcome::Interrupted,
-                _ if refusal(e) => Outcome::Refused,
-                _ => Outcome::Failed,
-            };
-            draft.detail = Some(e.message().to_owned());
-            // Nothing was changed before the record would have opened: nothing was put back.
-            draft.rolled_back = Some(false);
-            op.events.send(crate::model::event::Event::of(crate::model::event::Event::closing_kind(&draft), &draft, op.events.link(), now));
-            op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
-        }
+    tell_unrecorded(op, &result).await;
+    notify_closed(op, &result).await;
+    release_locks(op, &mut write_err).await;
+    conclude(op, result, outcome, write_err)
+}
+
+/// The outcome a run's record closes with, from how its body ended.
+fn outcome_of<T>(op: &Op<'_>, result: &Result<T>) -> Outcome {
+    let lost = op.lost_rx.borrow().is_some();
+    match result {
+        Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
+        Err(_) if lost => Outcome::LostLock,
+        // The body decided how it ends (e.g. a promote stopped by an alarm between batches: `failed`, not open).
+        Err(_) if op.outcome.is_some() => op.outcome.unwrap_or(Outcome::Failed),
+        // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
+        Err(_) if op.past_no_return() => Outcome::Started,
+        Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,
+        Err(e) if refusal(e) => Outcome::Refused,
+        Err(_) => Outcome::Failed,
     }
-    // The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout.
-    if let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) {
-        // Stopped at once past the point of no return, the record open: `interrupted`, not a `failed` that the
-        // re-run finishing the same release would contradict; that re-run sends the one terminal event.
-        let kind = match &result {
-            Err(e) if record.outcome == Outcome::Started && e.kind() == ErrorKind::Interrupted => crate::model::event::EventKind::Interrupted,
-            _ => crate::model::event::Event::closing_kind(&record),
-        };
-        op.events.send(crate::model::event::Event::of(kind, &record, op.events.link(), now));
-        let failures = op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
-        if !failures.is_empty() {
-            let mut noted = record;
-            noted.notify_failures = failures;
-            if lost.is_none() && cloud.ledger.put_record(&table, &noted, Expect::Holder(op.run_id.clone())).await.unwrap_or(false) {
-                op.record = Some(noted);
-            }
-        }
+}
+
+/// Writes the record (if the body opened one) with its outcome, detail and times; the outcome, and the error of
+/// that write if it failed.
+async fn close_record<T>(op: &mut Op<'_>, result: &Result<T>) -> (Outcome, Option<Error>) {
+    let outcome = outcome_of(op, result);
+    let now = op.cloud().clock.now();
+    let lost = op.lost_rx.borrow().clone();
+    let past = op.past_no_return();
+    let note = op.shared.no_return.lock().unwrap().clone();
+    let Some(record) = &mut op.record else { return (outcome, None) };
+    if record.outcome == Outcome::LostLock {
+        // claim_for_cleanup already closed it.
+        return (outcome, None);
     }
-    // Every lock still this run's: a lost one is someone else's now.
+    record.outcome = outcome;
+    record.progress = None;
+    if outcome.is_final() {
+        record.finished = Some(now);
+    }
+    let total = now.since(record.started).as_secs_f64();
+    record.seconds.insert("total".into(), total);
+    if let Err(e) = result {
+        record.detail = Some(match (&lost, e.kind(), note) {
+            (Some(l), _, _) => l.message(),
+            (None, ErrorKind::Interrupted, Some(note)) => format!(
+                "interrupted twice past the point of no return ({note}): stopped at once; the record stays open, run the same command again to finish"
+            ),
+            _ => e.message().to_owned(),
+        });
+        // A refusal changed nothing, so nothing was put back.
+        record.rolled_back = Some(!past && outcome != Outcome::Refused);
+    }
+    let table = &op.pipeline.ledger_table;
+    match op.session.cloud.ledger.put_record(table, record, Expect::Holder(op.run_id.clone())).await {
+        Ok(_) => (outcome, None),
+        Err(e) => (outcome, Some(e)),
+    }
+}
+
+/// A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
+/// sinks, from a record drafted for the event alone (the ledger has nothing to close).
+async fn tell_unrecorded<T>(op: &Op<'_>, result: &Result<T>) {
+    let (None, Err(e), Some(t)) = (&op.record, result, &op.ticket) else { return };
+    if matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
+        return;
+    }
+    let mut draft = op.draft(crate::model::ledger::Action::Queued(crate::model::ledger::QueuedDetails {
+        command: t.action,
+        commit: t.commit.clone(),
+        cluster: t.cluster.clone(),
+        superseded_by: None,
+        waited: op.queued.as_secs_f64(),
+    }));
+    draft.outcome = match e.kind() {
+        ErrorKind::Interrupted => Outcome::Interrupted,
+        _ if refusal(e) => Outcome::Refused,
+        _ => Outcome::Failed,
+    };
+    draft.detail = Some(e.message().to_owned());
+    // Nothing was changed before the record would have opened: nothing was put back.
+    draft.rolled_back = Some(false);
+    let now = op.cloud().clock.now();
+    op.events.send(crate::model::event::Event::of(crate::model::event::Event::closing_kind(&draft), &draft, op.events.link(), now));
+    op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
+}
+
+/// The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout. Failed
+/// deliveries are noted on the record.
+async fn notify_closed<T>(op: &mut Op<'_>, result: &Result<T>) {
+    let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) else { return };
+    // Stopped at once past the point of no return, the record open: `interrupted`, not a `failed` that the
+    // re-run finishing the same release would contradict; that re-run sends the one terminal event.
+    let kind = match result {
+        Err(e) if record.outcome == Outcome::Started && e.kind() == ErrorKind::Interrupted => crate::model::event::EventKind::Interrupted,
+        _ => crate::model::event::Event::closing_kind(&record),
+    };
+    let now = op.cloud().clock.now();
+    op.events.send(crate::model::event::Event::of(kind, &record, op.events.link(), now));
+    let failures = op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
+    if failures.is_empty() {
+        return;
+    }
+    let mut noted = record;
+    noted.notify_failures = failures;
+    let lost = op.lost_rx.borrow().is_some();
+    if !lost && op.cloud().ledger.put_record(&op.pipeline.ledger_table, &noted, Expect::Holder(op.run_id.clone())).await.unwrap_or(false) {
+        op.record = Some(noted);
+    }
+}
+
+/// Releases every lock still this run's (a lost one is someone else's now); the first failure goes to `write_err`.
+async fn release_locks(op: &Op<'_>, write_err: &mut Option<Error>) {
+    let lost = op.lost_rx.borrow().clone();
     let held: Vec<LockInfo> = std::iter::once(op.shared.lock.lock().unwrap().clone()).chain(op.shared.also.lock().unwrap().iter().cloned()).collect();
     for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.env != l.env)) {
-        if let Err(e) = cloud.lock.release(&table, info).await {
+        if let Err(e) = op.cloud().lock.release(&op.pipeline.ledger_table, info).await {
             write_err.get_or_insert(e);
         }
     }
+}
+
+/// What the command returns: the body's value (or the failure to close its record), or its error, which says
+/// that the lock was lost when it was, and whether anything was put back, as the record does.
+fn conclude<T>(op: &Op<'_>, result: Result<T>, outcome: Outcome, write_err: Option<Error>) -> Result<T> {
     match result {
         Ok(v) => match write_err {
             Some(e) => Err(e.context("closing the ledger record")),
             None => Ok(v),
         },
         Err(e) => {
-            let e = match lost {
+            let e = match op.lost_rx.borrow().clone() {
                 Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message()),
                 _ => e,
             };
             // As on the record: a refusal changed nothing, so nothing was put back.
-            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!past && outcome != Outcome::Refused) } else { e };
+            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!op.past_no_return() && outcome != Outcome::Refused) } else { e };
             Err(e)
         }
     }
