@@ -273,7 +273,8 @@ impl Release {
         rollout::continue_rollout(&self.session, &self.pipeline, env, wait).await
     }
 
-    /// During a rollout held by a live run: asks it to go back and waits until it did; `None` otherwise.
+    /// During a rollout held by a live run: asks it to go back and waits until it did; `None` otherwise (a holder
+    /// provably gone then has its lock broken, for the rollback that follows to take over).
     pub async fn rollout_rollback(&self, env: &str) -> Result<Option<rollout::RequestReport>> {
         let env = self.pipeline.env(env)?;
         rollout::rollback_request(&self.session, &self.pipeline, env).await

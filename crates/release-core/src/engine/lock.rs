@@ -131,7 +131,8 @@ pub async fn renew(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> R
     Ok(session.cloud.lock.renew(&pipeline.ledger_table, &next).await?.then_some(next))
 }
 
-/// Breaks the lock of a holder judged [`Holder::Gone`] (same host, its process gone), saying so; `what` names what
+/// Breaks the lock of a holder judged [`Holder::Gone`] (same host, its process gone), saying so: a write, made only
+/// by a command that takes over from it (judging a holder breaks nothing); `what` names what
 /// it held (`rollout r…`).
 pub async fn break_gone(session: &Session, pipeline: &Pipeline, env: &Environment, lock: &LockInfo, what: &str) -> Result<()> {
     session.progress(&format!(
