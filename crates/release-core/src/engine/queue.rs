@@ -239,7 +239,7 @@ pub async fn take_turn(
             let line = format!("queued: yielding to a newer promote of {} (queue = \"latest\"); leaving once it starts", env.name);
             tell(session, &mut said, &mut said_at, now, line);
         } else if ahead.is_empty() {
-            let info = lock::lock_info(session, pipeline, env, run_id, doing);
+            let info = lock::lock_info(session, pipeline, &env.name, run_id, doing);
             match cloud.lock.acquire(table, &info, now).await? {
                 None => {
                     // The ticket stays, marked started, until the command ends: older promotes that yielded to it
@@ -368,7 +368,7 @@ fn ticket_record(
         superseded_by,
         waited: now.since(ticket.arrival).as_secs_f64(),
     });
-    let mut record = session.record(pipeline, env, ticket.id.clone(), ticket.arrival, action);
+    let mut record = session.record(pipeline, &env.name, ticket.id.clone(), ticket.arrival, action);
     record.finished = outcome.is_final().then_some(now);
     record.outcome = outcome;
     record.seconds.insert("queued".to_owned(), now.since(ticket.arrival).as_secs_f64());

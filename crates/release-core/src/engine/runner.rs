@@ -14,7 +14,9 @@
 //! - Ctrl-C / SIGTERM: before the point of no return the first signal stops the body at its next check and it puts
 //!   the environment back; after it, the first signal is acknowledged and the work finishes, a second stops at once
 //!   leaving the record open for a re-run to finish;
-//! - every wait goes through [`Op::pause`]: the `Clock` port (simulated in tests), cancellable, bounded by the body;
+//! - every wait goes through the `Op`, on the `Clock` port (simulated in tests), bounded by the body: [`Op::pause`]
+//!   (a signal or a lost lock stops it), [`Op::nap`] (they wake it) or [`Op::sleep_through`] (cleaning up, the way
+//!   back: nothing cuts it short); no other floor sleeps;
 //! - the locks are released on every exit except a simulated crash (`ErrorKind::Crash`), which must look like death.
 
 use std::sync::Mutex;
@@ -29,15 +31,17 @@ use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::model::pipeline::{Environment, Pipeline};
 use crate::ports::{Cloud, Expect};
 
-use crate::engine::lock::{self, RENEW_EVERY};
+use crate::engine::lock::{self, Scope, RENEW_EVERY};
 use crate::engine::session::Session;
 use crate::engine::session::Signals;
 
 /// Who took a lock from a run, found when its renewal or guard failed.
 #[derive(Clone, Debug)]
 pub struct LostLock {
-    /// The environment whose lock was lost (the run's own, or one it held besides).
+    /// The name the lost lock is keyed by (the run's own, or an environment's it held besides).
     pub env: EnvName,
+    /// What it locked, for messages (`env staging`).
+    pub what: String,
     /// The lock as it is now, if anyone holds it.
     pub now_held_by: Option<LockInfo>,
 }
@@ -46,16 +50,19 @@ impl LostLock {
     fn message(&self) -> String {
         match &self.now_held_by {
             Some(l) => format!(
-                "lost the lock of env {}: {} took it (release {}, host {}); stopped",
-                self.env, l.holder, l.release_id, l.host
+                "lost the lock of {}: {} took it (release {}, host {}); stopped",
+                self.what, l.holder, l.release_id, l.host
             ),
-            None => format!("lost the lock of env {}: it was broken (`release unlock --force`); stopped", self.env),
+            None => format!("lost the lock of {}: it was broken (`release unlock --force`); stopped", self.what),
         }
     }
 }
 
 struct Shared {
-    lock: Mutex<LockInfo>,
+    /// The run's own lock: none only for a bake before the app's ledger table exists (nothing holds a lock then).
+    lock: Mutex<Option<LockInfo>>,
+    /// What the run's own lock locks, for messages ([`Scope::describe`]).
+    what: String,
     /// The locks held besides the environment's own ([`OpSpec::also_locking`]), in the order they were taken.
     also: Mutex<Vec<LockInfo>>,
     lost: watch::Sender<Option<LostLock>>,
@@ -67,7 +74,7 @@ struct Shared {
 }
 
 /// Tells what the `n`th signal does, once.
-fn announce(session: &Session, env: &Environment, shared: &Shared, n: u32) {
+fn announce<S: Scope>(session: &Session, scope: &S, shared: &Shared, n: u32) {
     {
         let mut done = shared.announced.lock().unwrap();
         if n <= *done {
@@ -77,7 +84,7 @@ fn announce(session: &Session, env: &Environment, shared: &Shared, n: u32) {
     }
     let no_return = shared.no_return.lock().unwrap().clone();
     let line = match (no_return, n) {
-        (None, 1) => format!("interrupted: stopping {} and putting env {} back as it was (Ctrl-C again to stop at once)", shared.doing, env.name),
+        (None, 1) => format!("interrupted: stopping {} and {} (Ctrl-C again to stop at once)", shared.doing, scope.on_interrupt()),
         (Some(note), 1) => format!("interrupted, but {note}: finishing; Ctrl-C again stops at once (the record stays open and a re-run finishes it)"),
         _ => "stopping at once: the record stays open; run the same command again to finish".to_owned(),
     };
@@ -120,11 +127,12 @@ impl OpSpec {
     }
 }
 
-/// The scope of one operation under the lock: the body's handle on the record, the lock and time.
-pub struct Op<'s> {
+/// One operation under its lock (an environment's, by default): the body's handle on the record, the lock and
+/// time.
+pub struct Op<'s, S = Environment> {
     session: &'s Session,
     pipeline: &'s Pipeline,
-    env: &'s Environment,
+    scope: &'s S,
     shared: &'s Shared,
     signals: Signals,
     lost_rx: watch::Receiver<Option<LostLock>>,
@@ -153,6 +161,13 @@ impl<'s> Op<'s> {
         crate::engine::session::recent_records(self.cloud(), self.pipeline(), &self.env().name).await
     }
 
+    /// The environment.
+    pub fn env(&self) -> &'s Environment {
+        self.scope
+    }
+}
+
+impl<'s, S: Scope> Op<'s, S> {
     /// This run's id: the lock token, and the release id of a record it opens.
     pub fn run_id(&self) -> &ReleaseId {
         &self.run_id
@@ -171,11 +186,6 @@ impl<'s> Op<'s> {
     /// The pipeline.
     pub fn pipeline(&self) -> &'s Pipeline {
         self.pipeline
-    }
-
-    /// The environment.
-    pub fn env(&self) -> &'s Environment {
-        self.env
     }
 
     /// A progress line.
@@ -198,7 +208,7 @@ impl<'s> Op<'s> {
 
     /// A fresh record for this run, not yet written: the body fills in the action and calls [`Op::open`].
     pub fn draft(&self, action: crate::model::ledger::Action) -> Record {
-        let mut record = self.session.record(self.pipeline, self.env, self.record_id.clone(), self.started, action);
+        let mut record = self.session.record(self.pipeline, self.scope.lock_name(), self.record_id.clone(), self.started, action);
         record.holder = self.run_id.clone();
         if !self.queued.is_zero() {
             record.seconds.insert("queued".to_owned(), self.queued.as_secs_f64());
@@ -312,7 +322,7 @@ impl<'s> Op<'s> {
         }
         let n = self.signals.count();
         if n > 0 {
-            announce(self.session, self.env, self.shared, n);
+            announce(self.session, self.scope, self.shared, n);
         }
         let limit = if self.past_no_return() { 2 } else { 1 };
         if n >= limit {
@@ -340,6 +350,22 @@ impl<'s> Op<'s> {
                 _ = lost.changed() => {}
             }
         }
+    }
+
+    /// Waits at most `d` through the clock, woken early by a signal or a lost lock; never an error: the caller
+    /// judges what woke it ([`Op::check`], [`Op::lock_lost`]), as a hook that is waited for does.
+    pub async fn nap(&mut self, d: Duration) {
+        let clock = self.session.cloud.clock.clone();
+        tokio::select! {
+            _ = clock.sleep(d) => {}
+            _ = self.signals.changed() => {}
+            _ = self.lost_rx.changed() => {}
+        }
+    }
+
+    /// Waits `d` through the clock whatever comes: a wait no signal cuts short (cleaning up, the way back).
+    pub async fn sleep_through(&self, d: Duration) {
+        self.session.cloud.clock.sleep(d).await;
     }
 
     /// Confirms with AWS, right before a destructive step, that the lock is still this run's (and extends it).
@@ -378,7 +404,7 @@ impl<'s> Op<'s> {
     /// when the body ends as [`run`] closes one (outcome, closing event, failed deliveries noted). Then this run's
     /// record, outcome and point of no return are back as they were, for the body to close as it decides; what the
     /// next operation returned (its error as a command would report it) is the caller's to judge.
-    pub async fn then<T>(&mut self, body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>) -> Result<T> {
+    pub async fn then<T>(&mut self, body: impl AsyncFnOnce(&mut Op<'_, S>) -> Result<T>) -> Result<T> {
         let now = self.session.cloud.clock.now();
         let record_id = std::mem::replace(&mut self.record_id, self.session.new_release_id());
         let record = self.record.take();
@@ -412,37 +438,42 @@ async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
     if shared.lost.borrow().is_some() {
         return;
     }
-    let held: Vec<LockInfo> = std::iter::once(shared.lock.lock().unwrap().clone()).chain(shared.also.lock().unwrap().iter().cloned()).collect();
-    for (i, current) in held.iter().enumerate() {
+    let own = shared.lock.lock().unwrap().clone();
+    let also: Vec<LockInfo> = shared.also.lock().unwrap().clone();
+    let held = own.iter().map(|l| (l, None)).chain(also.iter().enumerate().map(|(i, l)| (l, Some(i))));
+    for (current, also_at) in held {
+        let what = if also_at.is_some() { format!("env {}", current.env) } else { shared.what.clone() };
         match lock::renew(session, pipeline, current).await {
-            Ok(Some(next)) if i == 0 => *shared.lock.lock().unwrap() = next,
-            Ok(Some(next)) => shared.also.lock().unwrap()[i - 1] = next,
+            Ok(Some(next)) => match also_at {
+                None => *shared.lock.lock().unwrap() = Some(next),
+                Some(i) => shared.also.lock().unwrap()[i] = next,
+            },
             Ok(None) => {
                 let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &current.env).await.ok().flatten();
-                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), now_held_by }));
+                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by }));
                 return;
             }
-            Err(e) => tracing::warn!("renewing the lock of env {} failed (retrying): {e}", current.env),
+            Err(e) => tracing::warn!("renewing the lock of {what} failed (retrying): {e}"),
         }
     }
 }
 
 /// Renews the locks every [`RENEW_EVERY`] and answers signals with what they will do; never returns.
-async fn watcher(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) -> std::convert::Infallible {
+async fn watcher<S: Scope>(session: &Session, pipeline: &Pipeline, scope: &S, shared: &Shared) -> std::convert::Infallible {
     let mut signals = session.signals.clone();
     loop {
         let clock = session.cloud.clock.clone();
         tokio::select! {
             _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, shared).await,
-            _ = signals.changed() => announce(session, env, shared, signals.count()),
+            _ = signals.changed() => announce(session, scope, shared, signals.count()),
         }
     }
 }
 
 /// Takes the locks of [`OpSpec::also`] after the environment's own, in name order, never waiting; each one taken is
 /// kept in `shared` at once, so that the runner releases it whatever happens next.
-async fn take_also(session: &Session, pipeline: &Pipeline, env: &Environment, spec: &OpSpec, run_id: &ReleaseId, shared: &Shared, events: &crate::engine::delivery::Delivery) -> Result<()> {
-    for name in spec.also.iter().filter(|n| **n != env.name) {
+async fn take_also(session: &Session, pipeline: &Pipeline, own: &EnvName, spec: &OpSpec, run_id: &ReleaseId, shared: &Shared, events: &crate::engine::delivery::Delivery) -> Result<()> {
+    for name in spec.also.iter().filter(|n| *n != own) {
         let other = pipeline.env(name.as_str())?;
         let (info, _, _) = crate::engine::queue::take_turn(session, pipeline, other, run_id, &spec.doing, crate::engine::queue::Wait::No, None, events).await?;
         shared.also.lock().unwrap().push(info);
@@ -465,7 +496,7 @@ pub async fn run<T>(
     let events = session.delivery(pipeline);
     let (info, queued, ticket) = crate::engine::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
     let result = match session.checkpoint("locked") {
-        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (info, queued), events, body).await,
+        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (Some(info), queued), events, body).await,
         Err(e) => Err(e),
     };
     // The started ticket goes with the command (a crash leaves it, like the lock: its lease runs out).
@@ -475,26 +506,56 @@ pub async fn run<T>(
     result
 }
 
-/// [`run`] with the lock already taken (after `queued` in the queue).
-#[allow(clippy::too_many_arguments)]
-async fn run_locked<T>(
+/// Runs a bake's writes (`body`) under the lock of its commit's bakes ([`lock::BakeLock`]), with the signals,
+/// pauses, renewal and release of any run; no queue (a bake of the same commit under way refuses it at once) and
+/// no record (a bake belongs to no environment; the AMI's tags say what it is). Before the app's ledger table
+/// exists the bake has no lock to take ([`lock::acquire_bake`]) and runs without one.
+pub async fn run_bake<T>(
     session: &Session,
     pipeline: &Pipeline,
-    env: &Environment,
+    bakes: &lock::BakeLock,
+    spec: OpSpec,
+    body: impl AsyncFnOnce(&mut Op<'_, lock::BakeLock>) -> Result<T>,
+) -> Result<T> {
+    // Taking the lock is a write: a signal now must not kill the process between it and the runner.
+    let _claim = session.signals.claim();
+    let run_id = session.new_release_id();
+    let events = session.delivery(pipeline);
+    let info = lock::acquire_bake(session, pipeline, bakes, &run_id, &spec.doing).await?;
+    match session.checkpoint("locked") {
+        Ok(()) => run_locked(session, pipeline, bakes, spec, run_id, (info, Duration::ZERO), events, body).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// [`run`] with the lock already taken (after `queued` in the queue).
+#[allow(clippy::too_many_arguments)]
+async fn run_locked<T, S: Scope>(
+    session: &Session,
+    pipeline: &Pipeline,
+    scope: &S,
     spec: OpSpec,
     run_id: ReleaseId,
-    (info, queued): (LockInfo, Duration),
+    (info, queued): (Option<LockInfo>, Duration),
     events: crate::engine::delivery::Delivery,
-    body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
+    body: impl AsyncFnOnce(&mut Op<'_, S>) -> Result<T>,
 ) -> Result<T> {
     let _claim = session.signals.claim();
     let (lost_tx, lost_rx) = watch::channel(None);
-    let shared = Shared { lock: Mutex::new(info), also: Mutex::new(Vec::new()), lost: lost_tx, no_return: Mutex::new(None), announced: Mutex::new(0), doing: spec.doing.clone() };
+    let shared = Shared {
+        lock: Mutex::new(info),
+        what: scope.describe(),
+        also: Mutex::new(Vec::new()),
+        lost: lost_tx,
+        no_return: Mutex::new(None),
+        announced: Mutex::new(0),
+        doing: spec.doing.clone(),
+    };
     let started = session.cloud.clock.now();
     let mut op = Op {
         session,
         pipeline,
-        env,
+        scope,
         shared: &shared,
         signals: session.signals.clone(),
         lost_rx,
@@ -508,10 +569,10 @@ async fn run_locked<T>(
         events,
         ticket: spec.ticket.clone(),
     };
-    let result = match take_also(session, pipeline, env, &spec, &op.run_id, &shared, &op.events).await {
+    let result = match take_also(session, pipeline, scope.lock_name(), &spec, &op.run_id, &shared, &op.events).await {
         Ok(()) => {
             let work = body(&mut op);
-            let watch = watcher(session, pipeline, env, &shared);
+            let watch = watcher(session, pipeline, scope, &shared);
             tokio::select! {
                 r = work => r,
                 never = watch => match never {},
@@ -523,7 +584,7 @@ async fn run_locked<T>(
 }
 
 /// Closes the record with the outcome and releases the locks; a simulated crash does neither.
-async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
+async fn finish<T, S: Scope>(op: &mut Op<'_, S>, result: Result<T>) -> Result<T> {
     if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
         return result;
     }
@@ -539,7 +600,7 @@ async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
 }
 
 /// The outcome a run's record closes with, from how its body ended.
-fn outcome_of<T>(op: &Op<'_>, result: &Result<T>) -> Outcome {
+fn outcome_of<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) -> Outcome {
     let lost = op.lost_rx.borrow().is_some();
     match result {
         Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
@@ -556,7 +617,7 @@ fn outcome_of<T>(op: &Op<'_>, result: &Result<T>) -> Outcome {
 
 /// Writes the record (if the body opened one) with its outcome, detail and times; the outcome, and the error of
 /// that write if it failed.
-async fn close_record<T>(op: &mut Op<'_>, result: &Result<T>) -> (Outcome, Option<Error>) {
+async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) -> (Outcome, Option<Error>) {
     let outcome = outcome_of(op, result);
     let now = op.cloud().clock.now();
     let lost = op.lost_rx.borrow().clone();
@@ -594,7 +655,7 @@ async fn close_record<T>(op: &mut Op<'_>, result: &Result<T>) -> (Outcome, Optio
 
 /// A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
 /// sinks, from a record drafted for the event alone (the ledger has nothing to close).
-async fn tell_unrecorded<T>(op: &Op<'_>, result: &Result<T>) {
+async fn tell_unrecorded<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) {
     let (None, Err(e), Some(t)) = (&op.record, result, &op.ticket) else { return };
     if matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
         return;
@@ -621,7 +682,7 @@ async fn tell_unrecorded<T>(op: &Op<'_>, result: &Result<T>) {
 
 /// The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout. Failed
 /// deliveries are noted on the record.
-async fn notify_closed<T>(op: &mut Op<'_>, result: &Result<T>) {
+async fn notify_closed<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) {
     let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) else { return };
     // Stopped at once past the point of no return, the record open: `interrupted`, not a `failed` that the
     // re-run finishing the same release would contradict; that re-run sends the one terminal event.
@@ -644,9 +705,9 @@ async fn notify_closed<T>(op: &mut Op<'_>, result: &Result<T>) {
 }
 
 /// Releases every lock still this run's (a lost one is someone else's now); the first failure goes to `write_err`.
-async fn release_locks(op: &Op<'_>, write_err: &mut Option<Error>) {
+async fn release_locks<S: Scope>(op: &Op<'_, S>, write_err: &mut Option<Error>) {
     let lost = op.lost_rx.borrow().clone();
-    let held: Vec<LockInfo> = std::iter::once(op.shared.lock.lock().unwrap().clone()).chain(op.shared.also.lock().unwrap().iter().cloned()).collect();
+    let held: Vec<LockInfo> = op.shared.lock.lock().unwrap().clone().into_iter().chain(op.shared.also.lock().unwrap().iter().cloned()).collect();
     for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.env != l.env)) {
         if let Err(e) = op.cloud().lock.release(&op.pipeline.ledger_table, info).await {
             write_err.get_or_insert(e);
@@ -656,7 +717,7 @@ async fn release_locks(op: &Op<'_>, write_err: &mut Option<Error>) {
 
 /// What the command returns: the body's value (or the failure to close its record), or its error, which says
 /// that the lock was lost when it was, and whether anything was put back, as the record does.
-fn conclude<T>(op: &Op<'_>, result: Result<T>, outcome: Outcome, write_err: Option<Error>) -> Result<T> {
+fn conclude<T, S: Scope>(op: &Op<'_, S>, result: Result<T>, outcome: Outcome, write_err: Option<Error>) -> Result<T> {
     match result {
         Ok(v) => match write_err {
             Some(e) => Err(e.context("closing the ledger record")),

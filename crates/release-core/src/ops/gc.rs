@@ -835,13 +835,13 @@ async fn remove_images(op: &mut Op<'_>, pipeline: &Pipeline, w: &World, plan: &P
             if let Some(c) = &img.commit {
                 t.push((tags::COMMIT.to_owned(), c.clone()));
             }
-            images.tag(&img.ami, &untagged, &t).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
+            crate::steps::images::tag(&*images, &img.ami, &untagged, &t).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
         }
         let in_region = img.region.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
         op.progress(&format!("[{}/{n}] deregistering {}{in_region} ({}): {}", k + 1, img.ami, img.name, img.reason));
-        images.deregister(&img.ami).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
+        crate::steps::images::deregister(&*images, &img.ami).await?;
         op.step("deregistered")?;
-        delete_snapshots(op, &*images, &img.snapshots).await?;
+        crate::steps::images::delete_snapshots(op, &*images, &img.snapshots, None).await?;
         report.removed_images.push(img.ami.clone());
         report.removed_snapshots.extend(img.snapshots.iter().cloned());
         if let Action::Gc(d) = &mut op.record_mut()?.action {
@@ -863,7 +863,7 @@ async fn remove_orphan_snapshots(op: &mut Op<'_>, plan: &Plan, report: &mut Repo
     op.progress(&format!("deleting {} snapshot(s) whose image is gone", ids.len()));
     for sn in &plan.snapshots {
         let images = images_in(op, sn.region.as_deref()).await?;
-        delete_snapshots(op, &*images, std::slice::from_ref(&sn.id)).await?;
+        crate::steps::images::delete_snapshots(op, &*images, std::slice::from_ref(&sn.id), None).await?;
     }
     report.removed_snapshots.extend(ids.iter().cloned());
     if let Action::Gc(d) = &mut op.record_mut()?.action {
@@ -885,28 +885,6 @@ async fn terminate_orphans(op: &mut Op<'_>, terminate: Vec<InstanceId>, report: 
         d.terminated = terminate;
     }
     op.save().await
-}
-
-/// Deletes snapshots whose image is deregistered, waiting (through the clock, 2 s to 30 s apart, at most
-/// [`crate::steps::images::SNAPSHOT_IN_USE_TIMEOUT`]) while EC2 still says one is in use by the image just deregistered.
-async fn delete_snapshots(op: &mut Op<'_>, images: &dyn crate::ports::Images, ids: &[String]) -> Result<()> {
-    let cloud = op.cloud();
-    for snap in ids {
-        let start = cloud.clock.now();
-        let mut wait = Duration::from_secs(2);
-        loop {
-            match images.delete_snapshot(snap).await {
-                Ok(()) => break,
-                Err(e) if e.is(Cause::Missing) => break,
-                Err(e) if e.is(Cause::InUse) && cloud.clock.now().since(start) < crate::steps::images::SNAPSHOT_IN_USE_TIMEOUT => {
-                    op.pause(wait).await?;
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-                Err(e) => return Err(e.context(format!("deleting snapshot {snap}"))),
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
     let clock = op.cloud().clock.clone();
     let started = clock.now();
     let deadline = started.add(settings.timeout);
-    let mut signals = op.session().signals.clone();
+    let signals = op.session().signals.clone();
     // Signals so far are the runner's to judge: one that stops the run stops it before the hook starts; one it
     // only acknowledged (past the point of no return) lets the hook run. Any signal after this stops the hook.
     let signals_before = signals.count();
@@ -101,8 +101,7 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
                 let slice = deadline.since(now).min(op.session().poll.max(Duration::from_millis(100)));
                 tokio::select! {
                     r = running.wait() => break Some(r),
-                    _ = clock.sleep(slice) => {}
-                    _ = signals.changed() => {}
+                    _ = op.nap(slice) => {}
                 }
                 if signals.count() > signals_before {
                     stop = Some(Error::new(ErrorKind::Interrupted, "interrupted"));

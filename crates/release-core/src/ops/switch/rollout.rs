@@ -718,7 +718,7 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
     let asked_at = s.rollout.as_ref().map(|st| (st.step, st.holding));
     let ended = s.rollout.as_ref().map(|st| step_name(&st.steps, st.step));
     let action = Action::RolloutRequest(RolloutRequestDetails { rollout: rollout.release_id.clone(), request: kind, cluster: s.cluster.clone() });
-    let mut record = session.record(pipeline, env, id.clone(), now, action);
+    let mut record = session.record(pipeline, &env.name, id.clone(), now, action);
     record.finished = Some(now);
     record.outcome = Outcome::Succeeded;
     record.detail = Some(format!("asked rollout {} to {}", rollout.release_id, if kind == RolloutRequestKind::Continue { "go on" } else { "go back" }));
