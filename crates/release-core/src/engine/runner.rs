@@ -3,7 +3,8 @@
 //!
 //! - it takes the environment's lock (refusing at once, or queueing for it), and the locks of the other
 //!   environments the command names ([`OpSpec::also_locking`]: gc holds every one), and renews them from a task of
-//!   its own, independent of what the body is doing or waiting for;
+//!   its own, independent of what the body is doing or waiting for; a bake's writes run in [`run_bake`], under the
+//!   lock of its commit's bakes instead (`Op<'_, BakeLock>`: what a lock locks is a [`lock::Scope`]);
 //! - it owns the ledger record: the body opens it (or adopts an unfinished one), saves it at each step, and the
 //!   runner closes it with the outcome; every write is conditional on the record's holder, so a run that lost its
 //!   lock can never overwrite the run that took over;
