@@ -55,7 +55,7 @@ pub use model::error::{Error, ErrorKind, Result};
 use crate::model::error::{Input, NotFound, Refused};
 
 use crate::engine::{queue, runner};
-use crate::model::{hook as hooks, ids, ledger, pipeline};
+use crate::model::{ids, ledger, pipeline};
 use crate::engine::lock::UnlockReport;
 use crate::model::ids::{CommitSha, EnvName};
 use crate::ops::{gc, promote, provision, status, switch};
@@ -106,7 +106,7 @@ impl Release {
             opts.wait,
             queue::TicketSpec { action: ledger::TicketAction::Promote, commit: Some(commit.clone()), cluster: None },
         );
-        let report = runner::run(&self.session, pipeline, environment, spec, async |op: &mut Op<'_>| {
+        runner::run(&self.session, pipeline, environment, spec, async |op: &mut Op<'_>| {
             let world = promote::observe(op.session(), pipeline, environment, commit, opts).await?;
             let plan = promote::plan_from(pipeline, environment, commit, opts, &world, "promote")?;
             if let Some(c) = confirmed {
@@ -114,35 +114,14 @@ impl Release {
                     return Err(Refused::IdleChanged { then: c.place.cluster.to_string(), now: plan.place.cluster.to_string() }.into());
                 }
             }
-            promote::apply(op, &plan, opts).await
+            let rep = promote::apply(op, &plan, opts).await?;
+            // In place, a failed `after_traffic` hook with `rollback_on_hook_failure = true`: rolled back in this run.
+            match crate::model::pipeline::hooks::wants_rollback(environment, &rep.hooks) {
+                Some(hook) if !environment.is_blue_green() => rollback::after_hook(op, &hook, &rep, opts).await,
+                _ => Ok(rep),
+            }
         })
         .await
-        .map(|rep| (crate::model::pipeline::hooks::wants_rollback(environment, &rep.hooks), rep))?;
-        match report {
-            (Some(hook), rep) if !environment.is_blue_green() => self.roll_back_after_hook(env, &hook, &rep, opts).await,
-            (_, rep) => Ok(rep),
-        }
-    }
-
-    /// In place, a failed `after_traffic` hook with `rollback_on_hook_failure = true`: a rollback promotes the
-    /// previous commit, in its own record, and the promote's record is then closed as what the command was: a
-    /// failure, `rolled-back` (naming the rollback's release) or `failed` when the rollback failed too.
-    async fn roll_back_after_hook(&self, env: &str, hook: &hooks::HookResult, rep: &PromoteReport, opts: &PromoteOptions) -> Result<PromoteReport> {
-        self.session.progress(&format!("{}; rolling back", hook.describe()));
-        let (err, outcome, detail) = match self.rollback(env, opts, None).await {
-            Ok(rb) => {
-                let msg = format!("{}; rolled back by release {}: {}", hook.describe(), rb.release_id, rb.plan.summary);
-                (Error::deploy_failed(msg.clone()).with_rolled_back(true), ledger::Outcome::RolledBack, msg)
-            }
-            Err(e) => {
-                let msg = format!("{}; the automatic rollback failed: {}", hook.describe(), e.message());
-                (e.reword(msg.clone()).with_rolled_back(false), ledger::Outcome::Failed, msg)
-            }
-        };
-        if let Err(e) = crate::steps::records::reclose(&self.session, &self.pipeline, self.pipeline.env(env)?, &rep.release_id, outcome, &detail).await {
-            self.session.progress(&format!("warning: the promote's record {} still says succeeded: {e}", rep.release_id));
-        }
-        Err(err.with_report(serde_json::json!({ "release_id": rep.release_id, "hooks": rep.hooks })))
     }
 
     /// What a switch would do; writes nothing.
@@ -289,7 +268,8 @@ impl Release {
         rollout::continue_rollout(&self.session, &self.pipeline, env, wait).await
     }
 
-    /// During a rollout held by a live run: asks it to go back and waits until it did; `None` otherwise.
+    /// During a rollout held by a live run: asks it to go back and waits until it did; `None` otherwise (a holder
+    /// provably gone then has its lock broken, for the rollback that follows to take over).
     pub async fn rollout_rollback(&self, env: &str) -> Result<Option<rollout::RequestReport>> {
         let env = self.pipeline.env(env)?;
         rollout::rollback_request(&self.session, &self.pipeline, env).await

@@ -7,7 +7,8 @@
 //!   submodules, like `ops::switch::rollout`, are part of it);
 //! - an operation never imports another operation (what two need lives a floor down);
 //! - only steps and the engine call a port that changes the world (launch, register, submit, put_record, ...):
-//!   operations, views and the facade see the cloud read-only.
+//!   operations, views and the facade see the cloud read-only;
+//! - only the engine waits (sleeps on the clock): every other floor waits through the runner's `Op`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -193,6 +194,24 @@ fn only_steps_and_the_engine_change_the_world() {
         }
     }
     assert!(wrong.is_empty(), "writes outside steps and the engine:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn only_the_engine_waits() {
+    // Every wait is the engine's (`Op::pause`, `Op::nap`, `Op::sleep_through`, the queue's, the deliveries'): on the
+    // `Clock` port, so that it runs in simulated time in tests, and a run's signals and lost lock can end it.
+    let mut wrong = Vec::new();
+    for (path, module, text) in sources() {
+        if module.starts_with("engine") {
+            continue;
+        }
+        for (n, line) in code(&text).lines().enumerate() {
+            if line.contains(".sleep(") || line.contains("::sleep(") {
+                wrong.push(format!("{}:{} ({module}) sleeps", path.display(), n + 1));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "waits outside the engine (use Op::pause, Op::nap or Op::sleep_through):\n{}", wrong.join("\n"));
 }
 
 #[test]

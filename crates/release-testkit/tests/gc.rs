@@ -229,3 +229,62 @@ async fn a_backup_image_of_an_instance_and_an_image_a_launch_template_uses_are_k
     assert!(plan.notes.len() == 1 && plan.notes[0].starts_with("cannot tell whether a launch template or SSM parameter uses the images removed"), "{:?}", plan.notes);
     assert!(plan.verdict(&backup).unwrap().starts_with("kept: not a bake"));
 }
+
+/// The image of `sha` (one bake) and its snapshots.
+fn image_of(w: &World, sha: &release_core::model::ids::CommitSha) -> (release_core::model::ids::AmiId, Vec<String>) {
+    let s = w.cloud.state();
+    let (_, img) = s.images.values().find(|(_, i)| i.tags.get(tags::COMMIT).map(String::as_str) == Some(sha.as_str())).expect("baked");
+    (img.id.clone(), img.snapshots.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_runner_renews_every_environments_lock_while_gc_waits_and_releases_them_all() {
+    let w = World::new(1).await;
+    let a = w.bake('a').await;
+    let b = w.bake('b').await;
+    w.cloud.clock.advance(DAY);
+    let (ami, snaps) = image_of(&w, &a);
+    // EC2 keeps a's snapshot in use for 4.5 minutes after the image is deregistered: longer than the 2-minute lease.
+    for s in &snaps {
+        w.cloud.state().snapshot_busy.insert(s.clone(), 12);
+    }
+    let (ops, o) = (w.release("ops"), opts(1, Duration::ZERO));
+    let (gc, intruder) = tokio::join!(ops.gc(&o, None), async {
+        for minute in 1..=4u64 {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            // staging is not the runner's own lock (prod sorts first): it is one it holds besides, renewed with it.
+            let err = w.promote("staging", &b).await.expect_err("gc holds staging");
+            assert_eq!(err.kind(), ErrorKind::LockHeld, "minute {minute}: {err}");
+            assert!(err.message().contains("environment staging is locked by ops"), "minute {minute}: {err}");
+        }
+    });
+    let report = gc.expect("gc finishes under its locks");
+    let _ = intruder;
+    assert_eq!(report.removed_images, vec![ami]);
+    assert!(!w.locked(), "every lock released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_gc_holds_besides_its_own_broken_midway_stops_it_lost_lock_and_the_others_are_released() {
+    let w = World::new(1).await;
+    let a = w.bake('a').await;
+    w.bake('b').await;
+    w.cloud.clock.advance(DAY);
+    let (_, snaps) = image_of(&w, &a);
+    for s in &snaps {
+        w.cloud.state().snapshot_busy.insert(s.clone(), 9);
+    }
+    let (bob, ops, o) = (w.release("bob"), w.release("ops"), opts(1, Duration::ZERO));
+    let (gc, broken) = tokio::join!(ops.gc(&o, None), async {
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        bob.unlock("staging", true).await
+    });
+    assert!(broken.unwrap().broken);
+    let err = gc.expect_err("gc lost staging's lock");
+    assert_eq!(err.kind(), ErrorKind::LockHeld, "{err}");
+    assert!(err.message().contains("lost the lock of env staging: it was broken"), "{err}");
+    let r = &w.records("prod").await[0];
+    assert_eq!(r.action_name(), "gc");
+    assert_eq!(r.outcome, release_core::model::ledger::Outcome::LostLock, "{r:?}");
+    assert!(!w.locked(), "prod's lock released too; staging's was broken");
+}

@@ -11,6 +11,8 @@ use release_core::engine::lock::LOCK_LEASE;
 use release_core::{ErrorKind, Release};
 use release_testkit::fixtures::{shop, World};
 use release_testkit::hooks::{Script, ScriptedHooks};
+use release_testkit::sinks::RecordingNotifier;
+use release_core::ports::tags;
 
 const HOOKS: &str = r#"
 [env.staging.hooks]
@@ -246,23 +248,48 @@ async fn a_resumed_rollout_gives_after_traffic_the_commit_live_before_it() {
     assert_eq!(d.previous.as_ref().map(|p| p.commit.clone()), Some(v1), "hook and record agree");
 }
 
-/// staging (in place) serves a, then b is promoted with a failing `after_traffic`.
-async fn in_place_after_traffic_fails(rollback: bool) -> (World, ScriptedHooks, release_core::Result<release_core::ops::promote::PromoteReport>, String, String) {
-    let conf = format!("[env.staging.hooks]\nafter_traffic = \"./smoke\"\nrollback_on_hook_failure = {rollback}\n");
+/// The webhook of [`SINK`], as its deliveries are labelled.
+const WEBHOOK: &str = "webhook https://hooks.example.com/release/…";
+const SINK: &str = "[notify]\n[[notify.sinks]]\nkind = \"webhook\"\nurl = \"https://hooks.example.com/release/abc\"\n";
+
+/// staging (in place) serves a, then b is promoted with a failing `after_traffic`; `before_b` runs in between.
+async fn in_place_after_traffic_fails_after(
+    rollback: bool,
+    before_b: impl AsyncFnOnce(&World),
+) -> (World, RecordingNotifier, release_core::Result<release_core::ops::promote::PromoteReport>, String, String) {
+    let conf = format!("[env.staging.hooks]\nafter_traffic = \"./smoke\"\nrollback_on_hook_failure = {rollback}\n{SINK}");
     let w = World::with(shop(2, &conf)).await;
     let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
     let (a, b) = (w.bake('a').await, w.bake('b').await);
-    let release = with_hooks(w.release("alice"), &hooks);
+    let notifier = RecordingNotifier::default();
+    let mut release = with_hooks(w.release("alice"), &hooks);
+    release.session.notifier = Arc::new(notifier.clone());
     hooks.script(HookName::AfterTraffic, Script::exits(0, Duration::from_secs(1), &[]));
     release.promote("staging", &a, &Default::default(), None).await.unwrap();
+    before_b(&w).await;
+    notifier.attempts.lock().unwrap().clear();
     hooks.script(HookName::AfterTraffic, Script::exits(5, Duration::from_secs(3), &["checkout is broken"]));
     let result = release.promote("staging", &b, &Default::default(), None).await;
-    (w, hooks, result, a.to_string(), b.to_string())
+    (w, notifier, result, a.to_string(), b.to_string())
+}
+
+/// [`in_place_after_traffic_fails_after`] with nothing in between.
+async fn in_place_after_traffic_fails(rollback: bool) -> (World, RecordingNotifier, release_core::Result<release_core::ops::promote::PromoteReport>, String, String) {
+    in_place_after_traffic_fails_after(rollback, async |_| {}).await
+}
+
+/// (action, event) of each delivery, in order.
+fn events(n: &RecordingNotifier) -> Vec<(String, String)> {
+    n.delivered(WEBHOOK).iter().map(|e| (e.action.clone(), e.event.as_str().to_owned())).collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter().map(|(a, e)| (a.to_string(), e.to_string())).collect()
 }
 
 #[tokio::test(start_paused = true)]
 async fn in_place_after_traffic_rolled_back_leaves_the_promote_recorded_as_rolled_back() {
-    let (w, _hooks, result, a, b) = in_place_after_traffic_fails(true).await;
+    let (w, notifier, result, a, b) = in_place_after_traffic_fails(true).await;
     let err = result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::DeployFailed, "{err}");
     assert_eq!(err.rolled_back(), Some(true));
@@ -282,11 +309,45 @@ async fn in_place_after_traffic_rolled_back_leaves_the_promote_recorded_as_rolle
     // a is live again, and the history says so.
     assert_eq!(release_core::model::ledger::live_history(&records).last().map(|l| l.commit.to_string()), Some(a));
     assert!(!w.locked());
+    // One run, one lock: the rollback ran inside the promote's run (its holder), with no window for anyone else.
+    assert_eq!(rollback.holder, promote.holder, "the rollback is held by the promote's run");
+    assert_ne!(rollback.release_id, promote.release_id, "a record of its own");
+    // The promote's record was closed once, with its real outcome: the sinks never heard it succeeded.
+    let want = [("promote", "started"), ("rollback", "started"), ("rollback", "rolled-back"), ("promote", "rolled-back")];
+    assert_eq!(events(&notifier), pairs(&want));
+    let closed = notifier.delivered(WEBHOOK).last().cloned().unwrap();
+    assert_eq!((closed.release_id.as_str(), closed.rolled_back), (promote.release_id.as_str(), Some(true)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_place_after_traffic_whose_rollback_fails_too_leaves_the_promote_failed_and_the_new_release_live() {
+    // a's AMI is deregistered by hand before b goes out: the rollback has nothing to go back to.
+    let (w, notifier, result, _a, b) = in_place_after_traffic_fails_after(true, async |w: &World| {
+        let s = w.cloud.state();
+        let ids: Vec<_> = s.images.values().filter(|(_, i)| i.tags.get(tags::COMMIT).is_some_and(|c| c.starts_with('a'))).map(|(_, i)| i.id.clone()).collect();
+        drop(s);
+        for id in ids {
+            w.cloud.cloud().images.deregister(&id).await.unwrap();
+        }
+    })
+    .await;
+    let err = result.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "the rollback's error keeps its kind: {err}");
+    assert_eq!(err.rolled_back(), Some(false));
+    assert!(err.message().starts_with("hook after_traffic") && err.message().contains("the automatic rollback failed: "), "{err}");
+    let records = w.records("staging").await;
+    let promote = records.iter().find(|r| r.action_name() == "promote" && r.commit().map(|c| c.to_string()) == Some(b.clone())).unwrap();
+    assert_eq!((promote.outcome, promote.rolled_back), (Outcome::Failed, Some(false)), "{promote:#?}");
+    assert_eq!(promote.detail.as_deref(), Some(err.message()));
+    assert!(records.iter().all(|r| r.action_name() != "rollback"), "the rollback failed before it opened a record: {records:#?}");
+    assert_eq!(w.commits("staging"), vec![b], "b still serves");
+    assert_eq!(events(&notifier), pairs(&[("promote", "started"), ("promote", "failed")]));
+    assert!(!w.locked());
 }
 
 #[tokio::test(start_paused = true)]
 async fn in_place_after_traffic_without_rollback_succeeds_with_the_warning_on_the_record() {
-    let (w, _hooks, result, _a, b) = in_place_after_traffic_fails(false).await;
+    let (w, _notifier, result, _a, b) = in_place_after_traffic_fails(false).await;
     let report = result.unwrap();
     assert_eq!(report.outcome, "succeeded");
     assert_eq!(report.hooks.last().map(|h| h.status), Some(HookStatus::Failed));

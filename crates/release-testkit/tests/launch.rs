@@ -170,6 +170,17 @@ async fn instances_are_launched_with_the_pipelines_settings_and_the_clusters_gro
     assert_eq!(inst_group.ingress, vec![release_core::ports::IngressRule { port: 8080, source: release_core::ports::RuleSource::Group(lb_group.id.clone()) }]);
 }
 
+/// Removes `image` as a step of an operation under staging's lock (`remove_image` waits through `Op::pause`).
+async fn remove_image(w: &World, image: &release_core::ports::Image) -> release_core::Result<()> {
+    let session = w.session("ops");
+    let staging = w.pipeline.env("staging").unwrap();
+    let spec = release_core::engine::runner::OpSpec::new("removing an image".into());
+    release_core::engine::runner::run(&session, &w.pipeline, staging, spec, async |op: &mut release_core::engine::runner::Op<'_>| {
+        release_core::steps::images::remove_image(op, image).await
+    })
+    .await
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_snapshot_still_in_use_after_deregistering_is_deleted_once_ec2_lets_go() {
     let w = World::new(1).await;
@@ -180,7 +191,7 @@ async fn a_snapshot_still_in_use_after_deregistering_is_deleted_once_ec2_lets_go
     // EC2 answers InvalidSnapshot.InUse three times right after DeregisterImage.
     w.cloud.state().snapshot_busy.insert(snap.clone(), 3);
     let start = cloud.clock.now();
-    release_core::steps::images::remove_image(&cloud, &image).await.expect("removed despite InUse");
+    remove_image(&w, &image).await.expect("removed despite InUse");
     assert!(!w.cloud.state().snapshots.contains(&snap), "the snapshot is gone");
     assert!(w.cloud.state().images.get(&ami).is_none(), "the image is gone");
     assert_eq!(w.cloud.state().calls.get("ec2:DeleteSnapshot").copied(), Some(4), "three refusals, then the delete");
@@ -191,7 +202,8 @@ async fn a_snapshot_still_in_use_after_deregistering_is_deleted_once_ec2_lets_go
     let ami = w.cloud.register_image("shop-stuck", release_core::ports::ImageState::Available);
     let image = cloud.images.describe(&ami).await.unwrap().unwrap();
     w.cloud.state().snapshot_busy.insert(image.snapshots[0].clone(), u32::MAX);
-    let err = release_core::steps::images::remove_image(&cloud, &image).await.expect_err("stuck for good");
+    let err = remove_image(&w, &image).await.expect_err("stuck for good");
     assert_eq!(err.kind(), ErrorKind::Aws, "{err}");
     assert!(err.to_string().contains(&image.snapshots[0]), "{err}");
+    assert!(!w.locked(), "the lock went with the operation");
 }

@@ -491,6 +491,7 @@ async fn rollout_continue_resumes_at_once_when_the_holder_is_provably_dead() {
     let bob = judging_alice_dead(&w);
     let st = bob.rollout_status("prod").await.unwrap();
     assert!(st.in_progress && !st.running, "a provably dead holder is not running: {st:?}");
+    assert!(w.locked(), "judging the holder is a read: its lock is broken only by the command that takes over");
     let t0 = w.cloud.clock.now();
     let c = bob.rollout_continue("prod", Default::default()).await.unwrap();
     assert!(c.resumed.is_some() && c.request_id.is_none(), "resumed here, no request to a dead run: {c:?}");

@@ -183,10 +183,7 @@ impl App {
     pub async fn bake(&self, checkout: &Checkout, force: bool) -> Result<BakeOutcome> {
         let opts = BakeOptions { force, emulator_endpoint: self.endpoint_url.clone(), region: self.region.clone() };
         let baker = PackerBaker::default();
-        let session = &self.release.session;
-        let reporter = session.reporter.clone();
-        let progress = move |line: &str| reporter.progress(line);
-        let ctx = BakeContext { cloud: &session.cloud, workspace: &checkout.workspace, baker: &baker, progress: &progress };
+        let ctx = BakeContext { session: &self.release.session, workspace: &checkout.workspace, baker: &baker };
         crate::ops::bake::bake(&ctx, &checkout.pipeline, &checkout.export.dir, &checkout.sha, &opts).await
     }
 

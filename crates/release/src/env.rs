@@ -264,7 +264,8 @@ impl<'a> Env<'a> {
         self.app.release().rollout_continue(self.env.name.as_str(), wait).await
     }
 
-    /// During a rollout held by a live run: asks it to go back and waits until it did; `None` when there is none.
+    /// During a rollout held by a live run: asks it to go back and waits until it did; `None` when there is none
+    /// (a holder provably gone then has its lock broken, for the [`Env::rollback`] that follows to take over).
     pub async fn rollout_rollback(&self) -> Result<Option<RequestReport>> {
         self.app.release().rollout_rollback(self.env.name.as_str()).await
     }

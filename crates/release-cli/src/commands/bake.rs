@@ -9,11 +9,13 @@ use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()> {
     let c = export_commit(g, out, rev).await?;
-    // No ledger record and no signal handling of the engine's: Ctrl-C ends a bake (and packer) at once.
+    // No ledger record. The writes run in the engine's runner: Ctrl-C stops them at the next wait (packer, in the
+    // terminal's process group, gets it too); before them (build, test) it ends the command at once.
     let app = context::builder(g, c.pipeline.clone())
         .caller_identity(false)
-        .handle_signals(false)
         .reporter(|line: &str| eprintln!("bake: {line}"))
+        .exit_when_idle(true)
+        .checkpoint(context::crash_hook)
         .connect()
         .await?;
     if let Some(url) = app.endpoint_url() {

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::model::clock::Timestamp;
-use crate::model::error::{Error, LockHeld, Result};
-use crate::model::ids::{EnvName, ReleaseId};
+use crate::model::error::{Error, ErrorKind, LockHeld, Result};
+use crate::model::ids::{CommitSha, EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
 
@@ -16,12 +16,89 @@ pub const LOCK_LEASE: Duration = Duration::from_secs(120);
 /// How often the runner renews a lock it holds.
 pub const RENEW_EVERY: Duration = Duration::from_secs(30);
 
-/// The lock item a run of `session` writes to hold `env`.
-pub fn lock_info(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> LockInfo {
+/// What a run holds the lock of: an environment (every command but bake), or one commit's bakes
+/// ([`BakeLock`]). Its name keys the lock item and the run's records (`<app>#<name>`).
+pub trait Scope: Sync {
+    /// The name of its lock (an environment's name, or a name no environment can have).
+    fn lock_name(&self) -> &EnvName;
+    /// What it is, for messages: `env staging`.
+    fn describe(&self) -> String;
+    /// What a run of it does when the first Ctrl-C stops it: `putting env staging back as it was`.
+    fn on_interrupt(&self) -> String;
+}
+
+impl Scope for Environment {
+    fn lock_name(&self) -> &EnvName {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        format!("env {}", self.name)
+    }
+
+    fn on_interrupt(&self) -> String {
+        format!("putting env {} back as it was", self.name)
+    }
+}
+
+/// The lock of one commit's bakes: an item beside the environments' locks, keyed by [`EnvName::for_bakes_of`], so
+/// that two bakes of the same commit never race (one removing as a failed bake's the AMI the other is making),
+/// while bakes of other commits, and the environments, do not wait for it.
+pub struct BakeLock {
+    name: EnvName,
+    commit: CommitSha,
+}
+
+impl BakeLock {
+    /// The lock of `commit`'s bakes.
+    pub fn new(commit: &CommitSha) -> Self {
+        Self { name: EnvName::for_bakes_of(commit), commit: commit.clone() }
+    }
+}
+
+impl Scope for BakeLock {
+    fn lock_name(&self) -> &EnvName {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        format!("the bakes of {}", self.commit.short())
+    }
+
+    fn on_interrupt(&self) -> String {
+        "leaving at most an AMI without its bake key, which the next bake of the same inputs removes".to_owned()
+    }
+}
+
+/// Takes the lock of `bakes` for `run_id`, or says who is baking that commit now. `None` before the app's ledger
+/// table exists (no environment provisioned, nothing deployed): there is nowhere to keep a lock yet, and the
+/// bake runs without one.
+pub async fn acquire_bake(session: &Session, pipeline: &Pipeline, bakes: &BakeLock, run_id: &ReleaseId, doing: &str) -> Result<Option<LockInfo>> {
+    if !session.cloud.ledger.table_exists(&pipeline.ledger_table).await? {
+        return Ok(None);
+    }
+    let info = lock_info(session, pipeline, bakes.lock_name(), run_id, doing);
+    let Some(held) = session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? else { return Ok(Some(info)) };
+    Err(Error::new(
+        ErrorKind::LockHeld,
+        format!(
+            "{} is being baked by {} since {} (release {}, host {}); bake again once it ended (the same inputs reuse its AMI), or if it died, once its lease runs out at {}",
+            bakes.commit.short(),
+            held.holder,
+            held.acquired,
+            held.release_id,
+            held.host,
+            if held.expires < info.acquired { "an earlier time (it already has)".to_owned() } else { held.expires.to_string() }
+        ),
+    ))
+}
+
+/// The lock item a run of `session` writes to hold the lock named `name` (an environment's, or [`BakeLock`]'s).
+pub fn lock_info(session: &Session, pipeline: &Pipeline, name: &EnvName, run_id: &ReleaseId, doing: &str) -> LockInfo {
     let now = session.cloud.clock.now();
     LockInfo {
         app: pipeline.app.clone(),
-        env: env.name.clone(),
+        env: name.clone(),
         holder: session.actor.name.clone(),
         release_id: run_id.clone(),
         doing: doing.to_owned(),
@@ -35,7 +112,7 @@ pub fn lock_info(session: &Session, pipeline: &Pipeline, env: &Environment, run_
 
 /// Takes the environment's lock for `run_id` or says who holds it.
 pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> Result<LockInfo> {
-    let info = lock_info(session, pipeline, env, run_id, doing);
+    let info = lock_info(session, pipeline, &env.name, run_id, doing);
     match session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? {
         None => Ok(info),
         Some(held) => {
@@ -119,14 +196,16 @@ pub fn judge_holder(session: &Session, lock: &LockInfo, record: Option<&Record>,
 }
 
 /// Renews `lock` for another lease: the renewed lock, or `None` when it is not this run's any more (broken, or
-/// lapsed and taken). The one renewal: the runner's watcher and gc's extra locks both come here.
+/// lapsed and taken). The one renewal: the runner's watcher and [`crate::engine::runner::Op::guard`] come here, for
+/// each lock a run holds.
 pub async fn renew(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> Result<Option<LockInfo>> {
     let now = session.cloud.clock.now();
     let next = LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..lock.clone() };
     Ok(session.cloud.lock.renew(&pipeline.ledger_table, &next).await?.then_some(next))
 }
 
-/// Breaks the lock of a holder judged [`Holder::Gone`] (same host, its process gone), saying so; `what` names what
+/// Breaks the lock of a holder judged [`Holder::Gone`] (same host, its process gone), saying so: a write, made only
+/// by a command that takes over from it (judging a holder breaks nothing); `what` names what
 /// it held (`rollout r…`).
 pub async fn break_gone(session: &Session, pipeline: &Pipeline, env: &Environment, lock: &LockInfo, what: &str) -> Result<()> {
     session.progress(&format!(
@@ -196,9 +275,4 @@ pub async fn unlock(session: &Session, pipeline: &Pipeline, env: &Environment, f
     }
     let broken = cloud.lock.break_lock(table, &pipeline.app, &env.name, &held.release_id).await?;
     Ok(UnlockReport { env: env.name.clone(), was_held_by: Some(held), broken, silent_for: Some(silent), holder: Some(judged.why().to_owned()) })
-}
-
-/// Releases `lock` (a run's extra locks; the runner releases its own).
-pub async fn release(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> Result<()> {
-    session.cloud.lock.release(&pipeline.ledger_table, lock).await
 }

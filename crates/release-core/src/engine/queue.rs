@@ -351,7 +351,7 @@ impl Waiter<'_> {
         let (session, pipeline) = (self.session, self.pipeline);
         let cloud = &session.cloud;
         let table = &pipeline.ledger_table;
-        let info = lock::lock_info(session, pipeline, self.env, self.run_id, self.doing);
+        let info = lock::lock_info(session, pipeline, &self.env.name, self.run_id, self.doing);
         match cloud.lock.acquire(table, &info, now).await? {
             None => {
                 // The ticket stays, marked started, until the command ends: older promotes that yielded to it
@@ -439,7 +439,7 @@ fn ticket_record(
         superseded_by,
         waited: now.since(ticket.arrival).as_secs_f64(),
     });
-    let mut record = session.record(pipeline, env, ticket.id.clone(), ticket.arrival, action);
+    let mut record = session.record(pipeline, &env.name, ticket.id.clone(), ticket.arrival, action);
     record.finished = outcome.is_final().then_some(now);
     record.outcome = outcome;
     record.seconds.insert("queued".to_owned(), now.since(ticket.arrival).as_secs_f64());

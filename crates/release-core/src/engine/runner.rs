@@ -1,18 +1,24 @@
 //! The operation runner: every command that changes AWS runs its *apply* inside [`run`], the way kube-rs wraps a
 //! reconcile in `finalizer()`, so that the bookkeeping cannot be skipped:
 //!
-//! - it takes the environment's lock (refusing at once, or queueing for it) and renews it from a task of its own,
-//!   independent of what the body is doing or waiting for;
+//! - it takes the environment's lock (refusing at once, or queueing for it), and the locks of the other
+//!   environments the command names ([`OpSpec::also_locking`]: gc holds every one), and renews them from a task of
+//!   its own, independent of what the body is doing or waiting for; a bake's writes run in [`run_bake`], under the
+//!   lock of its commit's bakes instead (`Op<'_, BakeLock>`: what a lock locks is a [`lock::Scope`]);
 //! - it owns the ledger record: the body opens it (or adopts an unfinished one), saves it at each step, and the
 //!   runner closes it with the outcome; every write is conditional on the record's holder, so a run that lost its
 //!   lock can never overwrite the run that took over;
+//! - a body may run a next operation in the same run ([`Op::then`]: an in-place promote's rollback after its
+//!   `after_traffic` hook failed), under the same locks, with a record of its own that the runner closes;
 //! - before each destructive step the body calls [`Op::guard`], which confirms with AWS that the lock is still
 //!   this run's; a run that lost it stops, records `lost-lock` naming who took it, and exits 5;
 //! - Ctrl-C / SIGTERM: before the point of no return the first signal stops the body at its next check and it puts
 //!   the environment back; after it, the first signal is acknowledged and the work finishes, a second stops at once
 //!   leaving the record open for a re-run to finish;
-//! - every wait goes through [`Op::pause`]: the `Clock` port (simulated in tests), cancellable, bounded by the body;
-//! - the lock is released on every exit except a simulated crash (`ErrorKind::Crash`), which must look like death.
+//! - every wait goes through the `Op`, on the `Clock` port (simulated in tests), bounded by the body: [`Op::pause`]
+//!   (a signal or a lost lock stops it), [`Op::nap`] (they wake it) or [`Op::sleep_through`] (cleaning up, the way
+//!   back: nothing cuts it short); no other floor sleeps;
+//! - the locks are released on every exit except a simulated crash (`ErrorKind::Crash`), which must look like death.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,36 +27,45 @@ use tokio::sync::watch;
 
 use crate::model::clock::Timestamp;
 use crate::model::error::{Cause, Error, ErrorKind, Result};
-use crate::model::ids::{short_sha, ReleaseId};
+use crate::model::ids::{short_sha, EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::model::pipeline::{Environment, Pipeline};
 use crate::ports::{Cloud, Expect};
 
-use crate::engine::lock::{self, RENEW_EVERY};
+use crate::engine::lock::{self, Scope, RENEW_EVERY};
 use crate::engine::session::Session;
 use crate::engine::session::Signals;
 
-/// Who took the lock from a run, found when its renewal or guard failed.
+/// Who took a lock from a run, found when its renewal or guard failed.
 #[derive(Clone, Debug)]
 pub struct LostLock {
+    /// The name the lost lock is keyed by (the run's own, or an environment's it held besides).
+    pub env: EnvName,
+    /// What it locked, for messages (`env staging`).
+    pub what: String,
     /// The lock as it is now, if anyone holds it.
     pub now_held_by: Option<LockInfo>,
 }
 
 impl LostLock {
-    fn message(&self, env: &Environment) -> String {
+    fn message(&self) -> String {
         match &self.now_held_by {
             Some(l) => format!(
-                "lost the lock of env {}: {} took it (release {}, host {}); stopped",
-                env.name, l.holder, l.release_id, l.host
+                "lost the lock of {}: {} took it (release {}, host {}); stopped",
+                self.what, l.holder, l.release_id, l.host
             ),
-            None => format!("lost the lock of env {}: it was broken (`release unlock --force`); stopped", env.name),
+            None => format!("lost the lock of {}: it was broken (`release unlock --force`); stopped", self.what),
         }
     }
 }
 
 struct Shared {
-    lock: Mutex<LockInfo>,
+    /// The run's own lock: none only for a bake before the app's ledger table exists (nothing holds a lock then).
+    lock: Mutex<Option<LockInfo>>,
+    /// What the run's own lock locks, for messages ([`Scope::describe`]).
+    what: String,
+    /// The locks held besides the environment's own ([`OpSpec::also_locking`]), in the order they were taken.
+    also: Mutex<Vec<LockInfo>>,
     lost: watch::Sender<Option<LostLock>>,
     /// Set once the body passed its point of no return.
     no_return: Mutex<Option<String>>,
@@ -60,7 +75,7 @@ struct Shared {
 }
 
 /// Tells what the `n`th signal does, once.
-fn announce(session: &Session, env: &Environment, shared: &Shared, n: u32) {
+fn announce<S: Scope>(session: &Session, scope: &S, shared: &Shared, n: u32) {
     {
         let mut done = shared.announced.lock().unwrap();
         if n <= *done {
@@ -70,7 +85,7 @@ fn announce(session: &Session, env: &Environment, shared: &Shared, n: u32) {
     }
     let no_return = shared.no_return.lock().unwrap().clone();
     let line = match (no_return, n) {
-        (None, 1) => format!("interrupted: stopping {} and putting env {} back as it was (Ctrl-C again to stop at once)", shared.doing, env.name),
+        (None, 1) => format!("interrupted: stopping {} and {} (Ctrl-C again to stop at once)", shared.doing, scope.on_interrupt()),
         (Some(note), 1) => format!("interrupted, but {note}: finishing; Ctrl-C again stops at once (the record stays open and a re-run finishes it)"),
         _ => "stopping at once: the record stays open; run the same command again to finish".to_owned(),
     };
@@ -85,12 +100,24 @@ pub struct OpSpec {
     pub wait: crate::engine::queue::Wait,
     /// What its ticket says while it waits (commands that cannot wait have none).
     pub ticket: Option<crate::engine::queue::TicketSpec>,
+    /// Other environments whose locks it holds too (gc: every environment of the app).
+    pub also: Vec<EnvName>,
 }
 
 impl OpSpec {
     /// A command that does not wait for a held lock.
     pub fn new(doing: String) -> Self {
-        Self { doing, wait: crate::engine::queue::Wait::No, ticket: None }
+        Self { doing, wait: crate::engine::queue::Wait::No, ticket: None, also: Vec::new() }
+    }
+
+    /// A command that holds the locks of these environments too: taken once the environment's own is, in name
+    /// order, never waiting (a held one, or one with a queue, refuses the command: nobody waits holding a lock,
+    /// so two such commands cannot deadlock); renewed with it, released with it.
+    pub fn also_locking(mut self, envs: impl IntoIterator<Item = EnvName>) -> Self {
+        self.also.extend(envs);
+        self.also.sort();
+        self.also.dedup();
+        self
     }
 
     /// A command that waits in the queue as `wait` says.
@@ -101,15 +128,19 @@ impl OpSpec {
     }
 }
 
-/// The scope of one operation under the lock: the body's handle on the record, the lock and time.
-pub struct Op<'s> {
+/// One operation under its lock (an environment's, by default): the body's handle on the record, the lock and
+/// time.
+pub struct Op<'s, S = Environment> {
     session: &'s Session,
     pipeline: &'s Pipeline,
-    env: &'s Environment,
+    scope: &'s S,
     shared: &'s Shared,
     signals: Signals,
     lost_rx: watch::Receiver<Option<LostLock>>,
     run_id: ReleaseId,
+    /// The release id of a record this run opens: its run id, or a fresh one for each operation it runs next
+    /// ([`Op::then`]).
+    record_id: ReleaseId,
     /// The record, once opened or adopted.
     record: Option<Record>,
     started: Timestamp,
@@ -131,6 +162,13 @@ impl<'s> Op<'s> {
         crate::engine::session::recent_records(self.cloud(), self.pipeline(), &self.env().name).await
     }
 
+    /// The environment.
+    pub fn env(&self) -> &'s Environment {
+        self.scope
+    }
+}
+
+impl<'s, S: Scope> Op<'s, S> {
     /// This run's id: the lock token, and the release id of a record it opens.
     pub fn run_id(&self) -> &ReleaseId {
         &self.run_id
@@ -149,11 +187,6 @@ impl<'s> Op<'s> {
     /// The pipeline.
     pub fn pipeline(&self) -> &'s Pipeline {
         self.pipeline
-    }
-
-    /// The environment.
-    pub fn env(&self) -> &'s Environment {
-        self.env
     }
 
     /// A progress line.
@@ -176,7 +209,8 @@ impl<'s> Op<'s> {
 
     /// A fresh record for this run, not yet written: the body fills in the action and calls [`Op::open`].
     pub fn draft(&self, action: crate::model::ledger::Action) -> Record {
-        let mut record = self.session.record(self.pipeline, self.env, self.run_id.clone(), self.started, action);
+        let mut record = self.session.record(self.pipeline, self.scope.lock_name(), self.record_id.clone(), self.started, action);
+        record.holder = self.run_id.clone();
         if !self.queued.is_zero() {
             record.seconds.insert("queued".to_owned(), self.queued.as_secs_f64());
         }
@@ -285,11 +319,11 @@ impl<'s> Op<'s> {
     /// Errors when the run must stop now: its lock is gone, or a signal asks it to.
     pub fn check(&self) -> Result<()> {
         if let Some(lost) = self.lost_rx.borrow().clone() {
-            return Err(Error::new(ErrorKind::LockHeld, lost.message(self.env)).with_cause(Cause::ConditionFailed));
+            return Err(Error::new(ErrorKind::LockHeld, lost.message()).with_cause(Cause::ConditionFailed));
         }
         let n = self.signals.count();
         if n > 0 {
-            announce(self.session, self.env, self.shared, n);
+            announce(self.session, self.scope, self.shared, n);
         }
         let limit = if self.past_no_return() { 2 } else { 1 };
         if n >= limit {
@@ -319,10 +353,26 @@ impl<'s> Op<'s> {
         }
     }
 
+    /// Waits at most `d` through the clock, woken early by a signal or a lost lock; never an error: the caller
+    /// judges what woke it ([`Op::check`], [`Op::lock_lost`]), as a hook that is waited for does.
+    pub async fn nap(&mut self, d: Duration) {
+        let clock = self.session.cloud.clock.clone();
+        tokio::select! {
+            _ = clock.sleep(d) => {}
+            _ = self.signals.changed() => {}
+            _ = self.lost_rx.changed() => {}
+        }
+    }
+
+    /// Waits `d` through the clock whatever comes: a wait no signal cuts short (cleaning up, the way back).
+    pub async fn sleep_through(&self, d: Duration) {
+        self.session.cloud.clock.sleep(d).await;
+    }
+
     /// Confirms with AWS, right before a destructive step, that the lock is still this run's (and extends it).
     pub async fn guard(&mut self) -> Result<()> {
         self.check()?;
-        renew(self.session, self.pipeline, self.env, self.shared).await;
+        renew(self.session, self.pipeline, self.shared).await;
         self.check()
     }
 
@@ -341,7 +391,7 @@ impl<'s> Op<'s> {
         let lost = self.lost_rx.borrow().clone();
         record.outcome = Outcome::LostLock;
         record.finished = Some(self.session.cloud.clock.now());
-        record.detail = lost.map(|l| l.message(self.env));
+        record.detail = lost.map(|l| l.message());
         let table = &self.pipeline.ledger_table;
         let mine = self.session.cloud.ledger.put_record(table, &record, Expect::Holder(self.run_id.clone())).await?;
         if mine {
@@ -349,35 +399,87 @@ impl<'s> Op<'s> {
         }
         Ok(mine)
     }
+
+    /// Runs `body` as the next operation of this run, under the same locks, with no window for anyone else: it
+    /// opens a record of its own (a fresh release id, held by this run) with events of its own, which is closed
+    /// when the body ends as [`run`] closes one (outcome, closing event, failed deliveries noted). Then this run's
+    /// record, outcome and point of no return are back as they were, for the body to close as it decides; what the
+    /// next operation returned (its error as a command would report it) is the caller's to judge.
+    pub async fn then<T>(&mut self, body: impl AsyncFnOnce(&mut Op<'_, S>) -> Result<T>) -> Result<T> {
+        let now = self.session.cloud.clock.now();
+        let record_id = std::mem::replace(&mut self.record_id, self.session.new_release_id());
+        let record = self.record.take();
+        let outcome = self.outcome.take();
+        let no_return = self.shared.no_return.lock().unwrap().take();
+        let (started, phase_start) = (std::mem::replace(&mut self.started, now), std::mem::replace(&mut self.phase_start, now));
+        let queued = std::mem::take(&mut self.queued);
+        let ticket = self.ticket.take();
+        let events = std::mem::replace(&mut self.events, self.session.delivery(self.pipeline));
+        let result = body(self).await;
+        let result = if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
+            result
+        } else {
+            let (closed, write_err) = close_record(self, &result).await;
+            notify_closed(self, &result).await;
+            conclude(self, result, closed, write_err)
+        };
+        self.record_id = record_id;
+        self.record = record;
+        self.outcome = outcome;
+        *self.shared.no_return.lock().unwrap() = no_return;
+        (self.started, self.phase_start, self.queued, self.ticket, self.events) = (started, phase_start, queued, ticket, events);
+        result
+    }
 }
 
-/// Renews the lease now; marks the lock lost when it is not ours any more. A failing call is only logged: the
-/// next renewal (or guard) tells, and a lease that lapsed and was taken is found then.
-async fn renew(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) {
+/// Renews the leases now (the environment's lock, then those held besides); marks the run's locks lost when one is
+/// not ours any more. A failing call is only logged: the next renewal (or guard) tells, and a lease that lapsed
+/// and was taken is found then.
+async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
     if shared.lost.borrow().is_some() {
         return;
     }
-    let current = shared.lock.lock().unwrap().clone();
-    match lock::renew(session, pipeline, &current).await {
-        Ok(Some(next)) => *shared.lock.lock().unwrap() = next,
-        Ok(None) => {
-            let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await.ok().flatten();
-            shared.lost.send_replace(Some(LostLock { now_held_by }));
+    let own = shared.lock.lock().unwrap().clone();
+    let also: Vec<LockInfo> = shared.also.lock().unwrap().clone();
+    let held = own.iter().map(|l| (l, None)).chain(also.iter().enumerate().map(|(i, l)| (l, Some(i))));
+    for (current, also_at) in held {
+        let what = if also_at.is_some() { format!("env {}", current.env) } else { shared.what.clone() };
+        match lock::renew(session, pipeline, current).await {
+            Ok(Some(next)) => match also_at {
+                None => *shared.lock.lock().unwrap() = Some(next),
+                Some(i) => shared.also.lock().unwrap()[i] = next,
+            },
+            Ok(None) => {
+                let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &current.env).await.ok().flatten();
+                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by }));
+                return;
+            }
+            Err(e) => tracing::warn!("renewing the lock of {what} failed (retrying): {e}"),
         }
-        Err(e) => tracing::warn!("renewing the lock of env {} failed (retrying): {e}", env.name),
     }
 }
 
-/// Renews the lock every [`RENEW_EVERY`] and answers signals with what they will do; never returns.
-async fn watcher(session: &Session, pipeline: &Pipeline, env: &Environment, shared: &Shared) -> std::convert::Infallible {
+/// Renews the locks every [`RENEW_EVERY`] and answers signals with what they will do; never returns.
+async fn watcher<S: Scope>(session: &Session, pipeline: &Pipeline, scope: &S, shared: &Shared) -> std::convert::Infallible {
     let mut signals = session.signals.clone();
     loop {
         let clock = session.cloud.clock.clone();
         tokio::select! {
-            _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, env, shared).await,
-            _ = signals.changed() => announce(session, env, shared, signals.count()),
+            _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, shared).await,
+            _ = signals.changed() => announce(session, scope, shared, signals.count()),
         }
     }
+}
+
+/// Takes the locks of [`OpSpec::also`] after the environment's own, in name order, never waiting; each one taken is
+/// kept in `shared` at once, so that the runner releases it whatever happens next.
+async fn take_also(session: &Session, pipeline: &Pipeline, own: &EnvName, spec: &OpSpec, run_id: &ReleaseId, shared: &Shared, events: &crate::engine::delivery::Delivery) -> Result<()> {
+    for name in spec.also.iter().filter(|n| *n != own) {
+        let other = pipeline.env(name.as_str())?;
+        let (info, _, _) = crate::engine::queue::take_turn(session, pipeline, other, run_id, &spec.doing, crate::engine::queue::Wait::No, None, events).await?;
+        shared.also.lock().unwrap().push(info);
+    }
+    Ok(())
 }
 
 /// Runs `body` under the environment's lock, with the record bookkeeping, signals and renewal described above.
@@ -395,7 +497,7 @@ pub async fn run<T>(
     let events = session.delivery(pipeline);
     let (info, queued, ticket) = crate::engine::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
     let result = match session.checkpoint("locked") {
-        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (info, queued), events, body).await,
+        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (Some(info), queued), events, body).await,
         Err(e) => Err(e),
     };
     // The started ticket goes with the command (a crash leaves it, like the lock: its lease runs out).
@@ -405,29 +507,60 @@ pub async fn run<T>(
     result
 }
 
-/// [`run`] with the lock already taken (after `queued` in the queue).
-#[allow(clippy::too_many_arguments)]
-async fn run_locked<T>(
+/// Runs a bake's writes (`body`) under the lock of its commit's bakes ([`lock::BakeLock`]), with the signals,
+/// pauses, renewal and release of any run; no queue (a bake of the same commit under way refuses it at once) and
+/// no record (a bake belongs to no environment; the AMI's tags say what it is). Before the app's ledger table
+/// exists the bake has no lock to take ([`lock::acquire_bake`]) and runs without one.
+pub async fn run_bake<T>(
     session: &Session,
     pipeline: &Pipeline,
-    env: &Environment,
+    bakes: &lock::BakeLock,
+    spec: OpSpec,
+    body: impl AsyncFnOnce(&mut Op<'_, lock::BakeLock>) -> Result<T>,
+) -> Result<T> {
+    // Taking the lock is a write: a signal now must not kill the process between it and the runner.
+    let _claim = session.signals.claim();
+    let run_id = session.new_release_id();
+    let events = session.delivery(pipeline);
+    let info = lock::acquire_bake(session, pipeline, bakes, &run_id, &spec.doing).await?;
+    match session.checkpoint("locked") {
+        Ok(()) => run_locked(session, pipeline, bakes, spec, run_id, (info, Duration::ZERO), events, body).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// [`run`] with the lock already taken (after `queued` in the queue).
+#[allow(clippy::too_many_arguments)]
+async fn run_locked<T, S: Scope>(
+    session: &Session,
+    pipeline: &Pipeline,
+    scope: &S,
     spec: OpSpec,
     run_id: ReleaseId,
-    (info, queued): (LockInfo, Duration),
+    (info, queued): (Option<LockInfo>, Duration),
     events: crate::engine::delivery::Delivery,
-    body: impl AsyncFnOnce(&mut Op<'_>) -> Result<T>,
+    body: impl AsyncFnOnce(&mut Op<'_, S>) -> Result<T>,
 ) -> Result<T> {
     let _claim = session.signals.claim();
     let (lost_tx, lost_rx) = watch::channel(None);
-    let shared = Shared { lock: Mutex::new(info), lost: lost_tx, no_return: Mutex::new(None), announced: Mutex::new(0), doing: spec.doing.clone() };
+    let shared = Shared {
+        lock: Mutex::new(info),
+        what: scope.describe(),
+        also: Mutex::new(Vec::new()),
+        lost: lost_tx,
+        no_return: Mutex::new(None),
+        announced: Mutex::new(0),
+        doing: spec.doing.clone(),
+    };
     let started = session.cloud.clock.now();
     let mut op = Op {
         session,
         pipeline,
-        env,
+        scope,
         shared: &shared,
         signals: session.signals.clone(),
         lost_rx,
+        record_id: run_id.clone(),
         run_id,
         record: None,
         started,
@@ -437,132 +570,167 @@ async fn run_locked<T>(
         events,
         ticket: spec.ticket.clone(),
     };
-    let result = {
-        let work = body(&mut op);
-        let watch = watcher(session, pipeline, env, &shared);
-        tokio::select! {
-            r = work => r,
-            never = watch => match never {},
+    let result = match take_also(session, pipeline, scope.lock_name(), &spec, &op.run_id, &shared, &op.events).await {
+        Ok(()) => {
+            let work = body(&mut op);
+            let watch = watcher(session, pipeline, scope, &shared);
+            tokio::select! {
+                r = work => r,
+                never = watch => match never {},
+            }
         }
+        Err(e) => Err(e),
     };
     finish(&mut op, result).await
 }
 
-/// Closes the record with the outcome and releases the lock; a simulated crash does neither.
-async fn finish<T>(op: &mut Op<'_>, result: Result<T>) -> Result<T> {
+/// Closes the record with the outcome and releases the locks; a simulated crash does neither.
+async fn finish<T, S: Scope>(op: &mut Op<'_, S>, result: Result<T>) -> Result<T> {
     if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
         return result;
     }
-    let cloud = op.cloud();
-    let table = op.pipeline.ledger_table.clone();
-    let now = cloud.clock.now();
-    let lost = op.lost_rx.borrow().clone();
-    let past = op.past_no_return();
-    let outcome = match &result {
-        Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
-        Err(_) if lost.is_some() => Outcome::LostLock,
-        // The body decided how it ends (e.g. a promote stopped by an alarm between batches: `failed`, not open).
-        Err(_) if op.outcome.is_some() => op.outcome.unwrap_or(Outcome::Failed),
-        // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
-        Err(_) if past => Outcome::Started,
-        Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,
-        Err(e) if refusal(e) => Outcome::Refused,
-        Err(_) => Outcome::Failed,
-    };
-    let mut write_err = None;
-    if let Some(record) = &mut op.record {
-        if record.outcome == Outcome::LostLock {
-            // claim_for_cleanup already closed it.
-        } else {
-            record.outcome = outcome;
-            record.progress = None;
-            if outcome.is_final() {
-                record.finished = Some(now);
-            }
-            let total = now.since(record.started).as_secs_f64();
-            record.seconds.insert("total".into(), total);
-            if let Err(e) = &result {
-                let note = op.shared.no_return.lock().unwrap().clone();
-                record.detail = Some(match (&lost, e.kind(), note) {
-                    (Some(l), _, _) => l.message(op.env),
-                    (None, ErrorKind::Interrupted, Some(note)) => format!(
-                        "interrupted twice past the point of no return ({note}): stopped at once; the record stays open, run the same command again to finish"
-                    ),
-                    _ => e.message().to_owned(),
-                });
-                // A refusal changed nothing, so nothing was put back.
-                record.rolled_back = Some(!past && outcome != Outcome::Refused);
-            }
-            match cloud.ledger.put_record(&table, record, Expect::Holder(op.run_id.clone())).await {
-                Ok(true) => {}
-                Ok(false) => {}
-                Err(e) => write_err = Some(e),
-            }
-        }
-    }
+    let (outcome, mut write_err) = close_record(op, &result).await;
     if result.is_ok() {
         // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
         op.session.checkpoint("finished")?;
     }
-    // A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
-    // sinks, from a record drafted for the event alone (the ledger has nothing to close).
-    if let (None, Err(e), Some(t)) = (&op.record, &result, &op.ticket) {
-        if !matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
-            let mut draft = op.draft(crate::model::ledger::Action::Queued(crate::model::ledger::QueuedDetails {
-                command: t.action,
-                commit: t.commit.clone(),
-                cluster: t.cluster.clone(),
-                superseded_by: None,
-                waited: op.queued.as_secs_f64(),
-            }));
-            draft.outcome = match e.kind() {
-                ErrorKind::Interrupted => Outcome::Interrupted,
-                _ if refusal(e) => Outcome::Refused,
-                _ => Outcome::Failed,
-            };
-            draft.detail = Some(e.message().to_owned());
-            // Nothing was changed before the record would have opened: nothing was put back.
-            draft.rolled_back = Some(false);
-            op.events.send(crate::model::event::Event::of(crate::model::event::Event::closing_kind(&draft), &draft, op.events.link(), now));
-            op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
-        }
+    tell_unrecorded(op, &result).await;
+    notify_closed(op, &result).await;
+    release_locks(op, &mut write_err).await;
+    conclude(op, result, outcome, write_err)
+}
+
+/// The outcome a run's record closes with, from how its body ended.
+fn outcome_of<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) -> Outcome {
+    let lost = op.lost_rx.borrow().is_some();
+    match result {
+        Ok(_) => op.outcome.unwrap_or(Outcome::Succeeded),
+        Err(_) if lost => Outcome::LostLock,
+        // The body decided how it ends (e.g. a promote stopped by an alarm between batches: `failed`, not open).
+        Err(_) if op.outcome.is_some() => op.outcome.unwrap_or(Outcome::Failed),
+        // Past the point of no return the record stays open, so that a re-run adopts and finishes it.
+        Err(_) if op.past_no_return() => Outcome::Started,
+        Err(e) if e.kind() == ErrorKind::Interrupted => Outcome::Interrupted,
+        Err(e) if refusal(e) => Outcome::Refused,
+        Err(_) => Outcome::Failed,
     }
-    // The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout.
-    if let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) {
-        // Stopped at once past the point of no return, the record open: `interrupted`, not a `failed` that the
-        // re-run finishing the same release would contradict; that re-run sends the one terminal event.
-        let kind = match &result {
-            Err(e) if record.outcome == Outcome::Started && e.kind() == ErrorKind::Interrupted => crate::model::event::EventKind::Interrupted,
-            _ => crate::model::event::Event::closing_kind(&record),
-        };
-        op.events.send(crate::model::event::Event::of(kind, &record, op.events.link(), now));
-        let failures = op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
-        if !failures.is_empty() {
-            let mut noted = record;
-            noted.notify_failures = failures;
-            if lost.is_none() && cloud.ledger.put_record(&table, &noted, Expect::Holder(op.run_id.clone())).await.unwrap_or(false) {
-                op.record = Some(noted);
-            }
-        }
+}
+
+/// Writes the record (if the body opened one) with its outcome, detail and times; the outcome, and the error of
+/// that write if it failed.
+async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) -> (Outcome, Option<Error>) {
+    let outcome = outcome_of(op, result);
+    let now = op.cloud().clock.now();
+    let lost = op.lost_rx.borrow().clone();
+    let past = op.past_no_return();
+    let note = op.shared.no_return.lock().unwrap().clone();
+    let Some(record) = &mut op.record else { return (outcome, None) };
+    if record.outcome == Outcome::LostLock {
+        // claim_for_cleanup already closed it.
+        return (outcome, None);
     }
-    if lost.is_none() {
-        let info = op.shared.lock.lock().unwrap().clone();
-        if let Err(e) = cloud.lock.release(&table, &info).await {
+    record.outcome = outcome;
+    record.progress = None;
+    if outcome.is_final() {
+        record.finished = Some(now);
+    }
+    let total = now.since(record.started).as_secs_f64();
+    record.seconds.insert("total".into(), total);
+    if let Err(e) = result {
+        record.detail = Some(match (&lost, e.kind(), note) {
+            (Some(l), _, _) => l.message(),
+            (None, ErrorKind::Interrupted, Some(note)) => format!(
+                "interrupted twice past the point of no return ({note}): stopped at once; the record stays open, run the same command again to finish"
+            ),
+            _ => e.message().to_owned(),
+        });
+        // A refusal changed nothing, so nothing was put back.
+        record.rolled_back = Some(!past && outcome != Outcome::Refused);
+    }
+    let table = &op.pipeline.ledger_table;
+    match op.session.cloud.ledger.put_record(table, record, Expect::Holder(op.run_id.clone())).await {
+        Ok(_) => (outcome, None),
+        Err(e) => (outcome, Some(e)),
+    }
+}
+
+/// A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
+/// sinks, from a record drafted for the event alone (the ledger has nothing to close).
+async fn tell_unrecorded<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) {
+    let (None, Err(e), Some(t)) = (&op.record, result, &op.ticket) else { return };
+    if matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
+        return;
+    }
+    let mut draft = op.draft(crate::model::ledger::Action::Queued(crate::model::ledger::QueuedDetails {
+        command: t.action,
+        commit: t.commit.clone(),
+        cluster: t.cluster.clone(),
+        superseded_by: None,
+        waited: op.queued.as_secs_f64(),
+    }));
+    draft.outcome = match e.kind() {
+        ErrorKind::Interrupted => Outcome::Interrupted,
+        _ if refusal(e) => Outcome::Refused,
+        _ => Outcome::Failed,
+    };
+    draft.detail = Some(e.message().to_owned());
+    // Nothing was changed before the record would have opened: nothing was put back.
+    draft.rolled_back = Some(false);
+    let now = op.cloud().clock.now();
+    op.events.send(crate::model::event::Event::of(crate::model::event::Event::closing_kind(&draft), &draft, op.events.link(), now));
+    op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
+}
+
+/// The closing event, then every delivery still in flight, bounded: a sink that hangs costs one timeout. Failed
+/// deliveries are noted on the record.
+async fn notify_closed<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) {
+    let Some(record) = op.record.clone().filter(|r| r.outcome.is_final() || result.is_err()) else { return };
+    // Stopped at once past the point of no return, the record open: `interrupted`, not a `failed` that the
+    // re-run finishing the same release would contradict; that re-run sends the one terminal event.
+    let kind = match result {
+        Err(e) if record.outcome == Outcome::Started && e.kind() == ErrorKind::Interrupted => crate::model::event::EventKind::Interrupted,
+        _ => crate::model::event::Event::closing_kind(&record),
+    };
+    let now = op.cloud().clock.now();
+    op.events.send(crate::model::event::Event::of(kind, &record, op.events.link(), now));
+    let failures = op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
+    if failures.is_empty() {
+        return;
+    }
+    let mut noted = record;
+    noted.notify_failures = failures;
+    let lost = op.lost_rx.borrow().is_some();
+    if !lost && op.cloud().ledger.put_record(&op.pipeline.ledger_table, &noted, Expect::Holder(op.run_id.clone())).await.unwrap_or(false) {
+        op.record = Some(noted);
+    }
+}
+
+/// Releases every lock still this run's (a lost one is someone else's now); the first failure goes to `write_err`.
+async fn release_locks<S: Scope>(op: &Op<'_, S>, write_err: &mut Option<Error>) {
+    let lost = op.lost_rx.borrow().clone();
+    let held: Vec<LockInfo> = op.shared.lock.lock().unwrap().clone().into_iter().chain(op.shared.also.lock().unwrap().iter().cloned()).collect();
+    for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.env != l.env)) {
+        if let Err(e) = op.cloud().lock.release(&op.pipeline.ledger_table, info).await {
             write_err.get_or_insert(e);
         }
     }
+}
+
+/// What the command returns: the body's value (or the failure to close its record), or its error, which says
+/// that the lock was lost when it was, and whether anything was put back, as the record does.
+fn conclude<T, S: Scope>(op: &Op<'_, S>, result: Result<T>, outcome: Outcome, write_err: Option<Error>) -> Result<T> {
     match result {
         Ok(v) => match write_err {
             Some(e) => Err(e.context("closing the ledger record")),
             None => Ok(v),
         },
         Err(e) => {
-            let e = match lost {
-                Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message(op.env)),
+            let e = match op.lost_rx.borrow().clone() {
+                Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message()),
                 _ => e,
             };
             // As on the record: a refusal changed nothing, so nothing was put back.
-            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!past && outcome != Outcome::Refused) } else { e };
+            let e = if e.rolled_back().is_none() && op.record.is_some() { e.with_rolled_back(!op.past_no_return() && outcome != Outcome::Refused) } else { e };
             Err(e)
         }
     }

@@ -8,9 +8,9 @@ use tokio::sync::watch;
 
 use crate::model::clock::Timestamp;
 use crate::model::error::Result;
-use crate::model::ids::ReleaseId;
+use crate::model::ids::{EnvName, ReleaseId};
 use crate::model::ledger::{Actor, Outcome, Record, RECENT_RECORDS};
-use crate::model::pipeline::{Environment, Pipeline};
+use crate::model::pipeline::Pipeline;
 use crate::ports::Cloud;
 
 /// Where progress lines and events go (stderr for the CLI; nowhere, or a buffer, in tests).
@@ -158,11 +158,11 @@ impl Session {
 
     /// A new record of `action` by this session's actor, open (`Started`): the one place every field is filled in,
     /// so that the runner's records, queue tickets' and rollout requests' cannot drift apart.
-    pub fn record(&self, pipeline: &Pipeline, env: &Environment, id: ReleaseId, started: Timestamp, action: crate::model::ledger::Action) -> Record {
+    pub fn record(&self, pipeline: &Pipeline, env: &EnvName, id: ReleaseId, started: Timestamp, action: crate::model::ledger::Action) -> Record {
         let a = &self.actor;
         Record {
             app: pipeline.app.clone(),
-            env: env.name.clone(),
+            env: env.clone(),
             release_id: id.clone(),
             holder: id,
             actor: a.name.clone(),

@@ -163,6 +163,14 @@ macro_rules! slug_name {
 slug_name!(EnvName, "environment");
 slug_name!(ClusterName, "cluster");
 
+impl EnvName {
+    /// The name of the lock of one commit's bakes, `bake#<sha>`: not a slug, so no environment can have it (and
+    /// what reads environments, `history` and `status`, never meets it).
+    pub fn for_bakes_of(commit: &CommitSha) -> Self {
+        Self(format!("bake#{commit}"))
+    }
+}
+
 impl ReleaseId {
     /// Release ids sort by time: `r` + UTC timestamp + random suffix, e.g. `r20261122T034950Z-3f9a1c`.
     pub fn new(now: crate::model::clock::Timestamp, entropy: u32) -> Self {

@@ -1,6 +1,8 @@
 //! `release bake`: build -> test -> Packer -> tag -> verify, addressed by a bake key so that the same inputs are
 //! never baked twice. Each step observes first: an AMI that already carries the key is reused; an AMI left by a
-//! failed bake (it lacks the key, which is written last) is never taken for a good one and is cleaned up.
+//! failed bake (it lacks the key, which is written last) is never taken for a good one and is cleaned up. The
+//! writes run in the operation runner under the lock of the commit's bakes (`engine::lock::BakeLock`): two bakes of
+//! one commit never race, and a Ctrl-C stops a bake at its next wait.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +15,10 @@ use crate::model::clock::Timestamp;
 use crate::model::error::{Error, ErrorKind, Result};
 use crate::model::ids::{AmiId, AppName, BakeKey, CommitSha};
 use crate::model::pipeline::Pipeline;
-use crate::ports::{tags, BakeRequest, Baker, Cloud, Image, ImageState, ProgressFn, Workspace};
+use crate::ports::{tags, BakeRequest, Baker, Image, ImageState, Workspace};
+use crate::engine::lock::BakeLock;
+use crate::engine::runner::{self, Op, OpSpec};
+use crate::engine::session::Session;
 use crate::observe::images::find_complete;
 use crate::steps::images::remove_image;
 
@@ -98,56 +103,114 @@ pub struct BakeOutcome {
     pub seconds: BTreeMap<&'static str, f64>,
 }
 
-/// What a bake needs: the cloud, git and the stages, Packer, and where progress goes.
+/// What a bake needs: the session (the cloud, signals, where progress goes), git and the stages, and Packer.
 pub struct BakeContext<'a> {
-    /// The cloud.
-    pub cloud: &'a Cloud,
+    /// The session.
+    pub session: &'a Session,
     /// git and the build/test stages.
     pub workspace: &'a dyn Workspace,
     /// Packer.
     pub baker: &'a dyn Baker,
-    /// Progress lines.
-    pub progress: &'a ProgressFn,
 }
 
-/// Bakes `commit` from its export (`export`, holding `pipeline` as read from that commit).
-pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, commit: &CommitSha, opts: &BakeOptions) -> Result<BakeOutcome> {
-    let clock = &ctx.cloud.clock;
-    let mut seconds = BTreeMap::new();
-    let mut phase_start = clock.now();
-    let mut lap = |name: &'static str, seconds: &mut BTreeMap<&'static str, f64>, now: Timestamp| {
-        seconds.insert(name, now.since(phase_start).as_secs_f64());
-        phase_start = now;
-    };
+/// What decides the bake, read before anything runs.
+struct Inputs {
+    key: BakeKey,
+    base_ami: AmiId,
+}
 
+/// Seconds per phase, each lap ending one.
+struct Laps {
+    start: Timestamp,
+    seconds: BTreeMap<&'static str, f64>,
+}
+
+impl Laps {
+    fn lap(&mut self, name: &'static str, now: Timestamp) {
+        self.seconds.insert(name, now.since(self.start).as_secs_f64());
+        self.start = now;
+    }
+}
+
+/// Bakes `commit` from its export (`export`, holding `pipeline` as read from that commit). What only reads or runs
+/// locally (the key, a reusable bake, build and test) comes first; the writes (removing a failed bake's AMI, Packer,
+/// the tags) run inside the operation runner, under the lock of the commit's bakes.
+pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, commit: &CommitSha, opts: &BakeOptions) -> Result<BakeOutcome> {
+    let clock = &ctx.session.cloud.clock;
+    let mut laps = Laps { start: clock.now(), seconds: BTreeMap::new() };
     if let Some(var) = pipeline.bake.vars.keys().find(|k| RESERVED_VARS.contains(&k.as_str())) {
         return Err(Error::input(format!(
             "[bake] vars sets `{var}`, which release passes to packer itself; remove it from {}",
             pipeline.file.display()
         )));
     }
-    let base_ami = ctx.cloud.images.resolve_base(&pipeline.bake.base_ami, &pipeline.bake.base_owners).await?;
+    let inputs = inputs(ctx, pipeline, export, commit).await?;
+    let images = ctx.session.cloud.images.app_images(&pipeline.app).await?;
+    laps.lap("key", clock.now());
+    if let Some(found) = reusable(ctx, &images, commit, &inputs, opts) {
+        return Ok(outcome(pipeline, commit, inputs, found, laps));
+    }
+    let artifact = build_and_test(ctx, pipeline, export, &mut laps).await?;
+    let spec = OpSpec::new(format!("bake of {}", commit.short()));
+    runner::run_bake(ctx.session, pipeline, &BakeLock::new(commit), spec, async |op: &mut Op<'_, BakeLock>| {
+        // Under the lock: a bake of the same inputs may have ended while this one built.
+        let images = op.cloud().images.app_images(&pipeline.app).await?;
+        if let Some(found) = reusable(ctx, &images, commit, &inputs, opts) {
+            return Ok(outcome(pipeline, commit, inputs, found, laps));
+        }
+        let (name, cleaned) = clear_name(op, pipeline, commit, &inputs.key).await?;
+        let request = request(pipeline, export, commit, &inputs, &artifact, &name, opts);
+        op.guard().await?;
+        let reporter = ctx.session.reporter.clone();
+        let progress = move |line: &str| reporter.progress(line);
+        let baked = crate::steps::images::bake(ctx.baker, &request, &progress).await;
+        // A Ctrl-C while Packer ran (it got the signal too, in the terminal's process group) stops the bake here.
+        op.check()?;
+        let ami = baked?;
+        op.step("baked")?;
+        laps.lap("packer", op.cloud().clock.now());
+        tag_and_verify(op, ctx, pipeline, commit, &inputs.key, &ami).await?;
+        laps.lap("tag", op.cloud().clock.now());
+        let (key, base_ami) = (inputs.key, inputs.base_ami);
+        Ok(BakeOutcome { app: pipeline.app.clone(), commit: commit.clone(), ami, name, bake_key: key, base_ami, reused: false, cleaned, seconds: laps.seconds })
+    })
+    .await
+}
+
+/// The resolved base image, the Packer version and the bake key they make with the commit's export.
+async fn inputs(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, commit: &CommitSha) -> Result<Inputs> {
+    let base_ami = ctx.session.cloud.images.resolve_base(&pipeline.bake.base_ami, &pipeline.bake.base_owners).await?;
     let packer_version = ctx.baker.version().await?;
     let key = bake_key(pipeline, export, commit, &base_ami, &packer_version)?;
-    let images = ctx.cloud.images.app_images(&pipeline.app).await?;
-    lap("key", &mut seconds, clock.now());
-    (ctx.progress)(&format!("bake key {} (base {base_ami}, packer {packer_version})", key.short()));
+    ctx.session.progress(&format!("bake key {} (base {base_ami}, packer {packer_version})", key.short()));
+    Ok(Inputs { key, base_ami })
+}
 
-    if let Some(found) = find_complete(&images, &key).filter(|_| !opts.force) {
-        (ctx.progress)(&format!("{} already baked as {} ({}); nothing to do", commit.short(), found.id, found.name));
-        return Ok(BakeOutcome {
-            app: pipeline.app.clone(),
-            commit: commit.clone(),
-            ami: found.id,
-            name: found.name,
-            bake_key: key,
-            base_ami,
-            reused: true,
-            cleaned: Vec::new(),
-            seconds,
-        });
+/// A complete bake with the same key, unless `--force`: reused, saying so.
+fn reusable(ctx: &BakeContext<'_>, images: &[Image], commit: &CommitSha, inputs: &Inputs, opts: &BakeOptions) -> Option<Image> {
+    let found = find_complete(images, &inputs.key).filter(|_| !opts.force)?;
+    ctx.session.progress(&format!("{} already baked as {} ({}); nothing to do", commit.short(), found.id, found.name));
+    Some(found)
+}
+
+/// The outcome of a bake that reused `found`.
+fn outcome(pipeline: &Pipeline, commit: &CommitSha, inputs: Inputs, found: Image, laps: Laps) -> BakeOutcome {
+    BakeOutcome {
+        app: pipeline.app.clone(),
+        commit: commit.clone(),
+        ami: found.id,
+        name: found.name,
+        bake_key: inputs.key,
+        base_ami: inputs.base_ami,
+        reused: true,
+        cleaned: Vec::new(),
+        seconds: laps.seconds,
     }
+}
 
+/// The build and test stages, in the export; the artifact the build wrote.
+async fn build_and_test(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, laps: &mut Laps) -> Result<std::path::PathBuf> {
+    let clock = &ctx.session.cloud.clock;
     ctx.workspace.run_stage("build", &pipeline.build.command, export).await?;
     let artifact = export.join(&pipeline.build.artifact);
     if !artifact.is_file() {
@@ -156,34 +219,43 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
             format!("the build succeeded but did not write the artifact {}; fix [build] artifact or the build", pipeline.build.artifact),
         ));
     }
-    lap("build", &mut seconds, clock.now());
+    laps.lap("build", clock.now());
     if let Some(test) = &pipeline.test {
         ctx.workspace.run_stage("test", &test.command, export).await?;
     }
-    lap("test", &mut seconds, clock.now());
+    laps.lap("test", clock.now());
+    Ok(artifact)
+}
 
-    // The name is derived from the inputs, so a failed bake of the same inputs left its AMI under this name.
-    let mut name = ami_name(&pipeline.app, commit, &key);
+/// The AMI name, and the AMIs of failed bakes removed to free it. The name is derived from the inputs, so a failed
+/// bake of the same inputs left its AMI under it; a complete one (only `--force` gets here) is kept, as it may be
+/// deployed, and the bake goes beside it.
+async fn clear_name(op: &mut Op<'_, BakeLock>, pipeline: &Pipeline, commit: &CommitSha, key: &BakeKey) -> Result<(String, Vec<AmiId>)> {
+    let mut name = ami_name(&pipeline.app, commit, key);
     let mut cleaned = Vec::new();
-    if let Some(old) = ctx.cloud.images.by_name(&name).await? {
+    if let Some(old) = op.cloud().images.by_name(&name).await? {
         if old.is_complete_bake() {
-            // Only --force gets here: keep the good AMI (it may be deployed) and bake beside it.
-            name = format!("{name}-{}", clock.now().compact().to_ascii_lowercase());
+            name = format!("{name}-{}", op.cloud().clock.now().compact().to_ascii_lowercase());
         } else {
-            (ctx.progress)(&format!("removing {} left by a failed bake ({})", old.id, old.name));
-            remove_image(ctx.cloud, &old).await?;
+            op.progress(&format!("removing {} left by a failed bake ({})", old.id, old.name));
+            op.guard().await?;
+            remove_image(op, &old).await?;
             cleaned.push(old.id);
         }
     }
+    Ok((name, cleaned))
+}
 
+/// What Packer is given: the template in the export and its variables.
+fn request(pipeline: &Pipeline, export: &Path, commit: &CommitSha, inputs: &Inputs, artifact: &Path, name: &str, opts: &BakeOptions) -> BakeRequest {
     let mut vars = pipeline.bake.vars.clone();
     vars.insert("app".into(), pipeline.app.to_string());
     vars.insert("commit".into(), commit.to_string());
     vars.insert("artifact".into(), artifact.to_string_lossy().into_owned());
-    vars.insert("base_ami".into(), base_ami.to_string());
+    vars.insert("base_ami".into(), inputs.base_ami.to_string());
     vars.insert("instance_type".into(), pipeline.bake.instance_type.clone());
     vars.insert("region".into(), opts.region.clone());
-    vars.insert("ami_name".into(), name.clone());
+    vars.insert("ami_name".into(), name.to_owned());
     if let Some(endpoint) = &opts.emulator_endpoint {
         vars.insert("ec2_endpoint".into(), endpoint.clone());
     } else {
@@ -191,21 +263,16 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
         // `images` and `promote` find them by tag (this region's AMI is tagged below, the bake key last).
         vars.insert("ami_regions".into(), hcl_list(&pipeline.bake.regions));
         vars.insert("ami_users".into(), hcl_list(&pipeline.bake.accounts));
-        let release_tags = [(tags::APP, pipeline.app.to_string()), (tags::COMMIT, commit.to_string()), (tags::BAKE_KEY, key.to_string())];
+        let release_tags = [(tags::APP, pipeline.app.to_string()), (tags::COMMIT, commit.to_string()), (tags::BAKE_KEY, inputs.key.to_string())];
         vars.insert("release_tags".into(), format!("{{{}}}", release_tags.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"")).collect::<Vec<_>>().join(", ")));
     }
-    let request = BakeRequest {
-        template: export.join(&pipeline.bake.template),
-        workdir: export.to_path_buf(),
-        vars,
-        emulator: opts.emulator_endpoint.is_some(),
-    };
-    let ami = crate::steps::images::bake(ctx.baker, &request, ctx.progress).await?;
-    lap("packer", &mut seconds, clock.now());
+    BakeRequest { template: export.join(&pipeline.bake.template), workdir: export.to_path_buf(), vars, emulator: opts.emulator_endpoint.is_some() }
+}
 
-    // Tag app and commit first, the bake key only once the AMI is available: a bake killed before that point
-    // leaves an AMI that no lookup takes for a good one.
-    let image = wait_available(ctx, &ami).await?;
+/// Tags app and commit first, the bake key only once the AMI is available: a bake killed before that point leaves
+/// an AMI that no lookup takes for a good one. Then reads the tags back.
+async fn tag_and_verify(op: &mut Op<'_, BakeLock>, ctx: &BakeContext<'_>, pipeline: &Pipeline, commit: &CommitSha, key: &BakeKey, ami: &AmiId) -> Result<()> {
+    let image = wait_available(op, ami).await?;
     // `release:ami` marks the snapshots as this bake's (gc deletes no other snapshot tagged with the app).
     let mut first = vec![
         (tags::APP.to_owned(), pipeline.app.to_string()),
@@ -219,14 +286,15 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
             first.push((tags::SUBJECT.to_owned(), subject));
         }
     }
-    crate::steps::images::tag(ctx.cloud, &ami, &image.snapshots, &first).await?;
-    crate::steps::images::tag(ctx.cloud, &ami, &image.snapshots, &[(tags::BAKE_KEY.to_owned(), key.to_string())]).await?;
-    let verified = ctx.cloud.images.describe(&ami).await?.ok_or_else(|| Error::aws(format!("{ami} vanished after tagging")))?;
+    op.guard().await?;
+    let images = op.cloud().images.clone();
+    crate::steps::images::tag(&*images, ami, &image.snapshots, &first).await?;
+    crate::steps::images::tag(&*images, ami, &image.snapshots, &[(tags::BAKE_KEY.to_owned(), key.to_string())]).await?;
+    let verified = images.describe(ami).await?.ok_or_else(|| Error::aws(format!("{ami} vanished after tagging")))?;
     if !verified.is_complete_bake() || verified.tags.get(tags::COMMIT) != Some(&commit.to_string()) {
         return Err(Error::aws(format!("{ami} does not carry the release tags after tagging")));
     }
-    lap("tag", &mut seconds, clock.now());
-    Ok(BakeOutcome { app: pipeline.app.clone(), commit: commit.clone(), ami, name, bake_key: key, base_ami, reused: false, cleaned, seconds })
+    Ok(())
 }
 
 /// An HCL list of strings for `-var` (`["eu-west-1", "eu-central-1"]`); the values are validated names and ids.
@@ -234,25 +302,25 @@ fn hcl_list(items: &[String]) -> String {
     format!("[{}]", items.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", "))
 }
 
-async fn wait_available(ctx: &BakeContext<'_>, ami: &AmiId) -> Result<Image> {
-    let clock = &ctx.cloud.clock;
-    let start = clock.now();
+/// Waits (through [`Op::pause`]: a Ctrl-C stops it) until Packer's AMI is available.
+async fn wait_available(op: &mut Op<'_, BakeLock>, ami: &AmiId) -> Result<Image> {
+    let start = op.cloud().clock.now();
     let mut announced = false;
     loop {
-        match ctx.cloud.images.describe(ami).await? {
+        match op.cloud().images.describe(ami).await? {
             Some(image) if image.state == ImageState::Available => return Ok(image),
             Some(image) if image.state == ImageState::Failed => {
                 return Err(Error::new(ErrorKind::StageFailed, format!("{ami} ended in state failed; see the AMI's state reason in EC2")))
             }
             _ => {}
         }
-        if clock.now().since(start) > AVAILABLE_TIMEOUT {
+        if op.cloud().clock.now().since(start) > AVAILABLE_TIMEOUT {
             return Err(Error::aws(format!("{ami} is not available after {} minutes", AVAILABLE_TIMEOUT.as_secs() / 60)));
         }
         if !announced {
-            (ctx.progress)(&format!("waiting for {ami} to become available"));
+            op.progress(&format!("waiting for {ami} to become available"));
             announced = true;
         }
-        clock.sleep(Duration::from_secs(5)).await;
+        op.pause(Duration::from_secs(5)).await?;
     }
 }

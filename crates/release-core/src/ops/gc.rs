@@ -4,9 +4,9 @@
 //! *Observe -> plan -> apply.* [`plan`] reads the world in a bounded number of calls, whatever the number of images
 //! (one describe of snapshots, images and instances each, per environment one ledger query, with dns one zone lookup
 //! and one record listing, one member listing per cluster) and returns a [`Plan`]: each image kept with the reasons
-//! it stays, each thing removed with the reason it goes. [`gc`] takes the lock of **every** environment of the app
-//! (the first through the operation runner, the others in name order, never waiting, so a promote holding one cannot
-//! deadlock with it), plans again under them, and applies.
+//! it stays, each thing removed with the reason it goes. [`gc`] runs in the operation runner holding the lock of
+//! **every** environment of the app (the first as the runner's own, the others through [`OpSpec::also_locking`]: in
+//! name order, never waiting, so a promote holding one cannot deadlock with it), plans again under them, and applies.
 //!
 //! **What rollback needs** comes from the function rollback itself walks: per environment, the commit live now and
 //! the `keep` releases before it, found by calling [`ledger::rollback_target`] on [`ledger::live_history`] `keep`
@@ -24,9 +24,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::clock::{format_duration, Timestamp};
-use crate::model::error::{Cause, Error, ErrorKind, Result};
+use crate::model::error::{Cause, Error, Result};
 use crate::model::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId};
-use crate::model::ledger::{self, Action, GcDetails, LockInfo, Outcome, Record};
+use crate::model::ledger::{self, Action, GcDetails, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
 use crate::ports::{tags, Image, ImageReferences, ImageState, Instance, Snapshot};
 use crate::engine::runner::{self, Op, OpSpec};
@@ -366,119 +366,174 @@ pub fn parse_created(s: &str) -> Option<Timestamp> {
 
 /// Decides, from `w`, what goes and why, and what stays and why.
 pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
-    let mut reasons: BTreeMap<AmiId, Vec<String>> = BTreeMap::new();
-    let mut keep = |ami: &AmiId, why: String| {
-        let r = reasons.entry(ami.clone()).or_default();
+    let complete: Vec<Image> = w.images.iter().filter(|i| i.is_complete_bake() && i.is_bake()).cloned().collect();
+    let mut reasons = Reasons::default();
+    reasons.outside(w);
+    reasons.of_envs(w, opts, &complete);
+    let newest_by_commit = newest_by_commit(&complete);
+    reasons.of_newest(&newest_by_commit, opts);
+    reasons.of_age(w, opts);
+    let (mut kept, images) = sort_images(w, opts, reasons, &newest_by_commit);
+
+    let mut snapshots = orphan_snapshots(w);
+    let (mut kept_copies, mut images_copies) = (Vec::new(), Vec::new());
+    copies_plan(w, opts, &kept, &images, &mut kept_copies, &mut images_copies, &mut snapshots);
+    let instances = orphan_instances(w);
+
+    // Copies are removed before their source (a run that dies in between leaves copies whose source still goes).
+    images_copies.extend(images);
+    let images = images_copies;
+    kept.extend(kept_copies);
+    let mut envs: Vec<EnvName> = pipeline.envs.iter().map(|e| e.name.clone()).collect();
+    envs.sort();
+    let gb: u32 = snapshots.iter().filter_map(|s| s.size_gb).sum();
+    let summary = format!(
+        "{}: remove {} image(s) ({} snapshot(s)) and {} snapshot(s) of images already gone{}, {} orphan instance(s); keep {} image(s)",
+        pipeline.app,
+        images.len(),
+        images.iter().map(|i| i.snapshots.len()).sum::<usize>(),
+        snapshots.len(),
+        if gb > 0 { format!(" ({gb} GiB)") } else { String::new() },
+        instances.len(),
+        kept.len()
+    );
+    let notes = w.references_unknown.clone();
+    Plan { app: pipeline.app.clone(), keep: opts.keep, older_than: format_age(opts.older_than), kept, images, snapshots, instances, envs, notes, summary }
+}
+
+/// Why each image stays, in the order the reasons were found.
+#[derive(Default)]
+struct Reasons(BTreeMap<AmiId, Vec<String>>);
+
+impl Reasons {
+    fn keep(&mut self, ami: &AmiId, why: String) {
+        let r = self.0.entry(ami.clone()).or_default();
         if !r.contains(&why) {
             r.push(why);
         }
-    };
-    let complete: Vec<Image> = w.images.iter().filter(|i| i.is_complete_bake() && i.is_bake()).cloned().collect();
-
-    // Images made from the app's instances by something else (a backup carrying the instance's tags): not ours.
-    for i in w.images.iter().filter(|i| !i.is_bake()) {
-        keep(&i.id, "not a bake: made from an instance of the app by something else (it carries the instance's tags)".to_owned());
     }
-    // Used outside release (a launch template, an SSM parameter): removing it would break them.
-    for i in &w.images {
-        if let Some(used) = w.used_by.get(&i.id) {
-            keep(&i.id, format!("used by {}", used.join(", ")));
+
+    /// What is not gc's to judge: images that are not bakes, images something else uses, images instances run.
+    fn outside(&mut self, w: &World) {
+        // Images made from the app's instances by something else (a backup carrying the instance's tags): not ours.
+        for i in w.images.iter().filter(|i| !i.is_bake()) {
+            self.keep(&i.id, "not a bake: made from an instance of the app by something else (it carries the instance's tags)".to_owned());
         }
-    }
-
-    // Running anywhere (any state but terminated: a stopped instance starts from its image's snapshots no more, but
-    // its owner may still want to relaunch it like it).
-    for i in w.instances.iter().filter(|i| !i.state.is_gone()) {
-        if let Some(img) = w.images.iter().find(|img| img.id.as_str() == i.ami) {
-            let why = match (i.tags.get(tags::ENV), i.tags.get(tags::CLUSTER)) {
-                (Some(e), Some(c)) => format!("running in {e}/{c}"),
-                _ => format!("run by instance {} (of no cluster)", i.id),
-            };
-            keep(&img.id, why);
-        }
-    }
-
-    // Per environment: what is live now, and the targets of the next `keep` rollbacks.
-    for (env, records) in &w.records {
-        let stack = ledger::live_history(records);
-        let mut lives: Vec<CommitSha> = w.live.get(env).cloned().unwrap_or_default();
-        // What the ledger says is live, in case the world cannot tell (a cluster emptied by hand).
-        if let Some(top) = stack.last() {
-            if !lives.contains(&top.commit) {
-                lives.push(top.commit.clone());
+        // Used outside release (a launch template, an SSM parameter): removing it would break them.
+        for i in &w.images {
+            if let Some(used) = w.used_by.get(&i.id) {
+                self.keep(&i.id, format!("used by {}", used.join(", ")));
             }
         }
-        for live in &lives {
-            if let Some(img) = crate::observe::images::find_ami(&complete, live) {
-                keep(&img.id, format!("live in {env}"));
+        // Running anywhere (any state but terminated: a stopped instance starts from its image's snapshots no more,
+        // but its owner may still want to relaunch it like it).
+        for i in w.instances.iter().filter(|i| !i.state.is_gone()) {
+            if let Some(img) = w.images.iter().find(|img| img.id.as_str() == i.ami) {
+                let why = match (i.tags.get(tags::ENV), i.tags.get(tags::CLUSTER)) {
+                    (Some(e), Some(c)) => format!("running in {e}/{c}"),
+                    _ => format!("run by instance {} (of no cluster)", i.id),
+                };
+                self.keep(&img.id, why);
             }
-            for (n, target) in rollback_chain(&stack, live, opts.keep).iter().enumerate() {
-                if let Some(img) = crate::observe::images::find_ami(&complete, target) {
-                    keep(&img.id, format!("rollback target of {env} ({})", ordinal(n + 1)));
+        }
+    }
+
+    /// Per environment: what is live now, the targets of the next `keep` rollbacks, what unfinished runs use.
+    fn of_envs(&mut self, w: &World, opts: &GcOptions, complete: &[Image]) {
+        for (env, records) in &w.records {
+            let stack = ledger::live_history(records);
+            let mut lives: Vec<CommitSha> = w.live.get(env).cloned().unwrap_or_default();
+            // What the ledger says is live, in case the world cannot tell (a cluster emptied by hand).
+            if let Some(top) = stack.last() {
+                if !lives.contains(&top.commit) {
+                    lives.push(top.commit.clone());
+                }
+            }
+            for live in &lives {
+                if let Some(img) = crate::observe::images::find_ami(complete, live) {
+                    self.keep(&img.id, format!("live in {env}"));
+                }
+                for (n, target) in rollback_chain(&stack, live, opts.keep).iter().enumerate() {
+                    if let Some(img) = crate::observe::images::find_ami(complete, target) {
+                        self.keep(&img.id, format!("rollback target of {env} ({})", ordinal(n + 1)));
+                    }
+                }
+            }
+            // Anything an unfinished operation refers to (a promote under way, or one whose process died).
+            for r in records.iter().filter(|r| r.outcome == Outcome::Started && !matches!(r.action, Action::Gc(_))) {
+                let why = format!("unfinished {} in {env} (release {})", r.action_name(), r.release_id);
+                if let Some(p) = r.promote_details() {
+                    if let Some(img) = w.images.iter().find(|i| i.id == p.ami) {
+                        self.keep(&img.id, why.clone());
+                    }
+                }
+                if let Some(c) = r.commit() {
+                    for img in w.images.iter().filter(|i| i.tags.get(tags::COMMIT).map(String::as_str) == Some(c.as_str())) {
+                        self.keep(&img.id, why.clone());
+                    }
                 }
             }
         }
-        // Anything an unfinished operation refers to (a promote under way, or one whose process died).
-        for r in records.iter().filter(|r| r.outcome == Outcome::Started && !matches!(r.action, Action::Gc(_))) {
-            let why = format!("unfinished {} in {env} (release {})", r.action_name(), r.release_id);
-            if let Some(p) = r.promote_details() {
-                if let Some(img) = w.images.iter().find(|i| i.id == p.ami) {
-                    keep(&img.id, why.clone());
-                }
-            }
-            if let Some(c) = r.commit() {
-                for img in w.images.iter().filter(|i| i.tags.get(tags::COMMIT).map(String::as_str) == Some(c.as_str())) {
-                    keep(&img.id, why.clone());
-                }
-            }
+    }
+
+    /// The newest complete bake of each of the last `keep` commits baked.
+    fn of_newest(&mut self, newest_by_commit: &BTreeMap<&str, &Image>, opts: &GcOptions) {
+        let mut newest: Vec<&Image> = newest_by_commit.values().copied().collect();
+        newest.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
+        for (n, img) in newest.iter().take(opts.keep as usize).enumerate() {
+            self.keep(&img.id, format!("newest bake of one of the {} commits baked last (#{})", opts.keep, n + 1));
         }
     }
 
-    // The newest complete bake of each of the last `keep` commits baked.
-    let mut newest_by_commit: BTreeMap<&str, &Image> = BTreeMap::new();
-    for i in &complete {
+    /// Young images, pending ones, and incomplete bakes that may still be baking.
+    fn of_age(&mut self, w: &World, opts: &GcOptions) {
+        for i in &w.images {
+            match age(w, i) {
+                None => self.keep(&i.id, format!("creation time unknown ({:?})", i.created)),
+                Some(a) if i.is_complete_bake() && a < opts.older_than => self.keep(&i.id, format!("younger than {}", format_age(opts.older_than))),
+                Some(a) if !i.is_complete_bake() && a < INCOMPLETE_AFTER && i.state != ImageState::Failed => {
+                    self.keep(&i.id, "incomplete bake younger than 1h: it may still be baking".to_owned())
+                }
+                _ => {}
+            }
+            if i.state == ImageState::Pending {
+                self.keep(&i.id, "pending (being created)".into());
+            }
+        }
+    }
+}
+
+/// An image's age at `w.now`, if EC2's creation time reads.
+fn age(w: &World, i: &Image) -> Option<Duration> {
+    parse_created(&i.created).map(|t| w.now.since(t))
+}
+
+/// The newest complete bake of each commit.
+fn newest_by_commit(complete: &[Image]) -> BTreeMap<&str, &Image> {
+    let mut newest: BTreeMap<&str, &Image> = BTreeMap::new();
+    for i in complete {
         let Some(c) = i.tags.get(tags::COMMIT) else { continue };
-        let e = newest_by_commit.entry(c.as_str()).or_insert(i);
+        let e = newest.entry(c.as_str()).or_insert(i);
         if (i.created.as_str(), i.name.as_str()) > (e.created.as_str(), e.name.as_str()) {
             *e = i;
         }
     }
-    let mut newest: Vec<&Image> = newest_by_commit.values().copied().collect();
-    newest.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
-    for (n, img) in newest.iter().take(opts.keep as usize).enumerate() {
-        keep(&img.id, format!("newest bake of one of the {} commits baked last (#{})", opts.keep, n + 1));
-    }
+    newest
+}
 
-    // Young images, pending ones, and incomplete bakes that may still be baking.
-    let age = |i: &Image| parse_created(&i.created).map(|t| w.now.since(t));
-    for i in &w.images {
-        match age(i) {
-            None => keep(&i.id, format!("creation time unknown ({:?})", i.created)),
-            Some(a) if i.is_complete_bake() && a < opts.older_than => {
-                keep(&i.id, format!("younger than {}", format_age(opts.older_than)))
-            }
-            Some(a) if !i.is_complete_bake() && a < INCOMPLETE_AFTER && i.state != ImageState::Failed => {
-                keep(&i.id, "incomplete bake younger than 1h: it may still be baking".to_owned())
-            }
-            _ => {}
-        }
-        if i.state == ImageState::Pending {
-            keep(&i.id, "pending (being created)".into());
-        }
-    }
-
+/// This region's images, newest first, into those kept (with their reasons) and those removed (with why).
+fn sort_images(w: &World, opts: &GcOptions, mut reasons: Reasons, newest_by_commit: &BTreeMap<&str, &Image>) -> (Vec<KeptImage>, Vec<CollectImage>) {
     let mut kept = Vec::new();
     let mut images = Vec::new();
-    let (mut kept_copies, mut images_copies) = (Vec::new(), Vec::new());
     let mut sorted: Vec<&Image> = w.images.iter().collect();
     sorted.sort_by(|a, b| b.created.cmp(&a.created).then(b.name.cmp(&a.name)));
     for i in sorted {
         let commit = i.tags.get(tags::COMMIT).cloned();
-        if let Some(r) = reasons.remove(&i.id) {
+        if let Some(r) = reasons.0.remove(&i.id) {
             kept.push(KeptImage { region: None, ami: i.id.clone(), name: i.name.clone(), commit, created: i.created.clone(), reasons: r });
             continue;
         }
-        let old = age(i).map(format_age).unwrap_or_default();
+        let old = age(w, i).map(format_age).unwrap_or_default();
         let incomplete = !i.is_complete_bake();
         let reason = if incomplete {
             if i.state == ImageState::Failed {
@@ -498,12 +553,14 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
         };
         images.push(CollectImage { region: None, ami: i.id.clone(), name: i.name.clone(), commit, created: i.created.clone(), snapshots: i.snapshots.clone(), incomplete, reason });
     }
+    (kept, images)
+}
 
-    // Snapshots of the app's bakes that no image (in any state) holds any more. Only a bake's (the positive marker,
-    // `Snapshot::is_of_a_bake`): a backup tool's snapshot of a launched volume carries `release:app` too.
+/// Snapshots of the app's bakes that no image (in any state) holds any more. Only a bake's (the positive marker,
+/// `Snapshot::is_of_a_bake`): a backup tool's snapshot of a launched volume carries `release:app` too.
+fn orphan_snapshots(w: &World) -> Vec<OrphanSnapshot> {
     let held: BTreeSet<&str> = w.images.iter().flat_map(|i| i.snapshots.iter().map(String::as_str)).collect();
-    let snapshots: Vec<OrphanSnapshot> = w
-        .snapshots
+    w.snapshots
         .iter()
         .filter(|s| !held.contains(s.id.as_str()) && s.is_of_a_bake())
         .map(|s| {
@@ -516,30 +573,12 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
                 size_gb: s.size_gb,
             }
         })
-        .collect();
+        .collect()
+}
 
-    let mut snapshots = snapshots;
-    copies_plan(w, opts, &kept, &images, &mut kept_copies, &mut images_copies, &mut snapshots);
-
-    // Orphan instances: the app's, serving nowhere, of no cluster's current release, of no unfinished operation.
-    let mut current: BTreeSet<&str> = BTreeSet::new();
-    for i in w.instances.iter().filter(|i| w.members.contains(&i.id)) {
-        current.insert(world::release_of(i));
-    }
-    // What the ledger says each cluster runs counts too: a load balancer deleted and provisioned again by hand
-    // comes back empty, and the cluster's instances are then in none, but they are not orphans.
-    for (_, records) in &w.records {
-        let mut newest: BTreeMap<&ClusterName, &Record> = BTreeMap::new();
-        for r in records.iter().filter(|r| r.outcome == Outcome::Succeeded) {
-            if let Some(p) = r.promote_details() {
-                let slot = newest.entry(&p.cluster).or_insert(r);
-                if r.started > slot.started {
-                    *slot = r;
-                }
-            }
-        }
-        current.extend(newest.values().map(|r| r.release_id.as_str()));
-    }
+/// Orphan instances: the app's, serving nowhere, of no cluster's current release, of no unfinished operation.
+fn orphan_instances(w: &World) -> Vec<OrphanInstance> {
+    let current = current_releases(w);
     let mut busy: BTreeSet<String> = BTreeSet::new();
     let mut busy_ids: BTreeSet<InstanceId> = BTreeSet::new();
     for (_, records) in &w.records {
@@ -551,8 +590,7 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
             }
         }
     }
-    let instances: Vec<OrphanInstance> = w
-        .instances
+    w.instances
         .iter()
         .filter(|i| !i.state.is_gone())
         .filter(|i| !w.members.contains(&i.id) && !busy_ids.contains(&i.id))
@@ -577,27 +615,30 @@ pub fn plan_from(pipeline: &Pipeline, w: &World, opts: &GcOptions) -> Plan {
                 launched_as,
             }
         })
-        .collect();
+        .collect()
+}
 
-    // Copies are removed before their source (a run that dies in between leaves copies whose source still goes).
-    images_copies.extend(images);
-    let images = images_copies;
-    kept.extend(kept_copies);
-    let mut envs: Vec<EnvName> = pipeline.envs.iter().map(|e| e.name.clone()).collect();
-    envs.sort();
-    let gb: u32 = snapshots.iter().filter_map(|s| s.size_gb).sum();
-    let summary = format!(
-        "{}: remove {} image(s) ({} snapshot(s)) and {} snapshot(s) of images already gone{}, {} orphan instance(s); keep {} image(s)",
-        pipeline.app,
-        images.len(),
-        images.iter().map(|i| i.snapshots.len()).sum::<usize>(),
-        snapshots.len(),
-        if gb > 0 { format!(" ({gb} GiB)") } else { String::new() },
-        instances.len(),
-        kept.len()
-    );
-    let notes = w.references_unknown.clone();
-    Plan { app: pipeline.app.clone(), keep: opts.keep, older_than: format_age(opts.older_than), kept, images, snapshots, instances, envs, notes, summary }
+/// Each cluster's current release: what its load balancer serves, and what the ledger says it runs (a load
+/// balancer deleted and provisioned again by hand comes back empty, and the cluster's instances are then in none,
+/// but they are not orphans).
+fn current_releases(w: &World) -> BTreeSet<&str> {
+    let mut current: BTreeSet<&str> = BTreeSet::new();
+    for i in w.instances.iter().filter(|i| w.members.contains(&i.id)) {
+        current.insert(world::release_of(i));
+    }
+    for (_, records) in &w.records {
+        let mut newest: BTreeMap<&ClusterName, &Record> = BTreeMap::new();
+        for r in records.iter().filter(|r| r.outcome == Outcome::Succeeded) {
+            if let Some(p) = r.promote_details() {
+                let slot = newest.entry(&p.cluster).or_insert(r);
+                if r.started > slot.started {
+                    *slot = r;
+                }
+            }
+        }
+        current.extend(newest.values().map(|r| r.release_id.as_str()));
+    }
+    current
 }
 
 /// Copies in other regions follow their source (same commit and bake key in this region): kept while it is,
@@ -692,17 +733,6 @@ fn lock_order(pipeline: &Pipeline) -> Vec<&Environment> {
     envs
 }
 
-/// Renews the locks held besides the runner's; an error when one was lost (broken, or lapsed and taken).
-async fn renew_extra(session: &Session, pipeline: &Pipeline, held: &mut [LockInfo]) -> Result<()> {
-    for lock in held.iter_mut() {
-        let Some(next) = crate::engine::lock::renew(session, pipeline, lock).await? else {
-            return Err(Error::new(ErrorKind::LockHeld, format!("lost the lock of env {} while collecting garbage; stopped (a re-run finishes)", lock.env)).with_cause(Cause::ConditionFailed));
-        };
-        *lock = next;
-    }
-    Ok(())
-}
-
 /// Removes what the plan made under the locks says. `confirmed`: the plan shown to the user; refused when the new
 /// plan would remove anything that one did not list.
 pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>) -> Result<Report> {
@@ -710,50 +740,15 @@ pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confir
     let Some(first) = order.first().copied() else {
         return Err(Error::input(format!("{} has no environments, so gc cannot take their locks; add an [env.NAME]", pipeline.app)));
     };
-    let spec = OpSpec::new(format!("gc of {}", pipeline.app));
-    runner::run(session, pipeline, first, spec, async |op: &mut Op<'_>| {
-        let mut held: Vec<LockInfo> = Vec::new();
-        let events = session.delivery(pipeline);
-        let mut result = Ok(());
-        for env in &order[1..] {
-            match crate::engine::queue::take_turn(session, pipeline, env, op.run_id(), &format!("gc of {}", pipeline.app), crate::engine::queue::Wait::No, None, &events).await {
-                Ok((info, _, _)) => held.push(info),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        let out = match result {
-            Ok(()) => apply(op, pipeline, opts, confirmed, &mut held).await,
-            Err(e) => Err(e),
-        };
-        // Released on every exit but a simulated crash, which must look like death.
-        if !matches!(&out, Err(e) if e.kind() == ErrorKind::Crash) {
-            for lock in &held {
-                let _ = crate::engine::lock::release(session, pipeline, lock).await;
-            }
-        }
-        out
-    })
-    .await
+    let spec = OpSpec::new(format!("gc of {}", pipeline.app)).also_locking(order[1..].iter().map(|e| e.name.clone()));
+    runner::run(session, pipeline, first, spec, async |op: &mut Op<'_>| apply(op, pipeline, opts, confirmed).await).await
 }
 
-async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>, held: &mut [LockInfo]) -> Result<Report> {
-    let session = op.session();
+async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>) -> Result<Report> {
     op.step("locked-all")?;
-    let (w, plan) = observe_and_plan(session, pipeline, opts).await?;
+    let (w, plan) = observe_and_plan(op.session(), pipeline, opts).await?;
     if let Some(c) = confirmed {
-        let shown: BTreeSet<&AmiId> = c.images.iter().map(|i| &i.ami).collect();
-        let shown_i: BTreeSet<&InstanceId> = c.instances.iter().map(|i| &i.id).collect();
-        let new_images: Vec<&str> = plan.images.iter().filter(|i| !shown.contains(&i.ami)).map(|i| i.ami.as_str()).collect();
-        let new_inst = plan.instances.iter().any(|i| opts.terminate_orphans && !shown_i.contains(&i.id));
-        if !new_images.is_empty() || new_inst {
-            return Err(Error::refused(format!(
-                "the world changed since the plan was shown (now also {}); nothing was changed, run gc again",
-                if new_images.is_empty() { "orphan instances".to_owned() } else { new_images.join(", ") }
-            )));
-        }
+        unchanged_since(c, &plan, opts)?;
     }
     let mut report = Report {
         release_id: None,
@@ -767,8 +762,34 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
     if plan.images.is_empty() && plan.snapshots.is_empty() && terminate.is_empty() {
         return Ok(report);
     }
+    open_record(op, &w, &plan, opts).await?;
+    report.release_id = Some(op.run_id().to_string());
+    op.step("recorded")?;
+    op.point_of_no_return("a deregistered image cannot be brought back");
+    remove_images(op, pipeline, &w, &plan, &mut report).await?;
+    remove_orphan_snapshots(op, &plan, &mut report).await?;
+    terminate_orphans(op, terminate, &mut report).await?;
+    Ok(report)
+}
 
-    // Records of earlier gc runs that died are closed: this run finishes their work (their leftovers are in its plan).
+/// Refuses when the plan made under the locks would remove anything the `confirmed` one (shown to the user) did not.
+fn unchanged_since(confirmed: &Plan, plan: &Plan, opts: &GcOptions) -> Result<()> {
+    let shown: BTreeSet<&AmiId> = confirmed.images.iter().map(|i| &i.ami).collect();
+    let shown_i: BTreeSet<&InstanceId> = confirmed.instances.iter().map(|i| &i.id).collect();
+    let new_images: Vec<&str> = plan.images.iter().filter(|i| !shown.contains(&i.ami)).map(|i| i.ami.as_str()).collect();
+    let new_inst = plan.instances.iter().any(|i| opts.terminate_orphans && !shown_i.contains(&i.id));
+    if !new_images.is_empty() || new_inst {
+        return Err(Error::refused(format!(
+            "the world changed since the plan was shown (now also {}); nothing was changed, run gc again",
+            if new_images.is_empty() { "orphan instances".to_owned() } else { new_images.join(", ") }
+        )));
+    }
+    Ok(())
+}
+
+/// Closes the records of earlier gc runs that died (this run finishes their work: their leftovers are in its plan),
+/// then opens this run's.
+async fn open_record(op: &mut Op<'_>, w: &World, plan: &Plan, opts: &GcOptions) -> Result<()> {
     let first_env = op.env().name.clone();
     if let Some((_, records)) = w.records.iter().find(|(e, _)| *e == first_env) {
         for r in records.iter().filter(|r| r.outcome == Outcome::Started && matches!(r.action, Action::Gc(_))) {
@@ -776,7 +797,6 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
             crate::steps::records::close(op, r, Outcome::Abandoned, None, detail).await?;
         }
     }
-
     let details = GcDetails {
         keep: opts.keep,
         older_than: format_age(opts.older_than),
@@ -785,24 +805,29 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
         ..Default::default()
     };
     let record = op.draft(Action::Gc(details));
-    op.open(record).await?;
-    report.release_id = Some(op.run_id().to_string());
-    op.step("recorded")?;
-    op.point_of_no_return("a deregistered image cannot be brought back");
+    op.open(record).await
+}
 
+/// The images of `region` (this one when `None`).
+async fn images_in(op: &Op<'_>, region: Option<&str>) -> Result<std::sync::Arc<dyn crate::ports::Images>> {
+    match region {
+        Some(r) => op.cloud().images.in_region(r).await,
+        None => Ok(op.cloud().images.clone()),
+    }
+}
+
+/// Removes the plan's images one by one, each recorded as it goes: its snapshots marked, deregistered, its
+/// snapshots deleted.
+async fn remove_images(op: &mut Op<'_>, pipeline: &Pipeline, w: &World, plan: &Plan, report: &mut Report) -> Result<()> {
     // Marked: findable by tag and known to be a bake's once the image is gone.
     let tagged: BTreeSet<&str> =
         w.snapshots.iter().chain(w.copies.iter().flat_map(|c| c.snapshots.iter())).filter(|s| s.is_of_a_bake()).map(|s| s.id.as_str()).collect();
     let n = plan.images.len();
     for (k, img) in plan.images.iter().enumerate() {
         op.guard().await?;
-        renew_extra(session, pipeline, held).await?;
         // Snapshots must be findable, and known as this image's, after it is gone: mark those a bake did not
         // (incomplete bakes, bakes of older versions without `release:ami`).
-        let images = match &img.region {
-            Some(r) => session.cloud.images.in_region(r).await?,
-            None => session.cloud.images.clone(),
-        };
+        let images = images_in(op, img.region.as_deref()).await?;
         let untagged: Vec<String> = img.snapshots.iter().filter(|s| !tagged.contains(s.as_str())).cloned().collect();
         if !untagged.is_empty() {
             // `release:ami` is the marker that lets a re-run delete them once the image is gone.
@@ -810,13 +835,13 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
             if let Some(c) = &img.commit {
                 t.push((tags::COMMIT.to_owned(), c.clone()));
             }
-            images.tag(&img.ami, &untagged, &t).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
+            crate::steps::images::tag(&*images, &img.ami, &untagged, &t).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
         }
         let in_region = img.region.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
         op.progress(&format!("[{}/{n}] deregistering {}{in_region} ({}): {}", k + 1, img.ami, img.name, img.reason));
-        images.deregister(&img.ami).await.or_else(|e| if e.is(Cause::Missing) { Ok(()) } else { Err(e) })?;
+        crate::steps::images::deregister(&*images, &img.ami).await?;
         op.step("deregistered")?;
-        delete_snapshots(op, &*images, &img.snapshots).await?;
+        crate::steps::images::delete_snapshots(op, &*images, &img.snapshots, None).await?;
         report.removed_images.push(img.ami.clone());
         report.removed_snapshots.extend(img.snapshots.iter().cloned());
         if let Action::Gc(d) = &mut op.record_mut()?.action {
@@ -825,57 +850,41 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
         }
         op.save().await?;
     }
-    if !plan.snapshots.is_empty() {
-        op.guard().await?;
-        let ids: Vec<String> = plan.snapshots.iter().map(|s| s.id.clone()).collect();
-        op.progress(&format!("deleting {} snapshot(s) whose image is gone", ids.len()));
-        for sn in &plan.snapshots {
-            let images = match &sn.region {
-                Some(r) => session.cloud.images.in_region(r).await?,
-                None => session.cloud.images.clone(),
-            };
-            delete_snapshots(op, &*images, std::slice::from_ref(&sn.id)).await?;
-        }
-        report.removed_snapshots.extend(ids.iter().cloned());
-        if let Action::Gc(d) = &mut op.record_mut()?.action {
-            d.removed_snapshots.extend(ids);
-        }
-        op.save().await?;
-    }
-    if !terminate.is_empty() {
-        op.guard().await?;
-        renew_extra(session, pipeline, held).await?;
-        op.progress(&format!("terminating {} orphan instance(s): {}", terminate.len(), terminate.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")));
-        crate::steps::fleet::terminate(op, &terminate).await?;
-        report.terminated = terminate.clone();
-        if let Action::Gc(d) = &mut op.record_mut()?.action {
-            d.terminated = terminate;
-        }
-        op.save().await?;
-    }
-    Ok(report)
+    Ok(())
 }
 
-/// Deletes snapshots whose image is deregistered, waiting (through the clock, 2 s to 30 s apart, at most
-/// [`crate::steps::images::SNAPSHOT_IN_USE_TIMEOUT`]) while EC2 still says one is in use by the image just deregistered.
-async fn delete_snapshots(op: &mut Op<'_>, images: &dyn crate::ports::Images, ids: &[String]) -> Result<()> {
-    let cloud = op.cloud();
-    for snap in ids {
-        let start = cloud.clock.now();
-        let mut wait = Duration::from_secs(2);
-        loop {
-            match images.delete_snapshot(snap).await {
-                Ok(()) => break,
-                Err(e) if e.is(Cause::Missing) => break,
-                Err(e) if e.is(Cause::InUse) && cloud.clock.now().since(start) < crate::steps::images::SNAPSHOT_IN_USE_TIMEOUT => {
-                    op.pause(wait).await?;
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-                Err(e) => return Err(e.context(format!("deleting snapshot {snap}"))),
-            }
-        }
+/// Deletes the snapshots whose image is gone.
+async fn remove_orphan_snapshots(op: &mut Op<'_>, plan: &Plan, report: &mut Report) -> Result<()> {
+    if plan.snapshots.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    op.guard().await?;
+    let ids: Vec<String> = plan.snapshots.iter().map(|s| s.id.clone()).collect();
+    op.progress(&format!("deleting {} snapshot(s) whose image is gone", ids.len()));
+    for sn in &plan.snapshots {
+        let images = images_in(op, sn.region.as_deref()).await?;
+        crate::steps::images::delete_snapshots(op, &*images, std::slice::from_ref(&sn.id), None).await?;
+    }
+    report.removed_snapshots.extend(ids.iter().cloned());
+    if let Action::Gc(d) = &mut op.record_mut()?.action {
+        d.removed_snapshots.extend(ids);
+    }
+    op.save().await
+}
+
+/// Terminates the orphan instances (when confirmed).
+async fn terminate_orphans(op: &mut Op<'_>, terminate: Vec<InstanceId>, report: &mut Report) -> Result<()> {
+    if terminate.is_empty() {
+        return Ok(());
+    }
+    op.guard().await?;
+    op.progress(&format!("terminating {} orphan instance(s): {}", terminate.len(), terminate.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")));
+    crate::steps::fleet::terminate(op, &terminate).await?;
+    report.terminated = terminate.clone();
+    if let Action::Gc(d) = &mut op.record_mut()?.action {
+        d.terminated = terminate;
+    }
+    op.save().await
 }
 
 #[cfg(test)]

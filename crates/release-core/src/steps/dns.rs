@@ -133,7 +133,7 @@ async fn wait_in_sync(op: &mut Op<'_>, zone: &ZoneId, dns: &str, change: &Change
         }
         match way {
             Way::Guarded => op.pause(INSYNC_POLL).await?,
-            Way::Revert => clock.sleep(INSYNC_POLL).await,
+            Way::Revert => op.sleep_through(INSYNC_POLL).await,
         }
     }
 }

@@ -30,7 +30,7 @@ pub async fn terminate(op: &mut Op<'_>, ids: &[InstanceId]) -> Result<()> {
         match op.cloud().fleet.terminate(ids).await {
             Err(e) if e.is(Cause::NotYetVisible) && op.cloud().clock.now().since(start) < VISIBLE_WITHIN => {
                 // Cleaning up is not stopped by a first Ctrl-C; the clock still serves the wait.
-                op.cloud().clock.sleep(wait).await;
+                op.sleep_through(wait).await;
                 wait = (wait * 2).min(std::time::Duration::from_secs(10));
             }
             other => return other,

@@ -58,7 +58,7 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
     let clock = op.cloud().clock.clone();
     let started = clock.now();
     let deadline = started.add(settings.timeout);
-    let mut signals = op.session().signals.clone();
+    let signals = op.session().signals.clone();
     // Signals so far are the runner's to judge: one that stops the run stops it before the hook starts; one it
     // only acknowledged (past the point of no return) lets the hook run. Any signal after this stops the hook.
     let signals_before = signals.count();
@@ -72,7 +72,7 @@ pub async fn run(op: &mut Op<'_>, name: HookName, ctx: &HookContext) -> Result<O
             (HookStatus::Error, None, None)
         }
         Ok(mut running) => {
-            let (ended, why) = wait_for(op, &mut running, name, deadline, (&mut signals, signals_before), &tail).await?;
+            let (ended, why) = wait_for(op, &mut running, name, deadline, (&signals, signals_before), &tail).await?;
             stop = why;
             ended
         }
@@ -112,7 +112,7 @@ async fn wait_for(
     running: &mut Box<dyn RunningHook>,
     name: HookName,
     deadline: Timestamp,
-    (signals, signals_before): (&mut Signals, u32),
+    (signals, signals_before): (&Signals, u32),
     tail: &Arc<Mutex<Tail>>,
 ) -> Result<((HookStatus, Option<i32>, Option<i32>), Option<Error>)> {
     let clock = op.cloud().clock.clone();
@@ -139,8 +139,7 @@ async fn wait_for(
         let slice = deadline.since(now).min(op.session().poll.max(Duration::from_millis(100)));
         tokio::select! {
             r = running.wait() => break Some(r),
-            _ = clock.sleep(slice) => {}
-            _ = signals.changed() => {}
+            _ = op.nap(slice) => {}
         }
         if signals.count() > signals_before {
             stop = Some(Failure::Interrupted { what: "interrupted".into() }.into());

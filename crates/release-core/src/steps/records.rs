@@ -2,8 +2,6 @@
 //! run's own is written ([`close`]; the runner writes this run's).
 
 use crate::engine::runner::Op;
-use crate::engine::session::Session;
-use crate::model::pipeline::{Environment, Pipeline};
 use crate::model::error::Result;
 use crate::model::ledger::{step_name, Action, Outcome, Record};
 use crate::model::weights::Weights;
@@ -48,26 +46,3 @@ pub async fn close_dead(op: &mut Op<'_>, records: &[Record]) -> Result<()> {
     }
     Ok(())
 }
-
-/// Rewrites the closed record of the promote `release_id` (held by nobody now) with the outcome of the command (an
-/// in-place promote whose `after_traffic` hook failed, then rolled back in a run of its own). Known gap: this is
-/// written after the promote's run released the lock; the rollback belongs in the same run (ARCHITECTURE.md).
-pub async fn reclose(session: &Session, pipeline: &Pipeline, env: &Environment, release_id: &str, outcome: Outcome, detail: &str) -> Result<()> {
-    let (cloud, table) = (&session.cloud, &pipeline.ledger_table);
-    let mut found = None;
-    for limit in [Some(25), None] {
-        let records = cloud.ledger.records(table, &pipeline.app, &env.name, limit).await?;
-        found = records.into_iter().find(|r| r.release_id.as_str() == release_id);
-        if found.is_some() {
-            break;
-        }
-    }
-    let mut r = found.ok_or_else(|| crate::model::error::Error::internal(format!("record {release_id} not found")))?;
-    r.outcome = outcome;
-    r.rolled_back = Some(outcome == Outcome::RolledBack);
-    r.detail = Some(detail.to_owned());
-    let holder = r.holder.clone();
-    cloud.ledger.put_record(table, &r, Expect::Holder(holder)).await?;
-    Ok(())
-}
-

@@ -71,11 +71,29 @@ fn sha(c: &CommitSha) -> &str {
 
 /// Observes and plans a rollback of `env`.
 pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions) -> Result<RollbackPlan> {
+    plan_seeing(session, pipeline, env, opts, None).await
+}
+
+/// The ledger as a plan reads it: `open`, the record of the run making the plan and still open (a promote whose
+/// `after_traffic` failed, rolling back in its own run), read as closed succeeded, which it is but for its hook:
+/// what it deployed is what is live, and it is no dead run's to clean up.
+fn seeing(mut records: Vec<Record>, open: Option<&Record>) -> Vec<Record> {
+    if let Some(open) = open {
+        for r in records.iter_mut().filter(|r| r.release_id == open.release_id) {
+            *r = open.clone();
+            r.outcome = crate::model::ledger::Outcome::Succeeded;
+        }
+    }
+    records
+}
+
+/// [`plan`], with the ledger read as [`seeing`] says.
+async fn plan_seeing(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions, open: Option<&Record>) -> Result<RollbackPlan> {
     let cloud = &session.cloud;
-    let records = cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, None).await?;
+    let records = seeing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, None).await?, open);
     let instances = cloud.fleet.app_instances(&pipeline.app).await?;
     let stack = live_history(&records);
-    let seen = Seen { records, instances, stack };
+    let seen = Seen { open: open.cloned(), records, instances, stack };
 
     let Some(live) = world::live_name(cloud, env).await? else {
         return in_place(session, pipeline, env, opts, &seen).await;
@@ -92,6 +110,8 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, opt
 /// What every way back is decided from: the environment's records, the app's instances, and the history of what
 /// was live that the records tell.
 struct Seen {
+    /// The record of the run making the plan, still open (see [`seeing`]).
+    open: Option<Record>,
     records: Vec<Record>,
     instances: Vec<Instance>,
     stack: Vec<LiveRelease>,
@@ -127,7 +147,8 @@ async fn in_place(session: &Session, pipeline: &Pipeline, env: &Environment, opt
     .clone();
     let popts = PromoteOptions { cluster: Some(cluster.name.to_string()), ..opts.clone() };
     require_ami(session, pipeline, &target.commit).await?;
-    let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+    let mut world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+    world.records = seeing(std::mem::take(&mut world.records), seen.open.as_ref());
     let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
     let summary = format!("roll {} back from {} to {} on {} (promoting it in place)", env.name, sha(&current), sha(&target.commit), cluster.name);
     Ok(RollbackPlan {
@@ -213,7 +234,8 @@ async fn blue_green(session: &Session, pipeline: &Pipeline, env: &Environment, o
             let into = *idle.first().ok_or_else(|| Error::from(Refused::NoIdleToRollBack { env: env.name.to_string() }))?;
             let popts = PromoteOptions { cluster: Some(into.name.to_string()), ..opts.clone() };
             require_ami(session, pipeline, &target.commit).await?;
-            let world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+            let mut world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+    world.records = seeing(std::mem::take(&mut world.records), seen.open.as_ref());
             let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
             (RollbackPath::PromoteThenSwitch, into, Some(p))
         }
@@ -286,16 +308,51 @@ pub async fn rollback(session: &Session, pipeline: &Pipeline, env: &Environment,
                 return Err(Refused::PlanChanged { command: "rollback", then: c.summary.clone(), now: plan.summary.clone() }.into());
             }
         }
-        if let Some(to) = &plan.to_weights {
-            crate::observe::balancers::check_records(op.cloud(), env, to).await?;
-        }
-        let report = apply(op, &plan, opts).await?;
-        // A rollout whose process died is over: this rollback went back from it.
-        let records = op.recent_records().await?;
-        crate::steps::records::close_dead(op, &records).await?;
-        Ok(report)
+        under_lock(op, &plan, opts).await
     })
     .await
+}
+
+/// A rollback's writes, under the lock its plan was made under.
+async fn under_lock(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> Result<RollbackReport> {
+    if let Some(to) = &plan.to_weights {
+        crate::observe::balancers::check_records(op.cloud(), op.env(), to).await?;
+    }
+    let report = apply(op, plan, opts).await?;
+    // A rollout whose process died is over: this rollback went back from it.
+    let records = op.recent_records().await?;
+    crate::steps::records::close_dead(op, &records).await?;
+    Ok(report)
+}
+
+/// In place, after the promote's `after_traffic` hook failed with `rollback_on_hook_failure = true`: rolls back
+/// inside the promote's run, under its lock (nobody can come in between), as the next operation of the run with a
+/// record of its own; then the promote's record closes once, as what the command was: `rolled-back` naming the
+/// rollback's release, or `failed` when the rollback failed too. Always an error (the deploy failed).
+pub async fn after_hook(op: &mut Op<'_>, hook: &crate::model::hook::HookResult, rep: &PromoteReport, opts: &PromoteOptions) -> Result<PromoteReport> {
+    op.progress(&format!("{}; rolling back", hook.describe()));
+    let promote = op.record().cloned();
+    let rolled = op
+        .then(async |op: &mut Op<'_>| {
+            let plan = plan_seeing(op.session(), op.pipeline(), op.env(), opts, promote.as_ref()).await?;
+            under_lock(op, &plan, opts).await
+        })
+        .await;
+    let err = match rolled {
+        Ok(rb) => {
+            let msg = format!("{}; rolled back by release {}: {}", hook.describe(), rb.release_id, rb.plan.summary);
+            // What the promote put in place was taken away again: nothing of it stays to finish.
+            op.back_before_no_return();
+            op.set_outcome(crate::model::ledger::Outcome::RolledBack);
+            Error::deploy_failed(msg).with_rolled_back(true)
+        }
+        Err(e) => {
+            let msg = format!("{}; the automatic rollback failed: {}", hook.describe(), e.message());
+            op.set_outcome(crate::model::ledger::Outcome::Failed);
+            e.reword(msg).with_rolled_back(false)
+        }
+    };
+    Err(err.with_report(serde_json::json!({ "release_id": rep.release_id, "hooks": rep.hooks })))
 }
 
 async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> Result<RollbackReport> {

@@ -716,24 +716,41 @@ pub struct RequestReport {
 /// How long `rollout continue`/`rollback` waits for the holder to act on a request.
 pub const REQUEST_WAIT: Duration = Duration::from_secs(120);
 
-/// The unfinished rollout of `env` and whether a live run holds it. A holder that is provably gone (same host,
-/// pid gone) has its lock broken, as `release unlock` would, so that the caller takes the lease-expired path at once
-/// (resume here, or restore the weights from before it) instead of waiting on it.
-async fn holder_of(session: &Session, pipeline: &Pipeline, env: &Environment) -> Result<Option<(Record, bool)>> {
+/// Who holds an unfinished rollout, as read (a read only: nothing is broken here).
+enum Holding {
+    /// A live run: it is asked, through the ledger.
+    Live,
+    /// A run provably gone (same host, its process gone, no hook of it running), still holding this lock: a
+    /// command that takes over breaks it first ([`take_over`]).
+    Gone(crate::model::ledger::LockInfo),
+    /// Nobody (the lock is free, its lease ran out, or it is another run's).
+    Nobody,
+}
+
+/// The unfinished rollout of `env` and who holds it.
+async fn holder_of(session: &Session, pipeline: &Pipeline, env: &Environment) -> Result<Option<(Record, Holding)>> {
     let cloud = &session.cloud;
     let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let Some((r, _, _)) = unfinished(&records) else { return Ok(None) };
     let Some(lock) = cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &env.name).await?.filter(|l| l.release_id == r.holder) else {
-        return Ok(Some((r.clone(), false)));
+        return Ok(Some((r.clone(), Holding::Nobody)));
     };
-    let live = match crate::engine::lock::judge_holder(session, &lock, Some(r), cloud.clock.now()) {
-        crate::engine::lock::Holder::Gone(_) => {
-            crate::engine::lock::break_gone(session, pipeline, env, &lock, &format!("rollout {}", r.release_id)).await?;
-            false
-        }
-        _ => !lock.is_stale(cloud.clock.now()),
+    let holding = match crate::engine::lock::judge_holder(session, &lock, Some(r), cloud.clock.now()) {
+        crate::engine::lock::Holder::Gone(_) => Holding::Gone(lock),
+        _ if !lock.is_stale(cloud.clock.now()) => Holding::Live,
+        _ => Holding::Nobody,
     };
-    Ok(Some((r.clone(), live)))
+    Ok(Some((r.clone(), holding)))
+}
+
+/// Takes over the rollout `r` from a holder judged gone: breaks its lock, as `release unlock` would, so that this
+/// command (the resume, or the rollback that restores the weights from before it) runs at once instead of
+/// waiting for a lease that nobody renews to run out.
+async fn take_over(session: &Session, pipeline: &Pipeline, env: &Environment, r: &Record, holding: &Holding) -> Result<()> {
+    match holding {
+        Holding::Gone(lock) => crate::engine::lock::break_gone(session, pipeline, env, lock, &format!("rollout {}", r.release_id)).await,
+        Holding::Live | Holding::Nobody => Ok(()),
+    }
 }
 
 /// Writes a request for the live run holding `rollout`, then waits (bounded) until it acted on it.
@@ -751,7 +768,7 @@ async fn request(session: &Session, pipeline: &Pipeline, env: &Environment, roll
         ended: s.rollout.as_ref().map(|st| step_name(&st.steps, st.step)),
     };
     let action = Action::RolloutRequest(RolloutRequestDetails { rollout: rollout.release_id.clone(), request: kind, cluster: s.cluster.clone() });
-    let mut record = session.record(pipeline, env, id, now, action);
+    let mut record = session.record(pipeline, &env.name, id, now, action);
     record.finished = Some(now);
     record.outcome = Outcome::Succeeded;
     record.detail = Some(format!("asked rollout {} to {}", rollout.release_id, if kind == RolloutRequestKind::Continue { "go on" } else { "go back" }));
@@ -842,16 +859,18 @@ impl Asked<'_> {
 /// `release rollout continue --env ENV`: a live holder is asked to go past its hold (or end its pause); a rollout
 /// whose process died is resumed here, past its hold.
 pub async fn continue_rollout(session: &Session, pipeline: &Pipeline, env: &Environment, wait: crate::engine::queue::Wait) -> Result<RequestReport> {
-    let Some((r, live)) = holder_of(session, pipeline, env).await? else {
+    let Some((r, holding)) = holder_of(session, pipeline, env).await? else {
         if !env.is_blue_green() {
             return Err(NotFound::NoRollouts { env: env.name.to_string() }.into());
         }
         let clusters: Vec<String> = env.clusters().iter().map(|c| c.name.to_string()).collect();
         return Err(NotFound::Rollout { env: env.name.to_string(), clusters }.into());
     };
-    if live {
+    if matches!(holding, Holding::Live) {
         return request(session, pipeline, env, &r, RolloutRequestKind::Continue).await;
     }
+    // Resumed here: its holder is gone.
+    take_over(session, pipeline, env, &r, &holding).await?;
     let Action::Switch(s) = &r.action else { return Err(Internal::Invariant { what: "a rollout record that is not a switch".into() }.into()) };
     let cluster = env.cluster(s.cluster.as_str())?;
     let opts = SwitchOptions { wait, ..Default::default() };
@@ -869,10 +888,12 @@ pub async fn continue_rollout(session: &Session, pipeline: &Pipeline, env: &Envi
 }
 
 /// `release rollback --env ENV` while a live run holds a rollout: asks it to go back and waits until it did.
-/// `None` when no live run holds one (the ordinary rollback then restores the weights from before it).
+/// `None` when no live run holds one: the ordinary rollback then restores the weights from before it, taking over
+/// from a holder that is gone (whose lock is broken here, for that rollback to take at once).
 pub async fn rollback_request(session: &Session, pipeline: &Pipeline, env: &Environment) -> Result<Option<RequestReport>> {
     match holder_of(session, pipeline, env).await? {
-        Some((r, true)) => request(session, pipeline, env, &r, RolloutRequestKind::Rollback).await.map(Some),
-        _ => Ok(None),
+        Some((r, Holding::Live)) => request(session, pipeline, env, &r, RolloutRequestKind::Rollback).await.map(Some),
+        Some((r, holding)) => take_over(session, pipeline, env, &r, &holding).await.map(|()| None),
+        None => Ok(None),
     }
 }
