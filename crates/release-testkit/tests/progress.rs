@@ -38,8 +38,8 @@ async fn watched_promote(count: u32) -> (Vec<release_core::model::ledger::Progre
 #[tokio::test(start_paused = true)]
 async fn a_running_promote_shows_each_instance_through_its_states_in_its_record() {
     let (seen, record, _) = watched_promote(5).await;
-    let phases: Vec<&str> = seen.iter().map(|p| p.phase.as_str()).collect();
-    assert!(phases.contains(&"waiting-healthy"), "{phases:?}");
+    let phases: Vec<String> = seen.iter().map(|p| p.phase.to_string()).collect();
+    assert!(phases.iter().any(|p| p == "waiting-healthy"), "{phases:?}");
     let waiting = seen.iter().find(|p| p.phase == "waiting-healthy").unwrap();
     assert_eq!(waiting.waiting_for.as_deref(), Some("healthy 0/5"));
     assert_eq!(waiting.instances.len(), 5, "{waiting:?}");

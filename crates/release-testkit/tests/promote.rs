@@ -469,7 +469,7 @@ async fn progress_is_written_into_the_record_at_each_poll_not_per_instance() {
     let r = seen.expect("a record while it runs");
     assert_eq!(r.outcome, Outcome::Started);
     let p = r.progress.expect("progress in the record");
-    assert_eq!(p.phase, "waiting-healthy");
+    assert_eq!(p.phase, release_core::model::phase::Phase::WaitingHealthy);
     assert_eq!(p.instances.len(), 50, "each instance's state");
     assert!(p.instances.values().all(|s| s == "registered"), "{:?}", p.instances);
     assert_eq!(p.waiting_for.as_deref(), Some("healthy 0/50"));

@@ -195,12 +195,12 @@ impl<'s, S: Scope> Op<'s, S> {
     }
 
     /// A step boundary: the crash hook (tests), and a `step` event for the sinks that take them.
-    pub fn step(&self, name: &str) -> Result<()> {
-        self.session.checkpoint(name)?;
-        if !matches!(name, "locked" | "recorded" | "finished") {
+    pub fn step(&self, at: crate::model::phase::Checkpoint) -> Result<()> {
+        self.session.checkpoint(at)?;
+        if !matches!(at, crate::model::phase::Checkpoint::Locked | crate::model::phase::Checkpoint::Recorded | crate::model::phase::Checkpoint::Finished) {
             if let Some(r) = &self.record {
                 let mut e = crate::model::event::Event::of(crate::model::event::EventKind::Step, r, self.events.link(), self.session.cloud.clock.now());
-                e.step = Some(name.to_owned());
+                e.step = Some(at.to_string());
                 self.events.send(e);
             }
         }
@@ -283,12 +283,12 @@ impl<'s, S: Scope> Op<'s, S> {
     }
 
     /// Ends the phase under way: adds its seconds to the record.
-    pub fn lap(&mut self, phase: &str) {
+    pub fn lap(&mut self, lap: crate::model::phase::Lap) {
         let now = self.session.cloud.clock.now();
         let secs = now.since(self.phase_start).as_secs_f64();
         self.phase_start = now;
         if let Some(r) = &mut self.record {
-            *r.seconds.entry(phase.to_owned()).or_default() += secs;
+            *r.seconds.entry(lap.to_string()).or_default() += secs;
         }
     }
 
@@ -496,7 +496,7 @@ pub async fn run<T>(
     let run_id = session.new_release_id();
     let events = session.delivery(pipeline);
     let (info, queued, ticket) = crate::engine::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
-    let result = match session.checkpoint("locked") {
+    let result = match session.checkpoint(crate::model::phase::Checkpoint::Locked) {
         Ok(()) => run_locked(session, pipeline, env, spec, run_id, (Some(info), queued), events, body).await,
         Err(e) => Err(e),
     };
@@ -523,7 +523,7 @@ pub async fn run_bake<T>(
     let run_id = session.new_release_id();
     let events = session.delivery(pipeline);
     let info = lock::acquire_bake(session, pipeline, bakes, &run_id, &spec.doing).await?;
-    match session.checkpoint("locked") {
+    match session.checkpoint(crate::model::phase::Checkpoint::Locked) {
         Ok(()) => run_locked(session, pipeline, bakes, spec, run_id, (info, Duration::ZERO), events, body).await,
         Err(e) => Err(e),
     }
@@ -592,7 +592,7 @@ async fn finish<T, S: Scope>(op: &mut Op<'_, S>, result: Result<T>) -> Result<T>
     let (outcome, mut write_err) = close_record(op, &result).await;
     if result.is_ok() {
         // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
-        op.session.checkpoint("finished")?;
+        op.session.checkpoint(crate::model::phase::Checkpoint::Finished)?;
     }
     tell_unrecorded(op, &result).await;
     notify_closed(op, &result).await;

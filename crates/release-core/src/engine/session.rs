@@ -195,8 +195,8 @@ impl Session {
     }
 
     /// Runs the crash hook for `step`.
-    pub fn checkpoint(&self, step: &str) -> Result<()> {
-        (self.checkpoint)(step)
+    pub fn checkpoint(&self, at: crate::model::phase::Checkpoint) -> Result<()> {
+        (self.checkpoint)(&at.to_string())
     }
 }
 

@@ -399,8 +399,8 @@ pub struct Record {
 /// A running operation's progress: its phase and each instance's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
-    /// `launching`, `waiting-running`, `waiting-healthy`, `draining`, ...
-    pub phase: String,
+    /// What it does now (`waiting-healthy`, `draining`, `hook-before_traffic`, ...).
+    pub phase: crate::model::phase::Phase,
     /// What it waits for, in words (`healthy 37/50`).
     pub waiting_for: Option<String>,
     /// When the phase began.

@@ -50,6 +50,8 @@ pub enum Checkpoint {
     },
     /// gc deregistered an image.
     Deregistered,
+    /// A bake's AMI exists, not yet tagged.
+    Baked,
     /// The body ended; the record is about to be closed.
     Finished,
 }
@@ -75,6 +77,7 @@ impl fmt::Display for Checkpoint {
                 write!(f, "hook-{}{}", hook.as_str().replace('_', "-"), if *passed { "" } else { "-failed" })
             }
             Checkpoint::Deregistered => f.write_str("deregistered"),
+            Checkpoint::Baked => f.write_str("baked"),
             Checkpoint::Finished => f.write_str("finished"),
         }
     }
@@ -126,6 +129,13 @@ impl From<String> for Phase {
             .into_iter()
             .chain([HookName::BeforePromote, HookName::BeforeTraffic, HookName::AfterTraffic].map(Phase::Hook));
         known.into_iter().find(|p| p.to_string() == s).unwrap_or(Phase::Other(s))
+    }
+}
+
+/// `progress.phase == "waiting-healthy"`: the name as the ledger and JSON write it.
+impl PartialEq<&str> for Phase {
+    fn eq(&self, other: &&str) -> bool {
+        self.to_string() == *other
     }
 }
 

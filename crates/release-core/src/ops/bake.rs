@@ -167,7 +167,7 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
         // A Ctrl-C while Packer ran (it got the signal too, in the terminal's process group) stops the bake here.
         op.check()?;
         let ami = baked?;
-        op.step("baked")?;
+        op.step(crate::model::phase::Checkpoint::Baked)?;
         laps.lap("packer", op.cloud().clock.now());
         tag_and_verify(op, ctx, pipeline, commit, &inputs.key, &ami).await?;
         laps.lap("tag", op.cloud().clock.now());

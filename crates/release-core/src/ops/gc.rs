@@ -745,7 +745,7 @@ pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confir
 }
 
 async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>) -> Result<Report> {
-    op.step("locked-all")?;
+    op.step(crate::model::phase::Checkpoint::LockedAll)?;
     let (w, plan) = observe_and_plan(op.session(), pipeline, opts).await?;
     if let Some(c) = confirmed {
         unchanged_since(c, &plan, opts)?;
@@ -764,7 +764,7 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
     }
     open_record(op, &w, &plan, opts).await?;
     report.release_id = Some(op.run_id().to_string());
-    op.step("recorded")?;
+    op.step(crate::model::phase::Checkpoint::Recorded)?;
     op.point_of_no_return("a deregistered image cannot be brought back");
     remove_images(op, pipeline, &w, &plan, &mut report).await?;
     remove_orphan_snapshots(op, &plan, &mut report).await?;
@@ -840,7 +840,7 @@ async fn remove_images(op: &mut Op<'_>, pipeline: &Pipeline, w: &World, plan: &P
         let in_region = img.region.as_deref().map(|r| format!(" in {r}")).unwrap_or_default();
         op.progress(&format!("[{}/{n}] deregistering {}{in_region} ({}): {}", k + 1, img.ami, img.name, img.reason));
         crate::steps::images::deregister(&*images, &img.ami).await?;
-        op.step("deregistered")?;
+        op.step(crate::model::phase::Checkpoint::Deregistered)?;
         crate::steps::images::delete_snapshots(op, &*images, &img.snapshots, None).await?;
         report.removed_images.push(img.ami.clone());
         report.removed_snapshots.extend(img.snapshots.iter().cloned());

@@ -378,7 +378,7 @@ impl EnvStatus {
 
 /// `promote in progress: healthy 37/50 (release r…, by alice, 1m12s)` for text output.
 pub fn describe_operation(op: &OperationStatus, now: Timestamp) -> String {
-    let what = op.progress.as_ref().and_then(|p| p.waiting_for.clone().or_else(|| Some(p.phase.clone()))).unwrap_or_else(|| "starting".into());
+    let what = op.progress.as_ref().and_then(|p| p.waiting_for.clone().or_else(|| Some(p.phase.to_string()))).unwrap_or_else(|| "starting".into());
     let target = match (&op.commit, &op.cluster) {
         (Some(c), Some(cl)) => format!(" of {} to {cl}", short_sha(c)),
         (None, Some(cl)) => format!(" to {cl}"),

@@ -101,7 +101,7 @@ pub async fn flip(op: &mut Op<'_>, live: &mut LiveName, to: &Weights, comment: &
     live.weights = to.clone();
     if let Some(note) = no_return {
         op.point_of_no_return(note);
-        op.step("changed")?;
+        op.step(crate::model::phase::Checkpoint::Changed)?;
     }
     wait_in_sync(op, &live.zone, &dns, &change, to, way).await
 }

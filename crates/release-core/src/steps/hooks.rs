@@ -99,7 +99,7 @@ async fn record_start(op: &mut Op<'_>, name: HookName, command: &str, started: T
     let session = op.session();
     if let Ok(r) = op.record_mut() {
         take_over_in_flight(session, r, started)?;
-        r.progress = Some(crate::model::ledger::Progress { phase: format!("hook-{name}"), waiting_for: Some(format!("hook {name}")), ..Default::default() });
+        r.progress = Some(crate::model::ledger::Progress { phase: crate::model::phase::Phase::Hook(name), waiting_for: Some(format!("hook {name}")), ..Default::default() });
         r.hook_running = Some(HookInFlight { name, command: command.to_owned(), host: session.actor.host.clone(), started, deadline, process: None });
     }
     op.save().await.map_err(|e| e.context(format!("recording hook {name} before starting it")))
@@ -169,7 +169,7 @@ async fn wait_for(
 /// says how the hook went.
 async fn record_result(op: &mut Op<'_>, result: &HookResult) -> Result<()> {
     let name = result.name;
-    op.lap(&format!("hook-{name}"));
+    op.lap(crate::model::phase::Lap::Hook(name));
     op.progress(&result.describe());
     if let Ok(r) = op.record_mut() {
         r.hooks.push(result.clone());
@@ -177,8 +177,7 @@ async fn record_result(op: &mut Op<'_>, result: &HookResult) -> Result<()> {
         r.hook_running = None;
     }
     let _ = op.save().await;
-    let step = if result.passed() { format!("hook-{name}") } else { format!("hook-{name}-failed") };
-    op.step(&step.replace('_', "-"))
+    op.step(crate::model::phase::Checkpoint::Hook { hook: name, passed: result.passed() })
 }
 
 fn sink_line(tail: &Arc<Mutex<Tail>>, line: &str) {

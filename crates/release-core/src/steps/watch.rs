@@ -35,7 +35,7 @@ pub async fn between_batches(op: &mut Op<'_>, cluster: &Cluster, done: u32, tota
             return Ok(());
         }
         let wait = until.since(now).min(op.session().poll);
-        op.report(Progress { phase: "between-batches".into(), waiting_for: Some(format!("batch {done}/{total} done; watching alarms")), ..Default::default() }).await?;
+        op.report(Progress { phase: crate::model::phase::Phase::BetweenBatches, waiting_for: Some(format!("batch {done}/{total} done; watching alarms")), ..Default::default() }).await?;
         op.pause(wait).await?;
     }
 }

@@ -110,7 +110,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
         }
     }
     rep.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
-    op.step("recorded")?;
+    op.step(crate::model::phase::Checkpoint::Recorded)?;
     let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
     let result = match crate::ops::promote::hooks::before_promote(op, plan, opts).await {
         Ok(()) => deploy(op, plan, fleet, &mut d, &mut rep, opts).await,
@@ -312,7 +312,7 @@ async fn swap_idle(
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(previous);
     note_retired_strays(plan, d, strays);
-    op.lap("retire");
+    op.lap(crate::model::phase::Lap::Retire);
     Ok(())
 }
 
@@ -435,7 +435,7 @@ async fn round(
             run.states.insert(id.to_string(), "pending".into());
         }
         d.new_instances = new_ids.clone();
-        let launched_progress = progress(op, "launched", format!("launched {}, waiting for running", launched.len()), run);
+        let launched_progress = progress(op, crate::model::phase::Phase::Launched, format!("launched {}, waiting for running", launched.len()), run);
         let r = op.record_mut()?;
         r.set_promote_details(d);
         // The launch's own save carries the progress: still one write.
@@ -445,14 +445,14 @@ async fn round(
             return Err(e);
         }
         op.save().await?;
-        op.lap("launch");
-        op.step("launched")?;
+        op.lap(crate::model::phase::Lap::Launch);
+        op.step(crate::model::phase::Checkpoint::Launched)?;
     }
     // Adopted instances may not be running or registered yet either: check them all.
     let pending: Vec<InstanceId> = new_ids.clone();
     wait_running(op, run, &pending).await?;
-    op.lap("wait-running");
-    op.step("running")?;
+    op.lap(crate::model::phase::Lap::WaitRunning);
+    op.step(crate::model::phase::Checkpoint::Running)?;
     let to_register: Vec<InstanceId> = pending.iter().filter(|i| !run.members.contains(*i)).cloned().collect();
     if !to_register.is_empty() {
         crate::ops::promote::hooks::before_registering(op, plan, opts, &pending).await?;
@@ -464,11 +464,11 @@ async fn round(
         }
         op.progress(&format!("registered {} instance(s) with {}", to_register.len(), plan.place.target));
     }
-    op.lap("register");
-    op.step("registered")?;
+    op.lap(crate::model::phase::Lap::Register);
+    op.step(crate::model::phase::Checkpoint::Registered)?;
     wait_healthy(op, run, &pending).await?;
-    op.lap("wait-healthy");
-    op.step("healthy")?;
+    op.lap(crate::model::phase::Lap::WaitHealthy);
+    op.step(crate::model::phase::Checkpoint::Healthy)?;
     if !plan.place.in_place {
         return Ok(());
     }
@@ -487,7 +487,7 @@ async fn round(
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(going.iter().filter(|i| !stray_ids.contains(i)).cloned());
     note_retired_strays(plan, d, stray_ids);
-    op.lap("retire");
+    op.lap(crate::model::phase::Lap::Retire);
     Ok(())
 }
 
@@ -593,7 +593,7 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         }
         let running = ids.len() - waiting.len();
         // At most one write per poll, and none when nothing changed (`Op::report` compares).
-        let mut p = progress(op, "waiting-running", format!("running {running}/{}", ids.len()), run);
+        let mut p = progress(op, crate::model::phase::Phase::WaitingRunning, format!("running {running}/{}", ids.len()), run);
         p.phase_started = Some(started);
         op.report(p).await?;
         if waiting.is_empty() {
@@ -634,7 +634,7 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
             };
             run.states.insert(h.id.to_string(), s.into());
         }
-        let mut p = progress(op, "waiting-healthy", format!("healthy {}/{}", healthy.len(), want.len()), run);
+        let mut p = progress(op, crate::model::phase::Phase::WaitingHealthy, format!("healthy {}/{}", healthy.len(), want.len()), run);
         p.phase_started = Some(started);
         op.report(p).await?;
         if healthy.len() == want.len() {
@@ -694,7 +694,7 @@ async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mu
         run.members.remove(id);
         run.states.insert(id.to_string(), "draining".into());
     }
-    op.step("deregistered-old")
+    op.step(crate::model::phase::Checkpoint::DeregisteredOld)
 }
 
 /// Deregisters, drains and terminates `ids` (the ones in `registered` are deregistered first). The drain ends
@@ -718,7 +718,7 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut P
                     };
                     op.progress(&what);
                     let progress = Progress {
-                        phase: "draining".into(),
+                        phase: crate::model::phase::Phase::Draining,
                         waiting_for: Some(format!("draining {} for {}", out.len(), format_duration(drain))),
                         phase_started: Some(since),
                         instances: run.states.clone(),
@@ -732,7 +732,7 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut P
                 wait_drained(op, &plan.place.target, &out, drain).await?;
             }
         }
-        op.step("drained")?;
+        op.step(crate::model::phase::Checkpoint::Drained)?;
     }
     op.guard().await?;
     terminate(op, ids).await?;
@@ -741,13 +741,13 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut P
         run.states.insert(id.to_string(), "terminated".into());
     }
     op.record_mut()?.set_promote_details(d);
-    let p = progress(op, "terminated-old", format!("terminated {} old", ids.len()), run);
+    let p = progress(op, crate::model::phase::Phase::TerminatedOld, format!("terminated {} old", ids.len()), run);
     op.report(p).await?;
     op.progress(&format!("terminated {} old instance(s)", ids.len()));
-    op.step("terminated-old")
+    op.step(crate::model::phase::Checkpoint::TerminatedOld)
 }
 
 /// The progress written into the record: the phase, what it waits for, every instance's state.
-fn progress(op: &Op<'_>, phase: &str, waiting_for: String, run: &Rounds) -> Progress {
-    Progress { phase: phase.into(), waiting_for: Some(waiting_for), phase_started: Some(op.cloud().clock.now()), instances: run.states.clone(), updated: None }
+fn progress(op: &Op<'_>, phase: crate::model::phase::Phase, waiting_for: String, run: &Rounds) -> Progress {
+    Progress { phase, waiting_for: Some(waiting_for), phase_started: Some(op.cloud().clock.now()), instances: run.states.clone(), updated: None }
 }

@@ -386,7 +386,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         }
     }
     report.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
-    op.step("recorded")?;
+    op.step(crate::model::phase::Checkpoint::Recorded)?;
     if let Some(p) = &plan.promote {
         let mut rep = promote::apply::report(p, promote::PromoteOutcome::Succeeded);
         promote::apply::settle(op, p).await?;

@@ -278,7 +278,7 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
         }
         report.release_id = record.release_id.to_string();
         op.open(record).await?;
-        op.step("recorded")?;
+        op.step(crate::model::phase::Checkpoint::Recorded)?;
         let comment = format!("release switch {} {}", pipeline.app, cluster.name);
         let mut live = w.live.clone();
         report.in_sync = flip(op, &mut live, &plan.to, &comment, Way::Guarded, Some("Route53 has the change")).await?.in_sync();

@@ -349,7 +349,7 @@ async fn begin<'c>(op: &mut Op<'_>, cluster: &'c Cluster, opts: &SwitchOptions, 
     record.forced = plan.forced && (!plan.problems.is_empty() || !plan.strays.is_empty());
     let (rid, rstarted) = (record.release_id.clone(), record.started);
     op.open(record).await?;
-    op.step("recorded")?;
+    op.step(crate::model::phase::Checkpoint::Recorded)?;
     let ctx = Ctx { cluster, from: plan.from.clone(), state, record_started: rstarted, release_id: rid, changes: 0 };
     Ok(Begin::Steps(Begun { ctx, plan, start: (true, 0), resumed: false }))
 }
@@ -434,7 +434,7 @@ async fn steps(op: &mut Op<'_>, ctx: &mut Ctx<'_>, live: &mut LiveName, (fresh, 
                     flip(op, live, &to, &comment, Way::Guarded, None).await?;
                     ctx.changes += 1;
                     // Route53 has the step, the record not yet: a crash here is resumed from the weights.
-                    op.step(&format!("changed-{p}"))?;
+                    op.step(crate::model::phase::Checkpoint::ChangedStep(p))?;
                     if i + 1 == n {
                         op.point_of_no_return("Route53 has the last step");
                     }
@@ -447,9 +447,9 @@ async fn steps(op: &mut Op<'_>, ctx: &mut Ctx<'_>, live: &mut LiveName, (fresh, 
             ctx.state.step = Some(i);
             ctx.state.since = Some(op.cloud().clock.now());
             save_state(op, ctx).await?;
-            op.step(&match step {
-                RolloutStep::Percent(p) => format!("step-{p}"),
-                RolloutStep::Hold => "hold".to_owned(),
+            op.step(match step {
+                RolloutStep::Percent(p) => crate::model::phase::Checkpoint::Step(p),
+                RolloutStep::Hold => crate::model::phase::Checkpoint::Hold,
             })?;
         }
         taken = false;
@@ -550,7 +550,7 @@ async fn watch(op: &mut Op<'_>, ctx: &mut Ctx<'_>, until: Option<Timestamp>) -> 
             None => format!("holding at {at_share}: healthy {healthy}/{}{alarms}", ctx.cluster.count),
             Some(_) => format!("watching step {at}: healthy {healthy}/{}{alarms}", ctx.cluster.count),
         };
-        op.report(Progress { phase: "rollout".into(), waiting_for: Some(waiting.clone()), phase_started: ctx.state.since, ..Default::default() }).await?;
+        op.report(Progress { phase: crate::model::phase::Phase::Rollout, waiting_for: Some(waiting.clone()), phase_started: ctx.state.since, ..Default::default() }).await?;
         let left = until.map(|u| u.since(now));
         if until.is_some_and(|u| now >= u) {
             return Ok(Watched::Passed);
