@@ -171,6 +171,20 @@ fn no_dns(env: &Environment) -> Error {
     Input::NoDns { env: env.name.to_string() }.into()
 }
 
+/// Refuses when the weights changed since the plan the user confirmed (a switch and a rollout alike).
+fn unchanged_since(confirmed: Option<&SwitchPlan>, plan: &SwitchPlan) -> Result<()> {
+    match confirmed {
+        Some(c) if c.from != plan.from || c.to != plan.to => Err(Refused::WeightsChanged {
+            then_from: c.from.to_string(),
+            then_to: c.to.to_string(),
+            now_from: plan.from.to_string(),
+            now_to: plan.to.to_string(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// Decides a switch from what [`observe`] read.
 pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts: &SwitchOptions, w: &SwitchWorld) -> Result<SwitchPlan> {
     let from = w.live.weights.clone();
@@ -253,17 +267,7 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
             return crate::ops::switch::rollout::body(op, cluster, opts, confirmed, false, started, w).await;
         }
         let plan = plan_from(pipeline, env, cluster, opts, &w)?;
-        if let Some(c) = confirmed {
-            if c.from != plan.from || c.to != plan.to {
-                return Err(Refused::WeightsChanged {
-                    then_from: c.from.to_string(),
-                    then_to: c.to.to_string(),
-                    now_from: plan.from.to_string(),
-                    now_to: plan.to.to_string(),
-                }
-                .into());
-            }
-        }
+        unchanged_since(confirmed, &plan)?;
         close_unfinished(op, &w.records, &w.live.weights).await?;
         let mut report = SwitchReport::unchanged(plan.clone(), false);
         if !plan.changes {

@@ -329,17 +329,7 @@ async fn begin<'c>(op: &mut Op<'_>, cluster: &'c Cluster, opts: &SwitchOptions, 
     let (pipeline, env) = (op.pipeline(), op.env());
     let spec = wanted(env, opts)?.ok_or_else(|| Error::from(Internal::Invariant { what: "a rollout without steps".into() }))?;
     let plan = plan_from(pipeline, env, cluster, opts, &spec, w)?;
-    if let Some(c) = confirmed {
-        if c.from != plan.from || c.to != plan.to {
-            return Err(Refused::WeightsChanged {
-                then_from: c.from.to_string(),
-                then_to: c.to.to_string(),
-                now_from: plan.from.to_string(),
-                now_to: plan.to.to_string(),
-            }
-            .into());
-        }
-    }
+    super::unchanged_since(confirmed, &plan)?;
     crate::steps::records::close_unfinished(op, &w.records, &w.live.weights).await?;
     if !plan.changes {
         return Ok(Begin::Unchanged(SwitchReport::unchanged(plan, false)));
