@@ -68,6 +68,71 @@ fn a_promotes_clean_up_keeps_the_kind_and_the_details_of_what_stopped_it() {
     assert_eq!(hook.exit_code(), exit::DEPLOY_FAILED);
 }
 
+/// The variants that replaced the last untyped sites (bake, the runner, the queue, gc, the after_traffic hooks) read
+/// as those sites wrote them, with the same kind; most are not reached by an e2e test.
+#[test]
+fn the_variants_of_the_last_untyped_sites_read_as_before() {
+    let ami = "ami-0123456789abcdef0";
+    let cases: Vec<(Error, ErrorKind, &str)> = vec![
+        (Input::ReservedVar { var: "region".into(), file: "pipelines/hello.toml".into() }.into(), ErrorKind::Input,
+         "[bake] vars sets `region`, which release passes to packer itself; remove it from pipelines/hello.toml"),
+        (Input::NoEnvironments { app: "hello".into() }.into(), ErrorKind::Input, "hello has no environments, so gc cannot take their locks; add an [env.NAME]"),
+        (NotFound::Ticket { id: "r-1".into(), app: "hello".into() }.into(), ErrorKind::NotFound,
+         "no waiting ticket r-1 in any environment of hello; `release queue` lists the tickets (a ticket leaves the queue once its command runs)"),
+        (Refused::GcPlanGrew { images: vec![ami.into(), "ami-0abc".into()] }.into(), ErrorKind::Refused,
+         "the world changed since the plan was shown (now also ami-0123456789abcdef0, ami-0abc); nothing was changed, run gc again"),
+        (Refused::GcPlanGrew { images: vec![] }.into(), ErrorKind::Refused,
+         "the world changed since the plan was shown (now also orphan instances); nothing was changed, run gc again"),
+        (LockHeld::QueueGaveUp { waited: std::time::Duration::from_secs(600), env: "prod".into(), ahead: 2 }.into(), ErrorKind::LockHeld,
+         "waited 10m in the queue of env prod and it is still not this command's turn (2 waiting ahead of it, besides the lock's holder); its ticket was removed, nothing was done"),
+        (LockHeld::Busy { env: "prod".into(), holder: Some(("alice@a".into(), "promote x".into())), waiting: 1, first: ("bob@b".into(), "switch y".into()) }.into(), ErrorKind::LockHeld,
+         "env prod is busy: alice@a runs promote x; 1 command(s) wait in its queue (first: bob@b switch y); queue behind them with --wait, or see `release queue --env prod`"),
+        (LockHeld::Busy { env: "prod".into(), holder: None, waiting: 2, first: ("bob@b".into(), "switch y".into()) }.into(), ErrorKind::LockHeld,
+         "env prod is busy: 2 command(s) wait in its queue (first: bob@b switch y); queue behind them with --wait, or see `release queue --env prod`"),
+        (LockHeld::TicketCancelled { doing: "promote x".into(), env: "prod".into(), ticket: "r-1".into() }.into(), ErrorKind::LockHeld,
+         "promote x left the queue of env prod: its ticket r-1 was cancelled (`release queue cancel`); nothing was done"),
+        (LockHeld::Taken { what: "env prod".into(), holder: "bob@b".into(), release_id: "r-2".into(), host: "b".into() }.into(), ErrorKind::LockHeld,
+         "lost the lock of env prod: bob@b took it (release r-2, host b); stopped"),
+        (LockHeld::RecordTakenOver { release_id: "r-1".into() }.into(), ErrorKind::LockHeld, "release r-1 was taken over by another run meanwhile; stopped"),
+        (LockHeld::RecordHeld { release_id: "r-1".into() }.into(), ErrorKind::LockHeld, "release r-1 is held by another run now; stopped"),
+        (LockHeld::HookMayRun { release_id: "r-1".into(), env: "prod".into(), why: "hook h still runs".into(), pgid: Some(42) }.into(), ErrorKind::LockHeld,
+         "release r-1 of env prod is unfinished and its hook h still runs; a second copy is not started: wait for it to end (or stop it: kill -- -42), then run the same command again"),
+        (LockHeld::HookMayRun { release_id: "r-1".into(), env: "prod".into(), why: "hook h may run".into(), pgid: None }.into(), ErrorKind::LockHeld,
+         "release r-1 of env prod is unfinished and its hook h may run; a second copy is not started: wait for it to end, then run the same command again"),
+        (Aws::AmiVanished { ami: ami.into() }.into(), ErrorKind::Aws, "ami-0123456789abcdef0 vanished after tagging"),
+        (Aws::AmiUntagged { ami: ami.into() }.into(), ErrorKind::Aws, "ami-0123456789abcdef0 does not carry the release tags after tagging"),
+        (Aws::AmiNotAvailable { ami: ami.into(), after: std::time::Duration::from_secs(45 * 60) }.into(), ErrorKind::Aws, "ami-0123456789abcdef0 is not available after 45 minutes"),
+        (Stage::AmiFailed { ami: ami.into() }.into(), ErrorKind::StageFailed, "ami-0123456789abcdef0 ended in state failed; see the AMI's state reason in EC2"),
+        (Deploy::HookSwitchedBack { hook: "after_traffic".into(), what: "hook after_traffic (`false`) failed".into(), shares: "blue 100%".into() }.into(), ErrorKind::DeployFailed,
+         "hook after_traffic (`false`) failed; traffic went back to blue 100% in one Route53 change"),
+        (Deploy::HookSwitchBackFailed { hook: "after_traffic".into(), what: "hook after_traffic (`false`) failed".into(), error: "boom".into(), env: "prod".into() }.into(), ErrorKind::DeployFailed,
+         "hook after_traffic (`false`) failed; switching the traffic back failed (boom); run `release rollback --env prod`"),
+        (Deploy::HookRolledBack { hook: "after_traffic".into(), what: "hook after_traffic (`false`) failed".into(), release_id: "r-3".into(), summary: "promote 0123 to prod".into() }.into(), ErrorKind::DeployFailed,
+         "hook after_traffic (`false`) failed; rolled back by release r-3: promote 0123 to prod"),
+    ];
+    for (e, kind, text) in cases {
+        assert_eq!((e.to_string().as_str(), e.kind()), (text, kind), "{:?}", e.failure());
+    }
+    let baking = LockHeld::Baking {
+        commit: "0123456789ab".into(),
+        holder: "bob@b".into(),
+        since: release_core::model::clock::Timestamp(0),
+        release_id: "r-2".into(),
+        host: "b".into(),
+        expires: None,
+    };
+    assert_eq!(
+        Error::from(baking).to_string(),
+        "0123456789ab is being baked by bob@b since 1970-01-01T00:00:00Z (release r-2, host b); bake again once it ended (the same inputs reuse its AMI), or if it died, once its lease runs out at an earlier time (it already has)"
+    );
+    // The automatic rollback's failure keeps its kind (a lock lost: exit 5), and the hook's output stays.
+    let lost = Error::from(LockHeld::Broken { what: "env prod".into() }).with_details(vec!["[hook after_traffic] boom".into()]);
+    let why = lost.message().to_owned();
+    let e = lost.retold(Deploy::HookRollbackFailed { hook: "after_traffic".into(), what: "hook after_traffic (`false`) failed".into(), why, kind: ErrorKind::LockHeld });
+    assert_eq!(e.to_string(), "hook after_traffic (`false`) failed; the automatic rollback failed: lost the lock of env prod: it was broken (`release unlock --force`); stopped");
+    assert_eq!((e.kind(), e.details()), (ErrorKind::LockHeld, &["[hook after_traffic] boom".to_owned()][..]));
+}
+
 /// Where `line` decides by an error's message text: `.message()` followed, in the same expression (through any
 /// chained calls such as `.to_lowercase()` or `.trim()`), by a text test (`.contains(`, `.starts_with(`,
 /// `.ends_with(`, `.strip_prefix(`), or by `==`/`!=` in an `if` or a match guard. Comment lines are not code.

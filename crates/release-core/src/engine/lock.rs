@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::clock::Timestamp;
-use crate::model::error::{Error, ErrorKind, LockHeld, Result};
+use crate::model::error::{Error, LockHeld, Result};
 use crate::model::ids::{CommitSha, EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
@@ -79,18 +79,15 @@ pub async fn acquire_bake(session: &Session, pipeline: &Pipeline, bakes: &BakeLo
     }
     let info = lock_info(session, pipeline, bakes.lock_name(), run_id, doing);
     let Some(held) = session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? else { return Ok(Some(info)) };
-    Err(Error::new(
-        ErrorKind::LockHeld,
-        format!(
-            "{} is being baked by {} since {} (release {}, host {}); bake again once it ended (the same inputs reuse its AMI), or if it died, once its lease runs out at {}",
-            bakes.commit.short(),
-            held.holder,
-            held.acquired,
-            held.release_id,
-            held.host,
-            if held.expires < info.acquired { "an earlier time (it already has)".to_owned() } else { held.expires.to_string() }
-        ),
-    ))
+    Err(LockHeld::Baking {
+        commit: bakes.commit.short().to_owned(),
+        holder: held.holder,
+        since: held.acquired,
+        release_id: held.release_id.to_string(),
+        host: held.host,
+        expires: (held.expires >= info.acquired).then_some(held.expires),
+    }
+    .into())
 }
 
 /// The lock item a run of `session` writes to hold the lock named `name` (an environment's, or [`BakeLock`]'s).

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use crate::model::clock::{format_duration, Timestamp};
-use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::error::{Error, Failure, LockHeld, NotFound, Result};
 use crate::model::ids::{ClusterName, CommitSha, ReleaseId};
 use crate::model::ledger::{Action, LockInfo, Outcome, QueuedDetails, Record, Ticket, TicketAction};
 use crate::model::event::{Event, EventKind};
@@ -122,10 +122,7 @@ pub async fn cancel(session: &Session, pipeline: &Pipeline, id: &str) -> Result<
             }
         }
     }
-    Err(Error::not_found(format!(
-        "no waiting ticket {id} in any environment of {}; `release queue` lists the tickets (a ticket leaves the queue once its command runs)",
-        pipeline.app
-    )))
+    Err(NotFound::Ticket { id: id.to_owned(), app: pipeline.app.to_string() }.into())
 }
 
 /// Takes the environment's lock for `run_id`: at once when `wait` is `No` (refusing when it is held or others
@@ -169,15 +166,7 @@ pub async fn take_turn(
         if deadline.is_some_and(|d| now >= d) {
             let gave_up = format!("gave up after waiting {}", format_duration(limit.unwrap_or_default()));
             record_left(session, pipeline, env, &w.ticket, spec, Outcome::Cancelled, None, gave_up, events).await?;
-            break Err(Error::new(
-                ErrorKind::LockHeld,
-                format!(
-                    "waited {} in the queue of env {} and it is still not this command's turn ({} waiting ahead of it, besides the lock's holder); its ticket was removed, nothing was done",
-                    format_duration(limit.unwrap_or_default()),
-                    env.name,
-                    ahead
-                ),
-            ));
+            break Err(LockHeld::QueueGaveUp { waited: limit.unwrap_or_default(), env: env.name.to_string(), ahead }.into());
         }
         if now.since(renewed) >= RENEW_EVERY {
             w.ticket.expires = now.add(LOCK_LEASE);
@@ -211,18 +200,13 @@ async fn at_once(session: &Session, pipeline: &Pipeline, env: &Environment, run_
     let waiting: Vec<Ticket> = cloud.queue.tickets(table, &pipeline.app, &env.name).await?.into_iter().filter(|t| t.is_waiting(now)).collect();
     if let Some(first) = waiting.first() {
         let holder = cloud.lock.holder(table, &pipeline.app, &env.name).await?.filter(|l| !l.is_stale(now));
-        let running = holder.map(|h| format!("{} runs {}; ", h.holder, h.doing)).unwrap_or_default();
-        return Err(Error::new(
-            ErrorKind::LockHeld,
-            format!(
-                "env {} is busy: {running}{} command(s) wait in its queue (first: {} {}); queue behind them with --wait, or see `release queue --env {}`",
-                env.name,
-                waiting.len(),
-                first.holder,
-                first.doing,
-                env.name
-            ),
-        ));
+        return Err(LockHeld::Busy {
+            env: env.name.to_string(),
+            holder: holder.map(|h| (h.holder, h.doing)),
+            waiting: waiting.len(),
+            first: (first.holder.clone(), first.doing.clone()),
+        }
+        .into());
     }
     lock::acquire(session, pipeline, env, run_id, doing).await
 }
@@ -282,15 +266,13 @@ impl Waiter<'_> {
         let ticket = &self.ticket;
         if session.signals.count() > 0 {
             record_left(session, pipeline, env, ticket, spec, Outcome::Interrupted, None, "interrupted while waiting".to_owned(), events).await?;
-            return Ok(Round::Left(Error::new(ErrorKind::Interrupted, format!("interrupted while waiting in the queue of env {}; its ticket was removed, nothing was done", env.name))));
+            let what = format!("interrupted while waiting in the queue of env {}; its ticket was removed, nothing was done", env.name);
+            return Ok(Round::Left(Failure::Interrupted { what }.into()));
         }
         let all = cloud.queue.tickets(table, &pipeline.app, &env.name).await?;
         if !all.iter().any(|t| t.id == ticket.id) {
             record_left(session, pipeline, env, ticket, spec, Outcome::Cancelled, None, "cancelled while waiting (`release queue cancel`)".to_owned(), events).await?;
-            return Err(Error::new(
-                ErrorKind::LockHeld,
-                format!("{} left the queue of env {}: its ticket {} was cancelled (`release queue cancel`); nothing was done", ticket.doing, env.name, ticket.id),
-            ));
+            return Err(LockHeld::TicketCancelled { doing: ticket.doing.clone(), env: env.name.to_string(), ticket: ticket.id.to_string() }.into());
         }
         let waiting: Vec<&Ticket> = all.iter().filter(|t| t.is_waiting(now) || t.id == ticket.id).collect();
         let newer = |t: &&Ticket| t.action == TicketAction::Promote && (t.arrival > ticket.arrival || (t.arrival == ticket.arrival && t.id > ticket.id));
@@ -334,16 +316,8 @@ impl Waiter<'_> {
         let (session, pipeline, env, ticket) = (self.session, self.pipeline, self.env, &self.ticket);
         session.cloud.queue.remove_ticket(&pipeline.ledger_table, ticket).await?;
         record_left(session, pipeline, env, ticket, self.spec, Outcome::Superseded, Some(by.id.clone()), format!("superseded by {} while waiting", by.id), self.events).await?;
-        Ok(Error::new(
-            ErrorKind::Superseded,
-            format!(
-                "superseded by {} ({} by {}): env {} deploys the newest waiting commit (queue = \"latest\"); nothing was done",
-                by.id,
-                by.doing,
-                by.holder,
-                env.name
-            ),
-        ))
+        let by = format!("superseded by {} ({} by {}): env {} deploys the newest waiting commit (queue = \"latest\"); nothing was done", by.id, by.doing, by.holder, env.name);
+        Ok(Failure::Superseded { by }.into())
     }
 
     /// First in line: takes the lock when it is free, else says who holds it.

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::model::clock::Timestamp;
-use crate::model::error::{Cause, Error, ErrorKind, Result};
+use crate::model::error::{Cause, Error, ErrorKind, Failure, Internal, LockHeld, Result};
 use crate::model::ids::{short_sha, EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::model::pipeline::{Environment, Pipeline};
@@ -48,14 +48,17 @@ pub struct LostLock {
 }
 
 impl LostLock {
-    fn message(&self) -> String {
+    /// The error a run that lost its lock stops with.
+    fn failure(&self) -> LockHeld {
         match &self.now_held_by {
-            Some(l) => format!(
-                "lost the lock of {}: {} took it (release {}, host {}); stopped",
-                self.what, l.holder, l.release_id, l.host
-            ),
-            None => format!("lost the lock of {}: it was broken (`release unlock --force`); stopped", self.what),
+            Some(l) => LockHeld::Taken { what: self.what.clone(), holder: l.holder.clone(), release_id: l.release_id.to_string(), host: l.host.clone() },
+            None => LockHeld::Broken { what: self.what.clone() },
         }
+    }
+
+    /// What the record says of it.
+    fn message(&self) -> String {
+        self.failure().to_string()
     }
 }
 
@@ -221,7 +224,7 @@ impl<'s, S: Scope> Op<'s, S> {
     pub async fn open(&mut self, record: Record) -> Result<()> {
         let table = &self.pipeline.ledger_table;
         if !self.cloud().ledger.put_record(table, &record, Expect::New).await? {
-            return Err(Error::internal(format!("ledger record {} exists already", record.release_id)));
+            return Err(Internal::Invariant { what: format!("ledger record {} exists already", record.release_id) }.into());
         }
         self.events.send(crate::model::event::Event::of(crate::model::event::EventKind::Started, &record, self.events.link(), self.session.cloud.clock.now()));
         self.record = Some(record);
@@ -237,10 +240,7 @@ impl<'s, S: Scope> Op<'s, S> {
         record.detail = Some(detail);
         let table = &self.pipeline.ledger_table;
         if !self.cloud().ledger.put_record(table, &record, Expect::Holder(previous)).await? {
-            return Err(Error::new(
-                ErrorKind::LockHeld,
-                format!("release {} was taken over by another run meanwhile; stopped", record.release_id),
-            ));
+            return Err(LockHeld::RecordTakenOver { release_id: record.release_id.to_string() }.into());
         }
         self.record = Some(record);
         Ok(())
@@ -253,7 +253,7 @@ impl<'s, S: Scope> Op<'s, S> {
 
     /// The record, to change before the next [`Op::save`].
     pub fn record_mut(&mut self) -> Result<&mut Record> {
-        self.record.as_mut().ok_or_else(|| Error::internal("the ledger record was changed before it was opened"))
+        self.record.as_mut().ok_or_else(|| Internal::Invariant { what: "the ledger record was changed before it was opened".to_owned() }.into())
     }
 
     /// Writes the record (conditional on this run holding it).
@@ -261,10 +261,7 @@ impl<'s, S: Scope> Op<'s, S> {
         let Some(record) = &self.record else { return Ok(()) };
         let table = &self.pipeline.ledger_table;
         if !self.session.cloud.ledger.put_record(table, record, Expect::Holder(self.run_id.clone())).await? {
-            return Err(Error::new(
-                ErrorKind::LockHeld,
-                format!("release {} is held by another run now; stopped", record.release_id),
-            ));
+            return Err(LockHeld::RecordHeld { release_id: record.release_id.to_string() }.into());
         }
         Ok(())
     }
@@ -319,7 +316,7 @@ impl<'s, S: Scope> Op<'s, S> {
     /// Errors when the run must stop now: its lock is gone, or a signal asks it to.
     pub fn check(&self) -> Result<()> {
         if let Some(lost) = self.lost_rx.borrow().clone() {
-            return Err(Error::new(ErrorKind::LockHeld, lost.message()).with_cause(Cause::ConditionFailed));
+            return Err(Error::from(lost.failure()).with_cause(Cause::ConditionFailed));
         }
         let n = self.signals.count();
         if n > 0 {
@@ -327,7 +324,7 @@ impl<'s, S: Scope> Op<'s, S> {
         }
         let limit = if self.past_no_return() { 2 } else { 1 };
         if n >= limit {
-            return Err(Error::new(ErrorKind::Interrupted, "interrupted"));
+            return Err(Failure::Interrupted { what: "interrupted".to_owned() }.into());
         }
         Ok(())
     }
@@ -726,7 +723,7 @@ fn conclude<T, S: Scope>(op: &Op<'_, S>, result: Result<T>, outcome: Outcome, wr
         },
         Err(e) => {
             let e = match op.lost_rx.borrow().clone() {
-                Some(l) if e.kind() != ErrorKind::LockHeld => Error::new(ErrorKind::LockHeld, l.message()),
+                Some(l) if e.kind() != ErrorKind::LockHeld => l.failure().into(),
                 _ => e,
             };
             // As on the record: a refusal changed nothing, so nothing was put back.
@@ -755,14 +752,8 @@ pub fn short(commit: &crate::model::ids::CommitSha) -> &str {
 pub fn take_over_in_flight(session: &Session, record: &mut Record, now: Timestamp) -> Result<()> {
     let Some(h) = record.hook_running.clone() else { return Ok(()) };
     if let Some(why) = h.may_run(h.host == session.actor.host, |p| session.hooks.alive(p), now) {
-        let kill = h.process.as_ref().filter(|_| h.host == session.actor.host).map(|p| format!(" (or stop it: kill -- -{})", p.pgid)).unwrap_or_default();
-        return Err(Error::new(
-            ErrorKind::LockHeld,
-            format!(
-                "release {} of env {} is unfinished and its {why}; a second copy is not started: wait for it to end{kill}, then run the same command again",
-                record.release_id, record.env
-            ),
-        ));
+        let pgid = h.process.as_ref().filter(|_| h.host == session.actor.host).map(|p| p.pgid);
+        return Err(LockHeld::HookMayRun { release_id: record.release_id.to_string(), env: record.env.to_string(), why, pgid }.into());
     }
     record.hooks.push(crate::model::hook::HookResult {
         name: h.name,

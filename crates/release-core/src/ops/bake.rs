@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::model::clock::Timestamp;
-use crate::model::error::{Error, ErrorKind, Result};
+use crate::model::error::{Aws, Input, Internal, Result, Stage};
 use crate::model::ids::{AmiId, AppName, BakeKey, CommitSha};
 use crate::model::pipeline::Pipeline;
 use crate::ports::{tags, BakeRequest, Baker, Image, ImageState, Workspace};
@@ -39,21 +39,21 @@ pub fn bake_key(pipeline: &Pipeline, export: &Path, commit: &CommitSha, base_ami
         text.push_str(&format!("var {k}={v}\n"));
     }
     let template = export.join(&pipeline.bake.template);
-    let dir = template.parent().ok_or_else(|| Error::internal("template has no directory"))?;
+    let dir = template.parent().ok_or_else(|| Internal::Invariant { what: "template has no directory".to_owned() })?;
     let mut files = Vec::new();
     collect_files(dir, dir, &mut files)?;
     files.sort();
     for (rel, path) in files {
-        let bytes = std::fs::read(&path).map_err(|e| Error::internal(format!("reading {}: {e}", path.display())))?;
+        let bytes = std::fs::read(&path).map_err(|e| Internal::Io { path: path.display().to_string(), error: e.to_string() })?;
         text.push_str(&format!("file {rel} {}\n", hex::encode(Sha256::digest(&bytes))));
     }
     Ok(BakeKey::from_digest(hex::encode(Sha256::digest(text.as_bytes()))))
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, std::path::PathBuf)>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::internal(format!("reading {}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Internal::Io { path: dir.display().to_string(), error: e.to_string() })?;
     for entry in entries {
-        let path = entry.map_err(|e| Error::internal(format!("reading {}: {e}", dir.display())))?.path();
+        let path = entry.map_err(|e| Internal::Io { path: dir.display().to_string(), error: e.to_string() })?.path();
         if path.is_dir() {
             collect_files(root, &path, out)?;
         } else {
@@ -139,10 +139,7 @@ pub async fn bake(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Path, com
     let clock = &ctx.session.cloud.clock;
     let mut laps = Laps { start: clock.now(), seconds: BTreeMap::new() };
     if let Some(var) = pipeline.bake.vars.keys().find(|k| RESERVED_VARS.contains(&k.as_str())) {
-        return Err(Error::input(format!(
-            "[bake] vars sets `{var}`, which release passes to packer itself; remove it from {}",
-            pipeline.file.display()
-        )));
+        return Err(Input::ReservedVar { var: var.clone(), file: pipeline.file.clone() }.into());
     }
     let inputs = inputs(ctx, pipeline, export, commit).await?;
     let images = ctx.session.cloud.images.app_images(&pipeline.app).await?;
@@ -214,10 +211,7 @@ async fn build_and_test(ctx: &BakeContext<'_>, pipeline: &Pipeline, export: &Pat
     ctx.workspace.run_stage("build", &pipeline.build.command, export).await?;
     let artifact = export.join(&pipeline.build.artifact);
     if !artifact.is_file() {
-        return Err(Error::new(
-            ErrorKind::StageFailed,
-            format!("the build succeeded but did not write the artifact {}; fix [build] artifact or the build", pipeline.build.artifact),
-        ));
+        return Err(Stage::NoArtifact { artifact: pipeline.build.artifact.clone() }.into());
     }
     laps.lap("build", clock.now());
     if let Some(test) = &pipeline.test {
@@ -290,9 +284,9 @@ async fn tag_and_verify(op: &mut Op<'_, BakeLock>, ctx: &BakeContext<'_>, pipeli
     let images = op.cloud().images.clone();
     crate::steps::images::tag(&*images, ami, &image.snapshots, &first).await?;
     crate::steps::images::tag(&*images, ami, &image.snapshots, &[(tags::BAKE_KEY.to_owned(), key.to_string())]).await?;
-    let verified = images.describe(ami).await?.ok_or_else(|| Error::aws(format!("{ami} vanished after tagging")))?;
+    let verified = images.describe(ami).await?.ok_or_else(|| Aws::AmiVanished { ami: ami.to_string() })?;
     if !verified.is_complete_bake() || verified.tags.get(tags::COMMIT) != Some(&commit.to_string()) {
-        return Err(Error::aws(format!("{ami} does not carry the release tags after tagging")));
+        return Err(Aws::AmiUntagged { ami: ami.to_string() }.into());
     }
     Ok(())
 }
@@ -310,12 +304,12 @@ async fn wait_available(op: &mut Op<'_, BakeLock>, ami: &AmiId) -> Result<Image>
         match op.cloud().images.describe(ami).await? {
             Some(image) if image.state == ImageState::Available => return Ok(image),
             Some(image) if image.state == ImageState::Failed => {
-                return Err(Error::new(ErrorKind::StageFailed, format!("{ami} ended in state failed; see the AMI's state reason in EC2")))
+                return Err(Stage::AmiFailed { ami: ami.to_string() }.into())
             }
             _ => {}
         }
         if op.cloud().clock.now().since(start) > AVAILABLE_TIMEOUT {
-            return Err(Error::aws(format!("{ami} is not available after {} minutes", AVAILABLE_TIMEOUT.as_secs() / 60)));
+            return Err(Aws::AmiNotAvailable { ami: ami.to_string(), after: AVAILABLE_TIMEOUT }.into());
         }
         if !announced {
             op.progress(&format!("waiting for {ami} to become available"));

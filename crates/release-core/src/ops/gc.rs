@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::clock::{format_duration, Timestamp};
-use crate::model::error::{Cause, Error, Result};
+use crate::model::error::{Cause, Input, Refused, Result};
 use crate::model::ids::{short_sha, AmiId, AppName, ClusterName, CommitSha, EnvName, InstanceId};
 use crate::model::ledger::{self, Action, GcDetails, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
@@ -738,7 +738,7 @@ fn lock_order(pipeline: &Pipeline) -> Vec<&Environment> {
 pub async fn gc(session: &Session, pipeline: &Pipeline, opts: &GcOptions, confirmed: Option<&Plan>) -> Result<Report> {
     let order = lock_order(pipeline);
     let Some(first) = order.first().copied() else {
-        return Err(Error::input(format!("{} has no environments, so gc cannot take their locks; add an [env.NAME]", pipeline.app)));
+        return Err(Input::NoEnvironments { app: pipeline.app.to_string() }.into());
     };
     let spec = OpSpec::new(format!("gc of {}", pipeline.app)).also_locking(order[1..].iter().map(|e| e.name.clone()));
     runner::run(session, pipeline, first, spec, async |op: &mut Op<'_>| apply(op, pipeline, opts, confirmed).await).await
@@ -776,13 +776,10 @@ async fn apply(op: &mut Op<'_>, pipeline: &Pipeline, opts: &GcOptions, confirmed
 fn unchanged_since(confirmed: &Plan, plan: &Plan, opts: &GcOptions) -> Result<()> {
     let shown: BTreeSet<&AmiId> = confirmed.images.iter().map(|i| &i.ami).collect();
     let shown_i: BTreeSet<&InstanceId> = confirmed.instances.iter().map(|i| &i.id).collect();
-    let new_images: Vec<&str> = plan.images.iter().filter(|i| !shown.contains(&i.ami)).map(|i| i.ami.as_str()).collect();
+    let new_images: Vec<String> = plan.images.iter().filter(|i| !shown.contains(&i.ami)).map(|i| i.ami.to_string()).collect();
     let new_inst = plan.instances.iter().any(|i| opts.terminate_orphans && !shown_i.contains(&i.id));
     if !new_images.is_empty() || new_inst {
-        return Err(Error::refused(format!(
-            "the world changed since the plan was shown (now also {}); nothing was changed, run gc again",
-            if new_images.is_empty() { "orphan instances".to_owned() } else { new_images.join(", ") }
-        )));
+        return Err(Refused::GcPlanGrew { images: new_images }.into());
     }
     Ok(())
 }

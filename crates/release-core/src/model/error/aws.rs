@@ -144,6 +144,23 @@ pub enum Aws {
         /// How many were tried.
         total: usize,
     },
+    /// A baked AMI is gone when its tags are read back.
+    AmiVanished {
+        /// The AMI.
+        ami: String,
+    },
+    /// A baked AMI read back lacks the release tags just written.
+    AmiUntagged {
+        /// The AMI.
+        ami: String,
+    },
+    /// A baked AMI did not become available in time.
+    AmiNotAvailable {
+        /// The AMI.
+        ami: String,
+        /// How long it was waited for (shown in whole minutes).
+        after: std::time::Duration,
+    },
 }
 
 impl Aws {
@@ -187,6 +204,9 @@ impl fmt::Display for Aws {
             Aws::Sink { sink: Some(sink), what } => write!(f, "{sink}: {what}"),
             Aws::Sink { sink: None, what } => f.write_str(what),
             Aws::SinksFailed { failed, total } => write!(f, "{failed} of {total} sink(s) did not take the test event"),
+            Aws::AmiVanished { ami } => write!(f, "{ami} vanished after tagging"),
+            Aws::AmiUntagged { ami } => write!(f, "{ami} does not carry the release tags after tagging"),
+            Aws::AmiNotAvailable { ami, after } => write!(f, "{ami} is not available after {} minutes", after.as_secs() / 60),
         }
     }
 }

@@ -209,6 +209,49 @@ pub enum Deploy {
         /// What is wrong with it (problems, then strays).
         problems: Vec<String>,
     },
+    /// Blue/green `after_traffic` failed after a switch, and the traffic went back to the weights from before it.
+    HookSwitchedBack {
+        /// The hook (`after_traffic`).
+        hook: String,
+        /// How it ended, as [`HookResult::describe`](crate::model::hook::HookResult::describe) says it.
+        what: String,
+        /// The shares the traffic went back to (`blue 100%`).
+        shares: String,
+    },
+    /// Blue/green `after_traffic` failed after a switch, and switching the traffic back failed too.
+    HookSwitchBackFailed {
+        /// The hook.
+        hook: String,
+        /// How it ended.
+        what: String,
+        /// Why switching back failed.
+        error: String,
+        /// The environment.
+        env: String,
+    },
+    /// In place, `after_traffic` failed after a promote, and the automatic rollback put the previous release back.
+    HookRolledBack {
+        /// The hook.
+        hook: String,
+        /// How it ended.
+        what: String,
+        /// The rollback's release id.
+        release_id: String,
+        /// What the rollback did (its plan's summary).
+        summary: String,
+    },
+    /// In place, `after_traffic` failed after a promote, and the automatic rollback failed too. Keeps the kind of
+    /// the rollback's failure (see [`Deploy::kind`]): that failure is what the operator must act on now.
+    HookRollbackFailed {
+        /// The hook.
+        hook: String,
+        /// How it ended.
+        what: String,
+        /// The rollback's failure, as its message.
+        why: String,
+        /// Its kind.
+        kind: super::ErrorKind,
+    },
 }
 
 impl fmt::Display for Deploy {
@@ -268,6 +311,12 @@ impl fmt::Display for Deploy {
             Deploy::NotReadyAfterPromote { cluster, problems } => {
                 write!(f, "cluster {cluster} is not ready for traffic after the promote: {}; traffic was not moved", problems.join("; "))
             }
+            Deploy::HookSwitchedBack { what, shares, .. } => write!(f, "{what}; traffic went back to {shares} in one Route53 change"),
+            Deploy::HookSwitchBackFailed { what, error, env, .. } => {
+                write!(f, "{what}; switching the traffic back failed ({error}); run `release rollback --env {env}`")
+            }
+            Deploy::HookRolledBack { what, release_id, summary, .. } => write!(f, "{what}; rolled back by release {release_id}: {summary}"),
+            Deploy::HookRollbackFailed { what, why, .. } => write!(f, "{what}; the automatic rollback failed: {why}"),
         }
     }
 }
@@ -277,6 +326,7 @@ impl Deploy {
     /// stopped it (`NothingLaunched` to `RegisterAgainFailed`, and a rollout's `RolloutStopped`): those keep the
     /// kind of that failure, since the clean-up is news about it, not a new failure (an interrupted promote that
     /// removed its instances is still interrupted, exit 130, and its record says so; AWS failing is still exit 6).
+    /// `HookRollbackFailed` keeps the kind of the automatic rollback's failure, the one left to act on.
     pub fn kind(&self) -> super::ErrorKind {
         match self {
             Deploy::NothingLaunched { kind, .. }
@@ -288,7 +338,8 @@ impl Deploy {
             | Deploy::IdleRemoveFailed { kind, .. }
             | Deploy::RegisteredAgain { kind, .. }
             | Deploy::RegisterAgainFailed { kind, .. }
-            | Deploy::RolloutStopped { kind, .. } => *kind,
+            | Deploy::RolloutStopped { kind, .. }
+            | Deploy::HookRollbackFailed { kind, .. } => *kind,
             _ => super::ErrorKind::DeployFailed,
         }
     }

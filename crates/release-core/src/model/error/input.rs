@@ -278,6 +278,18 @@ pub enum Input {
         /// The commands there are.
         known: Vec<String>,
     },
+    /// `[bake] vars` sets a variable `release` hands to Packer itself.
+    ReservedVar {
+        /// The variable.
+        var: String,
+        /// The pipeline file.
+        file: std::path::PathBuf,
+    },
+    /// `gc` of an app without environments: it has no locks to take.
+    NoEnvironments {
+        /// The app.
+        app: String,
+    },
 }
 
 impl fmt::Display for Input {
@@ -370,6 +382,10 @@ impl fmt::Display for Input {
             Input::LbSubnetsOneZone { cluster } => write!(f, "cluster {cluster}'s load balancer subnets span one zone; an ALB needs two or more; fix lb_subnets"),
             Input::SeveralIdle { env, clusters } => write!(f, "env {env} has several idle clusters ({}); pass --cluster", clusters.join(", ")),
             Input::Command { given, known } => write!(f, "`{given}` is not a command of release; one of: {}", known.join(", ")),
+            Input::ReservedVar { var, file } => {
+                write!(f, "[bake] vars sets `{var}`, which release passes to packer itself; remove it from {}", file.display())
+            }
+            Input::NoEnvironments { app } => write!(f, "{app} has no environments, so gc cannot take their locks; add an [env.NAME]"),
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::model::clock::Timestamp;
+
 /// Why the lock is not this run's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -63,6 +65,87 @@ pub enum LockHeld {
     },
     /// The lock was lost while a hook ran, and the run's check did not say how (a fallback).
     LostDuringHook,
+    /// Another run bakes the same commit now (it holds the lock of the commit's bakes).
+    Baking {
+        /// The commit, short.
+        commit: String,
+        /// Who bakes it.
+        holder: String,
+        /// Since when.
+        since: Timestamp,
+        /// The holder's release id.
+        release_id: String,
+        /// The holder's host.
+        host: String,
+        /// When its lease runs out, or None when it already has.
+        expires: Option<Timestamp>,
+    },
+    /// A command waited in the queue as long as `--wait` allows and its turn did not come; its ticket was removed.
+    QueueGaveUp {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// The environment.
+        env: String,
+        /// How many wait ahead of it, besides the lock's holder.
+        ahead: usize,
+    },
+    /// A command that does not wait found commands waiting in the queue: it does not jump the line.
+    Busy {
+        /// The environment.
+        env: String,
+        /// The lock's live holder and what it runs (`promote 1a2b3c to staging`), if any.
+        holder: Option<(String, String)>,
+        /// How many commands wait.
+        waiting: usize,
+        /// The first in line and what it would run.
+        first: (String, String),
+    },
+    /// A waiting command's ticket was cancelled (`release queue cancel`): it left the queue.
+    TicketCancelled {
+        /// What the command would have done.
+        doing: String,
+        /// The environment.
+        env: String,
+        /// The ticket.
+        ticket: String,
+    },
+    /// This run's lock was taken by another run.
+    Taken {
+        /// What it locked (`env staging`).
+        what: String,
+        /// Who took it.
+        holder: String,
+        /// The taker's release id.
+        release_id: String,
+        /// The taker's host.
+        host: String,
+    },
+    /// This run's lock was broken (`release unlock --force`) and nobody holds it.
+    Broken {
+        /// What it locked (`env staging`).
+        what: String,
+    },
+    /// Another run took over the unfinished record this run was adopting.
+    RecordTakenOver {
+        /// The record's release id.
+        release_id: String,
+    },
+    /// Another run holds this run's record now.
+    RecordHeld {
+        /// The record's release id.
+        release_id: String,
+    },
+    /// A hook the dead run of an unfinished record started may still be running: a second copy is not started.
+    HookMayRun {
+        /// The record's release id.
+        release_id: String,
+        /// The environment.
+        env: String,
+        /// Why it may run (`hook before_traffic (…) still runs (process group 4242)`).
+        why: String,
+        /// The hook's process group, when it runs on this machine (the message says how to stop it).
+        pgid: Option<u32>,
+    },
 }
 
 impl fmt::Display for LockHeld {
@@ -99,6 +182,42 @@ impl fmt::Display for LockHeld {
                 crate::model::clock::format_duration(*waited)
             ),
             LockHeld::LostDuringHook => f.write_str("the lock was lost"),
+            LockHeld::Baking { commit, holder, since, release_id, host, expires } => {
+                let expires = expires.map_or_else(|| "an earlier time (it already has)".to_owned(), |t| t.to_string());
+                write!(
+                    f,
+                    "{commit} is being baked by {holder} since {since} (release {release_id}, host {host}); bake again once it ended (the same inputs reuse its AMI), or if it died, once its lease runs out at {expires}"
+                )
+            }
+            LockHeld::QueueGaveUp { waited, env, ahead } => write!(
+                f,
+                "waited {} in the queue of env {env} and it is still not this command's turn ({ahead} waiting ahead of it, besides the lock's holder); its ticket was removed, nothing was done",
+                crate::model::clock::format_duration(*waited)
+            ),
+            LockHeld::Busy { env, holder, waiting, first } => {
+                let running = holder.as_ref().map(|(h, doing)| format!("{h} runs {doing}; ")).unwrap_or_default();
+                write!(
+                    f,
+                    "env {env} is busy: {running}{waiting} command(s) wait in its queue (first: {} {}); queue behind them with --wait, or see `release queue --env {env}`",
+                    first.0, first.1
+                )
+            }
+            LockHeld::TicketCancelled { doing, env, ticket } => {
+                write!(f, "{doing} left the queue of env {env}: its ticket {ticket} was cancelled (`release queue cancel`); nothing was done")
+            }
+            LockHeld::Taken { what, holder, release_id, host } => {
+                write!(f, "lost the lock of {what}: {holder} took it (release {release_id}, host {host}); stopped")
+            }
+            LockHeld::Broken { what } => write!(f, "lost the lock of {what}: it was broken (`release unlock --force`); stopped"),
+            LockHeld::RecordTakenOver { release_id } => write!(f, "release {release_id} was taken over by another run meanwhile; stopped"),
+            LockHeld::RecordHeld { release_id } => write!(f, "release {release_id} is held by another run now; stopped"),
+            LockHeld::HookMayRun { release_id, env, why, pgid } => {
+                let kill = pgid.map(|p| format!(" (or stop it: kill -- -{p})")).unwrap_or_default();
+                write!(
+                    f,
+                    "release {release_id} of env {env} is unfinished and its {why}; a second copy is not started: wait for it to end{kill}, then run the same command again"
+                )
+            }
         }
     }
 }

@@ -1,5 +1,14 @@
-//! Errors as context + kind: every failure says what went wrong in one lowercase line and carries a kind that
-//! decides the process exit code. The codes are a contract (README "Exit codes").
+//! Errors as one typed enum per failure family (issue 21; nextest's `errors.rs` is the model): every failure is a
+//! variant of a `#[non_exhaustive]` family ([`Input`], [`NotFound`], [`Refused`], [`LockHeld`], [`Aws`], [`Stage`],
+//! [`Deploy`], [`Internal`], or one of [`Failure`]'s own) with structured fields, and says what went wrong in one
+//! lowercase line rendered from them. The kind, and so the process exit code, is derived from the variant, never
+//! from message text; the codes are a contract (README "Exit codes").
+//!
+//! A site builds its variant (`Err(NotFound::Ami { commit }.into())`); there is no constructor from a kind and a
+//! message, so a new situation is a new variant (or an existing one whose rendered text is the same). What was
+//! being done is added with [`Error::context`]; an error told again with what came after it (a promote's clean-up,
+//! a hook's traffic sent back) is [`Error::retold`] as a variant that carries its message and, where the kind must
+//! stay the failure's, its kind.
 //!
 //! AWS errors are classified once, at the boundary (`release-aws`), by their error code into a [`Cause`]; the
 //! engine decides on causes and never searches message text.
@@ -196,14 +205,6 @@ pub enum Failure {
         /// Which command superseded it, and what the waiting one would have done.
         by: String,
     },
-    /// Transitional: a site not yet moved to a typed variant. Goes once none is left.
-    #[doc(hidden)]
-    Untyped {
-        /// Its kind.
-        kind: ErrorKind,
-        /// Its message.
-        message: String,
-    },
 }
 
 impl Failure {
@@ -221,7 +222,6 @@ impl Failure {
             Failure::Interrupted { .. } => ErrorKind::Interrupted,
             Failure::Crash { .. } => ErrorKind::Crash,
             Failure::Superseded { .. } => ErrorKind::Superseded,
-            Failure::Untyped { kind, .. } => *kind,
         }
     }
 }
@@ -240,7 +240,6 @@ impl fmt::Display for Failure {
             Failure::Interrupted { what } => f.write_str(what),
             Failure::Crash { at } => write!(f, "crash at {at}"),
             Failure::Superseded { by } => f.write_str(by),
-            Failure::Untyped { message, .. } => f.write_str(message),
         }
     }
 }
@@ -272,13 +271,6 @@ family!(Input, NotFound, Refused, LockHeld, Aws, Stage, Deploy, Internal);
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// An error of `kind` with a one-line message. Transitional: every site is moving to a typed [`Failure`]
-    /// variant; this goes once none is left.
-    #[doc(hidden)]
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::from(Failure::Untyped { kind, message: message.into() })
-    }
-
     /// What went wrong, as a typed variant of its family.
     pub fn failure(&self) -> &Failure {
         &self.failure
@@ -333,16 +325,9 @@ impl Error {
         self
     }
 
-    /// Replaces the message (the engine rewording an adapter's error with what it knows). Transitional, like
-    /// [`Error::new`]: a typed variant that carries the underlying error replaces each use.
-    #[doc(hidden)]
-    pub fn reword(mut self, message: impl Into<String>) -> Self {
-        self.message = message.into();
-        self
-    }
-
-    /// The same error told as `failure`, a variant that carries this error's message and kind and says what was
-    /// done after it (a promote's clean-up: [`Deploy::Removed`]); its details, cause, code, source and report stay.
+    /// The same error told as `failure`, a variant that carries this error's message (and its kind where that must
+    /// stay) and says what was done after it (a promote's clean-up: [`Deploy::Removed`]; a failed hook's traffic
+    /// sent back: [`Deploy::HookSwitchedBack`]); its details, cause, code, source and report stay.
     pub fn retold(mut self, failure: impl Into<Failure>) -> Self {
         self.failure = failure.into();
         self.message = self.failure.to_string();
@@ -387,42 +372,6 @@ impl Error {
     /// For a failed deploy: whether the environment was put back.
     pub fn rolled_back(&self) -> Option<bool> {
         self.rolled_back
-    }
-
-    /// Bad input.
-    #[doc(hidden)]
-    pub fn input(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Input, message)
-    }
-
-    /// Not found.
-    #[doc(hidden)]
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::NotFound, message)
-    }
-
-    /// A bug or local failure.
-    #[doc(hidden)]
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Internal, message)
-    }
-
-    /// An AWS failure.
-    #[doc(hidden)]
-    pub fn aws(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Aws, message)
-    }
-
-    /// A safety check said no.
-    #[doc(hidden)]
-    pub fn refused(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Refused, message)
-    }
-
-    /// A deploy failed.
-    #[doc(hidden)]
-    pub fn deploy_failed(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::DeployFailed, message)
     }
 }
 

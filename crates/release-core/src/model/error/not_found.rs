@@ -264,6 +264,13 @@ pub enum NotFound {
         /// The lookup's message (`target group hello-prod1 of cluster prod1 does not exist; run …`).
         what: String,
     },
+    /// `release queue cancel` names no waiting ticket of the app.
+    Ticket {
+        /// The ticket asked for.
+        id: String,
+        /// The app.
+        app: String,
+    },
 }
 
 impl fmt::Display for NotFound {
@@ -344,6 +351,10 @@ impl fmt::Display for NotFound {
             ),
             NotFound::Rollout { env, clusters } => write!(f, "env {env} has no rollout under way; start one with `release switch {}`", clusters.join("|")),
             NotFound::LbGone { what } => f.write_str(what),
+            NotFound::Ticket { id, app } => write!(
+                f,
+                "no waiting ticket {id} in any environment of {app}; `release queue` lists the tickets (a ticket leaves the queue once its command runs)"
+            ),
         }
     }
 }

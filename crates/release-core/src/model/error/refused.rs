@@ -174,6 +174,11 @@ pub enum Refused {
         /// The commit to promote again, short (`<commit>` when it runs none).
         commit: String,
     },
+    /// The gc plan made under the locks would remove what the plan shown to the user did not list.
+    GcPlanGrew {
+        /// The images it would remove besides; empty when only orphan instances are new.
+        images: Vec<String>,
+    },
 }
 
 impl fmt::Display for Refused {
@@ -269,6 +274,11 @@ impl fmt::Display for Refused {
                     write!(f, "; `release promote {commit} --env {env}` launches a full fleet into the idle cluster, then `release switch` to it")
                 }
             }
+            Refused::GcPlanGrew { images } => write!(
+                f,
+                "the world changed since the plan was shown (now also {}); nothing was changed, run gc again",
+                if images.is_empty() { "orphan instances".to_owned() } else { images.join(", ") }
+            ),
         }
     }
 }

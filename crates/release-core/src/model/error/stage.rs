@@ -44,6 +44,11 @@ pub enum Stage {
         /// Its exit code; None when a signal ended it.
         code: Option<i32>,
     },
+    /// The AMI Packer made ended in state `failed`.
+    AmiFailed {
+        /// The AMI.
+        ami: String,
+    },
 }
 
 impl fmt::Display for Stage {
@@ -60,6 +65,7 @@ impl fmt::Display for Stage {
                 let code = code.map_or_else(|| "a signal".to_owned(), |c| format!("exit code {c}"));
                 write!(f, "{stage} command `{command}` failed with {code}; its last output is above")
             }
+            Stage::AmiFailed { ami } => write!(f, "{ami} ended in state failed; see the AMI's state reason in EC2"),
         }
     }
 }

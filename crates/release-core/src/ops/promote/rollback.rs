@@ -340,16 +340,16 @@ pub async fn after_hook(op: &mut Op<'_>, hook: &crate::model::hook::HookResult, 
         .await;
     let err = match rolled {
         Ok(rb) => {
-            let msg = format!("{}; rolled back by release {}: {}", hook.describe(), rb.release_id, rb.plan.summary);
+            let back = Deploy::HookRolledBack { hook: hook.name.to_string(), what: hook.describe(), release_id: rb.release_id, summary: rb.plan.summary };
             // What the promote put in place was taken away again: nothing of it stays to finish.
             op.back_before_no_return();
             op.set_outcome(crate::model::ledger::Outcome::RolledBack);
-            Error::deploy_failed(msg).with_rolled_back(true)
+            Error::from(back).with_rolled_back(true)
         }
         Err(e) => {
-            let msg = format!("{}; the automatic rollback failed: {}", hook.describe(), e.message());
+            let failed = Deploy::HookRollbackFailed { hook: hook.name.to_string(), what: hook.describe(), why: e.message().to_owned(), kind: e.kind() };
             op.set_outcome(crate::model::ledger::Outcome::Failed);
-            e.reword(msg).with_rolled_back(false)
+            e.retold(failed).with_rolled_back(false)
         }
     };
     Err(err.with_report(serde_json::json!({ "release_id": rep.release_id, "hooks": rep.hooks })))

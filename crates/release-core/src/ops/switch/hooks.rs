@@ -1,7 +1,7 @@
 //! Where a switch runs its hook: blue/green `after_traffic`, once the switch made its cluster the only live one.
 
 use crate::engine::runner::Op;
-use crate::model::error::{Error, Result};
+use crate::model::error::{Deploy, Internal, Result};
 use crate::model::hook::{failed, HookContext, HookName};
 use crate::model::pipeline::hooks::live_name;
 use crate::steps::hooks::{run, warn};
@@ -51,20 +51,20 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::ops::switch::SwitchPlan
         return Ok(());
     }
     // A fresh look: the records hold the new weights now, and the change is computed against what they hold.
-    let mut live = crate::observe::world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Error::internal("blue/green without dns"))?;
+    let mut live = crate::observe::world::live_name(op.cloud(), op.env()).await?.ok_or_else(|| Internal::Invariant { what: "blue/green without dns".to_owned() })?;
     let comment = format!("release switch {} back to {} (hook after_traffic failed)", op.pipeline().app, plan.from);
     let err = match crate::steps::dns::flip(op, &mut live, &plan.from, &comment, crate::steps::dns::Way::Guarded, Some("Route53 has the change")).await {
         Ok(_) => {
             op.back_before_no_return();
             op.set_outcome(crate::model::ledger::Outcome::RolledBack);
-            let msg = format!("{}; traffic went back to {} in one Route53 change", r.describe(), plan.from.describe_shares());
+            let back = Deploy::HookSwitchedBack { hook: r.name.to_string(), what: r.describe(), shares: plan.from.describe_shares() };
             if let Ok(rec) = op.record_mut() {
-                rec.detail = Some(msg.clone());
+                rec.detail = Some(back.to_string());
             }
-            failed(&r).reword(msg).with_rolled_back(true)
+            failed(&r).retold(back).with_rolled_back(true)
         }
         Err(e) => failed(&r)
-            .reword(format!("{}; switching the traffic back failed ({e}); run `release rollback --env {}`", r.describe(), plan.env))
+            .retold(Deploy::HookSwitchBackFailed { hook: r.name.to_string(), what: r.describe(), error: e.to_string(), env: plan.env.to_string() })
             .with_rolled_back(false),
     };
     let (release_id, hooks) = op.record().map(|rec| (rec.release_id.to_string(), rec.hooks.clone())).unwrap_or_default();
