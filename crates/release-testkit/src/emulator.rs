@@ -40,6 +40,13 @@ impl Emulator {
     /// Starts one with extra environment for moto (e.g. `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM).
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let bin = moto_server();
+        // Picking a free port and moto binding it is a window in which another test process (cargo-nextest runs
+        // each test in its own) can pick the same port; its health check would then be answered by our moto, and it
+        // would share our emulator. One lock file across processes closes the window: held from the pick until our
+        // own child answers.
+        let lock_path = std::env::temp_dir().join("release-testkit-emulator-port.lock");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).expect("open the emulator port lock");
+        lock.lock().expect("take the emulator port lock");
         for _attempt in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -56,7 +63,9 @@ impl Emulator {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // port taken in between: try another
                 }
-                if http(addr, "GET", "/moto-api/data.json").is_ok() {
+                // The answer must be our child's: one that died (the port was taken after all) is retried.
+                if http(addr, "GET", "/moto-api/data.json").is_ok() && matches!(child.try_wait(), Ok(None)) {
+                    drop(lock);
                     // moto logs every request (and a traceback for each operation it lacks) to stderr: a pipe
                     // nobody reads fills at 64 KiB and then blocks moto in the middle of a request, so drain it.
                     if let Some(mut err) = child.stderr.take() {
