@@ -33,6 +33,8 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
+            // In order, for finding which step made a call: `RELEASE_LOG=release_aws::calls=trace`.
+            tracing::trace!("aws call {}:{}", m.service(), m.name());
             *self.0.lock().unwrap().entry(format!("{}:{}", m.service(), m.name())).or_default() += 1;
         }
         Ok(())

@@ -96,9 +96,9 @@ impl Release {
         let environment = self.pipeline.env(env)?;
         let pipeline = &self.pipeline;
         if opts.wait != queue::Wait::No {
-            // A ticket for a commit with no AMI would wait its turn only to fail: refused before queueing.
-            let images = self.session.cloud.images.app_images(&pipeline.app).await?;
-            if crate::observe::images::find_ami(&images, commit).is_none() {
+            // A ticket for a commit with no AMI would wait its turn only to fail: refused before queueing. The wait
+            // may be long: the promote describes the images again once its turn comes.
+            if self.session.recall_ami(commit).is_none() && crate::observe::images::find_ami(&self.session.cloud.images.app_images(&pipeline.app).await?, commit).is_none() {
                 return Err(NotFound::AmiBeforeQueue { commit: commit.to_string() }.into());
             }
         }

@@ -169,7 +169,9 @@ impl App {
             (Ok(sha), _) => Ok(Resolved { sha, in_checkout: true }),
             (Err(e), Ok(full)) => {
                 let images = self.session().cloud.images.app_images(&self.pipeline().app).await?;
-                if crate::observe::images::find_ami(&images, &full).is_some() {
+                if let Some(ami) = crate::observe::images::find_ami(&images, &full) {
+                    // The promote that follows finds it here rather than describing the images again.
+                    self.session().remember_ami(ami);
                     return Ok(Resolved { sha: full, in_checkout: false });
                 }
                 Err(Error::from(NotFound::CommitNowhere { rev: rev.to_owned() }).with_source(e))

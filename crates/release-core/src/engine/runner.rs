@@ -146,6 +146,9 @@ pub struct Op<'s, S = Environment> {
     record_id: ReleaseId,
     /// The record, once opened or adopted.
     record: Option<Record>,
+    /// The record holds progress not yet written ([`Op::report`]): it goes with the next write of the record, or
+    /// before the run waits.
+    unsaved: bool,
     started: Timestamp,
     phase_start: Timestamp,
     /// Set by the body when it ends with another outcome than `succeeded` but without an error (e.g. a rollout
@@ -263,10 +266,14 @@ impl<'s, S: Scope> Op<'s, S> {
         if !self.session.cloud.ledger.put_record(table, record, Expect::Holder(self.run_id.clone())).await? {
             return Err(LockHeld::RecordHeld { release_id: record.release_id.to_string() }.into());
         }
+        self.unsaved = false;
         Ok(())
     }
 
-    /// Writes the record with this progress (one write per poll, never one per instance).
+    /// Puts this progress into the record (one write per poll at most, never one per instance). It is written
+    /// before the run next waits ([`Op::pause`], [`Op::nap`]) or with the record's next write, whichever comes
+    /// first: what `status` shows while the run waits, without a write of its own for a phase that ends at once
+    /// (on the emulator every instance is running and healthy at the first poll).
     pub async fn report(&mut self, mut progress: Progress) -> Result<()> {
         progress.updated = Some(self.session.cloud.clock.now());
         if let Some(r) = &mut self.record {
@@ -275,8 +282,17 @@ impl<'s, S: Scope> Op<'s, S> {
                 return Ok(());
             }
             r.progress = Some(progress);
+            self.unsaved = true;
         }
-        self.save().await
+        Ok(())
+    }
+
+    /// Writes progress [`Op::report`] left unwritten, before a wait.
+    async fn flush(&mut self) -> Result<()> {
+        if self.unsaved {
+            self.save().await?;
+        }
+        Ok(())
     }
 
     /// Ends the phase under way: adds its seconds to the record.
@@ -331,6 +347,7 @@ impl<'s, S: Scope> Op<'s, S> {
 
     /// Waits `d` through the clock, or less when the run must stop (then errors as [`Op::check`]).
     pub async fn pause(&mut self, d: Duration) -> Result<()> {
+        self.flush().await?;
         let clock = self.session.cloud.clock.clone();
         let deadline = clock.now().add(d);
         let mut signals = self.signals.clone();
@@ -353,6 +370,10 @@ impl<'s, S: Scope> Op<'s, S> {
     /// Waits at most `d` through the clock, woken early by a signal or a lost lock; never an error: the caller
     /// judges what woke it ([`Op::check`], [`Op::lock_lost`]), as a hook that is waited for does.
     pub async fn nap(&mut self, d: Duration) {
+        if let Err(e) = self.flush().await {
+            // The next write of the record (or `Op::check` after a lost lock) tells.
+            tracing::warn!("writing the progress into the record failed: {e}");
+        }
         let clock = self.session.cloud.clock.clone();
         tokio::select! {
             _ = clock.sleep(d) => {}
@@ -404,6 +425,8 @@ impl<'s, S: Scope> Op<'s, S> {
     /// next operation returned (its error as a command would report it) is the caller's to judge.
     pub async fn then<T>(&mut self, body: impl AsyncFnOnce(&mut Op<'_, S>) -> Result<T>) -> Result<T> {
         let now = self.session.cloud.clock.now();
+        // This run's own record keeps no progress unwritten while the next operation runs.
+        self.flush().await?;
         let record_id = std::mem::replace(&mut self.record_id, self.session.new_release_id());
         let record = self.record.take();
         let outcome = self.outcome.take();
@@ -422,6 +445,7 @@ impl<'s, S: Scope> Op<'s, S> {
         };
         self.record_id = record_id;
         self.record = record;
+        self.unsaved = false;
         self.outcome = outcome;
         *self.shared.no_return.lock().unwrap() = no_return;
         (self.started, self.phase_start, self.queued, self.ticket, self.events) = (started, phase_start, queued, ticket, events);
@@ -560,6 +584,7 @@ async fn run_locked<T, S: Scope>(
         record_id: run_id.clone(),
         run_id,
         record: None,
+        unsaved: false,
         started,
         phase_start: started,
         outcome: None,
@@ -645,6 +670,7 @@ async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) -> (O
         record.rolled_back = Some(!past && outcome != Outcome::Refused);
     }
     let table = &op.pipeline.ledger_table;
+    op.unsaved = false;
     match op.session.cloud.ledger.put_record(table, record, Expect::Holder(op.run_id.clone())).await {
         Ok(_) => (outcome, None),
         Err(e) => (outcome, Some(e)),

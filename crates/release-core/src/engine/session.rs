@@ -131,6 +131,9 @@ pub struct Session {
     /// uses; `rollout continue`/`rollback` then treat its rollout as dead at once instead of waiting on it.
     /// Nobody is judged dead by default.
     pub holder_gone: Arc<dyn Fn(&crate::model::ledger::LockInfo) -> bool + Send + Sync>,
+    /// The AMI of a commit found by this session before it took a lock (the CLI accepting a sha git does not
+    /// know because it has an AMI): the promote that follows uses it rather than describing the images again.
+    seen_ami: Arc<std::sync::Mutex<Option<crate::ports::Image>>>,
 }
 
 impl Session {
@@ -147,7 +150,21 @@ impl Session {
             notifier: Arc::new(crate::ports::NoNotifier),
             hooks: Arc::new(crate::ports::NoHooks),
             holder_gone: Arc::new(|_| false),
+            seen_ami: Default::default(),
         }
+    }
+
+    /// Keeps the AMI of a commit just found, for the next [`Session::recall_ami`] of that commit.
+    pub fn remember_ami(&self, ami: crate::ports::Image) {
+        *self.seen_ami.lock().unwrap() = Some(ami);
+    }
+
+    /// The AMI of `commit` [`Session::remember_ami`] kept, once: a later read describes the images again. An AMI
+    /// never changes once baked; one that gc removed meanwhile is refused by RunInstances before anything launches.
+    pub fn recall_ami(&self, commit: &crate::model::ids::CommitSha) -> Option<crate::ports::Image> {
+        let mut seen = self.seen_ami.lock().unwrap();
+        let found = seen.as_ref().is_some_and(|i| i.tags.get(crate::ports::tags::COMMIT).map(String::as_str) == Some(commit.as_str()));
+        if found { seen.take() } else { None }
     }
 
     /// The delivery of events of one operation on `pipeline`.

@@ -281,9 +281,10 @@ pub fn choose_cluster<'e>(env: &'e Environment, weights: Option<&Weights>, wante
 /// Reads what a promote of `commit` to `env` decides on.
 pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromoteWorld> {
     let cloud = &session.cloud;
-    let images = cloud.images.app_images(&pipeline.app).await?;
-    let ami = find_ami(&images, commit)
-        .ok_or_else(|| Error::from(NotFound::Ami { commit: commit.to_string() }))?;
+    let ami = match session.recall_ami(commit) {
+        Some(ami) => ami,
+        None => find_ami(&cloud.images.app_images(&pipeline.app).await?, commit).ok_or_else(|| Error::from(NotFound::Ami { commit: commit.to_string() }))?,
+    };
     let live = world::live_name(cloud, env).await?;
     if let Some(l) = &live {
         world::require_records(env, l)?;
