@@ -212,6 +212,12 @@ async fn no_ami_for_a_commit_is_not_found_and_changes_nothing() {
     before.assert_same(&emu.state(), "a promote without an AMI");
 }
 
+/// A promote's AWS calls apart from the polls (which depend on how long EC2 and the health checks take, not on N):
+/// the same for any N, and this many at most for the demo's staging (5 zones offer its instance type, a drain to
+/// wait out); docs/PERFORMANCE.md says what each one is for. Issue 25 asked for 20: not reached without dropping
+/// a check (see there).
+const PROMOTE_CALLS_EXCLUDING_POLLS: u64 = 24;
+
 #[tokio::test]
 async fn calls_do_not_grow_from_10_to_200_instances() {
     let emu = Emulator::start();
@@ -234,13 +240,15 @@ async fn calls_do_not_grow_from_10_to_200_instances() {
         assert_eq!(doc["new_instances"].as_array().unwrap().len(), n);
         assert_eq!(doc["retired_instances"].as_array().unwrap().len(), n);
         let calls: std::collections::BTreeMap<String, u64> = serde_json::from_value(doc["api_calls"].clone()).unwrap();
-        rows.push((n, doc["api_calls_total"].as_u64().unwrap(), calls));
+        rows.push((n, doc["api_calls_total"].as_u64().unwrap() - doc["polls"].as_u64().unwrap(), calls));
         project.write("pipelines/hello.toml", &pipeline);
     }
     println!("AWS API calls of a promote replacing N instances on the emulator:");
-    for (n, total, calls) in &rows {
-        println!("  N={n}: {total} calls: {calls:?}");
+    for (n, excluding_polls, calls) in &rows {
+        println!("  N={n}: {excluding_polls} calls excluding polls: {calls:?}");
     }
+    assert_eq!(rows[0].1, rows[1].1, "calls excluding polls grew with N: {rows:?}");
+    assert!(rows[0].1 <= PROMOTE_CALLS_EXCLUDING_POLLS, "{} calls excluding polls, at most {PROMOTE_CALLS_EXCLUDING_POLLS} wanted: {rows:?}", rows[0].1);
     // Polls aside (they depend on timing, not on N here: the emulator is healthy at once), equal.
     let strip = |c: &std::collections::BTreeMap<String, u64>| {
         c.iter().filter(|(k, _)| !k.ends_with("DescribeInstanceHealth") && !k.ends_with("DescribeInstances")).map(|(k, v)| (k.clone(), *v)).collect::<Vec<_>>()

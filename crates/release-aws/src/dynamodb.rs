@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put, ReturnValue, ScalarAttributeType, TableStatus,
+    TransactWriteItem,
 };
 use release_core::model::clock::Timestamp;
 use release_core::model::error::{Aws as AwsError, Cause, Internal, NotFound};
 use release_core::model::ids::{AppName, EnvName, ReleaseId};
 use release_core::model::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
-use release_core::ports::{Expect, Ledger};
+use release_core::ports::{Expect, Ledger, LockWrite};
 use release_core::{Error, Result};
 
 use crate::error::{build, sdk};
@@ -131,6 +132,51 @@ impl Ledger for Aws {
             .consistent_read(true);
         let items = query.into_paginator().items().send().try_collect().await.map_err(|e| table_error(table, sdk("dynamodb Query", e)))?;
         Ok(items.iter().filter_map(|i| i.get("env")?.as_s().ok()).filter_map(|e| EnvName::parse(e).ok()).collect())
+    }
+
+    async fn put_record_with_lock(&self, table: &str, record: &Record, holder: &ReleaseId, lock: &LockInfo, write: LockWrite) -> Result<bool> {
+        let item = to_item(record, partition_key(&record.app, &record.env), record.sort_key())?;
+        let put = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("holder = :h")
+            .expression_attribute_values(":h", AttributeValue::S(holder.to_string()))
+            .build();
+        let ours = ("release_id = :r", ":r", AttributeValue::S(lock.release_id.to_string()));
+        let lock_write = match write {
+            LockWrite::Renew => TransactWriteItem::builder().put(build(
+                "lock put",
+                Put::builder()
+                    .table_name(table)
+                    .set_item(Some(to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?))
+                    .condition_expression(ours.0)
+                    .expression_attribute_values(ours.1, ours.2)
+                    .build(),
+            )?),
+            LockWrite::Release => TransactWriteItem::builder().delete(build(
+                "lock delete",
+                Delete::builder()
+                    .table_name(table)
+                    .set_key(Some(lock_key(&lock.app, &lock.env)))
+                    .condition_expression(ours.0)
+                    .expression_attribute_values(ours.1, ours.2)
+                    .build(),
+            )?),
+        };
+        let sent = self
+            .dynamodb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(build("record put", put)?).build())
+            .transact_items(lock_write.build())
+            .send()
+            .await
+            .map_err(|e| sdk("dynamodb TransactWriteItems", e));
+        match sent {
+            Ok(_) => Ok(true),
+            // A condition failed (TransactionCanceledException): nothing was written.
+            Err(e) if e.is(Cause::ConditionFailed) => Ok(false),
+            Err(e) => Err(table_error(table, e)),
+        }
     }
 }
 

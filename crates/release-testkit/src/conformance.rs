@@ -9,7 +9,7 @@ use release_core::model::error::Cause;
 use release_core::model::ids::{AmiId, AppName, ClusterName, CommitSha, EnvName, ReleaseId};
 use release_core::model::ledger::{Action, LockInfo, Outcome, PromoteDetails, Record};
 use release_core::model::pipeline::{BaseAmi, HealthCheck, LbTarget, MetadataTokens, RootVolume};
-use release_core::ports::{tags, ChangeStatus, Cloud, Expect, IngressRule, LaunchSpec, LbSpec, RecordChange, RuleSource, WeightedAlias, ZoneId};
+use release_core::ports::{tags, ChangeStatus, Cloud, Expect, IngressRule, LaunchSpec, LockWrite, LbSpec, RecordChange, RuleSource, WeightedAlias, ZoneId};
 use release_core::ErrorKind;
 
 /// What a backend offers the suite besides its ports: the things only Packer or a person does.
@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             fleet_offered_zones, firewall_groups_and_rules, balancer_config_round_trips,
             ledger_table, ledger_order_and_limit, ledger_writes_are_conditional_on_the_holder, ledger_environment_index,
             lock_acquire_free_held_expired, lock_renew_and_release_only_ones_own, lock_break_only_what_was_seen,
+            record_with_lock_both_or_neither,
             queue_tickets_in_order_of_arrival, queue_update_and_remove_only_what_exists,
             images_completeness_and_tags, alarms_states_in_one_call, images_snapshots_by_tag_outlive_their_image,
             images_and_fleet_of_another_region);
@@ -406,6 +407,32 @@ pub async fn lock_renew_and_release_only_ones_own(h: &dyn Harness) {
     cloud.lock.release("conf-renew", &lock("a", 0, 0)).await.unwrap();
     assert_eq!(cloud.lock.holder("conf-renew", &app, &prod).await.unwrap(), None, "lock: its holder releases it");
     assert!(!cloud.lock.renew("conf-renew", &lock("a", 40_000, 60_000)).await.unwrap(), "lock: a released lock cannot be renewed");
+}
+
+/// A record written with its lock renewed or released in one call: both when the record is the holder's and the lock
+/// is still ours, neither otherwise.
+pub async fn record_with_lock_both_or_neither(h: &dyn Harness) {
+    let cloud = h.cloud();
+    table(&cloud, "conf-both").await;
+    let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
+    let id = |s: &str| ReleaseId::from_string(s.into());
+    let mut r = record("prod", 1_000, "a");
+    cloud.ledger.put_record("conf-both", &r, Expect::New).await.unwrap();
+    cloud.lock.acquire("conf-both", &lock("a", 1_000, 60_000), Timestamp::from_millis(1_000)).await.unwrap();
+    r.detail = Some("renewed".into());
+    let renewed = lock("a", 30_000, 60_000);
+    assert!(!cloud.ledger.put_record_with_lock("conf-both", &r, &id("b"), &renewed, LockWrite::Renew).await.unwrap(), "record+lock: not the record's holder");
+    assert!(!cloud.ledger.put_record_with_lock("conf-both", &r, &id("a"), &lock("b", 30_000, 60_000), LockWrite::Renew).await.unwrap(), "record+lock: not our lock");
+    assert_eq!(cloud.ledger.records("conf-both", &app, &prod, None).await.unwrap()[0].detail, None, "record+lock: refused, the record is unchanged");
+    assert_eq!(cloud.lock.holder("conf-both", &app, &prod).await.unwrap().map(|l| l.expires.millis()), Some(61_000), "record+lock: refused, the lock is unchanged");
+    assert!(cloud.ledger.put_record_with_lock("conf-both", &r, &id("a"), &renewed, LockWrite::Renew).await.unwrap(), "record+lock: renewed");
+    assert_eq!(cloud.ledger.records("conf-both", &app, &prod, None).await.unwrap()[0].detail.as_deref(), Some("renewed"));
+    assert_eq!(cloud.lock.holder("conf-both", &app, &prod).await.unwrap().map(|l| l.expires.millis()), Some(90_000), "record+lock: the lease extended");
+    r.outcome = Outcome::Succeeded;
+    assert!(cloud.ledger.put_record_with_lock("conf-both", &r, &id("a"), &renewed, LockWrite::Release).await.unwrap(), "record+lock: closed and released");
+    assert_eq!(cloud.ledger.records("conf-both", &app, &prod, None).await.unwrap()[0].outcome, Outcome::Succeeded);
+    assert_eq!(cloud.lock.holder("conf-both", &app, &prod).await.unwrap(), None, "record+lock: the lock is gone");
+    assert!(!cloud.ledger.put_record_with_lock("conf-both", &r, &id("a"), &renewed, LockWrite::Release).await.unwrap(), "record+lock: a released lock is not ours");
 }
 
 /// Break removes the lock only if it is still the one seen.

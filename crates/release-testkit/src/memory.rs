@@ -20,7 +20,7 @@ use release_core::model::pipeline::{BaseAmi, LbTarget};
 use release_core::ports::{
     InstanceState,
     tags, Balancer, ChangeId, ChangeStatus, Cloud, Dns, Expect, Firewall, Fleet, HealthState, Image, ImageState, Images, IngressRule,
-    Instance, LaunchSpec, LbInfo, LbSpec, Ledger, Lock, Network, Queue, RecordChange, RecordSet, SecurityGroup, Subnet, TargetHealth,
+    Instance, LaunchSpec, LbInfo, LbSpec, Ledger, Lock, LockWrite, Network, Queue, RecordChange, RecordSet, SecurityGroup, Subnet, TargetHealth,
     WeightedAlias, Zone, ZoneId,
 };
 use release_core::{Error, Result};
@@ -750,6 +750,27 @@ impl Ledger for MemoryCloud {
             items.insert(key, record.clone());
         }
         Ok(ok)
+    }
+
+    async fn put_record_with_lock(&self, table: &str, record: &Record, holder: &ReleaseId, lock: &LockInfo, write: LockWrite) -> Result<bool> {
+        let mut s = self.call("dynamodb:TransactWriteItems")?;
+        if !s.tables.iter().any(|t| t == table) {
+            return Err(table_missing(table));
+        }
+        let key = (partition_key(&record.app, &record.env), record.sort_key());
+        let pk = partition_key(&lock.app, &lock.env);
+        let record_ok = s.ledger.get(table).and_then(|items| items.get(&key)).is_some_and(|r| &r.holder == holder);
+        let lock_ok = s.locks.get(table).and_then(|l| l.get(&pk)).is_some_and(|h| h.release_id == lock.release_id);
+        if !(record_ok && lock_ok) {
+            return Ok(false);
+        }
+        s.ledger.entry(table.to_owned()).or_default().insert(key, record.clone());
+        let locks = s.locks.entry(table.to_owned()).or_default();
+        match write {
+            LockWrite::Renew => locks.insert(pk, lock.clone()),
+            LockWrite::Release => locks.remove(&pk),
+        };
+        Ok(true)
     }
 
     async fn records(&self, table: &str, app: &AppName, env: &EnvName, limit: Option<u32>) -> Result<Vec<Record>> {

@@ -196,9 +196,14 @@ pub fn judge_holder(session: &Session, lock: &LockInfo, record: Option<&Record>,
 /// lapsed and taken). The one renewal: the runner's watcher and [`crate::engine::runner::Op::guard`] come here, for
 /// each lock a run holds.
 pub async fn renew(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> Result<Option<LockInfo>> {
-    let now = session.cloud.clock.now();
-    let next = LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..lock.clone() };
+    let next = next_lease(session, lock);
     Ok(session.cloud.lock.renew(&pipeline.ledger_table, &next).await?.then_some(next))
+}
+
+/// `lock` renewed now for another lease, as [`renew`] writes it (a guard writing the record with it, too).
+pub fn next_lease(session: &Session, lock: &LockInfo) -> LockInfo {
+    let now = session.cloud.clock.now();
+    LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..lock.clone() }
 }
 
 /// Breaks the lock of a holder judged [`Holder::Gone`] (same host, its process gone), saying so: a write, made only

@@ -30,7 +30,7 @@ use crate::model::error::{Cause, Error, ErrorKind, Failure, Internal, LockHeld, 
 use crate::model::ids::{short_sha, EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Progress, Record};
 use crate::model::pipeline::{Environment, Pipeline};
-use crate::ports::{Cloud, Expect};
+use crate::ports::{Cloud, Expect, LockWrite};
 
 use crate::engine::lock::{self, Scope, RENEW_EVERY};
 use crate::engine::session::Session;
@@ -388,10 +388,28 @@ impl<'s, S: Scope> Op<'s, S> {
     }
 
     /// Confirms with AWS, right before a destructive step, that the lock is still this run's (and extends it).
+    /// What the record holds unwritten goes in the same call (one transaction), when the run holds one lock.
     pub async fn guard(&mut self) -> Result<()> {
         self.check()?;
+        if let (true, Some(lock), Some(record)) = (self.unsaved, sole_lock(self), &self.record) {
+            let next = lock::next_lease(self.session, &lock);
+            let table = &self.pipeline.ledger_table;
+            // Refused or failed: each write alone below says which (a lost lock, a record taken over).
+            if let Ok(true) = self.session.cloud.ledger.put_record_with_lock(table, record, &self.run_id, &next, LockWrite::Renew).await {
+                *self.shared.lock.lock().unwrap() = Some(next);
+                self.unsaved = false;
+                return self.check();
+            }
+        }
         renew(self.session, self.pipeline, self.shared).await;
-        self.check()
+        self.check()?;
+        self.flush().await
+    }
+
+    /// Marks the record as changed: it is written before the run next waits, with its next guard or write, or
+    /// when the run closes it, rather than in a call of its own now.
+    pub fn save_later(&mut self) {
+        self.unsaved = self.record.is_some();
     }
 
     /// Whether the lock was lost (the body may then only clean up what it owns, after claiming its record).
@@ -439,7 +457,7 @@ impl<'s, S: Scope> Op<'s, S> {
         let result = if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
             result
         } else {
-            let (closed, write_err) = close_record(self, &result).await;
+            let (closed, write_err) = close_record(self, &result, false).await;
             notify_closed(self, &result).await;
             conclude(self, result, closed, write_err)
         };
@@ -611,9 +629,10 @@ async fn finish<T, S: Scope>(op: &mut Op<'_, S>, result: Result<T>) -> Result<T>
     if matches!(&result, Err(e) if e.kind() == ErrorKind::Crash) {
         return result;
     }
-    let (outcome, mut write_err) = close_record(op, &result).await;
+    let (outcome, mut write_err) = close_record(op, &result, true).await;
     if result.is_ok() {
-        // The record is closed, the lock not yet released: a crash here must leave a re-run nothing to do.
+        // The record is closed (and the lock released with it, or not yet): a crash here must leave a re-run
+        // nothing to do.
         op.session.checkpoint(crate::model::phase::Checkpoint::Finished)?;
     }
     tell_unrecorded(op, &result).await;
@@ -638,9 +657,19 @@ fn outcome_of<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) -> Outcome {
     }
 }
 
-/// Writes the record (if the body opened one) with its outcome, detail and times; the outcome, and the error of
-/// that write if it failed.
-async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) -> (Outcome, Option<Error>) {
+/// The run's one lock, while it is still its own and it holds no other: what a record write may renew or release
+/// in the same call.
+fn sole_lock<S: Scope>(op: &Op<'_, S>) -> Option<LockInfo> {
+    if op.lost_rx.borrow().is_some() || !op.shared.also.lock().unwrap().is_empty() {
+        return None;
+    }
+    op.shared.lock.lock().unwrap().clone()
+}
+
+/// Writes the record (if the body opened one) with its outcome, detail and times, and releases the run's lock in
+/// the same call when `release` and it holds only its own; the outcome, and the error of that write if it failed.
+async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>, release: bool) -> (Outcome, Option<Error>) {
+    let lock = if release { sole_lock(op) } else { None };
     let outcome = outcome_of(op, result);
     let now = op.cloud().clock.now();
     let lost = op.lost_rx.borrow().clone();
@@ -671,6 +700,14 @@ async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) -> (O
     }
     let table = &op.pipeline.ledger_table;
     op.unsaved = false;
+    if let Some(lock) = lock {
+        // Refused (the lock or the record is not ours any more) or failed: written alone below, and the lock
+        // released alone after, as without this.
+        if let Ok(true) = op.session.cloud.ledger.put_record_with_lock(table, record, &op.run_id, &lock, LockWrite::Release).await {
+            *op.shared.lock.lock().unwrap() = None;
+            return (outcome, None);
+        }
+    }
     match op.session.cloud.ledger.put_record(table, record, Expect::Holder(op.run_id.clone())).await {
         Ok(_) => (outcome, None),
         Err(e) => (outcome, Some(e)),

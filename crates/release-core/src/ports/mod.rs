@@ -392,6 +392,26 @@ pub trait Ledger: Send + Sync {
     async fn index_env(&self, table: &str, app: &crate::model::ids::AppName, env: &crate::model::ids::EnvName) -> Result<()>;
     /// Every environment of `app` noted by `index_env`.
     async fn indexed_envs(&self, table: &str, app: &crate::model::ids::AppName) -> Result<Vec<crate::model::ids::EnvName>>;
+    /// Writes `record` if its holder is `holder` and, in the same transaction, renews `lock` (the renewed lock, as
+    /// [`Lock::renew`] writes it) or releases it, if it is still ours: one call where two would do. `Ok(false)` when
+    /// either condition fails: then nothing was written, and the caller makes each write alone to learn which.
+    async fn put_record_with_lock(
+        &self,
+        table: &str,
+        record: &crate::model::ledger::Record,
+        holder: &crate::model::ids::ReleaseId,
+        lock: &crate::model::ledger::LockInfo,
+        write: LockWrite,
+    ) -> Result<bool>;
+}
+
+/// What [`Ledger::put_record_with_lock`] does to the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockWrite {
+    /// Renews it (a guard before a destructive step).
+    Renew,
+    /// Releases it (the run is over).
+    Release,
 }
 
 /// One lock item per app and environment, in the ledger's table.

@@ -438,13 +438,14 @@ async fn round(
         let launched_progress = progress(op, crate::model::phase::Phase::Launched, format!("launched {}, waiting for running", launched.len()), run);
         let r = op.record_mut()?;
         r.set_promote_details(d);
-        // The launch's own save carries the progress: still one write.
         r.progress = Some(launched_progress);
         if let Some(e) = failed {
             let _ = op.save().await;
             return Err(e);
         }
-        op.save().await?;
+        // Written before the first wait for running, or with the guard before the old fleet leaves: the instances
+        // carry the release id in their tags, which is how a re-run finds them.
+        op.save_later();
         op.lap(crate::model::phase::Lap::Launch);
         op.step(crate::model::phase::Checkpoint::Launched)?;
     }
