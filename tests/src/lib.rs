@@ -340,6 +340,44 @@ impl AwsView {
         out
     }
 
+    /// EvaluateTargetHealth of each weighted alias record of `name`: (set identifier, value), sorted.
+    pub async fn evaluate_target_health(&self, zone: &str, name: &str) -> Vec<(String, bool)> {
+        let (_, records) = self.alias_records(zone, name).await;
+        let mut out: Vec<(String, bool)> =
+            records.iter().map(|r| (r.set_identifier().unwrap_or("").to_owned(), r.alias_target().is_some_and(|a| a.evaluate_target_health()))).collect();
+        out.sort();
+        out
+    }
+
+    /// Sets EvaluateTargetHealth on the weighted alias record `set_id` of `name` by hand, as an operator would in
+    /// the console (the rest of the record unchanged).
+    pub async fn set_evaluate_target_health(&self, zone: &str, name: &str, set_id: &str, value: bool) {
+        use aws_sdk_route53::types::{AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecordSet};
+        let (zone_id, records) = self.alias_records(zone, name).await;
+        let r = records.into_iter().find(|r| r.set_identifier() == Some(set_id)).expect("the record exists");
+        let alias = r.alias_target().expect("an alias");
+        let alias = AliasTarget::builder().dns_name(alias.dns_name()).hosted_zone_id(alias.hosted_zone_id()).evaluate_target_health(value).build().unwrap();
+        let rrs = ResourceRecordSet::builder()
+            .name(r.name())
+            .r#type(r.r#type().clone())
+            .set_identifier(set_id)
+            .set_weight(r.weight())
+            .alias_target(alias)
+            .build()
+            .unwrap();
+        let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(rrs).build().unwrap();
+        let batch = ChangeBatch::builder().changes(change).build().unwrap();
+        self.route53.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).send().await.unwrap();
+    }
+
+    async fn alias_records(&self, zone: &str, name: &str) -> (String, Vec<aws_sdk_route53::types::ResourceRecordSet>) {
+        let zones = self.route53.list_hosted_zones_by_name().dns_name(zone).send().await.unwrap();
+        let zone = zones.hosted_zones().iter().find(|z| z.name() == zone).expect("zone exists");
+        let rrs = self.route53.list_resource_record_sets().hosted_zone_id(zone.id()).send().await.unwrap();
+        let records = rrs.resource_record_sets().iter().filter(|r| r.name() == name && r.alias_target().is_some()).cloned().collect();
+        (zone.id().to_owned(), records)
+    }
+
     /// Images owned by this account: (id, name, state, tags sorted, snapshot ids).
     pub async fn own_images(&self) -> Vec<OwnImage> {
         let out = self.ec2.describe_images().owners("self").send().await.unwrap();

@@ -35,6 +35,39 @@ fn one_change_batch(run: &Run) {
     assert_eq!(doc["changed"], true);
 }
 
+/// An operator turned EvaluateTargetHealth off on one record by hand (Route53 then keeps sending that cluster its
+/// share even when its load balancer has no healthy target). A switch and a provision keep it off, and the plan
+/// says so; release never flips it silently (it used to write `true` on every record it changed).
+#[tokio::test]
+async fn evaluate_target_health_set_by_hand_is_kept_and_shown() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    let (zone, name) = ("example.com.", "hello.example.com.");
+    assert_eq!(aws.evaluate_target_health(zone, name).await, vec![("prod1".into(), true), ("prod2".into(), true)], "provision writes it on");
+    project.release(&emu, &["promote", &a, "--env", "prod", "--yes"]).assert_ok(); // -> prod2
+    aws.set_evaluate_target_health(zone, name, "prod2", false).await;
+
+    let plan = project.release(&emu, &["switch", "prod2", "--plan", "--output", "json"]);
+    plan.assert_ok();
+    assert_eq!(plan.json()["health_not_evaluated"], serde_json::json!(["prod2"]), "{}", plan.stdout);
+    let text = project.release(&emu, &["switch", "prod2", "--plan"]);
+    assert!(text.stdout.contains("EvaluateTargetHealth is off on the record of prod2 (set by hand): kept so"), "{}", text.stdout);
+
+    let flip = project.release(&emu, &["switch", "prod2", "--yes", "--output", "json"]);
+    flip.assert_ok();
+    one_change_batch(&flip);
+    assert_eq!(weights(&aws).await, w(&[("prod1", 0), ("prod2", 100)]));
+    assert_eq!(aws.evaluate_target_health(zone, name).await, vec![("prod1".into(), true), ("prod2".into(), false)], "the switch kept the operator's value");
+
+    project.release(&emu, &["provision", "--env", "prod", "--yes"]).assert_ok();
+    project.release(&emu, &["promote", &b, "--env", "prod", "--yes"]).assert_ok(); // -> prod1
+    let back = project.release(&emu, &["switch", "prod1", "--yes"]);
+    back.assert_ok();
+    assert_eq!(weights(&aws).await, w(&[("prod1", 100), ("prod2", 0)]));
+    assert_eq!(aws.evaluate_target_health(zone, name).await, vec![("prod1".into(), true), ("prod2".into(), false)], "provision and a switch back kept it too");
+}
+
 #[tokio::test]
 async fn flips_change_exactly_the_weights_in_one_batch_and_status_tells_the_truth() {
     let emu = Emulator::start();

@@ -106,6 +106,7 @@ impl Dns for Aws {
                         weight: w.clamp(0, 255) as u8,
                         target_dns: alias.dns_name().to_owned(),
                         target_zone_id: alias.hosted_zone_id().to_owned(),
+                        evaluate_target_health: alias.evaluate_target_health(),
                     }),
                     _ => set.foreign.push(ForeignRecord { name: want.clone(), record_type: rr.r#type().as_str().to_owned() }),
                 }
@@ -128,7 +129,7 @@ impl Dns for Aws {
             };
             let alias = build(
                 "alias target",
-                AliasTarget::builder().dns_name(&r.target_dns).hosted_zone_id(&r.target_zone_id).evaluate_target_health(true).build(),
+                AliasTarget::builder().dns_name(&r.target_dns).hosted_zone_id(&r.target_zone_id).evaluate_target_health(r.evaluate_target_health).build(),
             )?;
             let rrs = build(
                 "record set",

@@ -206,6 +206,7 @@ fn alias(id: &str, weight: u8) -> WeightedAlias {
         weight,
         target_dns: format!("{id}-1.us-east-1.elb.amazonaws.com"),
         target_zone_id: "Z35SXDOTRQ7X7K".into(),
+        evaluate_target_health: true,
     }
 }
 
@@ -225,7 +226,13 @@ pub async fn dns_weighted_records_in_one_batch(h: &dyn Harness) {
     let got = cloud.dns.records(&zone, &name).await.unwrap();
     let w = |id: &str| got.weighted.iter().find(|r| r.set_identifier == id).map(|r| r.weight);
     assert_eq!((w("blue"), w("green"), got.weighted.len()), (Some(0), Some(100), 2), "dns: upsert changes weights in place");
-    cloud.dns.submit(&zone, &[RecordChange::Delete(rec("blue", 0))], "remove").await.expect("delete");
+    assert!(got.weighted.iter().all(|r| r.evaluate_target_health), "dns: EvaluateTargetHealth as written");
+    let unhealthy_too = WeightedAlias { evaluate_target_health: false, ..rec("blue", 0) };
+    cloud.dns.submit(&zone, &[RecordChange::Upsert(unhealthy_too.clone())], "by hand").await.expect("upsert");
+    let got = cloud.dns.records(&zone, &name).await.unwrap();
+    assert_eq!(got.weighted.iter().find(|r| r.set_identifier == "blue"), Some(&unhealthy_too), "dns: EvaluateTargetHealth off reads back off");
+    // A delete names the record exactly as it is, EvaluateTargetHealth included.
+    cloud.dns.submit(&zone, &[RecordChange::Delete(unhealthy_too)], "remove").await.expect("delete");
     let got = cloud.dns.records(&zone, &name).await.unwrap();
     assert_eq!(got.weighted.iter().map(|r| r.set_identifier.as_str()).collect::<Vec<_>>(), vec!["green"], "dns: delete removes one record");
     let other = cloud.dns.records(&zone, &format!("other.{name}")).await.unwrap();

@@ -46,7 +46,7 @@ fn changes(w: &World) -> u64 {
 #[test]
 fn an_alias_target_is_the_load_balancer_whatever_the_case_trailing_dot_or_dualstack_prefix() {
     let lb = LbInfo { target: LbTarget::TargetGroup("shop-blue".into()), dns_name: "shop-blue-1.us-east-1.elb.amazonaws.com".into(), hosted_zone_id: "Z35SXDOTRQ7X7K".into() };
-    let r = |dns: &str, zone: &str| WeightedAlias { name: "www.shop.test.".into(), set_identifier: "blue".into(), weight: 0, target_dns: dns.into(), target_zone_id: zone.into() };
+    let r = |dns: &str, zone: &str| WeightedAlias { name: "www.shop.test.".into(), set_identifier: "blue".into(), weight: 0, target_dns: dns.into(), target_zone_id: zone.into(), evaluate_target_health: true };
     assert!(aims_at(&r("shop-blue-1.us-east-1.elb.amazonaws.com", "Z35SXDOTRQ7X7K"), &lb));
     assert!(aims_at(&r("Shop-Blue-1.US-EAST-1.elb.amazonaws.com.", "z35sxdotrq7x7k"), &lb));
     assert!(aims_at(&r("dualstack.shop-blue-1.us-east-1.elb.amazonaws.com.", "Z35SXDOTRQ7X7K"), &lb));

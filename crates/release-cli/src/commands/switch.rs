@@ -85,6 +85,10 @@ fn plan_text(p: &SwitchPlan) -> String {
     for st in &p.strays {
         s.push_str(&format!("\n  stray in its load balancer: {}", st.describe()));
     }
+    if !p.health_not_evaluated.is_empty() {
+        let clusters: Vec<&str> = p.health_not_evaluated.iter().map(|c| c.as_str()).collect();
+        s.push_str(&format!("\n  EvaluateTargetHealth is off on the record of {} (set by hand): kept so", clusters.join(", ")));
+    }
     if !p.changes {
         s.push_str("\n  nothing changes");
     }

@@ -567,6 +567,8 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
                     weight: *weight,
                     target_dns: lb.dns_name.clone(),
                     target_zone_id: lb.hosted_zone_id.clone(),
+                    // Weighted: a cluster whose load balancer has no healthy target gets no share.
+                    evaluate_target_health: true,
                 }));
             }
             Action::RemoveLiveRecord { cluster, .. } => {
@@ -579,7 +581,7 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
                     .iter()
                     .find(|lb| &lb.target == target)
                     .ok_or_else(|| Error::from(NotFound::LbOfCluster { target: target.to_string(), cluster: cluster.clone(), env: env.name.to_string() }))?;
-                // The record as it is now: its weight is kept, only its alias target changes.
+                // The record as it is now: its weight and EvaluateTargetHealth are kept, only its alias target changes.
                 if let Some(r) = present.weighted.iter().find(|r| &r.set_identifier == cluster).filter(|r| !aims_at(r, lb)) {
                     changes.push(RecordChange::Upsert(WeightedAlias { target_dns: lb.dns_name.clone(), target_zone_id: lb.hosted_zone_id.clone(), ..r.clone() }));
                 }

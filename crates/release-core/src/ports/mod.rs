@@ -296,6 +296,10 @@ pub struct WeightedAlias {
     pub target_dns: String,
     /// The load balancer's hosted zone.
     pub target_zone_id: String,
+    /// Route53 answers with this record only while its load balancer has healthy targets (with weights: the
+    /// others take its share). Release writes `true` on the records it creates and keeps what it reads on the
+    /// ones it changes, so an operator's `false` stays (a switch's plan says so).
+    pub evaluate_target_health: bool,
 }
 
 /// A record of the live name that release does not manage (plain A/CNAME, or an alias without weight).

@@ -107,6 +107,10 @@ pub struct SwitchPlan {
     /// A switch in steps: the steps, the weights of each, the pause and the alarms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<crate::ops::switch::rollout::RolloutPlan>,
+    /// The clusters whose record has EvaluateTargetHealth off (set by hand: release writes it on): the switch keeps
+    /// it so, and traffic goes to them even when their load balancer has no healthy target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub health_not_evaluated: Vec<ClusterName>,
 }
 
 /// What a switch did.
@@ -226,7 +230,13 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, cluster: &Cluster, opts
         changes,
         unfinished,
         rollout: None,
+        health_not_evaluated: health_not_evaluated(env, &w.live.records),
     })
+}
+
+/// The environment's clusters whose record does not evaluate target health (see [`SwitchPlan::health_not_evaluated`]).
+pub fn health_not_evaluated(env: &Environment, records: &crate::ports::RecordSet) -> Vec<ClusterName> {
+    env.clusters().iter().filter(|c| records.weighted.iter().any(|r| r.set_identifier == c.name.as_str() && !r.evaluate_target_health)).map(|c| c.name.clone()).collect()
 }
 
 /// Observes and plans.
