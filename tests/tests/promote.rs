@@ -212,7 +212,8 @@ async fn no_ami_for_a_commit_is_not_found_and_changes_nothing() {
     before.assert_same(&emu.state(), "a promote without an AMI");
 }
 
-/// A promote's AWS calls apart from the polls (which depend on how long EC2 and the health checks take, not on N):
+/// A promote's AWS calls apart from the polls and lease renewals (which depend on how long EC2 and the health checks
+/// take, not on N):
 /// the same for any N, and this many at most for the demo's staging (5 zones offer its instance type, a drain to
 /// wait out); docs/PERFORMANCE.md says what each one is for. Issue 25 asked for 20: not reached without dropping
 /// a check (see there).
@@ -240,7 +241,9 @@ async fn calls_do_not_grow_from_10_to_200_instances() {
         assert_eq!(doc["new_instances"].as_array().unwrap().len(), n);
         assert_eq!(doc["retired_instances"].as_array().unwrap().len(), n);
         let calls: std::collections::BTreeMap<String, u64> = serde_json::from_value(doc["api_calls"].clone()).unwrap();
-        rows.push((n, doc["api_calls_total"].as_u64().unwrap() - doc["polls"].as_u64().unwrap(), calls));
+        // Polls and lease renewals (every 30 s) grow with how long EC2 and the emulator take, not with N.
+        let timed = doc["polls"].as_u64().unwrap() + doc["renewals"].as_u64().unwrap();
+        rows.push((n, doc["api_calls_total"].as_u64().unwrap() - timed, calls));
         project.write("pipelines/hello.toml", &pipeline);
     }
     println!("AWS API calls of a promote replacing N instances on the emulator:");

@@ -21,7 +21,7 @@ const WRITES: &[(&str, &[&str])] = &[
     ("balancer", &["create", "configure", "register", "deregister"]),
     ("firewall", &["create_group", "authorize", "revoke"]),
     ("dns", &["create_zone", "submit"]),
-    ("ledger", &["create_table", "put_record", "index_env"]),
+    ("ledger", &["create_table", "put_record", "put_record_with_lock", "index_env"]),
     ("lock", &["acquire", "renew", "release", "break_lock"]),
     ("queue", &["enqueue", "update_ticket", "remove_ticket"]),
     ("images", &["tag", "deregister", "delete_snapshot"]),

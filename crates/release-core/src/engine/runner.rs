@@ -74,6 +74,9 @@ struct Shared {
     no_return: Mutex<Option<String>>,
     /// How many signals were answered with a message (each is answered once, by whichever side sees it first).
     announced: Mutex<u32>,
+    /// Renewals of the leases on the clock, every [`RENEW_EVERY`] (not a guard's): calls that grow with the time a
+    /// run takes, as polls do.
+    renewals: std::sync::atomic::AtomicU32,
     doing: String,
 }
 
@@ -146,8 +149,8 @@ pub struct Op<'s, S = Environment> {
     record_id: ReleaseId,
     /// The record, once opened or adopted.
     record: Option<Record>,
-    /// The record holds progress not yet written ([`Op::report`]): it goes with the next write of the record, or
-    /// before the run waits.
+    /// The record holds changes not yet written ([`Op::report`], [`Op::save_later`]): they go with its next write
+    /// or the next guard, or before the run waits.
     unsaved: bool,
     started: Timestamp,
     phase_start: Timestamp,
@@ -412,6 +415,13 @@ impl<'s, S: Scope> Op<'s, S> {
         self.unsaved = self.record.is_some();
     }
 
+    /// How many times the leases were renewed on the clock so far (every [`RENEW_EVERY`], for each lock held):
+    /// calls that grow with how long the run takes, not with what it does.
+    pub fn renewals(&self) -> u32 {
+        let locks = 1 + self.shared.also.lock().unwrap().len() as u32;
+        self.shared.renewals.load(std::sync::atomic::Ordering::Relaxed) * locks
+    }
+
     /// Whether the lock was lost (the body may then only clean up what it owns, after claiming its record).
     pub fn lock_lost(&self) -> bool {
         self.lost_rx.borrow().is_some()
@@ -504,7 +514,10 @@ async fn watcher<S: Scope>(session: &Session, pipeline: &Pipeline, scope: &S, sh
     loop {
         let clock = session.cloud.clock.clone();
         tokio::select! {
-            _ = clock.sleep(RENEW_EVERY) => renew(session, pipeline, shared).await,
+            _ = clock.sleep(RENEW_EVERY) => {
+                shared.renewals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                renew(session, pipeline, shared).await
+            }
             _ = signals.changed() => announce(session, scope, shared, signals.count()),
         }
     }
@@ -589,6 +602,7 @@ async fn run_locked<T, S: Scope>(
         lost: lost_tx,
         no_return: Mutex::new(None),
         announced: Mutex::new(0),
+        renewals: Default::default(),
         doing: spec.doing.clone(),
     };
     let started = session.cloud.clock.now();

@@ -56,6 +56,7 @@ pub fn report(plan: &PromotePlan, outcome: PromoteOutcome) -> PromoteReport {
         launches: plan.fleet().map(|f| f.launches.clone()).unwrap_or_default(),
         seconds: BTreeMap::new(),
         polls: 0,
+        renewals: 0,
         forced: false,
         hooks: Vec::new(),
     }
@@ -128,6 +129,7 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     rep.retired_instances = d.retired_instances.clone();
     rep.strays_retired = d.strays_retired.clone();
     rep.terminated_by_hand = d.terminated_by_hand.clone();
+    rep.renewals = op.renewals();
     if let Some(r) = op.record() {
         rep.seconds = r.seconds.clone();
         rep.seconds.insert("total".into(), op.cloud().clock.now().since(r.started).as_secs_f64());

@@ -121,6 +121,8 @@ pub struct PromoteReport {
     pub seconds: BTreeMap<String, f64>,
     /// AWS calls made by the waits (running, healthy): bounded by timeout / poll interval, not by the fleet.
     pub polls: u32,
+    /// Lease renewals every 30 s while the promote ran (one call each): bounded by how long it took, as polls are.
+    pub renewals: u32,
     /// Whether the settle wait was skipped with --force.
     pub forced: bool,
     /// The hooks it ran (`[env.NAME.hooks]`), in order.
