@@ -398,3 +398,56 @@ fn steps_on_the_command_line_are_checked_as_in_the_file() {
         assert!(e.message().contains(want), "{bad}: {e}");
     }
 }
+
+/// `[deploy] root_volume` set to `rv` (on line 25).
+fn with_root_volume(rv: &str) -> String {
+    replace("instance_profile = \"hello-app\"", &format!("instance_profile = \"hello-app\"\nroot_volume = {{ {rv} }}"))
+}
+
+#[test]
+fn root_volumes_that_run_instances_would_refuse() {
+    // The EC2 API Reference's bounds for EbsBlockDevice, and the EBS User Guide's ratios (see parse::volume_problem).
+    let cases = [
+        ("type = \"io1\", size_gb = 100", "24:24: root volume type io1 needs `iops`; fix: add iops = N to root_volume (io1: at least 100)"),
+        ("type = \"io2\", size_gb = 100", "24:24: root volume type io2 needs `iops`; fix: add iops = N to root_volume (io2: at least 100)"),
+        ("type = \"st1\", size_gb = 16", "24:41: root volume size 16 GiB is outside st1's 125..16384 GiB; fix: give size_gb between 125 and 16384"),
+        ("type = \"sc1\", size_gb = 124", "24:41: root volume size 124 GiB is outside sc1's 125..16384 GiB; fix: give size_gb between 125 and 16384"),
+        ("type = \"standard\", size_gb = 2000", "24:46: root volume size 2000 GiB is outside standard's 1..1024 GiB; fix: give size_gb between 1 and 1024"),
+        ("type = \"io1\", size_gb = 2, iops = 100", "24:41: root volume size 2 GiB is outside io1's 4..16384 GiB; fix: give size_gb between 4 and 16384"),
+        ("type = \"gp3\", iops = 2000", "24:38: root volume iops 2000 is outside gp3's 3000..80000; fix: give iops between 3000 and 80000"),
+        ("type = \"gp3\", iops = 90000, size_gb = 500", "24:38: root volume iops 90000 is outside gp3's 3000..80000; fix: give iops between 3000 and 80000"),
+        ("type = \"gp3\", size_gb = 8, iops = 6000", "24:51: root volume iops 6000 is more than gp3 allows for 8 GiB (500 per GiB: 4000); fix: lower iops to 4000 or raise size_gb to 12"),
+        ("type = \"gp3\", throughput = 100", "24:44: root volume throughput 100 MiB/s is outside gp3's 125..2000; fix: give throughput between 125 and 2000"),
+        ("type = \"gp3\", size_gb = 100, throughput = 1000", "24:59: root volume throughput 1000 MiB/s is more than gp3 allows for 3000 IOPS (0.25 MiB/s per IOPS: 750); fix: lower throughput to 750 or raise iops to 4000"),
+        ("type = \"io1\", size_gb = 100, iops = 6000", "24:53: root volume iops 6000 is more than io1 allows for 100 GiB (50 per GiB: 5000); fix: lower iops to 5000 or raise size_gb to 120"),
+        ("type = \"io2\", size_gb = 10, iops = 20000", "24:52: root volume iops 20000 is more than io2 allows for 10 GiB (1000 per GiB: 10000); fix: lower iops to 10000 or raise size_gb to 20"),
+        ("type = \"io2\", size_gb = 1000, iops = 300000", "24:54: root volume iops 300000 is outside io2's 100..256000; fix: give iops between 100 and 256000"),
+        ("type = \"gp2\", iops = 3000", "24:38: root volume type gp2 takes no `iops`; fix: remove iops, or use gp3, io1 or io2"),
+        ("type = \"io1\", size_gb = 100, iops = 1000, throughput = 200", "24:72: root volume type io1 takes no `throughput`; fix: remove throughput, or use gp3"),
+        ("size_gb = 70000", "24:27: root volume size 70000 GiB is outside 1..65536; fix: give the size in GiB"),
+    ];
+    let project = Project::new();
+    let mut wrong = Vec::new();
+    for (rv, want) in cases {
+        let got = project.problems(&with_root_volume(rv));
+        if got != [want] {
+            wrong.push(format!("{rv}: {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // What EC2 takes, at the edges, and the settings reach the launch.
+    for rv in [
+        "type = \"gp3\", size_gb = 1, iops = 3000, throughput = 750",
+        "type = \"gp3\", size_gb = 160, iops = 80000, throughput = 2000",
+        "type = \"io1\", size_gb = 4, iops = 200",
+        "type = \"io2\", size_gb = 256, iops = 256000",
+        "type = \"st1\", size_gb = 125",
+        "type = \"standard\", size_gb = 1024",
+        "type = \"gp2\", size_gb = 16384",
+    ] {
+        project.parse(&with_root_volume(rv)).unwrap_or_else(|d| panic!("{rv}: {d:?}"));
+    }
+    let p = project.parse(&with_root_volume("type = \"io2\", size_gb = 256, iops = 256000")).unwrap();
+    let v = p.envs[0].clusters()[0].deploy.root_volume.clone().unwrap();
+    assert_eq!((v.kind.as_str(), v.size_gb, v.iops, v.throughput), ("io2", 256, Some(256000), None));
+}

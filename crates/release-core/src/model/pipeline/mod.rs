@@ -273,7 +273,7 @@ impl MetadataTokens {
 }
 
 /// The instances' root volume.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct RootVolume {
     /// Size in GiB.
     pub size_gb: u32,
@@ -282,6 +282,35 @@ pub struct RootVolume {
     pub kind: String,
     /// Encrypted with the account's default EBS key.
     pub encrypted: bool,
+    /// Provisioned IOPS: required for io1 and io2, optional for gp3 (EC2's default 3,000), refused for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// Provisioned throughput in MiB/s: gp3 only (EC2's default 125).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+}
+
+impl RootVolume {
+    /// EC2's default root volume: 8 GiB gp3, encrypted.
+    pub fn default_gp3() -> RootVolume {
+        RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true, iops: None, throughput: None }
+    }
+}
+
+// By hand, leaving out what is not set: the config hash (`launch::config_hash`) is made from this text, and a
+// volume written as before must keep its hash, or every cluster would look changed after an upgrade.
+impl std::fmt::Debug for RootVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("RootVolume");
+        d.field("size_gb", &self.size_gb).field("kind", &self.kind).field("encrypted", &self.encrypted);
+        if let Some(n) = self.iops {
+            d.field("iops", &n);
+        }
+        if let Some(n) = self.throughput {
+            d.field("throughput", &n);
+        }
+        d.finish()
+    }
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -421,23 +421,41 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// `[.. .root_volume]`, over the inherited one (or EC2's default: 8 GiB gp3, encrypted).
+    /// `[.. .root_volume]`, over the inherited one (or EC2's default: 8 GiB gp3, encrypted), refused where
+    /// RunInstances would refuse it ([`volume_problem`]).
     fn root_volume(&mut self, v: &Tbl<'_>, base: &DeploySettings) -> RootVolume {
-        self.unknown_keys(v, &["size_gb", "type", "encrypted"]);
-        let mut rv = base.root_volume.clone().unwrap_or(RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true });
+        self.unknown_keys(v, &["size_gb", "type", "encrypted", "iops", "throughput"]);
+        let mut rv = base.root_volume.clone().unwrap_or_else(RootVolume::default_gp3);
         if let Some((n, span)) = self.int(v, "size_gb") {
-            if (1..=16384).contains(&n) {
+            if (1..=65536).contains(&n) {
                 rv.size_gb = n as u32;
             } else {
-                self.error(span, format!("root volume size {n} GiB is outside 1..16384"), Some("give the size in GiB"));
+                self.error(span, format!("root volume size {n} GiB is outside 1..65536"), Some("give the size in GiB"));
             }
         }
         if let Some((t, span)) = self.str(v, "type") {
             if ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"].contains(&t.as_str()) {
+                if t != rv.kind {
+                    // Another type: the inherited performance settings were for the old one.
+                    rv.iops = None;
+                    rv.throughput = None;
+                }
                 rv.kind = t;
             } else {
                 self.error(span, format!("`{t}` is not an EBS volume type"), Some("use gp3, gp2, io1, io2, st1, sc1 or standard"));
             }
+        }
+        for (key, slot) in [("iops", &mut rv.iops), ("throughput", &mut rv.throughput)] {
+            if let Some((n, span)) = self.int(v, key) {
+                match u32::try_from(n) {
+                    Ok(n) if n > 0 => *slot = Some(n),
+                    _ => self.error(span, format!("root volume `{key}` {n} is not a positive number"), Some("give a whole number above 0")),
+                }
+            }
+        }
+        if let Some((problem, key, fix)) = volume_problem(&rv) {
+            let span = [key, "type", "size_gb"].iter().find(|k| v.t.contains_key(**k)).map(|k| self.span_of(v, k)).or_else(|| v.anchor.clone()).unwrap_or(0..0);
+            self.error(span, problem, Some(&fix));
         }
         if let Some(item) = v.t.get("encrypted") {
             match item.as_bool() {
@@ -1318,4 +1336,69 @@ impl Walker<'_> {
         }
         (self.diags.len() == before).then_some(out)
     }
+}
+
+/// What RunInstances would refuse in a root volume, the key it is about and how to fix it. The bounds are the
+/// EC2 API Reference's for `EbsBlockDevice` (`VolumeSize`, `Iops`, `Throughput`; as in aws-sdk-ec2 1.274):
+/// sizes gp2 1-16,384 GiB, gp3 1-65,536, io1 4-16,384, io2 4-65,536, st1 and sc1 125-16,384, standard 1-1,024;
+/// IOPS gp3 3,000-80,000, io1 100-64,000, io2 100-256,000, required for io1 and io2 and taken by no other type;
+/// throughput gp3 only, 125-2,000 MiB/s. The ratios are the EBS User Guide's ("Amazon EBS volume types"): gp3 at
+/// most 500 IOPS per GiB and 0.25 MiB/s per provisioned IOPS (the 3,000 IOPS and 125 MiB/s baseline come with
+/// any size), io1 50 IOPS per GiB, io2 1,000.
+pub(crate) fn volume_problem(v: &RootVolume) -> Option<(String, &'static str, String)> {
+    let (kind, size) = (v.kind.as_str(), u64::from(v.size_gb));
+    let sizes = match kind {
+        "gp3" | "io2" => (if kind == "io2" { 4 } else { 1 }, 65_536),
+        "io1" => (4, 16_384),
+        "st1" | "sc1" => (125, 16_384),
+        "standard" => (1, 1_024),
+        _ => (1, 16_384),
+    };
+    if !(sizes.0..=sizes.1).contains(&size) {
+        return Some((format!("root volume size {size} GiB is outside {kind}'s {}..{} GiB", sizes.0, sizes.1), "size_gb", format!("give size_gb between {} and {}", sizes.0, sizes.1)));
+    }
+    let iops_bounds = match kind {
+        "gp3" => Some((3_000, 80_000, 500)),
+        "io1" => Some((100, 64_000, 50)),
+        "io2" => Some((100, 256_000, 1_000)),
+        _ => None,
+    };
+    match (iops_bounds, v.iops.map(u64::from)) {
+        (None, Some(_)) => return Some((format!("root volume type {kind} takes no `iops`"), "iops", "remove iops, or use gp3, io1 or io2".into())),
+        (Some(_), None) if kind != "gp3" => {
+            return Some((format!("root volume type {kind} needs `iops`"), "type", format!("add iops = N to root_volume ({kind}: at least 100)")))
+        }
+        (Some((least, most, per_gib)), Some(n)) => {
+            if !(least..=most).contains(&n) {
+                return Some((format!("root volume iops {n} is outside {kind}'s {least}..{most}"), "iops", format!("give iops between {least} and {most}")));
+            }
+            // gp3's baseline 3,000 IOPS comes with any size; above it, and for io1/io2 always, the ratio holds.
+            let allowed = (per_gib * size).max(if kind == "gp3" { 3_000 } else { 0 });
+            if n > allowed {
+                return Some((
+                    format!("root volume iops {n} is more than {kind} allows for {size} GiB ({per_gib} per GiB: {allowed})"),
+                    "iops",
+                    format!("lower iops to {allowed} or raise size_gb to {}", n.div_ceil(per_gib)),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some(t) = v.throughput.map(u64::from) {
+        if kind != "gp3" {
+            return Some((format!("root volume type {kind} takes no `throughput`"), "throughput", "remove throughput, or use gp3".into()));
+        }
+        if !(125..=2_000).contains(&t) {
+            return Some((format!("root volume throughput {t} MiB/s is outside gp3's 125..2000"), "throughput", "give throughput between 125 and 2000".into()));
+        }
+        let iops = v.iops.map_or(3_000, u64::from);
+        if t * 4 > iops && t > 125 {
+            return Some((
+                format!("root volume throughput {t} MiB/s is more than gp3 allows for {iops} IOPS (0.25 MiB/s per IOPS: {})", iops / 4),
+                "throughput",
+                format!("lower throughput to {} or raise iops to {}", (iops / 4).max(125), t * 4),
+            ));
+        }
+    }
+    None
 }
