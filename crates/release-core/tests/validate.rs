@@ -451,3 +451,32 @@ fn root_volumes_that_run_instances_would_refuse() {
     let v = p.envs[0].clusters()[0].deploy.root_volume.clone().unwrap();
     assert_eq!((v.kind.as_str(), v.size_gb, v.iops, v.throughput), ("io2", 256, Some(256000), None));
 }
+
+#[test]
+fn a_classic_elb_takes_a_health_check_timeout_of_60s_at_most() {
+    // The classic ELB API takes 2..60 s (HealthCheck.Timeout), a target group 2..120 s: prod2's target group
+    // takes the 90 s that staging's and prod1's classic ELBs refuse.
+    let src = replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-app\"\nhealth = { interval = \"100s\", timeout = \"90s\" }");
+    assert_eq!(Project::new().problems(&src), vec![
+        "29:17: health check timeout 1m30s of [env.staging.clusters.staging] is over 1m, the most a classic ELB takes; fix: set health.timeout to 60s or less, or use a target_group (up to 120s)",
+        "36:17: health check timeout 1m30s of [env.prod.clusters.prod1] is over 1m, the most a classic ELB takes; fix: set health.timeout to 60s or less, or use a target_group (up to 120s)",
+    ]);
+    // A cluster's own health check is pointed at.
+    let own = replace("count = 4\n[env.prod.clusters.prod2]", "count = 4\nhealth = { interval = \"2m\", timeout = \"61s\" }\n[env.prod.clusters.prod2]");
+    assert_eq!(Project::new().problems(&own), vec![
+        "37:10: health check timeout 1m1s of [env.prod.clusters.prod1] is over 1m, the most a classic ELB takes; fix: set health.timeout to 60s or less, or use a target_group (up to 120s)",
+    ]);
+    let edge = replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-app\"\nhealth = { interval = \"100s\", timeout = \"60s\" }");
+    Project::new().parse(&edge).expect("60s is a classic ELB's most");
+    let alb = replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-app\"\nhealth = { interval = \"150s\", timeout = \"120s\" }")
+        .replace("load_balancer = \"hello-staging\"", "target_group = \"hello-staging\"")
+        .replace("load_balancer = \"hello-prod1\"", "target_group = \"hello-prod1\"");
+    Project::new().parse(&alb).expect("a target group takes 120s");
+}
+
+#[test]
+fn a_root_volume_written_as_before_keeps_its_config_hash_text() {
+    // launch::config_hash hashes the volume's Debug text: the new optional keys must not change it when unset.
+    let v = release_core::model::pipeline::RootVolume::default_gp3();
+    assert_eq!(format!("{v:?}"), "RootVolume { size_gb: 8, kind: \"gp3\", encrypted: true }");
+}

@@ -421,6 +421,27 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// A classic ELB's health check: its API (Elastic Load Balancing API Reference, `HealthCheck`) takes a timeout
+    /// of 2 to 60 seconds, where a target group takes up to 120 (`HealthCheckTimeoutSeconds`), the bound `health`
+    /// is parsed with; both take an interval of 5 to 300 and want the timeout shorter.
+    fn classic_health(&mut self, t: &Tbl<'_>, health: &HealthCheck) {
+        if health.timeout <= CLASSIC_HEALTH_TIMEOUT_MAX {
+            return;
+        }
+        // The cluster's own `health` if it has one, else its `load_balancer`: what makes the inherited one wrong.
+        let span = if t.t.contains_key("health") { self.span_of(t, "health") } else { self.span_of(t, "load_balancer") };
+        self.error(
+            span,
+            format!(
+                "health check timeout {} of [{}] is over {}, the most a classic ELB takes",
+                format_duration(health.timeout),
+                t.name,
+                format_duration(CLASSIC_HEALTH_TIMEOUT_MAX)
+            ),
+            Some("set health.timeout to 60s or less, or use a target_group (up to 120s)"),
+        );
+    }
+
     /// `[.. .root_volume]`, over the inherited one (or EC2's default: 8 GiB gp3, encrypted), refused where
     /// RunInstances would refuse it ([`volume_problem`]).
     fn root_volume(&mut self, v: &Tbl<'_>, base: &DeploySettings) -> RootVolume {
@@ -1035,6 +1056,9 @@ impl<'a> Walker<'a> {
             None => None,
         };
         let settings = self.deploy_settings(t, deploy);
+        if let Some((LbTarget::ClassicElb(_), _)) = &target {
+            self.classic_health(t, &settings.health);
+        }
         let least = settings.health.least_time();
         if settings.health_timeout < least {
             let span = if t.t.contains_key("health_timeout") { self.span_of(t, "health_timeout") } else { t.anchor.clone().unwrap_or(0..0) };
@@ -1337,6 +1361,9 @@ impl Walker<'_> {
         (self.diags.len() == before).then_some(out)
     }
 }
+
+/// The longest health check timeout a classic ELB takes (a target group's: 120 s, `health`'s parse range).
+const CLASSIC_HEALTH_TIMEOUT_MAX: Duration = Duration::from_secs(60);
 
 /// What RunInstances would refuse in a root volume, the key it is about and how to fix it. The bounds are the
 /// EC2 API Reference's for `EbsBlockDevice` (`VolumeSize`, `Iops`, `Throughput`; as in aws-sdk-ec2 1.274):
