@@ -514,24 +514,34 @@ pub fn policy_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Value {
             })),
         );
     }
-    // A customer-managed key for the encrypted AMI (`[bake] vars` kms_key_id); the default EBS key needs none.
-    if let Some(key) = pipeline.bake.vars.get("kms_key_id").filter(|k| !k.is_empty()) {
-        let key = if key.starts_with("arn:") && key.contains(":key/") {
-            key.clone()
-        } else if key.starts_with("alias/") || key.contains(":alias/") {
-            // Permissions are checked on the key an alias names, which the pipeline does not say.
-            format!("arn:{p}:kms:*:*:key/*")
-        } else {
-            format!("arn:{p}:kms:*:*:key/{key}")
-        };
-        s.allow(
-            "PackerBakeKms",
-            &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
-            vec![key.clone()],
-            Some(json!({ "StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
-        );
-        s.allow("PackerBakeKmsGrant", &["kms:CreateGrant"], vec![key], Some(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })));
-    }
+    // The customer-managed keys of the encrypted AMI and its copies (`[bake] kms_keys`, or `vars` kms_key_id);
+    // the default EBS key needs none.
+    let keys: BTreeSet<String> = pipeline
+        .bake
+        .vars
+        .get("kms_key_id")
+        .into_iter()
+        .chain(pipeline.bake.kms_keys.values())
+        .filter(|k| !k.is_empty() && !k.ends_with("alias/aws/ebs"))
+        .map(|key| {
+            if key.starts_with("arn:") && key.contains(":key/") {
+                key.clone()
+            } else if key.starts_with("alias/") || key.contains(":alias/") {
+                // Permissions are checked on the key an alias names, which the pipeline does not say.
+                format!("arn:{p}:kms:*:*:key/*")
+            } else {
+                format!("arn:{p}:kms:*:*:key/{key}")
+            }
+        })
+        .collect();
+    let keys: Vec<String> = keys.into_iter().collect();
+    s.allow(
+        "PackerBakeKms",
+        &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+        keys.clone(),
+        Some(json!({ "StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
+    );
+    s.allow("PackerBakeKmsGrant", &["kms:CreateGrant"], keys, Some(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })));
 
     json!({ "Version": "2012-10-17", "Statement": s.list })
 }

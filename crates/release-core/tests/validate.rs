@@ -480,3 +480,44 @@ fn a_root_volume_written_as_before_keeps_its_config_hash_text() {
     let v = release_core::model::pipeline::RootVolume::default_gp3();
     assert_eq!(format!("{v:?}"), "RootVolume { size_gb: 8, kind: \"gp3\", encrypted: true }");
 }
+
+/// `[bake]` with `extra` added (after `instance_type`, from line 16).
+fn with_bake(extra: &str) -> String {
+    replace("instance_type = \"t3.micro\"\nvars = { }", &format!("instance_type = \"t3.micro\"\n{extra}\nvars = {{ }}"))
+}
+
+#[test]
+fn an_encrypted_ami_shared_with_accounts_needs_a_customer_managed_key_in_each_region() {
+    let project = Project::new();
+    let fix = "fix: add kms_keys = { \"REGION\" = \"arn:aws:kms:REGION:ACCOUNT:key/ID\" } for each, keys the accounts may use, or set encrypted = false";
+    // Packer's kms_key_id covers the bake's region only; the copies would get the default key.
+    assert_eq!(project.problems(&with_bake("regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]")), vec![format!(
+        "17:12: [bake] accounts shares an encrypted AMI, which needs a customer-managed KMS key in each of its regions; none for us-east-1, eu-west-1; {fix}"
+    )]);
+    assert_eq!(project.problems(&with_bake("regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]\nkms_keys = { \"us-east-1\" = \"arn:aws:kms:us-east-1:123456789012:key/a\" }")), vec![format!(
+        "17:12: [bake] accounts shares an encrypted AMI, which needs a customer-managed KMS key in each of its regions; none for eu-west-1; {fix}"
+    )]);
+    // The AWS managed key cannot be shared.
+    assert_eq!(project.problems(&with_bake("accounts = [\"210987654321\"]\nkms_keys = { \"us-east-1\" = \"alias/aws/ebs\" }")), vec![
+        "16:12: [bake] accounts shares an encrypted AMI, but the key of us-east-1 is the AWS managed aws/ebs key, which cannot be shared; fix: use a customer-managed key whose policy lets the accounts use it",
+    ]);
+    // A key is regional; a region nothing is baked in or copied to; two keys for one region.
+    assert_eq!(project.problems(&with_bake("regions = [\"eu-west-1\"]\nkms_keys = { \"us-east-1\" = \"arn:aws:kms:us-east-1:1:key/a\", \"eu-west-1\" = \"arn:aws:kms:us-east-1:1:key/b\", \"ap-south-1\" = \"alias/x\" }")), vec![
+        "17:75: the key of eu-west-1 in [bake] kms_keys is in us-east-1; fix: give a key of eu-west-1: KMS keys are regional",
+        "17:123: [bake] kms_keys has a key for ap-south-1, where the AMI is neither baked nor copied; fix: give keys for `region` and the regions of [bake] regions only",
+    ]);
+    assert_eq!(project.problems(&replace("vars = { }", "vars = { kms_key_id = \"alias/a\" }\nkms_keys = { \"us-east-1\" = \"alias/b\" }")), vec![
+        "17:28: us-east-1 has two keys: [bake] kms_keys and vars.kms_key_id; fix: keep the one in kms_keys",
+    ]);
+    // What is taken: a key per region; the bake's own key in vars (as before); no sharing; no encryption.
+    for ok in [
+        "regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]\nkms_keys = { \"us-east-1\" = \"arn:aws:kms:us-east-1:123456789012:key/a\", \"eu-west-1\" = \"alias/shared\" }",
+        "regions = [\"eu-west-1\"]\nkms_keys = { \"eu-west-1\" = \"alias/copies\" }",
+        "regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]\nencrypted = false",
+    ] {
+        let p = project.parse(&with_bake(ok)).unwrap_or_else(|d| panic!("{ok}: {d:?}"));
+        assert!(!p.bake.kms_keys.is_empty() || !p.bake.encrypted, "{ok}");
+    }
+    let own = project.parse(&replace("vars = { }", "vars = { kms_key_id = \"alias/own\" }\naccounts = [\"210987654321\"]")).expect("the bake's region's key in vars");
+    assert!(own.bake.kms_keys.is_empty() && own.bake.encrypted);
+}

@@ -180,6 +180,12 @@ pub struct BakeSpec {
     pub regions: Vec<String>,
     /// Account ids the AMI (and its snapshots) is shared with.
     pub accounts: Vec<String>,
+    /// Whether the real-AWS bake encrypts the AMI's snapshots (Packer's `encrypt_boot`; default true).
+    pub encrypted: bool,
+    /// The customer-managed KMS key of each region the AMI is in (the bake's and its copies'): Packer's
+    /// `kms_key_id` for the bake's region, `region_kms_key_ids` for the copies. Required for every region when
+    /// the encrypted AMI is shared with `accounts` (the default `aws/ebs` key cannot be shared).
+    pub kms_keys: BTreeMap<String, String>,
 }
 
 /// `[deploy]`, and each cluster's overrides of it.

@@ -713,7 +713,7 @@ impl<'a> Walker<'a> {
             return None;
         }
         let t = self.sub_table(&top, "bake", "bake")?;
-        self.unknown_keys(&t, &["template", "base_ami", "base_owners", "instance_type", "vars", "regions", "accounts"]);
+        self.unknown_keys(&t, &["template", "base_ami", "base_owners", "instance_type", "vars", "regions", "accounts", "encrypted", "kms_keys"]);
         let template = self.required_str(&t, "template", "add template = \"packer-templates/app.pkr.hcl\"").and_then(
             |(tpl, span)| {
                 if check_files && !root.join(&tpl).is_file() {
@@ -755,15 +755,86 @@ impl<'a> Walker<'a> {
                 self.error(span, format!("`{a}` in [bake] accounts is not an AWS account id"), Some("write the 12-digit account id"));
             }
         }
+        let encrypted = match t.t.get("encrypted") {
+            None => true,
+            Some(item) => item.as_bool().unwrap_or_else(|| {
+                let span = self.span_of(&t, "encrypted");
+                self.error(span, "`encrypted` in [bake] must be true or false", Some("write encrypted = true"));
+                true
+            }),
+        };
+        let main = top.t.get("region").and_then(|r| r.as_str()).filter(|r| is_region(r)).map(str::to_owned);
+        let kms_keys = self.kms_keys(&t, main.as_deref(), &regions, &vars);
+        if !accounts.is_empty() && encrypted {
+            self.shared_keys(&t, main.as_deref(), &regions, &kms_keys, &vars);
+        }
         Some(BakeSpec {
             regions,
             accounts,
+            encrypted,
+            kms_keys,
             template: template?,
             base_ami: base_ami?,
             base_owners: owners.unwrap_or_default(),
             instance_type: instance_type?,
             vars,
         })
+    }
+
+    /// `[bake] kms_keys`: region -> key, for the bake's region and the regions it copies to; a key ARN names its
+    /// region, which must be the one it is given for (KMS keys are regional; a copy's key must be in its region).
+    fn kms_keys(&mut self, t: &Tbl<'_>, main: Option<&str>, regions: &[String], vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let keys = self.string_map(t, "kms_keys", "bake.kms_keys".into(), false);
+        if keys.is_empty() {
+            return keys;
+        }
+        let Some(table) = self.sub_table(t, "kms_keys", "bake.kms_keys") else { return keys };
+        for (region, key) in &keys {
+            let span = self.span_of(&table, region);
+            let arn_region = key.strip_prefix("arn:").and_then(|rest| rest.split(':').nth(2));
+            if main != Some(region.as_str()) && !regions.contains(region) {
+                self.error(span, format!("[bake] kms_keys has a key for {region}, where the AMI is neither baked nor copied"), Some("give keys for `region` and the regions of [bake] regions only"));
+            } else if key.trim().is_empty() {
+                self.error(span, format!("the key of {region} in [bake] kms_keys is empty"), Some("give a key ARN, key id or alias/NAME"));
+            } else if arn_region.is_some_and(|r| r != region) {
+                self.error(span, format!("the key of {region} in [bake] kms_keys is in {}", arn_region.unwrap_or_default()), Some(&format!("give a key of {region}: KMS keys are regional")));
+            } else if main == Some(region.as_str()) && vars.get("kms_key_id").is_some_and(|k| !k.is_empty()) {
+                self.error(span, format!("{region} has two keys: [bake] kms_keys and vars.kms_key_id"), Some("keep the one in kms_keys"));
+            }
+        }
+        keys
+    }
+
+    /// An encrypted AMI shared with `[bake] accounts` needs a customer-managed key in each of its regions: Packer's
+    /// `kms_key_id` covers the bake's region only (copies get the default key), and the default `aws/ebs` key
+    /// cannot be shared, so the accounts could not launch it.
+    fn shared_keys(&mut self, t: &Tbl<'_>, main: Option<&str>, regions: &[String], keys: &BTreeMap<String, String>, vars: &BTreeMap<String, String>) {
+        let main_key = main.and_then(|m| keys.get(m)).or_else(|| vars.get("kms_key_id")).filter(|k| !k.is_empty());
+        let mut missing: Vec<String> = Vec::new();
+        match (main, main_key) {
+            (None, _) => missing.push("the bake's own region (set `region` at the top of the file)".into()),
+            (Some(m), None) => missing.push(m.to_owned()),
+            (Some(_), Some(_)) => {}
+        }
+        missing.extend(regions.iter().filter(|r| Some(r.as_str()) != main && !keys.contains_key(*r)).cloned());
+        let default_key = main
+            .filter(|_| main_key.is_some_and(|k| is_default_ebs_key(k)))
+            .map(str::to_owned)
+            .or_else(|| keys.iter().find(|(_, k)| is_default_ebs_key(k)).map(|(r, _)| r.clone()));
+        let span = self.span_of(t, "accounts");
+        if !missing.is_empty() {
+            self.error(
+                span,
+                format!("[bake] accounts shares an encrypted AMI, which needs a customer-managed KMS key in each of its regions; none for {}", missing.join(", ")),
+                Some("add kms_keys = { \"REGION\" = \"arn:aws:kms:REGION:ACCOUNT:key/ID\" } for each, keys the accounts may use, or set encrypted = false"),
+            );
+        } else if let Some(region) = default_key {
+            self.error(
+                span,
+                format!("[bake] accounts shares an encrypted AMI, but the key of {region} is the AWS managed aws/ebs key, which cannot be shared"),
+                Some("use a customer-managed key whose policy lets the accounts use it"),
+            );
+        }
     }
 
     /// `base_ami`: an AMI id, or a name filter (only with `base_owners`, so that no stranger's image can match).
@@ -1360,6 +1431,11 @@ impl Walker<'_> {
         }
         (self.diags.len() == before).then_some(out)
     }
+}
+
+/// Whether `key` names the AWS managed EBS key (`alias/aws/ebs`, as an alias or an alias ARN).
+fn is_default_ebs_key(key: &str) -> bool {
+    key == "alias/aws/ebs" || key.ends_with(":alias/aws/ebs")
 }
 
 /// The longest health check timeout a classic ELB takes (a target group's: 120 s, `health`'s parse range).
