@@ -103,7 +103,19 @@ variable "ssh_cidrs" {
 variable "kms_key_id" {
   type        = string
   default     = ""
-  description = "KMS key for the encrypted AMI; empty means the account's default EBS key."
+  description = "KMS key for the encrypted AMI in the bake's region ([bake] kms_keys); empty means the account's default EBS key."
+}
+
+variable "region_kms_key_ids" {
+  type        = map(string)
+  default     = {}
+  description = "KMS key of each copy's region ([bake] kms_keys); a copy without one gets its region's default EBS key."
+}
+
+variable "encrypt_boot" {
+  type        = bool
+  default     = true
+  description = "Encrypt the AMI's snapshots ([bake] encrypted)."
 }
 
 variable "release_tags" {

@@ -31,9 +31,12 @@ source "amazon-ebs" "aws" {
   }
   imds_support = "v2.0"
 
-  # Encrypted snapshots, with the account's default key unless one is named.
-  encrypt_boot = true
-  kms_key_id   = var.kms_key_id
+  # Encrypted snapshots, with the account's default key unless one is named. kms_key_id is the key of this
+  # region only; each copy's is in region_kms_key_ids ([bake] kms_keys), or it gets its region's default key,
+  # which cannot be shared with ami_users.
+  encrypt_boot       = var.encrypt_boot
+  kms_key_id         = var.kms_key_id
+  region_kms_key_ids = var.region_kms_key_ids
 
   # The temporary SSH rule admits only the machine running Packer (or the CIDRs given), never 0.0.0.0/0.
   temporary_security_group_source_cidrs     = var.ssh_cidrs

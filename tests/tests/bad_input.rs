@@ -78,6 +78,13 @@ fn cases() -> Vec<Case> {
         Case { name: "unreachable endpoint", edit: NONE, args: &["status"], env: &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")], code: 6, says: "cannot reach AWS", json: "" },
         case("pipeline file given does not exist", NONE, &["validate", "--pipeline", "pipelines/none.toml"], 2, "cannot read the pipeline file"),
         case("unknown hook key", ("[env.prod.clusters.prod1]", "hooks = { before_trafic = \"./smoke\" }\n[env.prod.clusters.prod1]"), &["promote", "HEAD", "--env", "prod", "--yes"], 2, "unknown key `before_trafic` in [env.prod.hooks]"),
+        // Root volumes RunInstances would refuse (the bounds: release_core's parse::volume_problem).
+        case("io1 root volume without iops", ("type = \"gp3\", encrypted", "type = \"io1\", encrypted"), &["provision", "--env", "staging"], 2, "pipelines/hello.toml:27:38: root volume type io1 needs `iops`; fix: add iops = N to root_volume (io1: at least 100)"),
+        case("st1 root volume under 125 GiB", ("type = \"gp3\", encrypted", "type = \"st1\", encrypted"), &["promote", "HEAD", "--env", "staging"], 2, "pipelines/hello.toml:27:27: root volume size 16 GiB is outside st1's 125..16384 GiB"),
+        case("gp3 throughput over its IOPS", ("encrypted = true }", "encrypted = true, throughput = 1000 }"), &["validate"], 2, "root volume throughput 1000 MiB/s is more than gp3 allows for 3000 IOPS (0.25 MiB/s per IOPS: 750)"),
+        case("gp3 iops out of range", ("encrypted = true }", "encrypted = true, iops = 100000 }"), &["validate"], 2, "root volume iops 100000 is outside gp3's 3000..80000"),
+        case("classic ELB health check timeout over 60s", ("count = 2", "count = 2\nhealth = { interval = \"2m\", timeout = \"90s\" }"), &["provision", "--env", "staging"], 2, "health check timeout 1m30s of [env.staging.clusters.staging] is over 1m, the most a classic ELB takes; fix: set health.timeout to 60s or less, or use a target_group (up to 120s)"),
+        case("shared encrypted AMI without keys", ("instance_type = \"t3.micro\"\n#", "instance_type = \"t3.micro\"\nregions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]\n#"), &["provision", "--env", "staging"], 2, "pipelines/hello.toml:18:12: [bake] accounts shares an encrypted AMI, which needs a customer-managed KMS key in each of its regions; none for us-east-1, eu-west-1"),
         case("hook timeout out of range", ("[env.prod.clusters.prod1]", "hooks = { before_traffic = \"./smoke\", hook_timeout = \"7h\" }\n[env.prod.clusters.prod1]"), &["validate"], 2, "`hook_timeout` in [env.prod.hooks] is 7h, outside 1s..6h"),
     ]
 }

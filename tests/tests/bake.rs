@@ -258,7 +258,7 @@ fn the_templates_are_formatted_and_valid() {
     let aws = root.join("packer-templates/aws.pkr.hcl");
     let text = std::fs::read_to_string(&aws).unwrap();
     // What the real-AWS source must say; 1.6.6 cannot validate it, so its settings are checked as text.
-    for needle in ["required_plugins", "http_tokens                 = \"required\"", "imds_support = \"v2.0\"", "encrypt_boot = true", "temporary_security_group_source_public_ip = length(var.ssh_cidrs) == 0", "ami_regions    = var.ami_regions", "ami_users      = var.ami_users"] {
+    for needle in ["required_plugins", "http_tokens                 = \"required\"", "imds_support = \"v2.0\"", "encrypt_boot       = var.encrypt_boot", "kms_key_id         = var.kms_key_id", "region_kms_key_ids = var.region_kms_key_ids", "temporary_security_group_source_public_ip = length(var.ssh_cidrs) == 0", "ami_regions    = var.ami_regions", "ami_users      = var.ami_users"] {
         assert!(text.contains(needle), "aws.pkr.hcl lacks `{needle}`");
     }
     let fmt = std::process::Command::new("packer").args(["fmt", "-check"]).arg(&aws).env("CHECKPOINT_DISABLE", "1").output().unwrap();

@@ -563,3 +563,46 @@ async fn a_deleted_alb_is_named_by_status_and_the_board_not_its_target_group() {
     assert_eq!(prod["note"], "load balancer hello-blue of cluster blue does not exist; run `release provision --env prod`", "{board:#}");
     assert_eq!(board["error"]["exit_code"], 3, "{board:#}");
 }
+
+/// The ALB in front of a cluster that runs instances is deleted: nothing can reach them, so status counts none of
+/// them healthy (the target group still says healthy: moto does not mark them unused as AWS does), names the
+/// load balancer once, under its cluster, and exits 3; `--output json` and the board say the same.
+#[tokio::test]
+async fn a_deleted_alb_leaves_its_cluster_with_no_healthy_instance_and_one_note() {
+    let emu = Emulator::start();
+    let project = Project::demo_repo();
+    project.write("pipelines/hello.toml", &TG_PIPELINE.replace("command = \"true\"\nartifact = \"x\"", "command = \"make -C pipelines/hello dist\"\nartifact = \"pipelines/hello/dist/hello.tar.gz\"").replace("base_ami = \"ami-0123456789abcdef0\"", "base_ami = \"al2023-ami-2023.*-x86_64\"\nbase_owners = [\"amazon\"]\nvars = { exec_start = \"/usr/bin/python3 /opt/hello/server.py\" }"));
+    let sha = project.commit("target groups");
+    project.release(&emu, &["provision", "--env", "prod"]).assert_ok();
+    project.release(&emu, &["bake", &sha]).assert_ok();
+    project.release(&emu, &["promote", &sha, "--env", "prod", "--yes"]).assert_ok();
+    let aws = release_e2e::AwsView::new(&emu).await;
+    assert_eq!(aws.running("hello", "green").await.len(), 2);
+    let albs = aws.elbv2.describe_load_balancers().names("hello-green").send().await.unwrap();
+    let arn = albs.load_balancers()[0].load_balancer_arn().unwrap().to_owned();
+    aws.elbv2.delete_load_balancer().load_balancer_arn(arn).send().await.unwrap();
+
+    let says = "load balancer hello-green of cluster green does not exist; run `release provision --env prod`";
+    let text = project.release(&emu, &["status", "--env", "prod"]);
+    assert_eq!(text.code, 3, "{text:?}");
+    assert_eq!(text.error_line(), format!("error: {says}"));
+    let blue = text.stdout.lines().find(|l| l.split_whitespace().nth(1) == Some("green")).unwrap_or_else(|| panic!("{}", text.stdout));
+    assert!(blue.ends_with(" 0/2"), "nothing reaches them through a deleted ALB: {}", text.stdout);
+    assert_eq!(text.stdout.matches(says).count(), 1, "the note once, under green: {}", text.stdout);
+    let note_at = text.stdout.lines().position(|l| l.contains(says)).unwrap();
+    let blue_at = text.stdout.lines().position(|l| l == blue).unwrap();
+    assert_eq!(note_at, blue_at + 1, "{}", text.stdout);
+
+    let json = project.release(&emu, &["status", "--env", "prod", "--output", "json"]);
+    assert_eq!(json.code, 3, "{json:?}");
+    let doc = json.json();
+    let c = doc["environments"][0]["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == "green").unwrap().clone();
+    assert_eq!((c["healthy"].as_u64(), c["total"].as_u64(), c["note"].as_str()), (Some(0), Some(2), Some(says)), "{doc:#}");
+    let d = Dashboard::start(&project, &emu.url(), &[]);
+    let board = d.json("/api/status");
+    let prod = board["environments"].as_array().unwrap().iter().find(|e| e["env"] == "prod").unwrap();
+    assert_eq!(prod["note"], says, "{board:#}");
+    let board_blue = prod["clusters"].as_array().unwrap().iter().find(|c| c["cluster"] == "green").unwrap();
+    assert_eq!(board_blue["healthy"], 0, "{board:#}");
+    println!("status after the ALB was deleted:\n{}", text.stdout);
+}

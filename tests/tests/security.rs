@@ -59,8 +59,8 @@ async fn a_planted_secret_never_appears_in_output_logs_arguments_user_data_or_th
 #[tokio::test]
 async fn the_printed_policy_is_enough_and_removing_a_permission_fails_clearly() {
     let project = Project::demo_repo();
-    // `iam-policy` needs no AWS: the split policy is known before the emulator starts.
-    let policy = release_e2e::release(project.path(), None, &["iam-policy", "--output", "json"]);
+    // `iam-policy --offline` needs no AWS: the split policy is known before the emulator starts.
+    let policy = release_e2e::release(project.path(), None, &["iam-policy", "--offline", "--output", "json"]);
     policy.assert_ok();
     let n_parts = policy.json()["policies"].as_array().unwrap().len();
     // moto enforces IAM after the harness's warm-up requests and the IAM calls below: a user, a key and a policy for
@@ -186,7 +186,7 @@ async fn every_call_any_command_makes_is_in_the_policy() {
     // counter saw in a whole life of the demo must be an action the printed policy allows.
     let emu = Emulator::start();
     let project = Project::demo_repo();
-    let policy: serde_json::Value = serde_json::from_str(&release_e2e::release(project.path(), None, &["iam-policy", "--output", "json"]).stdout).unwrap();
+    let policy: serde_json::Value = serde_json::from_str(&release_e2e::release(project.path(), None, &["iam-policy", "--offline", "--output", "json"]).stdout).unwrap();
     let allowed: std::collections::BTreeSet<String> = policy["policies"]
         .as_array()
         .unwrap()
@@ -242,4 +242,57 @@ async fn every_call_any_command_makes_is_in_the_policy() {
     assert!(seen.contains("route53:ChangeResourceRecordSets") && seen.contains("dynamodb:PutItem"), "{seen:?}");
     assert!(seen.contains("ec2:DeregisterImage") && seen.contains("ec2:DeleteSnapshot") && seen.contains("ec2:DescribeSnapshots"), "gc removed c: {seen:?}");
     assert!(missing.is_empty(), "the policy lacks {missing:?}");
+}
+
+#[tokio::test]
+async fn pass_role_names_the_role_iam_says_the_instance_profile_holds() {
+    // Terraform and CDK name an instance profile's role differently from the profile: the policy must name the
+    // role, which only IAM knows.
+    let emu = Emulator::start();
+    let project = Project::demo_repo();
+    let pipeline = project.read("pipelines/hello.toml");
+    project.write("pipelines/hello.toml", &pipeline.replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-web\""));
+    boto3(
+        &emu,
+        "iam = client('iam')\n\
+         iam.create_role(RoleName='hello-web-role-8f2c', Path='/deploy/', AssumeRolePolicyDocument=json.dumps({'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Principal': {'Service': 'ec2.amazonaws.com'}, 'Action': 'sts:AssumeRole'}]}))\n\
+         iam.create_instance_profile(InstanceProfileName='hello-web')\n\
+         iam.add_role_to_instance_profile(InstanceProfileName='hello-web', RoleName='hello-web-role-8f2c')",
+    );
+    let pass_role = |doc: &serde_json::Value| -> Vec<String> {
+        doc["policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["document"]["Statement"].as_array().unwrap().iter())
+            .filter(|s| s["Sid"] == "PassRole")
+            .flat_map(|s| match &s["Resource"] {
+                serde_json::Value::Array(list) => list.iter().map(|r| r.as_str().unwrap().to_owned()).collect(),
+                one => vec![one.as_str().unwrap().to_owned()],
+            })
+            .collect()
+    };
+    let run = project.release(&emu, &["iam-policy", "--output", "json"]);
+    run.assert_ok();
+    let doc = run.json();
+    assert_eq!(pass_role(&doc), ["arn:aws:iam::123456789012:role/deploy/hello-web-role-8f2c"], "{doc}");
+    let whole = doc["policy"].to_string();
+    assert!(whole.contains("role/deploy/hello-web-role-8f2c") && !whole.contains("role/hello-web\""), "{whole}");
+    assert_eq!(doc["notes"], serde_json::json!([]));
+    assert_eq!(doc["pass_roles"]["hello-web"], serde_json::json!(["arn:aws:iam::123456789012:role/deploy/hello-web-role-8f2c"]));
+    assert!(!run.stderr.contains("note:"), "{}", run.stderr);
+
+    // A profile IAM does not know: the policy is still printed, with the guess, and says so.
+    project.write("pipelines/hello.toml", &pipeline.replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-gone\""));
+    let missing = project.release(&emu, &["iam-policy", "--output", "json"]);
+    missing.assert_ok();
+    assert_eq!(pass_role(&missing.json()), ["arn:aws:iam::*:role/hello-gone"]);
+    let note = missing.json()["notes"][0].as_str().unwrap().to_owned();
+    assert!(note.starts_with("instance profile hello-gone: its role was not looked up (iam GetInstanceProfile: NoSuchEntity"), "{note}");
+    assert!(missing.stderr.contains(&format!("note: {note}")), "{}", missing.stderr);
+    // --offline asks nothing and says so.
+    let offline = release_e2e::release(project.path(), None, &["iam-policy", "--offline"]);
+    offline.assert_ok();
+    assert!(offline.stderr.contains("note: instance profile hello-gone: its role was not looked up (--offline)"), "{}", offline.stderr);
+    println!("iam:PassRole with the profile's real role: {:?}; unknown profile: {note}", pass_role(&doc));
 }

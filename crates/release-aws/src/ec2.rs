@@ -135,6 +135,8 @@ impl Fleet for Aws {
                         .volume_size(i32::try_from(v.size_gb).unwrap_or(i32::MAX))
                         .volume_type(VolumeType::from(v.kind.as_str()))
                         .encrypted(v.encrypted)
+                        .set_iops(v.iops.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+                        .set_throughput(v.throughput.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
                         .delete_on_termination(true)
                         .build(),
                 )

@@ -18,7 +18,9 @@ pub(crate) fn classify(code: &str) -> Option<Cause> {
         | "InvalidSubnetID.NotFound" | "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" | "InvalidGroup.NotFound"
         | "InvalidVpcID.NotFound" | "NoSuchChange" | "InvalidSnapshot.NotFound"
         // SNS: no such topic; SSM: no such parameter (or version).
-        | "NotFound" | "ParameterNotFound" | "ParameterVersionNotFound" => Some(Cause::Missing),
+        | "NotFound" | "ParameterNotFound" | "ParameterVersionNotFound"
+        // IAM: no such instance profile.
+        | "NoSuchEntity" => Some(Cause::Missing),
         // EC2's eventual consistency: an id created moments ago is not visible yet everywhere.
         "InvalidInstanceID.NotFound" => Some(Cause::NotYetVisible),
         "ConditionalCheckFailedException" | "TransactionCanceledException" => Some(Cause::ConditionFailed),

@@ -15,19 +15,23 @@
 //!
 //! Actions that support no resource-level permission get `"Resource": "*"`, in statements holding only such
 //! actions. What the pipeline does not use (target groups, classic ELBs, a live name, key pairs, instance
-//! profiles, sharing, a KMS key, SNS topics and `ssm:` webhook secrets of `[notify]`) is left out. Not derivable,
+//! profiles, sharing, a KMS key, SNS topics and `ssm:` webhook secrets of `[notify]`) is left out. `iam:PassRole`
+//! names the role IAM says each instance profile holds ([`Aws::profile_roles`]), or, not looked up, one named like
+//! the profile. Not derivable,
 //! so not granted: KMS permissions for customer-managed keys encrypting a notification topic or an `ssm:` secret.
 //! The statements whose Sid starts with `PackerBake` are Packer's: the Amazon builders' documented minimal policy,
 //! scoped; they stand on their own (Packer run by another principal needs only them), and they and the others each
 //! fit in a managed policy if the document must be split.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use release_core::model::ids::EnvName;
 use release_core::model::ledger::{index_key, partition_key};
 use release_core::model::pipeline::{BaseAmi, LbTarget, Pipeline, SecretRef, SinkKind};
 use release_core::ports::tags;
 use serde_json::{json, Map, Value};
+
+use crate::{error, Aws};
 
 /// The tag key the Packer template sets to the app (run_tags, tags, snapshot_tags).
 pub const PACKER_APP_TAG: &str = "app";
@@ -115,8 +119,66 @@ fn requested(key: &str, value: &str) -> Value {
     json!({ "StringEquals": { format!("aws:RequestTag/{key}"): value } })
 }
 
-/// The policy document for `pipeline`.
+/// The roles of the pipeline's instance profiles, as IAM's `GetInstanceProfile` answered, and a note for each
+/// profile it could not look up; [`policy_with`] names them in `iam:PassRole`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ProfileRoles {
+    /// Instance profile name -> the ARNs of its roles (IAM puts at most one in a profile; none is possible).
+    pub roles: BTreeMap<String, Vec<String>>,
+    /// One line per profile not in `roles`: why, and what the policy assumes instead.
+    pub notes: Vec<String>,
+}
+
+impl ProfileRoles {
+    /// Every profile noted as not looked up, for `why` (no connection, `--offline`).
+    pub fn unknown(pipeline: &Pipeline, why: &str) -> ProfileRoles {
+        let notes = instance_profiles(pipeline).iter().map(|p| guessed(p, why)).collect();
+        ProfileRoles { roles: BTreeMap::new(), notes }
+    }
+}
+
+fn guessed(profile: &str, why: &str) -> String {
+    format!(
+        "instance profile {profile}: its role was not looked up ({why}); iam:PassRole names role/{profile}, as if the role had the profile's name: check with `aws iam get-instance-profile --instance-profile-name {profile}`"
+    )
+}
+
+/// The instance profiles the pipeline's clusters launch with.
+pub fn instance_profiles(pipeline: &Pipeline) -> BTreeSet<&str> {
+    pipeline.envs.iter().flat_map(|e| e.clusters().iter()).filter_map(|c| c.deploy.instance_profile.as_deref()).collect()
+}
+
+impl Aws {
+    /// The role each of the pipeline's instance profiles holds (one `iam GetInstanceProfile` each). Terraform and
+    /// CDK name a profile's role differently from the profile, so its name cannot be guessed; a profile IAM does
+    /// not answer for (denied, missing, an endpoint without IAM) gets a note, not an error: the policy is still
+    /// printed, with the guess.
+    pub async fn profile_roles(&self, pipeline: &Pipeline) -> ProfileRoles {
+        let mut out = ProfileRoles::default();
+        for profile in instance_profiles(pipeline) {
+            match self.iam.get_instance_profile().instance_profile_name(profile).send().await {
+                Ok(answer) => {
+                    let roles: Vec<String> = answer.instance_profile().map(|p| p.roles().iter().map(|r| r.arn().to_owned()).collect()).unwrap_or_default();
+                    if roles.is_empty() {
+                        out.notes.push(format!("instance profile {profile} holds no role: its instances get no credentials, and iam:PassRole names none for it"));
+                    }
+                    out.roles.insert(profile.to_owned(), roles);
+                }
+                Err(e) => out.notes.push(guessed(profile, &error::sdk("iam GetInstanceProfile", e).to_string())),
+            }
+        }
+        out
+    }
+}
+
+/// The policy document for `pipeline`, `iam:PassRole` naming each instance profile's role as `role/<profile>`
+/// (what [`policy_with`] assumes for a profile it has no answer for).
 pub fn policy(pipeline: &Pipeline) -> Value {
+    policy_with(pipeline, &ProfileRoles::default())
+}
+
+/// The policy document for `pipeline`, `iam:PassRole` naming the roles `roles` found.
+pub fn policy_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Value {
     let app = pipeline.app.as_str();
     let p = partition(pipeline.region.as_deref());
     let mut s = Statements { list: Vec::new(), p };
@@ -136,7 +198,13 @@ pub fn policy(pipeline: &Pipeline) -> Value {
         })
         .collect();
     let live: BTreeSet<String> = pipeline.envs.iter().filter_map(|e| e.dns()).map(|d| normalized_record_name(&d.record)).collect();
-    let profiles: BTreeSet<&str> = clusters.iter().filter_map(|c| c.deploy.instance_profile.as_deref()).collect();
+    let pass_roles: BTreeSet<String> = instance_profiles(pipeline)
+        .into_iter()
+        .flat_map(|profile| match roles.roles.get(profile) {
+            Some(found) => found.clone(),
+            None => vec![format!("arn:{p}:iam::*:role/{profile}")],
+        })
+        .collect();
     let key_pairs: BTreeSet<&str> = clusters.iter().filter_map(|c| c.deploy.key_name.as_deref()).collect();
     let images = s.ec2_no_account("image/*");
     let snapshots = s.ec2_no_account("snapshot/*");
@@ -274,12 +342,12 @@ pub fn policy(pipeline: &Pipeline) -> Value {
     network.push(s.ec2("security-group/*"));
     network.extend(key_pairs.iter().map(|k| s.ec2(&format!("key-pair/{k}"))));
     s.allow("LaunchNet", &["ec2:RunInstances"], network, None);
-    // RunInstances names the instance profile, IAM checks passing the role in it. Release knows only the profile:
-    // the role is taken to have its name, as roles made in the console do.
+    // RunInstances names the instance profile, IAM checks passing the role in it: the role IAM said the profile
+    // holds, else (not looked up) one with the profile's name, as roles made in the console have.
     s.allow(
         "PassRole",
         &["iam:PassRole"],
-        profiles.iter().map(|r| format!("arn:{p}:iam::*:role/{r}")).collect(),
+        pass_roles.into_iter().collect(),
         Some(json!({ "StringEquals": { "iam:PassedToService": "ec2.amazonaws.com" } })),
     );
     s.allow(
@@ -446,24 +514,34 @@ pub fn policy(pipeline: &Pipeline) -> Value {
             })),
         );
     }
-    // A customer-managed key for the encrypted AMI (`[bake] vars` kms_key_id); the default EBS key needs none.
-    if let Some(key) = pipeline.bake.vars.get("kms_key_id").filter(|k| !k.is_empty()) {
-        let key = if key.starts_with("arn:") && key.contains(":key/") {
-            key.clone()
-        } else if key.starts_with("alias/") || key.contains(":alias/") {
-            // Permissions are checked on the key an alias names, which the pipeline does not say.
-            format!("arn:{p}:kms:*:*:key/*")
-        } else {
-            format!("arn:{p}:kms:*:*:key/{key}")
-        };
-        s.allow(
-            "PackerBakeKms",
-            &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
-            vec![key.clone()],
-            Some(json!({ "StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
-        );
-        s.allow("PackerBakeKmsGrant", &["kms:CreateGrant"], vec![key], Some(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })));
-    }
+    // The customer-managed keys of the encrypted AMI and its copies (`[bake] kms_keys`, or `vars` kms_key_id);
+    // the default EBS key needs none.
+    let keys: BTreeSet<String> = pipeline
+        .bake
+        .vars
+        .get("kms_key_id")
+        .into_iter()
+        .chain(pipeline.bake.kms_keys.values())
+        .filter(|k| !k.is_empty() && !k.ends_with("alias/aws/ebs"))
+        .map(|key| {
+            if key.starts_with("arn:") && key.contains(":key/") {
+                key.clone()
+            } else if key.starts_with("alias/") || key.contains(":alias/") {
+                // Permissions are checked on the key an alias names, which the pipeline does not say.
+                format!("arn:{p}:kms:*:*:key/*")
+            } else {
+                format!("arn:{p}:kms:*:*:key/{key}")
+            }
+        })
+        .collect();
+    let keys: Vec<String> = keys.into_iter().collect();
+    s.allow(
+        "PackerBakeKms",
+        &["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"],
+        keys.clone(),
+        Some(json!({ "StringLike": { "kms:ViaService": "ec2.*.amazonaws.com" } })),
+    );
+    s.allow("PackerBakeKmsGrant", &["kms:CreateGrant"], keys, Some(json!({ "Bool": { "kms:GrantIsForAWSResource": "true" } })));
 
     json!({ "Version": "2012-10-17", "Statement": s.list })
 }
@@ -492,7 +570,12 @@ pub fn policy_size(doc: &Value) -> usize {
 /// [`MANAGED_POLICY_LIMIT`] characters. Every statement is in exactly one document; none is cut (one statement alone
 /// is far below the limit).
 pub fn policies(pipeline: &Pipeline) -> Vec<NamedPolicy> {
-    let whole = policy(pipeline);
+    policies_with(pipeline, &ProfileRoles::default())
+}
+
+/// [`policies`] with `iam:PassRole` naming the roles `roles` found ([`policy_with`]).
+pub fn policies_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Vec<NamedPolicy> {
+    let whole = policy_with(pipeline, roles);
     let statements = whole["Statement"].as_array().cloned().unwrap_or_default();
     let is_packer = |st: &Value| st["Sid"].as_str().is_some_and(|sid| sid.starts_with("PackerBake"));
     let mut out = Vec::new();

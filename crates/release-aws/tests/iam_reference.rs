@@ -312,6 +312,7 @@ base_ami = "ami-0123456789abcdef0"
 regions = ["eu-west-1"]
 accounts = ["123456789012"]
 vars = { kms_key_id = "1234abcd-12ab-34cd-56ef-1234567890ab", subnet_id = "subnet-0ccc" }
+kms_keys = { "eu-west-1" = "arn:aws:kms:eu-west-1:123456789012:key/eu" }
 
 [deploy]
 subnets = ["subnet-0aaa", "subnet-0bbb"]
@@ -550,6 +551,9 @@ fn called_actions() -> BTreeSet<String> {
         for (i, _) in text.match_indices("sdk(\"") {
             let label: String = text[i + 5..].chars().take_while(|c| *c != '"').collect();
             let prefix = match label.split(' ').next().unwrap() {
+                // `iam-policy` asks IAM for the instance profiles' roles as whoever writes the policy; no command
+                // the policy is for calls IAM.
+                "iam" => continue,
                 "ec2" => "ec2",
                 "elb" | "elbv2" => "elasticloadbalancing",
                 "route53" => "route53",
@@ -712,7 +716,7 @@ fn scoping_follows_the_app() {
     assert_eq!(resources_of(statement(&full, "PassRole")), ["arn:aws:iam::*:role/shop-app", "arn:aws:iam::*:role/shop-prod"]);
     assert_eq!(resources_of(statement(&full, "Albs")).len(), 2);
     assert_eq!(fcond("PackerBakeShare")["ForAllValues:StringEquals"]["ec2:Add/userId"], serde_json::json!(["123456789012"]));
-    assert_eq!(resources_of(statement(&full, "PackerBakeKms")), ["arn:aws:kms:*:*:key/1234abcd-12ab-34cd-56ef-1234567890ab"]);
+    assert_eq!(resources_of(statement(&full, "PackerBakeKms")), ["arn:aws:kms:*:*:key/1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws:kms:eu-west-1:123456789012:key/eu"]);
     assert_eq!(fcond("PackerBakeKmsGrant")["Bool"]["kms:GrantIsForAWSResource"], "true");
     // Notifications: the one topic, the one ssm: secret (its ARN without the name's leading slash); an env:
     // secret, a command and the demo's lack of [notify] grant nothing.
@@ -857,4 +861,16 @@ fn rollout_alarms_are_described_by_name_and_only_when_a_rollout_watches_some() {
 /// characters of a managed policy's 6,144, and the alarm statement (~170) would push them over.
 fn full_with_rollout() -> Pipeline {
     load(&format!("{FULL}\n[env.prod.rollout]\nsteps = [10, 50, 100]\npause = \"5m\"\nalarms = [\"shop-5xx\", \"shop-p99\"]\n"))
+}
+
+#[test]
+fn packer_may_use_the_key_of_every_region_the_ami_is_in() {
+    let mut pipeline = load(FULL);
+    pipeline.bake.kms_keys.insert("ap-south-1".into(), "alias/aws/ebs".into());
+    let doc = policy(&pipeline);
+    // The bake's key (vars.kms_key_id) and the copy's ([bake] kms_keys); the AWS managed key needs no grant.
+    let keys = ["arn:aws:kms:*:*:key/1234abcd-12ab-34cd-56ef-1234567890ab", "arn:aws:kms:eu-west-1:123456789012:key/eu"];
+    assert_eq!(resources_of(statement(&doc, "PackerBakeKms")), keys);
+    assert_eq!(resources_of(statement(&doc, "PackerBakeKmsGrant")), keys);
+    assert!(departures(&doc).is_empty(), "{:?}", departures(&doc));
 }

@@ -192,8 +192,13 @@ its process is gone on this host), this restores those weights itself under the 
         #[arg(long)]
         outcome: Option<String>,
     },
-    /// Print the least-privilege IAM policy release (and Packer) need for this pipeline
-    IamPolicy,
+    /// Print the least-privilege IAM policy release (and Packer) need for this pipeline; iam:PassRole names the
+    /// role IAM says each instance profile holds (GetInstanceProfile)
+    IamPolicy {
+        /// Ask AWS nothing: iam:PassRole names a role with each instance profile's name (and says so)
+        #[arg(long)]
+        offline: bool,
+    },
     /// The lock holder and the commands waiting for each environment's lock (`--wait`), in order; `queue cancel ID`
     /// removes a waiting command's ticket
     Queue {

@@ -398,3 +398,126 @@ fn steps_on_the_command_line_are_checked_as_in_the_file() {
         assert!(e.message().contains(want), "{bad}: {e}");
     }
 }
+
+/// `[deploy] root_volume` set to `rv` (on line 25).
+fn with_root_volume(rv: &str) -> String {
+    replace("instance_profile = \"hello-app\"", &format!("instance_profile = \"hello-app\"\nroot_volume = {{ {rv} }}"))
+}
+
+#[test]
+fn root_volumes_that_run_instances_would_refuse() {
+    // The EC2 API Reference's bounds for EbsBlockDevice, and the EBS User Guide's ratios (see parse::volume_problem).
+    let cases = [
+        ("type = \"io1\", size_gb = 100", "24:24: root volume type io1 needs `iops`; fix: add iops = N to root_volume (io1: at least 100)"),
+        ("type = \"io2\", size_gb = 100", "24:24: root volume type io2 needs `iops`; fix: add iops = N to root_volume (io2: at least 100)"),
+        ("type = \"st1\", size_gb = 16", "24:41: root volume size 16 GiB is outside st1's 125..16384 GiB; fix: give size_gb between 125 and 16384"),
+        ("type = \"sc1\", size_gb = 124", "24:41: root volume size 124 GiB is outside sc1's 125..16384 GiB; fix: give size_gb between 125 and 16384"),
+        ("type = \"standard\", size_gb = 2000", "24:46: root volume size 2000 GiB is outside standard's 1..1024 GiB; fix: give size_gb between 1 and 1024"),
+        ("type = \"io1\", size_gb = 2, iops = 100", "24:41: root volume size 2 GiB is outside io1's 4..16384 GiB; fix: give size_gb between 4 and 16384"),
+        ("type = \"gp3\", iops = 2000", "24:38: root volume iops 2000 is outside gp3's 3000..80000; fix: give iops between 3000 and 80000"),
+        ("type = \"gp3\", iops = 90000, size_gb = 500", "24:38: root volume iops 90000 is outside gp3's 3000..80000; fix: give iops between 3000 and 80000"),
+        ("type = \"gp3\", size_gb = 8, iops = 6000", "24:51: root volume iops 6000 is more than gp3 allows for 8 GiB (500 per GiB: 4000); fix: lower iops to 4000 or raise size_gb to 12"),
+        ("type = \"gp3\", throughput = 100", "24:44: root volume throughput 100 MiB/s is outside gp3's 125..2000; fix: give throughput between 125 and 2000"),
+        ("type = \"gp3\", size_gb = 100, throughput = 1000", "24:59: root volume throughput 1000 MiB/s is more than gp3 allows for 3000 IOPS (0.25 MiB/s per IOPS: 750); fix: lower throughput to 750 or raise iops to 4000"),
+        ("type = \"io1\", size_gb = 100, iops = 6000", "24:53: root volume iops 6000 is more than io1 allows for 100 GiB (50 per GiB: 5000); fix: lower iops to 5000 or raise size_gb to 120"),
+        ("type = \"io2\", size_gb = 10, iops = 20000", "24:52: root volume iops 20000 is more than io2 allows for 10 GiB (1000 per GiB: 10000); fix: lower iops to 10000 or raise size_gb to 20"),
+        ("type = \"io2\", size_gb = 1000, iops = 300000", "24:54: root volume iops 300000 is outside io2's 100..256000; fix: give iops between 100 and 256000"),
+        ("type = \"gp2\", iops = 3000", "24:38: root volume type gp2 takes no `iops`; fix: remove iops, or use gp3, io1 or io2"),
+        ("type = \"io1\", size_gb = 100, iops = 1000, throughput = 200", "24:72: root volume type io1 takes no `throughput`; fix: remove throughput, or use gp3"),
+        ("size_gb = 70000", "24:27: root volume size 70000 GiB is outside 1..65536; fix: give the size in GiB"),
+    ];
+    let project = Project::new();
+    let mut wrong = Vec::new();
+    for (rv, want) in cases {
+        let got = project.problems(&with_root_volume(rv));
+        if got != [want] {
+            wrong.push(format!("{rv}: {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // What EC2 takes, at the edges, and the settings reach the launch.
+    for rv in [
+        "type = \"gp3\", size_gb = 1, iops = 3000, throughput = 750",
+        "type = \"gp3\", size_gb = 160, iops = 80000, throughput = 2000",
+        "type = \"io1\", size_gb = 4, iops = 200",
+        "type = \"io2\", size_gb = 256, iops = 256000",
+        "type = \"st1\", size_gb = 125",
+        "type = \"standard\", size_gb = 1024",
+        "type = \"gp2\", size_gb = 16384",
+    ] {
+        project.parse(&with_root_volume(rv)).unwrap_or_else(|d| panic!("{rv}: {d:?}"));
+    }
+    let p = project.parse(&with_root_volume("type = \"io2\", size_gb = 256, iops = 256000")).unwrap();
+    let v = p.envs[0].clusters()[0].deploy.root_volume.clone().unwrap();
+    assert_eq!((v.kind.as_str(), v.size_gb, v.iops, v.throughput), ("io2", 256, Some(256000), None));
+}
+
+#[test]
+fn a_classic_elb_takes_a_health_check_timeout_of_60s_at_most() {
+    // The classic ELB API takes 2..60 s (HealthCheck.Timeout), a target group 2..120 s: prod2's target group
+    // takes the 90 s that staging's and prod1's classic ELBs refuse.
+    let src = replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-app\"\nhealth = { interval = \"100s\", timeout = \"90s\" }");
+    assert_eq!(Project::new().problems(&src), vec![
+        "29:17: health check timeout 1m30s of [env.staging.clusters.staging] is over 1m, the most a classic ELB takes; fix: set health.timeout to 60s or less, or use a target_group (up to 120s)",
+        "36:17: health check timeout 1m30s of [env.prod.clusters.prod1] is over 1m, the most a classic ELB takes; fix: set health.timeout to 60s or less, or use a target_group (up to 120s)",
+    ]);
+    // A cluster's own health check is pointed at.
+    let own = replace("count = 4\n[env.prod.clusters.prod2]", "count = 4\nhealth = { interval = \"2m\", timeout = \"61s\" }\n[env.prod.clusters.prod2]");
+    assert_eq!(Project::new().problems(&own), vec![
+        "37:10: health check timeout 1m1s of [env.prod.clusters.prod1] is over 1m, the most a classic ELB takes; fix: set health.timeout to 60s or less, or use a target_group (up to 120s)",
+    ]);
+    let edge = replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-app\"\nhealth = { interval = \"100s\", timeout = \"60s\" }");
+    Project::new().parse(&edge).expect("60s is a classic ELB's most");
+    let alb = replace("instance_profile = \"hello-app\"", "instance_profile = \"hello-app\"\nhealth = { interval = \"150s\", timeout = \"120s\" }")
+        .replace("load_balancer = \"hello-staging\"", "target_group = \"hello-staging\"")
+        .replace("load_balancer = \"hello-prod1\"", "target_group = \"hello-prod1\"");
+    Project::new().parse(&alb).expect("a target group takes 120s");
+}
+
+#[test]
+fn a_root_volume_written_as_before_keeps_its_config_hash_text() {
+    // launch::config_hash hashes the volume's Debug text: the new optional keys must not change it when unset.
+    let v = release_core::model::pipeline::RootVolume::default_gp3();
+    assert_eq!(format!("{v:?}"), "RootVolume { size_gb: 8, kind: \"gp3\", encrypted: true }");
+}
+
+/// `[bake]` with `extra` added (after `instance_type`, from line 16).
+fn with_bake(extra: &str) -> String {
+    replace("instance_type = \"t3.micro\"\nvars = { }", &format!("instance_type = \"t3.micro\"\n{extra}\nvars = {{ }}"))
+}
+
+#[test]
+fn an_encrypted_ami_shared_with_accounts_needs_a_customer_managed_key_in_each_region() {
+    let project = Project::new();
+    let fix = "fix: add kms_keys = { \"REGION\" = \"arn:aws:kms:REGION:ACCOUNT:key/ID\" } for each, keys the accounts may use, or set encrypted = false";
+    // Packer's kms_key_id covers the bake's region only; the copies would get the default key.
+    assert_eq!(project.problems(&with_bake("regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]")), vec![format!(
+        "17:12: [bake] accounts shares an encrypted AMI, which needs a customer-managed KMS key in each of its regions; none for us-east-1, eu-west-1; {fix}"
+    )]);
+    assert_eq!(project.problems(&with_bake("regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]\nkms_keys = { \"us-east-1\" = \"arn:aws:kms:us-east-1:123456789012:key/a\" }")), vec![format!(
+        "17:12: [bake] accounts shares an encrypted AMI, which needs a customer-managed KMS key in each of its regions; none for eu-west-1; {fix}"
+    )]);
+    // The AWS managed key cannot be shared.
+    assert_eq!(project.problems(&with_bake("accounts = [\"210987654321\"]\nkms_keys = { \"us-east-1\" = \"alias/aws/ebs\" }")), vec![
+        "16:12: [bake] accounts shares an encrypted AMI, but the key of us-east-1 is the AWS managed aws/ebs key, which cannot be shared; fix: use a customer-managed key whose policy lets the accounts use it",
+    ]);
+    // A key is regional; a region nothing is baked in or copied to; two keys for one region.
+    assert_eq!(project.problems(&with_bake("regions = [\"eu-west-1\"]\nkms_keys = { \"us-east-1\" = \"arn:aws:kms:us-east-1:1:key/a\", \"eu-west-1\" = \"arn:aws:kms:us-east-1:1:key/b\", \"ap-south-1\" = \"alias/x\" }")), vec![
+        "17:75: the key of eu-west-1 in [bake] kms_keys is in us-east-1; fix: give a key of eu-west-1: KMS keys are regional",
+        "17:123: [bake] kms_keys has a key for ap-south-1, where the AMI is neither baked nor copied; fix: give keys for `region` and the regions of [bake] regions only",
+    ]);
+    assert_eq!(project.problems(&replace("vars = { }", "vars = { kms_key_id = \"alias/a\" }\nkms_keys = { \"us-east-1\" = \"alias/b\" }")), vec![
+        "17:28: us-east-1 has two keys: [bake] kms_keys and vars.kms_key_id; fix: keep the one in kms_keys",
+    ]);
+    // What is taken: a key per region; the bake's own key in vars (as before); no sharing; no encryption.
+    for ok in [
+        "regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]\nkms_keys = { \"us-east-1\" = \"arn:aws:kms:us-east-1:123456789012:key/a\", \"eu-west-1\" = \"alias/shared\" }",
+        "regions = [\"eu-west-1\"]\nkms_keys = { \"eu-west-1\" = \"alias/copies\" }",
+        "regions = [\"eu-west-1\"]\naccounts = [\"210987654321\"]\nencrypted = false",
+    ] {
+        let p = project.parse(&with_bake(ok)).unwrap_or_else(|d| panic!("{ok}: {d:?}"));
+        assert!(!p.bake.kms_keys.is_empty() || !p.bake.encrypted, "{ok}");
+    }
+    let own = project.parse(&replace("vars = { }", "vars = { kms_key_id = \"alias/own\" }\naccounts = [\"210987654321\"]")).expect("the bake's region's key in vars");
+    assert!(own.bake.kms_keys.is_empty() && own.bake.encrypted);
+}

@@ -68,7 +68,7 @@ fn spec() -> LbSpec {
 
 fn launch_settings() -> (Option<String>, Option<String>, MetadataTokens, Option<(String, RootVolume)>) {
     // The demo's instance profile (the emulator harness creates it; EC2 refuses a profile that does not exist).
-    (Some("hello-app".into()), None, MetadataTokens::Required, Some(("/dev/xvda".into(), RootVolume { size_gb: 16, kind: "gp3".into(), encrypted: true })))
+    (Some("hello-app".into()), None, MetadataTokens::Required, Some(("/dev/xvda".into(), RootVolume { size_gb: 16, kind: "gp3".into(), encrypted: true, iops: None, throughput: None })))
 }
 
 async fn base(cloud: &Cloud) -> AmiId {

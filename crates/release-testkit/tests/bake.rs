@@ -150,3 +150,53 @@ async fn ctrl_c_stops_a_bake_at_its_next_wait_and_the_next_bake_removes_what_it_
     assert!(!w.locked());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Packer that records the variables it was given, then bakes as [`ScriptedPacker`] does.
+struct RecordingPacker {
+    inner: ScriptedPacker,
+    vars: std::sync::Mutex<Vec<BTreeMap<String, String>>>,
+}
+
+#[async_trait]
+impl Baker for RecordingPacker {
+    async fn version(&self) -> Result<String> {
+        self.inner.version().await
+    }
+
+    async fn bake(&self, req: &BakeRequest, progress: &ProgressFn) -> Result<AmiId> {
+        self.vars.lock().unwrap().push(req.vars.clone());
+        self.inner.bake(req, progress).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_bake_hands_packer_the_key_of_its_region_and_of_each_copy() {
+    // Packer's kms_key_id is the key of the bake's region only; the copies take theirs from region_kms_key_ids
+    // (else their region's default key, which the accounts cannot use).
+    let mut w = World::new(1).await;
+    w.pipeline.bake.regions = vec!["eu-west-1".into(), "ap-south-1".into()];
+    w.pipeline.bake.accounts = vec!["210987654321".into()];
+    w.pipeline.bake.kms_keys = [
+        ("us-east-1", "arn:aws:kms:us-east-1:123456789012:key/main"),
+        ("eu-west-1", "arn:aws:kms:eu-west-1:123456789012:key/eu"),
+        ("ap-south-1", "alias/shared-amis"),
+    ]
+    .into_iter()
+    .map(|(r, k)| (r.to_owned(), k.to_owned()))
+    .collect();
+    let dir = export(&w, "kms");
+    let packer = RecordingPacker { inner: ScriptedPacker { cloud: w.cloud.clone(), after: Some(Duration::from_secs(5)), runs: Default::default() }, vars: Default::default() };
+    let release = w.release("alice");
+    let ctx = BakeContext { session: &release.session, workspace: &Checkout, baker: &packer };
+    bake(&ctx, &w.pipeline, &dir, &sha('c'), &opts()).await.expect("the bake ends");
+    let vars = packer.vars.lock().unwrap()[0].clone();
+    assert_eq!(vars.get("kms_key_id").map(String::as_str), Some("arn:aws:kms:us-east-1:123456789012:key/main"), "{vars:?}");
+    assert_eq!(
+        vars.get("region_kms_key_ids").map(String::as_str),
+        Some("{\"eu-west-1\" = \"arn:aws:kms:eu-west-1:123456789012:key/eu\", \"ap-south-1\" = \"alias/shared-amis\"}"),
+        "{vars:?}"
+    );
+    assert_eq!(vars.get("ami_users").map(String::as_str), Some("[\"210987654321\"]"));
+    assert!(!vars.contains_key("encrypt_boot"), "encrypted is the template's default");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -330,6 +330,28 @@ impl AppBuilder {
         self
     }
 
+    /// What `release iam-policy` prints: [`iam_policies`](crate::iam_policies), with `iam:PassRole` naming the
+    /// role IAM says each instance profile holds (`GetInstanceProfile`, with this builder's AWS options; no call
+    /// when the pipeline names no profile). A profile that cannot be looked up (no region, denied, missing, an
+    /// endpoint without IAM) is noted in the [`ProfileRoles`](crate::ProfileRoles), never an error beyond the
+    /// pipeline's own: the policy then names a role with the profile's name.
+    pub async fn iam_policies(self) -> Result<(Vec<crate::IamPolicy>, crate::ProfileRoles)> {
+        let pipeline = match self.source {
+            Source::File(path) => crate::files::load(&path)?,
+            Source::Loaded(p) => *p,
+        };
+        let roles = if crate::reexport::adapters::instance_profiles(&pipeline).is_empty() {
+            crate::ProfileRoles::default()
+        } else {
+            let opts = AwsOptions { endpoint_url: self.endpoint_url, region: self.region.or_else(|| pipeline.region.clone()), profile: self.profile, credentials: None };
+            match Aws::connect(&opts).await {
+                Ok(aws) => aws.profile_roles(&pipeline).await,
+                Err(e) => crate::ProfileRoles::unknown(&pipeline, &e.to_string()),
+            }
+        };
+        Ok((crate::reexport::adapters::iam_policies_with(&pipeline, &roles), roles))
+    }
+
     /// Loads the pipeline (for a file), connects to AWS and builds the session.
     pub async fn connect(self) -> Result<App> {
         let pipeline = match self.source {

@@ -150,6 +150,11 @@ pub fn iam_policy(pipeline: &model::pipeline::Pipeline) -> serde_json::Value {
     reexport::adapters::iam_policy(pipeline)
 }
 
+/// [`iam_policy`] with `iam:PassRole` naming the roles `roles` found (see [`AppBuilder::iam_policies`]).
+pub fn iam_policy_with(pipeline: &model::pipeline::Pipeline, roles: &ProfileRoles) -> serde_json::Value {
+    reexport::adapters::iam_policy_with(pipeline, roles)
+}
+
 /// One managed policy of [`iam_policies`]: suggested name, size as IAM counts it, document.
 pub use reexport::adapters::NamedPolicy as IamPolicy;
 /// The most characters (whitespace not counted) IAM takes in one managed policy.
@@ -160,3 +165,7 @@ pub use reexport::adapters::MANAGED_POLICY_LIMIT;
 pub fn iam_policies(pipeline: &model::pipeline::Pipeline) -> Vec<IamPolicy> {
     reexport::adapters::iam_policies(pipeline)
 }
+
+/// The roles of a pipeline's instance profiles as IAM answered, and a note for each it could not look up (see
+/// [`AppBuilder::iam_policies`]).
+pub use reexport::adapters::ProfileRoles;

@@ -43,8 +43,8 @@ pub use release_aws::CallCounter;
 
 /// The adapters the facade wires in; not part of its public surface.
 pub(crate) mod adapters {
-    pub use release_aws::iam::policy as iam_policy;
-    pub use release_aws::iam::{policies as iam_policies, NamedPolicy, MANAGED_POLICY_LIMIT};
+    pub use release_aws::iam::{policy as iam_policy, policy_with as iam_policy_with};
+    pub use release_aws::iam::{policies as iam_policies, policies_with as iam_policies_with, instance_profiles, NamedPolicy, ProfileRoles, MANAGED_POLICY_LIMIT};
     pub use release_aws::{Aws, AwsOptions};
     pub use release_notify::LocalSinks;
     pub use release_packer::{GitWorkspace, LocalHooks, PackerBaker};

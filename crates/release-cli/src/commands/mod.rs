@@ -39,9 +39,17 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Queue { env, action } => queue::run(g, out, env.as_deref(), action.as_ref()).await,
         Command::Unlock { env, force } => unlock::run(g, out, env, *force).await,
         Command::Notify { action: NotifyAction::Test { env } } => notify::test(g, out, env).await,
-        Command::IamPolicy => {
+        Command::IamPolicy { offline } => {
             let pipeline = crate::context::load_pipeline(g)?;
-            let policies = release::iam_policies(&pipeline);
+            let (policies, roles) = if *offline {
+                (release::iam_policies(&pipeline), release::ProfileRoles::unknown(&pipeline, "--offline"))
+            } else {
+                crate::context::builder(g, pipeline.clone()).iam_policies().await?
+            };
+            // Notes go to stderr, so that the documents on stdout stay what IAM takes.
+            for note in &roles.notes {
+                eprintln!("note: {note}");
+            }
             let text = || {
                 policies
                     .iter()
@@ -50,7 +58,9 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
                     .join("\n")
             };
             // `policy`, the whole document in one, stays for readers of the earlier output; IAM takes `policies`.
-            out.result(&serde_json::json!({ "ok": true, "app": pipeline.app, "policies": policies, "policy": release::iam_policy(&pipeline) }), text);
+            let whole = release::iam_policy_with(&pipeline, &roles);
+            let doc = serde_json::json!({ "ok": true, "app": pipeline.app, "policies": policies, "policy": whole, "pass_roles": roles.roles, "notes": roles.notes });
+            out.result(&doc, text);
             Ok(())
         }
         Command::Switch { cluster, weight, steps, pause, plan, force, wait } => {

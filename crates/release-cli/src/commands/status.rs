@@ -95,7 +95,8 @@ fn table(envs: &[EnvStatus], now: release::model::clock::Timestamp) -> String {
         for (i, t) in e.queue.iter().enumerate() {
             s.push_str(&format!("{:<10} waiting #{}: {} {} (ticket {}, since {})\n", "", i + 1, t.holder, t.doing, t.id, t.arrival));
         }
-        if let Some(n) = &e.note {
+        // A cluster's note is printed under it; the environment's, when the same, would read as the next one's.
+        if let Some(n) = e.note.as_ref().filter(|n| !e.clusters.iter().any(|c| c.note.as_ref() == Some(*n))) {
             s.push_str(&format!("{:<10} note: {n}\n", ""));
         }
         if let Some(l) = &e.last {

@@ -257,10 +257,30 @@ fn request(pipeline: &Pipeline, export: &Path, commit: &CommitSha, inputs: &Inpu
         // `images` and `promote` find them by tag (this region's AMI is tagged below, the bake key last).
         vars.insert("ami_regions".into(), hcl_list(&pipeline.bake.regions));
         vars.insert("ami_users".into(), hcl_list(&pipeline.bake.accounts));
+        kms_vars(&mut vars, pipeline, &opts.region);
         let release_tags = [(tags::APP, pipeline.app.to_string()), (tags::COMMIT, commit.to_string()), (tags::BAKE_KEY, inputs.key.to_string())];
         vars.insert("release_tags".into(), format!("{{{}}}", release_tags.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"")).collect::<Vec<_>>().join(", ")));
     }
     BakeRequest { template: export.join(&pipeline.bake.template), workdir: export.to_path_buf(), vars, emulator: opts.emulator_endpoint.is_some() }
+}
+
+/// The KMS keys of `[bake] kms_keys`, as the Amazon plugin takes them: `kms_key_id` is the key of the bake's region
+/// only (the copies would get their region's default key), `region_kms_key_ids` those of the copies, which must
+/// then name every region of `ami_regions` (`""`: that region's default key, refused with `snapshot_users`, which
+/// `validate` sees to). `encrypt_boot` is passed only when off, so templates without it keep working.
+fn kms_vars(vars: &mut BTreeMap<String, String>, pipeline: &Pipeline, region: &str) {
+    let keys = &pipeline.bake.kms_keys;
+    if let Some(key) = keys.get(region) {
+        vars.insert("kms_key_id".into(), key.clone());
+    }
+    let copies: Vec<&String> = pipeline.bake.regions.iter().filter(|r| r.as_str() != region).collect();
+    if copies.iter().any(|r| keys.contains_key(*r)) {
+        let map: Vec<String> = copies.iter().map(|r| format!("\"{r}\" = \"{}\"", keys.get(*r).map(String::as_str).unwrap_or(""))).collect();
+        vars.insert("region_kms_key_ids".into(), format!("{{{}}}", map.join(", ")));
+    }
+    if !pipeline.bake.encrypted {
+        vars.insert("encrypt_boot".into(), "false".into());
+    }
 }
 
 /// Tags app and commit first, the bake key only once the AMI is available: a bake killed before that point leaves

@@ -272,7 +272,9 @@ impl EnvView<'_> {
         let strays = world::strays(&pipeline.app, env, c, &members, instances, &others, !self.busy);
         let terminated = world::terminated(&pipeline.app, env, c, &members, &others);
         let ids: BTreeSet<&str> = mine.iter().map(|i| i.id.as_str()).collect();
-        let healthy = health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count();
+        // Through a deleted load balancer nothing reaches them, whatever the target group still says (AWS marks
+        // such targets `unused`; the emulator keeps them healthy).
+        let healthy = if gone.is_some() { 0 } else { health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count() };
         let commits: BTreeSet<String> = mine.iter().filter_map(|i| i.tags.get(tags::COMMIT).cloned()).collect();
         let amis: BTreeSet<&str> = mine.iter().map(|i| i.ami.as_str()).collect();
         let ami = (amis.len() == 1).then(|| amis.iter().next().map(|a| a.to_string())).flatten();

@@ -180,6 +180,12 @@ pub struct BakeSpec {
     pub regions: Vec<String>,
     /// Account ids the AMI (and its snapshots) is shared with.
     pub accounts: Vec<String>,
+    /// Whether the real-AWS bake encrypts the AMI's snapshots (Packer's `encrypt_boot`; default true).
+    pub encrypted: bool,
+    /// The customer-managed KMS key of each region the AMI is in (the bake's and its copies'): Packer's
+    /// `kms_key_id` for the bake's region, `region_kms_key_ids` for the copies. Required for every region when
+    /// the encrypted AMI is shared with `accounts` (the default `aws/ebs` key cannot be shared).
+    pub kms_keys: BTreeMap<String, String>,
 }
 
 /// `[deploy]`, and each cluster's overrides of it.
@@ -273,7 +279,7 @@ impl MetadataTokens {
 }
 
 /// The instances' root volume.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct RootVolume {
     /// Size in GiB.
     pub size_gb: u32,
@@ -282,6 +288,35 @@ pub struct RootVolume {
     pub kind: String,
     /// Encrypted with the account's default EBS key.
     pub encrypted: bool,
+    /// Provisioned IOPS: required for io1 and io2, optional for gp3 (EC2's default 3,000), refused for the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iops: Option<u32>,
+    /// Provisioned throughput in MiB/s: gp3 only (EC2's default 125).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<u32>,
+}
+
+impl RootVolume {
+    /// EC2's default root volume: 8 GiB gp3, encrypted.
+    pub fn default_gp3() -> RootVolume {
+        RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true, iops: None, throughput: None }
+    }
+}
+
+// By hand, leaving out what is not set: the config hash (`launch::config_hash`) is made from this text, and a
+// volume written as before must keep its hash, or every cluster would look changed after an upgrade.
+impl std::fmt::Debug for RootVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("RootVolume");
+        d.field("size_gb", &self.size_gb).field("kind", &self.kind).field("encrypted", &self.encrypted);
+        if let Some(n) = self.iops {
+            d.field("iops", &n);
+        }
+        if let Some(n) = self.throughput {
+            d.field("throughput", &n);
+        }
+        d.finish()
+    }
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

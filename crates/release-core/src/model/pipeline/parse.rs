@@ -421,23 +421,62 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// `[.. .root_volume]`, over the inherited one (or EC2's default: 8 GiB gp3, encrypted).
+    /// A classic ELB's health check: its API (Elastic Load Balancing API Reference, `HealthCheck`) takes a timeout
+    /// of 2 to 60 seconds, where a target group takes up to 120 (`HealthCheckTimeoutSeconds`), the bound `health`
+    /// is parsed with; both take an interval of 5 to 300 and want the timeout shorter.
+    fn classic_health(&mut self, t: &Tbl<'_>, health: &HealthCheck) {
+        if health.timeout <= CLASSIC_HEALTH_TIMEOUT_MAX {
+            return;
+        }
+        // The cluster's own `health` if it has one, else its `load_balancer`: what makes the inherited one wrong.
+        let span = if t.t.contains_key("health") { self.span_of(t, "health") } else { self.span_of(t, "load_balancer") };
+        self.error(
+            span,
+            format!(
+                "health check timeout {} of [{}] is over {}, the most a classic ELB takes",
+                format_duration(health.timeout),
+                t.name,
+                format_duration(CLASSIC_HEALTH_TIMEOUT_MAX)
+            ),
+            Some("set health.timeout to 60s or less, or use a target_group (up to 120s)"),
+        );
+    }
+
+    /// `[.. .root_volume]`, over the inherited one (or EC2's default: 8 GiB gp3, encrypted), refused where
+    /// RunInstances would refuse it ([`volume_problem`]).
     fn root_volume(&mut self, v: &Tbl<'_>, base: &DeploySettings) -> RootVolume {
-        self.unknown_keys(v, &["size_gb", "type", "encrypted"]);
-        let mut rv = base.root_volume.clone().unwrap_or(RootVolume { size_gb: 8, kind: "gp3".into(), encrypted: true });
+        self.unknown_keys(v, &["size_gb", "type", "encrypted", "iops", "throughput"]);
+        let mut rv = base.root_volume.clone().unwrap_or_else(RootVolume::default_gp3);
         if let Some((n, span)) = self.int(v, "size_gb") {
-            if (1..=16384).contains(&n) {
+            if (1..=65536).contains(&n) {
                 rv.size_gb = n as u32;
             } else {
-                self.error(span, format!("root volume size {n} GiB is outside 1..16384"), Some("give the size in GiB"));
+                self.error(span, format!("root volume size {n} GiB is outside 1..65536"), Some("give the size in GiB"));
             }
         }
         if let Some((t, span)) = self.str(v, "type") {
             if ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"].contains(&t.as_str()) {
+                if t != rv.kind {
+                    // Another type: the inherited performance settings were for the old one.
+                    rv.iops = None;
+                    rv.throughput = None;
+                }
                 rv.kind = t;
             } else {
                 self.error(span, format!("`{t}` is not an EBS volume type"), Some("use gp3, gp2, io1, io2, st1, sc1 or standard"));
             }
+        }
+        for (key, slot) in [("iops", &mut rv.iops), ("throughput", &mut rv.throughput)] {
+            if let Some((n, span)) = self.int(v, key) {
+                match u32::try_from(n) {
+                    Ok(n) if n > 0 => *slot = Some(n),
+                    _ => self.error(span, format!("root volume `{key}` {n} is not a positive number"), Some("give a whole number above 0")),
+                }
+            }
+        }
+        if let Some((problem, key, fix)) = volume_problem(&rv) {
+            let span = [key, "type", "size_gb"].iter().find(|k| v.t.contains_key(**k)).map(|k| self.span_of(v, k)).or_else(|| v.anchor.clone()).unwrap_or(0..0);
+            self.error(span, problem, Some(&fix));
         }
         if let Some(item) = v.t.get("encrypted") {
             match item.as_bool() {
@@ -674,7 +713,7 @@ impl<'a> Walker<'a> {
             return None;
         }
         let t = self.sub_table(&top, "bake", "bake")?;
-        self.unknown_keys(&t, &["template", "base_ami", "base_owners", "instance_type", "vars", "regions", "accounts"]);
+        self.unknown_keys(&t, &["template", "base_ami", "base_owners", "instance_type", "vars", "regions", "accounts", "encrypted", "kms_keys"]);
         let template = self.required_str(&t, "template", "add template = \"packer-templates/app.pkr.hcl\"").and_then(
             |(tpl, span)| {
                 if check_files && !root.join(&tpl).is_file() {
@@ -716,15 +755,86 @@ impl<'a> Walker<'a> {
                 self.error(span, format!("`{a}` in [bake] accounts is not an AWS account id"), Some("write the 12-digit account id"));
             }
         }
+        let encrypted = match t.t.get("encrypted") {
+            None => true,
+            Some(item) => item.as_bool().unwrap_or_else(|| {
+                let span = self.span_of(&t, "encrypted");
+                self.error(span, "`encrypted` in [bake] must be true or false", Some("write encrypted = true"));
+                true
+            }),
+        };
+        let main = top.t.get("region").and_then(|r| r.as_str()).filter(|r| is_region(r)).map(str::to_owned);
+        let kms_keys = self.kms_keys(&t, main.as_deref(), &regions, &vars);
+        if !accounts.is_empty() && encrypted {
+            self.shared_keys(&t, main.as_deref(), &regions, &kms_keys, &vars);
+        }
         Some(BakeSpec {
             regions,
             accounts,
+            encrypted,
+            kms_keys,
             template: template?,
             base_ami: base_ami?,
             base_owners: owners.unwrap_or_default(),
             instance_type: instance_type?,
             vars,
         })
+    }
+
+    /// `[bake] kms_keys`: region -> key, for the bake's region and the regions it copies to; a key ARN names its
+    /// region, which must be the one it is given for (KMS keys are regional; a copy's key must be in its region).
+    fn kms_keys(&mut self, t: &Tbl<'_>, main: Option<&str>, regions: &[String], vars: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let keys = self.string_map(t, "kms_keys", "bake.kms_keys".into(), false);
+        if keys.is_empty() {
+            return keys;
+        }
+        let Some(table) = self.sub_table(t, "kms_keys", "bake.kms_keys") else { return keys };
+        for (region, key) in &keys {
+            let span = self.span_of(&table, region);
+            let arn_region = key.strip_prefix("arn:").and_then(|rest| rest.split(':').nth(2));
+            if main != Some(region.as_str()) && !regions.contains(region) {
+                self.error(span, format!("[bake] kms_keys has a key for {region}, where the AMI is neither baked nor copied"), Some("give keys for `region` and the regions of [bake] regions only"));
+            } else if key.trim().is_empty() {
+                self.error(span, format!("the key of {region} in [bake] kms_keys is empty"), Some("give a key ARN, key id or alias/NAME"));
+            } else if arn_region.is_some_and(|r| r != region) {
+                self.error(span, format!("the key of {region} in [bake] kms_keys is in {}", arn_region.unwrap_or_default()), Some(&format!("give a key of {region}: KMS keys are regional")));
+            } else if main == Some(region.as_str()) && vars.get("kms_key_id").is_some_and(|k| !k.is_empty()) {
+                self.error(span, format!("{region} has two keys: [bake] kms_keys and vars.kms_key_id"), Some("keep the one in kms_keys"));
+            }
+        }
+        keys
+    }
+
+    /// An encrypted AMI shared with `[bake] accounts` needs a customer-managed key in each of its regions: Packer's
+    /// `kms_key_id` covers the bake's region only (copies get the default key), and the default `aws/ebs` key
+    /// cannot be shared, so the accounts could not launch it.
+    fn shared_keys(&mut self, t: &Tbl<'_>, main: Option<&str>, regions: &[String], keys: &BTreeMap<String, String>, vars: &BTreeMap<String, String>) {
+        let main_key = main.and_then(|m| keys.get(m)).or_else(|| vars.get("kms_key_id")).filter(|k| !k.is_empty());
+        let mut missing: Vec<String> = Vec::new();
+        match (main, main_key) {
+            (None, _) => missing.push("the bake's own region (set `region` at the top of the file)".into()),
+            (Some(m), None) => missing.push(m.to_owned()),
+            (Some(_), Some(_)) => {}
+        }
+        missing.extend(regions.iter().filter(|r| Some(r.as_str()) != main && !keys.contains_key(*r)).cloned());
+        let default_key = main
+            .filter(|_| main_key.is_some_and(|k| is_default_ebs_key(k)))
+            .map(str::to_owned)
+            .or_else(|| keys.iter().find(|(_, k)| is_default_ebs_key(k)).map(|(r, _)| r.clone()));
+        let span = self.span_of(t, "accounts");
+        if !missing.is_empty() {
+            self.error(
+                span,
+                format!("[bake] accounts shares an encrypted AMI, which needs a customer-managed KMS key in each of its regions; none for {}", missing.join(", ")),
+                Some("add kms_keys = { \"REGION\" = \"arn:aws:kms:REGION:ACCOUNT:key/ID\" } for each, keys the accounts may use, or set encrypted = false"),
+            );
+        } else if let Some(region) = default_key {
+            self.error(
+                span,
+                format!("[bake] accounts shares an encrypted AMI, but the key of {region} is the AWS managed aws/ebs key, which cannot be shared"),
+                Some("use a customer-managed key whose policy lets the accounts use it"),
+            );
+        }
     }
 
     /// `base_ami`: an AMI id, or a name filter (only with `base_owners`, so that no stranger's image can match).
@@ -1017,6 +1127,9 @@ impl<'a> Walker<'a> {
             None => None,
         };
         let settings = self.deploy_settings(t, deploy);
+        if let Some((LbTarget::ClassicElb(_), _)) = &target {
+            self.classic_health(t, &settings.health);
+        }
         let least = settings.health.least_time();
         if settings.health_timeout < least {
             let span = if t.t.contains_key("health_timeout") { self.span_of(t, "health_timeout") } else { t.anchor.clone().unwrap_or(0..0) };
@@ -1318,4 +1431,77 @@ impl Walker<'_> {
         }
         (self.diags.len() == before).then_some(out)
     }
+}
+
+/// Whether `key` names the AWS managed EBS key (`alias/aws/ebs`, as an alias or an alias ARN).
+fn is_default_ebs_key(key: &str) -> bool {
+    key == "alias/aws/ebs" || key.ends_with(":alias/aws/ebs")
+}
+
+/// The longest health check timeout a classic ELB takes (a target group's: 120 s, `health`'s parse range).
+const CLASSIC_HEALTH_TIMEOUT_MAX: Duration = Duration::from_secs(60);
+
+/// What RunInstances would refuse in a root volume, the key it is about and how to fix it. The bounds are the
+/// EC2 API Reference's for `EbsBlockDevice` (`VolumeSize`, `Iops`, `Throughput`; as in aws-sdk-ec2 1.274):
+/// sizes gp2 1-16,384 GiB, gp3 1-65,536, io1 4-16,384, io2 4-65,536, st1 and sc1 125-16,384, standard 1-1,024;
+/// IOPS gp3 3,000-80,000, io1 100-64,000, io2 100-256,000, required for io1 and io2 and taken by no other type;
+/// throughput gp3 only, 125-2,000 MiB/s. The ratios are the EBS User Guide's ("Amazon EBS volume types"): gp3 at
+/// most 500 IOPS per GiB and 0.25 MiB/s per provisioned IOPS (the 3,000 IOPS and 125 MiB/s baseline come with
+/// any size), io1 50 IOPS per GiB, io2 1,000.
+pub(crate) fn volume_problem(v: &RootVolume) -> Option<(String, &'static str, String)> {
+    let (kind, size) = (v.kind.as_str(), u64::from(v.size_gb));
+    let sizes = match kind {
+        "gp3" | "io2" => (if kind == "io2" { 4 } else { 1 }, 65_536),
+        "io1" => (4, 16_384),
+        "st1" | "sc1" => (125, 16_384),
+        "standard" => (1, 1_024),
+        _ => (1, 16_384),
+    };
+    if !(sizes.0..=sizes.1).contains(&size) {
+        return Some((format!("root volume size {size} GiB is outside {kind}'s {}..{} GiB", sizes.0, sizes.1), "size_gb", format!("give size_gb between {} and {}", sizes.0, sizes.1)));
+    }
+    let iops_bounds = match kind {
+        "gp3" => Some((3_000, 80_000, 500)),
+        "io1" => Some((100, 64_000, 50)),
+        "io2" => Some((100, 256_000, 1_000)),
+        _ => None,
+    };
+    match (iops_bounds, v.iops.map(u64::from)) {
+        (None, Some(_)) => return Some((format!("root volume type {kind} takes no `iops`"), "iops", "remove iops, or use gp3, io1 or io2".into())),
+        (Some(_), None) if kind != "gp3" => {
+            return Some((format!("root volume type {kind} needs `iops`"), "type", format!("add iops = N to root_volume ({kind}: at least 100)")))
+        }
+        (Some((least, most, per_gib)), Some(n)) => {
+            if !(least..=most).contains(&n) {
+                return Some((format!("root volume iops {n} is outside {kind}'s {least}..{most}"), "iops", format!("give iops between {least} and {most}")));
+            }
+            // gp3's baseline 3,000 IOPS comes with any size; above it, and for io1/io2 always, the ratio holds.
+            let allowed = (per_gib * size).max(if kind == "gp3" { 3_000 } else { 0 });
+            if n > allowed {
+                return Some((
+                    format!("root volume iops {n} is more than {kind} allows for {size} GiB ({per_gib} per GiB: {allowed})"),
+                    "iops",
+                    format!("lower iops to {allowed} or raise size_gb to {}", n.div_ceil(per_gib)),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some(t) = v.throughput.map(u64::from) {
+        if kind != "gp3" {
+            return Some((format!("root volume type {kind} takes no `throughput`"), "throughput", "remove throughput, or use gp3".into()));
+        }
+        if !(125..=2_000).contains(&t) {
+            return Some((format!("root volume throughput {t} MiB/s is outside gp3's 125..2000"), "throughput", "give throughput between 125 and 2000".into()));
+        }
+        let iops = v.iops.map_or(3_000, u64::from);
+        if t * 4 > iops && t > 125 {
+            return Some((
+                format!("root volume throughput {t} MiB/s is more than gp3 allows for {iops} IOPS (0.25 MiB/s per IOPS: {})", iops / 4),
+                "throughput",
+                format!("lower throughput to {} or raise iops to {}", (iops / 4).max(125), t * 4),
+            ));
+        }
+    }
+    None
 }
