@@ -146,7 +146,7 @@ pub async fn take_turn(
     let cloud = &session.cloud;
     let table = &pipeline.ledger_table;
     let now = cloud.clock.now();
-    let mut w = Waiter { session, pipeline, env, run_id, doing, spec, events, ticket: ticket(session, pipeline, env, run_id, doing, spec, now), said: String::new(), said_at: now };
+    let mut w = Waiter { session, pipeline, env, run_id, doing, spec, events, ticket: ticket(session, pipeline, env, run_id, doing, spec, now), said: String::new(), said_at: now, lock_watch: Default::default() };
     // Waiting is this command's to stop: Ctrl-C removes the ticket rather than killing the process.
     let _claim = session.signals.claim();
     cloud.queue.enqueue(table, &w.ticket).await?;
@@ -242,6 +242,8 @@ struct Waiter<'a> {
     ticket: Ticket,
     said: String,
     said_at: Timestamp,
+    /// The lock's lease as this waiter watched it (taken over once it saw it unchanged for a whole lease).
+    lock_watch: lock::LeaseWatch,
 }
 
 /// What one look at the queue decided.
@@ -326,7 +328,7 @@ impl Waiter<'_> {
         let cloud = &session.cloud;
         let table = &pipeline.ledger_table;
         let info = lock::lock_info(session, pipeline, &self.env.name, self.run_id, self.doing);
-        match cloud.lock.acquire(table, &info, now).await? {
+        match lock::try_take(session, table, &info, &mut self.lock_watch).await? {
             None => {
                 // The ticket stays, marked started, until the command ends: older promotes that yielded to it
                 // see that it started (and leave); nobody counts it as waiting any more.

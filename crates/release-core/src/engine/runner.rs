@@ -45,11 +45,17 @@ pub struct LostLock {
     pub what: String,
     /// The lock as it is now, if anyone holds it.
     pub now_held_by: Option<LockInfo>,
+    /// Not taken: its renewals kept failing for this long (the last error), and the run stopped before its lease
+    /// could run out.
+    pub unrenewed: Option<(Duration, String)>,
 }
 
 impl LostLock {
     /// The error a run that lost its lock stops with.
     fn failure(&self) -> LockHeld {
+        if let Some((silent, error)) = &self.unrenewed {
+            return LockHeld::Unrenewed { what: self.what.clone(), silent: *silent, error: error.clone() };
+        }
         match &self.now_held_by {
             Some(l) => LockHeld::Taken { what: self.what.clone(), holder: l.holder.clone(), release_id: l.release_id.to_string(), host: l.host.clone() },
             None => LockHeld::Broken { what: self.what.clone() },
@@ -430,8 +436,10 @@ impl<'s, S: Scope> Op<'s, S> {
 }
 
 /// Renews the leases now (the environment's lock, then those held besides); marks the run's locks lost when one is
-/// not ours any more. A failing call is only logged: the next renewal (or guard) tells, and a lease that lapsed
-/// and was taken is found then.
+/// not ours any more. A failing call is retried at the next renewal (or guard), but not for ever: once the
+/// earliest lease this run last wrote is within a renewal period of running out on its own clock, the run is
+/// stopped as if it had lost the lock, before anyone may take it over (a taker waits a whole lease on its own
+/// clock after the last renewal it saw).
 async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
     if shared.lost.borrow().is_some() {
         return;
@@ -448,10 +456,23 @@ async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
             },
             Ok(None) => {
                 let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &current.env).await.ok().flatten();
-                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by }));
+                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by, unrenewed: None }));
                 return;
             }
-            Err(e) => tracing::warn!("renewing the lock of {what} failed (retrying): {e}"),
+            Err(e) => {
+                let now = session.cloud.clock.now();
+                // `renewed` and `expires` of a lease this run wrote are both its own clock's.
+                let last = current.renewed.unwrap_or(current.acquired);
+                // Stop at the last renewal that comes before the lease's final renewal period (3 failures of 30 s
+                // renewals: 90 s), leaving the body a renewal period to reach its next check.
+                if now.add(RENEW_EVERY * 3 / 2) >= current.expires {
+                    tracing::warn!("renewing the lock of {what} failed since {}s; stopping before its lease runs out: {e}", now.since(last).as_secs());
+                    let unrenewed = Some((Duration::from_secs(now.since(last).as_secs()), e.message().to_owned()));
+                    shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by: None, unrenewed }));
+                    return;
+                }
+                tracing::warn!("renewing the lock of {what} failed (retrying): {e}");
+            }
         }
     }
 }
@@ -706,7 +727,8 @@ async fn notify_closed<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) {
 async fn release_locks<S: Scope>(op: &Op<'_, S>, write_err: &mut Option<Error>) {
     let lost = op.lost_rx.borrow().clone();
     let held: Vec<LockInfo> = op.shared.lock.lock().unwrap().clone().into_iter().chain(op.shared.also.lock().unwrap().iter().cloned()).collect();
-    for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.env != l.env)) {
+    // A lease that went unrenewed may still be this run's: releasing it (conditional on the run) frees it sooner.
+    for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.unrenewed.is_some() || lost.env != l.env)) {
         if let Err(e) = op.cloud().lock.release(&op.pipeline.ledger_table, info).await {
             write_err.get_or_insert(e);
         }

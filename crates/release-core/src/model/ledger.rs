@@ -516,14 +516,28 @@ pub struct LockInfo {
     /// When it was last renewed.
     #[serde(default)]
     pub renewed: Option<Timestamp>,
-    /// The lease: free for anyone after this.
+    /// When the lease runs out by its holder's clock: a hint for people and for a holder judged on its own
+    /// machine; takers do not compare it with their clock (see `lease`).
     pub expires: Timestamp,
+    /// The lease version (the DynamoDB lock client's record version number): 1 when taken, one more at each
+    /// renewal. A taker takes a held lock only after it saw the same version, unchanged, for a whole lease on its
+    /// own clock, with a write conditional on that version, so clocks need not agree. 0 in a lock written before
+    /// versions (its `expires` changes at each renewal instead).
+    #[serde(default)]
+    pub lease: u64,
 }
 
 impl LockInfo {
-    /// Whether the lease ran out at `now`: its holder stopped renewing it (presumed dead).
+    /// Whether the lease ran out at `now` by the reader's clock: its holder stopped renewing it (presumed dead).
+    /// A judgement for people (`status`, `unlock`'s message), exact only on the holder's own machine: another
+    /// machine's clock may be minutes off.
     pub fn is_stale(&self, now: Timestamp) -> bool {
         self.expires < now
+    }
+
+    /// Whether `other` is this very lease: the same holder, version and expiry (nothing renewed it since).
+    pub fn same_lease(&self, other: &LockInfo) -> bool {
+        self.release_id == other.release_id && self.lease == other.lease && self.expires == other.expires
     }
 }
 
