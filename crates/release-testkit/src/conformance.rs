@@ -442,6 +442,7 @@ fn ticket(id: &str, arrival: i64) -> release_core::model::ledger::Ticket {
         commit: Some(release_core::model::ids::CommitSha::parse(&"c".repeat(40)).unwrap()),
         doing: format!("promote {id}"),
         expires: Timestamp::from_millis(arrival + 120_000),
+        renewed: Some(Timestamp::from_millis(arrival)),
         started: None,
     }
 }
@@ -473,6 +474,7 @@ pub async fn queue_update_and_remove_only_what_exists(h: &dyn Harness) {
     cloud.queue.enqueue("conf-ticket", &ticket("a", 1_000)).await.unwrap();
     let mut renewed = ticket("a", 1_000);
     renewed.expires = Timestamp::from_millis(500_000);
+    renewed.renewed = Some(Timestamp::from_millis(380_000));
     assert!(cloud.queue.update_ticket("conf-ticket", &renewed).await.unwrap(), "queue: its waiter renews it");
     assert_eq!(cloud.queue.tickets("conf-ticket", &app, &prod).await.unwrap(), vec![renewed.clone()], "queue: renewal extends the lease");
     assert!(cloud.queue.remove_ticket("conf-ticket", &renewed).await.unwrap(), "queue: removed");

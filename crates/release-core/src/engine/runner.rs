@@ -163,6 +163,9 @@ pub struct Op<'s, S = Environment> {
     events: crate::engine::delivery::Delivery,
     /// What the command is about (for the event of a failure before its record is opened).
     ticket: Option<crate::engine::queue::TicketSpec>,
+    /// Whether it went through the queue, which told the sinks `queued`: it closes with an event even when it
+    /// opened no record (nothing to do).
+    queued_event: bool,
 }
 
 impl<'s> Op<'s> {
@@ -515,7 +518,7 @@ pub async fn run<T>(
     let events = session.delivery(pipeline);
     let (info, queued, ticket) = crate::engine::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
     let result = match session.checkpoint(crate::model::phase::Checkpoint::Locked) {
-        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (Some(info), queued), events, body).await,
+        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (Some(info), queued, ticket.is_some()), events, body).await,
         Err(e) => Err(e),
     };
     // The started ticket goes with the command (a crash leaves it, like the lock: its lease runs out).
@@ -542,12 +545,12 @@ pub async fn run_bake<T>(
     let events = session.delivery(pipeline);
     let info = lock::acquire_bake(session, pipeline, bakes, &run_id, &spec.doing).await?;
     match session.checkpoint(crate::model::phase::Checkpoint::Locked) {
-        Ok(()) => run_locked(session, pipeline, bakes, spec, run_id, (info, Duration::ZERO), events, body).await,
+        Ok(()) => run_locked(session, pipeline, bakes, spec, run_id, (info, Duration::ZERO, false), events, body).await,
         Err(e) => Err(e),
     }
 }
 
-/// [`run`] with the lock already taken (after `queued` in the queue).
+/// [`run`] with the lock already taken (after `queued` in the queue; `queued_event`: the sinks were told).
 #[allow(clippy::too_many_arguments)]
 async fn run_locked<T, S: Scope>(
     session: &Session,
@@ -555,7 +558,7 @@ async fn run_locked<T, S: Scope>(
     scope: &S,
     spec: OpSpec,
     run_id: ReleaseId,
-    (info, queued): (Option<LockInfo>, Duration),
+    (info, queued, queued_event): (Option<LockInfo>, Duration, bool),
     events: crate::engine::delivery::Delivery,
     body: impl AsyncFnOnce(&mut Op<'_, S>) -> Result<T>,
 ) -> Result<T> {
@@ -587,6 +590,7 @@ async fn run_locked<T, S: Scope>(
         queued,
         events,
         ticket: spec.ticket.clone(),
+        queued_event,
     };
     let result = match take_also(session, pipeline, scope.lock_name(), &spec, &op.run_id, &shared, &op.events).await {
         Ok(()) => {
@@ -673,12 +677,18 @@ async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) -> (O
 }
 
 /// A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
-/// sinks, from a record drafted for the event alone (the ledger has nothing to close).
+/// sinks, from a record drafted for the event alone (the ledger has nothing to close); so does one that found
+/// nothing to do after the sinks were told it `queued`, which closes `succeeded`.
 async fn tell_unrecorded<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) {
-    let (None, Err(e), Some(t)) = (&op.record, result, &op.ticket) else { return };
-    if matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
-        return;
-    }
+    let (None, Some(t)) = (&op.record, &op.ticket) else { return };
+    let (outcome, detail) = match result {
+        Ok(_) if !op.queued_event => return,
+        Ok(_) => (Outcome::Succeeded, "nothing to do".to_owned()),
+        Err(e) if matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) => return,
+        Err(e) if e.kind() == ErrorKind::Interrupted => (Outcome::Interrupted, e.message().to_owned()),
+        Err(e) if refusal(e) => (Outcome::Refused, e.message().to_owned()),
+        Err(e) => (Outcome::Failed, e.message().to_owned()),
+    };
     let mut draft = op.draft(crate::model::ledger::Action::Queued(crate::model::ledger::QueuedDetails {
         command: t.action,
         commit: t.commit.clone(),
@@ -686,14 +696,10 @@ async fn tell_unrecorded<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) {
         superseded_by: None,
         waited: op.queued.as_secs_f64(),
     }));
-    draft.outcome = match e.kind() {
-        ErrorKind::Interrupted => Outcome::Interrupted,
-        _ if refusal(e) => Outcome::Refused,
-        _ => Outcome::Failed,
-    };
-    draft.detail = Some(e.message().to_owned());
+    draft.outcome = outcome;
+    draft.detail = Some(detail);
     // Nothing was changed before the record would have opened: nothing was put back.
-    draft.rolled_back = Some(false);
+    draft.rolled_back = result.is_err().then_some(false);
     let now = op.cloud().clock.now();
     op.events.send(crate::model::event::Event::of(crate::model::event::Event::closing_kind(&draft), &draft, op.events.link(), now));
     op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;

@@ -324,8 +324,14 @@ pub struct Ticket {
     pub commit: Option<CommitSha>,
     /// In words: `promote 3f2a… to prod`.
     pub doing: String,
-    /// The lease: a ticket not renewed by then is ignored (its waiter is presumed dead).
+    /// The lease: a ticket not renewed by then is ignored (its waiter is presumed dead) by every reader, even a
+    /// command that does not wait.
     pub expires: Timestamp,
+    /// When its waiter last renewed it (by the waiter's clock; the arrival for a ticket written before this was
+    /// kept). Each renewal changes it: a waiter behind it that sees it unchanged for a few renewal periods on its
+    /// own clock skips it as dead, long before its lease runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<Timestamp>,
     /// Set when its command took the lock: it no longer waits, and older promotes of a `latest` queue that yielded
     /// to it leave. Removed when the command ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +347,16 @@ impl Ticket {
     /// Whether it still waits at `now`: its waiter renews it and its command has not started.
     pub fn is_waiting(&self, now: Timestamp) -> bool {
         self.expires >= now && self.started.is_none()
+    }
+
+    /// When its waiter last renewed it.
+    pub fn last_renewed(&self) -> Timestamp {
+        self.renewed.unwrap_or(self.arrival)
+    }
+
+    /// Whether `other` is this ticket as it was: not renewed since.
+    pub fn same_renewal(&self, other: &Ticket) -> bool {
+        self.id == other.id && self.renewed == other.renewed && self.expires == other.expires
     }
 }
 
