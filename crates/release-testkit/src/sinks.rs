@@ -47,6 +47,12 @@ impl RecordingNotifier {
         self.received.lock().unwrap().iter().filter(|(s, _)| s == sink).map(|(_, e)| e.clone()).collect()
     }
 
+    /// Forgets every attempt and delivery so far (a test's earlier commands).
+    pub fn clear(&self) {
+        self.attempts.lock().unwrap().clear();
+        self.received.lock().unwrap().clear();
+    }
+
     /// How many attempts `sink` got.
     pub fn attempts_at(&self, sink: &str) -> usize {
         self.attempts.lock().unwrap().iter().filter(|(s, _)| s == sink).count()

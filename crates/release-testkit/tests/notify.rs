@@ -98,7 +98,7 @@ async fn a_sink_that_fails_is_retried_and_noted_and_one_that_hangs_costs_at_most
 
     n.answers.lock().unwrap().insert(HOOK.into(), Answer::Fail);
     n.answers.lock().unwrap().insert(CMD.into(), Answer::Hang);
-    n.attempts.lock().unwrap().clear();
+    n.clear();
     let start = w.cloud.clock.now();
     let r = release(&w, &n, "alice").promote("staging", &b, &Default::default(), None).await.expect("sinks never fail a deploy");
     assert_eq!(r.outcome, release_core::ops::promote::PromoteOutcome::Succeeded);
@@ -331,7 +331,7 @@ async fn the_default_filter_takes_lost_lock_and_interrupted_and_queued_events_ar
     queued.notify.sinks[0].on.insert(EventKind::Queued);
     let mut r = Release::new(w.session("ci"), queued);
     r.session.notifier = Arc::new(n.clone());
-    n.received.lock().unwrap().clear();
+    n.clear();
     let opts = PromoteOptions { wait: Wait::Forever, ..Default::default() };
     let report = r.promote("staging", &a, &opts, None).await.unwrap();
     assert_eq!(report.outcome, release_core::ops::promote::PromoteOutcome::Noop, "{report:?}");

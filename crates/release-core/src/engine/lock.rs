@@ -376,8 +376,9 @@ pub async fn unlock(session: &Session, pipeline: &Pipeline, env: &Environment, f
         Vec::new()
     };
     let mut judged = crate::engine::lock::judge_holder(&session, &held, records.iter().find(|r| r.holder == held.release_id), now);
-    if let (Holder::Stale(why), false) = (&judged, force) {
-        // Run out by this machine's clock only: the holder's clock may be behind. Watch it for a lease first.
+    // Run out by this machine's clock only: the holder's clock may be behind, so watch it for a lease first; a
+    // holder that died on this machine ran on this clock.
+    if let (Holder::Stale(why), false, false) = (&judged, force, (session.holder_gone)(&held)) {
         match watch_lapse(session, pipeline, &env.name, &held, &env.describe()).await? {
             Watched::Lapsed => judged = Holder::Stale(format!("{why}; not renewed in {} of watching", crate::model::clock::format_duration(LOCK_LEASE))),
             Watched::Changed(None) => return Ok(UnlockReport { env: env.name.clone(), was_held_by: None, broken: false, silent_for: None, holder: None }),

@@ -440,7 +440,7 @@ impl<'s, S: Scope> Op<'s, S> {
 
 /// Renews the leases now (the environment's lock, then those held besides); marks the run's locks lost when one is
 /// not ours any more. A failing call is retried at the next renewal (or guard), but not for ever: once the
-/// earliest lease this run last wrote is within a renewal period of running out on its own clock, the run is
+/// lease this run last wrote is within one and a half renewal periods of running out on its own clock, the run is
 /// stopped as if it had lost the lock, before anyone may take it over (a taker waits a whole lease on its own
 /// clock after the last renewal it saw).
 async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
