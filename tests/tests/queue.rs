@@ -1,6 +1,7 @@
 //! The release queue with real processes against the emulator: several `release promote --wait` at once end in
 //! order of arrival, each exactly once, the last one live; with `queue = "latest"` only the running one and the
-//! newest run, the ones between are superseded (exit 0, in the ledger). `release queue` shows the line.
+//! newest run, the ones between are superseded (exit 0, in the ledger). `release queue` shows the line. A waiter
+//! killed with -9 does not hold the line for its lease; a machine whose clock is ahead does not take a live lock.
 
 use std::time::Duration;
 
@@ -147,4 +148,64 @@ async fn a_waiter_cancelled_from_another_shell_leaves_without_running_and_a_non_
     let bad = project.release(&emu, &["promote", &a, "--env", "staging", "--wait", "soon"]);
     assert_eq!(bad.code, 2, "{bad:?}");
     assert!(bad.error_line().starts_with("error: --wait "), "{}", bad.stderr);
+}
+
+/// Two waiters; the first is killed with -9 while it waits. The second does not wait out the dead one's 2-minute
+/// lease: it runs once it saw three renewals missed, well inside its own `--wait 100s` (which the lease would
+/// outlast), and `release queue` shows the dead ticket as stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_killed_with_9_does_not_hold_the_line_for_its_lease() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    let c = project.bake_new(&emu, "c");
+    set(&project, "drain = \"2s\"", "drain = \"10s\"");
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    let holder = project.background(&emu.url(), &[], &["promote", &b, "--env", "staging"]);
+    holder.wait_for("launching", LONG);
+    let mut dead = project.background(&emu.url(), &[("RELEASE_ACTOR", "ci-dead")], &["promote", &c, "--env", "staging", "--wait"]);
+    dead.wait_for("queued:", LONG);
+    dead.child.kill().expect("kill -9");
+    dead.child.wait().expect("reaped");
+    let alive = project.background(&emu.url(), &[("RELEASE_ACTOR", "ci-alive")], &["promote", &a, "--env", "staging", "--wait", "100s", "--output", "json"]);
+    alive.wait_for("queued:", LONG);
+    holder.finish(LONG).assert_ok();
+    let run = alive.finish(LONG);
+    run.assert_ok();
+    assert_eq!(run.json()["commit"], a.as_str(), "{run:?}");
+
+    let queue = project.release(&emu, &["queue", "--env", "staging", "--output", "json"]).assert_ok().json();
+    let tickets = queue["queues"][0]["tickets"].as_array().unwrap().clone();
+    assert_eq!(tickets.len(), 1, "only the dead waiter's ticket is left: {queue:#}");
+    assert_eq!((tickets[0]["holder"].as_str(), tickets[0]["stale"].as_bool(), tickets[0]["position"].as_u64()), (Some("ci-dead"), Some(true), None), "{queue:#}");
+    let text = project.release(&emu, &["queue", "--env", "staging"]).assert_ok().stdout.clone();
+    assert!(text.lines().any(|l| l.contains("stale (silent") && l.contains("ci-dead")), "{text}");
+    let ledger = aws.ledger("release-ledger").await;
+    assert_eq!(promoted(&ledger), vec![a.clone(), b.clone(), a.clone()], "the live waiter ran after the holder");
+    assert!(ledger.iter().all(|r| r.get("commit") != Some(&c)), "the killed waiter never ran: {ledger:#?}");
+    let running: Vec<String> = aws.running("hello", "staging").await.iter().map(|i| i.tags["release:commit"].clone()).collect();
+    assert_eq!(running, vec![a.clone(); 2]);
+}
+
+/// Two real processes, the second on a machine whose clock is 150 s ahead (`RELEASE_TEST_CLOCK_OFFSET`): by its
+/// clock the holder's lease ran out long ago, but the lease version changes at the holder's next renewal while it
+/// watches, so it is refused (exit 5) and the holder finishes undisturbed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_whose_clock_is_ahead_does_not_take_a_live_lock() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    set(&project, "drain = \"2s\"", "drain = \"45s\"");
+    project.release(&emu, &["promote", &a, "--env", "staging"]).assert_ok();
+    let holder = project.background(&emu.url(), &[], &["promote", &b, "--env", "staging"]);
+    holder.wait_for("launching", LONG);
+    let fast = project.release_env(&emu, &[("RELEASE_TEST_CLOCK_OFFSET", "150"), ("RELEASE_ACTOR", "fast")], &["promote", &a, "--env", "staging"]);
+    assert_eq!(fast.code, 5, "the live lock was not taken: {fast:?}");
+    assert!(fast.stderr.contains("looks abandoned") && fast.error_line().contains("is locked by"), "{}", fast.stderr);
+    holder.finish(LONG).assert_ok();
+    let ledger = aws.ledger("release-ledger").await;
+    assert!(ledger.iter().all(|r| r["outcome"] != "lost-lock"), "the holder kept its lock: {ledger:#?}");
+    assert_eq!(promoted(&ledger), vec![a.clone(), b.clone()], "only the holder's promote ran");
+    let running: Vec<String> = aws.running("hello", "staging").await.iter().map(|i| i.tags["release:commit"].clone()).collect();
+    assert_eq!(running, vec![b.clone(); 2]);
 }

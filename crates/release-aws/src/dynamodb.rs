@@ -9,7 +9,6 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put, ReturnValue, ScalarAttributeType, TableStatus,
     TransactWriteItem,
 };
-use release_core::model::clock::Timestamp;
 use release_core::model::error::{Aws as AwsError, Cause, Internal, NotFound};
 use release_core::model::ids::{AppName, EnvName, ReleaseId};
 use release_core::model::ledger::{index_key, partition_key, LockInfo, Record, Ticket};
@@ -220,14 +219,16 @@ fn from_item<T: serde::de::DeserializeOwned>(item: &HashMap<String, AttributeVal
 
 impl Aws {
     /// Puts `item` if `condition` holds; false when it did not (someone else's lock).
-    async fn conditional_put(&self, table: &str, item: HashMap<String, AttributeValue>, condition: &str, value: (&str, AttributeValue)) -> Result<bool> {
+    async fn conditional_put(&self, table: &str, item: HashMap<String, AttributeValue>, condition: &str, values: &[(&str, AttributeValue)]) -> Result<bool> {
+        let values: HashMap<String, AttributeValue> = values.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         let put = self
             .dynamodb
             .put_item()
             .table_name(table)
             .set_item(Some(item))
             .condition_expression(condition)
-            .expression_attribute_values(value.0, value.1)
+            // DynamoDB refuses an empty map of values.
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .send()
             .await
             .map_err(|e| sdk("dynamodb PutItem", e));
@@ -245,22 +246,35 @@ fn lock_key(app: &AppName, env: &EnvName) -> HashMap<String, AttributeValue> {
 
 #[async_trait]
 impl release_core::ports::Lock for Aws {
-    async fn acquire(&self, table: &str, lock: &LockInfo, now: Timestamp) -> Result<Option<LockInfo>> {
+    async fn acquire(&self, table: &str, lock: &LockInfo, over: Option<&LockInfo>) -> Result<Option<LockInfo>> {
         let item = to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?;
-        let now_value = AttributeValue::N(now.millis().to_string());
-        if self.conditional_put(table, item, "attribute_not_exists(pk) OR expires < :now", (":now", now_value)).await? {
+        let taken = match over {
+            None => self.conditional_put(table, item, "attribute_not_exists(pk)", &[]).await?,
+            // The very lease the taker watched lapse: its holder, version and expiry (a lock written before
+            // versions has no `lease`; its expiry changed at every renewal).
+            Some(seen) => {
+                let condition = "attribute_not_exists(pk) OR (release_id = :r AND expires = :e AND (lease = :v OR attribute_not_exists(lease)))";
+                let values = [
+                    (":r", AttributeValue::S(seen.release_id.to_string())),
+                    (":e", AttributeValue::N(seen.expires.millis().to_string())),
+                    (":v", AttributeValue::N(seen.lease.to_string())),
+                ];
+                self.conditional_put(table, item, condition, &values).await?
+            }
+        };
+        if taken {
             return Ok(None);
         }
         match self.holder(table, &lock.app, &lock.env).await? {
             Some(held) => Ok(Some(held)),
             // Released between the two calls: try once more.
-            None => Box::pin(self.acquire(table, lock, now)).await,
+            None => Box::pin(self.acquire(table, lock, over)).await,
         }
     }
 
     async fn renew(&self, table: &str, lock: &LockInfo) -> Result<bool> {
         let item = to_item(lock, partition_key(&lock.app, &lock.env), LOCK_SK.into())?;
-        self.conditional_put(table, item, "release_id = :r", (":r", AttributeValue::S(lock.release_id.to_string()))).await
+        self.conditional_put(table, item, "release_id = :r", &[(":r", AttributeValue::S(lock.release_id.to_string()))]).await
     }
 
     async fn release(&self, table: &str, lock: &LockInfo) -> Result<()> {

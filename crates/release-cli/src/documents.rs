@@ -47,7 +47,7 @@ pub async fn history(release: &Release, env: Option<&str>, limit: u32, outcome: 
     // Commands waiting in the queue come first: they are what happens next (not outcomes: left out when filtering).
     let in_file = outcome.is_none() && env.is_none_or(|e| release.pipeline.env(e).is_ok());
     let waiting: Vec<Ticket> = if in_file {
-        release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.expired).map(|t| t.ticket).collect()
+        release.queue(env).await?.into_iter().flat_map(|v| v.tickets).filter(|t| !t.stale).map(|t| t.ticket).collect()
     } else {
         Vec::new()
     };

@@ -93,6 +93,8 @@ fn the_variants_of_the_last_untyped_sites_read_as_before() {
          "promote x left the queue of env prod: its ticket r-1 was cancelled (`release queue cancel`); nothing was done"),
         (LockHeld::Taken { what: "env prod".into(), holder: "bob@b".into(), release_id: "r-2".into(), host: "b".into() }.into(), ErrorKind::LockHeld,
          "lost the lock of env prod: bob@b took it (release r-2, host b); stopped"),
+        (LockHeld::Unrenewed { what: "env prod".into(), silent: std::time::Duration::from_secs(90), error: "throttled".into() }.into(), ErrorKind::LockHeld,
+         "lost the lock of env prod: its lease could not be renewed for 1m30s (throttled); stopped before it could run out, so that no other run overlaps this one; run the same command again once AWS answers"),
         (LockHeld::RecordTakenOver { release_id: "r-1".into() }.into(), ErrorKind::LockHeld, "release r-1 was taken over by another run meanwhile; stopped"),
         (LockHeld::RecordHeld { release_id: "r-1".into() }.into(), ErrorKind::LockHeld, "release r-1 is held by another run now; stopped"),
         (LockHeld::HookMayRun { release_id: "r-1".into(), env: "prod".into(), why: "hook h still runs".into(), pgid: Some(42) }.into(), ErrorKind::LockHeld,

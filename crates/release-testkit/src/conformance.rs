@@ -384,20 +384,28 @@ fn lock(id: &str, now: i64, lease_ms: i64) -> LockInfo {
         acquired: Timestamp::from_millis(now),
         renewed: Some(Timestamp::from_millis(now)),
         expires: Timestamp::from_millis(now + lease_ms),
+        lease: 1,
     }
 }
 
-/// A free lock is taken; a held one returns its holder; an expired one is taken over.
+/// A free lock is taken; a held one returns its holder, whatever its expiry says (no clock is compared); it is
+/// taken over only while it is still the very lease the taker saw, never once renewed since.
 pub async fn lock_acquire_free_held_expired(h: &dyn Harness) {
     let cloud = h.cloud();
     table(&cloud, "conf-lock").await;
-    let t = |ms| Timestamp::from_millis(ms);
-    assert_eq!(cloud.lock.acquire("conf-lock", &lock("a", 1_000, 60_000), t(1_000)).await.unwrap(), None, "lock: free is taken");
-    let held = cloud.lock.acquire("conf-lock", &lock("b", 2_000, 60_000), t(2_000)).await.unwrap();
-    assert_eq!(held, Some(lock("a", 1_000, 60_000)), "lock: held returns the holder");
-    assert_eq!(cloud.lock.acquire("conf-lock", &lock("b", 70_000, 60_000), t(70_000)).await.unwrap(), None, "lock: expired is taken over");
+    assert_eq!(cloud.lock.acquire("conf-lock", &lock("a", 1_000, 60_000), None).await.unwrap(), None, "lock: free is taken");
+    let held = cloud.lock.acquire("conf-lock", &lock("b", 70_000, 60_000), None).await.unwrap();
+    assert_eq!(held, Some(lock("a", 1_000, 60_000)), "lock: held returns the holder, even long after its expiry");
+    let seen = held.unwrap();
+    let renewed = LockInfo { renewed: Some(Timestamp::from_millis(30_000)), expires: Timestamp::from_millis(90_000), lease: 2, ..seen.clone() };
+    assert!(cloud.lock.renew("conf-lock", &renewed).await.unwrap());
     let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
-    assert_eq!(cloud.lock.holder("conf-lock", &app, &prod).await.unwrap(), Some(lock("b", 70_000, 60_000)), "lock: holder reads it back");
+    assert_eq!(cloud.lock.acquire("conf-lock", &lock("b", 70_000, 60_000), Some(&seen)).await.unwrap(), Some(renewed.clone()), "lock: a lease renewed since it was seen is not taken over");
+    assert_eq!(cloud.lock.acquire("conf-lock", &lock("b", 150_000, 60_000), Some(&renewed)).await.unwrap(), None, "lock: the lease seen is taken over");
+    assert_eq!(cloud.lock.holder("conf-lock", &app, &prod).await.unwrap(), Some(lock("b", 150_000, 60_000)), "lock: holder reads it back");
+    let over_gone = lock("c", 160_000, 60_000);
+    cloud.lock.release("conf-lock", &lock("b", 0, 0)).await.unwrap();
+    assert_eq!(cloud.lock.acquire("conf-lock", &over_gone, Some(&renewed)).await.unwrap(), None, "lock: a released lock is free for a taker that watched another lease");
 }
 
 /// Renew and release work only for the holder.
@@ -405,7 +413,7 @@ pub async fn lock_renew_and_release_only_ones_own(h: &dyn Harness) {
     let cloud = h.cloud();
     table(&cloud, "conf-renew").await;
     let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
-    cloud.lock.acquire("conf-renew", &lock("a", 1_000, 60_000), Timestamp::from_millis(1_000)).await.unwrap();
+    cloud.lock.acquire("conf-renew", &lock("a", 1_000, 60_000), None).await.unwrap();
     assert!(!cloud.lock.renew("conf-renew", &lock("b", 2_000, 60_000)).await.unwrap(), "lock: others cannot renew it");
     assert!(cloud.lock.renew("conf-renew", &lock("a", 30_000, 60_000)).await.unwrap(), "lock: its holder renews it");
     assert_eq!(cloud.lock.holder("conf-renew", &app, &prod).await.unwrap().map(|l| l.expires.millis()), Some(90_000), "lock: renewal extends");
@@ -447,7 +455,7 @@ pub async fn lock_break_only_what_was_seen(h: &dyn Harness) {
     let cloud = h.cloud();
     table(&cloud, "conf-break").await;
     let (app, prod) = (AppName::parse("conf").unwrap(), EnvName::parse("prod").unwrap());
-    cloud.lock.acquire("conf-break", &lock("a", 1_000, 60_000), Timestamp::from_millis(1_000)).await.unwrap();
+    cloud.lock.acquire("conf-break", &lock("a", 1_000, 60_000), None).await.unwrap();
     assert!(!cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("z".into())).await.unwrap(), "lock: a lock not seen is not broken");
     assert!(cloud.lock.holder("conf-break", &app, &prod).await.unwrap().is_some());
     assert!(cloud.lock.break_lock("conf-break", &app, &prod, &ReleaseId::from_string("a".into())).await.unwrap(), "lock: the lock seen is broken");
@@ -468,6 +476,7 @@ fn ticket(id: &str, arrival: i64) -> release_core::model::ledger::Ticket {
         commit: Some(release_core::model::ids::CommitSha::parse(&"c".repeat(40)).unwrap()),
         doing: format!("promote {id}"),
         expires: Timestamp::from_millis(arrival + 120_000),
+        renewed: Some(Timestamp::from_millis(arrival)),
         started: None,
     }
 }
@@ -482,7 +491,7 @@ pub async fn queue_tickets_in_order_of_arrival(h: &dyn Harness) {
     for (id, at) in [("c", 3_000), ("a", 1_000), ("b", 2_000)] {
         cloud.queue.enqueue("conf-queue", &ticket(id, at)).await.unwrap();
     }
-    cloud.lock.acquire("conf-queue", &lock("holder", 500, 60_000), Timestamp::from_millis(500)).await.unwrap();
+    cloud.lock.acquire("conf-queue", &lock("holder", 500, 60_000), None).await.unwrap();
     let got = cloud.queue.tickets("conf-queue", &app, &prod).await.unwrap();
     assert_eq!(got, vec![ticket("a", 1_000), ticket("b", 2_000), ticket("c", 3_000)], "queue: in order of arrival, read back whole");
     assert!(cloud.queue.enqueue("conf-queue", &ticket("a", 1_000)).await.is_err(), "queue: a ticket is never overwritten");
@@ -499,6 +508,7 @@ pub async fn queue_update_and_remove_only_what_exists(h: &dyn Harness) {
     cloud.queue.enqueue("conf-ticket", &ticket("a", 1_000)).await.unwrap();
     let mut renewed = ticket("a", 1_000);
     renewed.expires = Timestamp::from_millis(500_000);
+    renewed.renewed = Some(Timestamp::from_millis(380_000));
     assert!(cloud.queue.update_ticket("conf-ticket", &renewed).await.unwrap(), "queue: its waiter renews it");
     assert_eq!(cloud.queue.tickets("conf-ticket", &app, &prod).await.unwrap(), vec![renewed.clone()], "queue: renewal extends the lease");
     assert!(cloud.queue.remove_ticket("conf-ticket", &renewed).await.unwrap(), "queue: removed");

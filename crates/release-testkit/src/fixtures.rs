@@ -86,6 +86,13 @@ impl World {
         Release::new(self.session(actor), self.pipeline.clone())
     }
 
+    /// The facade on a machine whose clock is `ahead_ms` off the cloud's (negative: behind).
+    pub fn release_skewed(&self, actor: &str, ahead_ms: i64) -> Release {
+        let mut s = self.session(actor);
+        s.cloud.clock = Arc::new(self.cloud.clock.skewed(ahead_ms));
+        Release::new(s, self.pipeline.clone())
+    }
+
     /// The facade with signals a test can send and a crash hook.
     pub fn release_with(&self, actor: &str, crash_at: Option<&'static str>) -> (Release, SignalSender) {
         let mut s = self.session(actor);

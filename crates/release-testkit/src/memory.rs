@@ -44,6 +44,11 @@ impl SimClock {
     pub fn advance(&self, d: Duration) {
         *self.jumped.lock().unwrap() += d;
     }
+
+    /// The same time seen by a machine whose clock is `ahead_ms` off (negative: behind): it ticks with this one.
+    pub fn skewed(&self, ahead_ms: i64) -> SimClock {
+        Self { base: Timestamp::from_millis(self.base.millis() + ahead_ms), ..self.clone() }
+    }
 }
 
 #[async_trait]
@@ -134,6 +139,9 @@ pub struct State {
     pub image_references: BTreeMap<AmiId, Vec<String>>,
     /// Script a region without DescribeImageReferences (`UnsupportedOperation`).
     pub references_unknown: bool,
+    /// Lock renewals that fail (a throttled or unreachable DynamoDB, for the holder alone): `n > 0` the next n,
+    /// `-1` every one.
+    pub renewal_faults: i64,
     next_id: u64,
 }
 
@@ -806,7 +814,7 @@ impl Ledger for MemoryCloud {
 
 #[async_trait]
 impl Lock for MemoryCloud {
-    async fn acquire(&self, table: &str, lock: &LockInfo, now: Timestamp) -> Result<Option<LockInfo>> {
+    async fn acquire(&self, table: &str, lock: &LockInfo, over: Option<&LockInfo>) -> Result<Option<LockInfo>> {
         let mut s = self.call("dynamodb:PutItem")?;
         if !s.tables.iter().any(|t| t == table) {
             return Err(table_missing(table));
@@ -814,7 +822,7 @@ impl Lock for MemoryCloud {
         let locks = s.locks.entry(table.to_owned()).or_default();
         let pk = partition_key(&lock.app, &lock.env);
         match locks.get(&pk) {
-            Some(held) if held.expires >= now => Ok(Some(held.clone())),
+            Some(held) if !over.is_some_and(|o| o.same_lease(held)) => Ok(Some(held.clone())),
             _ => {
                 locks.insert(pk, lock.clone());
                 Ok(None)
@@ -824,6 +832,10 @@ impl Lock for MemoryCloud {
 
     async fn renew(&self, table: &str, lock: &LockInfo) -> Result<bool> {
         let mut s = self.call("dynamodb:PutItem")?;
+        if s.renewal_faults != 0 {
+            s.renewal_faults -= i64::from(s.renewal_faults > 0);
+            return Err(call_error("dynamodb:PutItem", "ProvisionedThroughputExceededException", "injected fault: lock renewal"));
+        }
         let locks = s.locks.entry(table.to_owned()).or_default();
         let pk = partition_key(&lock.app, &lock.env);
         match locks.get(&pk) {

@@ -29,6 +29,12 @@ pub struct RecordingNotifier {
     pub attempts: Arc<Mutex<Vec<(String, Event)>>>,
     /// Answers by sink label.
     pub answers: Arc<Mutex<BTreeMap<String, Answer>>>,
+    /// Events each sink took, in the order it took them (a slow attempt is taken when it ends).
+    pub received: Arc<Mutex<Vec<(String, Event)>>>,
+    /// Sinks whose first attempt is slow: it takes the event after this long (simulated).
+    pub slow_first: Arc<Mutex<BTreeMap<String, std::time::Duration>>>,
+    /// Sinks whose first attempt fails (an HTTP 500): the event is taken by a retry.
+    pub fail_first: Arc<Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl RecordingNotifier {
@@ -38,7 +44,13 @@ impl RecordingNotifier {
         if answer != Answer::Ok {
             return Vec::new();
         }
-        self.attempts.lock().unwrap().iter().filter(|(s, _)| s == sink).map(|(_, e)| e.clone()).collect()
+        self.received.lock().unwrap().iter().filter(|(s, _)| s == sink).map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Forgets every attempt and delivery so far (a test's earlier commands).
+    pub fn clear(&self) {
+        self.attempts.lock().unwrap().clear();
+        self.received.lock().unwrap().clear();
     }
 
     /// How many attempts `sink` got.
@@ -52,8 +64,18 @@ impl Notifier for RecordingNotifier {
     async fn deliver(&self, sink: &Sink, event: &Event) -> Result<()> {
         self.attempts.lock().unwrap().push((sink.label.clone(), event.clone()));
         let answer = self.answers.lock().unwrap().get(&sink.label).copied().unwrap_or(Answer::Ok);
+        if self.fail_first.lock().unwrap().remove(&sink.label) {
+            return Err(Aws::Sink { sink: Some(sink.label.clone()), what: "HTTP 500".into() }.into());
+        }
+        let slow = self.slow_first.lock().unwrap().remove(&sink.label);
+        if let Some(d) = slow {
+            tokio::time::sleep(d).await;
+        }
         match answer {
-            Answer::Ok => Ok(()),
+            Answer::Ok => {
+                self.received.lock().unwrap().push((sink.label.clone(), event.clone()));
+                Ok(())
+            }
             Answer::Fail => Err(Aws::Sink { sink: Some(sink.label.clone()), what: "HTTP 500".into() }.into()),
             Answer::Hang => std::future::pending().await,
         }

@@ -267,7 +267,7 @@ async fn in_place_after_traffic_fails_after(
     hooks.script(HookName::AfterTraffic, Script::exits(0, Duration::from_secs(1), &[]));
     release.promote("staging", &a, &Default::default(), None).await.unwrap();
     before_b(&w).await;
-    notifier.attempts.lock().unwrap().clear();
+    notifier.clear();
     hooks.script(HookName::AfterTraffic, Script::exits(5, Duration::from_secs(3), &["checkout is broken"]));
     let result = release.promote("staging", &b, &Default::default(), None).await;
     (w, notifier, result, a.to_string(), b.to_string())

@@ -98,7 +98,7 @@ async fn a_sink_that_fails_is_retried_and_noted_and_one_that_hangs_costs_at_most
 
     n.answers.lock().unwrap().insert(HOOK.into(), Answer::Fail);
     n.answers.lock().unwrap().insert(CMD.into(), Answer::Hang);
-    n.attempts.lock().unwrap().clear();
+    n.clear();
     let start = w.cloud.clock.now();
     let r = release(&w, &n, "alice").promote("staging", &b, &Default::default(), None).await.expect("sinks never fail a deploy");
     assert_eq!(r.outcome, release_core::ops::promote::PromoteOutcome::Succeeded);
@@ -272,4 +272,71 @@ async fn refusals_that_changed_nothing_are_refused_with_their_reason_and_nothing
     assert!(refused[1].reason.as_deref().is_some_and(|r| r.contains("alarm shop-5xx of env prod is in ALARM now")));
     let records: Vec<_> = w.records("prod").await.into_iter().chain(w.records("staging").await).collect();
     assert!(records.iter().all(|r| r.outcome != release_core::model::ledger::Outcome::Failed), "no ledger row says failed");
+}
+
+/// A sink slow to take the first event, and one whose first attempt fails (taken by a retry a second later), still
+/// receive a release's events in the order they happened: the next event waits for the one before it.
+#[tokio::test(start_paused = true)]
+async fn a_sink_slow_or_retried_on_the_first_event_still_receives_them_in_order() {
+    let w = World::with(shop(2, r#"
+[notify]
+[[notify.sinks]]
+kind = "command"
+command = "./slow.sh"
+on = ["queued", "started", "step", "succeeded"]
+[[notify.sinks]]
+kind = "command"
+command = "./flaky.sh"
+on = ["queued", "started", "step", "succeeded"]
+"#))
+    .await;
+    let (slow, flaky) = ("command `./slow.sh`", "command `./flaky.sh`");
+    let n = RecordingNotifier::default();
+    n.slow_first.lock().unwrap().insert(slow.into(), Duration::from_secs(3));
+    n.fail_first.lock().unwrap().insert(flaky.into());
+    let a = w.bake('a').await;
+    let opts = PromoteOptions { wait: Wait::Forever, ..Default::default() };
+    let report = release(&w, &n, "alice").promote("staging", &a, &opts, None).await.unwrap();
+    let want = ["queued", "started", "step launched", "step running", "step registered", "step healthy", "succeeded"];
+    for sink in [slow, flaky] {
+        let events = n.delivered(sink);
+        assert_eq!(kinds(&events), want, "{sink}: in the order they happened");
+        assert!(events.iter().all(|e| e.release_id == report.release_id.as_str()));
+    }
+    assert!(w.records("staging").await[0].notify_failures.is_empty(), "nothing was lost on the way");
+}
+
+/// A sink that does not say `on` gets the closing events a person must hear of, `lost-lock` and `interrupted` too;
+/// a `queued` event says `queued`, not `started`; a `promote --wait` with nothing to do closes what `queued` opened.
+#[tokio::test(start_paused = true)]
+async fn the_default_filter_takes_lost_lock_and_interrupted_and_queued_events_are_closed() {
+    let w = World::with(shop(2, "[notify]\n[[notify.sinks]]\nkind = \"command\"\ncommand = \"./default.sh\"\n")).await;
+    let sink = "command `./default.sh`";
+    let on = &w.pipeline.notify.sinks[0].on;
+    assert!(on.contains(&EventKind::LostLock) && on.contains(&EventKind::Interrupted), "{on:?}");
+    let n = RecordingNotifier::default();
+    let a = w.bake('a').await;
+    // A run whose renewals keep failing stops with lost-lock: the default sink hears of it.
+    w.cloud.state().healthy_after = Some(Duration::from_secs(600));
+    w.cloud.state().renewal_faults = -1;
+    let err = release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockHeld, "{err}");
+    assert_eq!(kinds(&n.delivered(sink)), ["started", "lost-lock"]);
+    w.cloud.state().renewal_faults = 0;
+    w.cloud.state().healthy_after = Some(Duration::ZERO);
+    release(&w, &n, "alice").promote("staging", &a, &Default::default(), None).await.unwrap();
+
+    // Queued, with a sink that takes it: its outcome is `queued`; a promote with nothing to do closes `succeeded`.
+    let mut queued = w.pipeline.clone();
+    queued.notify.sinks[0].on.insert(EventKind::Queued);
+    let mut r = Release::new(w.session("ci"), queued);
+    r.session.notifier = Arc::new(n.clone());
+    n.clear();
+    let opts = PromoteOptions { wait: Wait::Forever, ..Default::default() };
+    let report = r.promote("staging", &a, &opts, None).await.unwrap();
+    assert_eq!(report.outcome, release_core::ops::promote::PromoteOutcome::Noop, "{report:?}");
+    let events = n.delivered(sink);
+    assert_eq!(kinds(&events), ["queued", "succeeded"], "what queued opened is closed");
+    assert_eq!(events[0].outcome, "queued");
+    assert_eq!(events[0].release_id, events[1].release_id);
 }

@@ -153,7 +153,7 @@ async fn a_wait_that_runs_out_a_cancelled_ticket_and_ctrl_c_leave_the_queue_havi
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
+async fn a_ticket_whose_waiter_died_is_skipped_once_it_missed_its_renewals() {
     let w = World::new(2).await;
     let (a, b) = (w.bake('a').await, w.bake('b').await);
     // A dead waiter: a ticket nobody renews.
@@ -171,16 +171,18 @@ async fn a_ticket_whose_waiter_died_is_skipped_once_its_lease_runs_out() {
         commit: Some(a.clone()),
         doing: "promote aaaaaaaaaaaa to staging".into(),
         expires: now.add(release_core::engine::lock::LOCK_LEASE),
+        renewed: None,
         started: None,
     };
     w.cloud.cloud().queue.enqueue(&w.pipeline.ledger_table, &dead).await.unwrap();
     let err = w.promote("staging", &b).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::LockHeld);
     assert!(err.message().contains("1 command(s) wait in its queue (first: ghost promote aaaaaaaaaaaa to staging)"), "{err}");
-    // A waiter behind it gets its turn once the ghost's lease ran out.
+    // A waiter behind it gets its turn once it saw the ghost miss three renewals, before its lease ran out.
     let r = w.release("alive").promote("staging", &b, &waiting(Wait::Forever), None).await.expect("served after the lease");
     assert_eq!(r.commit, b);
-    assert!(w.cloud.clock.now().since(now) >= release_core::engine::lock::LOCK_LEASE);
+    let served = w.records("staging").await.into_iter().find(|r| r.commit() == Some(&b)).expect("its record").started;
+    assert!(served.since(now) >= release_core::engine::queue::DEAD_TICKET_AFTER && served < dead.expires, "{served} vs {}", dead.expires);
 }
 
 /// A user found this: with `latest`, older promotes left "superseded" at once, by a newer one that then gave up
@@ -232,4 +234,40 @@ async fn a_waiter_stopped_by_ctrl_c_is_in_the_ledger_as_interrupted() {
     let records = w.records("staging").await;
     let left = records.iter().find(|r| r.commit() == Some(&b)).expect("a record of the waiter");
     assert_eq!((left.outcome, left.action_name()), (Outcome::Interrupted, "promote"));
+}
+
+/// A waiter killed with -9 (its task dropped mid-wait) leaves its ticket behind, unrenewed. The waiter behind it
+/// skips it once it saw it miss three renewals on its own clock, long before its 2-minute lease runs out, and
+/// `release queue` shows it stale meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_waiter_killed_with_9_is_skipped_after_a_few_missed_renewals_and_shown_stale() {
+    use release_core::engine::queue::{DEAD_TICKET_AFTER, TICKET_RENEW_EVERY};
+    let w = World::new(2).await;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    w.cloud.state().healthy_after = Some(Duration::from_secs(60));
+    let holder = w.release("holder");
+    let running = tokio::spawn(async move { holder.promote("staging", &a, &Default::default(), None).await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed = w.release("killed");
+    let b2 = b.clone();
+    let dead = tokio::spawn(async move { killed.promote("staging", &b2, &waiting(Wait::Forever), None).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    dead.abort();
+    assert!(dead.await.unwrap_err().is_cancelled());
+    let ghost = w.cloud.state().tickets.values().flat_map(|t| t.values().cloned()).find(|t| t.holder == "killed").expect("its ticket stays");
+    let next = w.release("next");
+    let c2 = c.clone();
+    let behind = tokio::spawn(async move { next.promote("staging", &c2, &waiting(Wait::Forever), None).await });
+    tokio::time::sleep(DEAD_TICKET_AFTER + TICKET_RENEW_EVERY).await;
+    let view = w.release("ops").queue(Some("staging")).await.unwrap();
+    let shown: Vec<(String, Option<usize>, bool, bool)> = view[0].tickets.iter().map(|t| (t.ticket.holder.clone(), t.position, t.stale, t.expired)).collect();
+    assert_eq!(shown, vec![("killed".to_owned(), None, true, false), ("next".to_owned(), Some(1), false, false)], "stale, not yet expired");
+    running.await.unwrap().unwrap();
+    behind.await.unwrap().expect("served once the holder was done");
+    let records = w.records("staging").await;
+    let served = records.iter().find(|r| r.commit() == Some(&c) && r.action_name() == "promote").expect("its record");
+    assert_eq!(served.outcome, Outcome::Succeeded);
+    assert!(served.started < ghost.expires, "it did not wait for the dead ticket's lease: started {} < {}", served.started, ghost.expires);
+    assert!(records.iter().all(|r| r.commit() != Some(&b)), "the killed waiter never ran: {records:#?}");
+    assert_eq!(w.commits("staging"), vec![c.to_string()]);
 }

@@ -366,6 +366,7 @@ impl AppBuilder {
         let actor = crate::process::actor(&aws, self.actor, self.caller_identity).await?;
         let notifier: Arc<dyn Notifier> = Arc::new(SinkNotifier::new(aws.clone()));
         let mut session = Session::new(aws.cloud(), actor);
+        session.cloud.clock = crate::process::clock(session.cloud.clock.clone());
         session.notifier = notifier;
         session.reporter = self.reporter.unwrap_or_else(|| Arc::new(|line: &str| tracing::info!(target: "release", "{line}")));
         if self.signals {

@@ -2,9 +2,11 @@
 //! interval, and Ctrl-C / SIGTERM.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::Signals;
+use crate::model::clock::{Clock, Timestamp};
 use crate::model::ledger::{Actor, LockInfo};
 use crate::reexport::adapters::Aws;
 use crate::Result;
@@ -36,6 +38,33 @@ pub(crate) async fn actor(aws: &Aws, name: Option<String>, caller: bool) -> Resu
     let host = hostname();
     let caller = if caller { aws.caller_arn().await? } else { String::new() };
     Ok(Actor { name, caller, host, pid: Some(std::process::id()) })
+}
+
+/// This machine's clock as the engine sees it: the system clock, or, for tests only, that clock off by
+/// `RELEASE_TEST_CLOCK_OFFSET` seconds (negative: behind), so that two processes can disagree about the time as two
+/// machines do.
+pub(crate) fn clock(system: Arc<dyn Clock>) -> Arc<dyn Clock> {
+    match std::env::var("RELEASE_TEST_CLOCK_OFFSET").ok().and_then(|s| s.trim().parse::<f64>().ok()) {
+        Some(secs) if secs != 0.0 => Arc::new(Skewed { system, by_ms: (secs * 1000.0) as i64 }),
+        _ => system,
+    }
+}
+
+/// The system clock, off by a fixed amount (tests only: [`clock`]).
+struct Skewed {
+    system: Arc<dyn Clock>,
+    by_ms: i64,
+}
+
+#[async_trait::async_trait]
+impl Clock for Skewed {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.system.now().millis() + self.by_ms)
+    }
+
+    async fn sleep(&self, d: Duration) {
+        self.system.sleep(d).await
+    }
 }
 
 /// How often waits poll AWS by default: `RELEASE_POLL_SECONDS` (0 < s <= 60; tests and the demo use short ones),

@@ -42,7 +42,9 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, action: Option<&Qu
             for t in &v.tickets {
                 let place = match t.position {
                     Some(p) => format!("waiting #{p}"),
-                    None => "expired".into(),
+                    None if t.expired => "expired".into(),
+                    // Its waiter missed its renewals (killed with -9?): the waiters behind it skip it.
+                    None => format!("stale (silent {})", format_duration(std::time::Duration::from_secs(now.since(t.ticket.last_renewed()).as_secs()))),
                 };
                 rows.push(vec![v.env.to_string(), place, t.ticket.id.to_string(), t.ticket.holder.clone(), t.ticket.doing.clone(), format_duration(std::time::Duration::from_secs(now.since(t.ticket.arrival).as_secs()))]);
             }

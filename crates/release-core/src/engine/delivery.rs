@@ -7,6 +7,10 @@
 //! Delivery never blocks or fails a deploy: each event goes out on a task of its own, with a timeout per attempt
 //! and a bounded number of retries; the operation waits for what is still in flight only once, at its end, and
 //! at most [`SINK_TIMEOUT`]. A failed delivery is logged and noted on the ledger record (`notify_failures`).
+//!
+//! Each sink gets an operation's events in the order they happened: an event's task starts delivering once the
+//! one before it, for the same sink, is done (delivered, given up after its retries, or abandoned at the end), so
+//! a slow or retried `started` is never overtaken by its `succeeded`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,12 +37,14 @@ pub struct Delivery {
     in_flight: Arc<Mutex<Vec<(String, EventKind, tokio::task::JoinHandle<Option<NotifyFailure>>)>>>,
     failures: Arc<Mutex<Vec<NotifyFailure>>>,
     progress: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Per sink label: the signal that its last event is done, which its next event waits for.
+    last: Arc<Mutex<std::collections::BTreeMap<String, tokio::sync::oneshot::Receiver<()>>>>,
 }
 
 impl Delivery {
     /// Deliveries for the sinks of `settings`.
     pub fn new(notifier: Arc<dyn Notifier>, clock: Arc<dyn Clock>, settings: NotifySettings, progress: Arc<dyn Fn(&str) + Send + Sync>) -> Self {
-        Self { notifier, clock, settings, in_flight: Default::default(), failures: Default::default(), progress }
+        Self { notifier, clock, settings, in_flight: Default::default(), failures: Default::default(), progress, last: Default::default() }
     }
 
     /// The `[notify] link`.
@@ -52,7 +58,14 @@ impl Delivery {
         for sink in self.settings.sinks.iter().filter(|s| s.on.contains(&event.event)) {
             let (label, kind) = (sink.label.clone(), event.event);
             let (notifier, clock, sink, event, progress) = (self.notifier.clone(), self.clock.clone(), sink.clone(), event.clone(), self.progress.clone());
+            let (done, next) = tokio::sync::oneshot::channel::<()>();
+            let before = self.last.lock().unwrap().insert(label.clone(), next);
             let task = tokio::spawn(async move {
+                // Done either way (sent, or dropped when this task ends or is abandoned): the next event goes then.
+                let _done = done;
+                if let Some(before) = before {
+                    let _ = before.await;
+                }
                 let mut last = None;
                 for attempt in 0..ATTEMPTS {
                     if attempt > 0 {

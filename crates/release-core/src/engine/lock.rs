@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::model::clock::Timestamp;
-use crate::model::error::{Error, LockHeld, Result};
+use crate::model::error::{Error, Failure, LockHeld, Result};
 use crate::model::ids::{CommitSha, EnvName, ReleaseId};
 use crate::model::ledger::{LockInfo, Outcome, Record};
 use crate::model::pipeline::{Environment, Pipeline};
@@ -77,15 +77,18 @@ pub async fn acquire_bake(session: &Session, pipeline: &Pipeline, bakes: &BakeLo
     if !session.cloud.ledger.table_exists(&pipeline.ledger_table).await? {
         return Ok(None);
     }
-    let info = lock_info(session, pipeline, bakes.lock_name(), run_id, doing);
-    let Some(held) = session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? else { return Ok(Some(info)) };
+    let held = match take_now(session, pipeline, bakes.lock_name(), run_id, doing, &bakes.describe()).await? {
+        Ok(info) => return Ok(Some(info)),
+        Err(held) => held,
+    };
+    let now = session.cloud.clock.now();
     Err(LockHeld::Baking {
         commit: bakes.commit.short().to_owned(),
         holder: held.holder,
         since: held.acquired,
         release_id: held.release_id.to_string(),
         host: held.host,
-        expires: (held.expires >= info.acquired).then_some(held.expires),
+        expires: (held.expires >= now).then_some(held.expires),
     }
     .into())
 }
@@ -104,30 +107,110 @@ pub fn lock_info(session: &Session, pipeline: &Pipeline, name: &EnvName, run_id:
         acquired: now,
         renewed: Some(now),
         expires: now.add(LOCK_LEASE),
+        lease: 1,
+    }
+}
+
+/// A lock another run holds, as a would-be taker watches it on its own clock (the DynamoDB lock client's rule):
+/// its holder renews it every [`RENEW_EVERY`], each renewal a new version ([`LockInfo::lease`]); the same version
+/// seen unchanged for a whole [`LOCK_LEASE`] on this machine's clock means its holder stopped renewing, and so
+/// stopped working (the runner stops a run whose renewals fail a renewal period before its lease runs out on
+/// its own clock). Clocks need not agree, only tick at the same rate; the holder's `expires` is never compared
+/// with this clock.
+#[derive(Clone, Debug, Default)]
+pub struct LeaseWatch {
+    /// The lease seen, and when (this machine's clock) it was first seen.
+    seen: Option<(LockInfo, Timestamp)>,
+    /// How many times the lease seen changed (renewed, or taken by someone else) after the first sight.
+    changes: u32,
+}
+
+impl LeaseWatch {
+    /// Notes `held` as read at `now` (this machine's clock); how long this very lease has been seen unchanged.
+    pub fn unchanged_for(&mut self, held: &LockInfo, now: Timestamp) -> Duration {
+        match &self.seen {
+            Some((seen, since)) if seen.same_lease(held) => now.since(*since),
+            previous => {
+                self.changes += u32::from(previous.is_some());
+                self.seen = Some((held.clone(), now));
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// Whether the lease changed while watched: its holder (or a new one) is alive.
+    pub fn saw_renewal(&self) -> bool {
+        self.changes > 0
+    }
+}
+
+/// Tries once to take the lock `info`: free, it is taken; held by a lease `watch` has seen unchanged for a whole
+/// [`LOCK_LEASE`], or by a holder that died on this machine (it ran on this clock, so its expiry is a fact here),
+/// it is taken over with a write conditional on that very lease. `None` when taken, else the holder.
+pub async fn try_take(session: &Session, table: &str, info: &LockInfo, watch: &mut LeaseWatch) -> Result<Option<LockInfo>> {
+    let locks = &session.cloud.lock;
+    let Some(held) = locks.acquire(table, info, None).await? else { return Ok(None) };
+    let now = session.cloud.clock.now();
+    let lapsed = watch.unchanged_for(&held, now) >= LOCK_LEASE;
+    let died_here = held.is_stale(now) && (session.holder_gone)(&held);
+    if !lapsed && !died_here {
+        return Ok(Some(held));
+    }
+    locks.acquire(table, info, Some(&held)).await
+}
+
+/// Takes the lock `name` for `run_id` without queueing: at once when it is free; a lease that looks run out by
+/// this machine's clock is watched for a whole lease first (its holder's clock may only be behind) and taken over
+/// if no renewal came, refused if one did. `Ok` with the lock taken, `Err` with its holder.
+async fn take_now(session: &Session, pipeline: &Pipeline, name: &EnvName, run_id: &ReleaseId, doing: &str, what: &str) -> Result<std::result::Result<LockInfo, LockInfo>> {
+    let table = &pipeline.ledger_table;
+    let mut watch = LeaseWatch::default();
+    let mut told = false;
+    loop {
+        let info = lock_info(session, pipeline, name, run_id, doing);
+        let Some(held) = try_take(session, table, &info, &mut watch).await? else { return Ok(Ok(info)) };
+        let now = session.cloud.clock.now();
+        if !held.is_stale(now) || watch.saw_renewal() {
+            return Ok(Err(held));
+        }
+        if !told {
+            let last = held.renewed.unwrap_or(held.acquired);
+            session.progress(&format!(
+                "the lock of {what} looks abandoned: {} ({}, host {}) last renewed it {}s ago by this machine's clock; watching it for {} before taking it over (clocks may disagree; a renewal meanwhile means it is alive)",
+                held.holder,
+                held.doing,
+                held.host,
+                now.since(last).as_secs(),
+                crate::model::clock::format_duration(LOCK_LEASE)
+            ));
+            told = true;
+        }
+        if session.signals.clone().wait(session.cloud.clock.as_ref(), session.poll).await {
+            return Err(Failure::Interrupted { what: format!("interrupted while watching the lock of {what}; nothing was done") }.into());
+        }
     }
 }
 
 /// Takes the environment's lock for `run_id` or says who holds it.
 pub async fn acquire(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &ReleaseId, doing: &str) -> Result<LockInfo> {
-    let info = lock_info(session, pipeline, &env.name, run_id, doing);
-    match session.cloud.lock.acquire(&pipeline.ledger_table, &info, info.acquired).await? {
-        None => Ok(info),
-        Some(held) => {
-            let mut judged_more = None;
-            // A holder that died on this machine: say whether a hook it started still runs, or that unlock may
-            // break its lock now (one more read, only on this path).
-            if !held.is_stale(info.acquired) && (session.holder_gone)(&held) {
-                let records = crate::engine::session::recent_records(&session.cloud, pipeline, &env.name).await.unwrap_or_default();
-                let judged = judge_holder(session, &held, records.iter().find(|r| r.holder == held.release_id), info.acquired);
-                let more = match &judged {
-                    Holder::Gone(why) => format!("{why}: `release unlock --env {}` breaks the lock now", env.name),
-                    _ => judged.why().to_owned(),
-                };
-                judged_more = Some(more);
-            }
-            Err(lock_held(env, &held, info.acquired, judged_more))
-        }
+    let held = match take_now(session, pipeline, &env.name, run_id, doing, &env.describe()).await? {
+        Ok(info) => return Ok(info),
+        Err(held) => held,
+    };
+    let now = session.cloud.clock.now();
+    let mut judged_more = None;
+    // A holder that died on this machine: say whether a hook it started still runs, or that unlock may break its
+    // lock now (one more read, only on this path).
+    if !held.is_stale(now) && (session.holder_gone)(&held) {
+        let records = crate::engine::session::recent_records(&session.cloud, pipeline, &env.name).await.unwrap_or_default();
+        let judged = judge_holder(session, &held, records.iter().find(|r| r.holder == held.release_id), now);
+        let more = match &judged {
+            Holder::Gone(why) => format!("{why}: `release unlock --env {}` breaks the lock now", env.name),
+            _ => judged.why().to_owned(),
+        };
+        judged_more = Some(more);
     }
+    Err(lock_held(env, &held, now, judged_more))
 }
 
 /// The error for a lock held by someone else.
@@ -192,6 +275,41 @@ pub fn judge_holder(session: &Session, lock: &LockInfo, record: Option<&Record>,
     Holder::Gone(format!("holder pid {pid} on {} is gone", lock.host))
 }
 
+/// What watching a lease found.
+enum Watched {
+    /// The same lease, unchanged for a whole [`LOCK_LEASE`] on this machine's clock: its holder stopped.
+    Lapsed,
+    /// Renewed, taken by another run, or released (`None`).
+    Changed(Option<LockInfo>),
+}
+
+/// Watches the lease `held` of the lock `name` on this machine's clock, reading it every poll, until it changed or
+/// stayed the same for a whole [`LOCK_LEASE`]. A signal ends the watch (interrupted, nothing done).
+async fn watch_lapse(session: &Session, pipeline: &Pipeline, name: &EnvName, held: &LockInfo, what: &str) -> Result<Watched> {
+    let cloud = &session.cloud;
+    let mut watch = LeaseWatch::default();
+    let mut current = held.clone();
+    session.progress(&format!(
+        "the lease of {what} ran out by this machine's clock; watching it for {} before breaking it (clocks may disagree; a renewal meanwhile means its holder is alive)",
+        crate::model::clock::format_duration(LOCK_LEASE)
+    ));
+    loop {
+        if watch.unchanged_for(&current, cloud.clock.now()) >= LOCK_LEASE {
+            return Ok(Watched::Lapsed);
+        }
+        if watch.saw_renewal() {
+            return Ok(Watched::Changed(Some(current)));
+        }
+        if session.signals.clone().wait(cloud.clock.as_ref(), session.poll).await {
+            return Err(Failure::Interrupted { what: format!("interrupted while watching the lock of {what}; nothing was done") }.into());
+        }
+        match cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, name).await? {
+            Some(now_held) => current = now_held,
+            None => return Ok(Watched::Changed(None)),
+        }
+    }
+}
+
 /// Renews `lock` for another lease: the renewed lock, or `None` when it is not this run's any more (broken, or
 /// lapsed and taken). The one renewal: the runner's watcher and [`crate::engine::runner::Op::guard`] come here, for
 /// each lock a run holds.
@@ -203,7 +321,7 @@ pub async fn renew(session: &Session, pipeline: &Pipeline, lock: &LockInfo) -> R
 /// `lock` renewed now for another lease, as [`renew`] writes it (a guard writing the record with it, too).
 pub fn next_lease(session: &Session, lock: &LockInfo) -> LockInfo {
     let now = session.cloud.clock.now();
-    LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), ..lock.clone() }
+    LockInfo { renewed: Some(now), expires: now.add(LOCK_LEASE), lease: lock.lease + 1, ..lock.clone() }
 }
 
 /// Breaks the lock of a holder judged [`Holder::Gone`] (same host, its process gone), saying so: a write, made only
@@ -262,7 +380,18 @@ pub async fn unlock(session: &Session, pipeline: &Pipeline, env: &Environment, f
     } else {
         Vec::new()
     };
-    let judged = crate::engine::lock::judge_holder(&session, &held, records.iter().find(|r| r.holder == held.release_id), now);
+    let mut judged = crate::engine::lock::judge_holder(&session, &held, records.iter().find(|r| r.holder == held.release_id), now);
+    // Run out by this machine's clock only: the holder's clock may be behind, so watch it for a lease first; a
+    // holder that died on this machine ran on this clock.
+    if let (Holder::Stale(why), false, false) = (&judged, force, (session.holder_gone)(&held)) {
+        match watch_lapse(session, pipeline, &env.name, &held, &env.describe()).await? {
+            Watched::Lapsed => judged = Holder::Stale(format!("{why}; not renewed in {} of watching", crate::model::clock::format_duration(LOCK_LEASE))),
+            Watched::Changed(None) => return Ok(UnlockReport { env: env.name.clone(), was_held_by: None, broken: false, silent_for: None, holder: None }),
+            Watched::Changed(Some(_)) => {
+                judged = Holder::Live(format!("{why} by this machine's clock, but it was renewed while watched (the clocks disagree)"));
+            }
+        }
+    }
     if judged.is_live() && !force {
         return Err(LockHeld::Alive {
             env: env.name.to_string(),

@@ -1,8 +1,10 @@
 //! The queue in front of an environment's lock (`--wait`): a fair line of waiting commands, kept in the ledger table
 //! beside the lock so that every machine sees the same line.
 //!
-//! - A waiting command holds a **ticket** (`sk = queue#<arrival>#<id>`), leased like the lock and renewed while it
-//!   waits: a waiter that died leaves the line by itself when its lease runs out.
+//! - A waiting command holds a **ticket** (`sk = queue#<arrival>#<id>`), leased like the lock and renewed every
+//!   [`TICKET_RENEW_EVERY`] while it waits. A waiter killed with -9 stops renewing it: the waiters behind it skip it
+//!   once they saw it unchanged for [`DEAD_TICKET_AFTER`] on their own clocks (three missed renewals), and every
+//!   reader once its lease ran out; `release queue` shows it `stale`.
 //! - Tickets are served **in order of arrival**: only the first live ticket may take the lock when it frees. A
 //!   command that does not wait (`--wait 0`, or none given) does not jump the line either: with tickets waiting it is
 //!   refused at once, like a held lock.
@@ -20,7 +22,12 @@ use crate::model::ids::{ClusterName, CommitSha, ReleaseId};
 use crate::model::ledger::{Action, LockInfo, Outcome, QueuedDetails, Record, Ticket, TicketAction};
 use crate::model::event::{Event, EventKind};
 use crate::model::pipeline::{Environment, Pipeline, QueueMode};
-use crate::engine::lock::{self, LOCK_LEASE, RENEW_EVERY};
+use crate::engine::lock::{self, LOCK_LEASE};
+
+/// How often a waiter renews its ticket.
+pub const TICKET_RENEW_EVERY: Duration = Duration::from_secs(10);
+/// A ticket seen unchanged this long (three renewals missed) is a dead waiter's: skipped by the waiters behind it.
+pub const DEAD_TICKET_AFTER: Duration = Duration::from_secs(30);
 use crate::engine::session::Session;
 use crate::engine::delivery::Delivery;
 
@@ -81,10 +88,13 @@ pub struct TicketView {
     /// The ticket.
     #[serde(flatten)]
     pub ticket: Ticket,
-    /// 1 for the first in line; expired tickets have none.
+    /// 1 for the first in line; stale and expired tickets have none.
     pub position: Option<usize>,
-    /// Whether its waiter stopped renewing it (it is skipped, and goes with the next cleanup).
+    /// Whether its lease ran out (every reader skips it; it stays in the table, skipped, until cancelled).
     pub expired: bool,
+    /// Whether it missed its renewals for [`DEAD_TICKET_AFTER`] by this machine's clock: its waiter is presumed
+    /// dead (killed with -9), and the waiters behind it skip it.
+    pub stale: bool,
 }
 
 /// The queue of `env` as it stands.
@@ -102,11 +112,12 @@ pub async fn view(session: &Session, pipeline: &Pipeline, env: &Environment) -> 
         .filter(|t| t.started.is_none())
         .map(|t| {
             let expired = !t.is_waiting(now);
-            let position = (!expired).then(|| {
+            let stale = expired || now.since(t.last_renewed()) >= DEAD_TICKET_AFTER;
+            let position = (!stale).then(|| {
                 position += 1;
                 position
             });
-            TicketView { ticket: t, position, expired }
+            TicketView { ticket: t, position, expired, stale }
         })
         .collect();
     Ok(QueueView { env: env.name.clone(), mode: env.queue.as_str(), holder, tickets })
@@ -146,7 +157,7 @@ pub async fn take_turn(
     let cloud = &session.cloud;
     let table = &pipeline.ledger_table;
     let now = cloud.clock.now();
-    let mut w = Waiter { session, pipeline, env, run_id, doing, spec, events, ticket: ticket(session, pipeline, env, run_id, doing, spec, now), said: String::new(), said_at: now };
+    let mut w = Waiter { session, pipeline, env, run_id, doing, spec, events, ticket: ticket(session, pipeline, env, run_id, doing, spec, now), said: String::new(), said_at: now, lock_watch: Default::default(), seen: Default::default() };
     // Waiting is this command's to stop: Ctrl-C removes the ticket rather than killing the process.
     let _claim = session.signals.claim();
     cloud.queue.enqueue(table, &w.ticket).await?;
@@ -168,13 +179,16 @@ pub async fn take_turn(
             record_left(session, pipeline, env, &w.ticket, spec, Outcome::Cancelled, None, gave_up, events).await?;
             break Err(LockHeld::QueueGaveUp { waited: limit.unwrap_or_default(), env: env.name.to_string(), ahead }.into());
         }
-        if now.since(renewed) >= RENEW_EVERY {
+        if now.since(renewed) >= TICKET_RENEW_EVERY {
             w.ticket.expires = now.add(LOCK_LEASE);
+            w.ticket.renewed = Some(now);
             // Gone means cancelled: the next round says so.
             cloud.queue.update_ticket(table, &w.ticket).await?;
             renewed = now;
         }
-        let nap = deadline.map_or(session.poll, |d| session.poll.min(d.since(now).max(Duration::from_millis(1))));
+        // At least as often as the ticket is renewed, whatever the poll: a waiter seen silent is taken for dead.
+        let poll = session.poll.min(TICKET_RENEW_EVERY);
+        let nap = deadline.map_or(poll, |d| poll.min(d.since(now).max(Duration::from_millis(1))));
         tokio::select! {
             _ = cloud.clock.sleep(nap) => {}
             _ = signals.changed() => {}
@@ -226,6 +240,7 @@ fn ticket(session: &Session, pipeline: &Pipeline, env: &Environment, run_id: &Re
         commit: spec.commit.clone(),
         doing: doing.to_owned(),
         expires: now.add(LOCK_LEASE),
+        renewed: Some(now),
         started: None,
     }
 }
@@ -242,6 +257,24 @@ struct Waiter<'a> {
     ticket: Ticket,
     said: String,
     said_at: Timestamp,
+    /// The lock's lease as this waiter watched it (taken over once it saw it unchanged for a whole lease).
+    lock_watch: lock::LeaseWatch,
+    /// The other tickets as this waiter saw them: each as last read, and since when (its clock) unchanged.
+    seen: std::collections::BTreeMap<ReleaseId, (Ticket, Timestamp)>,
+}
+
+impl Waiter<'_> {
+    /// Whether `t` is a dead waiter's by what this waiter saw: not renewed for [`DEAD_TICKET_AFTER`] on this
+    /// machine's clock (no other clock is compared).
+    fn silent(&mut self, t: &Ticket, now: Timestamp) -> bool {
+        match self.seen.get(&t.id) {
+            Some((seen, since)) if seen.same_renewal(t) => now.since(*since) >= DEAD_TICKET_AFTER,
+            _ => {
+                self.seen.insert(t.id.clone(), (t.clone(), now));
+                false
+            }
+        }
+    }
 }
 
 /// What one look at the queue decided.
@@ -274,7 +307,14 @@ impl Waiter<'_> {
             record_left(session, pipeline, env, ticket, spec, Outcome::Cancelled, None, "cancelled while waiting (`release queue cancel`)".to_owned(), events).await?;
             return Err(LockHeld::TicketCancelled { doing: ticket.doing.clone(), env: env.name.to_string(), ticket: ticket.id.to_string() }.into());
         }
-        let waiting: Vec<&Ticket> = all.iter().filter(|t| t.is_waiting(now) || t.id == ticket.id).collect();
+        let mine = ticket.id.clone();
+        let mut waiting: Vec<&Ticket> = Vec::new();
+        for t in &all {
+            if t.id == mine || (t.is_waiting(now) && !self.silent(t, now)) {
+                waiting.push(t);
+            }
+        }
+        let ticket = &self.ticket;
         let newer = |t: &&Ticket| t.action == TicketAction::Promote && (t.arrival > ticket.arrival || (t.arrival == ticket.arrival && t.id > ticket.id));
         // `latest`: a promote yields its turn to any newer waiting promote, and leaves only once a newer one has
         // started (taken the lock), never before: a newer one that gives up or is cancelled leaves it in line.
@@ -326,7 +366,7 @@ impl Waiter<'_> {
         let cloud = &session.cloud;
         let table = &pipeline.ledger_table;
         let info = lock::lock_info(session, pipeline, &self.env.name, self.run_id, self.doing);
-        match cloud.lock.acquire(table, &info, now).await? {
+        match lock::try_take(session, table, &info, &mut self.lock_watch).await? {
             None => {
                 // The ticket stays, marked started, until the command ends: older promotes that yielded to it
                 // see that it started (and leave); nobody counts it as waiting any more.

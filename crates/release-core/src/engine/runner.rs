@@ -45,11 +45,17 @@ pub struct LostLock {
     pub what: String,
     /// The lock as it is now, if anyone holds it.
     pub now_held_by: Option<LockInfo>,
+    /// Not taken: its renewals kept failing for this long (the last error), and the run stopped before its lease
+    /// could run out.
+    pub unrenewed: Option<(Duration, String)>,
 }
 
 impl LostLock {
     /// The error a run that lost its lock stops with.
     fn failure(&self) -> LockHeld {
+        if let Some((silent, error)) = &self.unrenewed {
+            return LockHeld::Unrenewed { what: self.what.clone(), silent: *silent, error: error.clone() };
+        }
         match &self.now_held_by {
             Some(l) => LockHeld::Taken { what: self.what.clone(), holder: l.holder.clone(), release_id: l.release_id.to_string(), host: l.host.clone() },
             None => LockHeld::Broken { what: self.what.clone() },
@@ -163,6 +169,9 @@ pub struct Op<'s, S = Environment> {
     events: crate::engine::delivery::Delivery,
     /// What the command is about (for the event of a failure before its record is opened).
     ticket: Option<crate::engine::queue::TicketSpec>,
+    /// Whether it went through the queue, which told the sinks `queued`: it closes with an event even when it
+    /// opened no record (nothing to do).
+    queued_event: bool,
 }
 
 impl<'s> Op<'s> {
@@ -482,8 +491,10 @@ impl<'s, S: Scope> Op<'s, S> {
 }
 
 /// Renews the leases now (the environment's lock, then those held besides); marks the run's locks lost when one is
-/// not ours any more. A failing call is only logged: the next renewal (or guard) tells, and a lease that lapsed
-/// and was taken is found then.
+/// not ours any more. A failing call is retried at the next renewal (or guard), but not for ever: once the
+/// lease this run last wrote is within one and a half renewal periods of running out on its own clock, the run is
+/// stopped as if it had lost the lock, before anyone may take it over (a taker waits a whole lease on its own
+/// clock after the last renewal it saw).
 async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
     if shared.lost.borrow().is_some() {
         return;
@@ -500,10 +511,23 @@ async fn renew(session: &Session, pipeline: &Pipeline, shared: &Shared) {
             },
             Ok(None) => {
                 let now_held_by = session.cloud.lock.holder(&pipeline.ledger_table, &pipeline.app, &current.env).await.ok().flatten();
-                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by }));
+                shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by, unrenewed: None }));
                 return;
             }
-            Err(e) => tracing::warn!("renewing the lock of {what} failed (retrying): {e}"),
+            Err(e) => {
+                let now = session.cloud.clock.now();
+                // `renewed` and `expires` of a lease this run wrote are both its own clock's.
+                let last = current.renewed.unwrap_or(current.acquired);
+                // Stop at the last renewal that comes before the lease's final renewal period (3 failures of 30 s
+                // renewals: 90 s), leaving the body a renewal period to reach its next check.
+                if now.add(RENEW_EVERY * 3 / 2) >= current.expires {
+                    tracing::warn!("renewing the lock of {what} failed since {}s; stopping before its lease runs out: {e}", now.since(last).as_secs());
+                    let unrenewed = Some((Duration::from_secs(now.since(last).as_secs()), e.message().to_owned()));
+                    shared.lost.send_replace(Some(LostLock { env: current.env.clone(), what, now_held_by: None, unrenewed }));
+                    return;
+                }
+                tracing::warn!("renewing the lock of {what} failed (retrying): {e}");
+            }
         }
     }
 }
@@ -549,7 +573,7 @@ pub async fn run<T>(
     let events = session.delivery(pipeline);
     let (info, queued, ticket) = crate::engine::queue::take_turn(session, pipeline, env, &run_id, &spec.doing, spec.wait, spec.ticket.as_ref(), &events).await?;
     let result = match session.checkpoint(crate::model::phase::Checkpoint::Locked) {
-        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (Some(info), queued), events, body).await,
+        Ok(()) => run_locked(session, pipeline, env, spec, run_id, (Some(info), queued, ticket.is_some()), events, body).await,
         Err(e) => Err(e),
     };
     // The started ticket goes with the command (a crash leaves it, like the lock: its lease runs out).
@@ -576,12 +600,12 @@ pub async fn run_bake<T>(
     let events = session.delivery(pipeline);
     let info = lock::acquire_bake(session, pipeline, bakes, &run_id, &spec.doing).await?;
     match session.checkpoint(crate::model::phase::Checkpoint::Locked) {
-        Ok(()) => run_locked(session, pipeline, bakes, spec, run_id, (info, Duration::ZERO), events, body).await,
+        Ok(()) => run_locked(session, pipeline, bakes, spec, run_id, (info, Duration::ZERO, false), events, body).await,
         Err(e) => Err(e),
     }
 }
 
-/// [`run`] with the lock already taken (after `queued` in the queue).
+/// [`run`] with the lock already taken (after `queued` in the queue; `queued_event`: the sinks were told).
 #[allow(clippy::too_many_arguments)]
 async fn run_locked<T, S: Scope>(
     session: &Session,
@@ -589,7 +613,7 @@ async fn run_locked<T, S: Scope>(
     scope: &S,
     spec: OpSpec,
     run_id: ReleaseId,
-    (info, queued): (Option<LockInfo>, Duration),
+    (info, queued, queued_event): (Option<LockInfo>, Duration, bool),
     events: crate::engine::delivery::Delivery,
     body: impl AsyncFnOnce(&mut Op<'_, S>) -> Result<T>,
 ) -> Result<T> {
@@ -623,6 +647,7 @@ async fn run_locked<T, S: Scope>(
         queued,
         events,
         ticket: spec.ticket.clone(),
+        queued_event,
     };
     let result = match take_also(session, pipeline, scope.lock_name(), &spec, &op.run_id, &shared, &op.events).await {
         Ok(()) => {
@@ -729,12 +754,18 @@ async fn close_record<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>, relea
 }
 
 /// A command that failed before it opened its record (a load balancer deleted by hand, say) still tells the
-/// sinks, from a record drafted for the event alone (the ledger has nothing to close).
+/// sinks, from a record drafted for the event alone (the ledger has nothing to close); so does one that found
+/// nothing to do after the sinks were told it `queued`, which closes `succeeded`.
 async fn tell_unrecorded<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) {
-    let (None, Err(e), Some(t)) = (&op.record, result, &op.ticket) else { return };
-    if matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) {
-        return;
-    }
+    let (None, Some(t)) = (&op.record, &op.ticket) else { return };
+    let (outcome, detail) = match result {
+        Ok(_) if !op.queued_event => return,
+        Ok(_) => (Outcome::Succeeded, "nothing to do".to_owned()),
+        Err(e) if matches!(e.kind(), ErrorKind::Crash | ErrorKind::Superseded) => return,
+        Err(e) if e.kind() == ErrorKind::Interrupted => (Outcome::Interrupted, e.message().to_owned()),
+        Err(e) if refusal(e) => (Outcome::Refused, e.message().to_owned()),
+        Err(e) => (Outcome::Failed, e.message().to_owned()),
+    };
     let mut draft = op.draft(crate::model::ledger::Action::Queued(crate::model::ledger::QueuedDetails {
         command: t.action,
         commit: t.commit.clone(),
@@ -742,14 +773,10 @@ async fn tell_unrecorded<T, S: Scope>(op: &Op<'_, S>, result: &Result<T>) {
         superseded_by: None,
         waited: op.queued.as_secs_f64(),
     }));
-    draft.outcome = match e.kind() {
-        ErrorKind::Interrupted => Outcome::Interrupted,
-        _ if refusal(e) => Outcome::Refused,
-        _ => Outcome::Failed,
-    };
-    draft.detail = Some(e.message().to_owned());
+    draft.outcome = outcome;
+    draft.detail = Some(detail);
     // Nothing was changed before the record would have opened: nothing was put back.
-    draft.rolled_back = Some(false);
+    draft.rolled_back = result.is_err().then_some(false);
     let now = op.cloud().clock.now();
     op.events.send(crate::model::event::Event::of(crate::model::event::Event::closing_kind(&draft), &draft, op.events.link(), now));
     op.events.settle(crate::engine::delivery::SINK_TIMEOUT).await;
@@ -783,7 +810,8 @@ async fn notify_closed<T, S: Scope>(op: &mut Op<'_, S>, result: &Result<T>) {
 async fn release_locks<S: Scope>(op: &Op<'_, S>, write_err: &mut Option<Error>) {
     let lost = op.lost_rx.borrow().clone();
     let held: Vec<LockInfo> = op.shared.lock.lock().unwrap().clone().into_iter().chain(op.shared.also.lock().unwrap().iter().cloned()).collect();
-    for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.env != l.env)) {
+    // A lease that went unrenewed may still be this run's: releasing it (conditional on the run) frees it sooner.
+    for info in held.iter().filter(|l| lost.as_ref().is_none_or(|lost| lost.unrenewed.is_some() || lost.env != l.env)) {
         if let Err(e) = op.cloud().lock.release(&op.pipeline.ledger_table, info).await {
             write_err.get_or_insert(e);
         }

@@ -54,8 +54,17 @@ impl EventKind {
         EventKind::Refused,
     ];
 
-    /// What a sink gets when its `on` is not given.
-    pub const DEFAULT: [EventKind; 5] = [EventKind::Started, EventKind::Succeeded, EventKind::Failed, EventKind::RolledBack, EventKind::Refused];
+    /// What a sink gets when its `on` is not given: the start and every way a release can end that a person must
+    /// hear of (a run that lost its lock or was stopped by a signal may have left work undone).
+    pub const DEFAULT: [EventKind; 7] = [
+        EventKind::Started,
+        EventKind::Succeeded,
+        EventKind::Failed,
+        EventKind::RolledBack,
+        EventKind::Refused,
+        EventKind::LostLock,
+        EventKind::Interrupted,
+    ];
 
     /// `rolled-back`, as in the pipeline file and the payload.
     pub fn as_str(self) -> &'static str {
@@ -169,7 +178,8 @@ impl Event {
             caller: record.caller.clone(),
             host: record.host.clone(),
             release_id: record.release_id.to_string(),
-            outcome: record.outcome.as_str().to_owned(),
+            // A command in the queue has no outcome yet: its record is only written when it leaves the line.
+            outcome: if kind == EventKind::Queued { "queued".to_owned() } else { record.outcome.as_str().to_owned() },
             // A record left open by a run that stopped still says why in its closing-time event.
             reason: match (record.outcome, kind) {
                 (Outcome::Succeeded, _) | (Outcome::Started, EventKind::Started | EventKind::Step | EventKind::Queued) => None,

@@ -324,8 +324,14 @@ pub struct Ticket {
     pub commit: Option<CommitSha>,
     /// In words: `promote 3f2a… to prod`.
     pub doing: String,
-    /// The lease: a ticket not renewed by then is ignored (its waiter is presumed dead).
+    /// The lease: a ticket not renewed by then is ignored (its waiter is presumed dead) by every reader, even a
+    /// command that does not wait.
     pub expires: Timestamp,
+    /// When its waiter last renewed it (by the waiter's clock; the arrival for a ticket written before this was
+    /// kept). Each renewal changes it: a waiter behind it that sees it unchanged for a few renewal periods on its
+    /// own clock skips it as dead, long before its lease runs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed: Option<Timestamp>,
     /// Set when its command took the lock: it no longer waits, and older promotes of a `latest` queue that yielded
     /// to it leave. Removed when the command ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,6 +347,16 @@ impl Ticket {
     /// Whether it still waits at `now`: its waiter renews it and its command has not started.
     pub fn is_waiting(&self, now: Timestamp) -> bool {
         self.expires >= now && self.started.is_none()
+    }
+
+    /// When its waiter last renewed it.
+    pub fn last_renewed(&self) -> Timestamp {
+        self.renewed.unwrap_or(self.arrival)
+    }
+
+    /// Whether `other` is this ticket as it was: not renewed since.
+    pub fn same_renewal(&self, other: &Ticket) -> bool {
+        self.id == other.id && self.renewed == other.renewed && self.expires == other.expires
     }
 }
 
@@ -516,14 +532,28 @@ pub struct LockInfo {
     /// When it was last renewed.
     #[serde(default)]
     pub renewed: Option<Timestamp>,
-    /// The lease: free for anyone after this.
+    /// When the lease runs out by its holder's clock: a hint for people and for a holder judged on its own
+    /// machine; takers do not compare it with their clock (see `lease`).
     pub expires: Timestamp,
+    /// The lease version (the DynamoDB lock client's record version number): 1 when taken, one more at each
+    /// renewal. A taker takes a held lock only after it saw the same version, unchanged, for a whole lease on its
+    /// own clock, with a write conditional on that version, so clocks need not agree. 0 in a lock written before
+    /// versions (its `expires` changes at each renewal instead).
+    #[serde(default)]
+    pub lease: u64,
 }
 
 impl LockInfo {
-    /// Whether the lease ran out at `now`: its holder stopped renewing it (presumed dead).
+    /// Whether the lease ran out at `now` by the reader's clock: its holder stopped renewing it (presumed dead).
+    /// A judgement for people (`status`, `unlock`'s message), exact only on the holder's own machine: another
+    /// machine's clock may be minutes off.
     pub fn is_stale(&self, now: Timestamp) -> bool {
         self.expires < now
+    }
+
+    /// Whether `other` is this very lease: the same holder, version and expiry (nothing renewed it since).
+    pub fn same_lease(&self, other: &LockInfo) -> bool {
+        self.release_id == other.release_id && self.lease == other.lease && self.expires == other.expires
     }
 }
 

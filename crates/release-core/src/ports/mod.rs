@@ -421,8 +421,10 @@ pub enum LockWrite {
 /// One lock item per app and environment, in the ledger's table.
 #[async_trait]
 pub trait Lock: Send + Sync {
-    /// Takes the lock with a conditional write when it is free or its lease expired; otherwise returns the holder.
-    async fn acquire(&self, table: &str, lock: &crate::model::ledger::LockInfo, now: crate::model::clock::Timestamp) -> Result<Option<crate::model::ledger::LockInfo>>;
+    /// Takes the lock with a conditional write when it is free, or when it is still exactly the lease `over`
+    /// (release id, version and expiry: one the taker watched lapse); otherwise returns the holder. Never compares
+    /// times: whether a lease lapsed is the taker's judgement on its own clock (`engine::lock::LeaseWatch`).
+    async fn acquire(&self, table: &str, lock: &crate::model::ledger::LockInfo, over: Option<&crate::model::ledger::LockInfo>) -> Result<Option<crate::model::ledger::LockInfo>>;
     /// Extends the lease; false when the lock is no longer ours (broken, or expired and taken).
     async fn renew(&self, table: &str, lock: &crate::model::ledger::LockInfo) -> Result<bool>;
     /// Releases the lock if it is still ours.

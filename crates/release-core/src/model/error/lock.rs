@@ -125,6 +125,16 @@ pub enum LockHeld {
         /// What it locked (`env staging`).
         what: String,
     },
+    /// This run's renewals of its lease kept failing: it stopped a renewal period before the lease it last wrote
+    /// runs out on its own clock, so that a run taking the lock over never overlaps it.
+    Unrenewed {
+        /// What it locked (`env staging`).
+        what: String,
+        /// How long its lease went unrenewed.
+        silent: std::time::Duration,
+        /// The last renewal's error.
+        error: String,
+    },
     /// Another run took over the unfinished record this run was adopting.
     RecordTakenOver {
         /// The record's release id.
@@ -209,6 +219,11 @@ impl fmt::Display for LockHeld {
                 write!(f, "lost the lock of {what}: {holder} took it (release {release_id}, host {host}); stopped")
             }
             LockHeld::Broken { what } => write!(f, "lost the lock of {what}: it was broken (`release unlock --force`); stopped"),
+            LockHeld::Unrenewed { what, silent, error } => write!(
+                f,
+                "lost the lock of {what}: its lease could not be renewed for {} ({error}); stopped before it could run out, so that no other run overlaps this one; run the same command again once AWS answers",
+                crate::model::clock::format_duration(*silent)
+            ),
             LockHeld::RecordTakenOver { release_id } => write!(f, "release {release_id} was taken over by another run meanwhile; stopped"),
             LockHeld::RecordHeld { release_id } => write!(f, "release {release_id} is held by another run now; stopped"),
             LockHeld::HookMayRun { release_id, env, why, pgid } => {
