@@ -433,7 +433,7 @@ pub async fn record_with_lock_both_or_neither(h: &dyn Harness) {
     let id = |s: &str| ReleaseId::from_string(s.into());
     let mut r = record("prod", 1_000, "a");
     cloud.ledger.put_record("conf-both", &r, Expect::New).await.unwrap();
-    cloud.lock.acquire("conf-both", &lock("a", 1_000, 60_000), Timestamp::from_millis(1_000)).await.unwrap();
+    cloud.lock.acquire("conf-both", &lock("a", 1_000, 60_000), None).await.unwrap();
     r.detail = Some("renewed".into());
     let renewed = lock("a", 30_000, 60_000);
     assert!(!cloud.ledger.put_record_with_lock("conf-both", &r, &id("b"), &renewed, LockWrite::Renew).await.unwrap(), "record+lock: not the record's holder");
