@@ -2,6 +2,7 @@
 //! `release-core` error kinds; nothing here decides what to do. This is the only crate that names SDK types.
 //! Besides the ports: SNS and SSM for the notification sinks (`notify`).
 
+mod autoscaling;
 mod calls;
 mod dynamodb;
 mod ec2;
@@ -52,6 +53,7 @@ pub struct Aws {
     pub(crate) sns: aws_sdk_sns::Client,
     pub(crate) ssm: aws_sdk_ssm::Client,
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
+    pub(crate) autoscaling: aws_sdk_autoscaling::Client,
     calls: CallCounter,
     region: String,
     endpoint_url: Option<String>,
@@ -108,6 +110,7 @@ impl Aws {
             sns: client!(aws_sdk_sns),
             ssm: client!(aws_sdk_ssm),
             cloudwatch: client!(aws_sdk_cloudwatch),
+            autoscaling: client!(aws_sdk_autoscaling),
             calls,
             region,
             endpoint_url,
@@ -159,6 +162,8 @@ impl Aws {
             firewall: aws.clone(),
             queue: aws.clone(),
             alarms: aws.clone(),
+            templates: aws.clone(),
+            groups: aws.clone(),
             lock: aws,
             clock: Arc::new(SystemClock),
         }

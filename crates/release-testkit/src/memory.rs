@@ -286,6 +286,8 @@ impl MemoryCloud {
             firewall: me.clone(),
             queue: me.clone(),
             alarms: me.clone(),
+            templates: me.clone(),
+            groups: me.clone(),
             lock: me,
             clock: Arc::new(self.clock.clone()),
         }
