@@ -440,6 +440,21 @@ impl AutoScaling for Aws {
         Ok(())
     }
 
+    async fn tag(&self, group: &str, tags: &[(String, String)]) -> Result<()> {
+        let tags: Vec<AsgTag> = tags
+            .iter()
+            .map(|(k, v)| AsgTag::builder().resource_id(group).resource_type("auto-scaling-group").key(k).value(v).propagate_at_launch(true).build())
+            .collect();
+        self.autoscaling.create_or_update_tags().set_tags(Some(tags)).send().await.map_err(|e| sdk("autoscaling CreateOrUpdateTags", e))?;
+        Ok(())
+    }
+
+    async fn untag(&self, group: &str, keys: &[String]) -> Result<()> {
+        let tags: Vec<AsgTag> = keys.iter().map(|k| AsgTag::builder().resource_id(group).resource_type("auto-scaling-group").key(k).build()).collect();
+        self.autoscaling.delete_tags().set_tags(Some(tags)).send().await.map_err(|e| sdk("autoscaling DeleteTags", e))?;
+        Ok(())
+    }
+
     async fn put_cpu_policy(&self, group: &str, name: &str, percent: u8) -> Result<()> {
         let tracking = TargetTrackingConfiguration::builder()
             .predefined_metric_specification(PredefinedMetricSpecification::builder().predefined_metric_type(MetricType::AsgAverageCpuUtilization).build())

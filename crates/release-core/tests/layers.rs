@@ -28,7 +28,7 @@ const WRITES: &[(&str, &[&str])] = &[
     ("baker", &["bake"]),
     ("hooks", &["start"]),
     ("templates", &["ensure_template", "create_version", "delete_versions"]),
-    ("groups", &["create", "attach", "detach", "set_capacity", "suspend", "resume", "put_cpu_policy", "delete"]),
+    ("groups", &["create", "attach", "detach", "set_capacity", "suspend", "resume", "tag", "untag", "put_cpu_policy", "delete"]),
 ];
 
 fn src() -> PathBuf {

@@ -475,6 +475,10 @@ pub trait AutoScaling: Send + Sync {
     async fn suspend(&self, group: &str, processes: &[Process]) -> Result<()>;
     /// Resumes processes.
     async fn resume(&self, group: &str, processes: &[Process]) -> Result<()>;
+    /// Adds or replaces tags of the group (CreateOrUpdateTags), propagated to instances launched from now on.
+    async fn tag(&self, group: &str, tags: &[(String, String)]) -> Result<()>;
+    /// Removes tags of the group by key (DeleteTags).
+    async fn untag(&self, group: &str, keys: &[String]) -> Result<()>;
     /// Puts a target-tracking policy named `name` on average CPU (`ASGAverageCPUUtilization`) at `percent`.
     async fn put_cpu_policy(&self, group: &str, name: &str, percent: u8) -> Result<()>;
     /// The group's scaling policies, in one (paginated) call.
