@@ -87,7 +87,7 @@ fn template_data(spec: &TemplateSpec) -> RequestLaunchTemplateData {
         .image_id(spec.ami.as_str())
         .instance_type(aws_sdk_ec2::types::InstanceType::from(spec.instance_type.as_str()))
         // Launch template user data is base64, like RunInstances', and the SDK does not encode it.
-        .user_data(base64::engine::general_purpose::STANDARD.encode(spec.user_data.as_bytes()))
+        .set_user_data((!spec.user_data.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(spec.user_data.as_bytes())))
         .metadata_options(
             LaunchTemplateInstanceMetadataOptionsRequest::builder()
                 .http_tokens(tokens)

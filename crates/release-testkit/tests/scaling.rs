@@ -178,6 +178,8 @@ async fn capacity_outside_min_and_max_is_refused_like_aws() {
     assert_eq!(err.cause(), Some(Cause::Invalid), "{err}");
     spec.capacity = Capacity { min: 1, desired: 2, max: 4 };
     cloud.groups.create(&spec).await.unwrap();
+    let err = cloud.groups.create(&spec).await.expect_err("a second group of that name");
+    assert_eq!(err.cause(), Some(Cause::AlreadyExists), "{err}");
     let err = cloud.groups.set_capacity(GROUP, &CapacityChange { desired: Some(5), ..Default::default() }).await.expect_err("over max");
     assert_eq!((err.cause(), err.code()), (Some(Cause::Invalid), Some("ValidationError")), "{err}");
     assert_eq!(group(&cloud).await.capacity, Capacity { min: 1, desired: 2, max: 4 }, "unchanged");
