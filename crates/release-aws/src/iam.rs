@@ -535,7 +535,6 @@ fn asg_fleets(s: &mut Statements, pipeline: &Pipeline) {
     }
     let (p, app) = (s.p, pipeline.app.as_str());
     let groups = vec![format!("arn:{p}:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*")];
-    let templates = vec![s.ec2("launch-template/*")];
     let release_keys = json!(["release:*"]);
     s.allow(
         "AsgReads",
@@ -598,13 +597,26 @@ fn asg_fleets(s: &mut Statements, pipeline: &Pipeline) {
             "ForAllValues:StringLike": { "aws:TagKeys": release_keys },
         })),
     );
+    launch_templates(s, app);
+    s.allow(
+        "AsgServiceRole",
+        &["iam:CreateServiceLinkedRole"],
+        vec![format!("arn:{p}:iam::*:role/aws-service-role/{AUTOSCALING_SERVICE}/AWSServiceRoleForAutoScaling")],
+        Some(json!({ "StringEquals": { "iam:AWSServiceName": AUTOSCALING_SERVICE } })),
+    );
+}
+
+/// The app's launch templates: made with its tag (release's tag keys only), versioned, launched from and pruned only
+/// when so tagged.
+fn launch_templates(s: &mut Statements, app: &str) {
+    let templates = vec![s.ec2("launch-template/*")];
     s.allow(
         "NewTemplates",
         &["ec2:CreateLaunchTemplate"],
         templates.clone(),
         Some(json!({
             "StringEquals": { format!("aws:RequestTag/{}", tags::APP): app },
-            "ForAllValues:StringLike": { "aws:TagKeys": release_keys },
+            "ForAllValues:StringLike": { "aws:TagKeys": ["release:*"] },
         })),
     );
     s.allow(
@@ -618,12 +630,6 @@ fn asg_fleets(s: &mut Statements, pipeline: &Pipeline) {
         &["ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplateVersions", "ec2:RunInstances"],
         templates,
         Some(json!({ "StringEquals": { format!("aws:ResourceTag/{}", tags::APP): app } })),
-    );
-    s.allow(
-        "AsgServiceRole",
-        &["iam:CreateServiceLinkedRole"],
-        vec![format!("arn:{p}:iam::*:role/aws-service-role/{AUTOSCALING_SERVICE}/AWSServiceRoleForAutoScaling")],
-        Some(json!({ "StringEquals": { "iam:AWSServiceName": AUTOSCALING_SERVICE } })),
     );
 }
 
