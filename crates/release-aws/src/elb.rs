@@ -73,7 +73,7 @@ fn missing(target: &LbTarget) -> Error {
 
 impl Aws {
     /// A target group's ARN by name, asked once per process.
-    async fn tg_arn(&self, name: &str) -> Result<String> {
+    pub(crate) async fn tg_arn(&self, name: &str) -> Result<String> {
         if let Some(arn) = self.tg_arns.lock().unwrap().get(name) {
             return Ok(arn.clone());
         }

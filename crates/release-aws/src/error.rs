@@ -17,6 +17,7 @@ pub(crate) fn classify(code: &str) -> Option<Cause> {
         "LoadBalancerNotFound" | "AccessPointNotFound" | "TargetGroupNotFound" | "ResourceNotFoundException" | "NoSuchHostedZone"
         | "InvalidSubnetID.NotFound" | "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" | "InvalidGroup.NotFound"
         | "InvalidVpcID.NotFound" | "NoSuchChange" | "InvalidSnapshot.NotFound"
+        | "InvalidLaunchTemplateId.NotFound" | "InvalidLaunchTemplateName.NotFoundException" | "InvalidLaunchTemplateId.VersionNotFound"
         // SNS: no such topic; SSM: no such parameter (or version).
         | "NotFound" | "ParameterNotFound" | "ParameterVersionNotFound"
         // IAM: no such instance profile.
@@ -33,6 +34,13 @@ pub(crate) fn classify(code: &str) -> Option<Cause> {
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "ProvisionedThroughputExceededException"
         | "PriorRequestNotComplete" | "Throttled" | "KMSThrottling" => Some(Cause::Throttled),
         "InvalidSnapshot.InUse" | "DependencyViolation" | "ResourceInUse" | "ResourceInUseException" => Some(Cause::InUse),
+        // Auto Scaling and launch templates (issue 22). A ValidationError naming a group that does not exist is
+        // made missing by `unknown_group`.
+        "AlreadyExists" | "InvalidLaunchTemplateName.AlreadyExistsException" => Some(Cause::AlreadyExists),
+        "ValidationError" => Some(Cause::Invalid),
+        "ScalingActivityInProgress" => Some(Cause::ScalingInProgress),
+        "LimitExceeded" | "LaunchTemplateLimitExceeded" | "VersionLimitExceeded" => Some(Cause::LimitExceeded),
+        "IdempotentParameterMismatch" => Some(Cause::TokenReused),
         // The endpoint has no such operation (a region or partition without it, an emulator): not a refusal.
         "InvalidAction" | "UnsupportedOperation" | "UnknownOperationException" | "NotImplemented" => Some(Cause::UnknownOperation),
         _ => None,
@@ -62,6 +70,12 @@ fn unknown_instance(code: &str, message: &str) -> bool {
     matches!(code, "InvalidInstance" | "InvalidTarget") && (m.contains("could not find") || m.contains("does not exist") || m.contains("not found"))
 }
 
+/// Auto Scaling answers a group name it does not know with the code it uses for bad values; only the message says
+/// which: "AutoScalingGroup name not found - …", "Group … not found".
+fn unknown_group(operation: &str, code: &str, message: &str) -> bool {
+    operation.starts_with("autoscaling ") && code == "ValidationError" && message.to_ascii_lowercase().contains("not found")
+}
+
 pub(crate) fn sdk<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -81,6 +95,9 @@ where
                 let message = err.message().map(one_line);
                 if unknown_instance(c, err.message().unwrap_or("")) {
                     cause = Some(Cause::NotYetVisible);
+                }
+                if unknown_group(&operation, c, err.message().unwrap_or("")) {
+                    cause = Some(Cause::Missing);
                 }
                 let missing = cause == Some(Cause::Missing);
                 match (cause, message) {
@@ -140,5 +157,13 @@ mod tests {
         assert!(!unknown_instance("InvalidTarget", "The following targets are not in a running state and cannot be registered: 'i-0123456789abcdef0'"));
         assert!(!unknown_instance("InvalidInstance", "EC2 instance i-0123456789abcdef0 is not in running state."));
         assert!(!unknown_instance("ValidationError", "Instance ID 'x' does not exist"));
+    }
+
+    #[test]
+    fn only_a_group_not_found_is_missing() {
+        use super::unknown_group;
+        assert!(unknown_group("autoscaling UpdateAutoScalingGroup", "ValidationError", "AutoScalingGroup name not found - AutoScalingGroup 'x' not found"));
+        assert!(!unknown_group("autoscaling UpdateAutoScalingGroup", "ValidationError", "Desired capacity:5 must be between the specified min size:1 and max size:3"));
+        assert!(!unknown_group("elbv2 CreateTargetGroup", "ValidationError", "not found"));
     }
 }

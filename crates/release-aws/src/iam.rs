@@ -360,6 +360,7 @@ pub fn policy_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Value {
 
     // Rollouts: reading the state of the alarms they watch, by name, in any region of the account.
     rollout_alarms(&mut s, pipeline);
+    asg_fleets(&mut s, pipeline);
 
     // Notifications: publishing to each `sns` sink's topic (its ARN as written), reading each webhook's `ssm:`
     // secret. Not granted, because the pipeline does not name the key: kms:Decrypt on a customer-managed key that
@@ -601,6 +602,118 @@ pub fn policies_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Vec<NamedPoli
         }
     }
     out
+}
+
+/// The Auto Scaling service-linked role: created by the account's first group.
+const AUTOSCALING_SERVICE: &str = "autoscaling.amazonaws.com";
+
+/// Auto Scaling group fleets (issue 22), only when a cluster runs one: the app's launch templates and groups, made
+/// tagged `release:app` (with release's tag keys only) and changed only when so tagged; groups name a template
+/// version number (`autoscaling:LaunchTemplateVersionSpecified`: AWS skips the launch template's permission checks for
+/// `$Latest`/`$Default`). Creating a group checks `ec2:RunInstances` on its launch template (the instance, volume,
+/// network and image statements above cover the rest) and, with tags, `autoscaling:CreateOrUpdateTags`.
+fn asg_fleets(s: &mut Statements, pipeline: &Pipeline) {
+    if !pipeline.clusters().any(|(_, c)| c.asg().is_some()) {
+        return;
+    }
+    let (p, app) = (s.p, pipeline.app.as_str());
+    let groups = vec![format!("arn:{p}:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/*")];
+    let release_keys = json!(["release:*"]);
+    s.allow(
+        "AsgReads",
+        &[
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:DescribeLoadBalancerTargetGroups",
+            "autoscaling:DescribeLoadBalancers",
+            "autoscaling:DescribePolicies",
+            "autoscaling:DescribeScalingActivities",
+            "autoscaling:DescribeScheduledActions",
+            "ec2:DescribeLaunchTemplates",
+            "ec2:DescribeLaunchTemplateVersions",
+        ],
+        vec!["*".into()],
+        None,
+    );
+    s.allow(
+        "AsgCreate",
+        &["autoscaling:CreateAutoScalingGroup"],
+        groups.clone(),
+        Some(json!({
+            "StringEquals": { format!("aws:RequestTag/{}", tags::APP): app },
+            "ForAllValues:StringLike": { "aws:TagKeys": release_keys },
+            "Bool": { "autoscaling:LaunchTemplateVersionSpecified": "true" },
+        })),
+    );
+    s.allow(
+        "AsgGroups",
+        &[
+            "autoscaling:UpdateAutoScalingGroup",
+            "autoscaling:DeleteAutoScalingGroup",
+            "autoscaling:AttachLoadBalancerTargetGroups",
+            "autoscaling:DetachLoadBalancerTargetGroups",
+            "autoscaling:AttachLoadBalancers",
+            "autoscaling:DetachLoadBalancers",
+            "autoscaling:SuspendProcesses",
+            "autoscaling:ResumeProcesses",
+            "autoscaling:PutScalingPolicy",
+        ],
+        groups.clone(),
+        Some(json!({ "StringEquals": { format!("autoscaling:ResourceTag/{}", tags::APP): app } })),
+    );
+    s.allow(
+        "AsgUntag",
+        &["autoscaling:DeleteTags"],
+        groups.clone(),
+        Some(json!({
+            "StringEquals": { format!("autoscaling:ResourceTag/{}", tags::APP): app },
+            "ForAllValues:StringLike": { "aws:TagKeys": release_keys },
+        })),
+    );
+    // Tagging at create (no group yet to carry a tag) and later: the app's tag in the request, release's keys only.
+    s.allow(
+        "AsgTags",
+        &["autoscaling:CreateOrUpdateTags"],
+        groups,
+        Some(json!({
+            "StringEquals": { format!("aws:RequestTag/{}", tags::APP): app },
+            "StringEqualsIfExists": { format!("autoscaling:ResourceTag/{}", tags::APP): app },
+            "ForAllValues:StringLike": { "aws:TagKeys": release_keys },
+        })),
+    );
+    launch_templates(s, app);
+    s.allow(
+        "AsgServiceRole",
+        &["iam:CreateServiceLinkedRole"],
+        vec![format!("arn:{p}:iam::*:role/aws-service-role/{AUTOSCALING_SERVICE}/AWSServiceRoleForAutoScaling")],
+        Some(json!({ "StringEquals": { "iam:AWSServiceName": AUTOSCALING_SERVICE } })),
+    );
+}
+
+/// The app's launch templates: made with its tag (release's tag keys only), versioned, launched from and pruned only
+/// when so tagged.
+fn launch_templates(s: &mut Statements, app: &str) {
+    let templates = vec![s.ec2("launch-template/*")];
+    s.allow(
+        "NewTemplates",
+        &["ec2:CreateLaunchTemplate"],
+        templates.clone(),
+        Some(json!({
+            "StringEquals": { format!("aws:RequestTag/{}", tags::APP): app },
+            "ForAllValues:StringLike": { "aws:TagKeys": ["release:*"] },
+        })),
+    );
+    s.allow(
+        "TagNewTemplates",
+        &["ec2:CreateTags"],
+        templates.clone(),
+        Some(json!({ "StringEquals": { "ec2:CreateAction": "CreateLaunchTemplate" } })),
+    );
+    s.allow(
+        "Templates",
+        &["ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplateVersions", "ec2:RunInstances"],
+        templates,
+        Some(json!({ "StringEquals": { format!("aws:ResourceTag/{}", tags::APP): app } })),
+    );
 }
 
 /// `cloudwatch:DescribeAlarms` on the alarms the pipeline's rollouts watch (DescribeAlarms takes resource-level

@@ -2,6 +2,7 @@
 //! `release-core` error kinds; nothing here decides what to do. This is the only crate that names SDK types.
 //! Besides the ports: SNS and SSM for the notification sinks (`notify`).
 
+mod autoscaling;
 mod calls;
 mod dynamodb;
 mod ec2;
@@ -53,6 +54,7 @@ pub struct Aws {
     pub(crate) ssm: aws_sdk_ssm::Client,
     pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) autoscaling: aws_sdk_autoscaling::Client,
     calls: CallCounter,
     region: String,
     endpoint_url: Option<String>,
@@ -110,6 +112,7 @@ impl Aws {
             ssm: client!(aws_sdk_ssm),
             cloudwatch: client!(aws_sdk_cloudwatch),
             iam: client!(aws_sdk_iam),
+            autoscaling: client!(aws_sdk_autoscaling),
             calls,
             region,
             endpoint_url,
@@ -161,6 +164,8 @@ impl Aws {
             firewall: aws.clone(),
             queue: aws.clone(),
             alarms: aws.clone(),
+            templates: aws.clone(),
+            groups: aws.clone(),
             lock: aws,
             clock: Arc::new(SystemClock),
         }

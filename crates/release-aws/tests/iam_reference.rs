@@ -24,6 +24,8 @@
 //!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
 //! - "Actions, resources, and condition keys for Amazon SNS" (notification topics)
 //!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html
+//! - "Actions, resources, and condition keys for Amazon EC2 Auto Scaling" (asg fleets)
+//!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
 //! - "Actions, resources, and condition keys for AWS Systems Manager" (`ssm:` webhook secrets)
 //!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
 //!
@@ -65,6 +67,8 @@ const KEYS: &[&str] = &[
     "ec2:Add/group",
     "kms:ViaService",
     "kms:GrantIsForAWSResource",
+    "autoscaling:ResourceTag/${TagKey}",
+    "autoscaling:LaunchTemplateVersionSpecified",
 ];
 
 /// Resource types: (service prefix, type, ARN pattern), from each page's Resource types table.
@@ -109,6 +113,8 @@ const RESOURCE_TYPES: &[(&str, &str, &str)] = &[
     ("sns", "topic", "arn:${Partition}:sns:${Region}:${Account}:${TopicName}"),
     // Actions, resources, and condition keys for Amazon CloudWatch
     ("cloudwatch", "alarm", "arn:${Partition}:cloudwatch:${Region}:${Account}:alarm:${AlarmName}"),
+    // Actions, resources, and condition keys for Amazon EC2 Auto Scaling
+    ("autoscaling", "autoScalingGroup", "arn:${Partition}:autoscaling:${Region}:${Account}:autoScalingGroup:${GroupId}:autoScalingGroupName/${GroupFriendlyName}"),
     // Actions, resources, and condition keys for AWS Systems Manager
     ("ssm", "parameter", "arn:${Partition}:ssm:${Region}:${Account}:parameter/${ParameterNameWithoutLeadingSlash}"),
 ];
@@ -125,10 +131,13 @@ const ACTIONS: &[Action] = &[
     ("ec2:CreateKeyPair", &[("key-pair*", &["aws:RequestTag/${TagKey}", "aws:TagKeys"])], &[]),
     ("ec2:CreateSecurityGroup", &[("security-group*", &["aws:RequestTag/${TagKey}", "aws:TagKeys"]), ("vpc", &["aws:ResourceTag/${TagKey}"])], &[]),
     ("ec2:CreateSnapshot", &[("snapshot*", &["aws:RequestTag/${TagKey}", "aws:TagKeys"]), ("volume*", &["aws:ResourceTag/${TagKey}"])], &[]),
-    ("ec2:CreateTags", &[("image", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Owner"]), ("instance", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("key-pair", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("network-interface", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("security-group", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("security-group-rule", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("snapshot", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Owner"]), ("subnet", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("volume", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("vpc", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"])], &["ec2:CreateAction"]),
+    ("ec2:CreateTags", &[("image", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Owner"]), ("instance", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("key-pair", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("network-interface", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("security-group", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("security-group-rule", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("launch-template", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("snapshot", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys", "ec2:Owner"]), ("subnet", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("volume", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"]), ("vpc", &["aws:RequestTag/${TagKey}", "aws:ResourceTag/${TagKey}", "aws:TagKeys"])], &["ec2:CreateAction"]),
+    ("ec2:CreateLaunchTemplate", &[("launch-template*", &["aws:RequestTag/${TagKey}", "aws:TagKeys"])], &[]),
+    ("ec2:CreateLaunchTemplateVersion", &[("launch-template*", &["aws:ResourceTag/${TagKey}"])], &[]),
     ("ec2:CreateVolume", &[("volume*", &["aws:RequestTag/${TagKey}", "aws:TagKeys"]), ("snapshot", &["aws:ResourceTag/${TagKey}", "ec2:Owner"])], &[]),
     ("ec2:DeleteKeyPair", &[("key-pair", &["aws:ResourceTag/${TagKey}"])], &[]),
     ("ec2:DeleteSecurityGroup", &[("security-group*", &["aws:ResourceTag/${TagKey}"])], &[]),
+    ("ec2:DeleteLaunchTemplateVersions", &[("launch-template*", &["aws:ResourceTag/${TagKey}"])], &[]),
     ("ec2:DeleteSnapshot", &[("snapshot*", &["aws:ResourceTag/${TagKey}", "ec2:Owner"])], &[]),
     ("ec2:DeleteVolume", &[("volume*", &["aws:ResourceTag/${TagKey}"])], &[]),
     ("ec2:DeregisterImage", &[("image*", &["aws:ResourceTag/${TagKey}", "ec2:Owner"])], &[]),
@@ -138,6 +147,8 @@ const ACTIONS: &[Action] = &[
     ("ec2:DescribeInstanceStatus", &[], &[]),
     ("ec2:DescribeInstanceTypeOfferings", &[], &[]),
     ("ec2:DescribeInstances", &[], &[]),
+    ("ec2:DescribeLaunchTemplateVersions", &[], &[]),
+    ("ec2:DescribeLaunchTemplates", &[], &[]),
     ("ec2:DescribeRegions", &[], &[]),
     ("ec2:DescribeSecurityGroups", &[], &[]),
     ("ec2:DescribeSnapshots", &[], &[]),
@@ -221,11 +232,35 @@ const ACTIONS: &[Action] = &[
     // Actions, resources, and condition keys for Amazon CloudWatch
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html
     ("cloudwatch:DescribeAlarms", &[("alarm*", &["aws:ResourceTag/${TagKey}"])], &[]),
+    // Actions, resources, and condition keys for Amazon EC2 Auto Scaling
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
+    // (of each action's keys only those the policy may use, as everywhere here)
+    ("autoscaling:AttachLoadBalancerTargetGroups", ASG_GROUP, &[]),
+    ("autoscaling:AttachLoadBalancers", ASG_GROUP, &[]),
+    ("autoscaling:CreateAutoScalingGroup", ASG_GROUP, &["autoscaling:LaunchTemplateVersionSpecified", "aws:RequestTag/${TagKey}", "aws:TagKeys"]),
+    ("autoscaling:CreateOrUpdateTags", ASG_GROUP, &["aws:RequestTag/${TagKey}", "aws:TagKeys"]),
+    ("autoscaling:DeleteAutoScalingGroup", ASG_GROUP, &[]),
+    ("autoscaling:DeleteTags", ASG_GROUP, &["aws:RequestTag/${TagKey}", "aws:TagKeys"]),
+    ("autoscaling:DescribeAutoScalingGroups", &[], &[]),
+    ("autoscaling:DescribeLoadBalancerTargetGroups", &[], &[]),
+    ("autoscaling:DescribeLoadBalancers", &[], &[]),
+    ("autoscaling:DescribePolicies", &[], &[]),
+    ("autoscaling:DescribeScalingActivities", &[], &[]),
+    ("autoscaling:DescribeScheduledActions", &[], &[]),
+    ("autoscaling:DetachLoadBalancerTargetGroups", ASG_GROUP, &[]),
+    ("autoscaling:DetachLoadBalancers", ASG_GROUP, &[]),
+    ("autoscaling:PutScalingPolicy", ASG_GROUP, &[]),
+    ("autoscaling:ResumeProcesses", ASG_GROUP, &[]),
+    ("autoscaling:SuspendProcesses", ASG_GROUP, &[]),
+    ("autoscaling:UpdateAutoScalingGroup", ASG_GROUP, &["autoscaling:LaunchTemplateVersionSpecified"]),
     // Actions, resources, and condition keys for AWS Systems Manager
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
     // (its other key, ssm:resourceTag/tag-key, is not transcribed: the policy does not use it)
     ("ssm:GetParameter", &[("parameter*", &["aws:ResourceTag/${TagKey}"])], &[]),
 ];
+
+/// The one resource type of Auto Scaling's group actions, with the condition keys it takes.
+const ASG_GROUP: &[(&str, &[&str])] = &[("autoScalingGroup*", &["autoscaling:ResourceTag/${TagKey}", "aws:ResourceTag/${TagKey}"])];
 
 /// Packer's documented minimal policy for its Amazon builders (see the header).
 const PACKER_DOCUMENTED: &[&str] = &[
@@ -275,7 +310,9 @@ const KMS_FOR_EBS: &[&str] =
 
 /// IAM actions release needs that are no SDK call of its own: passing the instance role (RunInstances with an
 /// instance profile) and the ELB service-linked role (created by an account's first load balancer).
-const IMPLIED: &[&str] = &["iam:PassRole", "iam:CreateServiceLinkedRole"];
+/// Creating a group with tags is authorised as tagging it too; RunInstances is checked on a group's launch template
+/// when the group is created.
+const IMPLIED: &[&str] = &["iam:PassRole", "iam:CreateServiceLinkedRole", "autoscaling:CreateOrUpdateTags"];
 
 /// Managed policies hold at most 6,144 characters (whitespace not counted):
 /// "IAM and AWS STS quotas", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
@@ -384,7 +421,7 @@ fn condition_keys(st: &Value) -> BTreeSet<String> {
         for (_, block) in c.as_object().expect("Condition is an object") {
             for (key, _) in block.as_object().expect("a condition operator holds an object") {
                 let general = match key.split_once('/') {
-                    Some((k @ ("aws:RequestTag" | "aws:ResourceTag"), _)) => format!("{k}/${{TagKey}}"),
+                    Some((k @ ("aws:RequestTag" | "aws:ResourceTag" | "autoscaling:ResourceTag"), _)) => format!("{k}/${{TagKey}}"),
                     _ => key.clone(),
                 };
                 keys.insert(general);
@@ -533,7 +570,7 @@ fn called_actions() -> BTreeSet<String> {
         let text = std::fs::read_to_string(&path).unwrap();
         let src: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         for (client, prefix) in
-            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts"), ("sns", "sns"), ("ssm", "ssm"), ("cloudwatch", "cloudwatch")]
+            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts"), ("sns", "sns"), ("ssm", "ssm"), ("cloudwatch", "cloudwatch"), ("autoscaling", "autoscaling")]
         {
             let needle = format!("self.{client}.");
             for (i, _) in src.match_indices(&needle) {
@@ -562,6 +599,7 @@ fn called_actions() -> BTreeSet<String> {
                 "sns" => "sns",
                 "ssm" => "ssm",
                 "cloudwatch" => "cloudwatch",
+                "autoscaling" => "autoscaling",
                 other => panic!("unknown service in sdk label `{label}` ({other})"),
             };
             out.insert(format!("{prefix}:{}", label.rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap()));
@@ -860,7 +898,35 @@ fn rollout_alarms_are_described_by_name_and_only_when_a_rollout_watches_some() {
 /// FULL with a rollout watching two alarms. Kept apart from FULL: FULL's release statements are within ~30
 /// characters of a managed policy's 6,144, and the alarm statement (~170) would push them over.
 fn full_with_rollout() -> Pipeline {
-    load(&format!("{FULL}\n[env.prod.rollout]\nsteps = [10, 50, 100]\npause = \"5m\"\nalarms = [\"shop-5xx\", \"shop-p99\"]\n"))
+    load(&format!("{}\n[env.prod.rollout]\nsteps = [10, 50, 100]\npause = \"5m\"\nalarms = [\"shop-5xx\", \"shop-p99\"]\n", with_asg(FULL)))
+}
+
+/// `text` with its staging cluster running an Auto Scaling group fleet.
+fn with_asg(text: &str) -> String {
+    let staging = "target_group = \"shop-staging\"\ncount = 2\n";
+    assert!(text.contains(staging));
+    text.replacen(staging, &format!("{staging}fleet = \"asg\"\nscaling = {{ min = 2, max = 6, cpu = 60 }}\n"), 1)
+}
+
+#[test]
+fn asg_fleets_are_granted_only_when_a_cluster_runs_one_and_scoped_to_the_app() {
+    let demo = action_set(&policy(&demo()), |_| true);
+    assert!(!demo.iter().any(|a| a.starts_with("autoscaling:") || a.contains("LaunchTemplate")), "the demo runs no group: {demo:?}");
+    let doc = policy(&load(&with_asg(FULL)));
+    assert!(departures(&doc).is_empty(), "{:?}", departures(&doc));
+    let create = statement(&doc, "AsgCreate");
+    assert_eq!(create["Condition"]["StringEquals"]["aws:RequestTag/release:app"], "shop");
+    assert_eq!(create["Condition"]["Bool"]["autoscaling:LaunchTemplateVersionSpecified"], "true", "groups name a version number");
+    assert_eq!(create["Condition"]["ForAllValues:StringLike"]["aws:TagKeys"], serde_json::json!(["release:*"]));
+    for sid in ["AsgGroups", "AsgUntag"] {
+        assert_eq!(statement(&doc, sid)["Condition"]["StringEquals"]["autoscaling:ResourceTag/release:app"], "shop", "{sid}");
+    }
+    assert!(!actions_of(statement(&doc, "AsgGroups")).iter().any(|a| a.contains("Traffic")), "never the traffic sources API");
+    assert_eq!(statement(&doc, "Templates")["Condition"]["StringEquals"]["aws:ResourceTag/release:app"], "shop");
+    assert_eq!(statement(&doc, "AsgServiceRole")["Condition"]["StringEquals"]["iam:AWSServiceName"], "autoscaling.amazonaws.com");
+    for p in policies(&load(&with_asg(&format!("{FULL}{ROLLOUTS}")))) {
+        assert!(p.characters <= MANAGED_LIMIT, "{} has {} characters", p.name, p.characters);
+    }
 }
 
 #[test]

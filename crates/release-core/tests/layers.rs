@@ -27,6 +27,8 @@ const WRITES: &[(&str, &[&str])] = &[
     ("images", &["tag", "deregister", "delete_snapshot"]),
     ("baker", &["bake"]),
     ("hooks", &["start"]),
+    ("templates", &["ensure_template", "create_version", "delete_versions"]),
+    ("groups", &["create", "attach", "detach", "set_capacity", "suspend", "resume", "tag", "untag", "put_cpu_policy", "delete"]),
 ];
 
 fn src() -> PathBuf {

@@ -521,3 +521,45 @@ fn an_encrypted_ami_shared_with_accounts_needs_a_customer_managed_key_in_each_re
     let own = project.parse(&replace("vars = { }", "vars = { kms_key_id = \"alias/own\" }\naccounts = [\"210987654321\"]")).expect("the bake's region's key in vars");
     assert!(own.bake.kms_keys.is_empty() && own.bake.encrypted);
 }
+
+#[test]
+fn asg_fleets_inherit_from_deploy_and_env_and_resolve_their_bounds() {
+    // [deploy] says asg with a CPU target; prod sets a longer window; prod2 its own bounds.
+    let src = replace("instance_profile = \"hello-app\"\n", "instance_profile = \"hello-app\"\nfleet = \"asg\"\nscaling = { cpu = 60 }\n");
+    let src = src.replacen("[env.staging.clusters.staging]\n", "[env.staging.clusters.staging]\nfleet = \"asg\"\n", 1);
+    let src = src.replacen("vars = { APP_ENV = \"production\" }\n", "vars = { APP_ENV = \"production\" }\nrollback_window = \"2h\"\n", 1);
+    let src = src.replacen("target_group = \"hello-prod2\"\ncount = 4\n", "target_group = \"hello-prod2\"\ncount = 4\nscaling = { min = 2, max = 12 }\n", 1);
+    let p = Project::new().parse(&src).expect("valid");
+    let (_, prod1) = p.cluster("prod1").unwrap();
+    let a = prod1.asg().expect("prod1 runs a group");
+    assert_eq!((a.min, a.max, a.cpu, a.rollback_window.as_secs()), (4, 4, Some(60), 7200), "min = max = count by default");
+    let (_, prod2) = p.cluster("prod2").unwrap();
+    let a = prod2.asg().unwrap();
+    assert_eq!((a.min, a.max, a.cpu), (2, 12, Some(60)), "scaling keys merge over the inherited ones");
+    let (_, staging) = p.cluster("staging").unwrap();
+    assert_eq!(staging.asg().unwrap().rollback_window.as_secs(), 3600, "the default window is one hour");
+    let plain = Project::new().parse(GOOD).unwrap();
+    assert!(plain.clusters().all(|(_, c)| c.asg().is_none()), "instances is the default");
+}
+
+#[test]
+fn asg_settings_are_refused_where_they_were_written() {
+    let p = Project::new();
+    assert_eq!(p.problems(&replace("drain = \"30s\"", "drain = \"30s\"\nfleet = \"asgs\"")), vec![
+        "22:9: fleet `asgs` in [deploy] is neither \"asg\" nor \"instances\"; fix: \"asg\" runs each release as an Auto Scaling group; \"instances\" (the default) launches bare instances",
+    ]);
+    let staging = |extra: &str| replace("load_balancer = \"hello-staging\"\ncount = 2\n", &format!("load_balancer = \"hello-staging\"\ncount = 2\n{extra}\n"));
+    assert_eq!(p.problems(&staging("fleet = \"asg\"\nscaling = { min = 5, max = 3 }")), vec![
+        "31:11: scaling of [env.staging.clusters.staging]: min 5 is above max 3; fix: make min at most max",
+    ]);
+    assert_eq!(p.problems(&staging("fleet = \"asg\"\nscaling = { min = 3, max = 6 }")), vec![
+        "29:9: count 2 of [env.staging.clusters.staging] is outside its scaling bounds 3..6; fix: make count, the first group's size, fit between min and max",
+    ]);
+    assert_eq!(p.problems(&staging("fleet = \"asg\"\nscaling = { cpu = 0 }")), vec![
+        "31:19: scaling cpu 0 in [env.staging.clusters.staging] is outside 1..100; fix: give the average CPU to track, in percent (60 is usual)",
+    ]);
+    assert_eq!(p.problems(&staging("scaling = { max = 4 }\nrollback_window = \"2h\"")), vec![
+        "30:11: `scaling` applies to asg fleets only, and [env.staging.clusters.staging] runs fleet = \"instances\"; fix: set fleet = \"asg\" where the cluster's settings are, or remove it",
+        "31:19: `rollback_window` applies to asg fleets only, and [env.staging.clusters.staging] runs fleet = \"instances\"; fix: set fleet = \"asg\" where the cluster's settings are, or remove it",
+    ]);
+}

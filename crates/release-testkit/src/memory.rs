@@ -142,11 +142,13 @@ pub struct State {
     /// Lock renewals that fail (a throttled or unreachable DynamoDB, for the holder alone): `n > 0` the next n,
     /// `-1` every one.
     pub renewal_faults: i64,
+    /// Launch templates and Auto Scaling groups (`crate::scaling`).
+    pub scaling: crate::scaling::Scaling,
     next_id: u64,
 }
 
 impl State {
-    fn id(&mut self, prefix: &str) -> String {
+    pub(crate) fn id(&mut self, prefix: &str) -> String {
         self.next_id += 1;
         format!("{prefix}{:012x}", self.next_id)
     }
@@ -170,12 +172,12 @@ impl Default for MemoryCloud {
 }
 
 /// What an AWS call answers with an error code, as the adapter's boundary makes it.
-fn call_error(operation: &str, code: &str, message: impl Into<String>) -> Error {
+pub(crate) fn call_error(operation: &str, code: &str, message: impl Into<String>) -> Error {
     AwsError::Call { operation: operation.to_owned(), code: code.to_owned(), message: message.into(), missing: false }.into()
 }
 
 /// A call whose code says the named resource does not exist (exit 3).
-fn missing(operation: &str, code: &str, message: impl Into<String>) -> Error {
+pub(crate) fn missing(operation: &str, code: &str, message: impl Into<String>) -> Error {
     Error::from(AwsError::Call { operation: operation.to_owned(), code: code.to_owned(), message: message.into(), missing: true }).with_cause(Cause::Missing)
 }
 
@@ -235,7 +237,7 @@ impl MemoryCloud {
         self.state.lock().unwrap()
     }
 
-    fn call(&self, op: &'static str) -> Result<MutexGuard<'_, State>> {
+    pub(crate) fn call(&self, op: &'static str) -> Result<MutexGuard<'_, State>> {
         let mut s = self.state();
         *s.calls.entry(op).or_default() += 1;
         if let Some(n) = s.fail_after.get_mut(op) {
@@ -294,6 +296,8 @@ impl MemoryCloud {
             firewall: me.clone(),
             queue: me.clone(),
             alarms: me.clone(),
+            templates: me.clone(),
+            groups: me.clone(),
             lock: me,
             clock: Arc::new(self.clock.clone()),
         }
@@ -348,12 +352,14 @@ impl Fleet for MemoryCloud {
     }
 
     async fn app_instances(&self, app: &AppName) -> Result<Vec<Instance>> {
-        let s = self.call("ec2:DescribeInstances")?;
+        let mut s = self.call("ec2:DescribeInstances")?;
+        crate::scaling::settle(&mut s, self.clock.now());
         Ok(s.instances.iter().filter(|i| i.state != "terminated" && i.tags.get(tags::APP).map(String::as_str) == Some(app.as_str())).cloned().collect())
     }
 
     async fn instances_in(&self, ids: &[InstanceId], states: &[&str]) -> Result<Vec<Instance>> {
-        let s = self.call("ec2:DescribeInstances")?;
+        let mut s = self.call("ec2:DescribeInstances")?;
+        crate::scaling::settle(&mut s, self.clock.now());
         self.visible(&s, ids, "ec2:DescribeInstances")?;
         Ok(s.instances.iter().filter(|i| ids.contains(&i.id) && states.contains(&i.state.as_str())).cloned().collect())
     }
@@ -611,7 +617,8 @@ impl Balancer for MemoryCloud {
     }
 
     async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {
-        let s = self.call("elb:DescribeLoadBalancers")?;
+        let mut s = self.call("elb:DescribeLoadBalancers")?;
+        crate::scaling::settle(&mut s, self.clock.now());
         if !s.load_balancers.contains_key(target) {
             return Err(lb_missing(target));
         }
@@ -619,7 +626,8 @@ impl Balancer for MemoryCloud {
     }
 
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>> {
-        let s = self.call("elb:DescribeHealth")?;
+        let mut s = self.call("elb:DescribeHealth")?;
+        crate::scaling::settle(&mut s, self.clock.now());
         if !s.load_balancers.contains_key(target) {
             return Err(lb_missing(target));
         }

@@ -11,6 +11,14 @@ use crate::model::clock::Clock;
 use crate::model::error::Result;
 use crate::model::pipeline::{HealthCheck, LbTarget, MetadataTokens, RootVolume};
 
+mod scaling;
+
+pub use scaling::{
+    Activity, ActivityStatus, Attachment, AttachmentState, AutoScaling, Capacity, CapacityChange, DeletedVersions, Group, GroupInstance, GroupSpec,
+    InstanceHealth, LaunchTemplate, LaunchTemplateId, LaunchTemplates, Lifecycle, LifecycleHookSpec, Process, ScalingPolicy, ScheduledAction,
+    TemplateRef, TemplateSpec, TemplateVersion, TemplateVersionInfo, CPU_POLICY,
+};
+
 /// Where instances and load balancers live.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Network {
@@ -472,6 +480,10 @@ pub struct Cloud {
     pub clock: Arc<dyn Clock>,
     /// CloudWatch alarms (watched during rollouts).
     pub alarms: Arc<dyn Alarms>,
+    /// EC2 launch templates (asg fleets).
+    pub templates: Arc<dyn LaunchTemplates>,
+    /// Auto Scaling groups (asg fleets).
+    pub groups: Arc<dyn AutoScaling>,
 }
 
 /// Tags that `release` writes (DESIGN §4).
@@ -490,6 +502,8 @@ pub mod tags {
     pub const RELEASE_ID: &str = "release:release-id";
     /// Hash of the environment's resolved settings.
     pub const CONFIG: &str = "release:config";
+    /// On what `release` made and may change or delete (launch templates).
+    pub const MANAGED: &str = "release:managed";
     /// The subject line of the commit an AMI was baked from (for people: status, dashboard, events).
     pub const SUBJECT: &str = "release:subject";
     /// The AMI a snapshot was made for (bakes tag their AMI and its snapshots with it; gc tags an incomplete bake's

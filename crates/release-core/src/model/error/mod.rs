@@ -140,6 +140,16 @@ pub enum Cause {
     Throttled,
     /// The resource is still in use (a snapshot of an image being deregistered, a group with members).
     InUse,
+    /// Something of that name exists already (`AlreadyExists`, a launch template name taken).
+    AlreadyExists,
+    /// The service refused the request's values (`ValidationError`: capacity outside min..max, a bad version).
+    Invalid,
+    /// A scaling activity is in progress on the group (`ScalingActivityInProgress`): retry when it is over.
+    ScalingInProgress,
+    /// An account or service quota is reached (`LimitExceeded`).
+    LimitExceeded,
+    /// A client token was used before with other parameters (`IdempotentParameterMismatch`).
+    TokenReused,
     /// The endpoint does not have the operation at all (`InvalidAction`, `UnsupportedOperation`: a region, partition
     /// or emulator without it), as opposed to refusing this call.
     UnknownOperation,

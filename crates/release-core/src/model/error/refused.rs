@@ -179,6 +179,16 @@ pub enum Refused {
         /// The images it would remove besides; empty when only orphan instances are new.
         images: Vec<String>,
     },
+    /// A command that would deploy to a cluster with `fleet = "asg"` before the group engine exists (issue 22):
+    /// refused rather than launching bare instances the pipeline did not ask for.
+    AsgNotDeployable {
+        /// The command (`promote`, `provision`, `rollback`).
+        command: String,
+        /// The environment.
+        env: String,
+        /// The asg cluster.
+        cluster: String,
+    },
 }
 
 impl fmt::Display for Refused {
@@ -274,6 +284,10 @@ impl fmt::Display for Refused {
                     write!(f, "; `release promote {commit} --env {env}` launches a full fleet into the idle cluster, then `release switch` to it")
                 }
             }
+            Refused::AsgNotDeployable { command, env, cluster } => write!(
+                f,
+                "cluster {cluster} of env {env} has fleet = \"asg\", and Auto Scaling group fleets are not deployable yet; {command} changed nothing (set fleet = \"instances\" to deploy bare instances)"
+            ),
             Refused::GcPlanGrew { images } => write!(
                 f,
                 "the world changed since the plan was shown (now also {}); nothing was changed, run gc again",

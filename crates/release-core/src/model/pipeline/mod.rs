@@ -225,6 +225,69 @@ pub struct DeploySettings {
     pub root_volume: Option<RootVolume>,
     /// How many instances a load balancer may hold (AWS's quota is 1000 unless raised): a swap needs 2 × count.
     pub max_targets: u32,
+    /// What the instances run in: bare instances (the default) or an Auto Scaling group per release (issue 22).
+    pub fleet: FleetKind,
+    /// `scaling = { min, max, cpu }` as written (asg only): the group's bounds and CPU target.
+    pub scaling: Scaling,
+    /// How long a replaced group is kept, disabled, for an instant rollback (asg only); none: one hour.
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub rollback_window: Option<Duration>,
+}
+
+/// What a cluster's instances run in (`fleet`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FleetKind {
+    /// Instances `release` launches and retires itself.
+    #[default]
+    Instances,
+    /// One Auto Scaling group per release, from a numbered launch template version.
+    Asg,
+}
+
+impl FleetKind {
+    /// As the pipeline file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FleetKind::Instances => "instances",
+            FleetKind::Asg => "asg",
+        }
+    }
+}
+
+/// `scaling = { min, max, cpu }` as written; a key not written is inherited, then defaults at the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Scaling {
+    /// The group's MinSize (default: the cluster's count).
+    pub min: Option<u32>,
+    /// The group's MaxSize (default: the cluster's count).
+    pub max: Option<u32>,
+    /// A target-tracking policy on average CPU, in percent (1..=100); none: no policy.
+    pub cpu: Option<u8>,
+}
+
+impl Scaling {
+    /// Whether any key was written.
+    pub fn is_set(&self) -> bool {
+        self.min.is_some() || self.max.is_some() || self.cpu.is_some()
+    }
+}
+
+/// How long a replaced group is kept, disabled, when `rollback_window` is not written.
+pub const DEFAULT_ROLLBACK_WINDOW: Duration = Duration::from_secs(3600);
+
+/// An asg cluster's group settings, resolved (defaults applied).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AsgSettings {
+    /// MinSize of a new group once it serves.
+    pub min: u32,
+    /// MaxSize.
+    pub max: u32,
+    /// The CPU target of the target-tracking policy, if any.
+    pub cpu: Option<u8>,
+    /// How long a replaced group is kept, disabled.
+    #[serde(serialize_with = "ser_duration")]
+    pub rollback_window: Duration,
 }
 
 /// How the load balancer checks an instance.
@@ -323,6 +386,13 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
     s.serialize_str(&format_duration(*d))
 }
 
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
 impl Default for DeploySettings {
     fn default() -> Self {
         Self {
@@ -341,6 +411,9 @@ impl Default for DeploySettings {
             metadata_tokens: MetadataTokens::Required,
             root_volume: None,
             max_targets: 1000,
+            fleet: FleetKind::Instances,
+            scaling: Scaling::default(),
+            rollback_window: None,
         }
     }
 }
@@ -487,6 +560,18 @@ impl Cluster {
     /// Whether its load balancer is an ALB (a target group's).
     pub fn target_is_alb(&self) -> bool {
         matches!(self.target, LbTarget::TargetGroup(_))
+    }
+
+    /// Its group settings when it runs an asg fleet (`count` is the desired size of a first group; min and max
+    /// default to it); none for an instances fleet.
+    pub fn asg(&self) -> Option<AsgSettings> {
+        let d = &self.deploy;
+        (d.fleet == FleetKind::Asg).then(|| AsgSettings {
+            min: d.scaling.min.unwrap_or(self.count),
+            max: d.scaling.max.unwrap_or(self.count),
+            cpu: d.scaling.cpu,
+            rollback_window: d.rollback_window.unwrap_or(DEFAULT_ROLLBACK_WINDOW),
+        })
     }
 }
 

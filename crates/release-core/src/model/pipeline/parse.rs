@@ -9,7 +9,7 @@ use std::time::Duration;
 use toml_edit::{ImDocument, Item, Table, TableLike};
 
 use super::{
-    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, Diagnostic, DnsSettings, Environment, HealthCheck, LbTarget,
+    BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, FleetKind, Scaling, Diagnostic, DnsSettings, Environment, HealthCheck, LbTarget,
     MetadataTokens, NotifySettings, Pipeline, QueueMode, SecretRef, Sink, SinkKind, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
 };
 use super::{check_steps, Rollout, RolloutStep, DEFAULT_ROLLOUT_PAUSE, MAX_ROLLOUT_ALARMS, MAX_ROLLOUT_PAUSE};
@@ -20,6 +20,17 @@ use crate::model::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
 const HEALTH_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(6 * 3600));
 const DRAIN_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
 const SETTLE_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
+const ROLLBACK_WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
+
+/// The asg keys (`fleet`, `scaling`, `rollback_window`) read so far down [deploy] -> environment -> cluster, each with
+/// where it was last written, so that a value refused at a cluster is reported at the line that set it.
+#[derive(Clone, Default)]
+struct AsgKeys {
+    fleet: Option<(FleetKind, Range<usize>)>,
+    scaling: Scaling,
+    scaling_at: Option<Range<usize>>,
+    rollback_window: Option<(Duration, Range<usize>)>,
+}
 
 /// Parses pipeline text. `check_files` also checks that the template exists under `root`.
 pub fn parse(file: &Path, root: &Path, src: &str, check_files: bool) -> Result<Pipeline, Vec<Diagnostic>> {
@@ -554,14 +565,14 @@ impl<'a> Walker<'a> {
                 notify: NotifySettings::default(),
             });
         }
-        let deploy = match self.sub_table(&top, "deploy", "deploy") {
+        let (deploy, asg) = match self.sub_table(&top, "deploy", "deploy") {
             Some(t) => {
                 self.unknown_keys(&t, DEPLOY_KEYS);
-                self.deploy_settings(&t, &DeploySettings::default())
+                (self.deploy_settings(&t, &DeploySettings::default()), self.asg_keys(&t, &AsgKeys::default()))
             }
-            None => DeploySettings::default(),
+            None => (DeploySettings::default(), AsgKeys::default()),
         };
-        let envs = self.envs(&top, &deploy);
+        let envs = self.envs(&top, &deploy, &asg);
         let notify = self.notify(&top);
         Some(Pipeline {
             file: self.file.to_path_buf(),
@@ -860,7 +871,7 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn envs(&mut self, top: &Tbl<'_>, deploy: &DeploySettings) -> Option<Vec<Environment>> {
+    fn envs(&mut self, top: &Tbl<'_>, deploy: &DeploySettings, asg: &AsgKeys) -> Option<Vec<Environment>> {
         if top.t.get("env").is_none() {
             self.missing(top, "env", "add at least one environment, e.g. [env.staging.clusters.staging]");
             return None;
@@ -886,7 +897,7 @@ impl<'a> Walker<'a> {
                     None
                 }
             };
-            let shape = self.environment(&env_tbl, &label, deploy, &mut seen);
+            let shape = self.environment(&env_tbl, &label, (deploy, asg), &mut seen);
             let rollout = self.rollout(&env_tbl, &label);
             let hooks = self.hooks(&env_tbl, &label);
             match (name, shape, rollout, hooks) {
@@ -917,10 +928,11 @@ impl<'a> Walker<'a> {
         &mut self,
         t: &Tbl<'_>,
         label: &str,
-        deploy: &DeploySettings,
+        (deploy, asg): (&DeploySettings, &AsgKeys),
         seen: &mut Seen,
     ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
-        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks"]);
+        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks", "fleet", "scaling", "rollback_window"]);
+        let asg = self.asg_keys(t, asg);
         let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
         let queue = self.queue_mode(t, label);
         let dns = match t.t.get("dns") {
@@ -931,7 +943,7 @@ impl<'a> Walker<'a> {
             self.missing(t, "clusters", &format!("add a [{label}.clusters.<name>] section with load_balancer and count"));
             return None;
         }
-        let (clusters, named, mut ok) = self.clusters(t, label, deploy, seen)?;
+        let (clusters, named, mut ok) = self.clusters(t, label, (deploy, &asg), seen)?;
         if !self.cluster_count_fits(t, label, dns.is_some(), named) {
             return None;
         }
@@ -966,7 +978,7 @@ impl<'a> Walker<'a> {
 
     /// `[ENV.clusters.*]`, each name unique within the app and each load balancer one cluster's: the clusters
     /// read, how many were named, and whether all were well.
-    fn clusters(&mut self, t: &Tbl<'_>, label: &str, deploy: &DeploySettings, seen: &mut Seen) -> Option<(Vec<Cluster>, usize, bool)> {
+    fn clusters(&mut self, t: &Tbl<'_>, label: &str, (deploy, asg): (&DeploySettings, &AsgKeys), seen: &mut Seen) -> Option<(Vec<Cluster>, usize, bool)> {
         let ct = self.sub_table(t, "clusters", format!("{label}.clusters"))?;
         let mut clusters = Vec::new();
         let mut ok = true;
@@ -990,7 +1002,7 @@ impl<'a> Walker<'a> {
             let name = ClusterName::parse(cname).map_err(|_| {
                 self.error(kspan.clone(), format!("cluster name `{cname}` is invalid"), Some("use 1-32 characters of a-z, 0-9 and `-`"))
             });
-            match (name, self.cluster(&cl, deploy)) {
+            match (name, self.cluster(&cl, deploy, asg)) {
                 (Ok(name), Some((target, target_span, count, deploy))) => {
                     if let Some(other) = seen.targets.get(target.name()) {
                         self.error(
@@ -1109,7 +1121,7 @@ impl<'a> Walker<'a> {
         Some(DnsSettings { zone: zone?, record: record?, settle: settle? })
     }
 
-    fn cluster(&mut self, t: &Tbl<'_>, deploy: &DeploySettings) -> Option<(LbTarget, Range<usize>, u32, DeploySettings)> {
+    fn cluster(&mut self, t: &Tbl<'_>, deploy: &DeploySettings, asg: &AsgKeys) -> Option<(LbTarget, Range<usize>, u32, DeploySettings)> {
         let mut allowed = vec!["load_balancer", "target_group", "count"];
         allowed.extend_from_slice(DEPLOY_KEYS);
         self.unknown_keys(t, &allowed);
@@ -1126,10 +1138,15 @@ impl<'a> Walker<'a> {
             }
             None => None,
         };
-        let settings = self.deploy_settings(t, deploy);
+        let mut settings = self.deploy_settings(t, deploy);
         if let Some((LbTarget::ClassicElb(_), _)) = &target {
             self.classic_health(t, &settings.health);
         }
+        let asg = self.asg_keys(t, asg);
+        let asg_ok = self.asg_fits(t, &asg, count);
+        settings.fleet = asg.fleet.map(|(f, _)| f).unwrap_or_default();
+        settings.scaling = asg.scaling;
+        settings.rollback_window = asg.rollback_window.map(|(d, _)| d);
         let least = settings.health.least_time();
         if settings.health_timeout < least {
             let span = if t.t.contains_key("health_timeout") { self.span_of(t, "health_timeout") } else { t.anchor.clone().unwrap_or(0..0) };
@@ -1172,7 +1189,80 @@ impl<'a> Walker<'a> {
             }
         }
         let (target, span) = target?;
+        asg_ok.then_some(())?;
         Some((target, span, count?, settings))
+    }
+
+    /// `fleet`, `scaling` and `rollback_window` of one table, over what it inherits.
+    fn asg_keys(&mut self, t: &Tbl<'_>, base: &AsgKeys) -> AsgKeys {
+        let mut k = base.clone();
+        if let Some((f, span)) = self.str(t, "fleet") {
+            match f.as_str() {
+                "asg" => k.fleet = Some((FleetKind::Asg, span)),
+                "instances" => k.fleet = Some((FleetKind::Instances, span)),
+                _ => self.error(
+                    span,
+                    format!("fleet `{f}` in [{}] is neither \"asg\" nor \"instances\"", t.name),
+                    Some("\"asg\" runs each release as an Auto Scaling group; \"instances\" (the default) launches bare instances"),
+                ),
+            }
+        }
+        if let Some(v) = self.duration(t, "rollback_window", ROLLBACK_WINDOW_RANGE) {
+            k.rollback_window = Some((v, self.span_of(t, "rollback_window")));
+        }
+        if let Some(sc) = self.sub_table(t, "scaling", format!("{}.scaling", t.name)) {
+            self.unknown_keys(&sc, &["min", "max", "cpu"]);
+            k.scaling_at = Some(self.span_of(t, "scaling"));
+            for (key, slot, least) in [("min", &mut k.scaling.min, 0), ("max", &mut k.scaling.max, 1)] {
+                if let Some((n, span)) = self.int(&sc, key) {
+                    if (least..=MAX_COUNT).contains(&n) {
+                        *slot = Some(n as u32);
+                    } else {
+                        self.error(span, format!("scaling {key} {n} in [{}] is outside {least}..{MAX_COUNT}", t.name), Some("give the group's bound in instances"));
+                    }
+                }
+            }
+            if let Some((n, span)) = self.int(&sc, "cpu") {
+                match u8::try_from(n) {
+                    Ok(c) if (1..=100).contains(&c) => k.scaling.cpu = Some(c),
+                    _ => self.error(span, format!("scaling cpu {n} in [{}] is outside 1..100", t.name), Some("give the average CPU to track, in percent (60 is usual)")),
+                }
+            }
+        }
+        k
+    }
+
+    /// A cluster's resolved asg keys: asg settings only on an asg fleet, min <= max, count inside them.
+    fn asg_fits(&mut self, t: &Tbl<'_>, k: &AsgKeys, count: Option<u32>) -> bool {
+        let asg = matches!(k.fleet, Some((FleetKind::Asg, _)));
+        let mut ok = true;
+        if !asg {
+            let stray = [("scaling", k.scaling_at.clone()), ("rollback_window", k.rollback_window.as_ref().map(|(_, s)| s.clone()))];
+            for (key, span) in stray {
+                let Some(span) = span else { continue };
+                self.error(
+                    span,
+                    format!("`{key}` applies to asg fleets only, and [{}] runs fleet = \"instances\"", t.name),
+                    Some("set fleet = \"asg\" where the cluster's settings are, or remove it"),
+                );
+                ok = false;
+            }
+            return ok;
+        }
+        let (min, max) = (k.scaling.min.or(count), k.scaling.max.or(count));
+        let span = k.scaling_at.clone().unwrap_or_else(|| t.anchor.clone().unwrap_or(0..0));
+        if let (Some(min), Some(max)) = (min, max) {
+            if min > max {
+                self.error(span, format!("scaling of [{}]: min {min} is above max {max}", t.name), Some("make min at most max"));
+                return false;
+            }
+            if let Some(n) = count.filter(|n| !(min..=max).contains(n)) {
+                let span = self.span_of(t, "count");
+                self.error(span, format!("count {n} of [{}] is outside its scaling bounds {min}..{max}", t.name), Some("make count, the first group's size, fit between min and max"));
+                ok = false;
+            }
+        }
+        ok
     }
 
     /// `load_balancer` (a classic ELB) or `target_group` (an ALB's), one of them, with where it was written.
@@ -1228,6 +1318,9 @@ const DEPLOY_KEYS: &[&str] = &[
     "metadata_tokens",
     "root_volume",
     "max_targets",
+    "fleet",
+    "scaling",
+    "rollback_window",
 ];
 
 /// An URL for messages: scheme, host and the first path segment; the rest (tokens of Slack's hook URLs), a query,
