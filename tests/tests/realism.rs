@@ -318,3 +318,32 @@ async fn the_whole_life_through_aws_realism_ends_in_the_same_world() {
         assert!(injected(&stats, key) >= 1, "{key} never fired: {stats:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promote_resumed_after_a_crash_past_its_launch_never_gets_old_instances_back() {
+    let emu = Emulator::start();
+    let (project, a, b) = Project::baked_demo(&emu);
+    let proxy = FaultProxy::start(&emu.url(), 1);
+    // EC2's client token rules: a token seen before answers with its instances, or IdempotentParameterMismatch.
+    proxy.realism(Realism::new());
+    let run = |env: &[(&str, &str)], args: &[&str]| release_e2e::release_with(project.path(), Some(&proxy.url()), env, args);
+    let aws = AwsView::new(&emu).await;
+    run(&[], &["promote", &a, "--env", "staging"]).assert_ok();
+    // One at a time: the first batch's instance is launched, then the process dies.
+    let crashed = run(&[("RELEASE_TEST_CRASH_AT", "launched")], &["promote", &b, "--env", "staging", "--batch", "1"]);
+    assert_ne!(crashed.code, 0, "the hook fired: {crashed:?}");
+    run(&[], &["unlock", "--env", "staging"]).assert_ok();
+    // The re-run adopts that instance and launches the second batch: the same arguments as the first batch's call.
+    let rerun = run(&[], &["promote", &b, "--env", "staging", "--batch", "1", "--output", "json"]);
+    rerun.assert_ok();
+    let doc = rerun.json();
+    assert_eq!(doc["adopted"].as_array().map(Vec::len), Some(1), "{doc}");
+    let running = aws.running("hello", "staging").await;
+    assert_serves(&running, &aws.elb_members("hello-staging").await, &b, 2);
+    assert_eq!(not_terminated(&aws).await.len(), 2, "a's fleet retired, nothing leaked");
+    let stats = proxy.stats();
+    println!("realism injected: {:#?}\ntokens: {:?}", stats.injected, proxy.tokens());
+    assert_eq!(injected(&stats, "ec2:RunInstances replayed") + injected(&stats, "ec2:RunInstances IdempotentParameterMismatch"), 0, "{stats:?}");
+    // a's two calls, the crashed run's one and the re-run's one: four launches, four tokens EC2 remembers.
+    assert_eq!(proxy.tokens().len(), 4, "{:?}", proxy.tokens());
+}

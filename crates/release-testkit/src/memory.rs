@@ -134,6 +134,10 @@ pub struct State {
     pub image_references: BTreeMap<AmiId, Vec<String>>,
     /// Script a region without DescribeImageReferences (`UnsupportedOperation`).
     pub references_unknown: bool,
+    /// RunInstances client tokens seen: token -> (the call's other arguments, the instances it launched).
+    pub tokens: BTreeMap<String, (String, Vec<InstanceId>)>,
+    /// When each terminated instance was terminated (a client token is remembered until 24 h after that).
+    pub terminated_at: BTreeMap<InstanceId, Timestamp>,
     next_id: u64,
 }
 
@@ -159,6 +163,16 @@ impl Default for MemoryCloud {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// How long EC2 remembers a client token after the last of its instances was terminated.
+pub const TOKEN_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// A RunInstances call's arguments but its token, as EC2 compares them for a token it saw before.
+fn arguments(spec: &LaunchSpec) -> String {
+    let mut args = spec.clone();
+    args.client_token.clear();
+    serde_json::to_string(&args).unwrap_or_default()
 }
 
 /// What an AWS call answers with an error code, as the adapter's boundary makes it.
@@ -259,6 +273,28 @@ impl MemoryCloud {
         Ok(())
     }
 
+    /// EC2's client tokens: a token seen before with the same arguments answers with the instances it launched then
+    /// (nothing new), with other arguments `IdempotentParameterMismatch`. A token is remembered until every one of
+    /// its instances has been terminated for [`TOKEN_KEPT`] (AWS: "at least 24 hours after the termination").
+    fn replay(&self, s: &mut State, spec: &LaunchSpec) -> Result<Option<Vec<InstanceId>>> {
+        let Some((args, ids)) = s.tokens.get(&spec.client_token).cloned() else { return Ok(None) };
+        let now = self.clock.now();
+        let expired = ids.iter().all(|id| s.terminated_at.get(id).is_some_and(|t| now.since(*t) >= TOKEN_KEPT));
+        if expired {
+            s.tokens.remove(&spec.client_token);
+            return Ok(None);
+        }
+        if args != arguments(spec) {
+            return Err(call_error(
+                "ec2 RunInstances",
+                "IdempotentParameterMismatch",
+                "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+            )
+            .with_code("IdempotentParameterMismatch"));
+        }
+        Ok(Some(ids))
+    }
+
     /// Makes the next `n` calls of `op` fail (`-1`: every call).
     pub fn fail(&self, op: &'static str, n: i64) {
         self.state().faults.insert(op, n);
@@ -352,6 +388,9 @@ impl Fleet for MemoryCloud {
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
         let mut s = self.call("ec2:RunInstances")?;
+        if let Some(ids) = self.replay(&mut s, spec)? {
+            return Ok(ids);
+        }
         if !s.images.contains_key(&spec.ami) {
             return Err(missing("ec2 RunInstances", "InvalidAMIID.NotFound", spec.ami.to_string()));
         }
@@ -393,6 +432,9 @@ impl Fleet for MemoryCloud {
             ids.push(id);
         }
         s.launches.push(spec.clone());
+        if !spec.client_token.is_empty() {
+            s.tokens.insert(spec.client_token.clone(), (arguments(spec), ids.clone()));
+        }
         Ok(ids)
     }
 
@@ -409,9 +451,13 @@ impl Fleet for MemoryCloud {
     async fn terminate(&self, ids: &[InstanceId]) -> Result<()> {
         let mut s = self.call("ec2:TerminateInstances")?;
         self.visible(&s, ids, "ec2:TerminateInstances")?;
-        for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id)) {
+        let now = self.clock.now();
+        let mut gone = Vec::new();
+        for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id) && i.state != InstanceState::Terminated) {
             i.state = InstanceState::Terminated;
+            gone.push(i.id.clone());
         }
+        s.terminated_at.extend(gone.into_iter().map(|id| (id, now)));
         // AWS removes terminated instances from their load balancers.
         for members in s.registered.values_mut() {
             members.retain(|id, _| !ids.contains(id));

@@ -207,3 +207,62 @@ async fn a_snapshot_still_in_use_after_deregistering_is_deleted_once_ec2_lets_go
     assert!(err.to_string().contains(&image.snapshots[0]), "{err}");
     assert!(!w.locked(), "the lock went with the operation");
 }
+
+/// Resumes, as `bob`, the promote of `sha` that died at `step` (the lease has lapsed by then).
+async fn crash_then_resume(w: &World, sha: &release_core::model::ids::CommitSha, step: &'static str, opts: &release_core::ops::promote::PromoteOptions, between: impl FnOnce()) -> release_core::Result<release_core::ops::promote::PromoteReport> {
+    let (release, _) = w.release_with("alice", Some(step));
+    let err = release.promote("staging", sha, opts, None).await.expect_err("the crash hook fired");
+    assert_eq!(err.kind(), ErrorKind::Crash, "{err}");
+    between();
+    w.cloud.clock.advance(release_core::engine::lock::LOCK_LEASE + Duration::from_secs(1));
+    w.release("bob").promote("staging", sha, opts, None).await
+}
+
+/// The staging fleet is exactly `count` distinct running instances of `sha`, every one registered and healthy, and
+/// every RunInstances token was used with one set of arguments (EC2 would have refused a second).
+async fn staging_serves(w: &World, sha: &release_core::model::ids::CommitSha, count: usize) {
+    nothing_leaked(w, "staging", &classic("shop-staging"), count).await;
+    assert_eq!(w.commits("staging"), vec![sha.to_string()]);
+    let s = w.cloud.state();
+    let mut seen = std::collections::BTreeMap::new();
+    for l in &s.launches {
+        let mut args = l.clone();
+        args.client_token.clear();
+        let prev = seen.insert(l.client_token.clone(), args.clone());
+        assert!(prev.is_none_or(|p| p == args), "token {} reused with other arguments", l.client_token);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_promote_that_launches_fewer_uses_new_client_tokens() {
+    let w = World::new(4).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    // b's promote dies right after launching 4 (2 + 1 + 1 over three zones); one of them is then terminated by
+    // hand, so the resumed run adopts 3 and launches 1 in the first zone: a call unlike the first one there.
+    let cloud = w.cloud.clone();
+    let r = crash_then_resume(&w, &b, "launched", &Default::default(), || {
+        let victim = cloud.live_instances().into_iter().find(|i| i.tags.get(tags::COMMIT).map(String::as_str) == Some(b.as_str())).map(|i| i.id).unwrap();
+        cloud.state().instances.iter_mut().find(|i| i.id == victim).unwrap().state = release_core::ports::InstanceState::Terminated;
+    })
+    .await
+    .unwrap_or_else(|e| panic!("the resumed promote: {e}"));
+    assert_eq!((r.adopted.len(), r.new_instances.len()), (3, 4), "{r:?}");
+    staging_serves(&w, &b, 4).await;
+    assert_eq!(w.cloud.state().launches.len(), 3 + 3 + 1, "a's three calls, b's three, the resumed run's one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_promote_in_batches_never_gets_the_adopted_batch_back_as_new() {
+    let w = World::new(4).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let opts = release_core::ops::promote::PromoteOptions { batch: Some(2), ..Default::default() };
+    // The first batch (one instance in each of the first two zones) is launched, then the run dies; the resumed one
+    // adopts it and launches the second batch with the same arguments: EC2 would answer an old token with the
+    // first batch again.
+    let r = crash_then_resume(&w, &b, "launched", &opts, || {}).await.unwrap_or_else(|e| panic!("the resumed promote: {e}"));
+    let distinct: BTreeSet<String> = r.new_instances.iter().map(ToString::to_string).collect();
+    assert_eq!(distinct.len(), 4, "four distinct new instances: {:?}", r.new_instances);
+    staging_serves(&w, &b, 4).await;
+}

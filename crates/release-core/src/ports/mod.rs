@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::model::clock::Clock;
 use crate::model::error::Result;
@@ -68,7 +69,8 @@ pub struct LaunchSpec {
     pub user_data: String,
     /// Tags written in the same call.
     pub tags: Vec<(String, String)>,
-    /// Idempotency token: a retried call with the same token launches nothing new (on AWS).
+    /// Idempotency token: a retried call with the same token launches nothing new (on AWS); see
+    /// [`LaunchSpec::token`].
     pub client_token: String,
     /// The IAM instance profile, by name.
     pub instance_profile: Option<String>,
@@ -78,6 +80,24 @@ pub struct LaunchSpec {
     pub metadata_tokens: MetadataTokens,
     /// The root volume and the AMI's root device name it applies to.
     pub root_volume: Option<(String, RootVolume)>,
+}
+
+impl LaunchSpec {
+    /// The idempotency token of this call as the `position`-th launch of `release` (how many of the release's
+    /// instances existed before it): `<release>-<hash>`, the hash over the position and every argument. EC2 answers a
+    /// token it saw with different arguments with `IdempotentParameterMismatch`, and one it saw with the same
+    /// arguments with the instances that call launched; so the same token must always carry the same arguments, and
+    /// a run that resumes another (fewer instances left to launch, or a batch already adopted) must not repeat a
+    /// token of a different launch. A retry of this very call (same release, position and arguments) repeats it.
+    pub fn token(&self, release: &str, position: usize) -> String {
+        let mut args = self.clone();
+        args.client_token.clear();
+        let text = serde_json::to_string(&args).unwrap_or_default();
+        let digest = Sha256::digest(format!("release launch v1\n{release}\n{position}\n{text}").as_bytes());
+        // EC2 takes at most 64 ASCII characters: a release id (24) and 32 hex digits.
+        let token = format!("{release}-{}", &hex::encode(digest)[..32]);
+        token.chars().take(64).collect()
+    }
 }
 
 /// An instance's health in a load balancer.

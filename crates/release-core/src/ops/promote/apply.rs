@@ -428,7 +428,7 @@ async fn round(
 ) -> Result<()> {
     if n > 0 {
         op.check()?;
-        let (launched, failed) = launch(op, plan, run, d, n, opts).await;
+        let (launched, failed) = launch(op, plan, run, new_ids.len(), n, opts).await;
         // What was launched is the rollback's to remove, whether or not every call succeeded.
         new_ids.extend(launched.iter().cloned());
         for id in &launched {
@@ -493,8 +493,9 @@ async fn round(
 
 /// Launches `count` instances, one call per subnet, spread over the plan's subnets. A zone out of capacity for the
 /// instance type (or not offering it) is left out and its share launched in the other zones. Returns what was
-/// launched, and the error that stopped it.
-async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDetails, count: u32, opts: &PromoteOptions) -> (Vec<InstanceId>, Option<Error>) {
+/// launched, and the error that stopped it. `before`: how many instances of the release exist already (adopted, or
+/// launched by earlier rounds), which tells this launch's tokens from theirs.
+async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, before: usize, count: u32, opts: &PromoteOptions) -> (Vec<InstanceId>, Option<Error>) {
     let pipeline = op.pipeline();
     let env = op.env();
     let cluster = &run.cluster;
@@ -519,13 +520,12 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
     let mut subnets = plan.place.network.subnets.clone();
     let mut launches = spread(count, &subnets);
     op.progress(&format!("launching {count} instance(s) of {} in {} subnet(s)", plan.release.ami, launches.len()));
-    let round = d.batches_done;
     let mut ids = Vec::new();
     let mut short: Vec<String> = Vec::new();
     for attempt in 0.. {
         let mut shortfall = 0;
         for p in &launches {
-            let spec = LaunchSpec {
+            let mut spec = LaunchSpec {
                 ami: plan.release.ami.clone(),
                 instance_type: cluster.deploy.instance_type.clone(),
                 subnet: p.subnet.clone(),
@@ -533,13 +533,15 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
                 count: p.count,
                 user_data: ud.clone(),
                 tags: tags.clone(),
-                // A retry of the same call must not launch twice; a new attempt elsewhere is a new call.
-                client_token: format!("{}-{}-{round}-{attempt}", release, p.subnet),
+                client_token: String::new(),
                 instance_profile: cluster.deploy.instance_profile.clone(),
                 key_name: cluster.deploy.key_name.clone(),
                 metadata_tokens: cluster.deploy.metadata_tokens,
                 root_volume: root_volume.clone(),
             };
+            // The same token always carries the same arguments: a resumed run launching fewer, or again after
+            // adopting a batch, makes a new call, never EC2's replay of an earlier one (or its mismatch).
+            spec.client_token = spec.token(release.as_str(), before + ids.len());
             match crate::steps::fleet::launch(op, &spec).await {
                 Ok(mut launched) => ids.append(&mut launched),
                 Err(e) if e.is(Cause::Capacity) || e.is(Cause::Unsupported) => {
