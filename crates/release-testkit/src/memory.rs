@@ -106,6 +106,11 @@ pub struct State {
     pub launched_at: BTreeMap<InstanceId, Timestamp>,
     /// Realism: how long a fresh instance id is unknown to EC2 (`InvalidInstanceID.NotFound`).
     pub not_visible_for: Duration,
+    /// Realism: how long the load balancers do not know a fresh id (`InvalidTarget`: "does not exist").
+    pub elb_unknown_for: Duration,
+    /// Realism: how long after its launch the load balancers do not see an instance running, whatever EC2 says
+    /// (`InvalidTarget`: "not in a running state").
+    pub elb_not_running_for: Duration,
     /// Realism: zones out of capacity (`InsufficientInstanceCapacity`).
     pub capacity_out: std::collections::BTreeSet<String>,
     /// Realism: (zone, instance type) not offered (`Unsupported`).
@@ -295,6 +300,24 @@ impl MemoryCloud {
         Ok(Some(ids))
     }
 
+    /// What the load balancers answer a registration of ids they do not know yet, or do not see running (not running
+    /// in EC2, or launched moments ago: their view lags EC2's), as ELBv2 words it.
+    fn registrable(&self, s: &State, ids: &[InstanceId]) -> Result<()> {
+        let now = self.clock.now();
+        let young = |id: &InstanceId, d: Duration| s.launched_at.get(id).is_some_and(|t| now.since(*t) < d);
+        if ids.iter().any(|id| young(id, s.elb_unknown_for)) {
+            let msg = "The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type.";
+            return Err(call_error("elb:Register", "InvalidTarget", msg).with_cause(Cause::NotYetVisible).with_code("InvalidTarget"));
+        }
+        let running = |id: &InstanceId| s.instances.iter().any(|i| &i.id == id && i.state == InstanceState::Running);
+        let idle: Vec<&str> = ids.iter().filter(|id| !running(id) || young(id, s.elb_not_running_for)).map(|id| id.as_str()).collect();
+        if !idle.is_empty() {
+            let msg = format!("The following targets are not in a running state and cannot be registered: '{}'", idle.join(", "));
+            return Err(call_error("elb:Register", "InvalidTarget", msg).with_cause(Cause::NotRunning).with_code("InvalidTarget"));
+        }
+        Ok(())
+    }
+
     /// Makes the next `n` calls of `op` fail (`-1`: every call).
     pub fn fail(&self, op: &'static str, n: i64) {
         self.state().faults.insert(op, n);
@@ -426,7 +449,8 @@ impl Fleet for MemoryCloud {
         let mut ids = Vec::new();
         for _ in 0..spec.count {
             let id = InstanceId::parse(&s.id("i-")).expect("valid id");
-            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags: spec.tags.iter().cloned().collect() });
+            let tags = spec.tags.iter().cloned().collect();
+            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags, zone: zone.clone() });
             s.user_data.insert(id.clone(), spec.user_data.clone());
             s.launched_at.insert(id.clone(), now);
             ids.push(id);
@@ -621,6 +645,7 @@ impl Balancer for MemoryCloud {
             return Err(lb_missing(target));
         }
         self.visible(&s, ids, "elb:Register")?;
+        self.registrable(&s, ids)?;
         let now = self.clock.now();
         let members = s.registered.entry(target.clone()).or_default();
         for id in ids {

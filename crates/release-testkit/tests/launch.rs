@@ -266,3 +266,81 @@ async fn a_resumed_promote_in_batches_never_gets_the_adopted_batch_back_as_new()
     assert_eq!(distinct.len(), 4, "four distinct new instances: {:?}", r.new_instances);
     staging_serves(&w, &b, 4).await;
 }
+
+/// How many of the cluster's live instances each zone holds.
+fn zone_counts(w: &World, cluster: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for i in w.instances(cluster) {
+        *out.entry(i.zone.clone()).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shortfall_goes_to_the_zones_that_hold_the_fewest() {
+    let w = World::new(4).await;
+    let a = w.bake('a').await;
+    let zs = zones(&w);
+    // 2 + 1 + 1 planned; the third zone has no capacity: its one goes to the second zone (1), not the first (2).
+    w.cloud.state().capacity_out.insert(zs[2].clone());
+    w.promote("staging", &a).await.expect("promote through a capacity error");
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 4).await;
+    let counts = zone_counts(&w, "staging");
+    assert_eq!(counts, [(zs[0].clone(), 2), (zs[1].clone(), 2)].into_iter().collect(), "as even as capacity allows");
+}
+
+#[tokio::test(start_paused = true)]
+async fn batches_and_resumed_runs_keep_the_zones_even() {
+    let w = World::new(3).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    let one_at_a_time = release_core::ops::promote::PromoteOptions { batch: Some(1), ..Default::default() };
+    w.release("alice").promote("staging", &a, &one_at_a_time, None).await.expect("promote in batches of one");
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 3).await;
+    assert!(zone_counts(&w, "staging").values().all(|n| *n == 1), "one per zone: {:?}", zone_counts(&w, "staging"));
+    // A run that dies after its first batch; the one that resumes it puts the other two in the other zones.
+    crash_then_resume(&w, &b, "launched", &one_at_a_time, || {}).await.expect("the resumed promote");
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 3).await;
+    assert_eq!(w.commits("staging"), vec![b.to_string()]);
+    assert!(zone_counts(&w, "staging").values().all(|n| *n == 1), "one per zone: {:?}", zone_counts(&w, "staging"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn registration_waits_while_the_load_balancer_does_not_see_fresh_instances_running() {
+    let w = World::new(2).await;
+    let a = w.bake('a').await;
+    // For 20 s after the launch the load balancer says the instances are not running, although EC2 says they are.
+    w.cloud.state().elb_not_running_for = Duration::from_secs(20);
+    let r = w.promote("staging", &a).await.expect("registration retried while the instances run");
+    assert_eq!(r.new_instances.len(), 2);
+    nothing_leaked(&w, "staging", &classic("shop-staging"), 2).await;
+    assert!(w.cloud.state().calls["elb:Register"] > 1, "retried: {:?}", w.cloud.state().calls);
+}
+
+#[tokio::test(start_paused = true)]
+async fn registration_stops_at_once_for_an_instance_terminated_before_it() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    let serving: BTreeSet<String> = w.instances("staging").iter().map(|i| i.id.to_string()).collect();
+    // The load balancer does not know fresh ids for a minute; one new instance is terminated (a spot reclaim, a
+    // hand) right after it ran, before the registration.
+    w.cloud.state().elb_unknown_for = Duration::from_secs(60);
+    let (mut release, _) = w.release_with("alice", None);
+    let (cloud, commit) = (w.cloud.clone(), b.to_string());
+    release.session.checkpoint = std::sync::Arc::new(move |at: &str| {
+        if at == "running" {
+            let mut s = cloud.state();
+            if let Some(i) = s.instances.iter_mut().find(|i| i.tags.get(tags::COMMIT) == Some(&commit) && i.state == release_core::ports::InstanceState::Running) {
+                i.state = release_core::ports::InstanceState::Terminated;
+            }
+        }
+        Ok(())
+    });
+    let registers = w.cloud.state().calls.get("elb:Register").copied().unwrap_or(0);
+    let err = release.promote("staging", &b, &Default::default(), None).await.expect_err("an instance is gone");
+    assert!(err.message().contains("is terminated instead of running"), "{err}");
+    assert_eq!(err.rolled_back(), Some(true), "{err}");
+    assert_eq!(w.cloud.state().calls["elb:Register"] - registers, 1, "not retried for an instance that will never run");
+    let now: BTreeSet<String> = w.instances("staging").iter().map(|i| i.id.to_string()).collect();
+    assert_eq!(now, serving, "the old fleet still serves, the new one is gone");
+}

@@ -608,6 +608,8 @@ pub struct Instance {
     pub state: InstanceState,
     /// Its tags.
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Its availability zone (empty when not known).
+    pub zone: String,
 }
 
 /// An instance's EC2 state (`DescribeInstances` `State.Name`).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{spread, PlannedLaunch, PromoteOptions};
+use super::{per_zone, spread, PlannedLaunch, PromoteOptions};
 use crate::model::pipeline::launch::config_hash;
 use crate::observe::images::find_ami;
 use crate::model::clock::Timestamp;
@@ -135,6 +135,8 @@ pub struct FleetChange {
     pub resume: Option<ReleaseId>,
     /// Instances adopted from `resume`.
     pub adopted: Vec<InstanceId>,
+    /// The zone of each adopted instance, so that what is launched evens the zones out.
+    pub zones: std::collections::BTreeMap<InstanceId, String>,
     /// New instances per subnet.
     pub launches: Vec<PlannedLaunch>,
     /// The cluster's old instances, retired once the new ones are healthy.
@@ -379,11 +381,14 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     if network.subnets.is_empty() && kind == PlanKind::Deploy {
         return Err(Refused::NoOfferedSubnet { cluster: cluster.name.to_string(), instance_type: cluster.deploy.instance_type.to_string(), skipped }.into());
     }
+    let zones: std::collections::BTreeMap<InstanceId, String> =
+        left.adopted_fleet.iter().filter(|i| left.adopted.contains(&i.id)).map(|i| (i.id.clone(), i.zone.clone())).collect();
     let change = match kind {
         PlanKind::Deploy => Change::Deploy(FleetChange {
             resume: resume_kept,
+            launches: spread(to_launch, &network.subnets, &per_zone(&left.adopted, &zones)),
             adopted: left.adopted,
-            launches: spread(to_launch, &network.subnets),
+            zones,
             retire: left.serving.iter().map(|i| i.id.clone()).collect(),
             strays,
             terminated,
