@@ -92,6 +92,8 @@ pub struct State {
     pub faults: BTreeMap<&'static str, i64>,
     /// Scripted faults by operation: let this many calls through, then fail the next one.
     pub fail_after: BTreeMap<&'static str, u64>,
+    /// The zones each load balancer is enabled in (those of the subnets it was created in).
+    pub lb_zones: BTreeMap<LbTarget, std::collections::BTreeSet<String>>,
     /// Registered instances per load balancer, with the time each was registered.
     pub registered: BTreeMap<LbTarget, BTreeMap<InstanceId, Timestamp>>,
     /// How long after registration an instance turns healthy; `None`: never.
@@ -611,6 +613,14 @@ impl Balancer for MemoryCloud {
             return Err(call_error("elb CreateLoadBalancer", "ValidationError", "no subnets given"));
         }
         let region = self.region.clone();
+        let mut zones = std::collections::BTreeSet::new();
+        for sub in &network.subnets {
+            if !zones.insert(sub.availability_zone.clone()) {
+                let msg = format!("You cannot specify multiple subnets in the same Availability Zone ({})", sub.availability_zone);
+                return Err(call_error("elb CreateLoadBalancer", "InvalidConfigurationRequest", msg));
+            }
+        }
+        s.lb_zones.entry(target.clone()).or_insert(zones);
         let info = s
             .load_balancers
             .entry(target.clone())
@@ -673,6 +683,14 @@ impl Balancer for MemoryCloud {
         Ok(())
     }
 
+    async fn zones(&self, target: &LbTarget) -> Result<std::collections::BTreeSet<String>> {
+        let s = self.call("elb:DescribeLoadBalancers")?;
+        if !s.load_balancers.contains_key(target) {
+            return Err(lb_missing(target));
+        }
+        Ok(s.lb_zones.get(target).cloned().unwrap_or_default())
+    }
+
     async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {
         let s = self.call("elb:DescribeLoadBalancers")?;
         if !s.load_balancers.contains_key(target) {
@@ -688,6 +706,22 @@ impl Balancer for MemoryCloud {
         }
         let now = self.clock.now();
         let running: std::collections::BTreeSet<&InstanceId> = s.instances.iter().filter(|i| i.state == "running").map(|i| &i.id).collect();
+        // A target in a zone the load balancer is not enabled in never takes traffic.
+        let served = s.lb_zones.get(target);
+        let outside = |id: &InstanceId| {
+            let zone = s.instances.iter().find(|i| &i.id == id).map(|i| i.zone.as_str()).filter(|z| !z.is_empty())?;
+            if served.is_none_or(|z| z.contains(zone)) {
+                return None;
+            }
+            Some(match target {
+                LbTarget::TargetGroup(_) => TargetHealth { id: id.clone(), state: HealthState::Unused, reason: Some("Target.NotInUse".into()) },
+                LbTarget::ClassicElb(_) => TargetHealth {
+                    id: id.clone(),
+                    state: HealthState::Unhealthy,
+                    reason: Some("Instance is in an EC2 Availability Zone for which LoadBalancer is not configured to route traffic to.".into()),
+                },
+            })
+        };
         let draining = s
             .draining
             .get(target)
@@ -698,6 +732,9 @@ impl Balancer for MemoryCloud {
             .map(|m| {
                 m.iter()
                     .map(|(id, since)| {
+                        if let Some(reason) = outside(id) {
+                            return reason;
+                        }
                         let healthy = running.contains(id) && !s.sick.contains(id) && s.healthy_after.is_some_and(|d| now.since(*since) >= d);
                         let state = if healthy {
                             HealthState::Healthy

@@ -344,3 +344,79 @@ async fn registration_stops_at_once_for_an_instance_terminated_before_it() {
     let now: BTreeSet<String> = w.instances("staging").iter().map(|i| i.id.to_string()).collect();
     assert_eq!(now, serving, "the old fleet still serves, the new one is gone");
 }
+
+/// `subnets` and `lb_subnets` of `[deploy]`, by index into the memory cloud's subnets (one per zone).
+fn networked(count: u32, instances: &[usize], lb: &[usize]) -> release_core::model::pipeline::Pipeline {
+    let ids: Vec<String> = release_testkit::memory::MemoryCloud::new().state().subnets.iter().map(|s| format!("\"{}\"", s.id)).collect();
+    let list = |ix: &[usize]| ix.iter().map(|i| ids[*i].clone()).collect::<Vec<_>>().join(", ");
+    release_testkit::fixtures::shop_deploy(count, &format!("subnets = [{}]\nlb_subnets = [{}]", list(instances), list(lb)), "")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subnet_in_a_zone_the_load_balancer_does_not_serve_is_refused_before_anything_is_launched() {
+    // The load balancers are made in the first two zones, and the instances go there too.
+    let mut w = World::with(networked(2, &[0, 1], &[0, 1])).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.expect("instances in the load balancer's zones");
+    let zs = zones(&w);
+    let third = w.cloud.state().subnets[2].id.clone();
+    // Then the instances are given the third zone too.
+    w.pipeline = networked(2, &[0, 1, 2], &[0, 1]);
+    let launches = w.cloud.state().launches.len();
+    let instances = w.instances("staging");
+    let err = w.promote("staging", &b).await.expect_err("a zone the load balancer does not serve");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains(&format!("{third} ({})", zs[2])) && err.message().contains("would never be InService"), "{err}");
+    let launched = w.cloud.state().launches.len();
+    assert_eq!((launched, w.instances("staging")), (launches, instances), "nothing launched, nothing retired");
+    assert!(!w.locked());
+    let err = w.release("ops").provision("staging").await.expect_err("provision refuses it too");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(err.message().contains(&third), "{err}");
+    // A new load balancer is made in lb_subnets' zones: provision refuses instances outside them before creating it.
+    let mut fresh = World::with(shop(1, "")).await;
+    fresh.pipeline = networked(1, &[0, 1, 2], &[0, 1]);
+    fresh.cloud.state().load_balancers.clear();
+    let err = fresh.release("ops").provision("staging").await.expect_err("instances outside the new load balancer's zones");
+    assert_eq!(err.kind(), ErrorKind::Refused, "{err}");
+    assert!(fresh.cloud.state().load_balancers.is_empty(), "nothing created");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_load_balancer_subnets_in_one_zone_are_refused_before_the_create_call() {
+    let mut w = World::new(1).await;
+    let zs = zones(&w);
+    let first = w.cloud.state().subnets[0].id.clone();
+    w.cloud.state().subnets.push(release_core::ports::Subnet { id: "subnet-0000000000ff".into(), availability_zone: zs[0].clone() });
+    w.cloud.state().load_balancers.clear();
+    w.pipeline = release_testkit::fixtures::shop_deploy(1, &format!("lb_subnets = [\"{first}\", \"subnet-0000000000ff\"]"), "");
+    let creates = w.cloud.state().calls.get("elb:Create").copied().unwrap_or(0);
+    let err = w.release("ops").provision("staging").await.expect_err("two subnets in one zone");
+    assert_eq!(err.kind(), ErrorKind::Input, "{err}");
+    assert!(err.message().contains(&format!("{first}, subnet-0000000000ff are all in {}", zs[0])), "{err}");
+    assert_eq!(w.cloud.state().calls.get("elb:Create").copied().unwrap_or(0), creates, "no create call");
+    assert!(w.cloud.state().load_balancers.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_in_a_zone_the_load_balancer_left_is_reported_unused_with_its_reason() {
+    let w = World::new(2).await;
+    let a = w.bake('a').await;
+    let zs = zones(&w);
+    // After the pre-flight, the load balancers stop serving the first zone (someone edits them by hand).
+    let (mut release, _) = w.release_with("alice", None);
+    let (cloud, zone) = (w.cloud.clone(), zs[0].clone());
+    release.session.checkpoint = std::sync::Arc::new(move |at: &str| {
+        if at == "registered" {
+            for z in cloud.state().lb_zones.values_mut() {
+                z.remove(&zone);
+            }
+        }
+        Ok(())
+    });
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let err = release.promote("prod", &a, &Default::default(), None).await.expect_err("never healthy");
+    assert!(err.message().contains("Unused (Target.NotInUse)"), "{err}");
+    assert_eq!(err.rolled_back(), Some(true), "{err}");
+    assert!(w.instances("blue").is_empty() && w.instances("green").is_empty(), "the new fleet was removed");
+}

@@ -112,6 +112,9 @@ pub enum HealthState {
     Initial,
     /// Deregistered, finishing in-flight requests.
     Draining,
+    /// Registered but taking no traffic, with the reason: in a zone the load balancer is not enabled in
+    /// (`Target.NotInUse`), a group no load balancer forwards to, a stopped instance (ELBv2 `unused`).
+    Unused,
     /// Anything else.
     Unknown,
 }
@@ -249,6 +252,9 @@ pub trait Balancer: Send + Sync {
     /// The health of every registered instance (and, for target groups, of deregistered ones still draining),
     /// in one call. A missing load balancer is not-found.
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>>;
+    /// The availability zones the load balancer (for a target group: the load balancers forwarding to it) is
+    /// enabled in: a target elsewhere takes no traffic. Empty when no load balancer forwards to the group.
+    async fn zones(&self, target: &LbTarget) -> Result<std::collections::BTreeSet<String>>;
     /// Which part of `target` is missing, if any (asked when `describe` left it out, to name what was deleted).
     async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
         Ok(self.describe(std::slice::from_ref(target)).await?.is_empty().then(|| LbPart::whole(target)))

@@ -641,11 +641,15 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
             let s = match h.state {
                 HealthState::Healthy => "healthy",
                 HealthState::Unhealthy if was_healthy => "unhealthy",
+                // Taking no traffic, and why (a zone the load balancer is not enabled in: `Target.NotInUse`).
+                HealthState::Unused => "unused",
                 _ => "registered",
             };
             run.states.insert(h.id.to_string(), s.into());
         }
-        let mut p = progress(op, crate::model::phase::Phase::WaitingHealthy, format!("healthy {}/{}", healthy.len(), want.len()), run);
+        let unused: Vec<String> = health.iter().filter(|h| want.contains(&h.id) && h.state == HealthState::Unused).map(|h| format!("{} unused ({})", h.id, h.reason.as_deref().unwrap_or("no reason given"))).collect();
+        let waiting = if unused.is_empty() { format!("healthy {}/{}", healthy.len(), want.len()) } else { format!("healthy {}/{}; {}", healthy.len(), want.len(), unused.join(", ")) };
+        let mut p = progress(op, crate::model::phase::Phase::WaitingHealthy, waiting, run);
         p.phase_started = Some(started);
         op.report(p).await?;
         if healthy.len() == want.len() {

@@ -44,6 +44,8 @@ pub struct PromoteWorld {
     pub network: Network,
     /// The zones of the region that offer the cluster's instance type.
     pub offered: BTreeSet<String>,
+    /// The zones the cluster's load balancer is enabled in.
+    pub lb_zones: BTreeSet<String>,
     /// The cluster's instance security group (made by provision).
     pub instance_group: String,
     /// The environment's recent ledger records, newest first.
@@ -305,6 +307,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
     let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
+    let lb_zones = cloud.balancer.zones(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let group = crate::model::pipeline::launch::group_name(pipeline, cluster, crate::model::pipeline::launch::GroupRole::Instances);
     let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
         Error::from(NotFound::SecurityGroup { group: group.clone(), cluster: cluster.name.to_string(), env: env.name.to_string() })
@@ -332,6 +335,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
         healthy,
         network,
         offered,
+        lb_zones,
         instance_group,
         records,
     })
@@ -380,6 +384,10 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     let (network, skipped) = offered_network(world, cluster);
     if network.subnets.is_empty() && kind == PlanKind::Deploy {
         return Err(Refused::NoOfferedSubnet { cluster: cluster.name.to_string(), instance_type: cluster.deploy.instance_type.to_string(), skipped }.into());
+    }
+    if kind == PlanKind::Deploy {
+        // Before anything is launched; the capacity fallback moves instances only among these subnets.
+        crate::observe::preflight::zones_served(cluster, &network, &world.lb_zones)?;
     }
     let zones: std::collections::BTreeMap<InstanceId, String> =
         left.adopted_fleet.iter().filter(|i| left.adopted.contains(&i.id)).map(|i| (i.id.clone(), i.zone.clone())).collect();
