@@ -25,6 +25,7 @@ fn instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         ami: i.image_id().unwrap_or("").to_owned(),
         state: i.state().and_then(|s| s.name()).map(|n| InstanceState::from_ec2(n.as_str())).unwrap_or(InstanceState::Pending),
         tags,
+        zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or("").to_owned(),
     })
 }
 

@@ -530,6 +530,30 @@ impl Balancer for Aws {
         }
     }
 
+    async fn zones(&self, target: &LbTarget) -> Result<std::collections::BTreeSet<String>> {
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let out = self.classic(target, name).await?;
+                Ok(out.load_balancer_descriptions().iter().flat_map(|d| d.availability_zones()).cloned().collect())
+            }
+            LbTarget::TargetGroup(name) => {
+                let out = self.elbv2.describe_target_groups().names(name).send().await.map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeTargetGroups", e)))?;
+                let arns: Vec<String> = out.target_groups().iter().flat_map(|t| t.load_balancer_arns()).cloned().collect();
+                if arns.is_empty() {
+                    return Ok(Default::default());
+                }
+                let lbs = self
+                    .elbv2
+                    .describe_load_balancers()
+                    .set_load_balancer_arns(Some(arns))
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeLoadBalancers", e)))?;
+                Ok(lbs.load_balancers().iter().flat_map(|l| l.availability_zones()).filter_map(|z| z.zone_name().map(str::to_owned)).collect())
+            }
+        }
+    }
+
     async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
         let name = target.name().to_owned();
         match target {
@@ -591,6 +615,7 @@ impl Balancer for Aws {
                             Some(TargetHealthStateEnum::Unhealthy) => HealthState::Unhealthy,
                             Some(TargetHealthStateEnum::Initial) => HealthState::Initial,
                             Some(TargetHealthStateEnum::Draining) => HealthState::Draining,
+                            Some(TargetHealthStateEnum::Unused) => HealthState::Unused,
                             _ => HealthState::Unknown,
                         };
                         let reason = h.and_then(|h| h.description()).map(str::to_owned);

@@ -76,6 +76,12 @@ fn unknown_group(operation: &str, code: &str, message: &str) -> bool {
     operation.starts_with("autoscaling ") && code == "ValidationError" && message.to_ascii_lowercase().contains("not found")
 }
 
+/// The same codes for an instance the load balancer does not see running: "EC2 instance i-… is not in running
+/// state." (ELB), "The following targets are not in a running state and cannot be registered: …" (ELBv2).
+fn not_running(code: &str, message: &str) -> bool {
+    matches!(code, "InvalidInstance" | "InvalidTarget") && message.to_ascii_lowercase().contains("running state")
+}
+
 pub(crate) fn sdk<E>(op: &str, err: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -95,6 +101,8 @@ where
                 let message = err.message().map(one_line);
                 if unknown_instance(c, err.message().unwrap_or("")) {
                     cause = Some(Cause::NotYetVisible);
+                } else if not_running(c, err.message().unwrap_or("")) {
+                    cause = Some(Cause::NotRunning);
                 }
                 if unknown_group(&operation, c, err.message().unwrap_or("")) {
                     cause = Some(Cause::Missing);
@@ -148,7 +156,7 @@ pub(crate) fn build<T>(what: &str, r: Result<T, aws_smithy_types::error::operati
 
 #[cfg(test)]
 mod tests {
-    use super::unknown_instance;
+    use super::{not_running, unknown_instance};
 
     #[test]
     fn only_an_unknown_id_is_not_yet_visible() {
@@ -157,6 +165,9 @@ mod tests {
         assert!(!unknown_instance("InvalidTarget", "The following targets are not in a running state and cannot be registered: 'i-0123456789abcdef0'"));
         assert!(!unknown_instance("InvalidInstance", "EC2 instance i-0123456789abcdef0 is not in running state."));
         assert!(!unknown_instance("ValidationError", "Instance ID 'x' does not exist"));
+        assert!(not_running("InvalidTarget", "The following targets are not in a running state and cannot be registered: 'i-0123456789abcdef0'"));
+        assert!(not_running("InvalidInstance", "EC2 instance i-0123456789abcdef0 is not in running state."));
+        assert!(!not_running("InvalidTarget", "The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type."));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod firewall;
 pub mod iam;
 mod images;
 mod notify;
+mod retry;
 mod route53;
 mod cloudwatch;
 
@@ -101,8 +102,12 @@ impl Aws {
                 $sdk::Client::from_conf($sdk::config::Builder::from(&config).interceptor(calls.clone()).build())
             };
         }
+        // A zone without capacity is the engine's to answer (another zone), not the SDK's to retry.
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).retry_classifier(retry::ZoneErrorsAreNotRetried).build(),
+        );
         Ok(Self {
-            ec2: client!(aws_sdk_ec2),
+            ec2,
             elb: client!(aws_sdk_elasticloadbalancing),
             elbv2: client!(aws_sdk_elasticloadbalancingv2),
             route53: client!(aws_sdk_route53),

@@ -17,6 +17,11 @@ use crate::memory::MemoryCloud;
 
 /// The `shop` pipeline with `count` instances per cluster; `extra` is appended (more keys, more environments).
 pub fn shop(count: u32, extra: &str) -> Pipeline {
+    shop_deploy(count, "", extra)
+}
+
+/// [`shop`] with `deploy` added to its `[deploy]` table (subnets, say).
+pub fn shop_deploy(count: u32, deploy: &str, extra: &str) -> Pipeline {
     let src = format!(
         r#"app = "shop"
 [build]
@@ -29,6 +34,7 @@ base_ami = "ami-0a1b2c3d4e5f60718"
 health_timeout = "10m"
 drain = "30s"
 instance_profile = "shop-app"
+{deploy}
 [env.staging]
 vars = {{ APP_ENV = "staging", SECRET = "ssm:/shop/secret" }}
 [env.staging.clusters.staging]

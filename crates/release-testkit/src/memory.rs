@@ -97,6 +97,8 @@ pub struct State {
     pub faults: BTreeMap<&'static str, i64>,
     /// Scripted faults by operation: let this many calls through, then fail the next one.
     pub fail_after: BTreeMap<&'static str, u64>,
+    /// The zones each load balancer is enabled in (those of the subnets it was created in).
+    pub lb_zones: BTreeMap<LbTarget, std::collections::BTreeSet<String>>,
     /// Registered instances per load balancer, with the time each was registered.
     pub registered: BTreeMap<LbTarget, BTreeMap<InstanceId, Timestamp>>,
     /// How long after registration an instance turns healthy; `None`: never.
@@ -111,6 +113,11 @@ pub struct State {
     pub launched_at: BTreeMap<InstanceId, Timestamp>,
     /// Realism: how long a fresh instance id is unknown to EC2 (`InvalidInstanceID.NotFound`).
     pub not_visible_for: Duration,
+    /// Realism: how long the load balancers do not know a fresh id (`InvalidTarget`: "does not exist").
+    pub elb_unknown_for: Duration,
+    /// Realism: how long after its launch the load balancers do not see an instance running, whatever EC2 says
+    /// (`InvalidTarget`: "not in a running state").
+    pub elb_not_running_for: Duration,
     /// Realism: zones out of capacity (`InsufficientInstanceCapacity`).
     pub capacity_out: std::collections::BTreeSet<String>,
     /// Realism: (zone, instance type) not offered (`Unsupported`).
@@ -144,6 +151,10 @@ pub struct State {
     pub renewal_faults: i64,
     /// Launch templates and Auto Scaling groups (`crate::scaling`).
     pub scaling: crate::scaling::Scaling,
+    /// RunInstances client tokens seen: token -> (the call's other arguments, the instances it launched).
+    pub tokens: BTreeMap<String, (String, Vec<InstanceId>)>,
+    /// When each terminated instance was terminated (a client token is remembered until 24 h after that).
+    pub terminated_at: BTreeMap<InstanceId, Timestamp>,
     next_id: u64,
 }
 
@@ -169,6 +180,16 @@ impl Default for MemoryCloud {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// How long EC2 remembers a client token after the last of its instances was terminated.
+pub const TOKEN_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// A RunInstances call's arguments but its token, as EC2 compares them for a token it saw before.
+fn arguments(spec: &LaunchSpec) -> String {
+    let mut args = spec.clone();
+    args.client_token.clear();
+    serde_json::to_string(&args).unwrap_or_default()
 }
 
 /// What an AWS call answers with an error code, as the adapter's boundary makes it.
@@ -265,6 +286,46 @@ impl MemoryCloud {
             return Err(call_error(op, "InvalidInstanceID.NotFound", format!("The instance ID '{id}' does not exist"))
                 .with_cause(Cause::NotYetVisible)
                 .with_code("InvalidInstanceID.NotFound"));
+        }
+        Ok(())
+    }
+
+    /// EC2's client tokens: a token seen before with the same arguments answers with the instances it launched then
+    /// (nothing new), with other arguments `IdempotentParameterMismatch`. A token is remembered until every one of
+    /// its instances has been terminated for [`TOKEN_KEPT`] (AWS: "at least 24 hours after the termination").
+    fn replay(&self, s: &mut State, spec: &LaunchSpec) -> Result<Option<Vec<InstanceId>>> {
+        let Some((args, ids)) = s.tokens.get(&spec.client_token).cloned() else { return Ok(None) };
+        let now = self.clock.now();
+        let expired = ids.iter().all(|id| s.terminated_at.get(id).is_some_and(|t| now.since(*t) >= TOKEN_KEPT));
+        if expired {
+            s.tokens.remove(&spec.client_token);
+            return Ok(None);
+        }
+        if args != arguments(spec) {
+            return Err(call_error(
+                "ec2 RunInstances",
+                "IdempotentParameterMismatch",
+                "Arguments on this idempotent request are inconsistent with arguments used in previous request(s).",
+            )
+            .with_code("IdempotentParameterMismatch"));
+        }
+        Ok(Some(ids))
+    }
+
+    /// What the load balancers answer a registration of ids they do not know yet, or do not see running (not running
+    /// in EC2, or launched moments ago: their view lags EC2's), as ELBv2 words it.
+    fn registrable(&self, s: &State, ids: &[InstanceId]) -> Result<()> {
+        let now = self.clock.now();
+        let young = |id: &InstanceId, d: Duration| s.launched_at.get(id).is_some_and(|t| now.since(*t) < d);
+        if ids.iter().any(|id| young(id, s.elb_unknown_for)) {
+            let msg = "The specified target does not exist, is not in the same VPC as the target group, or has an unsupported instance type.";
+            return Err(call_error("elb:Register", "InvalidTarget", msg).with_cause(Cause::NotYetVisible).with_code("InvalidTarget"));
+        }
+        let running = |id: &InstanceId| s.instances.iter().any(|i| &i.id == id && i.state == InstanceState::Running);
+        let idle: Vec<&str> = ids.iter().filter(|id| !running(id) || young(id, s.elb_not_running_for)).map(|id| id.as_str()).collect();
+        if !idle.is_empty() {
+            let msg = format!("The following targets are not in a running state and cannot be registered: '{}'", idle.join(", "));
+            return Err(call_error("elb:Register", "InvalidTarget", msg).with_cause(Cause::NotRunning).with_code("InvalidTarget"));
         }
         Ok(())
     }
@@ -366,6 +427,9 @@ impl Fleet for MemoryCloud {
 
     async fn launch(&self, spec: &LaunchSpec) -> Result<Vec<InstanceId>> {
         let mut s = self.call("ec2:RunInstances")?;
+        if let Some(ids) = self.replay(&mut s, spec)? {
+            return Ok(ids);
+        }
         if !s.images.contains_key(&spec.ami) {
             return Err(missing("ec2 RunInstances", "InvalidAMIID.NotFound", spec.ami.to_string()));
         }
@@ -401,12 +465,16 @@ impl Fleet for MemoryCloud {
         let mut ids = Vec::new();
         for _ in 0..spec.count {
             let id = InstanceId::parse(&s.id("i-")).expect("valid id");
-            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags: spec.tags.iter().cloned().collect() });
+            let tags = spec.tags.iter().cloned().collect();
+            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags, zone: zone.clone() });
             s.user_data.insert(id.clone(), spec.user_data.clone());
             s.launched_at.insert(id.clone(), now);
             ids.push(id);
         }
         s.launches.push(spec.clone());
+        if !spec.client_token.is_empty() {
+            s.tokens.insert(spec.client_token.clone(), (arguments(spec), ids.clone()));
+        }
         Ok(ids)
     }
 
@@ -423,9 +491,13 @@ impl Fleet for MemoryCloud {
     async fn terminate(&self, ids: &[InstanceId]) -> Result<()> {
         let mut s = self.call("ec2:TerminateInstances")?;
         self.visible(&s, ids, "ec2:TerminateInstances")?;
-        for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id)) {
+        let now = self.clock.now();
+        let mut gone = Vec::new();
+        for i in s.instances.iter_mut().filter(|i| ids.contains(&i.id) && i.state != InstanceState::Terminated) {
             i.state = InstanceState::Terminated;
+            gone.push(i.id.clone());
         }
+        s.terminated_at.extend(gone.into_iter().map(|id| (id, now)));
         // AWS removes terminated instances from their load balancers.
         for members in s.registered.values_mut() {
             members.retain(|id, _| !ids.contains(id));
@@ -555,6 +627,14 @@ impl Balancer for MemoryCloud {
             return Err(call_error("elb CreateLoadBalancer", "ValidationError", "no subnets given"));
         }
         let region = self.region.clone();
+        let mut zones = std::collections::BTreeSet::new();
+        for sub in &network.subnets {
+            if !zones.insert(sub.availability_zone.clone()) {
+                let msg = format!("You cannot specify multiple subnets in the same Availability Zone ({})", sub.availability_zone);
+                return Err(call_error("elb CreateLoadBalancer", "InvalidConfigurationRequest", msg));
+            }
+        }
+        s.lb_zones.entry(target.clone()).or_insert(zones);
         let info = s
             .load_balancers
             .entry(target.clone())
@@ -589,6 +669,7 @@ impl Balancer for MemoryCloud {
             return Err(lb_missing(target));
         }
         self.visible(&s, ids, "elb:Register")?;
+        self.registrable(&s, ids)?;
         let now = self.clock.now();
         let members = s.registered.entry(target.clone()).or_default();
         for id in ids {
@@ -616,6 +697,14 @@ impl Balancer for MemoryCloud {
         Ok(())
     }
 
+    async fn zones(&self, target: &LbTarget) -> Result<std::collections::BTreeSet<String>> {
+        let s = self.call("elb:DescribeLoadBalancers")?;
+        if !s.load_balancers.contains_key(target) {
+            return Err(lb_missing(target));
+        }
+        Ok(s.lb_zones.get(target).cloned().unwrap_or_default())
+    }
+
     async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {
         let mut s = self.call("elb:DescribeLoadBalancers")?;
         crate::scaling::settle(&mut s, self.clock.now());
@@ -633,6 +722,22 @@ impl Balancer for MemoryCloud {
         }
         let now = self.clock.now();
         let running: std::collections::BTreeSet<&InstanceId> = s.instances.iter().filter(|i| i.state == "running").map(|i| &i.id).collect();
+        // A target in a zone the load balancer is not enabled in never takes traffic.
+        let served = s.lb_zones.get(target);
+        let outside = |id: &InstanceId| {
+            let zone = s.instances.iter().find(|i| &i.id == id).map(|i| i.zone.as_str()).filter(|z| !z.is_empty())?;
+            if served.is_none_or(|z| z.contains(zone)) {
+                return None;
+            }
+            Some(match target {
+                LbTarget::TargetGroup(_) => TargetHealth { id: id.clone(), state: HealthState::Unused, reason: Some("Target.NotInUse".into()) },
+                LbTarget::ClassicElb(_) => TargetHealth {
+                    id: id.clone(),
+                    state: HealthState::Unhealthy,
+                    reason: Some("Instance is in an EC2 Availability Zone for which LoadBalancer is not configured to route traffic to.".into()),
+                },
+            })
+        };
         let draining = s
             .draining
             .get(target)
@@ -643,6 +748,9 @@ impl Balancer for MemoryCloud {
             .map(|m| {
                 m.iter()
                     .map(|(id, since)| {
+                        if let Some(reason) = outside(id) {
+                            return reason;
+                        }
                         let healthy = running.contains(id) && !s.sick.contains(id) && s.healthy_after.is_some_and(|d| now.since(*since) >= d);
                         let state = if healthy {
                             HealthState::Healthy

@@ -10,7 +10,8 @@
 //! emulator does not: fresh instance ids unknown for a while after RunInstances (`InvalidInstanceID.NotFound`,
 //! ELB `InvalidInstance`, ELBv2 `InvalidTarget`), instance types not offered in a zone (`Unsupported`, and
 //! DescribeInstanceTypeOfferings saying so), zones out of capacity (`InsufficientInstanceCapacity`), health that
-//! takes time after registration, and deregistered targets that stay `draining` for the target group's delay.
+//! takes time after registration, deregistered targets that stay `draining` for the target group's delay, and
+//! RunInstances client tokens (the same token again: the same instances, or `IdempotentParameterMismatch`).
 //! Every answer it makes up or rewrites is counted in [`Stats::injected`].
 
 use std::collections::BTreeMap;
@@ -155,6 +156,11 @@ impl FaultProxy {
     /// Turns the AWS-realism mode off.
     pub fn no_realism(&self) {
         self.shared.lock().unwrap().realism = None;
+    }
+
+    /// The RunInstances client tokens that launched something, as EC2 remembers them (realism mode).
+    pub fn tokens(&self) -> Vec<String> {
+        self.shared.lock().unwrap().world.tokens.keys().cloned().collect()
     }
 
     /// The calls that named an instance, in order: when, `service:Operation`, and whether it was forwarded
@@ -502,6 +508,8 @@ struct Learned {
     named: Vec<Named>,
     /// `deregistration_delay.timeout_seconds` by target group ARN, asked upstream once.
     delays: BTreeMap<String, Duration>,
+    /// RunInstances client tokens that launched: token -> (the call's other arguments, its answer).
+    tokens: BTreeMap<String, (String, Vec<u8>)>,
 }
 
 struct Named {
@@ -721,6 +729,31 @@ fn log_named(s: &mut Shared, c: &Call, forwarded: bool) {
     }
 }
 
+/// EC2's client token rule for RunInstances: a token that launched before answers, with the same arguments, that
+/// launch's answer again (nothing new is launched), and with other arguments `IdempotentParameterMismatch`. AWS
+/// remembers a token for at least 24 hours after its instances are terminated: longer than any test, so the proxy
+/// never forgets one.
+fn token_rule(s: &mut Shared, c: &Call) -> Option<Vec<u8>> {
+    if c.service != "ec2" || c.op != "RunInstances" {
+        return None;
+    }
+    let token = c.param("ClientToken").filter(|t| !t.is_empty())?;
+    let (args, answer) = s.world.tokens.get(token).cloned()?;
+    if args == token_arguments(c) {
+        count(s, format!("{} replayed", c.key()));
+        return Some(answer);
+    }
+    count(s, format!("{} IdempotentParameterMismatch", c.key()));
+    Some(aws_error("ec2", &c.op, 400, "IdempotentParameterMismatch", "Arguments on this idempotent request are inconsistent with arguments used in previous request(s)."))
+}
+
+/// A RunInstances call's arguments but its token, in a stable order.
+fn token_arguments(c: &Call) -> String {
+    let mut args: Vec<String> = c.params.iter().filter(|(k, _)| k != "ClientToken").map(|(k, v)| format!("{k}={v}")).collect();
+    args.sort();
+    args.join("&")
+}
+
 /// The zone of a RunInstances call: its placement, or its subnet's zone (learned, or asked upstream once).
 async fn launch_zone(shared: &Mutex<Shared>, upstream: SocketAddr, c: &Call) -> Option<String> {
     if let Some(z) = c.param("Placement.AvailabilityZone") {
@@ -764,6 +797,9 @@ async fn realism_before(shared: &Mutex<Shared>, r: &Realism, upstream: SocketAdd
         None
     };
     let mut s = shared.lock().unwrap();
+    if let Some(answer) = token_rule(&mut s, c) {
+        return Some(answer);
+    }
     let now = Instant::now();
     let answer = match (c.service.as_str(), c.op.as_str()) {
         ("ec2", "RunInstances") => zone.and_then(|zone| {
@@ -886,6 +922,9 @@ async fn realism_after(shared: &Mutex<Shared>, r: &Realism, upstream: SocketAddr
         ("ec2", "RunInstances") => {
             for id in all_between(&text, "<instanceId>", "</instanceId>") {
                 s.world.launched.entry(id.to_owned()).or_insert(now);
+            }
+            if let Some(token) = c.param("ClientToken").filter(|t| !t.is_empty()) {
+                s.world.tokens.insert(token.to_owned(), (token_arguments(c), raw.clone()));
             }
         }
         ("ec2", "DescribeSubnets") => {

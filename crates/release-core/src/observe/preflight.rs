@@ -10,7 +10,9 @@ use crate::model::error::{Refused, Result};
 use crate::model::ids::ClusterName;
 use crate::model::pipeline::{Cluster, Environment};
 use crate::observe::alarms;
-use crate::ports::{AlarmState, AlarmStatus, Cloud};
+use std::collections::BTreeSet;
+
+use crate::ports::{AlarmState, AlarmStatus, Cloud, Network};
 use crate::observe::world::Readiness;
 use crate::model::weights::Weights;
 use crate::observe::world::Stray;
@@ -42,6 +44,22 @@ pub fn check(env: &Environment, cluster: &Cluster, ready: Option<&Readiness>, al
 pub fn in_place(env: &Environment, cluster: &Cluster, alarms: &[AlarmStatus], batch: bool) -> Result<()> {
     let what = if batch { "a promote in batches would stop after its first batch" } else { "a promote in place would send traffic to its new instances while it fires" };
     check(env, cluster, None, alarms, false, what)
+}
+
+/// Refuses (exit 4), before anything is launched, instance subnets in zones the cluster's load balancer is not
+/// enabled in (`served`): their instances would never be InService, so every promote would wait out
+/// `health_timeout` and roll back, and a capacity fallback could move instances there. An empty `served` (a target
+/// group no load balancer forwards to yet) cannot tell and refuses nothing.
+pub fn zones_served(cluster: &Cluster, network: &Network, served: &BTreeSet<String>) -> Result<()> {
+    if served.is_empty() {
+        return Ok(());
+    }
+    let outside: Vec<String> =
+        network.subnets.iter().filter(|s| !served.contains(&s.availability_zone)).map(|s| format!("{} ({})", s.id, s.availability_zone)).collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    Err(Refused::ZoneNotServed { cluster: cluster.name.to_string(), target: cluster.target.to_string(), subnets: outside, served: served.iter().cloned().collect() }.into())
 }
 
 /// Refuses (exit 4) when a watched alarm is in ALARM now.

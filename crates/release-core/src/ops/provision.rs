@@ -249,10 +249,14 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
     if !cloud.ledger.table_exists(&pipeline.ledger_table).await? {
         actions.push(Action::CreateLedgerTable { table: pipeline.ledger_table.clone() });
     }
-    let groups = observe_groups(cloud, pipeline, env).await?;
+    let mut cache = BTreeMap::new();
+    let groups = observe_groups(cloud, pipeline, env, &mut cache).await?;
     actions.extend(group_actions(pipeline, env, &groups));
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
     let existing = cloud.balancer.describe(&targets).await?;
+    for c in env.clusters() {
+        served_zones(cloud, c, &existing, &mut cache).await?;
+    }
     for c in env.clusters() {
         actions.extend(lb_action(cloud, pipeline, c, &groups, &existing, &mut notes).await?);
     }
@@ -262,12 +266,37 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
     Ok(Plan { app: pipeline.app.to_string(), env: env.name.to_string(), actions, notes, name_servers: Vec::new() })
 }
 
+/// Refuses, before anything is written, instance subnets in zones the cluster's load balancer is not enabled in:
+/// the zones of the one that exists, or of the `lb_subnets` it will be created in (two of them in one zone are
+/// refused first: the create call would be).
+async fn served_zones(cloud: &Cloud, c: &Cluster, existing: &[LbInfo], cache: &mut BTreeMap<Vec<String>, Network>) -> Result<()> {
+    let (inst, lb) = networks(cloud, c, cache).await?;
+    let served: std::collections::BTreeSet<String> = if existing.iter().any(|l| l.target == c.target) {
+        cloud.balancer.zones(&c.target).await?
+    } else {
+        one_subnet_per_zone(c, &lb)?;
+        lb.subnets.iter().map(|s| s.availability_zone.clone()).collect()
+    };
+    crate::observe::preflight::zones_served(c, &inst, &served)
+}
+
+/// Two load balancer subnets in one zone, which CreateLoadBalancer refuses.
+fn one_subnet_per_zone(c: &Cluster, lb: &Network) -> Result<()> {
+    let mut by_zone: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for s in &lb.subnets {
+        by_zone.entry(s.availability_zone.as_str()).or_default().push(s.id.clone());
+    }
+    match by_zone.into_iter().find(|(_, subnets)| subnets.len() > 1) {
+        Some((zone, subnets)) => Err(Input::LbSubnetsSameZone { cluster: c.name.to_string(), zone: zone.to_owned(), subnets }.into()),
+        None => Ok(()),
+    }
+}
+
 /// The clusters' security groups that exist, per VPC in one describe; refuses networks a cluster cannot use.
-async fn observe_groups(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Result<Vec<SecurityGroup>> {
-    let mut cache = BTreeMap::new();
+async fn observe_groups(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, cache: &mut BTreeMap<Vec<String>, Network>) -> Result<Vec<SecurityGroup>> {
     let mut by_vpc: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in env.clusters() {
-        let (inst, lb) = networks(cloud, c, &mut cache).await?;
+        let (inst, lb) = networks(cloud, c, cache).await?;
         if inst.vpc_id != lb.vpc_id {
             return Err(Input::LbSubnetsSpanVpcs { cluster: c.name.to_string(), vpc: inst.vpc_id.clone(), lb_vpc: lb.vpc_id.clone() }.into());
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::model::clock::Clock;
 use crate::model::error::Result;
@@ -76,7 +77,8 @@ pub struct LaunchSpec {
     pub user_data: String,
     /// Tags written in the same call.
     pub tags: Vec<(String, String)>,
-    /// Idempotency token: a retried call with the same token launches nothing new (on AWS).
+    /// Idempotency token: a retried call with the same token launches nothing new (on AWS); see
+    /// [`LaunchSpec::token`].
     pub client_token: String,
     /// The IAM instance profile, by name.
     pub instance_profile: Option<String>,
@@ -86,6 +88,24 @@ pub struct LaunchSpec {
     pub metadata_tokens: MetadataTokens,
     /// The root volume and the AMI's root device name it applies to.
     pub root_volume: Option<(String, RootVolume)>,
+}
+
+impl LaunchSpec {
+    /// The idempotency token of this call as the `position`-th launch of `release` (how many of the release's
+    /// instances existed before it): `<release>-<hash>`, the hash over the position and every argument. EC2 answers a
+    /// token it saw with different arguments with `IdempotentParameterMismatch`, and one it saw with the same
+    /// arguments with the instances that call launched; so the same token must always carry the same arguments, and
+    /// a run that resumes another (fewer instances left to launch, or a batch already adopted) must not repeat a
+    /// token of a different launch. A retry of this very call (same release, position and arguments) repeats it.
+    pub fn token(&self, release: &str, position: usize) -> String {
+        let mut args = self.clone();
+        args.client_token.clear();
+        let text = serde_json::to_string(&args).unwrap_or_default();
+        let digest = Sha256::digest(format!("release launch v1\n{release}\n{position}\n{text}").as_bytes());
+        // EC2 takes at most 64 ASCII characters: a release id (24) and 32 hex digits.
+        let token = format!("{release}-{}", &hex::encode(digest)[..32]);
+        token.chars().take(64).collect()
+    }
 }
 
 /// An instance's health in a load balancer.
@@ -100,6 +120,9 @@ pub enum HealthState {
     Initial,
     /// Deregistered, finishing in-flight requests.
     Draining,
+    /// Registered but taking no traffic, with the reason: in a zone the load balancer is not enabled in
+    /// (`Target.NotInUse`), a group no load balancer forwards to, a stopped instance (ELBv2 `unused`).
+    Unused,
     /// Anything else.
     Unknown,
 }
@@ -237,6 +260,9 @@ pub trait Balancer: Send + Sync {
     /// The health of every registered instance (and, for target groups, of deregistered ones still draining),
     /// in one call. A missing load balancer is not-found.
     async fn health(&self, target: &LbTarget) -> Result<Vec<TargetHealth>>;
+    /// The availability zones the load balancer (for a target group: the load balancers forwarding to it) is
+    /// enabled in: a target elsewhere takes no traffic. Empty when no load balancer forwards to the group.
+    async fn zones(&self, target: &LbTarget) -> Result<std::collections::BTreeSet<String>>;
     /// Which part of `target` is missing, if any (asked when `describe` left it out, to name what was deleted).
     async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
         Ok(self.describe(std::slice::from_ref(target)).await?.is_empty().then(|| LbPart::whole(target)))
@@ -628,6 +654,8 @@ pub struct Instance {
     pub state: InstanceState,
     /// Its tags.
     pub tags: std::collections::BTreeMap<String, String>,
+    /// Its availability zone (empty when not known).
+    pub zone: String,
 }
 
 /// An instance's EC2 state (`DescribeInstances` `State.Name`).

@@ -264,6 +264,16 @@ pub enum Input {
         /// The cluster.
         cluster: String,
     },
+    /// Two load balancer subnets in one zone: a load balancer takes one subnet per zone (`CreateLoadBalancer`
+    /// refuses the pair).
+    LbSubnetsSameZone {
+        /// The cluster.
+        cluster: String,
+        /// The zone.
+        zone: String,
+        /// The subnets in it.
+        subnets: Vec<String>,
+    },
     /// A promote to a blue/green environment with several idle clusters and no `--cluster` to pick one.
     SeveralIdle {
         /// The environment.
@@ -379,6 +389,11 @@ impl fmt::Display for Input {
             Input::LbSubnetsSpanVpcs { cluster, vpc, lb_vpc } => {
                 write!(f, "cluster {cluster}'s subnets and lb_subnets are in two VPCs ({vpc} and {lb_vpc}); use one VPC")
             }
+            Input::LbSubnetsSameZone { cluster, zone, subnets } => write!(
+                f,
+                "cluster {cluster}'s load balancer subnets {} are all in {zone}; a load balancer takes one subnet per zone: keep one of them in lb_subnets",
+                subnets.join(", ")
+            ),
             Input::LbSubnetsOneZone { cluster } => write!(f, "cluster {cluster}'s load balancer subnets span one zone; an ALB needs two or more; fix lb_subnets"),
             Input::SeveralIdle { env, clusters } => write!(f, "env {env} has several idle clusters ({}); pass --cluster", clusters.join(", ")),
             Input::Command { given, known } => write!(f, "`{given}` is not a command of release; one of: {}", known.join(", ")),

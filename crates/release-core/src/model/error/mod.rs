@@ -134,6 +134,9 @@ pub enum Cause {
     Capacity,
     /// The instance type is not offered in that zone (`Unsupported`).
     Unsupported,
+    /// A load balancer refused to register an instance it does not see running (ELB `InvalidInstance`, ELBv2
+    /// `InvalidTarget`: "not in a running state"): pending, gone, or its view lagging EC2's.
+    NotRunning,
     /// Credentials or permissions refused the call.
     Denied,
     /// Throttled, and the retries ran out.

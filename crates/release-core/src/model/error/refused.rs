@@ -141,6 +141,18 @@ pub enum Refused {
         /// Each subnet skipped and why.
         skipped: Vec<String>,
     },
+    /// Instance subnets in zones the cluster's load balancer is not enabled in: their instances would never be
+    /// InService (ELBv2 `unused`, `Target.NotInUse`; a classic ELB keeps them OutOfService).
+    ZoneNotServed {
+        /// The cluster.
+        cluster: String,
+        /// Its load balancer.
+        target: String,
+        /// Each subnet outside, with its zone (`subnet-… (us-east-1c)`).
+        subnets: Vec<String>,
+        /// The zones the load balancer is enabled in.
+        served: Vec<String>,
+    },
     /// The cluster's load balancer serves another app's instances: not release's to retire.
     ForeignStrays {
         /// The load balancer (`target group hello-prod1`).
@@ -264,6 +276,12 @@ impl fmt::Display for Refused {
                 f,
                 "no subnet of cluster {cluster} is in a zone that offers {instance_type}: {}; choose another instance_type or subnets",
                 skipped.join("; ")
+            ),
+            Refused::ZoneNotServed { cluster, target, subnets, served } => write!(
+                f,
+                "cluster {cluster}'s subnet {} is in a zone {target} is not enabled in (it serves {}): instances there would never be InService; list subnets in those zones, or enable the zone on the load balancer",
+                subnets.join(", "),
+                if served.is_empty() { "no zone".to_owned() } else { served.join(", ") }
             ),
             Refused::ForeignStrays { target, cluster, app, strays } => write!(
                 f,

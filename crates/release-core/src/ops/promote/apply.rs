@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::plan::{settle_left, Change, FleetChange, PlanKind, PromotePlan};
-use super::{spread, PromoteOptions, PromoteOutcome, PromoteReport};
+use super::{per_zone, spread, PromoteOptions, PromoteOutcome, PromoteReport};
 use crate::model::pipeline::launch::user_data;
 use crate::model::clock::format_duration;
 use crate::model::error::{Aws, Cause, Deploy, Error, ErrorKind, Internal, Result};
@@ -203,6 +203,7 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, fleet: &FleetChange, d:
         members: plan.place.members.iter().cloned().collect(),
         polls: 0,
         states: BTreeMap::new(),
+        zones: fleet.zones.clone(),
     };
     let old_registered = run.members.clone();
     let count = run.cluster.count;
@@ -345,7 +346,7 @@ async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d
         return e;
     }
     let n = back.len();
-    match crate::steps::fleet::register(op, &plan.place.target, &back, run.cluster.deploy.port).await {
+    match crate::steps::fleet::register(op, &plan.place.target, &back, run.cluster.deploy.port, run.cluster.deploy.health_timeout).await {
         Ok(()) => {
             for i in &back {
                 d.draining.remove(i);
@@ -412,6 +413,8 @@ struct Rounds {
     polls: u32,
     /// Instance -> state, for the progress written into the record.
     states: BTreeMap<String, String>,
+    /// Instance -> zone of the new fleet (adopted or launched), so that each launch evens the zones out.
+    zones: BTreeMap<InstanceId, String>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -430,7 +433,7 @@ async fn round(
 ) -> Result<()> {
     if n > 0 {
         op.check()?;
-        let (launched, failed) = launch(op, plan, run, d, n, opts).await;
+        let (launched, failed) = launch(op, plan, run, new_ids, n, opts).await;
         // What was launched is the rollback's to remove, whether or not every call succeeded.
         new_ids.extend(launched.iter().cloned());
         for id in &launched {
@@ -460,7 +463,7 @@ async fn round(
     if !to_register.is_empty() {
         crate::ops::promote::hooks::before_registering(op, plan, opts, &pending).await?;
         op.check()?;
-        register(op, &plan.place.target, &to_register, run.cluster.deploy.port).await?;
+        register(op, &plan.place.target, &to_register, run.cluster.deploy.port, run.cluster.deploy.health_timeout).await?;
         run.members.extend(to_register.iter().cloned());
         for id in &to_register {
             run.states.insert(id.to_string(), "registered".into());
@@ -496,8 +499,9 @@ async fn round(
 
 /// Launches `count` instances, one call per subnet, spread over the plan's subnets. A zone out of capacity for the
 /// instance type (or not offering it) is left out and its share launched in the other zones. Returns what was
-/// launched, and the error that stopped it.
-async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDetails, count: u32, opts: &PromoteOptions) -> (Vec<InstanceId>, Option<Error>) {
+/// launched, and the error that stopped it. `fleet`: the release's instances so far (adopted, or launched by earlier
+/// rounds), whose zones the launch evens out and whose number tells this launch's tokens from theirs.
+async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, fleet: &[InstanceId], count: u32, opts: &PromoteOptions) -> (Vec<InstanceId>, Option<Error>) {
     let pipeline = op.pipeline();
     let env = op.env();
     let cluster = &run.cluster;
@@ -520,15 +524,16 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
         _ => None,
     };
     let mut subnets = plan.place.network.subnets.clone();
-    let mut launches = spread(count, &subnets);
+    let before = fleet.len();
+    let mut have = per_zone(fleet, &run.zones);
+    let mut launches = spread(count, &subnets, &have);
     op.progress(&format!("launching {count} instance(s) of {} in {} subnet(s)", plan.release.ami, launches.len()));
-    let round = d.batches_done;
     let mut ids = Vec::new();
     let mut short: Vec<String> = Vec::new();
     for attempt in 0.. {
         let mut shortfall = 0;
         for p in &launches {
-            let spec = LaunchSpec {
+            let mut spec = LaunchSpec {
                 ami: plan.release.ami.clone(),
                 instance_type: cluster.deploy.instance_type.clone(),
                 subnet: p.subnet.clone(),
@@ -536,15 +541,21 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
                 count: p.count,
                 user_data: ud.clone(),
                 tags: tags.clone(),
-                // A retry of the same call must not launch twice; a new attempt elsewhere is a new call.
-                client_token: format!("{}-{}-{round}-{attempt}", release, p.subnet),
+                client_token: String::new(),
                 instance_profile: cluster.deploy.instance_profile.clone(),
                 key_name: cluster.deploy.key_name.clone(),
                 metadata_tokens: cluster.deploy.metadata_tokens,
                 root_volume: root_volume.clone(),
             };
+            // The same token always carries the same arguments: a resumed run launching fewer, or again after
+            // adopting a batch, makes a new call, never EC2's replay of an earlier one (or its mismatch).
+            spec.client_token = spec.token(release.as_str(), before + ids.len());
             match crate::steps::fleet::launch(op, &spec).await {
-                Ok(mut launched) => ids.append(&mut launched),
+                Ok(mut launched) => {
+                    *have.entry(p.availability_zone.clone()).or_default() += launched.len() as u32;
+                    run.zones.extend(launched.iter().map(|i| (i.clone(), p.availability_zone.clone())));
+                    ids.append(&mut launched);
+                }
                 Err(e) if e.is(Cause::Capacity) || e.is(Cause::Unsupported) => {
                     op.progress(&format!("{} ({}) cannot take {} x {} now: {}; launching them in other zones", p.subnet, p.availability_zone, p.count, cluster.deploy.instance_type, e.code().unwrap_or("no capacity")));
                     short.push(format!("{}: {}", p.availability_zone, e.code().unwrap_or("no capacity")));
@@ -562,7 +573,7 @@ async fn launch(op: &mut Op<'_>, plan: &PromotePlan, run: &Rounds, d: &PromoteDe
                 .with_cause(Cause::Capacity);
             return (ids, Some(e));
         }
-        launches = spread(shortfall, &subnets);
+        launches = spread(shortfall, &subnets, &have);
     }
     (ids, None)
 }
@@ -581,7 +592,7 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         let waiting = match op.cloud().fleet.instances_in(ids, NOT_RUNNING).await {
             Ok(w) => w,
             // Right after RunInstances EC2 may not know the ids yet: they are pending.
-            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: crate::ports::InstanceState::Pending, tags: Default::default() }).collect(),
+            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: crate::ports::InstanceState::Pending, tags: Default::default(), zone: String::new() }).collect(),
             Err(e) => return Err(e),
         };
         if let Some(bad) = waiting.iter().find(|i| i.state != crate::ports::InstanceState::Pending) {
@@ -633,11 +644,15 @@ async fn wait_healthy(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
             let s = match h.state {
                 HealthState::Healthy => "healthy",
                 HealthState::Unhealthy if was_healthy => "unhealthy",
+                // Taking no traffic, and why (a zone the load balancer is not enabled in: `Target.NotInUse`).
+                HealthState::Unused => "unused",
                 _ => "registered",
             };
             run.states.insert(h.id.to_string(), s.into());
         }
-        let mut p = progress(op, crate::model::phase::Phase::WaitingHealthy, format!("healthy {}/{}", healthy.len(), want.len()), run);
+        let unused: Vec<String> = health.iter().filter(|h| want.contains(&h.id) && h.state == HealthState::Unused).map(|h| format!("{} unused ({})", h.id, h.reason.as_deref().unwrap_or("no reason given"))).collect();
+        let waiting = if unused.is_empty() { format!("healthy {}/{}", healthy.len(), want.len()) } else { format!("healthy {}/{}; {}", healthy.len(), want.len(), unused.join(", ")) };
+        let mut p = progress(op, crate::model::phase::Phase::WaitingHealthy, waiting, run);
         p.phase_started = Some(started);
         op.report(p).await?;
         if healthy.len() == want.len() {

@@ -140,17 +140,31 @@ pub struct PlannedLaunch {
     pub count: u32,
 }
 
-/// Splits `count` over the subnets, spreading across zones.
-pub fn spread(count: u32, subnets: &[Subnet]) -> Vec<PlannedLaunch> {
-    let n = subnets.len().max(1) as u32;
+/// Splits `count` over the subnets so that the fleet's zones end as even as they can: each instance goes to the
+/// zone holding the fewest of the fleet so far (`have`: its instances per zone, adopted or launched by an earlier
+/// round or attempt), ties to the first, and there to its subnet with the fewest planned. With nothing yet, the
+/// first `count % n` subnets take one more than the others.
+pub fn spread(count: u32, subnets: &[Subnet], have: &BTreeMap<String, u32>) -> Vec<PlannedLaunch> {
+    let mut per_zone: BTreeMap<&str, u32> = subnets.iter().map(|s| (s.availability_zone.as_str(), have.get(&s.availability_zone).copied().unwrap_or(0))).collect();
+    let mut planned = vec![0u32; subnets.len()];
+    for _ in 0..count {
+        let Some(i) = (0..subnets.len()).min_by_key(|&i| (per_zone[subnets[i].availability_zone.as_str()], planned[i], i)) else { break };
+        planned[i] += 1;
+        *per_zone.entry(subnets[i].availability_zone.as_str()).or_default() += 1;
+    }
     subnets
         .iter()
-        .enumerate()
-        .map(|(i, s)| PlannedLaunch {
-            subnet: s.id.clone(),
-            availability_zone: s.availability_zone.clone(),
-            count: count / n + u32::from((i as u32) < count % n),
-        })
-        .filter(|p| p.count > 0)
+        .zip(planned)
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, count)| PlannedLaunch { subnet: s.id.clone(), availability_zone: s.availability_zone.clone(), count })
         .collect()
+}
+
+/// How many of `ids` each zone holds, as `zones` (instance -> zone) knows them.
+pub fn per_zone<'a>(ids: impl IntoIterator<Item = &'a InstanceId>, zones: &BTreeMap<InstanceId, String>) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for z in ids.into_iter().filter_map(|i| zones.get(i)).filter(|z| !z.is_empty()) {
+        *out.entry(z.clone()).or_default() += 1;
+    }
+    out
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{spread, PlannedLaunch, PromoteOptions};
+use super::{per_zone, spread, PlannedLaunch, PromoteOptions};
 use crate::model::pipeline::launch::config_hash;
 use crate::observe::images::find_ami;
 use crate::model::clock::Timestamp;
@@ -44,6 +44,8 @@ pub struct PromoteWorld {
     pub network: Network,
     /// The zones of the region that offer the cluster's instance type.
     pub offered: BTreeSet<String>,
+    /// The zones the cluster's load balancer is enabled in.
+    pub lb_zones: BTreeSet<String>,
     /// The cluster's instance security group (made by provision).
     pub instance_group: String,
     /// The environment's recent ledger records, newest first.
@@ -135,6 +137,8 @@ pub struct FleetChange {
     pub resume: Option<ReleaseId>,
     /// Instances adopted from `resume`.
     pub adopted: Vec<InstanceId>,
+    /// The zone of each adopted instance, so that what is launched evens the zones out.
+    pub zones: std::collections::BTreeMap<InstanceId, String>,
     /// New instances per subnet.
     pub launches: Vec<PlannedLaunch>,
     /// The cluster's old instances, retired once the new ones are healthy.
@@ -304,6 +308,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
     let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
     let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
+    let lb_zones = cloud.balancer.zones(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let group = crate::model::pipeline::launch::group_name(pipeline, cluster, crate::model::pipeline::launch::GroupRole::Instances);
     let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
         Error::from(NotFound::SecurityGroup { group: group.clone(), cluster: cluster.name.to_string(), env: env.name.to_string() })
@@ -331,6 +336,7 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
         healthy,
         network,
         offered,
+        lb_zones,
         instance_group,
         records,
     })
@@ -380,11 +386,18 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     if network.subnets.is_empty() && kind == PlanKind::Deploy {
         return Err(Refused::NoOfferedSubnet { cluster: cluster.name.to_string(), instance_type: cluster.deploy.instance_type.to_string(), skipped }.into());
     }
+    if kind == PlanKind::Deploy {
+        // Before anything is launched; the capacity fallback moves instances only among these subnets.
+        crate::observe::preflight::zones_served(cluster, &network, &world.lb_zones)?;
+    }
+    let zones: std::collections::BTreeMap<InstanceId, String> =
+        left.adopted_fleet.iter().filter(|i| left.adopted.contains(&i.id)).map(|i| (i.id.clone(), i.zone.clone())).collect();
     let change = match kind {
         PlanKind::Deploy => Change::Deploy(FleetChange {
             resume: resume_kept,
+            launches: spread(to_launch, &network.subnets, &per_zone(&left.adopted, &zones)),
             adopted: left.adopted,
-            launches: spread(to_launch, &network.subnets),
+            zones,
             retire: left.serving.iter().map(|i| i.id.clone()).collect(),
             strays,
             terminated,
