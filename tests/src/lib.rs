@@ -33,9 +33,35 @@ pub fn release_bin() -> PathBuf {
         assert!(status.success(), "cargo build --workspace --bin release failed");
         let bin = dir.join("release");
         assert!(bin.exists(), "{} is missing after cargo build", bin.display());
-        bin
+        pinned(&dir, &bin)
     })
     .clone()
+}
+
+/// A hard link to `bin` for this test process alone (`e2e-pinned/<pid>/release`: the file keeps its name, which
+/// clap shows in usage lines). `crates/release-cli/build.rs` re-runs when git refs move (a commit in any worktree of
+/// the repository), so another test process's `cargo build` may relink `release` while this one runs it; the link
+/// keeps the binary this process started with. Links of processes that are gone are removed.
+fn pinned(dir: &Path, bin: &Path) -> PathBuf {
+    let links = dir.join("e2e-pinned");
+    for entry in std::fs::read_dir(&links).into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().parse::<u32>().ok();
+        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let own = links.join(std::process::id().to_string());
+    std::fs::create_dir_all(&own).expect("create the pinned binary's directory");
+    let link = own.join("release");
+    let _ = std::fs::remove_file(&link);
+    for _ in 0..50 {
+        if std::fs::hard_link(bin, &link).is_ok() {
+            return link;
+        }
+        // Being relinked by another process's cargo build this very moment.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("could not link {} to {}", bin.display(), link.display());
 }
 
 /// An example program of the `release` library (`crates/release/examples/NAME.rs`), built like [`release_bin`]
