@@ -118,29 +118,47 @@ pub fn lock_info(session: &Session, pipeline: &Pipeline, name: &EnvName, run_id:
 /// its own clock). Clocks need not agree, only tick at the same rate; the holder's `expires` is never compared
 /// with this clock.
 #[derive(Clone, Debug, Default)]
-pub struct LeaseWatch {
-    /// The lease seen, and when (this machine's clock) it was first seen.
-    seen: Option<(LockInfo, Timestamp)>,
-    /// How many times the lease seen changed (renewed, or taken by someone else) after the first sight.
-    changes: u32,
-}
+pub struct LeaseWatch(Unchanged<LockInfo>);
 
 impl LeaseWatch {
     /// Notes `held` as read at `now` (this machine's clock); how long this very lease has been seen unchanged.
     pub fn unchanged_for(&mut self, held: &LockInfo, now: Timestamp) -> Duration {
-        match &self.seen {
-            Some((seen, since)) if seen.same_lease(held) => now.since(*since),
-            previous => {
-                self.changes += u32::from(previous.is_some());
-                self.seen = Some((held.clone(), now));
-                Duration::ZERO
-            }
-        }
+        self.0.unchanged_for(held, now, LockInfo::same_lease)
     }
 
     /// Whether the lease changed while watched: its holder (or a new one) is alive.
     pub fn saw_renewal(&self) -> bool {
-        self.changes > 0
+        self.0.changes > 0
+    }
+}
+
+/// Something another process renews (a lease, a queue ticket), as this process watches it on its own clock: the
+/// version last seen and since when it has been seen unchanged. No other clock is compared.
+#[derive(Clone, Debug)]
+pub struct Unchanged<T> {
+    /// The version seen, and when (this machine's clock) it was first seen.
+    seen: Option<(T, Timestamp)>,
+    /// How many times the version seen changed after the first sight.
+    changes: u32,
+}
+
+impl<T> Default for Unchanged<T> {
+    fn default() -> Self {
+        Unchanged { seen: None, changes: 0 }
+    }
+}
+
+impl<T: Clone> Unchanged<T> {
+    /// Notes `now_seen` as read at `now`; how long this very version (`same`) has been seen unchanged.
+    pub fn unchanged_for(&mut self, now_seen: &T, now: Timestamp, same: impl Fn(&T, &T) -> bool) -> Duration {
+        match &self.seen {
+            Some((seen, since)) if same(seen, now_seen) => now.since(*since),
+            previous => {
+                self.changes += u32::from(previous.is_some());
+                self.seen = Some((now_seen.clone(), now));
+                Duration::ZERO
+            }
+        }
     }
 }
 

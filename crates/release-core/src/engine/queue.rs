@@ -260,20 +260,14 @@ struct Waiter<'a> {
     /// The lock's lease as this waiter watched it (taken over once it saw it unchanged for a whole lease).
     lock_watch: lock::LeaseWatch,
     /// The other tickets as this waiter saw them: each as last read, and since when (its clock) unchanged.
-    seen: std::collections::BTreeMap<ReleaseId, (Ticket, Timestamp)>,
+    seen: std::collections::BTreeMap<ReleaseId, lock::Unchanged<Ticket>>,
 }
 
 impl Waiter<'_> {
     /// Whether `t` is a dead waiter's by what this waiter saw: not renewed for [`DEAD_TICKET_AFTER`] on this
     /// machine's clock (no other clock is compared).
     fn silent(&mut self, t: &Ticket, now: Timestamp) -> bool {
-        match self.seen.get(&t.id) {
-            Some((seen, since)) if seen.same_renewal(t) => now.since(*since) >= DEAD_TICKET_AFTER,
-            _ => {
-                self.seen.insert(t.id.clone(), (t.clone(), now));
-                false
-            }
-        }
+        self.seen.entry(t.id.clone()).or_default().unchanged_for(t, now, Ticket::same_renewal) >= DEAD_TICKET_AFTER
     }
 }
 
