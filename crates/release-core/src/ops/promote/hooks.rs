@@ -67,6 +67,19 @@ pub async fn before_registering(op: &mut Op<'_>, plan: &PromotePlan, opts: &Prom
     }
 }
 
+/// Blue/green on an asg cluster: `before_traffic` once the idle cluster's load balancer holds only the new group.
+/// A failure (or a signal) is returned as it is: the caller puts the groups back (`ops::promote::asg`).
+pub async fn before_traffic_idle(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions, ids: &[InstanceId]) -> Result<()> {
+    if opts.skip_hooks || plan.place.in_place || op.env().hooks.command(HookName::BeforeTraffic).is_none() || passed_before(op, HookName::BeforeTraffic) {
+        return Ok(());
+    }
+    let ctx = context(op, plan, ids).await;
+    match run(op, HookName::BeforeTraffic, &ctx).await? {
+        Some(r) if !r.passed() => Err(failed(&r)),
+        _ => Ok(()),
+    }
+}
+
 /// After a promote's rounds. Blue/green: `before_traffic` against the idle cluster, whose load balancer now holds
 /// only the new fleet; a failure (or a Ctrl-C) removes the new fleet, and traffic never moved (the caller,
 /// `promote::apply::swap_idle`, then registers the cluster's previous release again). In place:
