@@ -67,7 +67,8 @@ async fn two_promotes_make_two_numbered_versions_and_groups_and_the_first_is_dis
     let plan = project.release(&emu, &["promote", &a, "--env", "staging", "--plan", "--output", "json"]);
     plan.assert_ok();
     let doc = plan.json();
-    assert_eq!((doc["asg"]["group"].as_str(), doc["asg"]["version"].as_u64(), doc["asg"]["desired"].as_u64()), (Some("hello-staging-v002"), Some(2), Some(2)), "{doc}");
+    let p = &doc["plan"];
+    assert_eq!((p["asg"]["group"].as_str(), p["asg"]["version"].as_u64(), p["asg"]["desired"].as_u64()), (Some("hello-staging-v002"), Some(2), Some(2)), "{doc}");
     before.assert_same(&emu.state(), "--plan");
 
     project.release(&emu, &["promote", &a, "--env", "staging", "--yes"]).assert_ok();

@@ -410,3 +410,67 @@ async fn status_shows_each_group_with_one_describe_of_the_groups() {
     let left = c.groups[1].window_left.expect("time left");
     assert!(left <= Duration::from_secs(3000) && left > Duration::from_secs(2900), "{left:?} of the default 1h window");
 }
+
+/// The fixture's pipeline (an in-place staging on a classic ELB, a blue/green prod on two target groups), every
+/// cluster an asg fleet.
+fn shop_on_groups(extra: &str) -> Pipeline {
+    release_testkit::fixtures::shop_deploy(2, "fleet = \"asg\"", extra)
+}
+
+fn attached_to(all: &[Group], target: &LbTarget) -> Vec<String> {
+    all.iter().filter(|g| g.load_balancers.contains(target)).map(|g| g.name.clone()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn blue_green_promotes_into_the_idle_cluster_as_a_group_and_disables_the_group_it_replaces() {
+    let w = World::with(shop_on_groups("")).await;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    let first = w.deploy_prod(&a).await;
+    let second = w.deploy_prod(&b).await;
+    assert_ne!(first, second, "each release goes to the idle cluster");
+    let launched = w.cloud.state().instances.len();
+    let third = w.deploy_prod(&c).await;
+    assert_eq!(third, first);
+    let (tg_first, tg_second) = (LbTarget::TargetGroup(format!("shop-{first}")), LbTarget::TargetGroup(format!("shop-{second}")));
+    let all = groups(&w).await;
+    assert_eq!(attached_to(&all, &tg_first), vec![format!("shop-{first}-v003")], "c's group serves the cluster it went to");
+    assert_eq!(attached_to(&all, &tg_second), vec![format!("shop-{second}-v002")], "the other cluster is untouched");
+    let old = all.iter().find(|g| g.name == format!("shop-{first}-v002")).expect("a's group is kept");
+    assert!(old.tags.contains_key(tags::DISABLED_AT) && in_service(old).len() == 2, "disabled, instances kept");
+    let new = all.iter().find(|g| g.name == format!("shop-{first}-v003")).unwrap();
+    let registered: BTreeSet<String> = w.cloud.registered(&tg_first).iter().map(ToString::to_string).collect();
+    assert_eq!(registered, in_service(new));
+    assert_eq!(w.cloud.state().instances.len(), launched + 2, "one group of count instances");
+    assert!(w.weights().await.is_live(&third));
+}
+
+#[tokio::test(start_paused = true)]
+async fn blue_green_a_failing_before_traffic_deletes_the_new_group_and_enables_the_previous_one_again() {
+    use release_core::model::hook::HookName;
+    use release_testkit::hooks::{Script, ScriptedHooks};
+    let w = World::with(shop_on_groups("[env.prod.hooks]\nbefore_traffic = \"./smoke\"\n")).await;
+    let hooks = ScriptedHooks::new(Arc::new(w.cloud.clock.clone()));
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    hooks.script(HookName::BeforeTraffic, Script::exits(0, Duration::from_secs(5), &["ok"]));
+    let with_hooks = |mut r: release_core::Release| {
+        r.session.hooks = Arc::new(hooks.clone());
+        r
+    };
+    for sha in [&a, &b] {
+        w.cloud.clock.advance(Duration::from_secs(600));
+        let r = with_hooks(w.release("alice")).promote("prod", sha, &Default::default(), None).await.expect("promote");
+        w.release("alice").switch(r.cluster.as_str(), &Default::default(), None).await.expect("switch");
+    }
+    let weights = w.weights().await;
+    let all = groups(&w).await;
+    w.cloud.clock.advance(Duration::from_secs(600));
+    hooks.script(HookName::BeforeTraffic, Script::exits(1, Duration::from_secs(5), &["smoke failed"]));
+    let err = with_hooks(w.release("alice")).promote("prod", &c, &Default::default(), None).await.expect_err("the hook fails");
+    assert!(err.message().contains("was deleted"), "{err}");
+    let idle = all.iter().find(|g| !g.load_balancers.is_empty() && !weights.is_live(&release_core::model::ids::ClusterName::parse(g.tags[tags::CLUSTER].as_str()).unwrap())).expect("the idle cluster's group");
+    let now = group(&w, &idle.name).await.expect("kept");
+    assert_eq!(now.load_balancers, idle.load_balancers, "attached again");
+    assert!(now.suspended.is_empty() && !now.tags.contains_key(tags::DISABLED_AT), "enabled again: {:?}", now.suspended);
+    assert_eq!(groups(&w).await.len(), 2, "the new group is gone");
+    assert_eq!(w.weights().await, weights, "traffic never moved");
+}

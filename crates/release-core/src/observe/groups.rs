@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::clock::Timestamp;
+use crate::model::error::Result;
 use crate::model::ids::AppName;
-use crate::model::pipeline::{Cluster, Environment};
-use crate::ports::{tags, Group, Lifecycle};
+use crate::model::pipeline::{Cluster, Environment, Pipeline};
+use crate::ports::{tags, Cloud, Group, Instance, Lifecycle};
 
 /// A group disabled by a promote.
 #[derive(Clone, Debug, Serialize)]
@@ -90,4 +91,16 @@ pub fn group_name(app: &AppName, cluster: &Cluster, version: u32) -> String {
 /// The launch template of an asg cluster: `<app>-<cluster>`.
 pub fn template_name(app: &AppName, cluster: &Cluster) -> String {
     format!("{}-{}", app, cluster.name)
+}
+
+/// The app's `instances` without those of groups attached to no load balancer (disabled for a rollback, or left by a
+/// dead run): they run on purpose and are no cluster's fleet for a switch, a rollback or a hook. One
+/// DescribeAutoScalingGroups, made only when the pipeline has an asg cluster.
+pub async fn serving_instances(cloud: &Cloud, pipeline: &Pipeline, instances: Vec<Instance>) -> Result<Vec<Instance>> {
+    if !pipeline.envs.iter().any(|e| e.clusters().iter().any(|c| c.asg().is_some())) {
+        return Ok(instances);
+    }
+    let groups = cloud.groups.app_groups(&pipeline.app).await?;
+    let resting: std::collections::BTreeSet<&str> = groups.iter().filter(|g| g.load_balancers.is_empty()).map(|g| g.name.as_str()).collect();
+    Ok(instances.into_iter().filter(|i| i.tags.get(tags::GROUP_NAME).is_none_or(|n| !resting.contains(n.as_str()))).collect())
 }

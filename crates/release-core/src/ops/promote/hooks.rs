@@ -35,6 +35,7 @@ async fn context(op: &Op<'_>, plan: &PromotePlan, ids: &[InstanceId]) -> HookCon
 async fn live_commit(op: &Op<'_>) -> Option<crate::model::ids::CommitSha> {
     let live = crate::observe::world::live_name(op.cloud(), op.env()).await.ok()??;
     let instances = op.cloud().fleet.app_instances(&op.pipeline().app).await.ok()?;
+    let instances = crate::observe::groups::serving_instances(op.cloud(), op.pipeline(), instances).await.ok()?;
     crate::observe::world::previous(op.env(), &live.weights, &instances).map(|l| l.commit)
 }
 

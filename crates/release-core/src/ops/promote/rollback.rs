@@ -110,7 +110,7 @@ fn seeing(mut records: Vec<Record>, open: Option<&Record>) -> Vec<Record> {
 async fn plan_seeing(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions, open: Option<&Record>) -> Result<RollbackPlan> {
     let cloud = &session.cloud;
     let records = seeing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, None).await?, open);
-    let instances = cloud.fleet.app_instances(&pipeline.app).await?;
+    let instances = crate::observe::groups::serving_instances(cloud, pipeline, cloud.fleet.app_instances(&pipeline.app).await?).await?;
     let stack = live_history(&records);
     let seen = Seen { open: open.cloned(), records, instances, stack };
 
@@ -498,7 +498,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         // The promote made the cluster healthy; confirm before sending it traffic.
         if plan.path != RollbackPath::RestoreWeights {
             let cluster = op.env().cluster(plan.cluster.as_str())?;
-            let instances = op.cloud().fleet.app_instances(&op.pipeline().app).await?;
+            let instances = crate::observe::groups::serving_instances(op.cloud(), op.pipeline(), op.cloud().fleet.app_instances(&op.pipeline().app).await?).await?;
             let health = op.cloud().balancer.health(&cluster.target).await?;
             let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
             let others = world::describe_others(op.cloud(), &members, &instances).await?;
