@@ -162,4 +162,9 @@ async fn a_rollback_inside_the_window_enables_the_previous_group_and_launches_no
     let ledger = aws.ledger("release-ledger").await;
     let r = ledger.iter().find(|r| r["action"] == "rollback").expect("a rollback record");
     assert_eq!((r["outcome"].as_str(), r["path"].as_str()), ("succeeded", "enable-group"));
+    // status: the serving group and the disabled one with its window.
+    let st = project.release(&emu, &["status", "--env", "staging"]);
+    st.assert_ok();
+    assert!(st.stdout.contains("group hello-staging-v002 serving: 2 desired (min 2, max 4), 2 InService"), "{}", st.stdout);
+    assert!(st.stdout.contains("group hello-staging-v003 disabled ") && st.stdout.contains("left of its rollback window"), "{}", st.stdout);
 }
