@@ -474,3 +474,23 @@ async fn blue_green_a_failing_before_traffic_deletes_the_new_group_and_enables_t
     assert_eq!(groups(&w).await.len(), 2, "the new group is gone");
     assert_eq!(w.weights().await, weights, "traffic never moved");
 }
+
+#[tokio::test(start_paused = true)]
+async fn scaling_settings_the_pipeline_does_not_declare_are_reported_and_not_carried_over() {
+    use release_core::ports::{ScalingPolicy, ScheduledAction};
+    let w = World::with(pipeline("")).await;
+    let (_, b) = two_releases(&w).await;
+    {
+        let mut s = w.cloud.state();
+        let g = s.scaling.groups.get_mut("shop-web-v002").unwrap();
+        g.scheduled.push(ScheduledAction { name: "night".into(), recurrence: Some("0 22 * * *".into()), min: Some(1), desired: Some(1), max: None });
+        g.policies.push(ScalingPolicy { name: "custom".into(), kind: "StepScaling".into(), cpu_target: None });
+    }
+    let plan = w.release("alice").plan_promote("staging", &b, &Default::default()).await.unwrap();
+    assert_eq!(plan.asg.as_ref().unwrap().undeclared, vec!["policy custom (StepScaling)".to_owned(), "scheduled action night (0 22 * * *)".to_owned()]);
+    w.promote("staging", &b).await.expect("promote");
+    let lines = w.lines.lock().unwrap().clone();
+    assert!(lines.iter().any(|l| l.contains("group shop-web-v002 has scaling settings the pipeline does not declare")), "{lines:#?}");
+    let cloud = w.cloud.cloud();
+    assert!(cloud.groups.policies("shop-web-v003").await.unwrap().is_empty() && cloud.groups.scheduled_actions("shop-web-v003").await.unwrap().is_empty());
+}

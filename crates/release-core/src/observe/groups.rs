@@ -104,3 +104,16 @@ pub async fn serving_instances(cloud: &Cloud, pipeline: &Pipeline, instances: Ve
     let resting: std::collections::BTreeSet<&str> = groups.iter().filter(|g| g.load_balancers.is_empty()).map(|g| g.name.as_str()).collect();
     Ok(instances.into_iter().filter(|i| i.tags.get(tags::GROUP_NAME).is_none_or(|n| !resting.contains(n.as_str()))).collect())
 }
+
+/// The serving group's scaling policies and scheduled actions that `cluster`'s pipeline settings do not make (only
+/// the `scaling.cpu` target-tracking policy, `CPU_POLICY`, is theirs), described.
+pub fn undeclared(cluster: &Cluster, policies: &[crate::ports::ScalingPolicy], scheduled: &[crate::ports::ScheduledAction]) -> Vec<String> {
+    let cpu = cluster.asg().and_then(|a| a.cpu);
+    let mut out: Vec<String> = policies
+        .iter()
+        .filter(|p| !(p.name == crate::ports::CPU_POLICY && cpu.is_some() && p.cpu_target == cpu))
+        .map(|p| format!("policy {} ({}{})", p.name, p.kind, p.cpu_target.map(|t| format!(", cpu {t}%")).unwrap_or_default()))
+        .collect();
+    out.extend(scheduled.iter().map(|a| format!("scheduled action {}{}", a.name, a.recurrence.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())));
+    out
+}

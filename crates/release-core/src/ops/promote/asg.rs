@@ -50,6 +50,9 @@ pub struct AsgPlan {
     pub delete: Vec<String>,
     /// Groups disabled longer than `rollback_window`, deleted once the new group serves.
     pub expired: Vec<String>,
+    /// Scaling policies and scheduled actions of the serving group that the pipeline does not declare: the new
+    /// group does not get them (the pipeline owns scaling), and they are said, not silently dropped.
+    pub undeclared: Vec<String>,
 }
 
 /// Whether a group runs `commit` with the settings hashed as `config` (its tags).
@@ -109,6 +112,7 @@ pub fn plan(
         also_disable: attached.iter().skip(1).map(|g| g.name.clone()).collect(),
         delete: strays.iter().map(|g| g.name.clone()).collect(),
         expired: groups.expired(settings.rollback_window, now).into_iter().filter(|d| !mine(&d.group)).map(|d| d.group.name.clone()).collect(),
+        undeclared: Vec::new(),
     }))
 }
 
@@ -162,6 +166,13 @@ pub async fn deploy(op: &mut Op<'_>, plan: &PromotePlan, asg: &AsgPlan, fleet: &
         op.guard().await?;
         op.progress(&format!("deleting group {stray}, left by an unfinished or failed release"));
         groups::retire(op, stray, &target, drain).await?;
+    }
+    if !asg.undeclared.is_empty() {
+        op.progress(&format!(
+            "group {} has scaling settings the pipeline does not declare, not carried to the new group: {}",
+            asg.replaces.as_deref().unwrap_or("-"),
+            asg.undeclared.join("; ")
+        ));
     }
     op.check()?;
     let spec = template_spec(op, plan, &cluster, &release, opts);

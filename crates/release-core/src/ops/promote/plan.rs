@@ -50,8 +50,9 @@ pub struct PromoteWorld {
     pub instance_group: String,
     /// The environment's recent ledger records, newest first.
     pub records: Vec<Record>,
-    /// An asg cluster's groups and its launch template (none for an instances fleet).
-    pub asg: Option<(crate::observe::groups::ClusterGroups, Option<crate::ports::LaunchTemplate>)>,
+    /// An asg cluster's groups, its launch template, and the scaling settings of its serving group that the pipeline
+    /// does not declare (none for an instances fleet).
+    pub asg: Option<(crate::observe::groups::ClusterGroups, Option<crate::ports::LaunchTemplate>, Vec<String>)>,
 }
 
 /// What a promote will do. A plain value: `--plan` prints it, as one flat JSON object (each group below is
@@ -326,7 +327,14 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
             let all = cloud.groups.app_groups(&pipeline.app).await?;
             let groups = crate::observe::groups::cluster_groups(&all, &pipeline.app, env, cluster);
             let template = cloud.templates.template(&crate::observe::groups::template_name(&pipeline.app, cluster)).await?;
-            Some((groups, template))
+            let undeclared = match groups.serving() {
+                Some(g) => {
+                    let (policies, scheduled) = tokio::try_join!(cloud.groups.policies(&g.name), cloud.groups.scheduled_actions(&g.name))?;
+                    crate::observe::groups::undeclared(cluster, &policies, &scheduled)
+                }
+                None => Vec::new(),
+            };
+            Some((groups, template, undeclared))
         }
         None => None,
     };
@@ -402,10 +410,13 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
     let terminated = world::terminated(&pipeline.app, env, cluster, &world.members, &world.others);
     let (mut kind, mut complete, mut resume_kept) = decide(env, cluster, commit, &config, world, &left, &strays, &terminated);
     let asg = match (cluster.asg(), &world.asg) {
-        (Some(settings), Some((groups, template))) => {
+        (Some(settings), Some((groups, template, undeclared))) => {
             let bare = left.serving.len() + strays.len() + terminated.len();
             let resumed = left.resume.map(|r| r.release_id.as_str());
-            let asg = super::asg::plan(&pipeline.app, cluster, &settings, groups, template.as_ref(), commit, &config, bare, resumed, world.now)?;
+            let asg = super::asg::plan(&pipeline.app, cluster, &settings, groups, template.as_ref(), commit, &config, bare, resumed, world.now)?.map(|mut a| {
+                a.undeclared = undeclared.clone();
+                a
+            });
             // The unfinished run of the same commit and settings is resumed: its record adopted, its group (found by
             // its release id, made again idempotently) carried on from where it stopped.
             (kind, complete, resume_kept) = match &asg {
@@ -418,7 +429,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         _ => None,
     };
     let from_commit = from_commit.or_else(|| {
-        world.asg.as_ref().and_then(|(g, _)| g.serving()).and_then(|g| g.tags.get(tags::COMMIT)).and_then(|c| CommitSha::parse(c).ok())
+        world.asg.as_ref().and_then(|(g, _, _)| g.serving()).and_then(|g| g.tags.get(tags::COMMIT)).and_then(|c| CommitSha::parse(c).ok())
     });
 
     let settle_until = match (&world.live, env.dns()) {
