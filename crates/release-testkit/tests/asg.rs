@@ -494,3 +494,20 @@ async fn scaling_settings_the_pipeline_does_not_declare_are_reported_and_not_car
     let cloud = w.cloud.cloud();
     assert!(cloud.groups.policies("shop-web-v003").await.unwrap().is_empty() && cloud.groups.scheduled_actions("shop-web-v003").await.unwrap().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rollback_killed_before_the_current_group_left_converges_when_run_again_without_a_launch() {
+    for step in ["recorded", "healthy"] {
+        let w = World::with(pipeline("")).await;
+        let (a, b) = two_releases(&w).await;
+        w.promote("staging", &b).await.expect("second promote");
+        let launched = w.cloud.state().instances.len();
+        let (release, _) = w.release_with("alice", Some(step));
+        release.rollback("staging", &Default::default(), None).await.expect_err("crashed");
+        w.cloud.clock.advance(release_core::engine::lock::LOCK_LEASE + Duration::from_secs(1));
+        let rb = w.release("alice").rollback("staging", &Default::default(), None).await.unwrap_or_else(|e| panic!("re-run after a crash at {step}: {e}"));
+        assert_eq!((rb.plan.path, &rb.plan.to_commit), (RollbackPath::EnableGroup, &a), "crash at {step}");
+        converged(&w, &a, step).await;
+        assert_eq!(w.cloud.state().instances.len(), launched, "crash at {step}: nothing launched");
+    }
+}

@@ -203,8 +203,11 @@ async fn asg_in_place(session: &Session, pipeline: &Pipeline, env: &Environment,
     let current = commit_tag(serving).ok_or_else(|| nothing(format!("group {} carries no commit", serving.name)))?;
     let target = rollback_target(&seen.stack, &current).ok_or_else(|| nothing(format!("the ledger holds no release live before {}", sha(&current))))?.clone();
     let now = cloud.clock.now();
-    let keep = groups.disabled.iter().find(|d| commit_tag(&d.group).as_ref() == Some(&target.commit) && now.since(d.since) < settings.rollback_window);
-    let (path, promote, switch, how) = match keep {
+    // A rollback that died after enabling the group left it attached beside the serving one: it is taken again.
+    let still_attached = groups.attached.iter().skip(1).find(|g| commit_tag(g).as_ref() == Some(&target.commit));
+    let in_window = groups.disabled.iter().find(|d| commit_tag(&d.group).as_ref() == Some(&target.commit) && now.since(d.since) < settings.rollback_window);
+    let keep = still_attached.map(|g| crate::observe::groups::Disabled { group: g.clone(), since: now }).or_else(|| in_window.cloned());
+    let (path, promote, switch, how) = match keep.as_ref() {
         Some(d) => {
             // The min it had before it was disabled, as the promote that disabled it recorded.
             let recorded = seen.records.iter().filter_map(|r| r.promote_details()).filter_map(|p| p.groups.as_ref()).find(|g| g.replaced.as_deref() == Some(d.group.name.as_str())).and_then(|g| g.replaced_min);
@@ -520,6 +523,16 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
 /// and alarms are restored. A failure before the serving group leaves disables the enabled group again.
 async fn enable_group(op: &mut Op<'_>, gs: &GroupSwitch) -> Result<()> {
     use crate::steps::groups;
+    // Rollbacks of this kind that died under this lock left their records open: this one carries on from the world.
+    let mine = op.record().map(|r| r.release_id.clone());
+    for r in op.recent_records().await?.iter().filter(|r| r.outcome == crate::model::ledger::Outcome::Started && Some(&r.release_id) != mine.as_ref()) {
+        if let crate::model::ledger::Action::Rollback(d) = &r.action {
+            if d.path == RollbackPath::EnableGroup {
+                let detail = format!("unfinished; carried on by run {}", op.run_id());
+                crate::steps::records::close(op, r, crate::model::ledger::Outcome::Abandoned, None, detail).await?;
+            }
+        }
+    }
     let cluster = op.env().clusters()[0].clone();
     let (target, drain) = (cluster.target.clone(), cluster.deploy.drain);
     let all = op.cloud().groups.app_groups(&op.pipeline().app).await?;
