@@ -312,6 +312,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
             batches_done: 0,
             subject: None,
             draining: Default::default(),
+            groups: None,
         }),
     }
 }

@@ -53,6 +53,43 @@ pub struct ClusterStatus {
     /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// An asg cluster's groups: the serving one first, then the disabled ones (newest first), then strays.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupStatus>,
+}
+
+/// One Auto Scaling group of an asg cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupStatus {
+    /// Its name.
+    pub name: String,
+    /// `serving`, `disabled` or `stray` (neither: left by a run that died).
+    pub state: String,
+    /// The commit it runs.
+    pub commit: Option<String>,
+    /// DesiredCapacity.
+    pub desired: u32,
+    /// MinSize.
+    pub min: u32,
+    /// MaxSize.
+    pub max: u32,
+    /// Instances InService.
+    pub in_service: usize,
+    /// Of those, healthy in the cluster's load balancer.
+    pub healthy: usize,
+    /// Disabled: since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Timestamp>,
+    /// Disabled: how much of its rollback window is left (zero: past it, deleted by the next promote).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_secs")]
+    pub window_left: Option<std::time::Duration>,
+}
+
+fn ser_opt_secs<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::model::clock::ser_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The environment's lock as status shows it.
@@ -148,9 +185,11 @@ pub async fn status(session: &crate::engine::session::Session, pipeline: &Pipeli
         .flat_map(|e| e.clusters().iter().filter(move |c| e.dns().is_some() || c.target_is_alb()).map(|c| c.target.clone()))
         .collect();
     let lbs = if targets.is_empty() { Vec::new() } else { cloud.balancer.describe(&targets).await? };
+    // Asg clusters: the app's groups in one DescribeAutoScalingGroups, whatever the number of environments.
+    let groups = if envs.iter().any(|e| e.clusters().iter().any(|c| c.asg().is_some())) { cloud.groups.app_groups(&pipeline.app).await? } else { Vec::new() };
     let mut out = Vec::new();
     for env in envs {
-        out.push(env_status(session, pipeline, &env.name, &images, &instances, &targets, &lbs).await?);
+        out.push(env_status(session, pipeline, &env.name, &images, &instances, &targets, &lbs, &groups).await?);
     }
     Ok(out)
 }
@@ -185,6 +224,7 @@ async fn env_status(
     instances: &[Instance],
     described: &[LbTarget],
     lbs: &[LbInfo],
+    groups: &[crate::ports::Group],
 ) -> Result<EnvStatus> {
     let cloud = &session.cloud;
     let env = pipeline.env(name.as_str())?;
@@ -205,7 +245,7 @@ async fn env_status(
         Vec::new()
     };
     let wrong = live.as_ref().map(|l| crate::observe::balancers::misdirected(env, &l.records, lbs)).unwrap_or_default();
-    let view = EnvView { pipeline, env, images, instances, described, lbs, live: live.as_deref(), wrong: &wrong, busy };
+    let view = EnvView { pipeline, env, images, instances, described, lbs, live: live.as_deref(), wrong: &wrong, busy, groups };
     let mut clusters = Vec::new();
     let mut lb_gone: Option<String> = None;
     for c in env.clusters() {
@@ -253,13 +293,22 @@ struct EnvView<'a> {
     wrong: &'a [Misdirected],
     /// Whether an operation is under way (two releases in a load balancer are then no strays).
     busy: bool,
+    /// The app's Auto Scaling groups.
+    groups: &'a [crate::ports::Group],
 }
 
 impl EnvView<'_> {
     /// Cluster `c` as status shows it, and why its load balancer is gone, if it is.
     async fn cluster(&self, session: &crate::engine::session::Session, c: &Cluster) -> Result<(ClusterStatus, Option<String>)> {
         let (cloud, pipeline, env, instances, live) = (&session.cloud, self.pipeline, self.env, self.instances, self.live);
-        let mine = world::cluster_instances(instances, env, c);
+        let mut mine = world::cluster_instances(instances, env, c);
+        let cluster_groups = c.asg().map(|_| crate::observe::groups::cluster_groups(self.groups, &pipeline.app, env, c));
+        if let Some(g) = &cluster_groups {
+            // Disabled groups keep their instances for a rollback: what the cluster runs is its serving group's
+            // (and bare instances of an instances fleet not moved yet).
+            let serving = g.serving().map(|g| g.name.as_str());
+            mine.retain(|i| i.tags.get(tags::GROUP_NAME).is_none_or(|n| Some(n.as_str()) == serving));
+        }
         let mut gone = None;
         let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut gone)?;
         if gone.is_none() && self.described.contains(&c.target) && !self.lbs.iter().any(|l| l.target == c.target) {
@@ -304,6 +353,7 @@ impl EnvView<'_> {
             strays,
             terminated,
             note: gone.clone().or_else(|| self.record_note(c)),
+            groups: cluster_groups.map(|g| group_statuses(&g, c, &health, cloud.clock.now())).unwrap_or_default(),
         };
         Ok((status, gone))
     }
@@ -322,6 +372,30 @@ impl EnvView<'_> {
                 Some(format!("{record} has no weighted record for {}; switch refuses it until `release provision --env {}` adds it", c.name, env.name))
             })
     }
+}
+
+/// An asg cluster's groups as status shows them.
+fn group_statuses(g: &crate::observe::groups::ClusterGroups, c: &Cluster, health: &[crate::ports::TargetHealth], now: Timestamp) -> Vec<GroupStatus> {
+    let window = c.asg().map(|a| a.rollback_window).unwrap_or_default();
+    let one = |grp: &crate::ports::Group, state: &str, since: Option<Timestamp>| {
+        let ids: BTreeSet<&str> = grp.instances.iter().filter(|i| i.lifecycle == crate::ports::Lifecycle::InService).map(|i| i.id.as_str()).collect();
+        GroupStatus {
+            name: grp.name.clone(),
+            state: state.into(),
+            commit: grp.tags.get(tags::COMMIT).cloned(),
+            desired: grp.capacity.desired,
+            min: grp.capacity.min,
+            max: grp.capacity.max,
+            in_service: ids.len(),
+            healthy: health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count(),
+            disabled_at: since,
+            window_left: since.map(|t| window.saturating_sub(now.since(t))),
+        }
+    };
+    let mut out: Vec<GroupStatus> = g.attached.iter().map(|x| one(x, "serving", None)).collect();
+    out.extend(g.disabled.iter().map(|d| one(&d.group, "disabled", Some(d.since))));
+    out.extend(g.strays.iter().map(|x| one(x, "stray", None)));
+    out
 }
 
 /// The operation under way, as its record tells and its lock's holder is judged.

@@ -538,6 +538,12 @@ pub mod tags {
     /// Tags only instances (and, copied at launch, their volumes) carry, never a bake: an image or snapshot with one
     /// was made from an instance by something else (a backup tool copying the volume's tags).
     pub const INSTANCE_ONLY: [&str; 4] = [ENV, CLUSTER, RELEASE_ID, CONFIG];
+    /// On an Auto Scaling group that a promote disabled (out of the load balancer, instances kept for a rollback):
+    /// when, in milliseconds since the epoch, so that its rollback window can be judged.
+    pub const DISABLED_AT: &str = "release:disabled-at";
+    /// The tag Auto Scaling puts on the instances of a group (its name): such an instance is the group's, not a
+    /// bare instance of the cluster.
+    pub const GROUP_NAME: &str = "aws:autoscaling:groupName";
 }
 
 /// An AMI's state.

@@ -191,15 +191,17 @@ pub enum Refused {
         /// The images it would remove besides; empty when only orphan instances are new.
         images: Vec<String>,
     },
-    /// A command that would deploy to a cluster with `fleet = "asg"` before the group engine exists (issue 22):
-    /// refused rather than launching bare instances the pipeline did not ask for.
-    AsgNotDeployable {
-        /// The command (`promote`, `provision`, `rollback`).
-        command: String,
-        /// The environment.
-        env: String,
-        /// The asg cluster.
+    /// The serving group of an asg cluster runs more instances than the pipeline's `scaling.max` allows a new group:
+    /// a deploy never shrinks a fleet that autoscaling grew, nor clamps it silently.
+    DesiredOverMax {
+        /// The cluster.
         cluster: String,
+        /// The serving group.
+        group: String,
+        /// Its desired capacity.
+        desired: u32,
+        /// The pipeline's max.
+        max: u32,
     },
 }
 
@@ -302,9 +304,9 @@ impl fmt::Display for Refused {
                     write!(f, "; `release promote {commit} --env {env}` launches a full fleet into the idle cluster, then `release switch` to it")
                 }
             }
-            Refused::AsgNotDeployable { command, env, cluster } => write!(
+            Refused::DesiredOverMax { cluster, group, desired, max } => write!(
                 f,
-                "cluster {cluster} of env {env} has fleet = \"asg\", and Auto Scaling group fleets are not deployable yet; {command} changed nothing (set fleet = \"instances\" to deploy bare instances)"
+                "group {group} of cluster {cluster} runs {desired} instances, more than scaling.max = {max} allows a new group; raise scaling.max to at least {desired} and promote again; nothing was changed"
             ),
             Refused::GcPlanGrew { images } => write!(
                 f,

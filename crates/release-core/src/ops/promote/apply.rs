@@ -33,6 +33,7 @@ pub fn details(plan: &PromotePlan) -> PromoteDetails {
         batches_done: 0,
         subject: plan.release.subject.clone(),
         draining: BTreeMap::new(),
+        groups: None,
     }
 }
 
@@ -114,7 +115,10 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     op.step(crate::model::phase::Checkpoint::Recorded)?;
     let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
     let result = match crate::ops::promote::hooks::before_promote(op, plan, opts).await {
-        Ok(()) => deploy(op, plan, fleet, &mut d, &mut rep, opts).await,
+        Ok(()) => match &plan.asg {
+            Some(asg) => super::asg::deploy(op, plan, asg, fleet, &mut d, &mut rep, opts).await,
+            None => deploy(op, plan, fleet, &mut d, &mut rep, opts).await,
+        },
         e => e,
     };
     // Blue/green runs its before_traffic inside `deploy`, between setting the previous release aside and retiring it.
