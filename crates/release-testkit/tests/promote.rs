@@ -664,3 +664,25 @@ async fn a_resumed_drain_also_waits_while_the_target_group_still_reports_drainin
     assert!(health.iter().all(|h| h.state == HealthState::Healthy) && health.len() == 2, "{health:?}");
     assert_eq!(w.commits("green"), vec![c.to_string()]);
 }
+
+/// The group an instance carries is taken only from instances in the subnets' VPC: a cluster moved to another VPC
+/// carries the old VPC's group of the same name, which RunInstances would refuse there.
+#[tokio::test(start_paused = true)]
+async fn a_group_carried_in_another_vpc_is_not_taken() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    for i in w.cloud.state().instances.iter_mut() {
+        i.vpc_id = "vpc-old".into();
+        for id in i.groups.values_mut() {
+            *id = "sg-0fromtheoldvpc".into();
+        }
+    }
+    w.cloud.state().calls.clear();
+    w.promote("staging", &b).await.unwrap();
+    assert_eq!(w.cloud.state().calls.get("ec2:DescribeSecurityGroups"), Some(&1));
+    assert_eq!(w.instances("staging").len(), 2);
+    let s = w.cloud.state();
+    let group = s.groups.values().find(|(_, g)| g.name == "shop-staging-instances").map(|(_, g)| g.id.clone()).unwrap();
+    assert_eq!(s.launches.last().map(|l| l.security_groups[0].clone()), Some(group), "the group of the subnets' VPC");
+}

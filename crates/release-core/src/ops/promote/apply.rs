@@ -592,7 +592,7 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         let waiting = match op.cloud().fleet.instances_in(ids, NOT_RUNNING).await {
             Ok(w) => w,
             // Right after RunInstances EC2 may not know the ids yet: they are pending.
-            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: crate::ports::InstanceState::Pending, tags: Default::default(), zone: String::new() }).collect(),
+            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: crate::ports::InstanceState::Pending, tags: Default::default(), zone: String::new(), subnet_id: String::new(), vpc_id: String::new(), groups: Default::default() }).collect(),
             Err(e) => return Err(e),
         };
         if let Some(bad) = waiting.iter().find(|i| i.state != crate::ports::InstanceState::Pending) {
