@@ -419,7 +419,7 @@ async fn batches_replace_n_at_a_time_without_losing_capacity() {
 #[tokio::test(start_paused = true)]
 async fn calls_do_not_grow_with_the_fleet() {
     let mut counts = Vec::new();
-    for n in [10u32, 200] {
+    for n in [10u32, 200, 500] {
         let w = World::new(n).await;
         let (a, b) = (w.bake('a').await, w.bake('b').await);
         w.promote("staging", &a).await.unwrap();
@@ -430,6 +430,7 @@ async fn calls_do_not_grow_with_the_fleet() {
     }
     println!("port calls of a promote replacing N instances: {counts:#?}");
     assert_eq!(counts[0].1, counts[1].1, "calls grew with N: {counts:#?}");
+    assert_eq!(counts[0].2, counts[2].2, "calls grew with N: {counts:#?}");
 }
 
 #[tokio::test(start_paused = true)]
