@@ -299,8 +299,9 @@ impl<'s, S: Scope> Op<'s, S> {
         Ok(())
     }
 
-    /// Writes progress [`Op::report`] left unwritten, before a wait.
-    async fn flush(&mut self) -> Result<()> {
+    /// Writes what the record holds unwritten ([`Op::report`], [`Op::save_later`]), if anything: before a wait, or
+    /// before a step that needs it durable.
+    pub async fn flush(&mut self) -> Result<()> {
         if self.unsaved {
             self.save().await?;
         }

@@ -309,17 +309,23 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     }
     let cluster = choose_cluster(env, live.as_ref().map(|l| &l.weights), opts.cluster.as_deref())?;
     let instances = cloud.fleet.app_instances(&pipeline.app).await?;
-    let members = cloud.balancer.members(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
+    // One read for a classic ELB: its description holds the members and the zones it serves.
+    let (members, lb_zones) = cloud.balancer.members_and_zones(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let others = world::describe_others(cloud, &members, &instances).await?;
     let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
-    let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
+    let network = match network_in_use(&instances, &cluster.deploy.subnets) {
+        Some(n) => n,
+        None => cloud.fleet.network(&cluster.deploy.subnets).await?,
+    };
     let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
-    let lb_zones = cloud.balancer.zones(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let group = crate::model::pipeline::launch::group_name(pipeline, cluster, crate::model::pipeline::launch::GroupRole::Instances);
-    let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
-        Error::from(NotFound::SecurityGroup { group: group.clone(), cluster: cluster.name.to_string(), env: env.name.to_string() })
-            .with_cause(crate::model::error::Cause::Missing)
-    })?;
+    let instance_group = match group_in_use(&instances, &network.vpc_id, &group) {
+        Some(id) => id,
+        None => cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
+            Error::from(NotFound::SecurityGroup { group: group.clone(), cluster: cluster.name.to_string(), env: env.name.to_string() })
+                .with_cause(crate::model::error::Cause::Missing)
+        })?,
+    };
     let config = config_hash(pipeline, env, cluster);
     let current = bare_instances(&instances, env, cluster);
     let asg = match cluster.asg() {
@@ -373,6 +379,39 @@ fn bare_instances<'i>(instances: &'i [Instance], env: &Environment, cluster: &Cl
         current.retain(|i| !i.tags.contains_key(tags::GROUP_NAME));
     }
     current
+}
+
+/// The pipeline's `subnets` as live instances of the app in them show them, without a describe: EC2 refuses to
+/// delete a subnet that holds an instance, and a subnet's zone and VPC never change. Only subnets the pipeline names
+/// (anyone may create or delete a default VPC's default subnets), each holding an instance, all in one VPC (else
+/// the describe says what is wrong); sorted by zone, as the port's.
+fn network_in_use(instances: &[Instance], subnets: &[String]) -> Option<Network> {
+    use crate::ports::InstanceState::{Pending, Running, Stopped, Stopping};
+    let mut vpc: Option<&str> = None;
+    let mut found = Vec::new();
+    for id in subnets.iter().collect::<BTreeSet<_>>() {
+        let i = instances
+            .iter()
+            .find(|i| &i.subnet_id == id && !i.zone.is_empty() && !i.vpc_id.is_empty() && matches!(i.state, Pending | Running | Stopping | Stopped))?;
+        if vpc.is_some_and(|v| v != i.vpc_id) {
+            return None;
+        }
+        vpc = Some(&i.vpc_id);
+        found.push(crate::ports::Subnet { id: id.clone(), availability_zone: i.zone.clone() });
+    }
+    found.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone).then(a.id.cmp(&b.id)));
+    Some(Network { vpc_id: vpc?.to_owned(), subnets: found })
+}
+
+/// The id of the security group `name` in `vpc` as a live instance there carries it, without a describe: EC2
+/// refuses to delete a group that an instance uses and names are unique in a VPC, so it is the one
+/// `DescribeSecurityGroups` would find. An instance in another VPC (the cluster moved) carries another group.
+fn group_in_use(instances: &[Instance], vpc: &str, name: &str) -> Option<String> {
+    use crate::ports::InstanceState::{Pending, Running, Stopped, Stopping};
+    instances
+        .iter()
+        .filter(|i| !vpc.is_empty() && i.vpc_id == vpc && matches!(i.state, Pending | Running | Stopping | Stopped))
+        .find_map(|i| i.groups.get(name).cloned())
 }
 
 fn runs(i: &Instance, commit: &CommitSha, config: &str) -> bool {
