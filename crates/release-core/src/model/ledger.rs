@@ -809,9 +809,17 @@ pub fn unfinished(records: &[Record]) -> Option<(&Record, &SwitchDetails, &Rollo
     })
 }
 
-/// The weights from before the unfinished rollout of a dead run, for `rollback`.
+/// The weights from before the rollout that left traffic split, for `rollback`: the unfinished rollout of a dead
+/// run, else the newest switch when it is a rollout that stopped without going back (it lost its lock: the holder
+/// stops where it is, since the lock is no longer its to change traffic under).
 pub fn weights_before(records: &[Record]) -> Option<Weights> {
-    unfinished(records).map(|(_, s, _)| s.from.clone())
+    unfinished(records).map(|(_, s, _)| s.from.clone()).or_else(|| {
+        let newest = records.iter().filter(|r| matches!(r.action, Action::Switch(_))).max_by_key(|r| (r.started, r.release_id.clone()))?;
+        match &newest.action {
+            Action::Switch(s) if s.rollout.is_some() && newest.outcome == Outcome::LostLock && !s.from.is_partial() && !s.from.live().is_empty() => Some(s.from.clone()),
+            _ => None,
+        }
+    })
 }
 
 /// A rollout step as people say it: `10%`, `hold at 10%`, `start`.

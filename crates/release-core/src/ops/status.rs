@@ -50,12 +50,17 @@ pub struct ClusterStatus {
     pub strays: Vec<Stray>,
     /// Its own instances terminated outside `release` (by hand?) and still in its load balancer.
     pub terminated: Vec<InstanceId>,
-    /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix.
+    /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix; or that
+    /// it ran a release and has no instances now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// An asg cluster's groups: the serving one first, then the disabled ones (newest first), then strays.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupStatus>,
+    /// The commit the ledger last put on it, when it serves and runs nothing now (its instances terminated outside
+    /// `release`, which a target group forgets at once): capacity lost, not a cluster never deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emptied: Option<String>,
 }
 
 /// One Auto Scaling group of an asg cluster.
@@ -256,6 +261,24 @@ async fn env_status(
         }
         clusters.push(cluster);
     }
+    // A serving cluster with no instance and none known terminated: never deployed, or its fleet terminated by
+    // hand behind a target group (which deregisters terminated targets at once, so nothing is left to name).
+    // Only the ledger tells which; it is read deeper only on this path, so a healthy status costs nothing more.
+    if clusters.iter().any(|c| c.serves() && c.total == 0 && c.terminated.is_empty() && c.count > 0) {
+        let deeper;
+        let recent = if records.len() as u32 >= HOLDER_WINDOW {
+            &records
+        } else {
+            deeper = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(HOLDER_WINDOW)).await, &mut note)?;
+            &deeper
+        };
+        for c in clusters.iter_mut().filter(|c| c.serves() && c.total == 0 && c.terminated.is_empty()) {
+            c.emptied = last_put_on(recent, &c.cluster).map(|sha| sha.to_string());
+            if let Some(sha) = &c.emptied {
+                c.note.get_or_insert_with(|| format!("ran {} and has no instances now (terminated outside release?)", short_sha(sha)));
+            }
+        }
+    }
     let last = records.first().map(|r| LastAction {
         action: r.action_name().into(),
         actor: r.actor.clone(),
@@ -354,6 +377,7 @@ impl EnvView<'_> {
             terminated,
             note: gone.clone().or_else(|| self.record_note(c)),
             groups: cluster_groups.map(|g| group_statuses(&g, c, &health, cloud.clock.now())).unwrap_or_default(),
+            emptied: None,
         };
         Ok((status, gone))
     }
@@ -416,12 +440,27 @@ fn operation(session: &crate::engine::session::Session, r: &Record, lock: Option
     }
 }
 
+/// The commit the newest successful promote or switch of `records` put on `cluster` (newest first).
+fn last_put_on<'r>(records: &'r [Record], cluster: &str) -> Option<&'r crate::model::ids::CommitSha> {
+    records.iter().filter(|r| r.outcome == Outcome::Succeeded && r.cluster().is_some_and(|c| c.as_str() == cluster)).find_map(|r| r.commit())
+}
+
 impl ClusterStatus {
-    /// Whether it serves (live, or an in-place environment's cluster) with fewer instances than its count, after
-    /// having run some: capacity was lost (an instance terminated by hand, say). A cluster never deployed is not.
+    /// Whether it serves: live (a share of the traffic), or an in-place environment's cluster.
+    pub fn serves(&self) -> bool {
+        self.role != "idle"
+    }
+
+    /// Whether it serves with fewer instances than its count, after having run some: capacity was lost (an
+    /// instance terminated by hand, say, or the whole fleet). A cluster never deployed is not.
     pub fn is_short(&self) -> bool {
-        let serves = self.role != "idle";
-        serves && (self.total > 0 || !self.terminated.is_empty()) && (self.total as u32) < self.count
+        self.serves() && (self.total > 0 || !self.terminated.is_empty() || self.emptied.is_some()) && (self.total as u32) < self.count
+    }
+
+    /// Whether it serves, runs instances, and not one is healthy in its load balancer (say, a load balancer made
+    /// again, its instances never registered in it): nothing answers its traffic.
+    pub fn serves_nothing(&self) -> bool {
+        self.serves() && self.total > 0 && self.healthy == 0
     }
 }
 
@@ -436,16 +475,18 @@ impl EnvStatus {
         if self.operation.as_ref().is_some_and(|o| o.alive) {
             return None;
         }
-        let short = self.clusters.iter().find(|c| c.is_short())?;
+        let short = self.clusters.iter().find(|c| c.is_short()).or_else(|| self.clusters.iter().find(|c| c.serves_nothing()))?;
+        let commit = short.commit.as_deref().or(short.emptied.as_deref());
         Some(
             crate::model::error::Refused::ShortCluster {
                 cluster: short.cluster.clone(),
                 env: self.env.clone(),
                 role: short.role.clone(),
                 total: short.total,
+                healthy: short.healthy,
                 count: short.count,
                 terminated: short.terminated.iter().map(world::describe_terminated).collect(),
-                commit: short.commit.as_deref().map_or("<commit>", short_sha).to_owned(),
+                commit: commit.map(short_sha).map(str::to_owned),
             }
             .into(),
         )

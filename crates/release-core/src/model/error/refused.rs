@@ -179,12 +179,14 @@ pub enum Refused {
         role: String,
         /// How many instances it runs.
         total: usize,
+        /// How many of them are healthy in its load balancer.
+        healthy: usize,
         /// How many it should.
         count: u32,
         /// Its instances terminated by hand, described.
         terminated: Vec<String>,
-        /// The commit to promote again, short (`<commit>` when it runs none).
-        commit: String,
+        /// The commit to promote again, short: the one it runs, else the one the ledger last put on it.
+        commit: Option<String>,
     },
     /// The gc plan made under the locks would remove what the plan shown to the user did not list.
     GcPlanGrew {
@@ -291,11 +293,15 @@ impl fmt::Display for Refused {
                 strays.join(", ")
             ),
             Refused::NoIdleToRollBack { env } => write!(f, "env {env} has no idle cluster to roll back into"),
-            Refused::ShortCluster { cluster, env, role, total, count, terminated, commit } => {
+            Refused::ShortCluster { cluster, env, role, total, healthy, count, terminated, commit } => {
                 write!(f, "cluster {cluster} of {env} is {role} {total}/{count}")?;
                 if !terminated.is_empty() {
                     write!(f, " ({})", terminated.join(", "))?;
                 }
+                if *total > 0 && *healthy == 0 {
+                    write!(f, " and none of them is healthy in its load balancer")?;
+                }
+                let commit = commit.as_deref().unwrap_or("<sha>");
                 // In place a promote replaces the short cluster itself; in blue/green it goes to the idle cluster
                 // (never the live one), so the way to full capacity is a fresh fleet there and a switch to it.
                 if role == "in-place" {

@@ -153,7 +153,7 @@ async fn in_place(session: &Session, pipeline: &Pipeline, env: &Environment, opt
     let stopped = crate::model::ledger::stopped_between_batches(&seen.records).filter(|_| commit_of(env, cluster, instances).is_none());
     let current = match &stopped {
         Some(c) => c.clone(),
-        None => commit_of(env, cluster, instances).ok_or_else(|| {
+        None => commit_of(env, cluster, instances).or_else(|| emptied(env, cluster, instances, stack)).ok_or_else(|| {
             if world::cluster_instances(instances, env, cluster).is_empty() {
                 nothing(format!("no release is live yet (cluster {} runs nothing)", cluster.name))
             } else {
@@ -297,7 +297,7 @@ async fn blue_green(session: &Session, pipeline: &Pipeline, env: &Environment, o
     let nothing = |what: String| nothing(env, what);
     let primary = weights.primary().filter(|p| weights.is_live(p)).cloned().ok_or_else(|| nothing("no cluster takes traffic".into()))?;
     let primary_cluster = env.cluster(primary.as_str())?;
-    let current = commit_of(env, primary_cluster, instances).ok_or_else(|| {
+    let current = commit_of(env, primary_cluster, instances).or_else(|| emptied(env, primary_cluster, instances, stack)).ok_or_else(|| {
         if world::cluster_instances(instances, env, primary_cluster).is_empty() {
             nothing(format!("no release is live yet (the live cluster {primary} runs nothing)"))
         } else {
@@ -345,6 +345,16 @@ async fn blue_green(session: &Session, pipeline: &Pipeline, env: &Environment, o
         history,
         summary,
     })
+}
+
+/// What `cluster` should run when it runs nothing at all although the ledger's history says a release is live on
+/// it: its fleet was terminated outside `release` (the incident a rollback is for). Going back starts from that
+/// release, as if it still ran; a cluster never deployed has no such history.
+fn emptied(env: &Environment, cluster: &Cluster, instances: &[Instance], stack: &[LiveRelease]) -> Option<CommitSha> {
+    if !world::cluster_instances(instances, env, cluster).is_empty() {
+        return None;
+    }
+    stack.last().filter(|r| r.cluster.as_ref() == Some(&cluster.name)).map(|r| r.commit.clone())
 }
 
 /// The first idle cluster (the target's own first) that still runs `commit`, healthy: a switch back to it is enough.
