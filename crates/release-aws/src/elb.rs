@@ -14,7 +14,7 @@ use release_core::model::pipeline::HealthCheck;
 use release_core::ops::provision::LISTENER_PORT;
 use release_core::model::ids::InstanceId;
 use release_core::model::pipeline::LbTarget;
-use release_core::ports::{Balancer, HealthState, LbInfo, LbPart, LbSpec, Network, TargetHealth};
+use release_core::ports::{Balancer, HealthState, LbInfo, LbKind, LbPart, LbSpec, Network, Ownership, ServingLb, TargetHealth};
 use release_core::model::error::{Aws as AwsError, Cause, NotFound};
 use release_core::{Error, Result};
 
@@ -65,6 +65,29 @@ fn classic_listener(instance_port: u16) -> Result<Listener> {
             .instance_port(i32::from(instance_port))
             .build(),
     )
+}
+
+/// One ELBv2 load balancer as describe reads it.
+struct V2Lb {
+    name: String,
+    arn: String,
+    dns: String,
+    zone: Option<String>,
+    kind: LbKind,
+    security_groups: Vec<String>,
+}
+
+/// One target group: its name, ARN and the load balancers forwarding to it.
+struct Tg {
+    name: String,
+    arn: String,
+    lbs: Vec<String>,
+}
+
+/// The app a `release:app` + `release:managed = true` pair names.
+fn managed_by<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    let tags: std::collections::BTreeMap<&str, &str> = tags.collect();
+    (tags.get(release_core::ports::tags::MANAGED) == Some(&"true")).then(|| tags.get(release_core::ports::tags::APP).map(|a| (*a).to_owned())).flatten()
 }
 
 fn missing(target: &LbTarget) -> Error {
@@ -118,43 +141,68 @@ impl Aws {
         }
     }
 
-    async fn classic_elbs(&self) -> Result<Vec<(String, String, Option<String>)>> {
+    /// (name, dns, zone, security groups) of every classic ELB.
+    async fn classic_elbs(&self) -> Result<Vec<(String, String, Option<String>, Vec<String>)>> {
         let pages = self.elb.describe_load_balancers().into_paginator().send().try_collect().await.map_err(|e| sdk("elb DescribeLoadBalancers", e))?;
         Ok(pages
             .iter()
             .flat_map(|p| p.load_balancer_descriptions())
-            .filter_map(|lb| Some((lb.load_balancer_name()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_name_id().map(str::to_owned))))
+            .filter_map(|lb| {
+                Some((lb.load_balancer_name()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_name_id().map(str::to_owned), sorted(lb.security_groups())))
+            })
             .collect())
     }
 
-    /// (name, arn) of every target group.
-    async fn target_groups(&self) -> Result<Vec<(String, String)>> {
+    /// Every target group.
+    async fn target_groups(&self) -> Result<Vec<Tg>> {
         let pages = self.elbv2.describe_target_groups().into_paginator().send().try_collect().await.map_err(|e| sdk("elbv2 DescribeTargetGroups", e))?;
         Ok(pages
             .iter()
             .flat_map(|p| p.target_groups())
-            .filter_map(|tg| Some((tg.target_group_name()?.to_owned(), tg.target_group_arn()?.to_owned())))
+            .filter_map(|tg| Some(Tg { name: tg.target_group_name()?.to_owned(), arn: tg.target_group_arn()?.to_owned(), lbs: tg.load_balancer_arns().to_vec() }))
             .collect())
     }
 
-    /// (name, arn, dns, zone) of every ELBv2 load balancer.
-    async fn albs(&self) -> Result<Vec<(String, String, String, Option<String>)>> {
+    /// Every ELBv2 load balancer.
+    async fn albs(&self) -> Result<Vec<V2Lb>> {
         let pages = self.elbv2.describe_load_balancers().into_paginator().send().try_collect().await.map_err(|e| sdk("elbv2 DescribeLoadBalancers", e))?;
         Ok(pages
             .iter()
             .flat_map(|p| p.load_balancers())
             .filter_map(|lb| {
-                Some((lb.load_balancer_name()?.to_owned(), lb.load_balancer_arn()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_id().map(str::to_owned)))
+                let kind = match lb.r#type() {
+                    Some(LoadBalancerTypeEnum::Application) | None => LbKind::Application,
+                    Some(LoadBalancerTypeEnum::Network) => LbKind::Network,
+                    Some(other) => LbKind::Other(other.as_str().to_owned()),
+                };
+                Some(V2Lb {
+                    name: lb.load_balancer_name()?.to_owned(),
+                    arn: lb.load_balancer_arn()?.to_owned(),
+                    dns: lb.dns_name()?.to_owned(),
+                    zone: lb.canonical_hosted_zone_id().map(str::to_owned),
+                    kind,
+                    security_groups: sorted(lb.security_groups()),
+                })
             })
             .collect())
     }
 
+    /// The load balancer serving a target group: the first of its `LoadBalancerArns` (AWS allows one).
+    fn serving<'a>(tg: &Tg, lbs: &'a [V2Lb]) -> Option<&'a V2Lb> {
+        tg.lbs.iter().find_map(|arn| lbs.iter().find(|l| &l.arn == arn))
+    }
+
     /// A classic ELB with its listener, unless one of that name exists.
-    async fn create_classic(&self, name: &str, spec: &LbSpec, subnets: Vec<String>, sgs: Option<Vec<String>>) -> Result<()> {
+    async fn create_classic(&self, name: &str, spec: &LbSpec, subnets: Vec<String>, sgs: Option<Vec<String>>, tags: &[(String, String)]) -> Result<()> {
         if !self.classic_elbs().await?.iter().any(|(n, ..)| n == name) {
+            let tags = tags
+                .iter()
+                .map(|(k, v)| build("tag", aws_sdk_elasticloadbalancing::types::Tag::builder().key(k).value(v).build()))
+                .collect::<Result<Vec<_>>>()?;
             self.elb
                 .create_load_balancer()
                 .load_balancer_name(name)
+                .set_tags(Some(tags))
                 .listeners(classic_listener(spec.port)?)
                 .set_subnets(Some(subnets))
                 .set_security_groups(sgs)
@@ -166,18 +214,21 @@ impl Aws {
     }
 
     /// A target group with its ALB and the ALB's listener, each made unless it exists (a half-made one is finished).
-    async fn create_alb(&self, name: &str, spec: &LbSpec, network: &Network, subnets: Vec<String>, sgs: Option<Vec<String>>) -> Result<()> {
-        let tg_arn = match self.target_groups().await?.into_iter().find(|(n, _)| n == name) {
-            Some((_, arn)) => arn,
-            None => self.create_target_group(name, spec, network).await?,
+    async fn create_alb(&self, name: &str, spec: &LbSpec, network: &Network, subnets: Vec<String>, sgs: Option<Vec<String>>, tags: &[(String, String)]) -> Result<()> {
+        let tags: Vec<aws_sdk_elasticloadbalancingv2::types::Tag> =
+            tags.iter().map(|(k, v)| aws_sdk_elasticloadbalancingv2::types::Tag::builder().key(k).value(v).build()).collect();
+        let tg_arn = match self.target_groups().await?.into_iter().find(|t| t.name == name) {
+            Some(t) => t.arn,
+            None => self.create_target_group(name, spec, network, &tags).await?,
         };
-        let lb_arn = match self.albs().await?.into_iter().find(|a| a.0 == name) {
-            Some((_, arn, ..)) => arn,
+        let lb_arn = match self.albs().await?.into_iter().find(|a| a.name == name) {
+            Some(a) => a.arn,
             None => {
                 let out = self
                     .elbv2
                     .create_load_balancer()
                     .name(name)
+                    .set_tags(Some(tags.clone()))
                     .r#type(LoadBalancerTypeEnum::Application)
                     .scheme(LoadBalancerSchemeEnum::InternetFacing)
                     .set_subnets(Some(subnets))
@@ -197,6 +248,7 @@ impl Aws {
             self.elbv2
                 .create_listener()
                 .load_balancer_arn(&lb_arn)
+                .set_tags(Some(tags))
                 .protocol(ProtocolEnum::Http)
                 .port(i32::from(LISTENER_PORT))
                 .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg_arn).build())
@@ -208,12 +260,13 @@ impl Aws {
     }
 
     /// A new target group, with the spec's health check; its ARN.
-    async fn create_target_group(&self, name: &str, spec: &LbSpec, network: &Network) -> Result<String> {
+    async fn create_target_group(&self, name: &str, spec: &LbSpec, network: &Network, tags: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> Result<String> {
         let h = &spec.health;
         let out = self
             .elbv2
             .create_target_group()
             .name(name)
+            .set_tags(Some(tags.to_vec()))
             .protocol(ProtocolEnum::Http)
             .port(i32::from(spec.port))
             .vpc_id(&network.vpc_id)
@@ -317,10 +370,10 @@ impl Aws {
             .await
             .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroupAttributes", e)))?;
         if !spec.security_groups.is_empty() {
-            if let Some((_, lb_arn, ..)) = self.albs().await?.into_iter().find(|a| a.0 == name) {
+            if let Some(a) = self.albs().await?.into_iter().find(|a| a.name == name) {
                 self.elbv2
                     .set_security_groups()
-                    .load_balancer_arn(lb_arn)
+                    .load_balancer_arn(a.arn)
                     .set_security_groups(Some(spec.security_groups.clone()))
                     .send()
                     .await
@@ -336,7 +389,7 @@ impl Balancer for Aws {
     async fn describe(&self, targets: &[LbTarget]) -> Result<Vec<LbInfo>> {
         let mut out = Vec::new();
         if targets.iter().any(|t| matches!(t, LbTarget::ClassicElb(_))) {
-            for (name, dns, zone) in self.classic_elbs().await? {
+            for (name, dns, zone, _) in self.classic_elbs().await? {
                 let target = LbTarget::ClassicElb(name);
                 if targets.contains(&target) {
                     let hosted_zone_id = self.zone_or_fallback(zone.as_deref(), target.name())?;
@@ -347,27 +400,75 @@ impl Balancer for Aws {
         if targets.iter().any(|t| matches!(t, LbTarget::TargetGroup(_))) {
             let groups = self.target_groups().await?;
             let albs = self.albs().await?;
-            for (name, _) in groups {
-                let target = LbTarget::TargetGroup(name.clone());
+            for tg in &groups {
+                let target = LbTarget::TargetGroup(tg.name.clone());
                 if !targets.contains(&target) {
                     continue;
                 }
-                // A target group is only usable once the ALB in front of it exists.
-                if let Some((_, _, dns, zone)) = albs.iter().find(|a| a.0 == name) {
-                    let hosted_zone_id = self.zone_or_fallback(zone.as_deref(), &name)?;
-                    out.push(LbInfo { target, dns_name: dns.clone(), hosted_zone_id });
+                // A target group is only usable once a load balancer forwards to it: ours (named like the group)
+                // or the one of the team that made the group.
+                if let Some(lb) = Self::serving(tg, &albs) {
+                    let hosted_zone_id = self.zone_or_fallback(lb.zone.as_deref(), &lb.name)?;
+                    out.push(LbInfo { target, dns_name: lb.dns.clone(), hosted_zone_id });
                 }
             }
         }
         Ok(out)
     }
 
-    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
+    async fn ownership(&self, targets: &[LbTarget]) -> Result<Vec<Ownership>> {
+        let mut out = Vec::new();
+        let classic: Vec<&str> = targets.iter().filter_map(|t| matches!(t, LbTarget::ClassicElb(_)).then(|| t.name())).collect();
+        if !classic.is_empty() {
+            let elbs: Vec<_> = self.classic_elbs().await?.into_iter().filter(|e| classic.contains(&e.0.as_str())).collect();
+            let mut tags: std::collections::BTreeMap<String, Option<String>> = Default::default();
+            // DescribeTags takes at most 20 names.
+            for chunk in elbs.chunks(20) {
+                let names: Vec<String> = chunk.iter().map(|e| e.0.clone()).collect();
+                let t = self.elb.describe_tags().set_load_balancer_names(Some(names)).send().await.map_err(|e| sdk("elb DescribeTags", e))?;
+                for d in t.tag_descriptions() {
+                    if let Some(n) = d.load_balancer_name() {
+                        tags.insert(n.to_owned(), managed_by(d.tags().iter().map(|t| (t.key(), t.value().unwrap_or_default()))));
+                    }
+                }
+            }
+            for (name, _, _, security_groups) in elbs {
+                let managed_by = tags.get(&name).cloned().flatten();
+                let served_by = Some(ServingLb { name: name.clone(), kind: LbKind::Classic, security_groups });
+                out.push(Ownership { target: LbTarget::ClassicElb(name), managed_by, served_by });
+            }
+        }
+        let wanted: Vec<&str> = targets.iter().filter_map(|t| matches!(t, LbTarget::TargetGroup(_)).then(|| t.name())).collect();
+        if !wanted.is_empty() {
+            let groups: Vec<Tg> = self.target_groups().await?.into_iter().filter(|t| wanted.contains(&t.name.as_str())).collect();
+            if groups.is_empty() {
+                return Ok(out);
+            }
+            let albs = self.albs().await?;
+            let mut tags: std::collections::BTreeMap<String, Option<String>> = Default::default();
+            for chunk in groups.chunks(20) {
+                let arns: Vec<String> = chunk.iter().map(|t| t.arn.clone()).collect();
+                let t = self.elbv2.describe_tags().set_resource_arns(Some(arns)).send().await.map_err(|e| sdk("elbv2 DescribeTags", e))?;
+                for d in t.tag_descriptions() {
+                    if let Some(arn) = d.resource_arn() {
+                        tags.insert(arn.to_owned(), managed_by(d.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))));
+                    }
+                }
+            }
+            for tg in &groups {
+                let served_by = Self::serving(tg, &albs).map(|l| ServingLb { name: l.name.clone(), kind: l.kind.clone(), security_groups: l.security_groups.clone() });
+                out.push(Ownership { target: LbTarget::TargetGroup(tg.name.clone()), managed_by: tags.get(&tg.arn).cloned().flatten(), served_by });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network, tags: &[(String, String)]) -> Result<LbInfo> {
         let subnets: Vec<String> = network.subnets.iter().map(|s| s.id.clone()).collect();
         let sgs = (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone());
         match target {
-            LbTarget::ClassicElb(name) => self.create_classic(name, spec, subnets, sgs).await?,
-            LbTarget::TargetGroup(name) => self.create_alb(name, spec, network, subnets, sgs).await?,
+            LbTarget::ClassicElb(name) => self.create_classic(name, spec, subnets, sgs, tags).await?,
+            LbTarget::TargetGroup(name) => self.create_alb(name, spec, network, subnets, sgs, tags).await?,
         }
         // Health check, draining and balancing as the spec says, also on a load balancer that existed half-made.
         self.configure(target, spec).await?;
@@ -559,12 +660,12 @@ impl Balancer for Aws {
         match target {
             LbTarget::ClassicElb(_) => Ok((!self.classic_elbs().await?.iter().any(|(n, ..)| *n == name)).then_some(LbPart::LoadBalancer(name))),
             LbTarget::TargetGroup(_) => {
-                if !self.target_groups().await?.iter().any(|(n, _)| *n == name) {
+                if !self.target_groups().await?.iter().any(|t| t.name == name) {
                     return Ok(Some(LbPart::TargetGroup(name)));
                 }
                 let albs = self.albs().await?;
-                let Some((_, arn, ..)) = albs.iter().find(|a| a.0 == name) else { return Ok(Some(LbPart::LoadBalancer(name))) };
-                let out = self.elbv2.describe_listeners().load_balancer_arn(arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
+                let Some(a) = albs.iter().find(|a| a.name == name) else { return Ok(Some(LbPart::LoadBalancer(name))) };
+                let out = self.elbv2.describe_listeners().load_balancer_arn(&a.arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
                 Ok(out.listeners().is_empty().then_some(LbPart::Listener(name)))
             }
         }

@@ -21,10 +21,11 @@ use serde::Serialize;
 use crate::model::error::{Error, Input, Internal, NotFound, Refused, Result, ResultExt};
 use crate::model::ledger::{Action as RecordAction, ProvisionDetails};
 use crate::model::pipeline::{Cluster, DnsSettings, Environment, LbTarget, Pipeline};
-use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
+use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, Ownership, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
 use crate::engine::runner::{self, Op, OpSpec};
 use crate::observe::balancers::misdirected;
 use crate::observe::balancers::aims_at;
+use crate::observe::balancers::{describe_external, owner, Owner};
 use crate::model::pipeline::launch::group_name;
 use crate::model::pipeline::launch::GroupRole;
 use crate::engine::session::Session;
@@ -198,12 +199,75 @@ pub struct Plan {
     pub name_servers: Vec<String>,
 }
 
-/// The rules a cluster's groups should have.
-fn wanted_rules(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole) -> Vec<PlannedRule> {
-    match role {
-        GroupRole::Lb => cluster.deploy.allow.iter().map(|c| PlannedRule { port: LISTENER_PORT, from: From::Cidr(c.clone()) }).collect(),
-        GroupRole::Instances => vec![PlannedRule { port: cluster.deploy.port, from: From::Group(group_name(pipeline, cluster, GroupRole::Lb)) }],
+/// The rules a cluster's groups should have. The instances of an external load balancer admit its security
+/// groups (read, never changed), or the clients of `allow` when it has none (an NLB passes their addresses on).
+fn wanted_rules(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole, owner: &Owner) -> Vec<PlannedRule> {
+    let port = cluster.deploy.port;
+    match (role, owner) {
+        (GroupRole::Lb, _) => cluster.deploy.allow.iter().map(|c| PlannedRule { port: LISTENER_PORT, from: From::Cidr(c.clone()) }).collect(),
+        (GroupRole::Instances, Owner::External { served_by: Some(lb) }) if lb.security_groups.is_empty() => {
+            cluster.deploy.allow.iter().map(|c| PlannedRule { port, from: From::Cidr(c.clone()) }).collect()
+        }
+        (GroupRole::Instances, Owner::External { served_by: Some(lb) }) => lb.security_groups.iter().map(|g| PlannedRule { port, from: From::Group(g.clone()) }).collect(),
+        (GroupRole::Instances, _) => vec![PlannedRule { port, from: From::Group(group_name(pipeline, cluster, GroupRole::Lb)) }],
     }
+}
+
+/// The roles a cluster's own groups play: an external load balancer needs no group of release's.
+fn roles(owner: &Owner) -> &'static [GroupRole] {
+    match owner {
+        Owner::External { .. } => &[GroupRole::Instances],
+        _ => &[GroupRole::Lb, GroupRole::Instances],
+    }
+}
+
+/// Whose each cluster's load balancer is (by cluster name), with a note for each external one. Refuses an
+/// external target group no load balancer serves, and blue/green clusters served by one load balancer.
+fn owners(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup], found: &[Ownership], notes: &mut Vec<String>) -> Result<BTreeMap<String, Owner>> {
+    let mut out = BTreeMap::new();
+    let mut by_lb: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in env.clusters() {
+        let own_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
+        let o = owner(pipeline.app.as_str(), found.iter().find(|o| o.target == c.target), own_group);
+        let lb = match (&o, &c.target) {
+            (Owner::External { served_by: Some(lb) }, _) => format!("{} {}", lb.kind, lb.name),
+            (Owner::External { served_by: None }, _) => {
+                return Err(Refused::ExternalUnserved { target: c.target.to_string(), cluster: c.name.to_string() }.into());
+            }
+            (_, LbTarget::ClassicElb(n)) => format!("classic ELB {n}"),
+            (_, LbTarget::TargetGroup(n)) => format!("ALB {n}"),
+        };
+        by_lb.entry(lb).or_default().push(c.name.to_string());
+        if let Owner::External { served_by } = &o {
+            notes.push(describe_external(&c.target, served_by.as_ref()));
+            match served_by {
+                Some(lb) if lb.security_groups.is_empty() => notes.push(format!(
+                    "{} {} has no security groups: the instances of cluster {} admit `allow` ({}) on port {}",
+                    lb.kind,
+                    lb.name,
+                    c.name,
+                    c.deploy.allow.join(", "),
+                    c.deploy.port
+                )),
+                Some(lb) => notes.push(format!(
+                    "the instances of cluster {} admit the security groups of {} {} ({}) on port {}; those groups are read, never changed",
+                    c.name,
+                    lb.kind,
+                    lb.name,
+                    lb.security_groups.join(", "),
+                    c.deploy.port
+                )),
+                None => {}
+            }
+        }
+        out.insert(c.name.to_string(), o);
+    }
+    if env.dns().is_some() {
+        if let Some((lb, clusters)) = by_lb.into_iter().find(|(_, cs)| cs.len() > 1) {
+            return Err(Refused::SharedLoadBalancer { env: env.name.to_string(), lb, clusters }.into());
+        }
+    }
+    Ok(out)
 }
 
 /// The planned form of an existing rule (a group source by name when it is one of `groups`).
@@ -251,13 +315,18 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
     }
     let mut cache = BTreeMap::new();
     let groups = observe_groups(cloud, pipeline, env, &mut cache).await?;
-    actions.extend(group_actions(pipeline, env, &groups));
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
+    let found = cloud.balancer.ownership(&targets).await?;
+    let owners = owners(pipeline, env, &groups, &found, &mut notes)?;
+    actions.extend(group_actions(pipeline, env, &groups, &owners));
     let existing = cloud.balancer.describe(&targets).await?;
     for c in env.clusters() {
         served_zones(cloud, c, &existing, &mut cache).await?;
     }
     for c in env.clusters() {
+        if matches!(owners.get(c.name.as_str()), Some(Owner::External { .. })) {
+            continue;
+        }
         actions.extend(lb_action(cloud, pipeline, c, &groups, &existing, &mut notes).await?);
     }
     if let Some(dns) = env.dns() {
@@ -315,12 +384,13 @@ async fn observe_groups(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, c
 }
 
 /// The groups to create and the rules to allow or revoke, from the groups that exist.
-fn group_actions(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup]) -> Vec<Action> {
+fn group_actions(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup], owners: &BTreeMap<String, Owner>) -> Vec<Action> {
     let mut actions = Vec::new();
     for c in env.clusters() {
-        for role in [GroupRole::Lb, GroupRole::Instances] {
+        let owner = owners.get(c.name.as_str()).unwrap_or(&Owner::Missing);
+        for &role in roles(owner) {
             let name = group_name(pipeline, c, role);
-            let want = wanted_rules(pipeline, c, role);
+            let want = wanted_rules(pipeline, c, role, owner);
             match groups.iter().find(|g| g.name == name) {
                 None => {
                     actions.push(Action::CreateSecurityGroup { cluster: c.name.to_string(), role, name: name.clone() });
@@ -530,6 +600,7 @@ async fn apply_infra(
                 t(tags::APP, pipeline.app.as_str()),
                 t(tags::ENV, env.name.as_str()),
                 t(tags::CLUSTER, cluster),
+                t(tags::MANAGED, "true"),
                 t("Name", name),
             ];
             let what = if *role == GroupRole::Lb { "load balancer" } else { "instances" };
@@ -549,7 +620,7 @@ async fn apply_infra(
             let (_, lb_net) = networks(cloud, c, cache).await?;
             let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
             let spec = lb_spec(c, lb_group);
-            infra::create_lb(cloud, target, &spec, &lb_net).await?;
+            infra::create_lb(cloud, target, &spec, &lb_net, &ownership_tags(pipeline, env, c)).await?;
         }
         Action::ConfigureLoadBalancer { cluster, target, .. } => {
             let c = cluster_of(env, cluster)?;
@@ -624,6 +695,14 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
     op.guard().await?;
     crate::steps::dns::upsert_records(cloud, &zone, &changes, &format!("release provision {} {}", pipeline.app, env.name)).await.context(format!("changing records {}", dns.record))?;
     Ok(())
+}
+
+/// The tags everything provision creates carries from its creation on: what makes it managed.
+fn ownership_tags(pipeline: &Pipeline, env: &Environment, c: &Cluster) -> Vec<(String, String)> {
+    [(tags::APP, pipeline.app.as_str()), (tags::MANAGED, "true"), (tags::ENV, env.name.as_str()), (tags::CLUSTER, c.name.as_str())]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn cluster_of<'e>(env: &'e Environment, name: &str) -> Result<&'e Cluster> {

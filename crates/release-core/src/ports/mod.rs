@@ -205,6 +205,55 @@ pub struct LbInfo {
     pub hosted_zone_id: String,
 }
 
+/// The kind of a load balancer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbKind {
+    /// A classic ELB.
+    Classic,
+    /// An application load balancer.
+    Application,
+    /// A network load balancer.
+    Network,
+    /// Anything else ELBv2 has (a gateway load balancer).
+    Other(String),
+}
+
+impl std::fmt::Display for LbKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LbKind::Classic => write!(f, "classic ELB"),
+            LbKind::Application => write!(f, "ALB"),
+            LbKind::Network => write!(f, "NLB"),
+            LbKind::Other(k) => write!(f, "{k} load balancer"),
+        }
+    }
+}
+
+/// The load balancer that serves a cluster's target: a classic ELB itself, or for a target group the one load
+/// balancer in its `LoadBalancerArns` (AWS allows no more than one: `TargetGroupAssociationLimit`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServingLb {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: LbKind,
+    /// Its security groups (sorted; an NLB may have none).
+    pub security_groups: Vec<String>,
+}
+
+/// Who made an existing load balancer or target group, and what serves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ownership {
+    /// Which.
+    pub target: LbTarget,
+    /// The app of its `release:app` tag when it also carries `release:managed = true` (set at creation by
+    /// `release`); none: something else made it.
+    pub managed_by: Option<String>,
+    /// What serves it; none for a target group no load balancer forwards to.
+    pub served_by: Option<ServingLb>,
+}
+
 /// The part of a cluster's load balancer that does not exist: a target group's cluster needs the group, the ALB
 /// of the same name in front of it and the ALB's listener, and any of them can be deleted alone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -241,11 +290,16 @@ impl std::fmt::Display for LbPart {
 /// Classic ELBs and ELBv2 target groups (with the ALB in front of each).
 #[async_trait]
 pub trait Balancer: Send + Sync {
-    /// The subset of `targets` that exists, in one describe per kind of load balancer.
+    /// The subset of `targets` that exists and is served by a load balancer (a target group: the one in its
+    /// `LoadBalancerArns`, whatever its name), in one describe per kind of load balancer.
     async fn describe(&self, targets: &[LbTarget]) -> Result<Vec<LbInfo>>;
     /// Creates what is missing for `target` (for a target group: the group, an ALB of the same name and its
     /// listener) in the `network`'s subnets, configured as `spec`, and returns it. Safe to call when parts exist.
-    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo>;
+    /// Everything it creates carries `tags` from its creation on (the ownership tags, [`tags::MANAGED`]).
+    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network, tags: &[(String, String)]) -> Result<LbInfo>;
+    /// Who made each of `targets` that exists and what serves it (for a target group that exists without a load
+    /// balancer too), in a few calls.
+    async fn ownership(&self, targets: &[LbTarget]) -> Result<Vec<Ownership>>;
     /// How an existing load balancer is configured now (a few calls: its health check, attributes, groups).
     async fn config(&self, target: &LbTarget) -> Result<LbSpec>;
     /// Makes an existing load balancer's configuration `spec` (health check, listener port, draining, cross-zone
@@ -528,7 +582,8 @@ pub mod tags {
     pub const RELEASE_ID: &str = "release:release-id";
     /// Hash of the environment's resolved settings.
     pub const CONFIG: &str = "release:config";
-    /// On what `release` made and may change or delete (launch templates).
+    /// On what `release` made and may change or delete (launch templates, load balancers, target groups): `true`.
+    /// Anything without it is external: used as it is, never modified.
     pub const MANAGED: &str = "release:managed";
     /// The subject line of the commit an AMI was baked from (for people: status, dashboard, events).
     pub const SUBJECT: &str = "release:subject";
