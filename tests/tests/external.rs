@@ -5,7 +5,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, LoadBalancer
 use release_e2e::{AwsView, Emulator, Project};
 use release_testkit::proxy::{FaultProxy, Realism};
 
-/// The default VPC, two of its subnets in distinct zones, and a security group of theirs.
+/// The default VPC, one of its subnets in each zone, and a security group of theirs.
 async fn network(aws: &AwsView, group: &str) -> (String, Vec<String>, String) {
     let subnets = aws.ec2.describe_subnets().send().await.unwrap();
     let mut by_zone = std::collections::BTreeMap::new();
@@ -13,9 +13,9 @@ async fn network(aws: &AwsView, group: &str) -> (String, Vec<String>, String) {
         by_zone.entry(s.availability_zone().unwrap().to_owned()).or_insert((s.vpc_id().unwrap().to_owned(), s.subnet_id().unwrap().to_owned()));
     }
     let vpc = by_zone.values().next().unwrap().0.clone();
-    let two: Vec<String> = by_zone.values().take(2).map(|(_, s)| s.clone()).collect();
+    let all: Vec<String> = by_zone.values().map(|(_, s)| s.clone()).collect();
     let sg = aws.ec2.create_security_group().group_name(group).description("theirs").vpc_id(&vpc).send().await.unwrap();
-    (vpc, two, sg.group_id().unwrap().to_owned())
+    (vpc, all, sg.group_id().unwrap().to_owned())
 }
 
 /// Their ALB `legacy-alb` with a listener on 80 forwarding to their target group `legacy-tg`; (group id, tg arn).
