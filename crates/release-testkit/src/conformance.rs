@@ -63,6 +63,9 @@ fn spec() -> LbSpec {
         drain: Duration::from_secs(30),
         cross_zone: true,
         security_groups: Vec::new(),
+        certificate: None,
+        tls_policy: None,
+        internal: false,
     }
 }
 

@@ -79,6 +79,8 @@ pub struct State {
     /// load balancer that serves it. A target group made by someone else with no load balancer in front of it is
     /// here alone.
     pub lb_owners: BTreeMap<LbTarget, (Option<String>, Option<release_core::ports::ServingLb>)>,
+    /// ACM certificates by ARN.
+    pub certificates: BTreeMap<String, release_core::ports::Certificate>,
     /// zone name (lowercase, trailing dot) → (id, records by (name, set identifier)).
     pub zones: BTreeMap<String, (ZoneId, BTreeMap<(String, String), WeightedAlias>)>,
     /// Records release does not manage: (zone, name, type).
@@ -256,6 +258,15 @@ impl MemoryCloud {
         s.lb_owners.insert(target.clone(), (None, served_by));
     }
 
+    /// An ACM certificate for `names` (the first is its domain name) in `status`; its ARN.
+    pub fn certificate(&self, names: &[&str], status: &str) -> String {
+        let mut s = self.state();
+        let arn = format!("arn:aws:acm:{}:123456789012:certificate/{}", self.region, s.id("c"));
+        let cert = release_core::ports::Certificate { arn: arn.clone(), status: status.to_owned(), names: names.iter().map(|n| (*n).to_owned()).collect() };
+        s.certificates.insert(arn.clone(), cert);
+        arn
+    }
+
     /// Another region of the same account: its own state (a fresh default VPC and the base image), the same clock.
     pub fn other_region(&self, region: &str) -> MemoryCloud {
         if region == self.region {
@@ -379,6 +390,7 @@ impl MemoryCloud {
             alarms: me.clone(),
             templates: me.clone(),
             groups: me.clone(),
+            certificates: me.clone(),
             lock: me,
             clock: Arc::new(self.clock.clone()),
         }
@@ -671,6 +683,9 @@ impl Balancer for MemoryCloud {
         if network.subnets.is_empty() {
             return Err(call_error("elb CreateLoadBalancer", "ValidationError", "no subnets given"));
         }
+        if let Some(cert) = spec.certificate.as_ref().filter(|c| !s.certificates.contains_key(*c)) {
+            return Err(call_error("elbv2 CreateListener", "CertificateNotFound", format!("Certificate '{cert}' not found")));
+        }
         // AWS: a target group belongs to at most one load balancer; the listener of a second one is refused
         // (the emulator allows it).
         if let Some((_, Some(other))) = s.lb_owners.get(target).filter(|_| matches!(target, LbTarget::TargetGroup(_))) {
@@ -715,6 +730,9 @@ impl Balancer for MemoryCloud {
 
     async fn configure(&self, target: &LbTarget, spec: &LbSpec) -> Result<()> {
         let mut s = self.call("elb:Configure")?;
+        if let Some(cert) = spec.certificate.as_ref().filter(|c| !s.certificates.contains_key(*c)) {
+            return Err(call_error("elbv2 ModifyListener", "CertificateNotFound", format!("Certificate '{cert}' not found")));
+        }
         let (_, have) = s.load_balancers.get_mut(target).ok_or_else(|| lb_missing(target))?;
         *have = spec.clone();
         if let Some((_, Some(served))) = s.lb_owners.get_mut(target) {
@@ -830,6 +848,14 @@ impl Balancer for MemoryCloud {
             .into_iter()
             .chain(draining)
             .collect())
+    }
+}
+
+#[async_trait]
+impl release_core::ports::Certificates for MemoryCloud {
+    async fn certificate(&self, arn: &str) -> Result<Option<release_core::ports::Certificate>> {
+        let s = self.call("acm:DescribeCertificate")?;
+        Ok(s.certificates.get(arn).cloned())
     }
 }
 

@@ -53,6 +53,7 @@ fn theirs(groups: &[&str]) -> LbSpec {
         drain: Duration::from_secs(300),
         cross_zone: true,
         security_groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        ..Default::default()
     }
 }
 

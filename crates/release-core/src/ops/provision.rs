@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::model::error::{Error, Input, Internal, NotFound, Refused, Result, ResultExt};
 use crate::model::ledger::{Action as RecordAction, ProvisionDetails};
-use crate::model::pipeline::{Cluster, DnsSettings, Environment, LbTarget, Pipeline};
+use crate::model::pipeline::{Cluster, DeploySettings, DnsSettings, Environment, LbTarget, Pipeline};
 use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, Ownership, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
 use crate::engine::runner::{self, Op, OpSpec};
 use crate::observe::balancers::misdirected;
@@ -30,8 +30,11 @@ use crate::model::pipeline::launch::group_name;
 use crate::model::pipeline::launch::GroupRole;
 use crate::engine::session::Session;
 
-/// The port load balancers listen on.
+/// The port load balancers listen on (with a certificate: the port an ALB redirects to HTTPS).
 pub const LISTENER_PORT: u16 = 80;
+
+/// The port of HTTPS listeners.
+pub const TLS_PORT: u16 = 443;
 
 /// Where a planned rule's traffic comes from: a CIDR, or a group by name (it may not exist yet).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -103,6 +106,12 @@ pub enum Action {
         port: u16,
         /// The health check path.
         health_path: String,
+        /// The HTTPS listener's certificate; none: HTTP.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        certificate: Option<String>,
+        /// Its TLS policy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_policy: Option<String>,
     },
     /// An existing load balancer whose settings differ from the pipeline's.
     ConfigureLoadBalancer {
@@ -164,12 +173,22 @@ impl std::fmt::Display for Action {
             }
             Action::AllowIngress { group, rules: r } => write!(f, "allow {} into {group}", rules(r)),
             Action::RevokeIngress { group, rules: r } => write!(f, "revoke {} from {group} (no longer in the pipeline)", rules(r)),
-            Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path } => {
+            Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path, certificate: None, .. } => {
                 write!(f, "create classic ELB {n} for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
             }
-            Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path } => {
+            Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path, certificate: Some(cert), tls_policy } => write!(
+                f,
+                "create classic ELB {n} for cluster {cluster} (HTTPS {TLS_PORT} -> {port} with certificate {cert}, TLS policy {}, health {health_path})",
+                tls_policy.as_deref().unwrap_or("")
+            ),
+            Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path, certificate: None, .. } => {
                 write!(f, "create target group {n} with an ALB and listener for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
             }
+            Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path, certificate: Some(cert), tls_policy } => write!(
+                f,
+                "create target group {n} with an ALB and listeners for cluster {cluster} (HTTPS {TLS_PORT} -> {port} with certificate {cert}, TLS policy {}; HTTP {LISTENER_PORT} redirects to HTTPS; health {health_path})",
+                tls_policy.as_deref().unwrap_or("")
+            ),
             Action::ConfigureLoadBalancer { cluster, target, changes } => write!(f, "configure {target} of cluster {cluster}: {}", changes.join("; ")),
             Action::CreateHostedZone { zone } => write!(f, "create Route53 hosted zone {zone}"),
             Action::CreateLiveRecord { record, cluster, target, weight } => write!(f, "create weighted alias {record} [{cluster}] -> {target}, weight {weight}"),
@@ -204,13 +223,49 @@ pub struct Plan {
 fn wanted_rules(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole, owner: &Owner) -> Vec<PlannedRule> {
     let port = cluster.deploy.port;
     match (role, owner) {
-        (GroupRole::Lb, _) => cluster.deploy.allow.iter().map(|c| PlannedRule { port: LISTENER_PORT, from: From::Cidr(c.clone()) }).collect(),
+        (GroupRole::Lb, _) => listener_ports(cluster)
+            .into_iter()
+            .flat_map(|port| cluster.deploy.allow.iter().map(move |c| PlannedRule { port, from: From::Cidr(c.clone()) }))
+            .collect(),
         (GroupRole::Instances, Owner::External { served_by: Some(lb) }) if lb.security_groups.is_empty() => {
             cluster.deploy.allow.iter().map(|c| PlannedRule { port, from: From::Cidr(c.clone()) }).collect()
         }
         (GroupRole::Instances, Owner::External { served_by: Some(lb) }) => lb.security_groups.iter().map(|g| PlannedRule { port, from: From::Group(g.clone()) }).collect(),
         (GroupRole::Instances, _) => vec![PlannedRule { port, from: From::Group(group_name(pipeline, cluster, GroupRole::Lb)) }],
     }
+}
+
+/// The ports a cluster's load balancer listens on: HTTPS 443 with a certificate (and 80 on an ALB, which
+/// redirects it to HTTPS), else HTTP 80.
+pub fn listener_ports(cluster: &Cluster) -> Vec<u16> {
+    match (&cluster.deploy.certificate, cluster.target_is_alb()) {
+        (Some(_), true) => vec![TLS_PORT, LISTENER_PORT],
+        (Some(_), false) => vec![TLS_PORT],
+        (None, _) => vec![LISTENER_PORT],
+    }
+}
+
+/// Refuses a certificate that does not exist in the region, is not ISSUED, or does not cover the live name, before
+/// anything is created. External load balancers keep their own listeners, so theirs are not asked about.
+async fn check_certificates(cloud: &Cloud, env: &Environment, owners: &BTreeMap<String, Owner>, notes: &mut Vec<String>) -> Result<()> {
+    for c in env.clusters() {
+        let Some(arn) = &c.deploy.certificate else { continue };
+        if matches!(owners.get(c.name.as_str()), Some(Owner::External { .. })) {
+            notes.push(format!("certificate of cluster {} is not used: {} is external and keeps its own listeners", c.name, c.target));
+            continue;
+        }
+        let problem = match cloud.certificates.certificate(arn).await? {
+            None => Some("does not exist in this region; request or import it in ACM, or fix `certificate`".to_owned()),
+            Some(cert) if cert.status != "ISSUED" => Some(format!("is {}, not ISSUED; finish its validation in ACM, or name an issued certificate", cert.status)),
+            Some(cert) => env.dns().filter(|dns| !cert.covers(&dns.record)).map(|dns| {
+                format!("does not cover {} (it covers {}); request one for that name", dns.record, cert.names.join(", "))
+            }),
+        };
+        if let Some(problem) = problem {
+            return Err(Input::Certificate { cluster: c.name.to_string(), arn: arn.clone(), problem }.into());
+        }
+    }
+    Ok(())
 }
 
 /// The roles a cluster's own groups play: an external load balancer needs no group of release's.
@@ -288,6 +343,11 @@ pub fn lb_spec(cluster: &Cluster, lb_group: Option<&str>) -> LbSpec {
         drain: cluster.deploy.drain,
         cross_zone: true,
         security_groups: lb_group.map(|g| vec![g.to_owned()]).unwrap_or_default(),
+        internal: cluster.deploy.internal,
+        certificate: cluster.deploy.certificate.clone(),
+        tls_policy: cluster.deploy.certificate.as_ref().map(|_| {
+            cluster.deploy.tls_policy.clone().unwrap_or_else(|| DeploySettings::default_tls_policy(!cluster.target_is_alb()).to_owned())
+        }),
     }
 }
 
@@ -318,6 +378,7 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
     let found = cloud.balancer.ownership(&targets).await?;
     let owners = owners(pipeline, env, &groups, &found, &mut notes)?;
+    check_certificates(cloud, env, &owners, &mut notes).await?;
     actions.extend(group_actions(pipeline, env, &groups, &owners));
     let existing = cloud.balancer.describe(&targets).await?;
     for c in env.clusters() {
@@ -416,11 +477,14 @@ fn group_actions(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup
 /// A cluster's load balancer: created when missing, else configured where its settings differ from the pipeline's.
 async fn lb_action(cloud: &Cloud, pipeline: &Pipeline, c: &Cluster, groups: &[SecurityGroup], existing: &[LbInfo], notes: &mut Vec<String>) -> Result<Option<Action>> {
     if !existing.iter().any(|lb| lb.target == c.target) {
+        let spec = lb_spec(c, None);
         return Ok(Some(Action::CreateLoadBalancer {
             cluster: c.name.to_string(),
             target: c.target.clone(),
             port: c.deploy.port,
             health_path: c.deploy.health_path.clone(),
+            certificate: spec.certificate,
+            tls_policy: spec.tls_policy,
         }));
     }
     let lb_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
@@ -431,6 +495,17 @@ async fn lb_action(cloud: &Cloud, pipeline: &Pipeline, c: &Cluster, groups: &[Se
         // health check follows (traffic-port), so a new port needs no new group.
         notes.push(format!("target group {} was created for port {}; instances are registered on port {} (its health check follows them)", c.target.name(), actual.port, want.port));
         actual.port = want.port;
+    }
+    if want.internal != actual.internal {
+        let scheme = |internal: bool| if internal { "internal" } else { "internet-facing" };
+        notes.push(format!(
+            "{} of cluster {} is {}, the pipeline says {}: a load balancer's scheme is fixed when it is made, so this needs a new load balancer (with a new DNS name); it is left as it is",
+            c.target,
+            c.name,
+            scheme(actual.internal),
+            scheme(want.internal)
+        ));
+        want.internal = actual.internal;
     }
     if lb_group.is_none() {
         // The group is created by this plan: its id is known only then.

@@ -139,7 +139,7 @@ pub struct TargetHealth {
 }
 
 /// How a load balancer is configured: what `provision` creates and converges, and reads back to compare.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LbSpec {
     /// The instance port traffic is forwarded to and health-checked on.
     pub port: u16,
@@ -154,6 +154,12 @@ pub struct LbSpec {
     pub cross_zone: bool,
     /// Security groups of the load balancer.
     pub security_groups: Vec<String>,
+    /// The HTTPS listener's ACM certificate (443; an ALB's 80 then redirects to HTTPS); none: HTTP on 80.
+    pub certificate: Option<String>,
+    /// The HTTPS listener's TLS security policy (with a certificate only).
+    pub tls_policy: Option<String>,
+    /// Reachable from its VPC only (scheme `internal`); fixed at creation.
+    pub internal: bool,
 }
 
 impl LbSpec {
@@ -183,6 +189,20 @@ impl LbSpec {
         }
         if self.cross_zone != actual.cross_zone {
             out.push(format!("cross-zone balancing {} -> {}", if actual.cross_zone { "on" } else { "off" }, if self.cross_zone { "on" } else { "off" }));
+        }
+        let listener = |s: &LbSpec| s.certificate.as_ref().map_or_else(|| "HTTP 80".to_owned(), |_| "HTTPS 443".to_owned());
+        if listener(self) != listener(actual) {
+            out.push(format!("listener {} -> {}", listener(actual), listener(self)));
+        }
+        if self.certificate.is_some() && actual.certificate.is_some() && self.certificate != actual.certificate {
+            out.push(format!("certificate {} -> {}", actual.certificate.as_deref().unwrap_or(""), self.certificate.as_deref().unwrap_or("")));
+        }
+        if self.certificate.is_some() && self.tls_policy != actual.tls_policy {
+            out.push(format!("TLS policy {} -> {}", actual.tls_policy.as_deref().unwrap_or("none"), self.tls_policy.as_deref().unwrap_or("none")));
+        }
+        if self.internal != actual.internal {
+            let scheme = |internal: bool| if internal { "internal" } else { "internet-facing" };
+            out.push(format!("scheme {} -> {} (a new load balancer)", scheme(actual.internal), scheme(self.internal)));
         }
         let (mut a, mut b) = (actual.security_groups.clone(), self.security_groups.clone());
         a.sort();
@@ -321,6 +341,38 @@ pub trait Balancer: Send + Sync {
     async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
         Ok(self.describe(std::slice::from_ref(target)).await?.is_empty().then(|| LbPart::whole(target)))
     }
+}
+
+/// An ACM certificate as provision checks it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Certificate {
+    /// Its ARN.
+    pub arn: String,
+    /// `ISSUED`, `PENDING_VALIDATION`, `EXPIRED`, ...
+    pub status: String,
+    /// The names it covers: its domain name and subject alternative names (`*.example.com` covers one label).
+    pub names: Vec<String>,
+}
+
+impl Certificate {
+    /// Whether it is valid for `host` (a trailing dot and case ignored; a wildcard covers one label).
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.names.iter().any(|n| {
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            match n.strip_prefix("*.") {
+                Some(rest) => host.split_once('.').is_some_and(|(label, parent)| !label.is_empty() && parent == rest),
+                None => n == host,
+            }
+        })
+    }
+}
+
+/// ACM: the certificates HTTPS listeners use.
+#[async_trait]
+pub trait Certificates: Send + Sync {
+    /// The certificate of that ARN; none when it does not exist (in this region).
+    async fn certificate(&self, arn: &str) -> Result<Option<Certificate>>;
 }
 
 /// Where traffic may come from.
@@ -564,6 +616,8 @@ pub struct Cloud {
     pub templates: Arc<dyn LaunchTemplates>,
     /// Auto Scaling groups (asg fleets).
     pub groups: Arc<dyn AutoScaling>,
+    /// ACM certificates (HTTPS listeners).
+    pub certificates: Arc<dyn Certificates>,
 }
 
 /// Tags that `release` writes (DESIGN §4).
