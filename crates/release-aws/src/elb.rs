@@ -7,14 +7,14 @@ use aws_sdk_elasticloadbalancing::types::{
     ConnectionDraining, CrossZoneLoadBalancing, HealthCheck as HealthCheck_, Instance as ElbInstance, Listener, LoadBalancerAttributes,
 };
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, TargetDescription, TargetGroupAttribute,
-    TargetHealthStateEnum, TargetTypeEnum,
+    Action, ActionTypeEnum, Certificate as TlsCertificate, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, TargetDescription, TargetGroupAttribute, TargetHealthStateEnum, TargetTypeEnum,
 };
 use release_core::model::pipeline::HealthCheck;
-use release_core::ops::provision::LISTENER_PORT;
+use release_core::ops::provision::{LISTENER_PORT, TLS_PORT};
 use release_core::model::ids::InstanceId;
 use release_core::model::pipeline::LbTarget;
-use release_core::ports::{Balancer, HealthState, LbInfo, LbPart, LbSpec, Network, TargetHealth};
+use release_core::ports::{Balancer, HealthState, LbInfo, LbKind, LbPart, LbSpec, Network, Ownership, ServingLb, TargetHealth};
 use release_core::model::error::{Aws as AwsError, Cause, NotFound};
 use release_core::{Error, Result};
 
@@ -55,16 +55,54 @@ fn sorted(v: &[String]) -> Vec<String> {
     v
 }
 
-fn classic_listener(instance_port: u16) -> Result<Listener> {
-    build(
-        "listener",
-        Listener::builder()
-            .protocol("HTTP")
-            .load_balancer_port(i32::from(LISTENER_PORT))
-            .instance_protocol("HTTP")
-            .instance_port(i32::from(instance_port))
-            .build(),
-    )
+/// A classic ELB's listener for `spec`: HTTPS on 443 with its certificate, else HTTP on 80.
+fn classic_listener(spec: &LbSpec) -> Result<Listener> {
+    let l = Listener::builder().instance_protocol("HTTP").instance_port(i32::from(spec.port));
+    let l = match &spec.certificate {
+        Some(cert) => l.protocol("HTTPS").load_balancer_port(i32::from(TLS_PORT)).ssl_certificate_id(cert),
+        None => l.protocol("HTTP").load_balancer_port(i32::from(LISTENER_PORT)),
+    };
+    build("listener", l.build())
+}
+
+/// The name of the classic ELB policy `release` makes for a TLS security policy (one per policy: a changed
+/// policy is a new one, set on the listener in one call).
+fn classic_policy_name(tls_policy: &str) -> String {
+    format!("release-tls-{tls_policy}")
+}
+
+/// An ALB listener's default action: forward to the group.
+fn forward(tg_arn: &str) -> Action {
+    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg_arn).build()
+}
+
+/// An ALB listener's default action: answer with a permanent redirect to HTTPS.
+fn to_https() -> Action {
+    let redirect = RedirectActionConfig::builder().protocol("HTTPS").port(TLS_PORT.to_string()).status_code(RedirectActionStatusCodeEnum::Http301).build();
+    Action::builder().r#type(ActionTypeEnum::Redirect).redirect_config(redirect).build()
+}
+
+/// One ELBv2 load balancer as describe reads it.
+struct V2Lb {
+    name: String,
+    arn: String,
+    dns: String,
+    zone: Option<String>,
+    kind: LbKind,
+    security_groups: Vec<String>,
+}
+
+/// One target group: its name, ARN and the load balancers forwarding to it.
+struct Tg {
+    name: String,
+    arn: String,
+    lbs: Vec<String>,
+}
+
+/// The app a `release:app` + `release:managed = true` pair names.
+fn managed_by<'a>(tags: impl Iterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    let tags: std::collections::BTreeMap<&str, &str> = tags.collect();
+    (tags.get(release_core::ports::tags::MANAGED) == Some(&"true")).then(|| tags.get(release_core::ports::tags::APP).map(|a| (*a).to_owned())).flatten()
 }
 
 fn missing(target: &LbTarget) -> Error {
@@ -118,44 +156,70 @@ impl Aws {
         }
     }
 
-    async fn classic_elbs(&self) -> Result<Vec<(String, String, Option<String>)>> {
+    /// (name, dns, zone, security groups) of every classic ELB.
+    async fn classic_elbs(&self) -> Result<Vec<(String, String, Option<String>, Vec<String>)>> {
         let pages = self.elb.describe_load_balancers().into_paginator().send().try_collect().await.map_err(|e| sdk("elb DescribeLoadBalancers", e))?;
         Ok(pages
             .iter()
             .flat_map(|p| p.load_balancer_descriptions())
-            .filter_map(|lb| Some((lb.load_balancer_name()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_name_id().map(str::to_owned))))
+            .filter_map(|lb| {
+                Some((lb.load_balancer_name()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_name_id().map(str::to_owned), sorted(lb.security_groups())))
+            })
             .collect())
     }
 
-    /// (name, arn) of every target group.
-    async fn target_groups(&self) -> Result<Vec<(String, String)>> {
+    /// Every target group.
+    async fn target_groups(&self) -> Result<Vec<Tg>> {
         let pages = self.elbv2.describe_target_groups().into_paginator().send().try_collect().await.map_err(|e| sdk("elbv2 DescribeTargetGroups", e))?;
         Ok(pages
             .iter()
             .flat_map(|p| p.target_groups())
-            .filter_map(|tg| Some((tg.target_group_name()?.to_owned(), tg.target_group_arn()?.to_owned())))
+            .filter_map(|tg| Some(Tg { name: tg.target_group_name()?.to_owned(), arn: tg.target_group_arn()?.to_owned(), lbs: tg.load_balancer_arns().to_vec() }))
             .collect())
     }
 
-    /// (name, arn, dns, zone) of every ELBv2 load balancer.
-    async fn albs(&self) -> Result<Vec<(String, String, String, Option<String>)>> {
+    /// Every ELBv2 load balancer.
+    async fn albs(&self) -> Result<Vec<V2Lb>> {
         let pages = self.elbv2.describe_load_balancers().into_paginator().send().try_collect().await.map_err(|e| sdk("elbv2 DescribeLoadBalancers", e))?;
         Ok(pages
             .iter()
             .flat_map(|p| p.load_balancers())
             .filter_map(|lb| {
-                Some((lb.load_balancer_name()?.to_owned(), lb.load_balancer_arn()?.to_owned(), lb.dns_name()?.to_owned(), lb.canonical_hosted_zone_id().map(str::to_owned)))
+                let kind = match lb.r#type() {
+                    Some(LoadBalancerTypeEnum::Application) | None => LbKind::Application,
+                    Some(LoadBalancerTypeEnum::Network) => LbKind::Network,
+                    Some(other) => LbKind::Other(other.as_str().to_owned()),
+                };
+                Some(V2Lb {
+                    name: lb.load_balancer_name()?.to_owned(),
+                    arn: lb.load_balancer_arn()?.to_owned(),
+                    dns: lb.dns_name()?.to_owned(),
+                    zone: lb.canonical_hosted_zone_id().map(str::to_owned),
+                    kind,
+                    security_groups: sorted(lb.security_groups()),
+                })
             })
             .collect())
     }
 
+    /// The load balancer serving a target group: the first of its `LoadBalancerArns` (AWS allows one).
+    fn serving<'a>(tg: &Tg, lbs: &'a [V2Lb]) -> Option<&'a V2Lb> {
+        tg.lbs.iter().find_map(|arn| lbs.iter().find(|l| &l.arn == arn))
+    }
+
     /// A classic ELB with its listener, unless one of that name exists.
-    async fn create_classic(&self, name: &str, spec: &LbSpec, subnets: Vec<String>, sgs: Option<Vec<String>>) -> Result<()> {
+    async fn create_classic(&self, name: &str, spec: &LbSpec, subnets: Vec<String>, sgs: Option<Vec<String>>, tags: &[(String, String)]) -> Result<()> {
         if !self.classic_elbs().await?.iter().any(|(n, ..)| n == name) {
+            let tags = tags
+                .iter()
+                .map(|(k, v)| build("tag", aws_sdk_elasticloadbalancing::types::Tag::builder().key(k).value(v).build()))
+                .collect::<Result<Vec<_>>>()?;
             self.elb
                 .create_load_balancer()
                 .load_balancer_name(name)
-                .listeners(classic_listener(spec.port)?)
+                .set_scheme(spec.internal.then(|| "internal".to_owned()))
+                .set_tags(Some(tags))
+                .listeners(classic_listener(spec)?)
                 .set_subnets(Some(subnets))
                 .set_security_groups(sgs)
                 .send()
@@ -166,20 +230,23 @@ impl Aws {
     }
 
     /// A target group with its ALB and the ALB's listener, each made unless it exists (a half-made one is finished).
-    async fn create_alb(&self, name: &str, spec: &LbSpec, network: &Network, subnets: Vec<String>, sgs: Option<Vec<String>>) -> Result<()> {
-        let tg_arn = match self.target_groups().await?.into_iter().find(|(n, _)| n == name) {
-            Some((_, arn)) => arn,
-            None => self.create_target_group(name, spec, network).await?,
+    async fn create_alb(&self, name: &str, spec: &LbSpec, network: &Network, subnets: Vec<String>, sgs: Option<Vec<String>>, tags: &[(String, String)]) -> Result<()> {
+        let tags: Vec<aws_sdk_elasticloadbalancingv2::types::Tag> =
+            tags.iter().map(|(k, v)| aws_sdk_elasticloadbalancingv2::types::Tag::builder().key(k).value(v).build()).collect();
+        let tg_arn = match self.target_groups().await?.into_iter().find(|t| t.name == name) {
+            Some(t) => t.arn,
+            None => self.create_target_group(name, spec, network, &tags).await?,
         };
-        let lb_arn = match self.albs().await?.into_iter().find(|a| a.0 == name) {
-            Some((_, arn, ..)) => arn,
+        let lb_arn = match self.albs().await?.into_iter().find(|a| a.name == name) {
+            Some(a) => a.arn,
             None => {
                 let out = self
                     .elbv2
                     .create_load_balancer()
                     .name(name)
+                    .set_tags(Some(tags.clone()))
                     .r#type(LoadBalancerTypeEnum::Application)
-                    .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                    .scheme(if spec.internal { LoadBalancerSchemeEnum::Internal } else { LoadBalancerSchemeEnum::InternetFacing })
                     .set_subnets(Some(subnets))
                     .set_security_groups(sgs)
                     .send()
@@ -192,28 +259,126 @@ impl Aws {
                     .to_owned()
             }
         };
-        let listeners = self.elbv2.describe_listeners().load_balancer_arn(&lb_arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
-        if !listeners.listeners().iter().any(|l| l.port() == Some(i32::from(LISTENER_PORT))) {
-            self.elbv2
-                .create_listener()
-                .load_balancer_arn(&lb_arn)
-                .protocol(ProtocolEnum::Http)
-                .port(i32::from(LISTENER_PORT))
-                .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg_arn).build())
-                .send()
-                .await
-                .map_err(|e| sdk("elbv2 CreateListener", e))?;
+        self.alb_listeners(&lb_arn, &tg_arn, spec, &tags).await
+    }
+
+    /// An ALB's listeners as the spec says: with a certificate HTTPS on 443 (its certificate and TLS policy)
+    /// forwarding to the group and 80 redirecting to it; without, HTTP on 80 forwarding to the group (and no 443).
+    /// Each is created, modified or deleted only where it differs.
+    async fn alb_listeners(&self, lb_arn: &str, tg_arn: &str, spec: &LbSpec, tags: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> Result<()> {
+        let out = self.elbv2.describe_listeners().load_balancer_arn(lb_arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
+        let on = |port: u16| out.listeners().iter().find(|l| l.port() == Some(i32::from(port))).cloned();
+        let (plain, tls) = (on(LISTENER_PORT), on(TLS_PORT));
+        // AWS fills in a redirect's host, path and query (`#{host}`...): only what release sets is compared.
+        let redirect = |a: &Action| a.redirect_config().map(|r| (r.protocol().map(str::to_owned), r.port().map(str::to_owned), r.status_code().cloned()));
+        let acts = |l: &aws_sdk_elasticloadbalancingv2::types::Listener, want: &Action| {
+            l.default_actions().first().is_some_and(|a| a.r#type() == want.r#type() && a.target_group_arn() == want.target_group_arn() && redirect(a) == redirect(want))
+        };
+        let plain_action = if spec.certificate.is_some() { to_https() } else { forward(tg_arn) };
+        if let Some(cert) = &spec.certificate {
+            let certs = vec![TlsCertificate::builder().certificate_arn(cert).build()];
+            match &tls {
+                None => {
+                    self.elbv2
+                        .create_listener()
+                        .load_balancer_arn(lb_arn)
+                        .set_tags(Some(tags.to_vec()))
+                        .protocol(ProtocolEnum::Https)
+                        .port(i32::from(TLS_PORT))
+                        .set_certificates(Some(certs))
+                        .set_ssl_policy(spec.tls_policy.clone())
+                        .default_actions(forward(tg_arn))
+                        .send()
+                        .await
+                        .map_err(|e| sdk("elbv2 CreateListener", e))?;
+                }
+                Some(l) => {
+                    let have_cert = l.certificates().first().and_then(|c| c.certificate_arn());
+                    if have_cert != Some(cert.as_str()) || l.ssl_policy() != spec.tls_policy.as_deref() || !acts(l, &forward(tg_arn)) {
+                        self.elbv2
+                            .modify_listener()
+                            .listener_arn(l.listener_arn().unwrap_or_default())
+                            .protocol(ProtocolEnum::Https)
+                            .set_certificates(Some(certs))
+                            .set_ssl_policy(spec.tls_policy.clone())
+                            .default_actions(forward(tg_arn))
+                            .send()
+                            .await
+                            .map_err(|e| sdk("elbv2 ModifyListener", e))?;
+                    }
+                }
+            }
+        } else if let Some(l) = &tls {
+            self.elbv2.delete_listener().listener_arn(l.listener_arn().unwrap_or_default()).send().await.map_err(|e| sdk("elbv2 DeleteListener", e))?;
+        }
+        match &plain {
+            None => {
+                self.elbv2
+                    .create_listener()
+                    .load_balancer_arn(lb_arn)
+                    .set_tags(Some(tags.to_vec()))
+                    .protocol(ProtocolEnum::Http)
+                    .port(i32::from(LISTENER_PORT))
+                    .default_actions(plain_action)
+                    .send()
+                    .await
+                    .map_err(|e| sdk("elbv2 CreateListener", e))?;
+            }
+            Some(l) if !acts(l, &plain_action) => {
+                self.elbv2
+                    .modify_listener()
+                    .listener_arn(l.listener_arn().unwrap_or_default())
+                    .default_actions(plain_action)
+                    .send()
+                    .await
+                    .map_err(|e| sdk("elbv2 ModifyListener", e))?;
+            }
+            Some(_) => {}
         }
         Ok(())
     }
 
+    /// Sets the TLS security policy of a classic ELB's HTTPS listener (a policy of its own per security policy).
+    async fn classic_tls_policy(&self, target: &LbTarget, name: &str, tls_policy: &str) -> Result<()> {
+        let policy = classic_policy_name(tls_policy);
+        let have = self
+            .elb
+            .describe_load_balancer_policies()
+            .load_balancer_name(name)
+            .send()
+            .await
+            .map_err(|e| Self::elb_error(target, sdk("elb DescribeLoadBalancerPolicies", e)))?;
+        if !have.policy_descriptions().iter().any(|p| p.policy_name() == Some(policy.as_str())) {
+            let reference = aws_sdk_elasticloadbalancing::types::PolicyAttribute::builder().attribute_name("Reference-Security-Policy").attribute_value(tls_policy).build();
+            self.elb
+                .create_load_balancer_policy()
+                .load_balancer_name(name)
+                .policy_name(&policy)
+                .policy_type_name("SSLNegotiationPolicyType")
+                .policy_attributes(reference)
+                .send()
+                .await
+                .map_err(|e| Self::elb_error(target, sdk("elb CreateLoadBalancerPolicy", e)))?;
+        }
+        self.elb
+            .set_load_balancer_policies_of_listener()
+            .load_balancer_name(name)
+            .load_balancer_port(i32::from(TLS_PORT))
+            .policy_names(&policy)
+            .send()
+            .await
+            .map_err(|e| Self::elb_error(target, sdk("elb SetLoadBalancerPoliciesOfListener", e)))?;
+        Ok(())
+    }
+
     /// A new target group, with the spec's health check; its ARN.
-    async fn create_target_group(&self, name: &str, spec: &LbSpec, network: &Network) -> Result<String> {
+    async fn create_target_group(&self, name: &str, spec: &LbSpec, network: &Network, tags: &[aws_sdk_elasticloadbalancingv2::types::Tag]) -> Result<String> {
         let h = &spec.health;
         let out = self
             .elbv2
             .create_target_group()
             .name(name)
+            .set_tags(Some(tags.to_vec()))
             .protocol(ProtocolEnum::Http)
             .port(i32::from(spec.port))
             .vpc_id(&network.vpc_id)
@@ -274,22 +439,40 @@ impl Aws {
                 .await
                 .map_err(|e| Self::elb_error(target, sdk("elb ApplySecurityGroupsToLoadBalancer", e)))?;
         }
-        if now.port != spec.port {
-            // A listener's instance port cannot be changed in place: replace the listener.
+        let same_kind = now.certificate.is_some() == spec.certificate.is_some();
+        if now.port != spec.port || !same_kind {
+            // A listener's ports and protocol cannot be changed in place: replace the listener (HTTP 80 and
+            // HTTPS 443 alike, whichever it had).
             self.elb
                 .delete_load_balancer_listeners()
                 .load_balancer_name(name)
                 .load_balancer_ports(i32::from(LISTENER_PORT))
+                .load_balancer_ports(i32::from(TLS_PORT))
                 .send()
                 .await
                 .map_err(|e| Self::elb_error(target, sdk("elb DeleteLoadBalancerListeners", e)))?;
             self.elb
                 .create_load_balancer_listeners()
                 .load_balancer_name(name)
-                .listeners(classic_listener(spec.port)?)
+                .listeners(classic_listener(spec)?)
                 .send()
                 .await
                 .map_err(|e| Self::elb_error(target, sdk("elb CreateLoadBalancerListeners", e)))?;
+        } else if let Some(cert) = spec.certificate.as_ref().filter(|c| now.certificate.as_ref() != Some(*c)) {
+            // Only the certificate changed: swapped on the listener in place, without dropping connections.
+            self.elb
+                .set_load_balancer_listener_ssl_certificate()
+                .load_balancer_name(name)
+                .load_balancer_port(i32::from(TLS_PORT))
+                .ssl_certificate_id(cert)
+                .send()
+                .await
+                .map_err(|e| Self::elb_error(target, sdk("elb SetLoadBalancerListenerSSLCertificate", e)))?;
+        }
+        if let Some(policy) = spec.tls_policy.as_ref().filter(|_| spec.certificate.is_some()) {
+            if now.tls_policy.as_ref() != Some(policy) || !same_kind || now.port != spec.port {
+                self.classic_tls_policy(target, name, policy).await?;
+            }
         }
         Ok(())
     }
@@ -316,11 +499,15 @@ impl Aws {
             .send()
             .await
             .map_err(|e| Self::elb_error(target, sdk("elbv2 ModifyTargetGroupAttributes", e)))?;
+        let alb = self.albs().await?.into_iter().find(|a| a.name == name);
+        if let Some(a) = &alb {
+            self.alb_listeners(&a.arn, &arn, spec, &[]).await?;
+        }
         if !spec.security_groups.is_empty() {
-            if let Some((_, lb_arn, ..)) = self.albs().await?.into_iter().find(|a| a.0 == name) {
+            if let Some(a) = alb {
                 self.elbv2
                     .set_security_groups()
-                    .load_balancer_arn(lb_arn)
+                    .load_balancer_arn(a.arn)
                     .set_security_groups(Some(spec.security_groups.clone()))
                     .send()
                     .await
@@ -336,7 +523,7 @@ impl Balancer for Aws {
     async fn describe(&self, targets: &[LbTarget]) -> Result<Vec<LbInfo>> {
         let mut out = Vec::new();
         if targets.iter().any(|t| matches!(t, LbTarget::ClassicElb(_))) {
-            for (name, dns, zone) in self.classic_elbs().await? {
+            for (name, dns, zone, _) in self.classic_elbs().await? {
                 let target = LbTarget::ClassicElb(name);
                 if targets.contains(&target) {
                     let hosted_zone_id = self.zone_or_fallback(zone.as_deref(), target.name())?;
@@ -347,27 +534,75 @@ impl Balancer for Aws {
         if targets.iter().any(|t| matches!(t, LbTarget::TargetGroup(_))) {
             let groups = self.target_groups().await?;
             let albs = self.albs().await?;
-            for (name, _) in groups {
-                let target = LbTarget::TargetGroup(name.clone());
+            for tg in &groups {
+                let target = LbTarget::TargetGroup(tg.name.clone());
                 if !targets.contains(&target) {
                     continue;
                 }
-                // A target group is only usable once the ALB in front of it exists.
-                if let Some((_, _, dns, zone)) = albs.iter().find(|a| a.0 == name) {
-                    let hosted_zone_id = self.zone_or_fallback(zone.as_deref(), &name)?;
-                    out.push(LbInfo { target, dns_name: dns.clone(), hosted_zone_id });
+                // A target group is only usable once a load balancer forwards to it: ours (named like the group)
+                // or the one of the team that made the group.
+                if let Some(lb) = Self::serving(tg, &albs) {
+                    let hosted_zone_id = self.zone_or_fallback(lb.zone.as_deref(), &lb.name)?;
+                    out.push(LbInfo { target, dns_name: lb.dns.clone(), hosted_zone_id });
                 }
             }
         }
         Ok(out)
     }
 
-    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
+    async fn ownership(&self, targets: &[LbTarget]) -> Result<Vec<Ownership>> {
+        let mut out = Vec::new();
+        let classic: Vec<&str> = targets.iter().filter_map(|t| matches!(t, LbTarget::ClassicElb(_)).then(|| t.name())).collect();
+        if !classic.is_empty() {
+            let elbs: Vec<_> = self.classic_elbs().await?.into_iter().filter(|e| classic.contains(&e.0.as_str())).collect();
+            let mut tags: std::collections::BTreeMap<String, Option<String>> = Default::default();
+            // DescribeTags takes at most 20 names.
+            for chunk in elbs.chunks(20) {
+                let names: Vec<String> = chunk.iter().map(|e| e.0.clone()).collect();
+                let t = self.elb.describe_tags().set_load_balancer_names(Some(names)).send().await.map_err(|e| sdk("elb DescribeTags", e))?;
+                for d in t.tag_descriptions() {
+                    if let Some(n) = d.load_balancer_name() {
+                        tags.insert(n.to_owned(), managed_by(d.tags().iter().map(|t| (t.key(), t.value().unwrap_or_default()))));
+                    }
+                }
+            }
+            for (name, _, _, security_groups) in elbs {
+                let managed_by = tags.get(&name).cloned().flatten();
+                let served_by = Some(ServingLb { name: name.clone(), kind: LbKind::Classic, security_groups });
+                out.push(Ownership { target: LbTarget::ClassicElb(name), managed_by, served_by });
+            }
+        }
+        let wanted: Vec<&str> = targets.iter().filter_map(|t| matches!(t, LbTarget::TargetGroup(_)).then(|| t.name())).collect();
+        if !wanted.is_empty() {
+            let groups: Vec<Tg> = self.target_groups().await?.into_iter().filter(|t| wanted.contains(&t.name.as_str())).collect();
+            if groups.is_empty() {
+                return Ok(out);
+            }
+            let albs = self.albs().await?;
+            let mut tags: std::collections::BTreeMap<String, Option<String>> = Default::default();
+            for chunk in groups.chunks(20) {
+                let arns: Vec<String> = chunk.iter().map(|t| t.arn.clone()).collect();
+                let t = self.elbv2.describe_tags().set_resource_arns(Some(arns)).send().await.map_err(|e| sdk("elbv2 DescribeTags", e))?;
+                for d in t.tag_descriptions() {
+                    if let Some(arn) = d.resource_arn() {
+                        tags.insert(arn.to_owned(), managed_by(d.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()))));
+                    }
+                }
+            }
+            for tg in &groups {
+                let served_by = Self::serving(tg, &albs).map(|l| ServingLb { name: l.name.clone(), kind: l.kind.clone(), security_groups: l.security_groups.clone() });
+                out.push(Ownership { target: LbTarget::TargetGroup(tg.name.clone()), managed_by: tags.get(&tg.arn).cloned().flatten(), served_by });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network, tags: &[(String, String)]) -> Result<LbInfo> {
         let subnets: Vec<String> = network.subnets.iter().map(|s| s.id.clone()).collect();
         let sgs = (!spec.security_groups.is_empty()).then(|| spec.security_groups.clone());
         match target {
-            LbTarget::ClassicElb(name) => self.create_classic(name, spec, subnets, sgs).await?,
-            LbTarget::TargetGroup(name) => self.create_alb(name, spec, network, subnets, sgs).await?,
+            LbTarget::ClassicElb(name) => self.create_classic(name, spec, subnets, sgs, tags).await?,
+            LbTarget::TargetGroup(name) => self.create_alb(name, spec, network, subnets, sgs, tags).await?,
         }
         // Health check, draining and balancing as the spec says, also on a load balancer that existed half-made.
         self.configure(target, spec).await?;
@@ -383,13 +618,12 @@ impl Balancer for Aws {
             LbTarget::ClassicElb(name) => {
                 let out = self.classic(target, name).await?;
                 let d = out.load_balancer_descriptions().first().ok_or_else(|| missing(target))?;
-                let port = d
-                    .listener_descriptions()
-                    .iter()
-                    .filter_map(|l| l.listener())
-                    .find(|l| l.load_balancer_port() == i32::from(LISTENER_PORT))
-                    .and_then(|l| u16::try_from(l.instance_port()).ok())
-                    .unwrap_or(0);
+                let on = |port: u16| d.listener_descriptions().iter().find(|l| l.listener().is_some_and(|l| l.load_balancer_port() == i32::from(port)));
+                let listener = on(TLS_PORT).filter(|l| l.listener().is_some_and(|l| l.protocol().eq_ignore_ascii_case("HTTPS"))).or_else(|| on(LISTENER_PORT));
+                let port = listener.and_then(|l| l.listener()).and_then(|l| u16::try_from(l.instance_port()).ok()).unwrap_or(0);
+                let certificate = listener.and_then(|l| l.listener()).and_then(|l| l.ssl_certificate_id()).map(str::to_owned);
+                // Only a policy of ours names its security policy; another one reads as none (and is replaced).
+                let tls_policy = listener.and_then(|l| l.policy_names().iter().find_map(|p| p.strip_prefix("release-tls-").map(str::to_owned)));
                 let hc = d.health_check();
                 // `HTTP:8080/health`
                 let path = hc.and_then(|h| h.target().split_once('/').map(|(_, p)| format!("/{p}"))).unwrap_or_default();
@@ -411,7 +645,8 @@ impl Balancer for Aws {
                 let cross_zone = a.and_then(|a| a.cross_zone_load_balancing()).is_some_and(|c| c.enabled());
                 let mut security_groups: Vec<String> = d.security_groups().to_vec();
                 security_groups.sort();
-                Ok(LbSpec { port, health_path: path, health, drain: Duration::from_secs(draining as u64), cross_zone, security_groups })
+                let internal = d.scheme() == Some("internal");
+                Ok(LbSpec { port, health_path: path, health, drain: Duration::from_secs(draining as u64), cross_zone, security_groups, certificate, tls_policy, internal })
             }
             LbTarget::TargetGroup(name) => {
                 let out = self.elbv2.describe_target_groups().names(name).send().await.map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeTargetGroups", e)))?;
@@ -440,6 +675,14 @@ impl Balancer for Aws {
                 let albs = self.elbv2.describe_load_balancers().names(name).send().await.map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeLoadBalancers", e)))?;
                 let mut security_groups: Vec<String> = albs.load_balancers().first().map(|l| l.security_groups().to_vec()).unwrap_or_default();
                 security_groups.sort();
+                let (mut certificate, mut tls_policy) = (None, None);
+                if let Some(lb_arn) = albs.load_balancers().first().and_then(|l| l.load_balancer_arn()) {
+                    let ls = self.elbv2.describe_listeners().load_balancer_arn(lb_arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
+                    if let Some(l) = ls.listeners().iter().find(|l| l.port() == Some(i32::from(TLS_PORT)) && l.protocol() == Some(&ProtocolEnum::Https)) {
+                        certificate = l.certificates().first().and_then(|c| c.certificate_arn()).map(str::to_owned);
+                        tls_policy = l.ssl_policy().map(str::to_owned);
+                    }
+                }
                 Ok(LbSpec {
                     port: tg.port().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
                     health_path: tg.health_check_path().unwrap_or("/").to_owned(),
@@ -448,6 +691,9 @@ impl Balancer for Aws {
                     // An ALB always balances across zones.
                     cross_zone: true,
                     security_groups,
+                    certificate,
+                    tls_policy,
+                    internal: albs.load_balancers().first().is_some_and(|l| l.scheme() == Some(&LoadBalancerSchemeEnum::Internal)),
                 })
             }
         }
@@ -591,12 +837,12 @@ impl Balancer for Aws {
         match target {
             LbTarget::ClassicElb(_) => Ok((!self.classic_elbs().await?.iter().any(|(n, ..)| *n == name)).then_some(LbPart::LoadBalancer(name))),
             LbTarget::TargetGroup(_) => {
-                if !self.target_groups().await?.iter().any(|(n, _)| *n == name) {
+                if !self.target_groups().await?.iter().any(|t| t.name == name) {
                     return Ok(Some(LbPart::TargetGroup(name)));
                 }
                 let albs = self.albs().await?;
-                let Some((_, arn, ..)) = albs.iter().find(|a| a.0 == name) else { return Ok(Some(LbPart::LoadBalancer(name))) };
-                let out = self.elbv2.describe_listeners().load_balancer_arn(arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
+                let Some(a) = albs.iter().find(|a| a.name == name) else { return Ok(Some(LbPart::LoadBalancer(name))) };
+                let out = self.elbv2.describe_listeners().load_balancer_arn(&a.arn).send().await.map_err(|e| sdk("elbv2 DescribeListeners", e))?;
                 Ok(out.listeners().is_empty().then_some(LbPart::Listener(name)))
             }
         }

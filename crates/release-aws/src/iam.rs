@@ -197,6 +197,16 @@ pub fn policy_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Value {
             LbTarget::ClassicElb(_) => None,
         })
         .collect();
+    // HTTPS: the certificates provision checks, and whether classic ELBs or ALBs listen with one.
+    let certificates: BTreeSet<&str> = clusters.iter().filter_map(|c| c.deploy.certificate.as_deref()).collect();
+    let classic_tls: BTreeSet<&str> = clusters
+        .iter()
+        .filter(|c| c.deploy.certificate.is_some())
+        .filter_map(|c| match &c.target {
+            LbTarget::ClassicElb(n) => Some(n.as_str()),
+            LbTarget::TargetGroup(_) => None,
+        })
+        .collect();
     let live: BTreeSet<String> = pipeline.envs.iter().filter_map(|e| e.dns()).map(|d| normalized_record_name(&d.record)).collect();
     let pass_roles: BTreeSet<String> = instance_profiles(pipeline)
         .into_iter()
@@ -227,7 +237,11 @@ pub fn policy_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Value {
     // gc: whether a launch template or SSM parameter uses an image before it goes.
     unscoped.push("ec2:DescribeImageReferences");
     if !classic.is_empty() || !groups.is_empty() {
-        unscoped.push("elasticloadbalancing:DescribeLoadBalancers");
+        // DescribeTags: whose each load balancer and target group is (the ownership tags).
+        unscoped.extend(["elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTags"]);
+    }
+    if !classic_tls.is_empty() {
+        unscoped.push("elasticloadbalancing:DescribeLoadBalancerPolicies");
     }
     if !classic.is_empty() {
         unscoped.extend(["elasticloadbalancing:DescribeLoadBalancerAttributes", "elasticloadbalancing:DescribeInstanceHealth"]);
@@ -276,6 +290,16 @@ pub fn policy_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Value {
         None,
     );
     s.allow(
+        "ClassicElbsTls",
+        &[
+            "elasticloadbalancing:CreateLoadBalancerPolicy",
+            "elasticloadbalancing:SetLoadBalancerPoliciesOfListener",
+            "elasticloadbalancing:SetLoadBalancerListenerSSLCertificate",
+        ],
+        classic_tls.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:loadbalancer/{n}")).collect(),
+        None,
+    );
+    s.allow(
         "TargetGroups",
         &[
             "elasticloadbalancing:CreateTargetGroup",
@@ -293,6 +317,26 @@ pub fn policy_with(pipeline: &Pipeline, roles: &ProfileRoles) -> Value {
         groups.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:loadbalancer/app/{n}/*")).collect(),
         None,
     );
+    // The listeners of release's own ALBs (named like their groups): HTTP <-> HTTPS, a changed certificate or policy.
+    s.allow(
+        "AlbListeners",
+        &["elasticloadbalancing:ModifyListener", "elasticloadbalancing:DeleteListener"],
+        groups.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:listener/app/{n}/*/*")).collect(),
+        None,
+    );
+    // The ownership tags, set by the calls that create (tagging at creation needs AddTags, and nothing else may
+    // tag: another team's load balancer keeps its tags).
+    // One statement per kind of resource, each small enough for a managed policy however many clusters there are.
+    let at_creation = json!({ "StringEquals": { "elasticloadbalancing:CreateAction": ["CreateLoadBalancer", "CreateTargetGroup", "CreateListener"] } });
+    for (sid, resources) in [
+        ("ElbTagAtCreation", classic.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:loadbalancer/{n}")).collect::<Vec<_>>()),
+        ("TargetGroupTagAtCreation", groups.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:targetgroup/{n}/*")).collect()),
+        ("AlbTagAtCreation", groups.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:loadbalancer/app/{n}/*")).collect()),
+        ("ListenerTagAtCreation", groups.iter().map(|n| format!("arn:{p}:elasticloadbalancing:*:*:listener/app/{n}/*/*")).collect()),
+    ] {
+        s.allow(sid, &["elasticloadbalancing:AddTags"], resources, Some(at_creation.clone()));
+    }
+    s.allow("Certificates", &["acm:DescribeCertificate"], certificates.iter().map(|c| (*c).to_owned()).collect(), None);
     if !classic.is_empty() || !groups.is_empty() {
         s.allow(
             "ElbServiceRole",

@@ -2,6 +2,7 @@
 //! `release-core` error kinds; nothing here decides what to do. This is the only crate that names SDK types.
 //! Besides the ports: SNS and SSM for the notification sinks (`notify`).
 
+mod acm;
 mod autoscaling;
 mod calls;
 mod dynamodb;
@@ -47,6 +48,7 @@ pub struct AwsOptions {
 pub struct Aws {
     pub(crate) ec2: aws_sdk_ec2::Client,
     pub(crate) elb: aws_sdk_elasticloadbalancing::Client,
+    pub(crate) acm: aws_sdk_acm::Client,
     pub(crate) elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub(crate) route53: aws_sdk_route53::Client,
     pub(crate) dynamodb: aws_sdk_dynamodb::Client,
@@ -118,6 +120,7 @@ impl Aws {
             cloudwatch: client!(aws_sdk_cloudwatch),
             iam: client!(aws_sdk_iam),
             autoscaling: client!(aws_sdk_autoscaling),
+            acm: client!(aws_sdk_acm),
             calls,
             region,
             endpoint_url,
@@ -171,6 +174,7 @@ impl Aws {
             alarms: aws.clone(),
             templates: aws.clone(),
             groups: aws.clone(),
+            certificates: aws.clone(),
             lock: aws,
             clock: Arc::new(SystemClock),
         }

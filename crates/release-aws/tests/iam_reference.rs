@@ -28,6 +28,8 @@
 //!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html
 //! - "Actions, resources, and condition keys for AWS Systems Manager" (`ssm:` webhook secrets)
 //!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
+//! - "Actions, resources, and condition keys for AWS Certificate Manager" (HTTPS listeners' certificates)
+//!   https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
 //!
 //! Only the actions this policy can hold are transcribed; of each action's condition keys only those in `KEYS`
 //! (the ones the policy uses); of `ec2:CreateTags`'s hundred resource types only those release or Packer create.
@@ -69,6 +71,7 @@ const KEYS: &[&str] = &[
     "kms:GrantIsForAWSResource",
     "autoscaling:ResourceTag/${TagKey}",
     "autoscaling:LaunchTemplateVersionSpecified",
+    "elasticloadbalancing:CreateAction",
 ];
 
 /// Resource types: (service prefix, type, ARN pattern), from each page's Resource types table.
@@ -99,6 +102,11 @@ const RESOURCE_TYPES: &[(&str, &str, &str)] = &[
     ("elasticloadbalancing", "loadbalancer/gwy/", "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:loadbalancer/gwy/${LoadBalancerName}/${LoadBalancerId}"),
     ("elasticloadbalancing", "loadbalancer/net/", "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:loadbalancer/net/${LoadBalancerName}/${LoadBalancerId}"),
     ("elasticloadbalancing", "targetgroup", "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:targetgroup/${TargetGroupName}/${TargetGroupId}"),
+    ("elasticloadbalancing", "listener/app/", "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:listener/app/${LoadBalancerName}/${LoadBalancerId}/${ListenerId}"),
+    ("elasticloadbalancing", "listener/gwy/", "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:listener/gwy/${LoadBalancerName}/${LoadBalancerId}/${ListenerId}"),
+    ("elasticloadbalancing", "listener/net/", "arn:${Partition}:elasticloadbalancing:${Region}:${Account}:listener/net/${LoadBalancerName}/${LoadBalancerId}/${ListenerId}"),
+    // Actions, resources, and condition keys for AWS Certificate Manager
+    ("acm", "certificate", "arn:${Partition}:acm:${Region}:${Account}:certificate/${CertificateId}"),
     // Actions, resources, and condition keys for Amazon Route 53
     ("route53", "change", "arn:${Partition}:route53:::change/${Id}"),
     ("route53", "hostedzone", "arn:${Partition}:route53:::hostedzone/${Id}"),
@@ -179,6 +187,12 @@ const ACTIONS: &[Action] = &[
     ("elasticloadbalancing:DescribeLoadBalancers", &[], &[]),
     ("elasticloadbalancing:ModifyLoadBalancerAttributes", &[("loadbalancer*", &[])], &["aws:ResourceTag/${TagKey}"]),
     ("elasticloadbalancing:RegisterInstancesWithLoadBalancer", &[("loadbalancer*", &[])], &["aws:ResourceTag/${TagKey}"]),
+    ("elasticloadbalancing:AddTags", &[("loadbalancer*", &[])], &["aws:RequestTag/${TagKey}", "aws:TagKeys", "aws:ResourceTag/${TagKey}", "elasticloadbalancing:CreateAction"]),
+    ("elasticloadbalancing:CreateLoadBalancerPolicy", &[("loadbalancer*", &[])], &["aws:ResourceTag/${TagKey}"]),
+    ("elasticloadbalancing:DescribeLoadBalancerPolicies", &[], &[]),
+    ("elasticloadbalancing:DescribeTags", &[], &[]),
+    ("elasticloadbalancing:SetLoadBalancerListenerSSLCertificate", &[("loadbalancer*", &[])], &["aws:ResourceTag/${TagKey}"]),
+    ("elasticloadbalancing:SetLoadBalancerPoliciesOfListener", &[("loadbalancer*", &[])], &["aws:ResourceTag/${TagKey}"]),
     // Actions, resources, and condition keys for AWS Elastic Load Balancing V2
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awselasticloadbalancingv2.html
     ("elasticloadbalancing:CreateListener", &[("loadbalancer/app/", &[]), ("loadbalancer/gwy/", &[]), ("loadbalancer/net/", &[])], &["aws:RequestTag/${TagKey}", "aws:TagKeys", "aws:ResourceTag/${TagKey}"]),
@@ -196,6 +210,15 @@ const ACTIONS: &[Action] = &[
     ("elasticloadbalancing:ModifyTargetGroupAttributes", &[("targetgroup*", &[])], &["aws:ResourceTag/${TagKey}"]),
     ("elasticloadbalancing:RegisterTargets", &[("targetgroup*", &[])], &["aws:ResourceTag/${TagKey}"]),
     ("elasticloadbalancing:SetSecurityGroups", &[("loadbalancer/app/", &[]), ("loadbalancer/net/", &[])], &["aws:ResourceTag/${TagKey}"]),
+    (
+        "elasticloadbalancing:AddTags",
+        &[("listener/app/", &[]), ("listener/gwy/", &[]), ("listener/net/", &[]), ("loadbalancer/app/", &[]), ("loadbalancer/gwy/", &[]), ("loadbalancer/net/", &[]), ("targetgroup", &[])],
+        &["aws:RequestTag/${TagKey}", "aws:TagKeys", "aws:ResourceTag/${TagKey}", "elasticloadbalancing:CreateAction"],
+    ),
+    ("elasticloadbalancing:DeleteListener", &[("listener/app/", &[]), ("listener/gwy/", &[]), ("listener/net/", &[])], &["aws:ResourceTag/${TagKey}"]),
+    ("elasticloadbalancing:ModifyListener", &[("listener/app/", &[]), ("listener/gwy/", &[]), ("listener/net/", &[])], &["aws:ResourceTag/${TagKey}"]),
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscertificatemanager.html
+    ("acm:DescribeCertificate", &[("certificate*", &[])], &["aws:ResourceTag/${TagKey}"]),
     // Actions, resources, and condition keys for Amazon Route 53
     // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonroute53.html
     ("route53:ChangeResourceRecordSets", &[("hostedzone*", &[])], &["route53:ChangeResourceRecordSetsNormalizedRecordNames", "route53:ChangeResourceRecordSetsRecordTypes", "route53:ChangeResourceRecordSetsActions"]),
@@ -312,7 +335,9 @@ const KMS_FOR_EBS: &[&str] =
 /// instance profile) and the ELB service-linked role (created by an account's first load balancer).
 /// Creating a group with tags is authorised as tagging it too; RunInstances is checked on a group's launch template
 /// when the group is created.
-const IMPLIED: &[&str] = &["iam:PassRole", "iam:CreateServiceLinkedRole", "autoscaling:CreateOrUpdateTags"];
+/// `elasticloadbalancing:AddTags`: what tagging at creation (the ownership tags on CreateLoadBalancer,
+/// CreateTargetGroup, CreateListener) is authorised as, besides the create action itself.
+const IMPLIED: &[&str] = &["iam:PassRole", "iam:CreateServiceLinkedRole", "autoscaling:CreateOrUpdateTags", "elasticloadbalancing:AddTags"];
 
 /// Managed policies hold at most 6,144 characters (whitespace not counted):
 /// "IAM and AWS STS quotas", https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
@@ -362,6 +387,7 @@ count = 2
 
 [env.prod]
 dns = { zone = "example.com.", record = "shop.example.com." }
+certificate = "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"
 [env.prod.clusters.blue]
 load_balancer = "shop-blue"
 count = 2
@@ -570,7 +596,7 @@ fn called_actions() -> BTreeSet<String> {
         let text = std::fs::read_to_string(&path).unwrap();
         let src: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         for (client, prefix) in
-            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts"), ("sns", "sns"), ("ssm", "ssm"), ("cloudwatch", "cloudwatch"), ("autoscaling", "autoscaling")]
+            [("ec2", "ec2"), ("elb", "elasticloadbalancing"), ("elbv2", "elasticloadbalancing"), ("route53", "route53"), ("dynamodb", "dynamodb"), ("sts", "sts"), ("sns", "sns"), ("ssm", "ssm"), ("cloudwatch", "cloudwatch"), ("autoscaling", "autoscaling"), ("acm", "acm")]
         {
             let needle = format!("self.{client}.");
             for (i, _) in src.match_indices(&needle) {
@@ -600,10 +626,15 @@ fn called_actions() -> BTreeSet<String> {
                 "ssm" => "ssm",
                 "cloudwatch" => "cloudwatch",
                 "autoscaling" => "autoscaling",
+                "acm" => "acm",
                 other => panic!("unknown service in sdk label `{label}` ({other})"),
             };
             out.insert(format!("{prefix}:{}", label.rsplit(|c: char| !c.is_ascii_alphanumeric()).next().unwrap()));
         }
+    }
+    // The SDK spells it `set_load_balancer_listener_ssl_certificate`; IAM `SetLoadBalancerListenerSSLCertificate`.
+    if out.remove("elasticloadbalancing:SetLoadBalancerListenerSslCertificate") {
+        out.insert("elasticloadbalancing:SetLoadBalancerListenerSSLCertificate".to_owned());
     }
     // IAM has no action for a transaction: each of its writes is authorised as the PutItem or DeleteItem it is
     // (DynamoDB developer guide, "Using IAM with DynamoDB transactions").

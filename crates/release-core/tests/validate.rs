@@ -563,3 +563,28 @@ fn asg_settings_are_refused_where_they_were_written() {
         "31:19: `rollback_window` applies to asg fleets only, and [env.staging.clusters.staging] runs fleet = \"instances\"; fix: set fleet = \"asg\" where the cluster's settings are, or remove it",
     ]);
 }
+
+#[test]
+fn a_certificate_must_be_an_acm_arn_of_the_pipelines_region() {
+    let p = Project::new();
+    let not_acm = replace("count = 2", "count = 2\ncertificate = \"arn:aws:iam::123456789012:server-certificate/hello\"");
+    assert_eq!(p.problems(&not_acm), vec![
+        "30:15: certificate `arn:aws:iam::123456789012:server-certificate/hello` is not an ACM certificate ARN; fix: give the ARN ACM shows, like \"arn:aws:acm:us-east-1:123456789012:certificate/…\" (an IAM server certificate is not supported)"
+    ]);
+    let elsewhere = replace("[deploy]\n", "[deploy]\ncertificate = \"arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666\"\n");
+    assert_eq!(p.problems(&elsewhere), vec![
+        "19:15: certificate `arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666` is in region eu-west-1, but the pipeline deploys to us-east-1 (ACM certificates are regional); fix: request or import the certificate in us-east-1 and give that ARN"
+    ]);
+}
+
+#[test]
+fn a_certificate_and_tls_policy_are_inherited_from_deploy_env_and_cluster() {
+    const CERT: &str = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666";
+    const OTHER: &str = "arn:aws:acm:us-east-1:123456789012:certificate/ffff0000-1111-2222-3333-444455556666";
+    let src = replace("[deploy]\n", &format!("[deploy]\ncertificate = \"{CERT}\"\n"))
+        .replacen("[env.prod]\n", &format!("[env.prod]\ncertificate = \"{OTHER}\"\ntls_policy = \"ELBSecurityPolicy-TLS13-1-3-2021-06\"\n"), 1);
+    let p = Project::new().parse(&src).expect("valid");
+    assert_eq!(p.cluster("staging").unwrap().1.deploy.certificate.as_deref(), Some(CERT));
+    let prod2 = &p.cluster("prod2").unwrap().1.deploy;
+    assert_eq!((prod2.certificate.as_deref(), prod2.tls_policy.as_deref()), (Some(OTHER), Some("ELBSecurityPolicy-TLS13-1-3-2021-06")));
+}

@@ -64,6 +64,9 @@ fn spec() -> LbSpec {
         drain: Duration::from_secs(30),
         cross_zone: true,
         security_groups: Vec::new(),
+        certificate: None,
+        tls_policy: None,
+        internal: false,
     }
 }
 
@@ -177,17 +180,32 @@ pub async fn balancer_create_describe(h: &dyn Harness) {
     let both = [classic.clone(), tg.clone()];
     assert!(cloud.balancer.describe(&both).await.unwrap().is_empty(), "balancer: nothing exists at first");
     let net = cloud.fleet.network(&[]).await.unwrap();
-    let a = cloud.balancer.create(&classic, &spec(), &net).await.expect("create classic ELB");
+    let owned = [("release:app".to_owned(), "conf".to_owned()), ("release:managed".to_owned(), "true".to_owned())];
+    assert!(cloud.balancer.ownership(&both).await.unwrap().is_empty(), "balancer: no ownership of what does not exist");
+    let a = cloud.balancer.create(&classic, &spec(), &net, &owned).await.expect("create classic ELB");
     assert_eq!(a.target, classic);
     assert!(!a.dns_name.is_empty() && !a.hosted_zone_id.is_empty(), "balancer: classic ELB has dns and zone: {a:?}");
-    let again = cloud.balancer.create(&classic, &spec(), &net).await.expect("create is idempotent");
+    let again = cloud.balancer.create(&classic, &spec(), &net, &owned).await.expect("create is idempotent");
     assert_eq!(again, a, "balancer: creating twice returns the same load balancer");
-    let b = cloud.balancer.create(&tg, &spec(), &net).await.expect("create target group");
+    let b = cloud.balancer.create(&tg, &spec(), &net, &owned).await.expect("create target group");
     assert_eq!(b.target, tg);
     assert!(!b.dns_name.is_empty() && !b.hosted_zone_id.is_empty(), "balancer: target group's ALB has dns and zone");
     assert_eq!(cloud.balancer.describe(&both).await.unwrap().len(), 2, "balancer: both described");
     let only = cloud.balancer.describe(std::slice::from_ref(&tg)).await.unwrap();
     assert_eq!(only, vec![b], "balancer: describe returns only what was asked");
+    // What it made carries the ownership tags, and each serves itself (a target group: the ALB named like it).
+    let mut owners = cloud.balancer.ownership(&both).await.unwrap();
+    owners.sort_by(|x, y| x.target.name().cmp(y.target.name()));
+    let seen: Vec<(String, Option<String>, Option<String>)> =
+        owners.iter().map(|o| (o.target.name().to_owned(), o.managed_by.clone(), o.served_by.as_ref().map(|s| format!("{} {}", s.kind, s.name)))).collect();
+    assert_eq!(
+        seen,
+        [
+            ("conf-classic".to_owned(), Some("conf".to_owned()), Some("classic ELB conf-classic".to_owned())),
+            ("conf-tg".to_owned(), Some("conf".to_owned()), Some("ALB conf-tg".to_owned())),
+        ],
+        "balancer: ownership of what create made"
+    );
 }
 
 /// Register, members, health, deregister; a missing load balancer is `Missing`.
@@ -195,7 +213,7 @@ pub async fn balancer_membership(h: &dyn Harness) {
     let cloud = h.cloud();
     let classic = LbTarget::ClassicElb("conf-members".into());
     let net = cloud.fleet.network(&[]).await.unwrap();
-    cloud.balancer.create(&classic, &spec(), &net).await.unwrap();
+    cloud.balancer.create(&classic, &spec(), &net, &[]).await.unwrap();
     let spec = LaunchSpec {
         ami: base(&cloud).await,
         instance_type: "t3.micro".into(),
@@ -639,7 +657,7 @@ pub async fn balancer_config_round_trips(h: &dyn Harness) {
     for target in [LbTarget::ClassicElb("conf-cfg".into()), LbTarget::TargetGroup("conf-cfg-tg".into())] {
         let mut want = spec();
         want.security_groups = vec![group.clone()];
-        cloud.balancer.create(&target, &want, &net).await.expect("create");
+        cloud.balancer.create(&target, &want, &net, &[]).await.expect("create");
         assert_eq!(cloud.balancer.config(&target).await.unwrap(), want, "balancer: {target} reads back as created");
         let changed = LbSpec {
             health_path: "/ready".into(),
@@ -780,7 +798,7 @@ pub async fn groups_launch_attach_scale_delete(h: &dyn Harness) {
     let app = AppName::parse("conf-asg").unwrap();
     let net = cloud.fleet.network(&[]).await.unwrap();
     let tg = LbTarget::TargetGroup("conf-asg-tg".into());
-    cloud.balancer.create(&tg, &LbSpec { drain: Duration::ZERO, ..spec() }, &net).await.unwrap();
+    cloud.balancer.create(&tg, &LbSpec { drain: Duration::ZERO, ..spec() }, &net, &[]).await.unwrap();
     let t = cloud.templates.ensure_template("conf-asg-api", &[(tags::APP.to_owned(), "conf-asg".to_owned())]).await.unwrap();
     let version = cloud.templates.create_version(&t.id, &template_spec(base(&cloud).await, "r7"), "conf-asg-r7").await.unwrap();
     let name = "conf-asg-api-v007";

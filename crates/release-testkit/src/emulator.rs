@@ -144,6 +144,22 @@ impl Emulator {
             .unwrap_or_else(|e| panic!("route53 CNAME {name}: {e}"));
     }
 
+    /// An ACM certificate for `domain` (and `sans`); its ARN. `issued`: ISSUED at once (as a private CA's are);
+    /// otherwise PENDING_VALIDATION, as a public certificate stays until its DNS validation is done.
+    pub fn request_certificate(&self, domain: &str, sans: &[&str], issued: bool) -> String {
+        let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/acm/aws4_request, SignedHeaders=host, Signature=0";
+        let mut names = vec![domain];
+        names.extend_from_slice(sans);
+        let mut body = serde_json::json!({ "DomainName": domain, "SubjectAlternativeNames": names });
+        if issued {
+            body["CertificateAuthorityArn"] = "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/12345678-1234-1234-1234-123456789012".into();
+        }
+        let headers = [("Authorization", auth), ("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "CertificateManager.RequestCertificate")];
+        let answer = request(self.addr, "POST", "/", &headers, &body.to_string()).unwrap_or_else(|e| panic!("ACM RequestCertificate {domain}: {e}"));
+        let doc: serde_json::Value = serde_json::from_str(&answer).unwrap_or_else(|e| panic!("ACM answer {answer}: {e}"));
+        doc["CertificateArn"].as_str().unwrap_or_else(|| panic!("no CertificateArn in {answer}")).to_owned()
+    }
+
     /// Sends one CloudWatch Query API request and returns the answer.
     pub fn cloudwatch_query(&self, params: &[(&str, &str)]) -> String {
         let auth = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/monitoring/aws4_request, SignedHeaders=host, Signature=0";

@@ -75,6 +75,12 @@ pub struct State {
     pub subnets: Vec<Subnet>,
     /// Load balancers with what they were created with.
     pub load_balancers: BTreeMap<LbTarget, (LbInfo, LbSpec)>,
+    /// Who made each load balancer or target group (the app of its ownership tags; none: someone else) and the
+    /// load balancer that serves it. A target group made by someone else with no load balancer in front of it is
+    /// here alone.
+    pub lb_owners: BTreeMap<LbTarget, (Option<String>, Option<release_core::ports::ServingLb>)>,
+    /// ACM certificates by ARN.
+    pub certificates: BTreeMap<String, release_core::ports::Certificate>,
     /// zone name (lowercase, trailing dot) → (id, records by (name, set identifier)).
     pub zones: BTreeMap<String, (ZoneId, BTreeMap<(String, String), WeightedAlias>)>,
     /// Records release does not manage: (zone, name, type).
@@ -236,6 +242,31 @@ impl MemoryCloud {
         }
     }
 
+    /// Someone else's load balancer for `target` (no ownership tags), as a team that already has one made it:
+    /// served by `served_by` (for a target group, the load balancer in front of it, whatever its name), in every
+    /// zone of the default VPC, configured as `spec`. `served_by: None` makes a target group no load balancer
+    /// forwards to.
+    pub fn external_lb(&self, target: &LbTarget, served_by: Option<release_core::ports::ServingLb>, spec: LbSpec) {
+        let mut s = self.state();
+        let region = self.region.clone();
+        if let Some(lb) = &served_by {
+            let info = LbInfo { target: target.clone(), dns_name: format!("{}-42.{region}.elb.amazonaws.com", lb.name), hosted_zone_id: "Z35SXDOTRQ7X7K".into() };
+            let zones = s.subnets.iter().map(|z| z.availability_zone.clone()).collect();
+            s.lb_zones.insert(target.clone(), zones);
+            s.load_balancers.insert(target.clone(), (info, spec));
+        }
+        s.lb_owners.insert(target.clone(), (None, served_by));
+    }
+
+    /// An ACM certificate for `names` (the first is its domain name) in `status`; its ARN.
+    pub fn certificate(&self, names: &[&str], status: &str) -> String {
+        let mut s = self.state();
+        let arn = format!("arn:aws:acm:{}:123456789012:certificate/{}", self.region, s.id("c"));
+        let cert = release_core::ports::Certificate { arn: arn.clone(), status: status.to_owned(), names: names.iter().map(|n| (*n).to_owned()).collect() };
+        s.certificates.insert(arn.clone(), cert);
+        arn
+    }
+
     /// Another region of the same account: its own state (a fresh default VPC and the base image), the same clock.
     pub fn other_region(&self, region: &str) -> MemoryCloud {
         if region == self.region {
@@ -359,6 +390,7 @@ impl MemoryCloud {
             alarms: me.clone(),
             templates: me.clone(),
             groups: me.clone(),
+            certificates: me.clone(),
             lock: me,
             clock: Arc::new(self.clock.clone()),
         }
@@ -612,6 +644,14 @@ impl Images for MemoryCloud {
     }
 }
 
+/// The load balancer of a cluster's target that `release` makes: a classic ELB itself, an ALB named like its group.
+fn own_serving(target: &LbTarget, spec: &LbSpec) -> release_core::ports::ServingLb {
+    let kind = if matches!(target, LbTarget::ClassicElb(_)) { release_core::ports::LbKind::Classic } else { release_core::ports::LbKind::Application };
+    let mut security_groups = spec.security_groups.clone();
+    security_groups.sort();
+    release_core::ports::ServingLb { name: target.name().to_owned(), kind, security_groups }
+}
+
 fn lb_missing(target: &LbTarget) -> Error {
     Error::from(NotFound::LbTarget { target: target.to_string() }).with_cause(Cause::Missing)
 }
@@ -623,11 +663,43 @@ impl Balancer for MemoryCloud {
         Ok(s.load_balancers.values().filter(|(i, _)| targets.contains(&i.target)).map(|(i, _)| i.clone()).collect())
     }
 
-    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
+    async fn ownership(&self, targets: &[LbTarget]) -> Result<Vec<release_core::ports::Ownership>> {
+        let s = self.call("elb:DescribeTags")?;
+        Ok(targets
+            .iter()
+            .filter_map(|t| {
+                let (managed_by, served_by) = match (s.lb_owners.get(t), s.load_balancers.get(t)) {
+                    (Some((m, served)), Some(_)) => (m.clone(), served.clone()),
+                    (Some((m, None)), None) => (m.clone(), None),
+                    // Made some other way (a test putting it into the state): no ownership tags.
+                    (None, Some((_, spec))) => (None, Some(own_serving(t, spec))),
+                    _ => return None,
+                };
+                Some(release_core::ports::Ownership { target: t.clone(), managed_by, served_by })
+            })
+            .collect())
+    }
+
+    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network, tags: &[(String, String)]) -> Result<LbInfo> {
         let mut s = self.call("elb:Create")?;
         if network.subnets.is_empty() {
             return Err(call_error("elb CreateLoadBalancer", "ValidationError", "no subnets given"));
         }
+        if let Some(cert) = spec.certificate.as_ref().filter(|c| !s.certificates.contains_key(*c)) {
+            return Err(call_error("elbv2 CreateListener", "CertificateNotFound", format!("Certificate '{cert}' not found")));
+        }
+        // AWS: a target group belongs to at most one load balancer; the listener of a second one is refused
+        // (the emulator allows it).
+        if let Some((_, Some(other))) = s.lb_owners.get(target).filter(|_| matches!(target, LbTarget::TargetGroup(_))) {
+            if other.name != target.name() {
+                let msg = format!("The following target groups cannot be associated with more than one load balancer: {}", target.name());
+                return Err(call_error("elbv2 CreateListener", "TargetGroupAssociationLimit", msg));
+            }
+        }
+        let tag = |k: &str| tags.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let managed_by = (tag(tags::MANAGED).as_deref() == Some("true")).then(|| tag(tags::APP)).flatten();
+        let owner = s.lb_owners.get(target).map_or(managed_by, |(m, _)| m.clone());
+        s.lb_owners.insert(target.clone(), (owner, Some(own_serving(target, spec))));
         let region = self.region.clone();
         let mut zones = std::collections::BTreeSet::new();
         for sub in &network.subnets {
@@ -660,8 +732,17 @@ impl Balancer for MemoryCloud {
 
     async fn configure(&self, target: &LbTarget, spec: &LbSpec) -> Result<()> {
         let mut s = self.call("elb:Configure")?;
+        if let Some(cert) = spec.certificate.as_ref().filter(|c| !s.certificates.contains_key(*c)) {
+            return Err(call_error("elbv2 ModifyListener", "CertificateNotFound", format!("Certificate '{cert}' not found")));
+        }
         let (_, have) = s.load_balancers.get_mut(target).ok_or_else(|| lb_missing(target))?;
         *have = spec.clone();
+        if let Some((_, Some(served))) = s.lb_owners.get_mut(target) {
+            if served.name == target.name() {
+                served.security_groups = spec.security_groups.clone();
+                served.security_groups.sort();
+            }
+        }
         Ok(())
     }
 
@@ -778,6 +859,14 @@ impl Balancer for MemoryCloud {
             .into_iter()
             .chain(draining)
             .collect())
+    }
+}
+
+#[async_trait]
+impl release_core::ports::Certificates for MemoryCloud {
+    async fn certificate(&self, arn: &str) -> Result<Option<release_core::ports::Certificate>> {
+        let s = self.call("acm:DescribeCertificate")?;
+        Ok(s.certificates.get(arn).cloned())
     }
 }
 

@@ -611,7 +611,7 @@ fn aws_error(service: &str, op: &str, status: u16, code: &str, message: &str) ->
         format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>realism-proxy</RequestID></Response>")
     } else {
         // Classic ELB and ELBv2 share the signing name; their namespaces differ.
-        let v2 = matches!(op, "RegisterTargets" | "DeregisterTargets" | "DescribeTargetHealth");
+        let v2 = matches!(op, "RegisterTargets" | "DeregisterTargets" | "DescribeTargetHealth" | "CreateListener");
         let ns = if v2 { "2015-12-01" } else { "2012-06-01" };
         format!("<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/{ns}/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>realism-proxy</RequestId></ErrorResponse>")
     };
@@ -789,6 +789,28 @@ fn unknown(s: &mut Shared, r: &Realism, family: &'static str, window: Duration, 
     fresh
 }
 
+/// A target group a new listener would forward to that another load balancer already forwards to: AWS refuses
+/// the listener (`TargetGroupAssociationLimit`: a target group belongs to at most one load balancer); the emulator
+/// allows it.
+async fn taken_group(upstream: SocketAddr, c: &Call) -> Option<String> {
+    let lb = c.param("LoadBalancerArn")?.to_owned();
+    // Plain forwards and weighted ones (`...ForwardConfig.TargetGroups.member.M.TargetGroupArn`) alike.
+    let mut arns: Vec<String> = c.values("DefaultActions.member.", ".TargetGroupArn");
+    arns.dedup();
+    for arn in arns {
+        let body = format!("Action=DescribeTargetGroups&Version=2015-12-01&TargetGroupArns.member.1={}", encode(&arn));
+        let xml = ask_upstream(upstream, c.auth.as_deref(), &body).await.unwrap_or_default();
+        let served: Vec<String> = all_between(&xml, "<LoadBalancerArns>", "</LoadBalancerArns>")
+            .into_iter()
+            .flat_map(|m| all_between(m, "<member>", "</member>").into_iter().map(|v| v.trim().to_owned()).collect::<Vec<_>>())
+            .collect();
+        if served.iter().any(|x| *x != lb) {
+            return Some(arn);
+        }
+    }
+    None
+}
+
 /// An answer made up instead of forwarding, if the realism mode has one for this call.
 async fn realism_before(shared: &Mutex<Shared>, r: &Realism, upstream: SocketAddr, c: &Call) -> Option<Vec<u8>> {
     let zone = if c.service == "ec2" && c.op == "RunInstances" && (!r.unsupported.is_empty() || !r.zone_faults.is_empty()) {
@@ -796,9 +818,15 @@ async fn realism_before(shared: &Mutex<Shared>, r: &Realism, upstream: SocketAdd
     } else {
         None
     };
+    let taken = if c.service == "elasticloadbalancing" && c.op == "CreateListener" { taken_group(upstream, c).await } else { None };
     let mut s = shared.lock().unwrap();
     if let Some(answer) = token_rule(&mut s, c) {
         return Some(answer);
+    }
+    if let Some(arn) = taken {
+        count(&mut s, format!("{} TargetGroupAssociationLimit", c.key()));
+        let msg = format!("The following target groups cannot be associated with more than one load balancer: {arn}");
+        return Some(aws_error("elasticloadbalancing", &c.op, 400, "TargetGroupAssociationLimit", &msg));
     }
     let now = Instant::now();
     let answer = match (c.service.as_str(), c.op.as_str()) {

@@ -39,8 +39,8 @@ async fn world() -> (MemoryCloud, Cloud, TemplateRef) {
     let m = MemoryCloud::new();
     let cloud = m.cloud();
     let net = cloud.fleet.network(&[]).await.unwrap();
-    let spec = LbSpec { port: 8080, health_path: "/health".into(), health: HealthCheck::default(), drain: Duration::from_secs(30), cross_zone: true, security_groups: Vec::new() };
-    cloud.balancer.create(&tg(), &spec, &net).await.unwrap();
+    let spec = LbSpec { port: 8080, health_path: "/health".into(), health: HealthCheck::default(), drain: Duration::from_secs(30), cross_zone: true, security_groups: Vec::new(), ..Default::default() };
+    cloud.balancer.create(&tg(), &spec, &net, &[]).await.unwrap();
     let ami = AmiId::parse("ami-0a1b2c3d4e5f60718").unwrap();
     let t = cloud.templates.ensure_template("hello-prod1", &[(tags::APP.into(), "hello".into())]).await.unwrap();
     let version = cloud.templates.create_version(&t.id, &template_spec(ami), "r1").await.unwrap();

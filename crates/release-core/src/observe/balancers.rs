@@ -5,7 +5,7 @@ use crate::model::error::{Refused, Result};
 use crate::model::ids::ClusterName;
 use crate::model::pipeline::{Environment, LbTarget};
 use crate::model::weights::Weights;
-use crate::ports::{Cloud, LbInfo, RecordSet, WeightedAlias};
+use crate::ports::{Cloud, LbInfo, Ownership, RecordSet, ServingLb, WeightedAlias};
 use serde::Serialize;
 
 use crate::observe::world::{self, LiveName};
@@ -114,3 +114,40 @@ pub async fn lb_dns(cloud: &Cloud, target: &LbTarget) -> String {
     }
 }
 
+
+/// Whose a cluster's load balancer is, as provision treats it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// It does not exist: provision creates it, with the ownership tags.
+    Missing,
+    /// `release` made it for this app (its ownership tags say so), or an earlier `release` did, before it tagged
+    /// what it made (then it sits in the cluster's own load balancer group, which only `release` makes).
+    Managed,
+    /// Someone else's (another app's, or made by hand, Terraform, CloudFormation): used as it is, never changed.
+    External {
+        /// The load balancer that serves it; none for a target group no load balancer forwards to.
+        served_by: Option<ServingLb>,
+    },
+}
+
+/// Whose `target` is, from what [`crate::ports::Balancer::ownership`] said of it (`found`), the app, and the id of
+/// the cluster's own load balancer group when it exists.
+pub fn owner(app: &str, found: Option<&Ownership>, own_group: Option<&str>) -> Owner {
+    let Some(o) = found else { return Owner::Missing };
+    if o.managed_by.as_deref() == Some(app) {
+        return Owner::Managed;
+    }
+    let in_own_group = o.managed_by.is_none() && own_group.is_some_and(|g| o.served_by.as_ref().is_some_and(|s| s.security_groups.iter().any(|x| x == g)));
+    if in_own_group {
+        return Owner::Managed;
+    }
+    Owner::External { served_by: o.served_by.clone() }
+}
+
+/// `target group legacy-tg: external, served by ALB legacy-alb, used as it is`.
+pub fn describe_external(target: &LbTarget, served_by: Option<&ServingLb>) -> String {
+    match (target, served_by) {
+        (LbTarget::TargetGroup(_), Some(lb)) => format!("{target}: external, served by {} {}, used as it is", lb.kind, lb.name),
+        (_, _) => format!("{target}: external, used as it is"),
+    }
+}

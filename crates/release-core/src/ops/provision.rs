@@ -20,17 +20,21 @@ use serde::Serialize;
 
 use crate::model::error::{Error, Input, Internal, NotFound, Refused, Result, ResultExt};
 use crate::model::ledger::{Action as RecordAction, ProvisionDetails};
-use crate::model::pipeline::{Cluster, DnsSettings, Environment, LbTarget, Pipeline};
-use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
+use crate::model::pipeline::{Cluster, DeploySettings, DnsSettings, Environment, LbTarget, Pipeline};
+use crate::ports::{tags, Cloud, IngressRule, LbInfo, LbSpec, Network, Ownership, RecordChange, RecordSet, RuleSource, SecurityGroup, WeightedAlias, ZoneId};
 use crate::engine::runner::{self, Op, OpSpec};
 use crate::observe::balancers::misdirected;
 use crate::observe::balancers::aims_at;
+use crate::observe::balancers::{describe_external, owner, Owner};
 use crate::model::pipeline::launch::group_name;
 use crate::model::pipeline::launch::GroupRole;
 use crate::engine::session::Session;
 
-/// The port load balancers listen on.
+/// The port load balancers listen on (with a certificate: the port an ALB redirects to HTTPS).
 pub const LISTENER_PORT: u16 = 80;
+
+/// The port of HTTPS listeners.
+pub const TLS_PORT: u16 = 443;
 
 /// Where a planned rule's traffic comes from: a CIDR, or a group by name (it may not exist yet).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -102,6 +106,12 @@ pub enum Action {
         port: u16,
         /// The health check path.
         health_path: String,
+        /// The HTTPS listener's certificate; none: HTTP.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        certificate: Option<String>,
+        /// Its TLS policy.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_policy: Option<String>,
     },
     /// An existing load balancer whose settings differ from the pipeline's.
     ConfigureLoadBalancer {
@@ -163,12 +173,22 @@ impl std::fmt::Display for Action {
             }
             Action::AllowIngress { group, rules: r } => write!(f, "allow {} into {group}", rules(r)),
             Action::RevokeIngress { group, rules: r } => write!(f, "revoke {} from {group} (no longer in the pipeline)", rules(r)),
-            Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path } => {
+            Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path, certificate: None, .. } => {
                 write!(f, "create classic ELB {n} for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
             }
-            Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path } => {
+            Action::CreateLoadBalancer { cluster, target: LbTarget::ClassicElb(n), port, health_path, certificate: Some(cert), tls_policy } => write!(
+                f,
+                "create classic ELB {n} for cluster {cluster} (HTTPS {TLS_PORT} -> {port} with certificate {cert}, TLS policy {}, health {health_path})",
+                tls_policy.as_deref().unwrap_or("")
+            ),
+            Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path, certificate: None, .. } => {
                 write!(f, "create target group {n} with an ALB and listener for cluster {cluster} (HTTP {LISTENER_PORT} -> {port}, health {health_path})")
             }
+            Action::CreateLoadBalancer { cluster, target: LbTarget::TargetGroup(n), port, health_path, certificate: Some(cert), tls_policy } => write!(
+                f,
+                "create target group {n} with an ALB and listeners for cluster {cluster} (HTTPS {TLS_PORT} -> {port} with certificate {cert}, TLS policy {}; HTTP {LISTENER_PORT} redirects to HTTPS; health {health_path})",
+                tls_policy.as_deref().unwrap_or("")
+            ),
             Action::ConfigureLoadBalancer { cluster, target, changes } => write!(f, "configure {target} of cluster {cluster}: {}", changes.join("; ")),
             Action::CreateHostedZone { zone } => write!(f, "create Route53 hosted zone {zone}"),
             Action::CreateLiveRecord { record, cluster, target, weight } => write!(f, "create weighted alias {record} [{cluster}] -> {target}, weight {weight}"),
@@ -198,12 +218,111 @@ pub struct Plan {
     pub name_servers: Vec<String>,
 }
 
-/// The rules a cluster's groups should have.
-fn wanted_rules(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole) -> Vec<PlannedRule> {
-    match role {
-        GroupRole::Lb => cluster.deploy.allow.iter().map(|c| PlannedRule { port: LISTENER_PORT, from: From::Cidr(c.clone()) }).collect(),
-        GroupRole::Instances => vec![PlannedRule { port: cluster.deploy.port, from: From::Group(group_name(pipeline, cluster, GroupRole::Lb)) }],
+/// The rules a cluster's groups should have. The instances of an external load balancer admit its security
+/// groups (read, never changed), or the clients of `allow` when it has none (an NLB passes their addresses on).
+fn wanted_rules(pipeline: &Pipeline, cluster: &Cluster, role: GroupRole, owner: &Owner) -> Vec<PlannedRule> {
+    let port = cluster.deploy.port;
+    match (role, owner) {
+        (GroupRole::Lb, _) => listener_ports(cluster)
+            .into_iter()
+            .flat_map(|port| cluster.deploy.allow.iter().map(move |c| PlannedRule { port, from: From::Cidr(c.clone()) }))
+            .collect(),
+        (GroupRole::Instances, Owner::External { served_by: Some(lb) }) if lb.security_groups.is_empty() => {
+            cluster.deploy.allow.iter().map(|c| PlannedRule { port, from: From::Cidr(c.clone()) }).collect()
+        }
+        (GroupRole::Instances, Owner::External { served_by: Some(lb) }) => lb.security_groups.iter().map(|g| PlannedRule { port, from: From::Group(g.clone()) }).collect(),
+        (GroupRole::Instances, _) => vec![PlannedRule { port, from: From::Group(group_name(pipeline, cluster, GroupRole::Lb)) }],
     }
+}
+
+/// The ports a cluster's load balancer listens on: HTTPS 443 with a certificate (and 80 on an ALB, which
+/// redirects it to HTTPS), else HTTP 80.
+pub fn listener_ports(cluster: &Cluster) -> Vec<u16> {
+    match (&cluster.deploy.certificate, cluster.target_is_alb()) {
+        (Some(_), true) => vec![TLS_PORT, LISTENER_PORT],
+        (Some(_), false) => vec![TLS_PORT],
+        (None, _) => vec![LISTENER_PORT],
+    }
+}
+
+/// Refuses a certificate that does not exist in the region, is not ISSUED, or does not cover the live name, before
+/// anything is created. External load balancers keep their own listeners, so theirs are not asked about.
+async fn check_certificates(cloud: &Cloud, env: &Environment, owners: &BTreeMap<String, Owner>, notes: &mut Vec<String>) -> Result<()> {
+    for c in env.clusters() {
+        let Some(arn) = &c.deploy.certificate else { continue };
+        if matches!(owners.get(c.name.as_str()), Some(Owner::External { .. })) {
+            notes.push(format!("certificate of cluster {} is not used: {} is external and keeps its own listeners", c.name, c.target));
+            continue;
+        }
+        let problem = match cloud.certificates.certificate(arn).await? {
+            None => Some("does not exist in this region; request or import it in ACM, or fix `certificate`".to_owned()),
+            Some(cert) if cert.status != "ISSUED" => Some(format!("is {}, not ISSUED; finish its validation in ACM, or name an issued certificate", cert.status)),
+            Some(cert) => env.dns().filter(|dns| !cert.covers(&dns.record)).map(|dns| {
+                format!("does not cover {} (it covers {}); request one for that name", dns.record, cert.names.join(", "))
+            }),
+        };
+        if let Some(problem) = problem {
+            return Err(Input::Certificate { cluster: c.name.to_string(), arn: arn.clone(), problem }.into());
+        }
+    }
+    Ok(())
+}
+
+/// The roles a cluster's own groups play: an external load balancer needs no group of release's.
+fn roles(owner: &Owner) -> &'static [GroupRole] {
+    match owner {
+        Owner::External { .. } => &[GroupRole::Instances],
+        _ => &[GroupRole::Lb, GroupRole::Instances],
+    }
+}
+
+/// Whose each cluster's load balancer is (by cluster name), with a note for each external one. Refuses an
+/// external target group no load balancer serves, and blue/green clusters served by one load balancer.
+fn owners(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup], found: &[Ownership], notes: &mut Vec<String>) -> Result<BTreeMap<String, Owner>> {
+    let mut out = BTreeMap::new();
+    let mut by_lb: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in env.clusters() {
+        let own_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
+        let o = owner(pipeline.app.as_str(), found.iter().find(|o| o.target == c.target), own_group);
+        let lb = match (&o, &c.target) {
+            (Owner::External { served_by: Some(lb) }, _) => format!("{} {}", lb.kind, lb.name),
+            (Owner::External { served_by: None }, _) => {
+                return Err(Refused::ExternalUnserved { target: c.target.to_string(), cluster: c.name.to_string() }.into());
+            }
+            (_, LbTarget::ClassicElb(n)) => format!("classic ELB {n}"),
+            (_, LbTarget::TargetGroup(n)) => format!("ALB {n}"),
+        };
+        by_lb.entry(lb).or_default().push(c.name.to_string());
+        if let Owner::External { served_by } = &o {
+            notes.push(describe_external(&c.target, served_by.as_ref()));
+            match served_by {
+                Some(lb) if lb.security_groups.is_empty() => notes.push(format!(
+                    "{} {} has no security groups: the instances of cluster {} admit `allow` ({}) on port {}",
+                    lb.kind,
+                    lb.name,
+                    c.name,
+                    c.deploy.allow.join(", "),
+                    c.deploy.port
+                )),
+                Some(lb) => notes.push(format!(
+                    "the instances of cluster {} admit the security groups of {} {} ({}) on port {}; those groups are read, never changed",
+                    c.name,
+                    lb.kind,
+                    lb.name,
+                    lb.security_groups.join(", "),
+                    c.deploy.port
+                )),
+                None => {}
+            }
+        }
+        out.insert(c.name.to_string(), o);
+    }
+    if env.dns().is_some() {
+        if let Some((lb, clusters)) = by_lb.into_iter().find(|(_, cs)| cs.len() > 1) {
+            return Err(Refused::SharedLoadBalancer { env: env.name.to_string(), lb, clusters }.into());
+        }
+    }
+    Ok(out)
 }
 
 /// The planned form of an existing rule (a group source by name when it is one of `groups`).
@@ -224,6 +343,11 @@ pub fn lb_spec(cluster: &Cluster, lb_group: Option<&str>) -> LbSpec {
         drain: cluster.deploy.drain,
         cross_zone: true,
         security_groups: lb_group.map(|g| vec![g.to_owned()]).unwrap_or_default(),
+        internal: cluster.deploy.internal,
+        certificate: cluster.deploy.certificate.clone(),
+        tls_policy: cluster.deploy.certificate.as_ref().map(|_| {
+            cluster.deploy.tls_policy.clone().unwrap_or_else(|| DeploySettings::default_tls_policy(!cluster.target_is_alb()).to_owned())
+        }),
     }
 }
 
@@ -251,13 +375,19 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Resu
     }
     let mut cache = BTreeMap::new();
     let groups = observe_groups(cloud, pipeline, env, &mut cache).await?;
-    actions.extend(group_actions(pipeline, env, &groups));
     let targets: Vec<LbTarget> = env.clusters().iter().map(|c| c.target.clone()).collect();
+    let found = cloud.balancer.ownership(&targets).await?;
+    let owners = owners(pipeline, env, &groups, &found, &mut notes)?;
+    check_certificates(cloud, env, &owners, &mut notes).await?;
+    actions.extend(group_actions(pipeline, env, &groups, &owners));
     let existing = cloud.balancer.describe(&targets).await?;
     for c in env.clusters() {
         served_zones(cloud, c, &existing, &mut cache).await?;
     }
     for c in env.clusters() {
+        if matches!(owners.get(c.name.as_str()), Some(Owner::External { .. })) {
+            continue;
+        }
         actions.extend(lb_action(cloud, pipeline, c, &groups, &existing, &mut notes).await?);
     }
     if let Some(dns) = env.dns() {
@@ -315,12 +445,13 @@ async fn observe_groups(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, c
 }
 
 /// The groups to create and the rules to allow or revoke, from the groups that exist.
-fn group_actions(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup]) -> Vec<Action> {
+fn group_actions(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup], owners: &BTreeMap<String, Owner>) -> Vec<Action> {
     let mut actions = Vec::new();
     for c in env.clusters() {
-        for role in [GroupRole::Lb, GroupRole::Instances] {
+        let owner = owners.get(c.name.as_str()).unwrap_or(&Owner::Missing);
+        for &role in roles(owner) {
             let name = group_name(pipeline, c, role);
-            let want = wanted_rules(pipeline, c, role);
+            let want = wanted_rules(pipeline, c, role, owner);
             match groups.iter().find(|g| g.name == name) {
                 None => {
                     actions.push(Action::CreateSecurityGroup { cluster: c.name.to_string(), role, name: name.clone() });
@@ -346,11 +477,14 @@ fn group_actions(pipeline: &Pipeline, env: &Environment, groups: &[SecurityGroup
 /// A cluster's load balancer: created when missing, else configured where its settings differ from the pipeline's.
 async fn lb_action(cloud: &Cloud, pipeline: &Pipeline, c: &Cluster, groups: &[SecurityGroup], existing: &[LbInfo], notes: &mut Vec<String>) -> Result<Option<Action>> {
     if !existing.iter().any(|lb| lb.target == c.target) {
+        let spec = lb_spec(c, None);
         return Ok(Some(Action::CreateLoadBalancer {
             cluster: c.name.to_string(),
             target: c.target.clone(),
             port: c.deploy.port,
             health_path: c.deploy.health_path.clone(),
+            certificate: spec.certificate,
+            tls_policy: spec.tls_policy,
         }));
     }
     let lb_group = groups.iter().find(|g| g.name == group_name(pipeline, c, GroupRole::Lb)).map(|g| g.id.as_str());
@@ -361,6 +495,17 @@ async fn lb_action(cloud: &Cloud, pipeline: &Pipeline, c: &Cluster, groups: &[Se
         // health check follows (traffic-port), so a new port needs no new group.
         notes.push(format!("target group {} was created for port {}; instances are registered on port {} (its health check follows them)", c.target.name(), actual.port, want.port));
         actual.port = want.port;
+    }
+    if want.internal != actual.internal {
+        let scheme = |internal: bool| if internal { "internal" } else { "internet-facing" };
+        notes.push(format!(
+            "{} of cluster {} is {}, the pipeline says {}: a load balancer's scheme is fixed when it is made, so this needs a new load balancer (with a new DNS name); it is left as it is",
+            c.target,
+            c.name,
+            scheme(actual.internal),
+            scheme(want.internal)
+        ));
+        want.internal = actual.internal;
     }
     if lb_group.is_none() {
         // The group is created by this plan: its id is known only then.
@@ -530,6 +675,7 @@ async fn apply_infra(
                 t(tags::APP, pipeline.app.as_str()),
                 t(tags::ENV, env.name.as_str()),
                 t(tags::CLUSTER, cluster),
+                t(tags::MANAGED, "true"),
                 t("Name", name),
             ];
             let what = if *role == GroupRole::Lb { "load balancer" } else { "instances" };
@@ -549,7 +695,7 @@ async fn apply_infra(
             let (_, lb_net) = networks(cloud, c, cache).await?;
             let lb_group = ids.get(&group_name(pipeline, c, GroupRole::Lb)).map(String::as_str);
             let spec = lb_spec(c, lb_group);
-            infra::create_lb(cloud, target, &spec, &lb_net).await?;
+            infra::create_lb(cloud, target, &spec, &lb_net, &ownership_tags(pipeline, env, c)).await?;
         }
         Action::ConfigureLoadBalancer { cluster, target, .. } => {
             let c = cluster_of(env, cluster)?;
@@ -624,6 +770,14 @@ async fn apply_records(op: &mut Op<'_>, plan: &Plan) -> Result<()> {
     op.guard().await?;
     crate::steps::dns::upsert_records(cloud, &zone, &changes, &format!("release provision {} {}", pipeline.app, env.name)).await.context(format!("changing records {}", dns.record))?;
     Ok(())
+}
+
+/// The tags everything provision creates carries from its creation on: what makes it managed.
+fn ownership_tags(pipeline: &Pipeline, env: &Environment, c: &Cluster) -> Vec<(String, String)> {
+    [(tags::APP, pipeline.app.as_str()), (tags::MANAGED, "true"), (tags::ENV, env.name.as_str()), (tags::CLUSTER, c.name.as_str())]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 fn cluster_of<'e>(env: &'e Environment, name: &str) -> Result<&'e Cluster> {

@@ -139,7 +139,7 @@ pub struct TargetHealth {
 }
 
 /// How a load balancer is configured: what `provision` creates and converges, and reads back to compare.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LbSpec {
     /// The instance port traffic is forwarded to and health-checked on.
     pub port: u16,
@@ -154,6 +154,12 @@ pub struct LbSpec {
     pub cross_zone: bool,
     /// Security groups of the load balancer.
     pub security_groups: Vec<String>,
+    /// The HTTPS listener's ACM certificate (443; an ALB's 80 then redirects to HTTPS); none: HTTP on 80.
+    pub certificate: Option<String>,
+    /// The HTTPS listener's TLS security policy (with a certificate only).
+    pub tls_policy: Option<String>,
+    /// Reachable from its VPC only (scheme `internal`); fixed at creation.
+    pub internal: bool,
 }
 
 impl LbSpec {
@@ -184,6 +190,20 @@ impl LbSpec {
         if self.cross_zone != actual.cross_zone {
             out.push(format!("cross-zone balancing {} -> {}", if actual.cross_zone { "on" } else { "off" }, if self.cross_zone { "on" } else { "off" }));
         }
+        let listener = |s: &LbSpec| s.certificate.as_ref().map_or_else(|| "HTTP 80".to_owned(), |_| "HTTPS 443".to_owned());
+        if listener(self) != listener(actual) {
+            out.push(format!("listener {} -> {}", listener(actual), listener(self)));
+        }
+        if self.certificate.is_some() && actual.certificate.is_some() && self.certificate != actual.certificate {
+            out.push(format!("certificate {} -> {}", actual.certificate.as_deref().unwrap_or(""), self.certificate.as_deref().unwrap_or("")));
+        }
+        if self.certificate.is_some() && self.tls_policy != actual.tls_policy {
+            out.push(format!("TLS policy {} -> {}", actual.tls_policy.as_deref().unwrap_or("none"), self.tls_policy.as_deref().unwrap_or("none")));
+        }
+        if self.internal != actual.internal {
+            let scheme = |internal: bool| if internal { "internal" } else { "internet-facing" };
+            out.push(format!("scheme {} -> {} (a new load balancer)", scheme(actual.internal), scheme(self.internal)));
+        }
         let (mut a, mut b) = (actual.security_groups.clone(), self.security_groups.clone());
         a.sort();
         b.sort();
@@ -203,6 +223,55 @@ pub struct LbInfo {
     pub dns_name: String,
     /// The hosted zone of the load balancer's DNS name (alias target zone).
     pub hosted_zone_id: String,
+}
+
+/// The kind of a load balancer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbKind {
+    /// A classic ELB.
+    Classic,
+    /// An application load balancer.
+    Application,
+    /// A network load balancer.
+    Network,
+    /// Anything else ELBv2 has (a gateway load balancer).
+    Other(String),
+}
+
+impl std::fmt::Display for LbKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LbKind::Classic => write!(f, "classic ELB"),
+            LbKind::Application => write!(f, "ALB"),
+            LbKind::Network => write!(f, "NLB"),
+            LbKind::Other(k) => write!(f, "{k} load balancer"),
+        }
+    }
+}
+
+/// The load balancer that serves a cluster's target: a classic ELB itself, or for a target group the one load
+/// balancer in its `LoadBalancerArns` (AWS allows no more than one: `TargetGroupAssociationLimit`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServingLb {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: LbKind,
+    /// Its security groups (sorted; an NLB may have none).
+    pub security_groups: Vec<String>,
+}
+
+/// Who made an existing load balancer or target group, and what serves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Ownership {
+    /// Which.
+    pub target: LbTarget,
+    /// The app of its `release:app` tag when it also carries `release:managed = true` (set at creation by
+    /// `release`); none: something else made it.
+    pub managed_by: Option<String>,
+    /// What serves it; none for a target group no load balancer forwards to.
+    pub served_by: Option<ServingLb>,
 }
 
 /// The part of a cluster's load balancer that does not exist: a target group's cluster needs the group, the ALB
@@ -241,11 +310,16 @@ impl std::fmt::Display for LbPart {
 /// Classic ELBs and ELBv2 target groups (with the ALB in front of each).
 #[async_trait]
 pub trait Balancer: Send + Sync {
-    /// The subset of `targets` that exists, in one describe per kind of load balancer.
+    /// The subset of `targets` that exists and is served by a load balancer (a target group: the one in its
+    /// `LoadBalancerArns`, whatever its name), in one describe per kind of load balancer.
     async fn describe(&self, targets: &[LbTarget]) -> Result<Vec<LbInfo>>;
     /// Creates what is missing for `target` (for a target group: the group, an ALB of the same name and its
     /// listener) in the `network`'s subnets, configured as `spec`, and returns it. Safe to call when parts exist.
-    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo>;
+    /// Everything it creates carries `tags` from its creation on (the ownership tags, [`tags::MANAGED`]).
+    async fn create(&self, target: &LbTarget, spec: &LbSpec, network: &Network, tags: &[(String, String)]) -> Result<LbInfo>;
+    /// Who made each of `targets` that exists and what serves it (for a target group that exists without a load
+    /// balancer too), in a few calls.
+    async fn ownership(&self, targets: &[LbTarget]) -> Result<Vec<Ownership>>;
     /// How an existing load balancer is configured now (a few calls: its health check, attributes, groups).
     async fn config(&self, target: &LbTarget) -> Result<LbSpec>;
     /// Makes an existing load balancer's configuration `spec` (health check, listener port, draining, cross-zone
@@ -273,6 +347,38 @@ pub trait Balancer: Send + Sync {
     async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
         Ok(self.describe(std::slice::from_ref(target)).await?.is_empty().then(|| LbPart::whole(target)))
     }
+}
+
+/// An ACM certificate as provision checks it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Certificate {
+    /// Its ARN.
+    pub arn: String,
+    /// `ISSUED`, `PENDING_VALIDATION`, `EXPIRED`, ...
+    pub status: String,
+    /// The names it covers: its domain name and subject alternative names (`*.example.com` covers one label).
+    pub names: Vec<String>,
+}
+
+impl Certificate {
+    /// Whether it is valid for `host` (a trailing dot and case ignored; a wildcard covers one label).
+    pub fn covers(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.names.iter().any(|n| {
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            match n.strip_prefix("*.") {
+                Some(rest) => host.split_once('.').is_some_and(|(label, parent)| !label.is_empty() && parent == rest),
+                None => n == host,
+            }
+        })
+    }
+}
+
+/// ACM: the certificates HTTPS listeners use.
+#[async_trait]
+pub trait Certificates: Send + Sync {
+    /// The certificate of that ARN; none when it does not exist (in this region).
+    async fn certificate(&self, arn: &str) -> Result<Option<Certificate>>;
 }
 
 /// Where traffic may come from.
@@ -516,6 +622,8 @@ pub struct Cloud {
     pub templates: Arc<dyn LaunchTemplates>,
     /// Auto Scaling groups (asg fleets).
     pub groups: Arc<dyn AutoScaling>,
+    /// ACM certificates (HTTPS listeners).
+    pub certificates: Arc<dyn Certificates>,
 }
 
 /// Tags that `release` writes (DESIGN §4).
@@ -534,7 +642,8 @@ pub mod tags {
     pub const RELEASE_ID: &str = "release:release-id";
     /// Hash of the environment's resolved settings.
     pub const CONFIG: &str = "release:config";
-    /// On what `release` made and may change or delete (launch templates).
+    /// On what `release` made and may change or delete (launch templates, load balancers, target groups): `true`.
+    /// Anything without it is external: used as it is, never modified.
     pub const MANAGED: &str = "release:managed";
     /// The subject line of the commit an AMI was baked from (for people: status, dashboard, events).
     pub const SUBJECT: &str = "release:subject";

@@ -33,9 +33,9 @@ pub async fn revoke(cloud: &Cloud, id: &str, group: &str, rules: &[IngressRule])
     cloud.firewall.revoke(id, rules).await.context(format!("revoking rules of {group}"))
 }
 
-/// Creates a cluster's load balancer (with its target group and listener).
-pub async fn create_lb(cloud: &Cloud, target: &LbTarget, spec: &LbSpec, network: &Network) -> Result<LbInfo> {
-    cloud.balancer.create(target, spec, network).await.context(format!("creating {target}"))
+/// Creates a cluster's load balancer (with its target group and listener), each part tagged `tags` at creation.
+pub async fn create_lb(cloud: &Cloud, target: &LbTarget, spec: &LbSpec, network: &Network, tags: &[(String, String)]) -> Result<LbInfo> {
+    cloud.balancer.create(target, spec, network, tags).await.context(format!("creating {target}"))
 }
 
 /// Converges a load balancer's settings (health check, listener, groups) to `spec`.

@@ -264,6 +264,15 @@ pub enum Input {
         /// The cluster.
         cluster: String,
     },
+    /// A cluster's certificate is unusable: missing, not issued, or not for the live name.
+    Certificate {
+        /// The cluster.
+        cluster: String,
+        /// The certificate ARN.
+        arn: String,
+        /// What is wrong, and how to fix it (`is PENDING_VALIDATION; finish its validation`).
+        problem: String,
+    },
     /// Two load balancer subnets in one zone: a load balancer takes one subnet per zone (`CreateLoadBalancer`
     /// refuses the pair).
     LbSubnetsSameZone {
@@ -394,6 +403,7 @@ impl fmt::Display for Input {
                 "cluster {cluster}'s load balancer subnets {} are all in {zone}; a load balancer takes one subnet per zone: keep one of them in lb_subnets",
                 subnets.join(", ")
             ),
+            Input::Certificate { cluster, arn, problem } => write!(f, "certificate {arn} of cluster {cluster} {problem}"),
             Input::LbSubnetsOneZone { cluster } => write!(f, "cluster {cluster}'s load balancer subnets span one zone; an ALB needs two or more; fix lb_subnets"),
             Input::SeveralIdle { env, clusters } => write!(f, "env {env} has several idle clusters ({}); pass --cluster", clusters.join(", ")),
             Input::Command { given, known } => write!(f, "`{given}` is not a command of release; one of: {}", known.join(", ")),

@@ -99,6 +99,24 @@ pub enum Refused {
         /// The environment.
         env: String,
     },
+    /// Clusters of a blue/green environment served by one load balancer: a Route53 flip between them moves no
+    /// traffic.
+    SharedLoadBalancer {
+        /// The environment.
+        env: String,
+        /// The load balancer (`ALB legacy-alb`).
+        lb: String,
+        /// The clusters it serves.
+        clusters: Vec<String>,
+    },
+    /// A cluster's target group exists, is not release's, and no load balancer forwards to it: serving it would
+    /// need a load balancer of release's attached to someone else's group.
+    ExternalUnserved {
+        /// The target (`target group legacy-tg`).
+        target: String,
+        /// The cluster.
+        cluster: String,
+    },
     /// The live name exists as a record release does not manage (a CNAME, a simple A record).
     ForeignRecord {
         /// The record's name.
@@ -261,6 +279,15 @@ impl fmt::Display for Refused {
             Refused::RolloutEnded { release_id, outcome, env } => {
                 write!(f, "rollout {release_id} ended {outcome} before it saw the rollback request; run `release rollback --env {env}` again")
             }
+            Refused::SharedLoadBalancer { env, lb, clusters } => write!(
+                f,
+                "clusters {} of env {env} are all served by {lb}, so a Route53 switch between them would move no traffic; give each cluster a target group behind a load balancer of its own",
+                clusters.join(" and ")
+            ),
+            Refused::ExternalUnserved { target, cluster } => write!(
+                f,
+                "{target} of cluster {cluster} exists but release did not make it and no load balancer forwards to it; put it behind your load balancer, or name a target group that does not exist yet (release then makes one with its own ALB)"
+            ),
             Refused::ForeignRecord { name, record_type, env } => {
                 write!(f, "{name} already exists as a {record_type} record that release does not manage; delete it or choose another `record` for env {env}")
             }

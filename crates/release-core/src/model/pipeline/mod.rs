@@ -232,6 +232,26 @@ pub struct DeploySettings {
     /// How long a replaced group is kept, disabled, for an instant rollback (asg only); none: one hour.
     #[serde(serialize_with = "ser_opt_duration")]
     pub rollback_window: Option<Duration>,
+    /// An ACM certificate ARN of the pipeline's region: the load balancer listens on 443 with TLS (and an ALB's
+    /// port 80 redirects to HTTPS); none: plain HTTP on 80.
+    pub certificate: Option<String>,
+    /// The TLS security policy of the HTTPS listener; none: [`DeploySettings::default_tls_policy`].
+    pub tls_policy: Option<String>,
+    /// Whether the load balancer faces the internet (the default) or only its VPC (`scheme = "internal"`, in
+    /// `lb_subnets`, private ones).
+    pub internal: bool,
+}
+
+impl DeploySettings {
+    /// AWS's recommended TLS 1.3 policy for ALBs; classic ELBs have no TLS 1.3 policy, so TLS 1.2 at least
+    /// (the APIs' own default, `ELBSecurityPolicy-2016-08`, still allows TLS 1.0).
+    pub fn default_tls_policy(classic: bool) -> &'static str {
+        if classic {
+            "ELBSecurityPolicy-TLS-1-2-2017-01"
+        } else {
+            "ELBSecurityPolicy-TLS13-1-2-2021-06"
+        }
+    }
 }
 
 /// What a cluster's instances run in (`fleet`).
@@ -414,6 +434,9 @@ impl Default for DeploySettings {
             fleet: FleetKind::Instances,
             scaling: Scaling::default(),
             rollback_window: None,
+            certificate: None,
+            tls_policy: None,
+            internal: false,
         }
     }
 }

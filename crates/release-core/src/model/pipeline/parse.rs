@@ -48,7 +48,7 @@ pub fn parse_for_bake(file: &Path, root: &Path, src: &str) -> Result<Pipeline, V
 /// file still makes a whole pipeline (an unknown or misspelt key somewhere is reported, not fatal); the problems
 /// alone when it does not. Commands that change AWS use [`parse`], which refuses any problem.
 pub fn parse_readable(file: &Path, root: &Path, src: &str) -> Result<(Pipeline, Vec<Diagnostic>), Vec<Diagnostic>> {
-    let mut w = Walker { file, src, diags: Vec::new() };
+    let mut w = Walker { file, src, diags: Vec::new(), region: None };
     let Ok(doc) = ImDocument::parse(src.to_owned()) else { return parse(file, root, src, true).map(|p| (p, Vec::new())) };
     let pipeline = w.pipeline(doc.as_table(), root, true, Scope::Whole);
     w.diags.sort_by_key(|d| (d.line, d.col));
@@ -65,7 +65,7 @@ enum Scope {
 }
 
 fn parse_scoped(file: &Path, root: &Path, src: &str, check_files: bool, scope: Scope) -> Result<Pipeline, Vec<Diagnostic>> {
-    let mut w = Walker { file, src, diags: Vec::new() };
+    let mut w = Walker { file, src, diags: Vec::new(), region: None };
     let doc = match ImDocument::parse(src.to_owned()) {
         Ok(doc) => doc,
         Err(e) => {
@@ -114,6 +114,8 @@ struct Walker<'a> {
     file: &'a Path,
     src: &'a str,
     diags: Vec<Diagnostic>,
+    /// The pipeline's `region`, once read (certificates are regional).
+    region: Option<String>,
 }
 
 impl<'a> Walker<'a> {
@@ -381,6 +383,7 @@ impl<'a> Walker<'a> {
         if let Some(v) = self.sub_table(tbl, "root_volume", format!("{}.root_volume", tbl.name)) {
             d.root_volume = Some(self.root_volume(&v, base));
         }
+        self.lb_keys(tbl, &mut d);
         if let Some((n, span)) = self.int(tbl, "max_targets") {
             if (1..=100_000).contains(&n) {
                 d.max_targets = n as u32;
@@ -389,6 +392,43 @@ impl<'a> Walker<'a> {
             }
         }
         d
+    }
+
+    /// `certificate`, `tls_policy` and `scheme`: the load balancer's listener and reach, in `[deploy]`, an
+    /// environment or a cluster.
+    fn lb_keys(&mut self, tbl: &Tbl<'_>, d: &mut DeploySettings) {
+        if let Some((c, span)) = self.str(tbl, "certificate") {
+            match acm_region(&c) {
+                None => self.error(
+                    span,
+                    format!("certificate `{c}` is not an ACM certificate ARN"),
+                    Some("give the ARN ACM shows, like \"arn:aws:acm:us-east-1:123456789012:certificate/…\" (an IAM server certificate is not supported)"),
+                ),
+                Some(r) if self.region.as_deref().is_some_and(|main| main != r) => {
+                    let main = self.region.clone().unwrap_or_default();
+                    self.error(
+                        span,
+                        format!("certificate `{c}` is in region {r}, but the pipeline deploys to {main} (ACM certificates are regional)"),
+                        Some(&format!("request or import the certificate in {main} and give that ARN")),
+                    );
+                }
+                Some(_) => d.certificate = Some(c),
+            }
+        }
+        if let Some((s, span)) = self.str(tbl, "scheme") {
+            match s.as_str() {
+                "internet-facing" => d.internal = false,
+                "internal" => d.internal = true,
+                _ => self.error(span, format!("scheme `{s}` is neither \"internet-facing\" nor \"internal\""), Some("\"internal\" puts the load balancer in lb_subnets with private addresses only")),
+            }
+        }
+        if let Some((p, span)) = self.str(tbl, "tls_policy") {
+            if !p.is_empty() && p.len() <= 128 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                d.tls_policy = Some(p);
+            } else {
+                self.error(span, format!("tls_policy `{p}` is not a security policy name"), Some("write a name like \"ELBSecurityPolicy-TLS13-1-2-2021-06\""));
+            }
+        }
     }
 
     /// `allow`: the CIDR blocks that may reach the load balancer (never none).
@@ -538,6 +578,7 @@ impl<'a> Walker<'a> {
                 None
             }
         });
+        self.region = region.clone();
         let ledger_table = match self.str(&top, "ledger_table") {
             Some((s, span)) if !is_table_name(&s) => {
                 self.error(span, format!("`{s}` is not a DynamoDB table name"), Some("use 3-255 characters of a-z, A-Z, 0-9, `_`, `-` and `.`"));
@@ -931,8 +972,11 @@ impl<'a> Walker<'a> {
         (deploy, asg): (&DeploySettings, &AsgKeys),
         seen: &mut Seen,
     ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
-        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks", "fleet", "scaling", "rollback_window"]);
+        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks", "fleet", "scaling", "rollback_window", "certificate", "tls_policy", "scheme"]);
         let asg = self.asg_keys(t, asg);
+        let mut own = deploy.clone();
+        self.lb_keys(t, &mut own);
+        let deploy = &own;
         let vars = self.string_map(t, "vars", format!("{label}.vars"), true);
         let queue = self.queue_mode(t, label);
         let dns = match t.t.get("dns") {
@@ -1321,7 +1365,27 @@ const DEPLOY_KEYS: &[&str] = &[
     "fleet",
     "scaling",
     "rollback_window",
+    "certificate",
+    "tls_policy",
+    "scheme",
 ];
+
+/// The region of an ACM certificate ARN (`arn:aws:acm:us-east-1:123456789012:certificate/<id>`), none when `arn`
+/// is not one.
+fn acm_region(arn: &str) -> Option<&str> {
+    let mut p = arn.splitn(6, ':');
+    let (arn_, partition, service, region, account, resource) = (p.next()?, p.next()?, p.next()?, p.next()?, p.next()?, p.next()?);
+    let id = resource.strip_prefix("certificate/")?;
+    let ok = arn_ == "arn"
+        && (partition == "aws" || partition.starts_with("aws-"))
+        && service == "acm"
+        && is_region(region)
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && !id.is_empty()
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then_some(region)
+}
 
 /// An URL for messages: scheme, host and the first path segment; the rest (tokens of Slack's hook URLs), a query,
 /// a fragment and `user:password@` are cut.
