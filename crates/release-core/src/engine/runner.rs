@@ -314,9 +314,8 @@ impl<'s, S: Scope> Op<'s, S> {
         let secs = now.since(self.phase_start).as_secs_f64();
         self.phase_start = now;
         if let Some(r) = &mut self.record {
-            // Whole milliseconds (the clock's resolution): summed f64 laps would show as 4.2509999999999994.
             let total = r.seconds.entry(lap.to_string()).or_default();
-            *total = ((*total + secs) * 1000.0).round() / 1000.0;
+            *total = crate::model::phase::add_lap(*total, secs);
         }
     }
 

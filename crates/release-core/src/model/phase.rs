@@ -200,3 +200,16 @@ mod tests {
         assert_eq!(serde_json::from_str::<Phase>("\"rollout\"").unwrap(), Phase::Rollout);
     }
 }
+
+/// `total` seconds of a phase with a lap of `secs` added, in whole milliseconds (the clock's resolution): laps summed
+/// as f64 would show as `0.009000000000000001` in `--output json`.
+///
+/// ```
+/// # use release_core::model::phase::add_lap;
+/// assert_eq!(0.001 + 0.008, 0.009000000000000001);
+/// assert_eq!(add_lap(0.001, 0.008), 0.009);
+/// assert_eq!(add_lap(4.2, 0.0509999), 4.251);
+/// ```
+pub fn add_lap(total: f64, secs: f64) -> f64 {
+    ((total + secs) * 1000.0).round() / 1000.0
+}
