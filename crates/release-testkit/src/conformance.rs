@@ -297,7 +297,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
         progress: None,
         notify_failures: Vec::new(),
         hooks: Vec::new(),
-        hook_running: None,
+        hook_running: None, gates_overridden: None,
         action: Action::Promote(PromoteDetails {
             cluster: ClusterName::parse("c").unwrap(),
             commit: sha,

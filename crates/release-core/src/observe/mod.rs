@@ -7,3 +7,4 @@ pub mod balancers;
 pub mod images;
 pub mod preflight;
 pub mod world;
+pub mod gates;

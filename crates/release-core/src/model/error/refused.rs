@@ -201,6 +201,13 @@ pub enum Refused {
         /// The asg cluster.
         cluster: String,
     },
+    /// A promotion gate of the environment is closed (`requires`, `soak`, `approvals`, `windows`, a freeze, a veto).
+    GateClosed {
+        /// What was asked (`promote 3f2a1b2 to prod`).
+        what: String,
+        /// Each closed gate with its reason (`approvals: 1 of 2 (alice)`).
+        closed: Vec<String>,
+    },
 }
 
 impl fmt::Display for Refused {
@@ -305,6 +312,11 @@ impl fmt::Display for Refused {
             Refused::AsgNotDeployable { command, env, cluster } => write!(
                 f,
                 "cluster {cluster} of env {env} has fleet = \"asg\", and Auto Scaling group fleets are not deployable yet; {command} changed nothing (set fleet = \"instances\" to deploy bare instances)"
+            ),
+            Refused::GateClosed { what, closed } => write!(
+                f,
+                "{what} is held by its gates: {}; nothing was changed (`release plan` shows every gate; break glass with --override-gates --reason TEXT)",
+                closed.join("; ")
             ),
             Refused::GcPlanGrew { images } => write!(
                 f,
