@@ -13,6 +13,11 @@ use release_testkit::fixtures::World;
 
 /// Staging in place, prod in place behind `gates`. The memory cloud's clock starts on Friday 2026-11-20 03:49:50Z.
 fn gated(gates: &str) -> Pipeline {
+    gated_with(gates, "")
+}
+
+/// [`gated`] with `extra` appended (`[notify]`).
+fn gated_with(gates: &str, extra: &str) -> Pipeline {
     let src = format!(
         r#"app = "shop"
 [build]
@@ -33,7 +38,7 @@ count = 1
 [env.prod.clusters.prod]
 target_group = "shop-prod"
 count = 2
-"#
+{extra}"#
     );
     parse(Path::new("pipelines/shop.toml"), Path::new("."), &src, false).unwrap_or_else(|d| panic!("test pipeline: {d:#?}"))
 }
@@ -97,7 +102,8 @@ async fn requires_soak_approvals_and_a_window_hold_prod_until_each_opens() {
 
 #[tokio::test(start_paused = true)]
 async fn a_freeze_holds_break_glass_is_recorded_and_rollback_is_never_held() {
-    let w = World::with(gated("requires = [\"staging\"]")).await;
+    let sink = "[notify]\n[[notify.sinks]]\nkind = \"webhook\"\nurl = \"https://hooks.example.com/release/abc\"\n";
+    let w = World::with(gated_with("requires = [\"staging\"]", sink)).await;
     let (v1, v2) = (w.bake('1').await, w.bake('2').await);
     for v in [&v1, &v2] {
         w.promote("staging", v).await.unwrap();
@@ -113,12 +119,18 @@ async fn a_freeze_holds_break_glass_is_recorded_and_rollback_is_never_held() {
 
     // Break glass: through, and the record says past what and why.
     let o = PromoteOptions { override_gates: Some("hotfix for the checkout outage".into()), ..Default::default() };
-    w.release("carol").promote("prod", &v2, &o, None).await.unwrap();
+    let events = release_testkit::sinks::RecordingNotifier::default();
+    let mut carol = w.release("carol");
+    carol.session.notifier = std::sync::Arc::new(events.clone());
+    carol.promote("prod", &v2, &o, None).await.unwrap();
     assert_eq!(w.commits("prod"), vec![v2.to_string()]);
     let rec = w.records("prod").await.into_iter().find(|r| matches!(r.action, Action::Promote(_))).unwrap();
     let over = rec.gates_overridden.expect("the override is recorded");
     assert_eq!(over.reason, "hotfix for the checkout outage");
-    assert_eq!(over.closed, vec![frozen]);
+    assert_eq!(over.closed, vec![frozen.clone()]);
+    let sent = events.delivered("webhook https://hooks.example.com/release/…");
+    assert_eq!(sent.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["started", "succeeded"]);
+    assert!(sent.iter().all(|e| e.gates_overridden.as_ref().is_some_and(|o| o.reason == "hotfix for the checkout outage" && o.closed == [frozen.clone()])), "{sent:?}");
 
     // The way back is open under the freeze.
     w.cloud.clock.advance(Duration::from_secs(600));
