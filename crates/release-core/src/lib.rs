@@ -364,7 +364,8 @@ impl Release {
                 out.push(decide("up-to-date", live.as_ref(), format!("{} runs {}, the newest eligible bake", env.name, live.as_ref().map(|l| ids::short_sha(l.as_str()).to_owned()).unwrap_or_default())));
                 continue;
             }
-            let closed = gates::closed(&gates::judge(env, &cand.commit, &ledgers, cloud.clock.now()));
+            let firing = gates::firing(cloud, &self.pipeline, env).await?;
+            let closed = gates::closed(&gates::judge(env, &cand.commit, &ledgers, &firing, cloud.clock.now()));
             if !closed.is_empty() {
                 out.push(decide("held", Some(&cand.commit), closed.join("; ")));
                 continue;

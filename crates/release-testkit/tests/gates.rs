@@ -266,3 +266,23 @@ async fn reconcile_promotes_the_newest_eligible_bake_and_never_undoes_a_rollback
     let records = w.records("staging").await;
     assert_eq!(records.iter().filter(|r| r.action_name() == "promote").count(), 2, "v1 by hand, v2 by the reconciler, never v2 again");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_soak_does_not_count_while_an_alarm_of_the_required_environment_fires() {
+    // Staging watches an alarm (between the batches of an in-place promote); prod soaks there 30m.
+    let mut p = gated("requires = [\"staging\"]\nsoak = \"30m\"");
+    p.envs[0].rollout = Some(release_core::model::pipeline::Rollout { steps: Vec::new(), pause: Duration::from_secs(10), alarms: vec!["staging-5xx".into()] });
+    let w = World::with(p).await;
+    w.cloud.set_alarm("staging-5xx", release_core::ports::AlarmState::Ok);
+    let v1 = w.bake('1').await;
+    w.promote("staging", &v1).await.unwrap();
+    w.cloud.clock.advance(Duration::from_secs(31 * 60));
+    w.cloud.set_alarm("staging-5xx", release_core::ports::AlarmState::Alarm);
+    let err = w.promote("prod", &v1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Refused);
+    assert!(err.to_string().contains("held by its gates: soak: alarm staging-5xx firing in staging;"), "{err}");
+    assert!(w.instances("prod").is_empty());
+    w.cloud.set_alarm("staging-5xx", release_core::ports::AlarmState::Ok);
+    w.promote("prod", &v1).await.unwrap();
+    assert_eq!(w.commits("prod"), vec![v1.to_string()]);
+}

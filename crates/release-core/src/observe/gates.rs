@@ -146,8 +146,10 @@ fn serving_since(records: &[Record], commit: &CommitSha) -> Option<Timestamp> {
         .min()
 }
 
-/// Every gate of `env` for `commit` at `now`, from `ledgers` (as [`read`] returns them).
-pub fn judge(env: &Environment, commit: &CommitSha, ledgers: &BTreeMap<EnvName, Vec<Record>>, now: Timestamp) -> Vec<GateState> {
+/// Every gate of `env` for `commit` at `now`, from `ledgers` (as [`read`] returns them) and the rollout alarms of
+/// the environments it requires that fire now (`firing`, as [`firing`] returns them: a soak does not count while one
+/// does).
+pub fn judge(env: &Environment, commit: &CommitSha, ledgers: &BTreeMap<EnvName, Vec<Record>>, firing: &[(EnvName, String)], now: Timestamp) -> Vec<GateState> {
     let none: Vec<Record> = Vec::new();
     let own = ledgers.get(&env.name).unwrap_or(&none);
     let mut out = Vec::new();
@@ -157,7 +159,9 @@ pub fn judge(env: &Environment, commit: &CommitSha, ledgers: &BTreeMap<EnvName, 
         let ok = promoted(recs, commit);
         out.push(GateState { gate: "requires", open: ok, reason: if ok { format!("promoted to {r}") } else { format!("not promoted to {r} yet") } });
         if let Some(soak) = g.soak {
+            let alarms: Vec<&str> = firing.iter().filter(|(e, _)| e == r).map(|(_, a)| a.as_str()).collect();
             let state = match serving_since(recs, commit) {
+                Some(_) if !alarms.is_empty() => GateState { gate: "soak", open: false, reason: format!("alarm {} firing in {r}", alarms.join(", ")) },
                 None => GateState { gate: "soak", open: false, reason: format!("not serving in {r} yet ({} needed)", format_duration(soak)) },
                 Some(since) => {
                     let served = now.since(since);
@@ -227,6 +231,26 @@ fn freeze_state(own: &[Record], now: Timestamp) -> GateState {
     }
 }
 
+/// The rollout alarms (`[env.NAME.rollout] alarms`) of the environments `env` requires that are in ALARM now, as
+/// (environment, alarm), in one DescribeAlarms call; none asked when `env` has no soak or they watch no alarm.
+pub async fn firing(cloud: &Cloud, pipeline: &Pipeline, env: &Environment) -> Result<Vec<(EnvName, String)>> {
+    if env.gates.soak.is_none() {
+        return Ok(Vec::new());
+    }
+    let mut watched: Vec<(EnvName, String)> = Vec::new();
+    for r in &env.gates.requires {
+        if let Some(rollout) = pipeline.envs.iter().find(|e| &e.name == r).and_then(|e| e.rollout.as_ref()) {
+            watched.extend(rollout.alarms.iter().map(|a| (r.clone(), a.clone())));
+        }
+    }
+    if watched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = watched.iter().map(|(_, a)| a.clone()).collect();
+    let states = crate::observe::alarms::read(cloud, &names).await?;
+    Ok(watched.into_iter().zip(states).filter(|(_, s)| s.state == crate::ports::AlarmState::Alarm).map(|(w, _)| w).collect())
+}
+
 /// The closed gates among `states`, as lines.
 pub fn closed(states: &[GateState]) -> Vec<String> {
     states.iter().filter(|s| !s.open).map(GateState::line).collect()
@@ -246,7 +270,8 @@ pub async fn check(
 ) -> Result<Option<GatesOverridden>> {
     let known = seen.map(|r| BTreeMap::from([(env.name.clone(), r.to_vec())])).unwrap_or_default();
     let ledgers = read_more(cloud, pipeline, &[env], known).await?;
-    let closed = closed(&judge(env, commit, &ledgers, cloud.clock.now()));
+    let firing = firing(cloud, pipeline, env).await?;
+    let closed = closed(&judge(env, commit, &ledgers, &firing, cloud.clock.now()));
     match (closed.is_empty(), override_reason) {
         (true, _) => Ok(None),
         (false, Some(reason)) => Ok(Some(GatesOverridden { reason: reason.to_owned(), closed })),
@@ -311,6 +336,10 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, only: Option<&Environment>
     let bakes = bakes(&images);
     let now = cloud.clock.now();
     let none: Vec<Record> = Vec::new();
+    let mut alarms = BTreeMap::new();
+    for env in &envs {
+        alarms.insert(env.name.clone(), firing(cloud, pipeline, env).await?);
+    }
     Ok(envs
         .into_iter()
         .map(|env| {
@@ -318,7 +347,7 @@ pub async fn plan(cloud: &Cloud, pipeline: &Pipeline, only: Option<&Environment>
             let live = live(own);
             let candidate = candidate(env, &bakes, &ledgers, |_| false);
             let gates = match &candidate {
-                Some(c) => judge(env, &c.commit, &ledgers, now),
+                Some(c) => judge(env, &c.commit, &ledgers, alarms.get(&env.name).map(Vec::as_slice).unwrap_or_default(), now),
                 None => window(env, now).into_iter().chain([freeze_state(own, now)]).collect(),
             };
             let eligible = candidate.as_ref().is_some_and(|c| Some(&c.commit) != live.as_ref()) && gates.iter().all(|g| g.open);
