@@ -154,4 +154,15 @@ async fn reconcile_promotes_the_newest_eligible_bake_once_leaves_others_alone_an
     go.assert_ok();
     assert_eq!(go.json()["decisions"][0]["decision"], "promoted", "{}", go.stdout);
     assert_eq!(commits_running(&aws, "staging").await, vec![c.clone()]);
+
+    // Long-lived: a line per decision each cycle; SIGTERM between cycles stops it at once, leaving no lock or open record.
+    let looping = project.background(&emu.url(), &[], &["reconcile", "--interval", "1s"]);
+    looping.wait_for("reconcile: staging up-to-date", Duration::from_secs(60));
+    looping.signal("TERM");
+    let stopped = looping.finish(Duration::from_secs(30));
+    assert!(stopped.stderr.contains(&format!("reconcile: staging up-to-date {}", &c[..12])), "{}", stopped.stderr);
+    let status = project.release(&emu, &["status", "--env", "staging", "--output", "json"]).json();
+    assert!(status["environments"][0]["lock"].is_null(), "{status}");
+    let history = project.release(&emu, &["history", "--env", "staging", "--output", "json"]).json();
+    assert!(history["records"].as_array().unwrap().iter().all(|r| r["outcome"] != "started"), "{history}");
 }

@@ -286,3 +286,23 @@ async fn a_soak_does_not_count_while_an_alarm_of_the_required_environment_fires(
     w.promote("prod", &v1).await.unwrap();
     assert_eq!(w.commits("prod"), vec![v1.to_string()]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn rollback_goes_back_under_every_closed_gate_at_once() {
+    // Friday 03:49 UTC: the Saturday window is closed; five approvals nobody gave; a day's soak; then a freeze.
+    let w = World::with(gated("requires = [\"staging\"]\nsoak = \"1d\"\napprovals = 5\nwindows = [\"sat 10:00-11:00 UTC\"]")).await;
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    let o = PromoteOptions { override_gates: Some("first deploys".into()), ..Default::default() };
+    for v in [&v1, &v2] {
+        w.promote("staging", v).await.unwrap();
+        w.release("alice").promote("prod", v, &o, None).await.unwrap();
+    }
+    w.release("bob").freeze("prod", "incident", None).await.unwrap();
+    let closed: Vec<String> = w.release("alice").plan_gates(Some("prod")).await.unwrap()[0].gates.iter().filter(|g| !g.open).map(|g| g.gate.to_owned()).collect();
+    assert_eq!(closed, ["soak", "approvals", "window", "freeze"]);
+    let r = w.release("alice").rollback("prod", &PromoteOptions::default(), None).await.unwrap();
+    assert_eq!(r.plan.to_commit, v1);
+    assert_eq!(w.commits("prod"), vec![v1.to_string()]);
+    let rec = w.records("prod").await.into_iter().find(|r| r.action_name() == "rollback").unwrap();
+    assert_eq!((rec.outcome, rec.gates_overridden.is_none()), (Outcome::Succeeded, true), "nothing to override: rollback asks no gate");
+}
