@@ -34,7 +34,7 @@ fn wait_open(project: &Project, emu: &Emulator, env: &str, gate: &str) {
         if open {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "{gate} never opened: {}", plan.stdout);
+        assert!(start.elapsed() < Duration::from_secs(300), "{gate} never opened: {}", plan.stdout);
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -165,4 +165,35 @@ async fn reconcile_promotes_the_newest_eligible_bake_once_leaves_others_alone_an
     assert!(status["environments"][0]["lock"].is_null(), "{status}");
     let history = project.release(&emu, &["history", "--env", "staging", "--output", "json"]).json();
     assert!(history["records"].as_array().unwrap().iter().all(|r| r["outcome"] != "started"), "{history}");
+}
+
+/// A deploy window on the wall clock, for real: one opening at the next minute (UTC); the promote is refused with
+/// when it opens, and goes through once it has.
+#[tokio::test]
+async fn a_window_refuses_until_it_opens_on_the_real_clock() {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut minute = (secs % 86_400) / 60 + 1;
+    if secs % 60 > 50 {
+        minute += 1; // not a boundary a few seconds away: the refusal must come first
+    }
+    if minute + 3 >= 24 * 60 {
+        eprintln!("skipped: a window opening this close to midnight UTC would wrap the day");
+        return;
+    }
+    let hm = |m: u64| format!("{:02}:{:02}", m / 60, m % 60);
+    let emu = Emulator::start();
+    let (project, a, _) = Project::baked_demo(&emu);
+    let aws = AwsView::new(&emu).await;
+    with_gates(&project, "staging", &format!("windows = [\"daily {}-{} UTC\"]", hm(minute), hm(minute + 3)));
+    let before = emu.state();
+    let refused = project.release(&emu, &["promote", &a, "--env", "staging", "--yes"]);
+    if std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 60 % 1440 < minute {
+        assert_eq!(refused.code, 4, "{}", refused.stderr);
+        let line = refused.error_line();
+        assert!(line.contains("window: closed, opens ") && line.contains(&format!(" {} UTC;", hm(minute))), "{line}");
+        before.assert_same(&emu.state(), "a promote outside its window");
+    }
+    wait_open(&project, &emu, "staging", "window");
+    project.release(&emu, &["promote", &a, "--env", "staging", "--yes"]).assert_ok();
+    assert_eq!(commits_running(&aws, "staging").await, vec![a.clone()]);
 }
