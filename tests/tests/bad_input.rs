@@ -23,10 +23,8 @@ const NONE: (&str, &str) = ("", "");
 
 /// The staging cluster of the demo pipeline, and edits of it.
 const STAGING: &str = "load_balancer = \"hello-staging\"\ncount = 2";
-const ASG: &str = "load_balancer = \"hello-staging\"\ncount = 2\nfleet = \"asg\"";
 const ASG_MIN_OVER_MAX: &str = "load_balancer = \"hello-staging\"\ncount = 2\nfleet = \"asg\"\nscaling = { min = 5, max = 3 }";
 const ASG_COUNT_OUTSIDE: &str = "load_balancer = \"hello-staging\"\ncount = 2\nfleet = \"asg\"\nscaling = { min = 3, max = 6 }";
-const ASG_REFUSED: &str = "cluster staging of env staging has fleet = \"asg\", and Auto Scaling group fleets are not deployable yet";
 
 fn cases() -> Vec<Case> {
     vec![
@@ -63,17 +61,13 @@ fn cases() -> Vec<Case> {
         case("bad instance type", ("[deploy]\ninstance_type = \"t3.micro\"", "[deploy]\ninstance_type = \"large\""), &["validate"], 2, "is not an EC2 instance type"),
         case("bad region", ("region = \"us-east-1\"", "region = \"mars\""), &["validate"], 2, "is not an AWS region name"),
         case("both lb and target group", ("load_balancer = \"hello-staging\"", "load_balancer = \"hello-staging\"\ntarget_group = \"tg\""), &["validate"], 2, "names both load_balancer and target_group"),
-        // Auto Scaling group fleets (issue 22): refused where written, and not deployable until the engine lands.
+        // Auto Scaling group fleets (issue 22): refused where written.
         case("fleet misspelt", ("[deploy]\ninstance_type", "[deploy]\nfleet = \"asgs\"\ninstance_type"), &["validate"], 2, "hello.toml:21:9: fleet `asgs` in [deploy] is neither \"asg\" nor \"instances\""),
         case("scaling min over max", (STAGING, ASG_MIN_OVER_MAX), &["validate"], 2, "scaling of [env.staging.clusters.staging]: min 5 is above max 3"),
         case("count outside the scaling bounds", (STAGING, ASG_COUNT_OUTSIDE), &["validate"], 2, "count 2 of [env.staging.clusters.staging] is outside its scaling bounds 3..6"),
         case("scaling on an instances fleet", (STAGING, "load_balancer = \"hello-staging\"\ncount = 2\nscaling = { max = 4 }"), &["validate"], 2, "`scaling` applies to asg fleets only"),
         case("rollback window on an instances fleet", ("[env.prod]\n", "[env.prod]\nrollback_window = \"2h\"\n"), &["validate"], 2, "`rollback_window` applies to asg fleets only, and [env.prod.clusters.prod1] runs"),
         case("scaling cpu over 100", (STAGING, "load_balancer = \"hello-staging\"\ncount = 2\nfleet = \"asg\"\nscaling = { cpu = 101 }"), &["validate"], 2, "scaling cpu 101 in [env.staging.clusters.staging] is outside 1..100"),
-        case("promote to an asg fleet", (STAGING, ASG), &["promote", "HEAD", "--env", "staging", "--yes"], 4, ASG_REFUSED),
-        case("promote plan of an asg fleet", (STAGING, ASG), &["promote", "HEAD", "--env", "staging", "--plan"], 4, ASG_REFUSED),
-        case("provision an asg fleet", (STAGING, ASG), &["provision", "--env", "staging"], 4, ASG_REFUSED),
-        case("rollback an asg fleet", ("[env.prod]\n", "[env.prod]\nfleet = \"asg\"\n"), &["rollback", "--env", "prod", "--yes"], 4, "cluster prod1 of env prod has fleet = \"asg\""),
         // The command line.
         case("unknown command", NONE, &["deploy"], 2, "unrecognized subcommand"),
         case("missing --env", NONE, &["promote", "HEAD"], 2, "--env <ENV>"),

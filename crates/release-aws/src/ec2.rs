@@ -26,6 +26,9 @@ fn instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         state: i.state().and_then(|s| s.name()).map(|n| InstanceState::from_ec2(n.as_str())).unwrap_or(InstanceState::Pending),
         tags,
         zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or("").to_owned(),
+        subnet_id: i.subnet_id().unwrap_or("").to_owned(),
+        vpc_id: i.vpc_id().unwrap_or("").to_owned(),
+        groups: i.security_groups().iter().filter_map(|g| Some((g.group_name()?.to_owned(), g.group_id()?.to_owned()))).collect(),
     })
 }
 

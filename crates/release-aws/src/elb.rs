@@ -554,6 +554,38 @@ impl Balancer for Aws {
         }
     }
 
+    async fn members_and_zones(&self, target: &LbTarget) -> Result<(Vec<InstanceId>, std::collections::BTreeSet<String>)> {
+        match target {
+            LbTarget::ClassicElb(name) => {
+                let out = self.classic(target, name).await?;
+                let d = out.load_balancer_descriptions();
+                let members = d.iter().flat_map(|d| d.instances()).filter_map(|i| InstanceId::parse(i.instance_id()?).ok()).collect();
+                Ok((members, d.iter().flat_map(|d| d.availability_zones()).cloned().collect()))
+            }
+            LbTarget::TargetGroup(name) => {
+                // The group's description names its arn (which the health call needs) and its load balancers.
+                let out = self.elbv2.describe_target_groups().names(name).send().await.map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeTargetGroups", e)))?;
+                let group = out.target_groups().first().ok_or_else(|| missing(target))?;
+                if let Some(arn) = group.target_group_arn() {
+                    self.tg_arns.lock().unwrap().insert(name.clone(), arn.to_owned());
+                }
+                let arns: Vec<String> = group.load_balancer_arns().to_vec();
+                let members = self.health(target).await?.into_iter().map(|h| h.id).collect();
+                if arns.is_empty() {
+                    return Ok((members, Default::default()));
+                }
+                let lbs = self
+                    .elbv2
+                    .describe_load_balancers()
+                    .set_load_balancer_arns(Some(arns))
+                    .send()
+                    .await
+                    .map_err(|e| Self::elb_error(target, sdk("elbv2 DescribeLoadBalancers", e)))?;
+                Ok((members, lbs.load_balancers().iter().flat_map(|l| l.availability_zones()).filter_map(|z| z.zone_name().map(str::to_owned)).collect()))
+            }
+        }
+    }
+
     async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
         let name = target.name().to_owned();
         match target {

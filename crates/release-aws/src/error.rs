@@ -66,8 +66,8 @@ where
 /// that is not running or in another VPC; only the message says which: "Could not find EC2 instance i-…" (ELB),
 /// "The specified target does not exist, …" (ELBv2).
 fn unknown_instance(code: &str, message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    matches!(code, "InvalidInstance" | "InvalidTarget") && (m.contains("could not find") || m.contains("does not exist") || m.contains("not found"))
+    matches!(code, "InvalidInstance" | "InvalidTarget")
+        && ["could not find", "does not exist", "not found"].iter().any(|t| message.to_ascii_lowercase().contains(t))
 }
 
 /// Auto Scaling answers a group name it does not know with the code it uses for bad values; only the message says

@@ -67,7 +67,7 @@ pub fn load_pipeline(g: &Global) -> Result<Pipeline> {
     load_file(&files[0])
 }
 
-/// The one pipeline a read-only command (`status`, `history`) works on: a file with problems that still makes a
+/// The one pipeline a read-only command (`status`, `history`, `images`, `queue`, `rollout status`) or `unlock` works on: a file with problems that still makes a
 /// whole pipeline is used, each problem printed as a warning, so that an incident is not the moment a typo in an
 /// unrelated section locks the operator out of reading; commands that change AWS use [`load_pipeline`].
 pub fn load_pipeline_to_read(g: &Global) -> Result<Pipeline> {

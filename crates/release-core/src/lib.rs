@@ -78,15 +78,6 @@ pub struct Release {
     pub pipeline: Pipeline,
 }
 
-/// Until the group engine lands (issue 22), nothing deploys to an asg cluster: a promote, provision or rollback there
-/// would otherwise launch bare instances the pipeline did not ask for.
-fn refuse_asg(env: &crate::model::pipeline::Environment, command: &str) -> Result<()> {
-    match env.clusters().iter().find(|c| c.asg().is_some()) {
-        Some(c) => Err(Refused::AsgNotDeployable { command: command.to_owned(), env: env.name.to_string(), cluster: c.name.to_string() }.into()),
-        None => Ok(()),
-    }
-}
-
 impl Release {
     /// A pipeline driven through `session`.
     pub fn new(session: Session, pipeline: Pipeline) -> Self {
@@ -96,7 +87,6 @@ impl Release {
     /// What a promote would do; writes nothing.
     pub async fn plan_promote(&self, env: &str, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromotePlan> {
         let env = self.pipeline.env(env)?;
-        refuse_asg(env, "promote")?;
         promote::plan(&self.session, &self.pipeline, env, commit, opts).await
     }
 
@@ -104,7 +94,6 @@ impl Release {
     /// the promote refuses when the plan made under the lock goes elsewhere.
     pub async fn promote(&self, env: &str, commit: &CommitSha, opts: &PromoteOptions, confirmed: Option<&PromotePlan>) -> Result<PromoteReport> {
         let environment = self.pipeline.env(env)?;
-        refuse_asg(environment, "promote")?;
         let pipeline = &self.pipeline;
         if opts.wait != queue::Wait::No {
             // A ticket for a commit with no AMI would wait its turn only to fail: refused before queueing. The wait
@@ -153,28 +142,24 @@ impl Release {
     /// What a rollback would do; writes nothing.
     pub async fn plan_rollback(&self, env: &str, opts: &PromoteOptions) -> Result<RollbackPlan> {
         let env = self.pipeline.env(env)?;
-        refuse_asg(env, "rollback")?;
         rollback::plan(&self.session, &self.pipeline, env, opts).await
     }
 
     /// One step back through what was live.
     pub async fn rollback(&self, env: &str, opts: &PromoteOptions, confirmed: Option<&RollbackPlan>) -> Result<RollbackReport> {
         let env = self.pipeline.env(env)?;
-        refuse_asg(env, "rollback")?;
         rollback::rollback(&self.session, &self.pipeline, env, opts, confirmed).await
     }
 
     /// What provision would create; writes nothing.
     pub async fn plan_provision(&self, env: &str) -> Result<provision::Plan> {
         let env = self.pipeline.env(env)?;
-        refuse_asg(env, "provision")?;
         provision::plan(&self.session.cloud, &self.pipeline, env).await
     }
 
     /// Creates what `env` needs.
     pub async fn provision(&self, env: &str) -> Result<provision::Plan> {
         let env = self.pipeline.env(env)?;
-        refuse_asg(env, "provision")?;
         provision::provision(&self.session, &self.pipeline, env).await
     }
 

@@ -145,9 +145,8 @@ fn decides_by_message(line: &str) -> bool {
         return false;
     }
     let mut from = 0;
-    while let Some(at) = line[from..].find(".message()") {
-        let start = from + at;
-        let mut rest = &line[start + ".message()".len()..];
+    while let Some((start, len)) = message_at(line, from) {
+        let mut rest = &line[start + len..];
         // Skip chained calls: `.name(…)` with balanced parentheses.
         loop {
             if ["contains(", "starts_with(", "ends_with(", "strip_prefix("].iter().any(|t| rest.strip_prefix('.').is_some_and(|r| r.starts_with(t))) {
@@ -180,6 +179,44 @@ fn decides_by_message(line: &str) -> bool {
     false
 }
 
+/// The next place from `from` where a line reads an error's text: a `.message()` call, or a variable or parameter
+/// named `message` (the AWS boundary's classifiers take the text that way).
+fn message_at(line: &str, from: usize) -> Option<(usize, usize)> {
+    let call = line[from..].find(".message()").map(|at| (from + at, ".message()".len()));
+    let word = line[from..].match_indices("message.").map(|(at, _)| from + at).find(|&at| {
+        !line[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+    });
+    match (call, word) {
+        (Some(c), Some(w)) => Some(if c.0 <= w { c } else { (w, "message".len()) }),
+        (Some(c), None) => Some(c),
+        (None, Some(w)) => Some((w, "message".len())),
+        (None, None) => None,
+    }
+}
+
+/// The only places allowed to read message text, each for a reason AWS gives: the same error code means two things
+/// the engine must tell apart, and only the message says which (`crates/release-aws/src/error.rs`, where AWS errors
+/// are classified once). A new entry needs the same proof: the code alone cannot decide.
+const MESSAGE_TEXT_ALLOWED: &[(&str, &str)] = &[
+    // ELB/ELBv2: InvalidInstance/InvalidTarget for an id EC2 does not know yet, or one not running / in another VPC.
+    ("release-aws/src/error.rs", "fn unknown_instance("),
+    // Auto Scaling: ValidationError for a group name it does not know, and for any bad value.
+    ("release-aws/src/error.rs", "fn unknown_group("),
+    // ELB/ELBv2: the same codes for an instance the load balancer does not see running.
+    ("release-aws/src/error.rs", "fn not_running("),
+];
+
+/// Whether line `i` of `text` lies in one of the allowed functions of `file` (from its `fn` line to the next line
+/// that closes it at column 0).
+fn allowed(file: &str, text: &str, i: usize) -> bool {
+    let lines: Vec<&str> = text.lines().collect();
+    MESSAGE_TEXT_ALLOWED.iter().filter(|(f, _)| file.ends_with(f)).any(|(_, sig)| {
+        let Some(start) = lines.iter().position(|l| l.starts_with(sig)) else { return false };
+        let end = lines[start..].iter().position(|l| *l == "}").map_or(lines.len(), |e| start + e);
+        (start..=end).contains(&i)
+    })
+}
+
 fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -192,7 +229,8 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 /// Issue 21: kinds and decisions come from the variant, never from message text. Every `crates/*/src/**/*.rs`
-/// is read; nothing is allow-listed.
+/// is read; the only exceptions are the AWS boundary's classifiers of `MESSAGE_TEXT_ALLOWED`, each named with the
+/// reason the code alone cannot decide (they were invisible to this check while it saw only `.message()` calls).
 #[test]
 fn no_decision_reads_message_text() {
     // The detector itself, on lines that must and must not count.
@@ -203,6 +241,8 @@ fn no_decision_reads_message_text() {
         r#"    if let Some(rest) = e.message().strip_prefix("lost the lock") {"#,
         r#"    Err(e) if e.message() == "interrupted" => {}"#,
         r#"        } else if err.message().trim() != "x" {"#,
+        r#"    code == "ValidationError" && message.to_ascii_lowercase().contains("not found")"#,
+        r#"    if message.starts_with("throttl") {"#,
     ] {
         assert!(decides_by_message(bad), "not caught: {bad}");
     }
@@ -212,6 +252,8 @@ fn no_decision_reads_message_text() {
         r#"    let same = e.message() == other;"#,
         r#"    // never `if e.message().contains(..)`"#,
         r#"    if previous.error.as_deref() != Some(e.message()) {"#,
+        r#"    let error_message = format!("{code}: {message}");"#,
+        r#"    Aws::Call { operation, code, message: message.to_owned(), missing }"#,
     ] {
         assert!(!decides_by_message(good), "caught wrongly: {good}");
     }
@@ -227,8 +269,9 @@ fn no_decision_reads_message_text() {
     let mut found = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
+        let name = f.strip_prefix(&crates).unwrap_or(f).display().to_string();
         for (i, line) in text.lines().enumerate() {
-            if decides_by_message(line) {
+            if decides_by_message(line) && !allowed(&name, &text, i) {
                 found.push(format!("{}:{}: {}", f.strip_prefix(&crates).unwrap_or(f).display(), i + 1, line.trim()));
             }
         }

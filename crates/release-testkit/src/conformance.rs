@@ -34,6 +34,7 @@ pub trait Harness: Send + Sync {
 macro_rules! conformance_tests {
     ($attrs:tt, $harness:expr) => {
         $crate::conformance_tests!(@each $attrs; $harness;
+            fleet_instances_say_where_they_run, balancer_members_and_zones_in_one_read,
             fleet_network, fleet_launch_states_terminate, balancer_create_describe, balancer_membership,
             dns_zone_lookup_is_exact, dns_weighted_records_in_one_batch, dns_foreign_records, dns_change_reaches_insync,
             fleet_offered_zones, firewall_groups_and_rules, balancer_config_round_trips,
@@ -122,6 +123,50 @@ pub async fn fleet_launch_states_terminate(h: &dyn Harness) {
     assert!(cloud.fleet.app_instances(&app).await.unwrap().is_empty(), "fleet: terminated instances are not app instances");
     let gone = cloud.fleet.instances_in(&ids, &["shutting-down", "terminated"]).await.unwrap();
     assert_eq!(gone.len(), 3, "fleet: terminated instances are found by state");
+}
+
+/// An instance's describe says its subnet, VPC and security groups (by name and id), and a promote takes them from
+/// there rather than describing the subnets and groups again.
+pub async fn fleet_instances_say_where_they_run(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    let group = cloud.firewall.create_group(&net.vpc_id, "conf-where-instances", "conformance", &[]).await.expect("group");
+    let spec = LaunchSpec {
+        ami: base(&cloud).await,
+        instance_type: "t3.micro".into(),
+        subnet: net.subnets[1].id.clone(),
+        security_groups: vec![group.clone()],
+        count: 1,
+        user_data: String::new(),
+        tags: vec![(tags::APP.to_owned(), "conf-where".to_owned())],
+        client_token: "conformance-where".into(),
+        instance_profile: None,
+        key_name: None,
+        metadata_tokens: MetadataTokens::Required,
+        root_volume: None,
+    };
+    let ids = cloud.fleet.launch(&spec).await.unwrap();
+    let found = cloud.fleet.app_instances(&AppName::parse("conf-where").unwrap()).await.unwrap();
+    assert_eq!(found.len(), 1);
+    let i = &found[0];
+    assert_eq!((i.subnet_id.as_str(), i.vpc_id.as_str(), i.zone.as_str()), (spec.subnet.as_str(), net.vpc_id.as_str(), net.subnets[1].availability_zone.as_str()), "fleet: where it runs");
+    assert_eq!(i.groups.get("conf-where-instances"), Some(&group), "fleet: its groups by name: {:?}", i.groups);
+    cloud.fleet.terminate(&ids).await.unwrap();
+}
+
+/// The members and zones of a classic ELB and a target group read together are what each read alone says.
+pub async fn balancer_members_and_zones_in_one_read(h: &dyn Harness) {
+    let cloud = h.cloud();
+    let net = cloud.fleet.network(&[]).await.unwrap();
+    for target in [LbTarget::ClassicElb("conf-mz-classic".into()), LbTarget::TargetGroup("conf-mz-tg".into())] {
+        cloud.balancer.create(&target, &spec(), &net).await.unwrap();
+        let (members, zones) = cloud.balancer.members_and_zones(&target).await.expect("members and zones");
+        assert_eq!(members, cloud.balancer.members(&target).await.unwrap(), "balancer: {target} members");
+        assert_eq!(zones, cloud.balancer.zones(&target).await.unwrap(), "balancer: {target} zones");
+    }
+    let missing = LbTarget::ClassicElb("conf-mz-missing".into());
+    let err = cloud.balancer.members_and_zones(&missing).await.expect_err("missing");
+    assert_eq!((err.kind(), err.cause()), (ErrorKind::NotFound, Some(Cause::Missing)), "balancer: a missing load balancer is missing: {err}");
 }
 
 /// Create (idempotent) and describe classic ELBs and target groups.
@@ -312,6 +357,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
             batches_done: 0,
             subject: None,
             draining: Default::default(),
+            groups: None,
         }),
     }
 }

@@ -52,6 +52,8 @@ impl Emulator {
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let mut child = Command::new(&bin)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                // Fixes to moto applied at its start (localstack/moto-fixes/sitecustomize.py), never to the installed package.
+                .env("PYTHONPATH", workspace_root().join("localstack/moto-fixes"))
                 .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

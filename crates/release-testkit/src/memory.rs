@@ -466,7 +466,9 @@ impl Fleet for MemoryCloud {
         for _ in 0..spec.count {
             let id = InstanceId::parse(&s.id("i-")).expect("valid id");
             let tags = spec.tags.iter().cloned().collect();
-            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags, zone: zone.clone() });
+            let groups = spec.security_groups.iter().filter_map(|g| s.groups.get(g)).map(|(_, g)| (g.name.clone(), g.id.clone())).collect();
+            let vpc_id = s.vpc_id.clone();
+            s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags, zone: zone.clone(), subnet_id: spec.subnet.clone(), vpc_id, groups });
             s.user_data.insert(id.clone(), spec.user_data.clone());
             s.launched_at.insert(id.clone(), now);
             ids.push(id);
@@ -703,6 +705,15 @@ impl Balancer for MemoryCloud {
             return Err(lb_missing(target));
         }
         Ok(s.lb_zones.get(target).cloned().unwrap_or_default())
+    }
+
+    async fn members_and_zones(&self, target: &LbTarget) -> Result<(Vec<InstanceId>, std::collections::BTreeSet<String>)> {
+        // As ELB: a classic ELB's one description holds both; a target group's take more calls.
+        if let LbTarget::TargetGroup(_) = target {
+            return Ok((self.members(target).await?, self.zones(target).await?));
+        }
+        let members = self.members(target).await?;
+        Ok((members, self.state().lb_zones.get(target).cloned().unwrap_or_default()))
     }
 
     async fn members(&self, target: &LbTarget) -> Result<Vec<InstanceId>> {

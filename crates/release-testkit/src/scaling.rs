@@ -267,7 +267,7 @@ fn launch_one(s: &mut State, g: &mut MemGroup, now: Timestamp) -> std::result::R
     let mut tags: BTreeMap<String, String> = spec.tags.iter().cloned().collect();
     tags.extend(g.spec.tags.iter().cloned());
     tags.insert("aws:autoscaling:groupName".into(), g.spec.name.clone());
-    s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags, zone: zone.clone() });
+    s.instances.push(Instance { id: id.clone(), ami: spec.ami.to_string(), state: InstanceState::Running, tags, zone: zone.clone(), subnet_id: String::new(), vpc_id: s.vpc_id.clone(), groups: Default::default() });
     s.user_data.insert(id.clone(), spec.user_data.clone());
     s.launched_at.insert(id.clone(), now);
     let a = activity(s, ActivityStatus::Successful, format!("Launching a new EC2 instance: {id}"), "an instance was started in response to a difference between desired and actual capacity", None, now);

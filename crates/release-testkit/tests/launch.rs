@@ -420,3 +420,31 @@ async fn a_target_in_a_zone_the_load_balancer_left_is_reported_unused_with_its_r
     assert_eq!(err.rolled_back(), Some(true), "{err}");
     assert!(w.instances("blue").is_empty() && w.instances("green").is_empty(), "the new fleet was removed");
 }
+
+/// Issue 25 item 14: the subnets the pipeline names, each holding one of the app's instances, are read from the
+/// instances' describe rather than described again (EC2 refuses to delete a subnet that holds an instance, and its
+/// zone and VPC never change); an empty cluster's, or a subnet holding nothing yet, are described.
+#[tokio::test(start_paused = true)]
+async fn named_subnets_holding_instances_are_not_described_again() {
+    let mut w = World::with(networked(2, &[0, 1], &[0, 1, 2])).await;
+    let (a, b, c) = (w.bake('a').await, w.bake('b').await, w.bake('c').await);
+    let named = |w: &World, ix: &[usize]| -> BTreeSet<String> { ix.iter().map(|i| w.cloud.state().subnets[*i].id.clone()).collect() };
+    let described = |w: &World| w.cloud.state().calls.get("ec2:DescribeSubnets").copied().unwrap_or(0);
+    w.cloud.state().calls.clear();
+    w.promote("staging", &a).await.unwrap();
+    assert_eq!(described(&w), 1, "an empty cluster's subnets are described");
+    w.cloud.state().calls.clear();
+    let launched = w.cloud.state().launches.len();
+    w.promote("staging", &b).await.unwrap();
+    assert_eq!(described(&w), 0, "each named subnet holds an instance");
+    let used: BTreeSet<String> = w.cloud.state().launches[launched..].iter().map(|l| l.subnet.clone()).collect();
+    assert_eq!(used, named(&w, &[0, 1]), "one in each named subnet, as when they were described");
+    w.pipeline = networked(2, &[0, 1, 2], &[0, 1, 2]);
+    w.cloud.state().calls.clear();
+    let launched = w.cloud.state().launches.len();
+    w.promote("staging", &c).await.unwrap();
+    assert_eq!(described(&w), 1, "a named subnet holding nothing yet is described");
+    let used: BTreeSet<String> = w.cloud.state().launches[launched..].iter().map(|l| l.subnet.clone()).collect();
+    assert_eq!(used.len(), 2);
+    assert!(used.is_subset(&named(&w, &[0, 1, 2])));
+}

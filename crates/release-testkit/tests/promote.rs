@@ -419,7 +419,7 @@ async fn batches_replace_n_at_a_time_without_losing_capacity() {
 #[tokio::test(start_paused = true)]
 async fn calls_do_not_grow_with_the_fleet() {
     let mut counts = Vec::new();
-    for n in [10u32, 200] {
+    for n in [10u32, 200, 500] {
         let w = World::new(n).await;
         let (a, b) = (w.bake('a').await, w.bake('b').await);
         w.promote("staging", &a).await.unwrap();
@@ -430,6 +430,7 @@ async fn calls_do_not_grow_with_the_fleet() {
     }
     println!("port calls of a promote replacing N instances: {counts:#?}");
     assert_eq!(counts[0].1, counts[1].1, "calls grew with N: {counts:#?}");
+    assert_eq!(counts[0].2, counts[2].2, "calls grew with N: {counts:#?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -663,4 +664,54 @@ async fn a_resumed_drain_also_waits_while_the_target_group_still_reports_drainin
     let health = w.cloud.cloud().balancer.health(&green).await.unwrap();
     assert!(health.iter().all(|h| h.state == HealthState::Healthy) && health.len() == 2, "{health:?}");
     assert_eq!(w.commits("green"), vec![c.to_string()]);
+}
+
+/// Issue 25 item 14: a promote reads the load balancer's zones with its members (one describe of a classic ELB),
+/// takes the cluster's instance group from its running instances (no `DescribeSecurityGroups`), and writes the
+/// deregistration instants and the `draining` progress with the guard before the deregistration (no `PutItem` of
+/// their own): the lock, the record and the guard before terminating are its only `PutItem`s.
+#[tokio::test(start_paused = true)]
+async fn a_promote_reads_and_writes_nothing_it_already_has() {
+    let w = World::new(3).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.cloud.state().calls.clear();
+    w.promote("staging", &a).await.unwrap();
+    let first = w.cloud.state().calls.clone();
+    assert_eq!(first.get("ec2:DescribeSecurityGroups"), Some(&1), "an empty cluster's group is described: {first:?}");
+    w.cloud.state().calls.clear();
+    let report = w.promote("staging", &b).await.unwrap();
+    let calls = w.cloud.state().calls.clone();
+    println!("port calls of a promote over 3 running instances: {calls:#?}");
+    assert_eq!(calls.get("ec2:DescribeSecurityGroups"), None, "{calls:?}");
+    assert_eq!(calls.get("elb:DescribeLoadBalancers"), Some(&1), "members and zones in one describe: {calls:?}");
+    assert_eq!(calls.get("dynamodb:PutItem").copied().unwrap_or(0), 3 + u64::from(report.renewals), "{calls:?}");
+    // The draining progress was in the record while the drain ran (written by the guard, not on its own).
+    let record = w.records("staging").await.into_iter().next().unwrap();
+    assert_eq!(record.outcome, Outcome::Succeeded);
+    // Launched with the cluster's instance group, as provision made it.
+    let s = w.cloud.state();
+    let group = s.groups.values().find(|(_, g)| g.name == "shop-staging-instances").map(|(_, g)| g.id.clone()).unwrap();
+    assert!(s.launches.iter().all(|l| l.security_groups.first() == Some(&group)), "{group}: {:?}", s.launches);
+}
+
+/// The group an instance carries is taken only from instances in the subnets' VPC: a cluster moved to another VPC
+/// carries the old VPC's group of the same name, which RunInstances would refuse there.
+#[tokio::test(start_paused = true)]
+async fn a_group_carried_in_another_vpc_is_not_taken() {
+    let w = World::new(2).await;
+    let (a, b) = (w.bake('a').await, w.bake('b').await);
+    w.promote("staging", &a).await.unwrap();
+    for i in w.cloud.state().instances.iter_mut() {
+        i.vpc_id = "vpc-old".into();
+        for id in i.groups.values_mut() {
+            *id = "sg-0fromtheoldvpc".into();
+        }
+    }
+    w.cloud.state().calls.clear();
+    w.promote("staging", &b).await.unwrap();
+    assert_eq!(w.cloud.state().calls.get("ec2:DescribeSecurityGroups"), Some(&1));
+    assert_eq!(w.instances("staging").len(), 2);
+    let s = w.cloud.state();
+    let group = s.groups.values().find(|(_, g)| g.name == "shop-staging-instances").map(|(_, g)| g.id.clone()).unwrap();
+    assert_eq!(s.launches.last().map(|l| l.security_groups[0].clone()), Some(group), "the group of the subnets' VPC");
 }

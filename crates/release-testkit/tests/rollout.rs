@@ -575,3 +575,29 @@ async fn a_resumed_rollout_watches_its_current_step_for_a_full_fresh_pause() {
     assert!(watched >= Duration::from_secs(300), "the 50% step was watched a full 5m again before 100%: {watched:?}");
     assert_eq!(w.weights().await.describe(), "blue=100,green=0");
 }
+
+/// A rollout whose lock was broken (`unlock --force`) stops where it is, traffic split, its record closed
+/// `lost-lock`: one `rollback` must restore the weights from before it, which that record holds.
+#[tokio::test(start_paused = true)]
+async fn rollback_restores_the_weights_of_a_rollout_that_lost_its_lock() {
+    let (w, _) = ready(HOLD).await;
+    let release = w.release("alice");
+    let bob = w.release("bob");
+    let opts = SwitchOptions::default();
+    let (run, broken) = tokio::join!(release.switch("blue", &opts, None), async {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        bob.unlock("prod", true).await
+    });
+    assert!(broken.unwrap().broken);
+    let err = run.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LockHeld, "{err}");
+    assert_eq!(w.weights().await.describe(), "blue=10,green=90", "left where it was");
+    let lost = w.records("prod").await.into_iter().find(|x| matches!(&x.action, Action::Switch(s) if s.rollout.is_some())).unwrap();
+    assert_eq!(lost.outcome, Outcome::LostLock, "{lost:?}");
+
+    let plan = bob.plan_rollback("prod", &Default::default()).await.unwrap();
+    assert_eq!(plan.to_weights.as_ref().map(|w| w.describe()).as_deref(), Some("blue=0,green=100"), "{}", plan.summary);
+    bob.rollback("prod", &Default::default(), Some(&plan)).await.unwrap();
+    assert_eq!(w.weights().await.describe(), "blue=0,green=100");
+    assert!(!w.locked());
+}

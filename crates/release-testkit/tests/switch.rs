@@ -279,3 +279,81 @@ async fn with_an_alarm_firing_a_weight_toward_a_cluster_is_refused_and_one_away_
     assert_eq!((after.weight(&idle), after.weight(&serving)), (10, 90));
     assert_eq!(w.records("prod").await[0].outcome, Outcome::Succeeded);
 }
+
+/// The stranger's incident: every instance of the live cluster terminated by hand behind a target group (which
+/// forgets terminated targets at once, so nothing is left to name). `status` must fail with the commit to bring
+/// back, and one `rollback` must switch back to the idle cluster still running the previous release.
+#[tokio::test(start_paused = true)]
+async fn a_live_cluster_emptied_by_hand_fails_status_and_rollback_switches_back() {
+    let w = World::new(2).await;
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    assert_eq!(w.deploy_prod(&v1).await.as_str(), "green");
+    assert_eq!(w.deploy_prod(&v2).await.as_str(), "blue");
+    let before = w.release("ops").status(Some("prod")).await.unwrap();
+    assert!(before[0].problem().is_none(), "healthy before: {:?}", before[0].problem());
+
+    let victims: Vec<_> = w.instances("blue").into_iter().map(|i| i.id).collect();
+    w.cloud.cloud().fleet.terminate(&victims).await.unwrap();
+    assert!(w.instances("blue").is_empty());
+    let status = w.release("ops").status(Some("prod")).await.unwrap();
+    let blue = status[0].clusters.iter().find(|c| c.cluster == "blue").unwrap();
+    assert_eq!((blue.total, blue.healthy, blue.emptied.as_deref()), (0, 0, Some(v2.as_str())), "{blue:?}");
+    let problem = status[0].problem().expect("a live cluster with nothing in it is a problem");
+    assert_eq!(problem.exit_code(), 4, "{problem}");
+    assert!(problem.message().starts_with("cluster blue of prod is live 0/2"), "{problem}");
+    assert!(problem.message().contains(&format!("release promote {}", &v2.as_str()[..12])), "names the commit, no placeholder: {problem}");
+
+    w.cloud.clock.advance(Duration::from_secs(600));
+    let plan = w.release("alice").plan_rollback("prod", &PromoteOptions::default()).await.unwrap();
+    assert_eq!((plan.path, plan.to_commit.clone(), plan.cluster.as_str()), (RollbackPath::SwitchBack, v1.clone(), "green"), "{}", plan.summary);
+    w.release("alice").rollback("prod", &PromoteOptions::default(), Some(&plan)).await.unwrap();
+    assert_eq!(live(&w.weights().await), "blue=0,green=100");
+    assert_eq!(w.commits("green"), vec![v1.to_string()]);
+    let after = w.release("ops").status(Some("prod")).await.unwrap();
+    assert!(after[0].problem().is_none(), "the emptied cluster is idle now: {:?}", after[0].problem());
+}
+
+/// A fresh environment that was only provisioned is not short: nothing was ever deployed to its clusters.
+#[tokio::test(start_paused = true)]
+async fn a_cluster_never_deployed_is_not_short() {
+    let w = World::new(2).await;
+    let status = w.release("ops").status(None).await.unwrap();
+    for env in &status {
+        assert!(env.problem().is_none(), "{}: {:?}", env.env, env.problem());
+        assert!(env.clusters.iter().all(|c| c.emptied.is_none()));
+    }
+}
+
+/// Instances that run but are in no load balancer (it was made again, say): nothing answers, `status` says so.
+#[tokio::test(start_paused = true)]
+async fn a_serving_cluster_whose_instances_left_its_load_balancer_fails_status() {
+    let w = World::new(2).await;
+    let v1 = w.bake('1').await;
+    w.promote("staging", &v1).await.unwrap();
+    let ids: Vec<_> = w.instances("staging").into_iter().map(|i| i.id).collect();
+    let env = w.pipeline.env("staging").unwrap();
+    w.cloud.cloud().balancer.deregister(&env.clusters()[0].target, &ids).await.unwrap();
+    let status = w.release("ops").status(Some("staging")).await.unwrap();
+    let c = &status[0].clusters[0];
+    assert_eq!((c.total, c.healthy), (2, 0), "{c:?}");
+    let problem = status[0].problem().expect("a serving cluster with nothing healthy is a problem");
+    assert_eq!(problem.exit_code(), 4);
+    assert!(problem.message().contains("is in-place 2/2 and none of them is healthy in its load balancer"), "{problem}");
+}
+
+/// Phase seconds are whole milliseconds, the clock's resolution: laps summed as f64 showed as 4.2509999999999994
+/// in `--output json`.
+#[tokio::test(start_paused = true)]
+async fn recorded_phase_seconds_are_whole_milliseconds() {
+    let w = World::new(2).await;
+    let (v1, v2) = (w.bake('1').await, w.bake('2').await);
+    w.cloud.state().healthy_after = Some(Duration::from_millis(4251));
+    w.promote("staging", &v1).await.unwrap();
+    w.promote("staging", &v2).await.unwrap();
+    let records = w.records("staging").await;
+    let seconds: Vec<f64> = records.iter().flat_map(|r| r.seconds.values().copied()).collect();
+    assert!(!seconds.is_empty());
+    for s in seconds {
+        assert_eq!(s, (s * 1000.0).round() / 1000.0, "{s} is not whole milliseconds");
+    }
+}

@@ -39,7 +39,7 @@ pub async fn run(g: &Global, out: &Output, rev: &str, force: bool) -> Result<()>
 }
 
 pub async fn images(g: &Global, out: &Output) -> Result<()> {
-    let pipeline = context::load_pipeline(g)?;
+    let pipeline = context::load_pipeline_to_read(g)?;
     let c = context::connected(g, pipeline, "images", context::Writes::Nothing).await?;
     let mut doc = crate::documents::images(&c.app).await?;
     let rows: Vec<serde_json::Value> = doc["images"].as_array().cloned().unwrap_or_default();

@@ -17,7 +17,8 @@ pub fn wait(flag: Option<&str>) -> Result<Wait> {
 }
 
 pub async fn run(g: &Global, out: &Output, env: Option<&str>, action: Option<&QueueAction>) -> Result<()> {
-    let pipeline = context::load_pipeline(g)?;
+    // Reading the queue and cancelling a ticket touch only the ledger: a typo elsewhere must not lock anyone out.
+    let pipeline = context::load_pipeline_to_read(g)?;
     if let Some(e) = env {
         pipeline.env(e)?;
     }

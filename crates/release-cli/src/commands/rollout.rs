@@ -65,7 +65,7 @@ fn request_text(r: &RequestReport) -> String {
 }
 
 async fn status(g: &Global, out: &Output, env: &str) -> Result<()> {
-    let pipeline = context::load_pipeline(g)?;
+    let pipeline = context::load_pipeline_to_read(g)?;
     pipeline.env(env)?;
     let c = context::connected(g, pipeline, "rollout status", context::Writes::Nothing).await?;
     let st = c.release.rollout_status(env).await?;

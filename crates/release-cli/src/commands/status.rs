@@ -68,6 +68,27 @@ fn table(envs: &[EnvStatus], now: release::model::clock::Timestamp) -> String {
                 c.baked.as_deref().map(|b| b.get(..19).unwrap_or(b)).unwrap_or("-"),
                 health
             ));
+            for g in &c.groups {
+                let state = match (g.disabled_at, g.window_left) {
+                    (Some(at), Some(left)) => format!(
+                        "disabled {} ago, {} left of its rollback window",
+                        release::model::clock::format_duration(std::time::Duration::from_secs(now.since(at).as_secs())),
+                        release::model::clock::format_duration(std::time::Duration::from_secs(left.as_secs()))
+                    ),
+                    _ => g.state.clone(),
+                };
+                s.push_str(&format!(
+                    "{:<10} group {} {}: {} desired (min {}, max {}), {} InService, {} healthy\n",
+                    "",
+                    g.name,
+                    state,
+                    g.desired,
+                    g.min,
+                    g.max,
+                    g.in_service,
+                    g.healthy
+                ));
+            }
             for st in &c.strays {
                 s.push_str(&format!("{:<10} stray in {}: {}\n", "", c.target, st.describe()));
             }

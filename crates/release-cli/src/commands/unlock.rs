@@ -8,7 +8,9 @@ use crate::context;
 use crate::output::Output;
 
 pub async fn run(g: &Global, out: &Output, env: &str, force: bool) -> Result<()> {
-    let pipeline = context::load_pipeline(g)?;
+    // Breaking a lock needs only the app, the environment and the ledger: an incident is not the moment a typo in
+    // an unrelated section of the file keeps the way out shut.
+    let pipeline = context::load_pipeline_to_read(g)?;
     pipeline.env(env)?;
     let c = context::connected(g, pipeline, "unlock", context::Writes::Nothing).await?;
     let report = c.release.unlock(env, force).await?;

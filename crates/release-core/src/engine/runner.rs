@@ -308,8 +308,9 @@ impl<'s, S: Scope> Op<'s, S> {
         Ok(())
     }
 
-    /// Writes progress [`Op::report`] left unwritten, before a wait.
-    async fn flush(&mut self) -> Result<()> {
+    /// Writes what the record holds unwritten ([`Op::report`], [`Op::save_later`]), if anything: before a wait, or
+    /// before a step that needs it durable.
+    pub async fn flush(&mut self) -> Result<()> {
         if self.unsaved {
             self.save().await?;
         }
@@ -322,7 +323,9 @@ impl<'s, S: Scope> Op<'s, S> {
         let secs = now.since(self.phase_start).as_secs_f64();
         self.phase_start = now;
         if let Some(r) = &mut self.record {
-            *r.seconds.entry(lap.to_string()).or_default() += secs;
+            // Whole milliseconds (the clock's resolution): summed f64 laps would show as 4.2509999999999994.
+            let total = r.seconds.entry(lap.to_string()).or_default();
+            *total = ((*total + secs) * 1000.0).round() / 1000.0;
         }
     }
 

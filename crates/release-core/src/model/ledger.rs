@@ -138,6 +138,29 @@ pub struct PromoteDetails {
     /// `drain` (and a blue/green promote whose `before_traffic` hook fails knows what to register again).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub draining: BTreeMap<InstanceId, Timestamp>,
+    /// An asg cluster's promote (issue 22): the launch template version and group it made, and the group it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsDetail>,
+}
+
+/// The Auto Scaling groups of an asg promote, as its record keeps them: what a re-run, a rollback inside the window
+/// and `history` read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupsDetail {
+    /// The launch template (`<app>-<cluster>`), by id.
+    pub template: String,
+    /// The version made for this release.
+    pub version: u32,
+    /// The group made for this release (`<app>-<cluster>-v<NNN>`).
+    pub group: String,
+    /// Its desired capacity.
+    pub desired: u32,
+    /// The group that served before, disabled by this release (none for a first group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// The replaced group's MinSize before it was pinned to its desired capacity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_min: Option<u32>,
 }
 
 /// What a switch did to the live name.
@@ -178,6 +201,9 @@ pub enum RollbackPath {
     PromoteThenSwitch,
     /// An environment without dns: the previous commit was promoted in place.
     InPlace,
+    /// An asg cluster inside the rollback window: the previous release's disabled group was enabled again and the
+    /// current one disabled; nothing launched.
+    EnableGroup,
 }
 
 impl RollbackPath {
@@ -188,6 +214,7 @@ impl RollbackPath {
             RollbackPath::SwitchBack => "switch-back",
             RollbackPath::PromoteThenSwitch => "promote-then-switch",
             RollbackPath::InPlace => "in-place",
+            RollbackPath::EnableGroup => "enable-group",
         }
     }
 }
@@ -213,6 +240,9 @@ pub struct RollbackDetails {
     pub to_weights: Option<Weights>,
     /// The promote it made, if it made one.
     pub promote: Option<PromoteDetails>,
+    /// An asg rollback inside the window: the group it enabled (`group`) and the one it disabled (`replaced`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsDetail>,
 }
 
 /// What `provision` changed.
@@ -612,7 +642,7 @@ pub struct LiveRelease {
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
 /// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], terminated_by_hand: vec![], batches_done: 0,
-/// #         subject: None, draining: Default::default() }) };
+/// #         subject: None, draining: Default::default(), groups: None }) };
 /// let records = vec![promote(1, 'a'), promote(2, 'b'), promote(3, 'c'), promote(4, 'b')];
 /// let stack = live_history(&records);
 /// // c was rolled away from (b is live again): the next rollback goes to a.
@@ -844,9 +874,17 @@ pub fn unfinished(records: &[Record]) -> Option<(&Record, &SwitchDetails, &Rollo
     })
 }
 
-/// The weights from before the unfinished rollout of a dead run, for `rollback`.
+/// The weights from before the rollout that left traffic split, for `rollback`: the unfinished rollout of a dead
+/// run, else the newest switch when it is a rollout that stopped without going back (it lost its lock: the holder
+/// stops where it is, since the lock is no longer its to change traffic under).
 pub fn weights_before(records: &[Record]) -> Option<Weights> {
-    unfinished(records).map(|(_, s, _)| s.from.clone())
+    unfinished(records).map(|(_, s, _)| s.from.clone()).or_else(|| {
+        let newest = records.iter().filter(|r| matches!(r.action, Action::Switch(_))).max_by_key(|r| (r.started, r.release_id.clone()))?;
+        match &newest.action {
+            Action::Switch(s) if s.rollout.is_some() && newest.outcome == Outcome::LostLock && !s.from.is_partial() && !s.from.live().is_empty() => Some(s.from.clone()),
+            _ => None,
+        }
+    })
 }
 
 /// A rollout step as people say it: `10%`, `hold at 10%`, `start`.
@@ -990,6 +1028,7 @@ mod tests {
                 from_weights: None,
                 to_weights: None,
                 promote: None,
+                groups: None,
             }),
         )
     }

@@ -4,6 +4,7 @@
 
 pub mod alarms;
 pub mod balancers;
+pub mod groups;
 pub mod images;
 pub mod preflight;
 pub mod world;

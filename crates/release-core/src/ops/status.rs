@@ -50,9 +50,51 @@ pub struct ClusterStatus {
     pub strays: Vec<Stray>,
     /// Its own instances terminated outside `release` (by hand?) and still in its load balancer.
     pub terminated: Vec<InstanceId>,
-    /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix.
+    /// What is wrong with its weighted record (it points elsewhere than its load balancer), and the fix; or that
+    /// it ran a release and has no instances now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// An asg cluster's groups: the serving one first, then the disabled ones (newest first), then strays.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupStatus>,
+    /// The commit the ledger last put on it, when it serves and runs nothing now (its instances terminated outside
+    /// `release`, which a target group forgets at once): capacity lost, not a cluster never deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emptied: Option<String>,
+}
+
+/// One Auto Scaling group of an asg cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupStatus {
+    /// Its name.
+    pub name: String,
+    /// `serving`, `disabled` or `stray` (neither: left by a run that died).
+    pub state: String,
+    /// The commit it runs.
+    pub commit: Option<String>,
+    /// DesiredCapacity.
+    pub desired: u32,
+    /// MinSize.
+    pub min: u32,
+    /// MaxSize.
+    pub max: u32,
+    /// Instances InService.
+    pub in_service: usize,
+    /// Of those, healthy in the cluster's load balancer.
+    pub healthy: usize,
+    /// Disabled: since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Timestamp>,
+    /// Disabled: how much of its rollback window is left (zero: past it, deleted by the next promote).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_opt_secs")]
+    pub window_left: Option<std::time::Duration>,
+}
+
+fn ser_opt_secs<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::model::clock::ser_duration(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// The environment's lock as status shows it.
@@ -148,9 +190,11 @@ pub async fn status(session: &crate::engine::session::Session, pipeline: &Pipeli
         .flat_map(|e| e.clusters().iter().filter(move |c| e.dns().is_some() || c.target_is_alb()).map(|c| c.target.clone()))
         .collect();
     let lbs = if targets.is_empty() { Vec::new() } else { cloud.balancer.describe(&targets).await? };
+    // Asg clusters: the app's groups in one DescribeAutoScalingGroups, whatever the number of environments.
+    let groups = if envs.iter().any(|e| e.clusters().iter().any(|c| c.asg().is_some())) { cloud.groups.app_groups(&pipeline.app).await? } else { Vec::new() };
     let mut out = Vec::new();
     for env in envs {
-        out.push(env_status(session, pipeline, &env.name, &images, &instances, &targets, &lbs).await?);
+        out.push(env_status(session, pipeline, &env.name, &images, &instances, &targets, &lbs, &groups).await?);
     }
     Ok(out)
 }
@@ -185,6 +229,7 @@ async fn env_status(
     instances: &[Instance],
     described: &[LbTarget],
     lbs: &[LbInfo],
+    groups: &[crate::ports::Group],
 ) -> Result<EnvStatus> {
     let cloud = &session.cloud;
     let env = pipeline.env(name.as_str())?;
@@ -205,7 +250,7 @@ async fn env_status(
         Vec::new()
     };
     let wrong = live.as_ref().map(|l| crate::observe::balancers::misdirected(env, &l.records, lbs)).unwrap_or_default();
-    let view = EnvView { pipeline, env, images, instances, described, lbs, live: live.as_deref(), wrong: &wrong, busy };
+    let view = EnvView { pipeline, env, images, instances, described, lbs, live: live.as_deref(), wrong: &wrong, busy, groups };
     let mut clusters = Vec::new();
     let mut lb_gone: Option<String> = None;
     for c in env.clusters() {
@@ -215,6 +260,24 @@ async fn env_status(
             lb_gone.get_or_insert_with(|| g.clone());
         }
         clusters.push(cluster);
+    }
+    // A serving cluster with no instance and none known terminated: never deployed, or its fleet terminated by
+    // hand behind a target group (which deregisters terminated targets at once, so nothing is left to name).
+    // Only the ledger tells which; it is read deeper only on this path, so a healthy status costs nothing more.
+    if clusters.iter().any(|c| c.serves() && c.total == 0 && c.terminated.is_empty() && c.count > 0) {
+        let deeper;
+        let recent = if records.len() as u32 >= HOLDER_WINDOW {
+            &records
+        } else {
+            deeper = missing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, Some(HOLDER_WINDOW)).await, &mut note)?;
+            &deeper
+        };
+        for c in clusters.iter_mut().filter(|c| c.serves() && c.total == 0 && c.terminated.is_empty()) {
+            c.emptied = last_put_on(recent, &c.cluster).map(|sha| sha.to_string());
+            if let Some(sha) = &c.emptied {
+                c.note.get_or_insert_with(|| format!("ran {} and has no instances now (terminated outside release?)", short_sha(sha)));
+            }
+        }
     }
     let last = records.first().map(|r| LastAction {
         action: r.action_name().into(),
@@ -253,13 +316,22 @@ struct EnvView<'a> {
     wrong: &'a [Misdirected],
     /// Whether an operation is under way (two releases in a load balancer are then no strays).
     busy: bool,
+    /// The app's Auto Scaling groups.
+    groups: &'a [crate::ports::Group],
 }
 
 impl EnvView<'_> {
     /// Cluster `c` as status shows it, and why its load balancer is gone, if it is.
     async fn cluster(&self, session: &crate::engine::session::Session, c: &Cluster) -> Result<(ClusterStatus, Option<String>)> {
         let (cloud, pipeline, env, instances, live) = (&session.cloud, self.pipeline, self.env, self.instances, self.live);
-        let mine = world::cluster_instances(instances, env, c);
+        let mut mine = world::cluster_instances(instances, env, c);
+        let cluster_groups = c.asg().map(|_| crate::observe::groups::cluster_groups(self.groups, &pipeline.app, env, c));
+        if let Some(g) = &cluster_groups {
+            // Disabled groups keep their instances for a rollback: what the cluster runs is its serving group's
+            // (and bare instances of an instances fleet not moved yet).
+            let serving = g.serving().map(|g| g.name.as_str());
+            mine.retain(|i| i.tags.get(tags::GROUP_NAME).is_none_or(|n| Some(n.as_str()) == serving));
+        }
         let mut gone = None;
         let health = missing(cloud.balancer.health(&c.target).await.map_err(|e| world::lb_missing(env, c, e)), &mut gone)?;
         if gone.is_none() && self.described.contains(&c.target) && !self.lbs.iter().any(|l| l.target == c.target) {
@@ -304,6 +376,8 @@ impl EnvView<'_> {
             strays,
             terminated,
             note: gone.clone().or_else(|| self.record_note(c)),
+            groups: cluster_groups.map(|g| group_statuses(&g, c, &health, cloud.clock.now())).unwrap_or_default(),
+            emptied: None,
         };
         Ok((status, gone))
     }
@@ -324,6 +398,30 @@ impl EnvView<'_> {
     }
 }
 
+/// An asg cluster's groups as status shows them.
+fn group_statuses(g: &crate::observe::groups::ClusterGroups, c: &Cluster, health: &[crate::ports::TargetHealth], now: Timestamp) -> Vec<GroupStatus> {
+    let window = c.asg().map(|a| a.rollback_window).unwrap_or_default();
+    let one = |grp: &crate::ports::Group, state: &str, since: Option<Timestamp>| {
+        let ids: BTreeSet<&str> = grp.instances.iter().filter(|i| i.lifecycle == crate::ports::Lifecycle::InService).map(|i| i.id.as_str()).collect();
+        GroupStatus {
+            name: grp.name.clone(),
+            state: state.into(),
+            commit: grp.tags.get(tags::COMMIT).cloned(),
+            desired: grp.capacity.desired,
+            min: grp.capacity.min,
+            max: grp.capacity.max,
+            in_service: ids.len(),
+            healthy: health.iter().filter(|h| h.state == HealthState::Healthy && ids.contains(h.id.as_str())).count(),
+            disabled_at: since,
+            window_left: since.map(|t| window.saturating_sub(now.since(t))),
+        }
+    };
+    let mut out: Vec<GroupStatus> = g.attached.iter().map(|x| one(x, "serving", None)).collect();
+    out.extend(g.disabled.iter().map(|d| one(&d.group, "disabled", Some(d.since))));
+    out.extend(g.strays.iter().map(|x| one(x, "stray", None)));
+    out
+}
+
 /// The operation under way, as its record tells and its lock's holder is judged.
 fn operation(session: &crate::engine::session::Session, r: &Record, lock: Option<&LockInfo>, now: Timestamp) -> OperationStatus {
     let judged = lock.filter(|l| l.release_id == r.holder).map(|l| crate::engine::lock::judge_holder(session, l, Some(r), now));
@@ -342,12 +440,27 @@ fn operation(session: &crate::engine::session::Session, r: &Record, lock: Option
     }
 }
 
+/// The commit the newest successful promote or switch of `records` put on `cluster` (newest first).
+fn last_put_on<'r>(records: &'r [Record], cluster: &str) -> Option<&'r crate::model::ids::CommitSha> {
+    records.iter().filter(|r| r.outcome == Outcome::Succeeded && r.cluster().is_some_and(|c| c.as_str() == cluster)).find_map(|r| r.commit())
+}
+
 impl ClusterStatus {
-    /// Whether it serves (live, or an in-place environment's cluster) with fewer instances than its count, after
-    /// having run some: capacity was lost (an instance terminated by hand, say). A cluster never deployed is not.
+    /// Whether it serves: live (a share of the traffic), or an in-place environment's cluster.
+    pub fn serves(&self) -> bool {
+        self.role != "idle"
+    }
+
+    /// Whether it serves with fewer instances than its count, after having run some: capacity was lost (an
+    /// instance terminated by hand, say, or the whole fleet). A cluster never deployed is not.
     pub fn is_short(&self) -> bool {
-        let serves = self.role != "idle";
-        serves && (self.total > 0 || !self.terminated.is_empty()) && (self.total as u32) < self.count
+        self.serves() && (self.total > 0 || !self.terminated.is_empty() || self.emptied.is_some()) && (self.total as u32) < self.count
+    }
+
+    /// Whether it serves, runs instances, and not one is healthy in its load balancer (say, a load balancer made
+    /// again, its instances never registered in it): nothing answers its traffic.
+    pub fn serves_nothing(&self) -> bool {
+        self.serves() && self.total > 0 && self.healthy == 0
     }
 }
 
@@ -362,16 +475,18 @@ impl EnvStatus {
         if self.operation.as_ref().is_some_and(|o| o.alive) {
             return None;
         }
-        let short = self.clusters.iter().find(|c| c.is_short())?;
+        let short = self.clusters.iter().find(|c| c.is_short()).or_else(|| self.clusters.iter().find(|c| c.serves_nothing()))?;
+        let commit = short.commit.as_deref().or(short.emptied.as_deref());
         Some(
             crate::model::error::Refused::ShortCluster {
                 cluster: short.cluster.clone(),
                 env: self.env.clone(),
                 role: short.role.clone(),
                 total: short.total,
+                healthy: short.healthy,
                 count: short.count,
                 terminated: short.terminated.iter().map(world::describe_terminated).collect(),
-                commit: short.commit.as_deref().map_or("<commit>", short_sha).to_owned(),
+                commit: commit.map(short_sha).map(str::to_owned),
             }
             .into(),
         )

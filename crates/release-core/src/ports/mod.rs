@@ -263,6 +263,12 @@ pub trait Balancer: Send + Sync {
     /// The availability zones the load balancer (for a target group: the load balancers forwarding to it) is
     /// enabled in: a target elsewhere takes no traffic. Empty when no load balancer forwards to the group.
     async fn zones(&self, target: &LbTarget) -> Result<std::collections::BTreeSet<String>>;
+    /// [`Balancer::members`] and [`Balancer::zones`] together, in as few calls as the API allows: a classic ELB's
+    /// description holds both (one call); a target group's arn and the load balancers forwarding to it come in
+    /// one `DescribeTargetGroups` (three calls, where the two alone make up to four).
+    async fn members_and_zones(&self, target: &LbTarget) -> Result<(Vec<crate::model::ids::InstanceId>, std::collections::BTreeSet<String>)> {
+        Ok((self.members(target).await?, self.zones(target).await?))
+    }
     /// Which part of `target` is missing, if any (asked when `describe` left it out, to name what was deleted).
     async fn missing_part(&self, target: &LbTarget) -> Result<Option<LbPart>> {
         Ok(self.describe(std::slice::from_ref(target)).await?.is_empty().then(|| LbPart::whole(target)))
@@ -538,6 +544,12 @@ pub mod tags {
     /// Tags only instances (and, copied at launch, their volumes) carry, never a bake: an image or snapshot with one
     /// was made from an instance by something else (a backup tool copying the volume's tags).
     pub const INSTANCE_ONLY: [&str; 4] = [ENV, CLUSTER, RELEASE_ID, CONFIG];
+    /// On an Auto Scaling group that a promote disabled (out of the load balancer, instances kept for a rollback):
+    /// when, in milliseconds since the epoch, so that its rollback window can be judged.
+    pub const DISABLED_AT: &str = "release:disabled-at";
+    /// The tag Auto Scaling puts on the instances of a group (its name): such an instance is the group's, not a
+    /// bare instance of the cluster.
+    pub const GROUP_NAME: &str = "aws:autoscaling:groupName";
 }
 
 /// An AMI's state.
@@ -656,6 +668,15 @@ pub struct Instance {
     pub tags: std::collections::BTreeMap<String, String>,
     /// Its availability zone (empty when not known).
     pub zone: String,
+    /// Its subnet (empty when not known).
+    #[serde(skip)]
+    pub subnet_id: String,
+    /// Its VPC (empty when not known).
+    #[serde(skip)]
+    pub vpc_id: String,
+    /// Its security groups, name -> id (empty when not known): a group in use cannot be deleted, so these exist.
+    #[serde(skip)]
+    pub groups: std::collections::BTreeMap<String, String>,
 }
 
 /// An instance's EC2 state (`DescribeInstances` `State.Name`).

@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod fleet;
+pub mod groups;
 pub mod hooks;
 pub mod images;
 pub mod watch;

@@ -252,6 +252,68 @@ pub enum Deploy {
         /// Its kind.
         kind: super::ErrorKind,
     },
+    /// A group's scaling activity failed (capacity, a quota, a bad AMI): reported at once, with AWS's reason.
+    ScalingFailed {
+        /// The group.
+        group: String,
+        /// AWS's reason (the activity's status message).
+        reason: String,
+    },
+    /// The load balancer takes no traffic to some of a group's instances (`Target.NotInUse`: a zone it is not in).
+    TargetsUnused {
+        /// The load balancer.
+        target: String,
+        /// The instances, each with the reason.
+        unused: Vec<String>,
+    },
+    /// A new group did not have its desired capacity InService in time.
+    NotInService {
+        /// The group.
+        group: String,
+        /// How many are InService.
+        in_service: usize,
+        /// Its desired capacity.
+        desired: u32,
+        /// The health timeout waited.
+        after: std::time::Duration,
+    },
+    /// A group set to zero still had instances when its deletion gave up.
+    GroupNotEmptied {
+        /// The group.
+        group: String,
+        /// Instances left.
+        left: usize,
+        /// How long it waited.
+        after: std::time::Duration,
+    },
+    /// An asg promote failed and deleted its new group: the cluster serves what it served before.
+    GroupRemoved {
+        /// The commit, short.
+        commit: String,
+        /// The cluster promoted to.
+        cluster: String,
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// The group deleted.
+        group: String,
+    },
+    /// An asg promote failed and deleting its new group failed too.
+    GroupRemoveFailed {
+        /// The commit, short.
+        commit: String,
+        /// The cluster promoted to.
+        cluster: String,
+        /// What stopped it.
+        why: String,
+        /// The kind of what stopped it.
+        kind: super::ErrorKind,
+        /// The group left.
+        group: String,
+        /// Why deleting it failed.
+        error: String,
+    },
 }
 
 impl fmt::Display for Deploy {
@@ -317,6 +379,28 @@ impl fmt::Display for Deploy {
             }
             Deploy::HookRolledBack { what, release_id, summary, .. } => write!(f, "{what}; rolled back by release {release_id}: {summary}"),
             Deploy::HookRollbackFailed { what, why, .. } => write!(f, "{what}; the automatic rollback failed: {why}"),
+            Deploy::ScalingFailed { group, reason } => write!(f, "group {group} failed to launch: {reason}"),
+            Deploy::TargetsUnused { target, unused } => {
+                write!(f, "{target} takes no traffic to {}; enable the load balancer in those zones or leave their subnets out", unused.join(", "))
+            }
+            Deploy::NotInService { group, in_service, desired, after } => write!(
+                f,
+                "only {in_service} of {desired} instances of group {group} InService after {}",
+                crate::model::clock::format_duration(*after)
+            ),
+            Deploy::GroupNotEmptied { group, left, after } => write!(
+                f,
+                "group {group} still has {left} instance(s) {} after it was set to zero; run the command again to delete it",
+                crate::model::clock::format_duration(*after)
+            ),
+            Deploy::GroupRemoved { commit, cluster, why, group, .. } => write!(
+                f,
+                "promote of {commit} to {cluster} failed: {why}; the new group {group} was deleted and {cluster} serves what it served before"
+            ),
+            Deploy::GroupRemoveFailed { commit, cluster, why, group, error, .. } => write!(
+                f,
+                "promote of {commit} to {cluster} failed: {why}; deleting the new group {group} failed ({error}); it takes no traffic: run the promote again to clean it up"
+            ),
         }
     }
 }
@@ -339,7 +423,9 @@ impl Deploy {
             | Deploy::RegisteredAgain { kind, .. }
             | Deploy::RegisterAgainFailed { kind, .. }
             | Deploy::RolloutStopped { kind, .. }
-            | Deploy::HookRollbackFailed { kind, .. } => *kind,
+            | Deploy::HookRollbackFailed { kind, .. }
+            | Deploy::GroupRemoved { kind, .. }
+            | Deploy::GroupRemoveFailed { kind, .. } => *kind,
             _ => super::ErrorKind::DeployFailed,
         }
     }

@@ -179,27 +179,31 @@ pub enum Refused {
         role: String,
         /// How many instances it runs.
         total: usize,
+        /// How many of them are healthy in its load balancer.
+        healthy: usize,
         /// How many it should.
         count: u32,
         /// Its instances terminated by hand, described.
         terminated: Vec<String>,
-        /// The commit to promote again, short (`<commit>` when it runs none).
-        commit: String,
+        /// The commit to promote again, short: the one it runs, else the one the ledger last put on it.
+        commit: Option<String>,
     },
     /// The gc plan made under the locks would remove what the plan shown to the user did not list.
     GcPlanGrew {
         /// The images it would remove besides; empty when only orphan instances are new.
         images: Vec<String>,
     },
-    /// A command that would deploy to a cluster with `fleet = "asg"` before the group engine exists (issue 22):
-    /// refused rather than launching bare instances the pipeline did not ask for.
-    AsgNotDeployable {
-        /// The command (`promote`, `provision`, `rollback`).
-        command: String,
-        /// The environment.
-        env: String,
-        /// The asg cluster.
+    /// The serving group of an asg cluster runs more instances than the pipeline's `scaling.max` allows a new group:
+    /// a deploy never shrinks a fleet that autoscaling grew, nor clamps it silently.
+    DesiredOverMax {
+        /// The cluster.
         cluster: String,
+        /// The serving group.
+        group: String,
+        /// Its desired capacity.
+        desired: u32,
+        /// The pipeline's max.
+        max: u32,
     },
     /// A promotion gate of the environment is closed (`requires`, `soak`, `approvals`, `windows`, a freeze, a veto).
     GateClosed {
@@ -296,11 +300,15 @@ impl fmt::Display for Refused {
                 strays.join(", ")
             ),
             Refused::NoIdleToRollBack { env } => write!(f, "env {env} has no idle cluster to roll back into"),
-            Refused::ShortCluster { cluster, env, role, total, count, terminated, commit } => {
+            Refused::ShortCluster { cluster, env, role, total, healthy, count, terminated, commit } => {
                 write!(f, "cluster {cluster} of {env} is {role} {total}/{count}")?;
                 if !terminated.is_empty() {
                     write!(f, " ({})", terminated.join(", "))?;
                 }
+                if *total > 0 && *healthy == 0 {
+                    write!(f, " and none of them is healthy in its load balancer")?;
+                }
+                let commit = commit.as_deref().unwrap_or("<sha>");
                 // In place a promote replaces the short cluster itself; in blue/green it goes to the idle cluster
                 // (never the live one), so the way to full capacity is a fresh fleet there and a switch to it.
                 if role == "in-place" {
@@ -309,9 +317,9 @@ impl fmt::Display for Refused {
                     write!(f, "; `release promote {commit} --env {env}` launches a full fleet into the idle cluster, then `release switch` to it")
                 }
             }
-            Refused::AsgNotDeployable { command, env, cluster } => write!(
+            Refused::DesiredOverMax { cluster, group, desired, max } => write!(
                 f,
-                "cluster {cluster} of env {env} has fleet = \"asg\", and Auto Scaling group fleets are not deployable yet; {command} changed nothing (set fleet = \"instances\" to deploy bare instances)"
+                "group {group} of cluster {cluster} runs {desired} instances, more than scaling.max = {max} allows a new group; raise scaling.max to at least {desired} and promote again; nothing was changed"
             ),
             Refused::GateClosed { what, closed } => write!(
                 f,

@@ -33,6 +33,7 @@ pub fn details(plan: &PromotePlan) -> PromoteDetails {
         batches_done: 0,
         subject: plan.release.subject.clone(),
         draining: BTreeMap::new(),
+        groups: None,
     }
 }
 
@@ -114,7 +115,10 @@ pub async fn apply(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions) -
     op.step(crate::model::phase::Checkpoint::Recorded)?;
     let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| details(plan));
     let result = match crate::ops::promote::hooks::before_promote(op, plan, opts).await {
-        Ok(()) => deploy(op, plan, fleet, &mut d, &mut rep, opts).await,
+        Ok(()) => match &plan.asg {
+            Some(asg) => super::asg::deploy(op, plan, asg, fleet, &mut d, &mut rep, opts).await,
+            None => deploy(op, plan, fleet, &mut d, &mut rep, opts).await,
+        },
         e => e,
     };
     // Blue/green runs its before_traffic inside `deploy`, between setting the previous release aside and retiring it.
@@ -309,9 +313,9 @@ async fn swap_idle(
     if going.is_empty() {
         return Ok(());
     }
-    op.guard().await?;
-    op.point_of_no_return("the new fleet passed its checks and the idle cluster's previous release is leaving");
     let registered: Vec<InstanceId> = strays.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    guard_aside(op, run, d, &going, &registered, true).await?;
+    op.point_of_no_return("the new fleet passed its checks and the idle cluster's previous release is leaving");
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(previous);
     note_retired_strays(plan, d, strays);
@@ -323,7 +327,7 @@ async fn swap_idle(
 /// new fleet alone.
 async fn aside_then_check(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, out: &[InstanceId], opts: &PromoteOptions) -> Result<()> {
     if !out.is_empty() {
-        op.guard().await?;
+        guard_aside(op, run, d, out, out, false).await?;
         set_aside(op, plan, run, d, out).await?;
     }
     crate::ops::promote::hooks::after_deploy(op, plan, opts, d).await
@@ -487,9 +491,9 @@ async fn round(
     if going.is_empty() {
         return Ok(());
     }
-    op.guard().await?;
-    op.point_of_no_return("the new instances are healthy and the old fleet is already leaving");
     let registered: Vec<InstanceId> = going.iter().filter(|i| old_registered.contains(*i) || run.members.contains(*i)).cloned().collect();
+    guard_aside(op, run, d, &going, &registered, true).await?;
+    op.point_of_no_return("the new instances are healthy and the old fleet is already leaving");
     retire(op, plan, run, d, &going, &registered).await?;
     d.retired_instances.extend(going.iter().filter(|i| !stray_ids.contains(i)).cloned());
     note_retired_strays(plan, d, stray_ids);
@@ -592,7 +596,7 @@ async fn wait_running(op: &mut Op<'_>, run: &mut Rounds, ids: &[InstanceId]) -> 
         let waiting = match op.cloud().fleet.instances_in(ids, NOT_RUNNING).await {
             Ok(w) => w,
             // Right after RunInstances EC2 may not know the ids yet: they are pending.
-            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: crate::ports::InstanceState::Pending, tags: Default::default(), zone: String::new() }).collect(),
+            Err(e) if e.is(Cause::NotYetVisible) => ids.iter().map(|id| crate::ports::Instance { id: id.clone(), ami: String::new(), state: crate::ports::InstanceState::Pending, tags: Default::default(), zone: String::new(), subnet_id: String::new(), vpc_id: String::new(), groups: Default::default() }).collect(),
             Err(e) => return Err(e),
         };
         if let Some(bad) = waiting.iter().find(|i| i.state != crate::ports::InstanceState::Pending) {
@@ -695,9 +699,9 @@ async fn wait_drained(op: &mut Op<'_>, target: &crate::model::pipeline::LbTarget
     }
 }
 
-/// Takes `ids` out of the load balancer, their deregistration instant saved in the record first: a run that resumes
-/// an interrupted drain measures what is left of `drain` from it.
-async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, ids: &[InstanceId]) -> Result<()> {
+/// Notes the deregistration instant of `ids` in the record, unwritten: the guard before [`set_aside`] writes it with
+/// its lock renewal (one transaction), so that it is durable before the deregistration without a write of its own.
+fn note_aside(op: &mut Op<'_>, d: &mut PromoteDetails, ids: &[InstanceId]) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -706,7 +710,58 @@ async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mu
         d.draining.insert(id.clone(), now);
     }
     op.record_mut()?.set_promote_details(d);
-    op.save().await?;
+    op.save_later();
+    Ok(())
+}
+
+/// The guard before retiring `ids` (or, `drains` false, setting them aside): notes the deregistration instants of
+/// `registered` ([`note_aside`]) and, before a drain, the `draining` progress [`retire`] will show, which the guard
+/// writes with its lock renewal. A guard that fails deregisters nothing: the notes are taken back.
+async fn guard_aside(op: &mut Op<'_>, run: &Rounds, d: &mut PromoteDetails, ids: &[InstanceId], registered: &[InstanceId], drains: bool) -> Result<()> {
+    let before = d.draining.clone();
+    note_aside(op, d, registered)?;
+    if let Some(p) = drain_progress(op, run, d, ids, registered).filter(|_| drains) {
+        op.report(p).await?;
+    }
+    if let Err(e) = op.guard().await {
+        d.draining = before;
+        op.record_mut()?.set_promote_details(d);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The `draining` progress of retiring `ids` once `registered` are deregistered, when a drain is left to wait out.
+fn drain_progress(op: &Op<'_>, run: &Rounds, d: &PromoteDetails, ids: &[InstanceId], registered: &[InstanceId]) -> Option<Progress> {
+    let drain = run.cluster.deploy.drain;
+    let out = ids.iter().filter(|i| !run.members.contains(*i) || registered.contains(*i)).count();
+    let since = ids.iter().filter(|i| !run.members.contains(*i) || registered.contains(*i)).filter_map(|i| d.draining.get(i)).max().copied()?;
+    if drain.is_zero() || since.add(drain).since(op.cloud().clock.now()).is_zero() {
+        return None;
+    }
+    let mut instances = run.states.clone();
+    for id in registered {
+        instances.insert(id.to_string(), "draining".into());
+    }
+    Some(Progress {
+        phase: crate::model::phase::Phase::Draining,
+        waiting_for: Some(format!("draining {out} for {}", format_duration(drain))),
+        phase_started: Some(since),
+        instances,
+        updated: None,
+    })
+}
+
+/// Takes `ids` out of the load balancer, their deregistration instant durable in the record first (noted by
+/// [`note_aside`] and written by the guard before this, or now): a run that resumes an interrupted drain measures
+/// what is left of `drain` from it.
+async fn set_aside(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut PromoteDetails, ids: &[InstanceId]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let unnoted: Vec<InstanceId> = ids.iter().filter(|i| !d.draining.contains_key(*i)).cloned().collect();
+    note_aside(op, d, &unnoted)?;
+    op.flush().await?;
     crate::steps::fleet::deregister(op, &plan.place.target, ids).await?;
     for id in ids {
         run.members.remove(id);
@@ -735,14 +790,10 @@ async fn retire(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d: &mut P
                         format!("draining {} instance(s) for {}", out.len(), format_duration(drain))
                     };
                     op.progress(&what);
-                    let progress = Progress {
-                        phase: crate::model::phase::Phase::Draining,
-                        waiting_for: Some(format!("draining {} for {}", out.len(), format_duration(drain))),
-                        phase_started: Some(since),
-                        instances: run.states.clone(),
-                        updated: None,
-                    };
-                    op.report(progress).await?;
+                    // The same progress the guard before this wrote: no write of its own.
+                    if let Some(progress) = drain_progress(op, run, d, ids, registered) {
+                        op.report(progress).await?;
+                    }
                     op.pause(left).await?;
                 }
             }

@@ -35,6 +35,7 @@ async fn context(op: &Op<'_>, plan: &PromotePlan, ids: &[InstanceId]) -> HookCon
 async fn live_commit(op: &Op<'_>) -> Option<crate::model::ids::CommitSha> {
     let live = crate::observe::world::live_name(op.cloud(), op.env()).await.ok()??;
     let instances = op.cloud().fleet.app_instances(&op.pipeline().app).await.ok()?;
+    let instances = crate::observe::groups::serving_instances(op.cloud(), op.pipeline(), instances).await.ok()?;
     crate::observe::world::previous(op.env(), &live.weights, &instances).map(|l| l.commit)
 }
 
@@ -58,6 +59,19 @@ pub async fn before_promote(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteO
 /// point of no return.
 pub async fn before_registering(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions, ids: &[InstanceId]) -> Result<()> {
     if opts.skip_hooks || !plan.place.in_place || op.env().hooks.command(HookName::BeforeTraffic).is_none() || passed_before(op, HookName::BeforeTraffic) {
+        return Ok(());
+    }
+    let ctx = context(op, plan, ids).await;
+    match run(op, HookName::BeforeTraffic, &ctx).await? {
+        Some(r) if !r.passed() => Err(failed(&r)),
+        _ => Ok(()),
+    }
+}
+
+/// Blue/green on an asg cluster: `before_traffic` once the idle cluster's load balancer holds only the new group.
+/// A failure (or a signal) is returned as it is: the caller puts the groups back (`ops::promote::asg`).
+pub async fn before_traffic_idle(op: &mut Op<'_>, plan: &PromotePlan, opts: &PromoteOptions, ids: &[InstanceId]) -> Result<()> {
+    if opts.skip_hooks || plan.place.in_place || op.env().hooks.command(HookName::BeforeTraffic).is_none() || passed_before(op, HookName::BeforeTraffic) {
         return Ok(());
     }
     let ctx = context(op, plan, ids).await;

@@ -14,6 +14,7 @@
 //! - one environment, one operator: everything that changes AWS runs under the environment's lock.
 
 pub mod apply;
+pub mod asg;
 pub mod hooks;
 pub mod rollback;
 pub mod plan;

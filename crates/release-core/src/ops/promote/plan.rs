@@ -50,6 +50,9 @@ pub struct PromoteWorld {
     pub instance_group: String,
     /// The environment's recent ledger records, newest first.
     pub records: Vec<Record>,
+    /// An asg cluster's groups, its launch template, and the scaling settings of its serving group that the pipeline
+    /// does not declare (none for an instances fleet).
+    pub asg: Option<(crate::observe::groups::ClusterGroups, Option<crate::ports::LaunchTemplate>, Vec<String>)>,
 }
 
 /// What a promote will do. A plain value: `--plan` prints it, as one flat JSON object (each group below is
@@ -71,6 +74,9 @@ pub struct PromotePlan {
     /// How carefully it goes.
     #[serde(flatten)]
     pub safety: Safety,
+    /// An asg cluster's groups: the version and group it makes, the group it replaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asg: Option<super::asg::AsgPlan>,
     /// Why, in words, for `--plan` and the prompt.
     pub summary: String,
 }
@@ -303,19 +309,41 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
     }
     let cluster = choose_cluster(env, live.as_ref().map(|l| &l.weights), opts.cluster.as_deref())?;
     let instances = cloud.fleet.app_instances(&pipeline.app).await?;
-    let members = cloud.balancer.members(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
+    // One read for a classic ELB: its description holds the members and the zones it serves.
+    let (members, lb_zones) = cloud.balancer.members_and_zones(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let others = world::describe_others(cloud, &members, &instances).await?;
     let records = crate::engine::session::recent_records(cloud, pipeline, &env.name).await?;
-    let network = cloud.fleet.network(&cluster.deploy.subnets).await?;
+    let network = match network_in_use(&instances, &cluster.deploy.subnets) {
+        Some(n) => n,
+        None => cloud.fleet.network(&cluster.deploy.subnets).await?,
+    };
     let offered = cloud.fleet.offered_zones(&cluster.deploy.instance_type).await?;
-    let lb_zones = cloud.balancer.zones(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let group = crate::model::pipeline::launch::group_name(pipeline, cluster, crate::model::pipeline::launch::GroupRole::Instances);
-    let instance_group = cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
-        Error::from(NotFound::SecurityGroup { group: group.clone(), cluster: cluster.name.to_string(), env: env.name.to_string() })
-            .with_cause(crate::model::error::Cause::Missing)
-    })?;
+    let instance_group = match group_in_use(&instances, &network.vpc_id, &group) {
+        Some(id) => id,
+        None => cloud.firewall.groups(&network.vpc_id, std::slice::from_ref(&group)).await?.into_iter().next().map(|g| g.id).ok_or_else(|| {
+            Error::from(NotFound::SecurityGroup { group: group.clone(), cluster: cluster.name.to_string(), env: env.name.to_string() })
+                .with_cause(crate::model::error::Cause::Missing)
+        })?,
+    };
     let config = config_hash(pipeline, env, cluster);
-    let current = world::cluster_instances(&instances, env, cluster);
+    let current = bare_instances(&instances, env, cluster);
+    let asg = match cluster.asg() {
+        Some(_) => {
+            let all = cloud.groups.app_groups(&pipeline.app).await?;
+            let groups = crate::observe::groups::cluster_groups(&all, &pipeline.app, env, cluster);
+            let template = cloud.templates.template(&crate::observe::groups::template_name(&pipeline.app, cluster)).await?;
+            let undeclared = match groups.serving() {
+                Some(g) => {
+                    let (policies, scheduled) = tokio::try_join!(cloud.groups.policies(&g.name), cloud.groups.scheduled_actions(&g.name))?;
+                    crate::observe::groups::undeclared(cluster, &policies, &scheduled)
+                }
+                None => Vec::new(),
+            };
+            Some((groups, template, undeclared))
+        }
+        None => None,
+    };
     // Health is asked only when the tags already say converged: it is the costly read.
     let tags_converged = current.len() >= cluster.count as usize
         && current.iter().filter(|i| runs(i, commit, &config)).count() >= cluster.count as usize;
@@ -339,7 +367,51 @@ pub async fn observe(session: &Session, pipeline: &Pipeline, env: &Environment, 
         lb_zones,
         instance_group,
         records,
+        asg,
     })
+}
+
+/// The cluster's instances a promote launches and retires one by one: for an asg cluster, those that are no group's
+/// (an instances fleet being moved to a group); the groups' own are the groups' to manage.
+fn bare_instances<'i>(instances: &'i [Instance], env: &Environment, cluster: &Cluster) -> Vec<&'i Instance> {
+    let mut current = world::cluster_instances(instances, env, cluster);
+    if cluster.asg().is_some() {
+        current.retain(|i| !i.tags.contains_key(tags::GROUP_NAME));
+    }
+    current
+}
+
+/// The pipeline's `subnets` as live instances of the app in them show them, without a describe: EC2 refuses to
+/// delete a subnet that holds an instance, and a subnet's zone and VPC never change. Only subnets the pipeline names
+/// (anyone may create or delete a default VPC's default subnets), each holding an instance, all in one VPC (else
+/// the describe says what is wrong); sorted by zone, as the port's.
+fn network_in_use(instances: &[Instance], subnets: &[String]) -> Option<Network> {
+    use crate::ports::InstanceState::{Pending, Running, Stopped, Stopping};
+    let mut vpc: Option<&str> = None;
+    let mut found = Vec::new();
+    for id in subnets.iter().collect::<BTreeSet<_>>() {
+        let i = instances
+            .iter()
+            .find(|i| &i.subnet_id == id && !i.zone.is_empty() && !i.vpc_id.is_empty() && matches!(i.state, Pending | Running | Stopping | Stopped))?;
+        if vpc.is_some_and(|v| v != i.vpc_id) {
+            return None;
+        }
+        vpc = Some(&i.vpc_id);
+        found.push(crate::ports::Subnet { id: id.clone(), availability_zone: i.zone.clone() });
+    }
+    found.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone).then(a.id.cmp(&b.id)));
+    Some(Network { vpc_id: vpc?.to_owned(), subnets: found })
+}
+
+/// The id of the security group `name` in `vpc` as a live instance there carries it, without a describe: EC2
+/// refuses to delete a group that an instance uses and names are unique in a VPC, so it is the one
+/// `DescribeSecurityGroups` would find. An instance in another VPC (the cluster moved) carries another group.
+fn group_in_use(instances: &[Instance], vpc: &str, name: &str) -> Option<String> {
+    use crate::ports::InstanceState::{Pending, Running, Stopped, Stopping};
+    instances
+        .iter()
+        .filter(|i| !vpc.is_empty() && i.vpc_id == vpc && matches!(i.state, Pending | Running | Stopping | Stopped))
+        .find_map(|i| i.groups.get(name).cloned())
 }
 
 fn runs(i: &Instance, commit: &CommitSha, config: &str) -> bool {
@@ -366,7 +438,7 @@ pub fn live_until(records: &[Record], cluster: &ClusterName) -> Option<Timestamp
 pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions, world: &PromoteWorld, action: &str) -> Result<PromotePlan> {
     let cluster = env.cluster(world.cluster.as_str())?;
     let config = config_hash(pipeline, env, cluster);
-    let current = world::cluster_instances(&world.instances, env, cluster);
+    let current = bare_instances(&world.instances, env, cluster);
     let strays = world::strays(&pipeline.app, env, cluster, &world.members, &world.instances, &world.others, false);
     refuse_foreign(pipeline, cluster, &strays)?;
     let left = earlier_runs(world, cluster, &current, commit, &config, action);
@@ -375,13 +447,35 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         .and_then(|r| r.promote_details().and_then(|p| p.from.clone()))
         .or_else(|| left.serving.iter().find_map(|i| i.tags.get(tags::COMMIT).and_then(|c| CommitSha::parse(c).ok())));
     let terminated = world::terminated(&pipeline.app, env, cluster, &world.members, &world.others);
-    let (kind, complete, resume_kept) = decide(env, cluster, commit, &config, world, &left, &strays, &terminated);
+    let (mut kind, mut complete, mut resume_kept) = decide(env, cluster, commit, &config, world, &left, &strays, &terminated);
+    let asg = match (cluster.asg(), &world.asg) {
+        (Some(settings), Some((groups, template, undeclared))) => {
+            let bare = left.serving.len() + strays.len() + terminated.len();
+            let resumed = left.resume.map(|r| r.release_id.as_str());
+            let asg = super::asg::plan(&pipeline.app, cluster, &settings, groups, template.as_ref(), commit, &config, bare, resumed, world.now)?.map(|mut a| {
+                a.undeclared = undeclared.clone();
+                a
+            });
+            // The unfinished run of the same commit and settings is resumed: its record adopted, its group (found by
+            // its release id, made again idempotently) carried on from where it stopped.
+            (kind, complete, resume_kept) = match &asg {
+                Some(_) => (PlanKind::Deploy, None, left.resume.map(|r| r.release_id.clone())),
+                None if left.cleanup.is_empty() && left.abandon.is_empty() => (PlanKind::Nothing, None, None),
+                None => (PlanKind::Cleanup, None, None),
+            };
+            asg
+        }
+        _ => None,
+    };
+    let from_commit = from_commit.or_else(|| {
+        world.asg.as_ref().and_then(|(g, _, _)| g.serving()).and_then(|g| g.tags.get(tags::COMMIT)).and_then(|c| CommitSha::parse(c).ok())
+    });
 
     let settle_until = match (&world.live, env.dns()) {
         (Some(_), Some(dns)) => live_until(&world.records, &cluster.name).map(|t| t.add(dns.settle)).filter(|t| *t > world.now),
         _ => None,
     };
-    let to_launch = (cluster.count as usize).saturating_sub(left.adopted.len()) as u32;
+    let to_launch = if asg.is_some() { 0 } else { (cluster.count as usize).saturating_sub(left.adopted.len()) as u32 };
     let (network, skipped) = offered_network(world, cluster);
     if network.subnets.is_empty() && kind == PlanKind::Deploy {
         return Err(Refused::NoOfferedSubnet { cluster: cluster.name.to_string(), instance_type: cluster.deploy.instance_type.to_string(), skipped }.into());
@@ -396,7 +490,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         PlanKind::Deploy => Change::Deploy(FleetChange {
             resume: resume_kept,
             launches: spread(to_launch, &network.subnets, &per_zone(&left.adopted, &zones)),
-            adopted: left.adopted,
+            adopted: if asg.is_some() { Vec::new() } else { left.adopted },
             zones,
             retire: left.serving.iter().map(|i| i.id.clone()).collect(),
             strays,
@@ -429,6 +523,7 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
         change,
         leftovers: Leftovers { cleanup: left.cleanup, abandon: left.abandon.iter().map(|r| r.release_id.clone()).collect() },
         safety: Safety { batch: opts.batch, forced: opts.force },
+        asg,
         summary: String::new(),
     };
     plan.summary = summary(&plan, to_launch);
@@ -438,6 +533,24 @@ pub fn plan_from(pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opt
 /// The plan in words, for `--plan` and the prompt.
 fn summary(plan: &PromotePlan, to_launch: u32) -> String {
     let (env, cluster, commit) = (&plan.place.env, &plan.place.cluster, &plan.release.commit);
+    if let (Some(a), Change::Deploy(f)) = (&plan.asg, &plan.change) {
+        return format!(
+            "promote {} ({}) to {}/{}: launch template {} version {} (expected), group {} of {} instance(s) (min {}, max {}), attached once InService{}{}{}",
+            short_sha(commit.as_str()),
+            plan.release.ami,
+            env,
+            cluster,
+            a.template,
+            a.version,
+            a.group,
+            a.desired,
+            a.min,
+            a.max,
+            a.replaces.as_ref().map(|g| format!(", then disable group {g} (kept for the rollback window)")).unwrap_or_default(),
+            if f.retire.is_empty() { String::new() } else { format!(", then retire {} bare instance(s)", f.retire.len()) },
+            if a.delete.is_empty() { String::new() } else { format!("; first delete {} group(s) left by dead runs: {}", a.delete.len(), a.delete.join(", ")) },
+        ) + &if a.expired.is_empty() { String::new() } else { format!("; delete {} group(s) past the rollback window: {}", a.expired.len(), a.expired.join(", ")) };
+    }
     match &plan.change {
         Change::Nothing => format!("{}/{} already runs {} with these settings, all healthy; nothing to do", env, cluster, short_sha(commit.as_str())),
         Change::Cleanup { complete } => format!(

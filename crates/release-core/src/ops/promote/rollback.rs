@@ -43,12 +43,31 @@ pub struct RollbackPlan {
     pub to_weights: Option<Weights>,
     /// The promote it makes first, if any.
     pub promote: Option<PromotePlan>,
+    /// An asg cluster inside the rollback window: the disabled group it enables and the serving one it disables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupSwitch>,
     /// The releases live before the current one, newest first (the first is where this rollback goes).
     pub history: Vec<LiveRelease>,
     /// Where a further rollback would go after this one, if the ledger holds anything earlier.
     pub next: Option<CommitSha>,
     /// `roll prod back from 3f2a… on green to 9c1d… on blue`.
     pub summary: String,
+}
+
+/// A rollback inside an asg cluster's rollback window: no launch, two groups trade places.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupSwitch {
+    /// The disabled group of the release to go back to, enabled again.
+    pub enable: String,
+    /// The serving group, disabled.
+    pub disable: String,
+    /// The desired capacity the enabled group is raised to at least (the serving group's).
+    pub desired: u32,
+    /// The enabled group's min once it serves (its min before it was disabled, as the ledger recorded it).
+    pub min: u32,
+    /// How much of the window is left.
+    #[serde(serialize_with = "crate::model::clock::ser_duration")]
+    pub window_left: std::time::Duration,
 }
 
 /// What a rollback did.
@@ -91,7 +110,7 @@ fn seeing(mut records: Vec<Record>, open: Option<&Record>) -> Vec<Record> {
 async fn plan_seeing(session: &Session, pipeline: &Pipeline, env: &Environment, opts: &PromoteOptions, open: Option<&Record>) -> Result<RollbackPlan> {
     let cloud = &session.cloud;
     let records = seeing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, None).await?, open);
-    let instances = cloud.fleet.app_instances(&pipeline.app).await?;
+    let instances = crate::observe::groups::serving_instances(cloud, pipeline, cloud.fleet.app_instances(&pipeline.app).await?).await?;
     let mut stack = live_history(&records);
     // A vetoed commit is never gone back to: the walk steps over it (the one live now stays, to be left).
     let top = stack.len().saturating_sub(1);
@@ -133,12 +152,15 @@ async fn in_place(session: &Session, pipeline: &Pipeline, env: &Environment, opt
     let (stack, instances) = (&seen.stack, &seen.instances);
     let nothing = |what: String| nothing(env, what);
     let cluster = &env.clusters()[0];
+    if let Some(settings) = cluster.asg() {
+        return asg_in_place(session, pipeline, env, cluster, &settings, opts, seen).await;
+    }
     // A promote stopped between batches (an alarm) leaves two commits serving: going back is to the one live
     // before it, the top of the history (the stopped promote is not in it).
     let stopped = crate::model::ledger::stopped_between_batches(&seen.records).filter(|_| commit_of(env, cluster, instances).is_none());
     let current = match &stopped {
         Some(c) => c.clone(),
-        None => commit_of(env, cluster, instances).ok_or_else(|| {
+        None => commit_of(env, cluster, instances).or_else(|| emptied(env, cluster, instances, stack)).ok_or_else(|| {
             if world::cluster_instances(instances, env, cluster).is_empty() {
                 nothing(format!("no release is live yet (cluster {} runs nothing)", cluster.name))
             } else {
@@ -168,8 +190,69 @@ async fn in_place(session: &Session, pipeline: &Pipeline, env: &Environment, opt
         from_weights: None,
         to_weights: None,
         promote: Some(p),
+        groups: None,
         next: below(stack, &current).get(1).map(|r| r.commit.clone()),
         history: below(stack, &current),
+        summary,
+    })
+}
+
+/// In place on an asg cluster: the serving group tells what is live (disabled groups keep running, so the
+/// instances do not). Inside the rollback window the previous release's disabled group is enabled again and the
+/// serving one disabled (nothing launched); outside it, the previous commit is promoted as a new group.
+async fn asg_in_place(session: &Session, pipeline: &Pipeline, env: &Environment, cluster: &Cluster, settings: &crate::model::pipeline::AsgSettings, opts: &PromoteOptions, seen: &Seen) -> Result<RollbackPlan> {
+    let nothing = |what: String| nothing(env, what);
+    let cloud = &session.cloud;
+    let all = cloud.groups.app_groups(&pipeline.app).await?;
+    let groups = crate::observe::groups::cluster_groups(&all, &pipeline.app, env, cluster);
+    let serving = groups.serving().ok_or_else(|| nothing(format!("no release is live yet (cluster {} serves no group)", cluster.name)))?;
+    let commit_tag = |g: &crate::ports::Group| g.tags.get(crate::ports::tags::COMMIT).and_then(|c| CommitSha::parse(c).ok());
+    let current = commit_tag(serving).ok_or_else(|| nothing(format!("group {} carries no commit", serving.name)))?;
+    let target = rollback_target(&seen.stack, &current).ok_or_else(|| nothing(format!("the ledger holds no release live before {}", sha(&current))))?.clone();
+    let now = cloud.clock.now();
+    // A rollback that died after enabling the group left it attached beside the serving one: it is taken again.
+    let still_attached = groups.attached.iter().skip(1).find(|g| commit_tag(g).as_ref() == Some(&target.commit));
+    let in_window = groups.disabled.iter().find(|d| commit_tag(&d.group).as_ref() == Some(&target.commit) && now.since(d.since) < settings.rollback_window);
+    let keep = still_attached.map(|g| crate::observe::groups::Disabled { group: g.clone(), since: now }).or_else(|| in_window.cloned());
+    let (path, promote, switch, how) = match keep.as_ref() {
+        Some(d) => {
+            // The min it had before it was disabled, as the promote that disabled it recorded.
+            let recorded = seen.records.iter().filter_map(|r| r.promote_details()).filter_map(|p| p.groups.as_ref()).find(|g| g.replaced.as_deref() == Some(d.group.name.as_str())).and_then(|g| g.replaced_min);
+            let desired = serving.capacity.desired;
+            let left = settings.rollback_window.saturating_sub(now.since(d.since));
+            let switch = GroupSwitch {
+                enable: d.group.name.clone(),
+                disable: serving.name.clone(),
+                desired,
+                min: recorded.unwrap_or(settings.min).min(desired.max(d.group.capacity.desired)),
+                window_left: left,
+            };
+            let how = format!("enabling its group {} again, {} left of its window; nothing is launched", d.group.name, crate::model::clock::format_duration(std::time::Duration::from_secs(left.as_secs())));
+            (RollbackPath::EnableGroup, None, Some(switch), how)
+        }
+        None => {
+            let popts = PromoteOptions { cluster: Some(cluster.name.to_string()), ..opts.clone() };
+            require_ami(session, pipeline, &target.commit).await?;
+            let mut world = promote::observe(session, pipeline, env, &target.commit, &popts).await?;
+            world.records = seeing(std::mem::take(&mut world.records), seen.open.as_ref());
+            let p = promote::plan_from(pipeline, env, &target.commit, &popts, &world, "rollback")?;
+            (RollbackPath::InPlace, Some(p), None, "promoting it as a new group: no disabled group of it is inside its rollback window".to_owned())
+        }
+    };
+    let summary = format!("roll {} back from {} to {} on {} ({how})", env.name, sha(&current), sha(&target.commit), cluster.name);
+    Ok(RollbackPlan {
+        env: env.name.clone(),
+        path,
+        from_commit: Some(current.clone()),
+        from_cluster: Some(cluster.name.clone()),
+        to_commit: target.commit.clone(),
+        cluster: cluster.name.clone(),
+        from_weights: None,
+        to_weights: None,
+        promote,
+        groups: switch,
+        next: below(&seen.stack, &current).get(1).map(|r| r.commit.clone()),
+        history: below(&seen.stack, &current),
         summary,
     })
 }
@@ -207,6 +290,7 @@ fn restore_weights(env: &Environment, seen: &Seen, weights: Weights) -> Result<R
         from_weights: Some(weights.clone()),
         to_weights: Some(restore),
         promote: None,
+        groups: None,
         next,
         history: Vec::new(),
         summary,
@@ -220,7 +304,7 @@ async fn blue_green(session: &Session, pipeline: &Pipeline, env: &Environment, o
     let nothing = |what: String| nothing(env, what);
     let primary = weights.primary().filter(|p| weights.is_live(p)).cloned().ok_or_else(|| nothing("no cluster takes traffic".into()))?;
     let primary_cluster = env.cluster(primary.as_str())?;
-    let current = commit_of(env, primary_cluster, instances).ok_or_else(|| {
+    let current = commit_of(env, primary_cluster, instances).or_else(|| emptied(env, primary_cluster, instances, stack)).ok_or_else(|| {
         if world::cluster_instances(instances, env, primary_cluster).is_empty() {
             nothing(format!("no release is live yet (the live cluster {primary} runs nothing)"))
         } else {
@@ -263,10 +347,21 @@ async fn blue_green(session: &Session, pipeline: &Pipeline, env: &Environment, o
         from_weights: Some(weights),
         to_weights: Some(to),
         promote,
+        groups: None,
         next: history.get(1).map(|r| r.commit.clone()),
         history,
         summary,
     })
+}
+
+/// What `cluster` should run when it runs nothing at all although the ledger's history says a release is live on
+/// it: its fleet was terminated outside `release` (the incident a rollback is for). Going back starts from that
+/// release, as if it still ran; a cluster never deployed has no such history.
+fn emptied(env: &Environment, cluster: &Cluster, instances: &[Instance], stack: &[LiveRelease]) -> Option<CommitSha> {
+    if !world::cluster_instances(instances, env, cluster).is_empty() {
+        return None;
+    }
+    stack.last().filter(|r| r.cluster.as_ref() == Some(&cluster.name)).map(|r| r.commit.clone())
 }
 
 /// The first idle cluster (the target's own first) that still runs `commit`, healthy: a switch back to it is enough.
@@ -372,6 +467,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         from_weights: plan.from_weights.clone(),
         to_weights: plan.to_weights.clone(),
         promote: plan.promote.as_ref().map(promote::apply::details),
+        groups: None,
     };
     let mut report = RollbackReport { release_id: String::new(), plan: plan.clone(), promoted: None, in_sync: true };
     op.progress(&plan.summary);
@@ -394,6 +490,9 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
     }
     report.release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
     op.step(crate::model::phase::Checkpoint::Recorded)?;
+    if let Some(gs) = &plan.groups {
+        enable_group(op, gs).await?;
+    }
     if let Some(p) = &plan.promote {
         let mut rep = promote::apply::report(p, promote::PromoteOutcome::Succeeded);
         promote::apply::settle(op, p).await?;
@@ -401,7 +500,10 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         if let Some(fleet) = p.fleet() {
             let mut d = op.record().and_then(Record::promote_details).cloned().unwrap_or_else(|| promote::apply::details(p));
             let opts = &PromoteOptions { skip_hooks: true, ..opts.clone() };
-            let result = promote::deploy(op, p, fleet, &mut d, &mut rep, opts).await;
+            let result = match &p.asg {
+                Some(asg) => promote::asg::deploy(op, p, asg, fleet, &mut d, &mut rep, opts).await,
+                None => promote::deploy(op, p, fleet, &mut d, &mut rep, opts).await,
+            };
             if let Ok(r) = op.record_mut() {
                 r.set_promote_details(&d);
             }
@@ -416,7 +518,7 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         // The promote made the cluster healthy; confirm before sending it traffic.
         if plan.path != RollbackPath::RestoreWeights {
             let cluster = op.env().cluster(plan.cluster.as_str())?;
-            let instances = op.cloud().fleet.app_instances(&op.pipeline().app).await?;
+            let instances = crate::observe::groups::serving_instances(op.cloud(), op.pipeline(), op.cloud().fleet.app_instances(&op.pipeline().app).await?).await?;
             let health = op.cloud().balancer.health(&cluster.target).await?;
             let members: Vec<_> = health.iter().map(|h| h.id.clone()).collect();
             let others = world::describe_others(op.cloud(), &members, &instances).await?;
@@ -431,4 +533,58 @@ async fn apply(op: &mut Op<'_>, plan: &RollbackPlan, opts: &PromoteOptions) -> R
         report.in_sync = crate::steps::dns::flip(op, &mut live, to, &comment, crate::steps::dns::Way::Guarded, Some("Route53 has the change")).await?.in_sync();
     }
     Ok(report)
+}
+
+/// Inside an asg cluster's rollback window: the previous release's group is enabled (raised to the serving desired,
+/// attached, healthy), then the serving one disabled the way a promote disables it, then the enabled group's min
+/// and alarms are restored. A failure before the serving group leaves disables the enabled group again.
+async fn enable_group(op: &mut Op<'_>, gs: &GroupSwitch) -> Result<()> {
+    use crate::steps::groups;
+    // Rollbacks of this kind that died under this lock left their records open: this one carries on from the world.
+    let mine = op.record().map(|r| r.release_id.clone());
+    for r in op.recent_records().await?.iter().filter(|r| r.outcome == crate::model::ledger::Outcome::Started && Some(&r.release_id) != mine.as_ref()) {
+        if let crate::model::ledger::Action::Rollback(d) = &r.action {
+            if d.path == RollbackPath::EnableGroup {
+                let detail = format!("unfinished; carried on by run {}", op.run_id());
+                crate::steps::records::close(op, r, crate::model::ledger::Outcome::Abandoned, None, detail).await?;
+            }
+        }
+    }
+    let cluster = op.env().clusters()[0].clone();
+    let (target, drain) = (cluster.target.clone(), cluster.deploy.drain);
+    let all = op.cloud().groups.app_groups(&op.pipeline().app).await?;
+    let find = |n: &str| all.iter().find(|g| g.name == n).cloned().ok_or_else(|| Error::from(NotFound::RollbackTarget { env: op.env().name.to_string(), what: format!("group {n} no longer exists") }));
+    let (back, current) = (find(&gs.enable)?, find(&gs.disable)?);
+    let mut polls = 0;
+    op.guard().await?;
+    // Suspended alarms first: nothing may scale the group in while it is being enabled.
+    if let Err(e) = groups::enable(op, &back, &target, gs.desired, cluster.deploy.health_timeout, &mut polls).await {
+        if e.kind() == crate::model::error::ErrorKind::Crash {
+            return Err(e);
+        }
+        if let Some(now) = groups::read(op, &back.name).await.ok().flatten() {
+            let _ = groups::disable(op, &now, &target, drain).await;
+        }
+        return Err(e);
+    }
+    op.step(crate::model::phase::Checkpoint::Healthy)?;
+    op.guard().await?;
+    op.point_of_no_return("the previous release's group serves again and the current one is leaving");
+    let min = groups::disable(op, &current, &target, drain).await?;
+    op.step(crate::model::phase::Checkpoint::DeregisteredOld)?;
+    groups::restore(op, &back.name, gs.min).await?;
+    if let Ok(r) = op.record_mut() {
+        if let crate::model::ledger::Action::Rollback(d) = &mut r.action {
+            d.groups = Some(crate::model::ledger::GroupsDetail {
+                template: back.template.as_ref().map(|t| t.id.to_string()).unwrap_or_default(),
+                version: back.template.as_ref().map_or(0, |t| t.version.0),
+                group: back.name.clone(),
+                desired: gs.desired.max(back.capacity.desired),
+                replaced: Some(current.name.clone()),
+                replaced_min: Some(min),
+            });
+        }
+    }
+    op.progress(&format!("group {} serves again; group {} is disabled", back.name, current.name));
+    Ok(())
 }

@@ -28,6 +28,7 @@ pub async fn after_switch(op: &mut Op<'_>, plan: &crate::ops::switch::SwitchPlan
     let cluster = op.env().cluster(plan.cluster.as_str())?.clone();
     let lb = crate::observe::balancers::lb_dns(op.cloud(), &cluster.target).await;
     let instances = op.cloud().fleet.app_instances(&op.pipeline().app).await.unwrap_or_default();
+    let instances = crate::observe::groups::serving_instances(op.cloud(), op.pipeline(), instances).await.unwrap_or_default();
     let mine = crate::observe::world::cluster_instances(&instances, op.env(), &cluster);
     let ctx = HookContext {
         app: plan.app.to_string(),

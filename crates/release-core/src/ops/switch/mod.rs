@@ -163,7 +163,7 @@ impl SwitchPlan {
 pub async fn observe(cloud: &Cloud, pipeline: &Pipeline, env: &Environment, cluster: &Cluster) -> Result<SwitchWorld> {
     let live = world::live_name(cloud, env).await?.ok_or_else(|| no_dns(env))?;
     world::require_records(env, &live)?;
-    let instances = cloud.fleet.app_instances(&pipeline.app).await?;
+    let instances = crate::observe::groups::serving_instances(cloud, pipeline, cloud.fleet.app_instances(&pipeline.app).await?).await?;
     let health = cloud.balancer.health(&cluster.target).await.map_err(|e| world::lb_missing(env, cluster, e))?;
     let members: Vec<InstanceId> = health.iter().map(|h| h.id.clone()).collect();
     let others = world::describe_others(cloud, &members, &instances).await?;
