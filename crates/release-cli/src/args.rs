@@ -123,6 +123,13 @@ pub enum Command {
         /// at once, exit 5, as without the flag); Ctrl-C while waiting leaves the queue
         #[arg(long, value_name = "DUR", num_args = 0..=1, default_missing_value = "forever")]
         wait: Option<String>,
+        /// Break glass: go through closed promotion gates (requires, soak, approvals, window, freeze, veto); the
+        /// ledger record, `history` and the deploy event carry the override and --reason
+        #[arg(long, requires = "reason")]
+        override_gates: bool,
+        /// Why the gates are overridden (with --override-gates; kept in the ledger)
+        #[arg(long, value_name = "TEXT", requires = "override_gates")]
+        reason: Option<String>,
     },
     /// Send live traffic to a cluster with one Route53 change
     #[command(long_about = "Send live traffic to a cluster with one Route53 change. Once the cluster takes all the \
@@ -151,6 +158,13 @@ pub enum Command {
         /// at once, exit 5, as without the flag); Ctrl-C while waiting leaves the queue
         #[arg(long, value_name = "DUR", num_args = 0..=1, default_missing_value = "forever")]
         wait: Option<String>,
+        /// Break glass: go through closed promotion gates (requires, soak, approvals, window, freeze, veto); the
+        /// ledger record, `history` and the deploy event carry the override and --reason
+        #[arg(long, requires = "reason")]
+        override_gates: bool,
+        /// Why the gates are overridden (with --override-gates; kept in the ledger)
+        #[arg(long, value_name = "TEXT", requires = "override_gates")]
+        reason: Option<String>,
     },
     /// Per environment and cluster: live or idle (share of traffic), commit, AMI, healthy/count, strays, lock
     Status {
@@ -221,6 +235,67 @@ its process is gone on this host), this restores those weights itself under the 
         /// Break it even though its holder is still renewing it (that holder then stops at its next step)
         #[arg(long)]
         force: bool,
+    },
+    /// Per environment: the live commit, the candidate (newest complete bake its `requires` allow) and every
+    /// promotion gate with its state and reason (requires, soak, approvals, window, freeze, veto)
+    Plan {
+        /// Only this environment
+        #[arg(long)]
+        env: Option<String>,
+    },
+    /// The controller: for each environment with `auto = true`, promote the newest complete bake every gate lets
+    /// through (blue/green: into the idle cluster, then a switch with the environment's rollout); never a commit
+    /// rolled back from there, nor a vetoed one. One line per decision on stderr; SIGTERM stops it cleanly
+    Reconcile {
+        /// Run one cycle and exit (its decisions as the result)
+        #[arg(long)]
+        once: bool,
+        /// How long between cycles (each reads the images once and the ledger once per environment); at least 1s
+        #[arg(long, value_name = "DUR", default_value = "1m")]
+        interval: String,
+    },
+    /// Approve a commit for an environment (its `approvals` gate counts distinct people; you count once)
+    Approve {
+        /// The commit: a full or short sha, a branch or a tag (it must be baked)
+        sha: String,
+        /// The environment the approval is for
+        #[arg(long)]
+        env: String,
+        /// A note kept with the approval in the ledger
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+    /// Freeze an environment: promote, switch and rollouts there are refused (exit 4) until unfrozen; rollback is not
+    Freeze {
+        /// The environment
+        #[arg(long)]
+        env: String,
+        /// Why (shown to everyone the freeze refuses, and in the history)
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// End the freeze by itself then: RFC 3339 (2026-12-24T18:00:00Z), a wall time in a zone
+        /// (2026-12-24T18:00[Europe/Lisbon]) or a duration from now (3d); default: until `unfreeze`
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+    },
+    /// End the freeze of an environment
+    Unfreeze {
+        /// The environment
+        #[arg(long)]
+        env: String,
+    },
+    /// Veto a commit for the whole app: never promoted again anywhere, skipped by rollback's walk and by reconcile
+    Veto {
+        /// The commit: a full or short sha, a branch or a tag
+        sha: String,
+        /// Why (shown by `plan` and to every promote it refuses)
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Lift the veto on a commit
+    Unveto {
+        /// The commit: a full or short sha, a branch or a tag
+        sha: String,
     },
     /// A rollout in steps (`switch` with [env.NAME.rollout] or --steps): `rollout status` shows the step, the time
     /// left, alarms and health; `rollout continue` goes past a "hold"

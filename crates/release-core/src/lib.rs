@@ -102,12 +102,17 @@ impl Release {
                 return Err(NotFound::AmiBeforeQueue { commit: commit.to_string() }.into());
             }
         }
+        let what = format!("promote {} to {}", ids::short_sha(commit.as_str()), environment.name);
         let spec = OpSpec::new(format!("promote {} to {}", ids::short_sha(commit.as_str()), environment.name)).waiting(
             opts.wait,
             queue::TicketSpec { action: ledger::TicketAction::Promote, commit: Some(commit.clone()), cluster: None },
         );
         runner::run(&self.session, pipeline, environment, spec, async |op: &mut Op<'_>| {
             let world = promote::observe(op.session(), pipeline, environment, commit, opts).await?;
+            // The gates again under the lock, just before the first change (they were at plan time too): a freeze,
+            // or a window closing while this waited in the queue, holds it. From the records just read.
+            let overridden = crate::observe::gates::check(op.cloud(), pipeline, environment, commit, &what, opts.override_gates.as_deref(), Some(&world.records)).await?;
+            op.override_gates(overridden);
             let plan = promote::plan_from(pipeline, environment, commit, opts, &world, "promote")?;
             if let Some(c) = confirmed {
                 if c.place.cluster != plan.place.cluster {
@@ -251,6 +256,136 @@ impl Release {
     /// to be gone; a live lock is refused (exit 5) unless `force` ([`crate::engine::lock::unlock`]).
     pub async fn unlock(&self, env: &str, force: bool) -> Result<UnlockReport> {
         crate::engine::lock::unlock(&self.session, &self.pipeline, self.pipeline.env(env)?, force).await
+    }
+}
+
+/// Promotion gates (`approve`, `freeze`, `unfreeze`, `veto`, `unveto`, `plan`).
+impl Release {
+    /// Per environment (or the one named): the live commit, the candidate and every gate with its state.
+    pub async fn plan_gates(&self, env: Option<&str>) -> Result<Vec<crate::observe::gates::EnvGates>> {
+        let only = env.map(|e| self.pipeline.env(e)).transpose()?;
+        crate::observe::gates::plan(&self.session.cloud, &self.pipeline, only).await
+    }
+
+    /// The actor approves `commit` for `env`.
+    pub async fn approve(&self, env: &str, commit: &CommitSha, note: Option<&str>) -> Result<crate::ops::gates::GateReport> {
+        crate::ops::gates::approve(&self.session, &self.pipeline, self.pipeline.env(env)?, commit, note).await
+    }
+
+    /// Freezes `env` until [`Release::unfreeze`] or `until`.
+    pub async fn freeze(&self, env: &str, reason: &str, until: Option<crate::model::clock::Timestamp>) -> Result<crate::ops::gates::GateReport> {
+        if reason.trim().is_empty() {
+            return Err(Input::EmptyReason { flag: "--reason" }.into());
+        }
+        crate::ops::gates::freeze(&self.session, &self.pipeline, self.pipeline.env(env)?, reason, until).await
+    }
+
+    /// Ends the freeze of `env`.
+    pub async fn unfreeze(&self, env: &str) -> Result<crate::ops::gates::GateReport> {
+        crate::ops::gates::unfreeze(&self.session, &self.pipeline, self.pipeline.env(env)?).await
+    }
+
+    /// Vetoes `commit` in every environment of the app.
+    pub async fn veto(&self, commit: &CommitSha, reason: &str) -> Result<crate::ops::gates::GateReport> {
+        if reason.trim().is_empty() {
+            return Err(Input::EmptyReason { flag: "--reason" }.into());
+        }
+        crate::ops::gates::veto(&self.session, &self.pipeline, commit, reason).await
+    }
+
+    /// Lifts the veto on `commit`.
+    pub async fn unveto(&self, commit: &CommitSha) -> Result<crate::ops::gates::GateReport> {
+        crate::ops::gates::unveto(&self.session, &self.pipeline, commit).await
+    }
+}
+
+/// What `reconcile` decided for one environment with `auto = true`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Decision {
+    /// The environment.
+    pub env: EnvName,
+    /// `promoted`, `held`, `up-to-date`, `nothing`, `skipped` (another run holds the lock), `failed`.
+    pub decision: &'static str,
+    /// The commit it is about, if one.
+    pub commit: Option<CommitSha>,
+    /// Why, as one line.
+    pub reason: String,
+    /// The releases it ran (promote, switch).
+    pub release_ids: Vec<String>,
+}
+
+/// The controller (`release reconcile`).
+impl Release {
+    /// One cycle: for each environment with `auto = true`, promotes the newest complete bake that every gate lets
+    /// through (blue/green: into the idle cluster, then a switch with the environment's rollout). Never a commit
+    /// rolled back from in that environment, nor a vetoed one; a bake older than the live one is not "newer". Any
+    /// number of reconcilers may run: the lock decides, and one that finds it held skips and says so. Reads: one
+    /// describe of the app's images, one ledger query per environment involved, however many bakes there are.
+    pub async fn reconcile_once(&self) -> Result<Vec<Decision>> {
+        use crate::observe::gates;
+        let autos: Vec<&pipeline::Environment> = self.pipeline.envs.iter().filter(|e| e.gates.auto).collect();
+        if autos.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cloud = &self.session.cloud;
+        let ledgers = gates::read(cloud, &self.pipeline, &autos).await?;
+        let images = cloud.images.app_images(&self.pipeline.app).await?;
+        let bakes = gates::bakes(&images);
+        let mut out = Vec::new();
+        for env in autos {
+            let none = Vec::new();
+            let own = ledgers.get(&env.name).unwrap_or(&none);
+            let live = gates::live(own);
+            let rolled = gates::rolled_back_from(own);
+            let decide = |decision, commit: Option<&CommitSha>, reason: String| Decision { env: env.name.clone(), decision, commit: commit.cloned(), reason, release_ids: Vec::new() };
+            let Some(cand) = gates::candidate(env, &bakes, &ledgers, |c| rolled.contains(c) || gates::veto(own, c).is_some()) else {
+                out.push(decide("nothing", None, "no complete bake is eligible (requires, vetoes, rollbacks)".into()));
+                continue;
+            };
+            // Newer than the live one: a rollback to an older bake is not undone by promoting what lies between.
+            let rank = |c: &CommitSha| bakes.iter().position(|i| i.tags.get(crate::ports::tags::COMMIT).map(String::as_str) == Some(c.as_str()));
+            let live_is_newer = live.as_ref().and_then(rank).zip(rank(&cand.commit)).is_some_and(|(l, c)| l < c);
+            if live.as_ref() == Some(&cand.commit) || live_is_newer {
+                out.push(decide("up-to-date", live.as_ref(), format!("{} runs {}, the newest eligible bake", env.name, live.as_ref().map(|l| ids::short_sha(l.as_str()).to_owned()).unwrap_or_default())));
+                continue;
+            }
+            let firing = gates::firing(cloud, &self.pipeline, env).await?;
+            let closed = gates::closed(&gates::judge(env, &cand.commit, &ledgers, &firing, cloud.clock.now()));
+            if !closed.is_empty() {
+                out.push(decide("held", Some(&cand.commit), closed.join("; ")));
+                continue;
+            }
+            let mut d = decide("promoted", Some(&cand.commit), String::new());
+            match self.reconcile_env(env, &cand.commit, &mut d.release_ids).await {
+                Ok(how) => d.reason = how,
+                Err(e) if e.kind() == ErrorKind::LockHeld => {
+                    d.decision = "skipped";
+                    d.reason = e.to_string();
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted) => return Err(e),
+                Err(e) => {
+                    d.decision = if e.kind() == ErrorKind::Refused { "held" } else { "failed" };
+                    d.reason = e.to_string();
+                }
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
+    async fn reconcile_env(&self, env: &pipeline::Environment, commit: &CommitSha, ids_out: &mut Vec<String>) -> Result<String> {
+        let p = self.promote(env.name.as_str(), commit, &PromoteOptions::default(), None).await?;
+        if !p.release_id.is_empty() {
+            ids_out.push(p.release_id.clone());
+        }
+        if !env.is_blue_green() {
+            return Ok(format!("promoted {} to {}/{}", ids::short_sha(commit.as_str()), env.name, p.cluster));
+        }
+        let s = self.switch(p.cluster.as_str(), &SwitchOptions::default(), None).await?;
+        if !s.release_id.is_empty() {
+            ids_out.push(s.release_id.clone());
+        }
+        Ok(format!("promoted {} to {}/{} and switched to it", ids::short_sha(commit.as_str()), env.name, p.cluster))
     }
 }
 

@@ -40,6 +40,7 @@ fn event() -> Event {
         instances: InstanceCounts { launched: 2, retired: 0 },
         link: Some("http://deploys.internal:8080".into()),
         hooks: Vec::new(),
+        gates_overridden: None,
     }
 }
 

@@ -162,7 +162,7 @@ pub async fn balancer_members_and_zones_in_one_read(h: &dyn Harness) {
     let cloud = h.cloud();
     let net = cloud.fleet.network(&[]).await.unwrap();
     for target in [LbTarget::ClassicElb("conf-mz-classic".into()), LbTarget::TargetGroup("conf-mz-tg".into())] {
-        cloud.balancer.create(&target, &spec(), &net).await.unwrap();
+        cloud.balancer.create(&target, &spec(), &net, &[]).await.unwrap();
         let (members, zones) = cloud.balancer.members_and_zones(&target).await.expect("members and zones");
         assert_eq!(members, cloud.balancer.members(&target).await.unwrap(), "balancer: {target} members");
         assert_eq!(zones, cloud.balancer.zones(&target).await.unwrap(), "balancer: {target} zones");
@@ -360,7 +360,7 @@ fn record(env: &str, started: i64, id: &str) -> Record {
         progress: None,
         notify_failures: Vec::new(),
         hooks: Vec::new(),
-        hook_running: None,
+        hook_running: None, gates_overridden: None,
         action: Action::Promote(PromoteDetails {
             cluster: ClusterName::parse("c").unwrap(),
             commit: sha,

@@ -195,6 +195,28 @@ impl<'a> Env<'a> {
         self.app.release().unlock(self.env.name.as_str(), force).await
     }
 
+    /// Its live commit, candidate and every promotion gate with its state (`release plan --env`).
+    pub async fn gates(&self) -> Result<crate::observe::gates::EnvGates> {
+        let mut v = self.app.release().plan_gates(Some(self.env.name.as_str())).await?;
+        v.pop().ok_or_else(|| Internal::Invariant { what: format!("no gates for env {}", self.env.name) }.into())
+    }
+
+    /// The session's actor approves `commit` for this environment (`approvals`); the same actor counts once.
+    pub async fn approve(&self, commit: impl AsCommit, note: Option<&str>) -> Result<crate::ops::gates::GateReport> {
+        self.app.release().approve(self.env.name.as_str(), &commit.as_commit()?, note).await
+    }
+
+    /// Freezes the environment: promote, switch and rollouts are refused (exit 4) until [`Env::unfreeze`] or
+    /// `until`; rollback is not.
+    pub async fn freeze(&self, reason: &str, until: Option<crate::model::clock::Timestamp>) -> Result<crate::ops::gates::GateReport> {
+        self.app.release().freeze(self.env.name.as_str(), reason, until).await
+    }
+
+    /// Ends the environment's freeze.
+    pub async fn unfreeze(&self) -> Result<crate::ops::gates::GateReport> {
+        self.app.release().unfreeze(self.env.name.as_str()).await
+    }
+
     /// A test event (action [`TEST_ACTION`], kind `started`) to every sink of `[notify]` at once, whatever its
     /// `on`: one attempt each, bounded like a deploy's; nothing is deployed, locked or recorded.
     pub async fn test_sinks(&self) -> Result<(crate::Event, Vec<SinkTrial>)> {
@@ -229,6 +251,7 @@ impl<'a> Env<'a> {
             instances: InstanceCounts::default(),
             link: pipeline.notify.link.clone(),
             hooks: Vec::new(),
+            gates_overridden: None,
         };
         let notifier = session.notifier.clone();
         let tasks: Vec<_> = pipeline

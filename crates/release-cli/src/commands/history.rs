@@ -55,9 +55,12 @@ pub async fn run(g: &Global, out: &Output, env: Option<&str>, limit: u32, outcom
                     r.cluster().map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
                     r.commit().map(|c| short_sha(c.as_str()).to_owned()).unwrap_or_else(|| "-".into()),
                     format!("{from} -> {to}"),
-                    format!("{}{}", r.outcome.as_str(), if r.forced { " (forced)" } else { "" }),
-                    // One line per record: the reason's first line.
-                    r.detail.as_deref().and_then(|d| d.lines().next()).filter(|d| !d.trim().is_empty()).unwrap_or("-").to_owned(),
+                    format!("{}{}{}", r.outcome.as_str(), if r.forced { " (forced)" } else { "" }, if r.gates_overridden.is_some() { " (gates overridden)" } else { "" }),
+                    // One line per record: the reason's first line; a break-glass override says why first.
+                    match &r.gates_overridden {
+                        Some(o) => format!("override: {} (past: {})", o.reason, o.closed.join("; ")),
+                        None => r.detail.as_deref().and_then(|d| d.lines().next()).filter(|d| !d.trim().is_empty()).unwrap_or("-").to_owned(),
+                    },
                 ]
             }))
             .collect();

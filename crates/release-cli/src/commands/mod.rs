@@ -3,6 +3,7 @@
 mod bake;
 mod completions;
 mod gc;
+mod gates;
 mod dashboard;
 mod history;
 mod man;
@@ -32,9 +33,10 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
         Command::Test { sha } => stages::test(g, out, sha).await,
         Command::Bake { sha, force } => bake::run(g, out, sha, *force).await,
         Command::Images => bake::images(g, out).await,
-        Command::Promote { sha, env, cluster, plan, batch, force, wait } => {
+        Command::Promote { sha, env, cluster, plan, batch, force, wait, override_gates, reason } => {
             let wait = queue::wait(wait.as_deref())?;
-            promote::run(g, out, promote::Args { rev: sha, env, cluster: cluster.as_deref(), plan: *plan, batch: *batch, force: *force, wait }).await
+            let override_gates = gates::override_reason(*override_gates, reason.as_deref())?;
+            promote::run(g, out, promote::Args { rev: sha, env, cluster: cluster.as_deref(), plan: *plan, batch: *batch, force: *force, wait, override_gates }).await
         }
         Command::Queue { env, action } => queue::run(g, out, env.as_deref(), action.as_ref()).await,
         Command::Unlock { env, force } => unlock::run(g, out, env, *force).await,
@@ -63,14 +65,22 @@ pub async fn run(cli: &Cli, out: &Output) -> Result<()> {
             out.result(&doc, text);
             Ok(())
         }
-        Command::Switch { cluster, weight, steps, pause, plan, force, wait } => {
+        Command::Switch { cluster, weight, steps, pause, plan, force, wait, override_gates, reason } => {
             let rollout = rollout::options(steps.as_deref(), pause.as_deref())?;
-            switch::run(g, out, cluster, *weight, rollout, *plan, *force, queue::wait(wait.as_deref())?).await
+            let override_gates = gates::override_reason(*override_gates, reason.as_deref())?;
+            switch::run(g, out, cluster, *weight, rollout, *plan, *force, queue::wait(wait.as_deref())?, override_gates).await
         }
         Command::Status { env } => status::run(g, out, env.as_deref()).await,
         Command::Rollback { env, plan, force, wait } => rollback::run(g, out, env, *plan, *force, queue::wait(wait.as_deref())?).await,
         Command::History { env, limit, outcome } => history::run(g, out, env.as_deref(), *limit, outcome.as_deref()).await,
         Command::Rollout { action } => rollout::run(g, out, action).await,
+        Command::Reconcile { once, interval } => gates::reconcile(g, out, *once, interval).await,
+        Command::Plan { env } => gates::plan(g, out, env.as_deref()).await,
+        Command::Approve { sha, env, note } => gates::approve(g, out, sha, env, note.as_deref()).await,
+        Command::Freeze { env, reason, until } => gates::freeze(g, out, env, reason, until.as_deref()).await,
+        Command::Unfreeze { env } => gates::unfreeze(g, out, env).await,
+        Command::Veto { sha, reason } => gates::veto(g, out, sha, reason).await,
+        Command::Unveto { sha } => gates::unveto(g, out, sha).await,
         Command::Gc { plan, keep, older_than } => gc::run(g, out, *plan, *keep, older_than).await,
         Command::Dashboard { listen, interval, token } => {
             dashboard::run(g, out, dashboard::Args { listen, interval, token: token.as_deref() }).await

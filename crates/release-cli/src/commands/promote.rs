@@ -19,6 +19,7 @@ pub struct Args<'a> {
     pub batch: Option<u32>,
     pub force: bool,
     pub wait: release::engine::queue::Wait,
+    pub override_gates: Option<String>,
 }
 
 pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
@@ -29,7 +30,7 @@ pub async fn run(g: &Global, out: &Output, a: Args<'_>) -> Result<()> {
     let environment = pipeline.env(a.env)?.clone();
     let c = context::connected(g, pipeline, "promote", context::Writes::Ledger).await?;
     let commit = context::resolve_commit(a.rev, &c.app).await?;
-    let opts = PromoteOptions { cluster: a.cluster.map(str::to_owned), batch: a.batch, force: a.force, region: c.region.clone(), wait: a.wait, ..Default::default() };
+    let opts = PromoteOptions { cluster: a.cluster.map(str::to_owned), batch: a.batch, force: a.force, region: c.region.clone(), wait: a.wait, override_gates: a.override_gates.clone(), ..Default::default() };
     if a.plan {
         let plan = c.release.plan_promote(a.env, &commit, &opts).await?;
         let env = c.app.env(a.env)?;

@@ -18,11 +18,12 @@ pub async fn run(
     plan_only: bool,
     force: bool,
     wait: release::engine::queue::Wait,
+    override_gates: Option<String>,
 ) -> Result<()> {
     let pipeline = context::load_pipeline(g)?;
     pipeline.cluster(cluster)?;
     let c = context::connected(g, pipeline, "switch", context::Writes::Ledger).await?;
-    let opts = SwitchOptions { weight, force, wait, steps: rollout.steps, pause: rollout.pause };
+    let opts = SwitchOptions { weight, force, wait, steps: rollout.steps, pause: rollout.pause, override_gates };
     let start = std::time::Instant::now();
     if plan_only {
         let plan = c.release.plan_switch(cluster, &opts).await?;

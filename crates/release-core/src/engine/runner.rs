@@ -172,6 +172,8 @@ pub struct Op<'s, S = Environment> {
     /// Whether it went through the queue, which told the sinks `queued`: it closes with an event even when it
     /// opened no record (nothing to do).
     queued_event: bool,
+    /// Break-glass past closed promotion gates, carried by the records this run opens (and so their events).
+    gates_overridden: Option<crate::model::ledger::GatesOverridden>,
 }
 
 impl<'s> Op<'s> {
@@ -229,10 +231,17 @@ impl<'s, S: Scope> Op<'s, S> {
     pub fn draft(&self, action: crate::model::ledger::Action) -> Record {
         let mut record = self.session.record(self.pipeline, self.scope.lock_name(), self.record_id.clone(), self.started, action);
         record.holder = self.run_id.clone();
+        record.gates_overridden = self.gates_overridden.clone();
         if !self.queued.is_zero() {
             record.seconds.insert("queued".to_owned(), self.queued.as_secs_f64());
         }
         record
+    }
+
+    /// The records this run opens from now on carry `overridden` (`--override-gates`: which gates were closed, why
+    /// it went through).
+    pub fn override_gates(&mut self, overridden: Option<crate::model::ledger::GatesOverridden>) {
+        self.gates_overridden = overridden;
     }
 
     /// Writes a new record (it must not exist).
@@ -650,6 +659,7 @@ async fn run_locked<T, S: Scope>(
         events,
         ticket: spec.ticket.clone(),
         queued_event,
+        gates_overridden: None,
     };
     let result = match take_also(session, pipeline, scope.lock_name(), &spec, &op.run_id, &shared, &op.events).await {
         Ok(()) => {

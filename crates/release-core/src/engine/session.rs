@@ -196,6 +196,7 @@ impl Session {
             notify_failures: Vec::new(),
             hooks: Vec::new(),
             hook_running: None,
+            gates_overridden: None,
             action,
         }
     }

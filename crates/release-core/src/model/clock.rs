@@ -32,35 +32,60 @@ impl Timestamp {
         Duration::from_millis((self.0 - earlier.0).max(0) as u64)
     }
 
-    fn civil(self) -> (i64, u32, u32, u32, u32, u32) {
-        let secs = self.0.div_euclid(1000);
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        // Howard Hinnant's days-to-civil algorithm.
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32, (rem % 60) as u32)
+    fn utc(self) -> jiff::Timestamp {
+        // Out of jiff's range (years -9999..=9999) only for nonsense values; clamp rather than panic in a Display.
+        jiff::Timestamp::from_millisecond(self.0).unwrap_or(if self.0 < 0 { jiff::Timestamp::MIN } else { jiff::Timestamp::MAX })
     }
 
     /// `20261122T034950Z`, for ids that sort by time.
     pub fn compact(self) -> String {
-        let (y, mo, d, h, mi, s) = self.civil();
-        format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+        self.utc().strftime("%Y%m%dT%H%M%SZ").to_string()
+    }
+
+    /// This instant in `zone`, for judgements that follow a wall clock (deploy windows).
+    pub fn in_zone(self, zone: &jiff::tz::TimeZone) -> jiff::ZonedDateTime {
+        self.utc().to_zoned_datetime(zone.clone())
+    }
+
+    /// From a jiff instant (to the millisecond).
+    pub fn from_jiff(t: jiff::Timestamp) -> Self {
+        Self(t.as_millisecond())
+    }
+
+    /// `Mon 09:00 Europe/Lisbon`: a moment as the people of `zone` read it.
+    pub fn local(self, zone: &jiff::tz::TimeZone) -> String {
+        let z = self.in_zone(zone);
+        format!("{} {}", z.strftime("%a %H:%M"), zone.iana_name().unwrap_or("UTC"))
     }
 }
 
 impl fmt::Display for Timestamp {
     /// RFC 3339 with seconds, UTC: `2026-11-22T03:49:50Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (y, mo, d, h, mi, s) = self.civil();
-        write!(f, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+        write!(f, "{}", self.utc().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    }
+}
+
+/// A time zone by its IANA name (`Europe/Lisbon`), from the system's database.
+pub fn zone(name: &str) -> Result<jiff::tz::TimeZone, String> {
+    jiff::tz::TimeZone::get(name).map_err(|_| format!("`{name}` is not a known time zone; write an IANA name like \"Europe/Lisbon\" or \"UTC\""))
+}
+
+/// A moment given on the command line (`freeze --until`): RFC 3339 (`2026-12-24T18:00:00Z`, or with an offset), a
+/// wall time in a zone (`2026-12-24T18:00[Europe/Lisbon]`), or a duration from `now` (`3d`).
+pub fn parse_when(s: &str, now: Timestamp) -> Result<Timestamp, String> {
+    let s = s.trim();
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(Timestamp::from_jiff(t));
+    }
+    if let Ok(z) = s.parse::<jiff::ZonedDateTime>() {
+        return Ok(Timestamp::from_jiff(z.timestamp()));
+    }
+    match parse_duration(s) {
+        Ok(d) => Ok(now.add(d)),
+        Err(_) => Err(format!(
+            "`{s}` is neither a moment nor a duration; write RFC 3339 (\"2026-12-24T18:00:00Z\"), a wall time in a zone (\"2026-12-24T18:00[Europe/Lisbon]\") or a duration from now (\"3d\")"
+        )),
     }
 }
 
@@ -74,30 +99,37 @@ pub trait Clock: Send + Sync {
 }
 
 /// The one duration syntax, for pipeline files and every flag (`--older-than`, `--pause`, `--wait`, ...): `500ms`,
-/// `30s`, `10m`, `1h`, `2d`, or combinations like `1m30s` and `1d12h`.
+/// `30s`, `10m`, `1h`, `2d`, or combinations like `1m30s` and `1d12h`. jiff reads it (a day is 24 hours here:
+/// these are spans of elapsed time, not calendar days); the shape is checked first so that a unit written as a word
+/// or a missing unit gets a message saying what to write.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty duration".into());
     }
-    let mut total = Duration::ZERO;
+    diagnose(s)?;
+    let span: jiff::Span = s.parse().map_err(|_| format!("`{s}` is not a duration (units: ms, s, m, h, d, largest first)"))?;
+    let d = span
+        .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|_| format!("`{s}` is too large"))?;
+    Duration::try_from(d).map_err(|_| format!("`{s}` is negative"))
+}
+
+/// Whether `s` is numbers each followed by one of our units, and if not, what to write instead.
+fn diagnose(s: &str) -> Result<(), String> {
     let mut rest = s;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
         if digits == 0 {
             return Err(format!("`{s}` is not a duration"));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| format!("`{s}` is too large"))?;
+        let n = &rest[..digits];
         rest = &rest[digits..];
         let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        match unit {
+            "ms" | "s" | "m" | "h" | "d" => {}
             // `10 minutes`: a word after a space is the unit people meant.
             "" if rest.starts_with(' ') => {
                 let word: String = rest.trim_start().chars().take_while(|c| c.is_ascii_alphabetic()).collect();
@@ -113,10 +145,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                     None => format!("`{s}` has an unknown unit `{other}`; use ms, s, m, h or d"),
                 })
             }
-        };
-        total = total.saturating_add(part);
+        }
     }
-    Ok(total)
+    Ok(())
 }
 
 /// The unit a word people write means: `minutes` -> `m`.

@@ -143,6 +143,9 @@ pub struct Event {
     /// ledger record). A failed hook is also the `reason` of a `failed` or `rolled-back` event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<crate::model::hook::HookResult>,
+    /// Break-glass: the promotion gates that were closed and went through (`--override-gates`), and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates_overridden: Option<crate::model::ledger::GatesOverridden>,
 }
 
 /// How many instances an action launched and retired.
@@ -193,6 +196,7 @@ impl Event {
             },
             link: link.map(str::to_owned),
             hooks: record.hooks.iter().map(|h| crate::model::hook::HookResult { output_tail: Vec::new(), ..h.clone() }).collect(),
+            gates_overridden: record.gates_overridden.clone(),
         }
     }
 

@@ -270,6 +270,8 @@ pub enum Action {
     RolloutRequest(RolloutRequestDetails),
     /// `release gc`: what it removed (recorded in the first environment of the app, holding every one's lock).
     Gc(GcDetails),
+    /// `release approve`, `freeze`, `unfreeze`, `veto`, `unveto`: a promotion gate's state changed.
+    Gate(GateDetails),
 }
 
 impl Action {
@@ -283,6 +285,7 @@ impl Action {
             Action::Queued(q) => q.command.as_str(),
             Action::RolloutRequest(_) => "rollout",
             Action::Gc(_) => "gc",
+            Action::Gate(g) => g.change.as_str(),
         }
     }
 }
@@ -437,6 +440,9 @@ pub struct Record {
     /// The hook started and not yet ended, while it runs (a re-run must not start a second copy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_running: Option<crate::model::hook::HookInFlight>,
+    /// `--override-gates --reason TEXT`: the gates that were closed and went through, and why (break-glass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates_overridden: Option<GatesOverridden>,
     /// The action and what only it has.
     #[serde(flatten)]
     pub action: Action,
@@ -497,6 +503,7 @@ impl Record {
             Action::Queued(q) => q.cluster.as_ref(),
             Action::RolloutRequest(r) => Some(&r.cluster),
             Action::Gc(_) => None,
+            Action::Gate(_) => None,
         }
     }
 
@@ -510,6 +517,7 @@ impl Record {
             Action::Queued(q) => q.commit.as_ref(),
             Action::RolloutRequest(_) => None,
             Action::Gc(_) => None,
+            Action::Gate(g) => g.commit.as_ref(),
         }
     }
 
@@ -524,6 +532,7 @@ impl Record {
             Action::Queued(q) => ("-".into(), q.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).or_else(|| q.cluster.as_ref().map(|c| c.to_string())).unwrap_or_else(|| "-".into())),
             Action::RolloutRequest(r) => (r.rollout.to_string(), r.request.as_str().to_owned()),
             Action::Gc(g) => (format!("{} image(s)", g.planned_images.len()), format!("{} removed", g.removed_images.len())),
+            Action::Gate(g) => ("-".into(), g.commit.as_ref().map(|c| short_sha(c.as_str()).to_owned()).or_else(|| g.reason.clone()).unwrap_or_else(|| "-".into())),
         }
     }
 }
@@ -629,7 +638,7 @@ pub struct LiveRelease {
 /// #     release_id: ReleaseId::from_string(format!("r{t}")), holder: ReleaseId::from_string(format!("r{t}")),
 /// #     actor: "ci".into(), caller: String::new(), host: String::new(), started: Timestamp::from_millis(t),
 /// #     finished: None, outcome: Outcome::Succeeded, detail: None, forced: false, rolled_back: None,
-/// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(), hooks: Vec::new(), hook_running: None,
+/// #     seconds: Default::default(), progress: None, notify_failures: Vec::new(), hooks: Vec::new(), hook_running: None, gates_overridden: None,
 /// #     action: Action::Promote(PromoteDetails { cluster: ClusterName::parse("staging").unwrap(), commit: sha(c),
 /// #         ami: AmiId::parse("ami-1").unwrap(), from: None, config_hash: String::new(), in_place: true,
 /// #         new_instances: vec![], retired_instances: vec![], strays_retired: vec![], terminated_by_hand: vec![], batches_done: 0,
@@ -776,6 +785,62 @@ pub struct RolloutRequestDetails {
     pub cluster: ClusterName,
 }
 
+/// A change of a promotion gate's state, kept as a record of its own (written with a condition that no record of
+/// that id exists, without the environment's lock: approving prod must not wait for a deploy running there).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GateDetails {
+    /// What changed.
+    pub change: GateChange,
+    /// The commit approved, vetoed or unvetoed.
+    #[serde(default)]
+    pub commit: Option<CommitSha>,
+    /// The freeze's or veto's reason, or the approval's note.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When a freeze ends by itself (`--until`); none: until `unfreeze`.
+    #[serde(default)]
+    pub until: Option<Timestamp>,
+}
+
+/// Which gate change a [`GateDetails`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateChange {
+    /// One person approves one commit for one environment.
+    Approve,
+    /// Nothing is promoted or switched to in the environment until unfrozen (or `until`).
+    Freeze,
+    /// Ends a freeze.
+    Unfreeze,
+    /// The commit is never promoted again anywhere (written to every environment of the app).
+    Veto,
+    /// Lifts a veto.
+    Unveto,
+}
+
+impl GateChange {
+    /// `approve`, `freeze`, `unfreeze`, `veto`, `unveto`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateChange::Approve => "approve",
+            GateChange::Freeze => "freeze",
+            GateChange::Unfreeze => "unfreeze",
+            GateChange::Veto => "veto",
+            GateChange::Unveto => "unveto",
+        }
+    }
+}
+
+/// What a break-glass `--override-gates` went through.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GatesOverridden {
+    /// `--reason`.
+    pub reason: String,
+    /// The gates that were closed, each with its reason (`approvals: 1 of 2 (alice)`).
+    #[serde(default)]
+    pub closed: Vec<String>,
+}
+
 /// What `release gc` removed, written before each deletion and after it, so a run that dies leaves a record
 /// saying what it was about to remove (a re-run finishes it: deregistered images' snapshots are found by tag).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -913,7 +978,7 @@ mod tests {
             progress: None,
             notify_failures: Vec::new(),
             hooks: Vec::new(),
-            hook_running: None,
+            hook_running: None, gates_overridden: None,
             action,
         }
     }

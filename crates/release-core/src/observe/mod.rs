@@ -8,3 +8,4 @@ pub mod groups;
 pub mod images;
 pub mod preflight;
 pub mod world;
+pub mod gates;

@@ -7,3 +7,4 @@ pub mod promote;
 pub mod provision;
 pub mod status;
 pub mod switch;
+pub mod gates;

@@ -10,3 +10,4 @@ pub mod images;
 pub mod watch;
 pub mod records;
 pub mod infra;
+pub mod gates;

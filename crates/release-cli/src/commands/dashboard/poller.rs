@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub history: BTreeMap<String, Value>,
     /// App -> `release images --output json`.
     pub images: BTreeMap<String, Value>,
+    /// App -> `release plan --output json`: per environment the candidate and its gates.
+    pub gates: BTreeMap<String, Value>,
     /// The last poll's error, when it failed (the data is then the previous poll's).
     pub error: Option<String>,
 }
@@ -94,6 +96,7 @@ async fn poll(releases: &[App], cloud: &release::ports::Cloud, previous: &Snapsh
     let (status, _) = crate::documents::status(first, &pipelines, None).await?;
     let mut history = BTreeMap::new();
     let mut images = BTreeMap::new();
+    let mut gates = BTreeMap::new();
     for r in releases {
         let app = r.pipeline().app.to_string();
         let ledger_changed = full || changed(&previous.status, &status, &app, &["last", "operation", "queue", "lock"]);
@@ -107,10 +110,19 @@ async fn poll(releases: &[App], cloud: &release::ports::Cloud, previous: &Snapsh
             Some(i) if !fleet_changed => i.clone(),
             _ => crate::documents::images(r).await.unwrap_or_else(|e| error_doc(&e)),
         };
+        // The gates read the same ledger and images; soak and windows move with the clock, so full polls read them too.
+        let g = match previous.gates.get(&app) {
+            Some(g) if !ledger_changed && !fleet_changed => g.clone(),
+            _ => match r.release().plan_gates(None).await {
+                Ok(envs) => serde_json::json!({ "ok": true, "app": app, "envs": envs }),
+                Err(e) => error_doc(&e),
+            },
+        };
         history.insert(app.clone(), h);
-        images.insert(app, i);
+        images.insert(app.clone(), i);
+        gates.insert(app, g);
     }
-    Ok(Snapshot { version: 0, at: Some(cloud.clock.now().to_string()), status, history, images, error: None })
+    Ok(Snapshot { version: 0, at: Some(cloud.clock.now().to_string()), status, history, images, gates, error: None })
 }
 
 /// Whether any of `keys` of any environment of `app` differs between two status documents.

@@ -81,6 +81,7 @@ fn router(state: State) -> Router {
         .route("/api/status", get(status))
         .route("/api/history", get(history))
         .route("/api/images", get(images))
+        .route("/api/gates", get(gates))
         .route("/api/operation/{app}/{release}", get(operation))
         .route("/api/health", get(health))
         .route("/api/events", get(events))
@@ -214,6 +215,18 @@ async fn images(Extract(state): Extract<State>, q: std::result::Result<Query<App
     match s.images.get(&app) {
         Some(doc) => Json(with_freshness(doc.clone(), &s)).into_response(),
         None => not_found(&format!("no images of app `{app}` yet")),
+    }
+}
+
+/// One app's `plan` document: per environment the live commit, the candidate and every promotion gate.
+async fn gates(Extract(state): Extract<State>, q: std::result::Result<Query<AppQuery>, QueryRejection>) -> Response {
+    let (_, s, app) = match begin(&state, q, |q| q.app.as_deref()) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match s.gates.get(&app) {
+        Some(doc) => Json(with_freshness(doc.clone(), &s)).into_response(),
+        None => not_found(&format!("no gates of app `{app}` yet")),
     }
 }
 

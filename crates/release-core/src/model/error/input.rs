@@ -152,6 +152,18 @@ pub enum Input {
         /// The most.
         max: std::time::Duration,
     },
+    /// A reason flag (`--reason`) is empty: a freeze, a veto or a break-glass override must say why.
+    EmptyReason {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// `--until` is neither a moment nor a duration, or is already past.
+    Until {
+        /// What is wrong.
+        why: String,
+    },
+    /// `--override-gates` without `--reason`.
+    OverrideWithoutReason,
     /// A count flag that must be at least 1 is 0.
     Zero {
         /// The flag (`--limit`).
@@ -363,6 +375,9 @@ impl fmt::Display for Input {
                 write!(f, "--pause is at most {}; for a longer wait put \"hold\" in --steps", crate::model::clock::format_duration(*max))
             }
             Input::Zero { flag } => write!(f, "{flag} must be at least 1"),
+            Input::EmptyReason { flag } => write!(f, "{flag} is empty; say why, it goes into the ledger for everyone to read"),
+            Input::Until { why } => write!(f, "--until: {why}"),
+            Input::OverrideWithoutReason => f.write_str("--override-gates needs --reason TEXT: break-glass is recorded with why"),
             Input::KeepZero => f.write_str("--keep must be at least 1 (the target of the next rollback); the default is 3"),
             Input::OlderThan { why } => write!(f, "--older-than: {why}; give a duration like 14d, 36h or 0s"),
             Input::Wait { why } => write!(f, "--wait {why}; give a duration such as 10m, or --wait alone to wait as long as it takes"),

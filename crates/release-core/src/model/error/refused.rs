@@ -223,6 +223,13 @@ pub enum Refused {
         /// The pipeline's max.
         max: u32,
     },
+    /// A promotion gate of the environment is closed (`requires`, `soak`, `approvals`, `windows`, a freeze, a veto).
+    GateClosed {
+        /// What was asked (`promote 3f2a1b2 to prod`).
+        what: String,
+        /// Each closed gate with its reason (`approvals: 1 of 2 (alice)`).
+        closed: Vec<String>,
+    },
 }
 
 impl fmt::Display for Refused {
@@ -340,6 +347,11 @@ impl fmt::Display for Refused {
             Refused::DesiredOverMax { cluster, group, desired, max } => write!(
                 f,
                 "group {group} of cluster {cluster} runs {desired} instances, more than scaling.max = {max} allows a new group; raise scaling.max to at least {desired} and promote again; nothing was changed"
+            ),
+            Refused::GateClosed { what, closed } => write!(
+                f,
+                "{what} is held by its gates: {}; nothing was changed (`release plan` shows every gate; break glass with --override-gates --reason TEXT)",
+                closed.join("; ")
             ),
             Refused::GcPlanGrew { images } => write!(
                 f,

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 pub use parse::{parse, parse_for_bake, parse_readable};
 
+pub mod gates;
 pub mod hooks;
 pub mod launch;
 
@@ -468,6 +469,8 @@ pub struct Environment {
     pub rollout: Option<Rollout>,
     /// Lifecycle hooks (`[env.NAME.hooks]`).
     pub hooks: crate::model::hook::HookSettings,
+    /// Promotion gates: `requires`, `soak`, `approvals`, `windows`, `auto`.
+    pub gates: gates::Gates,
 }
 
 /// How an environment's queue serves waiting commands (`queue = "fifo" | "latest"`).

@@ -12,6 +12,7 @@ use super::{
     BakeSpec, BaseAmi, BuildStage, Cluster, DeploySettings, FleetKind, Scaling, Diagnostic, DnsSettings, Environment, HealthCheck, LbTarget,
     MetadataTokens, NotifySettings, Pipeline, QueueMode, SecretRef, Sink, SinkKind, RootVolume, TestStage, Topology, DEFAULT_LEDGER_TABLE, DEFAULT_SETTLE, MAX_COUNT,
 };
+use super::gates::{Gates, Window};
 use super::{check_steps, Rollout, RolloutStep, DEFAULT_ROLLOUT_PAUSE, MAX_ROLLOUT_ALARMS, MAX_ROLLOUT_PAUSE};
 use crate::model::clock::{format_duration, parse_duration};
 use crate::model::event::EventKind;
@@ -20,6 +21,7 @@ use crate::model::ids::{is_slug, AmiId, AppName, ClusterName, EnvName};
 const HEALTH_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(6 * 3600));
 const DRAIN_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
 const SETTLE_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(3600));
+const SOAK_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(90 * 86_400));
 const ROLLBACK_WINDOW_RANGE: (Duration, Duration) = (Duration::from_secs(60), Duration::from_secs(30 * 86_400));
 
 /// The asg keys (`fleet`, `scaling`, `rollback_window`) read so far down [deploy] -> environment -> cluster, each with
@@ -924,6 +926,7 @@ impl<'a> Walker<'a> {
         // cluster only, across environments.
         let mut seen = Seen::default();
         let names: Vec<String> = envs_tbl.t.iter().map(|(k, _)| k.to_owned()).collect();
+        let mut required = Vec::new();
         for env_name in names {
             let kspan = self.key_span(&envs_tbl, &env_name);
             let label = format!("env.{env_name}");
@@ -941,8 +944,12 @@ impl<'a> Walker<'a> {
             let shape = self.environment(&env_tbl, &label, (deploy, asg), &mut seen);
             let rollout = self.rollout(&env_tbl, &label);
             let hooks = self.hooks(&env_tbl, &label);
-            match (name, shape, rollout, hooks) {
-                (Some(name), Some((vars, topology, queue)), Ok(rollout), Some(hooks)) => {
+            let gates = self.gates(&env_tbl, &label);
+            if let (Some(name), Some((_, requires))) = (&name, &gates) {
+                required.push((name.clone(), kspan.clone(), requires.clone()));
+            }
+            match (name, shape, rollout, hooks, gates) {
+                (Some(name), Some((vars, topology, queue)), Ok(rollout), Some(hooks), Some((gates, _))) => {
                     if let Some(r) = rollout.as_ref().filter(|r| !r.steps.is_empty() && !matches!(topology, Topology::BlueGreen { .. })) {
                         let span = self.key_span(&env_tbl, "rollout");
                         self.error(
@@ -952,7 +959,7 @@ impl<'a> Walker<'a> {
                         );
                         ok = false;
                     } else {
-                        envs.push(Environment { name, vars, topology, queue, rollout, hooks });
+                        envs.push(Environment { name, vars, topology, queue, rollout, hooks, gates });
                     }
                 }
                 _ => ok = false,
@@ -962,6 +969,7 @@ impl<'a> Walker<'a> {
             self.error(envs_tbl.anchor.clone().unwrap_or(0..0), "no environments defined", Some("add [env.<name>.clusters.<cluster>]"));
             return None;
         }
+        ok &= self.requires_fit(&required);
         ok.then_some(envs)
     }
 
@@ -972,7 +980,10 @@ impl<'a> Walker<'a> {
         (deploy, asg): (&DeploySettings, &AsgKeys),
         seen: &mut Seen,
     ) -> Option<(BTreeMap<String, String>, Topology, QueueMode)> {
-        self.unknown_keys(t, &["vars", "dns", "clusters", "queue", "rollout", "hooks", "fleet", "scaling", "rollback_window", "certificate", "tls_policy", "scheme"]);
+        self.unknown_keys(
+            t,
+            &["vars", "dns", "clusters", "queue", "rollout", "hooks", "fleet", "scaling", "rollback_window", "certificate", "tls_policy", "scheme", "requires", "soak", "approvals", "windows", "auto"],
+        );
         let asg = self.asg_keys(t, asg);
         let mut own = deploy.clone();
         self.lb_keys(t, &mut own);
@@ -1588,6 +1599,104 @@ impl Walker<'_> {
         }
         (self.diags.len() == before).then_some(out)
     }
+}
+
+/// The promotion gates of an environment (`requires`, `soak`, `approvals`, `windows`, `auto`).
+impl Walker<'_> {
+    /// The gates, with each environment `requires` names and where; `None` when one is wrong (reported).
+    fn gates(&mut self, t: &Tbl<'_>, label: &str) -> Option<(Gates, Vec<(String, Range<usize>)>)> {
+        let before = self.diags.len();
+        let mut gates = Gates::default();
+        let requires = self.str_list(t, "requires").unwrap_or_default();
+        for (r, span) in &requires {
+            match EnvName::parse(r) {
+                Ok(n) if !gates.requires.contains(&n) => gates.requires.push(n),
+                Ok(_) => self.error(span.clone(), format!("`{r}` is listed twice in `requires` of [{label}]"), Some("list each environment once")),
+                Err(_) => self.error(span.clone(), format!("`{r}` in `requires` of [{label}] is not an environment name"), Some("name environments of this file, like \"staging\"")),
+            }
+        }
+        if t.t.contains_key("soak") {
+            gates.soak = self.duration(t, "soak", SOAK_RANGE);
+            if gates.soak.is_some() && requires.is_empty() {
+                let span = self.span_of(t, "soak");
+                self.error(span, format!("`soak` in [{label}] needs `requires`: it is how long a commit served there"), Some("add requires = [\"staging\"], or remove soak"));
+            }
+        }
+        if let Some((n, span)) = self.int(t, "approvals") {
+            match u32::try_from(n) {
+                Ok(n) if n <= 100 => gates.approvals = n,
+                _ => self.error(span, format!("`approvals` in [{label}] is {n}, outside 0..100"), Some("write how many distinct people must approve, 0 for none")),
+            }
+        }
+        for (w, span) in self.str_list(t, "windows").unwrap_or_default() {
+            match Window::parse(&w) {
+                Ok(w) => gates.windows.push(w),
+                Err(why) => self.error(span, format!("{why} (in [{label}])"), Some("write \"DAYS HH:MM-HH:MM ZONE\", like \"mon-fri 09:00-16:00 Europe/Lisbon\"")),
+            }
+        }
+        if let Some(item) = t.t.get("auto") {
+            match item.as_bool() {
+                Some(b) => gates.auto = b,
+                None => {
+                    let span = self.span_of(t, "auto");
+                    self.error(span, format!("`auto` in [{label}] must be true or false, not {}", item.type_name()), Some("write true or false without quotes"));
+                }
+            }
+        }
+        (self.diags.len() == before).then_some((gates, requires))
+    }
+
+    /// Every environment named in a `requires` exists, and no chain of `requires` comes back to where it started.
+    fn requires_fit(&mut self, required: &[(EnvName, Range<usize>, Vec<(String, Range<usize>)>)]) -> bool {
+        let before = self.diags.len();
+        let known: Vec<&str> = required.iter().map(|(n, _, _)| n.as_str()).collect();
+        for (env, _, reqs) in required {
+            for (r, span) in reqs {
+                if r == env.as_str() {
+                    self.error(span.clone(), format!("[env.{env}] requires itself"), Some("remove it from `requires`"));
+                } else if !known.contains(&r.as_str()) {
+                    let hint = match closest(r, &known) {
+                        Some(c) => format!("did you mean `{c}`?"),
+                        None => format!("name one of: {}", known.join(", ")),
+                    };
+                    self.error(span.clone(), format!("`requires` of [env.{env}] names `{r}`, which is not an environment of this file"), Some(&hint));
+                }
+            }
+        }
+        if self.diags.len() > before {
+            return false;
+        }
+        // A cycle: reported once, at the first environment of it in file order, naming the whole loop.
+        let edges: BTreeMap<&str, Vec<&str>> =
+            required.iter().map(|(n, _, r)| (n.as_str(), r.iter().map(|(s, _)| s.as_str()).collect())).collect();
+        for (env, _, reqs) in required {
+            let mut path = vec![env.as_str()];
+            if cycle_from(env.as_str(), env.as_str(), &edges, &mut path, &mut Default::default()) {
+                let span = reqs.iter().find(|(r, _)| r == path[1]).map(|(_, s)| s.clone()).unwrap_or(0..0);
+                self.error(span, format!("`requires` makes a cycle: {}", path.join(" -> ")), Some("no commit could ever enter these environments; remove one of the requirements"));
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Whether following `requires` from `at` comes back to `start`; `path` is then the loop.
+fn cycle_from<'a>(start: &str, at: &str, edges: &BTreeMap<&'a str, Vec<&'a str>>, path: &mut Vec<&'a str>, seen: &mut std::collections::BTreeSet<&'a str>) -> bool {
+    for &n in edges.get(at).map(Vec::as_slice).unwrap_or_default() {
+        if n == start {
+            path.push(n);
+            return true;
+        }
+        if seen.insert(n) {
+            path.push(n);
+            if cycle_from(start, n, edges, path, seen) {
+                return true;
+            }
+            path.pop();
+        }
+    }
+    false
 }
 
 /// Whether `key` names the AWS managed EBS key (`alias/aws/ebs`, as an alias or an alias ARN).

@@ -83,6 +83,8 @@ pub struct PromoteOptions {
     /// Run no `[env.NAME.hooks]` (a rollback's promote: going back must not depend on the smoke tests of the
     /// release it leaves).
     pub skip_hooks: bool,
+    /// `--override-gates --reason TEXT`: go through closed promotion gates, recorded with this reason.
+    pub override_gates: Option<String>,
 }
 
 /// What a promote will do or did.

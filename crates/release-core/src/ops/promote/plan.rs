@@ -705,6 +705,9 @@ fn offered_network(world: &PromoteWorld, cluster: &Cluster) -> (Network, Vec<Str
 /// Observes and plans.
 pub async fn plan(session: &Session, pipeline: &Pipeline, env: &Environment, commit: &CommitSha, opts: &PromoteOptions) -> Result<PromotePlan> {
     let world = observe(session, pipeline, env, commit, opts).await?;
+    // The promotion gates at plan time (`--plan`, the question before a blue/green promote): exit 4 while one is closed.
+    let what = format!("promote {} to {}", crate::model::ids::short_sha(commit.as_str()), env.name);
+    crate::observe::gates::check(&session.cloud, pipeline, env, commit, &what, opts.override_gates.as_deref(), Some(&world.records)).await?;
     let plan = plan_from(pipeline, env, commit, opts, &world, "promote")?;
     if plan.kind() == PlanKind::Deploy {
         crate::observe::preflight::check_in_place(&session.cloud, env, env.cluster(plan.place.cluster.as_str())?, opts.batch.is_some()).await?;

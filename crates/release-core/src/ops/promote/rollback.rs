@@ -111,7 +111,14 @@ async fn plan_seeing(session: &Session, pipeline: &Pipeline, env: &Environment, 
     let cloud = &session.cloud;
     let records = seeing(cloud.ledger.records(&pipeline.ledger_table, &pipeline.app, &env.name, None).await?, open);
     let instances = crate::observe::groups::serving_instances(cloud, pipeline, cloud.fleet.app_instances(&pipeline.app).await?).await?;
-    let stack = live_history(&records);
+    let mut stack = live_history(&records);
+    // A vetoed commit is never gone back to: the walk steps over it (the one live now stays, to be left).
+    let top = stack.len().saturating_sub(1);
+    let mut i = 0;
+    stack.retain(|l| {
+        i += 1;
+        i - 1 == top || crate::observe::gates::veto(&records, &l.commit).is_none()
+    });
     let seen = Seen { open: open.cloned(), records, instances, stack };
 
     let Some(live) = world::live_name(cloud, env).await? else {

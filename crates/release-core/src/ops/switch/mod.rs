@@ -49,6 +49,8 @@ pub struct SwitchOptions {
     pub steps: Option<Vec<crate::model::pipeline::RolloutStep>>,
     /// `--pause`: how long each step is watched, over the file's.
     pub pause: Option<Duration>,
+    /// `--override-gates --reason TEXT`: go through closed promotion gates, recorded with this reason.
+    pub override_gates: Option<String>,
 }
 
 impl Readiness {
@@ -255,6 +257,17 @@ pub async fn plan(session: &Session, pipeline: &Pipeline, cluster_name: &str, op
     plan_from(pipeline, env, cluster, opts, &w)
 }
 
+/// The promotion gates of the environment for the commit traffic would go to, under the lock just before the first
+/// change: refused (exit 4) while one is closed, unless `--override-gates`, which the record then carries. A switch
+/// that changes nothing, or to a cluster whose commit is unknown, asks none.
+pub(crate) async fn gates(op: &mut Op<'_>, plan: &SwitchPlan, opts: &SwitchOptions, records: &[Record]) -> Result<()> {
+    let Some(commit) = plan.commit.as_ref().filter(|_| plan.changes) else { return Ok(()) };
+    let what = format!("switch of {} to {} ({})", plan.env, plan.cluster, crate::model::ids::short_sha(commit.as_str()));
+    let overridden = crate::observe::gates::check(op.cloud(), op.pipeline(), op.env(), commit, &what, opts.override_gates.as_deref(), Some(records)).await?;
+    op.override_gates(overridden);
+    Ok(())
+}
+
 /// Switches: under the lock, observes and plans again (refusing when the plan differs from the `confirmed` one),
 /// closes unfinished switches of dead runs, and makes the one change.
 pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, opts: &SwitchOptions, confirmed: Option<&SwitchPlan>) -> Result<SwitchReport> {
@@ -278,6 +291,7 @@ pub async fn switch(session: &Session, pipeline: &Pipeline, cluster_name: &str, 
         }
         let plan = plan_from(pipeline, env, cluster, opts, &w)?;
         unchanged_since(confirmed, &plan)?;
+        gates(op, &plan, opts, &w.records).await?;
         close_unfinished(op, &w.records, &w.live.weights).await?;
         let mut report = SwitchReport::unchanged(plan.clone(), false);
         if !plan.changes {

@@ -330,6 +330,7 @@ async fn begin<'c>(op: &mut Op<'_>, cluster: &'c Cluster, opts: &SwitchOptions, 
     let spec = wanted(env, opts)?.ok_or_else(|| Error::from(Internal::Invariant { what: "a rollout without steps".into() }))?;
     let plan = plan_from(pipeline, env, cluster, opts, &spec, w)?;
     super::unchanged_since(confirmed, &plan)?;
+    super::gates(op, &plan, opts, &w.records).await?;
     crate::steps::records::close_unfinished(op, &w.records, &w.live.weights).await?;
     if !plan.changes {
         return Ok(Begin::Unchanged(SwitchReport::unchanged(plan, false)));

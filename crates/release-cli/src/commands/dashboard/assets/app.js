@@ -93,26 +93,41 @@
       <div class="instances">${states.map(([id, s]) => `<span class="inst" data-instance="${esc(id)}" data-state="${esc(s)}" title="${esc(s)}">${esc(id.slice(-6))} ${esc(s)}</span>`).join("")}</div>
     </div>`;
   }
-  function envCell(app, e) {
+  // The promotion gates of an environment (`release plan`): what could enter next, and what holds it.
+  function gatesCell(g) {
+    if (!g || (!g.candidate && !g.gates.some(x => !x.open))) return "";
+    const cand = g.candidate ? `<span class="sha">${short(g.candidate.commit)}</span>` : "none";
+    const verdict = !g.candidate ? "" : g.candidate.commit === g.live ? " · live" : g.eligible ? ` <span class="ok">eligible</span>` : ` <span class="warn">held</span>`;
+    return `<div class="gates" data-gates="${esc(g.env)}" title="${esc(g.gates.map(x => x.gate + ": " + x.reason).join("\n"))}">
+      <div>next: ${cand}${verdict}${g.auto ? " · auto" : ""}</div>
+      ${g.gates.filter(x => !x.open).map(x => `<div class="warn" data-gate="${esc(x.gate)}">⏸ ${esc(x.gate)}: ${esc(x.reason)}</div>`).join("")}
+    </div>`;
+  }
+  function envCell(app, e, g) {
     if (!e) return `<td class="env muted">-</td>`;
     const lock = e.lock ? `<div class="lock ${e.lock.stale ? "bad" : "warn"}">LOCKED by ${esc(e.lock.holder)}${e.lock.doing ? " (" + esc(e.lock.doing) + ")" : ""} ${since(e.lock.acquired)}${e.lock.stale ? " — lease ran out" : ""}</div>` : "";
     const queue = e.queue.length ? `<div class="queue">WAITING ${e.queue.length}: ${e.queue.map(t => esc(t.holder) + " " + esc(t.doing)).join(", ")}</div>` : "";
     const last = e.last ? `<div class="muted">last: ${esc(e.last.action)} ${short(e.last.commit)} by ${esc(e.last.actor)}, ${esc(e.last.outcome)} ${ago(e.last.started)}</div>` : "";
     return `<td class="env" data-env="${esc(e.env)}">
       <div class="clusters">${e.clusters.map(cluster).join("")}</div>
-      ${e.operation ? operation(app, e.operation) : ""}${lock}${queue}
+      ${e.operation ? operation(app, e.operation) : ""}${lock}${queue}${gatesCell(g)}
       ${e.note ? `<div class="note warn">⚠ ${esc(e.note)}</div>` : ""}${tv ? "" : last}
     </td>`;
   }
-  function board() {
+  async function board() {
     if (!status) return;
     const apps = status.apps || [];
+    const gates = {};
+    for (const a of apps) {
+      const doc = await get("/api/gates", { app: a.app }).catch(() => null);
+      if (doc && doc.ok) gates[a.app] = doc.envs;
+    }
     document.body.style.setProperty("--rows", Math.max(apps.length, 1));
     const envNames = [];
     for (const a of apps) for (const e of a.environments) if (!envNames.includes(e.env)) envNames.push(e.env);
     main.innerHTML = `<table class="board" id="board">
       <thead><tr><th class="app">app</th>${envNames.map(n => `<th>${esc(n)}</th>`).join("")}</tr></thead>
-      <tbody>${apps.map(a => `<tr data-app="${esc(a.app)}"><th class="app">${esc(a.app)}</th>${envNames.map(n => envCell(a.app, a.environments.find(e => e.env === n))).join("")}</tr>`).join("")}</tbody>
+      <tbody>${apps.map(a => `<tr data-app="${esc(a.app)}"><th class="app">${esc(a.app)}</th>${envNames.map(n => envCell(a.app, a.environments.find(e => e.env === n), (gates[a.app] || []).find(g => g.env === n))).join("")}</tr>`).join("")}</tbody>
     </table>`;
   }
 
@@ -132,7 +147,7 @@
     const rows = (doc.queued || []).map(t => `<tr><td>${esc(fmt(t.arrival))}</td><td>${esc(t.holder)}</td><td>${esc(t.action)}</td><td>${esc(t.env)}</td><td>-</td><td class="sha">${short(t.commit)}</td><td>-</td><td>queued</td></tr>`)
       .concat(doc.records.map(r => `<tr data-release="${esc(r.release_id)}" data-outcome="${esc(r.outcome)}">
         <td><a href="${url("/op/" + encodeURIComponent(app) + "/" + encodeURIComponent(r.release_id))}">${esc(fmt(r.started))}</a></td>
-        <td>${esc(r.actor)}</td><td>${esc(r.action)}</td><td>${esc(r.env)}</td><td>${esc(r.cluster || "-")}</td>
+        <td>${esc(r.actor)}</td><td>${esc(r.change || r.action)}${r.gates_overridden ? ` <span class="warn" title="${esc(r.gates_overridden.closed.join("; "))}">gates overridden: ${esc(r.gates_overridden.reason)}</span>` : ""}</td><td>${esc(r.env)}</td><td>${esc(r.cluster || "-")}</td>
         <td class="sha">${short(r.commit)}</td><td class="sha">${short(r.from)} → ${short(r.to || r.commit)}</td>
         <td class="${r.outcome === "succeeded" ? "ok" : r.outcome === "started" ? "" : "bad"}">${esc(r.outcome)}${r.forced ? " (forced)" : ""}</td></tr>`));
     main.innerHTML = form + `<table class="list" id="history"><thead><tr><th>started</th><th>actor</th><th>action</th><th>env</th><th>cluster</th><th>commit</th><th>from → to</th><th>outcome</th></tr></thead><tbody>${rows.join("") || `<tr><td colspan="8" class="muted">no records</td></tr>`}</tbody></table>`;
