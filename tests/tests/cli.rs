@@ -310,3 +310,21 @@ async fn the_ci_example_script_bakes_promotes_to_staging_and_flips_prod_as_writt
     assert_eq!(doc("staging.json")["ok"], false);
     before.assert_same(&emu.state(), "a failed job");
 }
+
+/// `--pipeline` given from outside the checkout: a short sha and `HEAD` resolve in the pipeline's repository (where
+/// bake exports from), not in the current directory, which is no repository at all here.
+#[tokio::test]
+async fn a_pipeline_given_from_another_directory_resolves_commits_in_its_own_repository() {
+    let emu = Emulator::start();
+    let (project, _a, b) = Project::baked_demo(&emu);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = project.path().join("pipelines/hello.toml");
+    let file = file.to_str().unwrap();
+    let before = emu.state();
+    for rev in ["HEAD", &b[..12]] {
+        let plan = release_e2e::release_with(elsewhere.path(), Some(&emu.url()), &[], &["promote", rev, "--pipeline", file, "--env", "staging", "--plan", "--output", "json"]);
+        assert_eq!(plan.code, 0, "{rev}: {}", plan.stderr);
+        assert_eq!(plan.json()["commit"].as_str(), Some(b.as_str()), "{rev}: {}", plan.stdout);
+    }
+    before.assert_same(&emu.state(), "a plan");
+}

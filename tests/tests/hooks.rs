@@ -429,6 +429,14 @@ async fn a_hook_outliving_a_killed_release_holds_the_lock_and_is_never_started_t
     hooks(&project, "prod", "before_traffic = \"echo $$ >> starts; echo smoke starting; while [ ! -e go ]; do sleep 0.2; done\"");
     let bg = project.background(&emu.url(), &[], &["promote", &a, "--env", "prod", "--yes"]);
     bg.wait_for("[hook before_traffic] smoke starting", Duration::from_secs(120));
+    // The kill must come once the hook's process is in the record (what this test is about). A kill before that
+    // write leaves `hook_running` without a process, which a re-run waits out until the hook's deadline (the
+    // hook is recorded before it starts): under load the hook's first line can come before that write.
+    let start = std::time::Instant::now();
+    while last_record(&aws, "prod").await["hook_running"]["process"]["pgid"].is_null() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the hook's process was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     bg.signal("KILL");
     let killed = bg.finish(Duration::from_secs(30));
     assert_ne!(killed.code, 0);

@@ -15,6 +15,24 @@ use release_core::{Release, Result};
 
 use crate::memory::MemoryCloud;
 
+/// The `shop` app's pipeline: its build and bake, `[deploy]` holding `deploy`, then `rest` (environments and more).
+/// Every test pipeline starts here, so that only what a test is about is written in it.
+pub fn shop_pipeline(deploy: &str, rest: &str) -> Pipeline {
+    let src = format!(
+        r#"app = "shop"
+[build]
+command = "true"
+artifact = "a.tgz"
+[bake]
+template = "t.pkr.hcl"
+base_ami = "ami-0a1b2c3d4e5f60718"
+[deploy]
+{deploy}
+{rest}"#
+    );
+    parse(Path::new("pipelines/shop.toml"), Path::new("."), &src, false).unwrap_or_else(|d| panic!("test pipeline: {d:#?}"))
+}
+
 /// The `shop` pipeline with `count` instances per cluster; `extra` is appended (more keys, more environments).
 pub fn shop(count: u32, extra: &str) -> Pipeline {
     shop_deploy(count, "", extra)

@@ -3,17 +3,16 @@
 //! template versions, load balancer members, instances) and the ledger.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use release_core::model::clock::Clock;
 use release_core::model::ids::{AppName, CommitSha};
 use release_core::model::ledger::{Action, GroupsDetail, Outcome, RollbackPath};
-use release_core::model::pipeline::{parse, LbTarget, Pipeline};
+use release_core::model::pipeline::{LbTarget, Pipeline};
 use release_core::ports::{tags, Capacity, Group, Lifecycle, Process};
 use release_core::ErrorKind;
-use release_testkit::fixtures::World;
+use release_testkit::fixtures::{shop_pipeline, World};
 
 /// One in-place environment on a target group, its cluster an asg fleet; `cluster` adds keys to the cluster.
 fn pipeline(cluster: &str) -> Pipeline {
@@ -22,27 +21,10 @@ fn pipeline(cluster: &str) -> Pipeline {
 
 /// The environment with `cluster` as the cluster's fleet keys.
 fn shop(cluster: &str) -> Pipeline {
-    let src = format!(
-        r#"app = "shop"
-[build]
-command = "true"
-artifact = "a.tgz"
-[bake]
-template = "t.pkr.hcl"
-base_ami = "ami-0a1b2c3d4e5f60718"
-[deploy]
-health_timeout = "10m"
-drain = "30s"
-instance_profile = "shop-app"
-[env.staging]
-vars = {{ APP_ENV = "staging" }}
-[env.staging.clusters.web]
-target_group = "shop-web"
-count = 2
-{cluster}
-"#
-    );
-    parse(Path::new("pipelines/shop.toml"), Path::new("."), &src, false).unwrap_or_else(|d| panic!("test pipeline: {d:#?}"))
+    shop_pipeline(
+        "health_timeout = \"10m\"\ndrain = \"30s\"\ninstance_profile = \"shop-app\"",
+        &format!("[env.staging]\nvars = {{ APP_ENV = \"staging\" }}\n[env.staging.clusters.web]\ntarget_group = \"shop-web\"\ncount = 2\n{cluster}\n"),
+    )
 }
 
 fn tg() -> LbTarget {

@@ -1,31 +1,17 @@
 //! Load balancers and target groups that `release` did not make (issue 23): used as they are, never created,
 //! modified or converged; on AWS a target group belongs to at most one load balancer. On the in-memory cloud.
 
-use std::path::Path;
 use std::time::Duration;
 
-use release_core::model::pipeline::{parse, HealthCheck, LbTarget, Pipeline};
+use release_core::model::pipeline::{HealthCheck, LbTarget, Pipeline};
 use release_core::ops::provision::Action;
 use release_core::ports::{LbKind, LbSpec, ServingLb};
 use release_core::ErrorKind;
-use release_testkit::fixtures::World;
+use release_testkit::fixtures::{shop_pipeline, World};
 use release_testkit::memory::MemoryCloud;
 
 fn pipeline(clusters: &str) -> Pipeline {
-    let src = format!(
-        r#"app = "shop"
-[build]
-command = "true"
-artifact = "a.tgz"
-[bake]
-template = "t.pkr.hcl"
-base_ami = "ami-0a1b2c3d4e5f60718"
-[deploy]
-drain = "30s"
-allow = ["10.0.0.0/8"]
-{clusters}"#
-    );
-    parse(Path::new("pipelines/shop.toml"), Path::new("."), &src, false).unwrap_or_else(|d| panic!("test pipeline: {d:#?}"))
+    shop_pipeline("drain = \"30s\"\nallow = [\"10.0.0.0/8\"]", clusters)
 }
 
 const IN_PLACE: &str = r#"[env.prod]

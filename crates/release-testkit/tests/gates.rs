@@ -9,7 +9,7 @@ use release_core::model::ledger::{Action, GateChange, Outcome};
 use release_core::model::pipeline::{parse, Pipeline};
 use release_core::ops::promote::PromoteOptions;
 use release_core::ErrorKind;
-use release_testkit::fixtures::World;
+use release_testkit::fixtures::{shop_pipeline, World};
 
 /// Staging in place, prod in place behind `gates`. The memory cloud's clock starts on Friday 2026-11-20 03:49:50Z.
 fn gated(gates: &str) -> Pipeline {
@@ -18,18 +18,10 @@ fn gated(gates: &str) -> Pipeline {
 
 /// [`gated`] with `extra` appended (`[notify]`).
 fn gated_with(gates: &str, extra: &str) -> Pipeline {
-    let src = format!(
-        r#"app = "shop"
-[build]
-command = "true"
-artifact = "a.tgz"
-[bake]
-template = "t.pkr.hcl"
-base_ami = "ami-0a1b2c3d4e5f60718"
-[deploy]
-health_timeout = "10m"
-drain = "30s"
-[env.staging]
+    shop_pipeline(
+        "health_timeout = \"10m\"\ndrain = \"30s\"",
+        &format!(
+            r#"[env.staging]
 [env.staging.clusters.staging]
 load_balancer = "shop-staging"
 count = 1
@@ -39,8 +31,8 @@ count = 1
 target_group = "shop-prod"
 count = 2
 {extra}"#
-    );
-    parse(Path::new("pipelines/shop.toml"), Path::new("."), &src, false).unwrap_or_else(|d| panic!("test pipeline: {d:#?}"))
+        ),
+    )
 }
 
 fn promotes(records: &[release_core::model::ledger::Record]) -> usize {

@@ -151,13 +151,18 @@ impl App {
         crate::iam_policy(&self.release.pipeline)
     }
 
-    /// A full sha for `rev`, resolved with git in the current directory's checkout. A full sha git does not know
-    /// (a shallow CI clone) is accepted only when it has an AMI (`in_checkout` false); anything else git does not
-    /// know is not found.
+    /// A full sha for `rev`, resolved with git in the checkout holding the pipeline file (as a bake exports from
+    /// it): `--pipeline` given from another directory resolves in the pipeline's repository, not the current
+    /// directory's. A full sha git does not know (a shallow CI clone) is accepted only when it has an AMI
+    /// (`in_checkout` false); anything else git does not know is not found.
     pub async fn resolve(&self, rev: &str) -> Result<Resolved> {
         use crate::ports::Workspace;
-        let cwd = std::env::current_dir().map_err(|e| Error::from(Internal::System { what: "cannot read the current directory".into(), error: e.to_string() }))?;
-        let known = match GitWorkspace::discover(&cwd) {
+        let file = &self.pipeline().file;
+        let dir = match file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(d) => d.to_path_buf(),
+            None => std::env::current_dir().map_err(|e| Error::from(Internal::System { what: "cannot read the current directory".into(), error: e.to_string() }))?,
+        };
+        let known = match GitWorkspace::discover(&dir) {
             Ok(ws) => ws.resolve(rev).await,
             // Outside a repository git knows no commit at all: not found, as an unknown one is.
             Err(e) => Err(match e.failure() {
