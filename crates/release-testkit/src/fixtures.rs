@@ -40,20 +40,10 @@ pub fn shop(count: u32, extra: &str) -> Pipeline {
 
 /// [`shop`] with `deploy` added to its `[deploy]` table (subnets, say).
 pub fn shop_deploy(count: u32, deploy: &str, extra: &str) -> Pipeline {
-    let src = format!(
-        r#"app = "shop"
-[build]
-command = "true"
-artifact = "a.tgz"
-[bake]
-template = "t.pkr.hcl"
-base_ami = "ami-0a1b2c3d4e5f60718"
-[deploy]
-health_timeout = "10m"
-drain = "30s"
-instance_profile = "shop-app"
-{deploy}
-[env.staging]
+    shop_pipeline(
+        &format!("health_timeout = \"10m\"\ndrain = \"30s\"\ninstance_profile = \"shop-app\"\n{deploy}"),
+        &format!(
+            r#"[env.staging]
 vars = {{ APP_ENV = "staging", SECRET = "ssm:/shop/secret" }}
 [env.staging.clusters.staging]
 load_balancer = "shop-staging"
@@ -67,8 +57,8 @@ count = {count}
 target_group = "shop-green"
 count = {count}
 {extra}"#
-    );
-    parse(Path::new("pipelines/shop.toml"), Path::new("."), &src, false).unwrap_or_else(|d| panic!("test pipeline: {d:#?}"))
+        ),
+    )
 }
 
 /// A test world: the in-memory cloud, the pipeline, and what sessions printed.

@@ -368,27 +368,42 @@ async fn register_again(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, d
     }
 }
 
-/// Removes `undo` (never serving in place of old capacity) after a failure, and retells the error with what
-/// happened (keeping its kind). After a lost lock it first claims the record, so a run that adopted it keeps what
-/// it adopted.
-async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo: &[InstanceId], e: Error) -> Error {
+/// What stopped a promote, as its cleanup tells it: the error's kind and why (`interrupted`, or its message).
+pub(super) fn failure_of(e: &Error) -> (ErrorKind, String) {
     let kind = e.kind();
     let why = match kind {
         ErrorKind::Interrupted => "interrupted".to_owned(),
         _ => e.message().to_owned(),
     };
+    (kind, why)
+}
+
+/// Claims the record before removing what a failed run made: `Ok(e)` when this run may clean up; otherwise `e`
+/// retold (a run that adopted the record keeps what it adopted, or the claim itself failed), nothing rolled back.
+pub(super) async fn claim_cleanup(op: &mut Op<'_>, e: Error, why: &str, kind: ErrorKind) -> std::result::Result<Error, Error> {
+    match op.claim_for_cleanup().await {
+        Ok(true) => Ok(e),
+        Ok(false) => {
+            let release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
+            Err(e.retold(Deploy::TakenOver { why: why.to_owned(), kind, release_id }).with_rolled_back(false))
+        }
+        Err(claim) => Err(e.retold(Deploy::ClaimFailed { why: why.to_owned(), kind, error: claim.to_string() }).with_rolled_back(false)),
+    }
+}
+
+/// Removes `undo` (never serving in place of old capacity) after a failure, and retells the error with what
+/// happened (keeping its kind). After a lost lock it first claims the record, so a run that adopted it keeps what
+/// it adopted.
+async fn compensate(op: &mut Op<'_>, plan: &PromotePlan, run: &mut Rounds, undo: &[InstanceId], e: Error) -> Error {
+    let (kind, why) = failure_of(&e);
     let (commit, cluster) = (short_sha(plan.release.commit.as_str()).to_owned(), plan.place.cluster.to_string());
     if undo.is_empty() {
         return e.retold(Deploy::NothingLaunched { commit, cluster, why, kind }).with_rolled_back(true);
     }
-    match op.claim_for_cleanup().await {
-        Ok(true) => {}
-        Ok(false) => {
-            let release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
-            return e.retold(Deploy::TakenOver { why, kind, release_id }).with_rolled_back(false);
-        }
-        Err(claim) => return e.retold(Deploy::ClaimFailed { why, kind, error: claim.to_string() }).with_rolled_back(false),
-    }
+    let e = match claim_cleanup(op, e, &why, kind).await {
+        Ok(e) => e,
+        Err(told) => return told,
+    };
     op.progress(&format!("rolling back: removing {} new instance(s)", undo.len()));
     // Terminating is what removes them: a deregistration that fails (the load balancer deleted meanwhile, say) is
     // only noted, since the load balancer drops terminated instances by itself.

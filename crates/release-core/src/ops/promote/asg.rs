@@ -346,20 +346,12 @@ async fn retire_bare(op: &mut Op<'_>, plan: &PromotePlan, fleet: &FleetChange, d
 /// After a failure before the old group left: deletes the new group (detached, emptied, deleted), and retells the
 /// error with what happened, keeping its kind.
 async fn remove_new(op: &mut Op<'_>, plan: &PromotePlan, name: &str, target: &crate::model::pipeline::LbTarget, drain: std::time::Duration, e: crate::model::error::Error) -> crate::model::error::Error {
-    let kind = e.kind();
-    let why = match kind {
-        ErrorKind::Interrupted => "interrupted".to_owned(),
-        _ => e.message().to_owned(),
-    };
+    let (kind, why) = super::apply::failure_of(&e);
     let (commit, cluster) = (short_sha(plan.release.commit.as_str()).to_owned(), plan.place.cluster.to_string());
-    match op.claim_for_cleanup().await {
-        Ok(true) => {}
-        Ok(false) => {
-            let release_id = op.record().map(|r| r.release_id.to_string()).unwrap_or_default();
-            return e.retold(Deploy::TakenOver { why, kind, release_id }).with_rolled_back(false);
-        }
-        Err(claim) => return e.retold(Deploy::ClaimFailed { why, kind, error: claim.to_string() }).with_rolled_back(false),
-    }
+    let e = match super::apply::claim_cleanup(op, e, &why, kind).await {
+        Ok(e) => e,
+        Err(told) => return told,
+    };
     op.progress(&format!("rolling back: deleting group {name}"));
     match groups::retire(op, name, target, drain).await {
         Ok(()) => e.retold(Deploy::GroupRemoved { commit, cluster, why, kind, group: name.to_owned() }).with_rolled_back(true),
